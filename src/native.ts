@@ -12,12 +12,50 @@ export interface CpuFeatures {
   avx2: boolean; fma: boolean; f16c: boolean; avx512f: boolean; avx512vnni: boolean; avxvnni: boolean;
 }
 
+/** A tensor of a compiled plan (see native/include/swinq/plan.h). */
+export interface PlanTensorDesc {
+  dtype: number;      // DType
+  dims: number[];
+  storage: number;    // Storage: arena | constant | input | output
+  offset: number;     // byte offset (arena, constant) or input/output index
+}
+/** An op of a compiled plan (see native/include/swinq/ops.def for each op's ints/floats). */
+export interface PlanOpDesc {
+  kind: number;       // OpKind
+  inputs: number[];   // tensor ids, -1 = absent optional input
+  outputs: number[];
+  ints: number[];
+  floats: number[];
+  name: string;       // ONNX node name(s) this op came from
+}
+export interface PlanDescJS {
+  tensors: PlanTensorDesc[];
+  ops: PlanOpDesc[];
+  constants: Uint8Array;  // constant region; every constant offset is 64-byte aligned
+  arenaBytes: number;
+  inputs: number[];       // tensor ids of graph inputs, in order
+  outputs: number[];      // tensor ids of graph outputs, in order
+}
+/** A validated plan living in native memory. Runs on one plan are serialised (it owns one arena). */
+export interface NativePlan {
+  /** Runs on the calling thread. `inputs`/`outputs` are in plan order, exactly the plan's byte sizes. */
+  run(inputs: ArrayBufferView[], outputs: ArrayBufferView[]): void;
+  /** Runs on a libuv worker (AsyncWorker); the views are pinned until it settles. */
+  runAsync(inputs: ArrayBufferView[], outputs: ArrayBufferView[]): Promise<void>;
+  /** Per-op wall time of the last run, in ms, in op order (empty unless profiling was on). */
+  profile(): { op: string; name: string; ms: number }[];
+  setThreads(n: number): void;
+  release(): void;
+}
+
 /** The functions the addon exports. Binding files add theirs; keep this in step with native/binding/. */
 export interface NativeBinding {
   cpuFeatures(): CpuFeatures;
   activeIsa(): 'scalar' | 'avx2';
   setIsa(isa: 'scalar' | 'avx2' | 'auto'): void;
   opNames(): string[];
+  /** Validates and loads a plan; throws an Error naming the op index, op and ONNX node on bad input. */
+  createPlan?(desc: PlanDescJS, options: { threads: number; profile?: boolean }): NativePlan;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   [name: string]: any;
 }

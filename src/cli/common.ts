@@ -1,0 +1,37 @@
+// Shared CLI conventions (../shared/contract.md): one JSON object on the last stdout line with
+// --json, progress and logs on stderr, a one-line error naming what is wrong, non-zero exit.
+import os from 'node:os';
+import type { Command } from 'commander';
+
+export class CliError extends Error {}
+
+/** Parses a positive integer flag; throws a CliError naming the flag. */
+export function intOption(name: string, min = 1) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new CliError(`--${name} must be an integer ≥ ${min}, got '${value}'`);
+    return n;
+  };
+}
+
+export function defaultThreads(): number {
+  return Math.max(1, os.availableParallelism ? os.availableParallelism() : os.cpus().length);
+}
+
+/** Adds the options every command shares. */
+export function withCommon(cmd: Command): Command {
+  return cmd
+    .option('--json', 'print one JSON object on the last line of stdout')
+    .option('--threads <n>', 'worker threads (default: all cores)', intOption('threads'), defaultThreads());
+}
+
+/** Prints the result: JSON on the last stdout line, or a human summary. */
+export function emit(json: boolean | undefined, result: Record<string, unknown>, human?: string): void {
+  if (json) process.stdout.write(JSON.stringify(result) + '\n');
+  else process.stdout.write((human ?? JSON.stringify(result, null, 2)) + '\n');
+}
+
+/** Logs to stderr (never stdout, which carries the JSON result). */
+export function log(msg: string): void {
+  process.stderr.write(msg + '\n');
+}
