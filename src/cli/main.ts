@@ -5,6 +5,10 @@ import { CliError } from './common.js';
 
 const COMMANDS: Array<() => Promise<{ register(p: Command): void }>> = [
   // one line per command file (keep sorted by command name)
+  () => import('./bench.js'),
+  () => import('./eval.js'),
+  () => import('./profile.js'),
+  () => import('./run.js'),
 ];
 
 async function main(argv: string[]): Promise<void> {

@@ -1,0 +1,120 @@
+// swinq eval MODEL --data DIR: top-1 accuracy on an MNIST-style labelled image set, in batches
+// through session.run.
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { CliError, emit, intOption, log, withCommon } from './common.js';
+import { engineOption, isaOption } from './run.js';
+import { argmaxRows, openEngine, type EngineKind } from '../io/engine.js';
+import { loadLabelledImages, normalizedImages, type Split } from '../io/idx.js';
+import { formatDims, readModelInfo } from '../io/model-info.js';
+import { describeNormalization, resolveNormalization } from '../normalize.js';
+
+interface EvalOptions {
+  data: string;
+  split: Split;
+  limit?: number;
+  batch: number;
+  mean?: string;
+  std?: string;
+  threads: number;
+  json?: boolean;
+  isa?: 'auto' | 'scalar' | 'avx2';
+  engine: EngineKind;
+  progress?: boolean;
+}
+
+function splitOption(v: string): Split {
+  if (v !== 'test' && v !== 'train') throw new CliError(`--split must be test or train, got '${v}'`);
+  return v;
+}
+
+/** The dims of one batch for the model's image input: [B, 1, H, W] or [B, H, W]. */
+export function imageBatchDims(
+  inp: { name: string; dims: readonly (number | string)[] | null },
+  batch: number, h: number, w: number, dataName: string,
+): number[] {
+  const d = inp.dims;
+  const fits = (want: number[]) => d !== null && d.length === want.length && d.every((x, k) => k === 0 || typeof x !== 'number' || x === want[k]);
+  if (d === null || fits([batch, 1, h, w])) return [batch, 1, h, w];
+  if (fits([batch, h, w])) return [batch, h, w];
+  throw new CliError(`input '${inp.name}' expects ${formatDims(d)}; the images of ${dataName} are 1×${h}×${w} ([batch, 1, ${h}, ${w}])`);
+}
+
+async function evaluate(model: string, opts: EvalOptions): Promise<void> {
+  const info = readModelInfo(model);
+  if (info.inputs.length !== 1) {
+    throw new CliError(`${model} has ${info.inputs.length} inputs (${info.inputs.map((i) => i.name).join(', ')}); eval needs a model with one image input`);
+  }
+  const inp = info.inputs[0];
+  if (inp.dtype !== 'float32') throw new CliError(`input '${inp.name}' is ${inp.dtype}; eval feeds float32 images`);
+  if (typeof inp.dims?.[0] === 'number' && inp.dims[0] !== opts.batch) {
+    log(`note: input '${inp.name}' has a fixed batch of ${inp.dims[0]}; using --batch ${inp.dims[0]}`);
+    opts.batch = inp.dims[0];
+  }
+  const norm = resolveNormalization({ mean: opts.mean, std: opts.std, metadata: info.metadata, modelPath: model });
+  log(describeNormalization(norm));
+  const ds = loadLabelledImages(opts.data, opts.split);
+  const n = Math.min(ds.count, opts.limit ?? ds.count);
+  log(`data: ${ds.imagesFile}: ${n} of ${ds.count} images ${ds.height}×${ds.width}, batch ${opts.batch}`);
+  imageBatchDims(inp, opts.batch, ds.height, ds.width, ds.imagesFile); // shape check before loading the model
+
+  const engine = await openEngine(opts.engine, model, { threads: opts.threads, isa: opts.isa });
+  const bar = opts.progress !== false && process.stderr.isTTY
+    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'eval [{bar}] {value}/{total} images | acc {acc}' }, cliProgress.Presets.shades_classic)
+    : null;
+  bar?.start(n, 0, { acc: '-' });
+  let correct = 0;
+  let runMs = 0;
+  try {
+    const outName = engine.outputNames[0];
+    for (let start = 0; start < n; start += opts.batch) {
+      const b = Math.min(opts.batch, n - start);
+      const dims = imageBatchDims(inp, b, ds.height, ds.width, ds.imagesFile);
+      const x = normalizedImages(ds, start, b, norm.mean, norm.std);
+      const t0 = performance.now();
+      const outs = await engine.run({ [inp.name]: { type: 'float32', data: x, dims } });
+      runMs += performance.now() - t0;
+      const y = outs[outName];
+      if (!y) throw new CliError(`${model}: the run returned no output '${outName}'`);
+      let pred: ArrayLike<number | bigint>;
+      if (y.dims.length === 2 && y.dims[0] === b) {
+        pred = argmaxRows(y.data as unknown as ArrayLike<number>, b, y.dims[1]);
+      } else if (y.dims.length === 1 && y.dims[0] === b && (y.type === 'int64' || y.type === 'int32')) {
+        pred = y.data as ArrayLike<number | bigint>; // the model already ends in an argmax
+      } else {
+        throw new CliError(`output '${outName}' has shape [${y.dims.join(', ')}]; eval expects logits [${b}, classes] or class ids [${b}]`);
+      }
+      for (let k = 0; k < b; k++) if (Number(pred[k]) === ds.labels[start + k]) correct++;
+      bar?.update(start + b, { acc: ((100 * correct) / (start + b)).toFixed(2) + '%' });
+    }
+  } finally {
+    bar?.stop();
+    engine.release();
+  }
+  const accuracy = n ? correct / n : 0;
+  const msPerImage = n ? runMs / n : 0;
+  emit(
+    opts.json,
+    { accuracy, images: n, correct, ms_per_image: msPerImage, engine: engine.kind, mean: norm.mean, std: norm.std },
+    `accuracy ${(100 * accuracy).toFixed(2)}% (${correct}/${n}) on ${opts.split}, ${msPerImage.toFixed(3)} ms/image (${engine.kind}, batch ${opts.batch}, ${opts.threads} thread${opts.threads === 1 ? '' : 's'})`,
+  );
+}
+
+export function register(program: Command): void {
+  withCommon(
+    program
+      .command('eval')
+      .showSuggestionAfterError(false) // errors stay on one line
+      .description('top-1 accuracy of MODEL on an MNIST-style labelled image set')
+      .argument('<model>', 'ONNX model (fp32 or QDQ)')
+      .requiredOption('--data <dir>', 'directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]')
+      .option('--split <split>', 'test or train', splitOption, 'test' as Split)
+      .option('--limit <n>', 'evaluate only the first N images', intOption('limit'))
+      .option('--batch <b>', 'images per run', intOption('batch'), 64)
+      .option('--mean <m>', 'input normalisation mean (default: model metadata swinq.mean, sidecar <model>.json, else 0)')
+      .option('--std <s>', 'input normalisation std (default: model metadata swinq.std, sidecar <model>.json, else 1)')
+      .option('--isa <isa>', 'kernel set: auto, scalar or avx2', isaOption)
+      .option('--engine <engine>', 'swinq (default) or onnxruntime, as a reference', engineOption, 'swinq' as EngineKind)
+      .option('--no-progress', 'no progress bar even on a terminal'),
+  ).action(evaluate);
+}
