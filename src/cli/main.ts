@@ -9,6 +9,7 @@ const COMMANDS: Array<() => Promise<{ register(p: Command): void }>> = [
   () => import('./eval.js'),
   () => import('./profile.js'),
   () => import('./run.js'),
+  () => import('./serve.js'),
 ];
 
 async function main(argv: string[]): Promise<void> {

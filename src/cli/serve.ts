@@ -1,0 +1,97 @@
+// `swinq serve MODEL… [--model NAME=PATH]…`: Open Inference Protocol v2 over HTTP with dynamic batching.
+import type { Command } from 'commander';
+import { CliError, emit, intOption, log, withCommon } from './common.js';
+
+interface ServeCliOptions {
+  model: string[];
+  host: string;
+  port: number;
+  maxBatch: number;
+  maxDelayMs: number;
+  maxQueue: number;
+  maxBodyMb: number;
+  logLevel: string;
+  isa?: 'auto' | 'scalar' | 'avx2';
+  drainTimeoutS: number;
+  threads: number;
+  json?: boolean;
+}
+
+function nonNegNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new CliError(`--${name} must be a number ≥ 0, got '${v}'`);
+    return n;
+  };
+}
+
+export function register(program: Command): void {
+  withCommon(program.command('serve'))
+    .description('serve models over HTTP (Open Inference Protocol v2 / KServe v2) with dynamic batching')
+    .argument('[MODEL...]', 'ONNX models, served under their file name without .onnx')
+    .option('--model <name=path>', 'serve PATH under NAME (repeatable)', (v: string, acc: string[]) => [...acc, v], [])
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'TCP port (0: any free port)', intOption('port', 0), 8000)
+    .option('--max-batch <n>', 'rows per merged native run (1: no batching)', intOption('max-batch'), 32)
+    .option('--max-delay-ms <ms>', 'longest a request waits for others to batch with', nonNegNumber('max-delay-ms'), 2)
+    .option('--max-queue <n>', 'requests waiting per model before answering 503', intOption('max-queue'), 128)
+    .option('--max-body-mb <mb>', 'largest request body (413 beyond)', nonNegNumber('max-body-mb'), 16)
+    .option('--isa <isa>', 'kernel set: auto | scalar | avx2')
+    .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
+    .option('--drain-timeout-s <s>', 'on SIGTERM, longest wait for in-flight requests', nonNegNumber('drain-timeout-s'), 30)
+    .action(async (paths: string[], o: ServeCliOptions) => {
+      const { loadModel, modelNameFromPath } = await import('../serve/models.js');
+      const { startServer } = await import('../serve/server.js');
+      if (o.isa && !['auto', 'scalar', 'avx2'].includes(o.isa)) throw new CliError(`--isa must be auto, scalar or avx2, got '${o.isa}'`);
+      if (!['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(o.logLevel)) {
+        throw new CliError(`--log-level must be silent, error, warn, info or debug, got '${o.logLevel}'`);
+      }
+      const specs: { name: string; path: string }[] = paths.map((p) => ({ name: modelNameFromPath(p), path: p }));
+      for (const m of o.model) {
+        const eq = m.indexOf('=');
+        if (eq <= 0 || eq === m.length - 1) throw new CliError(`--model must be NAME=PATH, got '${m}'`);
+        specs.push({ name: m.slice(0, eq), path: m.slice(eq + 1) });
+      }
+      if (specs.length === 0) throw new CliError('no model given: pass MODEL paths or --model NAME=PATH');
+      const seen = new Set<string>();
+      for (const s of specs) {
+        if (seen.has(s.name)) throw new CliError(`model name '${s.name}' is given twice (${s.path}); use --model NAME=PATH to rename`);
+        seen.add(s.name);
+      }
+      const models = [];
+      for (const s of specs) {
+        try {
+          models.push(await loadModel(s.name, s.path, { threads: o.threads, isa: o.isa }));
+        } catch (e) {
+          throw new CliError(`model '${s.name}': ${(e as Error).message.split('\n')[0]}`);
+        }
+      }
+      const server = await startServer(models, {
+        host: o.host, port: o.port, maxBatch: o.maxBatch, maxDelayMs: o.maxDelayMs, maxQueue: o.maxQueue,
+        maxBodyMb: o.maxBodyMb, logLevel: o.logLevel,
+      });
+      log(`swinq serve: listening on ${server.url} (models: ${models.map((m) => m.name).join(', ')})`);
+      if (o.json) emit(true, { url: server.url, port: server.port, models: models.map((m) => m.name) });
+
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log(`swinq serve: ${signal}: draining in-flight requests`);
+        const timer = setTimeout(() => {
+          log(`swinq serve: requests still in flight after ${o.drainTimeoutS} s; exiting`);
+          process.exit(1);
+        }, o.drainTimeoutS * 1000);
+        timer.unref();
+        server.close().then(() => {
+          log('swinq serve: stopped');
+          process.exit(0);
+        }, (e: unknown) => {
+          log(`swinq serve: shutdown failed: ${(e as Error).message}`);
+          process.exit(1);
+        });
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+}

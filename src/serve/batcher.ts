@@ -1,0 +1,193 @@
+// Dynamic batching: requests for one model wait at most maxDelayMs, are concatenated along the batch
+// (first) dim into one run of at most maxBatch rows, and the outputs are split back per request.
+// One run per model is in flight at a time (a session's plan owns one arena, and the native run
+// already uses all cores); requests that arrive meanwhile form the next batch. The queue is bounded:
+// past maxQueue waiting requests, submit() throws QueueFullError (HTTP 503).
+import type { DType, TypedArray } from './protocol.js';
+import { DTYPES } from './protocol.js';
+
+export interface FeedTensor { dtype: DType; dims: number[]; data: TypedArray }
+export type Feeds = Map<string, FeedTensor>;
+export type Outputs = Map<string, FeedTensor>;
+/** Runs one (possibly concatenated) set of feeds; must not block the event loop. */
+export type Runner = (feeds: Feeds) => Promise<Outputs>;
+
+export class QueueFullError extends Error {
+  statusCode = 503;
+  constructor(readonly retryAfterS: number, depth: number) {
+    super(`server overloaded: ${depth} requests already queued for this model; retry later`);
+  }
+}
+
+export interface BatcherOptions {
+  maxBatch: number;
+  maxDelayMs: number;
+  maxQueue: number;
+  /** Whether every input and output has the batch as its leading dim; if not, requests run one by one. */
+  batchable: boolean;
+}
+
+export interface BatcherHooks {
+  /** Called after each native run: rows in the batch, requests merged, run time in ms, ok. */
+  onRun?(rows: number, requests: number, ms: number, ok: boolean): void;
+  onQueueDepth?(depth: number): void;
+}
+
+interface Pending {
+  feeds: Feeds;
+  rows: number;
+  key: string; // non-batch dims of every input: only requests with equal keys can be concatenated
+  enqueuedAt: number;
+  resolve(o: Outputs): void;
+  reject(e: unknown): void;
+}
+
+function keyOf(feeds: Feeds): string {
+  let k = '';
+  for (const [name, t] of feeds) k += `${name}:${t.dims.slice(1).join('x')};`;
+  return k;
+}
+
+export class Batcher {
+  private queue: Pending[] = [];
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private runMsAvg = 0;
+
+  constructor(private readonly run: Runner, readonly opts: BatcherOptions, private readonly hooks: BatcherHooks = {}) {}
+
+  get depth(): number { return this.queue.length; }
+  get busy(): boolean { return this.running || this.queue.length > 0; }
+
+  /** Queues one request. Its rows are the leading dim of its inputs (all inputs share it). */
+  submit(feeds: Feeds): Promise<Outputs> {
+    if (this.queue.length >= this.opts.maxQueue) {
+      // Expected wait: the batches ahead of a new request times the average run time.
+      const batches = Math.ceil((this.queue.length + 1) / Math.max(1, this.opts.maxBatch)) + 1;
+      const s = Math.max(1, Math.ceil((batches * this.runMsAvg) / 1000));
+      return Promise.reject(new QueueFullError(s, this.queue.length));
+    }
+    const first = feeds.values().next().value;
+    const rows = first && first.dims.length > 0 ? first.dims[0] : 1;
+    return new Promise<Outputs>((resolve, reject) => {
+      this.queue.push({ feeds, rows, key: keyOf(feeds), enqueuedAt: performance.now(), resolve, reject });
+      this.hooks.onQueueDepth?.(this.queue.length);
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.running || this.queue.length === 0) return;
+    const head = this.queue[0];
+    const waited = performance.now() - head.enqueuedAt;
+    let rows = 0;
+    if (this.opts.batchable && this.opts.maxBatch > 1) {
+      for (const p of this.queue) if (p.key === head.key) rows += p.rows;
+    }
+    if (!this.opts.batchable || this.opts.maxBatch <= 1 || rows >= this.opts.maxBatch || waited >= this.opts.maxDelayMs) {
+      if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+      void this.dispatch();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => { this.timer = undefined; this.schedule(); }, Math.max(0, this.opts.maxDelayMs - waited));
+    }
+  }
+
+  private take(): Pending[] {
+    const head = this.queue.shift()!;
+    const batch = [head];
+    if (!this.opts.batchable || this.opts.maxBatch <= 1) return batch;
+    let rows = head.rows;
+    for (let i = 0; i < this.queue.length && rows < this.opts.maxBatch;) {
+      const p = this.queue[i];
+      if (p.key === head.key && rows + p.rows <= this.opts.maxBatch) {
+        batch.push(p);
+        rows += p.rows;
+        this.queue.splice(i, 1);
+      } else {
+        i++;
+      }
+    }
+    return batch;
+  }
+
+  private async dispatch(): Promise<void> {
+    this.running = true;
+    const batch = this.take();
+    this.hooks.onQueueDepth?.(this.queue.length);
+    try {
+      if (batch.length === 1) {
+        const p = batch[0];
+        try { p.resolve(await this.timed(p.feeds, p.rows, 1)); } catch (e) { p.reject(e); }
+      } else {
+        let outs: Outputs | undefined;
+        try {
+          outs = await this.timed(concat(batch.map((p) => p.feeds)), batch.reduce((s, p) => s + p.rows, 0), batch.length);
+        } catch {
+          outs = undefined;
+        }
+        const parts = outs && split(outs, batch.map((p) => p.rows));
+        if (parts) {
+          batch.forEach((p, i) => p.resolve(parts[i]));
+        } else {
+          // The merged run failed (one bad request must not fail its neighbours) or an output does not
+          // follow the batch dim: run each request on its own.
+          for (const p of batch) {
+            try { p.resolve(await this.timed(p.feeds, p.rows, 1)); } catch (e) { p.reject(e); }
+          }
+        }
+      }
+    } finally {
+      this.running = false;
+      this.schedule();
+    }
+  }
+
+  private async timed(feeds: Feeds, rows: number, requests: number): Promise<Outputs> {
+    const t0 = performance.now();
+    let ok = false;
+    try {
+      const o = await this.run(feeds);
+      ok = true;
+      return o;
+    } finally {
+      const ms = performance.now() - t0;
+      this.runMsAvg = this.runMsAvg === 0 ? ms : 0.9 * this.runMsAvg + 0.1 * ms;
+      this.hooks.onRun?.(rows, requests, ms, ok);
+    }
+  }
+}
+
+/** Concatenates feeds (equal non-batch dims, checked by the caller's key) along dim 0. */
+export function concat(list: Feeds[]): Feeds {
+  const out: Feeds = new Map();
+  for (const [name, t0] of list[0]) {
+    let rows = 0;
+    let len = 0;
+    for (const f of list) { const t = f.get(name)!; rows += t.dims[0]; len += t.data.length; }
+    const data = DTYPES[t0.dtype].make(len);
+    let off = 0;
+    for (const f of list) {
+      const t = f.get(name)!;
+      (data as Uint8Array).set(t.data as Uint8Array, off);
+      off += t.data.length;
+    }
+    out.set(name, { dtype: t0.dtype, dims: [rows, ...t0.dims.slice(1)], data });
+  }
+  return out;
+}
+
+/** Splits outputs along dim 0 into the given row counts; undefined if an output's dim 0 is not the total. */
+export function split(outs: Outputs, rows: number[]): Outputs[] | undefined {
+  const total = rows.reduce((a, b) => a + b, 0);
+  const parts: Outputs[] = rows.map(() => new Map());
+  for (const [name, t] of outs) {
+    if (t.dims.length === 0 || t.dims[0] !== total) return undefined;
+    const inner = t.data.length / total;
+    let r0 = 0;
+    rows.forEach((r, i) => {
+      parts[i].set(name, { dtype: t.dtype, dims: [r, ...t.dims.slice(1)], data: t.data.subarray(r0 * inner, (r0 + r) * inner) });
+      r0 += r;
+    });
+  }
+  return parts;
+}

@@ -1,0 +1,214 @@
+// `swinq serve`: Open Inference Protocol v2 over HTTP (fastify), one dynamic batcher per model,
+// Prometheus metrics at /metrics. Errors are JSON `{"error": "..."}` as the protocol specifies.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import pino from 'pino';
+import { Batcher, QueueFullError, type Feeds, type Outputs, type Runner } from './batcher.js';
+import { ServeMetrics } from './metrics.js';
+import { isBatchable, type ServedModel } from './models.js';
+import {
+  DTYPES, ProtocolError, encodeInferResponse, modelMetadata, parseInferRequest,
+  type DType, type OutputTensor, type TypedArray,
+} from './protocol.js';
+
+export interface ServeOptions {
+  host?: string;
+  port?: number;
+  maxBatch?: number;
+  maxDelayMs?: number;
+  maxQueue?: number;
+  maxBodyMb?: number;
+  /** pino level; 'silent' in tests */
+  logLevel?: string;
+  /** process metrics (CPU, heap, event-loop lag) in /metrics */
+  defaultMetrics?: boolean;
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  url: string;
+  port: number;
+  metrics: ServeMetrics;
+  /** Stops accepting, lets queued and in-flight requests finish, releases the sessions. */
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(readonly statusCode: number, message: string) { super(message); }
+}
+
+const VERSION = '0.1.0';
+
+function makeRunner(m: ServedModel): Runner {
+  return async (feeds: Feeds): Promise<Outputs> => {
+    const rec: Record<string, ReturnType<ServedModel['makeTensor']>> = {};
+    for (const [n, t] of feeds) rec[n] = m.makeTensor(t.dtype, t.data, t.dims);
+    const res = await m.session.run(rec);
+    const out: Outputs = new Map();
+    for (const [n, t] of Object.entries(res)) {
+      const dtype = t.type as DType;
+      const info = DTYPES[dtype];
+      if (!info) throw new Error(`model '${m.name}': output '${n}' has type ${t.type}, which swinq serve cannot send`);
+      let data = t.data as TypedArray;
+      if (!ArrayBuffer.isView(data)) {
+        const arr = t.data as ArrayLike<number>;
+        data = info.make(arr.length);
+        (data as Float32Array).set(dtype === 'int64' ? Array.from(arr, (v) => BigInt(v) as unknown as number) : arr);
+      }
+      out.set(n, { dtype, dims: [...t.dims], data });
+    }
+    return out;
+  };
+}
+
+export async function createServer(modelList: ServedModel[], opts: ServeOptions = {}): Promise<{
+  app: FastifyInstance; metrics: ServeMetrics; shutdown(): Promise<void>;
+}> {
+  const maxBatch = opts.maxBatch ?? 32;
+  const maxDelayMs = opts.maxDelayMs ?? 2;
+  const maxQueue = opts.maxQueue ?? 128;
+  const maxBodyMb = opts.maxBodyMb ?? 16;
+  const metrics = new ServeMetrics(opts.defaultMetrics ?? true);
+  const logger = pino({ level: opts.logLevel ?? 'info', base: undefined }, pino.destination({ dest: 2, sync: true }));
+
+  const models = new Map<string, { m: ServedModel; batcher: Batcher }>();
+  for (const m of modelList) {
+    if (models.has(m.name)) throw new Error(`model name '${m.name}' is used twice`);
+    const batcher = new Batcher(makeRunner(m), { maxBatch, maxDelayMs, maxQueue, batchable: isBatchable(m) }, {
+      onRun: (rows, requests, ms, ok) => {
+        metrics.batchSize.observe({ model: m.name }, rows);
+        metrics.batchRequests.observe({ model: m.name }, requests);
+        metrics.runSeconds.observe({ model: m.name }, ms / 1000);
+        if (!ok) metrics.runErrors.inc({ model: m.name });
+      },
+      onQueueDepth: (d) => metrics.queueDepth.set({ model: m.name }, d),
+    });
+    metrics.queueDepth.set({ model: m.name }, 0);
+    models.set(m.name, { m, batcher });
+    logger.info({ model: m.name, path: m.path, batchable: batcher.opts.batchable }, 'model loaded');
+  }
+  let closing = false;
+
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger as unknown as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: Math.floor(maxBodyMb * 1024 * 1024),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  // Bodies are parsed by the protocol code (JSON, or JSON header + binary tensors), so every
+  // malformed body gets a 400 that says what is wrong.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    let status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    let msg = err.message;
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') { status = 413; msg = `request body exceeds the limit of ${maxBodyMb} MB (--max-body-mb)`; }
+    else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') status = 400;
+    if (err instanceof QueueFullError) reply.header('Retry-After', String(err.retryAfterS));
+    if (status >= 500 && !(err instanceof QueueFullError)) req.log.error({ err, url: req.url }, 'request failed');
+    else req.log.debug({ url: req.url, status, msg }, 'request refused');
+    void reply.code(status).type('application/json').send({ error: msg });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: `no route ${req.method} ${req.url.slice(0, 200)}` });
+  });
+
+  const getModel = (name: string) => {
+    const e = models.get(name);
+    if (!e) throw new HttpError(404, `unknown model '${name.slice(0, 128)}'; serving ${[...models.keys()].map((k) => `'${k}'`).join(', ')}`);
+    return e;
+  };
+  const checkVersion = (v: string | undefined) => {
+    if (v !== undefined && v !== '1') throw new HttpError(404, `unknown model version '${v.slice(0, 32)}'; only version 1 exists`);
+  };
+  type P = { Params: { name: string; version?: string } };
+
+  app.get('/v2', async () => ({ name: 'swinq', version: VERSION, extensions: ['binary_tensor_data', 'model_repository_health'] }));
+  app.get('/v2/health/live', async () => ({ live: true }));
+  app.get('/v2/health/ready', async (_req, reply) => {
+    if (closing) return reply.code(503).send({ ready: false });
+    return { ready: true };
+  });
+  const meta = async (req: FastifyRequest<P>) => {
+    checkVersion(req.params.version);
+    const { m } = getModel(req.params.name);
+    return modelMetadata(m.name, m.inputs, m.outputs);
+  };
+  app.get<P>('/v2/models/:name', meta);
+  app.get<P>('/v2/models/:name/versions/:version', meta);
+  const ready = async (req: FastifyRequest<P>, reply: FastifyReply) => {
+    checkVersion(req.params.version);
+    const { m } = getModel(req.params.name);
+    if (closing) return reply.code(503).send({ name: m.name, ready: false });
+    return { name: m.name, ready: true };
+  };
+  app.get<P>('/v2/models/:name/ready', ready);
+  app.get<P>('/v2/models/:name/versions/:version/ready', ready);
+
+  const infer = async (req: FastifyRequest<P>, reply: FastifyReply) => {
+    checkVersion(req.params.version);
+    const { m, batcher } = getModel(req.params.name);
+    const body = req.body;
+    if (!Buffer.isBuffer(body) || body.length === 0) throw new ProtocolError('request body is empty; expected a JSON inference request');
+    const hl = req.headers['inference-header-content-length'];
+    if (Array.isArray(hl)) throw new ProtocolError('Inference-Header-Content-Length is given more than once');
+    const parsed = parseInferRequest(body, hl, m.inputs, m.outputs);
+    const feeds: Feeds = new Map();
+    for (const d of m.inputs) {
+      const t = parsed.inputs.get(d.name)!;
+      feeds.set(d.name, { dtype: t.dtype, dims: t.dims, data: t.data });
+    }
+    const outs = await batcher.submit(feeds);
+    const list = parsed.outputs.map((o) => {
+      const t = outs.get(o.name);
+      if (!t) throw new Error(`model '${m.name}' produced no output '${o.name}'`);
+      return { tensor: { name: o.name, ...t } as OutputTensor, binary: o.binary };
+    });
+    const enc = encodeInferResponse(m.name, parsed.id, list);
+    if (enc.headerLength !== undefined) {
+      void reply.header('Inference-Header-Content-Length', String(enc.headerLength)).type('application/octet-stream');
+    } else {
+      void reply.type('application/json');
+    }
+    return reply.send(enc.body);
+  };
+  const inferRoute = { config: { infer: true } };
+  app.post<P>('/v2/models/:name/infer', inferRoute, infer);
+  app.post<P>('/v2/models/:name/versions/:version/infer', inferRoute, infer);
+
+  app.addHook('onResponse', async (req, reply) => {
+    if (!(reply.routeOptions.config as { infer?: boolean } | undefined)?.infer) return;
+    const name = (req.params as { name?: string } | undefined)?.name;
+    const model = name !== undefined && models.has(name) ? name : '_unknown';
+    metrics.requests.inc({ model, status: String(reply.statusCode) });
+    metrics.latency.observe({ model }, reply.elapsedTime / 1000);
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    void reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  const shutdown = async () => {
+    if (closing) return;
+    closing = true;
+    await app.close(); // stops accepting; resolves once in-flight requests have been answered
+    // Requests already queued were answered before their connections closed; wait for any run still going.
+    for (const { batcher } of models.values()) while (batcher.busy) await new Promise((r) => setTimeout(r, 5));
+    for (const { m } of models.values()) m.session.release?.();
+    logger.info('stopped');
+  };
+  return { app, metrics, shutdown };
+}
+
+export async function startServer(models: ServedModel[], opts: ServeOptions = {}): Promise<RunningServer> {
+  const { app, metrics, shutdown } = await createServer(models, opts);
+  const host = opts.host ?? '127.0.0.1';
+  await app.listen({ host, port: opts.port ?? 8000 });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port ?? 8000;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  app.log.info({ url, models: models.map((m) => m.name) }, 'listening');
+  return { app, url, port, metrics, close: shutdown };
+}
