@@ -52,11 +52,12 @@ async function evaluate(model: string, opts: EvalOptions): Promise<void> {
     opts.batch = inp.dims[0];
   }
   const norm = resolveNormalization({ mean: opts.mean, std: opts.std, metadata: info.metadata, modelPath: model });
-  log(describeNormalization(norm));
   const ds = loadLabelledImages(opts.data, opts.split);
   const n = Math.min(ds.count, opts.limit ?? ds.count);
-  log(`data: ${ds.imagesFile}: ${n} of ${ds.count} images ${ds.height}×${ds.width}, batch ${opts.batch}`);
   imageBatchDims(inp, opts.batch, ds.height, ds.width, ds.imagesFile); // shape check before loading the model
+  // Logged only once the inputs are known good, so a bad flag or file gives a one-line error.
+  log(describeNormalization(norm));
+  log(`data: ${ds.imagesFile}: ${n} of ${ds.count} images ${ds.height}×${ds.width}, batch ${opts.batch}`);
 
   const engine = await openEngine(opts.engine, model, { threads: opts.threads, isa: opts.isa });
   const bar = opts.progress !== false && process.stderr.isTTY
