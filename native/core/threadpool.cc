@@ -1,0 +1,131 @@
+#include "swinq/threadpool.h"
+
+#include <algorithm>
+#include <immintrin.h>
+
+namespace swinq {
+
+// The current job is published as one 64-bit word: generation (16 bits) | chunk count (24) | next
+// chunk (24). A worker claims a chunk with a CAS that also checks the generation, so a worker that
+// wakes late can never take a chunk of a newer job with the parameters of an older one.
+namespace {
+constexpr int kIdxBits = 24;
+constexpr uint64_t kIdxMask = (1ull << kIdxBits) - 1;
+constexpr int64_t kMaxChunks = (int64_t)kIdxMask;
+inline uint64_t pack(uint64_t gen, uint64_t count, uint64_t next) {
+  return (gen << (2 * kIdxBits)) | (count << kIdxBits) | next;
+}
+inline uint64_t gen_of(uint64_t w) { return w >> (2 * kIdxBits); }
+inline uint64_t count_of(uint64_t w) { return (w >> kIdxBits) & kIdxMask; }
+inline uint64_t next_of(uint64_t w) { return w & kIdxMask; }
+// ~40 µs of spinning before a worker sleeps: back-to-back ops wake no one, an idle plan costs nothing.
+constexpr int kSpinIters = 2000;
+}  // namespace
+
+int resolve_threads(int threads) {
+  if (threads <= 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
+  return std::min(threads, 64);
+}
+
+ThreadPool::ThreadPool(int threads) { start(resolve_threads(threads)); }
+ThreadPool::~ThreadPool() { stop(); }
+
+void ThreadPool::set_threads(int threads) {
+  threads = resolve_threads(threads);
+  if (threads == this->threads()) return;
+  stop();
+  start(threads);
+}
+
+void ThreadPool::start(int threads) {
+  quit_ = false;
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+void ThreadPool::stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    quit_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+}
+
+// Claims and runs chunks of the job with generation `gen` until none is left.
+static inline bool claim(std::atomic<uint64_t>& word, uint64_t gen, int64_t* idx) {
+  uint64_t w = word.load(std::memory_order_acquire);
+  for (;;) {
+    if (gen_of(w) != gen || next_of(w) >= count_of(w)) return false;
+    if (word.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      *idx = (int64_t)next_of(w);
+      return true;
+    }
+  }
+}
+
+
+void ThreadPool::worker_loop() {
+  uint64_t seen = gen_of(job_.load(std::memory_order_acquire));
+  for (;;) {
+    uint64_t w = job_.load(std::memory_order_acquire);
+    int spins = 0;
+    while (gen_of(w) == seen && spins < kSpinIters) {
+      _mm_pause();
+      ++spins;
+      w = job_.load(std::memory_order_acquire);
+    }
+    if (gen_of(w) == seen) {
+      std::unique_lock<std::mutex> lk(mu_);
+      wake_.wait(lk, [&] { return quit_ || gen_of(job_.load(std::memory_order_acquire)) != seen; });
+      if (quit_) return;
+      w = job_.load(std::memory_order_acquire);
+    }
+    seen = gen_of(w);
+    int64_t idx;
+    while (claim(job_, seen, &idx)) {
+      const int64_t b = idx * chunk_, e = std::min(n_, b + chunk_);
+      body_(ctx_, b, e);
+      done_chunks_.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+}
+
+void ThreadPool::parallel_for(int64_t n, int64_t chunk, Body body, void* ctx) {
+  if (n <= 0) return;
+  if (chunk < 1) chunk = 1;
+  int64_t n_chunks = (n + chunk - 1) / chunk;
+  if (n_chunks > kMaxChunks) {
+    chunk = (n + kMaxChunks - 1) / kMaxChunks;
+    n_chunks = (n + chunk - 1) / chunk;
+  }
+  if (workers_.empty() || n_chunks == 1) {
+    body(ctx, 0, n);
+    return;
+  }
+  body_ = body;
+  ctx_ = ctx;
+  n_ = n;
+  chunk_ = chunk;
+  done_chunks_.store(0, std::memory_order_relaxed);
+  uint64_t gen;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    gen = (gen_of(job_.load(std::memory_order_relaxed)) + 1) & 0xffff;
+    job_.store(pack(gen, (uint64_t)n_chunks, 0), std::memory_order_release);
+  }
+  wake_.notify_all();
+  int64_t idx;
+  while (claim(job_, gen, &idx)) {
+    const int64_t b = idx * chunk, e = std::min(n, b + chunk);
+    body(ctx, b, e);
+    done_chunks_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  int spins = 0;
+  while (done_chunks_.load(std::memory_order_acquire) < n_chunks) {
+    if (++spins < 4096) _mm_pause();
+    else std::this_thread::yield();
+  }
+}
+
+}  // namespace swinq

@@ -1,0 +1,72 @@
+// The fp32 plan executor: validates a PlanDesc completely at load, packs weights once, then runs
+// the flat op list over one arena. Runs on one Plan are serialised by its mutex.
+#pragma once
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "swinq/cpu.h"
+#include "swinq/plan.h"
+#include "swinq/threadpool.h"
+
+namespace swinq {
+
+struct OpState;  // per-op state computed at load (executor.cc)
+
+
+struct PlanOptions {
+  int threads = 1;      // 0 = all hardware threads
+  bool profile = false; // record per-op wall time of each run
+};
+
+struct ConstBuffer { const void* data; size_t bytes; };
+struct MutBuffer { void* data; size_t bytes; };
+
+struct OpProfile {
+  std::string op, name;
+  double ms;
+};
+
+class Plan {
+ public:
+  // Throws std::runtime_error naming the op index, op, node and field on any invalid size.
+  static std::unique_ptr<Plan> create(PlanDesc desc, const PlanOptions& options);
+  ~Plan();
+
+  // inputs/outputs in plan order with exactly the plan's byte sizes (checked; errors name the index).
+  void run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuffer>& outputs);
+
+  size_t input_count() const { return desc_.inputs.size(); }
+  size_t output_count() const { return desc_.outputs.size(); }
+  int64_t input_bytes(size_t i) const { return desc_.tensors[desc_.inputs[i]].nbytes(); }
+  int64_t output_bytes(size_t i) const { return desc_.tensors[desc_.outputs[i]].nbytes(); }
+  std::vector<OpProfile> profile() const;
+  void set_threads(int threads);
+  int threads() const;
+  const PlanDesc& desc() const { return desc_; }
+
+ private:
+  Plan() = default;
+  void validate();
+  void prepare();
+  void run_op(size_t i);
+
+  PlanDesc desc_;
+  PlanOptions options_;
+  mutable std::mutex mu_;
+  std::unique_ptr<ThreadPool> pool_;
+  struct Free { void operator()(void* p) const { std::free(p); } };
+  // 64-byte aligned regions
+  uint8_t* arena_ = nullptr;
+  uint8_t* constants_ = nullptr;
+  std::vector<std::unique_ptr<float, Free>> packed_;  // per op: packed weights (linear), else null
+  std::vector<OpState> states_;
+  std::vector<void*> ptr_;                            // per tensor: its address during a run
+  std::vector<double> op_ms_;
+  bool profiled_ = false;
+  Isa isa_{};
+};
+
+}  // namespace swinq

@@ -1,0 +1,255 @@
+// Validation of hostile plans: every one must be refused with a message naming the problem,
+// never crash (run under ASan/UBSan in CI). Plus a few small runs checked against hand math.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "swinq/executor.h"
+
+using namespace swinq;
+
+static int failures = 0;
+#define CHECK(cond)                                                         \
+  do {                                                                      \
+    if (!(cond)) {                                                          \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                           \
+    }                                                                       \
+  } while (0)
+
+static TensorDesc T(DType dt, std::initializer_list<int64_t> dims, Storage s, int64_t off) {
+  TensorDesc t;
+  t.dtype = dt;
+  t.rank = (int32_t)dims.size();
+  int k = 0;
+  for (int64_t d : dims) t.dims[k++] = d;
+  t.storage = s;
+  t.offset = off;
+  return t;
+}
+static OpDesc Op(OpKind k, std::vector<int32_t> in, std::vector<int32_t> out, std::vector<int64_t> ints,
+                 std::vector<float> floats = {}, std::string name = "node") {
+  OpDesc o;
+  o.kind = k;
+  o.inputs = std::move(in);
+  o.outputs = std::move(out);
+  o.ints = std::move(ints);
+  o.floats = std::move(floats);
+  o.name = std::move(name);
+  return o;
+}
+
+// A valid linear plan: x[M,K] input, w const, bias const, y output.
+static PlanDesc linear_plan(int64_t M, int64_t K, int64_t N) {
+  PlanDesc d;
+  d.constants.resize((size_t)((K * N + N) * 4));
+  float* c = reinterpret_cast<float*>(d.constants.data());
+  for (int64_t i = 0; i < K * N + N; ++i) c[i] = (float)((i * 7) % 11) - 5.0f;
+  d.tensors.push_back(T(DType::f32, {M, K}, Storage::input, 0));
+  d.tensors.push_back(T(DType::f32, {K, N}, Storage::constant, 0));
+  d.tensors.push_back(T(DType::f32, {N}, Storage::constant, K * N * 4));
+  d.tensors.push_back(T(DType::f32, {M, N}, Storage::output, 0));
+  d.ops.push_back(Op(OpKind::linear, {0, 1, 2}, {3}, {M, K, N, 0}, {}, "MatMul_123"));
+  d.inputs = {0};
+  d.outputs = {3};
+  return d;
+}
+
+// Expects Plan::create to throw with every string in `parts` in its message.
+static void expect_error(const char* label, PlanDesc d, std::initializer_list<const char*> parts) {
+  try {
+    auto p = Plan::create(std::move(d), PlanOptions{});
+    std::fprintf(stderr, "%s: expected an error, plan was accepted\n", label);
+    ++failures;
+  } catch (const std::runtime_error& e) {
+    std::string m = e.what();
+    for (const char* part : parts)
+      if (m.find(part) == std::string::npos) {
+        std::fprintf(stderr, "%s: message '%s' lacks '%s'\n", label, m.c_str(), part);
+        ++failures;
+      }
+  }
+}
+
+int main() {
+  // A valid plan runs and matches hand math.
+  {
+    auto p = Plan::create(linear_plan(5, 7, 19), PlanOptions{2, true});
+    std::vector<float> x(35), y(95);
+    for (int i = 0; i < 35; ++i) x[i] = (float)(i % 5) - 2.0f;
+    p->run({{x.data(), x.size() * 4}}, {{y.data(), y.size() * 4}});
+    PlanDesc d = linear_plan(5, 7, 19);
+    const float* w = reinterpret_cast<const float*>(d.constants.data());
+    double maxerr = 0;
+    for (int i = 0; i < 5; ++i)
+      for (int n = 0; n < 19; ++n) {
+        double s = w[7 * 19 + n];
+        for (int k = 0; k < 7; ++k) s += x[i * 7 + k] * w[k * 19 + n];
+        maxerr = std::max(maxerr, std::fabs(s - y[i * 19 + n]));
+      }
+    CHECK(maxerr < 1e-4);
+    CHECK(p->profile().size() == 1);
+    // run() checks sizes and names the index
+    try {
+      p->run({{x.data(), 4}}, {{y.data(), y.size() * 4}});
+      CHECK(false);
+    } catch (const std::runtime_error& e) {
+      CHECK(std::string(e.what()).find("input 0 has 4 bytes, expected 140") != std::string::npos);
+    }
+    try {
+      p->run({}, {{y.data(), y.size() * 4}});
+      CHECK(false);
+    } catch (const std::runtime_error& e) {
+      CHECK(std::string(e.what()).find("got 0 inputs") != std::string::npos);
+    }
+  }
+  {  // wrong weight size names op, node, field and formula
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.tensors[1].dims[0] = 5;
+    expect_error("linear w", d, {"plan op #0 linear (node 'MatMul_123')", "w has 50 elements", "K·N = 60"});
+  }
+  {  // hostile dims: element count overflow
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.tensors[0] = T(DType::f32, {1ll << 40, 1ll << 40}, Storage::input, 0);
+    expect_error("overflow", d, {"tensor #0", "overflows"});
+  }
+  {
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.tensors[0].dims[1] = -3;
+    expect_error("negative dim", d, {"tensor #0", "dims[1] = -3"});
+  }
+  {
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.tensors[0].rank = 9;
+    expect_error("rank", d, {"tensor #0", "rank 9"});
+  }
+  {  // constant past the region
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.tensors[2].offset = 1 << 20;
+    expect_error("const range", d, {"tensor #2", "constant region"});
+  }
+  {  // arena past arenaBytes
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.tensors[3].storage = Storage::arena;
+    d.outputs.clear();
+    d.arena_bytes = 100;
+    expect_error("arena range", d, {"tensor #3", "arenaBytes = 100"});
+  }
+  {  // tensor ids
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.ops[0].inputs[0] = 99;
+    expect_error("bad id", d, {"op #0 linear", "input x = 99"});
+  }
+  {
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.ops[0].inputs = {0};
+    expect_error("arity", d, {"has 1 inputs, expected 2..4"});
+  }
+  {
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.ops[0].ints = {4, 6, 10};
+    expect_error("ints length", d, {"ints has 3 values, expected 4"});
+  }
+  {
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.ops[0].ints[3] = 9;
+    expect_error("act", d, {"act = 9"});
+  }
+  {
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.ops[0].kind = (OpKind)77;
+    expect_error("kind", d, {"kind 77 is unknown", "MatMul_123"});
+  }
+  {
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.inputs = {3};
+    expect_error("inputs list", d, {"inputs[0]", "storage input"});
+  }
+  {
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.tensors[0].dtype = DType::i8;
+    d.tensors[0].dims[1] = 24;  // same bytes, wrong dtype
+    expect_error("dtype", d, {"x is int8, expected float32"});
+  }
+  {  // writing a constant
+    PlanDesc d = linear_plan(4, 6, 10);
+    d.ops[0].outputs = {1};
+    expect_error("write const", d, {"cannot be written"});
+  }
+  {  // index_map reading past the item
+    PlanDesc d;
+    d.constants.resize(8);
+    int32_t idx[2] = {0, 3};
+    std::memcpy(d.constants.data(), idx, 8);
+    d.tensors.push_back(T(DType::f32, {4}, Storage::input, 0));
+    d.tensors.push_back(T(DType::i32, {2}, Storage::constant, 0));
+    d.tensors.push_back(T(DType::f32, {4}, Storage::output, 0));
+    d.ops.push_back(Op(OpKind::index_map, {0, 1}, {2}, {2, 1, 4, 4}, {}, "Transpose_9"));
+    d.inputs = {0};
+    d.outputs = {2};
+    expect_error("index_map idx", d, {"index_map (node 'Transpose_9')", "idx[1] = 3 reads past"});
+    d.ops[0].ints = {0, 1, 4, 4};
+    expect_error("index_map block", d, {"block = 0"});
+  }
+  {  // binary strides reaching past b
+    PlanDesc d;
+    d.tensors.push_back(T(DType::f32, {2, 3}, Storage::input, 0));
+    d.tensors.push_back(T(DType::f32, {3}, Storage::input, 1));
+    d.tensors.push_back(T(DType::f32, {2, 3}, Storage::output, 0));
+    d.ops.push_back(Op(OpKind::binary, {0, 1}, {2}, {0, 2, 2, 3, 3, 1, 3, 1}));
+    d.inputs = {0, 1};
+    d.outputs = {2};
+    expect_error("binary strides", d, {"b has 3 elements", "reach element 5"});
+    d.ops[0].ints = {0, 2, 2, 3, 3, 1, -1, 1};
+    expect_error("binary negative stride", d, {"b_strides[0] = -1"});
+    d.ops[0].ints = {0, 9};
+    expect_error("binary rank", d, {"rank = 9"});
+    d.ops[0].ints = {0, 2, 2, 3, 3, 1, 0, 1};
+    auto p = Plan::create(d, PlanOptions{});  // row broadcast is fine
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {10, 20, 30}, y[6];
+    p->run({{a, 24}, {b, 12}}, {{y, 24}});
+    CHECK(y[0] == 11 && y[5] == 36);
+  }
+  {  // matmul batch stride past the tensor
+    PlanDesc d;
+    d.tensors.push_back(T(DType::f32, {2, 3, 4}, Storage::input, 0));
+    d.tensors.push_back(T(DType::f32, {4, 5}, Storage::input, 1));
+    d.tensors.push_back(T(DType::f32, {2, 3, 5}, Storage::output, 0));
+    d.ops.push_back(Op(OpKind::matmul, {0, 1}, {2}, {2, 3, 4, 5, 0, 12, 20}, {1.0f}));
+    d.inputs = {0, 1};
+    d.outputs = {2};
+    expect_error("matmul stride", d, {"b has 20 elements", "needs 40"});
+    d.ops[0].ints = {2, 3, 4, 5, 0, 1ll << 50, 0};
+    expect_error("matmul hostile stride", d, {"batch stride overflows"});
+    d.ops[0].ints[5] = 12;
+    d.ops[0].floats = {};
+    expect_error("matmul floats", d, {"floats has 0 values"});
+  }
+  {  // partial overlap of an elementwise op in the arena
+    PlanDesc d;
+    d.arena_bytes = 64;
+    d.tensors.push_back(T(DType::f32, {8}, Storage::arena, 0));
+    d.tensors.push_back(T(DType::f32, {8}, Storage::arena, 16));
+    d.ops.push_back(Op(OpKind::unary, {0}, {1}, {0}));
+    expect_error("overlap", d, {"partially overlaps x"});
+    d.tensors[1].offset = 0;
+    auto p = Plan::create(d, PlanOptions{});  // exact alias is fine
+    p->run({}, {});
+  }
+  {  // arena offset misaligned for f32
+    PlanDesc d;
+    d.arena_bytes = 64;
+    d.tensors.push_back(T(DType::f32, {2}, Storage::arena, 2));
+    expect_error("align", d, {"not aligned"});
+  }
+  {  // arena too large
+    PlanDesc d;
+    d.arena_bytes = 1ll << 50;
+    expect_error("arena size", d, {"arenaBytes"});
+  }
+  if (failures) std::fprintf(stderr, "%d failures\n", failures);
+  else std::printf("executor_test: ok\n");
+  return failures ? 1 : 0;
+}
