@@ -1,0 +1,399 @@
+// Fusion on the specialized (dynamic) graph: rewrites patterns into swinq-domain nodes that map 1:1 to
+// plan ops. Every pattern requires that the values it swallows have no other use (and are not graph
+// outputs), so the rewrite never changes what anything else sees.
+import { attrFloat, attrInt, attrInts, makeConst, numel, type Attr, type ConstTensor, type Node } from '../ir/graph.js';
+import { broadcastStrides, stridedMap } from './movement.js';
+import type { Specialized, VInfo } from './specialize.js';
+
+const t = (value: ConstTensor): Attr => ({ type: 'tensor', value });
+const i = (value: number): Attr => ({ type: 'int', value });
+const f = (value: number): Attr => ({ type: 'float', value });
+
+class Ctx {
+  nodes: (Node | null)[];
+  producer = new Map<string, number>();
+  uses = new Map<string, number>();
+  constructor(public s: Specialized) {
+    this.nodes = [...s.nodes];
+    this.reindex();
+  }
+  reindex(): void {
+    this.producer.clear();
+    this.uses.clear();
+    this.nodes.forEach((n, k) => {
+      if (!n) return;
+      for (const o of n.outputs) if (o) this.producer.set(o, k);
+      for (const x of n.inputs) if (x) this.uses.set(x, (this.uses.get(x) ?? 0) + 1);
+    });
+    for (const o of this.s.outputs) this.uses.set(o, (this.uses.get(o) ?? 0) + 1000);
+  }
+  info(v: string): VInfo { return this.s.values.get(v)!; }
+  cst(v: string): ConstTensor | undefined { return v ? this.s.values.get(v)?.const : undefined; }
+  prod(v: string): Node | undefined {
+    const k = this.producer.get(v);
+    return k === undefined ? undefined : this.nodes[k] ?? undefined;
+  }
+  prodIdx(v: string): number { return this.producer.get(v) ?? -1; }
+  single(v: string): boolean { return this.uses.get(v) === 1; }
+  /** The only consumer of v (undefined unless v has exactly one use). */
+  next(v: string): Node | undefined {
+    if (!this.single(v)) return undefined;
+    for (const n of this.nodes) if (n && n.inputs.includes(v)) return n;
+    return undefined;
+  }
+  idx(n: Node): number { return this.nodes.indexOf(n); }
+  /** Replaces nodes `gone` with `fused`, placed at the slot of the last of them. */
+  replace(gone: Node[], fused: Node): void {
+    const slots = gone.map((g) => this.idx(g));
+    const last = Math.max(...slots);
+    for (const s of slots) this.nodes[s] = null;
+    this.nodes[last] = fused;
+    this.reindex();
+  }
+  scalar(v: string): number | undefined {
+    const c = this.cst(v);
+    return c && c.data.length === 1 ? c.data[0] : undefined;
+  }
+  /** For a binary node, the other operand than `v` (or undefined). */
+  other(n: Node, v: string): string | undefined {
+    if (n.inputs.length !== 2) return undefined;
+    if (n.inputs[0] === v) return n.inputs[1];
+    if (n.inputs[1] === v) return n.inputs[0];
+    return undefined;
+  }
+}
+
+const near = (a: number | undefined, b: number, tol = 1e-4) => a !== undefined && Math.abs(a - b) <= tol * Math.abs(b);
+const name = (ns: Node[]) => ns.map((n) => n.name).join('+');
+
+/** Constant that only varies along the last `D` elements (a per-channel vector), as a [D] f32 tensor. */
+function channelVector(c: ConstTensor, D: number): ConstTensor | undefined {
+  if (c.dtype !== 'float32') return undefined;
+  if (numel(c.dims) === 1) return makeConst('float32', [D], new Float32Array(D).fill(c.data[0]));
+  if (numel(c.dims) !== D || c.dims[c.dims.length - 1] !== D) return undefined;
+  return makeConst('float32', [D], c.data);
+}
+
+function fuseLayerNorm(c: Ctx): void {
+  for (const n of [...c.nodes]) {
+    if (!n || !c.nodes.includes(n)) continue;
+    if (n.opType === 'LayerNormalization') {
+      const x = c.info(n.inputs[0]);
+      if (n.outputs.slice(1).some((o) => o && c.uses.get(o))) continue;
+      const axis = attrInt(n, 'axis', -1);
+      const a = axis < 0 ? axis + x.dims.length : axis;
+      const D = numel(x.dims.slice(a));
+      const g = c.cst(n.inputs[1]);
+      const b = n.inputs[2] ? c.cst(n.inputs[2]) : undefined;
+      const gv = g && channelVector(g, D);
+      const bv = b ? channelVector(b, D) : undefined;
+      if (!gv || (b && !bv)) continue;
+      const attrs: Record<string, Attr> = { D: i(D), eps: f(attrFloat(n, 'epsilon', 1e-5)), gamma: t(gv) };
+      if (bv) attrs.beta = t(bv);
+      c.replace([n], { name: n.name, opType: 'LayerNorm', domain: 'swinq', inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs });
+      continue;
+    }
+    if (n.opType !== 'ReduceMean') continue;
+    const x = n.inputs[0];
+    const xd = c.info(x).dims;
+    const axes = (attrInts(n, 'axes') ?? []).map((a) => (a < 0 ? a + xd.length : a)).sort((p, q) => p - q);
+    if (attrInt(n, 'keepdims', 1) !== 1 || !axes.length || axes.some((a, k) => a !== xd.length - axes.length + k)) continue;
+    const D = numel(xd.slice(xd.length - axes.length));
+    const sub = c.next(n.outputs[0]);
+    if (!sub || sub.opType !== 'Sub' || sub.inputs[0] !== x || sub.inputs[1] !== n.outputs[0]) continue;
+    const d = sub.outputs[0];
+    if (c.uses.get(d) !== 2) continue;
+    const users = c.nodes.filter((m): m is Node => !!m && m.inputs.includes(d));
+    const pow = users.find((m) => m.opType === 'Pow' && m.inputs[0] === d && near(c.scalar(m.inputs[1]), 2, 0));
+    const pm = users.find((m) => m.opType === 'Mul' && m.inputs[0] === d && m.inputs[1] === d);
+    const sq = pow ?? pm;
+    const div = users.find((m) => m.opType === 'Div' && m.inputs[0] === d);
+    if (!sq || !div) continue;
+    const r2 = c.next(sq.outputs[0]);
+    if (!r2 || r2.opType !== 'ReduceMean' || attrInt(r2, 'keepdims', 1) !== 1) continue;
+    const axes2 = (attrInts(r2, 'axes') ?? []).map((a) => (a < 0 ? a + xd.length : a)).sort((p, q) => p - q);
+    if (axes2.join() !== axes.join()) continue;
+    const add = c.next(r2.outputs[0]);
+    const eps = add && add.opType === 'Add' ? c.scalar(c.other(add, r2.outputs[0]) ?? '') : undefined;
+    if (!add || eps === undefined) continue;
+    const sqrt = c.next(add.outputs[0]);
+    if (!sqrt || sqrt.opType !== 'Sqrt' || div.inputs[1] !== sqrt.outputs[0] || !c.single(sqrt.outputs[0])) continue;
+    const gone = [n, sub, sq, r2, add, sqrt, div];
+    let out = div.outputs[0];
+    const attrs: Record<string, Attr> = { D: i(D), eps: f(eps) };
+    const mul = c.next(out);
+    const gc = mul && mul.opType === 'Mul' ? c.cst(c.other(mul, out) ?? '') : undefined;
+    const gv = gc && channelVector(gc, D);
+    if (mul && gv) {
+      attrs.gamma = t(gv);
+      gone.push(mul);
+      out = mul.outputs[0];
+      const badd = c.next(out);
+      const bc = badd && badd.opType === 'Add' ? c.cst(c.other(badd, out) ?? '') : undefined;
+      const bv = bc && channelVector(bc, D);
+      if (badd && bv) {
+        attrs.beta = t(bv);
+        gone.push(badd);
+        out = badd.outputs[0];
+      }
+    }
+    c.replace(gone, { name: name([n]).replace(/ReduceMean$/, 'LayerNorm'), opType: 'LayerNorm', domain: 'swinq', inputs: [x], outputs: [out], attrs });
+  }
+}
+
+function fuseGelu(c: Ctx): void {
+  for (const n of [...c.nodes]) {
+    if (!n || !c.nodes.includes(n) || (n.opType !== 'Erf' && n.opType !== 'Tanh')) continue;
+    const pre = c.prod(n.inputs[0]);
+    if (!pre || !c.single(n.inputs[0])) continue;
+    let x: string | undefined;
+    const inner: Node[] = [pre];
+    if (n.opType === 'Erf') {
+      const k = c.scalar(pre.inputs[1]);
+      if (pre.opType === 'Div' && near(k, Math.SQRT2)) x = pre.inputs[0];
+      else if (pre.opType === 'Mul' && near(c.scalar(c.other(pre, pre.inputs[0]) ?? ''), Math.SQRT1_2)) x = pre.inputs[0];
+      else if (pre.opType === 'Mul' && near(c.scalar(pre.inputs[0]), Math.SQRT1_2)) x = pre.inputs[1];
+    } else {
+      // sqrt(2/pi)·(x + 0.044715·x³)
+      const s = pre.opType === 'Mul' ? [0, 1].find((j) => near(c.scalar(pre.inputs[j]), Math.sqrt(2 / Math.PI))) : undefined;
+      const sum = s !== undefined ? c.prod(pre.inputs[1 - s]) : undefined;
+      if (sum && sum.opType === 'Add' && c.single(sum.outputs[0])) {
+        for (const j of [0, 1]) {
+          const cube = c.prod(sum.inputs[1 - j]);
+          const cand = sum.inputs[j];
+          if (!cube || cube.opType !== 'Mul' || !c.single(cube.outputs[0])) continue;
+          const kk = [0, 1].find((q) => near(c.scalar(cube.inputs[q]), 0.044715));
+          const p3 = kk !== undefined ? c.prod(cube.inputs[1 - kk]) : undefined;
+          if (p3 && p3.opType === 'Pow' && p3.inputs[0] === cand && near(c.scalar(p3.inputs[1]), 3, 0) && c.single(p3.outputs[0])) {
+            x = cand;
+            inner.push(sum, cube, p3);
+          }
+        }
+      }
+    }
+    if (!x) continue;
+    const add = c.next(n.outputs[0]);
+    if (!add || add.opType !== 'Add' || !near(c.scalar(c.other(add, n.outputs[0]) ?? ''), 1, 0)) continue;
+    const a = add.outputs[0];
+    const m1 = c.next(a);
+    if (!m1 || m1.opType !== 'Mul') continue;
+    const o = c.other(m1, a)!;
+    let gone: Node[] | undefined;
+    let out = '';
+    if (o === x) {
+      const m2 = c.next(m1.outputs[0]);
+      if (m2 && m2.opType === 'Mul' && near(c.scalar(c.other(m2, m1.outputs[0]) ?? ''), 0.5, 0)) {
+        gone = [m1, m2];
+        out = m2.outputs[0];
+      }
+    } else if (near(c.scalar(o), 0.5, 0)) {
+      const m2 = c.next(m1.outputs[0]);
+      if (m2 && m2.opType === 'Mul' && c.other(m2, m1.outputs[0]) === x) {
+        gone = [m1, m2];
+        out = m2.outputs[0];
+      }
+    } else {
+      const h = c.prod(o);
+      if (h && h.opType === 'Mul' && c.single(o) && c.other(h, x) !== undefined && near(c.scalar(c.other(h, x)!), 0.5, 0)) {
+        gone = [h, m1];
+        out = m1.outputs[0];
+      }
+    }
+    if (!gone) continue;
+    const all = [...inner, n, add, ...gone];
+    c.replace(all, { name: name([n]).replace(/(Erf|Tanh)$/, 'Gelu'), opType: 'Gelu', domain: 'swinq', inputs: [x], outputs: [out], attrs: { approx: i(n.opType === 'Tanh' ? 1 : 0) } });
+  }
+}
+
+function transposeKN(w: ConstTensor): ConstTensor {
+  const [N, K] = w.dims;
+  const o = makeConst('float32', [K, N]);
+  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) o.data[k * N + n] = w.data[n * K + k];
+  return o;
+}
+
+function fuseLinear(c: Ctx): void {
+  for (const n of [...c.nodes]) {
+    if (!n || !c.nodes.includes(n)) continue;
+    let w: ConstTensor | undefined;
+    let bias: ConstTensor | undefined;
+    const x = n.inputs[0];
+    if (c.info(x).const || c.info(x).dtype !== 'float32') continue;
+    if (n.opType === 'MatMul') {
+      const b = c.cst(n.inputs[1]);
+      if (!b || b.dims.length !== 2 || b.dtype !== 'float32' || c.info(x).dims.length < 1) continue;
+      w = b;
+    } else if (n.opType === 'Gemm') {
+      const b = c.cst(n.inputs[1]);
+      if (!b || b.dtype !== 'float32' || attrInt(n, 'transA', 0) !== 0) continue;
+      const alpha = attrFloat(n, 'alpha', 1);
+      w = attrInt(n, 'transB', 0) ? transposeKN(b) : b;
+      if (alpha !== 1) w = makeConst('float32', w.dims, w.data.map((v) => v * alpha));
+      if (n.inputs[2]) {
+        const cc = c.cst(n.inputs[2]);
+        const N = w.dims[1];
+        const cv = cc && channelVector(cc, N);
+        if (!cv) continue;
+        const beta = attrFloat(n, 'beta', 1);
+        bias = beta === 1 ? cv : makeConst('float32', [N], cv.data.map((v) => v * beta));
+      }
+    } else continue;
+    const N = w.dims[1];
+    const gone = [n];
+    let out = n.outputs[0];
+    let act = 0;
+    let residual = '';
+    let nx = c.next(out);
+    if (!bias && nx && nx.opType === 'Add') {
+      const bc = c.cst(c.other(nx, out) ?? '');
+      const bv = bc && numel(c.info(nx.outputs[0]).dims) === numel(c.info(out).dims) ? channelVector(bc, N) : undefined;
+      if (bv) {
+        bias = bv;
+        gone.push(nx);
+        out = nx.outputs[0];
+        nx = c.next(out);
+      }
+    }
+    if (nx && (nx.opType === 'Relu' || (nx.domain === 'swinq' && nx.opType === 'Gelu'))) {
+      act = nx.opType === 'Relu' ? 1 : (nx.attrs.approx.value as number) === 1 ? 3 : 2;
+      gone.push(nx);
+      out = nx.outputs[0];
+      nx = c.next(out);
+    }
+    if (nx && nx.opType === 'Add') {
+      const r = c.other(nx, out)!;
+      const ri = c.info(r);
+      if (!ri.const && ri.dtype === 'float32' && ri.dims.join() === c.info(nx.outputs[0]).dims.join() &&
+          ri.dims.join() === c.info(out).dims.join() && c.prodIdx(r) < c.idx(n)) {
+        residual = r;
+        gone.push(nx);
+        out = nx.outputs[0];
+      }
+    }
+    const attrs: Record<string, Attr> = { w: t(w), act: i(act) };
+    if (bias) attrs.bias = t(bias);
+    c.replace(gone, { name: name(gone), opType: 'Linear', domain: 'swinq', inputs: residual ? [x, residual] : [x], outputs: [out], attrs });
+  }
+}
+
+function fuseMatMul(c: Ctx): void {
+  for (const n of [...c.nodes]) {
+    if (!n || !c.nodes.includes(n) || n.opType !== 'MatMul') continue;
+    let [a, b] = n.inputs;
+    if (c.info(a).dims.length < 2 || c.info(b).dims.length < 2 || c.info(a).dtype !== 'float32') continue;
+    let alpha = 1;
+    let transB = 0;
+    const gone: Node[] = [n];
+    const scaleOf = (m: Node | undefined, v: string): { s: number; x: string } | undefined => {
+      if (!m || !c.single(v)) return undefined;
+      if (m.opType === 'Mul') {
+        for (const j of [0, 1]) {
+          const s = c.scalar(m.inputs[j]);
+          if (s !== undefined && !c.cst(m.inputs[1 - j])) return { s, x: m.inputs[1 - j] };
+        }
+      }
+      if (m.opType === 'Div') {
+        const s = c.scalar(m.inputs[1]);
+        if (s !== undefined && !c.cst(m.inputs[0])) return { s: 1 / s, x: m.inputs[0] };
+      }
+      return undefined;
+    };
+    for (const side of [0, 1]) {
+      const v = side === 0 ? a : b;
+      const m = c.prod(v);
+      const sc = scaleOf(m, v);
+      if (sc && c.info(sc.x).dims.join() === c.info(v).dims.join()) {
+        alpha *= sc.s;
+        gone.push(m!);
+        if (side === 0) a = sc.x; else b = sc.x;
+      }
+    }
+    const tr = c.prod(b);
+    if (tr && tr.opType === 'Transpose' && c.single(b)) {
+      const r = c.info(b).dims.length;
+      const p = attrInts(tr, 'perm') ?? [...Array(r).keys()].reverse();
+      if (p.every((v, k) => (k < r - 2 ? v === k : v === (k === r - 2 ? r - 1 : r - 2)))) {
+        transB = 1;
+        gone.push(tr);
+        b = tr.inputs[0];
+      }
+    }
+    let out = n.outputs[0];
+    const post = c.next(out);
+    const sc = scaleOf(post, out);
+    if (post && sc && sc.x === out) {
+      alpha *= sc.s;
+      gone.push(post);
+      out = post.outputs[0];
+    }
+    c.replace(gone, { name: name(gone), opType: 'MatMul', domain: 'swinq', inputs: [a, b], outputs: [out], attrs: { alpha: f(alpha), transB: i(transB) } });
+  }
+}
+
+const RESHAPES = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout']);
+
+function fuseSoftmax(c: Ctx): void {
+  for (const n of [...c.nodes]) {
+    if (!n || !c.nodes.includes(n) || n.opType !== 'Softmax') continue;
+    const xi = c.info(n.inputs[0]);
+    const r = xi.dims.length;
+    const axis = attrInt(n, 'axis', -1);
+    if ((axis < 0 ? axis + r : axis) !== r - 1 || xi.dtype !== 'float32') continue;
+    const D = xi.dims[r - 1];
+    const total = numel(xi.dims);
+    let v = n.inputs[0];
+    const chain: Node[] = [];
+    let table: Float32Array | undefined;
+    let lastAdd = -1;
+    let src = '';
+    for (;;) {
+      const p = c.prod(v);
+      if (!p || !c.single(v)) break;
+      if (RESHAPES.has(p.opType) && p.outputs[0] === v) {
+        chain.push(p);
+        v = p.inputs[0];
+        continue;
+      }
+      if (p.opType === 'Add') {
+        const j = [0, 1].find((q) => c.cst(p.inputs[q]) && !c.cst(p.inputs[1 - q]));
+        if (j === undefined) break;
+        const dyn = p.inputs[1 - j];
+        const k = c.cst(p.inputs[j])!;
+        const od = c.info(p.outputs[0]).dims;
+        if (numel(c.info(dyn).dims) !== total || k.dtype !== 'float32') break;
+        table ??= new Float32Array(total);
+        const map = stridedMap(od, broadcastStrides(k.dims, od), 0);
+        for (let q = 0; q < total; q++) table[q] += k.data[map[q]];
+        chain.push(p);
+        lastAdd = chain.length;
+        src = dyn;
+        v = dyn;
+        continue;
+      }
+      break;
+    }
+    if (!table) continue;
+    const rows = total / D;
+    let period = rows;
+    for (let p = 1; p <= rows; p++) {
+      if (rows % p) continue;
+      let ok = true;
+      for (let q = p * D; q < total && ok; q++) if (table[q] !== table[q - p * D]) ok = false;
+      if (ok) { period = p; break; }
+    }
+    const bias = makeConst('float32', [period, D], table.subarray(0, period * D));
+    const gone = [...chain.slice(0, lastAdd), n];
+    c.replace(gone, { name: name([n]), opType: 'Softmax', domain: 'swinq', inputs: [src], outputs: [n.outputs[0]], attrs: { bias: t(bias) } });
+  }
+}
+
+/** Runs every fusion; returns the node list for lowering. */
+export function fuse(s: Specialized): Node[] {
+  const c = new Ctx(s);
+  fuseLayerNorm(c);
+  fuseGelu(c);
+  fuseLinear(c);
+  fuseMatMul(c);
+  fuseSoftmax(c);
+  return c.nodes.filter((n): n is Node => !!n);
+}
