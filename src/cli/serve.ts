@@ -84,6 +84,7 @@ export function register(program: Command): void {
         }, o.drainTimeoutS * 1000);
         timer.unref();
         server.close().then(() => {
+          for (const m of models) m.session.release?.();
           log('swinq serve: stopped');
           process.exit(0);
         }, (e: unknown) => {

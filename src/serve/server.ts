@@ -1,6 +1,6 @@
 // `swinq serve`: Open Inference Protocol v2 over HTTP (fastify), one dynamic batcher per model,
 // Prometheus metrics at /metrics. Errors are JSON `{"error": "..."}` as the protocol specifies.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino from 'pino';
 import { Batcher, QueueFullError, type Feeds, type Outputs, type Runner } from './batcher.js';
 import { ServeMetrics } from './metrics.js';
@@ -28,7 +28,7 @@ export interface RunningServer {
   url: string;
   port: number;
   metrics: ServeMetrics;
-  /** Stops accepting, lets queued and in-flight requests finish, releases the sessions. */
+  /** Stops accepting and lets queued and in-flight requests finish. Sessions stay the caller's to release. */
   close(): Promise<void>;
 }
 
@@ -90,7 +90,8 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
 
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // per-request logs would dominate at thousands of requests/s; failures are logged in the error handler
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: Math.floor(maxBodyMb * 1024 * 1024),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
@@ -196,7 +197,6 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
     await app.close(); // stops accepting; resolves once in-flight requests have been answered
     // Requests already queued were answered before their connections closed; wait for any run still going.
     for (const { batcher } of models.values()) while (batcher.busy) await new Promise((r) => setTimeout(r, 5));
-    for (const { m } of models.values()) m.session.release?.();
     logger.info('stopped');
   };
   return { app, metrics, shutdown };

@@ -1,0 +1,539 @@
+// swinq serve over real HTTP on 127.0.0.1 (random ports): protocol, batching, overload, fuzzing,
+// graceful shutdown of the real CLI. The model is a tiny MatMul+Add+Relu with a dynamic batch dim,
+// built here with onnx-proto; the shared micro-Swin is served too when ../shared is present.
+// SERVE_TEST_ENGINE=onnxruntime runs the same tests with onnxruntime-node behind the server, which
+// separates server bugs from engine bugs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import onnxProto from 'onnx-proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkModel, loadModel, readModelIo, type ServedModel, type SessionLike } from '../src/serve/models.js';
+import { startServer, type RunningServer, type ServeOptions } from '../src/serve/server.js';
+
+const { onnx } = onnxProto;
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const sharedModel = path.resolve(repoRoot, '..', 'shared', 'models', 'swin-micro-fmnist.onnx');
+const ENGINE = process.env.SERVE_TEST_ENGINE ?? 'swinq';
+const K = 8;
+const M = 5;
+
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** x[N,K] → Relu(x·W + B) → y[N,M], with a symbolic batch dim. */
+function tinyModel(seed: number): Uint8Array {
+  const r = rng(seed);
+  const W = Float32Array.from({ length: K * M }, () => r() * 2 - 1);
+  const B = Float32Array.from({ length: M }, () => r() - 0.5);
+  const vi = (name: string, dims: (number | string)[]) => ({
+    name,
+    type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
+  });
+  const init = (name: string, dims: number[], data: Float32Array) => ({ name, dims, dataType: 1, rawData: new Uint8Array(data.buffer) });
+  const model = {
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 13 }],
+    producerName: 'serve.test',
+    graph: {
+      name: 'tiny',
+      node: [
+        { opType: 'MatMul', input: ['x', 'W'], output: ['h'], name: 'mm' },
+        { opType: 'Add', input: ['h', 'B'], output: ['a'], name: 'add' },
+        { opType: 'Relu', input: ['a'], output: ['y'], name: 'relu' },
+      ],
+      initializer: [init('W', [K, M], W), init('B', [M], B)],
+      input: [vi('x', ['N', K])],
+      output: [vi('y', ['N', M])],
+    },
+  };
+  return onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish();
+}
+
+async function openModel(name: string, file: string): Promise<ServedModel> {
+  if (ENGINE === 'onnxruntime') {
+    const ort = await import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
+    return checkModel({
+      name, path: file, ...readModelIo(fs.readFileSync(file), file),
+      session: session as unknown as SessionLike,
+      makeTensor: (t, d, dims) => new ort.Tensor(t, d as Float32Array, dims) as never,
+    });
+  }
+  return loadModel(name, file, { threads: 1 });
+}
+
+async function reference(m: ServedModel, data: Float32Array, dims: number[], input = 'x'): Promise<Float32Array> {
+  const out = await m.session.run({ [input]: m.makeTensor('float32', data, dims) });
+  return Float32Array.from(out[m.outputs[0].name].data as Float32Array);
+}
+
+interface Res { status: number; headers: Headers; body: Buffer; json(): any } // eslint-disable-line @typescript-eslint/no-explicit-any
+async function http(url: string, init: RequestInit = {}): Promise<Res> {
+  const r = await fetch(url, init);
+  const body = Buffer.from(await r.arrayBuffer());
+  return { status: r.status, headers: r.headers, body, json: () => JSON.parse(body.toString('utf8')) };
+}
+function postJson(base: string, model: string, req: unknown, headers: Record<string, string> = {}) {
+  return http(`${base}/v2/models/${model}/infer`, {
+    method: 'POST', body: typeof req === 'string' ? req : JSON.stringify(req), headers: { 'content-type': 'application/json', ...headers },
+  });
+}
+function inferReq(data: number[] | number[][], shape: number[], extra: Record<string, unknown> = {}) {
+  return { inputs: [{ name: 'x', datatype: 'FP32', shape, data }], ...extra };
+}
+function randRows(r: () => number, n: number, k = K): Float32Array {
+  return Float32Array.from({ length: n * k }, () => Math.round((r() * 8 - 4) * 1024) / 1024);
+}
+
+/** Reads one sample of a Prometheus metric, e.g. metric(text, 'swinq_batch_size_count', {model: 'tiny'}). */
+function metric(text: string, name: string, labels: Record<string, string> = {}): number {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return NaN;
+}
+
+let tmp: string;
+let tinyPath: string;
+let tiny2Path: string;
+let tiny: ServedModel;
+let tiny2: ServedModel;
+const servers: RunningServer[] = [];
+
+async function serve(models: ServedModel[], opts: ServeOptions = {}): Promise<RunningServer> {
+  const s = await startServer(models, { port: 0, logLevel: 'silent', defaultMetrics: false, ...opts });
+  servers.push(s);
+  return s;
+}
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'swinq-serve-'));
+  tinyPath = path.join(tmp, 'tiny.onnx');
+  tiny2Path = path.join(tmp, 'other-model.onnx');
+  fs.writeFileSync(tinyPath, tinyModel(1));
+  fs.writeFileSync(tiny2Path, tinyModel(2));
+  tiny = await openModel('tiny', tinyPath);
+  tiny2 = await openModel('tiny2', tiny2Path);
+});
+
+afterAll(async () => {
+  for (const s of servers) await s.close().catch(() => {});
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('endpoints', () => {
+  let s: RunningServer;
+  beforeAll(async () => { s = await serve([tiny, tiny2], { maxBatch: 4, maxDelayMs: 1 }); });
+
+  it('answers health, server and model metadata, readiness; 404 for unknown models', async () => {
+    expect((await http(`${s.url}/v2/health/live`)).json()).toEqual({ live: true });
+    expect((await http(`${s.url}/v2/health/ready`)).json()).toEqual({ ready: true });
+    expect((await http(`${s.url}/v2`)).json()).toMatchObject({ name: 'swinq', extensions: expect.arrayContaining(['binary_tensor_data']) });
+    const meta = await http(`${s.url}/v2/models/tiny`);
+    expect(meta.status).toBe(200);
+    expect(meta.json()).toEqual({
+      name: 'tiny', versions: ['1'], platform: 'swinq',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, K] }],
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, M] }],
+    });
+    expect((await http(`${s.url}/v2/models/tiny2/ready`)).json()).toEqual({ name: 'tiny2', ready: true });
+    expect((await http(`${s.url}/v2/models/tiny/versions/1/ready`)).status).toBe(200);
+    for (const p of ['/v2/models/nope', '/v2/models/nope/ready', '/v2/models/tiny/versions/7']) {
+      const r = await http(`${s.url}${p}`);
+      expect(r.status, p).toBe(404);
+      expect(r.json().error).toMatch(/unknown model/);
+    }
+    const r = await postJson(s.url, 'nope', inferReq([1, 2, 3, 4, 5, 6, 7, 8], [1, K]));
+    expect(r.status).toBe(404);
+    expect(r.json().error).toMatch(/unknown model 'nope'.*'tiny'/);
+    expect((await http(`${s.url}/v3/whatever`)).status).toBe(404);
+  });
+
+  it('JSON infer (flat and nested) equals session.run on the same input', async () => {
+    const r = rng(7);
+    for (const n of [1, 3]) {
+      const x = randRows(r, n);
+      const want = await reference(tiny, x, [n, K]);
+      const flat = await postJson(s.url, 'tiny', inferReq(Array.from(x), [n, K], { id: `req-${n}` }));
+      expect(flat.status, flat.body.toString()).toBe(200);
+      const j = flat.json();
+      expect(j).toMatchObject({ model_name: 'tiny', id: `req-${n}` });
+      expect(j.outputs).toHaveLength(1);
+      expect(j.outputs[0]).toMatchObject({ name: 'y', datatype: 'FP32', shape: [n, M] });
+      expect(Float32Array.from(j.outputs[0].data)).toEqual(want);
+      const nested = Array.from({ length: n }, (_, i) => Array.from(x.subarray(i * K, (i + 1) * K)));
+      const nj = (await postJson(s.url, 'tiny', inferReq(nested, [n, K]))).json();
+      expect(Float32Array.from(nj.outputs[0].data)).toEqual(want);
+    }
+    // the second model is a different one, served under its own name
+    const x = randRows(r, 2);
+    const j2 = (await postJson(s.url, 'tiny2', inferReq(Array.from(x), [2, K]))).json();
+    expect(Float32Array.from(j2.outputs[0].data)).toEqual(await reference(tiny2, x, [2, K]));
+    expect(Float32Array.from(j2.outputs[0].data)).not.toEqual(await reference(tiny, x, [2, K]));
+  });
+
+  it('binary-tensor extension: binary input, binary output, mixed', async () => {
+    const x = randRows(rng(8), 2);
+    const want = await reference(tiny, x, [2, K]);
+    const head = Buffer.from(JSON.stringify({
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [2, K], parameters: { binary_data_size: x.byteLength } }],
+      outputs: [{ name: 'y', parameters: { binary_data: true } }],
+    }));
+    const res = await http(`${s.url}/v2/models/tiny/infer`, {
+      method: 'POST', body: Buffer.concat([head, Buffer.from(x.buffer)]),
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.length) },
+    });
+    expect(res.status, res.body.toString()).toBe(200);
+    const hl = Number(res.headers.get('inference-header-content-length'));
+    const rh = JSON.parse(res.body.subarray(0, hl).toString());
+    expect(rh.outputs[0]).toEqual({ name: 'y', datatype: 'FP32', shape: [2, M], parameters: { binary_data_size: 2 * M * 4 } });
+    expect(res.body.length).toBe(hl + 2 * M * 4);
+    const y = new Float32Array(res.body.buffer.slice(res.body.byteOffset + hl, res.body.byteOffset + res.body.length));
+    expect(y).toEqual(want);
+    // JSON input, binary output requested for all outputs with binary_data_output
+    const r2 = await postJson(s.url, 'tiny', inferReq(Array.from(x), [2, K], { parameters: { binary_data_output: true } }));
+    expect(Number(r2.headers.get('inference-header-content-length'))).toBeGreaterThan(0);
+    // binary input, JSON output
+    const head3 = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [2, K], parameters: { binary_data_size: x.byteLength } }] }));
+    const r3 = await http(`${s.url}/v2/models/tiny/infer`, {
+      method: 'POST', body: Buffer.concat([head3, Buffer.from(x.buffer)]), headers: { 'inference-header-content-length': String(head3.length) },
+    });
+    expect(Float32Array.from(r3.json().outputs[0].data)).toEqual(want);
+  });
+
+  it('refuses bad requests with a 400 that names the problem', async () => {
+    const ok = Array.from({ length: K }, (_, i) => i);
+    const cases: [unknown, RegExp, Record<string, string>?][] = [
+      ['{"inputs": [', /malformed JSON/],
+      [[], /must be a JSON object/],
+      [{ inputs: [] }, /'inputs' must be a non-empty array/],
+      [{ inputs: [{ name: 'z', datatype: 'FP32', shape: [1, K], data: ok }] }, /unknown input 'z'.*'x'/],
+      [{ inputs: [{ name: 'x', datatype: 'INT64', shape: [1, K], data: ok }] }, /input 'x': datatype INT64, the model expects FP32/],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, K + 1], data: ok }] }, /input 'x': shape\[1\] is 9, the model expects 8/],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [K], data: ok }] }, /input 'x': shape has rank 1, the model expects rank 2/],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [2, K], data: ok }] }, /input 'x': data has 8 elements, shape implies 16/],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, K], data: [...ok.slice(1), 'a'] }] }, /input 'x': data element 7 is string/],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [0, K], data: [] }] }, /shape\[0\] must be an integer ≥ 1/],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, K], data: ok }, { name: 'x', datatype: 'FP32', shape: [1, K], data: ok }] }, /given twice/],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, K], data: ok }], outputs: [{ name: 'q' }] }, /unknown output 'q'/],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, K], parameters: { binary_data_size: 32 } }] }, /binary_data_size needs the Inference-Header-Content-Length/],
+    ];
+    for (const [req, re, headers] of cases) {
+      const r = await postJson(s.url, 'tiny', req, headers);
+      expect(r.status, JSON.stringify(req)).toBe(400);
+      expect(r.json().error, JSON.stringify(req)).toMatch(re);
+    }
+    // binary byte counts
+    const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, K], parameters: { binary_data_size: 4 * K } }] }));
+    const bin = Buffer.alloc(4 * K);
+    const post = (body: Buffer, hl: string) => http(`${s.url}/v2/models/tiny/infer`, { method: 'POST', body, headers: { 'inference-header-content-length': hl } });
+    let r = await post(Buffer.concat([head, bin.subarray(4)]), String(head.length));
+    expect(r.status).toBe(400);
+    expect(r.json().error).toMatch(/input 'x': binary data ends at byte \d+ but the body has \d+ bytes/);
+    r = await post(Buffer.concat([head, bin, Buffer.alloc(3)]), String(head.length));
+    expect(r.json().error).toMatch(/3 bytes after the JSON header/);
+    r = await post(Buffer.concat([head, bin]), String(head.length + 1000));
+    expect(r.json().error).toMatch(/Inference-Header-Content-Length is \d+ but the body has only/);
+    r = await post(Buffer.concat([head, bin]), 'abc');
+    expect(r.json().error).toMatch(/Inference-Header-Content-Length must be a non-negative integer/);
+    const head2 = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, K], parameters: { binary_data_size: 4 * K - 4 } }] }));
+    r = await post(Buffer.concat([head2, bin]), String(head2.length));
+    expect(r.status).toBe(400);
+    expect(r.json().error).toMatch(/input 'x': binary_data_size is 28 bytes, shape \[1,8\] × FP32 needs 32/);
+  });
+
+  it('answers 413 past --max-body-mb', async () => {
+    const small = await serve([tiny], { maxBodyMb: 0.001 });
+    const big = Array.from({ length: 400 * K }, () => 0.123456);
+    const r = await postJson(small.url, 'tiny', inferReq(big, [400, K]));
+    expect(r.status).toBe(413);
+    expect(r.json().error).toMatch(/exceeds the limit of 0.001 MB \(--max-body-mb\)/);
+    expect((await postJson(small.url, 'tiny', inferReq(Array(K).fill(1), [1, K]))).status).toBe(200);
+  });
+});
+
+describe('dynamic batching', () => {
+  it('merges concurrent requests into one native run and splits the results back', async () => {
+    const s = await serve([tiny], { maxBatch: 16, maxDelayMs: 250 });
+    const r = rng(11);
+    const rows = [1, 1, 3, 1, 2, 1, 1, 1, 2, 1]; // 14 rows in 10 requests
+    const xs = rows.map((n) => randRows(r, n));
+    const res = await Promise.all(xs.map((x, i) => postJson(s.url, 'tiny', inferReq(Array.from(x), [rows[i], K]))));
+    for (let i = 0; i < rows.length; i++) {
+      expect(res[i].status, res[i].body.toString()).toBe(200);
+      const got = Float32Array.from(res[i].json().outputs[0].data);
+      const want = await reference(tiny, xs[i], [rows[i], K]);
+      expect(got.length).toBe(want.length);
+      for (let k = 0; k < want.length; k++) expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[k])));
+    }
+    const text = (await http(`${s.url}/metrics`)).body.toString();
+    const runs = metric(text, 'swinq_batch_size_count', { model: 'tiny' });
+    expect(metric(text, 'swinq_batch_size_sum', { model: 'tiny' })).toBe(14);
+    expect(runs).toBeGreaterThanOrEqual(1);
+    expect(runs).toBeLessThan(rows.length); // at least two requests shared a run
+    expect(metric(text, 'swinq_batch_size_bucket', { le: '1', model: 'tiny' })).toBeLessThan(runs);
+    expect(metric(text, 'swinq_infer_requests_total', { model: 'tiny', status: '200' })).toBe(rows.length);
+    expect(metric(text, 'swinq_infer_request_duration_seconds_count', { model: 'tiny' })).toBe(rows.length);
+    expect(metric(text, 'swinq_queue_depth', { model: 'tiny' })).toBe(0);
+  });
+
+  it('runs one request per native run with --max-batch 1', async () => {
+    const s = await serve([tiny], { maxBatch: 1, maxDelayMs: 50 });
+    const xs = Array.from({ length: 6 }, (_, i) => randRows(rng(20 + i), 1));
+    const res = await Promise.all(xs.map((x) => postJson(s.url, 'tiny', inferReq(Array.from(x), [1, K]))));
+    for (let i = 0; i < xs.length; i++) expect(Float32Array.from(res[i].json().outputs[0].data)).toEqual(await reference(tiny, xs[i], [1, K]));
+    const text = (await http(`${s.url}/metrics`)).body.toString();
+    expect(metric(text, 'swinq_batch_size_count', { model: 'tiny' })).toBe(6);
+    expect(metric(text, 'swinq_batch_size_bucket', { le: '1', model: 'tiny' })).toBe(6);
+  });
+
+  it('answers 503 with Retry-After when the queue is full, and serves the queued ones', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => { open = r; });
+    const gated: ServedModel = {
+      ...tiny,
+      session: { inputNames: tiny.session.inputNames, outputNames: tiny.session.outputNames, run: async (f) => { await gate; return tiny.session.run(f); } },
+    };
+    const s = await serve([gated], { maxBatch: 1, maxQueue: 2 });
+    const x = randRows(rng(5), 1);
+    let rejected = 0;
+    const all = Array.from({ length: 8 }, () => postJson(s.url, 'tiny', inferReq(Array.from(x), [1, K])).then((r) => {
+      if (r.status === 503) rejected++;
+      return r;
+    }));
+    // one request runs (held at the gate), two wait in the queue, five are refused
+    for (let i = 0; i < 200 && rejected < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(rejected).toBe(5);
+    open();
+    const res = await Promise.all(all);
+    const codes = res.map((r) => r.status).sort();
+    expect(codes).toEqual([200, 200, 200, 503, 503, 503, 503, 503]);
+    for (const r of res.filter((q) => q.status === 503)) {
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(r.json().error).toMatch(/overloaded/);
+    }
+    const want = await reference(tiny, x, [1, K]);
+    for (const r of res.filter((q) => q.status === 200)) expect(Float32Array.from(r.json().outputs[0].data)).toEqual(want);
+    const text = (await http(`${s.url}/metrics`)).body.toString();
+    expect(metric(text, 'swinq_infer_requests_total', { model: 'tiny', status: '503' })).toBe(5);
+  });
+});
+
+describe('fuzzing', () => {
+  it('answers ≥ 1,000 malformed requests without a 5xx and keeps serving correct answers', async () => {
+    const s = await serve([tiny, tiny2], { maxBatch: 8, maxDelayMs: 1, maxBodyMb: 0.05 });
+    const r = rng(1234);
+    const pick = <T>(a: T[]): T => a[Math.floor(r() * a.length)];
+    const junk = (): unknown => pick<() => unknown>([
+      () => null, () => true, () => -1, () => 0, () => 1.5, () => 2 ** 53, () => -(2 ** 31), () => 'x', () => '',
+      () => [], () => [[]], () => ({}), () => ({ a: 1 }), () => [1, 'a'], () => Array(K).fill(null), () => 1e308,
+    ])();
+    const valid = () => ({
+      id: 'f',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1, K], data: Array.from(randRows(r, 1)) }],
+      outputs: [{ name: 'y' }],
+    });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const mutate = (q: any): void => {
+      // earlier mutations may have broken the structure: later ones then edit a detached object
+      const inp = Array.isArray(q.inputs) && q.inputs[0] && typeof q.inputs[0] === 'object' ? q.inputs[0] : {};
+      if (!Array.isArray(inp.data)) inp.data = [];
+      switch (Math.floor(r() * 16)) {
+        case 0: inp.name = pick(['X', '', 'y', 'x ', junk()]); break;
+        case 1: inp.datatype = pick(['FP64', 'FP16', 'INT64', 'fp32', 'BYTES', 'BOOL', junk()]); break;
+        case 2: inp.shape = pick([[K], [1, K, 1], [], [1, -K], [1, 0], [1.5, K], [2 ** 40, K], [-1, K], ['1', K], junk()]); break;
+        case 3: inp.data = inp.data.slice(0, Math.floor(r() * K)); break;
+        case 4: inp.data.push(...inp.data.slice(0, 1 + Math.floor(r() * K))); break;
+        case 5: inp.data[Math.floor(r() * K)] = junk(); break;
+        case 6: inp.data = pick([[inp.data], [[inp.data]], [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]], junk()]); break;
+        case 7: q.inputs = pick([[], [inp, inp], [inp, { ...inp, name: 'z' }], junk()]); break;
+        case 8: q.outputs = pick([[{ name: 'z' }], [{ name: 'y' }, { name: 'y' }], [{}], [{ name: 'y', parameters: { binary_data: 'yes' } }], junk()]); break;
+        case 9: q.parameters = junk(); break;
+        case 10: q.id = junk(); break;
+        case 11: inp.parameters = pick([{ binary_data_size: 32 }, { binary_data_size: -1 }, junk()]); break;
+        case 12: delete inp[pick(['name', 'datatype', 'shape', 'data'])]; break;
+        case 13: inp.shape = [2, K]; break;
+        case 14: q.inputs = [junk()]; break;
+        default: delete q.inputs; break;
+      }
+    };
+    const counts = new Map<number, number>();
+    const make = (i: number): Promise<Res> => {
+      const kind = i % 10;
+      if (kind <= 3) { // structural mutations of a valid request (one to three)
+        const q = valid();
+        for (let m = 1 + Math.floor(r() * 3); m > 0; m--) mutate(q);
+        return postJson(s.url, 'tiny', q);
+      }
+      if (kind === 4) { // truncated or byte-flipped JSON
+        const txt = Buffer.from(JSON.stringify(valid()));
+        const cut = txt.subarray(0, Math.floor(r() * txt.length));
+        if (r() < 0.5) for (let f = 0; f < 3; f++) cut[Math.floor(r() * cut.length)] = Math.floor(r() * 256);
+        return http(`${s.url}/v2/models/tiny/infer`, { method: 'POST', body: cut, headers: { 'content-type': pick(['application/json', 'text/plain', 'application/octet-stream']) } });
+      }
+      if (kind === 5) { // random bytes, sometimes huge
+        const n = pick([0, 1, 7, 100, 5000, 60_000]);
+        const b = Buffer.alloc(n);
+        for (let k = 0; k < n; k++) b[k] = Math.floor(r() * 256);
+        return http(`${s.url}/v2/models/${pick(['tiny', 'tiny2', 'nope'])}/infer`, { method: 'POST', body: b, headers: r() < 0.5 ? { 'inference-header-content-length': String(Math.floor(r() * n)) } : {} });
+      }
+      if (kind <= 7) { // binary extension with wrong sizes, headers, trailing bytes
+        const rows = pick([1, 2]);
+        const size = pick([rows * K * 4, rows * K * 4 - 4, rows * K * 4 + 4, 0, 3]);
+        const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: pick(['FP32', 'FP32', 'INT8']), shape: [rows, K], parameters: { binary_data_size: size } }] }));
+        const bin = Buffer.alloc(Math.max(0, size + pick([0, 0, -4, 4, 1])));
+        const hl = pick([String(head.length), String(head.length + pick([-1, 1, 10_000])), '-1', 'x', '1e3', '']);
+        return http(`${s.url}/v2/models/tiny/infer`, { method: 'POST', body: Buffer.concat([head, bin]), headers: { 'inference-header-content-length': hl } });
+      }
+      if (kind === 8) { // odd URLs and methods
+        const p = pick(['/v2/models/', '/v2/models/tiny/infer/x', '/v2/models/%00/infer', '/v2/models/tiny/versions/2/infer', '/v2/models/' + 'a'.repeat(300) + '/infer']);
+        return http(`${s.url}${p}`, { method: pick(['GET', 'POST', 'PUT', 'DELETE']), body: undefined });
+      }
+      return postJson(s.url, 'tiny', JSON.stringify(valid()).replace(/\d/g, () => (r() < 0.05 ? pick(['e', '-', '.', '"', ']']) : String(Math.floor(r() * 10)))));
+    };
+    const N = 1200;
+    for (let i = 0; i < N; i += 16) {
+      const batch = await Promise.all(Array.from({ length: Math.min(16, N - i) }, (_, j) => make(i + j)));
+      for (const res of batch) {
+        counts.set(res.status, (counts.get(res.status) ?? 0) + 1);
+        if (res.status >= 500) throw new Error(`5xx on fuzz request: ${res.status} ${res.body.toString().slice(0, 300)}`);
+        if (res.status >= 400) expect(typeof res.json().error).toBe('string');
+      }
+    }
+    const total = [...counts.values()].reduce((a, b) => a + b, 0);
+    expect(total).toBe(N);
+    for (const code of counts.keys()) expect([200, 400, 404, 413, 414]).toContain(code);
+    expect(counts.get(400) ?? 0).toBeGreaterThan(N / 2);
+    // still serving correct answers
+    const x = randRows(rng(99), 2);
+    const ok = await postJson(s.url, 'tiny', inferReq(Array.from(x), [2, K]));
+    expect(Float32Array.from(ok.json().outputs[0].data)).toEqual(await reference(tiny, x, [2, K]));
+    expect((await http(`${s.url}/v2/health/ready`)).status).toBe(200);
+  });
+});
+
+describe('swinq serve CLI', () => {
+  // Runs src/cli/main.ts in a child node through a tiny TypeScript-transpiling loader (no build step needed).
+  function loaderDir(): string {
+    const d = fs.mkdtempSync(path.join(tmp, 'loader-'));
+    fs.writeFileSync(path.join(d, 'hooks.mjs'), `
+import { createRequire } from 'node:module';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+const ts = createRequire(${JSON.stringify(path.join(repoRoot, 'package.json'))})('typescript');
+export async function resolve(spec, ctx, next) {
+  try { return await next(spec, ctx); } catch (e) {
+    if (spec.startsWith('.') && spec.endsWith('.js')) return next(spec.slice(0, -3) + '.ts', ctx);
+    throw e;
+  }
+}
+export async function load(url, ctx, next) {
+  if (!url.startsWith('file:') || !url.endsWith('.ts')) return next(url, ctx);
+  const file = fileURLToPath(url);
+  const out = ts.transpileModule(await readFile(file, 'utf8'), { fileName: file,
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+  return { format: 'module', source: out.outputText, shortCircuit: true };
+}
+`);
+    fs.writeFileSync(path.join(d, 'register.mjs'), `import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n`);
+    return path.join(d, 'register.mjs');
+  }
+
+  function spawnCli(args: string[]): { child: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<number | null> } {
+    const child = spawn(process.execPath, ['--import', loaderDir(), path.join(repoRoot, 'src', 'cli', 'main.ts'), 'serve', ...args], {
+      cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SWINQ_DEBUG: '1' },
+    });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (b) => { out += b; });
+    child.stderr!.on('data', (b) => { err += b; });
+    const exit = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    return { child, stdout: () => out, stderr: () => err, exit };
+  }
+
+  async function waitFor<T>(what: string, f: () => T | undefined | Promise<T | undefined>, ms = 60_000, diag = () => ''): Promise<T> {
+    const t0 = Date.now();
+    for (;;) {
+      const v = await f();
+      if (v !== undefined) return v;
+      if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}\n${diag()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it('serves positional and --model models, and on SIGTERM drains in-flight requests and exits 0', async () => {
+    const cli = spawnCli([tinyPath, '--model', `second=${tiny2Path}`, '--port', '0', '--json', '--threads', '1',
+      '--max-batch', '64', '--max-delay-ms', '1500', '--log-level', 'warn']);
+    const exited = cli.exit.then((c) => { throw new Error(`swinq serve exited early (${c}): ${cli.stderr()}`); });
+    const hello = await Promise.race([exited, waitFor('the listening line', () => {
+      const line = cli.stdout().split('\n').find((l) => l.startsWith('{'));
+      return line ? JSON.parse(line) as { url: string; models: string[] } : undefined;
+    }, 60_000, cli.stderr)]);
+    exited.catch(() => {});
+    expect(hello.models).toEqual(['tiny', 'second']);
+    const meta = await http(`${hello.url}/v2/models/second`);
+    expect(meta.json().name).toBe('second');
+    // four requests wait in the batcher (max-delay 1.5 s) when SIGTERM arrives
+    const xs = Array.from({ length: 4 }, (_, i) => randRows(rng(40 + i), 1));
+    const inflight = xs.map((x) => postJson(hello.url, 'tiny', inferReq(Array.from(x), [1, K])));
+    await waitFor('4 queued requests', async () => {
+      const t = (await http(`${hello.url}/metrics`)).body.toString();
+      return metric(t, 'swinq_queue_depth', { model: 'tiny' }) === 4 ? true : undefined;
+    }, 30_000);
+    cli.child.kill('SIGTERM');
+    const res = await Promise.all(inflight);
+    for (let i = 0; i < xs.length; i++) {
+      expect(res[i].status, res[i].body.toString()).toBe(200);
+      expect(Float32Array.from(res[i].json().outputs[0].data)).toEqual(await reference(tiny, xs[i], [1, K]));
+    }
+    expect(await cli.exit).toBe(0);
+    expect(cli.stderr()).toMatch(/SIGTERM: draining/);
+    await expect(fetch(`${hello.url}/v2/health/live`)).rejects.toThrow();
+  });
+
+  it('refuses bad arguments with a one-line error', async () => {
+    const cli = spawnCli(['--port', '0', '--model', 'nopath']);
+    expect(await cli.exit).not.toBe(0);
+    expect(cli.stderr()).toMatch(/--model must be NAME=PATH, got 'nopath'/);
+    const cli2 = spawnCli([path.join(tmp, 'missing.onnx'), '--port', '0']);
+    expect(await cli2.exit).not.toBe(0);
+    expect(cli2.stderr()).toMatch(/model 'missing'.*missing\.onnx/);
+  });
+});
+
+describe('shared micro-Swin', () => {
+  it('serves swin-micro-fmnist with results equal to session.run (batched and not)', async () => {
+    if (!fs.existsSync(sharedModel)) throw new Error(`missing ${sharedModel}: the shared models live in ../shared relative to the repo root`);
+    const swin = await openModel('swin', sharedModel);
+    const input = swin.inputs[0].name;
+    expect(swin.inputs[0].dims?.slice(1)).toEqual([1, 28, 28]);
+    const s = await serve([swin], { maxBatch: 8, maxDelayMs: 100 });
+    const r = rng(3);
+    const xs = Array.from({ length: 3 }, () => Float32Array.from({ length: 784 }, () => r() * 2 - 0.8));
+    const req = (x: Float32Array) => {
+      const head = Buffer.from(JSON.stringify({ inputs: [{ name: input, datatype: 'FP32', shape: [1, 1, 28, 28], parameters: { binary_data_size: x.byteLength } }] }));
+      return http(`${s.url}/v2/models/swin/infer`, { method: 'POST', body: Buffer.concat([head, Buffer.from(x.buffer)]), headers: { 'inference-header-content-length': String(head.length) } });
+    };
+    const res = await Promise.all(xs.map(req));
+    for (let i = 0; i < xs.length; i++) {
+      expect(res[i].status, res[i].body.toString()).toBe(200);
+      const got = res[i].json().outputs[0];
+      expect(got.shape).toEqual([1, 10]);
+      const want = await reference(swin, xs[i], [1, 1, 28, 28], input);
+      const scale = Math.max(...want.map(Math.abs));
+      for (let k = 0; k < 10; k++) expect(Math.abs(got.data[k] - want[k])).toBeLessThanOrEqual(1e-4 * scale);
+    }
+  });
+});
