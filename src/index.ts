@@ -1,1 +1,3 @@
 export { native } from './native.js';
+export { InferenceSession, type SessionOptions, type InputMetadata, type PlanStats } from './session.js';
+export { Tensor, type TensorType, type TensorData } from './tensor.js';

@@ -40,6 +40,7 @@ export interface Graph {
   opset: number;
   metadata: Record<string, string>;
   source: string;               // file path or '<buffer>' for messages
+  nodeCount: number;            // ONNX nodes in the file, Constant nodes included
 }
 
 export function numel(dims: readonly number[]): number {

@@ -181,7 +181,7 @@ export function loadModel(src: string | Uint8Array): Graph {
   const outputs = (g.output ?? []).map((v) => decl(v, ctx));
   const metadata: Record<string, string> = {};
   for (const p of model.metadataProps ?? []) metadata[p.key ?? ''] = p.value ?? '';
-  return { nodes, inputs, outputs, initializers, opset, metadata, source };
+  return { nodes, inputs, outputs, initializers, opset, metadata, source, nodeCount: g.node.length };
 }
 
 function constantValue(name: string, attrs: Record<string, Attr>, source: string): ConstTensor {

@@ -1,0 +1,98 @@
+// Compile to a PlanDescJS: liveness-based arena allocation (64-byte aligned offsets), the constant
+// blob (64-byte aligned), tensor and op tables in the executor's wire form.
+import type { PlanDescJS } from '../native.js';
+import { numel, type ConstTensor, type DT } from '../ir/graph.js';
+import { OpKind } from '../plan/ops.js';
+import type { Lowered } from './lower.js';
+
+const ALIGN = 64;
+const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+
+export const PLAN_DTYPE: Partial<Record<DT, number>> = { float32: 0, int32: 1, int8: 2, uint8: 3, bool: 3, int16: 4, int64: 5 };
+const SIZE = [4, 4, 1, 1, 2, 8];
+
+function planDtype(dt: DT, what: string): number {
+  const d = PLAN_DTYPE[dt];
+  if (d === undefined) throw new Error(`${what}: dtype ${dt} is not supported at run time`);
+  return d;
+}
+
+function encode(c: ConstTensor, dt: number): Uint8Array {
+  const n = c.data.length;
+  switch (dt) {
+    case 0: return new Uint8Array(Float32Array.from(c.data).buffer);
+    case 1: return new Uint8Array(Int32Array.from(c.data).buffer);
+    case 2: return new Uint8Array(Int8Array.from(c.data).buffer);
+    case 3: return Uint8Array.from(c.data);
+    case 4: return new Uint8Array(Int16Array.from(c.data).buffer);
+    default: { const b = new BigInt64Array(n); for (let i = 0; i < n; i++) b[i] = BigInt(c.data[i]); return new Uint8Array(b.buffer); }
+  }
+}
+
+export interface CompileStats { arenaBytes: number; constantBytes: number }
+
+export function emitPlan(l: Lowered): PlanDescJS & { stats: CompileStats } {
+  const T = l.tensors;
+  const root = (t: number): number => { let r = t; while (T[r].aliasOf !== undefined) r = T[r].aliasOf!; return r; };
+  const elemOff = (t: number): number => { let o = 0; let r = t; while (T[r].aliasOf !== undefined) { o += T[r].aliasElemOffset ?? 0; r = T[r].aliasOf!; } return o; };
+  // liveness over arena roots
+  const first = new Map<number, number>();
+  const last = new Map<number, number>();
+  l.ops.forEach((op, k) => {
+    for (const t of [...op.inputs, ...op.outputs]) {
+      if (t < 0) continue;
+      const r = root(t);
+      if (T[r].kind !== 'arena') continue;
+      if (!first.has(r)) first.set(r, k);
+      last.set(r, k);
+    }
+  });
+  const arenaOff = new Map<number, number>();
+  const live: { off: number; end: number; last: number }[] = [];
+  let arenaBytes = 0;
+  const roots = [...first.keys()].sort((a, b) => first.get(a)! - first.get(b)! || a - b);
+  for (const r of roots) {
+    const start = first.get(r)!;
+    const size = align(Math.max(1, numel(T[r].dims) * SIZE[planDtype(T[r].dtype, `tensor #${r}`)]));
+    // blocks still live at `start` (their last use is at or after it) cannot be reused
+    const busy = live.filter((b) => b.last >= start).sort((a, b) => a.off - b.off);
+    let off = 0;
+    for (const b of busy) {
+      if (off + size <= b.off) break;
+      off = Math.max(off, b.end);
+    }
+    live.length = 0;
+    live.push(...busy, { off, end: off + size, last: last.get(r)! });
+    arenaOff.set(r, off);
+    arenaBytes = Math.max(arenaBytes, off + size);
+  }
+  // constants
+  const chunks: Uint8Array[] = [];
+  const constOff = new Map<number, number>();
+  let cBytes = 0;
+  T.forEach((t, i) => {
+    if (t.kind !== 'const' || t.aliasOf !== undefined) return;
+    const bytes = encode(t.data!, planDtype(t.dtype, `constant #${i}`));
+    constOff.set(i, cBytes);
+    chunks.push(bytes);
+    cBytes = align(cBytes + bytes.length);
+  });
+  const constants = new Uint8Array(Math.max(cBytes, 0));
+  let p = 0;
+  for (const c of chunks) { constants.set(c, p); p = align(p + c.length); }
+  const storage = { arena: 0, const: 1, input: 2, output: 3 } as const;
+  const tensors = T.map((t, i) => {
+    const dtype = planDtype(t.dtype, `tensor #${i}`);
+    const r = root(i);
+    const rt = T[r];
+    let offset: number;
+    if (rt.kind === 'input' || rt.kind === 'output') offset = rt.index!;
+    else if (rt.kind === 'const') offset = constOff.get(r)! + elemOff(i) * SIZE[dtype];
+    else offset = (arenaOff.get(r) ?? 0) + elemOff(i) * SIZE[dtype];
+    // the executor needs rank ≤ 8: only element counts matter to ops
+    const dims = t.dims.length > 8 ? [numel(t.dims)] : t.dims;
+    return { dtype, dims: [...dims], storage: storage[t.kind === 'output' || t.kind === 'input' ? t.kind : rt.kind], offset };
+  });
+  const ops = l.ops.map((op) => ({ kind: OpKind[op.kind], inputs: op.inputs, outputs: op.outputs, ints: op.ints, floats: op.floats, name: op.name }));
+  return { tensors, ops, constants, arenaBytes, inputs: l.inputs, outputs: l.outputs, stats: { arenaBytes, constantBytes: cBytes } };
+}
