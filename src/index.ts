@@ -1,3 +1,4 @@
 export { native } from './native.js';
 export { InferenceSession, type SessionOptions, type InputMetadata, type PlanStats } from './session.js';
 export { Tensor, type TensorType, type TensorData } from './tensor.js';
+export { fewbit, type FewbitFn, type FewbitBits, type FewbitOptions, type FewbitTable } from './fewbit.js';
