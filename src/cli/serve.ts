@@ -12,6 +12,7 @@ interface ServeCliOptions {
   maxBodyMb: number;
   logLevel: string;
   isa?: 'auto' | 'scalar' | 'avx2';
+  engine: 'swinq' | 'onnxruntime';
   drainTimeoutS: number;
   threads: number;
   json?: boolean;
@@ -37,12 +38,14 @@ export function register(program: Command): void {
     .option('--max-queue <n>', 'requests waiting per model before answering 503', intOption('max-queue'), 128)
     .option('--max-body-mb <mb>', 'largest request body (413 beyond)', nonNegNumber('max-body-mb'), 16)
     .option('--isa <isa>', 'kernel set: auto | scalar | avx2')
+    .option('--engine <engine>', 'swinq, or onnxruntime (a baseline; needs onnxruntime-node)', 'swinq')
     .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
     .option('--drain-timeout-s <s>', 'on SIGTERM, longest wait for in-flight requests', nonNegNumber('drain-timeout-s'), 30)
     .action(async (paths: string[], o: ServeCliOptions) => {
       const { loadModel, modelNameFromPath } = await import('../serve/models.js');
       const { startServer } = await import('../serve/server.js');
       if (o.isa && !['auto', 'scalar', 'avx2'].includes(o.isa)) throw new CliError(`--isa must be auto, scalar or avx2, got '${o.isa}'`);
+      if (!['swinq', 'onnxruntime'].includes(o.engine)) throw new CliError(`--engine must be swinq or onnxruntime, got '${o.engine}'`);
       if (!['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(o.logLevel)) {
         throw new CliError(`--log-level must be silent, error, warn, info or debug, got '${o.logLevel}'`);
       }
@@ -58,10 +61,10 @@ export function register(program: Command): void {
         if (seen.has(s.name)) throw new CliError(`model name '${s.name}' is given twice (${s.path}); use --model NAME=PATH to rename`);
         seen.add(s.name);
       }
-      const models = [];
+      const models: Awaited<ReturnType<typeof loadModel>>[] = [];
       for (const s of specs) {
         try {
-          models.push(await loadModel(s.name, s.path, { threads: o.threads, isa: o.isa }));
+          models.push(await loadModel(s.name, s.path, { threads: o.threads, isa: o.isa, engine: o.engine }));
         } catch (e) {
           throw new CliError(`model '${s.name}': ${(e as Error).message.split('\n')[0]}`);
         }

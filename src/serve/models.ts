@@ -1,6 +1,7 @@
 // What the server needs of a model: its graph inputs/outputs (read from the ONNX file, so metadata
 // and validation need no compile) and a session that runs feeds asynchronously.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import type { DType, IoDesc, TypedArray } from './protocol.js';
@@ -70,9 +71,12 @@ export function modelNameFromPath(p: string): string {
 
 export const MODEL_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
-export interface LoadOptions { threads?: number; isa?: 'auto' | 'scalar' | 'avx2' }
+export interface LoadOptions { threads?: number; isa?: 'auto' | 'scalar' | 'avx2'; engine?: 'swinq' | 'onnxruntime' }
 
-/** Loads a model through the InferenceSession API (imported lazily so the protocol code needs no addon). */
+/**
+ * Loads a model through the InferenceSession API (or onnxruntime-node with engine 'onnxruntime', as a
+ * baseline behind the same server). Imported lazily so the protocol code needs no addon.
+ */
 export async function loadModel(name: string, file: string, opts: LoadOptions = {}): Promise<ServedModel> {
   if (!MODEL_NAME_RE.test(name)) throw new Error(`model name '${name}' must match ${MODEL_NAME_RE} (from ${file})`);
   let bytes: Buffer;
@@ -82,13 +86,11 @@ export async function loadModel(name: string, file: string, opts: LoadOptions = 
     throw new Error(`${file}: cannot read model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   const io = readModelIo(bytes, file);
-  const { InferenceSession, Tensor } = await import('../index.js') as unknown as {
-    InferenceSession: { create(p: string, o: LoadOptions): Promise<SessionLike> };
-    Tensor: new (type: DType, data: TypedArray, dims: number[]) => TensorLike;
-  };
-  if (typeof InferenceSession?.create !== 'function') throw new Error('swinq: InferenceSession is not available in this build');
-  const session = await InferenceSession.create(file, { threads: opts.threads, isa: opts.isa });
-  return checkModel({ name, path: file, ...io, session, makeTensor: (t, d, dims) => new Tensor(t, d, dims) });
+  const { openEngine } = await import('../io/engine.js');
+  const threads = opts.threads ?? Math.max(1, os.availableParallelism());
+  const session = await openEngine(opts.engine ?? 'swinq', file, { threads, isa: opts.isa });
+  // Engines take plain { type, data, dims } tensors and wrap them in their own Tensor class.
+  return checkModel({ name, path: file, ...io, session: session as SessionLike, makeTensor: (type, data, dims) => ({ type, data, dims }) });
 }
 
 /** Cross-checks the ONNX graph IO with the session's names; refuses dtypes the protocol cannot carry. */

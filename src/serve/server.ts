@@ -178,6 +178,11 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
   app.post<P>('/v2/models/:name/infer', inferRoute, infer);
   app.post<P>('/v2/models/:name/versions/:version/infer', inferRoute, infer);
 
+  // While draining, tell keep-alive clients to go away so the close is not held up by idle sockets.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) void reply.header('Connection', 'close');
+    return payload;
+  });
   app.addHook('onResponse', async (req, reply) => {
     if (!(reply.routeOptions.config as { infer?: boolean } | undefined)?.infer) return;
     const name = (req.params as { name?: string } | undefined)?.name;
