@@ -1,0 +1,164 @@
+// Integer-only kernel library (int8/int16/int32). Plain pointers + sizes + params structs, so the
+// executor (issue 4) can call them directly; weights are packed once (PackedB).
+// Every op takes an explicit Isa (default: the active kernel set); the scalar and AVX2 versions
+// agree bit-exactly. Bad sizes/params throw std::invalid_argument naming the field.
+// Formulas, the rounding rule and error bounds: docs/integer-kernels.md.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "swinq/cpu.h"
+
+namespace swinq {
+namespace q {
+
+enum class QType : int32_t { s8 = 0, u8 = 1, s16 = 2, s32 = 3 };
+const char* qtype_name(QType t);
+int qtype_size(QType t);
+int32_t qtype_min(QType t);
+int32_t qtype_max(QType t);
+
+// ---------------------------------------------------------------------------------------------
+// Requantization — the one rounding rule of the library:
+//   y = clamp(((int64)x·mult + 2^(shift−1)) >> shift  + zero_point, qmin, qmax)
+// ">>" is a floor shift, so ties round toward +infinity ("round half up"); exact in int64 since
+// |x·mult| ≤ 2^62. shift ∈ [0, 62] (0: no rounding term). mult may be negative.
+struct Requant {
+  const int32_t* mult = nullptr;   // `channels` entries (1 = per tensor)
+  const int32_t* shift = nullptr;  // `channels` entries
+  int32_t channels = 1;            // 1 = per tensor, else = the output channel count (last dim)
+  int32_t zero_point = 0;
+  int32_t qmin = INT32_MIN;        // clamp after adding the zero point; ReLU: qmin = zero_point
+  int32_t qmax = INT32_MAX;
+};
+// ratio ≈ mult·2^−shift with |mult| ∈ [2^30, 2^31) (renormalised when rounding reaches 2^31).
+// Throws when ratio is 0/non-finite or needs shift outside [0, 62].
+void quantize_multiplier(double ratio, int32_t* mult, int32_t* shift);
+inline int32_t requantize_one(int32_t x, int32_t mult, int32_t shift, int32_t zp, int32_t qmin, int32_t qmax) {
+  int64_t p = (int64_t)x * mult + ((int64_t(1) << shift) >> 1);
+  int64_t y = (p >> shift) + zp;
+  return (int32_t)(y < qmin ? qmin : y > qmax ? qmax : y);
+}
+// Clamp bounds narrowed to the output type.
+Requant for_type(Requant rq, QType out);
+// x: [rows, cols] int32, channel = column. y: [rows, cols] of `out`.
+void requantize(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y,
+                Isa isa = active_isa());
+
+// ---------------------------------------------------------------------------------------------
+// GEMM  C[M,N] = Σ_k (A[m,k] − a_zp)·(W[k,n] − w_zp)  (+ bias, ReLU, requantize, table) — u8 × s8 → s32.
+// W is packed once: [N/16][K/4][16][4] bytes for the vpmaddubsw kernel. vpmaddubsw saturates the
+// pair sum a0·w0 + a1·w1 at ±32767; pack_b proves for every k-pair of every column that
+// a_max·(|w0| + |w1|) ≤ 32767 and otherwise also packs an exact int16 copy ([N/16][K/2][16][2])
+// that the exact (vpmaddwd) kernel uses. Results never saturate.
+struct PackOptions {
+  int32_t w_zero_point = 0;  // per-tensor weight zero point
+  int32_t a_max = 255;       // largest activation code the GEMM will see (127 = "u7": always safe)
+  int32_t force_path = 0;    // 0 auto, 1 maddubs (refused if unsafe), 2 exact int16
+};
+struct PackedB {
+  int32_t K = 0, N = 0, Kp = 0, Np = 0;  // Kp: K rounded up to 4; Np: N rounded up to 16
+  int32_t w_zero_point = 0;
+  int32_t a_max = 255;
+  bool maddubs_safe = false;   // the fast kernel is used
+  int64_t unsafe_pairs = 0;    // k-pairs that could saturate (0 when safe)
+  std::vector<int8_t> b8;      // fast layout (always filled; the scalar path reads it)
+  std::vector<int16_t> b16;    // exact layout, only when !maddubs_safe
+  std::vector<int32_t> colsum; // Σ_k W[k,n], n < N
+};
+// w: K×N, element (k, n) at w[k·ldw + n]; or with `transposed` N×K, element (k, n) at w[n·ldw + k].
+PackedB pack_b(const int8_t* w, int32_t K, int32_t N, int64_t ldw, bool transposed, const PackOptions& opt = {});
+
+struct GemmEpilogue {
+  const int32_t* bias = nullptr;  // [N] int32, or null
+  int32_t a_zero_point = 0;
+  bool relu = false;              // max(v, 0) on the int32 value before requantization
+  QType out = QType::s32;         // s32: no requantization
+  Requant rq;                     // used when out != s32 (channels 1 or N)
+  const uint8_t* table = nullptr; // 8-bit outputs only: y = table[(uint8)y] (256 entries)
+};
+// A: M×K u8, row stride lda. C: M×N of ep.out, row stride ldc (elements). threads ≥ 1.
+// M = 1 takes the GEMV path (N split across threads).
+void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, void* C,
+               int64_t ldc, int threads = 1, Isa isa = active_isa());
+
+// ---------------------------------------------------------------------------------------------
+// Softmax over rows: y[r] = softmax(S·(x[r] + table[r mod table_rows])) as uint8 codes at 2^−8
+// (saturated to 255). Integer exp after I-BERT: e^p ≈ 0.3585(p + 1.353)² + 0.344 on (−ln2, 0].
+// A table entry ≤ −2^30 masks (exp exactly 0).
+struct SoftmaxParams {
+  int32_t pre_shift = 0;  // logits >> pre_shift first (coarsens tiny scales so the poly fits int32)
+  int32_t L = 0;          // ceil(ln2 / S'), S' = S·2^pre_shift
+  int32_t qb = 0;         // floor(1.353 / S')
+  int32_t qc = 0;         // floor(0.344 / (0.3585·S'^2))
+};
+SoftmaxParams softmax_params(double input_scale);
+void softmax_u8(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
+                const SoftmaxParams& p, uint8_t* y, Isa isa = active_isa());
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm over the last dim D (int8 or int16 in). With s = Σx, V = D·Σx² − s² (int64, exact)
+// and y_i = D·x_i − s:  x̂_i = y_i / sqrt(V)  (= (x−μ)/σ).  σ' = isqrt(V); one division per row
+// f = floor(2^(F+32) / σ'); t_i = sign(y_i)·((|y_i|·f + 2^31) >> 32) ≈ x̂_i·2^F.
+// Output per channel c (affine folded): out = clamp(((int64)t·mult_c + bias_c) >> shift_c + zp).
+struct LayerNormParams {
+  int32_t D = 0;
+  int32_t F = 0;                 // fraction bits of t (30 − ceil(log2 √D))
+  std::vector<int32_t> mult, shift;
+  std::vector<int64_t> bias;     // includes the rounding term 2^(shift−1)
+  int32_t zero_point = 0, qmin = 0, qmax = 0;
+  QType out = QType::s8;
+};
+// gamma/beta may be null (1/0). out_scale: the output quantization step.
+LayerNormParams layernorm_params(int32_t D, const float* gamma, const float* beta, double out_scale,
+                                 int32_t out_zero_point, QType out);
+void layernorm(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, Isa isa = active_isa());
+uint64_t isqrt_u64(uint64_t v);  // floor(sqrt(v)) for every uint64
+
+// ---------------------------------------------------------------------------------------------
+// GELU. (a) I-BERT polynomial on int8 (input scale S) → int32 at scale p.out_scale:
+//   erf(x/√2) ≈ sgn(x)·(1 − 0.2888·(min(|x|/√2, 1.769) − 1.769)²)
+//   m = min(|q|, B); d = m − B; out = q·(C + sgn(q)·(C − d²)) (>> sh on d², C for tiny S)
+// (b) any int8→8-bit function as a 256-entry table (GELU + output requant built offline in float).
+struct GeluParams {
+  int32_t B = 0, C = 0, sh = 0;
+  double out_scale = 0;
+};
+GeluParams gelu_params(double input_scale);
+void gelu_ibert_s8(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y, Isa isa = active_isa());
+// table[code] for input codes (s8: code = (uint8)q) → round(gelu((q − in_zp)·in_scale)/out_scale) + out_zp, clamped.
+void gelu_table(double in_scale, int32_t in_zp, QType in, double out_scale, int32_t out_zp, QType out, uint8_t table[256]);
+void lookup_u8(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y, Isa isa = active_isa());
+// ReLU on 8-bit codes with a zero point: y = max(x, zp)  (in: s8 or u8).
+void relu_q8(QType t, const void* x, int64_t n, int32_t zero_point, void* y, Isa isa = active_isa());
+
+// ---------------------------------------------------------------------------------------------
+// Add with rescale of both operands (the residual stream):
+//   y = clamp(((a − za)·ma + (b − zb)·mb + 2^(shift−1)) >> shift + zy),  |ma|, |mb| < 2^15
+// so the products fit one vpmaddwd. a, b, y ∈ {s8, u8, s16}; s16 operands have zero point 0.
+struct AddParams {
+  int32_t ma = 0, mb = 0, shift = 0;
+  int32_t za = 0, zb = 0, zy = 0;
+  int32_t qmin = 0, qmax = 0;
+};
+AddParams add_params(double sa, int32_t za, double sb, int32_t zb, double sy, int32_t zy, QType out);
+void add_q(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y,
+           Isa isa = active_isa());
+
+// ---------------------------------------------------------------------------------------------
+// Gather (the plan's index_map): y[t·y_item + r·block + j] = idx[r] < 0 ? 0 : x[t·x_item + idx[r] + j]
+// for element sizes 1, 2, 4. Window partition / roll / patch merging. memcpy-based, ISA independent.
+void index_map(const void* x, int elem_size, int64_t x_elems, const int32_t* idx, int64_t idx_count, int64_t block,
+               int64_t items, int64_t x_item_elems, int64_t y_item_elems, void* y);
+
+// Average pool over T tokens: y[b, c] = requantize(Σ_t (x[b, t, c] − in_zp)) with 1/T folded into rq.
+void avgpool(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp, const Requant& rq,
+             QType out, void* y, Isa isa = active_isa());
+
+// First index of the maximum of each row (in: s8, u8, s16, s32).
+void argmax(QType in, const void* x, int64_t rows, int64_t D, int64_t* y, Isa isa = active_isa());
+
+}  // namespace q
+}  // namespace swinq

@@ -1,0 +1,54 @@
+// Internal AVX2 helpers shared by the *_avx2.cc files of the integer kernels (include only there).
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace swinq {
+namespace q {
+namespace detail {
+
+static inline __m256i clamp64_avx2(__m256i v, __m256i lo, __m256i hi) {
+  v = _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v));
+  return _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi));
+}
+
+// Arithmetic (floor) right shift of 64-bit lanes by per-lane counts in [0, 63]: AVX2 has only
+// the logical one, so bias to unsigned and subtract the shifted bias.
+static inline __m256i srav64_avx2(__m256i v, __m256i s) {
+  const __m256i sign = _mm256_set1_epi64x(INT64_MIN);
+  return _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_xor_si256(v, sign), s), _mm256_srlv_epi64(sign, s));
+}
+
+// The library's requantization on 8 int32 lanes, without the zero point:
+// clamp(((int64)x·m + 2^(s−1)) >> s, lo, hi) with per-lane m, s (int32) and 64-bit bounds.
+static inline __m256i requant8_avx2(__m256i x, __m256i m, __m256i s, __m256i lo, __m256i hi) {
+  const __m256i one = _mm256_set1_epi64x(1);
+  const __m256i se = _mm256_and_si256(s, _mm256_set1_epi64x(0xffffffff)), so = _mm256_srli_epi64(s, 32);
+  __m256i pe = _mm256_mul_epi32(x, m);
+  __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32));
+  pe = _mm256_add_epi64(pe, _mm256_srli_epi64(_mm256_sllv_epi64(one, se), 1));
+  po = _mm256_add_epi64(po, _mm256_srli_epi64(_mm256_sllv_epi64(one, so), 1));
+  pe = clamp64_avx2(srav64_avx2(pe, se), lo, hi);
+  po = clamp64_avx2(srav64_avx2(po, so), lo, hi);
+  return _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+}
+
+static inline uint64_t hsum_epi64_avx2(__m256i v) {
+  __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  return (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
+}
+
+static inline uint32_t rowsum_u8_avx2(const uint8_t* a, int64_t K) {
+  __m256i s = _mm256_setzero_si256();
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32)
+    s = _mm256_add_epi64(s, _mm256_sad_epu8(_mm256_loadu_si256((const __m256i*)(a + k)), _mm256_setzero_si256()));
+  uint32_t r = (uint32_t)hsum_epi64_avx2(s);
+  for (; k < K; ++k) r += a[k];
+  return r;
+}
+
+}  // namespace detail
+}  // namespace q
+}  // namespace swinq

@@ -1,0 +1,199 @@
+// u8 × s8 → s32 GEMM for AVX2: the 4×16 micro-kernel gemm_u8s8_s32_4x16_avx2 (vpmaddubsw,
+// vpmaddwd with ones, vpaddd; 8 accumulators) and the exact fallback gemm_u8s16_s32_4x16_avx2
+// (vpmaddwd on int16 pairs) for weights whose pairs could saturate vpmaddubsw. Fused epilogue:
+// bias (zero points folded), row-sum correction, ReLU, requantize, pack, table.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "qavx2.h"
+#include "qinternal.h"
+
+namespace swinq {
+namespace q {
+namespace detail {
+
+static inline __m256i bcast_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32((int)v);
+}
+
+// acc[r][0..1] = Σ_k a[r][k]·b[k][0..15] over one 16-column panel (b: [K/4][16][4]).
+template <int MR>
+static inline void gemm_u8s8_s32_4x16_avx2(const uint8_t* a, int64_t lda, const int8_t* b, int64_t K,
+                                           __m256i acc[4][2]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  const uint8_t* a0 = a;
+  const uint8_t* a1 = a + (MR > 1 ? lda : 0);
+  const uint8_t* a2 = a + (MR > 2 ? 2 * lda : 0);
+  const uint8_t* a3 = a + (MR > 3 ? 3 * lda : 0);
+#define SWQ_STEP(AV, C0, C1)                                                           \
+  {                                                                                    \
+    __m256i t0 = _mm256_madd_epi16(_mm256_maddubs_epi16(AV, b0), ones);                \
+    __m256i t1 = _mm256_madd_epi16(_mm256_maddubs_epi16(AV, b1), ones);                \
+    C0 = _mm256_add_epi32(C0, t0);                                                     \
+    C1 = _mm256_add_epi32(C1, t1);                                                     \
+  }
+  int64_t k = 0;
+  for (; k + 4 <= K; k += 4, b += 64) {
+    const __m256i b0 = _mm256_loadu_si256((const __m256i*)b);
+    const __m256i b1 = _mm256_loadu_si256((const __m256i*)(b + 32));
+    SWQ_STEP(bcast_u32(a0 + k), c00, c01);
+    if (MR > 1) SWQ_STEP(bcast_u32(a1 + k), c10, c11);
+    if (MR > 2) SWQ_STEP(bcast_u32(a2 + k), c20, c21);
+    if (MR > 3) SWQ_STEP(bcast_u32(a3 + k), c30, c31);
+  }
+  if (k < K) {  // ragged K: load only the bytes that exist (B is zero-padded)
+    const __m256i b0 = _mm256_loadu_si256((const __m256i*)b);
+    const __m256i b1 = _mm256_loadu_si256((const __m256i*)(b + 32));
+    auto tail = [&](const uint8_t* ar) {
+      uint32_t v = 0;
+      std::memcpy(&v, ar + k, (size_t)(K - k));
+      return _mm256_set1_epi32((int)v);
+    };
+    SWQ_STEP(tail(a0), c00, c01);
+    if (MR > 1) SWQ_STEP(tail(a1), c10, c11);
+    if (MR > 2) SWQ_STEP(tail(a2), c20, c21);
+    if (MR > 3) SWQ_STEP(tail(a3), c30, c31);
+  }
+#undef SWQ_STEP
+  acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11;
+  acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
+}
+
+// Exact: b is [K/2][16][2] int16; each a pair (a[k], a[k+1]) becomes one int32 lane of int16s.
+template <int MR>
+static inline void gemm_u8s16_s32_4x16_avx2(const uint8_t* a, int64_t lda, const int16_t* b, int64_t K,
+                                            __m256i acc[4][2]) {
+  __m256i c[4][2];
+  for (int r = 0; r < 4; ++r) c[r][0] = c[r][1] = _mm256_setzero_si256();
+  int64_t k = 0;
+  for (; k + 2 <= K; k += 2, b += 32) {
+    const __m256i b0 = _mm256_loadu_si256((const __m256i*)b);
+    const __m256i b1 = _mm256_loadu_si256((const __m256i*)(b + 16));
+    for (int r = 0; r < MR; ++r) {
+      const uint8_t* ar = a + r * lda + k;
+      const __m256i av = _mm256_set1_epi32((int)(ar[0] | ((uint32_t)ar[1] << 16)));
+      c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(av, b0));
+      c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(av, b1));
+    }
+  }
+  if (k < K) {
+    const __m256i b0 = _mm256_loadu_si256((const __m256i*)b);
+    const __m256i b1 = _mm256_loadu_si256((const __m256i*)(b + 16));
+    for (int r = 0; r < MR; ++r) {
+      const __m256i av = _mm256_set1_epi32((int)a[r * lda + k]);
+      c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(av, b0));
+      c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(av, b1));
+    }
+  }
+  for (int r = 0; r < 4; ++r) acc[r][0] = c[r][0], acc[r][1] = c[r][1];
+}
+
+static inline void epilogue(const GemmCtx& c, int64_t m, int mr, int64_t p, __m256i acc[4][2], const int32_t* rowsum) {
+  const PackedB& B = *c.B;
+  const GemmEpilogue& ep = *c.ep;
+  const int64_t n0 = p * 16;
+  const int ncols = (int)std::min<int64_t>(16, B.N - n0);
+  const __m256i bias0 = _mm256_loadu_si256((const __m256i*)(c.bias_eff + n0));
+  const __m256i bias1 = _mm256_loadu_si256((const __m256i*)(c.bias_eff + n0 + 8));
+  __m256i m0v = bias0, m1v = bias0, s0v = bias0, s1v = bias0, lo = bias0, hi = bias0, zp = bias0;
+  if (ep.out != QType::s32) {
+    m0v = _mm256_loadu_si256((const __m256i*)(c.mult + n0));
+    m1v = _mm256_loadu_si256((const __m256i*)(c.mult + n0 + 8));
+    s0v = _mm256_loadu_si256((const __m256i*)(c.shift + n0));
+    s1v = _mm256_loadu_si256((const __m256i*)(c.shift + n0 + 8));
+    lo = _mm256_set1_epi64x(c.lo);
+    hi = _mm256_set1_epi64x(c.hi);
+    zp = _mm256_set1_epi32(ep.rq.zero_point);
+  }
+  alignas(32) uint8_t tmp[64];
+  for (int r = 0; r < mr; ++r) {
+    __m256i v0 = _mm256_add_epi32(acc[r][0], bias0), v1 = _mm256_add_epi32(acc[r][1], bias1);
+    if (B.w_zero_point) {
+      const __m256i z = _mm256_set1_epi32((int32_t)((uint32_t)B.w_zero_point * (uint32_t)rowsum[r]));
+      v0 = _mm256_sub_epi32(v0, z);
+      v1 = _mm256_sub_epi32(v1, z);
+    }
+    if (ep.relu) {
+      v0 = _mm256_max_epi32(v0, _mm256_setzero_si256());
+      v1 = _mm256_max_epi32(v1, _mm256_setzero_si256());
+    }
+    const int64_t off = (m + r) * c.ldc + n0;
+    if (ep.out == QType::s32) {
+      int32_t* dst = (int32_t*)c.C + off;
+      if (ncols == 16) {
+        _mm256_storeu_si256((__m256i*)dst, v0);
+        _mm256_storeu_si256((__m256i*)(dst + 8), v1);
+      } else {
+        _mm256_store_si256((__m256i*)tmp, v0);
+        _mm256_store_si256((__m256i*)(tmp + 32), v1);
+        std::memcpy(dst, tmp, (size_t)ncols * 4);
+      }
+      continue;
+    }
+    const __m256i q0 = _mm256_add_epi32(requant8_avx2(v0, m0v, s0v, lo, hi), zp);
+    const __m256i q1 = _mm256_add_epi32(requant8_avx2(v1, m1v, s1v, lo, hi), zp);
+    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);  // cols 0..15 as int16
+    if (ep.out == QType::s16) {
+      int16_t* dst = (int16_t*)c.C + off;
+      if (ncols == 16) _mm256_storeu_si256((__m256i*)dst, w16);
+      else {
+        _mm256_store_si256((__m256i*)tmp, w16);
+        std::memcpy(dst, tmp, (size_t)ncols * 2);
+      }
+      continue;
+    }
+    const __m256i b8 = ep.out == QType::u8 ? _mm256_packus_epi16(w16, w16) : _mm256_packs_epi16(w16, w16);
+    const __m128i x16 = _mm256_castsi256_si128(_mm256_permute4x64_epi64(b8, 0x08));
+    uint8_t* dst = (uint8_t*)c.C + off;
+    if (!ep.table && ncols == 16) {
+      _mm_storeu_si128((__m128i*)dst, x16);
+      continue;
+    }
+    _mm_store_si128((__m128i*)tmp, x16);
+    if (ep.table)
+      for (int j = 0; j < ncols; ++j) dst[j] = ep.table[tmp[j]];
+    else
+      std::memcpy(dst, tmp, (size_t)ncols);
+  }
+}
+
+template <int MR>
+static inline void tile(const GemmCtx& c, int64_t m, int64_t p, const int32_t* rowsum) {
+  const PackedB& B = *c.B;
+  __m256i acc[4][2];
+  const uint8_t* a = c.A + m * c.lda;
+  if (B.maddubs_safe) gemm_u8s8_s32_4x16_avx2<MR>(a, c.lda, B.b8.data() + p * (B.Kp / 4) * 64, B.K, acc);
+  else gemm_u8s16_s32_4x16_avx2<MR>(a, c.lda, B.b16.data() + p * (B.Kp / 2) * 32, B.K, acc);
+  epilogue(c, m, MR, p, acc, rowsum);
+}
+
+void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  const PackedB& B = *c.B;
+  // Row blocks keep their A rows in L2 (≤ 192 KiB) while every B panel (16·K bytes, L1) passes.
+  const int64_t mc = std::max<int64_t>(4, (196608 / std::max<int64_t>(1, B.Kp)) / 4 * 4);
+  int32_t rowsum[4] = {0, 0, 0, 0};
+  for (int64_t mb = m0; mb < m1; mb += mc) {
+    const int64_t me = std::min(m1, mb + mc);
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t m = mb; m < me; m += 4) {
+        const int mr = (int)std::min<int64_t>(4, me - m);
+        if (B.w_zero_point)
+          for (int r = 0; r < mr; ++r) rowsum[r] = (int32_t)rowsum_u8_avx2(c.A + (m + r) * c.lda, B.K);
+        switch (mr) {
+          case 4: tile<4>(c, m, p, rowsum); break;
+          case 3: tile<3>(c, m, p, rowsum); break;
+          case 2: tile<2>(c, m, p, rowsum); break;
+          default: tile<1>(c, m, p, rowsum); break;
+        }
+      }
+  }
+}
+
+}  // namespace detail
+}  // namespace q
+}  // namespace swinq

@@ -1,0 +1,58 @@
+// Internal: the AVX2 implementations behind qkernels.h (defined in *_avx2.cc). Arguments are
+// already validated by the dispatching functions in qkernels.cc.
+#pragma once
+#include "swinq/qkernels.h"
+
+namespace swinq {
+namespace q {
+namespace detail {
+
+// Per-call GEMM context shared by both ISAs: effective bias (bias − a_zp·colsum + K·a_zp·w_zp,
+// padded to Np) and the requant multipliers expanded to Np columns.
+struct GemmCtx {
+  const PackedB* B;
+  const uint8_t* A;
+  int64_t lda;
+  void* C;
+  int64_t ldc;
+  const GemmEpilogue* ep;
+  const int32_t* bias_eff;  // Np
+  const int32_t* mult;      // Np (out != s32)
+  const int32_t* shift;     // Np
+  int32_t lo, hi;           // clamp bounds minus the zero point
+};
+
+// Rows [m0, m1) × panels [p0, p1) of the GEMM.
+void gemm_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+
+void requantize_avx2(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y);
+void softmax_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
+                     const SoftmaxParams& p, uint8_t* y);
+void layernorm_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);
+void gelu_ibert_s8_avx2(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y);
+void lookup_u8_avx2(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
+void relu_q8_avx2(QType t, const void* x, int64_t n, int32_t zero_point, void* y);
+void add_q_avx2(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y);
+void avgpool_avx2(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp, const Requant& rq,
+                  QType out, void* y);
+void argmax_avx2(QType in, const void* x, int64_t rows, int64_t D, int64_t* y);
+
+// Shared scalar pieces (qkernels.cc) used by both ISAs for the per-row parts.
+struct LnRow {
+  int64_t s;    // Σx
+  uint64_t f;   // floor(2^(F+32) / isqrt(V)), 0 when V = 0
+};
+LnRow layernorm_row_stats(int64_t sum, int64_t sumsq, int32_t D, int32_t F);
+inline int32_t ln_t(int64_t y, uint64_t f) {
+  uint64_t ay = (uint64_t)(y < 0 ? -y : y);
+  int64_t t = (int64_t)((ay * f + (uint64_t(1) << 31)) >> 32);
+  return (int32_t)(y < 0 ? -t : t);
+}
+inline int32_t store_clamp(int64_t v, int32_t lo, int32_t hi) { return (int32_t)(v < lo ? lo : v > hi ? hi : v); }
+void store_q(QType t, void* y, int64_t i, int32_t v);
+int32_t load_q(QType t, const void* x, int64_t i);
+
+}  // namespace detail
+}  // namespace q
+}  // namespace swinq

@@ -1,0 +1,612 @@
+// Integer kernels: argument checks, dispatch, packing, parameter builders and the scalar
+// reference of every op (the contract the AVX2 versions match bit-exactly).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+#include "qinternal.h"
+
+namespace swinq {
+namespace q {
+
+using detail::load_q;
+using detail::store_clamp;
+using detail::store_q;
+
+static void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+#define QCHECK(cond, msg)        \
+  do {                           \
+    if (!(cond)) fail(msg);      \
+  } while (0)
+
+const char* qtype_name(QType t) {
+  switch (t) {
+    case QType::s8: return "s8";
+    case QType::u8: return "u8";
+    case QType::s16: return "s16";
+    case QType::s32: return "s32";
+  }
+  return "?";
+}
+int qtype_size(QType t) { return t == QType::s32 ? 4 : t == QType::s16 ? 2 : 1; }
+int32_t qtype_min(QType t) { return t == QType::s8 ? -128 : t == QType::u8 ? 0 : t == QType::s16 ? -32768 : INT32_MIN; }
+int32_t qtype_max(QType t) { return t == QType::s8 ? 127 : t == QType::u8 ? 255 : t == QType::s16 ? 32767 : INT32_MAX; }
+static bool valid_qtype(QType t) { return (int)t >= 0 && (int)t <= 3; }
+
+namespace detail {
+void store_q(QType t, void* y, int64_t i, int32_t v) {
+  switch (t) {
+    case QType::s8: ((int8_t*)y)[i] = (int8_t)v; break;
+    case QType::u8: ((uint8_t*)y)[i] = (uint8_t)v; break;
+    case QType::s16: ((int16_t*)y)[i] = (int16_t)v; break;
+    case QType::s32: ((int32_t*)y)[i] = v; break;
+  }
+}
+int32_t load_q(QType t, const void* x, int64_t i) {
+  switch (t) {
+    case QType::s8: return ((const int8_t*)x)[i];
+    case QType::u8: return ((const uint8_t*)x)[i];
+    case QType::s16: return ((const int16_t*)x)[i];
+    case QType::s32: return ((const int32_t*)x)[i];
+  }
+  return 0;
+}
+}  // namespace detail
+
+static bool use_avx2(Isa isa) {
+  if (isa == Isa::avx2 && best_isa() != Isa::avx2) fail("the AVX2 kernel set was requested on a CPU without AVX2+FMA");
+  return isa == Isa::avx2;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requantization
+
+void quantize_multiplier(double ratio, int32_t* mult, int32_t* shift) {
+  QCHECK(std::isfinite(ratio) && ratio != 0.0, "quantize_multiplier: ratio must be finite and non-zero");
+  int e = 0;
+  double m = std::frexp(std::fabs(ratio), &e);  // |ratio| = m·2^e, m ∈ [0.5, 1)
+  int64_t mi = (int64_t)std::floor(m * 2147483648.0 + 0.5);
+  int s = 31 - e;
+  if (mi == (int64_t(1) << 31)) {  // rounding reached 2^31: renormalise
+    mi >>= 1;
+    s -= 1;
+  }
+  while (s > 62) {  // very small ratios: drop mantissa bits
+    mi = (mi + 1) >> 1;
+    s -= 1;
+  }
+  QCHECK(s >= 0, "quantize_multiplier: ratio " + std::to_string(ratio) + " too large (needs shift < 0)");
+  *mult = (int32_t)(ratio < 0 ? -mi : mi);
+  *shift = s;
+}
+
+Requant for_type(Requant rq, QType out) {
+  rq.qmin = std::max(rq.qmin, qtype_min(out));
+  rq.qmax = std::min(rq.qmax, qtype_max(out));
+  return rq;
+}
+
+static void check_requant(const Requant& rq, int64_t cols, const char* who) {
+  std::string w = who;
+  QCHECK(rq.mult && rq.shift, w + ": requant mult/shift missing");
+  QCHECK(rq.channels == 1 || rq.channels == cols,
+         w + ": requant channels must be 1 or " + std::to_string(cols) + ", got " + std::to_string(rq.channels));
+  for (int32_t c = 0; c < rq.channels; ++c)
+    QCHECK(rq.shift[c] >= 0 && rq.shift[c] <= 62,
+           w + ": requant shift[" + std::to_string(c) + "] = " + std::to_string(rq.shift[c]) + " outside [0, 62]");
+  QCHECK(rq.qmin <= rq.qmax, w + ": requant qmin > qmax");
+}
+
+void requantize(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq0, QType out, void* y, Isa isa) {
+  QCHECK(rows >= 0 && cols >= 0, "requantize: negative size");
+  QCHECK(valid_qtype(out), "requantize: bad output type");
+  check_requant(rq0, cols, "requantize");
+  QCHECK(rq0.zero_point >= qtype_min(out) && rq0.zero_point <= qtype_max(out), "requantize: zero_point outside the output type");
+  Requant rq = for_type(rq0, out);
+  if (rows * cols == 0) return;
+  QCHECK(x && y, "requantize: null buffer");
+  if (use_avx2(isa)) return detail::requantize_avx2(x, rows, cols, rq, out, y);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      int64_t ch = rq.channels == 1 ? 0 : c;
+      store_q(out, y, r * cols + c,
+              requantize_one(x[r * cols + c], rq.mult[ch], rq.shift[ch], rq.zero_point, rq.qmin, rq.qmax));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GEMM
+
+PackedB pack_b(const int8_t* w, int32_t K, int32_t N, int64_t ldw, bool transposed, const PackOptions& opt) {
+  QCHECK(K >= 1 && K <= 65536, "pack_b: K must be in [1, 65536], got " + std::to_string(K));
+  QCHECK(N >= 1, "pack_b: N must be ≥ 1, got " + std::to_string(N));
+  QCHECK(w, "pack_b: null weights");
+  QCHECK(ldw >= (transposed ? K : N), "pack_b: ldw " + std::to_string(ldw) + " smaller than the row length");
+  QCHECK(opt.a_max >= 1 && opt.a_max <= 255, "pack_b: a_max must be in [1, 255]");
+  QCHECK(opt.w_zero_point >= -128 && opt.w_zero_point <= 127, "pack_b: w_zero_point outside int8");
+  QCHECK(opt.force_path >= 0 && opt.force_path <= 2, "pack_b: force_path must be 0, 1 or 2");
+  PackedB B;
+  B.K = K;
+  B.N = N;
+  B.Kp = (K + 3) / 4 * 4;
+  B.Np = (N + 15) / 16 * 16;
+  B.w_zero_point = opt.w_zero_point;
+  B.a_max = opt.a_max;
+  auto at = [&](int64_t k, int64_t n) -> int8_t { return transposed ? w[n * ldw + k] : w[k * ldw + n]; };
+  const int64_t kq = B.Kp / 4;
+  B.b8.assign((size_t)B.Np / 16 * kq * 64, 0);
+  B.colsum.assign(N, 0);
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t p = n / 16, j = n % 16;
+    int32_t cs = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      int8_t v = at(k, n);
+      cs += v;
+      B.b8[(size_t)((p * kq + k / 4) * 64 + j * 4 + k % 4)] = v;
+    }
+    B.colsum[n] = cs;
+  }
+  // The saturation proof: pairs (k, k+1), k even, are what one vpmaddubsw lane adds.
+  int64_t unsafe = 0;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; k += 2) {
+      int32_t s = std::abs((int32_t)at(k, n)) + (k + 1 < K ? std::abs((int32_t)at(k + 1, n)) : 0);
+      if ((int64_t)opt.a_max * s > 32767) ++unsafe;
+    }
+  B.unsafe_pairs = unsafe;
+  B.maddubs_safe = unsafe == 0 && opt.force_path != 2;
+  QCHECK(!(opt.force_path == 1 && unsafe), "pack_b: force_path=maddubs refused: " + std::to_string(unsafe) +
+                                               " weight pairs could saturate vpmaddubsw (a_max·(|w0|+|w1|) > 32767)");
+  if (!B.maddubs_safe) {
+    const int64_t kp2 = B.Kp / 2;
+    B.b16.assign((size_t)B.Np / 16 * kp2 * 32, 0);
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t p = n / 16, j = n % 16;
+      for (int64_t k = 0; k < K; ++k) B.b16[(size_t)((p * kp2 + k / 2) * 32 + j * 2 + k % 2)] = at(k, n);
+    }
+  }
+  return B;
+}
+
+namespace detail {
+void gemm_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  const PackedB& B = *c.B;
+  const GemmEpilogue& ep = *c.ep;
+  const int64_t kq = B.Kp / 4;
+  for (int64_t m = m0; m < m1; ++m) {
+    const uint8_t* a = c.A + m * c.lda;
+    uint32_t rowsum = 0;
+    for (int64_t k = 0; k < B.K; ++k) rowsum += a[k];
+    const uint32_t zr = (uint32_t)B.w_zero_point * rowsum;
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t j = 0; j < 16; ++j) {
+        const int64_t n = p * 16 + j;
+        if (n >= B.N) break;
+        uint32_t acc = 0;  // int32 two's-complement arithmetic, as the SIMD code
+        const int8_t* b = B.b8.data() + p * kq * 64 + j * 4;
+        for (int64_t k = 0; k < B.K; ++k) acc += (uint32_t)((int32_t)a[k] * b[(k / 4) * 64 + k % 4]);
+        int32_t v = (int32_t)(acc + (uint32_t)c.bias_eff[n] - zr);
+        if (ep.relu && v < 0) v = 0;
+        if (ep.out == QType::s32) {
+          ((int32_t*)c.C)[m * c.ldc + n] = v;
+          continue;
+        }
+        int32_t q = requantize_one(v, c.mult[n], c.shift[n], 0, c.lo, c.hi) + ep.rq.zero_point;
+        if (ep.table) q = load_q(ep.out, ep.table, (uint8_t)q);
+        store_q(ep.out, c.C, m * c.ldc + n, q);
+      }
+  }
+}
+}  // namespace detail
+
+void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, void* C,
+               int64_t ldc, int threads, Isa isa) {
+  QCHECK(B.K > 0 && B.N > 0 && (int64_t)B.b8.size() == (int64_t)B.Np / 16 * (B.Kp / 4) * 64 &&
+             (int64_t)B.colsum.size() == B.N,
+         "gemm_u8s8: PackedB is empty or inconsistent");
+  QCHECK(B.maddubs_safe || (int64_t)B.b16.size() == (int64_t)B.Np / 16 * (B.Kp / 2) * 32,
+         "gemm_u8s8: PackedB lacks the exact int16 copy");
+  QCHECK(M >= 0, "gemm_u8s8: M must be ≥ 0");
+  QCHECK(lda >= B.K, "gemm_u8s8: lda " + std::to_string(lda) + " < K " + std::to_string(B.K));
+  QCHECK(ldc >= B.N, "gemm_u8s8: ldc " + std::to_string(ldc) + " < N " + std::to_string(B.N));
+  QCHECK(threads >= 1 && threads <= 256, "gemm_u8s8: threads must be in [1, 256]");
+  QCHECK(valid_qtype(ep.out), "gemm_u8s8: bad output type");
+  QCHECK(ep.a_zero_point >= 0 && ep.a_zero_point <= 255, "gemm_u8s8: a_zero_point outside uint8");
+  QCHECK(!ep.table || ep.out == QType::s8 || ep.out == QType::u8, "gemm_u8s8: a table needs an 8-bit output");
+  if (M == 0) return;
+  QCHECK(A && C, "gemm_u8s8: null buffer");
+  std::vector<int32_t> bias_eff(B.Np, 0), mult, shift;
+  const int32_t za = ep.a_zero_point, zw = B.w_zero_point;
+  for (int32_t n = 0; n < B.N; ++n)
+    bias_eff[n] = (int32_t)((uint32_t)(ep.bias ? ep.bias[n] : 0) - (uint32_t)za * (uint32_t)B.colsum[n] +
+                            (uint32_t)B.K * (uint32_t)za * (uint32_t)zw);
+  detail::GemmCtx c{&B, A, lda, C, ldc, &ep, bias_eff.data(), nullptr, nullptr, 0, 0};
+  if (ep.out != QType::s32) {
+    check_requant(ep.rq, B.N, "gemm_u8s8");
+    QCHECK(ep.rq.zero_point >= qtype_min(ep.out) && ep.rq.zero_point <= qtype_max(ep.out),
+           "gemm_u8s8: requant zero_point outside the output type");
+    Requant rq = for_type(ep.rq, ep.out);
+    mult.assign(B.Np, 0);
+    shift.assign(B.Np, 0);
+    for (int32_t n = 0; n < B.N; ++n) {
+      mult[n] = rq.mult[rq.channels == 1 ? 0 : n];
+      shift[n] = rq.shift[rq.channels == 1 ? 0 : n];
+    }
+    c.mult = mult.data();
+    c.shift = shift.data();
+    c.lo = rq.qmin - rq.zero_point;
+    c.hi = rq.qmax - rq.zero_point;
+  }
+  const bool avx2 = use_avx2(isa);
+  auto run = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+    if (avx2) detail::gemm_rows_avx2(c, m0, m1, p0, p1);
+    else detail::gemm_rows_scalar(c, m0, m1, p0, p1);
+  };
+  const int64_t panels = B.Np / 16;
+  const int64_t work = M * B.Kp * B.Np;
+  int t = (int)std::min<int64_t>(threads, std::max<int64_t>(1, work / (1 << 18)));  // tiny GEMMs: one thread
+  std::vector<std::thread> pool;
+  if (M >= 4 * (int64_t)t && M >= 16) {
+    // split rows in multiples of 4 (the micro-tile height)
+    const int64_t tiles = (M + 3) / 4;
+    for (int i = 1; i < t; ++i) {
+      int64_t m0 = tiles * i / t * 4, m1 = std::min<int64_t>(M, tiles * (i + 1) / t * 4);
+      if (m0 < m1) pool.emplace_back(run, m0, m1, 0, panels);
+    }
+    run(0, std::min<int64_t>(M, tiles / t * 4), 0, panels);
+  } else {
+    t = (int)std::min<int64_t>(t, panels);
+    for (int i = 1; i < t; ++i) pool.emplace_back(run, 0, M, panels * i / t, panels * (i + 1) / t);
+    run(0, M, 0, panels / t);
+  }
+  for (auto& th : pool) th.join();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax
+
+SoftmaxParams softmax_params(double S) {
+  QCHECK(std::isfinite(S) && S > 0, "softmax_params: input_scale must be positive");
+  SoftmaxParams p;
+  // Coarsen scales finer than 2^-10 so poly(0) ≈ 2.79/S'^2 stays ≤ ~2^21.5 (int32 with headroom).
+  while (S * std::ldexp(1.0, p.pre_shift) < std::ldexp(1.0, -10)) ++p.pre_shift;
+  QCHECK(p.pre_shift <= 30, "softmax_params: input_scale too small");
+  const double Sp = S * std::ldexp(1.0, p.pre_shift);
+  QCHECK(std::log(2.0) / Sp > 1.0, "softmax_params: input_scale " + std::to_string(S) + " ≥ ln2: too coarse for integer exp");
+  p.L = (int32_t)std::ceil(std::log(2.0) / Sp);
+  p.qb = (int32_t)std::floor(1.353 / Sp);
+  p.qc = (int32_t)std::floor(0.344 / (0.3585 * Sp * Sp));
+  return p;
+}
+
+static void check_softmax(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
+                          const SoftmaxParams& p, uint8_t* y) {
+  QCHECK(rows >= 0 && D >= 1 && D <= (1 << 24), "softmax_u8: D must be in [1, 2^24]");
+  QCHECK(!table || table_rows >= 1, "softmax_u8: table_rows must be ≥ 1 with a table");
+  QCHECK(p.L >= 2 && p.L <= (1 << 12) && p.pre_shift >= 0 && p.pre_shift <= 30 && p.qb >= 0 && p.qc >= 0 &&
+             (int64_t)(p.L + p.qb) * (p.L + p.qb) + p.qc < (int64_t(1) << 31),
+         "softmax_u8: params out of range (build them with softmax_params)");
+  QCHECK(rows == 0 || (x && y), "softmax_u8: null buffer");
+}
+
+void softmax_u8(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
+                const SoftmaxParams& p, uint8_t* y, Isa isa) {
+  check_softmax(x, rows, D, table, table_rows, p, y);
+  if (use_avx2(isa)) return detail::softmax_u8_avx2(x, rows, D, table, table_rows, p, y);
+  std::vector<int32_t> z(D), e(D);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* xr = x + r * D;
+    const int32_t* tr = table ? table + (r % table_rows) * D : nullptr;
+    int32_t mx = INT32_MIN;
+    for (int64_t i = 0; i < D; ++i) {
+      // logits + table, saturated to int32, then coarsened
+      int64_t v = (int64_t)xr[i] + (tr ? tr[i] : 0);
+      v = v < INT32_MIN ? INT32_MIN : v > INT32_MAX ? INT32_MAX : v;
+      z[i] = (int32_t)v >> p.pre_shift;
+      mx = std::max(mx, z[i]);
+    }
+    int64_t sum = 0;
+    const int32_t dmin = -31 * p.L;  // below this the exp is 0 anyway (q ≥ 31)
+    for (int64_t i = 0; i < D; ++i) {
+      int64_t d = (int64_t)z[i] - mx;  // ≤ 0
+      int32_t di = (int32_t)std::max<int64_t>(d, dmin);
+      int32_t qn = (-di) / p.L;             // floor, since −di ≥ 0
+      int32_t rr = di + qn * p.L;           // (−L, 0]
+      int32_t t = rr + p.qb;
+      int32_t poly = t * t + p.qc;
+      int32_t ex = qn >= 31 ? 0 : poly >> qn;
+      e[i] = ex;
+      sum += ex;
+    }
+    // normalise the sum into [2^15, 2^16) so f = 2^31/sum' has ≥ 15 bits and e'·f ≤ 2^31
+    int sh = 0;
+    while ((sum >> sh) >= (1 << 16)) ++sh;
+    const uint32_t f = (uint32_t)((uint64_t(1) << 31) / (uint64_t)(sum >> sh));
+    for (int64_t i = 0; i < D; ++i) {
+      uint32_t o = ((uint32_t)(e[i] >> sh) * f + (1u << 22)) >> 23;
+      y[r * D + i] = (uint8_t)std::min<uint32_t>(o, 255);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm
+
+uint64_t isqrt_u64(uint64_t v) {
+  if (v == 0) return 0;
+  // float estimate, then exact integer correction (the estimate is within a few units)
+  uint64_t r = (uint64_t)std::sqrt((double)v);
+  if (r > 4294967295ull) r = 4294967295ull;
+  while (r * r > v) --r;                                   // r ≤ 2^32−1 so r·r cannot overflow
+  while (r < 4294967295ull && (r + 1) * (r + 1) <= v) ++r;
+  return r;
+}
+
+namespace detail {
+LnRow layernorm_row_stats(int64_t sum, int64_t sumsq, int32_t D, int32_t F) {
+  LnRow st{sum, 0};
+  const uint64_t V = (uint64_t)((__int128)D * sumsq - (__int128)sum * sum);  // ≥ 0, < 2^61
+  if (V == 0) return st;
+  // isqrt of V·4^k with V·4^k ∈ [2^60, 2^62): √V to ~30 significant bits even for tiny variances
+  int k = 0;
+  while ((V << (2 * k)) < (uint64_t(1) << 60)) ++k;
+  const uint64_t sd = isqrt_u64(V << (2 * k));  // ≈ √V·2^k
+  st.f = (uint64_t)(((unsigned __int128)1 << (F + 32 + k)) / sd);
+  return st;
+}
+}  // namespace detail
+
+static int32_t ln_frac_bits(int32_t D) {
+  int c = 0;
+  while ((int64_t(1) << (2 * c)) < D) ++c;  // c = ceil(log2 √D)
+  return 29 - c;
+}
+
+LayerNormParams layernorm_params(int32_t D, const float* gamma, const float* beta, double out_scale,
+                                 int32_t out_zero_point, QType out) {
+  QCHECK(D >= 1 && D <= 32768, "layernorm_params: D must be in [1, 32768], got " + std::to_string(D));
+  QCHECK(out != QType::s32, "layernorm_params: output must be s8, u8 or s16");
+  QCHECK(std::isfinite(out_scale) && out_scale > 0, "layernorm_params: out_scale must be positive");
+  QCHECK(out_zero_point >= qtype_min(out) && out_zero_point <= qtype_max(out), "layernorm_params: zero point outside the output type");
+  LayerNormParams p;
+  p.D = D;
+  p.F = ln_frac_bits(D);
+  p.out = out;
+  p.zero_point = out_zero_point;
+  p.qmin = qtype_min(out);
+  p.qmax = qtype_max(out);
+  p.mult.resize(D);
+  p.shift.resize(D);
+  p.bias.resize(D);
+  for (int32_t c = 0; c < D; ++c) {
+    const double g = gamma ? gamma[c] : 1.0, b = beta ? beta[c] : 0.0;
+    QCHECK(std::isfinite(g) && std::isfinite(b), "layernorm_params: gamma/beta[" + std::to_string(c) + "] not finite");
+    // out = t·2^-F·g/s + b/s ;  t·mult·2^-shift with mult·2^-shift ≈ g·2^-F/s
+    const double ratio = g * std::ldexp(1.0, -p.F) / out_scale;
+    int32_t m = 0, s = 0;  // γ ≈ 0: the output is the constant β/out_scale
+    if (std::fabs(ratio) >= std::ldexp(1.0, -32)) quantize_multiplier(ratio, &m, &s);
+    // bias_c = round(b/s·2^shift) + 2^(shift−1) must stay < 2^61 so t·m + bias fits int64:
+    // large β/out_scale with a tiny γ trades multiplier bits for bias range.
+    const double bo = std::max(-1e9, std::min(1e9, b / out_scale));  // beyond that the output saturates anyway
+    while (s > 0 && std::fabs(bo) * std::ldexp(1.0, s) >= std::ldexp(1.0, 61)) {
+      m = (int32_t)(((int64_t)m + 1) >> 1);
+      --s;
+    }
+    const double bb = std::nearbyint(bo * std::ldexp(1.0, s));
+    p.mult[c] = m;
+    p.shift[c] = s;
+    p.bias[c] = (int64_t)bb + ((int64_t(1) << s) >> 1);
+  }
+  return p;
+}
+
+static void check_layernorm(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+  QCHECK(in == QType::s8 || in == QType::s16, "layernorm: input must be s8 or s16");
+  QCHECK(p.D >= 1 && p.D <= 32768 && (int32_t)p.mult.size() == p.D && (int32_t)p.shift.size() == p.D &&
+             (int32_t)p.bias.size() == p.D,
+         "layernorm: params inconsistent with D (build them with layernorm_params)");
+  QCHECK(p.F == ln_frac_bits(p.D), "layernorm: params F does not match D");
+  QCHECK(p.out != QType::s32 && valid_qtype(p.out), "layernorm: output must be s8, u8 or s16");
+  for (int32_t c = 0; c < p.D; ++c)
+    QCHECK(p.shift[c] >= 0 && p.shift[c] <= 62 && p.bias[c] <= (int64_t(1) << 62) + (int64_t(1) << 61) &&
+               p.bias[c] >= -(int64_t(1) << 62),
+           "layernorm: shift/bias[" + std::to_string(c) + "] out of range");
+  QCHECK(rows >= 0, "layernorm: rows must be ≥ 0");
+  QCHECK(rows == 0 || (x && y), "layernorm: null buffer");
+}
+
+void layernorm(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, Isa isa) {
+  check_layernorm(in, x, rows, p, y);
+  if (use_avx2(isa)) return detail::layernorm_avx2(in, x, rows, p, y);
+  const int32_t D = p.D;
+  const int32_t lo = std::max(p.qmin, qtype_min(p.out)) - p.zero_point, hi = std::min(p.qmax, qtype_max(p.out)) - p.zero_point;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t s = 0, ss = 0;
+    for (int32_t c = 0; c < D; ++c) {
+      int64_t v = load_q(in, x, r * D + c);
+      s += v;
+      ss += v * v;
+    }
+    detail::LnRow st = detail::layernorm_row_stats(s, ss, D, p.F);
+    for (int32_t c = 0; c < D; ++c) {
+      int64_t yv = (int64_t)D * load_q(in, x, r * D + c) - s;
+      int32_t t = detail::ln_t(yv, st.f);
+      int64_t o = ((int64_t)t * p.mult[c] + p.bias[c]) >> p.shift[c];
+      store_q(p.out, y, r * D + c, store_clamp(o, lo, hi) + p.zero_point);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GELU, table lookup, ReLU
+
+GeluParams gelu_params(double S) {
+  QCHECK(std::isfinite(S) && S > 0, "gelu_params: input_scale must be positive");
+  GeluParams p;
+  const double Se = S / std::sqrt(2.0);
+  p.B = (int32_t)std::floor(1.769 / Se);
+  double C = 1.0 / (0.2888 * Se * Se);
+  // keep q·2C < 2^31 for |q| ≤ 128: C < 2^22
+  while (C / std::ldexp(1.0, p.sh) >= std::ldexp(1.0, 22)) ++p.sh;
+  QCHECK(p.B <= 46340, "gelu_params: input_scale too small (< 5.4e-5)");  // d² < 2^31
+  p.C = (int32_t)std::floor(C / std::ldexp(1.0, p.sh));
+  QCHECK(p.C >= 1, "gelu_params: input_scale too large");
+  p.out_scale = S * 0.2888 * Se * Se * std::ldexp(1.0, p.sh) / 2.0;
+  return p;
+}
+
+static inline int32_t gelu_one(int32_t q, const GeluParams& p) {
+  int32_t aq = q < 0 ? -q : q;
+  int32_t m = std::min(aq, p.B);
+  int64_t d = m - p.B;
+  int32_t d2 = (int32_t)((d * d) >> p.sh);
+  d2 = std::min(d2, p.C);  // |erf| ≤ 1 even after the floors
+  int32_t erf = q > 0 ? p.C - d2 : q < 0 ? d2 - p.C : 0;
+  return q * (p.C + erf);
+}
+
+void gelu_ibert_s8(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y, Isa isa) {
+  QCHECK(n >= 0, "gelu_ibert_s8: n must be ≥ 0");
+  QCHECK(p.B >= 0 && p.B <= 46340 && p.C >= 1 && p.C < (1 << 22) && p.sh >= 0 && p.sh <= 31,
+         "gelu_ibert_s8: params out of range (build them with gelu_params)");
+  QCHECK(n == 0 || (x && y), "gelu_ibert_s8: null buffer");
+  if (use_avx2(isa)) return detail::gelu_ibert_s8_avx2(x, n, p, y);
+  for (int64_t i = 0; i < n; ++i) y[i] = gelu_one(x[i], p);
+}
+
+void gelu_table(double in_scale, int32_t in_zp, QType in, double out_scale, int32_t out_zp, QType out, uint8_t table[256]) {
+  QCHECK(in == QType::s8 || in == QType::u8, "gelu_table: input must be s8 or u8");
+  QCHECK(out == QType::s8 || out == QType::u8, "gelu_table: output must be s8 or u8");
+  QCHECK(in_scale > 0 && out_scale > 0, "gelu_table: scales must be positive");
+  for (int code = 0; code < 256; ++code) {
+    int32_t q = in == QType::s8 ? (int8_t)code : code;
+    double v = (q - in_zp) * in_scale;
+    double g = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+    double o = std::nearbyint(g / out_scale) + out_zp;
+    o = std::max<double>(qtype_min(out), std::min<double>(qtype_max(out), o));
+    table[code] = (uint8_t)(int32_t)o;
+  }
+}
+
+void lookup_u8(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y, Isa isa) {
+  QCHECK(n >= 0 && table, "lookup_u8: n ≥ 0 and a table are required");
+  QCHECK(n == 0 || (x && y), "lookup_u8: null buffer");
+  if (use_avx2(isa)) return detail::lookup_u8_avx2(x, n, table, y);
+  for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
+}
+
+void relu_q8(QType t, const void* x, int64_t n, int32_t zp, void* y, Isa isa) {
+  QCHECK(t == QType::s8 || t == QType::u8, "relu_q8: type must be s8 or u8");
+  QCHECK(zp >= qtype_min(t) && zp <= qtype_max(t), "relu_q8: zero point outside the type");
+  QCHECK(n >= 0 && (n == 0 || (x && y)), "relu_q8: bad buffer");
+  if (use_avx2(isa)) return detail::relu_q8_avx2(t, x, n, zp, y);
+  for (int64_t i = 0; i < n; ++i) store_q(t, y, i, std::max(load_q(t, x, i), zp));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Add
+
+AddParams add_params(double sa, int32_t za, double sb, int32_t zb, double sy, int32_t zy, QType out) {
+  QCHECK(sa > 0 && sb > 0 && sy > 0, "add_params: scales must be positive");
+  QCHECK(out != QType::s32, "add_params: output must be s8, u8 or s16");
+  AddParams p;
+  // largest shift such that both multipliers stay below 2^15
+  // |ma| + |mb| < 2^15 and shift ≤ 30 keep (a−za)·ma + (b−zb)·mb + 2^(shift−1) inside int32.
+  const double ra = sa / sy, rb = sb / sy, r = ra + rb;
+  int s = 0;
+  while (s < 30 && r * std::ldexp(1.0, s + 1) < 32766.0) ++s;
+  QCHECK(r * std::ldexp(1.0, s) < 32766.0, "add_params: scale ratio too large (sa/sy + sb/sy ≥ 2^15)");
+  p.shift = s;
+  p.ma = (int32_t)std::nearbyint(ra * std::ldexp(1.0, s));
+  p.mb = (int32_t)std::nearbyint(rb * std::ldexp(1.0, s));
+  p.za = za;
+  p.zb = zb;
+  p.zy = zy;
+  p.qmin = qtype_min(out);
+  p.qmax = qtype_max(out);
+  return p;
+}
+
+void add_q(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y, Isa isa) {
+  for (QType t : {ta, tb, ty}) QCHECK(t == QType::s8 || t == QType::u8 || t == QType::s16, "add_q: types must be s8, u8 or s16");
+  QCHECK(std::abs(p.ma) + std::abs(p.mb) < 32768 && p.shift >= 0 && p.shift <= 30,
+         "add_q: need |ma| + |mb| < 2^15 and shift in [0, 30]");
+  QCHECK(p.za >= qtype_min(ta) && p.za <= qtype_max(ta) && (ta != QType::s16 || p.za == 0), "add_q: bad za");
+  QCHECK(p.zb >= qtype_min(tb) && p.zb <= qtype_max(tb) && (tb != QType::s16 || p.zb == 0), "add_q: bad zb");
+  QCHECK(p.zy >= qtype_min(ty) && p.zy <= qtype_max(ty), "add_q: bad zy");
+  QCHECK(n >= 0 && (n == 0 || (a && b && y)), "add_q: bad buffer");
+  if (use_avx2(isa)) return detail::add_q_avx2(ta, a, tb, b, n, p, ty, y);
+  const int32_t lo = std::max(p.qmin, qtype_min(ty)) - p.zy, hi = std::min(p.qmax, qtype_max(ty)) - p.zy;
+  const int64_t rnd = (int64_t(1) << p.shift) >> 1;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t v = (int64_t)(load_q(ta, a, i) - p.za) * p.ma + (int64_t)(load_q(tb, b, i) - p.zb) * p.mb + rnd;
+    store_q(ty, y, i, store_clamp(v >> p.shift, lo, hi) + p.zy);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gather, average pool, argmax
+
+void index_map(const void* x, int elem_size, int64_t x_elems, const int32_t* idx, int64_t idx_count, int64_t block,
+               int64_t items, int64_t x_item_elems, int64_t y_item_elems, void* y) {
+  QCHECK(elem_size == 1 || elem_size == 2 || elem_size == 4, "index_map: element size must be 1, 2 or 4");
+  QCHECK(block >= 1 && items >= 0 && x_item_elems >= 0 && y_item_elems >= 0, "index_map: bad sizes");
+  QCHECK(y_item_elems % block == 0 && idx_count == y_item_elems / block,
+         "index_map: idx must have y_item_elems/block = " + std::to_string(y_item_elems / block) + " entries, got " +
+             std::to_string(idx_count));
+  QCHECK(items * x_item_elems <= x_elems, "index_map: x has " + std::to_string(x_elems) + " elements, needs " +
+                                              std::to_string(items * x_item_elems));
+  for (int64_t r = 0; r < idx_count; ++r)
+    QCHECK(idx[r] < 0 || (int64_t)idx[r] + block <= x_item_elems,
+           "index_map: idx[" + std::to_string(r) + "] = " + std::to_string(idx[r]) + " reads past the item (" +
+               std::to_string(x_item_elems) + " elements)");
+  const char* xs = (const char*)x;
+  char* ys = (char*)y;
+  const size_t bb = (size_t)(block * elem_size);
+  for (int64_t t = 0; t < items; ++t)
+    for (int64_t r = 0; r < idx_count; ++r) {
+      char* dst = ys + (size_t)((t * y_item_elems + r * block) * elem_size);
+      if (idx[r] < 0) std::memset(dst, 0, bb);
+      else std::memcpy(dst, xs + (size_t)((t * x_item_elems + idx[r]) * elem_size), bb);
+    }
+}
+
+void avgpool(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp, const Requant& rq0, QType out,
+             void* y, Isa isa) {
+  QCHECK(in == QType::s8 || in == QType::u8 || in == QType::s16, "avgpool: input must be s8, u8 or s16");
+  QCHECK(valid_qtype(out), "avgpool: bad output type");
+  QCHECK(batch >= 0 && T >= 1 && T <= 16384 && C >= 1, "avgpool: need batch ≥ 0, T in [1, 16384], C ≥ 1");
+  QCHECK(in_zp >= qtype_min(in) && in_zp <= qtype_max(in) && (in != QType::s16 || in_zp == 0), "avgpool: bad in_zp");
+  check_requant(rq0, C, "avgpool");
+  QCHECK(batch == 0 || (x && y), "avgpool: null buffer");
+  Requant rq = for_type(rq0, out);
+  if (use_avx2(isa)) return detail::avgpool_avx2(in, x, batch, T, C, in_zp, rq, out, y);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t c = 0; c < C; ++c) {
+      int32_t s = 0;
+      for (int64_t t = 0; t < T; ++t) s += load_q(in, x, (b * T + t) * C + c) - in_zp;
+      const int64_t ch = rq.channels == 1 ? 0 : c;
+      store_q(out, y, b * C + c, requantize_one(s, rq.mult[ch], rq.shift[ch], rq.zero_point, rq.qmin, rq.qmax));
+    }
+}
+
+void argmax(QType in, const void* x, int64_t rows, int64_t D, int64_t* y, Isa isa) {
+  QCHECK(valid_qtype(in), "argmax: bad input type");
+  QCHECK(rows >= 0 && D >= 1, "argmax: need rows ≥ 0 and D ≥ 1");
+  QCHECK(rows == 0 || (x && y), "argmax: null buffer");
+  if (use_avx2(isa)) return detail::argmax_avx2(in, x, rows, D, y);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t best = 0;
+    int32_t bv = load_q(in, x, r * D);
+    for (int64_t i = 1; i < D; ++i) {
+      int32_t v = load_q(in, x, r * D + i);
+      if (v > bv) bv = v, best = i;
+    }
+    y[r] = best;
+  }
+}
+
+}  // namespace q
+}  // namespace swinq

@@ -1,0 +1,366 @@
+// AVX2 versions of the element-wise / row integer ops. Each matches the scalar reference in
+// qkernels.cc bit-exactly; ragged tails run the same formulas in scalar code.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "qavx2.h"
+#include "qinternal.h"
+
+namespace swinq {
+namespace q {
+namespace detail {
+
+// 8 int32 (already inside the type's range) → 8 elements of `t` at dst.
+static inline void store8(QType t, void* dst, __m256i q) {
+  if (t == QType::s32) {
+    _mm256_storeu_si256((__m256i*)dst, q);
+    return;
+  }
+  const __m256i w = _mm256_packs_epi32(q, q);  // [q0..3 q0..3 | q4..7 q4..7]
+  if (t == QType::s16) {
+    _mm_storeu_si128((__m128i*)dst, _mm256_castsi256_si128(_mm256_permute4x64_epi64(w, 0x08)));
+    return;
+  }
+  const __m256i b = t == QType::u8 ? _mm256_packus_epi16(w, w) : _mm256_packs_epi16(w, w);
+  const __m128i x = _mm_unpacklo_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+  _mm_storel_epi64((__m128i*)dst, x);
+}
+
+// 8 elements of `t` at src → 8 int32.
+static inline __m256i load8(QType t, const void* src) {
+  switch (t) {
+    case QType::s8: return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)src));
+    case QType::u8: return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)src));
+    case QType::s16: return _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i*)src));
+    default: return _mm256_loadu_si256((const __m256i*)src);
+  }
+}
+
+// 16 elements of an 8/16-bit type → 16 int16.
+static inline __m256i load16_i16(QType t, const void* src) {
+  switch (t) {
+    case QType::s8: return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)src));
+    case QType::u8: return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)src));
+    default: return _mm256_loadu_si256((const __m256i*)src);
+  }
+}
+
+static inline char* at(void* p, QType t, int64_t i) { return (char*)p + i * qtype_size(t); }
+static inline const char* at(const void* p, QType t, int64_t i) { return (const char*)p + i * qtype_size(t); }
+
+// ---------------------------------------------------------------------------------------------
+void requantize_avx2(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y) {
+  const __m256i lo = _mm256_set1_epi64x(rq.qmin - (int64_t)rq.zero_point);
+  const __m256i hi = _mm256_set1_epi64x(rq.qmax - (int64_t)rq.zero_point);
+  const __m256i zp = _mm256_set1_epi32(rq.zero_point);
+  const bool pc = rq.channels != 1;
+  const __m256i m1 = _mm256_set1_epi32(rq.mult[0]), s1 = _mm256_set1_epi32(rq.shift[0]);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* xr = x + r * cols;
+    int64_t c = 0;
+    for (; c + 8 <= cols; c += 8) {
+      const __m256i m = pc ? _mm256_loadu_si256((const __m256i*)(rq.mult + c)) : m1;
+      const __m256i s = pc ? _mm256_loadu_si256((const __m256i*)(rq.shift + c)) : s1;
+      const __m256i q = _mm256_add_epi32(requant8_avx2(_mm256_loadu_si256((const __m256i*)(xr + c)), m, s, lo, hi), zp);
+      store8(out, at(y, out, r * cols + c), q);
+    }
+    for (; c < cols; ++c) {
+      const int64_t ch = pc ? c : 0;
+      store_q(out, y, r * cols + c, requantize_one(xr[c], rq.mult[ch], rq.shift[ch], rq.zero_point, rq.qmin, rq.qmax));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax. floor(u / L) for u < 2^17, L ≤ 2^12 is exactly (u·M) >> 32 with M = floor(2^32/L) + 1.
+static inline __m256i div_small_avx2(__m256i u, __m256i M) {
+  const __m256i qe = _mm256_srli_epi64(_mm256_mul_epu32(u, M), 32);
+  const __m256i qo = _mm256_mul_epu32(_mm256_srli_epi64(u, 32), M);
+  return _mm256_blend_epi32(qe, qo, 0xAA);  // odd: the high dword is already in place
+}
+
+void softmax_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
+                     const SoftmaxParams& p, uint8_t* y) {
+  std::vector<int32_t> zb(D + 8), eb(D + 8);
+  int32_t* z = zb.data();
+  int32_t* e = eb.data();
+  const __m128i ps = _mm_cvtsi32_si128(p.pre_shift);
+  const uint32_t Mdiv = (uint32_t)((uint64_t(1) << 32) / (uint64_t)p.L + 1);
+  const __m256i Mv = _mm256_set1_epi32((int)Mdiv), Lv = _mm256_set1_epi32(p.L), qbv = _mm256_set1_epi32(p.qb),
+                qcv = _mm256_set1_epi32(p.qc), imax = _mm256_set1_epi32(INT32_MAX);
+  const int32_t dmin = -31 * p.L;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* xr = x + r * D;
+    const int32_t* tr = table ? table + (r % table_rows) * D : nullptr;
+    __m256i mxv = _mm256_set1_epi32(INT32_MIN);
+    int64_t i = 0;
+    for (; i + 8 <= D; i += 8) {
+      __m256i v = _mm256_loadu_si256((const __m256i*)(xr + i));
+      if (tr) {  // saturating int32 add
+        const __m256i t = _mm256_loadu_si256((const __m256i*)(tr + i));
+        const __m256i s = _mm256_add_epi32(v, t);
+        const __m256i ov = _mm256_srai_epi32(_mm256_andnot_si256(_mm256_xor_si256(v, t), _mm256_xor_si256(v, s)), 31);
+        const __m256i sat = _mm256_xor_si256(_mm256_srai_epi32(v, 31), imax);
+        v = _mm256_blendv_epi8(s, sat, ov);
+      }
+      v = _mm256_sra_epi32(v, ps);
+      _mm256_storeu_si256((__m256i*)(z + i), v);
+      mxv = _mm256_max_epi32(mxv, v);
+    }
+    alignas(32) int32_t mm[8];
+    _mm256_store_si256((__m256i*)mm, mxv);
+    int32_t mx = *std::max_element(mm, mm + 8);
+    for (; i < D; ++i) {
+      int64_t v = (int64_t)xr[i] + (tr ? tr[i] : 0);
+      v = v < INT32_MIN ? INT32_MIN : v > INT32_MAX ? INT32_MAX : v;
+      z[i] = (int32_t)v >> p.pre_shift;
+      mx = std::max(mx, z[i]);
+    }
+    // z' = max(z, mx + dmin) keeps z − mx inside int32 and equals the scalar clamp of d at dmin
+    const int32_t thr = (int32_t)std::max<int64_t>(INT32_MIN, (int64_t)mx + dmin);
+    const __m256i mxb = _mm256_set1_epi32(mx), thrv = _mm256_set1_epi32(thr);
+    __m256i sumv = _mm256_setzero_si256();
+    i = 0;
+    for (; i + 8 <= D; i += 8) {
+      const __m256i d = _mm256_sub_epi32(_mm256_max_epi32(_mm256_loadu_si256((const __m256i*)(z + i)), thrv), mxb);
+      const __m256i qn = div_small_avx2(_mm256_sub_epi32(_mm256_setzero_si256(), d), Mv);
+      const __m256i rr = _mm256_add_epi32(d, _mm256_mullo_epi32(qn, Lv));
+      const __m256i t = _mm256_add_epi32(rr, qbv);
+      const __m256i poly = _mm256_add_epi32(_mm256_mullo_epi32(t, t), qcv);
+      const __m256i ex = _mm256_srlv_epi32(poly, qn);  // qn ≤ 31 and poly < 2^31: qn = 31 gives 0
+      _mm256_storeu_si256((__m256i*)(e + i), ex);
+      sumv = _mm256_add_epi64(sumv, _mm256_cvtepu32_epi64(_mm256_castsi256_si128(ex)));
+      sumv = _mm256_add_epi64(sumv, _mm256_cvtepu32_epi64(_mm256_extracti128_si256(ex, 1)));
+    }
+    int64_t sum = (int64_t)hsum_epi64_avx2(sumv);
+    for (; i < D; ++i) {
+      int64_t d = (int64_t)z[i] - mx;
+      int32_t di = (int32_t)std::max<int64_t>(d, dmin);
+      int32_t qn = (-di) / p.L;
+      int32_t t = di + qn * p.L + p.qb;
+      int32_t poly = t * t + p.qc;
+      e[i] = qn >= 31 ? 0 : poly >> qn;
+      sum += e[i];
+    }
+    int sh = 0;
+    while ((sum >> sh) >= (1 << 16)) ++sh;
+    const uint32_t f = (uint32_t)((uint64_t(1) << 31) / (uint64_t)(sum >> sh));
+    const __m128i shv = _mm_cvtsi32_si128(sh);
+    const __m256i fv = _mm256_set1_epi32((int)f), rnd = _mm256_set1_epi32(1 << 22), c255 = _mm256_set1_epi32(255);
+    uint8_t* yr = y + r * D;
+    i = 0;
+    for (; i + 8 <= D; i += 8) {
+      __m256i o = _mm256_mullo_epi32(_mm256_srl_epi32(_mm256_loadu_si256((const __m256i*)(e + i)), shv), fv);
+      o = _mm256_min_epu32(_mm256_srli_epi32(_mm256_add_epi32(o, rnd), 23), c255);
+      store8(QType::u8, yr + i, o);
+    }
+    for (; i < D; ++i) {
+      uint32_t o = ((uint32_t)(e[i] >> sh) * f + (1u << 22)) >> 23;
+      yr[i] = (uint8_t)std::min<uint32_t>(o, 255);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm
+void layernorm_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+  const int32_t D = p.D;
+  const int32_t lo = std::max(p.qmin, qtype_min(p.out)) - p.zero_point, hi = std::min(p.qmax, qtype_max(p.out)) - p.zero_point;
+  const __m256i lov = _mm256_set1_epi64x(lo), hiv = _mm256_set1_epi64x(hi), zpv = _mm256_set1_epi32(p.zero_point);
+  const __m256i ones = _mm256_set1_epi16(1), Dv = _mm256_set1_epi32(D);
+  for (int64_t r = 0; r < rows; ++r) {
+    const void* xr = at(x, in, r * D);
+    __m256i s32 = _mm256_setzero_si256(), ss64 = _mm256_setzero_si256();
+    int64_t c = 0;
+    for (; c + 16 <= D; c += 16) {
+      const __m256i v = load16_i16(in, at(xr, in, c));
+      s32 = _mm256_add_epi32(s32, _mm256_madd_epi16(v, ones));
+      const __m256i sq = _mm256_madd_epi16(v, v);  // ≤ 2^31: exact as uint32
+      ss64 = _mm256_add_epi64(ss64, _mm256_cvtepu32_epi64(_mm256_castsi256_si128(sq)));
+      ss64 = _mm256_add_epi64(ss64, _mm256_cvtepu32_epi64(_mm256_extracti128_si256(sq, 1)));
+    }
+    alignas(32) int32_t sv[8];
+    _mm256_store_si256((__m256i*)sv, s32);
+    int64_t s = 0;
+    for (int k = 0; k < 8; ++k) s += sv[k];
+    int64_t ss = (int64_t)hsum_epi64_avx2(ss64);
+    for (; c < D; ++c) {
+      int64_t v = load_q(in, xr, c);
+      s += v;
+      ss += v * v;
+    }
+    const LnRow st = layernorm_row_stats(s, ss, D, p.F);
+    const __m256i sb = _mm256_set1_epi32((int32_t)s);
+    const __m256i fl = _mm256_set1_epi64x((int64_t)(st.f & 0xffffffffu)), fh = _mm256_set1_epi64x((int64_t)(st.f >> 32));
+    const __m256i half = _mm256_set1_epi64x(int64_t(1) << 31);
+    void* yr = at(y, p.out, r * D);
+    c = 0;
+    for (; c + 8 <= D; c += 8) {
+      const __m256i yv = _mm256_sub_epi32(_mm256_mullo_epi32(load8(in, at(xr, in, c)), Dv), sb);
+      const __m256i ay = _mm256_abs_epi32(yv);
+      const __m256i ao = _mm256_srli_epi64(ay, 32);
+      // t = |y|·fh + ((|y|·fl + 2^31) >> 32), per 64-bit lane, then the sign of y
+      const __m256i te = _mm256_add_epi64(_mm256_mul_epu32(ay, fh),
+                                          _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(ay, fl), half), 32));
+      const __m256i to = _mm256_add_epi64(_mm256_mul_epu32(ao, fh),
+                                          _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(ao, fl), half), 32));
+      const __m256i t = _mm256_sign_epi32(_mm256_blend_epi32(te, _mm256_slli_epi64(to, 32), 0xAA), yv);
+      // affine + requant: ((int64)t·mult + bias) >> shift, per channel
+      const __m256i m = _mm256_loadu_si256((const __m256i*)(p.mult.data() + c));
+      const __m256i sh = _mm256_loadu_si256((const __m256i*)(p.shift.data() + c));
+      const __m256i b0 = _mm256_loadu_si256((const __m256i*)(p.bias.data() + c));
+      const __m256i b1 = _mm256_loadu_si256((const __m256i*)(p.bias.data() + c + 4));
+      const __m256i be = _mm256_permute4x64_epi64(_mm256_unpacklo_epi64(b0, b1), 0xD8);
+      const __m256i bo = _mm256_permute4x64_epi64(_mm256_unpackhi_epi64(b0, b1), 0xD8);
+      __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(t, m), be);
+      __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(t, 32), _mm256_srli_epi64(m, 32)), bo);
+      pe = clamp64_avx2(srav64_avx2(pe, _mm256_and_si256(sh, _mm256_set1_epi64x(0xffffffff))), lov, hiv);
+      po = clamp64_avx2(srav64_avx2(po, _mm256_srli_epi64(sh, 32)), lov, hiv);
+      const __m256i q = _mm256_add_epi32(_mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA), zpv);
+      store8(p.out, at(yr, p.out, c), q);
+    }
+    for (; c < D; ++c) {
+      int64_t yv = (int64_t)D * load_q(in, xr, c) - s;
+      int32_t t = ln_t(yv, st.f);
+      int64_t o = ((int64_t)t * p.mult[c] + p.bias[c]) >> p.shift[c];
+      store_q(p.out, yr, c, store_clamp(o, lo, hi) + p.zero_point);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+void gelu_ibert_s8_avx2(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y) {
+  const __m256i Bv = _mm256_set1_epi32(p.B), Cv = _mm256_set1_epi32(p.C);
+  const __m128i shv = _mm_cvtsi32_si128(p.sh);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(x + i)));
+    const __m256i d = _mm256_sub_epi32(_mm256_min_epi32(_mm256_abs_epi32(q), Bv), Bv);
+    const __m256i d2 = _mm256_min_epi32(_mm256_sra_epi32(_mm256_mullo_epi32(d, d), shv), Cv);
+    const __m256i erf = _mm256_sign_epi32(_mm256_sub_epi32(Cv, d2), q);
+    _mm256_storeu_si256((__m256i*)(y + i), _mm256_mullo_epi32(q, _mm256_add_epi32(Cv, erf)));
+  }
+  for (; i < n; ++i) {
+    int32_t q = x[i], aq = q < 0 ? -q : q;
+    int64_t d = std::min(aq, p.B) - p.B;
+    int32_t d2 = std::min((int32_t)((d * d) >> p.sh), p.C);
+    int32_t erf = q > 0 ? p.C - d2 : q < 0 ? d2 - p.C : 0;
+    y[i] = q * (p.C + erf);
+  }
+}
+
+// 256-entry lookup as 16 vpshufb tables selected by the high nibble.
+void lookup_u8_avx2(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) {
+  __m256i T[16];
+  for (int j = 0; j < 16; ++j) T[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(table + 16 * j)));
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i v = _mm256_loadu_si256((const __m256i*)(x + i));
+    const __m256i lo = _mm256_and_si256(v, nib), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+    __m256i res = _mm256_setzero_si256();
+    for (int j = 0; j < 16; ++j) {
+      const __m256i sel = _mm256_cmpeq_epi8(hi, _mm256_set1_epi8((char)j));
+      res = _mm256_or_si256(res, _mm256_and_si256(sel, _mm256_shuffle_epi8(T[j], lo)));
+    }
+    _mm256_storeu_si256((__m256i*)(y + i), res);
+  }
+  for (; i < n; ++i) y[i] = table[x[i]];
+}
+
+void relu_q8_avx2(QType t, const void* x, int64_t n, int32_t zp, void* y) {
+  const __m256i z = _mm256_set1_epi8((char)zp);
+  const uint8_t* xs = (const uint8_t*)x;
+  uint8_t* ys = (uint8_t*)y;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i v = _mm256_loadu_si256((const __m256i*)(xs + i));
+    _mm256_storeu_si256((__m256i*)(ys + i), t == QType::u8 ? _mm256_max_epu8(v, z) : _mm256_max_epi8(v, z));
+  }
+  for (; i < n; ++i) store_q(t, y, i, std::max(load_q(t, x, i), zp));
+}
+
+// ---------------------------------------------------------------------------------------------
+void add_q_avx2(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y) {
+  const int32_t lo = std::max(p.qmin, qtype_min(ty)) - p.zy, hi = std::min(p.qmax, qtype_max(ty)) - p.zy;
+  const __m256i za = _mm256_set1_epi16((int16_t)p.za), zb = _mm256_set1_epi16((int16_t)p.zb);
+  const __m256i mab = _mm256_set1_epi32((int32_t)(((uint32_t)(uint16_t)p.mb << 16) | (uint16_t)p.ma));
+  const __m256i rnd = _mm256_set1_epi32((1 << p.shift) >> 1), lov = _mm256_set1_epi32(lo), hiv = _mm256_set1_epi32(hi),
+                zy = _mm256_set1_epi32(p.zy);
+  const __m128i shv = _mm_cvtsi32_si128(p.shift);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i av = _mm256_sub_epi16(load16_i16(ta, at(a, ta, i)), za);
+    const __m256i bv = _mm256_sub_epi16(load16_i16(tb, at(b, tb, i)), zb);
+    __m256i l = _mm256_madd_epi16(_mm256_unpacklo_epi16(av, bv), mab);  // elements 0-3 | 8-11
+    __m256i h = _mm256_madd_epi16(_mm256_unpackhi_epi16(av, bv), mab);  // elements 4-7 | 12-15
+    l = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(_mm256_sra_epi32(_mm256_add_epi32(l, rnd), shv), lov), hiv), zy);
+    h = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(_mm256_sra_epi32(_mm256_add_epi32(h, rnd), shv), lov), hiv), zy);
+    const __m256i w = _mm256_packs_epi32(l, h);  // 0-7 | 8-15 in order
+    if (ty == QType::s16) _mm256_storeu_si256((__m256i*)at(y, ty, i), w);
+    else {
+      const __m256i bb = ty == QType::u8 ? _mm256_packus_epi16(w, w) : _mm256_packs_epi16(w, w);
+      _mm_storeu_si128((__m128i*)at(y, ty, i), _mm256_castsi256_si128(_mm256_permute4x64_epi64(bb, 0x08)));
+    }
+  }
+  const int64_t r = (int64_t(1) << p.shift) >> 1;
+  for (; i < n; ++i) {
+    int64_t v = (int64_t)(load_q(ta, a, i) - p.za) * p.ma + (int64_t)(load_q(tb, b, i) - p.zb) * p.mb + r;
+    store_q(ty, y, i, store_clamp(v >> p.shift, lo, hi) + p.zy);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+void avgpool_avx2(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp, const Requant& rq,
+                  QType out, void* y) {
+  const __m256i lo = _mm256_set1_epi64x(rq.qmin - (int64_t)rq.zero_point);
+  const __m256i hi = _mm256_set1_epi64x(rq.qmax - (int64_t)rq.zero_point);
+  const __m256i zp = _mm256_set1_epi32(rq.zero_point), tz = _mm256_set1_epi32((int32_t)(T * in_zp));
+  const bool pc = rq.channels != 1;
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t c = 0;
+    for (; c + 8 <= C; c += 8) {
+      __m256i s = _mm256_setzero_si256();
+      for (int64_t t = 0; t < T; ++t) s = _mm256_add_epi32(s, load8(in, at(x, in, (b * T + t) * C + c)));
+      s = _mm256_sub_epi32(s, tz);
+      const __m256i m = pc ? _mm256_loadu_si256((const __m256i*)(rq.mult + c)) : _mm256_set1_epi32(rq.mult[0]);
+      const __m256i sh = pc ? _mm256_loadu_si256((const __m256i*)(rq.shift + c)) : _mm256_set1_epi32(rq.shift[0]);
+      store8(out, at(y, out, b * C + c), _mm256_add_epi32(requant8_avx2(s, m, sh, lo, hi), zp));
+    }
+    for (; c < C; ++c) {
+      int32_t s = 0;
+      for (int64_t t = 0; t < T; ++t) s += load_q(in, x, (b * T + t) * C + c) - in_zp;
+      const int64_t ch = pc ? c : 0;
+      store_q(out, y, b * C + c, requantize_one(s, rq.mult[ch], rq.shift[ch], rq.zero_point, rq.qmin, rq.qmax));
+    }
+  }
+}
+
+void argmax_avx2(QType in, const void* x, int64_t rows, int64_t D, int64_t* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const void* xr = at(x, in, r * D);
+    __m256i mx = _mm256_set1_epi32(INT32_MIN);
+    int64_t i = 0;
+    for (; i + 8 <= D; i += 8) mx = _mm256_max_epi32(mx, load8(in, at(xr, in, i)));
+    alignas(32) int32_t mm[8];
+    _mm256_store_si256((__m256i*)mm, mx);
+    int32_t best = *std::max_element(mm, mm + 8);
+    for (int64_t j = i; j < D; ++j) best = std::max(best, load_q(in, xr, j));
+    const __m256i bv = _mm256_set1_epi32(best);
+    int64_t idx = -1;
+    for (i = 0; i + 8 <= D && idx < 0; i += 8) {
+      const int msk = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(load8(in, at(xr, in, i)), bv)));
+      if (msk) idx = i + __builtin_ctz((unsigned)msk);
+    }
+    for (; idx < 0 && i < D; ++i)
+      if (load_q(in, xr, i) == best) idx = i;
+    y[r] = idx;
+  }
+}
+
+}  // namespace detail
+}  // namespace q
+}  // namespace swinq

@@ -1,0 +1,467 @@
+// Integer kernels: scalar vs AVX2 bit-exactness on random and edge inputs, scalar vs float math
+// within the bounds stated in docs/integer-kernels.md, exhaustive isqrt up to 2^22 plus edges.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "swinq/qkernels.h"
+
+using namespace swinq;
+using namespace swinq::q;
+
+static int failures = 0;
+#define EXPECT(cond, ...)                                                   \
+  do {                                                                      \
+    if (!(cond)) {                                                          \
+      ++failures;                                                           \
+      if (failures < 30) {                                                  \
+        std::fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+        std::fprintf(stderr, __VA_ARGS__);                                  \
+        std::fprintf(stderr, "\n");                                         \
+      }                                                                     \
+    }                                                                       \
+  } while (0)
+
+static std::mt19937_64 rng(12345);
+static int64_t rnd(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
+static bool avx2 = false;
+
+template <typename T>
+static bool same(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+static int32_t sat(double v, QType t) { return (int32_t)std::max<double>(qtype_min(t), std::min<double>(qtype_max(t), v)); }
+
+static void test_isqrt() {
+  for (uint64_t v = 0; v <= (uint64_t(1) << 22); ++v) {
+    uint64_t r = isqrt_u64(v);
+    if (!(r * r <= v && (r + 1) * (r + 1) > v)) {
+      EXPECT(false, "isqrt(%llu) = %llu", (unsigned long long)v, (unsigned long long)r);
+      break;
+    }
+  }
+  EXPECT(isqrt_u64(~0ull) == 4294967295ull, "isqrt(2^64-1) = %llu", (unsigned long long)isqrt_u64(~0ull));
+  auto ok = [](uint64_t v) {
+    uint64_t r = isqrt_u64(v);
+    unsigned __int128 r2 = (unsigned __int128)r * r, r12 = (unsigned __int128)(r + 1) * (r + 1);
+    return r2 <= v && r12 > v;
+  };
+  for (uint64_t k : {uint64_t(1) << 16, (uint64_t(1) << 26) + 3, (uint64_t(1) << 31) - 1, uint64_t(1) << 31,
+                     (uint64_t(1) << 32) - 1, uint64_t(3037000499)})
+    for (int64_t d = -2; d <= 2; ++d) {
+      unsigned __int128 v = (unsigned __int128)k * k + d;
+      if (v >> 64) continue;
+      EXPECT(ok((uint64_t)v), "isqrt near %llu^2 %+lld", (unsigned long long)k, (long long)d);
+    }
+  for (int i = 0; i < 200000; ++i) {
+    uint64_t v = rng() >> rnd(0, 63);
+    EXPECT(ok(v), "isqrt(%llu)", (unsigned long long)v);
+  }
+}
+
+static void test_requant() {
+  // the rounding rule on ties: half up (toward +infinity)
+  int32_t m = 1 << 30, s = 31;  // ×0.5
+  EXPECT(requantize_one(3, m, s, 0, -1000, 1000) == 2, "1.5 → 2");
+  EXPECT(requantize_one(-3, m, s, 0, -1000, 1000) == -1, "-1.5 → -1");
+  EXPECT(requantize_one(-5, m, s, 0, -1000, 1000) == -2, "-2.5 → -2");
+  EXPECT(requantize_one(INT32_MIN, INT32_MIN, 0, 0, INT32_MIN, INT32_MAX) == INT32_MAX, "saturates");
+  for (int iter = 0; iter < 300; ++iter) {
+    const int64_t rows = rnd(1, 5), cols = rnd(1, 45);
+    const QType out = (QType)rnd(0, 3);
+    std::vector<int32_t> x(rows * cols), mult(cols), shift(cols);
+    for (auto& v : x) v = rnd(0, 9) == 0 ? (rnd(0, 1) ? INT32_MIN : INT32_MAX) : (int32_t)rnd(-(1 << 20), 1 << 20);
+    for (int64_t c = 0; c < cols; ++c) {
+      mult[c] = rnd(0, 9) == 0 ? INT32_MIN : (int32_t)rnd(INT32_MIN + 1, INT32_MAX);
+      shift[c] = (int32_t)rnd(0, 62);
+    }
+    Requant rq;
+    rq.mult = mult.data();
+    rq.shift = shift.data();
+    rq.channels = rnd(0, 1) ? (int32_t)cols : 1;
+    rq.zero_point = out == QType::u8 ? (int32_t)rnd(0, 255) : out == QType::s32 ? 0 : (int32_t)rnd(-100, 100);
+    if (rnd(0, 3) == 0) rq.qmin = rq.zero_point;  // ReLU
+    const size_t nb = (size_t)(rows * cols * qtype_size(out));
+    std::vector<uint8_t> ys(nb), yv(nb);
+    requantize(x.data(), rows, cols, rq, out, ys.data(), Isa::scalar);
+    if (avx2) {
+      requantize(x.data(), rows, cols, rq, out, yv.data(), Isa::avx2);
+      EXPECT(same(ys, yv), "requantize scalar != avx2 (rows %lld cols %lld out %s)", (long long)rows, (long long)cols, qtype_name(out));
+    }
+  }
+  // against float: ratio ≈ mult·2^-shift, error ≤ 1 code
+  for (double ratio : {0.5, 0.00123, 0.7071, 1.5, 37.0, 3e-9}) {
+    int32_t mm, ss;
+    quantize_multiplier(ratio, &mm, &ss);
+    for (int i = 0; i < 2000; ++i) {
+      int32_t x = (int32_t)rnd(-(1 << 24), 1 << 24);
+      double want = std::floor(x * ratio + 0.5);
+      int32_t got = requantize_one(x, mm, ss, 0, INT32_MIN, INT32_MAX);
+      EXPECT(std::fabs(got - want) <= 1 + std::fabs(x * ratio) * 1e-9, "ratio %g x %d: %d vs %g", ratio, x, got, want);
+    }
+  }
+  bool threw = false;
+  try {
+    int32_t mm, ss;
+    quantize_multiplier(0.0, &mm, &ss);
+  } catch (const std::invalid_argument&) { threw = true; }
+  EXPECT(threw, "quantize_multiplier(0) must throw");
+}
+
+static void test_gemm() {
+  struct Shape { int64_t M, K, N; };
+  const Shape shapes[] = {{1, 1, 1},   {3, 5, 7},     {4, 4, 16},  {5, 17, 33}, {13, 96, 40},
+                          {64, 100, 48}, {1, 300, 70}, {33, 7, 129}, {49, 32, 49}, {20, 3, 17}};
+  for (const Shape& sh : shapes)
+    for (int wmode = 0; wmode < 3; ++wmode)  // 0: safe weights, 1: full range (exact path), 2: zero point ≠ 0
+      for (int emode = 0; emode < 5; ++emode) {
+        const int64_t M = sh.M, K = sh.K, N = sh.N, lda = K + rnd(0, 3), ldc = N + rnd(0, 2);
+        std::vector<uint8_t> A(M * lda);
+        std::vector<int8_t> W(K * N);
+        for (auto& v : A) v = (uint8_t)rnd(0, 255);
+        for (auto& v : W) v = (int8_t)(wmode == 0 ? rnd(-64, 64) : rnd(-128, 127));
+        if (wmode == 1 && K >= 2) W[0] = 127, W[N] = 127;  // a pair that would saturate
+        PackOptions po;
+        po.w_zero_point = wmode == 2 ? (int32_t)rnd(-5, 5) | 1 : 0;
+        const bool transposed = rnd(0, 1);
+        std::vector<int8_t> Wt(K * N);
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t n = 0; n < N; ++n) Wt[n * K + k] = W[k * N + n];
+        PackedB B = transposed ? pack_b(Wt.data(), (int32_t)K, (int32_t)N, K, true, po)
+                               : pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, po);
+        if (wmode == 0) EXPECT(B.maddubs_safe, "|w| ≤ 64 must be provably safe");
+        if (wmode == 1 && K >= 2) EXPECT(!B.maddubs_safe && B.unsafe_pairs > 0, "127+127 pair must be unsafe");
+        std::vector<int32_t> bias(N), mult(N), shift(N);
+        for (auto& v : bias) v = (int32_t)rnd(-100000, 100000);
+        for (int64_t n = 0; n < N; ++n) quantize_multiplier(std::ldexp(1.0, -(int)rnd(8, 16)) * (1 + rnd(0, 99) / 100.0), &mult[n], &shift[n]);
+        uint8_t table[256];
+        for (int i = 0; i < 256; ++i) table[i] = (uint8_t)(255 - i);
+        GemmEpilogue ep;
+        ep.a_zero_point = (int32_t)rnd(0, 255);
+        ep.bias = rnd(0, 1) ? bias.data() : nullptr;
+        ep.rq.mult = mult.data();
+        ep.rq.shift = shift.data();
+        ep.rq.channels = rnd(0, 1) ? (int32_t)N : 1;
+        const QType outs[] = {QType::s32, QType::u8, QType::s8, QType::s16, QType::u8};
+        ep.out = outs[emode];
+        ep.relu = emode == 2 || (emode == 0 && rnd(0, 1));
+        ep.rq.zero_point = ep.out == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-20, 20);
+        if (emode == 4) ep.table = table;
+        const size_t nb = (size_t)(M * ldc * qtype_size(ep.out));
+        std::vector<uint8_t> cs(nb, 0xAB), cv(nb, 0xAB), ct(nb, 0xAB);
+        gemm_u8s8(M, A.data(), lda, B, ep, cs.data(), ldc, 1, Isa::scalar);
+        if (ep.out == QType::s32) {  // exact against int64 math
+          bool ok = true;
+          for (int64_t m = 0; m < M && ok; ++m)
+            for (int64_t n = 0; n < N && ok; ++n) {
+              int64_t acc = ep.bias ? ep.bias[n] : 0;
+              for (int64_t k = 0; k < K; ++k) acc += (int64_t)(A[m * lda + k] - ep.a_zero_point) * (W[k * N + n] - po.w_zero_point);
+              if (ep.relu && acc < 0) acc = 0;
+              int32_t got;
+              std::memcpy(&got, cs.data() + (m * ldc + n) * 4, 4);
+              ok = got == acc;
+              EXPECT(ok, "gemm s32 M%lld K%lld N%lld at (%lld,%lld): %d vs %lld", (long long)M, (long long)K, (long long)N,
+                     (long long)m, (long long)n, got, (long long)acc);
+            }
+        }
+        if (avx2) {
+          gemm_u8s8(M, A.data(), lda, B, ep, cv.data(), ldc, 1, Isa::avx2);
+          EXPECT(same(cs, cv), "gemm scalar != avx2 M%lld K%lld N%lld w%d e%d", (long long)M, (long long)K, (long long)N, wmode, emode);
+          gemm_u8s8(M, A.data(), lda, B, ep, ct.data(), ldc, 3, Isa::avx2);
+          EXPECT(same(cs, ct), "gemm 3 threads differs M%lld K%lld N%lld", (long long)M, (long long)K, (long long)N);
+        }
+      }
+  // force_path=maddubs on unsafe weights is refused; exact path on them is exact at the worst case
+  std::vector<int8_t> W(8 * 16, 127);
+  bool threw = false;
+  PackOptions po;
+  po.force_path = 1;
+  try {
+    pack_b(W.data(), 8, 16, 16, false, po);
+  } catch (const std::invalid_argument&) { threw = true; }
+  EXPECT(threw, "force maddubs on 127/127 pairs must throw");
+  PackedB B = pack_b(W.data(), 8, 16, 16, false);
+  std::vector<uint8_t> A(8, 255);
+  std::vector<int32_t> C(16);
+  GemmEpilogue ep;
+  for (Isa isa : {Isa::scalar, Isa::avx2}) {
+    if (isa == Isa::avx2 && !avx2) continue;
+    gemm_u8s8(1, A.data(), 8, B, ep, C.data(), 16, 1, isa);
+    EXPECT(C[0] == 8 * 255 * 127 && C[15] == 8 * 255 * 127, "worst case exact: %d", C[0]);
+  }
+  threw = false;
+  try {
+    gemm_u8s8(1, A.data(), 4, B, ep, C.data(), 16, 1, Isa::scalar);
+  } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "lda") != nullptr; }
+  EXPECT(threw, "lda < K must throw naming lda");
+}
+
+static void test_softmax() {
+  for (double S : {0.05, 0.01, 1.0 / 512, 1e-5}) {
+    SoftmaxParams p = softmax_params(S);
+    for (int64_t D : {1, 7, 8, 49, 64, 100}) {
+      const int64_t rows = rnd(1, 6), trows = rnd(1, 3);
+      std::vector<int32_t> x(rows * D), tab(trows * D);
+      const double span = 12.0 / S;
+      for (auto& v : x) v = (int32_t)rnd(-(int64_t)span, (int64_t)span);
+      if (rnd(0, 1)) x[0] = INT32_MAX;
+      for (auto& v : tab) v = rnd(0, 7) == 0 ? -(1 << 30) : (int32_t)rnd(-(int64_t)(span / 4), (int64_t)(span / 4));
+      for (int64_t t = 0; t < trows; ++t) tab[t * D] = 0;  // at least one unmasked entry per row
+      const bool use_tab = rnd(0, 1);
+      std::vector<uint8_t> ys(rows * D), yv(rows * D);
+      softmax_u8(x.data(), rows, D, use_tab ? tab.data() : nullptr, trows, p, ys.data(), Isa::scalar);
+      if (avx2) {
+        softmax_u8(x.data(), rows, D, use_tab ? tab.data() : nullptr, trows, p, yv.data(), Isa::avx2);
+        EXPECT(same(ys, yv), "softmax scalar != avx2 S %g D %lld", S, (long long)D);
+      }
+      if (x[0] == INT32_MAX) continue;
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<double> z(D);
+        double mx = -1e300, sum = 0;
+        for (int64_t i = 0; i < D; ++i) {
+          int32_t t = use_tab ? tab[(r % trows) * D + i] : 0;
+          z[i] = t <= -(1 << 30) ? -1e300 : (x[r * D + i] + (double)t) * S;
+          mx = std::max(mx, z[i]);
+        }
+        for (int64_t i = 0; i < D; ++i) sum += std::exp(z[i] - mx);
+        for (int64_t i = 0; i < D; ++i) {
+          double want = std::exp(z[i] - mx) / sum * 256.0;
+          double got = ys[r * D + i];
+          if (z[i] <= -1e299) EXPECT(got == 0, "masked entry must be 0");
+          EXPECT(std::fabs(got - std::min(want, 255.0)) <= 2.0, "softmax S %g D %lld: %g vs %g", S, (long long)D, got, want);
+        }
+      }
+    }
+  }
+}
+
+static void test_layernorm() {
+  for (int32_t D : {1, 7, 16, 33, 96, 384, 1536})
+    for (QType in : {QType::s8, QType::s16})
+      for (QType out : {QType::s8, QType::u8, QType::s16}) {
+        const int64_t rows = rnd(1, 4);
+        std::vector<float> g(D), b(D);
+        for (int32_t c = 0; c < D; ++c) g[c] = (float)(rnd(-200, 200) / 100.0), b[c] = (float)(rnd(-100, 100) / 100.0);
+        if (D > 2) g[1] = 0.0f;
+        const double os = out == QType::s16 ? 1.0 / 4096 : 4.0 / 127;
+        const int32_t zp = out == QType::u8 ? 128 : 0;
+        LayerNormParams p = layernorm_params(D, g.data(), b.data(), os, zp, out);
+        std::vector<int16_t> x(rows * D);
+        const int32_t lim = in == QType::s8 ? 127 : 32767;
+        for (int64_t r = 0; r < rows; ++r) {
+          const int mode = (int)rnd(0, 3);
+          for (int32_t c = 0; c < D; ++c) {
+            int32_t v = mode == 0 ? 7 : mode == 1 ? (rnd(0, 1) ? lim : -lim - 1) : (int32_t)rnd(-lim - 1, lim);
+            if (mode == 3) v = (int32_t)rnd(-lim / 50, lim / 50) + lim / 3;
+            x[r * D + c] = (int16_t)v;
+          }
+        }
+        std::vector<int8_t> x8(x.begin(), x.end());
+        const void* xin = in == QType::s8 ? (const void*)x8.data() : (const void*)x.data();
+        const size_t nb = (size_t)(rows * D * qtype_size(out));
+        std::vector<uint8_t> ys(nb), yv(nb);
+        layernorm(in, xin, rows, p, ys.data(), Isa::scalar);
+        if (avx2) {
+          layernorm(in, xin, rows, p, yv.data(), Isa::avx2);
+          EXPECT(same(ys, yv), "layernorm scalar != avx2 D %d in %s out %s", D, qtype_name(in), qtype_name(out));
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+          double mu = 0, var = 0;
+          for (int32_t c = 0; c < D; ++c) mu += x[r * D + c];
+          mu /= D;
+          for (int32_t c = 0; c < D; ++c) var += (x[r * D + c] - mu) * (x[r * D + c] - mu);
+          var /= D;
+          for (int32_t c = 0; c < D; ++c) {
+            double xn = var > 0 ? (x[r * D + c] - mu) / std::sqrt(var) : 0.0;
+            double want = sat(std::floor((xn * g[c] + b[c]) / os + 0.5) + zp, out);
+            int32_t got = 0;
+            if (out == QType::s8) got = ((int8_t*)ys.data())[r * D + c];
+            else if (out == QType::u8) got = ys[r * D + c];
+            else got = ((int16_t*)ys.data())[r * D + c];
+            EXPECT(std::fabs(got - want) <= 1.0, "layernorm D %d in %s out %s: %d vs %g (r %lld c %d x %d g %g b %g xn %g)", D, qtype_name(in), qtype_name(out), got, want, (long long)r, c, x[r * D + c], g[c], b[c], xn);
+          }
+        }
+      }
+}
+
+static void test_gelu_relu_lookup() {
+  for (double S : {0.1, 0.03, 0.005, 1e-4}) {
+    GeluParams p = gelu_params(S);
+    std::vector<int8_t> x(256 + 13);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = (int8_t)(i < 256 ? i : rnd(-128, 127));
+    std::vector<int32_t> ys(x.size()), yv(x.size());
+    gelu_ibert_s8(x.data(), (int64_t)x.size(), p, ys.data(), Isa::scalar);
+    if (avx2) {
+      gelu_ibert_s8(x.data(), (int64_t)x.size(), p, yv.data(), Isa::avx2);
+      EXPECT(same(ys, yv), "gelu scalar != avx2 S %g", S);
+    }
+    for (size_t i = 0; i < x.size(); ++i) {
+      double v = x[i] * S, want = 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+      EXPECT(std::fabs(ys[i] * p.out_scale - want) <= 0.02 * std::max(1.0, std::fabs(v)) + 2 * p.out_scale * 128,
+             "gelu S %g x %d: %g vs %g", S, x[i], ys[i] * p.out_scale, want);
+    }
+  }
+  uint8_t table[256];
+  gelu_table(0.05, 0, QType::s8, 0.03, 10, QType::u8, table);
+  for (int q = -128; q < 128; ++q) {
+    double v = q * 0.05, g = 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+    EXPECT(std::fabs((table[(uint8_t)q] - 10) * 0.03 - std::max(-10 * 0.03, std::min(245 * 0.03, g))) <= 0.5 * 0.03 + 1e-9,
+           "gelu table q %d", q);
+  }
+  for (int64_t n : {0, 1, 31, 32, 33, 100, 1000}) {
+    std::vector<uint8_t> x(n), ys(n), yv(n);
+    for (auto& v : x) v = (uint8_t)rnd(0, 255);
+    lookup_u8(x.data(), n, table, ys.data(), Isa::scalar);
+    for (int64_t i = 0; i < n; ++i) EXPECT(ys[i] == table[x[i]], "lookup");
+    for (QType t : {QType::s8, QType::u8}) {
+      const int32_t zp = t == QType::u8 ? 100 : -3;
+      std::vector<uint8_t> rs(n), rv(n);
+      relu_q8(t, x.data(), n, zp, rs.data(), Isa::scalar);
+      for (int64_t i = 0; i < n; ++i) {
+        int32_t xi = t == QType::u8 ? x[i] : (int8_t)x[i], yi = t == QType::u8 ? rs[i] : (int8_t)rs[i];
+        EXPECT(yi == std::max(xi, zp), "relu");
+      }
+      if (avx2) {
+        relu_q8(t, x.data(), n, zp, rv.data(), Isa::avx2);
+        EXPECT(same(rs, rv), "relu scalar != avx2");
+      }
+    }
+    if (avx2) {
+      lookup_u8(x.data(), n, table, yv.data(), Isa::avx2);
+      EXPECT(same(ys, yv), "lookup scalar != avx2 n %lld", (long long)n);
+    }
+  }
+}
+
+static void test_add() {
+  const QType ts[] = {QType::s8, QType::u8, QType::s16};
+  for (QType ta : ts)
+    for (QType tb : ts)
+      for (QType ty : ts) {
+        const int64_t n = rnd(1, 70);
+        const double sa = rnd(1, 100) / 1000.0, sb = rnd(1, 100) / 1000.0, sy = rnd(1, 100) / 500.0 * (ty == QType::s16 ? 0.01 : 1);
+        const int32_t za = ta == QType::s16 ? 0 : ta == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-128, 127);
+        const int32_t zb = tb == QType::s16 ? 0 : tb == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-128, 127);
+        const int32_t zy = ty == QType::s16 ? 0 : ty == QType::u8 ? 128 : 0;
+        AddParams p = add_params(sa, za, sb, zb, sy, zy, ty);
+        std::vector<int16_t> a(n), b(n);
+        for (int64_t i = 0; i < n; ++i) {
+          a[i] = (int16_t)rnd(qtype_min(ta), qtype_max(ta));
+          b[i] = (int16_t)rnd(qtype_min(tb), qtype_max(tb));
+        }
+        std::vector<int8_t> a8(a.begin(), a.end()), b8(b.begin(), b.end());
+        std::vector<uint8_t> au(a.begin(), a.end()), bu(b.begin(), b.end());
+        auto ptr = [&](QType t, std::vector<int16_t>& v16, std::vector<int8_t>& v8, std::vector<uint8_t>& vu) -> const void* {
+          return t == QType::s16 ? (const void*)v16.data() : t == QType::s8 ? (const void*)v8.data() : (const void*)vu.data();
+        };
+        const void* pa = ptr(ta, a, a8, au);
+        const void* pb = ptr(tb, b, b8, bu);
+        std::vector<uint8_t> ys(n * qtype_size(ty)), yv(ys.size());
+        add_q(ta, pa, tb, pb, n, p, ty, ys.data(), Isa::scalar);
+        if (avx2) {
+          add_q(ta, pa, tb, pb, n, p, ty, yv.data(), Isa::avx2);
+          EXPECT(same(ys, yv), "add scalar != avx2 %s+%s→%s", qtype_name(ta), qtype_name(tb), qtype_name(ty));
+        }
+        for (int64_t i = 0; i < n; ++i) {
+          double want = sat(std::floor(((a[i] - za) * sa + (b[i] - zb) * sb) / sy + 0.5) + zy, ty);
+          int32_t got = ty == QType::s16 ? ((int16_t*)ys.data())[i] : ty == QType::s8 ? (int8_t)ys[i] : ys[i];
+          // 15-bit multipliers: relative error ≤ 2^-14 of the magnitude, plus 1 for rounding
+          double mag = (std::fabs((a[i] - za) * sa) + std::fabs((b[i] - zb) * sb)) / sy;
+          EXPECT(std::fabs(got - want) <= 1.0 + mag * std::ldexp(1.0, -13), "add %s+%s→%s: %d vs %g", qtype_name(ta),
+                 qtype_name(tb), qtype_name(ty), got, want);
+        }
+      }
+}
+
+static void test_misc() {
+  // index_map: a roll by 1 of 5 items of 3 elements, block 3, with one padding row
+  std::vector<int16_t> x(2 * 15), y(2 * 18, -1);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = (int16_t)i;
+  std::vector<int32_t> idx = {12, 0, 3, 6, 9, -1};
+  index_map(x.data(), 2, (int64_t)x.size(), idx.data(), 6, 3, 2, 15, 18, y.data());
+  for (int t = 0; t < 2; ++t)
+    for (int r = 0; r < 6; ++r)
+      for (int j = 0; j < 3; ++j)
+        EXPECT(y[t * 18 + r * 3 + j] == (idx[r] < 0 ? 0 : x[t * 15 + idx[r] + j]), "index_map t%d r%d j%d", t, r, j);
+  bool threw = false;
+  idx[0] = 13;
+  try {
+    index_map(x.data(), 2, (int64_t)x.size(), idx.data(), 6, 3, 2, 15, 18, y.data());
+  } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "idx[0]") != nullptr; }
+  EXPECT(threw, "index_map out-of-range idx must throw naming idx[0]");
+
+  for (QType in : {QType::s8, QType::u8, QType::s16})
+    for (int64_t C : {1, 8, 13, 96}) {
+      const int64_t batch = 2, T = 49;
+      std::vector<int16_t> x16(batch * T * C);
+      for (auto& v : x16) v = (int16_t)rnd(qtype_min(in), qtype_max(in));
+      std::vector<int8_t> x8(x16.begin(), x16.end());
+      std::vector<uint8_t> xu(x16.begin(), x16.end());
+      const void* xp = in == QType::s16 ? (const void*)x16.data() : in == QType::s8 ? (const void*)x8.data() : (const void*)xu.data();
+      const int32_t izp = in == QType::u8 ? 128 : in == QType::s8 ? 3 : 0;
+      int32_t m, s;
+      quantize_multiplier(1.0 / T * (in == QType::s16 ? 0.01 : 1.0), &m, &s);
+      Requant rq;
+      rq.mult = &m;
+      rq.shift = &s;
+      rq.zero_point = 0;
+      std::vector<int8_t> ys(batch * C), yv(batch * C);
+      avgpool(in, xp, batch, T, C, izp, rq, QType::s8, ys.data(), Isa::scalar);
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t c = 0; c < C; ++c) {
+          double sum = 0;
+          for (int64_t t = 0; t < T; ++t) sum += (double)x16[(b * T + t) * C + c] - izp;
+          double want = sat(std::floor(sum / T * (in == QType::s16 ? 0.01 : 1.0) + 0.5), QType::s8);
+          EXPECT(std::fabs(ys[b * C + c] - want) <= 1, "avgpool %s C %lld: %d vs %g", qtype_name(in), (long long)C, ys[b * C + c], want);
+        }
+      if (avx2) {
+        avgpool(in, xp, batch, T, C, izp, rq, QType::s8, yv.data(), Isa::avx2);
+        EXPECT(same(ys, yv), "avgpool scalar != avx2");
+      }
+    }
+  for (QType in : {QType::s8, QType::u8, QType::s16, QType::s32})
+    for (int64_t D : {1, 5, 8, 10, 17, 64}) {
+      const int64_t rows = 4;
+      std::vector<int32_t> x32(rows * D);
+      for (auto& v : x32) v = (int32_t)rnd(0, 5) + (in == QType::s8 ? -3 : 0);  // many ties: first index wins
+      std::vector<int16_t> x16(x32.begin(), x32.end());
+      std::vector<int8_t> x8(x32.begin(), x32.end());
+      std::vector<uint8_t> xu(x32.begin(), x32.end());
+      const void* xp = in == QType::s32 ? (const void*)x32.data() : in == QType::s16 ? (const void*)x16.data()
+                       : in == QType::s8 ? (const void*)x8.data() : (const void*)xu.data();
+      std::vector<int64_t> ys(rows), yv(rows);
+      argmax(in, xp, rows, D, ys.data(), Isa::scalar);
+      for (int64_t r = 0; r < rows; ++r) {
+        int64_t best = 0;
+        for (int64_t i = 1; i < D; ++i)
+          if (x32[r * D + i] > x32[r * D + best]) best = i;
+        EXPECT(ys[r] == best, "argmax");
+      }
+      if (avx2) {
+        argmax(in, xp, rows, D, yv.data(), Isa::avx2);
+        EXPECT(ys == yv, "argmax scalar != avx2 %s D %lld", qtype_name(in), (long long)D);
+      }
+    }
+}
+
+int main() {
+  avx2 = best_isa() == Isa::avx2;
+  if (!avx2) std::fprintf(stderr, "note: no AVX2 on this CPU: scalar-vs-float checks only\n");
+  test_isqrt();
+  test_requant();
+  test_gemm();
+  test_softmax();
+  test_layernorm();
+  test_gelu_relu_lookup();
+  test_add();
+  test_misc();
+  if (failures) {
+    std::fprintf(stderr, "%d failure(s)\n", failures);
+    return 1;
+  }
+  std::printf("qkernels_test: all passed (avx2 %s)\n", avx2 ? "compared" : "absent");
+  return 0;
+}
