@@ -475,7 +475,11 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
   // graph outputs: write straight into output storage when the producer is ours alone, else copy
   const outputIds = s.outputs.map((name, i) => {
     const v = info(name);
-    const st = state.get(name);
+    let st = state.get(name);
+    if (st?.k === 'view' && st.v.srcs.length === 1) {
+      setT(name, tensorOf(name, name));
+      st = state.get(name);
+    }
     if (st?.k === 'tensor') {
       const r = root(st.t);
       const rt = tensors[r];
