@@ -679,7 +679,6 @@ void Plan::run_op(size_t i) {
   float* outf = static_cast<float*>(out);
   const auto& I = op.ints;
   ThreadPool& pool = *pool_;
-  (void)avx2;
   switch (op.kind) {
     case OpKind::copy: {
       const int64_t n = desc_.tensors[op.outputs[0]].nbytes();
@@ -702,10 +701,11 @@ void Plan::run_op(size_t i) {
       f32::GemmArgs a{inf(0), packed_[i].get(), inf(2), inf(3), outf, I[0], I[1], I[2], (int)I[3]};
       const int64_t panels = f32::gemm_panels(a.N);
       // Tasks are blocks of 36 rows × 4 panels (64 columns), m-major so an x block stays in cache.
-      const int64_t mb = 36, nb = 4;
+      // Fewer panels per task when K is large, so a task's B panels (K·64 bytes each) stay in L2.
+      const int64_t mb = 36, nb = std::max<int64_t>(1, std::min<int64_t>(4, (256 << 10) / (std::max<int64_t>(a.K, 1) * 64)));
       const int64_t m_blocks = (a.M + mb - 1) / mb, n_blocks = (panels + nb - 1) / nb;
       const int64_t task_work = mb * nb * f32::kGemmNr * std::max<int64_t>(a.K, 1);
-      auto gemm = f32::gemm_f32_scalar;
+      auto gemm = avx2 ? f32::gemm_f32_6x16_avx2 : f32::gemm_f32_scalar;
       pool.parallel_for(m_blocks * n_blocks, chunk_for(task_work, 200000), [&](int64_t b, int64_t e) {
         for (int64_t tsk = b; tsk < e; ++tsk) {
           const int64_t mi = tsk / n_blocks, ni = tsk % n_blocks;
@@ -716,7 +716,7 @@ void Plan::run_op(size_t i) {
     }
     case OpKind::matmul: {
       f32::MatmulArgs a{inf(0), inf(1), outf, I[0], I[1], I[2], I[3], I[5], I[6], I[4] != 0, op.floats[0]};
-      auto mm = f32::matmul_f32_scalar;
+      auto mm = avx2 ? f32::matmul_f32_avx2 : f32::matmul_f32_scalar;
       pool.parallel_for(a.batch, chunk_for(a.M * a.N * std::max<int64_t>(a.K, 1), 100000),
                         [&](int64_t b, int64_t e) { mm(a, b, e); });
       break;
@@ -728,7 +728,7 @@ void Plan::run_op(size_t i) {
       const float* bt = inf(2);
       const float eps = op.floats[0];
       pool.parallel_for(I[0], chunk_for(D * 4), [&](int64_t b, int64_t e) {
-        f32::layernorm_f32_scalar(x, g, bt, outf, D, eps, b, e);
+        (avx2 ? f32::layernorm_f32_avx2 : f32::layernorm_f32_scalar)(x, g, bt, outf, D, eps, b, e);
       });
       break;
     }
@@ -737,7 +737,7 @@ void Plan::run_op(size_t i) {
       const float* x = inf(0);
       const float* bias = inf(1);
       pool.parallel_for(I[0], chunk_for(D * 8), [&](int64_t b, int64_t e) {
-        f32::softmax_f32_scalar(x, bias, br, outf, D, b, e);
+        (avx2 ? f32::softmax_f32_avx2 : f32::softmax_f32_scalar)(x, bias, br, outf, D, b, e);
       });
       break;
     }
@@ -749,7 +749,7 @@ void Plan::run_op(size_t i) {
       const int64_t per = (op_k == f32::u_relu || op_k == f32::u_neg || op_k == f32::u_abs || op_k == f32::u_scale_shift ||
                            op_k == f32::u_clip) ? 1 : 16;
       pool.parallel_for(n, chunk_for(per, 65536), [&](int64_t b, int64_t e) {
-        f32::unary_f32_scalar(op_k, p0, p1, x + b, outf + b, e - b);
+        (avx2 ? f32::unary_f32_avx2 : f32::unary_f32_scalar)(op_k, p0, p1, x + b, outf + b, e - b);
       });
       break;
     }
@@ -760,7 +760,7 @@ void Plan::run_op(size_t i) {
       const float* B = inf(1);
       const int r = s.rank;
       const int64_t inner = s.dims[r - 1], ias = s.as[r - 1], ibs = s.bs[r - 1];
-      auto bin = f32::binary_f32_scalar;
+      auto bin = avx2 ? f32::binary_f32_avx2 : f32::binary_f32_scalar;
       if (r == 1) {
         pool.parallel_for(inner, chunk_for(bop == f32::b_pow ? 16 : 1, 65536), [&](int64_t b, int64_t e) {
           bin(bop, A + b * ias, ias, B + b * ibs, ibs, outf + b, e - b);
