@@ -56,6 +56,8 @@ export interface NativeBinding {
   opNames(): string[];
   /** Validates and loads a plan; throws an Error naming the op index, op and ONNX node on bad input. */
   createPlan?(desc: PlanDescJS, options: { threads: number; profile?: boolean }): NativePlan;
+  /** Mean seconds per call of a one-op M×K·K×N linear plan (bench/gemm-f32.js); threads 0 = all cores. */
+  benchGemmF32?(M: number, K: number, N: number, iters: number, threads: number): number;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   [name: string]: any;
 }

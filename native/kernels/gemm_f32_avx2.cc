@@ -46,20 +46,30 @@ void tile(const GemmArgs& a, int64_t m, int64_t p) {
   const float* b = a.packed_b + p * K * kGemmNr;
   const float* x = a.x + m * K;
   __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
   for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const __m256 b0 = _mm256_loadu_ps(b + k * kGemmNr);
     const __m256 b1 = _mm256_loadu_ps(b + k * kGemmNr + 8);
+#pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
       const __m256 av = _mm256_broadcast_ss(x + r * K + k);
       c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
       c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
     }
   }
+  // Spill once through a buffer: indexing the accumulators in the (not unrolled) epilogue loop
+  // would make the compiler keep them in memory inside the k loop.
+  alignas(32) float t[MR][kGemmNr];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    _mm256_store_ps(t[r], c0[r]);
+    _mm256_store_ps(t[r] + 8, c1[r]);
+  }
   const int64_t n0 = p * kGemmNr, nn = std::min<int64_t>(kGemmNr, a.N - n0);
   for (int r = 0; r < MR; ++r) {
-    store8(a, c0[r], m + r, n0, nn);
-    store8(a, c1[r], m + r, n0 + 8, nn - 8);
+    store8(a, _mm256_load_ps(t[r]), m + r, n0, nn);
+    store8(a, _mm256_load_ps(t[r] + 8), m + r, n0 + 8, nn - 8);
   }
 }
 
