@@ -3,6 +3,7 @@
 // executor off the event loop.
 import { loadModel } from './onnx/load.js';
 import { compileGraph, type Compiled } from './compile/index.js';
+import { isSupportedOp } from './passes/specialize.js';
 import type { Graph, ValueDecl } from './ir/graph.js';
 import { native, type NativePlan } from './native.js';
 import { Tensor, TYPE_BYTES, type TensorType } from './tensor.js';
@@ -52,6 +53,12 @@ export class InferenceSession {
     if (options.isa) native.setIsa(options.isa);
     if (!native.createPlan) throw new Error('swinq: this build of the addon has no plan executor (createPlan)');
     const g = loadModel(pathOrBuffer);
+    // unsupported ops fail at create (cheap); shapes are only known per run, so compiling is lazy
+    for (const n of g.nodes) {
+      if (n.domain !== '' || !isSupportedOp(n.opType)) {
+        throw new Error(`${g.source}: unsupported op '${n.domain ? `${n.domain}.` : ''}${n.opType}' at node '${n.name}'`);
+      }
+    }
     return new InferenceSession(g, typeof pathOrBuffer === 'string' ? pathOrBuffer : undefined, options);
   }
 

@@ -5,7 +5,7 @@
 import { attrFloat, attrInt, attrInts, attrString, makeConst, numel, type ConstTensor, type DT, type Node } from '../ir/graph.js';
 import { BinaryOp, ReduceOp, UnaryOp, type OpName } from '../plan/ops.js';
 import {
-  broadcastDims, broadcastStrides, expand as expandMove, stridedMap, stridesOf, type Move,
+  allocMap, broadcastDims, broadcastStrides, expand as expandMove, stridedMap, stridesOf, type Move,
 } from '../passes/movement.js';
 import { matmulDims, MOVE_OPS, moveOf, reduceAxes, type Specialized, type VInfo } from '../passes/specialize.js';
 
@@ -417,7 +417,7 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
         } else if (ap === 'VALID') pads = [0, 0, 0, 0];
         // im2col: rows (n, oh, ow), columns (c, i, j)
         const K = C * kh * kw;
-        const map = new Int32Array(Nb * OH * OW * K);
+        const map = allocMap([Nb * OH * OW, K]);
         let q = 0;
         for (let b = 0; b < Nb; b++) for (let y = 0; y < OH; y++) for (let xx = 0; xx < OW; xx++) {
           for (let c = 0; c < C; c++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {

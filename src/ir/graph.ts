@@ -51,6 +51,7 @@ export function numel(dims: readonly number[]): number {
 
 export function makeConst(dtype: DT, dims: number[], values?: ArrayLike<number>): ConstTensor {
   const n = numel(dims);
+  if (!(n <= 2 ** 31 - 1)) throw new Error(`constant [${dims.join(',')}] has ${n} elements, more than the limit ${2 ** 31 - 1}`);
   const data = dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
   if (values) {
     if (values.length !== n) throw new Error(`internal: constant of dims [${dims}] given ${values.length} values`);

@@ -21,10 +21,18 @@ export function stridesOf(dims: readonly number[]): number[] {
   return s;
 }
 
+const MAX_MAP = 2 ** 31 - 1;
+/** Allocates an index map for dims, refusing hostile sizes before touching memory. */
+export function allocMap(dims: readonly number[]): Int32Array {
+  const n = numel(dims);
+  if (!(n <= MAX_MAP)) throw new Error(`output [${dims.join(',')}] has ${n} elements, more than the limit ${MAX_MAP}`);
+  return new Int32Array(n);
+}
+
 /** map[out] = base + Σ idx_d · strides[d] over the output's multi-index. */
 export function stridedMap(outDims: readonly number[], strides: readonly number[], base: number): Int32Array {
   const n = numel(outDims);
-  const map = new Int32Array(n);
+  const map = allocMap(outDims);
   const r = outDims.length;
   if (n === 0) return map;
   if (r === 0) {
@@ -137,7 +145,7 @@ export function concat(inDims: readonly (readonly number[])[], axis: number, wha
   dims[a] = inDims.reduce((s, d) => s + d[a], 0);
   const outer = numel(dims.slice(0, a));
   const inner = numel(dims.slice(a + 1));
-  const map = new Int32Array(numel(dims));
+  const map = allocMap(dims);
   let k = 0;
   for (let o = 0; o < outer; o++) {
     let base = 0;
@@ -159,7 +167,7 @@ export function gather(inDims: readonly number[], indices: ArrayLike<number>, id
   const outer = numel(inDims.slice(0, a));
   const inner = numel(inDims.slice(a + 1));
   const ni = indices.length;
-  const map = new Int32Array(numel(dims));
+  const map = allocMap(dims);
   let k = 0;
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < ni; i++) {
@@ -228,7 +236,7 @@ export function pad(inDims: readonly number[], pads: readonly number[], mode: st
   if (pads.every((p) => p === 0)) return { dims, map: null };
   const inS = stridesOf(inDims);
   const outS = stridesOf(dims);
-  const map = new Int32Array(numel(dims));
+  const map = allocMap(dims);
   for (let k = 0; k < map.length; k++) {
     let rem = k;
     let src = 0;
