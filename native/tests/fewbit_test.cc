@@ -212,6 +212,10 @@ static void test_edges() {
     }
   };
   expect_throw([] { fewbit_table("gelu", 5, {}); }, "bits 5", "bits");
+  expect_throw([] { FewbitTable t; t.bits = 2; t.borders = {0, 1, 2, 3}; t.steps = {1, 1, 1, 1}; t.levels = {0, 1, 2, 3};
+                    fewbit_codec(t); }, "too many borders", "do not fit");
+  expect_throw([] { FewbitTable t; t.bits = 1; t.borders = {1, 0}; t.steps = {1, -1}; t.levels = {0, 1};
+                    fewbit_codec(t); }, "unordered band", "band");
   expect_throw([] { fewbit_table("nope", 2, {}); }, "unknown fn", "unknown function 'nope'");
   expect_throw([] { FewbitOptions o; o.lo = 3, o.hi = -3; fewbit_table("gelu", 2, o); }, "domain", "domain");
   expect_throw([] { FewbitOptions o; o.weight = FewbitWeight::histogram; o.hist_edges = {0, 1}; o.hist_counts = {1, 2};

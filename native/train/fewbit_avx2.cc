@@ -41,6 +41,34 @@ void encode_avx2(const FewbitCodec& c, const float* x, size_t n, uint8_t* out) {
   if (g < n) fewbit_encode_f32_scalar(c, x + g, n - g, out + g / 8 * B);
 }
 
+// Sorted borders: branch-free binary search, B steps of (look up border code+step-1, compare, add)
+// instead of 2^B - 1 compares. Missing borders are +inf (never below x).
+template <int B>
+void encode_bsearch_avx2(const FewbitCodec& c, const float* x, size_t n, uint8_t* out) {
+  alignas(32) float tbl[16];
+  for (int i = 0; i < 16; ++i) tbl[i] = i < c.nborders ? c.borders[i] : __builtin_inff();
+  const __m256 t0 = _mm256_load_ps(tbl), t1 = _mm256_load_ps(tbl + 8);
+  const __m256i shifts = _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
+  const __m256i one = _mm256_set1_epi32(1);
+  size_t g = 0;
+  for (; g + 8 <= n; g += 8) {
+    const __m256 v = _mm256_loadu_ps(x + g);
+    __m256i code = _mm256_setzero_si256();
+    for (int step = 1 << (B - 1); step >= 1; step >>= 1) {
+      const __m256i idx = _mm256_sub_epi32(_mm256_add_epi32(code, _mm256_set1_epi32(step)), one);
+      __m256 s = _mm256_permutevar8x32_ps(t0, idx);
+      if (B == 4) s = _mm256_blendv_ps(s, _mm256_permutevar8x32_ps(t1, idx), _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+      const __m256i gt = _mm256_castps_si256(_mm256_cmp_ps(v, s, _CMP_GT_OQ));
+      code = _mm256_add_epi32(code, _mm256_and_si256(gt, _mm256_set1_epi32(step)));
+    }
+    const uint32_t w = hor_or(_mm256_sllv_epi32(code, shifts));
+    uint8_t* dst = out + g / 8 * B;
+    if (B == 3 && g + 8 < n) std::memcpy(dst, &w, 4);
+    else std::memcpy(dst, &w, B);
+  }
+  if (g < n) fewbit_encode_f32_scalar(c, x + g, n - g, out + g / 8 * B);
+}
+
 template <int B>
 void decode_avx2(const FewbitCodec& c, const uint8_t* codes, const float* go, size_t n, float* gi) {
   const __m256 lv0 = _mm256_loadu_ps(c.levels), lv1 = _mm256_loadu_ps(c.levels + 8);
@@ -66,6 +94,12 @@ void decode_avx2(const FewbitCodec& c, const uint8_t* codes, const float* go, si
 }  // namespace
 
 void fewbit_encode_f32_avx2(const FewbitCodec& c, const float* x, size_t n, uint8_t* codes) {
+  if (c.sorted && c.bits >= 3) {  // at 2 bits three compares are as fast
+    switch (c.bits) {
+      case 3: return encode_bsearch_avx2<3>(c, x, n, codes);
+      case 4: return encode_bsearch_avx2<4>(c, x, n, codes);
+    }
+  }
   switch (c.bits) {
     case 1: return encode_avx2<1>(c, x, n, codes);
     case 2: return encode_avx2<2>(c, x, n, codes);

@@ -8,6 +8,9 @@
 #include "swinq/fewbit.h"
 
 namespace swinq {
+namespace {
+void check_codec(const FewbitCodec& c);
+}
 
 FewbitCodec fewbit_codec(const FewbitTable& t) {
   FewbitCodec c;
@@ -25,6 +28,10 @@ FewbitCodec fewbit_codec(const FewbitTable& t) {
     c.borders[i] = t.steps[i] < 0 ? std::nextafter(s, -INFINITY) : s;
     c.steps[i] = t.steps[i] < 0 ? -1 : 1;
   }
+  check_codec(c);
+  c.sorted = true;
+  for (int i = 0; i < c.nborders; ++i)
+    if (c.steps[i] != 1 || (i > 0 && !(c.borders[i] >= c.borders[i - 1]))) c.sorted = false;
   for (int i = 0; i < 16; ++i) c.levels[i] = (float)t.levels[(size_t)i < t.levels.size() ? i : t.levels.size() - 1];
   return c;
 }
@@ -71,10 +78,21 @@ void decode_scalar(const FewbitCodec& c, const uint8_t* codes, const float* go, 
   }
 }
 
+// Every reachable code must fit in `bits` bits, or packing would spill into the neighbour.
 void check_codec(const FewbitCodec& c) {
   if (c.bits < 1 || c.bits > 4) throw std::invalid_argument("fewbit: codec bits must be 1..4, got " + std::to_string(c.bits));
   if (c.nborders < 0 || c.nborders > 15)
     throw std::invalid_argument("fewbit: codec borders must be 0..15, got " + std::to_string(c.nborders));
+  int lo = 0, hi = 0;  // bounds on Σ steps over any subset of borders
+  for (int i = 0; i < c.nborders; ++i) {
+    if (c.steps[i] != 1 && c.steps[i] != -1) throw std::invalid_argument("fewbit: codec steps must be +1 or -1");
+    (c.steps[i] > 0 ? hi : lo) += c.steps[i];
+  }
+  if (lo < 0 && !(c.nborders == 2 && c.steps[0] == 1 && c.steps[1] == -1 && c.borders[0] <= c.borders[1]))
+    throw std::invalid_argument("fewbit: codec with -1 steps must be a band (+1, -1) with ordered borders");
+  if (hi >= (1 << c.bits))
+    throw std::invalid_argument("fewbit: " + std::to_string(c.nborders) + " borders give codes that do not fit in " +
+                                std::to_string(c.bits) + " bits");
 }
 
 }  // namespace

@@ -85,6 +85,9 @@ struct FewbitCodec {
   float borders[15] = {};
   int32_t steps[15] = {};
   float levels[16] = {};
+  // All steps +1 and borders non-decreasing: the code is a count of a prefix, so SIMD may
+  // binary-search it (same result as the linear count).
+  bool sorted = false;
 };
 FewbitCodec fewbit_codec(const FewbitTable& t);
 
