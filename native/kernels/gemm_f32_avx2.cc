@@ -14,33 +14,26 @@ namespace f32 {
 
 namespace {
 
-inline __m256 act_v(int act, __m256 v) {
-  switch (act) {
-    case act_relu: return _mm256_max_ps(v, _mm256_setzero_ps());
-    case act_gelu_erf: return v8::gelu_erf(v);
-    case act_gelu_tanh: return v8::gelu_tanh(v);
-    default: return v;
-  }
+template <int ACT>
+inline __m256 act_v(__m256 v) {
+  if (ACT == act_relu) return _mm256_max_ps(v, _mm256_setzero_ps());
+  if (ACT == act_gelu_erf) return v8::gelu_erf(v);
+  if (ACT == act_gelu_tanh) return v8::gelu_tanh(v);
+  return v;
 }
 
-// Epilogue for one 8-column half of a tile row: bias, act, residual, store (nn = valid columns).
-inline void store8(const GemmArgs& a, __m256 v, int64_t row, int64_t col, int64_t nn) {
-  float* y = a.y + row * a.N + col;
-  if (nn >= 8) {
-    if (a.bias) v = _mm256_add_ps(v, _mm256_loadu_ps(a.bias + col));
-    v = act_v(a.act, v);
-    if (a.residual) v = _mm256_add_ps(v, _mm256_loadu_ps(a.residual + row * a.N + col));
-    _mm256_storeu_ps(y, v);
-  } else if (nn > 0) {
-    const __m256i m = v8::tail_mask(nn);
-    if (a.bias) v = _mm256_add_ps(v, _mm256_maskload_ps(a.bias + col, m));
-    v = act_v(a.act, v);
-    if (a.residual) v = _mm256_add_ps(v, _mm256_maskload_ps(a.residual + row * a.N + col, m));
-    _mm256_maskstore_ps(y, m, v);
-  }
+// Masked epilogue for one 8-column half of a tile row with nn (< 8) valid columns.
+template <int ACT>
+inline void store8_tail(const GemmArgs& a, __m256 v, int64_t row, int64_t col, int64_t nn) {
+  if (nn <= 0) return;
+  const __m256i m = v8::tail_mask(nn);
+  if (a.bias) v = _mm256_add_ps(v, _mm256_maskload_ps(a.bias + col, m));
+  v = act_v<ACT>(v);
+  if (a.residual) v = _mm256_add_ps(v, _mm256_maskload_ps(a.residual + row * a.N + col, m));
+  _mm256_maskstore_ps(a.y + row * a.N + col, m, v);
 }
 
-template <int MR>
+template <int MR, int ACT>
 void tile(const GemmArgs& a, int64_t m, int64_t p) {
   const int64_t K = a.K;
   const float* b = a.packed_b + p * K * kGemmNr;
@@ -58,35 +51,65 @@ void tile(const GemmArgs& a, int64_t m, int64_t p) {
       c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
     }
   }
-  // Spill once through a buffer: indexing the accumulators in the (not unrolled) epilogue loop
-  // would make the compiler keep them in memory inside the k loop.
-  alignas(32) float t[MR][kGemmNr];
-#pragma GCC unroll 6
-  for (int r = 0; r < MR; ++r) {
-    _mm256_store_ps(t[r], c0[r]);
-    _mm256_store_ps(t[r] + 8, c1[r]);
-  }
+  // Epilogue straight from the registers (fully unrolled, so the accumulators never touch memory).
   const int64_t n0 = p * kGemmNr, nn = std::min<int64_t>(kGemmNr, a.N - n0);
-  for (int r = 0; r < MR; ++r) {
-    store8(a, _mm256_load_ps(t[r]), m + r, n0, nn);
-    store8(a, _mm256_load_ps(t[r] + 8), m + r, n0 + 8, nn - 8);
+  if (nn == kGemmNr) {
+    const __m256 bias0 = a.bias ? _mm256_loadu_ps(a.bias + n0) : _mm256_setzero_ps();
+    const __m256 bias1 = a.bias ? _mm256_loadu_ps(a.bias + n0 + 8) : _mm256_setzero_ps();
+    float* y = a.y + m * a.N + n0;
+    const float* res = a.residual ? a.residual + m * a.N + n0 : nullptr;
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      __m256 v0 = act_v<ACT>(_mm256_add_ps(c0[r], bias0));
+      __m256 v1 = act_v<ACT>(_mm256_add_ps(c1[r], bias1));
+      if (res) {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res + r * a.N));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + r * a.N + 8));
+      }
+      _mm256_storeu_ps(y + r * a.N, v0);
+      _mm256_storeu_ps(y + r * a.N + 8, v1);
+    }
+  } else {
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      if (nn >= 8) {
+        __m256 v0 = c0[r];
+        if (a.bias) v0 = _mm256_add_ps(v0, _mm256_loadu_ps(a.bias + n0));
+        v0 = act_v<ACT>(v0);
+        if (a.residual) v0 = _mm256_add_ps(v0, _mm256_loadu_ps(a.residual + (m + r) * a.N + n0));
+        _mm256_storeu_ps(a.y + (m + r) * a.N + n0, v0);
+        store8_tail<ACT>(a, c1[r], m + r, n0 + 8, nn - 8);
+      } else {
+        store8_tail<ACT>(a, c0[r], m + r, n0, nn);
+      }
+    }
+  }
+}
+
+template <int ACT>
+void gemm(const GemmArgs& a, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
+    int64_t m = m0;
+    for (; m + 6 <= m1; m += 6) tile<6, ACT>(a, m, p);
+    switch (m1 - m) {
+      case 5: tile<5, ACT>(a, m, p); break;
+      case 4: tile<4, ACT>(a, m, p); break;
+      case 3: tile<3, ACT>(a, m, p); break;
+      case 2: tile<2, ACT>(a, m, p); break;
+      case 1: tile<1, ACT>(a, m, p); break;
+      default: break;
+    }
   }
 }
 
 }  // namespace
 
 void gemm_f32_6x16_avx2(const GemmArgs& a, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-  for (int64_t p = p0; p < p1; ++p) {
-    int64_t m = m0;
-    for (; m + 6 <= m1; m += 6) tile<6>(a, m, p);
-    switch (m1 - m) {
-      case 5: tile<5>(a, m, p); break;
-      case 4: tile<4>(a, m, p); break;
-      case 3: tile<3>(a, m, p); break;
-      case 2: tile<2>(a, m, p); break;
-      case 1: tile<1>(a, m, p); break;
-      default: break;
-    }
+  switch (a.act) {
+    case act_relu: return gemm<act_relu>(a, m0, m1, p0, p1);
+    case act_gelu_erf: return gemm<act_gelu_erf>(a, m0, m1, p0, p1);
+    case act_gelu_tanh: return gemm<act_gelu_tanh>(a, m0, m1, p0, p1);
+    default: return gemm<act_none>(a, m0, m1, p0, p1);
   }
 }
 
