@@ -74,9 +74,10 @@ static void test_requant() {
     const QType out = (QType)rnd(0, 3);
     std::vector<int32_t> x(rows * cols), mult(cols), shift(cols);
     for (auto& v : x) v = rnd(0, 9) == 0 ? (rnd(0, 1) ? INT32_MIN : INT32_MAX) : (int32_t)rnd(-(1 << 20), 1 << 20);
+    const bool ge32 = rnd(0, 1);
     for (int64_t c = 0; c < cols; ++c) {
       mult[c] = rnd(0, 9) == 0 ? INT32_MIN : (int32_t)rnd(INT32_MIN + 1, INT32_MAX);
-      shift[c] = (int32_t)rnd(0, 62);
+      shift[c] = (int32_t)(ge32 ? rnd(32, 62) : rnd(0, 62));
     }
     Requant rq;
     rq.mult = mult.data();
@@ -136,7 +137,10 @@ static void test_gemm() {
         if (wmode == 1 && K >= 2) EXPECT(!B.maddubs_safe && B.unsafe_pairs > 0, "127+127 pair must be unsafe");
         std::vector<int32_t> bias(N), mult(N), shift(N);
         for (auto& v : bias) v = (int32_t)rnd(-100000, 100000);
-        for (int64_t n = 0; n < N; ++n) quantize_multiplier(std::ldexp(1.0, -(int)rnd(8, 16)) * (1 + rnd(0, 99) / 100.0), &mult[n], &shift[n]);
+        // s16 outputs use ratios ≥ 0.5 (shift < 32: the general SIMD requantization), others < 2^-8 (the fast form)
+        for (int64_t n = 0; n < N; ++n)
+          quantize_multiplier(emode == 3 ? 0.5 + rnd(0, 300) / 100.0 : std::ldexp(1.0, -(int)rnd(8, 16)) * (1 + rnd(0, 99) / 100.0),
+                              &mult[n], &shift[n]);
         uint8_t table[256];
         for (int i = 0; i < 256; ++i) table[i] = (uint8_t)(255 - i);
         GemmEpilogue ep;

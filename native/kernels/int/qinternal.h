@@ -20,6 +20,7 @@ struct GemmCtx {
   const int32_t* mult;      // Np (out != s32)
   const int32_t* shift;     // Np
   int32_t lo, hi;           // clamp bounds minus the zero point
+  bool shifts_ge32;         // every shift ≥ 32: the cheaper SIMD requantization applies
 };
 
 // Rows [m0, m1) × panels [p0, p1) of the GEMM.

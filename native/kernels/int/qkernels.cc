@@ -222,7 +222,7 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
   for (int32_t n = 0; n < B.N; ++n)
     bias_eff[n] = (int32_t)((uint32_t)(ep.bias ? ep.bias[n] : 0) - (uint32_t)za * (uint32_t)B.colsum[n] +
                             (uint32_t)B.K * (uint32_t)za * (uint32_t)zw);
-  detail::GemmCtx c{&B, A, lda, C, ldc, &ep, bias_eff.data(), nullptr, nullptr, 0, 0};
+  detail::GemmCtx c{&B, A, lda, C, ldc, &ep, bias_eff.data(), nullptr, nullptr, 0, 0, false};
   if (ep.out != QType::s32) {
     check_requant(ep.rq, B.N, "gemm_u8s8");
     QCHECK(ep.rq.zero_point >= qtype_min(ep.out) && ep.rq.zero_point <= qtype_max(ep.out),
@@ -236,6 +236,9 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     }
     c.mult = mult.data();
     c.shift = shift.data();
+    c.shifts_ge32 = true;
+    for (int32_t n = 0; n < B.N; ++n) c.shifts_ge32 = c.shifts_ge32 && shift[n] >= 32;
+    for (int32_t n = B.N; n < B.Np; ++n) shift[n] = 32;  // padding columns: keep the fast form valid
     c.lo = rq.qmin - rq.zero_point;
     c.hi = rq.qmax - rq.zero_point;
   }

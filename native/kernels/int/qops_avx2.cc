@@ -58,14 +58,21 @@ void requantize_avx2(const int32_t* x, int64_t rows, int64_t cols, const Requant
   const __m256i zp = _mm256_set1_epi32(rq.zero_point);
   const bool pc = rq.channels != 1;
   const __m256i m1 = _mm256_set1_epi32(rq.mult[0]), s1 = _mm256_set1_epi32(rq.shift[0]);
+  bool fast = true;
+  for (int32_t c = 0; c < rq.channels; ++c) fast = fast && rq.shift[c] >= 32;
+  const __m256i lo32 = _mm256_set1_epi32((int32_t)std::max<int64_t>(INT32_MIN, rq.qmin - (int64_t)rq.zero_point));
+  const __m256i hi32 = _mm256_set1_epi32((int32_t)std::min<int64_t>(INT32_MAX, rq.qmax - (int64_t)rq.zero_point));
+  const Rq8Fast f1 = rq8_fast_prepare(m1, s1);
   for (int64_t r = 0; r < rows; ++r) {
     const int32_t* xr = x + r * cols;
     int64_t c = 0;
     for (; c + 8 <= cols; c += 8) {
       const __m256i m = pc ? _mm256_loadu_si256((const __m256i*)(rq.mult + c)) : m1;
       const __m256i s = pc ? _mm256_loadu_si256((const __m256i*)(rq.shift + c)) : s1;
-      const __m256i q = _mm256_add_epi32(requant8_avx2(_mm256_loadu_si256((const __m256i*)(xr + c)), m, s, lo, hi), zp);
-      store8(out, at(y, out, r * cols + c), q);
+      const __m256i xv = _mm256_loadu_si256((const __m256i*)(xr + c));
+      const __m256i v = fast ? requant8_fast_avx2(xv, pc ? rq8_fast_prepare(m, s) : f1, lo32, hi32)
+                             : requant8_avx2(xv, m, s, lo, hi);
+      store8(out, at(y, out, r * cols + c), _mm256_add_epi32(v, zp));
     }
     for (; c < cols; ++c) {
       const int64_t ch = pc ? c : 0;

@@ -1,0 +1,475 @@
+// Thin bindings of the integer kernels (swinq/qkernels.h) for tests and benchmarks. Every
+// function takes typed arrays + plain numbers, an optional isa ('scalar' | 'avx2'), checks sizes
+// here and turns core std::invalid_argument errors into JS Errors.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "registry.h"
+#include "swinq/qkernels.h"
+
+namespace swinq_binding {
+namespace {
+
+using namespace swinq::q;
+using swinq::Isa;
+
+QType parse_type(Napi::Env env, Napi::Value v, const std::string& what) {
+  SWINQ_CHECK_ARG(env, v.IsString(), what + " must be 's8', 'u8', 's16' or 's32'");
+  std::string s = v.As<Napi::String>();
+  if (s == "s8") return QType::s8;
+  if (s == "u8") return QType::u8;
+  if (s == "s16") return QType::s16;
+  if (s == "s32") return QType::s32;
+  throw Napi::TypeError::New(env, what + ": unknown type '" + s + "' (expected s8, u8, s16 or s32)");
+}
+
+Isa parse_isa_arg(Napi::Env env, Napi::Value v) {
+  if (v.IsUndefined() || v.IsNull()) return swinq::active_isa();
+  SWINQ_CHECK_ARG(env, v.IsString(), "isa must be 'scalar' or 'avx2'");
+  Isa isa;
+  std::string s = v.As<Napi::String>();
+  SWINQ_CHECK_ARG(env, swinq::parse_isa(s, &isa), "unknown isa '" + s + "'");
+  return isa;
+}
+
+double num(Napi::Env env, Napi::Value v, const std::string& what) {
+  SWINQ_CHECK_ARG(env, v.IsNumber(), what + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+int64_t integer(Napi::Env env, Napi::Value v, const std::string& what, int64_t lo, int64_t hi) {
+  double d = num(env, v, what);
+  SWINQ_CHECK_ARG(env, d == std::floor(d) && d >= (double)lo && d <= (double)hi,
+                  what + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return (int64_t)d;
+}
+
+napi_typedarray_type napi_type(QType t) {
+  switch (t) {
+    case QType::s8: return napi_int8_array;
+    case QType::u8: return napi_uint8_array;
+    case QType::s16: return napi_int16_array;
+    default: return napi_int32_array;
+  }
+}
+
+// A typed array of type t with at least n elements.
+const void* typed(Napi::Env env, Napi::Value v, QType t, int64_t n, const std::string& what) {
+  SWINQ_CHECK_ARG(env, v.IsTypedArray(), what + " must be a typed array");
+  Napi::TypedArray a = v.As<Napi::TypedArray>();
+  SWINQ_CHECK_ARG(env, a.TypedArrayType() == napi_type(t), what + " must be a " + qtype_name(t) + " typed array");
+  SWINQ_CHECK_ARG(env, (int64_t)a.ElementLength() >= n,
+                  what + " has " + std::to_string(a.ElementLength()) + " elements, needs " + std::to_string(n));
+  return (const char*)a.ArrayBuffer().Data() + a.ByteOffset();
+}
+
+Napi::TypedArray make(Napi::Env env, QType t, int64_t n) {
+  switch (t) {
+    case QType::s8: return Napi::Int8Array::New(env, n);
+    case QType::u8: return Napi::Uint8Array::New(env, n);
+    case QType::s16: return Napi::Int16Array::New(env, n);
+    default: return Napi::Int32Array::New(env, n);
+  }
+}
+void* data(Napi::TypedArray a) { return (char*)a.ArrayBuffer().Data() + a.ByteOffset(); }
+
+template <typename F>
+Napi::Value guarded(Napi::Env env, const char* who, F f) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string(who) + ": " + e.what());
+  }
+}
+
+// rq: { mult: Int32Array, shift: Int32Array, zeroPoint?, qmin?, qmax? }
+struct RqHolder {
+  Requant rq;
+};
+RqHolder parse_rq(Napi::Env env, Napi::Value v, const std::string& what) {
+  SWINQ_CHECK_ARG(env, v.IsObject(), what + " must be an object {mult, shift, zeroPoint?, qmin?, qmax?}");
+  Napi::Object o = v.As<Napi::Object>();
+  RqHolder h;
+  Napi::Value m = o.Get("mult"), s = o.Get("shift");
+  SWINQ_CHECK_ARG(env, m.IsTypedArray() && s.IsTypedArray(), what + ".mult and .shift must be Int32Arrays");
+  int64_t ch = m.As<Napi::TypedArray>().ElementLength();
+  SWINQ_CHECK_ARG(env, ch >= 1 && (int64_t)s.As<Napi::TypedArray>().ElementLength() == ch, what + ".mult and .shift must have the same length ≥ 1");
+  h.rq.mult = (const int32_t*)typed(env, m, QType::s32, ch, what + ".mult");
+  h.rq.shift = (const int32_t*)typed(env, s, QType::s32, ch, what + ".shift");
+  h.rq.channels = (int32_t)ch;
+  if (!o.Get("zeroPoint").IsUndefined())
+    h.rq.zero_point = (int32_t)integer(env, o.Get("zeroPoint"), what + ".zeroPoint", INT32_MIN, INT32_MAX);
+  if (!o.Get("qmin").IsUndefined()) h.rq.qmin = (int32_t)integer(env, o.Get("qmin"), what + ".qmin", INT32_MIN, INT32_MAX);
+  if (!o.Get("qmax").IsUndefined()) h.rq.qmax = (int32_t)integer(env, o.Get("qmax"), what + ".qmax", INT32_MIN, INT32_MAX);
+  return h;
+}
+
+// qQuantizeMultiplier(ratio) -> {mult, shift}
+Napi::Value QuantizeMultiplier(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qQuantizeMultiplier", [&]() -> Napi::Value {
+    int32_t m, s;
+    quantize_multiplier(num(env, info[0], "ratio"), &m, &s);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("mult", m);
+    o.Set("shift", s);
+    return o;
+  });
+}
+
+// qRequantize(x: Int32Array, rows, cols, rq, out, isa?)
+Napi::Value Requantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qRequantize", [&]() -> Napi::Value {
+    int64_t rows = integer(env, info[1], "rows", 0, 1 << 30), cols = integer(env, info[2], "cols", 0, 1 << 30);
+    const int32_t* x = (const int32_t*)typed(env, info[0], QType::s32, rows * cols, "x");
+    RqHolder h = parse_rq(env, info[3], "rq");
+    QType out = parse_type(env, info[4], "out");
+    Napi::TypedArray y = make(env, out, rows * cols);
+    requantize(x, rows, cols, h.rq, out, data(y), parse_isa_arg(env, info[5]));
+    return y;
+  });
+}
+
+// qGemm({a: Uint8Array, w: Int8Array (K×N, or N×K with transposed), M, K, N, bias?, aZeroPoint?, wZeroPoint?,
+//        aMax?, forcePath?, relu?, out?, rq?, table?, threads?, transposed?}, isa?) -> {y, maddubsSafe, unsafePairs}
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qGemm", [&]() -> Napi::Value {
+    SWINQ_CHECK_ARG(env, info[0].IsObject(), "qGemm: argument must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto get_int = [&](const char* k, int64_t dflt, int64_t lo, int64_t hi) {
+      Napi::Value v = o.Get(k);
+      return v.IsUndefined() ? dflt : integer(env, v, std::string("qGemm: ") + k, lo, hi);
+    };
+    const int64_t M = get_int("M", -1, 0, 1 << 24), K = get_int("K", -1, 1, 65536), N = get_int("N", -1, 1, 1 << 20);
+    SWINQ_CHECK_ARG(env, M >= 0 && K >= 1 && N >= 1, "qGemm: M, K and N are required");
+    const uint8_t* A = (const uint8_t*)typed(env, o.Get("a"), QType::u8, M * K, "qGemm: a");
+    const int8_t* W = (const int8_t*)typed(env, o.Get("w"), QType::s8, K * N, "qGemm: w");
+    PackOptions po;
+    po.w_zero_point = (int32_t)get_int("wZeroPoint", 0, -128, 127);
+    po.a_max = (int32_t)get_int("aMax", 255, 1, 255);
+    po.force_path = (int32_t)get_int("forcePath", 0, 0, 2);
+    const bool transposed = o.Get("transposed").ToBoolean();
+    PackedB B = pack_b(W, (int32_t)K, (int32_t)N, transposed ? K : N, transposed, po);
+    GemmEpilogue ep;
+    if (!o.Get("bias").IsUndefined()) ep.bias = (const int32_t*)typed(env, o.Get("bias"), QType::s32, N, "qGemm: bias");
+    ep.a_zero_point = (int32_t)get_int("aZeroPoint", 0, 0, 255);
+    ep.relu = o.Get("relu").ToBoolean();
+    ep.out = o.Get("out").IsUndefined() ? QType::s32 : parse_type(env, o.Get("out"), "qGemm: out");
+    RqHolder h;
+    if (ep.out != QType::s32) {
+      h = parse_rq(env, o.Get("rq"), "qGemm: rq");
+      ep.rq = h.rq;
+    }
+    if (!o.Get("table").IsUndefined()) ep.table = (const uint8_t*)typed(env, o.Get("table"), QType::u8, 256, "qGemm: table");
+    const int threads = (int)get_int("threads", 1, 1, 256);
+    Napi::TypedArray y = make(env, ep.out, M * N);
+    gemm_u8s8(M, A, K, B, ep, data(y), N, threads, parse_isa_arg(env, info[1]));
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("y", y);
+    r.Set("maddubsSafe", B.maddubs_safe);
+    r.Set("unsafePairs", (double)B.unsafe_pairs);
+    return r;
+  });
+}
+
+// qSoftmax(x: Int32Array, rows, D, scale, table?: Int32Array|null, tableRows?, isa?) -> Uint8Array
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qSoftmax", [&]() -> Napi::Value {
+    int64_t rows = integer(env, info[1], "rows", 0, 1 << 30), D = integer(env, info[2], "D", 1, 1 << 24);
+    const int32_t* x = (const int32_t*)typed(env, info[0], QType::s32, rows * D, "x");
+    SoftmaxParams p = softmax_params(num(env, info[3], "scale"));
+    const int32_t* table = nullptr;
+    int64_t trows = 0;
+    if (!info[4].IsUndefined() && !info[4].IsNull()) {
+      trows = integer(env, info[5], "tableRows", 1, 1 << 24);
+      table = (const int32_t*)typed(env, info[4], QType::s32, trows * D, "table");
+    }
+    Napi::Uint8Array y = Napi::Uint8Array::New(env, rows * D);
+    softmax_u8(x, rows, D, table, trows, p, y.Data(), parse_isa_arg(env, info[6]));
+    return y;
+  });
+}
+
+// qLayerNorm(x: Int8Array|Int16Array, rows, D, gamma: Float32Array|null, beta|null, outScale, outZeroPoint, out, isa?)
+Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qLayerNorm", [&]() -> Napi::Value {
+    int64_t rows = integer(env, info[1], "rows", 0, 1 << 30), D = integer(env, info[2], "D", 1, 32768);
+    SWINQ_CHECK_ARG(env, info[0].IsTypedArray(), "x must be an Int8Array or Int16Array");
+    QType in = info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int8_array ? QType::s8 : QType::s16;
+    const void* x = typed(env, info[0], in, rows * D, "x");
+    auto floats = [&](Napi::Value v, const char* what) -> const float* {
+      if (v.IsUndefined() || v.IsNull()) return nullptr;
+      SWINQ_CHECK_ARG(env, v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array &&
+                               (int64_t)v.As<Napi::TypedArray>().ElementLength() == D,
+                      std::string(what) + " must be a Float32Array of D elements");
+      return v.As<Napi::Float32Array>().Data();
+    };
+    QType out = parse_type(env, info[7], "out");
+    LayerNormParams p = layernorm_params((int32_t)D, floats(info[3], "gamma"), floats(info[4], "beta"),
+                                         num(env, info[5], "outScale"),
+                                         (int32_t)integer(env, info[6], "outZeroPoint", -32768, 32767), out);
+    Napi::TypedArray y = make(env, out, rows * D);
+    layernorm(in, x, rows, p, data(y), parse_isa_arg(env, info[8]));
+    return y;
+  });
+}
+
+// qGelu(x: Int8Array, scale, isa?) -> {y: Int32Array, outScale}
+Napi::Value Gelu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qGelu", [&]() -> Napi::Value {
+    SWINQ_CHECK_ARG(env, info[0].IsTypedArray(), "x must be an Int8Array");
+    int64_t n = info[0].As<Napi::TypedArray>().ElementLength();
+    const int8_t* x = (const int8_t*)typed(env, info[0], QType::s8, n, "x");
+    GeluParams p = gelu_params(num(env, info[1], "scale"));
+    Napi::Int32Array y = Napi::Int32Array::New(env, n);
+    gelu_ibert_s8(x, n, p, y.Data(), parse_isa_arg(env, info[2]));
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("y", y);
+    r.Set("outScale", p.out_scale);
+    return r;
+  });
+}
+
+// qGeluTable(inScale, inZeroPoint, inType, outScale, outZeroPoint, outType) -> Uint8Array(256)
+Napi::Value GeluTable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qGeluTable", [&]() -> Napi::Value {
+    Napi::Uint8Array t = Napi::Uint8Array::New(env, 256);
+    gelu_table(num(env, info[0], "inScale"), (int32_t)integer(env, info[1], "inZeroPoint", -128, 255),
+               parse_type(env, info[2], "inType"), num(env, info[3], "outScale"),
+               (int32_t)integer(env, info[4], "outZeroPoint", -128, 255), parse_type(env, info[5], "outType"), t.Data());
+    return t;
+  });
+}
+
+// qLookup(x: Uint8Array|Int8Array, table: Uint8Array(256), isa?) -> same type as x
+Napi::Value Lookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qLookup", [&]() -> Napi::Value {
+    SWINQ_CHECK_ARG(env, info[0].IsTypedArray(), "x must be a Uint8Array or Int8Array");
+    Napi::TypedArray xa = info[0].As<Napi::TypedArray>();
+    QType t = xa.TypedArrayType() == napi_int8_array ? QType::s8 : QType::u8;
+    int64_t n = xa.ElementLength();
+    const uint8_t* x = (const uint8_t*)typed(env, info[0], t, n, "x");
+    const uint8_t* table = (const uint8_t*)typed(env, info[1], QType::u8, 256, "table");
+    Napi::TypedArray y = make(env, t, n);
+    lookup_u8(x, n, table, (uint8_t*)data(y), parse_isa_arg(env, info[2]));
+    return y;
+  });
+}
+
+// qAdd(a, b, {sa, za, sb, zb, sy, zy}, out, isa?) — a, b: Int8Array|Uint8Array|Int16Array of equal length
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qAdd", [&]() -> Napi::Value {
+    auto type_of = [&](Napi::Value v, const char* what) {
+      SWINQ_CHECK_ARG(env, v.IsTypedArray(), std::string(what) + " must be an Int8Array, Uint8Array or Int16Array");
+      switch (v.As<Napi::TypedArray>().TypedArrayType()) {
+        case napi_int8_array: return QType::s8;
+        case napi_uint8_array: return QType::u8;
+        case napi_int16_array: return QType::s16;
+        default: throw Napi::TypeError::New(env, std::string(what) + " must be an Int8Array, Uint8Array or Int16Array");
+      }
+    };
+    QType ta = type_of(info[0], "a"), tb = type_of(info[1], "b");
+    int64_t n = info[0].As<Napi::TypedArray>().ElementLength();
+    SWINQ_CHECK_ARG(env, (int64_t)info[1].As<Napi::TypedArray>().ElementLength() == n, "a and b must have the same length");
+    SWINQ_CHECK_ARG(env, info[2].IsObject(), "params must be {sa, za, sb, zb, sy, zy}");
+    Napi::Object o = info[2].As<Napi::Object>();
+    QType ty = parse_type(env, info[3], "out");
+    AddParams p = add_params(num(env, o.Get("sa"), "sa"), (int32_t)integer(env, o.Get("za"), "za", -32768, 32767),
+                             num(env, o.Get("sb"), "sb"), (int32_t)integer(env, o.Get("zb"), "zb", -32768, 32767),
+                             num(env, o.Get("sy"), "sy"), (int32_t)integer(env, o.Get("zy"), "zy", -32768, 32767), ty);
+    Napi::TypedArray y = make(env, ty, n);
+    add_q(ta, typed(env, info[0], ta, n, "a"), tb, typed(env, info[1], tb, n, "b"), n, p, ty, data(y), parse_isa_arg(env, info[4]));
+    return y;
+  });
+}
+
+// qArgmax(x: Int8Array|Uint8Array|Int16Array|Int32Array, rows, D, isa?) -> Int32Array
+Napi::Value Argmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qArgmax", [&]() -> Napi::Value {
+    SWINQ_CHECK_ARG(env, info[0].IsTypedArray(), "x must be a typed array");
+    QType t;
+    switch (info[0].As<Napi::TypedArray>().TypedArrayType()) {
+      case napi_int8_array: t = QType::s8; break;
+      case napi_uint8_array: t = QType::u8; break;
+      case napi_int16_array: t = QType::s16; break;
+      case napi_int32_array: t = QType::s32; break;
+      default: throw Napi::TypeError::New(env, "x must be an Int8/Uint8/Int16/Int32Array");
+    }
+    int64_t rows = integer(env, info[1], "rows", 0, 1 << 30), D = integer(env, info[2], "D", 1, 1 << 30);
+    const void* x = typed(env, info[0], t, rows * D, "x");
+    std::vector<int64_t> idx(rows);
+    argmax(t, x, rows, D, idx.data(), parse_isa_arg(env, info[3]));
+    Napi::Int32Array y = Napi::Int32Array::New(env, rows);
+    for (int64_t r = 0; r < rows; ++r) y.Data()[r] = (int32_t)idx[r];
+    return y;
+  });
+}
+
+// qIsqrt(v: bigint) -> bigint
+Napi::Value Isqrt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SWINQ_CHECK_ARG(env, info[0].IsBigInt(), "qIsqrt: v must be a bigint");
+  bool lossless = false;
+  uint64_t v = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+  SWINQ_CHECK_ARG(env, lossless, "qIsqrt: v must be in [0, 2^64)");
+  return Napi::BigInt::New(env, isqrt_u64(v));
+}
+
+// ---- benchmarks: the timing loop runs in C++ (no JS call overhead); min and median of reps ----
+struct Stats {
+  double min_ms, median_ms;
+};
+template <typename F>
+Stats time_reps(int reps, F f) {
+  std::vector<double> t;
+  f();  // warm-up
+  for (int i = 0; i < reps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return {t.front(), t[t.size() / 2]};
+}
+Napi::Object stats_obj(Napi::Env env, Stats s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("minMs", s.min_ms);
+  o.Set("medianMs", s.median_ms);
+  return o;
+}
+
+// qBenchGemm(M, K, N, {threads, reps, out: 's32'|'u8', path: 0|1|2, isa}) -> {minMs, medianMs, gops, maddubsSafe}
+Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qBenchGemm", [&]() -> Napi::Value {
+    const int64_t M = integer(env, info[0], "M", 1, 1 << 20), K = integer(env, info[1], "K", 1, 65536),
+                  N = integer(env, info[2], "N", 1, 1 << 16);
+    Napi::Object o = info[3].IsObject() ? info[3].As<Napi::Object>() : Napi::Object::New(env);
+    const int threads = o.Get("threads").IsUndefined() ? 1 : (int)integer(env, o.Get("threads"), "threads", 1, 256);
+    const int reps = o.Get("reps").IsUndefined() ? 9 : (int)integer(env, o.Get("reps"), "reps", 1, 10000);
+    const QType out = o.Get("out").IsUndefined() ? QType::s32 : parse_type(env, o.Get("out"), "out");
+    PackOptions po;
+    po.force_path = o.Get("path").IsUndefined() ? 0 : (int32_t)integer(env, o.Get("path"), "path", 0, 2);
+    const Isa isa = parse_isa_arg(env, o.Get("isa"));
+    std::vector<uint8_t> A(M * K);
+    std::vector<int8_t> W(K * N);
+    uint32_t s = 1;
+    for (auto& v : A) v = (uint8_t)((s = s * 1664525u + 1013904223u) >> 24);
+    for (auto& v : W) v = (int8_t)((int)((s = s * 1664525u + 1013904223u) >> 25) - 64);  // [-64, 63]: provably safe
+    PackedB B = pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, po);
+    std::vector<int32_t> bias(N, 7), mult(1), shift(1);
+    quantize_multiplier(1.0 / 4096, &mult[0], &shift[0]);
+    GemmEpilogue ep;
+    ep.bias = bias.data();
+    ep.a_zero_point = 3;
+    ep.out = out;
+    ep.rq.mult = mult.data();
+    ep.rq.shift = shift.data();
+    ep.rq.zero_point = out == QType::u8 ? 128 : 0;
+    std::vector<int32_t> C(M * N);
+    Stats st = time_reps(reps, [&] { gemm_u8s8(M, A.data(), K, B, ep, C.data(), N, threads, isa); });
+    Napi::Object r = stats_obj(env, st);
+    r.Set("gops", 2.0 * M * K * N / (st.min_ms * 1e6));
+    r.Set("maddubsSafe", B.maddubs_safe);
+    return r;
+  });
+}
+
+// qBenchSoftmax(rows, D, reps, isa?) / qBenchLayerNorm(rows, D, reps, isa?) -> {minMs, medianMs}
+Napi::Value BenchSoftmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qBenchSoftmax", [&]() -> Napi::Value {
+    const int64_t rows = integer(env, info[0], "rows", 1, 1 << 24), D = integer(env, info[1], "D", 1, 1 << 16);
+    const int reps = (int)integer(env, info[2], "reps", 1, 10000);
+    std::vector<int32_t> x(rows * D), tab(std::min<int64_t>(rows, 64) * D);
+    uint32_t s = 1;
+    for (auto& v : x) v = (int32_t)((s = s * 1664525u + 1013904223u) >> 20) - 2048;
+    for (auto& v : tab) v = (int32_t)((s = s * 1664525u + 1013904223u) >> 24) - 128;
+    SoftmaxParams p = softmax_params(1.0 / 256);
+    std::vector<uint8_t> y(rows * D);
+    const Isa isa = parse_isa_arg(env, info[3]);
+    const int64_t trows = std::min<int64_t>(rows, 64);
+    return stats_obj(env, time_reps(reps, [&] { softmax_u8(x.data(), rows, D, tab.data(), trows, p, y.data(), isa); }));
+  });
+}
+Napi::Value BenchLayerNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qBenchLayerNorm", [&]() -> Napi::Value {
+    const int64_t rows = integer(env, info[0], "rows", 1, 1 << 24), D = integer(env, info[1], "D", 1, 32768);
+    const int reps = (int)integer(env, info[2], "reps", 1, 10000);
+    std::vector<int16_t> x(rows * D);
+    uint32_t s = 1;
+    for (auto& v : x) v = (int16_t)((s = s * 1664525u + 1013904223u) >> 16);
+    LayerNormParams p = layernorm_params((int32_t)D, nullptr, nullptr, 4.0 / 127, 0, QType::s8);
+    std::vector<int8_t> y(rows * D);
+    const Isa isa = parse_isa_arg(env, info[3]);
+    return stats_obj(env, time_reps(reps, [&] { layernorm(QType::s16, x.data(), rows, p, y.data(), isa); }));
+  });
+}
+// qBenchAdd(n, reps, isa?) -> {minMs, medianMs} for the int16 residual add
+Napi::Value BenchAdd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qBenchAdd", [&]() -> Napi::Value {
+    const int64_t n = integer(env, info[0], "n", 1, 1 << 28);
+    const int reps = (int)integer(env, info[1], "reps", 1, 10000);
+    const QType t = info[3].IsUndefined() ? QType::s16 : parse_type(env, info[3], "type");
+    std::vector<int16_t> a(n, 1000), b(n, -300), y(n);
+    AddParams p = add_params(0.01, 0, 0.02, 0, 0.015, 0, t);
+    const Isa isa = parse_isa_arg(env, info[2]);
+    if (t == QType::s32) throw Napi::TypeError::New(env, "type must be s8 or s16");
+    return stats_obj(env, time_reps(reps, [&] { add_q(t, a.data(), t, b.data(), n, p, t, y.data(), isa); }));
+  });
+}
+
+// qMeasureClockGHz(): a chain of dependent adds runs at 1 per cycle -> cycles / wall time.
+Napi::Value MeasureClock(const Napi::CallbackInfo& info) {
+  const int64_t iters = 200000000;
+  double best = 1e30;
+  for (int rep = 0; rep < 5; ++rep) {
+    auto t0 = std::chrono::steady_clock::now();
+    int64_t x = 0;
+    for (int64_t i = 0; i < iters; i += 8)
+      __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
+                       "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
+                       : "+r"(x));
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return Napi::Number::New(info.Env(), iters / best / 1e9);
+}
+
+void register_qkernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("qQuantizeMultiplier", Napi::Function::New(env, QuantizeMultiplier));
+  exports.Set("qRequantize", Napi::Function::New(env, Requantize));
+  exports.Set("qGemm", Napi::Function::New(env, Gemm));
+  exports.Set("qSoftmax", Napi::Function::New(env, Softmax));
+  exports.Set("qLayerNorm", Napi::Function::New(env, LayerNorm));
+  exports.Set("qGelu", Napi::Function::New(env, Gelu));
+  exports.Set("qGeluTable", Napi::Function::New(env, GeluTable));
+  exports.Set("qLookup", Napi::Function::New(env, Lookup));
+  exports.Set("qAdd", Napi::Function::New(env, Add));
+  exports.Set("qArgmax", Napi::Function::New(env, Argmax));
+  exports.Set("qIsqrt", Napi::Function::New(env, Isqrt));
+  exports.Set("qBenchGemm", Napi::Function::New(env, BenchGemm));
+  exports.Set("qBenchSoftmax", Napi::Function::New(env, BenchSoftmax));
+  exports.Set("qBenchLayerNorm", Napi::Function::New(env, BenchLayerNorm));
+  exports.Set("qBenchAdd", Napi::Function::New(env, BenchAdd));
+  exports.Set("qMeasureClockGHz", Napi::Function::New(env, MeasureClock));
+}
+
+}  // namespace
+SWINQ_BINDING_EXPORTS(register_qkernels);
+}  // namespace swinq_binding
