@@ -195,6 +195,31 @@ describe('linear fusion', () => {
     },
     dims: (n) => ({ x: [n, 3, 17] }), ops: { linear: 1, unary: 0, binary: 0 },
   }));
+  it('a residual Add after row-permuting movements (window reverse) moves the permutation before the linear', async () => {
+    // linear over tokens of 4 features; tokens [N, 4 rows, 6 cols] → windows of 2×3 and back, then + residual
+    const nodes: NodeSpec[] = [
+      { op: 'MatMul', inputs: ['x', 'w'], outputs: ['m'] }, { op: 'Add', inputs: ['m', 'bias'], outputs: ['a'] },
+      { op: 'Reshape', inputs: ['a', 's1'], outputs: ['r1'] }, { op: 'Transpose', inputs: ['r1'], outputs: ['t'], attrs: { perm: [0, 1, 3, 2, 4, 5] } },
+      { op: 'Reshape', inputs: ['t', 's2'], outputs: ['r2'] },
+      { op: 'Slice', inputs: ['r2', 'st1', 'en1', 'ax'], outputs: ['p1'] }, { op: 'Slice', inputs: ['r2', 'st2', 'en2', 'ax'], outputs: ['p2'] },
+      { op: 'Concat', inputs: ['p1', 'p2'], outputs: ['c'], attrs: { axis: 2 } }, { op: 'Add', inputs: ['res', 'c'], outputs: ['y'] },
+    ];
+    const inits = [f('w', [5, 4]), f('bias', [4], 2), i64('s1', [-1, 2, 2, 2, 3, 4]), i64('s2', [-1, 4, 6, 4]),
+      i64('st1', [2]), i64('en1', [6]), i64('st2', [0]), i64('en2', [2]), i64('ax', [2])];
+    await check({
+      model: { nodes, inputs: [{ name: 'x', dims: ['N', 24, 5] }, { name: 'res', dims: ['N', 4, 6, 4] }], outputs: [{ name: 'y' }], initializers: inits },
+      dims: (n) => ({ x: [n, 24, 5], res: [n, 4, 6, 4] }), ops: { linear: 1, binary: 0, index_map: 1 },
+    });
+    // a movement inside rows (features transposed) is not a row permutation: the Add stays
+    const bad: NodeSpec[] = [
+      { op: 'MatMul', inputs: ['x', 'w'], outputs: ['m'] }, { op: 'Reshape', inputs: ['m', 's'], outputs: ['r'] },
+      { op: 'Transpose', inputs: ['r'], outputs: ['t'], attrs: { perm: [0, 2, 1] } }, { op: 'Add', inputs: ['t', 'res'], outputs: ['y'] },
+    ];
+    await check({
+      model: { nodes: bad, inputs: [{ name: 'x', dims: ['N', 4, 5] }, { name: 'res', dims: ['N', 4, 4] }], outputs: [{ name: 'y' }], initializers: [f('w', [5, 4]), i64('s', [-1, 4, 4])] },
+      dims: (n) => ({ x: [n, 4, 5], res: [n, 4, 4] }), ops: { linear: 1, binary: 1 },
+    });
+  });
   it('Gemm transB with alpha/beta and C → linear', () => check({
     model: {
       nodes: [{ op: 'Gemm', inputs: ['x', 'w', 'c'], outputs: ['y'], attrs: { transB: 1, alpha: 0.5, beta: { f: 2 } } }],

@@ -297,6 +297,15 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
         case 'MatMul':
           setT(o, matmul(n, n.inputs[0], n.inputs[1], attrFloat(n, 'alpha'), attrInt(n, 'transB')));
           break;
+        case 'RowMap': {
+          // whole rows of K elements, permuted (a movement: stays a view and composes)
+          const perm = (n.attrs.perm.value as ConstTensor).data;
+          const K = attrInt(n, 'K');
+          const map = allocMap([perm.length, K]);
+          for (let r = 0; r < perm.length; r++) for (let j = 0; j < K; j++) map[r * K + j] = perm[r] * K + j;
+          state.set(o, { k: 'view', v: applyMove(n, [n.inputs[0]], { dims: od, map }) });
+          break;
+        }
         default: throw new Error(`internal: ${w} unknown fused op`);
       }
       continue;

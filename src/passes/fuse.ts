@@ -3,7 +3,7 @@
 // outputs), so the rewrite never changes what anything else sees.
 import { attrFloat, attrInt, attrInts, makeConst, numel, type Attr, type ConstTensor, type Node } from '../ir/graph.js';
 import { broadcastStrides, stridedMap } from './movement.js';
-import type { Specialized, VInfo } from './specialize.js';
+import { MOVE_OPS, moveOf, type Specialized, type VInfo } from './specialize.js';
 
 const t = (value: ConstTensor): Attr => ({ type: 'tensor', value });
 const i = (value: number): Attr => ({ type: 'int', value });
@@ -42,12 +42,12 @@ class Ctx {
     return undefined;
   }
   idx(n: Node): number { return this.nodes.indexOf(n); }
-  /** Replaces nodes `gone` with `fused`, placed at the slot of the last of them. */
-  replace(gone: Node[], fused: Node): void {
+  /** Replaces nodes `gone` with `fused` (one or more, in order), placed at the slot of the last of them. */
+  replace(gone: Node[], fused: Node | Node[]): void {
     const slots = gone.map((g) => this.idx(g));
     const last = Math.max(...slots);
     for (const s of slots) this.nodes[s] = null;
-    this.nodes[last] = fused;
+    this.nodes.splice(last, 1, ...(Array.isArray(fused) ? fused : [fused]));
     this.reindex();
   }
   scalar(v: string): number | undefined {
@@ -387,12 +387,106 @@ function fuseSoftmax(c: Ctx): void {
   }
 }
 
+/**
+ * Linear → movement (window reverse, roll back, reshapes) → Add(residual). Linear works row by row,
+ * so when the movements only permute whole output rows, the same row permutation can be applied to
+ * the linear's input instead (where it composes with the movements already there) and the residual
+ * Add goes into the linear's epilogue.
+ */
+function fuseResidualThroughMoves(c: Ctx): void {
+  for (const L of [...c.nodes]) {
+    if (!L || !c.nodes.includes(L) || L.domain !== 'swinq' || L.opType !== 'Linear' || L.inputs.length > 1) continue;
+    const y = L.outputs[0];
+    if ((c.uses.get(y) ?? 0) === 0 || (c.uses.get(y) ?? 0) >= 1000) continue;
+    const N = (L.attrs.w.value as ConstTensor).dims[1];
+    const K = (L.attrs.w.value as ConstTensor).dims[0];
+    // the cone of movement nodes fed only from y, ending in one Add
+    const cone = new Set<string>([y]);
+    const moves: Node[] = [];
+    let add: Node | undefined;
+    let ok = true;
+    const queue = [y];
+    while (queue.length && ok) {
+      const v = queue.shift()!;
+      if ((c.uses.get(v) ?? 0) >= 1000) { ok = false; break; }
+      for (const m of c.nodes) {
+        if (!m || !m.inputs.includes(v)) continue;
+        if (m.domain === '' && MOVE_OPS.has(m.opType) && (m.opType !== 'Dropout' || !m.outputs[1] || !c.uses.get(m.outputs[1]))) {
+          if (moves.includes(m)) continue;
+          const { data } = moveOf(m, m.inputs.map((i) => (i ? c.info(i) : undefined)), c.s.opset);
+          if (m.inputs.some((i, k) => i && (data.includes(k) ? !cone.has(i) : !c.cst(i)))) { ok = false; break; }
+          moves.push(m);
+          for (const o of m.outputs) if (o) { cone.add(o); queue.push(o); }
+        } else if (m.opType === 'Add' && m.domain === '' && !add) {
+          add = m;
+        } else { ok = false; break; }
+      }
+    }
+    if (!ok || !add || moves.length === 0) continue;
+    const v = add.inputs.find((i) => cone.has(i));
+    const r = add.inputs.find((i) => !cone.has(i));
+    if (!v || !r || add.inputs[0] === add.inputs[1]) continue;
+    const ri = c.info(r);
+    const od = c.info(add.outputs[0]).dims;
+    if (ri.const || ri.dtype !== 'float32' || ri.dims.join() !== od.join() || numel(c.info(v).dims) !== numel(od)) continue;
+    // every cone value other than v must be consumed inside the cone only
+    if ([...cone].some((u) => u !== v && c.nodes.some((m) => m && m !== add && m.inputs.includes(u) && !moves.includes(m)))) continue;
+    if (c.nodes.some((m) => m && m !== add && m.inputs.includes(v) && !moves.includes(m))) continue;
+    // compose the maps in node order
+    const maps = new Map<string, Int32Array | null>([[y, null]]);
+    for (const m of c.nodes) {
+      if (!m || !moves.includes(m)) continue;
+      const { data, moves: mv } = moveOf(m, m.inputs.map((i) => (i ? c.info(i) : undefined)), c.s.opset);
+      mv.forEach((mm, k) => {
+        if (!m.outputs[k]) return;
+        const src = data.map((d) => maps.get(m.inputs[d]));
+        const sizes = data.map((d) => numel(c.info(m.inputs[d]).dims));
+        if (mm.map === null && data.length === 1) { maps.set(m.outputs[k], src[0] ?? null); return; }
+        const out = new Int32Array(numel(mm.dims));
+        for (let q = 0; q < out.length; q++) {
+          let j = mm.map ? mm.map[q] : q;
+          if (j < 0) { out[q] = -1; continue; }
+          let i = 0;
+          while (j >= sizes[i]) j -= sizes[i++];
+          const sm = src[i];
+          out[q] = sm ? sm[j] : j;
+        }
+        maps.set(m.outputs[k], out);
+      });
+    }
+    const map = maps.get(v);
+    const M = numel(c.info(v).dims) / N;
+    const perm = new Int32Array(M);
+    const seen = new Uint8Array(M);
+    let isPerm = Number.isInteger(M);
+    for (let row = 0; row < M && isPerm; row++) {
+      const s0 = map ? map[row * N] : row * N;
+      if (s0 < 0 || s0 % N !== 0 || seen[s0 / N]) { isPerm = false; break; }
+      seen[s0 / N] = 1;
+      perm[row] = s0 / N;
+      if (map) for (let j = 1; j < N; j++) if (map[row * N + j] !== s0 + j) { isPerm = false; break; }
+    }
+    if (!isPerm) continue;
+    const x = L.inputs[0];
+    const fused: Node[] = [];
+    let xin = x;
+    if (!perm.every((p, k) => p === k)) {
+      xin = `${x}#rows:${L.name}`;
+      c.s.values.set(xin, { dtype: 'float32', dims: [M, K] });
+      fused.push({ name: L.name, opType: 'RowMap', domain: 'swinq', inputs: [x], outputs: [xin], attrs: { perm: t({ dtype: 'int32', dims: [M], data: Float64Array.from(perm) }), K: i(K) } });
+    }
+    fused.push({ ...L, name: `${L.name}+${add.name}`, inputs: [xin, r], outputs: [add.outputs[0]] });
+    c.replace([L, ...moves, add], fused);
+  }
+}
+
 /** Runs every fusion; returns the node list for lowering. */
 export function fuse(s: Specialized): Node[] {
   const c = new Ctx(s);
   fuseLayerNorm(c);
   fuseGelu(c);
   fuseLinear(c);
+  fuseResidualThroughMoves(c);
   fuseMatMul(c);
   fuseSoftmax(c);
   return c.nodes.filter((n): n is Node => !!n);

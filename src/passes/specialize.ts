@@ -21,6 +21,7 @@ export interface Specialized {
   inputs: string[];
   outputs: string[];
   onnxNodes: number;
+  opset: number;
 }
 
 const where = (n: Node) => `node '${n.name}' (${n.opType})`;
@@ -539,5 +540,5 @@ export function specialize(g: Graph, inputDims: Record<string, number[]>): Speci
     if (dynamic) nodes.push(n);
   }
   for (const o of g.outputs) if (!values.has(o.name)) throw new Error(`${g.source}: graph output '${o.name}' is not produced by any node`);
-  return { source: g.source, values, nodes, inputs: g.inputs.map((i) => i.name), outputs: g.outputs.map((o) => o.name), onnxNodes: g.nodeCount };
+  return { source: g.source, values, nodes, inputs: g.inputs.map((i) => i.name), outputs: g.outputs.map((o) => o.name), onnxNodes: g.nodeCount, opset: g.opset };
 }
