@@ -120,8 +120,8 @@ function nativeOptions(fn: FewbitFn, opts: FewbitOptions | undefined): NativeOpt
     throw new TypeError(`fewbit: options.weight must be 'uniform', 'normal' or { edges, counts }, got ${JSON.stringify(w)}`);
   }
   if (opts.grid !== undefined) {
-    if (!Number.isInteger(opts.grid) || opts.grid < 16 || opts.grid > 65536) {
-      throw new TypeError(`fewbit: options.grid must be an integer 16..65536, got ${opts.grid}`);
+    if (!Number.isInteger(opts.grid) || opts.grid < 16 || opts.grid > 16384) {
+      throw new TypeError(`fewbit: options.grid must be an integer 16..16384, got ${opts.grid}`);
     }
     o.grid = opts.grid;
   }

@@ -48,7 +48,7 @@ FewbitOptions parse_options(Napi::Env env, Napi::Value v) {
   num("p1", &o.p1);
   double grid = 0;
   num("grid", &grid);
-  SWINQ_CHECK_ARG(env, grid >= 0 && grid <= 65536 && grid == std::floor(grid), "fewbit: options.grid must be an integer 0..65536");
+  SWINQ_CHECK_ARG(env, grid >= 0 && grid <= 16384 && grid == std::floor(grid), "fewbit: options.grid must be an integer 0..16384");
   o.grid = (int)grid;
   Napi::Value pol = obj.Get("polish");
   if (!pol.IsUndefined()) {

@@ -24,7 +24,7 @@ export function fewbitResult(fn: string, o: FewbitCliOptions): Record<string, un
     opts.domain = [d[0], d[1]];
   }
   if (o.grid !== undefined) {
-    if (o.grid < 16 || o.grid > 65536) throw new CliError(`--grid must be 16..65536, got '${o.grid}'`);
+    if (o.grid < 16 || o.grid > 16384) throw new CliError(`--grid must be 16..16384, got '${o.grid}'`);
     opts.grid = o.grid;
   }
   const t = table(fn as FewbitFn, o.bits as FewbitBits, opts);

@@ -31,7 +31,7 @@ struct FewbitOptions {
   // Function parameters; NaN = the PyTorch default. elu/celu: p0 = alpha; leaky_relu: p0 = slope;
   // softplus: p0 = beta, p1 = threshold; threshold: p0 = threshold, p1 = value; hardtanh: p0 = min, p1 = max.
   double p0 = __builtin_nan(""), p1 = __builtin_nan("");
-  int grid = 0;                      // grid cells for the DP; 0 = default (fewbit_default_grid)
+  int grid = 0;                      // grid cells for the DP, up to 16384; 0 = default (fewbit_default_grid)
   bool polish = true;                // refine borders off the grid (never makes J worse)
 };
 
