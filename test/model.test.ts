@@ -70,7 +70,7 @@ describe('micro-Swin (Fashion-MNIST)', () => {
     const s1 = session.planStats({ input: [1, 1, 28, 28] });
     const s64 = session.planStats({ input: [64, 1, 28, 28] });
     expect(s1.onnxNodes).toBe(1726);
-    expect(s1.planOps).toBeLessThanOrEqual(64);
+    expect(s1.planOps).toBeLessThanOrEqual(63);
     expect(s64.planOps).toBe(s1.planOps);
     expect(s64.opCounts).toEqual(s1.opCounts);
     // index maps and the softmax bias/mask tables are per batch item: same constant bytes at batch 64

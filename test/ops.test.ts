@@ -297,6 +297,19 @@ describe('reduce, argmax, cast', () => {
     model: { nodes: [{ op: 'GlobalAveragePool', inputs: ['x'], outputs: ['p'] }, { op: 'Flatten', inputs: ['p'], outputs: ['y'] }], inputs: [{ name: 'x', dims: ['N', 5, 3, 3] }], outputs: [{ name: 'y' }] },
     dims: (n) => ({ x: [n, 5, 3, 3] }), ops: { reduce: 1, index_map: 0, copy: 0 },
   }));
+  it('a reduction of a transposed view reduces the source in place (no index_map)', async () => {
+    await check({
+      model: { nodes: [{ op: 'Transpose', inputs: ['x'], outputs: ['t'], attrs: { perm: [0, 3, 1, 2] } }, { op: 'GlobalAveragePool', inputs: ['t'], outputs: ['y'] }],
+        inputs: [{ name: 'x', dims: ['N', 3, 5, 7] }], outputs: [{ name: 'y' }] },
+      dims: (n) => ({ x: [n, 3, 5, 7] }), ops: { reduce: 1, index_map: 0 },
+    });
+    // the result comes out permuted: one small index_map after the reduce
+    await check({
+      model: { nodes: [{ op: 'Transpose', inputs: ['x'], outputs: ['t'], attrs: { perm: [2, 0, 1] } }, { op: 'ReduceSum', inputs: ['t', 'ax'], outputs: ['y'], attrs: { keepdims: 0 } }],
+        inputs: [{ name: 'x', dims: ['N', 6, 4] }], outputs: [{ name: 'y' }], initializers: [i64('ax', [1])] },
+      dims: (n) => ({ x: [n, 6, 4] }), ops: { reduce: 1 },
+    });
+  });
   it('ArgMax on the last axis gives int64', () => check({
     model: { nodes: [{ op: 'ArgMax', inputs: ['x'], outputs: ['y'], attrs: { axis: -1, keepdims: 0 } }], inputs: [{ name: 'x', dims: ['N', 10] }], outputs: [{ name: 'y', dtype: 'int64' }] },
     dims: (n) => ({ x: [n, 10] }), ops: { argmax: 1 },

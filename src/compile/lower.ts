@@ -382,8 +382,19 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
         const hi = real.length ? Math.max(...real) : axes[0];
         for (let a = lo; a <= hi; a++) if (!axes.includes(a) && x.dims[a] !== 1) throw new Error(`${w}: reduction over non-adjacent axes [${axes}] is not supported`);
         const kind = op === 'ReduceMean' || op === 'GlobalAveragePool' ? ReduceOp.mean : op === 'ReduceSum' ? ReduceOp.sum : op === 'ReduceMax' || op === 'GlobalMaxPool' ? ReduceOp.max : ReduceOp.min;
+        const O = numel(x.dims.slice(0, lo));
+        const R = numel(x.dims.slice(lo, hi + 1));
+        const I = numel(x.dims.slice(hi + 1));
+        const src = reduceThroughView(viewOf(n.inputs[0]), O, R, I);
+        if (src) {
+          // reduce the source in its own layout; the (small) result is permuted by a view if needed
+          const red = newArena('float32', [src.O * src.I]);
+          emit('reduce', [src.t], [red], [src.O, R, src.I, kind], [], n.name);
+          state.set(o, { k: 'view', v: { srcs: [red], map: src.outMap, dims: od, dtype: 'float32' } });
+          continue;
+        }
         const y = out0(n);
-        emit('reduce', [tensorOf(n.inputs[0], n.name)], [y], [numel(x.dims.slice(0, lo)), numel(x.dims.slice(lo, hi + 1)), numel(x.dims.slice(hi + 1)), kind], [], n.name);
+        emit('reduce', [tensorOf(n.inputs[0], n.name)], [y], [O, R, I, kind], [], n.name);
         setT(o, y);
         continue;
       }
@@ -448,6 +459,31 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
       }
     }
     throw new Error(`${w}: not supported on run-time data (only constant inputs can be folded)`);
+  }
+
+  /**
+   * A reduction of a permuted view is a reduction of its source with other (outer, inner) sizes when
+   * every output's inputs form one stride-I' run there; returns that and the output permutation.
+   */
+  function reduceThroughView(v: View, O: number, R: number, I: number): { t: number; O: number; I: number; outMap: Int32Array | null } | undefined {
+    if (!v.map || v.srcs.length !== 1 || R < 2) return undefined;
+    const X = numel(tensors[v.srcs[0]].dims);
+    const map = v.map;
+    if (map.length !== X || X !== O * R * I) return undefined;
+    const base0 = map[0];
+    const I2 = map[I] - base0;
+    if (I2 <= 0 || X % (R * I2) !== 0) return undefined;
+    const O2 = X / (R * I2);
+    const outMap = new Int32Array(O * I);
+    for (let o = 0; o < O; o++) {
+      for (let i = 0; i < I; i++) {
+        const b = map[o * R * I + i];
+        if (b < 0 || Math.floor(b / I2) % R !== 0) return undefined;
+        for (let r = 1; r < R; r++) if (map[(o * R + r) * I + i] !== b + r * I2) return undefined;
+        outMap[o * I + i] = Math.floor(b / (R * I2)) * I2 + (b % I2);
+      }
+    }
+    return { t: v.srcs[0], O: O2, I: I2, outMap: isIdentity(outMap) ? null : outMap };
   }
 
   function matmul(n: Node, a: string, b: string, alpha: number, transB: number): number {
