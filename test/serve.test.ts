@@ -280,6 +280,32 @@ describe('dynamic batching', () => {
     expect(metric(text, 'swinq_queue_depth', { model: 'tiny' })).toBe(0);
   });
 
+  it('warms up and pads runs to power-of-two batch sizes, splitting the padding off', async () => {
+    const seen: number[] = [];
+    const recording: ServedModel = {
+      ...tiny,
+      session: {
+        inputNames: tiny.session.inputNames, outputNames: tiny.session.outputNames,
+        run: (f) => { seen.push(f.x.dims[0]); return tiny.session.run(f); },
+      },
+    };
+    const s = await serve([recording], { maxBatch: 12, maxDelayMs: 1 });
+    expect(seen).toEqual([1, 2, 4, 8, 12]); // warm-up, before listening
+    seen.length = 0;
+    for (const n of [3, 5, 12, 13]) {
+      const x = randRows(rng(60 + n), n);
+      const res = await postJson(s.url, 'tiny', inferReq(Array.from(x), [n, K]));
+      const j = res.json();
+      expect(j.outputs[0].shape).toEqual([n, M]);
+      const want = await reference(tiny, x, [n, K]);
+      const got = Float32Array.from(j.outputs[0].data);
+      for (let k = 0; k < want.length; k++) expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[k])));
+    }
+    expect(seen).toEqual([4, 8, 12, 13]); // 13 > max-batch runs alone at its own size
+    const text = (await http(`${s.url}/metrics`)).body.toString();
+    expect(metric(text, 'swinq_batch_size_sum', { model: 'tiny' })).toBe(3 + 5 + 12 + 13); // real rows, not padding
+  });
+
   it('runs one request per native run with --max-batch 1', async () => {
     const s = await serve([tiny], { maxBatch: 1, maxDelayMs: 50 });
     const xs = Array.from({ length: 6 }, (_, i) => randRows(rng(20 + i), 1));
@@ -297,7 +323,7 @@ describe('dynamic batching', () => {
       ...tiny,
       session: { inputNames: tiny.session.inputNames, outputNames: tiny.session.outputNames, run: async (f) => { await gate; return tiny.session.run(f); } },
     };
-    const s = await serve([gated], { maxBatch: 1, maxQueue: 2 });
+    const s = await serve([gated], { maxBatch: 1, maxQueue: 2, warmup: false }); // warm-up would wait at the gate
     const x = randRows(rng(5), 1);
     let rejected = 0;
     const all = Array.from({ length: 8 }, () => postJson(s.url, 'tiny', inferReq(Array.from(x), [1, K])).then((r) => {

@@ -14,6 +14,8 @@ interface ServeCliOptions {
   isa?: 'auto' | 'scalar' | 'avx2';
   engine: 'swinq' | 'onnxruntime';
   drainTimeoutS: number;
+  padBatches: boolean;
+  warmup: boolean;
   threads: number;
   json?: boolean;
 }
@@ -39,6 +41,8 @@ export function register(program: Command): void {
     .option('--max-body-mb <mb>', 'largest request body (413 beyond)', nonNegNumber('max-body-mb'), 16)
     .option('--isa <isa>', 'kernel set: auto | scalar | avx2')
     .option('--engine <engine>', 'swinq, or onnxruntime (a baseline; needs onnxruntime-node)', 'swinq')
+    .option('--no-pad-batches', 'run merged batches at their exact size instead of padding to a power of two')
+    .option('--no-warmup', 'skip compiling the padded batch sizes before listening')
     .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
     .option('--drain-timeout-s <s>', 'on SIGTERM, longest wait for in-flight requests', nonNegNumber('drain-timeout-s'), 30)
     .action(async (paths: string[], o: ServeCliOptions) => {
@@ -71,7 +75,7 @@ export function register(program: Command): void {
       }
       const server = await startServer(models, {
         host: o.host, port: o.port, maxBatch: o.maxBatch, maxDelayMs: o.maxDelayMs, maxQueue: o.maxQueue,
-        maxBodyMb: o.maxBodyMb, logLevel: o.logLevel,
+        maxBodyMb: o.maxBodyMb, logLevel: o.logLevel, padBatches: o.padBatches, warmup: o.warmup,
       });
       log(`swinq serve: listening on ${server.url} (models: ${models.map((m) => m.name).join(', ')})`);
       if (o.json) emit(true, { url: server.url, port: server.port, models: models.map((m) => m.name) });

@@ -25,6 +25,11 @@ export interface BatcherOptions {
   maxQueue: number;
   /** Whether every input and output has the batch as its leading dim; if not, requests run one by one. */
   batchable: boolean;
+  /**
+   * Batch sizes runs are padded up to (ascending), so the session compiles a few plans rather than
+   * one per row count; padding rows repeat the first row (always a valid input).
+   */
+  buckets?: number[];
 }
 
 export interface BatcherHooks {
@@ -110,30 +115,41 @@ export class Batcher {
     return batch;
   }
 
+  /** Smallest bucket ≥ rows, or rows itself when there are no buckets or it exceeds them all. */
+  bucketFor(rows: number): number {
+    for (const b of this.opts.buckets ?? []) if (b >= rows) return b;
+    return rows;
+  }
+
   private async dispatch(): Promise<void> {
     this.running = true;
     const batch = this.take();
     this.hooks.onQueueDepth?.(this.queue.length);
     try {
-      if (batch.length === 1) {
+      const rows = batch.map((p) => p.rows);
+      const total = rows.reduce((a, b) => a + b, 0);
+      const target = this.opts.batchable ? this.bucketFor(total) : total;
+      if (batch.length === 1 && target === total) {
         const p = batch[0];
-        try { p.resolve(await this.timed(p.feeds, p.rows, 1)); } catch (e) { p.reject(e); }
+        try { p.resolve(await this.timed(p.feeds, total, 1)); } catch (e) { p.reject(e); }
+        return;
+      }
+      let parts: Outputs[] | undefined;
+      try {
+        let feeds = batch.length === 1 ? batch[0].feeds : concat(batch.map((p) => p.feeds));
+        if (target > total) feeds = padRows(feeds, target - total);
+        const outs = await this.timed(feeds, total, batch.length);
+        parts = split(outs, target > total ? [...rows, target - total] : rows);
+      } catch {
+        parts = undefined;
+      }
+      if (parts) {
+        batch.forEach((p, i) => p.resolve(parts[i]));
       } else {
-        let outs: Outputs | undefined;
-        try {
-          outs = await this.timed(concat(batch.map((p) => p.feeds)), batch.reduce((s, p) => s + p.rows, 0), batch.length);
-        } catch {
-          outs = undefined;
-        }
-        const parts = outs && split(outs, batch.map((p) => p.rows));
-        if (parts) {
-          batch.forEach((p, i) => p.resolve(parts[i]));
-        } else {
-          // The merged run failed (one bad request must not fail its neighbours) or an output does not
-          // follow the batch dim: run each request on its own.
-          for (const p of batch) {
-            try { p.resolve(await this.timed(p.feeds, p.rows, 1)); } catch (e) { p.reject(e); }
-          }
+        // The merged run failed (one bad request must not fail its neighbours) or an output does not
+        // follow the batch dim: run each request on its own, unpadded.
+        for (const p of batch) {
+          try { p.resolve(await this.timed(p.feeds, p.rows, 1)); } catch (e) { p.reject(e); }
         }
       }
     } finally {
@@ -190,4 +206,27 @@ export function split(outs: Outputs, rows: number[]): Outputs[] | undefined {
     });
   }
   return parts;
+}
+
+/** Appends `extra` rows to every input, each a copy of row 0. */
+export function padRows(feeds: Feeds, extra: number): Feeds {
+  const out: Feeds = new Map();
+  for (const [name, t] of feeds) {
+    const rows = t.dims[0];
+    const inner = t.data.length / rows;
+    const data = DTYPES[t.dtype].make((rows + extra) * inner);
+    (data as Uint8Array).set(t.data as Uint8Array, 0);
+    const first = t.data.subarray(0, inner);
+    for (let r = rows; r < rows + extra; r++) (data as Uint8Array).set(first as Uint8Array, r * inner);
+    out.set(name, { dtype: t.dtype, dims: [rows + extra, ...t.dims.slice(1)], data });
+  }
+  return out;
+}
+
+/** Powers of two below maxBatch, and maxBatch. */
+export function pow2Buckets(maxBatch: number): number[] {
+  const b: number[] = [];
+  for (let x = 1; x < maxBatch; x *= 2) b.push(x);
+  b.push(maxBatch);
+  return b;
 }

@@ -2,7 +2,7 @@
 // Prometheus metrics at /metrics. Errors are JSON `{"error": "..."}` as the protocol specifies.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino from 'pino';
-import { Batcher, QueueFullError, type Feeds, type Outputs, type Runner } from './batcher.js';
+import { Batcher, QueueFullError, pow2Buckets, type Feeds, type Outputs, type Runner } from './batcher.js';
 import { ServeMetrics } from './metrics.js';
 import { isBatchable, type ServedModel } from './models.js';
 import {
@@ -21,6 +21,10 @@ export interface ServeOptions {
   logLevel?: string;
   /** process metrics (CPU, heap, event-loop lag) in /metrics */
   defaultMetrics?: boolean;
+  /** pad merged runs to power-of-two row counts so few plans are compiled (default true) */
+  padBatches?: boolean;
+  /** before listening, run every padded batch size once so no request pays for a plan compile (default true) */
+  warmup?: boolean;
 }
 
 export interface RunningServer {
@@ -60,6 +64,27 @@ function makeRunner(m: ServedModel): Runner {
   };
 }
 
+/** Runs each batch size once on zeros (models whose non-batch dims are all fixed), compiling its plan. */
+async function warmup(m: ServedModel, run: Runner, sizes: number[], logger: pino.Logger): Promise<void> {
+  if (!m.inputs.every((d) => d.dims && d.dims.slice(1).every((x) => typeof x === 'number'))) return;
+  const t0 = performance.now();
+  for (const n of sizes) {
+    const feeds: Feeds = new Map();
+    for (const d of m.inputs) {
+      const dims = [n, ...(d.dims!.slice(1) as number[])];
+      const dtype = d.dtype as DType;
+      feeds.set(d.name, { dtype, dims, data: DTYPES[dtype].make(dims.reduce((a, b) => a * b, 1)) });
+    }
+    try {
+      await run(feeds);
+    } catch (e) {
+      logger.warn({ model: m.name, batch: n, err: (e as Error).message }, 'warm-up run failed');
+      return;
+    }
+  }
+  logger.info({ model: m.name, sizes, ms: Math.round(performance.now() - t0) }, 'warmed up');
+}
+
 export async function createServer(modelList: ServedModel[], opts: ServeOptions = {}): Promise<{
   app: FastifyInstance; metrics: ServeMetrics; shutdown(): Promise<void>;
 }> {
@@ -73,7 +98,11 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
   const models = new Map<string, { m: ServedModel; batcher: Batcher }>();
   for (const m of modelList) {
     if (models.has(m.name)) throw new Error(`model name '${m.name}' is used twice`);
-    const batcher = new Batcher(makeRunner(m), { maxBatch, maxDelayMs, maxQueue, batchable: isBatchable(m) }, {
+    const runner = makeRunner(m);
+    const batchable = isBatchable(m);
+    const buckets = opts.padBatches === false ? undefined : pow2Buckets(maxBatch);
+    if (opts.warmup !== false && batchable) await warmup(m, runner, buckets ?? [1], logger);
+    const batcher = new Batcher(runner, { maxBatch, maxDelayMs, maxQueue, batchable, buckets }, {
       onRun: (rows, requests, ms, ok) => {
         metrics.batchSize.observe({ model: m.name }, rows);
         metrics.batchRequests.observe({ model: m.name }, requests);
