@@ -100,8 +100,9 @@ void softmax_u8(const int32_t* x, int64_t rows, int64_t D, const int32_t* table,
 
 // ---------------------------------------------------------------------------------------------
 // LayerNorm over the last dim D (int8 or int16 in). With s = Σx, V = D·Σx² − s² (int64, exact)
-// and y_i = D·x_i − s:  x̂_i = y_i / sqrt(V)  (= (x−μ)/σ).  σ' = isqrt(V); one division per row
-// f = floor(2^(F+32) / σ'); t_i = sign(y_i)·((|y_i|·f + 2^31) >> 32) ≈ x̂_i·2^F.
+// and y_i = D·x_i − s:  x̂_i = y_i / sqrt(V)  (= (x−μ)/σ).  k: smallest with V·4^k ≥ 2^60,
+// σ' = isqrt(V·4^k) ∈ [2^30, 2^31); one division per row f = floor(2^61 / σ');
+// t_i = sign(y_i)·((|y_i|·f + 2^(sh−1)) >> sh), sh = 61 − F − k, so t ≈ x̂_i·2^F.
 // Output per channel c (affine folded): out = clamp(((int64)t·mult_c + bias_c) >> shift_c + zp).
 struct LayerNormParams {
   int32_t D = 0;

@@ -42,12 +42,14 @@ void argmax_avx2(QType in, const void* x, int64_t rows, int64_t D, int64_t* y);
 // Shared scalar pieces (qkernels.cc) used by both ISAs for the per-row parts.
 struct LnRow {
   int64_t s;    // Σx
-  uint64_t f;   // floor(2^(F+32) / isqrt(V)), 0 when V = 0
+  uint32_t f;   // floor(2^61 / isqrt(V·4^k)) ∈ (2^30, 2^31]; 0 when V = 0
+  int32_t sh;   // 61 − F − k
 };
 LnRow layernorm_row_stats(int64_t sum, int64_t sumsq, int32_t D, int32_t F);
-inline int32_t ln_t(int64_t y, uint64_t f) {
-  uint64_t ay = (uint64_t)(y < 0 ? -y : y);
-  int64_t t = (int64_t)((ay * f + (uint64_t(1) << 31)) >> 32);
+// t = sign(y)·((|y|·f + 2^(sh−1)) >> sh): |y| < 2^31 and f ≤ 2^31 keep it inside uint64
+inline int32_t ln_t(int64_t y, const LnRow& st) {
+  const uint64_t ay = (uint64_t)(y < 0 ? -y : y);
+  const int64_t t = (int64_t)((ay * st.f + (uint64_t(1) << (st.sh - 1))) >> st.sh);
   return (int32_t)(y < 0 ? -t : t);
 }
 inline int32_t store_clamp(int64_t v, int32_t lo, int32_t hi) { return (int32_t)(v < lo ? lo : v > hi ? hi : v); }

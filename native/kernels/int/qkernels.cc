@@ -349,14 +349,15 @@ uint64_t isqrt_u64(uint64_t v) {
 
 namespace detail {
 LnRow layernorm_row_stats(int64_t sum, int64_t sumsq, int32_t D, int32_t F) {
-  LnRow st{sum, 0};
-  const uint64_t V = (uint64_t)((__int128)D * sumsq - (__int128)sum * sum);  // ≥ 0, < 2^61
+  LnRow st{sum, 0, 1};
+  const uint64_t V = (uint64_t)((__int128)D * sumsq - (__int128)sum * sum);  // exact, ≥ 0, ≤ 2^60
   if (V == 0) return st;
-  // isqrt of V·4^k with V·4^k ∈ [2^60, 2^62): √V to ~30 significant bits even for tiny variances
+  // normalise V·4^k into [2^60, 2^62) so isqrt keeps ~31 significant bits even for tiny variances
   int k = 0;
   while ((V << (2 * k)) < (uint64_t(1) << 60)) ++k;
-  const uint64_t sd = isqrt_u64(V << (2 * k));  // ≈ √V·2^k
-  st.f = (uint64_t)(((unsigned __int128)1 << (F + 32 + k)) / sd);
+  const uint64_t sd = isqrt_u64(V << (2 * k));  // ∈ [2^30, 2^31), ≈ √V·2^k
+  st.f = (uint32_t)((uint64_t(1) << 61) / sd);  // the one division per row
+  st.sh = 61 - F - k;
   return st;
 }
 }  // namespace detail
@@ -388,7 +389,7 @@ LayerNormParams layernorm_params(int32_t D, const float* gamma, const float* bet
     QCHECK(std::isfinite(g) && std::isfinite(b), "layernorm_params: gamma/beta[" + std::to_string(c) + "] not finite");
     // out = t·2^-F·g/s + b/s ;  t·mult·2^-shift with mult·2^-shift ≈ g·2^-F/s
     const double ratio = g * std::ldexp(1.0, -p.F) / out_scale;
-    int32_t m = 0, s = 0;  // γ ≈ 0: the output is the constant β/out_scale
+    int32_t m = 0, s = 32;  // γ ≈ 0: the output is the constant β/out_scale (shift 32 keeps the fast SIMD form)
     if (std::fabs(ratio) >= std::ldexp(1.0, -32)) quantize_multiplier(ratio, &m, &s);
     // bias_c = round(b/s·2^shift) + 2^(shift−1) must stay < 2^61 so t·m + bias fits int64:
     // large β/out_scale with a tiny γ trades multiplier bits for bias range.
@@ -435,7 +436,7 @@ void layernorm(QType in, const void* x, int64_t rows, const LayerNormParams& p, 
     detail::LnRow st = detail::layernorm_row_stats(s, ss, D, p.F);
     for (int32_t c = 0; c < D; ++c) {
       int64_t yv = (int64_t)D * load_q(in, x, r * D + c) - s;
-      int32_t t = detail::ln_t(yv, st.f);
+      int32_t t = detail::ln_t(yv, st);
       int64_t o = ((int64_t)t * p.mult[c] + p.bias[c]) >> p.shift[c];
       store_q(p.out, y, r * D + c, store_clamp(o, lo, hi) + p.zero_point);
     }

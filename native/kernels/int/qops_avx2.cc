@@ -177,7 +177,18 @@ void layernorm_avx2(QType in, const void* x, int64_t rows, const LayerNormParams
   const int32_t D = p.D;
   const int32_t lo = std::max(p.qmin, qtype_min(p.out)) - p.zero_point, hi = std::min(p.qmax, qtype_max(p.out)) - p.zero_point;
   const __m256i lov = _mm256_set1_epi64x(lo), hiv = _mm256_set1_epi64x(hi), zpv = _mm256_set1_epi32(p.zero_point);
+  const __m256i lo32 = _mm256_set1_epi32(lo), hi32 = _mm256_set1_epi32(hi);
   const __m256i ones = _mm256_set1_epi16(1), Dv = _mm256_set1_epi32(D);
+  // per call: the 64-bit biases split into even/odd channel lanes, and whether every shift ≥ 32
+  const int64_t D8 = D / 8 * 8;
+  std::vector<int64_t> beo(2 * D8);
+  bool fast = true;
+  for (int64_t c = 0; c < D8; c += 8)
+    for (int j = 0; j < 4; ++j) {
+      beo[2 * c + j] = p.bias[c + 2 * j];
+      beo[2 * c + 4 + j] = p.bias[c + 2 * j + 1];
+    }
+  for (int32_t c = 0; c < D; ++c) fast = fast && p.shift[c] >= 32;
   for (int64_t r = 0; r < rows; ++r) {
     const void* xr = at(x, in, r * D);
     __m256i s32 = _mm256_setzero_si256(), ss64 = _mm256_setzero_si256();
@@ -200,38 +211,39 @@ void layernorm_avx2(QType in, const void* x, int64_t rows, const LayerNormParams
       ss += v * v;
     }
     const LnRow st = layernorm_row_stats(s, ss, D, p.F);
-    const __m256i sb = _mm256_set1_epi32((int32_t)s);
-    const __m256i fl = _mm256_set1_epi64x((int64_t)(st.f & 0xffffffffu)), fh = _mm256_set1_epi64x((int64_t)(st.f >> 32));
-    const __m256i half = _mm256_set1_epi64x(int64_t(1) << 31);
+    const __m256i sb = _mm256_set1_epi32((int32_t)s), fv = _mm256_set1_epi64x(st.f);
+    const __m256i rnd = _mm256_set1_epi64x(int64_t(1) << (st.sh - 1));
+    const __m128i shc = _mm_cvtsi32_si128(st.sh);
     void* yr = at(y, p.out, r * D);
-    c = 0;
-    for (; c + 8 <= D; c += 8) {
+    for (c = 0; c < D8; c += 8) {
       const __m256i yv = _mm256_sub_epi32(_mm256_mullo_epi32(load8(in, at(xr, in, c)), Dv), sb);
       const __m256i ay = _mm256_abs_epi32(yv);
-      const __m256i ao = _mm256_srli_epi64(ay, 32);
-      // t = |y|·fh + ((|y|·fl + 2^31) >> 32), per 64-bit lane, then the sign of y
-      const __m256i te = _mm256_add_epi64(_mm256_mul_epu32(ay, fh),
-                                          _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(ay, fl), half), 32));
-      const __m256i to = _mm256_add_epi64(_mm256_mul_epu32(ao, fh),
-                                          _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(ao, fl), half), 32));
+      // t = (|y|·f + 2^(sh−1)) >> sh per 64-bit lane (< 2^62, the result < 2^31), then the sign of y
+      const __m256i te = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epu32(ay, fv), rnd), shc);
+      const __m256i to = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(ay, 32), fv), rnd), shc);
       const __m256i t = _mm256_sign_epi32(_mm256_blend_epi32(te, _mm256_slli_epi64(to, 32), 0xAA), yv);
       // affine + requant: ((int64)t·mult + bias) >> shift, per channel
       const __m256i m = _mm256_loadu_si256((const __m256i*)(p.mult.data() + c));
       const __m256i sh = _mm256_loadu_si256((const __m256i*)(p.shift.data() + c));
-      const __m256i b0 = _mm256_loadu_si256((const __m256i*)(p.bias.data() + c));
-      const __m256i b1 = _mm256_loadu_si256((const __m256i*)(p.bias.data() + c + 4));
-      const __m256i be = _mm256_permute4x64_epi64(_mm256_unpacklo_epi64(b0, b1), 0xD8);
-      const __m256i bo = _mm256_permute4x64_epi64(_mm256_unpackhi_epi64(b0, b1), 0xD8);
-      __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(t, m), be);
-      __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(t, 32), _mm256_srli_epi64(m, 32)), bo);
-      pe = clamp64_avx2(srav64_avx2(pe, _mm256_and_si256(sh, _mm256_set1_epi64x(0xffffffff))), lov, hiv);
-      po = clamp64_avx2(srav64_avx2(po, _mm256_srli_epi64(sh, 32)), lov, hiv);
-      const __m256i q = _mm256_add_epi32(_mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA), zpv);
-      store8(p.out, at(yr, p.out, c), q);
+      const __m256i be = _mm256_loadu_si256((const __m256i*)(beo.data() + 2 * c));
+      const __m256i bo = _mm256_loadu_si256((const __m256i*)(beo.data() + 2 * c + 4));
+      const __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(t, m), be);
+      const __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(t, 32), _mm256_srli_epi64(m, 32)), bo);
+      __m256i q;
+      if (fast) {  // shift ≥ 32: high dwords (|t·m + b| < 2^62 → fits int32 after >> 32), then vpsravd
+        const __m256i h = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+        q = _mm256_srav_epi32(h, _mm256_sub_epi32(sh, _mm256_set1_epi32(32)));
+        q = _mm256_min_epi32(_mm256_max_epi32(q, lo32), hi32);
+      } else {
+        const __m256i qe = clamp64_avx2(srav64_avx2(pe, _mm256_and_si256(sh, _mm256_set1_epi64x(0xffffffff))), lov, hiv);
+        const __m256i qo = clamp64_avx2(srav64_avx2(po, _mm256_srli_epi64(sh, 32)), lov, hiv);
+        q = _mm256_blend_epi32(qe, _mm256_slli_epi64(qo, 32), 0xAA);
+      }
+      store8(p.out, at(yr, p.out, c), _mm256_add_epi32(q, zpv));
     }
     for (; c < D; ++c) {
       int64_t yv = (int64_t)D * load_q(in, xr, c) - s;
-      int32_t t = ln_t(yv, st.f);
+      int32_t t = ln_t(yv, st);
       int64_t o = ((int64_t)t * p.mult[c] + p.bias[c]) >> p.shift[c];
       store_q(p.out, yr, c, store_clamp(o, lo, hi) + p.zero_point);
     }
