@@ -48,7 +48,10 @@ static inline __m256 erf(__m256 x) {
   q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.68282697438203e-03f));
   q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-7.37332916720468e-03f));
   q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(-1.42647390514189e-02f));
-  return _mm256_div_ps(p, q);
+  // p/q via rcp + one Newton step (~2 ulp; q is in [-2.4, -0.014], far from 0): cheaper than vdivps.
+  __m256 r = _mm256_rcp_ps(q);
+  r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0f)));
+  return _mm256_mul_ps(p, r);
 }
 
 static inline __m256 gelu_erf(__m256 x) {
