@@ -207,6 +207,16 @@ describe('micro-Swin (shared model)', () => {
     expect(r.json!.accuracy).toBe(ref);
   });
 
+  it('eval on the full 10k test split equals the reference test_accuracy within 0.1 pp', () => {
+    requireShared();
+    const { test_accuracy: ref } = JSON.parse(fs.readFileSync(`${MODEL}.json`, 'utf8'));
+    // ~15 s of CPU on 2 cores; generous wall-clock limit because the machine is shared.
+    const r = swinq(['eval', MODEL, '--data', DATA, '--batch', '200', '--json'], 240_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json).toMatchObject({ images: 10000 });
+    expect(Math.abs((r.json!.accuracy as number) - ref)).toBeLessThanOrEqual(0.001);
+  }, 300_000);
+
   it('run writes the logits onnxruntime computes (batch 3)', async () => {
     requireShared();
     const { x } = loadTestSet(3);

@@ -21,7 +21,7 @@ interface OpTime { op: string; name: string; ms: number }
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function lastProfile(session: any, dims: Record<string, readonly number[]>): OpTime[] | null {
   if (!session) return null;
-  for (const f of ['profile', 'lastProfile', 'getProfile']) {
+  for (const f of ['profileOf', 'lastProfile', 'getProfile']) {
     if (typeof session[f] === 'function') {
       const p = session[f](dims);
       if (Array.isArray(p) && p.length) return p as OpTime[];
