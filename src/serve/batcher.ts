@@ -58,6 +58,7 @@ export class Batcher {
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private runMsAvg = 0;
+  private lastRows = 0; // rows of the previous run
 
   constructor(private readonly run: Runner, readonly opts: BatcherOptions, private readonly hooks: BatcherHooks = {}) {}
 
@@ -89,7 +90,10 @@ export class Batcher {
     if (this.opts.batchable && this.opts.maxBatch > 1) {
       for (const p of this.queue) if (p.key === head.key) rows += p.rows;
     }
-    if (!this.opts.batchable || this.opts.maxBatch <= 1 || rows >= this.opts.maxBatch || waited >= this.opts.maxDelayMs) {
+    // Dispatch early once as many rows wait as the previous run carried: closed-loop clients answered by
+    // that run are back, and waiting longer would only idle the engine. maxDelayMs bounds the wait.
+    if (!this.opts.batchable || this.opts.maxBatch <= 1 || rows >= this.opts.maxBatch || waited >= this.opts.maxDelayMs ||
+        rows >= this.lastRows) {
       if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
       void this.dispatch();
     } else if (!this.timer) {
@@ -128,6 +132,7 @@ export class Batcher {
     try {
       const rows = batch.map((p) => p.rows);
       const total = rows.reduce((a, b) => a + b, 0);
+      this.lastRows = total;
       const target = this.opts.batchable ? this.bucketFor(total) : total;
       if (batch.length === 1 && target === total) {
         const p = batch[0];
