@@ -6,6 +6,7 @@ import { CliError } from './common.js';
 const COMMANDS: Array<() => Promise<{ register(p: Command): void }>> = [
   // one line per command file (keep sorted by command name)
   () => import('./bench.js'),
+  () => import('./bench_kernels.js'),
   () => import('./eval.js'),
   () => import('./fewbit.js'),
   () => import('./profile.js'),
