@@ -26,11 +26,22 @@ inline __m256 act_v(__m256 v) {
 template <int ACT>
 inline void store8_tail(const GemmArgs& a, __m256 v, int64_t row, int64_t col, int64_t nn) {
   if (nn <= 0) return;
+  if (nn == 8) {
+    if (a.bias) v = _mm256_add_ps(v, _mm256_loadu_ps(a.bias + col));
+    v = act_v<ACT>(v);
+    if (a.residual) v = _mm256_add_ps(v, _mm256_loadu_ps(a.residual + row * a.N + col));
+    _mm256_storeu_ps(a.y + row * a.N + col, v);
+    return;
+  }
   const __m256i m = v8::tail_mask(nn);
   if (a.bias) v = _mm256_add_ps(v, _mm256_maskload_ps(a.bias + col, m));
   v = act_v<ACT>(v);
   if (a.residual) v = _mm256_add_ps(v, _mm256_maskload_ps(a.residual + row * a.N + col, m));
-  _mm256_maskstore_ps(a.y + row * a.N + col, m, v);
+  // vmaskmovps stores are slow on AMD cores: go through a buffer instead.
+  alignas(32) float t[8];
+  _mm256_store_ps(t, v);
+  float* y = a.y + row * a.N + col;
+  for (int64_t j = 0; j < nn; ++j) y[j] = t[j];
 }
 
 template <int MR, int ACT>
@@ -86,10 +97,41 @@ void tile(const GemmArgs& a, int64_t m, int64_t p) {
   }
 }
 
+// A panel with at most 8 valid columns (the N tail): half the FMAs of a full tile.
+template <int MR, int ACT>
+void tile8(const GemmArgs& a, int64_t m, int64_t p) {
+  const int64_t K = a.K;
+  const float* b = a.packed_b + p * K * kGemmNr;
+  const float* x = a.x + m * K;
+  __m256 c[MR];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) c[r] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(b + k * kGemmNr);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) c[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + r * K + k), b0, c[r]);
+  }
+  const int64_t n0 = p * kGemmNr, nn = std::min<int64_t>(8, a.N - n0);
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) store8_tail<ACT>(a, c[r], m + r, n0, nn);
+}
+
 template <int ACT>
 void gemm(const GemmArgs& a, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   for (int64_t p = p0; p < p1; ++p) {
     int64_t m = m0;
+    if (a.N - p * kGemmNr <= 8) {
+      for (; m + 6 <= m1; m += 6) tile8<6, ACT>(a, m, p);
+      switch (m1 - m) {
+        case 5: tile8<5, ACT>(a, m, p); break;
+        case 4: tile8<4, ACT>(a, m, p); break;
+        case 3: tile8<3, ACT>(a, m, p); break;
+        case 2: tile8<2, ACT>(a, m, p); break;
+        case 1: tile8<1, ACT>(a, m, p); break;
+        default: break;
+      }
+      continue;
+    }
     for (; m + 6 <= m1; m += 6) tile<6, ACT>(a, m, p);
     switch (m1 - m) {
       case 5: tile<5, ACT>(a, m, p); break;
