@@ -7,7 +7,7 @@ import { BinaryOp, ReduceOp, UnaryOp, type OpName } from '../plan/ops.js';
 import {
   allocMap, broadcastDims, broadcastStrides, expand as expandMove, stridedMap, stridesOf, type Move,
 } from '../passes/movement.js';
-import { matmulDims, MOVE_OPS, moveOf, reduceAxes, type Specialized, type VInfo } from '../passes/specialize.js';
+import { matmulDims, MOVE_OPS, movesOf, reduceAxes, type Specialized, type VInfo } from '../passes/specialize.js';
 
 export type TKind = 'arena' | 'const' | 'input' | 'output';
 export interface PT {
@@ -165,34 +165,35 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
     const srcOff = new Map<number, number>();
     let total = 0;
     for (const v of views) for (const t of v.srcs) if (!srcOff.has(t)) { srcOff.set(t, total); srcs.push(t); total += numel(tensors[t].dims); }
-    const inOff: number[] = [];
-    let acc = 0;
-    for (const v of views) { inOff.push(acc); acc += numel(v.dims); }
-    // per input: local index → global index in the union of sources
-    const trans = views.map((v) => {
-      const offs: number[] = [];
-      let a = 0;
-      for (const t of v.srcs) { offs.push(a); a += numel(tensors[t].dims); }
-      return (j: number): number => {
-        const inner = v.map ? v.map[j] : j;
-        if (inner < 0) return -1;
-        let q = offs.length - 1;
-        while (q > 0 && offs[q] > inner) q--;
-        return srcOff.get(v.srcs[q])! + inner - offs[q];
-      };
-    });
     const outN = numel(m.dims);
-    const map = new Int32Array(outN);
-    const single = views.length === 1 && views[0].srcs.length === 1;
-    const inner0 = views[0].map;
-    for (let k = 0; k < outN; k++) {
-      const j = m.map ? m.map[k] : k;
-      if (j < 0) { map[k] = -1; continue; }
-      if (single) { map[k] = inner0 ? inner0[j] : j; continue; }
-      let i = inOff.length - 1;
-      while (i > 0 && inOff[i] > j) i--;
-      map[k] = trans[i](j - inOff[i]);
+    const map = allocMap(m.dims);
+    if (views.length === 1 && views[0].srcs.length === 1) {
+      // one source: a plain gather through the inner map
+      const inner = views[0].map;
+      const mm = m.map!;
+      if (inner) for (let k = 0; k < outN; k++) { const j = mm[k]; map[k] = j < 0 ? -1 : inner[j]; }
+      else map.set(mm);
+      return { srcs, map, dims: m.dims, dtype };
     }
+    // several inputs: lay their maps (into the union of sources) end to end, then gather
+    const virt = allocMap([views.reduce((a, v) => a + numel(v.dims), 0)]);
+    let off = 0;
+    for (const v of views) {
+      const n = numel(v.dims);
+      const offs: number[] = [];
+      let a2 = 0;
+      for (const t of v.srcs) { offs.push(a2); a2 += numel(tensors[t].dims); }
+      for (let q = 0; q < n; q++) {
+        const inner = v.map ? v.map[q] : q;
+        if (inner < 0) { virt[off + q] = -1; continue; }
+        let z = offs.length - 1;
+        while (z > 0 && offs[z] > inner) z--;
+        virt[off + q] = srcOff.get(v.srcs[z])! + inner - offs[z];
+      }
+      off += n;
+    }
+    if (m.map) for (let k = 0; k < outN; k++) { const j = m.map[k]; map[k] = j < 0 ? -1 : virt[j]; }
+    else map.set(virt.subarray(0, outN));
     return { srcs, map, dims: m.dims, dtype };
   };
 
@@ -247,7 +248,7 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
     const w = where(n);
     const ins = n.inputs.map((v) => (v ? info(v) : undefined));
     if (n.domain === '' && MOVE_OPS.has(n.opType)) {
-      const { data, moves } = moveOf(n, ins, opset);
+      const { data, moves } = movesOf(s, n);
       moves.forEach((m, i) => {
         if (n.outputs[i] && !info(n.outputs[i]).const) state.set(n.outputs[i], { k: 'view', v: applyMove(n, data.map((j) => n.inputs[j]), m) });
       });

@@ -3,7 +3,7 @@
 // outputs), so the rewrite never changes what anything else sees.
 import { attrFloat, attrInt, attrInts, makeConst, numel, type Attr, type ConstTensor, type Node } from '../ir/graph.js';
 import { broadcastStrides, stridedMap } from './movement.js';
-import { MOVE_OPS, moveOf, type Specialized, type VInfo } from './specialize.js';
+import { MOVE_OPS, movesOf, type Specialized, type VInfo } from './specialize.js';
 
 const t = (value: ConstTensor): Attr => ({ type: 'tensor', value });
 const i = (value: number): Attr => ({ type: 'int', value });
@@ -61,6 +61,11 @@ class Ctx {
     if (n.inputs[1] === v) return n.inputs[0];
     return undefined;
   }
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
 }
 
 const near = (a: number | undefined, b: number, tol = 1e-4) => a !== undefined && Math.abs(a - b) <= tol * Math.abs(b);
@@ -343,7 +348,7 @@ function fuseSoftmax(c: Ctx): void {
     const total = numel(xi.dims);
     let v = n.inputs[0];
     const chain: Node[] = [];
-    let table: Float32Array | undefined;
+    const adds: { k: ConstTensor; od: number[] }[] = [];
     let lastAdd = -1;
     let src = '';
     for (;;) {
@@ -361,9 +366,7 @@ function fuseSoftmax(c: Ctx): void {
         const k = c.cst(p.inputs[j])!;
         const od = c.info(p.outputs[0]).dims;
         if (numel(c.info(dyn).dims) !== total || k.dtype !== 'float32') break;
-        table ??= new Float32Array(total);
-        const map = stridedMap(od, broadcastStrides(k.dims, od), 0);
-        for (let q = 0; q < total; q++) table[q] += k.data[map[q]];
+        adds.push({ k, od });
         chain.push(p);
         lastAdd = chain.length;
         src = dyn;
@@ -372,13 +375,26 @@ function fuseSoftmax(c: Ctx): void {
       }
       break;
     }
-    if (!table) continue;
-    const rows = total / D;
+    if (!adds.length) continue;
+    // each constant repeats every numel(od[a:]) elements, a = its first non-broadcast axis: build the
+    // table for one common period only (it does not grow with batch)
+    const parts = adds.map(({ k, od }) => {
+      const st = broadcastStrides(k.dims, od);
+      let a = 0;
+      while (a < od.length && st[a] === 0) a++;
+      return { k, period: numel(od.slice(a)), map: stridedMap(od.slice(a), st.slice(a), 0) };
+    });
+    let P = D;
+    for (const q of parts) P = (P * q.period) / gcd(P, q.period);
+    if (total % P !== 0) continue;
+    const table = new Float32Array(P);
+    for (const q of parts) for (let e = 0; e < P; e++) table[e] += q.k.data[q.map[e % q.period]];
+    const rows = P / D;
     let period = rows;
     for (let p = 1; p <= rows; p++) {
       if (rows % p) continue;
       let ok = true;
-      for (let q = p * D; q < total && ok; q++) if (table[q] !== table[q - p * D]) ok = false;
+      for (let e = p * D; e < P && ok; e++) if (table[e] !== table[e - p * D]) ok = false;
       if (ok) { period = p; break; }
     }
     const bias = makeConst('float32', [period, D], table.subarray(0, period * D));
@@ -413,7 +429,7 @@ function fuseResidualThroughMoves(c: Ctx): void {
         if (!m || !m.inputs.includes(v)) continue;
         if (m.domain === '' && MOVE_OPS.has(m.opType) && (m.opType !== 'Dropout' || !m.outputs[1] || !c.uses.get(m.outputs[1]))) {
           if (moves.includes(m)) continue;
-          const { data } = moveOf(m, m.inputs.map((i) => (i ? c.info(i) : undefined)), c.s.opset);
+          const { data } = movesOf(c.s, m);
           if (m.inputs.some((i, k) => i && (data.includes(k) ? !cone.has(i) : !c.cst(i)))) { ok = false; break; }
           moves.push(m);
           for (const o of m.outputs) if (o) { cone.add(o); queue.push(o); }
@@ -436,7 +452,7 @@ function fuseResidualThroughMoves(c: Ctx): void {
     const maps = new Map<string, Int32Array | null>([[y, null]]);
     for (const m of c.nodes) {
       if (!m || !moves.includes(m)) continue;
-      const { data, moves: mv } = moveOf(m, m.inputs.map((i) => (i ? c.info(i) : undefined)), c.s.opset);
+      const { data, moves: mv } = movesOf(c.s, m);
       mv.forEach((mm, k) => {
         if (!m.outputs[k]) return;
         const src = data.map((d) => maps.get(m.inputs[d]));

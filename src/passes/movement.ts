@@ -30,9 +30,23 @@ export function allocMap(dims: readonly number[]): Int32Array {
 }
 
 /** map[out] = base + Σ idx_d · strides[d] over the output's multi-index. */
-export function stridedMap(outDims: readonly number[], strides: readonly number[], base: number): Int32Array {
-  const n = numel(outDims);
-  const map = allocMap(outDims);
+export function stridedMap(dims0: readonly number[], strides0: readonly number[], base: number): Int32Array {
+  const n = numel(dims0);
+  const map = allocMap(dims0);
+  // drop size-1 dims and merge dims that stay contiguous: fewer, longer inner loops
+  const outDims: number[] = [];
+  const strides: number[] = [];
+  for (let i = 0; i < dims0.length; i++) {
+    if (dims0[i] === 1) continue;
+    const L = outDims.length - 1;
+    if (L >= 0 && strides[L] === strides0[i] * dims0[i]) {
+      outDims[L] *= dims0[i];
+      strides[L] = strides0[i];
+    } else {
+      outDims.push(dims0[i]);
+      strides.push(strides0[i]);
+    }
+  }
   const r = outDims.length;
   if (n === 0) return map;
   if (r === 0) {

@@ -22,6 +22,8 @@ export interface Specialized {
   outputs: string[];
   onnxNodes: number;
   opset: number;
+  /** Index maps of the data-movement nodes, computed once during specialization. */
+  moves: Map<Node, { data: number[]; moves: Move[] }>;
 }
 
 const where = (n: Node) => `node '${n.name}' (${n.opType})`;
@@ -52,6 +54,15 @@ export function constInput(n: Node, ins: (VInfo | undefined)[], i: number, what:
 }
 
 /** The index map (per output) of a data-movement node, and which inputs are data. */
+/** moveOf, reusing what specialization computed. */
+export function movesOf(s: Specialized, n: Node): { data: number[]; moves: Move[] } {
+  const hit = s.moves.get(n);
+  if (hit) return hit;
+  const r = moveOf(n, n.inputs.map((i) => (i ? s.values.get(i) : undefined)), s.opset);
+  s.moves.set(n, r);
+  return r;
+}
+
 export function moveOf(n: Node, ins: (VInfo | undefined)[], opset: number): { data: number[]; moves: Move[] } {
   const w = where(n);
   const x = ins[0];
@@ -308,13 +319,14 @@ function matmulDims(a: number[], b: number[], w: string): { dims: number[]; M: n
 export { matmulDims };
 
 /** Output infos of one node; folds it when every input is constant and it has an evaluator. */
-function evalNode(n: Node, ins: (VInfo | undefined)[], opset: number): VInfo[] {
+function evalNode(n: Node, ins: (VInfo | undefined)[], opset: number, moveCache: Map<Node, { data: number[]; moves: Move[] }>): VInfo[] {
   const w = where(n);
   const op = n.opType;
   const x = ins[0];
   const allConst = n.inputs.every((s, i) => !s || ins[i]?.const);
   if (MOVE_OPS.has(op)) {
     const { data, moves } = moveOf(n, ins, opset);
+    moveCache.set(n, { data, moves });
     const outs: VInfo[] = moves.map((m) => ({ dtype: x!.dtype, dims: m.dims }));
     if (op === 'Dropout' && n.outputs.length > 1) outs.push({ dtype: 'bool', dims: [...x!.dims] });
     if (data.every((i) => ins[i]?.const) && allConst) {
@@ -514,6 +526,7 @@ export function specialize(g: Graph, inputDims: Record<string, number[]>): Speci
     values.set(inp.name, { dtype: inp.dtype, dims: [...dims] });
   }
   const nodes: Node[] = [];
+  const moves = new Map<Node, { data: number[]; moves: Move[] }>();
   for (const n of g.nodes) {
     if (n.domain !== '') throw new Error(`unsupported op '${n.domain}.${n.opType}' at node '${n.name}'`);
     if (!isSupportedOp(n.opType)) throw new Error(`unsupported op '${n.opType}' at node '${n.name}'`);
@@ -525,7 +538,7 @@ export function specialize(g: Graph, inputDims: Record<string, number[]>): Speci
     });
     let outs: VInfo[];
     try {
-      outs = evalNode(n, ins, g.opset);
+      outs = evalNode(n, ins, g.opset, moves);
     } catch (e) {
       const msg = (e as Error).message;
       throw msg.includes(n.name) ? e : new Error(`${where(n)}: ${msg}`);
@@ -540,5 +553,5 @@ export function specialize(g: Graph, inputDims: Record<string, number[]>): Speci
     if (dynamic) nodes.push(n);
   }
   for (const o of g.outputs) if (!values.has(o.name)) throw new Error(`${g.source}: graph output '${o.name}' is not produced by any node`);
-  return { source: g.source, values, nodes, inputs: g.inputs.map((i) => i.name), outputs: g.outputs.map((o) => o.name), onnxNodes: g.nodeCount, opset: g.opset };
+  return { source: g.source, values, nodes, inputs: g.inputs.map((i) => i.name), outputs: g.outputs.map((o) => o.name), onnxNodes: g.nodeCount, opset: g.opset, moves };
 }
