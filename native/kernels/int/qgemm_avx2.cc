@@ -187,6 +187,88 @@ static inline void gemm_u8s16_s32_4x16_avx2(const uint8_t* a, int64_t lda, const
   for (int r = 0; r < 4; ++r) acc[r][0] = c[r][0], acc[r][1] = c[r][1];
 }
 
+// Exact path, full 4-row tile in asm: one vpbroadcastd of 4 activation bytes per row, two
+// vpshufb (FP1/FP2, off the multiply pipes) widen it to the int16 pairs (a0,a1) and (a2,a3),
+// then 4 vpmaddwd per row with B as memory operands. 16 vpmaddwd per k-quad = 8 cycles on
+// FP0/FP3, the same MAC rate as the vpmaddubsw pair; the limit is the 6-wide dispatch.
+static inline void gemm_u8s16_s32_4x16_asm_avx2(const uint8_t* a, int64_t lda, const int16_t* b, int64_t K,
+                                                __m256i acc[4][2]) {
+  alignas(32) int32_t c[64];
+  alignas(32) static const uint8_t masks[64] = {
+      0, 0x80, 1, 0x80, 0, 0x80, 1, 0x80, 0, 0x80, 1, 0x80, 0, 0x80, 1, 0x80,
+      0, 0x80, 1, 0x80, 0, 0x80, 1, 0x80, 0, 0x80, 1, 0x80, 0, 0x80, 1, 0x80,
+      2, 0x80, 3, 0x80, 2, 0x80, 3, 0x80, 2, 0x80, 3, 0x80, 2, 0x80, 3, 0x80,
+      2, 0x80, 3, 0x80, 2, 0x80, 3, 0x80, 2, 0x80, 3, 0x80, 2, 0x80, 3, 0x80};
+  const int64_t kq = K / 4 * 4;
+  const uint8_t* a0 = a;
+  const uint8_t* a1 = a + lda;
+  const uint8_t* a2 = a + 2 * lda;
+  const uint8_t* a3 = a + 3 * lda;
+  int64_t k = 0;
+  const int16_t* bp = b;
+#define SWQ_ROW(AR, C0, C1)                                  \
+  "vpbroadcastd (%[" AR "],%[k]), %%ymm8\n\t"                \
+  "vpshufb %%ymm14, %%ymm8, %%ymm9\n\t"                      \
+  "vpshufb %%ymm15, %%ymm8, %%ymm8\n\t"                      \
+  "vpmaddwd (%[b]), %%ymm9, %%ymm10\n\t"                     \
+  "vpmaddwd 32(%[b]), %%ymm9, %%ymm11\n\t"                   \
+  "vpmaddwd 64(%[b]), %%ymm8, %%ymm12\n\t"                   \
+  "vpmaddwd 96(%[b]), %%ymm8, %%ymm13\n\t"                   \
+  "vpaddd %%ymm10, %%ymm" C0 ", %%ymm" C0 "\n\t"             \
+  "vpaddd %%ymm11, %%ymm" C1 ", %%ymm" C1 "\n\t"             \
+  "vpaddd %%ymm12, %%ymm" C0 ", %%ymm" C0 "\n\t"             \
+  "vpaddd %%ymm13, %%ymm" C1 ", %%ymm" C1 "\n\t"
+  __asm__ volatile(
+      "vpxor %%ymm0, %%ymm0, %%ymm0\n\t"
+      "vpxor %%ymm1, %%ymm1, %%ymm1\n\t"
+      "vpxor %%ymm2, %%ymm2, %%ymm2\n\t"
+      "vpxor %%ymm3, %%ymm3, %%ymm3\n\t"
+      "vpxor %%ymm4, %%ymm4, %%ymm4\n\t"
+      "vpxor %%ymm5, %%ymm5, %%ymm5\n\t"
+      "vpxor %%ymm6, %%ymm6, %%ymm6\n\t"
+      "vpxor %%ymm7, %%ymm7, %%ymm7\n\t"
+      "vmovdqa (%[m]), %%ymm14\n\t"
+      "vmovdqa 32(%[m]), %%ymm15\n\t"
+      "cmp %[kq], %[k]\n\t"
+      "jge 2f\n\t"
+      ".p2align 5\n"
+      "1:\n\t"
+      SWQ_ROW("a0", "0", "1") SWQ_ROW("a1", "2", "3") SWQ_ROW("a2", "4", "5") SWQ_ROW("a3", "6", "7")
+      "add $128, %[b]\n\t"
+      "add $4, %[k]\n\t"
+      "cmp %[kq], %[k]\n\t"
+      "jl 1b\n"
+      "2:\n\t"
+      "vmovdqa %%ymm0, (%[c])\n\t"
+      "vmovdqa %%ymm1, 32(%[c])\n\t"
+      "vmovdqa %%ymm2, 64(%[c])\n\t"
+      "vmovdqa %%ymm3, 96(%[c])\n\t"
+      "vmovdqa %%ymm4, 128(%[c])\n\t"
+      "vmovdqa %%ymm5, 160(%[c])\n\t"
+      "vmovdqa %%ymm6, 192(%[c])\n\t"
+      "vmovdqa %%ymm7, 224(%[c])\n\t"
+      : [k] "+r"(k), [b] "+r"(bp)
+      : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [kq] "r"(kq), [c] "r"(c), [m] "r"(masks)
+      : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+        "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+#undef SWQ_ROW
+  for (int r = 0; r < 4; ++r) {
+    acc[r][0] = _mm256_load_si256((const __m256i*)(c + 16 * r));
+    acc[r][1] = _mm256_load_si256((const __m256i*)(c + 16 * r + 8));
+  }
+  const uint8_t* rows[4] = {a0, a1, a2, a3};
+  for (int64_t kk = kq; kk < K; kk += 2, bp += 32) {  // ragged K: B pairs are zero-padded
+    const __m256i b0 = _mm256_loadu_si256((const __m256i*)bp);
+    const __m256i b1 = _mm256_loadu_si256((const __m256i*)(bp + 16));
+    for (int r = 0; r < 4; ++r) {
+      const uint32_t v = rows[r][kk] | (kk + 1 < K ? (uint32_t)rows[r][kk + 1] << 16 : 0u);
+      const __m256i av = _mm256_set1_epi32((int)v);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
+    }
+  }
+}
+
 static inline void epilogue(const GemmCtx& c, int64_t m, int mr, int64_t p, __m256i acc[4][2], const int32_t* rowsum) {
   const PackedB& B = *c.B;
   const GemmEpilogue& ep = *c.ep;
@@ -273,6 +355,7 @@ static inline void tile(const GemmCtx& c, int64_t m, int64_t p, const int32_t* r
   const uint8_t* a = c.A + m * c.lda;
   if (B.maddubs_safe && MR == 4) gemm_u8s8_s32_4x16_asm_avx2(a, c.lda, B.b8.data() + p * (B.Kp / 4) * 64, B.K, acc);
   else if (B.maddubs_safe) gemm_u8s8_s32_4x16_avx2<MR>(a, c.lda, B.b8.data() + p * (B.Kp / 4) * 64, B.K, acc);
+  else if (MR == 4) gemm_u8s16_s32_4x16_asm_avx2(a, c.lda, B.b16.data() + p * (B.Kp / 2) * 32, B.K, acc);
   else gemm_u8s16_s32_4x16_avx2<MR>(a, c.lda, B.b16.data() + p * (B.Kp / 2) * 32, B.K, acc);
   epilogue(c, m, MR, p, acc, rowsum);
 }
