@@ -12,6 +12,8 @@ export interface Engine {
   outputNames: readonly string[];
   metadata: Record<string, string>;
   run(feeds: Record<string, PlainTensor>): Promise<Record<string, PlainTensor>>;
+  /** Compiles (and caches) the plan for these input dims without running it, where the engine can. */
+  prepare(dims: Record<string, readonly number[]>): void;
   /** The swinq session itself (for profiling and plan stats); undefined for onnxruntime. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   raw?: any;
@@ -59,6 +61,9 @@ async function openSwinq(model: string, opts: EngineOptions): Promise<Engine> {
       for (const [k, t] of Object.entries(feeds)) f[k] = t instanceof Tensor ? t : new Tensor(t.type, t.data, t.dims);
       return s.run(f);
     },
+    prepare(dims) {
+      if (typeof s.planStats === 'function') s.planStats(dims);
+    },
     release: () => s.release(),
   };
 }
@@ -86,6 +91,7 @@ async function openOrt(model: string, opts: EngineOptions): Promise<Engine> {
       for (const [k, t] of Object.entries(feeds)) f[k] = new ort.Tensor(t.type, t.data, t.dims);
       return s.run(f);
     },
+    prepare() { /* onnxruntime plans per run */ },
     release: () => { void s.release(); },
   };
 }
