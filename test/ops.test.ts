@@ -375,6 +375,24 @@ describe('data movement composes into index maps', () => {
   }));
 });
 
+describe('arena', () => {
+  it('elementwise chains run in place: one intermediate buffer, 64-byte aligned', async () => {
+    const c: Case = {
+      model: {
+        nodes: [{ op: 'Relu', inputs: ['x'], outputs: ['a'] }, { op: 'Sigmoid', inputs: ['a'], outputs: ['b'] },
+          { op: 'Tanh', inputs: ['b'], outputs: ['d'] }, { op: 'Abs', inputs: ['d'], outputs: ['y'] }],
+        inputs: [{ name: 'x', dims: ['N', 3, 5] }], outputs: [{ name: 'y' }],
+      },
+      dims: (n) => ({ x: [n, 3, 5] }), ops: { unary: 4 },
+    };
+    await check(c);
+    const s = await InferenceSession.create(buildModel(c.model));
+    expect(s.planStats({ x: [1, 3, 5] }).arenaBytes).toBe(64);
+    expect(s.planStats({ x: [7, 3, 5] }).arenaBytes).toBe(448);
+    s.release();
+  });
+});
+
 describe('conv and folding', () => {
   it('Conv (patch embedding, stride 2) → im2col index_map + linear; NHWC permute aliases', () => check({
     model: {

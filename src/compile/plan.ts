@@ -48,12 +48,38 @@ export function emitPlan(l: Lowered): PlanDescJS & { stats: CompileStats } {
     }
   });
   const arenaOff = new Map<number, number>();
-  const live: { off: number; end: number; last: number }[] = [];
+  type Block = { off: number; end: number; last: number };
+  const blockOf = new Map<number, Block>();
+  let live: Block[] = [];
   let arenaBytes = 0;
+  const bytesOf = (t: number) => numel(T[t].dims) * SIZE[planDtype(T[t].dtype, `tensor #${t}`)];
+  // ops whose output may be an exact alias of one input (the executor allows it): which inputs
+  const inPlace = (k: number): number[] => {
+    const op = l.ops[k];
+    switch (op.kind) {
+      case 'unary': case 'layernorm': case 'softmax': case 'copy': return [op.inputs[0]];
+      case 'linear': return op.inputs[3] >= 0 ? [op.inputs[3]] : [];
+      case 'binary': return op.inputs.filter((t) => numel(T[t].dims) === numel(T[op.outputs[0]].dims));
+      default: return [];
+    }
+  };
   const roots = [...first.keys()].sort((a, b) => first.get(a)! - first.get(b)! || a - b);
   for (const r of roots) {
     const start = first.get(r)!;
-    const size = align(Math.max(1, numel(T[r].dims) * SIZE[planDtype(T[r].dtype, `tensor #${r}`)]));
+    const size = align(Math.max(1, bytesOf(r)));
+    // reuse the buffer of an input that dies at this op, when the op can run in place
+    const op = l.ops[start];
+    if (op.outputs.length === 1 && root(op.outputs[0]) === r && op.outputs[0] === r) {
+      const c = inPlace(start).find((t) => t >= 0 && t !== r && T[root(t)].kind === 'arena' && elemOff(t) === 0 &&
+        last.get(root(t)) === start && bytesOf(t) === bytesOf(r) && blockOf.has(root(t)));
+      if (c !== undefined) {
+        const b = blockOf.get(root(c))!;
+        b.last = Math.max(b.last, last.get(r)!);
+        blockOf.set(r, b);
+        arenaOff.set(r, b.off);
+        continue;
+      }
+    }
     // blocks still live at `start` (their last use is at or after it) cannot be reused
     const busy = live.filter((b) => b.last >= start).sort((a, b) => a.off - b.off);
     let off = 0;
@@ -61,8 +87,9 @@ export function emitPlan(l: Lowered): PlanDescJS & { stats: CompileStats } {
       if (off + size <= b.off) break;
       off = Math.max(off, b.end);
     }
-    live.length = 0;
-    live.push(...busy, { off, end: off + size, last: last.get(r)! });
+    const blk = { off, end: off + size, last: last.get(r)! };
+    live = [...busy, blk];
+    blockOf.set(r, blk);
     arenaOff.set(r, off);
     arenaBytes = Math.max(arenaBytes, off + size);
   }
