@@ -73,6 +73,7 @@ async function startServer(o, extra) {
   return {
     url: hello.url,
     model: hello.models[0],
+    pid: child.pid,
     async stop() { child.kill('SIGTERM'); return exited; },
   };
 }
@@ -94,6 +95,17 @@ async function requestBody(o, url, model) {
     body: Buffer.concat([head, Buffer.from(x.buffer)]),
     headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.length) },
   };
+}
+
+/** CPU seconds (user + system, all threads) the process has used; Linux /proc only, else NaN. */
+function cpuSeconds(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
 }
 
 function pct(sorted, p) {
@@ -146,13 +158,18 @@ async function main() {
       for (const c of o.concurrency) {
         const m0 = await metricsSummary(srv.url, srv.model);
         const runs = [];
-        for (let k = 0; k < o.runs; k++) runs.push(await load(srv.url, srv.model, req, c, o.duration));
+        for (let k = 0; k < o.runs; k++) {
+          const cpu0 = cpuSeconds(srv.pid);
+          const r = await load(srv.url, srv.model, req, c, o.duration);
+          r.cpuMsPerReq = ((cpuSeconds(srv.pid) - cpu0) * 1000) / Math.max(1, r.ok);
+          runs.push(r);
+        }
         const m1 = await metricsSummary(srv.url, srv.model);
         runs.sort((a, b) => a.rps - b.rps);
         const r = runs[Math.floor(runs.length / 2)];
         const meanBatch = (m1.rows - m0.rows) / Math.max(1, m1.runs - m0.runs);
         rows.push({ mode: mode.key, concurrency: c, ...r, meanBatch, rpsMin: runs[0].rps, rpsMax: runs[runs.length - 1].rps });
-        process.stderr.write(`${mode.key} c=${c}: ${r.rps.toFixed(0)} req/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms mean batch ${meanBatch.toFixed(1)}\n`);
+        process.stderr.write(`${mode.key} c=${c}: ${r.rps.toFixed(0)} req/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms mean batch ${meanBatch.toFixed(1)} server cpu ${r.cpuMsPerReq.toFixed(2)} ms/req\n`);
       }
     } finally {
       const code = await srv.stop();
@@ -164,11 +181,12 @@ async function main() {
   const speedup = find('on', cMax) && find('off', cMax) ? find('on', cMax).rps / find('off', cMax).rps : NaN;
   const c8 = find('on', 8);
   const tail = c8 ? c8.p99 / c8.p50 : NaN;
-  console.log(`\nswinq serve load test — ${path.basename(o.model)}, engine ${o.engine}, ${o.body} request bodies, ${o.duration} s per cell (median of ${o.runs}), loopback\n`);
-  console.log('| batching | concurrency | req/s | p50 ms | p99 ms | mean rows/run | errors |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const [l1, l5] = fs.existsSync('/proc/loadavg') ? fs.readFileSync('/proc/loadavg', 'utf8').split(' ') : ['?', '?'];
+  console.log(`\nswinq serve load test — ${path.basename(o.model)}, engine ${o.engine}, ${o.body} request bodies, ${o.duration} s per cell (median of ${o.runs}), loopback, load average ${l1}/${l5} (1/5 min)\n`);
+  console.log('| batching | concurrency | req/s | p50 ms | p99 ms | mean rows/run | server CPU ms/req | errors |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
-    console.log(`| ${r.mode} | ${r.concurrency} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.meanBatch.toFixed(1)} | ${r.bad} |`);
+    console.log(`| ${r.mode} | ${r.concurrency} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.meanBatch.toFixed(1)} | ${r.cpuMsPerReq.toFixed(2)} | ${r.bad} |`);
   }
   console.log(`\nthroughput at concurrency ${cMax}, batching on / off: ${speedup.toFixed(2)}× (target ≥ 3×)`);
   if (c8) console.log(`p99 / p50 at concurrency 8, batching on: ${tail.toFixed(2)} (target ≤ 3)`);
