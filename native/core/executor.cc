@@ -693,7 +693,7 @@ void Plan::run_op(size_t i) {
       const int32_t* idx = static_cast<const int32_t*>(in(1));
       uint8_t* y = static_cast<uint8_t*>(out);
       pool.parallel_for(total, chunk_for(block * es + 16, 65536), [&](int64_t b, int64_t e) {
-        index_map_scalar(x, idx, y, es, block, xi, yi, b, e);
+        (avx2 ? index_map_avx2 : index_map_scalar)(x, idx, y, es, block, xi, yi, b, e);
       });
       break;
     }

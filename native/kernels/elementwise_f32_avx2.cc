@@ -29,6 +29,9 @@ void unary_f32_avx2(int op, float p0, float p1, const float* x, float* y, int64_
     case u_gelu_erf: return map8(x, y, n, [](__m256 v) { return v8::gelu_erf(v); }, op, p0, p1);
     case u_gelu_tanh: return map8(x, y, n, [](__m256 v) { return v8::gelu_tanh(v); }, op, p0, p1);
     case u_sigmoid: return map8(x, y, n, [](__m256 v) { return v8::sigmoid(v); }, op, p0, p1);
+    case u_exp: return map8(x, y, n, [](__m256 v) { return v8::exp(v); }, op, p0, p1);
+    case u_tanh: return map8(x, y, n, [](__m256 v) { return v8::tanh(v); }, op, p0, p1);
+    case u_erf: return map8(x, y, n, [](__m256 v) { return v8::erf(v); }, op, p0, p1);
     case u_silu: return map8(x, y, n, [](__m256 v) { return _mm256_mul_ps(v, v8::sigmoid(v)); }, op, p0, p1);
     case u_neg: return map8(x, y, n, [&](__m256 v) { return _mm256_sub_ps(zero, v); }, op, p0, p1);
     case u_abs:

@@ -153,6 +153,29 @@ static void test_elementwise() {
   }
 }
 
+static void test_index_map() {
+  std::mt19937 g(5);
+  for (int64_t esize : {1, 2, 4, 8})
+    for (int64_t block : {1, 2, 3, 4, 5, 8, 16, 17, 33, 100}) {
+      const int64_t items = 3, rows = 7, x_item = block * 9 + 5, y_item = rows * block;
+      std::vector<uint8_t> x((size_t)(items * x_item * esize));
+      for (auto& v : x) v = (uint8_t)g();
+      std::vector<int32_t> idx(rows);
+      for (auto& v : idx) v = (int32_t)(g() % (x_item - block + 1));
+      idx[2] = -1;
+      std::vector<uint8_t> ys((size_t)(items * y_item * esize), 0xAB), yv = ys;
+      index_map_scalar(x.data(), idx.data(), ys.data(), esize, block, x_item, y_item, 0, items * rows);
+      // two sub-ranges that split an item, as the thread pool does
+      index_map_avx2(x.data(), idx.data(), yv.data(), esize, block, x_item, y_item, 0, 10);
+      index_map_avx2(x.data(), idx.data(), yv.data(), esize, block, x_item, y_item, 10, items * rows);
+      if (ys != yv) {
+        std::fprintf(stderr, "index_map esize=%lld block=%lld: avx2 differs from scalar\n", (long long)esize,
+                     (long long)block);
+        ++failures;
+      }
+    }
+}
+
 static void test_vector_math() {
   // gelu_erf uses the vector erf: compare with double-precision erf over a dense grid.
   std::vector<float> x;
@@ -227,6 +250,7 @@ int main() {
     test_matmul();
     test_rows();
     test_elementwise();
+    test_index_map();
     test_vector_math();
   } else {
     std::printf("gemm_f32_test: no AVX2 on this CPU, only the thread pool was tested\n");

@@ -86,4 +86,6 @@ namespace swinq {
 // y[t*y_item + r*block + j] = idx[r] < 0 ? 0 : x[t*x_item + idx[r] + j], element size `esize` bytes.
 void index_map_scalar(const uint8_t* x, const int32_t* idx, uint8_t* y, int64_t esize, int64_t block,
                       int64_t x_item, int64_t y_item, int64_t i0, int64_t i1);
+void index_map_avx2(const uint8_t* x, const int32_t* idx, uint8_t* y, int64_t esize, int64_t block,
+                    int64_t x_item, int64_t y_item, int64_t i0, int64_t i1);
 }  // namespace swinq
