@@ -366,6 +366,24 @@ describe('data movement composes into index maps', () => {
     },
     dims: (n) => ({ x: [n, 5, 3], w: [n, 2, 3] }),
   }));
+  it('Split along the leading axis of a computed tensor aliases its parts (no copy)', async () => {
+    await check({
+      model: {
+        nodes: [{ op: 'Relu', inputs: ['x'], outputs: ['r'] }, { op: 'Split', inputs: ['r', 'sp'], outputs: ['a', 'b'], attrs: { axis: 0 } },
+          { op: 'Sigmoid', inputs: ['a'], outputs: ['y1'] }, { op: 'Tanh', inputs: ['b'], outputs: ['y2'] }],
+        inputs: [{ name: 'x', dims: [6, 4] }], outputs: [{ name: 'y1' }, { name: 'y2' }], initializers: [i64('sp', [2, 4])],
+      },
+      dims: () => ({ x: [6, 4] }), batches: [1], ops: { unary: 3, index_map: 0, copy: 0 },
+    });
+    // parts that are graph outputs themselves are copied out
+    await check({
+      model: {
+        nodes: [{ op: 'Relu', inputs: ['x'], outputs: ['r'] }, { op: 'Split', inputs: ['r', 'sp'], outputs: ['a', 'b'], attrs: { axis: 0 } }],
+        inputs: [{ name: 'x', dims: [6, 4] }], outputs: [{ name: 'b' }, { name: 'a' }], initializers: [i64('sp', [3, 3])],
+      },
+      dims: () => ({ x: [6, 4] }), batches: [1], ops: { unary: 1, copy: 2 },
+    });
+  });
   it('graph outputs that are views, inputs and duplicates are copied correctly', () => check({
     model: {
       nodes: [{ op: 'Transpose', inputs: ['x'], outputs: ['t'], attrs: { perm: [0, 2, 1] } }, { op: 'Identity', inputs: ['x'], outputs: ['i'] }],

@@ -244,13 +244,31 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
     return out;
   };
 
+  const isRange = (map: Int32Array): boolean => {
+    const b = map[0];
+    if (b < 0) return false;
+    for (let k = 1; k < map.length; k++) if (map[k] !== b + k) return false;
+    return true;
+  };
+
   for (const n of nodes) {
     const w = where(n);
     const ins = n.inputs.map((v) => (v ? info(v) : undefined));
     if (n.domain === '' && MOVE_OPS.has(n.opType)) {
       const { data, moves } = movesOf(s, n);
       moves.forEach((m, i) => {
-        if (n.outputs[i] && !info(n.outputs[i]).const) state.set(n.outputs[i], { k: 'view', v: applyMove(n, data.map((j) => n.inputs[j]), m) });
+        const out = n.outputs[i];
+        if (!out || info(out).const) return;
+        // a contiguous range of a real tensor (Split/Slice/Gather along the leading axis) is an alias,
+        // not a copy. (Materializing a shared *view* once to alias ranges of it would save ops for
+        // q/k/v, but its map then has the 3 outermost and stops repeating per batch item.)
+        const src = n.inputs[data[0]];
+        const st = state.get(src);
+        if (data.length === 1 && m.map && m.map.length > 0 && st?.k === 'tensor' && tensors[root(st.t)].kind === 'arena' && isRange(m.map)) {
+          state.set(out, { k: 'tensor', t: addT({ dtype: tensors[st.t].dtype, dims: [...m.dims], kind: 'arena', aliasOf: st.t, aliasElemOffset: m.map[0] }) });
+          return;
+        }
+        state.set(out, { k: 'view', v: applyMove(n, data.map((j) => n.inputs[j]), m) });
       });
       continue;
     }
@@ -529,7 +547,8 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
     if (st?.k === 'tensor') {
       const r = root(st.t);
       const rt = tensors[r];
-      if (rt.kind === 'arena' && rt.aliasElemOffset === undefined && numel(rt.dims) === numel(v.dims)) {
+      const offsetViews = tensors.some((t, k) => t.aliasOf !== undefined && (t.aliasElemOffset ?? 0) !== 0 && root(k) === r);
+      if (rt.kind === 'arena' && rt.aliasElemOffset === undefined && !offsetViews && numel(rt.dims) === numel(v.dims)) {
         rt.kind = 'output';
         rt.index = i;
         // every alias of this root is now a view of the output
