@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { encodeNpy, parseNpy, readNpy, writeNpy, type NpyData, type NpyDType } from '../src/io/npy.js';
 import { encodeIdx, loadLabelledImages, normalizedImages, parseIdx, readIdx } from '../src/io/idx.js';
 import { describeNormalization, resolveNormalization } from '../src/normalize.js';
+import { argmaxRows, median, randomFeeds } from '../src/io/engine.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'swinq-io-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -225,5 +226,28 @@ describe('normalization', () => {
     expect(() => resolveNormalization({ metadata: { 'swinq.std': '0.1,0.2' } })).toThrow(/metadata_props 'swinq\.std' must be a finite number/);
     fs.writeFileSync(`${model}.json`, '{not json');
     expect(() => resolveNormalization({ modelPath: model })).toThrow(/m\.onnx\.json: not valid JSON/);
+  });
+});
+
+describe('engine helpers', () => {
+  it('argmaxRows takes the first maximum per row and skips NaN', () => {
+    expect([...argmaxRows([1, 3, 3, 0, /* row 2 */ -5, -6, -1, -1, /* row 3 */ NaN, 2, 7, 7], 3, 4)]).toEqual([1, 2, 2]);
+  });
+  it('median of odd and even counts', () => {
+    expect(median([5, 1, 3])).toBe(3);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+  it('randomFeeds sets the batch, is deterministic, and refuses what it cannot fill', () => {
+    const inputs = [{ name: 'x', dtype: 'float32', dims: ['batch', 3] }, { name: 'ids', dtype: 'int64', dims: ['batch', 2] }];
+    const a = randomFeeds(inputs, 5);
+    const b = randomFeeds(inputs, 5);
+    expect(a.x.dims).toEqual([5, 3]);
+    expect(a.ids.dims).toEqual([5, 2]);
+    expect([...a.x.data as Float32Array]).toEqual([...b.x.data as Float32Array]);
+    expect(new Set(a.x.data as Float32Array).size).toBeGreaterThan(10);
+    for (const v of a.ids.data as BigInt64Array) expect(v >= 0n && v < 10n).toBe(true);
+    expect(() => randomFeeds([{ name: 'x', dtype: 'float32', dims: [1, 3] }], 4)).toThrow(/input 'x' has a fixed batch of 1 \[1, 3\]; cannot run batch 4/);
+    expect(() => randomFeeds([{ name: 'x', dtype: 'float32', dims: ['b', 'h'] }], 1)).toThrow(/input 'x' has a symbolic dim 'h' at axis 1/);
+    expect(() => randomFeeds([{ name: 's', dtype: 'string', dims: ['b'] }], 1)).toThrow(/input 's' has dtype string/);
   });
 });

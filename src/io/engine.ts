@@ -2,6 +2,7 @@
 // same-process comparisons in bench/eval and as a reference with --engine onnxruntime).
 // Both take and return tensors shaped { type, data, dims }.
 import path from 'node:path';
+import { formatDims } from './model-info.js';
 
 export interface PlainTensor { type: string; data: ArrayLike<number | bigint> & ArrayBufferView; dims: readonly number[] }
 export type EngineKind = 'swinq' | 'onnxruntime';
@@ -141,7 +142,10 @@ export function randomFeeds(
   for (const inp of inputs) {
     if (!inp.dims) throw new Error(`input '${inp.name}' has no shape in the model; cannot make a random input for it`);
     const dims = inp.dims.map((d, axis) => {
-      if (axis === 0) return batch;
+      if (axis === 0) {
+        if (typeof d === 'number' && d !== batch) throw new Error(`input '${inp.name}' has a fixed batch of ${d} ${formatDims(inp.dims)}; cannot run batch ${batch}`);
+        return batch;
+      }
       if (typeof d === 'number') return d;
       throw new Error(`input '${inp.name}' has a symbolic dim '${d || '?'}' at axis ${axis}; only the batch (axis 0) may be symbolic for a random input`);
     });
