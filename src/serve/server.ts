@@ -123,6 +123,8 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: Math.floor(maxBodyMb * 1024 * 1024),
     return503OnClosing: true,
+    // a client trickling a body must not hold its buffer forever
+    requestTimeout: 60_000,
     forceCloseConnections: 'idle',
   });
   // Bodies are parsed by the protocol code (JSON, or JSON header + binary tensors), so every
@@ -154,7 +156,7 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
   };
   type P = { Params: { name: string; version?: string } };
 
-  app.get('/v2', async () => ({ name: 'swinq', version: VERSION, extensions: ['binary_tensor_data', 'model_repository_health'] }));
+  app.get('/v2', async () => ({ name: 'swinq', version: VERSION, extensions: ['binary_tensor_data'] }));
   app.get('/v2/health/live', async () => ({ live: true }));
   app.get('/v2/health/ready', async (_req, reply) => {
     if (closing) return reply.code(503).send({ ready: false });
