@@ -60,6 +60,38 @@ function tinyModel(seed: number): Uint8Array {
   return onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish();
 }
 
+/** x[N,K] FP32 and b[N,M] INT64 → y = Relu(x·W + B) + Cast(b), cls = ArgMax(y, 1) INT64 [N]. */
+function twoInputModel(seed: number): Uint8Array {
+  const r = rng(seed);
+  const W = Float32Array.from({ length: K * M }, () => r() * 2 - 1);
+  const B = Float32Array.from({ length: M }, () => r() - 0.5);
+  const vi = (name: string, elemType: number, dims: (number | string)[]) => ({
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
+  });
+  const init = (name: string, dims: number[], data: Float32Array) => ({ name, dims, dataType: 1, rawData: new Uint8Array(data.buffer) });
+  const model = {
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 13 }],
+    producerName: 'serve.test',
+    graph: {
+      name: 'two',
+      node: [
+        { opType: 'MatMul', input: ['x', 'W'], output: ['h'], name: 'mm' },
+        { opType: 'Add', input: ['h', 'B'], output: ['a'], name: 'add' },
+        { opType: 'Relu', input: ['a'], output: ['r'], name: 'relu' },
+        { opType: 'Cast', input: ['b'], output: ['bf'], name: 'cast', attribute: [{ name: 'to', type: 2, i: 1 }] },
+        { opType: 'Add', input: ['r', 'bf'], output: ['y'], name: 'add2' },
+        { opType: 'ArgMax', input: ['y'], output: ['cls'], name: 'argmax', attribute: [{ name: 'axis', type: 2, i: 1 }, { name: 'keepdims', type: 2, i: 0 }] },
+      ],
+      initializer: [init('W', [K, M], W), init('B', [M], B)],
+      input: [vi('x', 1, ['N', K]), vi('b', 7, ['N', M])],
+      output: [vi('y', 1, ['N', M]), vi('cls', 7, ['N'])],
+    },
+  };
+  return onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish();
+}
+
 async function openModel(name: string, file: string): Promise<ServedModel> {
   return loadModel(name, file, { threads: 1, engine: ENGINE });
 }
@@ -96,11 +128,36 @@ function metric(text: string, name: string, labels: Record<string, string> = {})
   return NaN;
 }
 
+/** Wraps a model so that its first run waits until open() is called. */
+function holdFirstRun(m: ServedModel): { model: ServedModel; open: () => void } {
+  let open!: () => void;
+  const gate = new Promise<void>((res) => { open = res; });
+  let calls = 0;
+  const model: ServedModel = {
+    ...m,
+    session: {
+      inputNames: m.session.inputNames, outputNames: m.session.outputNames,
+      run: async (f) => { if (calls++ === 0) await gate; return m.session.run(f); },
+    },
+  };
+  return { model, open };
+}
+
+async function waitQueued(url: string, model: string, n: number): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    const t = (await http(`${url}/metrics`)).body.toString();
+    if (metric(t, 'swinq_queue_depth', { model }) === n) return;
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  throw new Error(`never saw ${n} requests queued for '${model}'`);
+}
+
 let tmp: string;
 let tinyPath: string;
 let tiny2Path: string;
 let tiny: ServedModel;
 let tiny2: ServedModel;
+let two: ServedModel;
 const servers: RunningServer[] = [];
 
 async function serve(models: ServedModel[], opts: ServeOptions = {}): Promise<RunningServer> {
@@ -117,6 +174,8 @@ beforeAll(async () => {
   fs.writeFileSync(tiny2Path, tinyModel(2));
   tiny = await openModel('tiny', tinyPath);
   tiny2 = await openModel('tiny2', tiny2Path);
+  fs.writeFileSync(path.join(tmp, 'two.onnx'), twoInputModel(3));
+  two = await openModel('two', path.join(tmp, 'two.onnx'));
 });
 
 afterAll(async () => {
@@ -259,27 +318,14 @@ describe('dynamic batching', () => {
   it('merges concurrent requests into one native run and splits the results back', async () => {
     // The first run is held until the other nine requests are queued, so the merge is deterministic
     // (the tiny model is otherwise done before the next request arrives).
-    let open!: () => void;
-    const gate = new Promise<void>((res) => { open = res; });
-    let calls = 0;
-    const held: ServedModel = {
-      ...tiny,
-      session: {
-        inputNames: tiny.session.inputNames, outputNames: tiny.session.outputNames,
-        run: async (f) => { if (calls++ === 0) await gate; return tiny.session.run(f); },
-      },
-    };
-    const s = await serve([held], { maxBatch: 16, maxDelayMs: 5, warmup: false });
+    const held = holdFirstRun(tiny);
+    const s = await serve([held.model], { maxBatch: 16, maxDelayMs: 5, warmup: false });
     const r = rng(11);
     const rows = [1, 1, 3, 1, 2, 1, 1, 1, 2, 1]; // 14 rows in 10 requests
     const xs = rows.map((n) => randRows(r, n));
     const pending = Promise.all(xs.map((x, i) => postJson(s.url, 'tiny', inferReq(Array.from(x), [rows[i], K]))));
-    for (let i = 0; i < 500; i++) {
-      const t = (await http(`${s.url}/metrics`)).body.toString();
-      if (metric(t, 'swinq_queue_depth', { model: 'tiny' }) === 9) break;
-      await new Promise((res) => setTimeout(res, 10));
-    }
-    open();
+    await waitQueued(s.url, 'tiny', 9);
+    held.open();
     const res = await pending;
     for (let i = 0; i < rows.length; i++) {
       expect(res[i].status, res[i].body.toString()).toBe(200);
@@ -322,6 +368,65 @@ describe('dynamic batching', () => {
     expect(seen).toEqual([4, 8, 12, 13]); // 13 > max-batch runs alone at its own size
     const text = (await http(`${s.url}/metrics`)).body.toString();
     expect(metric(text, 'swinq_batch_size_sum', { model: 'tiny' })).toBe(3 + 5 + 12 + 13); // real rows, not padding
+  });
+
+  it('merges models with two inputs (FP32, INT64) and two outputs (FP32, INT64)', async () => {
+    const held = holdFirstRun(two);
+    const s = await serve([held.model], { maxBatch: 8, maxDelayMs: 5, warmup: false });
+    const meta = (await http(`${s.url}/v2/models/two`)).json();
+    expect(meta.inputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [-1, K] }, { name: 'b', datatype: 'INT64', shape: [-1, M] }]);
+    expect(meta.outputs).toEqual([{ name: 'y', datatype: 'FP32', shape: [-1, M] }, { name: 'cls', datatype: 'INT64', shape: [-1] }]);
+    const r = rng(17);
+    const rows = [1, 2, 1, 3];
+    const xs = rows.map((n) => randRows(r, n));
+    const bs = rows.map((n) => Array.from({ length: n * M }, () => Math.floor(r() * 7) - 3));
+    const req = (i: number, extra: Record<string, unknown> = {}) => ({
+      inputs: [
+        { name: 'b', datatype: 'INT64', shape: [rows[i], M], data: [...bs[i]] },
+        { name: 'x', datatype: 'FP32', shape: [rows[i], K], data: Array.from(xs[i]) },
+      ],
+      ...extra,
+    });
+    const pending = Promise.all(rows.map((_, i) => postJson(s.url, 'two', req(i))));
+    await waitQueued(s.url, 'two', 3);
+    held.open();
+    const res = await pending;
+    for (let i = 0; i < rows.length; i++) {
+      expect(res[i].status, res[i].body.toString()).toBe(200);
+      const out = res[i].json().outputs;
+      const want = await two.session.run({
+        x: two.makeTensor('float32', xs[i], [rows[i], K]),
+        b: two.makeTensor('int64', BigInt64Array.from(bs[i], (v) => BigInt(v)), [rows[i], M]),
+      });
+      expect(out.map((o: { name: string }) => o.name)).toEqual(['y', 'cls']);
+      expect(out[0].shape).toEqual([rows[i], M]);
+      const wy = want.y.data as Float32Array;
+      out[0].data.forEach((v: number, k: number) => expect(Math.abs(v - wy[k])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(wy[k]))));
+      expect(out[1]).toMatchObject({ datatype: 'INT64', shape: [rows[i]] });
+      expect(out[1].data).toEqual(Array.from(want.cls.data as BigInt64Array, Number));
+    }
+    const text = (await http(`${s.url}/metrics`)).body.toString();
+    expect(metric(text, 'swinq_batch_size_count', { model: 'two' })).toBe(2);
+    // only the INT64 output, as binary
+    const one = await postJson(s.url, 'two', req(3, { outputs: [{ name: 'cls', parameters: { binary_data: true } }] }));
+    const hl = Number(one.headers.get('inference-header-content-length'));
+    expect(JSON.parse(one.body.subarray(0, hl).toString()).outputs).toEqual([{ name: 'cls', datatype: 'INT64', shape: [3], parameters: { binary_data_size: 24 } }]);
+    const cls = new BigInt64Array(one.body.buffer.slice(one.body.byteOffset + hl, one.body.byteOffset + one.body.length));
+    expect(Array.from(cls, Number)).toEqual(res[3].json().outputs[1].data);
+    // INT64 values must be integers that JSON numbers hold exactly
+    for (const [v, re] of [[1.5, /expected an integer \(INT64\)/], [2 ** 60, /out of INT64 range/], ['7', /string '7', expected an integer/]] as const) {
+      const bad = req(0);
+      (bad.inputs[0].data as unknown[])[2] = v;
+      const e = await postJson(s.url, 'two', bad);
+      expect(e.status).toBe(400);
+      expect(e.json().error).toMatch(new RegExp(`input 'b': data element 2 is .*${re.source}`));
+    }
+    // the two inputs must agree on the batch dim
+    const mismatch = req(1);
+    mismatch.inputs[0] = { name: 'b', datatype: 'INT64', shape: [1, M], data: [...bs[0]] };
+    const e = await postJson(s.url, 'two', mismatch);
+    expect(e.status).toBe(400);
+    expect(e.json().error).toMatch(/input 'x': shape\[0\] is 2 but dimension 'N' is 1 in input 'b'/);
   });
 
   it('runs one request per native run with --max-batch 1', async () => {
