@@ -74,6 +74,23 @@ function tinyModel(metadata: Record<string, string>): Uint8Array {
   return onnx.ModelProto.encode(m).finish();
 }
 
+/** Two inputs, y = a − b: the order of --input files matters. */
+function subModel(opType = 'Sub'): Uint8Array {
+  const vi = (name: string, elemType: number) => ({
+    name, type: { tensorType: { elemType, shape: { dim: [{ dimParam: 'batch' }, { dimValue: 3 }] } } },
+  });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 13 }],
+    graph: {
+      name: 'sub',
+      input: [vi('a', 1), vi('b', 1)],
+      output: [vi('y', 1)],
+      node: [{ name: 'sub_node', opType, input: ['a', 'b'], output: ['y'] }],
+    },
+  })).finish();
+}
+
 const TINY = path.join(tmp, 'tiny.onnx');
 const TINY_DATA = path.join(tmp, 'tiny-data');
 // 7 images of 2×2; the label is the brightest of the first three pixels, except images 2 and 5
@@ -152,6 +169,26 @@ describe('cli plumbing', () => {
     }
     const lim = swinq(['eval', TINY, '--data', TINY_DATA, '--limit', '2', '--json']);
     expect(lim.json).toMatchObject({ accuracy: 1, images: 2 });
+  });
+
+  it('run feeds several inputs in graph input order and names the one that is wrong', () => {
+    const model = path.join(tmp, 'sub.onnx');
+    fs.writeFileSync(model, subModel());
+    const a = path.join(tmp, 'a.npy');
+    const b = path.join(tmp, 'b.npy');
+    const bad = path.join(tmp, 'b-int.npy');
+    const y = path.join(tmp, 'sub-y.npy');
+    fs.writeFileSync(a, encodeNpy({ data: new Float32Array([10, 20, 30, 40, 50, 60]), shape: [2, 3] }));
+    fs.writeFileSync(b, encodeNpy({ data: new Float32Array([1, 2, 3, 4, 5, 6]), shape: [2, 3] }));
+    fs.writeFileSync(bad, encodeNpy({ data: new BigInt64Array(6), shape: [2, 3] }));
+    const r = swinq(['run', model, '--input', a, '--input', b, '--output', y, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect([...readNpy(y).data as Float32Array]).toEqual([9, 18, 27, 36, 45, 54]);
+    expectOneLineError(swinq(['run', model, '--input', a, '--input', bad, '--output', y]), /input 'b' expects float32, got int64 from .*b-int\.npy/);
+    expectOneLineError(swinq(['run', model, '--input', a, '--output', y]), /sub\.onnx has 2 inputs \('a', 'b'\), got 1 --input file$/);
+    const odd = path.join(tmp, 'odd.onnx');
+    fs.writeFileSync(odd, subModel('NonMaxSuppression'));
+    expectOneLineError(swinq(['run', odd, '--input', a, '--input', b, '--output', y]), /odd\.onnx: unsupported op 'NonMaxSuppression' at node 'sub_node'/);
   });
 
   it('run on the tiny model writes float32 .npy logits equal to the arithmetic', () => {
