@@ -659,7 +659,7 @@ describe('shared micro-Swin', () => {
     const swin = await openModel('swin', sharedModel);
     const input = swin.inputs[0].name;
     expect(swin.inputs[0].dims?.slice(1)).toEqual([1, 28, 28]);
-    const s = await serve([swin], { maxBatch: 8, maxDelayMs: 100 });
+    const s = await serve([swin], { maxBatch: 4, maxDelayMs: 100 });
     const r = rng(3);
     const xs = Array.from({ length: 3 }, () => Float32Array.from({ length: 784 }, () => r() * 2 - 0.8));
     const req = (x: Float32Array) => {
