@@ -167,6 +167,9 @@ describe('cli plumbing', () => {
         expect(r.stderr).toMatch(/normalization: mean=0\.5 std=0\.25 \(mean from metadata swinq\.mean, std from metadata swinq\.std\)/);
       }
     }
+    const scalar = swinq(['eval', TINY, '--data', TINY_DATA, '--isa', 'scalar', '--json']);
+    expect(scalar.json).toMatchObject({ accuracy: 5 / 7, images: 7 });
+    expectOneLineError(swinq(['eval', TINY, '--data', TINY_DATA, '--isa', 'avx512']), /--isa must be auto, scalar or avx2, got 'avx512'/);
     const lim = swinq(['eval', TINY, '--data', TINY_DATA, '--limit', '2', '--json']);
     expect(lim.json).toMatchObject({ accuracy: 1, images: 2 });
   });
