@@ -31,7 +31,7 @@ static bool avx2 = false;
 
 template <typename T>
 static bool same(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
 static int32_t sat(double v, QType t) { return (int32_t)std::max<double>(qtype_min(t), std::min<double>(qtype_max(t), v)); }
 

@@ -70,7 +70,6 @@ static inline void gemm_u8s8_s32_4x16_avx2(const uint8_t* a, int64_t lda, const 
 // ymm15 = int16 ones. Per k-quad: 8 vpmaddubsw + 8 vpmaddwd (the FP0/FP3 bound) + 8 vpaddd.
 static inline void gemm_u8s8_s32_4x16_asm_avx2(const uint8_t* a, int64_t lda, const int8_t* b, int64_t K,
                                                __m256i acc[4][2]) {
-  alignas(32) int32_t c[64];
   const int64_t kq = K / 4 * 4;
   const uint8_t* a0 = a;
   const uint8_t* a1 = a + lda;
@@ -78,15 +77,18 @@ static inline void gemm_u8s8_s32_4x16_asm_avx2(const uint8_t* a, int64_t lda, co
   const uint8_t* a3 = a + 3 * lda;
   int64_t k = 0;
   const int8_t* bp = b;
-  __asm__ volatile(
-      "vpxor %%ymm0, %%ymm0, %%ymm0\n\t"
-      "vpxor %%ymm1, %%ymm1, %%ymm1\n\t"
-      "vpxor %%ymm2, %%ymm2, %%ymm2\n\t"
-      "vpxor %%ymm3, %%ymm3, %%ymm3\n\t"
-      "vpxor %%ymm4, %%ymm4, %%ymm4\n\t"
-      "vpxor %%ymm5, %%ymm5, %%ymm5\n\t"
-      "vpxor %%ymm6, %%ymm6, %%ymm6\n\t"
-      "vpxor %%ymm7, %%ymm7, %%ymm7\n\t"
+  // accumulators are asm outputs (GCC gives them ymm0-7, the only registers not clobbered), so
+  // they flow into the epilogue without a round trip through memory
+  __m256i c00, c01, c10, c11, c20, c21, c30, c31;
+  __asm__(
+      "vpxor %[c00], %[c00], %[c00]\n\t"
+      "vpxor %[c01], %[c01], %[c01]\n\t"
+      "vpxor %[c10], %[c10], %[c10]\n\t"
+      "vpxor %[c11], %[c11], %[c11]\n\t"
+      "vpxor %[c20], %[c20], %[c20]\n\t"
+      "vpxor %[c21], %[c21], %[c21]\n\t"
+      "vpxor %[c30], %[c30], %[c30]\n\t"
+      "vpxor %[c31], %[c31], %[c31]\n\t"
       "vpcmpeqw %%ymm15, %%ymm15, %%ymm15\n\t"
       "vpsrlw $15, %%ymm15, %%ymm15\n\t"
       "cmp %[kq], %[k]\n\t"
@@ -104,10 +106,10 @@ static inline void gemm_u8s8_s32_4x16_asm_avx2(const uint8_t* a, int64_t lda, co
       "vpmaddwd %%ymm15, %%ymm9, %%ymm9\n\t"
       "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"
       "vpmaddwd %%ymm15, %%ymm11, %%ymm11\n\t"
-      "vpaddd %%ymm10, %%ymm0, %%ymm0\n\t"
-      "vpaddd %%ymm9, %%ymm1, %%ymm1\n\t"
-      "vpaddd %%ymm12, %%ymm2, %%ymm2\n\t"
-      "vpaddd %%ymm11, %%ymm3, %%ymm3\n\t"
+      "vpaddd %%ymm10, %[c00], %[c00]\n\t"
+      "vpaddd %%ymm9, %[c01], %[c01]\n\t"
+      "vpaddd %%ymm12, %[c10], %[c10]\n\t"
+      "vpaddd %%ymm11, %[c11], %[c11]\n\t"
       "vpbroadcastd (%[a2],%[k]), %%ymm13\n\t"
       "vpbroadcastd (%[a3],%[k]), %%ymm9\n\t"
       "vpmaddubsw %%ymm8, %%ymm13, %%ymm14\n\t"
@@ -118,44 +120,37 @@ static inline void gemm_u8s8_s32_4x16_asm_avx2(const uint8_t* a, int64_t lda, co
       "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"
       "vpmaddwd %%ymm15, %%ymm10, %%ymm10\n\t"
       "vpmaddwd %%ymm15, %%ymm9, %%ymm9\n\t"
-      "vpaddd %%ymm14, %%ymm4, %%ymm4\n\t"
-      "vpaddd %%ymm13, %%ymm5, %%ymm5\n\t"
-      "vpaddd %%ymm10, %%ymm6, %%ymm6\n\t"
-      "vpaddd %%ymm9, %%ymm7, %%ymm7\n\t"
+      "vpaddd %%ymm14, %[c20], %[c20]\n\t"
+      "vpaddd %%ymm13, %[c21], %[c21]\n\t"
+      "vpaddd %%ymm10, %[c30], %[c30]\n\t"
+      "vpaddd %%ymm9, %[c31], %[c31]\n\t"
       "add $64, %[b]\n\t"
       "add $4, %[k]\n\t"
       "cmp %[kq], %[k]\n\t"
       "jl 1b\n"
       "2:\n\t"
-      "vmovdqa %%ymm0, (%[c])\n\t"
-      "vmovdqa %%ymm1, 32(%[c])\n\t"
-      "vmovdqa %%ymm2, 64(%[c])\n\t"
-      "vmovdqa %%ymm3, 96(%[c])\n\t"
-      "vmovdqa %%ymm4, 128(%[c])\n\t"
-      "vmovdqa %%ymm5, 160(%[c])\n\t"
-      "vmovdqa %%ymm6, 192(%[c])\n\t"
-      "vmovdqa %%ymm7, 224(%[c])\n\t"
-      : [k] "+r"(k), [b] "+r"(bp)
-      : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [kq] "r"(kq), [c] "r"(c)
-      : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
-        "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
-  for (int r = 0; r < 4; ++r) {
-    acc[r][0] = _mm256_load_si256((const __m256i*)(c + 16 * r));
-    acc[r][1] = _mm256_load_si256((const __m256i*)(c + 16 * r + 8));
-  }
+      : [k] "+r"(k), [b] "+r"(bp), [c00] "=&x"(c00), [c01] "=&x"(c01), [c10] "=&x"(c10), [c11] "=&x"(c11),
+        [c20] "=&x"(c20), [c21] "=&x"(c21), [c30] "=&x"(c30), [c31] "=&x"(c31)
+      : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [kq] "r"(kq)
+      : "memory", "cc", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
   if (kq < K) {  // ragged K: only the bytes that exist (B is zero-padded)
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i b0 = _mm256_loadu_si256((const __m256i*)bp);
     const __m256i b1 = _mm256_loadu_si256((const __m256i*)(bp + 32));
-    const uint8_t* rows[4] = {a0, a1, a2, a3};
-    for (int r = 0; r < 4; ++r) {
+    auto step = [&](const uint8_t* ar, __m256i& x0, __m256i& x1) {
       uint32_t v = 0;
-      std::memcpy(&v, rows[r] + kq, (size_t)(K - kq));
+      std::memcpy(&v, ar + kq, (size_t)(K - kq));
       const __m256i av = _mm256_set1_epi32((int)v);
-      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones));
-      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones));
-    }
+      x0 = _mm256_add_epi32(x0, _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones));
+      x1 = _mm256_add_epi32(x1, _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones));
+    };
+    step(a0, c00, c01);
+    step(a1, c10, c11);
+    step(a2, c20, c21);
+    step(a3, c30, c31);
   }
+  acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11;
+  acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
 }
 
 // Exact: b is [K/2][16][2] int16; each a pair (a[k], a[k+1]) becomes one int32 lane of int16s.
