@@ -249,6 +249,53 @@ int main() {
     d.arena_bytes = 1ll << 50;
     expect_error("arena size", d, {"arenaBytes"});
   }
+  {  // empty shapes everywhere must run without touching memory (M = 0, K = 0, rows = 0)
+    for (int64_t M : {0, 3})
+      for (int64_t K : {0, 5}) {
+        PlanDesc d = linear_plan(M, K, 7);
+        d.ops[0].ints[3] = 2;
+        auto p = Plan::create(d, PlanOptions{2, false});
+        std::vector<float> x((size_t)(M * K) + 1, 1.0f), y((size_t)(M * 7) + 1, -1.0f);
+        p->run({{M * K != 0 ? x.data() : nullptr, (size_t)(M * K * 4)}}, {{M ? y.data() : nullptr, (size_t)(M * 7 * 4)}});
+        if (M && !K) {  // x·w is empty: y = gelu(bias)
+          const float* bias = reinterpret_cast<const float*>(d.constants.data());
+          CHECK(std::fabs(y[0] - 0.5f * bias[0] * (1 + std::erf(bias[0] / std::sqrt(2.0f)))) < 1e-5f);
+        }
+      }
+    PlanDesc d;
+    d.tensors.push_back(T(DType::f32, {0, 4}, Storage::input, 0));
+    d.tensors.push_back(T(DType::f32, {0, 4}, Storage::output, 0));
+    d.tensors.push_back(T(DType::i64, {0}, Storage::output, 1));
+    d.ops.push_back(Op(OpKind::softmax, {0}, {1}, {0, 4, 0}));
+    d.ops.push_back(Op(OpKind::layernorm, {0}, {1}, {0, 4}, {1e-5f}));
+    d.ops.push_back(Op(OpKind::argmax, {0}, {2}, {0, 4}));
+    d.ops.push_back(Op(OpKind::matmul, {0, 0}, {1}, {0, 0, 4, 4, 1, 0, 0}, {1.0f}));
+    d.inputs = {0};
+    d.outputs = {1, 2};
+    auto p = Plan::create(d, PlanOptions{});
+    p->run({{nullptr, 0}}, {{nullptr, 0}, {nullptr, 0}});
+  }
+  {  // cast saturates out-of-range floats and NaN instead of invoking UB
+    PlanDesc d;
+    d.tensors.push_back(T(DType::f32, {6}, Storage::input, 0));
+    d.tensors.push_back(T(DType::i32, {6}, Storage::output, 0));
+    d.tensors.push_back(T(DType::u8, {6}, Storage::output, 1));
+    d.tensors.push_back(T(DType::i64, {6}, Storage::output, 2));
+    d.ops.push_back(Op(OpKind::cast, {0}, {1}, {}));
+    d.ops.push_back(Op(OpKind::cast, {0}, {2}, {}));
+    d.ops.push_back(Op(OpKind::cast, {0}, {3}, {}));
+    d.inputs = {0};
+    d.outputs = {1, 2, 3};
+    auto p = Plan::create(d, PlanOptions{});
+    float x[6] = {NAN, INFINITY, -INFINITY, 3e9f, -3e9f, -2.7f};
+    int32_t a[6];
+    uint8_t b[6];
+    int64_t c[6];
+    p->run({{x, sizeof x}}, {{a, sizeof a}, {b, sizeof b}, {c, sizeof c}});
+    CHECK(a[0] == 0 && a[1] == INT32_MAX && a[2] == INT32_MIN && a[3] == INT32_MAX && a[4] == INT32_MIN && a[5] == -2);
+    CHECK(b[0] == 0 && b[1] == 255 && b[2] == 0 && b[5] == 0);
+    CHECK(c[3] == 3000000000ll && c[4] == -3000000000ll && c[5] == -2);
+  }
   if (failures) std::fprintf(stderr, "%d failures\n", failures);
   else std::printf("executor_test: ok\n");
   return failures ? 1 : 0;
