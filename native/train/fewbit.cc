@@ -208,6 +208,7 @@ const double kGlW[8] = {0.10122853629037625915, 0.22238103445337447054, 0.313706
 
 struct Moments {
   double w = 0, fw = 0, ffw = 0;  // ∫w, ∫f'w, ∫f'^2 w
+  double abs = 0;                  // ∫w(1 + |f'| + f'^2): the scale of the quadrature error (gauss() only)
 };
 
 // The objective's measure: weight w and the fn, over [lo, hi]; integrals between arbitrary points.
@@ -300,7 +301,21 @@ class Problem {
     }
     return 0.0;
   }
-  Moments integrate_piece(double a, double b) const {
+  // Adaptive: a piece is accepted when GL on it agrees with GL on its halves, so a wide cell
+  // (large domain, coarse grid) still resolves f' features much narrower than the cell.
+  Moments integrate_piece(double a, double b, int depth = 0) const {
+    const Moments whole = gauss(a, b);
+    if (!(b > a)) return whole;
+    const double mid = 0.5 * (a + b);
+    const Moments l = gauss(a, mid), r = gauss(mid, b);
+    const Moments halves{l.w + r.w, l.fw + r.fw, l.ffw + r.ffw, 0};
+    // Tolerance against ∫ w (1 + |f'| + f'^2), so cancelling signs of f' cannot demand the impossible.
+    const double diff = std::fabs(whole.w - halves.w) + std::fabs(whole.fw - halves.fw) + std::fabs(whole.ffw - halves.ffw);
+    if (depth >= 12 || diff <= 1e-12 * (l.abs + r.abs) + 1e-300) return halves;
+    const Moments lm = integrate_piece(a, mid, depth + 1), rm = integrate_piece(mid, b, depth + 1);
+    return {lm.w + rm.w, lm.fw + rm.fw, lm.ffw + rm.ffw, 0};
+  }
+  Moments gauss(double a, double b) const {
     Moments m;
     if (!(b > a)) return m;
     const double h = 0.5 * (b - a), c = 0.5 * (a + b);
@@ -311,6 +326,7 @@ class Problem {
       m.w += w;
       m.fw += w * d;
       m.ffw += w * d * d;
+      m.abs += w * (1.0 + std::fabs(d) + d * d);
     }
     return m;
   }
