@@ -436,10 +436,11 @@ Napi::Value BenchAdd(const Napi::CallbackInfo& info) {
 }
 
 // qMeasureClockGHz(): a chain of dependent adds runs at 1 per cycle -> cycles / wall time.
+// Many short runs (~1 ms) and the fastest one: on a shared machine most long runs get preempted.
 Napi::Value MeasureClock(const Napi::CallbackInfo& info) {
-  const int64_t iters = 200000000;
+  const int64_t iters = 3000000;
   double best = 1e30;
-  for (int rep = 0; rep < 5; ++rep) {
+  for (int rep = 0; rep < 300; ++rep) {
     auto t0 = std::chrono::steady_clock::now();
     int64_t x = 0;
     for (int64_t i = 0; i < iters; i += 8)

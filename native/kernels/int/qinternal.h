@@ -52,6 +52,11 @@ inline int32_t ln_t(int64_t y, const LnRow& st) {
   const int64_t t = (int64_t)((ay * st.f + (uint64_t(1) << (st.sh - 1))) >> st.sh);
   return (int32_t)(y < 0 ? -t : t);
 }
+// smallest sh with (sum >> sh) < 2^16 (sum > 0)
+inline int softmax_sum_shift(int64_t sum) {
+  const int bits = 64 - __builtin_clzll((uint64_t)sum);
+  return bits > 16 ? bits - 16 : 0;
+}
 inline int32_t store_clamp(int64_t v, int32_t lo, int32_t hi) { return (int32_t)(v < lo ? lo : v > hi ? hi : v); }
 void store_q(QType t, void* y, int64_t i, int32_t v);
 int32_t load_q(QType t, const void* x, int64_t i);

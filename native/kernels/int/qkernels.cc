@@ -324,8 +324,7 @@ void softmax_u8(const int32_t* x, int64_t rows, int64_t D, const int32_t* table,
       sum += ex;
     }
     // normalise the sum into [2^15, 2^16) so f = 2^31/sum' has ≥ 15 bits and e'·f ≤ 2^31
-    int sh = 0;
-    while ((sum >> sh) >= (1 << 16)) ++sh;
+    const int sh = detail::softmax_sum_shift(sum);
     const uint32_t f = (uint32_t)((uint64_t(1) << 31) / (uint64_t)(sum >> sh));
     for (int64_t i = 0; i < D; ++i) {
       uint32_t o = ((uint32_t)(e[i] >> sh) * f + (1u << 22)) >> 23;
@@ -353,8 +352,8 @@ LnRow layernorm_row_stats(int64_t sum, int64_t sumsq, int32_t D, int32_t F) {
   const uint64_t V = (uint64_t)((__int128)D * sumsq - (__int128)sum * sum);  // exact, ≥ 0, ≤ 2^60
   if (V == 0) return st;
   // normalise V·4^k into [2^60, 2^62) so isqrt keeps ~31 significant bits even for tiny variances
-  int k = 0;
-  while ((V << (2 * k)) < (uint64_t(1) << 60)) ++k;
+  const int bits = 64 - __builtin_clzll(V);
+  const int k = bits >= 61 ? 0 : (62 - bits) / 2;  // smallest k with bitlen(V) + 2k ≥ 61
   const uint64_t sd = isqrt_u64(V << (2 * k));  // ∈ [2^30, 2^31), ≈ √V·2^k
   st.f = (uint32_t)((uint64_t(1) << 61) / sd);  // the one division per row
   st.sh = 61 - F - k;

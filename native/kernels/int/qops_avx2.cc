@@ -48,8 +48,9 @@ static inline __m256i load16_i16(QType t, const void* src) {
   }
 }
 
-static inline char* at(void* p, QType t, int64_t i) { return (char*)p + i * qtype_size(t); }
-static inline const char* at(const void* p, QType t, int64_t i) { return (const char*)p + i * qtype_size(t); }
+static inline int tsize(QType t) { return t == QType::s32 ? 4 : t == QType::s16 ? 2 : 1; }
+static inline char* at(void* p, QType t, int64_t i) { return (char*)p + i * tsize(t); }
+static inline const char* at(const void* p, QType t, int64_t i) { return (const char*)p + i * tsize(t); }
 
 // ---------------------------------------------------------------------------------------------
 void requantize_avx2(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y) {
@@ -146,14 +147,13 @@ void softmax_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* t
     for (; i < D; ++i) {
       int64_t d = (int64_t)z[i] - mx;
       int32_t di = (int32_t)std::max<int64_t>(d, dmin);
-      int32_t qn = (-di) / p.L;
+      int32_t qn = (int32_t)(((uint64_t)(uint32_t)(-di) * Mdiv) >> 32);  // = (−di) / L exactly (see div_small_avx2)
       int32_t t = di + qn * p.L + p.qb;
       int32_t poly = t * t + p.qc;
       e[i] = qn >= 31 ? 0 : poly >> qn;
       sum += e[i];
     }
-    int sh = 0;
-    while ((sum >> sh) >= (1 << 16)) ++sh;
+    const int sh = softmax_sum_shift(sum);
     const uint32_t f = (uint32_t)((uint64_t(1) << 31) / (uint64_t)(sum >> sh));
     const __m128i shv = _mm_cvtsi32_si128(sh);
     const __m256i fv = _mm256_set1_epi32((int)f), rnd = _mm256_set1_epi32(1 << 22), c255 = _mm256_set1_epi32(255);
@@ -173,9 +173,10 @@ void softmax_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* t
 
 // ---------------------------------------------------------------------------------------------
 // LayerNorm
-void layernorm_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+template <QType in, QType out>
+static void layernorm_avx2_t(const void* x, int64_t rows, const LayerNormParams& p, void* y) {
   const int32_t D = p.D;
-  const int32_t lo = std::max(p.qmin, qtype_min(p.out)) - p.zero_point, hi = std::min(p.qmax, qtype_max(p.out)) - p.zero_point;
+  const int32_t lo = std::max(p.qmin, qtype_min(out)) - p.zero_point, hi = std::min(p.qmax, qtype_max(out)) - p.zero_point;
   const __m256i lov = _mm256_set1_epi64x(lo), hiv = _mm256_set1_epi64x(hi), zpv = _mm256_set1_epi32(p.zero_point);
   const __m256i lo32 = _mm256_set1_epi32(lo), hi32 = _mm256_set1_epi32(hi);
   const __m256i ones = _mm256_set1_epi16(1), Dv = _mm256_set1_epi32(D);
@@ -214,7 +215,7 @@ void layernorm_avx2(QType in, const void* x, int64_t rows, const LayerNormParams
     const __m256i sb = _mm256_set1_epi32((int32_t)s), fv = _mm256_set1_epi64x(st.f);
     const __m256i rnd = _mm256_set1_epi64x(int64_t(1) << (st.sh - 1));
     const __m128i shc = _mm_cvtsi32_si128(st.sh);
-    void* yr = at(y, p.out, r * D);
+    void* yr = at(y, out, r * D);
     for (c = 0; c < D8; c += 8) {
       const __m256i yv = _mm256_sub_epi32(_mm256_mullo_epi32(load8(in, at(xr, in, c)), Dv), sb);
       const __m256i ay = _mm256_abs_epi32(yv);
@@ -239,15 +240,22 @@ void layernorm_avx2(QType in, const void* x, int64_t rows, const LayerNormParams
         const __m256i qo = clamp64_avx2(srav64_avx2(po, _mm256_srli_epi64(sh, 32)), lov, hiv);
         q = _mm256_blend_epi32(qe, _mm256_slli_epi64(qo, 32), 0xAA);
       }
-      store8(p.out, at(yr, p.out, c), _mm256_add_epi32(q, zpv));
+      store8(out, at(yr, out, c), _mm256_add_epi32(q, zpv));
     }
     for (; c < D; ++c) {
       int64_t yv = (int64_t)D * load_q(in, xr, c) - s;
       int32_t t = ln_t(yv, st);
       int64_t o = ((int64_t)t * p.mult[c] + p.bias[c]) >> p.shift[c];
-      store_q(p.out, yr, c, store_clamp(o, lo, hi) + p.zero_point);
+      store_q(out, yr, c, store_clamp(o, lo, hi) + p.zero_point);
     }
   }
+}
+
+void layernorm_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+#define SWQ_LN(I, O) \
+  if (in == QType::I && p.out == QType::O) return layernorm_avx2_t<QType::I, QType::O>(x, rows, p, y);
+  SWQ_LN(s8, s8) SWQ_LN(s8, u8) SWQ_LN(s8, s16) SWQ_LN(s16, s8) SWQ_LN(s16, u8) SWQ_LN(s16, s16)
+#undef SWQ_LN
 }
 
 // ---------------------------------------------------------------------------------------------
