@@ -56,8 +56,63 @@ void layernorm_f32_avx2(const float* x, const float* gamma, const float* beta, f
   }
 }
 
+namespace {
+// Rows of at most NV·8 elements (attention rows: 49, 64): the row stays in registers, one load
+// and one store per element; the tail is loaded masked (lanes = -inf) and stored via a buffer.
+template <int NV>
+void softmax_rows_reg(const float* x, const float* bias, int64_t bias_rows, float* y, int64_t D, int64_t r0,
+                      int64_t r1) {
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  const int64_t tail = D - (NV - 1) * 8;  // 1..8 elements in the last vector
+  const __m256i tm = v8::tail_mask(tail);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * D;
+    float* yr = y + r * D;
+    const float* br = bias ? bias + (r % bias_rows) * D : nullptr;
+    __m256 v[NV];
+    __m256 mx = ninf;
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) {
+      if (i < NV - 1) {
+        v[i] = _mm256_loadu_ps(xr + i * 8);
+        if (br) v[i] = _mm256_add_ps(v[i], _mm256_loadu_ps(br + i * 8));
+      } else {
+        v[i] = _mm256_maskload_ps(xr + i * 8, tm);
+        if (br) v[i] = _mm256_add_ps(v[i], _mm256_maskload_ps(br + i * 8, tm));
+        v[i] = _mm256_blendv_ps(ninf, v[i], _mm256_castsi256_ps(tm));
+      }
+      mx = _mm256_max_ps(mx, v[i]);
+    }
+    const __m256 m = _mm256_set1_ps(v8::hmax(mx));
+    __m256 s = _mm256_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) {
+      v[i] = v8::exp(_mm256_sub_ps(v[i], m));  // masked lanes: exp(-inf) = 0
+      s = _mm256_add_ps(s, v[i]);
+    }
+    const __m256 inv = _mm256_set1_ps(1.0f / v8::hsum(s));
+#pragma GCC unroll 8
+    for (int i = 0; i < NV - 1; ++i) _mm256_storeu_ps(yr + i * 8, _mm256_mul_ps(v[i], inv));
+    alignas(32) float t[8];
+    _mm256_store_ps(t, _mm256_mul_ps(v[NV - 1], inv));
+    for (int64_t j = 0; j < tail; ++j) yr[(NV - 1) * 8 + j] = t[j];
+  }
+}
+}  // namespace
+
 void softmax_f32_avx2(const float* x, const float* bias, int64_t bias_rows, float* y, int64_t D, int64_t r0,
                       int64_t r1) {
+  switch ((D + 7) / 8) {
+    case 1: return softmax_rows_reg<1>(x, bias, bias_rows, y, D, r0, r1);
+    case 2: return softmax_rows_reg<2>(x, bias, bias_rows, y, D, r0, r1);
+    case 3: return softmax_rows_reg<3>(x, bias, bias_rows, y, D, r0, r1);
+    case 4: return softmax_rows_reg<4>(x, bias, bias_rows, y, D, r0, r1);
+    case 5: return softmax_rows_reg<5>(x, bias, bias_rows, y, D, r0, r1);
+    case 6: return softmax_rows_reg<6>(x, bias, bias_rows, y, D, r0, r1);
+    case 7: return softmax_rows_reg<7>(x, bias, bias_rows, y, D, r0, r1);
+    case 8: return softmax_rows_reg<8>(x, bias, bias_rows, y, D, r0, r1);
+    default: break;
+  }
   const __m256 ninf = _mm256_set1_ps(-INFINITY);
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * D;
