@@ -10,6 +10,7 @@
 
 #include "registry.h"
 #include "swinq/qkernels.h"
+#include "swinq/threadpool.h"
 
 namespace swinq_binding {
 namespace {
@@ -381,7 +382,10 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
     ep.rq.shift = shift.data();
     ep.rq.zero_point = out == QType::u8 ? 128 : 0;
     std::vector<int32_t> C(M * N);
-    Stats st = time_reps(reps, [&] { gemm_u8s8(M, A.data(), K, B, ep, C.data(), N, threads, isa); });
+    // the persistent pool is what an executor uses; spawn = fresh std::threads per call
+    const bool spawn = o.Get("spawn").ToBoolean();
+    swinq::ThreadPool pool(spawn ? 1 : threads);
+    Stats st = time_reps(reps, [&] { gemm_u8s8(M, A.data(), K, B, ep, C.data(), N, threads, isa, spawn ? nullptr : &pool); });
     Napi::Object r = stats_obj(env, st);
     r.Set("gops", 2.0 * M * K * N / (st.min_ms * 1e6));
     r.Set("maddubsSafe", B.maddubs_safe);

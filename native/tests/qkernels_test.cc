@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "swinq/qkernels.h"
+#include "swinq/threadpool.h"
 
 using namespace swinq;
 using namespace swinq::q;
@@ -176,6 +177,10 @@ static void test_gemm() {
           EXPECT(same(cs, cv), "gemm scalar != avx2 M%lld K%lld N%lld w%d e%d", (long long)M, (long long)K, (long long)N, wmode, emode);
           gemm_u8s8(M, A.data(), lda, B, ep, ct.data(), ldc, 3, Isa::avx2);
           EXPECT(same(cs, ct), "gemm 3 threads differs M%lld K%lld N%lld", (long long)M, (long long)K, (long long)N);
+          static ThreadPool pool(3);
+          std::fill(ct.begin(), ct.end(), 0xAB);
+          gemm_u8s8(M, A.data(), lda, B, ep, ct.data(), ldc, 1, Isa::avx2, &pool);
+          EXPECT(same(cs, ct), "gemm on a 3-thread pool differs M%lld K%lld N%lld", (long long)M, (long long)K, (long long)N);
         }
       }
   // force_path=maddubs on unsafe weights is refused; exact path on them is exact at the worst case

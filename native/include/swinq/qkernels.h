@@ -12,6 +12,7 @@
 #include "swinq/cpu.h"
 
 namespace swinq {
+class ThreadPool;  // swinq/threadpool.h
 namespace q {
 
 enum class QType : int32_t { s8 = 0, u8 = 1, s16 = 2, s32 = 3 };
@@ -79,10 +80,11 @@ struct GemmEpilogue {
   Requant rq;                     // used when out != s32 (channels 1 or N)
   const uint8_t* table = nullptr; // 8-bit outputs only: y = table[(uint8)y] (256 entries)
 };
-// A: M×K u8, row stride lda. C: M×N of ep.out, row stride ldc (elements). threads ≥ 1.
-// M = 1 takes the GEMV path (N split across threads).
+// A: M×K u8, row stride lda. C: M×N of ep.out, row stride ldc (elements). With a pool, work is
+// claimed in 32-row (or 16-column-panel) chunks by its threads; otherwise `threads` ≥ 1 std::threads
+// (only when each gets ≥ 2^21 MACs). M = 1 is the GEMV path (N split, B streamed once).
 void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, void* C,
-               int64_t ldc, int threads = 1, Isa isa = active_isa());
+               int64_t ldc, int threads = 1, Isa isa = active_isa(), ThreadPool* pool = nullptr);
 
 // ---------------------------------------------------------------------------------------------
 // Softmax over rows: y[r] = softmax(S·(x[r] + table[r mod table_rows])) as uint8 codes at 2^−8

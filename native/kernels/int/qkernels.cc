@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "qinternal.h"
+#include "swinq/threadpool.h"
 
 namespace swinq {
 namespace q {
@@ -202,7 +203,7 @@ void gemm_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int6
 }  // namespace detail
 
 void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, void* C,
-               int64_t ldc, int threads, Isa isa) {
+               int64_t ldc, int threads, Isa isa, ThreadPool* pool) {
   QCHECK(B.K > 0 && B.N > 0 && (int64_t)B.b8.size() == (int64_t)B.Np / 16 * (B.Kp / 4) * 64 &&
              (int64_t)B.colsum.size() == B.N,
          "gemm_u8s8: PackedB is empty or inconsistent");
@@ -249,22 +250,32 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
   };
   const int64_t panels = B.Np / 16;
   const int64_t work = M * B.Kp * B.Np;
-  int t = (int)std::min<int64_t>(threads, std::max<int64_t>(1, work / (1 << 18)));  // tiny GEMMs: one thread
-  std::vector<std::thread> pool;
+  if (pool && pool->threads() > 1) {
+    if (M >= 16) {
+      const int64_t chunks = (M + 31) / 32;
+      pool->parallel_for(chunks, 1, [&](int64_t b, int64_t e) { run(b * 32, std::min(M, e * 32), 0, panels); });
+    } else {
+      const int64_t chunk = std::max<int64_t>(1, panels / (4 * pool->threads()));
+      pool->parallel_for(panels, chunk, [&](int64_t b, int64_t e) { run(0, M, b, e); });
+    }
+    return;
+  }
+  int t = (int)std::min<int64_t>(threads, std::max<int64_t>(1, work / (1 << 21)));  // a spawn costs ~20-50 µs
+  std::vector<std::thread> spawned;
   if (M >= 4 * (int64_t)t && M >= 16) {
     // split rows in multiples of 4 (the micro-tile height)
     const int64_t tiles = (M + 3) / 4;
     for (int i = 1; i < t; ++i) {
       int64_t m0 = tiles * i / t * 4, m1 = std::min<int64_t>(M, tiles * (i + 1) / t * 4);
-      if (m0 < m1) pool.emplace_back(run, m0, m1, 0, panels);
+      if (m0 < m1) spawned.emplace_back(run, m0, m1, 0, panels);
     }
     run(0, std::min<int64_t>(M, tiles / t * 4), 0, panels);
   } else {
     t = (int)std::min<int64_t>(t, panels);
-    for (int i = 1; i < t; ++i) pool.emplace_back(run, 0, M, panels * i / t, panels * (i + 1) / t);
+    for (int i = 1; i < t; ++i) spawned.emplace_back(run, 0, M, panels * i / t, panels * (i + 1) / t);
     run(0, M, 0, panels / t);
   }
-  for (auto& th : pool) th.join();
+  for (auto& th : spawned) th.join();
 }
 
 // ---------------------------------------------------------------------------------------------
