@@ -192,6 +192,15 @@ static void test_gemm() {
     pack_b(W.data(), 8, 16, 16, false, po);
   } catch (const std::invalid_argument&) { threw = true; }
   EXPECT(threw, "force maddubs on 127/127 pairs must throw");
+  {
+    // softmax codes (pair sum ≤ 257) times |v| ≤ 127 are provably safe even at full u8 range
+    std::vector<int8_t> V(8 * 16, -127);
+    PackOptions pv;
+    pv.a_pair_max = 257;
+    EXPECT(pack_b(V.data(), 8, 16, 16, false, pv).maddubs_safe, "attn·V bound must prove safety");
+    V[0] = -128;
+    EXPECT(!pack_b(V.data(), 8, 16, 16, false, pv).maddubs_safe, "-128 with pair sum 257 is not safe");
+  }
   PackedB B = pack_b(W.data(), 8, 16, 16, false);
   std::vector<uint8_t> A(8, 255);
   std::vector<int32_t> C(16);

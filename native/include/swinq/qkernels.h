@@ -57,6 +57,7 @@ void requantize(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq,
 struct PackOptions {
   int32_t w_zero_point = 0;  // per-tensor weight zero point
   int32_t a_max = 255;       // largest activation code the GEMM will see (127 = "u7": always safe)
+  int32_t a_pair_max = 510;  // largest a[k] + a[k+1] (softmax codes: ≤ 257, so attn·V with |v| ≤ 127 is safe)
   int32_t force_path = 0;    // 0 auto, 1 maddubs (refused if unsafe), 2 exact int16
 };
 struct PackedB {

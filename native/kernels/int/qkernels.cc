@@ -126,6 +126,7 @@ PackedB pack_b(const int8_t* w, int32_t K, int32_t N, int64_t ldw, bool transpos
   QCHECK(w, "pack_b: null weights");
   QCHECK(ldw >= (transposed ? K : N), "pack_b: ldw " + std::to_string(ldw) + " smaller than the row length");
   QCHECK(opt.a_max >= 1 && opt.a_max <= 255, "pack_b: a_max must be in [1, 255]");
+  QCHECK(opt.a_pair_max >= 1 && opt.a_pair_max <= 510, "pack_b: a_pair_max must be in [1, 510]");
   QCHECK(opt.w_zero_point >= -128 && opt.w_zero_point <= 127, "pack_b: w_zero_point outside int8");
   QCHECK(opt.force_path >= 0 && opt.force_path <= 2, "pack_b: force_path must be 0, 1 or 2");
   PackedB B;
@@ -149,12 +150,15 @@ PackedB pack_b(const int8_t* w, int32_t K, int32_t N, int64_t ldw, bool transpos
     }
     B.colsum[n] = cs;
   }
-  // The saturation proof: pairs (k, k+1), k even, are what one vpmaddubsw lane adds.
+  // The saturation proof: pairs (k, k+1), k even, are what one vpmaddubsw lane adds. The largest
+  // |a0·w0 + a1·w1| over a0, a1 ≤ a_max, a0 + a1 ≤ a_pair_max puts as much as allowed on the larger |w|.
   int64_t unsafe = 0;
+  const int32_t a_big = std::min(opt.a_max, opt.a_pair_max), a_small = std::min(opt.a_max, opt.a_pair_max - a_big);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t k = 0; k < K; k += 2) {
-      int32_t s = std::abs((int32_t)at(k, n)) + (k + 1 < K ? std::abs((int32_t)at(k + 1, n)) : 0);
-      if ((int64_t)opt.a_max * s > 32767) ++unsafe;
+      int32_t w0 = std::abs((int32_t)at(k, n)), w1 = k + 1 < K ? std::abs((int32_t)at(k + 1, n)) : 0;
+      if (w0 < w1) std::swap(w0, w1);
+      if (a_big * w0 + a_small * w1 > 32767) ++unsafe;
     }
   B.unsafe_pairs = unsafe;
   B.maddubs_safe = unsafe == 0 && opt.force_path != 2;
