@@ -44,15 +44,25 @@ inline void store8_tail(const GemmArgs& a, __m256 v, int64_t row, int64_t col, i
   for (int64_t j = 0; j < nn; ++j) y[j] = t[j];
 }
 
+// Rows m..m+MR of panel p over k in [k0, k1). acc (MR×16 floats) carries partial sums between
+// K blocks: read unless `first`, written unless `last`; the epilogue runs on the last block only.
 template <int MR, int ACT>
-void tile(const GemmArgs& a, int64_t m, int64_t p) {
+void tile(const GemmArgs& a, int64_t m, int64_t p, int64_t k0, int64_t k1, float* acc, bool first, bool last) {
   const int64_t K = a.K;
   const float* b = a.packed_b + p * K * kGemmNr;
   const float* x = a.x + m * K;
   __m256 c0[MR], c1[MR];
+  if (first) {
 #pragma GCC unroll 6
-  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < K; ++k) {
+    for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+  } else {
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      c0[r] = _mm256_loadu_ps(acc + r * kGemmNr);
+      c1[r] = _mm256_loadu_ps(acc + r * kGemmNr + 8);
+    }
+  }
+  for (int64_t k = k0; k < k1; ++k) {
     const __m256 b0 = _mm256_loadu_ps(b + k * kGemmNr);
     const __m256 b1 = _mm256_loadu_ps(b + k * kGemmNr + 8);
 #pragma GCC unroll 6
@@ -61,6 +71,14 @@ void tile(const GemmArgs& a, int64_t m, int64_t p) {
       c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
       c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
     }
+  }
+  if (!last) {
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      _mm256_storeu_ps(acc + r * kGemmNr, c0[r]);
+      _mm256_storeu_ps(acc + r * kGemmNr + 8, c1[r]);
+    }
+    return;
   }
   // Epilogue straight from the registers (fully unrolled, so the accumulators never touch memory).
   const int64_t n0 = p * kGemmNr, nn = std::min<int64_t>(kGemmNr, a.N - n0);
@@ -116,6 +134,25 @@ void tile8(const GemmArgs& a, int64_t m, int64_t p) {
   for (int r = 0; r < MR; ++r) store8_tail<ACT>(a, c[r], m + r, n0, nn);
 }
 
+constexpr int64_t kKc = 256, kKcMax = 512, kMc = 48;
+
+// Row tiles m0..m1 of panel p over k in [k0, k1); acc holds (m1-m0)×16 partial sums.
+template <int ACT>
+void rows(const GemmArgs& a, int64_t m0, int64_t m1, int64_t p, int64_t k0, int64_t k1, float* acc, bool first,
+          bool last) {
+  int64_t m = m0;
+  auto at = [&](int64_t row) { return acc ? acc + (row - m0) * kGemmNr : nullptr; };
+  for (; m + 6 <= m1; m += 6) tile<6, ACT>(a, m, p, k0, k1, at(m), first, last);
+  switch (m1 - m) {
+    case 5: tile<5, ACT>(a, m, p, k0, k1, at(m), first, last); break;
+    case 4: tile<4, ACT>(a, m, p, k0, k1, at(m), first, last); break;
+    case 3: tile<3, ACT>(a, m, p, k0, k1, at(m), first, last); break;
+    case 2: tile<2, ACT>(a, m, p, k0, k1, at(m), first, last); break;
+    case 1: tile<1, ACT>(a, m, p, k0, k1, at(m), first, last); break;
+    default: break;
+  }
+}
+
 template <int ACT>
 void gemm(const GemmArgs& a, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   for (int64_t p = p0; p < p1; ++p) {
@@ -132,14 +169,19 @@ void gemm(const GemmArgs& a, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
       }
       continue;
     }
-    for (; m + 6 <= m1; m += 6) tile<6, ACT>(a, m, p);
-    switch (m1 - m) {
-      case 5: tile<5, ACT>(a, m, p); break;
-      case 4: tile<4, ACT>(a, m, p); break;
-      case 3: tile<3, ACT>(a, m, p); break;
-      case 2: tile<2, ACT>(a, m, p); break;
-      case 1: tile<1, ACT>(a, m, p); break;
-      default: break;
+    if (a.K <= kKcMax) {  // the whole K in one pass: B panel and x rows stay in L1/L2
+      rows<ACT>(a, m, m1, p, 0, a.K, nullptr, true, true);
+      continue;
+    }
+    // Large K: blocks of kKc so the panel slice (kKc·64 bytes) stays in L1 across the row tiles;
+    // partial sums of up to kMc rows live in a small stack buffer.
+    alignas(32) float acc[kMc * kGemmNr];
+    for (int64_t mc = m0; mc < m1; mc += kMc) {
+      const int64_t mc1 = std::min(m1, mc + kMc);
+      for (int64_t k0 = 0; k0 < a.K; k0 += kKc) {
+        const int64_t k1 = std::min(a.K, k0 + kKc);
+        rows<ACT>(a, mc, mc1, p, k0, k1, acc, k0 == 0, k1 == a.K);
+      }
     }
   }
 }

@@ -39,7 +39,7 @@ static void close(const char* what, const std::vector<float>& got, const std::ve
 }
 
 static void test_gemm() {
-  const int64_t shapes[][3] = {{1, 1, 1}, {5, 3, 7}, {9, 20, 24}, {6, 16, 16}, {7, 17, 17}, {13, 96, 33}, {50, 384, 96}, {3, 1000, 5}};
+  const int64_t shapes[][3] = {{1, 1, 1}, {5, 3, 7}, {9, 20, 24}, {6, 16, 16}, {7, 17, 17}, {13, 96, 33}, {50, 384, 96}, {3, 1000, 5}, {13, 700, 40}, {50, 1100, 17}};
   for (auto& s : shapes) {
     const int64_t M = s[0], K = s[1], N = s[2];
     auto x = rnd(M * K, 1), w = rnd(K * N, 2), bias = rnd(N, 3), res = rnd(M * N, 4);
