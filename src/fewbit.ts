@@ -11,6 +11,8 @@ export const FEWBIT_FUNCTIONS = [
   'relu', 'leaky_relu', 'relu6', 'hardtanh', 'hardsigmoid', 'threshold',
 ] as const;
 export type FewbitFn = (typeof FEWBIT_FUNCTIONS)[number];
+/** f′ is even: these may use `fold` (codes of |x|). */
+export const EVEN_DERIVATIVE = ['tanh', 'sigmoid', 'softsign', 'tanhshrink'] as const;
 export type FewbitBits = 1 | 2 | 3 | 4;
 
 /** Function parameters (PyTorch names and defaults). */
@@ -39,6 +41,8 @@ export interface FewbitOptions {
   grid?: number;
   /** Refine borders off the grid (default true; only ever lowers J). */
   polish?: boolean;
+  /** Even f′ only (tanh, sigmoid, softsign, tanhshrink): bucket |x| so all 2^bits levels serve one half-line (same bytes, ~3× lower J). */
+  fold?: boolean;
   params?: FewbitParams;
 }
 
@@ -56,11 +60,13 @@ export interface FewbitTable {
   domain: [number, number];
   weight: 'uniform' | 'normal' | 'histogram';
   exact: boolean;
+  /** borders apply to |x| */
+  fold: boolean;
   grid: number;
 }
 
 interface NativeOpts {
-  lo?: number; hi?: number; weight?: string; edges?: number[]; counts?: number[]; grid?: number; polish?: boolean;
+  lo?: number; hi?: number; weight?: string; edges?: number[]; counts?: number[]; grid?: number; polish?: boolean; fold?: boolean;
   p0?: number; p1?: number;
 }
 
@@ -89,7 +95,7 @@ function nativeOptions(fn: FewbitFn, opts: FewbitOptions | undefined): NativeOpt
   const o: NativeOpts = {};
   if (opts == null) return o;
   if (typeof opts !== 'object') throw new TypeError('fewbit: options must be an object');
-  const known = new Set(['domain', 'weight', 'grid', 'polish', 'params']);
+  const known = new Set(['domain', 'weight', 'grid', 'polish', 'fold', 'params']);
   for (const k of Object.keys(opts)) if (!known.has(k)) throw new TypeError(`fewbit: unknown option '${k}' (expected ${[...known].join(', ')})`);
   if (opts.domain !== undefined) {
     const d = opts.domain;
@@ -129,6 +135,13 @@ function nativeOptions(fn: FewbitFn, opts: FewbitOptions | undefined): NativeOpt
     if (typeof opts.polish !== 'boolean') throw new TypeError('fewbit: options.polish must be a boolean');
     o.polish = opts.polish;
   }
+  if (opts.fold !== undefined) {
+    if (typeof opts.fold !== 'boolean') throw new TypeError('fewbit: options.fold must be a boolean');
+    if (opts.fold && !(EVEN_DERIVATIVE as readonly string[]).includes(fn)) {
+      throw new TypeError(`fewbit: options.fold needs an even derivative (${EVEN_DERIVATIVE.join(', ')}), not ${fn}`);
+    }
+    o.fold = opts.fold;
+  }
   if (opts.params !== undefined) {
     const slots = PARAM_SLOTS[fn] ?? {};
     for (const [k, v] of Object.entries(opts.params)) {
@@ -162,7 +175,7 @@ export function table(fn: FewbitFn, bits: FewbitBits, opts?: FewbitOptions): Few
   const t = native.fewbitTable(f, b, nativeOptions(f, opts));
   return {
     fn: f, bits: b, borders: Array.from(t.borders as Float64Array), steps: t.steps, levels: Array.from(t.levels as Float64Array),
-    error: t.error, domain: [t.lo, t.hi], weight: t.weight, exact: t.exact, grid: t.grid,
+    error: t.error, domain: [t.lo, t.hi], weight: t.weight, exact: t.exact, fold: t.fold, grid: t.grid,
   };
 }
 

@@ -43,6 +43,7 @@ function normals(n: number, seed = 1): Float64Array {
 }
 
 const silu = (x: number) => x / (1 + Math.exp(-x));
+const packedBytesOf = (n: number, bits: number) => Math.ceil((n * bits) / 8);
 const codeOf = (borders: number[], steps: number[], x: number) => {
   let c = 0;
   borders.forEach((b, i) => { if (x > Math.fround(b) || (steps[i] < 0 && x >= Math.fround(b))) c += steps[i]; });
@@ -131,6 +132,31 @@ describe('fewbit tables', () => {
     expect(e3.levels[0]).not.toBeCloseTo(e1.levels[0], 3);
   });
 
+  it('folds even derivatives: codes of |x|, same bytes, lower J, backward still ≈ f′', () => {
+    const xs = Float32Array.from(normals(100000, 11));
+    const ones = new Float32Array(xs.length).fill(1);
+    for (const bits of [1, 2, 3] as FewbitBits[]) {
+      const plain = fewbit.table('tanh', bits, { weight: 'normal' });
+      const folded = fewbit.table('tanh', bits, { weight: 'normal', fold: true });
+      expect(folded.fold).toBe(true);
+      expect(folded.borders[0]).toBeGreaterThanOrEqual(0);
+      expect(folded.error).toBeLessThan(plain.error * (bits === 1 ? 0.9 : 0.5));
+      const { codes } = fewbit.forward('tanh', xs, bits, { weight: 'normal', fold: true });
+      expect(codes.length).toBe(packedBytesOf(xs.length, bits));
+      const gi = fewbit.backward('tanh', codes, ones, bits, { weight: 'normal', fold: true });
+      let mse = 0;
+      for (let i = 0; i < xs.length; i++) mse += (gi[i] - (1 - Math.tanh(xs[i]) ** 2)) ** 2;
+      mse /= xs.length;
+      expect(mse / folded.error).toBeGreaterThan(0.9);
+      expect(mse / folded.error).toBeLessThan(1.1);
+      // x and -x share a code
+      const pm = fewbit.backward('tanh', fewbit.forward('tanh', new Float32Array([0.7, -0.7, 2, -2]), bits, { fold: true }).codes, new Float32Array(4).fill(1), bits, { fold: true });
+      expect(pm[0]).toBe(pm[1]);
+      expect(pm[2]).toBe(pm[3]);
+    }
+    expect(() => fewbit.table('gelu', 2, { fold: true })).toThrow(/fold needs an even derivative/);
+  });
+
   it('rejects bad arguments with messages naming the field', () => {
     expect(() => fewbit.table('nope' as FewbitFn, 2)).toThrow(/unknown function "nope"/);
     expect(() => fewbit.table('gelu', 5 as FewbitBits)).toThrow(/bits must be 1, 2, 3 or 4/);
@@ -170,18 +196,19 @@ describe('fewbit codec', () => {
     const z = normals(4099, 9);
     const edge = [0, -0, NaN, Infinity, -Infinity, 1e-45, -1e-45, 3e38, -3e38];
     try {
-      for (const fn of ['gelu', 'silu', 'tanh', 'relu6', 'hardswish'] as FewbitFn[]) {
+      for (const [fn, fold] of [['gelu', false], ['silu', false], ['tanh', false], ['tanh', true], ['relu6', false], ['hardswish', false]] as [FewbitFn, boolean][]) {
         for (const bits of [1, 2, 3, 4] as FewbitBits[]) {
-          const t = fewbit.table(fn, bits);
+          const o = { fold };
+          const t = fewbit.table(fn, bits, o);
           for (const n of [1, 7, 8, 9, 23, 64, 257, 4099]) {
             const x = new Float32Array(n).map((_, i) => (i % 7 === 0 ? edge[i % edge.length] : i % 11 === 0 ? t.borders[i % t.borders.length] : 3 * z[i]));
             const g = new Float32Array(n).map((_, i) => z[(i * 7) % z.length]);
             native.setIsa('scalar');
-            const s = fewbit.forward(fn, x, bits), sg = fewbit.backward(fn, s.codes, g, bits);
+            const s = fewbit.forward(fn, x, bits, o), sg = fewbit.backward(fn, s.codes, g, bits, o);
             native.setIsa('avx2');
-            const v = fewbit.forward(fn, x, bits), vg = fewbit.backward(fn, v.codes, g, bits);
-            expect(Buffer.from(v.codes).equals(Buffer.from(s.codes)), `${fn} b${bits} n=${n} codes`).toBe(true);
-            expect(Buffer.from(vg.buffer).equals(Buffer.from(sg.buffer)), `${fn} b${bits} n=${n} grad`).toBe(true);
+            const v = fewbit.forward(fn, x, bits, o), vg = fewbit.backward(fn, v.codes, g, bits, o);
+            expect(Buffer.from(v.codes).equals(Buffer.from(s.codes)), `${fn} fold=${fold} b${bits} n=${n} codes`).toBe(true);
+            expect(Buffer.from(vg.buffer).equals(Buffer.from(sg.buffer)), `${fn} fold=${fold} b${bits} n=${n} grad`).toBe(true);
           }
         }
       }
@@ -249,6 +276,10 @@ describe('swinq fewbit CLI', () => {
     expect(n.weight).toBe('normal');
     expect(n.domain).toEqual([-10, 10]);
     expect(n.borders).toHaveLength(3);
+    const f = JSON.parse((await runInProcess(['fewbit', 'sigmoid', '--bits', '2', '--fold', '--json'])).trim());
+    expect(f.fold).toBe(true);
+    expect(f.error).toBeLessThan(fewbit.table('sigmoid', 2).error);
+    await expect(runInProcess(['fewbit', 'gelu', '--bits', '2', '--fold'])).rejects.toThrow(/fold needs an even derivative/);
     await expect(runInProcess(['fewbit', 'gelu', '--bits', '2', '--domain', '1,x'])).rejects.toThrow(/--domain must be LO,HI/);
     await expect(runInProcess(['fewbit', 'gelu', '--bits', '2', '--weight', 'laplace'])).rejects.toThrow(/--weight must be/);
   });

@@ -30,7 +30,7 @@ std::vector<double> to_doubles(Napi::Env env, Napi::Value v, const std::string& 
   return out;
 }
 
-// opts: { lo?, hi?, weight?: 'uniform'|'normal'|'histogram', edges?, counts?, grid?, polish?, p0?, p1? }
+// opts: { lo?, hi?, weight?: 'uniform'|'normal'|'histogram', edges?, counts?, grid?, polish?, fold?, p0?, p1? }
 FewbitOptions parse_options(Napi::Env env, Napi::Value v) {
   FewbitOptions o;
   if (v.IsUndefined() || v.IsNull()) return o;
@@ -54,6 +54,11 @@ FewbitOptions parse_options(Napi::Env env, Napi::Value v) {
   if (!pol.IsUndefined()) {
     SWINQ_CHECK_ARG(env, pol.IsBoolean(), "fewbit: options.polish must be a boolean");
     o.polish = pol.As<Napi::Boolean>();
+  }
+  Napi::Value fold = obj.Get("fold");
+  if (!fold.IsUndefined()) {
+    SWINQ_CHECK_ARG(env, fold.IsBoolean(), "fewbit: options.fold must be a boolean");
+    o.fold = fold.As<Napi::Boolean>();
   }
   Napi::Value w = obj.Get("weight");
   if (!w.IsUndefined()) {
@@ -139,6 +144,7 @@ Napi::Value Table(const Napi::CallbackInfo& info) {
   r.Set("hi", t->hi);
   r.Set("weight", t->weight == FewbitWeight::uniform ? "uniform" : t->weight == FewbitWeight::normal ? "normal" : "histogram");
   r.Set("exact", t->exact);
+  r.Set("fold", t->fold);
   r.Set("grid", t->grid);
   r.Set("borders", f64_array(env, t->borders));
   Napi::Array steps = Napi::Array::New(env, t->steps.size());

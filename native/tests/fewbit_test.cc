@@ -119,6 +119,37 @@ static void test_quadrature_coarse_cells() {
   }
 }
 
+static void test_fold() {
+  for (const char* fn : {"tanh", "sigmoid", "softsign"}) {
+    for (auto w : {FewbitWeight::uniform, FewbitWeight::normal}) {
+      for (int bits = 1; bits <= 4; ++bits) {
+        FewbitOptions o, f;
+        o.weight = f.weight = w;
+        f.fold = true;
+        auto tu = fewbit_table(fn, bits, o), tf = fewbit_table(fn, bits, f);
+        CHECK(tf->fold && tf->borders.front() >= 0, "%s b%d: folded borders on the half-line", fn, bits);
+        CHECK(tf->error < tu->error, "%s b%d w%d: fold J %.6g not below interval J %.6g", fn, bits, (int)w, tf->error, tu->error);
+        // The same q written as an unfolded table (mirrored borders and levels) has the same J.
+        std::vector<double> b, l;
+        for (int i = (int)tf->borders.size() - 1; i >= 0; --i) b.push_back(-tf->borders[i]), l.push_back(tf->levels[i + 1]);
+        l.push_back(tf->levels[0]);
+        for (double s : tf->borders) b.push_back(s);
+        for (size_t i = 1; i < tf->levels.size(); ++i) l.push_back(tf->levels[i]);
+        const double j = fewbit_objective(fn, b, l, o);
+        CHECK(std::fabs(j - tf->error) <= 1e-9 * tf->error, "%s b%d: unfolded J %.12g != folded J %.12g", fn, bits, j, tf->error);
+        if (w == FewbitWeight::normal && bits == 3)
+          std::printf("fold %s 3 bits normal: J %.4g vs intervals %.4g\n", fn, tf->error, tu->error);
+      }
+    }
+  }
+  bool threw = false;
+  try { FewbitOptions f; f.fold = true; fewbit_table("gelu", 2, f); } catch (const std::invalid_argument& e) { threw = std::string(e.what()).find("even") != std::string::npos; }
+  CHECK(threw, "fold must refuse gelu");
+  threw = false;
+  try { FewbitOptions f; f.fold = true; f.lo = -1, f.hi = 3; fewbit_table("tanh", 2, f); } catch (const std::invalid_argument& e) { threw = std::string(e.what()).find("symmetric") != std::string::npos; }
+  CHECK(threw, "fold must refuse an asymmetric domain");
+}
+
 static FewbitCodec index_codec(const FewbitCodec& c) {  // levels[i] = i: decode returns the code
   FewbitCodec d = c;
   for (int i = 0; i < 16; ++i) d.levels[i] = (float)i;
@@ -126,6 +157,7 @@ static FewbitCodec index_codec(const FewbitCodec& c) {  // levels[i] = i: decode
 }
 
 static uint32_t ref_code(const FewbitCodec& c, float x) {
+  if (c.fold) x = std::fabs(x);
   int acc = 0;
   for (int i = 0; i < c.nborders; ++i)
     if (x > c.borders[i]) acc += c.steps[i];
@@ -139,8 +171,10 @@ static void test_codec() {
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   const float denorm = std::numeric_limits<float>::denorm_min();
   for (int bits = 1; bits <= 4; ++bits) {
-    for (const char* fn : {"gelu", "tanh", "relu6", "relu"}) {
-      auto t = fewbit_table(fn, bits, {});
+    for (const char* fn : {"gelu", "tanh", "relu6", "relu", "sigmoid/fold"}) {
+      FewbitOptions fo;
+      fo.fold = std::string(fn) == "sigmoid/fold";
+      auto t = fewbit_table(fo.fold ? "sigmoid" : fn, bits, fo);
       const FewbitCodec c = fewbit_codec(*t);
       const FewbitCodec ci = index_codec(c);
       for (size_t n : {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 1001}) {
@@ -266,6 +300,7 @@ int main() {
   test_dp_equals_brute_force();
   test_known_optimum();
   test_quadrature_coarse_cells();
+  test_fold();
   test_codec();
   test_edges();
   test_histogram_and_params();

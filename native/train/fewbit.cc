@@ -218,6 +218,8 @@ class Problem {
     breaks_ = fn.kinks;
     if (opt.weight == FewbitWeight::histogram) {
       breaks_.insert(breaks_.end(), opt.hist_edges.begin(), opt.hist_edges.end());
+      if (opt.fold)
+        for (double e : opt.hist_edges) breaks_.push_back(-e);
       double total = 0;
       for (double c : opt.hist_counts) total += c;
       dens_.resize(opt.hist_counts.size());
@@ -287,7 +289,11 @@ class Problem {
   }
 
  private:
+  // Folded: the measure of |x| is w(t) + w(-t) on t >= 0 (f' is even, so J is unchanged).
   double weight(double t, double piece_mid) const {
+    return opt_.fold ? base_weight(t, piece_mid) + base_weight(-t, -piece_mid) : base_weight(t, piece_mid);
+  }
+  double base_weight(double t, double piece_mid) const {
     switch (opt_.weight) {
       case FewbitWeight::uniform: return 1.0;
       case FewbitWeight::normal: return kInvSqrt2Pi * std::exp(-0.5 * t * t);
@@ -385,6 +391,20 @@ void resolve_domain(const FewbitOptions& opt, double* lo, double* hi) {
   }
   if (!std::isfinite(*lo) || !std::isfinite(*hi) || !(*lo < *hi))
     throw std::invalid_argument("fewbit: domain must be finite with lo < hi, got [" + fmt(*lo) + ", " + fmt(*hi) + "]");
+}
+
+bool even_derivative(const std::string& n) { return n == "tanh" || n == "sigmoid" || n == "softsign" || n == "tanhshrink"; }
+
+// The solver's domain: the weight's domain, or [0, R] when folded.
+void problem_domain(const std::string& fn, const FewbitOptions& opt, double* lo, double* hi) {
+  resolve_domain(opt, lo, hi);
+  if (!opt.fold) return;
+  if (!even_derivative(fn))
+    throw std::invalid_argument("fewbit: fold needs an even derivative (tanh, sigmoid, softsign, tanhshrink), not " + fn);
+  if (opt.weight != FewbitWeight::histogram && !(std::fabs(*lo + *hi) <= 1e-12 * std::fabs(*hi)))
+    throw std::invalid_argument("fewbit: fold needs a symmetric domain [-R, R], got [" + fmt(*lo) + ", " + fmt(*hi) + "]");
+  *hi = std::max(std::fabs(*lo), std::fabs(*hi));
+  *lo = 0;
 }
 
 // J of fixed borders with the given levels: Σ ∫(f' - l_i)^2 w = Σ S_i - 2 l_i F_i + l_i^2 W_i.
@@ -524,7 +544,7 @@ void polish(const Problem& pr, double lo, double hi, std::vector<double>& s) {
 
 std::string table_key(const std::string& fn, int bits, const FewbitOptions& o, double lo, double hi, const Fn& f) {
   std::string k = fn + "|" + std::to_string(bits) + "|" + fmt(lo) + "|" + fmt(hi) + "|" + std::to_string((int)o.weight) +
-                  "|" + fmt(f.p.p0) + "|" + fmt(f.p.p1) + "|" + std::to_string(o.grid) + "|" + (o.polish ? "p" : "-");
+                  "|" + fmt(f.p.p0) + "|" + fmt(f.p.p1) + "|" + std::to_string(o.grid) + "|" + (o.polish ? "p" : "-") + (o.fold ? "f" : "-");
   if (o.weight == FewbitWeight::histogram) {
     uint64_t hsh = 1469598103934665603ull;  // FNV-1a over the histogram bytes
     auto mix = [&](const std::vector<double>& v) {
@@ -567,6 +587,7 @@ const std::vector<std::string>& fewbit_function_names() {
 }
 
 bool fewbit_has_function(const std::string& fn) { return find_fn(fn) != nullptr; }
+bool fewbit_has_even_derivative(const std::string& fn) { return even_derivative(fn); }
 bool fewbit_is_exact(const std::string& fn) {
   const FnDef* d = find_fn(fn);
   return d && d->exact;
@@ -592,7 +613,7 @@ double fewbit_objective(const std::string& fn, const std::vector<double>& border
                         const FewbitOptions& opt) {
   const Fn f = resolve_fn(fn, opt);
   double lo, hi;
-  resolve_domain(opt, &lo, &hi);
+  problem_domain(fn, opt, &lo, &hi);
   if (levels.size() != borders.size() + 1)
     throw std::invalid_argument("fewbit: levels must have borders.length + 1 = " + std::to_string(borders.size() + 1) +
                                 " values, got " + std::to_string(levels.size()));
@@ -611,7 +632,7 @@ double fewbit_fit_levels(const std::string& fn, const std::vector<double>& borde
                          std::vector<double>* levels) {
   const Fn f = resolve_fn(fn, opt);
   double lo, hi;
-  resolve_domain(opt, &lo, &hi);
+  problem_domain(fn, opt, &lo, &hi);
   for (size_t i = 0; i < borders.size(); ++i) {
     if (!std::isfinite(borders[i])) throw std::invalid_argument("fewbit: border " + std::to_string(i) + " is not finite");
     if (i > 0 && borders[i] < borders[i - 1])
@@ -632,8 +653,9 @@ double fewbit_fit_levels(const std::string& fn, const std::vector<double>& borde
 std::shared_ptr<const FewbitTable> fewbit_table(const std::string& fn, int bits, const FewbitOptions& opt) {
   check_bits(bits);
   const Fn f = resolve_fn(fn, opt);
-  double lo, hi;
+  double lo, hi, plo, phi;
   resolve_domain(opt, &lo, &hi);
+  problem_domain(fn, opt, &plo, &phi);
   const int n = resolve_grid(opt.grid, bits);
   const std::string key = table_key(fn, bits, opt, lo, hi, f);
   static std::mutex mu;
@@ -651,23 +673,24 @@ std::shared_ptr<const FewbitTable> fewbit_table(const std::string& fn, int bits,
   t->weight = opt.weight;
   t->grid = n;
   t->exact = f.def->exact;
+  t->fold = opt.fold;
   if (t->exact) {
     exact_table(f, *t);
     t->error = 0;
   } else {
     const int k = 1 << bits;
-    const Problem pr(f, opt, lo, hi, n);
+    const Problem pr(f, opt, plo, phi, n);
     std::vector<int> idx = solve_dp(pr, k);
     t->borders.resize(k - 1);
     for (int i = 1; i < k; ++i) t->borders[i - 1] = pr.x(idx[i]);
-    if (opt.polish) polish(pr, lo, hi, t->borders);
+    if (opt.polish) polish(pr, plo, phi, t->borders);
     t->steps.assign(k - 1, 1);
     t->levels.resize(k);
     for (int i = 0; i < k; ++i) {
       double c;
-      pr.best_level(i == 0 ? lo : t->borders[i - 1], i + 1 == k ? hi : t->borders[i], &t->levels[i], &c);
+      pr.best_level(i == 0 ? plo : t->borders[i - 1], i + 1 == k ? phi : t->borders[i], &t->levels[i], &c);
     }
-    t->error = objective_of(pr, lo, hi, t->borders, t->levels);
+    t->error = objective_of(pr, plo, phi, t->borders, t->levels);
   }
   for (double b : t->borders) t->borders_f32.push_back((float)b);
   for (double l : t->levels) t->levels_f32.push_back((float)l);

@@ -24,9 +24,10 @@ void encode_avx2(const FewbitCodec& c, const float* x, size_t n, uint8_t* out) {
   const int m = c.nborders;
   for (int i = 0; i < m; ++i) s[i] = _mm256_set1_ps(c.borders[i]), st[i] = _mm256_set1_epi32(c.steps[i]);
   const __m256i shifts = _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(c.fold ? 0x7fffffff : -1));
   size_t g = 0;
   for (; g + 8 <= n; g += 8) {
-    const __m256 v = _mm256_loadu_ps(x + g);
+    const __m256 v = _mm256_and_ps(_mm256_loadu_ps(x + g), absmask);
     __m256i acc = _mm256_setzero_si256();
     for (int i = 0; i < m; ++i) {
       // ordered compare: NaN > s is false, as in the scalar `x > s`
@@ -50,9 +51,10 @@ void encode_bsearch_avx2(const FewbitCodec& c, const float* x, size_t n, uint8_t
   const __m256 t0 = _mm256_load_ps(tbl), t1 = _mm256_load_ps(tbl + 8);
   const __m256i shifts = _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
   const __m256i one = _mm256_set1_epi32(1);
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(c.fold ? 0x7fffffff : -1));
   size_t g = 0;
   for (; g + 8 <= n; g += 8) {
-    const __m256 v = _mm256_loadu_ps(x + g);
+    const __m256 v = _mm256_and_ps(_mm256_loadu_ps(x + g), absmask);
     __m256i code = _mm256_setzero_si256();
     for (int step = 1 << (B - 1); step >= 1; step >>= 1) {
       const __m256i idx = _mm256_sub_epi32(_mm256_add_epi32(code, _mm256_set1_epi32(step)), one);

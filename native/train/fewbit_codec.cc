@@ -21,6 +21,7 @@ FewbitCodec fewbit_codec(const FewbitTable& t) {
     throw std::invalid_argument("fewbit codec: need 2^bits = " + std::to_string(1 << t.bits) + " levels, got " +
                                 std::to_string(t.levels.size()));
   c.bits = t.bits;
+  c.fold = t.fold;
   c.nborders = (int)t.borders.size();
   for (int i = 0; i < c.nborders; ++i) {
     const float s = (float)t.borders[i];
@@ -39,6 +40,10 @@ FewbitCodec fewbit_codec(const FewbitTable& t) {
 namespace {
 
 inline uint32_t code_of(const FewbitCodec& c, float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u &= c.fold ? 0x7fffffffu : 0xffffffffu;  // |x| when folded, branch-free
+  std::memcpy(&x, &u, 4);
   int acc = 0;
   for (int i = 0; i < c.nborders; ++i) acc += c.steps[i] & -(int)(x > c.borders[i]);  // branch-free
   return (uint32_t)acc;

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { CliError, emit, intOption, withCommon } from './common.js';
 import { FEWBIT_FUNCTIONS, table, type FewbitBits, type FewbitFn, type FewbitOptions } from '../fewbit.js';
 
-export interface FewbitCliOptions { bits: number; domain?: string; weight?: string; grid?: number; json?: boolean }
+export interface FewbitCliOptions { bits: number; domain?: string; weight?: string; grid?: number; fold?: boolean; json?: boolean }
 
 /** The command's result object (also used by tests in-process). */
 export function fewbitResult(fn: string, o: FewbitCliOptions): Record<string, unknown> {
@@ -27,10 +27,16 @@ export function fewbitResult(fn: string, o: FewbitCliOptions): Record<string, un
     if (o.grid < 16 || o.grid > 16384) throw new CliError(`--grid must be 16..16384, got '${o.grid}'`);
     opts.grid = o.grid;
   }
-  const t = table(fn as FewbitFn, o.bits as FewbitBits, opts);
+  if (o.fold) opts.fold = true;
+  let t;
+  try {
+    t = table(fn as FewbitFn, o.bits as FewbitBits, opts);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
   return {
     fn: t.fn, bits: t.bits, borders: t.borders, levels: t.levels, error: t.error,
-    domain: t.domain, weight: t.weight, exact: t.exact, steps: t.steps, grid: t.grid,
+    domain: t.domain, weight: t.weight, exact: t.exact, fold: t.fold, steps: t.steps, grid: t.grid,
   };
 }
 
@@ -38,7 +44,7 @@ function human(r: Record<string, unknown>): string {
   const b = r.borders as number[];
   const l = r.levels as number[];
   const d = r.domain as number[];
-  const lines = [`${r.fn} at ${r.bits} bit(s), ${r.weight} weight on [${d[0]}, ${d[1]}]: error ∫(f′−q)²w = ${(r.error as number).toExponential(6)}`];
+  const lines = [`${r.fn} at ${r.bits} bit(s), ${r.weight} weight on [${d[0]}, ${d[1]}]${r.fold ? ', codes of |x|' : ''}: error ∫(f′−q)²w = ${(r.error as number).toExponential(6)}`];
   const steps = r.steps as number[];
   let code = 0;
   for (let i = 0; i <= b.length; i++) {
@@ -59,7 +65,8 @@ export function register(program: Command): void {
       .requiredOption('--bits <k>', 'bits per element, 1-4', intOption('bits'))
       .option('--domain <lo,hi>', 'domain of the objective (default -100,100 uniform, -10,10 normal)')
       .option('--weight <w>', 'uniform | normal', 'uniform')
-      .option('--grid <n>', 'DP grid cells (default 4096)', intOption('grid')),
+      .option('--grid <n>', 'DP grid cells (default 4096)', intOption('grid'))
+      .option('--fold', 'even f′ only: code |x| (all levels on one half-line)'),
   ).action((fn: string, o: FewbitCliOptions) => {
     const r = fewbitResult(fn, o);
     emit(o.json, r, human(r));

@@ -33,6 +33,9 @@ struct FewbitOptions {
   double p0 = __builtin_nan(""), p1 = __builtin_nan("");
   int grid = 0;                      // grid cells for the DP, up to 16384; 0 = default (fewbit_default_grid)
   bool polish = true;                // refine borders off the grid (never makes J worse)
+  // Even f' only (tanh, sigmoid, softsign, tanhshrink): codes bucket |x|, so all 2^b levels serve
+  // one half-line. Borders live on [0, R]; J is still over the whole (symmetric) domain.
+  bool fold = false;
 };
 
 struct FewbitTable {
@@ -41,6 +44,7 @@ struct FewbitTable {
   double lo = 0, hi = 0;
   FewbitWeight weight = FewbitWeight::uniform;
   bool exact = false;                 // f' is piecewise constant: q == f' (error 0)
+  bool fold = false;                  // borders apply to |x|
   std::vector<double> borders;        // inner borders, ascending (2^bits - 1 for solved tables)
   std::vector<int8_t> steps;          // +1 / -1 per border (see code(x) above)
   std::vector<double> levels;         // 2^bits levels, indexed by code
@@ -56,6 +60,7 @@ constexpr int fewbit_default_grid = 4096;  // with polish, J agrees to ~1e-11 fr
 const std::vector<std::string>& fewbit_function_names();
 bool fewbit_is_exact(const std::string& fn);
 bool fewbit_has_function(const std::string& fn);
+bool fewbit_has_even_derivative(const std::string& fn);  // may be folded
 
 // The cached table for (fn, bits, options). Throws std::invalid_argument naming the bad field.
 std::shared_ptr<const FewbitTable> fewbit_table(const std::string& fn, int bits, const FewbitOptions& opt = {});
@@ -88,6 +93,7 @@ struct FewbitCodec {
   // All steps +1 and borders non-decreasing: the code is a count of a prefix, so SIMD may
   // binary-search it (same result as the linear count).
   bool sorted = false;
+  bool fold = false;  // compare |x| (sign bit cleared; NaN stays NaN)
 };
 FewbitCodec fewbit_codec(const FewbitTable& t);
 
