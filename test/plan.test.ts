@@ -494,6 +494,31 @@ describe('plan validation and the binding', () => {
     expect(() => p.run([new Float32Array(24)], [new Float32Array(40)])).toThrow(/released/);
   });
 
+  it('gives bit-identical results for 1, 2 and 3 threads (each output element has one owner)', () => {
+    const M = 97, K = 64, N = 200;
+    const b = new Builder();
+    const x = b.input([M, K]);
+    const h = b.arena([M, N]);
+    const y = b.output([M, N]);
+    b.op(OpKind.linear, [x, b.constant(randf(K * N, 31), [K, N]), b.constant(randf(N, 32), [N])], [h], [M, K, N, 2])
+      .op(OpKind.softmax, [h], [h], [M, N, 0])
+      .op(OpKind.layernorm, [h], [y], [M, N], [1e-5]);
+    const xs = randf(M * K, 33);
+    const outs = [1, 2, 3].map((t) => {
+      const p = b.plan(t);
+      const ys = new Float32Array(M * N);
+      p.run([xs], [ys]);
+      p.setThreads(t === 1 ? 2 : 1);  // and again after resizing the pool
+      const again = new Float32Array(M * N);
+      p.run([xs], [again]);
+      expect(Array.from(again)).toEqual(Array.from(ys));
+      return ys;
+    });
+    expect(Array.from(outs[1])).toEqual(Array.from(outs[0]));
+    expect(Array.from(outs[2])).toEqual(Array.from(outs[0]));
+    expect(outs[0].some((v) => v !== 0)).toBe(true);
+  });
+
   it('profiles per op when asked', () => {
     const b = linear();
     const p = native.createPlan!(b.build(), { threads: 1, profile: true });
