@@ -115,10 +115,15 @@ if (fs.existsSync(refDoc)) {
 } else {
   console.error(`bench/fewbit.js: ${refDoc} missing; skipping the reference comparison`);
 }
-for (const fn of ['gelu', 'silu', 'mish', 'tanh', 'sigmoid', 'hardswish']) {
+for (const fn of ['gelu', 'silu', 'mish', 'tanh', 'sigmoid', 'softsign', 'hardswish']) {
   const row = { fn };
   for (const bits of [1, 2, 3, 4]) row[`b${bits}`] = b.fewbitTable(fn, bits, { weight: 'normal' }).error;
   result.normal.push(row);
+  if (['tanh', 'sigmoid', 'softsign'].includes(fn)) {
+    const f = { fn: `${fn} (fold: codes of abs x)` };
+    for (const bits of [1, 2, 3, 4]) f[`b${bits}`] = b.fewbitTable(fn, bits, { weight: 'normal', fold: true }).error;
+    result.normal.push(f);
+  }
 }
 
 if (JSON_OUT) {
