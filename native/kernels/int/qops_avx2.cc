@@ -92,81 +92,79 @@ static inline __m256i div_small_avx2(__m256i u, __m256i M) {
 
 void softmax_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
                      const SoftmaxParams& p, uint8_t* y) {
-  std::vector<int32_t> zb(D + 8), eb(D + 8);
+  // scratch rows padded to a multiple of 8: the ragged tail runs as one masked vector, not scalar code
+  const int64_t Dv = (D + 7) / 8 * 8, rem = D - (Dv - 8);
+  std::vector<int32_t> zb(Dv), eb(Dv);
   int32_t* z = zb.data();
   int32_t* e = eb.data();
   const __m128i ps = _mm_cvtsi32_si128(p.pre_shift);
   const uint32_t Mdiv = (uint32_t)((uint64_t(1) << 32) / (uint64_t)p.L + 1);
   const __m256i Mv = _mm256_set1_epi32((int)Mdiv), Lv = _mm256_set1_epi32(p.L), qbv = _mm256_set1_epi32(p.qb),
-                qcv = _mm256_set1_epi32(p.qc), imax = _mm256_set1_epi32(INT32_MAX);
+                qcv = _mm256_set1_epi32(p.qc), imax = _mm256_set1_epi32(INT32_MAX), imin = _mm256_set1_epi32(INT32_MIN);
+  const __m256i tailmask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   const int32_t dmin = -31 * p.L;
+  // exps are ≤ poly(0) = qb² + qc: int32 lane sums are exact when Dv/8 of them fit
+  const bool sum32 = ((int64_t)p.qb * p.qb + p.qc) * (Dv / 8) < (int64_t(1) << 31);
   for (int64_t r = 0; r < rows; ++r) {
     const int32_t* xr = x + r * D;
     const int32_t* tr = table ? table + (r % table_rows) * D : nullptr;
-    __m256i mxv = _mm256_set1_epi32(INT32_MIN);
-    int64_t i = 0;
-    for (; i + 8 <= D; i += 8) {
-      __m256i v = _mm256_loadu_si256((const __m256i*)(xr + i));
+    __m256i mxv = imin;
+    for (int64_t i = 0; i < Dv; i += 8) {
+      const bool last = i + 8 > D;
+      __m256i v = last ? _mm256_maskload_epi32(xr + i, tailmask) : _mm256_loadu_si256((const __m256i*)(xr + i));
       if (tr) {  // saturating int32 add
-        const __m256i t = _mm256_loadu_si256((const __m256i*)(tr + i));
+        const __m256i t = last ? _mm256_maskload_epi32(tr + i, tailmask) : _mm256_loadu_si256((const __m256i*)(tr + i));
         const __m256i s = _mm256_add_epi32(v, t);
         const __m256i ov = _mm256_srai_epi32(_mm256_andnot_si256(_mm256_xor_si256(v, t), _mm256_xor_si256(v, s)), 31);
         const __m256i sat = _mm256_xor_si256(_mm256_srai_epi32(v, 31), imax);
         v = _mm256_blendv_epi8(s, sat, ov);
       }
       v = _mm256_sra_epi32(v, ps);
+      if (last) v = _mm256_blendv_epi8(imin, v, tailmask);
       _mm256_storeu_si256((__m256i*)(z + i), v);
       mxv = _mm256_max_epi32(mxv, v);
     }
-    alignas(32) int32_t mm[8];
-    _mm256_store_si256((__m256i*)mm, mxv);
-    int32_t mx = *std::max_element(mm, mm + 8);
-    for (; i < D; ++i) {
-      int64_t v = (int64_t)xr[i] + (tr ? tr[i] : 0);
-      v = v < INT32_MIN ? INT32_MIN : v > INT32_MAX ? INT32_MAX : v;
-      z[i] = (int32_t)v >> p.pre_shift;
-      mx = std::max(mx, z[i]);
-    }
+    __m128i m4 = _mm_max_epi32(_mm256_castsi256_si128(mxv), _mm256_extracti128_si256(mxv, 1));
+    m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
+    m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0xB1));
+    const int32_t mx = _mm_cvtsi128_si32(m4);
     // z' = max(z, mx + dmin) keeps z − mx inside int32 and equals the scalar clamp of d at dmin
     const int32_t thr = (int32_t)std::max<int64_t>(INT32_MIN, (int64_t)mx + dmin);
     const __m256i mxb = _mm256_set1_epi32(mx), thrv = _mm256_set1_epi32(thr);
     __m256i sumv = _mm256_setzero_si256();
-    i = 0;
-    for (; i + 8 <= D; i += 8) {
+    for (int64_t i = 0; i < Dv; i += 8) {
       const __m256i d = _mm256_sub_epi32(_mm256_max_epi32(_mm256_loadu_si256((const __m256i*)(z + i)), thrv), mxb);
       const __m256i qn = div_small_avx2(_mm256_sub_epi32(_mm256_setzero_si256(), d), Mv);
       const __m256i rr = _mm256_add_epi32(d, _mm256_mullo_epi32(qn, Lv));
       const __m256i t = _mm256_add_epi32(rr, qbv);
       const __m256i poly = _mm256_add_epi32(_mm256_mullo_epi32(t, t), qcv);
-      const __m256i ex = _mm256_srlv_epi32(poly, qn);  // qn ≤ 31 and poly < 2^31: qn = 31 gives 0
+      __m256i ex = _mm256_srlv_epi32(poly, qn);  // qn ≤ 31 and poly < 2^31: qn = 31 gives 0
+      if (i + 8 > D) ex = _mm256_and_si256(ex, tailmask);
       _mm256_storeu_si256((__m256i*)(e + i), ex);
-      sumv = _mm256_add_epi64(sumv, _mm256_cvtepu32_epi64(_mm256_castsi256_si128(ex)));
-      sumv = _mm256_add_epi64(sumv, _mm256_cvtepu32_epi64(_mm256_extracti128_si256(ex, 1)));
+      if (sum32) sumv = _mm256_add_epi32(sumv, ex);
+      else {
+        sumv = _mm256_add_epi64(sumv, _mm256_cvtepu32_epi64(_mm256_castsi256_si128(ex)));
+        sumv = _mm256_add_epi64(sumv, _mm256_cvtepu32_epi64(_mm256_extracti128_si256(ex, 1)));
+      }
     }
-    int64_t sum = (int64_t)hsum_epi64_avx2(sumv);
-    for (; i < D; ++i) {
-      int64_t d = (int64_t)z[i] - mx;
-      int32_t di = (int32_t)std::max<int64_t>(d, dmin);
-      int32_t qn = (int32_t)(((uint64_t)(uint32_t)(-di) * Mdiv) >> 32);  // = (−di) / L exactly (see div_small_avx2)
-      int32_t t = di + qn * p.L + p.qb;
-      int32_t poly = t * t + p.qc;
-      e[i] = qn >= 31 ? 0 : poly >> qn;
-      sum += e[i];
-    }
+    if (sum32)
+      sumv = _mm256_add_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(sumv)),
+                              _mm256_cvtepu32_epi64(_mm256_extracti128_si256(sumv, 1)));
+    const int64_t sum = (int64_t)hsum_epi64_avx2(sumv);
     const int sh = softmax_sum_shift(sum);
     const uint32_t f = (uint32_t)((uint64_t(1) << 31) / (uint64_t)(sum >> sh));
     const __m128i shv = _mm_cvtsi32_si128(sh);
     const __m256i fv = _mm256_set1_epi32((int)f), rnd = _mm256_set1_epi32(1 << 22), c255 = _mm256_set1_epi32(255);
     uint8_t* yr = y + r * D;
-    i = 0;
-    for (; i + 8 <= D; i += 8) {
+    for (int64_t i = 0; i < Dv; i += 8) {
       __m256i o = _mm256_mullo_epi32(_mm256_srl_epi32(_mm256_loadu_si256((const __m256i*)(e + i)), shv), fv);
       o = _mm256_min_epu32(_mm256_srli_epi32(_mm256_add_epi32(o, rnd), 23), c255);
-      store8(QType::u8, yr + i, o);
-    }
-    for (; i < D; ++i) {
-      uint32_t o = ((uint32_t)(e[i] >> sh) * f + (1u << 22)) >> 23;
-      yr[i] = (uint8_t)std::min<uint32_t>(o, 255);
+      if (i + 8 <= D) store8(QType::u8, yr + i, o);
+      else {
+        alignas(16) uint8_t tmp[8];
+        store8(QType::u8, tmp, o);
+        std::memcpy(yr + i, tmp, (size_t)rem);
+      }
     }
   }
 }
