@@ -41,8 +41,8 @@ export function register(program: Command): void {
     .option('--max-body-mb <mb>', 'largest request body (413 beyond)', nonNegNumber('max-body-mb'), 16)
     .option('--isa <isa>', 'kernel set: auto | scalar | avx2')
     .option('--engine <engine>', 'swinq, or onnxruntime (a baseline; needs onnxruntime-node)', 'swinq')
-    .option('--no-pad-batches', 'run merged batches at their exact size instead of padding to a power of two')
-    .option('--no-warmup', 'skip compiling the padded batch sizes before listening')
+    .option('--no-pad-batches', 'run merged batches at their exact size instead of trimming/padding to bucket sizes')
+    .option('--no-warmup', 'skip compiling the bucket sizes before listening')
     .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
     .option('--drain-timeout-s <s>', 'on SIGTERM, longest wait for in-flight requests', nonNegNumber('drain-timeout-s'), 30)
     .action(async (paths: string[], o: ServeCliOptions) => {

@@ -116,6 +116,19 @@ export class Batcher {
         i++;
       }
     }
+    // Run a bucket's worth of rows rather than pad: trailing requests that take the total past the
+    // largest bucket it reaches go back to the front of the queue and lead the next run.
+    if (this.opts.buckets && batch.length > 1) {
+      let floor = 0;
+      for (const b of this.opts.buckets) if (b <= rows) floor = b;
+      const back: Pending[] = [];
+      while (batch.length > 1 && rows - batch[batch.length - 1].rows >= floor && rows > floor) {
+        const p = batch.pop()!;
+        rows -= p.rows;
+        back.unshift(p);
+      }
+      this.queue.unshift(...back);
+    }
     return batch;
   }
 
@@ -228,10 +241,16 @@ export function padRows(feeds: Feeds, extra: number): Feeds {
   return out;
 }
 
-/** Powers of two below maxBatch, and maxBatch. */
-export function pow2Buckets(maxBatch: number): number[] {
-  const b: number[] = [];
-  for (let x = 1; x < maxBatch; x *= 2) b.push(x);
-  b.push(maxBatch);
-  return b;
+/**
+ * Batch sizes to pad to: powers of two and their midpoints (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, …) below
+ * maxBatch, and maxBatch: under a third of a run is padding, and few enough plans for the session's plan cache.
+ */
+export function defaultBuckets(maxBatch: number): number[] {
+  const b = new Set<number>();
+  for (let x = 1; x < maxBatch; x *= 2) {
+    b.add(x);
+    if (x >= 2 && x + x / 2 < maxBatch) b.add(x + x / 2);
+  }
+  b.add(maxBatch);
+  return [...b].sort((a, c) => a - c);
 }

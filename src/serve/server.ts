@@ -2,7 +2,7 @@
 // Prometheus metrics at /metrics. Errors are JSON `{"error": "..."}` as the protocol specifies.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino from 'pino';
-import { Batcher, QueueFullError, pow2Buckets, type Feeds, type Outputs, type Runner } from './batcher.js';
+import { Batcher, QueueFullError, defaultBuckets, type Feeds, type Outputs, type Runner } from './batcher.js';
 import { ServeMetrics } from './metrics.js';
 import { isBatchable, type ServedModel } from './models.js';
 import {
@@ -21,7 +21,7 @@ export interface ServeOptions {
   logLevel?: string;
   /** process metrics (CPU, heap, event-loop lag) in /metrics */
   defaultMetrics?: boolean;
-  /** pad merged runs to power-of-two row counts so few plans are compiled (default true) */
+  /** pad merged runs to a few row counts (defaultBuckets) so few plans are compiled (default true) */
   padBatches?: boolean;
   /** before listening, run every padded batch size once so no request pays for a plan compile (default true) */
   warmup?: boolean;
@@ -100,7 +100,7 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
     if (models.has(m.name)) throw new Error(`model name '${m.name}' is used twice`);
     const runner = makeRunner(m);
     const batchable = isBatchable(m);
-    const buckets = opts.padBatches === false ? undefined : pow2Buckets(maxBatch);
+    const buckets = opts.padBatches === false ? undefined : defaultBuckets(maxBatch);
     if (opts.warmup !== false && batchable) await warmup(m, runner, buckets ?? [1], logger);
     const batcher = new Batcher(runner, { maxBatch, maxDelayMs, maxQueue, batchable, buckets }, {
       onRun: (rows, requests, ms, ok) => {
