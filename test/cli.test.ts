@@ -27,8 +27,8 @@ function requireShared(): void {
 }
 
 interface Res { code: number | null; stdout: string; stderr: string; json?: Record<string, unknown> }
-function swinq(args: string[], timeout = 120_000): Res {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout, env: { ...process.env, SWINQ_DEBUG: '' } });
+function swinq(args: string[], timeout = 120_000, env: Record<string, string> = {}): Res {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout, env: { ...process.env, SWINQ_DEBUG: '', ...env } });
   const res: Res = { code: r.status, stdout: r.stdout, stderr: r.stderr };
   const last = r.stdout.trim().split('\n').pop() ?? '';
   if (args.includes('--json') && last.startsWith('{')) res.json = JSON.parse(last);
@@ -136,6 +136,8 @@ describe('cli plumbing', () => {
       const [name, ...rest] = cmd;
       expectOneLineError(swinq([name, path.join(tmp, 'missing.onnx'), ...rest, '--json']), /missing\.onnx: no such model file/);
     }
+    expectOneLineError(swinq(['bench', TINY, '--json'], 60_000, { SWINQ_ONNXRUNTIME: 'onnxruntime-node-missing' }),
+      /onnxruntime-node is not installed \(needed by `swinq bench` for the comparison\); install it with `npm install onnxruntime-node`/);
     const garbage = path.join(tmp, 'garbage.onnx');
     fs.writeFileSync(garbage, Buffer.from('this is not a protobuf at all \xff\xff\xff\xff'));
     expectOneLineError(swinq(['bench', garbage, '--json']), /garbage\.onnx: not a valid ONNX model/);

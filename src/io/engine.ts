@@ -29,13 +29,15 @@ let ortModule: any;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function loadOnnxruntime(purpose: string): Promise<any> {
   if (ortModule) return ortModule;
+  // SWINQ_ONNXRUNTIME: another specifier or path for the module (default onnxruntime-node).
+  const spec = process.env.SWINQ_ONNXRUNTIME || 'onnxruntime-node';
   try {
-    const m = await import('onnxruntime-node');
+    const m = await import(spec);
     ortModule = m.default ?? m;
     if (!ortModule.InferenceSession) ortModule = m;
     return ortModule;
   } catch (e) {
-    throw new Error(`onnxruntime-node is not installed (needed ${purpose}); install it with \`npm install onnxruntime-node\` (${(e as Error).message.split('\n')[0]})`);
+    throw new Error(`onnxruntime-node is not installed (needed ${purpose}); install it with \`npm install onnxruntime-node\` (import '${spec}': ${(e as Error).message.split('\n')[0]})`);
   }
 }
 
