@@ -183,12 +183,20 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
       const offs: number[] = [];
       let a2 = 0;
       for (const t of v.srcs) { offs.push(a2); a2 += numel(tensors[t].dims); }
-      for (let q = 0; q < n; q++) {
-        const inner = v.map ? v.map[q] : q;
-        if (inner < 0) { virt[off + q] = -1; continue; }
-        let z = offs.length - 1;
-        while (z > 0 && offs[z] > inner) z--;
-        virt[off + q] = srcOff.get(v.srcs[z])! + inner - offs[z];
+      if (v.srcs.length === 1) {
+        const add = srcOff.get(v.srcs[0])!;
+        const vm = v.map;
+        if (vm) for (let q = 0; q < n; q++) { const inner = vm[q]; virt[off + q] = inner < 0 ? -1 : inner + add; }
+        else for (let q = 0; q < n; q++) virt[off + q] = q + add;
+      } else {
+        const base = v.srcs.map((t, z) => srcOff.get(t)! - offs[z]);
+        for (let q = 0; q < n; q++) {
+          const inner = v.map ? v.map[q] : q;
+          if (inner < 0) { virt[off + q] = -1; continue; }
+          let z = offs.length - 1;
+          while (z > 0 && offs[z] > inner) z--;
+          virt[off + q] = base[z] + inner;
+        }
       }
       off += n;
     }

@@ -458,15 +458,23 @@ function fuseResidualThroughMoves(c: Ctx): void {
         const src = data.map((d) => maps.get(m.inputs[d]));
         const sizes = data.map((d) => numel(c.info(m.inputs[d]).dims));
         if (mm.map === null && data.length === 1) { maps.set(m.outputs[k], src[0] ?? null); return; }
-        const out = new Int32Array(numel(mm.dims));
-        for (let q = 0; q < out.length; q++) {
-          let j = mm.map ? mm.map[q] : q;
-          if (j < 0) { out[q] = -1; continue; }
-          let i = 0;
-          while (j >= sizes[i]) j -= sizes[i++];
-          const sm = src[i];
-          out[q] = sm ? sm[j] : j;
+        // lay the inputs' maps end to end, then one gather
+        let virt: Int32Array;
+        if (data.length === 1 && src[0]) virt = src[0];
+        else {
+          virt = new Int32Array(sizes.reduce((a, b) => a + b, 0));
+          let off = 0;
+          data.forEach((_, i) => {
+            const sm = src[i];
+            if (sm) virt.set(sm, off);
+            else for (let q = 0; q < sizes[i]; q++) virt[off + q] = q;
+            off += sizes[i];
+          });
         }
+        const mmap = mm.map;
+        const out = new Int32Array(numel(mm.dims));
+        if (mmap) for (let q = 0; q < out.length; q++) { const j = mmap[q]; out[q] = j < 0 ? -1 : virt[j]; }
+        else out.set(virt.subarray(0, out.length));
         maps.set(m.outputs[k], out);
       });
     }
