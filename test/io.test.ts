@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeNpy, parseNpy, readNpy, writeNpy, type NpyData, type NpyDType } from '../src/io/npy.js';
 import { encodeIdx, loadLabelledImages, normalizedImages, parseIdx, readIdx } from '../src/io/idx.js';
@@ -204,6 +205,21 @@ describe('idx', () => {
     expect(() => loadLabelledImages(dir, 'test')).toThrow(/t10k-labels-idx1-ubyte: expected uint8 labels \[N\], got uint8 \[5, 1\]/);
     expect(() => loadLabelledImages(path.join(tmp, 'nodir'), 'test')).toThrow(/nodir: no such data directory/);
     expect(() => loadLabelledImages(dir, 'val' as never)).toThrow(/split must be 'test' or 'train'/);
+  });
+});
+
+describe('Fashion-MNIST (shared data)', () => {
+  it('loads both splits: 28×28 uint8 images, 1000 (test) / 6000 (train) labels per class', () => {
+    const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'data', 'fashion-mnist');
+    if (!fs.existsSync(dir)) throw new Error(`shared data not found at ${dir} (expected ../shared relative to the repo root)`);
+    for (const [split, count] of [['test', 10000], ['train', 60000]] as const) {
+      const ds = loadLabelledImages(dir, split);
+      expect([ds.count, ds.height, ds.width]).toEqual([count, 28, 28]);
+      expect(ds.images.length).toBe(count * 784);
+      const hist = new Array(10).fill(0);
+      for (const l of ds.labels) hist[l]++;
+      expect(hist).toEqual(new Array(10).fill(count / 10));
+    }
   });
 });
 
