@@ -10,8 +10,55 @@
 namespace swinq {
 namespace f32 {
 
+namespace {
+// Rows of D = 16, 32, 48, 64 or 96 elements (Swin-like widths; others take the generic loop):
+// the row is loaded once into registers for the mean, the variance and the output.
+template <int NV>
+void layernorm_rows_reg(const float* x, const float* gamma, const float* beta, float* y, float eps, int64_t r0,
+                        int64_t r1) {
+  const float inv_d = 1.0f / (float)(NV * 8);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * NV * 8;
+    float* yr = y + r * NV * 8;
+    __m256 v[NV];
+    __m256 s = _mm256_setzero_ps();
+#pragma GCC unroll 16
+    for (int i = 0; i < NV; ++i) {
+      v[i] = _mm256_loadu_ps(xr + i * 8);
+      s = _mm256_add_ps(s, v[i]);
+    }
+    const float mean = v8::hsum(s) * inv_d;
+    const __m256 mv = _mm256_set1_ps(mean);
+    __m256 q = _mm256_setzero_ps();
+#pragma GCC unroll 16
+    for (int i = 0; i < NV; ++i) {
+      v[i] = _mm256_sub_ps(v[i], mv);
+      q = _mm256_fmadd_ps(v[i], v[i], q);
+    }
+    const __m256 rv = _mm256_set1_ps(1.0f / std::sqrt(v8::hsum(q) * inv_d + eps));
+#pragma GCC unroll 16
+    for (int i = 0; i < NV; ++i) {
+      __m256 o = _mm256_mul_ps(v[i], rv);
+      if (gamma) o = _mm256_mul_ps(o, _mm256_loadu_ps(gamma + i * 8));
+      if (beta) o = _mm256_add_ps(o, _mm256_loadu_ps(beta + i * 8));
+      _mm256_storeu_ps(yr + i * 8, o);
+    }
+  }
+}
+}  // namespace
+
 void layernorm_f32_avx2(const float* x, const float* gamma, const float* beta, float* y, int64_t D, float eps,
                         int64_t r0, int64_t r1) {
+  if (D % 8 == 0) {
+    switch (D / 8) {
+      case 2: return layernorm_rows_reg<2>(x, gamma, beta, y, eps, r0, r1);
+      case 4: return layernorm_rows_reg<4>(x, gamma, beta, y, eps, r0, r1);
+      case 6: return layernorm_rows_reg<6>(x, gamma, beta, y, eps, r0, r1);
+      case 8: return layernorm_rows_reg<8>(x, gamma, beta, y, eps, r0, r1);
+      case 12: return layernorm_rows_reg<12>(x, gamma, beta, y, eps, r0, r1);
+      default: break;
+    }
+  }
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * D;
     float* yr = y + r * D;

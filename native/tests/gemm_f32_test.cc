@@ -103,7 +103,7 @@ static void test_matmul() {
 }
 
 static void test_rows() {
-  for (int64_t D : {1, 7, 8, 9, 49, 64, 65, 96, 100}) {
+  for (int64_t D : {1, 7, 8, 9, 16, 48, 49, 64, 65, 96, 100, 192}) {
     const int64_t R = 5;
     auto x = rnd(R * D, 7, -5, 5), g = rnd(D, 8), b = rnd(D, 9), bias = rnd(3 * D, 10);
     std::vector<float> ys(R * D), yv(R * D);
