@@ -1,0 +1,206 @@
+// Calibration driver: runs the fp32 model (onnxruntime-node, with every tensor to quantize added
+// as a graph output) over N training images, feeds the observers, and writes the QDQ model.
+// Pass 1 finds min/max, pass 2 fills the histograms (not needed for minmax), an optional pass 3
+// measures each quantized tensor's SQNR against fp32 (--report).
+import fs from 'node:fs';
+import onnxProto from 'onnx-proto';
+import { loadLabelledImages, normalizedImages } from '../io/idx.js';
+import { loadOnnxruntime } from '../io/engine.js';
+import { resolveNormalization } from '../normalize.js';
+import { METHODS, Sqnr, TensorObserver, quantizeWeightsPerChannel, uint8Params, type Method, type QParams } from './observers.js';
+import { decodeModel, encodeModel, findTargets, writeQdq, type ModelProto, type WeightQ } from './qdq-writer.js';
+
+const { onnx } = onnxProto;
+
+export type GeluChoice = 'keep' | 'igelu' | 'relu';
+export const GELU_CHOICES: readonly GeluChoice[] = ['keep', 'igelu', 'relu'];
+
+export interface CalibrateOptions {
+  data: string;
+  samples: number;
+  method: Method;
+  percentile?: number;
+  gelu?: GeluChoice;
+  out: string;
+  batch?: number;
+  threads?: number;
+  report?: boolean;
+  mean?: number;
+  std?: number;
+  /** Called after each batch of each pass: (done, total) over all passes. */
+  progress?: (done: number, total: number) => void;
+}
+
+export interface TensorReport { name: string; kind: 'activation' | 'weight'; scale: number | string; zeroPoint: number; sqnrDb: number }
+export interface CalibrateResult { out: string; seconds: number; activations: number; weights: number; report?: TensorReport[] }
+
+function toNum(v: unknown): number {
+  return typeof v === 'number' ? v : v && typeof (v as { toNumber?: unknown }).toNumber === 'function' ? (v as { toNumber(): number }).toNumber() : Number(v ?? 0);
+}
+
+function floatInit(t: ModelProto): Float32Array {
+  const n = (t.dims ?? []).map(toNum).reduce((a: number, b: number) => a * b, 1);
+  if (t.rawData && t.rawData.length) {
+    if (t.rawData.length !== n * 4) throw new Error(`initializer '${t.name}': ${t.rawData.length} bytes for ${n} float32 values`);
+    const c = new Uint8Array(t.rawData);
+    return new Float32Array(c.buffer, 0, n);
+  }
+  if ((t.floatData ?? []).length !== n) throw new Error(`initializer '${t.name}': ${(t.floatData ?? []).length} values, expected ${n}`);
+  return Float32Array.from(t.floatData);
+}
+
+function scalarConst(m: ModelProto, name: string): number | undefined {
+  const t = (m.graph.initializer ?? []).find((x: ModelProto) => x.name === name);
+  if (t && t.dataType === 1) { const v = floatInit(t); return v.length === 1 ? v[0] : undefined; }
+  for (const n of m.graph.node) {
+    if (n.opType === 'Constant' && n.output[0] === name) {
+      const a = (n.attribute ?? []).find((x: ModelProto) => x.name === 'value');
+      if (a?.t && a.t.dataType === 1) { const v = floatInit(a.t); return v.length === 1 ? v[0] : undefined; }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * --gelu relu: replaces the erf GELU torch exports (x/√2 → Erf → +1 → ·x → ·0.5, in either
+ * multiplication order) by Relu(x). Returns how many were replaced. (--gelu igelu keeps the graph
+ * and records the choice: the integer lowering runs the I-BERT polynomial.)
+ */
+export function replaceGeluWithRelu(m: ModelProto): number {
+  const g = m.graph;
+  const consumers = new Map<string, ModelProto[]>();
+  for (const n of g.node) for (const i of n.input ?? []) { if (!consumers.has(i)) consumers.set(i, []); consumers.get(i)!.push(n); }
+  const producer = new Map<string, ModelProto>();
+  for (const n of g.node) for (const o of n.output ?? []) producer.set(o, n);
+  const only = (name: string, op: string) => { const c = consumers.get(name) ?? []; return c.length === 1 && c[0].opType === op ? c[0] : null; };
+  const dead = new Set<ModelProto>();
+  let count = 0;
+  for (const erf of g.node) {
+    if (erf.opType !== 'Erf') continue;
+    const div = producer.get(erf.input[0]);
+    if (!div || (div.opType !== 'Div' && div.opType !== 'Mul')) continue;
+    const x = div.input[0];
+    const add = only(erf.output[0], 'Add');
+    if (!add) continue;
+    const mul1 = only(add.output[0], 'Mul');
+    if (!mul1) continue;
+    let last = mul1;
+    let half = false;
+    if (mul1.input.includes(x)) {
+      const mul2 = only(mul1.output[0], 'Mul');
+      if (mul2) {
+        const c = scalarConst(m, mul2.input[0] === mul1.output[0] ? mul2.input[1] : mul2.input[0]);
+        if (c !== undefined && Math.abs(c - 0.5) < 1e-6) { last = mul2; half = true; }
+      }
+    }
+    if (!half) continue; // other shapes of the pattern are left alone
+    for (const n of [div, erf, add, mul1]) dead.add(n);
+    last.opType = 'Relu';
+    last.input = [x];
+    last.attribute = [];
+    last.name = `${last.name}_relu`;
+    count++;
+  }
+  g.node = g.node.filter((n: ModelProto) => !dead.has(n));
+  return count;
+}
+
+/** Adds `names` as extra float graph outputs (onnxruntime then returns the fp32 intermediates). */
+function withOutputs(m: ModelProto, names: string[]): Uint8Array {
+  const c: ModelProto = onnx.ModelProto.decode(encodeModel(m));
+  const have = new Set(c.graph.output.map((o: ModelProto) => o.name));
+  for (const n of names) {
+    if (have.has(n)) continue;
+    c.graph.output.push(onnx.ValueInfoProto.create({ name: n, type: { tensorType: { elemType: 1 } } }));
+  }
+  return encodeModel(c);
+}
+
+export async function calibrate(modelPath: string, opts: CalibrateOptions): Promise<CalibrateResult> {
+  const t0 = performance.now();
+  if (!METHODS.includes(opts.method)) throw new Error(`--method must be one of ${METHODS.join('|')}, got '${opts.method}'`);
+  const gelu = opts.gelu ?? 'keep';
+  if (!GELU_CHOICES.includes(gelu)) throw new Error(`--gelu must be one of ${GELU_CHOICES.join('|')}, got '${gelu}'`);
+  if (!Number.isInteger(opts.samples) || opts.samples < 1) throw new Error(`--samples must be an integer ≥ 1, got ${opts.samples}`);
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(modelPath);
+  } catch (e) {
+    throw new Error(`${modelPath}: cannot read model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const m = decodeModel(bytes, modelPath);
+  const meta: Record<string, string> = {};
+  for (const p of m.metadataProps ?? []) meta[p.key] = p.value;
+  const norm = resolveNormalization({ mean: opts.mean, std: opts.std, metadata: meta, modelPath });
+  const geluReplaced = gelu === 'relu' ? replaceGeluWithRelu(m) : 0;
+  if (gelu === 'relu' && geluReplaced === 0) throw new Error(`${modelPath}: --gelu relu found no erf GELU to replace`);
+  const targets = findTargets(m, modelPath);
+  if (m.graph.input.filter((v: ModelProto) => !(m.graph.initializer ?? []).some((t: ModelProto) => t.name === v.name)).length !== 1) {
+    throw new Error(`${modelPath}: calibration needs a model with one image input`);
+  }
+  const inputName: string = m.graph.input[0].name;
+
+  const ds = loadLabelledImages(opts.data, 'train');
+  if (opts.samples > ds.count) throw new Error(`--samples ${opts.samples} is more than the ${ds.count} images of ${ds.imagesFile}`);
+  const batch = Math.min(opts.batch ?? 32, opts.samples);
+  const ort = await loadOnnxruntime('to run the fp32 model for calibration');
+  const observed = targets.activations.map((a) => a.name);
+  const fetch = observed.filter((n) => n !== inputName);
+  const sess = await ort.InferenceSession.create(withOutputs(m, fetch), {
+    intraOpNumThreads: opts.threads ?? 1, interOpNumThreads: 1, graphOptimizationLevel: 'all',
+  });
+  const obs = new Map(observed.map((n) => [n, new TensorObserver()]));
+  const needHist = opts.method !== 'minmax';
+  const passes = 1 + (needHist ? 1 : 0) + (opts.report ? 1 : 0);
+  const batches = Math.ceil(opts.samples / batch);
+  let done = 0;
+  const run = async (visit: (name: string, data: Float32Array) => void) => {
+    for (let s = 0; s < opts.samples; s += batch) {
+      const b = Math.min(batch, opts.samples - s);
+      const x = normalizedImages(ds, s, b, norm.mean, norm.std);
+      const feeds = { [inputName]: new ort.Tensor('float32', x, [b, 1, ds.height, ds.width]) };
+      const outs = await sess.run(feeds, fetch);
+      for (const n of observed) visit(n, n === inputName ? x : (outs[n].data as Float32Array));
+      opts.progress?.(++done, passes * batches);
+    }
+  };
+  await run((n, d) => obs.get(n)!.observeRange(d, n));
+  if (needHist) await run((n, d) => obs.get(n)!.observeHistogram(d));
+  const params = new Map<string, QParams>();
+  for (const a of targets.activations) {
+    params.set(a.name, a.softmax ? { scale: 1 / 256, zeroPoint: 0 } : uint8Params(obs.get(a.name)!.range(opts.method, opts.percentile ?? 99.99)));
+  }
+  let report: TensorReport[] | undefined;
+  if (opts.report) {
+    const sq = new Map(observed.map((n) => [n, new Sqnr()]));
+    await run((n, d) => sq.get(n)!.add(d, params.get(n)!, 0, 255));
+    report = observed.map((n) => ({ name: n, kind: 'activation' as const, scale: params.get(n)!.scale, zeroPoint: params.get(n)!.zeroPoint, sqnrDb: sq.get(n)!.db }));
+  }
+  await sess.release?.();
+
+  const inits = new Map<string, ModelProto>();
+  for (const t of m.graph.initializer ?? []) inits.set(t.name, t);
+  const wq = new Map<string, WeightQ>();
+  for (const w of targets.weights) {
+    const q = quantizeWeightsPerChannel(floatInit(inits.get(w.name)), w.dims, w.axis);
+    wq.set(w.name, q);
+    report?.push({ name: w.name, kind: 'weight', scale: `per-channel[${q.scales.length}]`, zeroPoint: 0, sqnrDb: q.sqnrDb });
+  }
+  const metadata: Record<string, string> = {
+    'swinq.mean': String(norm.mean),
+    'swinq.std': String(norm.std),
+    'swinq.quant.method': opts.method,
+    'swinq.quant.samples': String(opts.samples),
+    'swinq.quant.gelu': gelu,
+    'swinq.quant.activations': 'uint8 per-tensor asymmetric (MatMul/Gemm/Conv inputs); softmax outputs scale 1/256 zero point 0',
+    'swinq.quant.weights': 'int8 symmetric per-channel [-127,127]',
+  };
+  if (opts.method === 'percentile') metadata['swinq.quant.percentile'] = String(opts.percentile ?? 99.99);
+  writeQdq(m, targets, params, wq, metadata);
+  try {
+    fs.writeFileSync(opts.out, encodeModel(m));
+  } catch (e) {
+    throw new Error(`${opts.out}: cannot write the QDQ model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return { out: opts.out, seconds: (performance.now() - t0) / 1000, activations: targets.activations.length, weights: targets.weights.length, report };
+}
