@@ -47,8 +47,9 @@ async function evaluate(model: string, opts: EvalOptions): Promise<void> {
   }
   const inp = info.inputs[0];
   if (inp.dtype !== 'float32') throw new CliError(`input '${inp.name}' is ${inp.dtype}; eval feeds float32 images`);
+  const notes: string[] = [];
   if (typeof inp.dims?.[0] === 'number' && inp.dims[0] !== opts.batch) {
-    log(`note: input '${inp.name}' has a fixed batch of ${inp.dims[0]}; using --batch ${inp.dims[0]}`);
+    notes.push(`note: input '${inp.name}' has a fixed batch of ${inp.dims[0]}; using --batch ${inp.dims[0]}`);
     opts.batch = inp.dims[0];
   }
   const norm = resolveNormalization({ mean: opts.mean, std: opts.std, metadata: info.metadata, modelPath: model });
@@ -56,6 +57,7 @@ async function evaluate(model: string, opts: EvalOptions): Promise<void> {
   const n = Math.min(ds.count, opts.limit ?? ds.count);
   imageBatchDims(inp, opts.batch, ds.height, ds.width, ds.imagesFile); // shape check before loading the model
   // Logged only once the inputs are known good, so a bad flag or file gives a one-line error.
+  notes.forEach(log);
   log(describeNormalization(norm));
   log(`data: ${ds.imagesFile}: ${n} of ${ds.count} images ${ds.height}×${ds.width}, batch ${opts.batch}`);
 
