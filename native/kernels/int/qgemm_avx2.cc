@@ -264,31 +264,49 @@ static inline void gemm_u8s16_s32_4x16_asm_avx2(const uint8_t* a, int64_t lda, c
   }
 }
 
-static inline void epilogue(const GemmCtx& c, int64_t m, int mr, int64_t p, __m256i acc[4][2], const int32_t* rowsum) {
-  const PackedB& B = *c.B;
-  const GemmEpilogue& ep = *c.ep;
-  const int64_t n0 = p * 16;
-  const int ncols = (int)std::min<int64_t>(16, B.N - n0);
-  const __m256i bias0 = _mm256_loadu_si256((const __m256i*)(c.bias_eff + n0));
-  const __m256i bias1 = _mm256_loadu_si256((const __m256i*)(c.bias_eff + n0 + 8));
-  __m256i m0v = bias0, m1v = bias0, s0v = bias0, s1v = bias0, lo = bias0, hi = bias0, zp = bias0;
-  __m256i lo32 = bias0, hi32 = bias0;
-  Rq8Fast f0{}, f1{};
-  if (ep.out != QType::s32) {
-    m0v = _mm256_loadu_si256((const __m256i*)(c.mult + n0));
-    m1v = _mm256_loadu_si256((const __m256i*)(c.mult + n0 + 8));
-    s0v = _mm256_loadu_si256((const __m256i*)(c.shift + n0));
-    s1v = _mm256_loadu_si256((const __m256i*)(c.shift + n0 + 8));
-    lo = _mm256_set1_epi64x(c.lo);
-    hi = _mm256_set1_epi64x(c.hi);
-    zp = _mm256_set1_epi32(ep.rq.zero_point);
-    lo32 = _mm256_set1_epi32(c.lo);
-    hi32 = _mm256_set1_epi32(c.hi);
+// Per-panel epilogue constants, prepared once per 16-column panel rather than per 4-row tile.
+struct PanelEp {
+  __m256i bias0, bias1, m0v, m1v, s0v, s1v, lo, hi, zp, lo32, hi32;
+  Rq8Fast f0, f1;
+  int64_t n0;
+  int ncols;
+};
+
+static inline PanelEp panel_ep(const GemmCtx& c, int64_t p) {
+  const PanelEp z{};
+  PanelEp e = z;
+  e.n0 = p * 16;
+  e.ncols = (int)std::min<int64_t>(16, c.B->N - e.n0);
+  e.bias0 = _mm256_loadu_si256((const __m256i*)(c.bias_eff + e.n0));
+  e.bias1 = _mm256_loadu_si256((const __m256i*)(c.bias_eff + e.n0 + 8));
+  if (c.ep->out != QType::s32) {
+    e.m0v = _mm256_loadu_si256((const __m256i*)(c.mult + e.n0));
+    e.m1v = _mm256_loadu_si256((const __m256i*)(c.mult + e.n0 + 8));
+    e.s0v = _mm256_loadu_si256((const __m256i*)(c.shift + e.n0));
+    e.s1v = _mm256_loadu_si256((const __m256i*)(c.shift + e.n0 + 8));
+    e.lo = _mm256_set1_epi64x(c.lo);
+    e.hi = _mm256_set1_epi64x(c.hi);
+    e.zp = _mm256_set1_epi32(c.ep->rq.zero_point);
+    e.lo32 = _mm256_set1_epi32(c.lo);
+    e.hi32 = _mm256_set1_epi32(c.hi);
     if (c.shifts_ge32) {
-      f0 = rq8_fast_prepare(m0v, s0v);
-      f1 = rq8_fast_prepare(m1v, s1v);
+      e.f0 = rq8_fast_prepare(e.m0v, e.s0v);
+      e.f1 = rq8_fast_prepare(e.m1v, e.s1v);
     }
   }
+  return e;
+}
+
+static inline void epilogue(const GemmCtx& c, int64_t m, int mr, const PanelEp& pe, __m256i acc[4][2],
+                            const int32_t* rowsum) {
+  const PackedB& B = *c.B;
+  const GemmEpilogue& ep = *c.ep;
+  const int64_t n0 = pe.n0;
+  const int ncols = pe.ncols;
+  const __m256i bias0 = pe.bias0, bias1 = pe.bias1, m0v = pe.m0v, m1v = pe.m1v, s0v = pe.s0v, s1v = pe.s1v,
+                lo = pe.lo, hi = pe.hi, zp = pe.zp, lo32 = pe.lo32, hi32 = pe.hi32;
+  const Rq8Fast& f0 = pe.f0;
+  const Rq8Fast& f1 = pe.f1;
   alignas(32) uint8_t tmp[64];
   for (int r = 0; r < mr; ++r) {
     __m256i v0 = _mm256_add_epi32(acc[r][0], bias0), v1 = _mm256_add_epi32(acc[r][1], bias1);
@@ -344,7 +362,7 @@ static inline void epilogue(const GemmCtx& c, int64_t m, int mr, int64_t p, __m2
 }
 
 template <int MR>
-static inline void tile(const GemmCtx& c, int64_t m, int64_t p, const int32_t* rowsum) {
+static inline void tile(const GemmCtx& c, int64_t m, int64_t p, const PanelEp& pe, const int32_t* rowsum) {
   const PackedB& B = *c.B;
   __m256i acc[4][2];
   const uint8_t* a = c.A + m * c.lda;
@@ -352,7 +370,7 @@ static inline void tile(const GemmCtx& c, int64_t m, int64_t p, const int32_t* r
   else if (B.maddubs_safe) gemm_u8s8_s32_4x16_avx2<MR>(a, c.lda, B.b8.data() + p * (B.Kp / 4) * 64, B.K, acc);
   else if (MR == 4) gemm_u8s16_s32_4x16_asm_avx2(a, c.lda, B.b16.data() + p * (B.Kp / 2) * 32, B.K, acc);
   else gemm_u8s16_s32_4x16_avx2<MR>(a, c.lda, B.b16.data() + p * (B.Kp / 2) * 32, B.K, acc);
-  epilogue(c, m, MR, p, acc, rowsum);
+  epilogue(c, m, MR, pe, acc, rowsum);
 }
 
 void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
@@ -362,18 +380,20 @@ void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_
   int32_t rowsum[4] = {0, 0, 0, 0};
   for (int64_t mb = m0; mb < m1; mb += mc) {
     const int64_t me = std::min(m1, mb + mc);
-    for (int64_t p = p0; p < p1; ++p)
+    for (int64_t p = p0; p < p1; ++p) {
+      const PanelEp pe = panel_ep(c, p);
       for (int64_t m = mb; m < me; m += 4) {
         const int mr = (int)std::min<int64_t>(4, me - m);
         if (B.w_zero_point)
           for (int r = 0; r < mr; ++r) rowsum[r] = (int32_t)rowsum_u8_avx2(c.A + (m + r) * c.lda, B.K);
         switch (mr) {
-          case 4: tile<4>(c, m, p, rowsum); break;
-          case 3: tile<3>(c, m, p, rowsum); break;
-          case 2: tile<2>(c, m, p, rowsum); break;
-          default: tile<1>(c, m, p, rowsum); break;
+          case 4: tile<4>(c, m, p, pe, rowsum); break;
+          case 3: tile<3>(c, m, p, pe, rowsum); break;
+          case 2: tile<2>(c, m, p, pe, rowsum); break;
+          default: tile<1>(c, m, p, pe, rowsum); break;
         }
       }
+    }
   }
 }
 
