@@ -10,6 +10,30 @@
 namespace swinq {
 namespace f32 {
 
+namespace {
+// dst[t*kGemmNr + i] = alpha·src[i*lds + t] for i, t < 8.
+inline void transpose8x8(const float* src, int64_t lds, float* dst, __m256 alpha) {
+  __m256 r[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_mul_ps(alpha, _mm256_loadu_ps(src + i * lds));
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst + 0 * kGemmNr, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + 1 * kGemmNr, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * kGemmNr, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * kGemmNr, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * kGemmNr, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * kGemmNr, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * kGemmNr, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * kGemmNr, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+}  // namespace
+
 void matmul_f32_avx2(const MatmulArgs& a, int64_t t0, int64_t t1) {
   const int64_t M = a.M, K = a.K, N = a.N;
   if (M == 0 || N == 0) return;
@@ -43,9 +67,13 @@ void matmul_f32_avx2(const MatmulArgs& a, int64_t t0, int64_t t1) {
         } else {
           for (int64_t k = 0; k < K; ++k)
             for (int64_t j = nn; j < kGemmNr; ++j) pp[k * kGemmNr + j] = 0.0f;
+          // 8x8 blocks by register transpose, the ragged edges element by element
+          const int64_t j8 = nn / 8 * 8, k8 = K / 8 * 8;
+          for (int64_t jb = 0; jb < j8; jb += 8)
+            for (int64_t kb = 0; kb < k8; kb += 8) transpose8x8(B + (n0 + jb) * K + kb, K, pp + kb * kGemmNr + jb, al);
           for (int64_t j = 0; j < nn; ++j) {
             const float* br = B + (n0 + j) * K;
-            for (int64_t k = 0; k < K; ++k) pp[k * kGemmNr + j] = a.alpha * br[k];
+            for (int64_t k = j < j8 ? k8 : 0; k < K; ++k) pp[k * kGemmNr + j] = a.alpha * br[k];
           }
         }
       }
