@@ -5,6 +5,7 @@
 // separates server bugs from engine bugs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -302,6 +303,23 @@ describe('endpoints', () => {
     r = await post(Buffer.concat([head2, bin]), String(head2.length));
     expect(r.status).toBe(400);
     expect(r.json().error).toMatch(/input 'x': binary_data_size is 28 bytes, shape \[1,8\] × FP32 needs 32/);
+  });
+
+  it('closes connections beyond --max-connections at once', async () => {
+    const small = await serve([tiny], { maxConnections: 2, warmup: false });
+    const port = small.port;
+    const open = (): Promise<net.Socket> => new Promise((res, rej) => { const c = net.connect(port, '127.0.0.1', () => res(c)); c.on('error', rej); });
+    const held = [await open(), await open()];
+    await new Promise((r) => setTimeout(r, 50));
+    const third = await open();
+    const closed = await new Promise<boolean>((res) => {
+      third.on('close', () => res(true));
+      setTimeout(() => res(false), 5000);
+    });
+    expect(closed).toBe(true);
+    for (const c of held) c.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await http(`${small.url}/v2/health/live`, { headers: { connection: 'close' } })).status).toBe(200);
   });
 
   it('answers 413 past --max-body-mb', async () => {

@@ -10,6 +10,7 @@ interface ServeCliOptions {
   maxDelayMs: number;
   maxQueue: number;
   maxBodyMb: number;
+  maxConnections: number;
   logLevel: string;
   isa?: 'auto' | 'scalar' | 'avx2';
   engine: 'swinq' | 'onnxruntime';
@@ -39,6 +40,7 @@ export function register(program: Command): void {
     .option('--max-delay-ms <ms>', 'longest a request waits for others to batch with', nonNegNumber('max-delay-ms'), 2)
     .option('--max-queue <n>', 'requests waiting per model before answering 503', intOption('max-queue'), 128)
     .option('--max-body-mb <mb>', 'largest request body (413 beyond)', nonNegNumber('max-body-mb'), 16)
+    .option('--max-connections <n>', 'open connections beyond this are closed at once', intOption('max-connections'), 1024)
     .option('--isa <isa>', 'kernel set: auto | scalar | avx2')
     .option('--engine <engine>', 'swinq, or onnxruntime (a baseline; needs onnxruntime-node)', 'swinq')
     .option('--no-pad-batches', 'run merged batches at their exact size instead of trimming/padding to bucket sizes')
@@ -75,7 +77,7 @@ export function register(program: Command): void {
       }
       const server = await startServer(models, {
         host: o.host, port: o.port, maxBatch: o.maxBatch, maxDelayMs: o.maxDelayMs, maxQueue: o.maxQueue,
-        maxBodyMb: o.maxBodyMb, logLevel: o.logLevel, padBatches: o.padBatches, warmup: o.warmup,
+        maxBodyMb: o.maxBodyMb, maxConnections: o.maxConnections, logLevel: o.logLevel, padBatches: o.padBatches, warmup: o.warmup,
       });
       log(`swinq serve: listening on ${server.url} (models: ${models.map((m) => m.name).join(', ')})`);
       if (o.json) emit(true, { url: server.url, port: server.port, models: models.map((m) => m.name) });

@@ -21,6 +21,8 @@ export interface ServeOptions {
   logLevel?: string;
   /** process metrics (CPU, heap, event-loop lag) in /metrics */
   defaultMetrics?: boolean;
+  /** open connections beyond this are closed at once (bounds bodies being received; default 1024) */
+  maxConnections?: number;
   /** pad merged runs to a few row counts (defaultBuckets) so few plans are compiled (default true) */
   padBatches?: boolean;
   /** before listening, run every padded batch size once so no request pays for a plan compile (default true) */
@@ -127,6 +129,7 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
     requestTimeout: 60_000,
     forceCloseConnections: 'idle',
   });
+  app.server.maxConnections = opts.maxConnections ?? 1024;
   // Bodies are parsed by the protocol code (JSON, or JSON header + binary tensors), so every
   // malformed body gets a 400 that says what is wrong.
   app.removeAllContentTypeParsers();
