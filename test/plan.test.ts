@@ -519,6 +519,23 @@ describe('plan validation and the binding', () => {
     expect(outs[0].some((v) => v !== 0)).toBe(true);
   });
 
+  it('release() during a runAsync lets the run finish; later calls fail cleanly', async () => {
+    const b = new Builder();
+    const x = b.input([64, 32]);
+    const y = b.output([64, 48]);
+    const w = randf(32 * 48, 8);
+    b.op(OpKind.linear, [x, b.constant(w, [32, 48])], [y], [64, 32, 48, 1]);
+    const p = b.plan(2);
+    const xs = randf(64 * 32, 9), ys = new Float32Array(64 * 48);
+    const pending = p.runAsync([xs], [ys]);
+    p.release();
+    await pending;
+    let s = 0;
+    for (let k = 0; k < 32; ++k) s += xs[k] * w[k * 48];
+    expect(ys[0]).toBeCloseTo(Math.max(s, 0), 4);
+    await expect(async () => p.runAsync([xs], [ys])).rejects.toThrow(/released/);
+  });
+
   it('profiles per op when asked', () => {
     const b = linear();
     const p = native.createPlan!(b.build(), { threads: 1, profile: true });
