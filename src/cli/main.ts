@@ -7,6 +7,7 @@ const COMMANDS: Array<() => Promise<{ register(p: Command): void }>> = [
   // one line per command file (keep sorted by command name)
   () => import('./bench.js'),
   () => import('./bench_kernels.js'),
+  () => import('./calibrate.js'),
   () => import('./eval.js'),
   () => import('./fewbit.js'),
   () => import('./profile.js'),

@@ -1,0 +1,108 @@
+// swinq calibrate MODEL --data DIR --samples N --method M --out Q.onnx: calibrates on N training
+// images and writes a standard QDQ ONNX model. `--config file.json` takes the same keys as the
+// flags (data, samples, method, percentile, gelu, out, batch, report, mean, std, threads);
+// flags given on the command line win over the file.
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { CliError, emit, log, withCommon } from './common.js';
+
+const KEYS = ['data', 'samples', 'method', 'percentile', 'gelu', 'out', 'batch', 'report', 'mean', 'std', 'threads'] as const;
+type Key = (typeof KEYS)[number];
+const DEFAULTS: Partial<Record<Key, unknown>> = { samples: 512, method: 'entropy', percentile: 99.99, gelu: 'keep', batch: 32 };
+
+function readConfig(file: string): Record<string, unknown> {
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new CliError(`--config ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(e as Error).message})`}`);
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new CliError(`--config ${file}: expected a JSON object`);
+  for (const k of Object.keys(json)) {
+    if (!(KEYS as readonly string[]).includes(k)) throw new CliError(`--config ${file}: unknown key '${k}' (keys: ${KEYS.join(', ')})`);
+  }
+  return json as Record<string, unknown>;
+}
+
+function num(v: unknown, key: string, { int = false, min = -Infinity } = {}): number {
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min) {
+    throw new CliError(`--${key} must be ${int ? 'an integer' : 'a number'}${min > -Infinity ? ` ≥ ${min}` : ''}, got '${v}'`);
+  }
+  return n;
+}
+
+async function run(model: string, flags: Record<string, unknown>, cmd: Command): Promise<void> {
+  const cfg = flags.config ? readConfig(String(flags.config)) : {};
+  const o: Record<string, unknown> = { ...DEFAULTS, ...cfg };
+  for (const k of KEYS) {
+    const src = cmd.getOptionValueSource(k);
+    if (flags[k] !== undefined && src !== 'default') o[k] = flags[k];
+    else if (o[k] === undefined && flags[k] !== undefined) o[k] = flags[k];
+  }
+  if (typeof o.data !== 'string' || !o.data) throw new CliError('--data DIR is required (or "data" in --config)');
+  if (typeof o.out !== 'string' || !o.out) throw new CliError('--out Q.onnx is required (or "out" in --config)');
+  const method = String(o.method);
+  const { METHODS } = await import('../quant/observers.js');
+  const { GELU_CHOICES, calibrate } = await import('../quant/calibrate.js');
+  if (!(METHODS as readonly string[]).includes(method)) throw new CliError(`--method must be one of ${METHODS.join('|')}, got '${method}'`);
+  const gelu = String(o.gelu);
+  if (!(GELU_CHOICES as readonly string[]).includes(gelu)) throw new CliError(`--gelu must be one of ${GELU_CHOICES.join('|')}, got '${gelu}'`);
+  const samples = num(o.samples, 'samples', { int: true, min: 1 });
+  const percentile = num(o.percentile, 'percentile');
+  if (!(percentile > 50 && percentile <= 100)) throw new CliError(`--percentile must be in (50, 100], got ${percentile}`);
+  const batch = num(o.batch, 'batch', { int: true, min: 1 });
+  const threads = num(o.threads, 'threads', { int: true, min: 1 });
+  const mean = o.mean === undefined ? undefined : num(o.mean, 'mean');
+  const std = o.std === undefined ? undefined : num(o.std, 'std');
+  const bar = process.stderr.isTTY
+    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'calibrate [{bar}] {value}/{total} batches' }, cliProgress.Presets.shades_classic)
+    : null;
+  let started = false;
+  let res;
+  try {
+    res = await calibrate(model, {
+      data: o.data, out: o.out, samples, method: method as never, percentile, gelu: gelu as never, batch, threads, mean, std,
+      report: !!o.report,
+      progress: (done, total) => {
+        if (!bar) return;
+        if (!started) { bar.start(total, 0); started = true; }
+        bar.update(done);
+      },
+    });
+  } finally {
+    if (started) bar?.stop();
+  }
+  if (res.report) {
+    log('tensor | kind | scale | zero point | SQNR dB');
+    for (const r of res.report) {
+      log(`${r.name} | ${r.kind} | ${typeof r.scale === 'number' ? r.scale.toExponential(4) : r.scale} | ${r.zeroPoint} | ${r.sqnrDb.toFixed(2)}`);
+    }
+  }
+  const result: Record<string, unknown> = { out: res.out, seconds: res.seconds, method, samples, activations: res.activations, weights: res.weights };
+  if (res.report) result.report = res.report.map((r) => ({ name: r.name, kind: r.kind, sqnr_db: r.sqnrDb }));
+  emit(flags.json as boolean | undefined, result,
+    `wrote ${res.out} (${method}, ${samples} samples, ${res.activations} activations + ${res.weights} weights quantized) in ${res.seconds.toFixed(1)} s`);
+}
+
+export function register(program: Command): void {
+  withCommon(
+    program
+      .command('calibrate')
+      .showSuggestionAfterError(false)
+      .description('calibrate MODEL on training images and write a QDQ ONNX model (uint8 activations, int8 per-channel weights)')
+      .argument('<model>', 'fp32 ONNX model')
+      .option('--data <dir>', 'MNIST-style data directory (the train split is used)')
+      .option('--samples <n>', 'calibration images (default 512)')
+      .option('--method <m>', 'minmax | percentile | entropy | mse (default entropy)')
+      .option('--percentile <p>', 'percentile for --method percentile (default 99.99)')
+      .option('--gelu <g>', 'keep | igelu | relu (default keep)')
+      .option('--out <file>', 'QDQ ONNX file to write')
+      .option('--batch <b>', 'images per calibration run (default 32)')
+      .option('--mean <m>', 'input normalisation mean (default: model metadata, sidecar <model>.json, else 0)')
+      .option('--std <s>', 'input normalisation std (default: model metadata, sidecar <model>.json, else 1)')
+      .option('--report', 'print each quantized tensor\'s SQNR against fp32 (stderr; also in --json)')
+      .option('--config <file>', 'JSON file whose keys mirror the flags'),
+  ).action(async (model: string, flags: Record<string, unknown>, cmd: Command) => run(model, flags, cmd));
+}
