@@ -21,6 +21,14 @@ interface ServeCliOptions {
   json?: boolean;
 }
 
+function posNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new CliError(`--${name} must be a number > 0, got '${v}'`);
+    return n;
+  };
+}
+
 function nonNegNumber(name: string) {
   return (v: string): number => {
     const n = Number(v);
@@ -39,7 +47,7 @@ export function register(program: Command): void {
     .option('--max-batch <n>', 'rows per merged native run (1: no batching)', intOption('max-batch'), 32)
     .option('--max-delay-ms <ms>', 'longest a request waits for others to batch with', nonNegNumber('max-delay-ms'), 2)
     .option('--max-queue <n>', 'requests waiting per model before answering 503', intOption('max-queue'), 128)
-    .option('--max-body-mb <mb>', 'largest request body (413 beyond)', nonNegNumber('max-body-mb'), 16)
+    .option('--max-body-mb <mb>', 'largest request body (413 beyond)', posNumber('max-body-mb'), 16)
     .option('--max-connections <n>', 'open connections beyond this are closed at once', intOption('max-connections'), 1024)
     .option('--isa <isa>', 'kernel set: auto | scalar | avx2')
     .option('--engine <engine>', 'swinq, or onnxruntime (a baseline; needs onnxruntime-node)', 'swinq')
