@@ -297,6 +297,7 @@ describe('micro-Swin (shared model)', () => {
     expect(r.code, r.stderr).toBe(0);
     const j = r.json as { total_ms: number; ops_ms: number; ops: { op: string; ms: number }[]; by_kind: Record<string, { count: number }> };
     expect(j.ops.length).toBeGreaterThan(10);
+    expect((j as unknown as { plan_ops: number }).plan_ops).toBe(j.ops.length);
     expect(Object.keys(j.by_kind)).toContain('linear');
     expect(j.ops_ms).toBeGreaterThan(0);
     expect(j.ops_ms).toBeLessThanOrEqual(j.total_ms * 1.5);

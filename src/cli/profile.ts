@@ -40,7 +40,12 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
   const dims = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, t.dims]));
   const engine = await openEngine('swinq', model, { threads: opts.threads, isa: opts.isa, profile: true });
   try {
-    await engine.run(feeds); // compile + warm up
+    const tc = performance.now();
+    engine.prepare(dims);
+    const compileMs = performance.now() - tc;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const stats: any = typeof engine.raw?.planStats === 'function' ? engine.raw.planStats(dims) : null;
+    await engine.run(feeds); // warm up
     const totals: number[] = [];
     const perOp: number[][] = [];
     let ops: OpTime[] | null = null;
@@ -72,6 +77,7 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
     const top = [...rows.keys()].sort((a, b) => rows[b].ms - rows[a].ms).slice(0, opts.top);
     const lines: string[] = [];
     lines.push(`${model}: batch ${opts.batch}, ${opts.threads} thread${opts.threads === 1 ? '' : 's'}, median of ${opts.iters} runs: ${total.toFixed(3)} ms per run, ${opSum.toFixed(3)} ms in ${rows.length} ops`);
+    if (stats) lines.push(`${stats.onnxNodes} ONNX nodes → ${stats.planOps} plan ops; compiled in ${compileMs.toFixed(0)} ms; arena ${(stats.arenaBytes / 2 ** 20).toFixed(1)} MiB, constants ${(stats.constantBytes / 2 ** 20).toFixed(1)} MiB`);
     lines.push('', '| op kind | count | ms | % |', '| --- | ---: | ---: | ---: |');
     for (const [k, v] of kinds) lines.push(`| ${k} | ${v.count} | ${v.ms.toFixed(3)} | ${((100 * v.ms) / opSum).toFixed(1)} |`);
     lines.push('', `top ${top.length} ops:`, '| # | op | ms | % | ONNX node(s) |', '| ---: | --- | ---: | ---: | --- |');
@@ -83,6 +89,9 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
     log(`profiled ${rows.length} plan ops`);
     emit(opts.json, {
       total_ms: total,
+      compile_ms: compileMs,
+      onnx_nodes: stats?.onnxNodes,
+      plan_ops: stats?.planOps,
       ops_ms: opSum,
       by_kind: Object.fromEntries(kinds.map(([k, v]) => [k, { ms: v.ms, count: v.count }])),
       ops: rows,
