@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "swinq/cpu.h"
+#include "swinq/executor_int.h"
 #include "swinq/kernels_f32.h"
 
 namespace swinq {
@@ -49,6 +50,7 @@ struct BinaryShape {
 // Op-level state that is not plain PlanDesc data. Kept in a side table indexed like desc_.ops.
 struct OpState {
   BinaryShape bin;
+  std::shared_ptr<IntOpState> q;  // integer ops (executor_int.cc)
 };
 
 // --- validation -------------------------------------------------------------------------
@@ -490,6 +492,10 @@ struct Validator {
         break;
       }
       default:
+        if (is_int_op(op->kind)) {
+          st.q = prepare_int_op(d, op_index);
+          break;
+        }
         op_fail("is not supported by the fp32 executor");
     }
   }
@@ -822,6 +828,7 @@ void Plan::run_op(size_t i) {
       break;
     }
     default:
+      if (states_[i].q) run_int_op(desc_, i, *states_[i].q, ptr_.data(), isa_, pool);
       break;
   }
 }
