@@ -2,7 +2,7 @@
 // per distinct set of input dims (lazily, on first use) and cached; runs go through the native
 // executor off the event loop.
 import { loadModel } from './onnx/load.js';
-import { compileGraph, type Compiled } from './compile/index.js';
+import { BatchCompiler, type Compiled } from './compile/index.js';
 import { isSupportedOp } from './passes/specialize.js';
 import type { Graph, ValueDecl } from './ir/graph.js';
 import { native, type NativePlan } from './native.js';
@@ -10,7 +10,11 @@ import { Tensor, TYPE_BYTES, type TensorType } from './tensor.js';
 
 export interface SessionOptions { threads?: number; isa?: 'auto' | 'scalar' | 'avx2'; profile?: boolean }
 export interface InputMetadata { name: string; isTensor: true; type: string; shape: (number | string | null)[] }
-export interface PlanStats { onnxNodes: number; planOps: number; opCounts: Record<string, number>; arenaBytes: number; constantBytes: number }
+export interface PlanStats {
+  onnxNodes: number; planOps: number; opCounts: Record<string, number>; arenaBytes: number; constantBytes: number;
+  /** true when the plan was extrapolated from the batch-2/3 plans instead of compiled from scratch */
+  extrapolated: boolean;
+}
 
 const TYPE_OF: Record<string, TensorType> = { float32: 'float32', int64: 'int64', int32: 'int32', int8: 'int8', uint8: 'uint8', int16: 'int16', bool: 'bool' };
 const MAX_CACHED_PLANS = 16;
@@ -28,10 +32,12 @@ export class InferenceSession {
   private readonly threads: number;
   private readonly profile: boolean;
   private plans = new Map<string, Entry>();
+  private readonly compiler: BatchCompiler;
   private released = false;
 
   private constructor(graph: Graph, modelPath: string | undefined, options: SessionOptions) {
     this.graph = graph;
+    this.compiler = new BatchCompiler(graph);
     this.modelPath = modelPath;
     this.inputNames = graph.inputs.map((i) => i.name);
     this.outputNames = graph.outputs.map((o) => o.name);
@@ -108,7 +114,7 @@ export class InferenceSession {
     }
     const inputDims: Record<string, number[]> = {};
     this.inputNames.forEach((n, i) => (inputDims[n] = dims[i]));
-    const compiled = compileGraph(this.graph, inputDims);
+    const compiled = this.compiler.compile(inputDims);
     const plan = native.createPlan!(compiled.desc, { threads: this.threads, profile: this.profile });
     e = { compiled, plan };
     this.plans.set(key, e);
@@ -162,7 +168,7 @@ export class InferenceSession {
       return d.dims.map((x) => (typeof x === 'number' && x > 0 ? x : 1));
     });
     const s = this.entry(ds).compiled.stats;
-    return { onnxNodes: s.onnxNodes, planOps: s.planOps, opCounts: { ...s.opCounts }, arenaBytes: s.arenaBytes, constantBytes: s.constantBytes };
+    return { onnxNodes: s.onnxNodes, planOps: s.planOps, opCounts: { ...s.opCounts }, arenaBytes: s.arenaBytes, constantBytes: s.constantBytes, extrapolated: s.extrapolated };
   }
 
   /** Per-op times of the last run for the given input dims (needs options.profile). */

@@ -9,6 +9,8 @@ import * as ort from 'onnxruntime-node';
 import { native } from '../src/native.js';
 import { InferenceSession } from '../src/session.js';
 import { Tensor } from '../src/tensor.js';
+import { loadModel } from '../src/onnx/load.js';
+import { BatchCompiler, compileGraph } from '../src/compile/index.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = path.resolve(repoRoot, '..', 'shared');
@@ -80,6 +82,21 @@ describe('micro-Swin (Fashion-MNIST)', () => {
     expect(s1.opCounts.softmax).toBe(4);
     expect(s1.opCounts.unary ?? 0).toBe(0); // GELU fused into the linear epilogue
     expect(s1.opCounts.binary ?? 0).toBe(0); // every residual Add is in a linear epilogue
+  });
+
+  it('extrapolates large-batch plans from batch 2/3 exactly as a full compile would build them', () => {
+    const g = loadModel(modelPath);
+    const bc = new BatchCompiler(g);
+    const e = bc.compile({ input: [9, 1, 28, 28] });
+    expect(e.stats.extrapolated).toBe(true);
+    const full = compileGraph(g, { input: [9, 1, 28, 28] });
+    expect(full.stats.extrapolated).toBe(false);
+    expect(e.desc.ops).toEqual(full.desc.ops);
+    expect(e.desc.tensors).toEqual(full.desc.tensors);
+    expect(e.desc.arenaBytes).toBe(full.desc.arenaBytes);
+    expect(Buffer.from(e.desc.constants).equals(Buffer.from(full.desc.constants))).toBe(true);
+    expect(e.outputDims).toEqual([[9, 10]]);
+    expect(session.planStats({ input: [64, 1, 28, 28] }).extrapolated).toBe(true);
   });
 
   it('caches one plan per input shape and runs batch 64', async () => {

@@ -18,6 +18,8 @@ interface Case {
   lo?: number;
   hi?: number;
   tol?: number;
+  /** for batches > 4: whether the plan must come from batch 2/3 extrapolation */
+  extrapolated?: boolean;
   /** plan op counts expected at the first batch size (checks the fusion happened) */
   ops?: Record<string, number>;
 }
@@ -46,6 +48,7 @@ async function check(c: Case): Promise<void> {
         const st = s.planStats(dims);
         for (const [op, n] of Object.entries(c.ops)) expect(st.opCounts[op] ?? 0, `plan op count of ${op}: ${JSON.stringify(st.opCounts)}`).toBe(n);
       }
+      if (b > 4 && c.extrapolated !== undefined) expect(s.planStats(dims).extrapolated, 'plan extrapolated from batch 2/3').toBe(c.extrapolated);
       for (const isa of ISAS) {
         native.setIsa(isa);
         const got = isa === 'scalar' ? s.runSync(feeds) : await s.run(feeds);
@@ -208,7 +211,7 @@ describe('linear fusion', () => {
       i64('st1', [2]), i64('en1', [6]), i64('st2', [0]), i64('en2', [2]), i64('ax', [2])];
     await check({
       model: { nodes, inputs: [{ name: 'x', dims: ['N', 24, 5] }, { name: 'res', dims: ['N', 4, 6, 4] }], outputs: [{ name: 'y' }], initializers: inits },
-      dims: (n) => ({ x: [n, 24, 5], res: [n, 4, 6, 4] }), ops: { linear: 1, binary: 0, index_map: 1 },
+      dims: (n) => ({ x: [n, 24, 5], res: [n, 4, 6, 4] }), batches: [1, 3, 6], extrapolated: true, ops: { linear: 1, binary: 0, index_map: 1 },
     });
     // a movement inside rows (features transposed) is not a row permutation: the Add stays
     const bad: NodeSpec[] = [
@@ -282,7 +285,7 @@ describe('layernorm and softmax', () => {
       inputs: [{ name: 'x', dims: ['NW', 3, 5, 5] }], outputs: [{ name: 'y' }],
       initializers: [f('bias', [1, 3, 5, 5], 4), i64('s5', [-1, 2, 3, 5, 5]), f('mask', [1, 2, 1, 5, 5], 6, -3, 0), i64('s4', [-1, 3, 5, 5])],
     },
-    dims: (n) => ({ x: [2 * n, 3, 5, 5] }), ops: { softmax: 1, binary: 0 },
+    dims: (n) => ({ x: [2 * n, 3, 5, 5] }), batches: [1, 3, 6], extrapolated: false, // NW must be even: probes at 3 fail, compiled directly ops: { softmax: 1, binary: 0 },
   }));
 });
 
@@ -330,7 +333,7 @@ describe('data movement composes into index maps', () => {
       inputs: [{ name: 'x', dims: ['N', 6, 4, 3] }], outputs: [{ name: 'y' }],
       initializers: [i64('s1', [-1, 3, 2, 2, 2, 3]), i64('s2', [-1, 4, 3])],
     },
-    dims: (n) => ({ x: [n, 6, 4, 3] }), ops: { index_map: 1, unary: 1 },
+    dims: (n) => ({ x: [n, 6, 4, 3] }), batches: [1, 3, 6], extrapolated: true, ops: { index_map: 1, unary: 1 },
   }));
   it('roll via Slice + Concat and a cyclic roll back compose; reshape-only chains alias', () => check({
     model: {
@@ -420,7 +423,7 @@ describe('conv and folding', () => {
       ],
       inputs: [{ name: 'x', dims: ['N', 3, 6, 8] }], outputs: [{ name: 'y' }], initializers: [f('w', [5, 3, 2, 2]), f('b', [5], 2)],
     },
-    dims: (n) => ({ x: [n, 3, 6, 8] }), ops: { index_map: 1, linear: 1, unary: 1 },
+    dims: (n) => ({ x: [n, 3, 6, 8] }), batches: [1, 3, 6], extrapolated: true, ops: { index_map: 1, linear: 1, unary: 1 },
   }));
   it('Conv 3×3 with padding and dilation, odd sizes', () => check({
     model: {
