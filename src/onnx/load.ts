@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
+import { hasQdq, simulateQdq } from '../quant/qdq-sim.js';
 import { ONNX_DTYPE, makeConst, numel, type Attr, type ConstTensor, type DT, type Graph, type Node, type ValueDecl } from '../ir/graph.js';
 
 const { onnx } = onnxProto;
@@ -181,7 +182,9 @@ export function loadModel(src: string | Uint8Array): Graph {
   const outputs = (g.output ?? []).map((v) => decl(v, ctx));
   const metadata: Record<string, string> = {};
   for (const p of model.metadataProps ?? []) metadata[p.key ?? ''] = p.value ?? '';
-  return { nodes, inputs, outputs, initializers, opset, metadata, source, nodeCount: g.node.length };
+  const graph: Graph = { nodes, inputs, outputs, initializers, opset, metadata, source, nodeCount: g.node.length };
+  // QDQ files (swinq calibrate, onnxruntime quantize_static): see src/quant/qdq-sim.ts
+  return hasQdq(graph) ? simulateQdq(graph) : graph;
 }
 
 function constantValue(name: string, attrs: Record<string, Attr>, source: string): ConstTensor {
