@@ -1,8 +1,9 @@
 // Graph IR → PlanDescJS for concrete input dims: specialize, fuse, lower, allocate.
 // Batch scaling: when every symbolic input dim takes one value B, the lowered plan is usually affine
-// in B (op sizes grow, index tables and bias tables repeat per item). It compiles probes B = 2, 3
-// and 4 once; if extrapolating 2, 3 → 4 reproduces the real batch-4 plan exactly, larger batches are
-// extrapolated (then only arena allocation runs), so compile time does not grow with batch.
+// in B (op sizes grow, index tables and bias tables repeat per item). Probes B = 2, 3, 4 are compiled
+// once (4, 6, 8 … when the batch must be a multiple of 2 …); if extrapolating 2, 3 → 4 reproduces
+// the real batch-4 plan exactly, larger batches are extrapolated and only arena allocation runs, so
+// compile time does not grow with batch.
 import type { Graph } from '../ir/graph.js';
 import { fuse } from '../passes/fuse.js';
 import { specialize } from '../passes/specialize.js';
@@ -117,7 +118,8 @@ function sameLowered(x: LoweredGraph, y: LoweredGraph): boolean {
 
 /** Compiles plans for one graph, extrapolating large batches when that is exact (see top). */
 export class BatchCompiler {
-  private probe: { p2: LoweredGraph; p3: LoweredGraph } | null | undefined;
+  /** Batch-2/3 plans in units of `step` (models whose batch must be a multiple of step). */
+  private probe: { step: number; p2: LoweredGraph; p3: LoweredGraph } | null | undefined;
   constructor(private readonly g: Graph) {}
 
   /** The value B every symbolic input dim takes (fixed dims as declared), or undefined. */
@@ -147,17 +149,21 @@ export class BatchCompiler {
     if (B === undefined || B <= 4) return compileGraph(this.g, inputDims);
     if (this.probe === undefined) {
       this.probe = null;
-      try {
-        const p2 = lowerGraph(this.g, this.withBatch(2));
-        const p3 = lowerGraph(this.g, this.withBatch(3));
-        const p4 = lowerGraph(this.g, this.withBatch(4));
-        const e4 = extrapolate(p2, p3, 4);
-        if (e4 && sameLowered(e4, p4)) this.probe = { p2, p3 };
-      } catch {
-        this.probe = null; // batch 2..4 not valid for this model: compile each batch directly
+      for (const step of [1, 2, 4, 8]) {
+        try {
+          const p2 = lowerGraph(this.g, this.withBatch(2 * step));
+          const p3 = lowerGraph(this.g, this.withBatch(3 * step));
+          const p4 = lowerGraph(this.g, this.withBatch(4 * step));
+          const e4 = extrapolate(p2, p3, 4);
+          if (e4 && sameLowered(e4, p4)) this.probe = { step, p2, p3 };
+          break;
+        } catch {
+          // this batch size is not valid for the model (e.g. must be even): try a coarser step
+        }
       }
     }
-    const e = this.probe ? extrapolate(this.probe.p2, this.probe.p3, B) : undefined;
+    const p = this.probe;
+    const e = p && B % p.step === 0 && B / p.step > 4 ? extrapolate(p.p2, p.p3, B / p.step) : undefined;
     return e ? finish(e, true) : compileGraph(this.g, inputDims);
   }
 }
