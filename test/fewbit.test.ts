@@ -244,6 +244,22 @@ describe('fewbit codec', () => {
     expect(Array.from(g)).toEqual([Math.fround(0.01), 1]);
   });
 
+  it('handles views at odd offsets and reuses a gradIn buffer', () => {
+    const base = Float32Array.from(normals(103, 13));
+    const x = base.subarray(3, 100);
+    const a = fewbit.forward('gelu', x, 3), b = fewbit.forward('gelu', Float32Array.from(x), 3);
+    expect(Buffer.from(a.codes).equals(Buffer.from(b.codes))).toBe(true);
+    expect(Array.from(a.y)).toEqual(Array.from(b.y));
+    const act = fewbit.activation('gelu', 3);
+    const g = Float32Array.from(normals(97, 17));
+    const out = new Float32Array(97);
+    const codesView = new Uint8Array(a.codes.length + 5).subarray(5);
+    codesView.set(a.codes);
+    expect(act.backward(codesView, g, out)).toBe(out);
+    expect(Array.from(out)).toEqual(Array.from(fewbit.backward('gelu', a.codes, g, 3)));
+    expect(() => act.backward(a.codes, g, new Float32Array(3))).toThrow(/gradIn must be a Float32Array of 97/);
+  });
+
   it('keeps b/32 of the fp32 bytes', () => {
     for (const bits of [1, 2, 3, 4] as FewbitBits[]) {
       const n = 1001;
