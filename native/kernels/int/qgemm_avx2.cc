@@ -363,8 +363,9 @@ static inline PanelEp panel_ep(const GemmCtx& c, int64_t p) {
   return e;
 }
 
-static inline void epilogue(const GemmCtx& c, int64_t m, int mr, const PanelEp& pe, __m256i acc[4][2],
-                            const int32_t* rowsum) {
+template <int mr>
+static inline __attribute__((always_inline)) void epilogue(const GemmCtx& c, int64_t m, const PanelEp& pe,
+                                                           __m256i acc[4][2], const int32_t* rowsum) {
   const PackedB& B = *c.B;
   const GemmEpilogue& ep = *c.ep;
   const int64_t n0 = pe.n0;
@@ -374,6 +375,7 @@ static inline void epilogue(const GemmCtx& c, int64_t m, int mr, const PanelEp& 
   const Rq8Fast& f0 = pe.f0;
   const Rq8Fast& f1 = pe.f1;
   alignas(32) uint8_t tmp[64];
+#pragma GCC unroll 4
   for (int r = 0; r < mr; ++r) {
     __m256i v0 = _mm256_add_epi32(acc[r][0], bias0), v1 = _mm256_add_epi32(acc[r][1], bias1);
     if (B.w_zero_point) {
@@ -428,7 +430,8 @@ static inline void epilogue(const GemmCtx& c, int64_t m, int mr, const PanelEp& 
 }
 
 template <int MR>
-static inline void tile(const GemmCtx& c, int64_t m, int64_t p, const PanelEp& pe, const int32_t* rowsum) {
+static inline __attribute__((always_inline)) void tile(const GemmCtx& c, int64_t m, int64_t p, const PanelEp& pe,
+                                                       const int32_t* rowsum) {
   const PackedB& B = *c.B;
   __m256i acc[4][2];
   const uint8_t* a = c.A + m * c.lda;
@@ -436,7 +439,7 @@ static inline void tile(const GemmCtx& c, int64_t m, int64_t p, const PanelEp& p
   else if (B.maddubs_safe) gemm_u8s8_s32_4x16_avx2<MR>(a, c.lda, B.b8.data() + p * (B.Kp / 4) * 64, B.K, acc);
   else if (MR == 4) gemm_u8s16_s32_4x16_asm_avx2(a, c.lda, B.b16.data() + p * (B.Kp / 2) * 32, B.K, acc);
   else gemm_u8s16_s32_4x16_avx2<MR>(a, c.lda, B.b16.data() + p * (B.Kp / 2) * 32, B.K, acc);
-  epilogue(c, m, MR, pe, acc, rowsum);
+  epilogue<MR>(c, m, pe, acc, rowsum);
 }
 
 void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
