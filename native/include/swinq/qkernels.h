@@ -109,7 +109,7 @@ void softmax_u8(const int32_t* x, int64_t rows, int64_t D, const int32_t* table,
 // Output per channel c (affine folded): out = clamp(((int64)t·mult_c + bias_c) >> shift_c + zp).
 struct LayerNormParams {
   int32_t D = 0;
-  int32_t F = 0;                 // fraction bits of t (30 − ceil(log2 √D))
+  int32_t F = 0;                 // fraction bits of t: 29 − ceil(log2 √D), so |t| ≤ √D·2^F ≤ 2^29
   std::vector<int32_t> mult, shift;
   std::vector<int64_t> bias;     // includes the rounding term 2^(shift−1)
   int32_t zero_point = 0, qmin = 0, qmax = 0;
