@@ -396,6 +396,52 @@ describe('data movement composes into index maps', () => {
   }));
 });
 
+describe('more forms', () => {
+  it('LayerNorm written with x·x, Dropout and Identity in inference', () => check({
+    model: {
+      nodes: [
+        { op: 'Dropout', inputs: ['x0'], outputs: ['x'] },
+        { op: 'ReduceMean', inputs: ['x'], outputs: ['m'], attrs: { axes: [2] } }, { op: 'Sub', inputs: ['x', 'm'], outputs: ['d'] },
+        { op: 'Mul', inputs: ['d', 'd'], outputs: ['p'] }, { op: 'ReduceMean', inputs: ['p'], outputs: ['v'], attrs: { axes: [-1] } },
+        { op: 'Add', inputs: ['v', 'eps'], outputs: ['ve'] }, { op: 'Sqrt', inputs: ['ve'], outputs: ['s'] },
+        { op: 'Div', inputs: ['d', 's'], outputs: ['n'] }, { op: 'Identity', inputs: ['n'], outputs: ['y'] },
+      ],
+      inputs: [{ name: 'x0', dims: ['N', 2, 9] }], outputs: [{ name: 'y' }], initializers: [scalar('eps', 1e-6)],
+    },
+    dims: (n) => ({ x0: [n, 2, 9] }), ops: { layernorm: 1, reduce: 0, binary: 0 },
+  }));
+  it('Conv with auto_pad SAME_UPPER and Flatten/Gather with negative axes', async () => {
+    await check({
+      model: { nodes: [{ op: 'Conv', inputs: ['x', 'w', 'b'], outputs: ['y'], attrs: { kernel_shape: [3, 3], strides: [2, 2], auto_pad: 'SAME_UPPER' } }],
+        inputs: [{ name: 'x', dims: ['N', 2, 7, 6] }], outputs: [{ name: 'y' }], initializers: [f('w', [4, 2, 3, 3]), f('b', [4], 3)] },
+      dims: (n) => ({ x: [n, 2, 7, 6] }),
+    });
+    await check({
+      model: {
+        nodes: [{ op: 'Gather', inputs: ['x', 'i'], outputs: ['g'], attrs: { axis: -2 } }, { op: 'Flatten', inputs: ['g'], outputs: ['fl'], attrs: { axis: -1 } },
+          { op: 'Exp', inputs: ['fl'], outputs: ['y'] }],
+        inputs: [{ name: 'x', dims: ['N', 3, 4, 5] }], outputs: [{ name: 'y' }], initializers: [{ name: 'i', dtype: 'int64', dims: [], data: [-1] }],
+      },
+      dims: (n) => ({ x: [n, 3, 4, 5] }), ops: { index_map: 1, unary: 1 },
+    });
+  });
+  it('unsupported forms on run-time data name the node', async () => {
+    const bad = async (spec: ModelSpec, re: RegExp) => {
+      const s = await InferenceSession.create(buildModel(spec));
+      const feeds: Record<string, Tensor> = {};
+      for (const i of spec.inputs) feeds[i.name] = new Tensor('float32', rand(24, 1), i.dims as number[]);
+      await expect(s.run(feeds)).rejects.toThrow(re);
+      s.release();
+    };
+    await bad({ nodes: [{ op: 'Softmax', inputs: ['x'], outputs: ['y'], attrs: { axis: 1 }, name: 'sm_axis1' }], inputs: [{ name: 'x', dims: [2, 3, 4] }], outputs: [{ name: 'y' }] },
+      /node 'sm_axis1' \(Softmax\): softmax over axis 1 that is not the last is not supported/);
+    await bad({ nodes: [{ op: 'Where', inputs: ['c', 'x', 'x'], outputs: ['y'], name: 'where_dyn' }], inputs: [{ name: 'x', dims: [2, 3, 4] }], outputs: [{ name: 'y' }],
+      initializers: [{ name: 'c', dtype: 'bool', dims: [4], data: [1, 0, 1, 0] }] }, /node 'where_dyn' \(Where\): not supported on run-time data/);
+    await bad({ nodes: [{ op: 'Conv', inputs: ['x', 'w'], outputs: ['y'], attrs: { group: 2 }, name: 'conv_g2' }], inputs: [{ name: 'x', dims: [1, 2, 3, 4] }], outputs: [{ name: 'y' }],
+      initializers: [f('w', [2, 1, 1, 1])] }, /node 'conv_g2' \(Conv\): grouped convolution \(group=2\) is not supported/);
+  });
+});
+
 describe('arena', () => {
   it('elementwise chains run in place: one intermediate buffer, 64-byte aligned', async () => {
     const c: Case = {

@@ -107,8 +107,8 @@ function fuseLayerNorm(c: Ctx): void {
     const sub = c.next(n.outputs[0]);
     if (!sub || sub.opType !== 'Sub' || sub.inputs[0] !== x || sub.inputs[1] !== n.outputs[0]) continue;
     const d = sub.outputs[0];
-    if (c.uses.get(d) !== 2) continue;
     const users = c.nodes.filter((m): m is Node => !!m && m.inputs.includes(d));
+    if (users.length !== 2 || (c.uses.get(d) ?? 0) >= 1000) continue;
     const pow = users.find((m) => m.opType === 'Pow' && m.inputs[0] === d && near(c.scalar(m.inputs[1]), 2, 0));
     const pm = users.find((m) => m.opType === 'Mul' && m.inputs[0] === d && m.inputs[1] === d);
     const sq = pow ?? pm;
