@@ -1,8 +1,13 @@
 // Integer kernels through the binding: scalar and AVX2 agree bit-exactly, results match float math
 // within the bounds of docs/integer-kernels.md, bad arguments give errors naming the field.
 // (The exhaustive/edge sweeps live in native/tests/qkernels_test.cc.)
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { native } from '../src/native.js';
+
+const cli = path.join(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'), 'dist', 'cli', 'main.js');
 
 const hasAvx2 = native.cpuFeatures().avx2 && native.cpuFeatures().fma;
 const isas = hasAvx2 ? (['scalar', 'avx2'] as const) : (['scalar'] as const);
@@ -151,6 +156,22 @@ describe('integer kernels (binding)', () => {
     for (let i = 0; i < a.length; i++) expect(Math.abs(y[i] - Math.round((a[i] * 0.001 + b[i] * 0.0013) / 0.002))).toBeLessThanOrEqual(3);
     const logits = Int32Array.of(5, 9, 9, 1, -3, 0, 0, -7);
     expect(Array.from(sameOnAllIsas((isa) => native.qArgmax(logits, 2, 4, isa) as Int32Array))).toEqual([1, 1]);
+  });
+});
+
+describe('swinq bench-kernels', () => {
+  it('prints the contract keys as one JSON line and rejects bad flags in one line', () => {
+    const r = spawnSync(process.execPath, [cli, 'bench-kernels', '--json', '--runs', '2', '--threads', '1'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    for (const k of ['gemm_u8s8_gops', 'gemm_u8s8_peak_fraction', 'gemm_f32_gflops', 'onnxruntime_qlinearmatmul_gops']) {
+      expect(typeof j[k], k).toBe('number');
+      expect(j[k], k).toBeGreaterThan(0);
+    }
+    expect(j.gemm_u8s8_peak_fraction).toBeCloseTo(j.gemm_u8s8_gops / 192, 3);
+    const bad = spawnSync(process.execPath, [cli, 'bench-kernels', '--runs', '0'], { encoding: 'utf8' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr.trim().split('\n')).toEqual([expect.stringMatching(/--runs must be an integer/)]);
   });
 });
 
