@@ -17,19 +17,6 @@ interface ProfileOptions {
 
 interface OpTime { op: string; name: string; ms: number }
 
-/** Finds the per-op profile of the last run, wherever this build's session exposes it. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function lastProfile(session: any, dims: Record<string, readonly number[]>): OpTime[] | null {
-  if (!session) return null;
-  for (const f of ['profileOf', 'lastProfile', 'getProfile']) {
-    if (typeof session[f] === 'function') {
-      const p = session[f](dims);
-      if (Array.isArray(p) && p.length) return p as OpTime[];
-    }
-  }
-  return null;
-}
-
 function pad(s: string, n: number, right = false): string {
   return right ? s.padStart(n) : s.padEnd(n);
 }
@@ -43,8 +30,7 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
     const tc = performance.now();
     engine.prepare(dims);
     const compileMs = performance.now() - tc;
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const stats: any = typeof engine.raw?.planStats === 'function' ? engine.raw.planStats(dims) : null;
+    const stats = engine.raw?.planStats(dims);
     await engine.run(feeds); // warm up
     const totals: number[] = [];
     const perOp: number[][] = [];
@@ -53,16 +39,15 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
       const t0 = performance.now();
       await engine.run(feeds);
       totals.push(performance.now() - t0);
-      const p = lastProfile(engine.raw, dims);
-      if (p) {
+      const p: OpTime[] | undefined = engine.raw?.profileOf(dims);
+      if (p?.length) {
         ops = p;
         p.forEach((o, k) => (perOp[k] ??= []).push(o.ms));
       }
     }
     const total = median(totals);
     if (!ops) {
-      throw new CliError('this build of swinq exposes no per-op profile (InferenceSession has no profile()); total run time was '
-        + `${total.toFixed(3)} ms`);
+      throw new CliError(`the plan recorded no per-op profile; total run time was ${total.toFixed(3)} ms`);
     }
     const rows = ops.map((o, k) => ({ op: o.op, name: o.name, ms: median(perOp[k]) }));
     const opSum = rows.reduce((a, r) => a + r.ms, 0);

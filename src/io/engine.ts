@@ -3,6 +3,7 @@
 // Both take and return tensors shaped { type, data, dims }.
 import path from 'node:path';
 import { formatDims } from './model-info.js';
+import type { InferenceSession } from '../session.js';
 
 export interface PlainTensor { type: string; data: ArrayLike<number | bigint> & ArrayBufferView; dims: readonly number[] }
 export type EngineKind = 'swinq' | 'onnxruntime';
@@ -16,8 +17,7 @@ export interface Engine {
   /** Compiles (and caches) the plan for these input dims without running it, where the engine can. */
   prepare(dims: Record<string, readonly number[]>): void;
   /** The swinq session itself (for profiling and plan stats); undefined for onnxruntime. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  raw?: any;
+  raw?: InferenceSession;
   release(): void;
 }
 
@@ -43,16 +43,8 @@ export async function loadOnnxruntime(purpose: string): Promise<any> {
 
 async function openSwinq(model: string, opts: EngineOptions): Promise<Engine> {
   // Imported lazily so commands that fail on their flags never load the addon.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const api: any = await import('../index.js');
-  if (typeof api.InferenceSession?.create !== 'function') {
-    throw new Error('this build of swinq has no InferenceSession (src/session.ts is missing)');
-  }
-  const createOpts: Record<string, unknown> = { threads: opts.threads };
-  if (opts.isa) createOpts.isa = opts.isa;
-  if (opts.profile) createOpts.profile = true;
-  const s = await api.InferenceSession.create(model, createOpts);
-  const Tensor = api.Tensor;
+  const { InferenceSession, Tensor } = await import('../index.js');
+  const s = await InferenceSession.create(model, { threads: opts.threads, isa: opts.isa, profile: !!opts.profile });
   return {
     kind: 'swinq',
     inputNames: s.inputNames,
@@ -60,12 +52,15 @@ async function openSwinq(model: string, opts: EngineOptions): Promise<Engine> {
     metadata: s.metadata ?? {},
     raw: s,
     async run(feeds) {
-      const f: Record<string, unknown> = {};
-      for (const [k, t] of Object.entries(feeds)) f[k] = t instanceof Tensor ? t : new Tensor(t.type, t.data, t.dims);
-      return s.run(f);
+      const f: Record<string, InstanceType<typeof Tensor>> = {};
+      for (const [k, t] of Object.entries(feeds)) {
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        f[k] = t instanceof Tensor ? t : new Tensor(t.type as any, t.data as any, t.dims);
+      }
+      return s.run(f) as unknown as Promise<Record<string, PlainTensor>>;
     },
     prepare(dims) {
-      if (typeof s.planStats === 'function') s.planStats(dims);
+      s.planStats(dims);
     },
     release: () => s.release(),
   };
