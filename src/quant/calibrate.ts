@@ -129,6 +129,8 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
     throw new Error(`${modelPath}: cannot read model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   const m = decodeModel(bytes, modelPath);
+  const qn = m.graph.node.find((n: ModelProto) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
+  if (qn) throw new Error(`${modelPath}: already quantized (node '${qn.name}' is ${qn.opType}); calibrate needs the fp32 model`);
   const meta: Record<string, string> = {};
   for (const p of m.metadataProps ?? []) meta[p.key] = p.value;
   const norm = resolveNormalization({ mean: opts.mean, std: opts.std, metadata: meta, modelPath });
