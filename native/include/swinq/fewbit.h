@@ -9,7 +9,8 @@
 // Codec: code(x) = Σ_i step_i·[x > s_i] over the inner borders s_i (step_i = +1 for interval
 // tables, so code = number of borders strictly below x: a tie goes to the left interval, NaN and
 // -inf get code 0, +inf the top code). Band tables (relu6, hardtanh, hardsigmoid) use steps
-// (+1, -1) to give 1-bit "inside the band" codes. Codes are packed LSB-first as a bitstream:
+// (+1, -1) to give 1-bit "inside the band" codes; a -1 border closes the band ([x >= s]).
+// Folded tables (even f') compare |x|. Codes are packed LSB-first as a bitstream:
 // element i occupies bits [i·b, (i+1)·b), byte j holds bits 8j..8j+7; 8 codes fill exactly b
 // bytes; a buffer holds ceil(n·b/8) bytes, unused high bits of the last byte are 0.
 #pragma once
