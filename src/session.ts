@@ -19,7 +19,9 @@ export interface PlanStats {
 const TYPE_OF: Record<string, TensorType> = { float32: 'float32', int64: 'int64', int32: 'int32', int8: 'int8', uint8: 'uint8', int16: 'int16', bool: 'bool' };
 const MAX_CACHED_PLANS = 16;
 
-interface Entry { compiled: Compiled; plan: NativePlan }
+// The plan description (with its constant blob, as large as the weights) is dropped once the
+// native plan holds it.
+interface Entry { compiled: Omit<Compiled, 'desc'>; plan: NativePlan }
 
 export class InferenceSession {
   readonly inputNames: string[];
@@ -116,7 +118,7 @@ export class InferenceSession {
     this.inputNames.forEach((n, i) => (inputDims[n] = dims[i]));
     const compiled = this.compiler.compile(inputDims);
     const plan = native.createPlan!(compiled.desc, { threads: this.threads, profile: this.profile });
-    e = { compiled, plan };
+    e = { compiled: { outputDims: compiled.outputDims, outputTypes: compiled.outputTypes, stats: compiled.stats }, plan };
     this.plans.set(key, e);
     if (this.plans.size > MAX_CACHED_PLANS) {
       const [oldKey, old] = this.plans.entries().next().value as [string, Entry];
