@@ -1,0 +1,325 @@
+// Integer plan ops: hostile plans must be refused with a message naming op, node and field, never
+// crash (run under ASan/UBSan in CI); empty sizes run; the matmul_q kernel agrees scalar vs AVX2
+// bit-exactly on random and edge inputs (odd sizes, extreme zero points, K up to the limit).
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "swinq/executor.h"
+#include "swinq/executor_int.h"
+
+using namespace swinq;
+
+static int failures = 0;
+#define CHECK(cond)                                                                  \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                                    \
+    }                                                                                \
+  } while (0)
+
+static TensorDesc T(DType dt, std::initializer_list<int64_t> dims, Storage s, int64_t off) {
+  TensorDesc t;
+  t.dtype = dt;
+  t.rank = (int32_t)dims.size();
+  int k = 0;
+  for (int64_t d : dims) t.dims[k++] = d;
+  t.storage = s;
+  t.offset = off;
+  return t;
+}
+static OpDesc Op(OpKind k, std::vector<int32_t> in, std::vector<int32_t> out, std::vector<int64_t> ints,
+                 std::vector<float> floats = {}, std::string name = "node") {
+  OpDesc o;
+  o.kind = k;
+  o.inputs = std::move(in);
+  o.outputs = std::move(out);
+  o.ints = std::move(ints);
+  o.floats = std::move(floats);
+  o.name = std::move(name);
+  return o;
+}
+
+// Builds a plan incrementally: constants are 64-byte aligned.
+struct B {
+  PlanDesc d;
+  int32_t input(DType dt, std::initializer_list<int64_t> dims) {
+    d.tensors.push_back(T(dt, dims, Storage::input, (int64_t)d.inputs.size()));
+    d.inputs.push_back((int32_t)d.tensors.size() - 1);
+    return d.inputs.back();
+  }
+  int32_t output(DType dt, std::initializer_list<int64_t> dims) {
+    d.tensors.push_back(T(dt, dims, Storage::output, (int64_t)d.outputs.size()));
+    d.outputs.push_back((int32_t)d.tensors.size() - 1);
+    return d.outputs.back();
+  }
+  template <class V>
+  int32_t constant(DType dt, std::initializer_list<int64_t> dims, const std::vector<V>& v) {
+    size_t off = (d.constants.size() + 63) / 64 * 64;
+    d.constants.resize(off + v.size() * sizeof(V));
+    if (!v.empty()) std::memcpy(d.constants.data() + off, v.data(), v.size() * sizeof(V));
+    d.tensors.push_back(T(dt, dims, Storage::constant, (int64_t)off));
+    return (int32_t)d.tensors.size() - 1;
+  }
+  int32_t arena(DType dt, std::initializer_list<int64_t> dims, int64_t off) {
+    d.tensors.push_back(T(dt, dims, Storage::arena, off));
+    int64_t end = off + d.tensors.back().nbytes();
+    if (end > d.arena_bytes) d.arena_bytes = end;
+    return (int32_t)d.tensors.size() - 1;
+  }
+  B& op(OpDesc o) {
+    d.ops.push_back(std::move(o));
+    return *this;
+  }
+};
+
+static void expect_error(const char* label, PlanDesc d, std::initializer_list<const char*> parts) {
+  try {
+    auto p = Plan::create(std::move(d), PlanOptions{});
+    std::fprintf(stderr, "%s: expected an error, plan was accepted\n", label);
+    ++failures;
+  } catch (const std::runtime_error& e) {
+    std::string m = e.what();
+    for (const char* part : parts)
+      if (m.find(part) == std::string::npos) {
+        std::fprintf(stderr, "%s: message '%s' lacks '%s'\n", label, m.c_str(), part);
+        ++failures;
+      }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: wrong exception type: %s\n", label, e.what());
+    ++failures;
+  }
+}
+
+// linear_q x[M,K] u8 → y[M,N] u8 with per-tensor requant; `mut` edits the plan before create.
+template <class F>
+static PlanDesc linear_q_plan(F mut, int64_t M = 3, int64_t K = 5, int64_t N = 4) {
+  B b;
+  int32_t x = b.input(DType::u8, {M, K});
+  int32_t w = b.constant(DType::i8, {K, N}, std::vector<int8_t>((size_t)(K * N), 3));
+  int32_t bias = b.constant(DType::i32, {N}, std::vector<int32_t>((size_t)N, 7));
+  int32_t m = b.constant(DType::i32, {1}, std::vector<int32_t>{1 << 30});
+  int32_t s = b.constant(DType::i32, {1}, std::vector<int32_t>{35});
+  int32_t y = b.output(DType::u8, {M, N});
+  b.op(Op(OpKind::linear_q, {x, w, bias, m, s}, {y}, {M, K, N, 0, 0, 0, 0, 255}, {}, "fc1"));
+  mut(b);
+  return b.d;
+}
+
+int main() {
+  // ---- hostile linear_q ----
+  expect_error("linear_q ints", linear_q_plan([](B& b) { b.d.ops[0].ints.pop_back(); }),
+               {"plan op #0 linear_q (node 'fc1')", "ints has 7 values, expected 8"});
+  expect_error("linear_q K", linear_q_plan([](B& b) { b.d.ops[0].ints[1] = -5; }), {"linear_q", "K = -5 is negative"});
+  expect_error("linear_q K huge", linear_q_plan([](B& b) { b.d.ops[0].ints[1] = int64_t(1) << 40; }), {"K = ", "outside [1, 65536]"});
+  expect_error("linear_q M overflow", linear_q_plan([](B& b) { b.d.ops[0].ints[0] = int64_t(1) << 62; }), {"M·K overflows"});
+  expect_error("linear_q x elems", linear_q_plan([](B& b) { b.d.ops[0].ints[0] = 4; }), {"x has 15 elements, expected M·K = 20"});
+  expect_error("linear_q x_zp", linear_q_plan([](B& b) { b.d.ops[0].ints[3] = 256; }), {"x_zp = 256 is outside uint8"});
+  expect_error("linear_q w_zp", linear_q_plan([](B& b) { b.d.ops[0].ints[4] = -129; }), {"w_zp = -129 is outside int8"});
+  expect_error("linear_q relu", linear_q_plan([](B& b) { b.d.ops[0].ints[6] = 2; }), {"relu = 2 must be 0 or 1"});
+  expect_error("linear_q x_max", linear_q_plan([](B& b) { b.d.ops[0].ints[7] = 0; }), {"x_max = 0 is outside [1, 255]"});
+  expect_error("linear_q w not const", linear_q_plan([](B& b) {
+                 b.d.tensors[1] = T(DType::i8, {5, 4}, Storage::arena, 0);
+                 b.d.arena_bytes = 64;
+               }),
+               {"w (tensor #1) must be a constant"});
+  expect_error("linear_q w dtype", linear_q_plan([](B& b) { b.d.tensors[1].dtype = DType::u8; }), {"w is uint8, expected int8"});
+  expect_error("linear_q bias dtype", linear_q_plan([](B& b) { b.d.tensors[2].dtype = DType::f32; }), {"bias is float32, expected int32"});
+  expect_error("linear_q mult missing", linear_q_plan([](B& b) { b.d.ops[0].inputs.resize(3); }), {"needs mult and shift"});
+  expect_error("linear_q mult size", linear_q_plan([](B& b) {
+                 b.d.tensors[3] = T(DType::i32, {3}, Storage::constant, b.d.tensors[3].offset);
+                 b.d.constants.resize(b.d.constants.size() + 64);
+               }),
+               {"mult has 3 elements, expected 1 (per tensor) or 4"});
+  expect_error("linear_q shift range", linear_q_plan([](B& b) {
+                 int32_t v = 99;
+                 std::memcpy(b.d.constants.data() + b.d.tensors[4].offset, &v, 4);
+               }),
+               {"shift[0] = 99 is outside [0, 62]"});
+  expect_error("linear_q input id", linear_q_plan([](B& b) { b.d.ops[0].inputs[2] = 1000; }),
+               {"input bias = 1000 is not a tensor id (or -1 for absent)"});
+  expect_error("linear_q output const", linear_q_plan([](B& b) { b.d.ops[0].outputs[0] = 1; }),
+               {"output tensor #1 is a constant"});
+  expect_error("linear_q table on s32", linear_q_plan([](B& b) {
+                 b.d.tensors[5].dtype = DType::i32;
+                 b.d.ops[0].inputs = {0, 1, 2, -1, -1, 1};
+               }),
+               {"an int32 y takes no mult, shift or table"});
+  expect_error("linear_q table size", linear_q_plan([](B& b) {
+                 int32_t t = b.constant(DType::u8, {100}, std::vector<uint8_t>(100, 1));
+                 b.d.ops[0].inputs.push_back(t);
+               }),
+               {"table has 100 elements, expected 256"});
+  expect_error("linear_q overlap", linear_q_plan([](B& b) {
+                 b.d.tensors[0] = T(DType::u8, {3, 5}, Storage::arena, 0);
+                 b.d.tensors[5] = T(DType::u8, {3, 4}, Storage::arena, 8);
+                 b.d.arena_bytes = 64;
+                 b.d.inputs.clear();
+                 b.d.outputs.clear();
+               }),
+               {"output tensor #5 overlaps x (tensor #0)"});
+  {
+    // a valid linear_q runs (and M = 0 runs), on both kernel sets
+    for (Isa isa : {Isa::scalar, Isa::avx2}) {
+      if (isa == Isa::avx2 && !cpu_features().avx2) continue;
+      set_isa(isa);
+      auto p = Plan::create(linear_q_plan([](B&) {}), PlanOptions{2, false});
+      std::vector<uint8_t> x(15, 2), y(12, 0);
+      p->run({{x.data(), x.size()}}, {{y.data(), y.size()}});
+      // v = 5·2·3 + 7 = 37; 37·2^30 >> 35 = 37/32 → 1 (rounded)
+      for (uint8_t v : y) CHECK(v == 1);
+      auto p0 = Plan::create(linear_q_plan([](B&) {}, 0, 5, 4), PlanOptions{2, false});
+      p0->run({{nullptr, 0}}, {{nullptr, 0}});
+    }
+    set_isa(Isa::scalar);
+  }
+
+  // ---- hostile matmul_q ----
+  auto mm = [](std::vector<int64_t> ints, DType bdt = DType::u8, DType ydt = DType::i32, int64_t an = 60,
+               int64_t bn = 60, int64_t yn = 18) {
+    B b;
+    int32_t a = b.input(DType::u8, {an});
+    int32_t bb = b.input(bdt, {bn});
+    int32_t y = b.output(ydt, {yn});
+    b.op(Op(OpKind::matmul_q, {a, bb}, {y}, std::move(ints), {}, "attn"));
+    return b.d;
+  };
+  expect_error("matmul_q ints", mm({2, 3, 10, 3, 0, 30, 30, 0, 0}), {"plan op #0 matmul_q (node 'attn')", "ints has 9 values"});
+  expect_error("matmul_q trans_b", mm({2, 3, 10, 3, 2, 30, 30, 0, 0, 0}), {"trans_b = 2 must be 0 or 1"});
+  expect_error("matmul_q stride", mm({2, 3, 10, 3, 0, 31, 30, 0, 0, 0}), {"a has 60 elements, but batch 2 × stride 31 needs 61"});
+  expect_error("matmul_q stride overflow", mm({2, 3, 10, 3, 0, int64_t(1) << 62, 30, 0, 0, 0}), {"batch stride overflows"});
+  expect_error("matmul_q K limit", mm({2, 3, 40000, 3, 0, 30, 30, 0, 0, 0}), {"K = 40000 exceeds 32768"});
+  expect_error("matmul_q y elems", mm({2, 3, 10, 3, 0, 30, 30, 0, 0, 0}, DType::u8, DType::i32, 60, 60, 17),
+               {"y has 17 elements, expected batch·M·N = 18"});
+  expect_error("matmul_q b_zp", mm({2, 3, 10, 3, 0, 30, 30, 0, 200, 0}, DType::i8), {"b_zp = 200 is outside int8"});
+  expect_error("matmul_q y_zp s32", mm({2, 3, 10, 3, 0, 30, 30, 0, 0, 4}), {"y_zp = 4 must be 0 for an int32 y"});
+  expect_error("matmul_q u8 y w/o requant", mm({2, 3, 10, 3, 0, 30, 30, 0, 0, 0}, DType::u8, DType::u8), {"needs mult and shift"});
+  expect_error("matmul_q b dtype", mm({2, 3, 10, 3, 0, 30, 30, 0, 0, 0}, DType::i16), {"b is int16, expected int8 or uint8"});
+  {
+    // batch 0 / M 0 run
+    auto p = Plan::create(mm({0, 3, 10, 3, 0, 30, 30, 0, 0, 0}, DType::u8, DType::i32, 60, 60, 0), PlanOptions{});
+    std::vector<uint8_t> a(60), b(60);
+    p->run({{a.data(), 60}, {b.data(), 60}}, {{nullptr, 0}});
+  }
+
+  // ---- other ops ----
+  auto one = [](OpKind k, DType xd, std::initializer_list<int64_t> xdims, DType yd, std::initializer_list<int64_t> ydims,
+                std::vector<int64_t> ints, std::vector<float> floats) {
+    B b;
+    int32_t x = b.input(xd, xdims);
+    int32_t y = b.output(yd, ydims);
+    b.op(Op(k, {x}, {y}, std::move(ints), std::move(floats), "n1"));
+    return b.d;
+  };
+  expect_error("quantize nan scale", one(OpKind::quantize, DType::f32, {4}, DType::u8, {4}, {0}, {NAN}),
+               {"plan op #0 quantize (node 'n1')", "scale = nan must be finite and > 0"});
+  expect_error("quantize zero scale", one(OpKind::quantize, DType::f32, {4}, DType::i8, {4}, {0}, {0.0f}), {"scale = 0"});
+  expect_error("quantize y dtype", one(OpKind::quantize, DType::f32, {4}, DType::f32, {4}, {0}, {1}), {"y is float32"});
+  expect_error("quantize count", one(OpKind::quantize, DType::f32, {4}, DType::u8, {5}, {0}, {1}), {"y has 5 elements"});
+  expect_error("dequantize zp", one(OpKind::dequantize, DType::i16, {4}, DType::f32, {4}, {40000}, {1}), {"zero_point = 40000 is outside int16"});
+  expect_error("dequantize floats", one(OpKind::dequantize, DType::u8, {4}, DType::f32, {4}, {0}, {}), {"floats has 0 values, expected 1"});
+  expect_error("softmax_q D", one(OpKind::softmax_q, DType::i32, {0}, DType::u8, {0}, {5, 0, 0}, {0.01f}), {"softmax_q", "D = 0 is outside"});
+  expect_error("softmax_q x dtype", one(OpKind::softmax_q, DType::u8, {6}, DType::u8, {6}, {2, 3, 0}, {0.01f}), {"x is uint8, expected int32"});
+  expect_error("softmax_q scale", one(OpKind::softmax_q, DType::i32, {6}, DType::u8, {6}, {2, 3, 0}, {5.0f}), {"x_scale", "ln2"});
+  {
+    B b;
+    int32_t x = b.input(DType::i32, {4, 3});
+    int32_t t = b.constant(DType::i32, {2, 3}, std::vector<int32_t>(6, 0));
+    int32_t y = b.output(DType::u8, {4, 3});
+    b.op(Op(OpKind::softmax_q, {x, t}, {y}, {4, 3, 3}, {0.01f}, "sm"));
+    expect_error("softmax_q table size", b.d, {"table has 6 elements, expected table_rows·D = 9"});
+    b.d.ops[0].ints[2] = 0;
+    expect_error("softmax_q table rows", b.d, {"table_rows = 0 must be >= 1 with a table"});
+  }
+  expect_error("layernorm_q D", one(OpKind::layernorm_q, DType::i8, {40000}, DType::u8, {40000}, {1, 40000, 0}, {0.1f}), {"D = 40000 is outside [1, 32768]"});
+  expect_error("layernorm_q y_zp", one(OpKind::layernorm_q, DType::i8, {6}, DType::u8, {6}, {2, 3, -1}, {0.1f}), {"y_zp = -1 is outside uint8"});
+  expect_error("layernorm_q y_scale", one(OpKind::layernorm_q, DType::i8, {6}, DType::u8, {6}, {2, 3, 0}, {-1.0f}), {"y_scale = -1"});
+  {
+    B b;
+    int32_t x = b.input(DType::i8, {2, 3});
+    int32_t g = b.constant(DType::f32, {3}, std::vector<float>{1, NAN, 1});
+    int32_t y = b.output(DType::i8, {2, 3});
+    b.op(Op(OpKind::layernorm_q, {x, g}, {y}, {2, 3, 0}, {0.1f}, "ln"));
+    expect_error("layernorm_q gamma nan", b.d, {"layernorm_q (node 'ln')", "gamma/beta"});
+  }
+  expect_error("gelu_q dtype", one(OpKind::gelu_q, DType::i16, {4}, DType::u8, {4}, {0, 0}, {0.1f, 0.1f}), {"x is int16, expected int8 or uint8"});
+  expect_error("relu_q dtype mismatch", one(OpKind::relu_q, DType::i8, {4}, DType::u8, {4}, {0}, {}), {"y is uint8 but x is int8"});
+  expect_error("relu_q zp", one(OpKind::relu_q, DType::i8, {4}, DType::i8, {4}, {128}, {}), {"zero_point = 128 is outside int8"});
+  expect_error("requant arity", one(OpKind::requant, DType::i32, {6}, DType::u8, {6}, {2, 3, 0, 0}, {}), {"has 1 inputs, expected 3"});
+  expect_error("avgpool_q T", one(OpKind::avgpool_q, DType::u8, {6}, DType::u8, {2}, {1, 0, 2, 0, 0}, {1, 1}), {"T = 0 is outside [1, 16384]"});
+  expect_error("avgpool_q ratio", one(OpKind::avgpool_q, DType::u8, {6}, DType::u8, {2}, {1, 3, 2, 0, 0}, {1e30f, 1e-30f}),
+               {"avgpool_q (node 'n1')", "x_scale/(T·y_scale)"});
+  expect_error("avgpool_q s16 zp", one(OpKind::avgpool_q, DType::i16, {6}, DType::i16, {2}, {1, 3, 2, 4, 0}, {1, 1}), {"x_zp = 4 must be 0 for an int16 tensor"});
+  expect_error("argmax_q y", one(OpKind::argmax_q, DType::i8, {6}, DType::i32, {2}, {2, 3}, {}), {"y is int32, expected int64"});
+  expect_error("argmax_q D", one(OpKind::argmax_q, DType::i8, {0}, DType::i64, {2}, {2, 0}, {}), {"D = 0 must be >= 1"});
+  {
+    B b;
+    int32_t a = b.input(DType::i16, {5});
+    int32_t c = b.input(DType::i8, {4});
+    int32_t y = b.output(DType::i16, {5});
+    b.op(Op(OpKind::add_q, {a, c}, {y}, {0, 0, 0}, {1, 1, 1}, "res"));
+    expect_error("add_q count", b.d, {"plan op #0 add_q (node 'res')", "b has 4 elements, expected a elements = 5"});
+    b.d.tensors[1].dims[0] = 5;
+    b.d.ops[0].floats = {1, 1, 1e-9f};
+    expect_error("add_q ratio", b.d, {"scales", "add_params"});
+  }
+
+  // ---- empty tensors run for every elementwise/row op ----
+  for (Isa isa : {Isa::scalar, Isa::avx2}) {
+    if (isa == Isa::avx2 && !cpu_features().avx2) continue;
+    set_isa(isa);
+    std::vector<PlanDesc> ds = {
+        one(OpKind::quantize, DType::f32, {0}, DType::u8, {0}, {0}, {1}),
+        one(OpKind::dequantize, DType::i8, {0}, DType::f32, {0}, {0}, {1}),
+        one(OpKind::softmax_q, DType::i32, {0, 5}, DType::u8, {0, 5}, {0, 5, 0}, {0.01f}),
+        one(OpKind::layernorm_q, DType::i16, {0, 5}, DType::i8, {0, 5}, {0, 5, 0}, {0.1f}),
+        one(OpKind::gelu_q, DType::i8, {0}, DType::u8, {0}, {0, 0}, {0.1f, 0.1f}),
+        one(OpKind::relu_q, DType::u8, {0}, DType::u8, {0}, {3}, {}),
+        one(OpKind::avgpool_q, DType::u8, {0, 3, 2}, DType::u8, {0, 2}, {0, 3, 2, 0, 0}, {1, 1}),
+        one(OpKind::argmax_q, DType::i8, {0, 3}, DType::i64, {0}, {0, 3}, {}),
+    };
+    for (auto& d : ds) {
+      try {
+        auto p = Plan::create(std::move(d), PlanOptions{2, false});
+        p->run({{nullptr, 0}}, {{nullptr, 0}});
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "empty run failed: %s\n", e.what());
+        ++failures;
+      }
+    }
+  }
+
+  // ---- matmul_u8x8_s32: scalar vs AVX2 bit-exact ----
+  if (cpu_features().avx2) {
+    std::mt19937 rng(42);
+    struct Shape { int64_t M, K, N; bool tb, bu8; int32_t za, zb; };
+    std::vector<Shape> shapes = {{1, 1, 1, false, true, 0, 0},      {5, 17, 9, true, false, 255, -128},
+                                 {49, 49, 32, false, true, 0, 128}, {49, 32, 49, true, true, 128, 128},
+                                 {3, 31, 3, false, false, 255, 127}, {2, 32768, 5, true, true, 255, 0}};
+    for (const Shape& s : shapes) {
+      std::vector<uint8_t> a((size_t)(s.M * s.K));
+      std::vector<uint8_t> b((size_t)(s.K * s.N));
+      for (auto& v : a) v = (uint8_t)rng();
+      for (auto& v : b) v = (uint8_t)rng();
+      if (s.K == 32768) {  // the extreme: every product at its maximum magnitude
+        std::fill(a.begin(), a.end(), 0);
+        std::fill(b.begin(), b.end(), 255);
+      }
+      std::vector<int32_t> c0((size_t)(s.M * s.N)), c1(c0.size());
+      matmul_u8x8_s32(a.data(), s.za, b.data(), s.bu8, s.zb, s.tb, s.M, s.K, s.N, c0.data(), Isa::scalar);
+      matmul_u8x8_s32(a.data(), s.za, b.data(), s.bu8, s.zb, s.tb, s.M, s.K, s.N, c1.data(), Isa::avx2);
+      CHECK(c0 == c1);
+      if (s.K == 32768) CHECK(c0[0] == -255 * 255 * 32768);
+    }
+  }
+
+  if (failures) std::fprintf(stderr, "%d failure(s)\n", failures);
+  else std::printf("executor_int_test: ok\n");
+  return failures ? 1 : 0;
+}
