@@ -676,6 +676,33 @@ export async function load(url, ctx, next) {
 });
 
 describe('shared micro-Swin', () => {
+  it('serves the integer-only (QDQ) micro-Swin: same answers as its session.run, merged or not', async () => {
+    const data = path.resolve(repoRoot, '..', 'shared', 'data', 'fashion-mnist');
+    if (!fs.existsSync(sharedModel) || !fs.existsSync(data)) throw new Error(`missing ${sharedModel} or ${data}: the shared models and data live in ../shared relative to the repo root`);
+    const { calibrate } = await import('../src/quant/calibrate.js');
+    const qPath = path.join(tmp, 'swin-q.onnx');
+    await calibrate(sharedModel, { data, samples: 8, method: 'minmax', out: qPath, batch: 8, threads: 1 });
+    const q = await openModel('swinq', qPath);
+    const input = q.inputs[0].name;
+    const held = holdFirstRun(q);
+    const s = await serve([held.model], { maxBatch: 4, maxDelayMs: 5, warmup: false });
+    const r = rng(4);
+    const xs = Array.from({ length: 4 }, () => Float32Array.from({ length: 784 }, () => r() * 3 - 0.8));
+    const body = (x: Float32Array) => ({ inputs: [{ name: input, datatype: 'FP32', shape: [1, 1, 28, 28], data: Array.from(x) }] });
+    const pending = Promise.all(xs.map((x) => postJson(s.url, 'swinq', body(x))));
+    await waitQueued(s.url, 'swinq', 3);
+    held.open();
+    const res = await pending;
+    for (let i = 0; i < xs.length; i++) {
+      expect(res[i].status, res[i].body.toString()).toBe(200);
+      const want = await reference(q, xs[i], [1, 1, 28, 28], input);
+      // integer-only arithmetic: a row's result does not depend on the batch it ran in
+      expect(Float32Array.from(res[i].json().outputs[0].data)).toEqual(want);
+    }
+    const text = (await http(`${s.url}/metrics`)).body.toString();
+    expect(metric(text, 'swinq_batch_size_count', { model: 'swinq' })).toBe(2); // 1, then 3 merged
+  });
+
   it('serves swin-micro-fmnist with results equal to session.run (batched and not)', async () => {
     if (!fs.existsSync(sharedModel)) throw new Error(`missing ${sharedModel}: the shared models live in ../shared relative to the repo root`);
     const swin = await openModel('swin', sharedModel);
