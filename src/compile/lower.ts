@@ -438,6 +438,7 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
         continue;
       }
       case 'Cast': case 'CastLike': {
+        if (info(o).dtype === 'bool') throw new Error(`${w}: cast to bool on run-time data is not supported`);
         const y = out0(n);
         emit('cast', [tensorOf(n.inputs[0], n.name)], [y], [], [], n.name);
         setT(o, y);
