@@ -3,7 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
+#include <cstdlib>
 
 #include "swinq/kernels_f32.h"
 
@@ -11,6 +11,22 @@ namespace swinq {
 namespace f32 {
 
 namespace {
+// A grow-only scratch buffer. Not std::vector: its out-of-line members would be emitted here with
+// AVX2 code as weak symbols the linker may pick for scalar callers too (crash on pre-AVX2 CPUs).
+struct Scratch {
+  float* p = nullptr;
+  int64_t n = 0;
+  ~Scratch() { std::free(p); }
+  float* get(int64_t want) {
+    if (want > n) {
+      std::free(p);
+      p = static_cast<float*>(std::aligned_alloc(64, (size_t)((want * 4 + 63) / 64 * 64)));
+      n = p ? want : 0;
+    }
+    return p;
+  }
+};
+
 // dst[t*kGemmNr + i] = alpha·src[i*lds + t] for i, t < 8.
 inline void transpose8x8(const float* src, int64_t lds, float* dst, __m256 alpha) {
   __m256 r[8];
@@ -38,20 +54,21 @@ void matmul_f32_avx2(const MatmulArgs& a, int64_t t0, int64_t t1) {
   const int64_t M = a.M, K = a.K, N = a.N;
   if (M == 0 || N == 0) return;
   if (K == 0) {
-    std::fill(a.y + t0 * M * N, a.y + t1 * M * N, 0.0f);
+    for (int64_t i = t0 * M * N; i < t1 * M * N; ++i) a.y[i] = 0.0f;
     return;
   }
   // Pack alpha·b[t] into the GEMM panel layout (either orientation) and run the 6x16 GEMM tiles:
   // no masked B loads for odd N, and trans_b costs one pass over b. The buffer is thread-local
   // and only grows, so steady-state runs do not allocate.
-  thread_local std::vector<float> packed;
+  thread_local Scratch scratch;
   const int64_t panels = gemm_panels(N);
-  if ((int64_t)packed.size() < panels * K * kGemmNr) packed.resize((size_t)(panels * K * kGemmNr));
+  float* const packed = scratch.get(panels * K * kGemmNr);
+  if (!packed) return matmul_f32_scalar(a, t0, t1);  // out of memory: never throw inside a pool worker
   const float* last_b = nullptr;
   for (int64_t t = t0; t < t1; ++t) {
     const float* B = a.b + t * a.b_stride;
     if (B != last_b) {  // a broadcast b is packed once
-      float* dst = packed.data();
+      float* dst = packed;
       const __m256 al = _mm256_set1_ps(a.alpha);
       for (int64_t p = 0; p < panels; ++p) {
         const int64_t n0 = p * kGemmNr, nn = std::min<int64_t>(kGemmNr, N - n0);
@@ -79,7 +96,7 @@ void matmul_f32_avx2(const MatmulArgs& a, int64_t t0, int64_t t1) {
       }
       last_b = B;
     }
-    GemmArgs g{a.a + t * a.a_stride, packed.data(), nullptr, nullptr, a.y + t * M * N, M, K, N, act_none};
+    GemmArgs g{a.a + t * a.a_stride, packed, nullptr, nullptr, a.y + t * M * N, M, K, N, act_none};
     gemm_f32_6x16_avx2(g, 0, M, 0, panels);
   }
 }
