@@ -34,7 +34,8 @@ static double brute_force(const std::string& fn, int bits, const FewbitOptions& 
   double best = std::numeric_limits<double>::infinity();
   std::vector<double> b(k - 1), lv;
   for (;;) {
-    for (int i = 0; i < k - 1; ++i) b[i] = o.lo + (o.hi - o.lo) * ((double)idx[i] / n);
+    const double lo = o.fold ? 0.0 : o.lo;  // a folded problem lives on [0, hi]
+    for (int i = 0; i < k - 1; ++i) b[i] = lo + (o.hi - lo) * ((double)idx[i] / n);
     const double j = fewbit_fit_levels(fn, b, o, &lv);
     if (j < best) best = j, *best_b = b;
     int p = k - 2;  // next combination
@@ -47,17 +48,18 @@ static double brute_force(const std::string& fn, int bits, const FewbitOptions& 
 }
 
 static void test_dp_equals_brute_force() {
-  struct Case { const char* fn; int bits; int grid; FewbitWeight w; double lo, hi; };
+  struct Case { const char* fn; int bits; int grid; FewbitWeight w; double lo, hi; bool fold = false; };
   const Case cases[] = {
       {"gelu", 1, 40, FewbitWeight::uniform, -6, 6},   {"gelu", 2, 24, FewbitWeight::uniform, -6, 6},
       {"tanh", 2, 24, FewbitWeight::normal, -5, 5},    {"silu", 3, 14, FewbitWeight::uniform, -8, 8},
       {"sigmoid", 3, 13, FewbitWeight::normal, -6, 6}, {"softsign", 2, 21, FewbitWeight::uniform, -5, 5},
       {"hardswish", 2, 20, FewbitWeight::uniform, -5, 5}, {"mish", 4, 18, FewbitWeight::normal, -6, 6},
       {"elu", 2, 22, FewbitWeight::normal, -4, 3},
+      {"tanh", 2, 22, FewbitWeight::normal, -5, 5, true}, {"softsign", 3, 13, FewbitWeight::uniform, -6, 6, true},
   };
   for (const Case& c : cases) {
     FewbitOptions o;
-    o.grid = c.grid, o.weight = c.w, o.lo = c.lo, o.hi = c.hi, o.polish = false;
+    o.grid = c.grid, o.weight = c.w, o.lo = c.lo, o.hi = c.hi, o.polish = false, o.fold = c.fold;
     auto t = fewbit_table(c.fn, c.bits, o);
     std::vector<double> bb;
     const double bf = brute_force(c.fn, c.bits, o, &bb);
