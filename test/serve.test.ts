@@ -696,8 +696,10 @@ describe('shared micro-Swin', () => {
     for (let i = 0; i < xs.length; i++) {
       expect(res[i].status, res[i].body.toString()).toBe(200);
       const want = await reference(q, xs[i], [1, 1, 28, 28], input);
-      // integer-only arithmetic: a row's result does not depend on the batch it ran in
-      expect(Float32Array.from(res[i].json().outputs[0].data)).toEqual(want);
+      const got = Float32Array.from(res[i].json().outputs[0].data);
+      // swinq's integer-only arithmetic: a row's result does not depend on the batch it ran in
+      if (ENGINE === 'swinq') expect(got).toEqual(want);
+      else for (let k = 0; k < 10; k++) expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[k])));
     }
     const text = (await http(`${s.url}/metrics`)).body.toString();
     expect(metric(text, 'swinq_batch_size_count', { model: 'swinq' })).toBe(2); // 1, then 3 merged
