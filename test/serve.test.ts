@@ -699,7 +699,8 @@ describe('shared micro-Swin', () => {
       const got = Float32Array.from(res[i].json().outputs[0].data);
       // swinq's integer-only arithmetic: a row's result does not depend on the batch it ran in
       if (ENGINE === 'swinq') expect(got).toEqual(want);
-      else for (let k = 0; k < 10; k++) expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[k])));
+      // (onnxruntime's QDQ kernels may land one quantization step apart at another batch size)
+      else for (let k = 0; k < 10; k++) expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(0.02 * Math.max(...want.map(Math.abs)));
     }
     const text = (await http(`${s.url}/metrics`)).body.toString();
     expect(metric(text, 'swinq_batch_size_count', { model: 'swinq' })).toBe(2); // 1, then 3 merged
