@@ -195,33 +195,75 @@ const std::initializer_list<DType> k8 = {DType::i8, DType::u8};
 // ------------------------------------------------------------------------------------------
 // matmul_q kernel
 
-// c[n] = Σ_k a[k]·bt[n][k] over K padded to 16 (int16 rows, zero points already subtracted).
-__attribute__((target("avx2"))) void dot_rows_avx2(const int16_t* a, const int16_t* bt, int64_t Kp, int64_t N,
-                                                    int32_t* c) {
-  int64_t n = 0;
-  // 4 columns at a time: vpmaddwd pairs ((a−za)(b−zb) ≤ 65025, pair ≤ 130050) then one hadd tree.
-  for (; n + 4 <= N; n += 4) {
-    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
-    const int16_t* b0 = bt + n * Kp;
-    for (int64_t k = 0; k < Kp; k += 16) {
-      const __m256i va = _mm256_loadu_si256((const __m256i*)(a + k));
-      s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(va, _mm256_loadu_si256((const __m256i*)(b0 + k))));
-      s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(va, _mm256_loadu_si256((const __m256i*)(b0 + Kp + k))));
-      s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(va, _mm256_loadu_si256((const __m256i*)(b0 + 2 * Kp + k))));
-      s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(va, _mm256_loadu_si256((const __m256i*)(b0 + 3 * Kp + k))));
+// A 4×16 register tile (MR rows): k runs in pairs, bp[kk][n][2] = (b[2kk][n], b[2kk+1][n]) − zb as
+// int16, ap[m][kk] = the matching pair of a − za packed in one int32, so one vpmaddwd does 16 MACs
+// exactly ((a−za)(b−zb) ≤ 65025, pair ≤ 130050, K ≤ 32768 keeps every sum inside int32).
+template <int MR>
+__attribute__((target("avx2"))) void mm_tile_avx2(const int32_t* ap, int64_t Kh, const int16_t* bp, int64_t Np,
+                                                   int64_t n0, int32_t* c, int64_t ldc, int64_t ncols) {
+  __m256i acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  for (int64_t kk = 0; kk < Kh; ++kk) {
+    const int16_t* brow = bp + (kk * Np + n0) * 2;
+    const __m256i b0 = _mm256_loadu_si256((const __m256i*)brow);
+    const __m256i b1 = _mm256_loadu_si256((const __m256i*)(brow + 16));
+    for (int r = 0; r < MR; ++r) {
+      const __m256i av = _mm256_set1_epi32(ap[r * Kh + kk]);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
     }
-    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
-    _mm_storeu_si128((__m128i*)(c + n), _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
   }
-  for (; n < N; ++n) {
-    __m256i s = _mm256_setzero_si256();
-    for (int64_t k = 0; k < Kp; k += 16)
-      s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i*)(a + k)),
-                                                _mm256_loadu_si256((const __m256i*)(bt + n * Kp + k))));
-    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    r = _mm_hadd_epi32(r, r);
-    r = _mm_hadd_epi32(r, r);
-    c[n] = _mm_cvtsi128_si32(r);
+  for (int r = 0; r < MR; ++r) {
+    if (ncols == 16) {
+      _mm256_storeu_si256((__m256i*)(c + r * ldc), acc[r][0]);
+      _mm256_storeu_si256((__m256i*)(c + r * ldc + 8), acc[r][1]);
+    } else {
+      alignas(32) int32_t tmp[16];
+      _mm256_store_si256((__m256i*)tmp, acc[r][0]);
+      _mm256_store_si256((__m256i*)(tmp + 8), acc[r][1]);
+      std::memcpy(c + r * ldc, tmp, (size_t)ncols * 4);
+    }
+  }
+}
+
+inline int32_t pack_pair(int32_t lo, int32_t hi) {
+  return (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
+}
+// bp[kk][n] = pair (b[2kk][n] − zb, b[2kk+1][n] − zb) as two int16 in an int32; zero padding.
+template <class TB>
+__attribute__((target("avx2"))) void widen_b_avx2(const TB* b, int32_t zb, bool trans_b, int64_t K, int64_t N,
+                                                   int64_t Kh, int64_t Np, int32_t* bp) {
+  for (int64_t kk = 0; kk < Kh; ++kk)
+    for (int64_t n = N; n < Np; ++n) bp[kk * Np + n] = 0;
+  const int64_t Ke = K & ~int64_t(1);
+  if (trans_b) {  // b is [N][K]: rows contiguous in k
+    for (int64_t n = 0; n < N; ++n) {
+      const TB* row = b + n * K;
+      for (int64_t k = 0; k < Ke; k += 2) bp[(k >> 1) * Np + n] = pack_pair((int32_t)row[k] - zb, (int32_t)row[k + 1] - zb);
+      if (K & 1) bp[(K >> 1) * Np + n] = pack_pair((int32_t)row[K - 1] - zb, 0);
+    }
+  } else {  // b is [K][N]
+    for (int64_t k = 0; k < Ke; k += 2) {
+      const TB* r0 = b + k * N;
+      const TB* r1 = r0 + N;
+      int32_t* dst = bp + (k >> 1) * Np;
+      for (int64_t n = 0; n < N; ++n) dst[n] = pack_pair((int32_t)r0[n] - zb, (int32_t)r1[n] - zb);
+    }
+    if (K & 1) {
+      const TB* r0 = b + (K - 1) * N;
+      int32_t* dst = bp + (K >> 1) * Np;
+      for (int64_t n = 0; n < N; ++n) dst[n] = pack_pair((int32_t)r0[n] - zb, 0);
+    }
+  }
+}
+__attribute__((target("avx2"))) void widen_a_avx2(const uint8_t* a, int32_t za, int64_t M, int64_t K, int64_t Kh,
+                                                   int32_t* ap) {
+  const int64_t Ke = K & ~int64_t(1);
+  for (int64_t m = 0; m < M; ++m) {
+    const uint8_t* row = a + m * K;
+    int32_t* dst = ap + m * Kh;
+    for (int64_t k = 0; k < Ke; k += 2) dst[k >> 1] = pack_pair((int32_t)row[k] - za, (int32_t)row[k + 1] - za);
+    if (K & 1) dst[K >> 1] = pack_pair((int32_t)row[K - 1] - za, 0);
   }
 }
 
@@ -242,21 +284,31 @@ void matmul_u8x8_s32(const uint8_t* a, int32_t za, const void* b, bool b_u8, int
       }
     return;
   }
-  // Widen once per call (zero points subtracted, K zero-padded to 16): bt[N][Kp], one a row [Kp].
-  const int64_t Kp = (K + 15) / 16 * 16;
-  thread_local std::vector<int16_t> scratch;
-  if ((int64_t)scratch.size() < (N + 1) * Kp) scratch.resize((size_t)((N + 1) * Kp));
-  int16_t* bt = scratch.data();
-  int16_t* ar = bt + N * Kp;
-  for (int64_t n = 0; n < N; ++n) {
-    int16_t* row = bt + n * Kp;
-    for (int64_t k = 0; k < K; ++k) row[k] = (int16_t)(bval(k, n) - zb);
-    for (int64_t k = K; k < Kp; ++k) row[k] = 0;
-  }
-  for (int64_t k = K; k < Kp; ++k) ar[k] = 0;
-  for (int64_t m = 0; m < M; ++m) {
-    for (int64_t k = 0; k < K; ++k) ar[k] = (int16_t)((int32_t)a[m * K + k] - za);
-    dot_rows_avx2(ar, bt, Kp, N, c + m * N);
+  if (M <= 0 || N <= 0) return;
+  // Widen once per call into the pair layouts (zero-padded: K to even, N to 16); per-thread scratch.
+  const int64_t Kh = (K + 1) / 2, Np = (N + 15) / 16 * 16;
+  thread_local std::vector<int32_t> bscratch, ascratch;
+  if ((int64_t)bscratch.size() < Kh * Np) bscratch.resize((size_t)(Kh * Np));
+  if ((int64_t)ascratch.size() < M * Kh) ascratch.resize((size_t)(M * Kh));
+  int32_t* bp32 = bscratch.data();
+  int32_t* ap = ascratch.data();
+  if (b_u8) widen_b_avx2(static_cast<const uint8_t*>(b), zb, trans_b, K, N, Kh, Np, bp32);
+  else widen_b_avx2(static_cast<const int8_t*>(b), zb, trans_b, K, N, Kh, Np, bp32);
+  widen_a_avx2(a, za, M, K, Kh, ap);
+  const int16_t* bp = reinterpret_cast<const int16_t*>(bp32);
+  for (int64_t m0 = 0; m0 < M; m0 += 4) {
+    const int64_t mr = std::min<int64_t>(4, M - m0);
+    for (int64_t n0 = 0; n0 < N; n0 += 16) {
+      const int64_t nc = std::min<int64_t>(16, N - n0);
+      int32_t* cc = c + m0 * N + n0;
+      const int32_t* aa = ap + m0 * Kh;
+      switch (mr) {
+        case 4: mm_tile_avx2<4>(aa, Kh, bp, Np, n0, cc, N, nc); break;
+        case 3: mm_tile_avx2<3>(aa, Kh, bp, Np, n0, cc, N, nc); break;
+        case 2: mm_tile_avx2<2>(aa, Kh, bp, Np, n0, cc, N, nc); break;
+        default: mm_tile_avx2<1>(aa, Kh, bp, Np, n0, cc, N, nc); break;
+      }
+    }
   }
 }
 
