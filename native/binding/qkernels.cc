@@ -204,8 +204,9 @@ Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, "qLayerNorm", [&]() -> Napi::Value {
     int64_t rows = integer(env, info[1], "rows", 0, 1 << 30), D = integer(env, info[2], "D", 1, 32768);
-    SWINQ_CHECK_ARG(env, info[0].IsTypedArray(), "x must be an Int8Array or Int16Array");
-    QType in = info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int8_array ? QType::s8 : QType::s16;
+    const napi_typedarray_type xt = info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().TypedArrayType() : napi_float64_array;
+    SWINQ_CHECK_ARG(env, xt == napi_int8_array || xt == napi_int16_array, "x must be an Int8Array or Int16Array");
+    QType in = xt == napi_int8_array ? QType::s8 : QType::s16;
     const void* x = typed(env, info[0], in, rows * D, "x");
     auto floats = [&](Napi::Value v, const char* what) -> const float* {
       if (v.IsUndefined() || v.IsNull()) return nullptr;

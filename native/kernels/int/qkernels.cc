@@ -464,11 +464,11 @@ GeluParams gelu_params(double S) {
   QCHECK(std::isfinite(S) && S > 0, "gelu_params: input_scale must be positive");
   GeluParams p;
   const double Se = S / std::sqrt(2.0);
+  QCHECK(std::floor(1.769 / Se) <= 46340, "gelu_params: input_scale too small (< 5.4e-5)");  // d² < 2^31
   p.B = (int32_t)std::floor(1.769 / Se);
   double C = 1.0 / (0.2888 * Se * Se);
   // keep q·2C < 2^31 for |q| ≤ 128: C < 2^22
   while (C / std::ldexp(1.0, p.sh) >= std::ldexp(1.0, 22)) ++p.sh;
-  QCHECK(p.B <= 46340, "gelu_params: input_scale too small (< 5.4e-5)");  // d² < 2^31
   p.C = (int32_t)std::floor(C / std::ldexp(1.0, p.sh));
   QCHECK(p.C >= 1, "gelu_params: input_scale too large");
   p.out_scale = S * 0.2888 * Se * Se * std::ldexp(1.0, p.sh) / 2.0;
@@ -551,9 +551,11 @@ void add_q(QType ta, const void* a, QType tb, const void* b, int64_t n, const Ad
   for (QType t : {ta, tb, ty}) QCHECK(t == QType::s8 || t == QType::u8 || t == QType::s16, "add_q: types must be s8, u8 or s16");
   QCHECK(std::abs(p.ma) + std::abs(p.mb) < 32768 && p.shift >= 0 && p.shift <= 30,
          "add_q: need |ma| + |mb| < 2^15 and shift in [0, 30]");
-  QCHECK(p.za >= qtype_min(ta) && p.za <= qtype_max(ta) && (ta != QType::s16 || p.za == 0), "add_q: bad za");
-  QCHECK(p.zb >= qtype_min(tb) && p.zb <= qtype_max(tb) && (tb != QType::s16 || p.zb == 0), "add_q: bad zb");
-  QCHECK(p.zy >= qtype_min(ty) && p.zy <= qtype_max(ty), "add_q: bad zy");
+  QCHECK(p.za >= qtype_min(ta) && p.za <= qtype_max(ta) && (ta != QType::s16 || p.za == 0),
+         "add_q: za " + std::to_string(p.za) + " must lie in " + qtype_name(ta) + " (and be 0 for s16)");
+  QCHECK(p.zb >= qtype_min(tb) && p.zb <= qtype_max(tb) && (tb != QType::s16 || p.zb == 0),
+         "add_q: zb " + std::to_string(p.zb) + " must lie in " + qtype_name(tb) + " (and be 0 for s16)");
+  QCHECK(p.zy >= qtype_min(ty) && p.zy <= qtype_max(ty), "add_q: zy " + std::to_string(p.zy) + " outside " + qtype_name(ty));
   QCHECK(n >= 0 && (n == 0 || (a && b && y)), "add_q: bad buffer");
   if (use_avx2(isa)) return detail::add_q_avx2(ta, a, tb, b, n, p, ty, y);
   const int32_t lo = std::max(p.qmin, qtype_min(ty)) - p.zy, hi = std::min(p.qmax, qtype_max(ty)) - p.zy;
