@@ -89,7 +89,7 @@ function cases(): Case[] {
   }
 
   // dequantize: per tensor and per channel (last dim)
-  for (const [dt, zp, C] of [[DType.i8, 3, 0], [DType.u8, 128, 5], [DType.i32, 0, 0], [DType.i16, 0, 7]] as const) {
+  for (const [dt, zp, C] of [[DType.i8, 3, 0], [DType.u8, 128, 5], [DType.i32, 0, 0], [DType.i16, 0, 7], [DType.u8, 200, 0], [DType.i16, -7, 0]] as const) {
     const b = new Builder();
     const n = 35;
     const x = b.input([n], dt);

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "swinq/qkernels.h"
@@ -612,6 +613,48 @@ void dequantize_range(const T* x, float* y, int64_t b, int64_t e, int32_t zp, fl
   }
 }
 
+// AVX2 quantize for 8/16-bit outputs, bit-exact with quantize_range: the same IEEE division, round
+// half to even (vroundps), NaN → 0, clamp to [lo − zp, hi − zp] while still integral floats.
+__attribute__((target("avx2"))) void quantize_avx2(const float* x, DType dt, void* y, int64_t b, int64_t e, float scale,
+                                                    int32_t zp) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  const __m256 lo = _mm256_set1_ps((float)(dmin(dt) - zp)), hi = _mm256_set1_ps((float)(dmax(dt) - zp));
+  const __m256i vz = _mm256_set1_epi32(zp);
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8) {
+    __m256 r = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));
+    r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+    const __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(r), vz);
+    const __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    if (dt == DType::i16) _mm_storeu_si128((__m128i*)((int16_t*)y + i), p16);
+    else if (dt == DType::u8) _mm_storel_epi64((__m128i*)((uint8_t*)y + i), _mm_packus_epi16(p16, p16));
+    else _mm_storel_epi64((__m128i*)((int8_t*)y + i), _mm_packs_epi16(p16, p16));
+  }
+  if (i < e) {
+    if (dt == DType::i16) quantize_range(x, (int16_t*)y, i, e, scale, zp);
+    else if (dt == DType::u8) quantize_range(x, (uint8_t*)y, i, e, scale, zp);
+    else quantize_range(x, (int8_t*)y, i, e, scale, zp);
+  }
+}
+
+// AVX2 per-tensor dequantize of 8/16-bit codes: x − zp is exact in int32 and in float, then one
+// IEEE multiply, as dequantize_range.
+template <class TX>
+__attribute__((target("avx2"))) void dequantize_avx2(const TX* x, float* y, int64_t b, int64_t e, int32_t zp, float scale) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  const __m256i vz = _mm256_set1_epi32(zp);
+  int64_t i = b;
+  for (; i + 8 <= e; i += 8) {
+    __m256i v;
+    if constexpr (sizeof(TX) == 2) v = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i*)(x + i)));
+    else if constexpr (std::is_signed<TX>::value) v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(x + i)));
+    else v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(x + i)));
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, vz)), vs));
+  }
+  dequantize_range(x, y, i, e, zp, scale, nullptr, 1);
+}
+
 }  // namespace
 
 void run_int_op(const PlanDesc& d, size_t op_index, const IntOpState& st, void* const* ptr, Isa isa, ThreadPool& pool) {
@@ -631,6 +674,7 @@ void run_int_op(const PlanDesc& d, size_t op_index, const IntOpState& st, void* 
       const float s = op.floats[0];
       const int32_t zp = (int32_t)I[0];
       pool.parallel_for(ny, 16384, [&](int64_t b, int64_t e) {
+        if (isa == Isa::avx2 && yt.dtype != DType::i32) return quantize_avx2(x, yt.dtype, out, b, e, s, zp);
         switch (yt.dtype) {
           case DType::i8: quantize_range(x, (int8_t*)out, b, e, s, zp); break;
           case DType::u8: quantize_range(x, (uint8_t*)out, b, e, s, zp); break;
@@ -650,6 +694,11 @@ void run_int_op(const PlanDesc& d, size_t op_index, const IntOpState& st, void* 
       float* y = static_cast<float*>(out);
       const DType xd = dt(0);
       pool.parallel_for(ny, 16384, [&](int64_t b, int64_t e) {
+        if (isa == Isa::avx2 && !scales && xd != DType::i32) {
+          if (xd == DType::i8) return dequantize_avx2((const int8_t*)x, y, b, e, zp, s);
+          if (xd == DType::u8) return dequantize_avx2((const uint8_t*)x, y, b, e, zp, s);
+          return dequantize_avx2((const int16_t*)x, y, b, e, zp, s);
+        }
         switch (xd) {
           case DType::i8: dequantize_range((const int8_t*)x, y, b, e, zp, s, scales, C); break;
           case DType::u8: dequantize_range((const uint8_t*)x, y, b, e, zp, s, scales, C); break;
