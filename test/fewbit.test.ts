@@ -268,6 +268,69 @@ describe('fewbit codec', () => {
   });
 });
 
+// A small SiLU MLP trained by full-batch SGD in plain JS; the hidden activation's backward is
+// either exact or few-bit (the hook API inside a real training loop).
+function trainMlp(bits: FewbitBits | 0, steps: number): number[] {
+  const N = 256, D = 4, H = 32, lr = 0.05;
+  let s = 42;
+  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296 - 0.5;
+  const X = new Float32Array(N * D).map(() => 4 * u());
+  const Y = new Float32Array(N).map((_, n) => Math.sin(X[n * D]) + X[n * D + 1] * X[n * D + 2] - 0.5 * Math.abs(X[n * D + 3]));
+  const W1 = new Float32Array(D * H).map(() => u()), b1 = new Float32Array(H), W2 = new Float32Array(H).map(() => u() * 0.5);
+  let b2 = 0;
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const act = bits ? fewbit.activation('silu', bits, { weight: 'normal' }) : undefined;
+  const losses: number[] = [];
+  for (let step = 0; step < steps; step++) {
+    const Hp = new Float32Array(N * H);
+    for (let n = 0; n < N; n++) for (let h = 0; h < H; h++) {
+      let a = b1[h];
+      for (let d = 0; d < D; d++) a += X[n * D + d] * W1[d * H + h];
+      Hp[n * H + h] = a;
+    }
+    let A: Float32Array, codes: Uint8Array | undefined;
+    if (act) ({ y: A, codes } = act.forward(Hp));
+    else A = Hp.map((v) => v * sig(v));
+    const dOut = new Float32Array(N);
+    let loss = 0;
+    for (let n = 0; n < N; n++) {
+      let o = b2;
+      for (let h = 0; h < H; h++) o += A[n * H + h] * W2[h];
+      dOut[n] = (2 * (o - Y[n])) / N;
+      loss += (o - Y[n]) ** 2 / N;
+    }
+    losses.push(loss);
+    const dA = new Float32Array(N * H), gW2 = new Float32Array(H);
+    let gb2 = 0;
+    for (let n = 0; n < N; n++) {
+      gb2 += dOut[n];
+      for (let h = 0; h < H; h++) { gW2[h] += A[n * H + h] * dOut[n]; dA[n * H + h] = dOut[n] * W2[h]; }
+    }
+    const dH = act ? act.backward(codes!, dA) : dA.map((g, i) => { const q = sig(Hp[i]); return g * q * (1 + Hp[i] * (1 - q)); });
+    const gW1 = new Float32Array(D * H), gb1 = new Float32Array(H);
+    for (let n = 0; n < N; n++) for (let h = 0; h < H; h++) {
+      const g = dH[n * H + h];
+      gb1[h] += g;
+      for (let d = 0; d < D; d++) gW1[d * H + h] += X[n * D + d] * g;
+    }
+    for (let i = 0; i < W1.length; i++) W1[i] -= lr * gW1[i];
+    for (let i = 0; i < H; i++) { b1[i] -= lr * gb1[i]; W2[i] -= lr * gW2[i]; }
+    b2 -= lr * gb2;
+  }
+  return losses;
+}
+
+describe('fewbit in a training loop', () => {
+  it('trains a small MLP with 2- and 3-bit SiLU backward about as well as with the exact one', () => {
+    const exact = trainMlp(0, 300);
+    expect(exact[299]).toBeLessThan(0.05 * exact[0]);
+    for (const bits of [2, 3] as FewbitBits[]) {
+      const few = trainMlp(bits, 300);
+      for (const t of [99, 299]) expect(Math.abs(few[t] - exact[t]) / exact[t], `${bits} bits, step ${t}`).toBeLessThan(0.1);
+    }
+  });
+});
+
 describe('swinq fewbit CLI', () => {
   async function runInProcess(args: string[]): Promise<string> {
     const program = new Command('swinq').exitOverride();
