@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// One Swin block (windowed attention + MLP, tokens already partitioned into 7×7 windows) as ONE
-// integer plan (quantize → LN → q/k/v linear_q → matmul_q → softmax_q → matmul_q → proj → add_q →
-// LN → fc1 (+GELU table) → fc2 → add_q → dequantize) vs the same block as an fp32 plan.
+// One (shifted-window) Swin block as ONE integer plan (quantize → roll + window partition (index_map
+// on int16) → LN → q/k/v linear_q → matmul_q → softmax_q → matmul_q → proj → add_q →
+// LN → fc1 (+GELU table) → fc2 → add_q → window reverse → dequantize) vs the same block as an fp32 plan.
 // Prints ms per run (min / median of --runs) for both, and the share of softmax_q + layernorm_q in
 // the integer block from plan.profile(). The builders are exported for test/plan_int.test.ts.
 // Usage: node bench/int-block.js [--runs 15] [--threads 1] [--wbits 8|7] [--windows 64 --dim 96 --heads 3] [--json]
@@ -109,6 +109,32 @@ export function makeInput(p, seed = 2) {
   return Float32Array.from({ length: p.T * p.C }, () => (2 * r() - 1) * 2 + Math.sin(r() * 6));
 }
 
+/**
+ * Window partition with a cyclic shift (as Swin's shifted blocks): the plans take x in image layout
+ * [side·side, C] and index_map it into windows [nW, 49, C] (and back at the end). part[w·49 + i] is
+ * the image row (times C) of window w's token i; inv is the reverse map.
+ */
+export function windowMaps(p, shift = 3) {
+  const nside = Math.round(Math.sqrt(p.windows)), side = nside * 7;
+  if (nside * nside !== p.windows) throw new Error(`windows = ${p.windows} is not a square`);
+  const part = new Int32Array(p.T), inv = new Int32Array(p.T);
+  for (let w = 0; w < p.windows; ++w)
+    for (let i = 0; i < WIN; ++i) {
+      const r = (Math.floor(w / nside) * 7 + Math.floor(i / 7) + shift) % side;
+      const c = ((w % nside) * 7 + (i % 7) + shift) % side;
+      part[w * WIN + i] = (r * side + c) * p.C;
+      inv[r * side + c] = (w * WIN + i) * p.C;
+    }
+  return { part, inv };
+}
+function gatherRows(map, x, C) {
+  const y = new Float64Array(x.length);
+  for (let t = 0; t < map.length; ++t) for (let c = 0; c < C; ++c) y[t * C + c] = x[map[t] + c];
+  return y;
+}
+export const toWindows = (p, img) => gatherRows(windowMaps(p).part, img, p.C);
+export const fromWindows = (p, win) => gatherRows(windowMaps(p).inv, win, p.C);
+
 /** The block in float64: y and every intermediate (for calibration). x: [T, C]. */
 export function floatBlock(p, x) {
   const { C, H, T: N, heads, hd, windows } = p;
@@ -197,8 +223,11 @@ export function buildIntBlock(p, calib) {
   const x = b.input([N, C]);
   const y = b.output([N, C]);
   const sx = s16(calib.x);
+  const x16img = b.arena([N, C], T.i16);
+  b.op(K.quantize, [x], [x16img], [0], [sx], 'x');
+  const { part, inv } = windowMaps(p);
   const x16 = b.arena([N, C], T.i16);
-  b.op(K.quantize, [x], [x16], [0], [sx], 'x');
+  b.op(K.index_map, [x16img, b.constant(part, [N], T.i32)], [x16], [C, 1, N * C, N * C], [], 'shift + window partition');
 
   // linear_q with per-channel symmetric s8 weights; out: {dtype, s, zp}; returns the output tensor
   const linearQ = (name, a, aS, aZp, w, bias, Kd, Nd, out, table) => {
@@ -276,7 +305,9 @@ export function buildIntBlock(p, calib) {
   const sy = s16(calib.y);
   const y16 = b.arena([N, C], T.i16);
   b.op(K.add_q, [r1, f2], [y16], [0, 0, 0], [sr1, sf2, sy], 'residual 2');
-  b.op(K.dequantize, [y16], [y], [0], [sy], 'y');
+  const y16img = b.arena([N, C], T.i16);
+  b.op(K.index_map, [y16, b.constant(inv, [N], T.i32)], [y16img], [C, 1, N * C, N * C], [], 'window reverse + unshift');
+  b.op(K.dequantize, [y16img], [y], [0], [sy], 'y');
   return b.build();
 }
 
@@ -285,8 +316,11 @@ export function buildF32Block(p) {
   const { C, H, T: N, heads, hd, windows } = p;
   const b = new Builder();
   const f = (a) => Float32Array.from(a);
-  const x = b.input([N, C]);
+  const ximg = b.input([N, C]);
   const y = b.output([N, C]);
+  const { part, inv } = windowMaps(p);
+  const x = b.arena([N, C]);
+  b.op(K.index_map, [ximg, b.constant(part, [N], T.i32)], [x], [C, 1, N * C, N * C]);
   const l1 = b.arena([N, C]);
   b.op(K.layernorm, [x, b.constant(f(p.g1), [C], T.f32), b.constant(f(p.b1), [C], T.f32)], [l1], [N, C], [1e-5], 'norm1');
   const lin = (a, w, bias, Kd, Nd, act = 0, res = -1, out) => {
@@ -322,7 +356,8 @@ export function buildF32Block(p) {
   const l2 = b.arena([N, C]);
   b.op(K.layernorm, [r1, b.constant(f(p.g2), [C], T.f32), b.constant(f(p.b2), [C], T.f32)], [l2], [N, C], [1e-5], 'norm2');
   const h1 = lin(l2, p.w1, p.bf1, C, H, 2);
-  lin(h1, p.w2, p.bf2, H, C, 0, r1, y);
+  const yw = lin(h1, p.w2, p.bf2, H, C, 0, r1);
+  b.op(K.index_map, [yw, b.constant(inv, [N], T.i32)], [y], [C, 1, N * C, N * C]);
   return b.build();
 }
 
@@ -361,7 +396,8 @@ async function main() {
   const native = require(process.env.SWINQ_ADDON ?? path.join(root, 'build', 'Release', 'swinq.node'));
   const p = makeBlock(shape);
   const x = makeInput(p);
-  const ref = floatBlock(p, x);
+  const ref = floatBlock(p, toWindows(p, x));
+  const refY = fromWindows(p, ref.y);
   const intPlan = native.createPlan(buildIntBlock(p, ref), { threads, profile: true });
   const f32Plan = native.createPlan(buildF32Block(p), { threads, profile: true });
   const yi = new Float32Array(p.T * p.C), yf = new Float32Array(p.T * p.C);
@@ -369,7 +405,7 @@ async function main() {
   const byOp = profileMin(intPlan, x, yi, Math.max(5, runs));
   const tf = timeRuns(f32Plan, x, yf, runs);
   const byOpF = profileMin(f32Plan, x, yf, Math.max(5, runs));
-  const err = (a) => { let e = 0; for (let i = 0; i < a.length; ++i) e = Math.max(e, Math.abs(a[i] - ref.y[i])); return e; };
+  const err = (a) => { let e = 0; for (let i = 0; i < a.length; ++i) e = Math.max(e, Math.abs(a[i] - refY[i])); return e; };
   const tot = Object.values(byOp).reduce((a, b) => a + b, 0);
   const share = ((byOp.softmax_q ?? 0) + (byOp.layernorm_q ?? 0)) / tot;
   const res = {
