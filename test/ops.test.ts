@@ -425,6 +425,13 @@ describe('more forms', () => {
       dims: (n) => ({ x: [n, 3, 4, 5] }), ops: { index_map: 1, unary: 1 },
     });
   });
+  it('nodes that do not reach an output are dropped', () => check({
+    model: {
+      nodes: [{ op: 'Exp', inputs: ['x'], outputs: ['dead'] }, { op: 'Relu', inputs: ['x'], outputs: ['y'] }],
+      inputs: [{ name: 'x', dims: ['N', 3] }], outputs: [{ name: 'y' }],
+    },
+    dims: (n) => ({ x: [n, 3] }), ops: { unary: 1 },
+  }));
   it('unsupported forms on run-time data name the node', async () => {
     const bad = async (spec: ModelSpec, re: RegExp) => {
       const s = await InferenceSession.create(buildModel(spec));

@@ -513,5 +513,14 @@ export function fuse(s: Specialized): Node[] {
   fuseResidualThroughMoves(c);
   fuseMatMul(c);
   fuseSoftmax(c);
-  return c.nodes.filter((n): n is Node => !!n);
+  // dead code: nodes none of whose outputs reach a graph output
+  const live = new Set(c.s.outputs);
+  const kept: Node[] = [];
+  for (let k = c.nodes.length - 1; k >= 0; k--) {
+    const n = c.nodes[k];
+    if (!n || !n.outputs.some((o) => o && live.has(o))) continue;
+    kept.push(n);
+    for (const x of n.inputs) if (x) live.add(x);
+  }
+  return kept.reverse();
 }
