@@ -3,6 +3,7 @@
 // executor off the event loop.
 import { loadModel } from './onnx/load.js';
 import { BatchCompiler, type Compiled } from './compile/index.js';
+import { compileQdqInt } from './quant/lower-int.js';
 import { isSupportedOp } from './passes/specialize.js';
 import type { Graph, ValueDecl } from './ir/graph.js';
 import { native, type NativePlan } from './native.js';
@@ -116,7 +117,8 @@ export class InferenceSession {
     }
     const inputDims: Record<string, number[]> = {};
     this.inputNames.forEach((n, i) => (inputDims[n] = dims[i]));
-    const compiled = this.compiler.compile(inputDims);
+    // QDQ files: integer-only plan when src/quant/lower-int can lower the graph, else the fp32 path
+    const compiled = compileQdqInt(this.graph, inputDims) ?? this.compiler.compile(inputDims);
     const plan = native.createPlan!(compiled.desc, { threads: this.threads, profile: this.profile });
     e = { compiled: { outputDims: compiled.outputDims, outputTypes: compiled.outputTypes, stats: compiled.stats }, plan };
     this.plans.set(key, e);

@@ -328,9 +328,11 @@ describe('QDQ → integer-only plan (chain models)', () => {
     // reference: the QDQ semantics exactly (swinq's float simulation of the same file). onnxruntime is
     // not the reference here: its u8×s8 path saturates int16 pair sums on AVX2 without VNNI when
     // weights use the full [−127, 127] (2·255·127 > 32767), which this random MLP triggers.
+    process.env.SWINQ_QDQ = 'simulate'; // the session would otherwise pick this very integer plan
     const sim = await InferenceSession.create(qp);
     const yr = (await sim.run({ input: new Tensor('float32', x.subarray(0, B * H * H), [B, 1, H, H]) })).logits.data as Float32Array;
     sim.release();
+    delete process.env.SWINQ_QDQ;
     const range = Math.max(...yr) - Math.min(...yr);
     // float rounding between layers vs dyadic requantization: at most a code apart per layer
     expect(maxAbs(ys, yr)).toBeLessThan(0.01 * range);
@@ -343,5 +345,36 @@ describe('QDQ → integer-only plan (chain models)', () => {
     const r = lowerQdqToIntPlan(q, [8, 1, H, H]); // has Erf, Softmax
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.reason).toMatch(/node '.*' \((Div|Erf|Add|Mul|Softmax)\)/);
+  });
+});
+
+describe('InferenceSession on QDQ files', () => {
+  it('a lowerable QDQ file runs as an integer-only plan; Swin-like ones fall back to the simulation', async () => {
+    const { intLoweringFallback, lowerQdqToIntPlan } = await import('../src/quant/lower-int.js');
+    const { native } = await import('../src/native.js');
+    const qp = path.join(tmp, 'mlp-q2.onnx');
+    fs.writeFileSync(path.join(tmp, 'mlp2.onnx'), mlpModel());
+    await calibrate(path.join(tmp, 'mlp2.onnx'), { data: dataDir, samples: 32, method: 'entropy', out: qp, mean: 0.25, std: 0.5 });
+    const s = await InferenceSession.create(qp, { threads: 2 });
+    const B = 8;
+    const st = s.planStats({ input: [B, 1, H, H] });
+    expect(st.opCounts).toEqual({ quantize: 1, linear_q: 3, dequantize: 1 });
+    const y = (await s.run({ input: new Tensor('float32', x.subarray(0, B * H * H), [B, 1, H, H]) })).logits.data as Float32Array;
+    s.release();
+    const r = lowerQdqToIntPlan(qp, [B, 1, H, H]);
+    if (!r.ok) throw new Error(r.reason);
+    const plan = native.createPlan!(r.desc, { threads: 1 });
+    const y1 = new Float32Array(B * 3);
+    plan.run([x.subarray(0, B * H * H)], [y1]);
+    plan.release();
+    expect(Buffer.from(y.buffer).equals(Buffer.from(y1.buffer))).toBe(true);
+    // the GELU/softmax model is not lowerable: the session still runs it (simulation) and says why
+    const q = path.join(tmp, 'q-fallback.onnx');
+    await calibrate(modelPath, { data: dataDir, samples: 16, method: 'minmax', out: q });
+    const s2 = await InferenceSession.create(q);
+    expect(s2.planStats({ input: [2, 1, H, H] }).opCounts.linear_q).toBeUndefined();
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    expect(intLoweringFallback((s2 as any).graph)).toMatch(/q-fallback\.onnx: node '.*' \(/);
+    s2.release();
   });
 });

@@ -184,7 +184,7 @@ export function loadModel(src: string | Uint8Array): Graph {
   for (const p of model.metadataProps ?? []) metadata[p.key ?? ''] = p.value ?? '';
   const graph: Graph = { nodes, inputs, outputs, initializers, opset, metadata, source, nodeCount: g.node.length };
   // QDQ files (swinq calibrate, onnxruntime quantize_static): see src/quant/qdq-sim.ts
-  return hasQdq(graph) ? simulateQdq(graph) : graph;
+  return hasQdq(graph) ? simulateQdq(graph, bytes) : graph;
 }
 
 function constantValue(name: string, attrs: Record<string, Attr>, source: string): ConstTensor {

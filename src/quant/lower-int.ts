@@ -8,7 +8,8 @@
 // caller can fall back (Swin's attention/LayerNorm/residual lowering is not done: docs/quantization.md).
 import fs from 'node:fs';
 import { native, type PlanDescJS, type PlanOpDesc, type PlanTensorDesc } from '../native.js';
-import { DType, OpKind, Storage } from '../plan/ops.js';
+import { DType, OP_NAMES, OpKind, Storage } from '../plan/ops.js';
+import { qdqSourceOf } from './qdq-sim.js';
 import { decodeModel, type ModelProto } from './qdq-writer.js';
 
 export type IntLowering = { ok: true; desc: PlanDescJS; outputDims: number[] } | { ok: false; reason: string };
@@ -39,8 +40,8 @@ function decodeInit(t: ModelProto): Init | undefined {
 const align = (n: number) => Math.ceil(n / 64) * 64;
 
 /** Tries to lower a QDQ chain model for the given input dims. */
-export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[]): IntLowering {
-  const source = typeof src === 'string' ? src : '<buffer>';
+export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[], label?: string): IntLowering {
+  const source = label ?? (typeof src === 'string' ? src : '<buffer>');
   const m = decodeModel(typeof src === 'string' ? fs.readFileSync(src) : src, source);
   const g = m.graph;
   const fail = (n: ModelProto | undefined, why: string): IntLowering =>
@@ -219,5 +220,30 @@ export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[])
     ok: true,
     desc: { tensors, ops, constants, arenaBytes: align(abytes), inputs: [0], outputs: [tensors.indexOf(outT)] },
     outputDims: outT.dims,
+  };
+}
+
+// ---- InferenceSession hook: a QDQ graph remembers its file bytes (qdq-sim), and each plan compile
+// first tries the integer-only lowering; Swin-shaped graphs still fall back to the fp32 simulation.
+const lastReason = new WeakMap<object, string>();
+/** Why the last integer-only lowering of this graph fell back (undefined if it did not). */
+export function intLoweringFallback(graph: object): string | undefined { return lastReason.get(graph); }
+
+export function compileQdqInt(graph: object, inputDims: Record<string, number[]>): {
+  desc: PlanDescJS; outputDims: number[][]; outputTypes: string[];
+  stats: { arenaBytes: number; constantBytes: number; onnxNodes: number; planOps: number; opCounts: Record<string, number>; extrapolated: boolean };
+} | undefined {
+  const bytes = qdqSourceOf(graph);
+  if (!bytes || process.env.SWINQ_QDQ === 'simulate') return undefined;
+  const dims = Object.values(inputDims);
+  if (dims.length !== 1) return undefined;
+  const r = lowerQdqToIntPlan(bytes, dims[0], (graph as { source?: string }).source);
+  if (!r.ok) { lastReason.set(graph, r.reason); return undefined; }
+  lastReason.delete(graph);
+  const opCounts: Record<string, number> = {};
+  for (const o of r.desc.ops) opCounts[OP_NAMES[o.kind]] = (opCounts[OP_NAMES[o.kind]] ?? 0) + 1;
+  return {
+    desc: r.desc, outputDims: [r.outputDims], outputTypes: ['float32'],
+    stats: { arenaBytes: r.desc.arenaBytes, constantBytes: r.desc.constants.length, onnxNodes: decodeModel(bytes, '<qdq>').graph.node.length, planOps: r.desc.ops.length, opCounts, extrapolated: false },
   };
 }

@@ -5,6 +5,10 @@
 // (lower-int, see docs/quantization.md); it gives the QDQ file's numbers with swinq's fp32 kernels.
 import { makeConst, type ConstTensor, type Graph, type Node } from '../ir/graph.js';
 
+// simulated graph → the QDQ file's bytes (for the integer-only lowering, src/quant/lower-int.ts)
+const qdqBytes = new WeakMap<object, Uint8Array>();
+export function qdqSourceOf(graph: object): Uint8Array | undefined { return qdqBytes.get(graph); }
+
 const QRANGE: Record<string, [number, number]> = { uint8: [0, 255], int8: [-128, 127], int16: [-32768, 32767], int32: [-(2 ** 31), 2 ** 31 - 1] };
 
 export function hasQdq(g: Graph): boolean {
@@ -19,7 +23,7 @@ function axisOf(n: Node, rank: number): number {
 }
 
 /** Returns a new graph with Q/DQ folded (constants) or simulated in float (activations). */
-export function simulateQdq(g: Graph): Graph {
+export function simulateQdq(g: Graph, bytes?: Uint8Array): Graph {
   const where = (n: Node) => `${g.source}: node '${n.name}' (${n.opType})`;
   const inits = new Map(g.initializers);
   const producer = new Map<string, Node>();
@@ -94,5 +98,7 @@ export function simulateQdq(g: Graph): Graph {
       throw new Error(`${where(n)}: its integer output '${n.outputs[0]}' is used by a non-DequantizeLinear node or is a graph output (unsupported QDQ shape)`);
     }
   }
-  return { ...g, nodes, initializers: inits };
+  const sim = { ...g, nodes, initializers: inits };
+  if (bytes) qdqBytes.set(sim, bytes);
+  return sim;
 }
