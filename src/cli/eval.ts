@@ -72,7 +72,8 @@ async function evaluate(model: string, opts: EvalOptions): Promise<void> {
     engine.release();
     throw e;
   }
-  if (engine.kind === 'swinq') log(`compiled in ${(performance.now() - tc).toFixed(0)} ms`);
+  const compileMs = performance.now() - tc;
+  if (engine.kind === 'swinq') log(`compiled in ${compileMs.toFixed(0)} ms`);
   const bar = opts.progress !== false && process.stderr.isTTY
     ? new cliProgress.SingleBar({ stream: process.stderr, format: 'eval [{bar}] {value}/{total} images | acc {acc}' }, cliProgress.Presets.shades_classic)
     : null;
@@ -109,7 +110,7 @@ async function evaluate(model: string, opts: EvalOptions): Promise<void> {
   const msPerImage = n ? runMs / n : 0;
   emit(
     opts.json,
-    { accuracy, images: n, correct, ms_per_image: msPerImage, engine: engine.kind, mean: norm.mean, std: norm.std },
+    { accuracy, images: n, correct, ms_per_image: msPerImage, compile_ms: compileMs, engine: engine.kind, mean: norm.mean, std: norm.std },
     `accuracy ${(100 * accuracy).toFixed(2)}% (${correct}/${n}) on ${opts.split}, ${msPerImage.toFixed(3)} ms/image (${engine.kind}, batch ${opts.batch}, ${opts.threads} thread${opts.threads === 1 ? '' : 's'})`,
   );
 }
