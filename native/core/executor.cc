@@ -28,16 +28,24 @@ std::string str(int64_t v) { return std::to_string(v); }
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
 
+constexpr int64_t kMaxArena = int64_t(1) << 36;  // 64 GiB: the arena is allocated up front
+
+// Zeroed, 64-byte aligned memory from calloc: large blocks come from fresh mmap pages, so a big
+// arena costs no time (and no RSS) until it is written. The raw pointer sits just below.
 void* aligned_bytes(int64_t bytes) {
-  size_t n = (size_t)((bytes + 63) / 64 * 64);
-  if (n == 0) n = 64;
-  void* p = std::aligned_alloc(64, n);
-  if (!p) fail("plan: out of memory allocating " + str(bytes) + " bytes");
-  std::memset(p, 0, n);
-  return p;
+  const size_t n = (size_t)bytes + 64 + sizeof(void*);
+  void* raw = std::calloc(1, n);
+  if (!raw) fail("plan: out of memory allocating " + str(bytes) + " bytes");
+  uintptr_t p = ((uintptr_t)raw + sizeof(void*) + 63) & ~(uintptr_t)63;
+  reinterpret_cast<void**>(p)[-1] = raw;
+  return reinterpret_cast<void*>(p);
 }
 
 }  // namespace
+
+void Plan::Free::operator()(void* p) const {
+  if (p) std::free(reinterpret_cast<void**>(p)[-1]);
+}
 
 // Per-op state computed once at load.
 struct BinaryShape {
@@ -92,8 +100,8 @@ struct Validator {
   }
 
   void tensors() {
-    if (d.arena_bytes < 0 || d.arena_bytes > kMaxBytes)
-      fail("plan: arenaBytes = " + str(d.arena_bytes) + " is out of range [0, 2^40]");
+    if (d.arena_bytes < 0 || d.arena_bytes > kMaxArena)
+      fail("plan: arenaBytes = " + str(d.arena_bytes) + " is out of range [0, 2^36 = 64 GiB]");
     for (size_t i = 0; i < d.tensors.size(); ++i) {
       const TensorDesc& x = d.tensors[i];
       const std::string w = "plan tensor #" + str((int64_t)i) + ": ";
@@ -515,8 +523,8 @@ std::unique_ptr<Plan> Plan::create(PlanDesc desc, const PlanOptions& options) {
 }
 
 Plan::~Plan() {
-  std::free(arena_);
-  std::free(constants_);
+  Free()(arena_);
+  Free()(constants_);
 }
 
 void Plan::validate() {

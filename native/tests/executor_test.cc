@@ -3,6 +3,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
 #include <stdexcept>
 #include <string>
 
@@ -73,7 +76,133 @@ static void expect_error(const char* label, PlanDesc d, std::initializer_list<co
   }
 }
 
+// A valid plan using every op, as the fuzzer's seed.
+static PlanDesc every_op_plan() {
+  PlanDesc d;
+  auto cf = [&](std::vector<float> v) {
+    size_t off = (d.constants.size() + 63) / 64 * 64;
+    d.constants.resize(off + v.size() * 4);
+    std::memcpy(d.constants.data() + off, v.data(), v.size() * 4);
+    return (int64_t)off;
+  };
+  auto ci = [&](std::vector<int32_t> v) {
+    size_t off = (d.constants.size() + 63) / 64 * 64;
+    d.constants.resize(off + v.size() * 4);
+    std::memcpy(d.constants.data() + off, v.data(), v.size() * 4);
+    return (int64_t)off;
+  };
+  std::vector<float> w(6 * 5), b5(5), g6(6);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = (float)i * 0.1f - 1.0f;
+  for (size_t i = 0; i < 5; ++i) b5[i] = (float)i;
+  for (size_t i = 0; i < 6; ++i) g6[i] = 1.0f + (float)i;
+  std::vector<int32_t> idx(24);
+  for (int i = 0; i < 24; ++i) idx[i] = (i * 5) % 24;
+  idx[3] = -1;
+  d.tensors.push_back(T(DType::f32, {4, 6}, Storage::input, 0));           // 0 x
+  d.tensors.push_back(T(DType::i32, {24}, Storage::constant, ci(idx)));    // 1 idx
+  d.tensors.push_back(T(DType::f32, {4, 6}, Storage::arena, 0));           // 2 xt
+  d.tensors.push_back(T(DType::f32, {6, 5}, Storage::constant, cf(w)));    // 3 w
+  d.tensors.push_back(T(DType::f32, {5}, Storage::constant, cf(b5)));      // 4 bias
+  d.tensors.push_back(T(DType::f32, {4, 5}, Storage::arena, 128));         // 5 h
+  d.tensors.push_back(T(DType::f32, {6}, Storage::constant, cf(g6)));      // 6 gamma
+  d.tensors.push_back(T(DType::f32, {4, 6}, Storage::arena, 256));         // 7 ln
+  d.tensors.push_back(T(DType::f32, {2, 2, 2}, Storage::arena, 384));      // 8 mm
+  d.tensors.push_back(T(DType::f32, {4, 5}, Storage::arena, 448));         // 9 sm
+  d.tensors.push_back(T(DType::f32, {4, 5}, Storage::arena, 128));         // 10 bin (aliases h)
+  d.tensors.push_back(T(DType::f32, {4}, Storage::arena, 576));            // 11 red
+  d.tensors.push_back(T(DType::i64, {4}, Storage::output, 0));             // 12 arg
+  d.tensors.push_back(T(DType::i32, {4, 5}, Storage::output, 1));          // 13 cast
+  d.tensors.push_back(T(DType::f32, {4, 5}, Storage::arena, 640));         // 14 un
+  d.arena_bytes = 768;
+  d.ops.push_back(Op(OpKind::index_map, {0, 1}, {2}, {1, 1, 24, 24}));
+  d.ops.push_back(Op(OpKind::linear, {2, 3, 4, -1}, {5}, {4, 6, 5, 2}));
+  d.ops.push_back(Op(OpKind::layernorm, {0, 6, 6}, {7}, {4, 6}, {1e-5f}));
+  d.ops.push_back(Op(OpKind::matmul, {7, 2}, {8}, {2, 2, 3, 2, 1, 12, 6}, {0.5f}));
+  d.ops.push_back(Op(OpKind::softmax, {5, 4}, {9}, {4, 5, 1}));
+  d.ops.push_back(Op(OpKind::binary, {5, 9}, {10}, {2, 2, 4, 5, 5, 1, 5, 1}));
+  d.ops.push_back(Op(OpKind::reduce, {10}, {11}, {4, 5, 1, 2}));
+  d.ops.push_back(Op(OpKind::argmax, {10}, {12}, {4, 5}));
+  d.ops.push_back(Op(OpKind::unary, {10}, {14}, {13}, {-0.5f, 0.5f}));
+  d.ops.push_back(Op(OpKind::cast, {14}, {13}, {}));
+  d.ops.push_back(Op(OpKind::copy, {11}, {11}, {}));
+  d.inputs = {0};
+  d.outputs = {12, 13};
+  return d;
+}
+
+// Random single-field mutations of a valid plan: every one is refused with an error or runs
+// cleanly (ASan/UBSan would flag any read or write outside the buffers it was given).
+static void fuzz() {
+  std::mt19937 g(1234);
+  const int64_t specials[] = {-1, 0, 1, 2, 3, 4, 5, 6, 7, 24, 63, 64, 1000, 1ll << 31, 1ll << 40, 1ll << 62, -(1ll << 62)};
+  auto pick = [&]() { return g() % 4 == 0 ? (int64_t)(g() % 40) - 8 : specials[g() % (sizeof specials / sizeof *specials)]; };
+  int accepted = 0, refused = 0;
+  for (int it = 0; it < 6000; ++it) {
+    PlanDesc d = every_op_plan();
+    const int n_mut = 1 + (int)(g() % 2);
+    for (int m = 0; m < n_mut; ++m) {
+      switch (g() % 9) {
+        case 0: { auto& t = d.tensors[g() % d.tensors.size()]; if (t.rank > 0 && t.rank <= kMaxRank) t.dims[g() % (unsigned)t.rank] = pick(); break; }
+        case 1: { auto& t = d.tensors[g() % d.tensors.size()]; t.offset = pick(); break; }
+        case 2: { auto& t = d.tensors[g() % d.tensors.size()]; t.rank = (int32_t)(g() % 10) - 1; break; }
+        case 3: { auto& t = d.tensors[g() % d.tensors.size()]; t.storage = (Storage)(g() % 5); break; }
+        case 4: { auto& t = d.tensors[g() % d.tensors.size()]; t.dtype = (DType)(g() % 7); break; }
+        case 5: { auto& o = d.ops[g() % d.ops.size()]; if (!o.ints.empty()) o.ints[g() % o.ints.size()] = pick(); break; }
+        case 6: { auto& o = d.ops[g() % d.ops.size()]; if (!o.inputs.empty()) o.inputs[g() % o.inputs.size()] = (int32_t)(g() % 20) - 2; break; }
+        case 7: { auto& o = d.ops[g() % d.ops.size()]; o.outputs[0] = (int32_t)(g() % 20) - 2; break; }
+        case 8: d.arena_bytes = pick(); break;
+      }
+    }
+    std::unique_ptr<Plan> p;
+    try {
+      p = Plan::create(d, PlanOptions{1 + (int)(g() % 2), false});
+    } catch (const std::runtime_error& e) {
+      ++refused;
+      if (std::strncmp(e.what(), "plan", 4) != 0) {
+        std::fprintf(stderr, "fuzz: error without a 'plan' prefix: %s\n", e.what());
+        ++failures;
+      }
+      continue;
+    }
+    ++accepted;
+    std::vector<std::vector<uint8_t>> bufs;
+    std::vector<ConstBuffer> in;
+    std::vector<MutBuffer> out;
+    for (size_t i = 0; i < p->input_count(); ++i) {
+      bufs.emplace_back((size_t)p->input_bytes(i) + 1, (uint8_t)0x3f);
+      in.push_back({bufs.back().data(), (size_t)p->input_bytes(i)});
+    }
+    for (size_t i = 0; i < p->output_count(); ++i) {
+      bufs.emplace_back((size_t)p->output_bytes(i) + 1);
+      out.push_back({bufs.back().data(), (size_t)p->output_bytes(i)});
+    }
+    // buffers are built before taking pointers: reserve so emplace_back never moves them
+    (void)0;
+    try {
+      p->run(in, out);
+    } catch (const std::runtime_error& e) {
+      std::fprintf(stderr, "fuzz: an accepted plan failed to run: %s\n", e.what());
+      ++failures;
+    }
+  }
+  std::printf("fuzz: %d mutated plans accepted and run, %d refused\n", accepted, refused);
+  if (accepted < 100 || refused < 1000) {
+    std::fprintf(stderr, "fuzz: unexpected split (%d accepted, %d refused)\n", accepted, refused);
+    ++failures;
+  }
+}
+
 int main() {
+  {  // the fuzz seed itself is valid and runs
+    auto p = Plan::create(every_op_plan(), PlanOptions{2, false});
+    std::vector<float> x(24);
+    for (int i = 0; i < 24; ++i) x[i] = (float)i * 0.25f - 2.0f;
+    std::vector<int64_t> arg(4);
+    std::vector<int32_t> cst(20);
+    p->run({{x.data(), 96}}, {{arg.data(), 32}, {cst.data(), 80}});
+    for (int64_t a : arg) CHECK(a >= 0 && a < 5);
+  }
+  fuzz();
   // A valid plan runs and matches hand math.
   {
     auto p = Plan::create(linear_plan(5, 7, 19), PlanOptions{2, true});

@@ -235,7 +235,8 @@ static void test_pool() {
     }
     pool.set_threads(threads + 1);
     std::atomic<int64_t> sum{0};
-    pool.parallel_for(1000, 1, [&](int64_t b, int64_t e) { for (int64_t i = b; i < e; ++i) sum += i; });
+    const auto body = [&](int64_t b, int64_t e) { for (int64_t i = b; i < e; ++i) sum += i; };  // a named (lvalue) body
+    pool.parallel_for(1000, 1, body);
     if (sum != 499500) {
       std::fprintf(stderr, "pool after set_threads: sum %lld\n", (long long)sum.load());
       ++failures;

@@ -57,7 +57,7 @@ class Plan {
   PlanOptions options_;
   mutable std::mutex mu_;
   std::unique_ptr<ThreadPool> pool_;
-  struct Free { void operator()(void* p) const { std::free(p); } };
+  struct Free { void operator()(void* p) const; };  // for executor.cc's aligned_bytes()
   // 64-byte aligned regions
   uint8_t* arena_ = nullptr;
   uint8_t* constants_ = nullptr;

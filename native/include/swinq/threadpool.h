@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace swinq {
@@ -30,7 +31,9 @@ class ThreadPool {
 
   template <class F>
   void parallel_for(int64_t n, int64_t chunk, F&& f) {
-    parallel_for(n, chunk, [](void* c, int64_t b, int64_t e) { (*static_cast<F*>(c))(b, e); }, (void*)&f);
+    using Fn = std::remove_reference_t<F>;  // F is an lvalue reference type for named lambdas
+    parallel_for(n, chunk, [](void* c, int64_t b, int64_t e) { (*static_cast<Fn*>(c))(b, e); },
+                 const_cast<void*>(static_cast<const void*>(&f)));
   }
 
  private:
