@@ -676,7 +676,9 @@ export async function load(url, ctx, next) {
 });
 
 describe('shared micro-Swin', () => {
-  it('serves the integer-only (QDQ) micro-Swin: same answers as its session.run, merged or not', async () => {
+  // The server only sees the InferenceSession API; which plan the session builds for a QDQ file
+  // (integer-only where lower-int can, else its fp32 simulation, as for this Swin) is the session's affair.
+  it('serves the QDQ micro-Swin: same answers as its session.run, merged or not', async () => {
     const data = path.resolve(repoRoot, '..', 'shared', 'data', 'fashion-mnist');
     if (!fs.existsSync(sharedModel) || !fs.existsSync(data)) throw new Error(`missing ${sharedModel} or ${data}: the shared models and data live in ../shared relative to the repo root`);
     const { calibrate } = await import('../src/quant/calibrate.js');
@@ -697,7 +699,7 @@ describe('shared micro-Swin', () => {
       expect(res[i].status, res[i].body.toString()).toBe(200);
       const want = await reference(q, xs[i], [1, 1, 28, 28], input);
       const got = Float32Array.from(res[i].json().outputs[0].data);
-      // swinq's integer-only arithmetic: a row's result does not depend on the batch it ran in
+      // swinq: a row's result does not depend on the batch it ran in
       if (ENGINE === 'swinq') expect(got).toEqual(want);
       // (onnxruntime's QDQ kernels may land one quantization step apart at another batch size)
       else for (let k = 0; k < 10; k++) expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(0.02 * Math.max(...want.map(Math.abs)));
