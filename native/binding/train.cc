@@ -1,0 +1,293 @@
+// Training binding: per-op forward/backward, losses and AdamW over Float32Arrays. The graph
+// (src/train/graph.ts) drives these; every size is checked in native/train before use.
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "registry.h"
+#include "swinq/train.h"
+
+namespace swinq_binding {
+namespace {
+
+using namespace swinq::train;
+
+double num(const Napi::Object& o, const char* k, double def, bool required = false) {
+  Napi::Value v = o.Get(k);
+  if (v.IsUndefined()) {
+    if (required) throw Napi::TypeError::New(o.Env(), std::string("train: op.") + k + " is required");
+    return def;
+  }
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("train: op.") + k + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+int64_t int_field(const Napi::Object& o, const char* k, int64_t def, bool required = false) {
+  const double d = num(o, k, (double)def, required);
+  if (d != (double)(int64_t)d) throw Napi::TypeError::New(o.Env(), std::string("train: op.") + k + " must be an integer");
+  return (int64_t)d;
+}
+
+Op parse_op(Napi::Env env, Napi::Value v) {
+  SWINQ_CHECK_ARG(env, v.IsObject(), "train: op must be an object { op: name, ... }");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value name = o.Get("op");
+  SWINQ_CHECK_ARG(env, name.IsString(), "train: op.op must be a string");
+  Op op;
+  try {
+    op.kind = kind_from_name(name.As<Napi::String>());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  op.M = int_field(o, "M", 0);
+  op.K = int_field(o, "K", 0);
+  op.N = int_field(o, "N", 0);
+  op.D = int_field(o, "D", 0);
+  if (op.kind == Kind::mean_pool) {
+    op.M = int_field(o, "L", 0, true);
+    op.D = int_field(o, "C", 0, true);
+  }
+  op.alpha = (float)num(o, "alpha", 1.0);
+  op.eps = (float)num(o, "eps", 1e-5);
+  Napi::Value tb = o.Get("transB");
+  op.trans_b = tb.IsBoolean() && tb.As<Napi::Boolean>().Value();
+  auto dims = [&](const char* k, int64_t* dst) {
+    Napi::Value d = o.Get(k);
+    if (d.IsUndefined()) return;
+    SWINQ_CHECK_ARG(env, d.IsArray() && d.As<Napi::Array>().Length() == 3, std::string("train: op.") + k + " must be 3 numbers");
+    for (uint32_t i = 0; i < 3; ++i) {
+      Napi::Value e = d.As<Napi::Array>().Get(i);
+      SWINQ_CHECK_ARG(env, e.IsNumber(), std::string("train: op.") + k + " must be 3 numbers");
+      dst[i + 1] = e.As<Napi::Number>().Int64Value();
+    }
+  };
+  dims("dims", op.adims);
+  dims("bdims", op.bdims);
+  op.x_item = int_field(o, "xItem", 0);
+  op.block = int_field(o, "block", 1);
+  Napi::Value idx = o.Get("idx");
+  if (!idx.IsUndefined()) {
+    SWINQ_CHECK_ARG(env, idx.IsTypedArray() && idx.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array,
+                    "train: op.idx must be an Int32Array");
+    Napi::Int32Array a = idx.As<Napi::Int32Array>();
+    op.idx.assign(a.Data(), a.Data() + a.ElementLength());
+  }
+  Napi::Value fn = o.Get("fn");
+  if (!fn.IsUndefined()) {
+    SWINQ_CHECK_ARG(env, fn.IsString(), "train: op.fn must be a string");
+    op.fn = fn.As<Napi::String>();
+  }
+  op.bits = (int)int_field(o, "bits", 0);
+  try {
+    prepare(op);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  return op;
+}
+
+Napi::Float32Array f32_arg(Napi::Env env, Napi::Value v, const std::string& what) {
+  SWINQ_CHECK_ARG(env, v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array,
+                  "train: " + what + " must be a Float32Array");
+  return v.As<Napi::Float32Array>();
+}
+
+int g_threads = 1;
+
+// trainForward(op, inputs[]) → { y, codes? }
+Napi::Value Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Op op = parse_op(env, info[0]);
+  SWINQ_CHECK_ARG(env, info[1].IsArray(), "train: inputs must be an array of Float32Array");
+  Napi::Array arr = info[1].As<Napi::Array>();
+  std::vector<const float*> in;
+  std::vector<size_t> n;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Float32Array a = f32_arg(env, arr.Get(i), "inputs[" + std::to_string(i) + "]");
+    in.push_back(a.Data());
+    n.push_back(a.ElementLength());
+  }
+  try {
+    const size_t ny = output_size(op, n);
+    Napi::Float32Array y = Napi::Float32Array::New(env, ny);
+    Napi::Object out = Napi::Object::New(env);
+    uint8_t* codes = nullptr;
+    if (op.kind == Kind::act && op.bits > 0) {
+      Napi::Uint8Array c = Napi::Uint8Array::New(env, swinq::fewbit_packed_bytes(ny, op.bits));
+      codes = c.Data();
+      out.Set("codes", c);
+    }
+    forward(op, in, n, y.Data(), codes, pool(g_threads));
+    out.Set("y", y);
+    return out;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+// trainBackward(op, inputs[] (null allowed for act with bits), inputSizes[], y|null, dy, codes|null, need[]) → grads[]
+Napi::Value Backward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Op op = parse_op(env, info[0]);
+  SWINQ_CHECK_ARG(env, info.Length() >= 7 && info[1].IsArray() && info[2].IsArray() && info[6].IsArray(),
+                  "train: backward(op, inputs, sizes, y, dy, codes, need)");
+  Napi::Array arr = info[1].As<Napi::Array>(), sizes = info[2].As<Napi::Array>(), need = info[6].As<Napi::Array>();
+  SWINQ_CHECK_ARG(env, sizes.Length() == arr.Length() && need.Length() == arr.Length(),
+                  "train: inputs, sizes and need must have the same length");
+  Saved s;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value v = arr.Get(i);
+    Napi::Value sz = sizes.Get(i);
+    SWINQ_CHECK_ARG(env, sz.IsNumber(), "train: sizes must be numbers");
+    const size_t n = (size_t)sz.As<Napi::Number>().Int64Value();
+    if (v.IsNull() || v.IsUndefined()) {
+      s.in.push_back(nullptr);
+    } else {
+      Napi::Float32Array a = f32_arg(env, v, "inputs[" + std::to_string(i) + "]");
+      SWINQ_CHECK_ARG(env, a.ElementLength() == n, "train: inputs[" + std::to_string(i) + "] length differs from sizes");
+      s.in.push_back(a.Data());
+    }
+    s.in_n.push_back(n);
+  }
+  size_t ny;
+  try {
+    ny = output_size(op, s.in_n);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  if (!info[3].IsNull() && !info[3].IsUndefined()) {
+    Napi::Float32Array y = f32_arg(env, info[3], "y");
+    SWINQ_CHECK_ARG(env, y.ElementLength() == ny, "train: y has the wrong length");
+    s.out = y.Data();
+  }
+  Napi::Float32Array dy = f32_arg(env, info[4], "dy");
+  SWINQ_CHECK_ARG(env, dy.ElementLength() == ny, "train: dy has " + std::to_string(dy.ElementLength()) + " elements, expected " + std::to_string(ny));
+  if (!info[5].IsNull() && !info[5].IsUndefined()) {
+    SWINQ_CHECK_ARG(env, info[5].IsTypedArray() && info[5].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array,
+                    "train: codes must be a Uint8Array");
+    Napi::Uint8Array c = info[5].As<Napi::Uint8Array>();
+    s.codes = c.Data();
+    s.codes_n = c.ElementLength();
+  }
+  Napi::Array out = Napi::Array::New(env, arr.Length());
+  std::vector<float*> grads;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    if (need.Get(i).ToBoolean()) {
+      Napi::Float32Array g = Napi::Float32Array::New(env, s.in_n[i]);
+      grads.push_back(g.Data());
+      out.Set(i, g);
+    } else {
+      grads.push_back(nullptr);
+      out.Set(i, env.Null());
+    }
+  }
+  try {
+    backward(op, s, dy.Data(), grads, pool(g_threads));
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  return out;
+}
+
+// trainLoss('ce'|'kl', logits, target (Int32Array labels | Float32Array teacher logits), classes, param) → { loss, grad }
+Napi::Value Loss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SWINQ_CHECK_ARG(env, info.Length() >= 5 && info[0].IsString() && info[3].IsNumber() && info[4].IsNumber(),
+                  "train: loss(kind, logits, target, classes, param)");
+  const std::string kind = info[0].As<Napi::String>();
+  Napi::Float32Array x = f32_arg(env, info[1], "logits");
+  const int64_t C = info[3].As<Napi::Number>().Int64Value();
+  SWINQ_CHECK_ARG(env, C > 0 && x.ElementLength() % C == 0, "train: logits length must be a multiple of classes");
+  const int64_t B = (int64_t)x.ElementLength() / C;
+  const double p = info[4].As<Napi::Number>().DoubleValue();
+  Napi::Float32Array g = Napi::Float32Array::New(env, x.ElementLength());
+  double loss;
+  try {
+    if (kind == "ce") {
+      SWINQ_CHECK_ARG(env, info[2].IsTypedArray() && info[2].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array,
+                      "train: labels must be an Int32Array");
+      Napi::Int32Array lab = info[2].As<Napi::Int32Array>();
+      SWINQ_CHECK_ARG(env, (int64_t)lab.ElementLength() == B, "train: labels must have one entry per logits row");
+      loss = cross_entropy(x.Data(), lab.Data(), B, C, (float)p, g.Data());
+    } else if (kind == "kl") {
+      Napi::Float32Array t = f32_arg(env, info[2], "teacher logits");
+      SWINQ_CHECK_ARG(env, t.ElementLength() == x.ElementLength(), "train: teacher logits must match the logits' length");
+      loss = kl_div(x.Data(), t.Data(), B, C, (float)p, g.Data());
+    } else {
+      throw Napi::TypeError::New(env, "train: loss kind must be 'ce' or 'kl', got '" + kind + "'");
+    }
+  } catch (const std::invalid_argument& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", loss);
+  out.Set("grad", g);
+  return out;
+}
+
+// trainAdamw(p, g, m, v, step, { lr, beta1, beta2, eps, weightDecay })
+Napi::Value Adamw(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SWINQ_CHECK_ARG(env, info.Length() >= 6 && info[4].IsNumber() && info[5].IsObject(), "train: adamw(p, g, m, v, step, opts)");
+  Napi::Float32Array p = f32_arg(env, info[0], "param"), g = f32_arg(env, info[1], "grad"), m = f32_arg(env, info[2], "m"),
+                     v = f32_arg(env, info[3], "v");
+  const size_t n = p.ElementLength();
+  SWINQ_CHECK_ARG(env, g.ElementLength() == n && m.ElementLength() == n && v.ElementLength() == n,
+                  "train: adamw param, grad, m and v must have the same length");
+  Napi::Object o = info[5].As<Napi::Object>();
+  AdamW a;
+  a.lr = (float)num(o, "lr", a.lr);
+  a.beta1 = (float)num(o, "beta1", a.beta1);
+  a.beta2 = (float)num(o, "beta2", a.beta2);
+  a.eps = (float)num(o, "eps", a.eps);
+  a.weight_decay = (float)num(o, "weightDecay", a.weight_decay);
+  try {
+    adamw_step(a, info[4].As<Napi::Number>().Int64Value(), p.Data(), g.Data(), m.Data(), v.Data(), n);
+  } catch (const std::invalid_argument& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  return env.Undefined();
+}
+
+Napi::Value Lr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  for (int i = 0; i < 5; ++i) SWINQ_CHECK_ARG(env, info.Length() > (size_t)i && info[i].IsNumber(), "train: lr(step, total, warmup, base, min) takes numbers");
+  return Napi::Number::New(env, lr_at(info[0].As<Napi::Number>().Int64Value(), info[1].As<Napi::Number>().Int64Value(),
+                                      info[2].As<Napi::Number>().Int64Value(), info[3].As<Napi::Number>().DoubleValue(),
+                                      info[4].As<Napi::Number>().DoubleValue()));
+}
+
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  Napi::Float32Array g = f32_arg(info.Env(), info[0], "grad");
+  return Napi::Number::New(info.Env(), sum_squares(g.Data(), g.ElementLength()));
+}
+
+Napi::Value Scale(const Napi::CallbackInfo& info) {
+  Napi::Float32Array g = f32_arg(info.Env(), info[0], "grad");
+  SWINQ_CHECK_ARG(info.Env(), info.Length() > 1 && info[1].IsNumber(), "train: scale factor must be a number");
+  scale(g.Data(), g.ElementLength(), info[1].As<Napi::Number>().FloatValue());
+  return info.Env().Undefined();
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  SWINQ_CHECK_ARG(info.Env(), info.Length() > 0 && info[0].IsNumber(), "train: threads must be a number");
+  const int t = info[0].As<Napi::Number>().Int32Value();
+  SWINQ_CHECK_ARG(info.Env(), t >= 1 && t <= 256, "train: threads must be 1..256");
+  g_threads = t;
+  return info.Env().Undefined();
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("trainForward", Napi::Function::New(env, Forward));
+  exports.Set("trainBackward", Napi::Function::New(env, Backward));
+  exports.Set("trainLoss", Napi::Function::New(env, Loss));
+  exports.Set("trainAdamw", Napi::Function::New(env, Adamw));
+  exports.Set("trainLr", Napi::Function::New(env, Lr));
+  exports.Set("trainSumSquares", Napi::Function::New(env, SumSquares));
+  exports.Set("trainScale", Napi::Function::New(env, Scale));
+  exports.Set("trainSetThreads", Napi::Function::New(env, SetThreads));
+}
+
+}  // namespace
+SWINQ_BINDING_EXPORTS(Init);
+}  // namespace swinq_binding

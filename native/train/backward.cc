@@ -1,0 +1,193 @@
+// Every backward rule, one function per op kind (the only place gradients are defined).
+// Saved state: the op's inputs and output (act with bits > 0 keeps only its few-bit codes).
+#include <cmath>
+#include <vector>
+
+#include "train_internal.h"
+
+namespace swinq {
+namespace train {
+namespace {
+
+using Grads = std::vector<float*>;
+
+// y = x·w + b:  dx = dy·wᵀ,  dw = xᵀ·dy,  db = Σ_rows dy
+void linear_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool* pool) {
+  const int64_t K = op.K, N = op.N, M = (int64_t)(s.in_n[0] / K);
+  if (g[0]) mm(dy, s.in[1], g[0], 1, M, N, K, true, 1.f, pool);
+  if (g[1]) {
+    std::vector<float> xt((size_t)(M * K));
+    transpose(s.in[0], xt.data(), 1, M, K);
+    mm(xt.data(), dy, g[1], 1, K, M, N, false, 1.f, pool);
+  }
+  if (g[2]) {
+    std::vector<double> acc((size_t)N, 0.0);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) acc[n] += dy[m * N + n];
+    for (int64_t n = 0; n < N; ++n) g[2][n] = (float)acc[n];
+  }
+}
+
+// x̂ = (x-μ)·rstd, y = x̂·γ + β:  dx = rstd·(dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)), dγ = Σ dy·x̂, dβ = Σ dy
+void layernorm_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool*) {
+  const int64_t D = op.D, R = (int64_t)(s.in_n[0] / D);
+  const float* gamma = s.in[1];
+  std::vector<double> dg((size_t)D, 0.0), db((size_t)D, 0.0), xh((size_t)D), dxh((size_t)D);
+  for (int64_t r = 0; r < R; ++r) {
+    const float* x = s.in[0] + r * D;
+    const float* d = dy + r * D;
+    double mu = 0, var = 0;
+    for (int64_t i = 0; i < D; ++i) mu += x[i];
+    mu /= D;
+    for (int64_t i = 0; i < D; ++i) var += (x[i] - mu) * (x[i] - mu);
+    const double rstd = 1.0 / std::sqrt(var / D + op.eps);
+    double m1 = 0, m2 = 0;
+    for (int64_t i = 0; i < D; ++i) {
+      xh[i] = (x[i] - mu) * rstd;
+      dxh[i] = (double)d[i] * gamma[i];
+      m1 += dxh[i];
+      m2 += dxh[i] * xh[i];
+      dg[i] += d[i] * xh[i];
+      db[i] += d[i];
+    }
+    m1 /= D;
+    m2 /= D;
+    if (g[0])
+      for (int64_t i = 0; i < D; ++i) g[0][r * D + i] = (float)(rstd * (dxh[i] - m1 - xh[i] * m2));
+  }
+  if (g[1]) for (int64_t i = 0; i < D; ++i) g[1][i] = (float)dg[i];
+  if (g[2]) for (int64_t i = 0; i < D; ++i) g[2][i] = (float)db[i];
+}
+
+// y = α·a·op(b):  da = α·dy·op(b)ᵀ;  db = α·aᵀ·dy  (or α·dyᵀ·a when b is stored transposed)
+void matmul_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool* pool) {
+  const int64_t M = op.M, K = op.K, N = op.N, T = (int64_t)(s.in_n[0] / (M * K));
+  if (g[0]) {
+    if (op.trans_b) {  // op(b)ᵀ = b [N,K] as stored: da[M,K] = dy[M,N]·b[N,K]
+      mm(dy, s.in[1], g[0], T, M, N, K, false, op.alpha, pool);
+    } else {           // op(b)ᵀ = bᵀ: b stored [K,N] is "transposed [N,K]"
+      mm(dy, s.in[1], g[0], T, M, N, K, true, op.alpha, pool);
+    }
+  }
+  if (g[1]) {
+    if (op.trans_b) {  // db[N,K] = dyᵀ[N,M]·a[M,K]
+      std::vector<float> dyt((size_t)(T * M * N));
+      transpose(dy, dyt.data(), T, M, N);
+      mm(dyt.data(), s.in[0], g[1], T, N, M, K, false, op.alpha, pool);
+    } else {           // db[K,N] = aᵀ[K,M]·dy[M,N]
+      std::vector<float> at((size_t)(T * M * K));
+      transpose(s.in[0], at.data(), T, M, K);
+      mm(at.data(), dy, g[1], T, K, M, N, false, op.alpha, pool);
+    }
+  }
+}
+
+// y = softmax(x):  dx = y·(dy - Σ dy·y)
+void softmax_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool* pool) {
+  if (!g[0]) return;
+  const int64_t D = op.D, R = (int64_t)(s.in_n[0] / D);
+  par(pool, R, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* y = s.out + r * D;
+      const float* d = dy + r * D;
+      double dot = 0;
+      for (int64_t i = 0; i < D; ++i) dot += (double)d[i] * y[i];
+      for (int64_t i = 0; i < D; ++i) g[0][r * D + i] = (float)(y[i] * (d[i] - dot));
+    }
+  });
+}
+
+// y = a + b:  da = db = dy
+void add_backward(const Op&, const Saved& s, const float* dy, const Grads& g, ThreadPool*) {
+  for (int k = 0; k < 2; ++k)
+    if (g[k]) std::copy(dy, dy + s.in_n[0], g[k]);
+}
+
+// y = a + broadcast(b):  da = dy, db = dy summed over the broadcast dims
+void add_bcast_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool*) {
+  if (g[0]) std::copy(dy, dy + s.in_n[0], g[0]);
+  if (!g[1]) return;
+  const int64_t A1 = op.adims[1], A2 = op.adims[2], A3 = op.adims[3];
+  const int64_t A0 = (int64_t)(s.in_n[0] / (A1 * A2 * A3));
+  const int64_t s1 = op.bdims[1] == 1 ? 0 : op.bdims[2] * op.bdims[3];
+  const int64_t s2 = op.bdims[2] == 1 ? 0 : op.bdims[3];
+  const int64_t s3 = op.bdims[3] == 1 ? 0 : 1;
+  std::vector<double> acc(s.in_n[1], 0.0);
+  size_t k = 0;
+  for (int64_t i0 = 0; i0 < A0; ++i0)
+    for (int64_t i1 = 0; i1 < A1; ++i1)
+      for (int64_t i2 = 0; i2 < A2; ++i2) {
+        double* b = acc.data() + i1 * s1 + i2 * s2;
+        for (int64_t i3 = 0; i3 < A3; ++i3, ++k) b[i3 * s3] += dy[k];
+      }
+  for (size_t i = 0; i < acc.size(); ++i) g[1][i] = (float)acc[i];
+}
+
+// y[t, r, j] = x[t, idx[r] + j]:  scatter-add (an index may be read many times, e.g. the
+// relative-position table), padded (idx < 0) rows send nothing back.
+void gather_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool*) {
+  if (!g[0]) return;
+  const int64_t R = (int64_t)op.idx.size(), B = op.block, T = (int64_t)(s.in_n[0] / op.x_item);
+  std::fill(g[0], g[0] + s.in_n[0], 0.f);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t i = op.idx[r];
+      if (i < 0) continue;
+      float* d = g[0] + t * op.x_item + i;
+      const float* src = dy + (t * R + r) * B;
+      for (int64_t j = 0; j < B; ++j) d[j] += src[j];
+    }
+}
+
+// y = f(x):  dx = dy·f'(x), or dy·level[code] from the few-bit codes (x not kept)
+void act_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool*) {
+  if (!g[0]) return;
+  const size_t n = s.in_n[0];
+  if (op.bits > 0) {
+    if (!s.codes) fail(op, "few-bit codes missing in backward");
+    fewbit_decode_mul(op.codec, s.codes, s.codes_n, dy, n, g[0]);
+    return;
+  }
+  const float* x = s.in[0];
+  if (!x) fail(op, "input x missing in backward (bits = 0 keeps x)");
+  if (op.fn == "relu") for (size_t i = 0; i < n; ++i) g[0][i] = x[i] > 0.f ? dy[i] : 0.f;
+  else if (op.fn == "gelu") for (size_t i = 0; i < n; ++i) g[0][i] = dy[i] * gelu_deriv(x[i]);
+  else for (size_t i = 0; i < n; ++i) g[0][i] = dy[i] * (float)fewbit_eval_deriv(op.fn, x[i]);
+}
+
+// y[t, c] = mean_l x[t, l, c]:  dx[t, l, c] = dy[t, c] / L
+void mean_pool_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool*) {
+  if (!g[0]) return;
+  const int64_t L = op.M, C = op.D, T = (int64_t)(s.in_n[0] / (L * C));
+  const float inv = 1.f / (float)L;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t l = 0; l < L; ++l)
+      for (int64_t c = 0; c < C; ++c) g[0][(t * L + l) * C + c] = dy[t * C + c] * inv;
+}
+
+}  // namespace
+
+void backward(const Op& op, const Saved& s, const float* dy, const std::vector<float*>& grads, ThreadPool* pool) {
+  std::vector<size_t> sizes = s.in_n;
+  output_size(op, sizes);  // checks the saved sizes again
+  if (grads.size() != s.in_n.size()) fail(op, "one gradient slot per input expected");
+  if (op.kind != Kind::act || op.bits == 0)
+    for (size_t i = 0; i < s.in.size(); ++i)
+      if (!s.in[i]) fail(op, "saved input " + std::to_string(i) + " missing");
+  switch (op.kind) {
+    case Kind::linear: return linear_backward(op, s, dy, grads, pool);
+    case Kind::layernorm: return layernorm_backward(op, s, dy, grads, pool);
+    case Kind::matmul: return matmul_backward(op, s, dy, grads, pool);
+    case Kind::softmax:
+      if (!s.out) fail(op, "saved output missing");
+      return softmax_backward(op, s, dy, grads, pool);
+    case Kind::add: return add_backward(op, s, dy, grads, pool);
+    case Kind::add_bcast: return add_bcast_backward(op, s, dy, grads, pool);
+    case Kind::gather: return gather_backward(op, s, dy, grads, pool);
+    case Kind::act: return act_backward(op, s, dy, grads, pool);
+    case Kind::mean_pool: return mean_pool_backward(op, s, dy, grads, pool);
+  }
+}
+
+}  // namespace train
+}  // namespace swinq

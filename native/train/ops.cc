@@ -1,0 +1,229 @@
+// Training forward: attribute checks, output sizes and the forward kernel of every op kind.
+#include <cmath>
+#include <memory>
+#include <mutex>
+
+#include "train_internal.h"
+
+namespace swinq {
+namespace train {
+
+static const char* kNames[] = {"linear", "layernorm", "matmul", "softmax", "add", "add_bcast", "gather", "act", "mean_pool"};
+
+const char* kind_name(Kind k) { return kNames[(int)k]; }
+
+Kind kind_from_name(const std::string& name) {
+  for (int i = 0; i < (int)(sizeof(kNames) / sizeof(kNames[0])); ++i)
+    if (name == kNames[i]) return (Kind)i;
+  std::string all;
+  for (const char* n : kNames) all += std::string(all.empty() ? "" : ", ") + n;
+  throw std::invalid_argument("train: unknown op '" + name + "' (expected one of " + all + ")");
+}
+
+static void positive(const Op& op, const char* field, int64_t v) {
+  if (v <= 0 || v > (int64_t(1) << 31)) fail(op, std::string(field) + " must be in 1..2^31, got " + std::to_string(v));
+}
+
+void prepare(Op& op) {
+  switch (op.kind) {
+    case Kind::linear: positive(op, "K", op.K); positive(op, "N", op.N); break;
+    case Kind::layernorm:
+      positive(op, "D", op.D);
+      if (!(op.eps > 0) || !std::isfinite(op.eps)) fail(op, "eps must be a positive finite number");
+      break;
+    case Kind::matmul:
+      positive(op, "M", op.M); positive(op, "K", op.K); positive(op, "N", op.N);
+      if (!std::isfinite(op.alpha)) fail(op, "alpha must be finite");
+      break;
+    case Kind::softmax: positive(op, "D", op.D); break;
+    case Kind::add: break;
+    case Kind::add_bcast:
+      for (int i = 1; i < 4; ++i) {
+        positive(op, "dims", op.adims[i]);
+        if (op.bdims[i] != 1 && op.bdims[i] != op.adims[i])
+          fail(op, "bdims[" + std::to_string(i) + "] must be 1 or " + std::to_string(op.adims[i]) + ", got " + std::to_string(op.bdims[i]));
+      }
+      op.bdims[0] = 1;
+      break;
+    case Kind::gather:
+      positive(op, "x_item", op.x_item); positive(op, "block", op.block);
+      if (op.idx.empty()) fail(op, "idx must not be empty");
+      for (size_t r = 0; r < op.idx.size(); ++r) {
+        const int64_t i = op.idx[r];
+        if (i >= 0 && i + op.block > op.x_item)
+          fail(op, "idx[" + std::to_string(r) + "] = " + std::to_string(i) + " reads past x_item " + std::to_string(op.x_item) +
+                       " (block " + std::to_string(op.block) + ")");
+      }
+      break;
+    case Kind::act:
+      if (!fewbit_has_function(op.fn)) fail(op, "unknown activation fn '" + op.fn + "'");
+      if (op.bits < 0 || op.bits > 4) fail(op, "bits must be 0..4, got " + std::to_string(op.bits));
+      op.fast_fn = op.fn == "gelu" || op.fn == "relu";
+      if (op.bits > 0) {
+        op.table = fewbit_table(op.fn, op.bits);
+        op.codec = fewbit_codec(*op.table);
+      }
+      break;
+    case Kind::mean_pool: positive(op, "L", op.M); positive(op, "C", op.D); break;
+  }
+}
+
+static size_t rows_of(const Op& op, size_t n, int64_t row, const char* what) {
+  if (n % (size_t)row) fail(op, std::string(what) + " has " + std::to_string(n) + " elements, not a multiple of " + std::to_string(row));
+  return n / (size_t)row;
+}
+
+static void want(const Op& op, const std::vector<size_t>& s, size_t count) {
+  if (s.size() != count) fail(op, "expects " + std::to_string(count) + " inputs, got " + std::to_string(s.size()));
+}
+
+static void exact(const Op& op, size_t got, size_t need, const char* what) {
+  if (got != need) fail(op, std::string(what) + " has " + std::to_string(got) + " elements, expected " + std::to_string(need));
+}
+
+size_t output_size(const Op& op, const std::vector<size_t>& s) {
+  switch (op.kind) {
+    case Kind::linear: {
+      want(op, s, 3);
+      const size_t M = rows_of(op, s[0], op.K, "x");
+      exact(op, s[1], (size_t)(op.K * op.N), "w");
+      exact(op, s[2], (size_t)op.N, "b");
+      return M * op.N;
+    }
+    case Kind::layernorm:
+      want(op, s, 3);
+      rows_of(op, s[0], op.D, "x");
+      exact(op, s[1], op.D, "gamma");
+      exact(op, s[2], op.D, "beta");
+      return s[0];
+    case Kind::matmul: {
+      want(op, s, 2);
+      const size_t T = rows_of(op, s[0], op.M * op.K, "a");
+      exact(op, s[1], T * op.K * op.N, "b");
+      return T * op.M * op.N;
+    }
+    case Kind::softmax: want(op, s, 1); rows_of(op, s[0], op.D, "x"); return s[0];
+    case Kind::add: want(op, s, 2); exact(op, s[1], s[0], "b"); return s[0];
+    case Kind::add_bcast:
+      want(op, s, 2);
+      rows_of(op, s[0], op.adims[1] * op.adims[2] * op.adims[3], "a");
+      exact(op, s[1], op.bdims[1] * op.bdims[2] * op.bdims[3], "b");
+      return s[0];
+    case Kind::gather: want(op, s, 1); return rows_of(op, s[0], op.x_item, "x") * op.idx.size() * op.block;
+    case Kind::act: want(op, s, 1); return s[0];
+    case Kind::mean_pool: want(op, s, 1); return rows_of(op, s[0], op.M * op.D, "x") * op.D;
+  }
+  fail(op, "bad kind");
+}
+
+static void layernorm_rows(const Op& op, const float* x, const float* g, const float* b, float* y, int64_t r0, int64_t r1) {
+  const int64_t D = op.D;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * D;
+    double mu = 0, var = 0;
+    for (int64_t i = 0; i < D; ++i) mu += xr[i];
+    mu /= D;
+    for (int64_t i = 0; i < D; ++i) var += (xr[i] - mu) * (xr[i] - mu);
+    const double rstd = 1.0 / std::sqrt(var / D + op.eps);
+    for (int64_t i = 0; i < D; ++i) y[r * D + i] = (float)((xr[i] - mu) * rstd) * g[i] + b[i];
+  }
+}
+
+void forward(const Op& op, const std::vector<const float*>& in, const std::vector<size_t>& in_n, float* y,
+             uint8_t* codes, ThreadPool* pool) {
+  const size_t ny = output_size(op, in_n);
+  switch (op.kind) {
+    case Kind::linear: {
+      const int64_t M = (int64_t)(in_n[0] / op.K);
+      mm(in[0], in[1], y, 1, M, op.K, op.N, false, 1.f, pool);
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < op.N; ++n) y[m * op.N + n] += in[2][n];
+      break;
+    }
+    case Kind::layernorm: {
+      const int64_t R = (int64_t)(in_n[0] / op.D);
+      par(pool, R, 64, [&](int64_t r0, int64_t r1) { layernorm_rows(op, in[0], in[1], in[2], y, r0, r1); });
+      break;
+    }
+    case Kind::matmul:
+      mm(in[0], in[1], y, (int64_t)(in_n[0] / (op.M * op.K)), op.M, op.K, op.N, op.trans_b, op.alpha, pool);
+      break;
+    case Kind::softmax: {
+      const int64_t D = op.D, R = (int64_t)(in_n[0] / D);
+      par(pool, R, 64, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const float* x = in[0] + r * D;
+          float* yr = y + r * D;
+          float mx = x[0];
+          for (int64_t i = 1; i < D; ++i) mx = std::max(mx, x[i]);
+          double sum = 0;
+          for (int64_t i = 0; i < D; ++i) sum += (yr[i] = std::exp(x[i] - mx));
+          const float inv = (float)(1.0 / sum);
+          for (int64_t i = 0; i < D; ++i) yr[i] *= inv;
+        }
+      });
+      break;
+    }
+    case Kind::add:
+      for (size_t i = 0; i < ny; ++i) y[i] = in[0][i] + in[1][i];
+      break;
+    case Kind::add_bcast: {
+      const int64_t A1 = op.adims[1], A2 = op.adims[2], A3 = op.adims[3];
+      const int64_t A0 = (int64_t)(in_n[0] / (A1 * A2 * A3));
+      const int64_t s1 = op.bdims[1] == 1 ? 0 : op.bdims[2] * op.bdims[3];
+      const int64_t s2 = op.bdims[2] == 1 ? 0 : op.bdims[3];
+      const int64_t s3 = op.bdims[3] == 1 ? 0 : 1;
+      size_t k = 0;
+      for (int64_t i0 = 0; i0 < A0; ++i0)
+        for (int64_t i1 = 0; i1 < A1; ++i1)
+          for (int64_t i2 = 0; i2 < A2; ++i2) {
+            const float* b = in[1] + i1 * s1 + i2 * s2;
+            for (int64_t i3 = 0; i3 < A3; ++i3, ++k) y[k] = in[0][k] + b[i3 * s3];
+          }
+      break;
+    }
+    case Kind::gather: {
+      const int64_t R = (int64_t)op.idx.size(), B = op.block, T = (int64_t)(in_n[0] / op.x_item);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t r = 0; r < R; ++r) {
+          float* d = y + (t * R + r) * B;
+          const int64_t i = op.idx[r];
+          if (i < 0) std::fill(d, d + B, 0.f);
+          else std::copy(in[0] + t * op.x_item + i, in[0] + t * op.x_item + i + B, d);
+        }
+      break;
+    }
+    case Kind::act:
+      if (op.fn == "relu") for (size_t i = 0; i < ny; ++i) y[i] = in[0][i] > 0.f ? in[0][i] : 0.f;
+      else if (op.fn == "gelu") for (size_t i = 0; i < ny; ++i) y[i] = f32::gelu_erf(in[0][i]);
+      else fewbit_apply_f32(op.fn, FewbitOptions{}, in[0], ny, y);
+      if (op.bits > 0) {
+        if (!codes) fail(op, "codes buffer missing for bits > 0");
+        fewbit_encode(op.codec, in[0], ny, codes, fewbit_packed_bytes(ny, op.bits));
+      }
+      break;
+    case Kind::mean_pool: {
+      const int64_t L = op.M, C = op.D, T = (int64_t)(in_n[0] / (L * C));
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t c = 0; c < C; ++c) {
+          double s = 0;
+          for (int64_t l = 0; l < L; ++l) s += in[0][(t * L + l) * C + c];
+          y[t * C + c] = (float)(s / L);
+        }
+      break;
+    }
+  }
+}
+
+ThreadPool* pool(int threads) {
+  static std::mutex mu;
+  static std::unique_ptr<ThreadPool> p;
+  std::lock_guard<std::mutex> lock(mu);
+  if (threads < 1) threads = 1;
+  if (!p) p = std::make_unique<ThreadPool>(threads);
+  else if (p->threads() != threads) p->set_threads(threads);
+  return p.get();
+}
+
+}  // namespace train
+}  // namespace swinq

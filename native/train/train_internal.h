@@ -1,0 +1,76 @@
+// Helpers shared by the training forward (ops.cc) and backward (backward.cc) files.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "swinq/cpu.h"
+#include "swinq/kernels_f32.h"
+#include "swinq/threadpool.h"
+#include "swinq/train.h"
+
+namespace swinq {
+namespace train {
+
+[[noreturn]] inline void fail(const Op& op, const std::string& msg) {
+  throw std::invalid_argument(std::string("train op ") + kind_name(op.kind) + ": " + msg);
+}
+
+template <class F>
+inline void par(ThreadPool* pool, int64_t n, int64_t chunk, F&& f) {
+  if (pool && n > chunk) {
+    auto body = f;  // the pool's template wants an rvalue callable
+    pool->parallel_for(n, chunk, std::move(body));
+  }
+  else {
+    f(0, n);
+  }
+}
+
+// y[T][M,N] = alpha·a[T][M,K]·op(b[T]); b is [K,N] or [N,K] (trans_b). Overwrites y.
+inline void mm(const float* a, const float* b, float* y, int64_t T, int64_t M, int64_t K, int64_t N, bool trans_b,
+               float alpha, ThreadPool* pool) {
+  if (T <= 0 || M <= 0 || N <= 0) return;
+  if (K == 0) {
+    for (int64_t i = 0; i < T * M * N; ++i) y[i] = 0.f;
+    return;
+  }
+  auto kern = active_isa() == Isa::avx2 ? f32::matmul_f32_avx2 : f32::matmul_f32_scalar;
+  if (T == 1) {
+    // split rows: each chunk is a smaller one-batch problem
+    const int64_t chunk = std::max<int64_t>(6, (int64_t)(16384 / std::max<int64_t>(1, K * N / 64 + 1)) / 6 * 6);
+    par(pool, M, chunk, [&](int64_t m0, int64_t m1) {
+      f32::MatmulArgs args{a + m0 * K, b, y + m0 * N, 1, m1 - m0, K, N, 0, 0, trans_b, alpha};
+      kern(args, 0, 1);
+    });
+    return;
+  }
+  f32::MatmulArgs args{a, b, y, T, M, K, N, M * K, K * N, trans_b, alpha};
+  par(pool, T, 1, [&](int64_t t0, int64_t t1) { kern(args, t0, t1); });
+}
+
+// dst[c, r] = src[r, c] for T stacked [R, C] matrices.
+inline void transpose(const float* src, float* dst, int64_t T, int64_t R, int64_t C) {
+  for (int64_t t = 0; t < T; ++t) {
+    const float* s = src + t * R * C;
+    float* d = dst + t * R * C;
+    for (int64_t r0 = 0; r0 < R; r0 += 32)
+      for (int64_t c0 = 0; c0 < C; c0 += 32)
+        for (int64_t r = r0; r < std::min(R, r0 + 32); ++r)
+          for (int64_t c = c0; c < std::min(C, c0 + 32); ++c) d[c * R + r] = s[r * C + c];
+  }
+}
+
+inline float gelu_deriv(float x) {
+  const double xd = x;
+  const double cdf = 0.5 * (1.0 + std::erf(xd * 0.70710678118654752440));
+  const double pdf = 0.39894228040143267794 * std::exp(-0.5 * xd * xd);
+  return (float)(cdf + xd * pdf);
+}
+
+}  // namespace train
+}  // namespace swinq
