@@ -17,13 +17,21 @@ class Ctx {
     this.nodes = [...s.nodes];
     this.reindex();
   }
+  consumers = new Map<string, Node[]>();
   reindex(): void {
     this.producer.clear();
     this.uses.clear();
+    this.consumers.clear();
     this.nodes.forEach((n, k) => {
       if (!n) return;
       for (const o of n.outputs) if (o) this.producer.set(o, k);
-      for (const x of n.inputs) if (x) this.uses.set(x, (this.uses.get(x) ?? 0) + 1);
+      for (const x of n.inputs) {
+        if (!x) continue;
+        this.uses.set(x, (this.uses.get(x) ?? 0) + 1);
+        const l = this.consumers.get(x);
+        if (!l) this.consumers.set(x, [n]);
+        else if (!l.includes(n)) l.push(n);
+      }
     });
     for (const o of this.s.outputs) this.uses.set(o, (this.uses.get(o) ?? 0) + 1000);
   }
@@ -38,12 +46,15 @@ class Ctx {
   /** The only consumer of v (undefined unless v has exactly one use). */
   next(v: string): Node | undefined {
     if (!this.single(v)) return undefined;
-    for (const n of this.nodes) if (n && n.inputs.includes(v)) return n;
-    return undefined;
+    return this.consumers.get(v)?.[0];
   }
   idx(n: Node): number { return this.nodes.indexOf(n); }
   /** Replaces nodes `gone` with `fused` (one or more, in order), placed at the slot of the last of them. */
+  private dead = new WeakSet<Node>();
+  /** Still in the graph (not swallowed by an earlier fusion). */
+  alive(n: Node | null): n is Node { return !!n && !this.dead.has(n); }
   replace(gone: Node[], fused: Node | Node[]): void {
+    for (const g of gone) this.dead.add(g);
     const slots = gone.map((g) => this.idx(g));
     const last = Math.max(...slots);
     for (const s of slots) this.nodes[s] = null;
@@ -81,7 +92,7 @@ function channelVector(c: ConstTensor, D: number): ConstTensor | undefined {
 
 function fuseLayerNorm(c: Ctx): void {
   for (const n of [...c.nodes]) {
-    if (!n || !c.nodes.includes(n)) continue;
+    if (!c.alive(n)) continue;
     if (n.opType === 'LayerNormalization') {
       const x = c.info(n.inputs[0]);
       if (n.outputs.slice(1).some((o) => o && c.uses.get(o))) continue;
@@ -107,7 +118,7 @@ function fuseLayerNorm(c: Ctx): void {
     const sub = c.next(n.outputs[0]);
     if (!sub || sub.opType !== 'Sub' || sub.inputs[0] !== x || sub.inputs[1] !== n.outputs[0]) continue;
     const d = sub.outputs[0];
-    const users = c.nodes.filter((m): m is Node => !!m && m.inputs.includes(d));
+    const users = c.consumers.get(d) ?? [];
     if (users.length !== 2 || (c.uses.get(d) ?? 0) >= 1000) continue;
     const pow = users.find((m) => m.opType === 'Pow' && m.inputs[0] === d && near(c.scalar(m.inputs[1]), 2, 0));
     const pm = users.find((m) => m.opType === 'Mul' && m.inputs[0] === d && m.inputs[1] === d);
@@ -148,7 +159,7 @@ function fuseLayerNorm(c: Ctx): void {
 
 function fuseGelu(c: Ctx): void {
   for (const n of [...c.nodes]) {
-    if (!n || !c.nodes.includes(n) || (n.opType !== 'Erf' && n.opType !== 'Tanh')) continue;
+    if (!c.alive(n) || (n.opType !== 'Erf' && n.opType !== 'Tanh')) continue;
     const pre = c.prod(n.inputs[0]);
     if (!pre || !c.single(n.inputs[0])) continue;
     let x: string | undefined;
@@ -219,7 +230,7 @@ function transposeKN(w: ConstTensor): ConstTensor {
 
 function fuseLinear(c: Ctx): void {
   for (const n of [...c.nodes]) {
-    if (!n || !c.nodes.includes(n)) continue;
+    if (!c.alive(n)) continue;
     let w: ConstTensor | undefined;
     let bias: ConstTensor | undefined;
     const x = n.inputs[0];
@@ -283,7 +294,7 @@ function fuseLinear(c: Ctx): void {
 
 function fuseMatMul(c: Ctx): void {
   for (const n of [...c.nodes]) {
-    if (!n || !c.nodes.includes(n) || n.opType !== 'MatMul') continue;
+    if (!c.alive(n) || n.opType !== 'MatMul') continue;
     let [a, b] = n.inputs;
     if (c.info(a).dims.length < 2 || c.info(b).dims.length < 2 || c.info(a).dtype !== 'float32') continue;
     let alpha = 1;
@@ -339,7 +350,7 @@ const RESHAPES = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identit
 
 function fuseSoftmax(c: Ctx): void {
   for (const n of [...c.nodes]) {
-    if (!n || !c.nodes.includes(n) || n.opType !== 'Softmax') continue;
+    if (!c.alive(n) || n.opType !== 'Softmax') continue;
     const xi = c.info(n.inputs[0]);
     const r = xi.dims.length;
     const axis = attrInt(n, 'axis', -1);
@@ -411,7 +422,7 @@ function fuseSoftmax(c: Ctx): void {
  */
 function fuseResidualThroughMoves(c: Ctx): void {
   for (const L of [...c.nodes]) {
-    if (!L || !c.nodes.includes(L) || L.domain !== 'swinq' || L.opType !== 'Linear' || L.inputs.length > 1) continue;
+    if (!c.alive(L) || L.domain !== 'swinq' || L.opType !== 'Linear' || L.inputs.length > 1) continue;
     const y = L.outputs[0];
     if ((c.uses.get(y) ?? 0) === 0 || (c.uses.get(y) ?? 0) >= 1000) continue;
     const N = (L.attrs.w.value as ConstTensor).dims[1];
@@ -425,8 +436,7 @@ function fuseResidualThroughMoves(c: Ctx): void {
     while (queue.length && ok) {
       const v = queue.shift()!;
       if ((c.uses.get(v) ?? 0) >= 1000) { ok = false; break; }
-      for (const m of c.nodes) {
-        if (!m || !m.inputs.includes(v)) continue;
+      for (const m of c.consumers.get(v) ?? []) {
         if (m.domain === '' && MOVE_OPS.has(m.opType) && (m.opType !== 'Dropout' || !m.outputs[1] || !c.uses.get(m.outputs[1]))) {
           if (moves.includes(m)) continue;
           const { data } = movesOf(c.s, m);
@@ -446,8 +456,7 @@ function fuseResidualThroughMoves(c: Ctx): void {
     const od = c.info(add.outputs[0]).dims;
     if (ri.const || ri.dtype !== 'float32' || ri.dims.join() !== od.join() || numel(c.info(v).dims) !== numel(od)) continue;
     // every cone value other than v must be consumed inside the cone only
-    if ([...cone].some((u) => u !== v && c.nodes.some((m) => m && m !== add && m.inputs.includes(u) && !moves.includes(m)))) continue;
-    if (c.nodes.some((m) => m && m !== add && m.inputs.includes(v) && !moves.includes(m))) continue;
+    if ([...cone].some((u) => (c.consumers.get(u) ?? []).some((m) => (u !== v || m !== add) && !moves.includes(m)))) continue;
     // compose the maps in node order
     const maps = new Map<string, Int32Array | null>([[y, null]]);
     for (const m of c.nodes) {
