@@ -7,7 +7,7 @@ import { compileQdqInt } from './quant/lower-int.js';
 import { isSupportedOp } from './passes/specialize.js';
 import type { Graph, ValueDecl } from './ir/graph.js';
 import { native, type NativePlan } from './native.js';
-import { Tensor, TYPE_BYTES, type TensorType } from './tensor.js';
+import { Tensor, type TensorType } from './tensor.js';
 
 export interface SessionOptions { threads?: number; isa?: 'auto' | 'scalar' | 'avx2'; profile?: boolean }
 export interface InputMetadata { name: string; isTensor: true; type: string; shape: (number | string | null)[] }
@@ -138,7 +138,6 @@ export class InferenceSession {
       const n = dims.reduce((a, b) => a * b, 1);
       const data = type === 'int64' ? new BigInt64Array(n) : type === 'float32' ? new Float32Array(n) : type === 'int32' ? new Int32Array(n)
         : type === 'int16' ? new Int16Array(n) : type === 'int8' ? new Int8Array(n) : new Uint8Array(n);
-      void TYPE_BYTES;
       return new Tensor(type, data, dims);
     });
     return { ins, outs };

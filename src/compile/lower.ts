@@ -5,7 +5,7 @@
 import { attrFloat, attrInt, attrInts, attrString, makeConst, numel, type ConstTensor, type DT, type Node } from '../ir/graph.js';
 import { BinaryOp, ReduceOp, UnaryOp, type OpName } from '../plan/ops.js';
 import {
-  allocMap, broadcastDims, broadcastStrides, expand as expandMove, stridedMap, stridesOf, type Move,
+  allocMap, broadcastDims, broadcastStrides, expand as expandMove, stridedMap, type Move,
 } from '../passes/movement.js';
 import { matmulDims, MOVE_OPS, movesOf, reduceAxes, type Specialized, type VInfo } from '../passes/specialize.js';
 
@@ -208,7 +208,7 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
   const setT = (v: string, t: number) => state.set(v, { k: 'tensor', t });
   const out0 = (n: Node) => newArena(info(n.outputs[0]).dtype, info(n.outputs[0]).dims);
 
-  const binary = (n: Node, op: number, a: string, b: string, outName: string): number => {
+  const binary = (n: Node, op: number, a: string, b: string): number => {
     f32(n, a, 'input A');
     f32(n, b, 'input B');
     const ai = info(a);
@@ -248,7 +248,6 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
     if (d.length === 0) { d = [1]; sa = [0]; sb = [0]; }
     if (d.length > 8) throw new Error(`${where(n)}: broadcast of rank ${d.length} is too high`);
     emit('binary', [tensorOf(a, n.name), tensorOf(b, n.name)], [out], [op, d.length, ...d, ...sa, ...sb], [], n.name);
-    void outName;
     return out;
   };
 
@@ -345,7 +344,7 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
       let acc = present[0];
       let t = -1;
       for (let i = 1; i < present.length; i++) {
-        t = binary(n, code, acc, present[i], o);
+        t = binary(n, code, acc, present[i]);
         if (i < present.length - 1) {
           // intermediate result of a variadic op: give it a synthetic value
           const nm = `${o}#${i}`;
@@ -531,10 +530,8 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
       if (numel(bt) === 1) return { t: tensorOf(v, n.name), stride: 0 };
       if (numel(bt) === B) return { t: tensorOf(v, n.name), stride: mk };
       // partial broadcast: materialize the expanded operand
-      const vw = viewOf(v);
       const m = expandMove(dims, [...batch, ...dims.slice(-2)], w);
       const ex = applyMove(n, [v], m);
-      void vw;
       return { t: materialize(ex, n.name), stride: mk };
     };
     const A = operand(a, aD);
