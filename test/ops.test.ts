@@ -387,6 +387,13 @@ describe('data movement composes into index maps', () => {
       dims: () => ({ x: [6, 4] }), batches: [1], ops: { unary: 1, copy: 2 },
     });
   });
+  it('an output that folds to a constant (Shape of the input) is copied from the constant blob', () => check({
+    model: {
+      nodes: [{ op: 'Shape', inputs: ['x'], outputs: ['s'] }, { op: 'Relu', inputs: ['x'], outputs: ['y'] }],
+      inputs: [{ name: 'x', dims: ['N', 2, 3] }], outputs: [{ name: 's', dtype: 'int64' }, { name: 'y' }],
+    },
+    dims: (n) => ({ x: [n, 2, 3] }), ops: { copy: 1, unary: 1 },
+  }));
   it('graph outputs that are views, inputs and duplicates are copied correctly', () => check({
     model: {
       nodes: [{ op: 'Transpose', inputs: ['x'], outputs: ['t'], attrs: { perm: [0, 2, 1] } }, { op: 'Identity', inputs: ['x'], outputs: ['i'] }],
