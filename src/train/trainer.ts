@@ -1,0 +1,73 @@
+// Training loop pieces: AdamW over a TrainGraph's trainable parameters, warm-up + cosine
+// learning rate, global gradient-norm clipping, cross-entropy (label smoothing) or KL loss.
+import { native } from '../native.js';
+import type { TrainGraph } from './graph.js';
+
+export interface TrainOptions {
+  lr: number;
+  minLr: number;
+  weightDecay: number;
+  warmup: number;
+  totalSteps: number;
+  clip: number;           // max global grad norm, 0 = off
+  smoothing: number;      // label smoothing
+  classes: number;
+}
+
+export interface StepResult { loss: number; gradNorm: number; lr: number; correct: number; savedBytes: number }
+
+export class Trainer {
+  step = 0;
+  private readonly m = new Map<string, Float32Array>();
+  private readonly v = new Map<string, Float32Array>();
+
+  constructor(readonly graph: TrainGraph, readonly opts: TrainOptions) {
+    for (const [k, p] of graph.params) {
+      if (!p.trainable) continue;
+      this.m.set(k, new Float32Array(p.data.length));
+      this.v.set(k, new Float32Array(p.data.length));
+    }
+  }
+
+  /** One optimisation step on a batch (x: batch × per-sample input, labels: class per sample). */
+  trainStep(x: Float32Array, labels: Int32Array, teacher?: { logits: Float32Array; temperature: number; weight: number }): StepResult {
+    const B = labels.length;
+    const st = this.graph.forward(x, B);
+    const logits = st.values.get(this.graph.output)!;
+    const ce = native.trainLoss('ce', logits, labels, this.opts.classes, this.opts.smoothing);
+    let loss: number = ce.loss;
+    const grad: Float32Array = ce.grad;
+    if (teacher) {
+      const kl = native.trainLoss('kl', logits, teacher.logits, this.opts.classes, teacher.temperature);
+      loss = (1 - teacher.weight) * loss + teacher.weight * kl.loss;
+      for (let i = 0; i < grad.length; i++) grad[i] = (1 - teacher.weight) * grad[i] + teacher.weight * kl.grad[i];
+    }
+    const grads = this.graph.backward(st, grad);
+    let sq = 0;
+    for (const g of grads.values()) sq += native.trainSumSquares(g);
+    const gradNorm = Math.sqrt(sq);
+    if (this.opts.clip > 0 && gradNorm > this.opts.clip) for (const g of grads.values()) native.trainScale(g, this.opts.clip / gradNorm);
+    const lr = native.trainLr(this.step, this.opts.totalSteps, this.opts.warmup, this.opts.lr, this.opts.minLr);
+    this.step++;
+    for (const [k, g] of grads) {
+      const p = this.graph.params.get(k)!;
+      native.trainAdamw(p.data, g, this.m.get(k)!, this.v.get(k)!, this.step, { lr, weightDecay: p.decay ? this.opts.weightDecay : 0 });
+    }
+    return { loss, gradNorm, lr, correct: countCorrect(logits, labels, this.opts.classes), savedBytes: st.savedBytes };
+  }
+}
+
+export function countCorrect(logits: Float32Array, labels: ArrayLike<number>, C: number): number {
+  let ok = 0;
+  for (let b = 0; b < labels.length; b++) {
+    let best = 0;
+    for (let c = 1; c < C; c++) if (logits[b * C + c] > logits[b * C + best]) best = c;
+    if (best === labels[b]) ok++;
+  }
+  return ok;
+}
+
+/** Logits of the graph's forward (no state kept). */
+export function predict(graph: TrainGraph, x: Float32Array, batch: number): Float32Array {
+  return graph.forward(x, batch, false).values.get(graph.output)!;
+}
