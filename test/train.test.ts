@@ -204,3 +204,38 @@ describe('tiny Swin (shifted windows + mask, patch merging)', () => {
     }
   });
 });
+
+import * as ort from 'onnxruntime-node';
+import { InferenceSession, Tensor } from '../src/index.js';
+import { exportOnnx, readOnnxModel } from '../src/train/onnx.js';
+import { predict } from '../src/train/trainer.js';
+
+function maxRel(a: Float32Array, b: Float32Array): number {
+  let scale = 0, diff = 0;
+  for (let i = 0; i < a.length; i++) { scale = Math.max(scale, Math.abs(b[i])); diff = Math.max(diff, Math.abs(a[i] - b[i])); }
+  return diff / Math.max(scale, 1e-6);
+}
+
+describe('ONNX export', () => {
+  it('a trained tiny Swin exports; onnxruntime and swinq outputs equal the trainer forward (≤ 1e-4 rel), params round-trip', async () => {
+    const g = buildSwin(TINY, initParams(TINY, 4));
+    const t = new Trainer(g, { lr: 3e-3, minLr: 0, weightDecay: 0.05, warmup: 1, totalSteps: 4, clip: 1, smoothing: 0, classes: 3 });
+    const { x, labels } = synthetic(6, 9);
+    for (let i = 0; i < 4; i++) t.trainStep(x, labels);
+    const B = 5;  // a batch size never seen in training
+    const xb = x.subarray(0, B * 256);
+    const ref = predict(g, xb, B);
+    const bytes = exportOnnx(g, TINY);
+    const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+    const yo = (await s.run({ input: new ort.Tensor('float32', xb, [B, 1, 16, 16]) })).logits;
+    expect(yo.dims).toEqual([B, 3]);
+    expect(maxRel(yo.data as Float32Array, ref)).toBeLessThan(1e-4);
+    const sq = await InferenceSession.create(bytes, { threads: 1 });
+    const ys = (await sq.run({ input: new Tensor('float32', xb, [B, 1, 16, 16]) })).logits.data as Float32Array;
+    expect(maxRel(ys, ref)).toBeLessThan(1e-4);
+    const back = readOnnxModel(bytes, 'exported');
+    expect(back.config).toEqual(TINY);
+    const g2 = buildSwin(back.config, back.params);
+    expect(Array.from(predict(g2, xb, B))).toEqual(Array.from(ref));
+  });
+});
