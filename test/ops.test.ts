@@ -518,3 +518,80 @@ describe('conv and folding', () => {
     dims: (n) => ({ x: [n, 2, 3] }), ops: { binary: 1, index_map: 0 },
   }));
 });
+
+// Random chains of Transpose/Slice (±steps)/roll (Slice+Concat)/Reshape/Pad/Gather checked bit-exactly.
+function rng(seed: number) { let s = seed; return () => { s = (s * 1103515245 + 12345) & 0x7fffffff; return s / 0x7fffffff; }; }
+describe('random movement chains', () => {
+  it('compose to the same result as onnxruntime (fixed batch and batch 7, extrapolated where possible)', async () => {
+  let fails = 0;
+  let extr = 0;
+  for (let trial = 0; trial < 40; trial++) {
+    const r = rng(trial + 1);
+    const ri = (n: number) => Math.floor(r() * n);
+    let dims = [2 + ri(3), 1 + ri(4), 1 + ri(5), 1 + ri(4)];
+    const inDims = [...dims];
+    const nodes: NodeSpec[] = [];
+    const inits: TensorSpec[] = [];
+    let cur = 'x';
+    let k = 0;
+    const steps = 1 + ri(5);
+    for (let st = 0; st < steps; st++) {
+      const out = `v${k++}`;
+      const kind = ri(6);
+      const rank = dims.length;
+      if (kind === 0) { // transpose
+        const perm = [...Array(rank).keys()].sort(() => r() - 0.5);
+        nodes.push({ op: 'Transpose', inputs: [cur], outputs: [out], attrs: { perm } });
+        dims = perm.map((p) => dims[p]);
+      } else if (kind === 1) { // slice
+        const ax = ri(rank); const d = dims[ax]; const b = ri(d); const e = b + 1 + ri(d - b); const step = r() < 0.3 ? -1 : 1;
+        const nm = `s${k}`;
+        if (step > 0) { inits.push({ name: nm + 'b', dtype: 'int64', dims: [1], data: [b] }, { name: nm + 'e', dtype: 'int64', dims: [1], data: [e] }); dims = [...dims]; dims[ax] = e - b; }
+        else { inits.push({ name: nm + 'b', dtype: 'int64', dims: [1], data: [e - 1] }, { name: nm + 'e', dtype: 'int64', dims: [1], data: [b - 1 < 0 ? -d - 1 : b - 1] }); dims = [...dims]; dims[ax] = e - b; }
+        inits.push({ name: nm + 'a', dtype: 'int64', dims: [1], data: [ax - (r() < 0.5 ? rank : 0)] }, { name: nm + 's', dtype: 'int64', dims: [1], data: [step] });
+        nodes.push({ op: 'Slice', inputs: [cur, nm + 'b', nm + 'e', nm + 'a', nm + 's'], outputs: [out] });
+      } else if (kind === 2) { // roll via slice+concat
+        const ax = ri(rank); const d = dims[ax]; if (d < 2) { st--; k--; continue; }
+        const sh = 1 + ri(d - 1); const nm = `r${k}`;
+        inits.push({ name: nm + 'a', dtype: 'int64', dims: [1], data: [ax] }, { name: nm + '0', dtype: 'int64', dims: [1], data: [0] },
+          { name: nm + 'm', dtype: 'int64', dims: [1], data: [sh] }, { name: nm + 'e', dtype: 'int64', dims: [1], data: [d] });
+        nodes.push({ op: 'Slice', inputs: [cur, nm + 'm', nm + 'e', nm + 'a'], outputs: [out + 'p'] }, { op: 'Slice', inputs: [cur, nm + '0', nm + 'm', nm + 'a'], outputs: [out + 'q'] },
+          { op: 'Concat', inputs: [out + 'p', out + 'q'], outputs: [out], attrs: { axis: ax } });
+      } else if (kind === 3) { // reshape merge two adjacent dims
+        if (rank < 2) { st--; k--; continue; }
+        const a = ri(rank - 1); const nd = [...dims.slice(0, a), dims[a] * dims[a + 1], ...dims.slice(a + 2)];
+        inits.push({ name: `sh${k}`, dtype: 'int64', dims: [nd.length], data: nd });
+        nodes.push({ op: 'Reshape', inputs: [cur, `sh${k}`], outputs: [out] }); dims = nd;
+      } else if (kind === 4) { // pad
+        const pads = new Array(2 * rank).fill(0).map(() => (r() < 0.3 ? ri(2) : 0));
+        inits.push({ name: `pd${k}`, dtype: 'int64', dims: [pads.length], data: pads });
+        nodes.push({ op: 'Pad', inputs: [cur, `pd${k}`], outputs: [out] }); dims = dims.map((d, i) => d + pads[i] + pads[i + rank]);
+      } else { // gather
+        const ax = ri(rank); const d = dims[ax]; const idx = [ri(d), ri(d) - d];
+        inits.push({ name: `g${k}`, dtype: 'int64', dims: [2], data: idx });
+        nodes.push({ op: 'Gather', inputs: [cur, `g${k}`], outputs: [out], attrs: { axis: ax } }); dims = [...dims.slice(0, ax), 2, ...dims.slice(ax + 1)];
+      }
+      cur = out;
+    }
+    nodes.push({ op: 'Neg', inputs: [cur], outputs: ['y'] });
+    const model = buildModel({ nodes, inputs: [{ name: 'x', dims: ['N', ...inDims.slice(1)] }], outputs: [{ name: 'y' }], initializers: inits });
+    const s = await InferenceSession.create(model);
+    for (const B of [inDims[0], 7]) {
+      const d = [B, ...inDims.slice(1)];
+      const x = rand(d.reduce((a, b) => a * b, 1), trial + 3);
+      let want: Float32Array;
+      try {
+        const o = await ort.InferenceSession.create(model);
+        want = (await o.run({ x: new ort.Tensor('float32', x, d) })).y.data as Float32Array;
+      } catch { continue; }
+      let got: Float32Array;
+      try { got = (await s.run({ x: new Tensor('float32', x, d) })).y.data as Float32Array; } catch (e) { fails++; console.log('trial', trial, 'B', B, (e as Error).message); continue; }
+      if (B === 7) extr += s.planStats({ x: d }).extrapolated ? 1 : 0;
+      if (Array.from(got).join() !== Array.from(want).join()) { fails++; console.log('trial', trial, 'B', B, JSON.stringify(nodes.map((n) => n.op + JSON.stringify(n.attrs ?? {}))), inDims); }
+    }
+    s.release();
+  }
+  expect(fails).toBe(0);
+  expect(extr).toBeGreaterThan(0);
+  });
+});
