@@ -270,10 +270,10 @@ describe('swinq calibrate (CLI)', () => {
 });
 
 // A ReLU MLP: Flatten → MatMul+bias → Relu → MatMul+bias → Relu → Gemm(transB)+bias → logits.
-function mlpModel(): Uint8Array {
+function mlpModel(batch: number | string = 'batch'): Uint8Array {
   return buildModel({
-    inputs: [{ name: 'input', dims: ['batch', 1, H, H] }],
-    outputs: [{ name: 'logits', dims: ['batch', 3] }],
+    inputs: [{ name: 'input', dims: [batch, 1, H, H] }],
+    outputs: [{ name: 'logits', dims: [batch, 3] }],
     initializers: [
       { name: 'w1', dims: [16, 12], data: rand(192, 11) }, { name: 'b1', dims: [12], data: rand(12, 12, -0.2, 0.2) },
       { name: 'w2', dims: [12, 8], data: rand(96, 13) }, { name: 'b2', dims: [8], data: rand(8, 14, -0.2, 0.2) },
@@ -376,5 +376,15 @@ describe('InferenceSession on QDQ files', () => {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     expect(intLoweringFallback((s2 as any).graph)).toMatch(/q-fallback\.onnx: node '.*' \(/);
     s2.release();
+  });
+});
+
+describe('fixed batch', () => {
+  it('a model with a fixed batch dim is calibrated in batches of that size; --samples must divide', async () => {
+    const mp = path.join(tmp, 'mlp-fixed.onnx');
+    fs.writeFileSync(mp, mlpModel(4));
+    const r = await calibrate(mp, { data: dataDir, samples: 12, method: 'mse', out: path.join(tmp, 'mlp-fixed-q.onnx'), batch: 32 });
+    expect(r.activations).toBe(3);
+    await expect(calibrate(mp, { data: dataDir, samples: 10, method: 'mse', out: path.join(tmp, 'x.onnx') })).rejects.toThrow(/fixed batch of 4; --samples 10 must be a multiple/);
   });
 });

@@ -144,7 +144,13 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
 
   const ds = loadLabelledImages(opts.data, 'train');
   if (opts.samples > ds.count) throw new Error(`--samples ${opts.samples} is more than the ${ds.count} images of ${ds.imagesFile}`);
-  const batch = Math.min(opts.batch ?? 32, opts.samples);
+  // a model exported with a fixed batch dim is fed batches of exactly that size
+  const d0 = m.graph.input[0].type?.tensorType?.shape?.dim?.[0];
+  const fixedBatch = d0 && !d0.dimParam && toNum(d0.dimValue) > 0 ? toNum(d0.dimValue) : 0;
+  if (fixedBatch && opts.samples % fixedBatch !== 0) {
+    throw new Error(`${modelPath}: input '${m.graph.input[0].name}' has a fixed batch of ${fixedBatch}; --samples ${opts.samples} must be a multiple of it`);
+  }
+  const batch = fixedBatch || Math.min(opts.batch ?? 32, opts.samples);
   const ort = await loadOnnxruntime('to run the fp32 model for calibration');
   const observed = targets.activations.map((a) => a.name);
   const fetch = observed.filter((n) => n !== inputName);
