@@ -199,31 +199,39 @@ const std::initializer_list<DType> k8 = {DType::i8, DType::u8};
 // A 4×16 register tile (MR rows): k runs in pairs, bp[kk][n][2] = (b[2kk][n], b[2kk+1][n]) − zb as
 // int16, ap[m][kk] = the matching pair of a − za packed in one int32, so one vpmaddwd does 16 MACs
 // exactly ((a−za)(b−zb) ≤ 65025, pair ≤ 130050, K ≤ 32768 keeps every sum inside int32).
-template <int MR>
+template <int MR, int NV>  // NV: 16-column tile (2 vectors) or an 8-column tail tile (1 vector)
 __attribute__((target("avx2"))) void mm_tile_avx2(const int32_t* ap, int64_t Kh, const int16_t* bp, int64_t Np,
                                                    int64_t n0, int32_t* c, int64_t ldc, int64_t ncols) {
-  __m256i acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  __m256i acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
   for (int64_t kk = 0; kk < Kh; ++kk) {
     const int16_t* brow = bp + (kk * Np + n0) * 2;
-    const __m256i b0 = _mm256_loadu_si256((const __m256i*)brow);
-    const __m256i b1 = _mm256_loadu_si256((const __m256i*)(brow + 16));
+    __m256i bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_si256((const __m256i*)(brow + 16 * v));
     for (int r = 0; r < MR; ++r) {
       const __m256i av = _mm256_set1_epi32(ap[r * Kh + kk]);
-      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
-      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(av, bv[v]));
     }
   }
   for (int r = 0; r < MR; ++r) {
-    if (ncols == 16) {
-      _mm256_storeu_si256((__m256i*)(c + r * ldc), acc[r][0]);
-      _mm256_storeu_si256((__m256i*)(c + r * ldc + 8), acc[r][1]);
+    if (ncols == 8 * NV) {
+      for (int v = 0; v < NV; ++v) _mm256_storeu_si256((__m256i*)(c + r * ldc + 8 * v), acc[r][v]);
     } else {
-      alignas(32) int32_t tmp[16];
-      _mm256_store_si256((__m256i*)tmp, acc[r][0]);
-      _mm256_store_si256((__m256i*)(tmp + 8), acc[r][1]);
+      alignas(32) int32_t tmp[8 * NV];
+      for (int v = 0; v < NV; ++v) _mm256_store_si256((__m256i*)(tmp + 8 * v), acc[r][v]);
       std::memcpy(c + r * ldc, tmp, (size_t)ncols * 4);
     }
+  }
+}
+template <int NV>
+__attribute__((target("avx2"))) void mm_rows_avx2(int64_t mr, const int32_t* aa, int64_t Kh, const int16_t* bp, int64_t Np, int64_t n0, int32_t* cc,
+                  int64_t ldc, int64_t nc) {
+  switch (mr) {
+    case 4: mm_tile_avx2<4, NV>(aa, Kh, bp, Np, n0, cc, ldc, nc); break;
+    case 3: mm_tile_avx2<3, NV>(aa, Kh, bp, Np, n0, cc, ldc, nc); break;
+    case 2: mm_tile_avx2<2, NV>(aa, Kh, bp, Np, n0, cc, ldc, nc); break;
+    default: mm_tile_avx2<1, NV>(aa, Kh, bp, Np, n0, cc, ldc, nc); break;
   }
 }
 
@@ -301,14 +309,8 @@ void matmul_u8x8_s32(const uint8_t* a, int32_t za, const void* b, bool b_u8, int
     const int64_t mr = std::min<int64_t>(4, M - m0);
     for (int64_t n0 = 0; n0 < N; n0 += 16) {
       const int64_t nc = std::min<int64_t>(16, N - n0);
-      int32_t* cc = c + m0 * N + n0;
-      const int32_t* aa = ap + m0 * Kh;
-      switch (mr) {
-        case 4: mm_tile_avx2<4>(aa, Kh, bp, Np, n0, cc, N, nc); break;
-        case 3: mm_tile_avx2<3>(aa, Kh, bp, Np, n0, cc, N, nc); break;
-        case 2: mm_tile_avx2<2>(aa, Kh, bp, Np, n0, cc, N, nc); break;
-        default: mm_tile_avx2<1>(aa, Kh, bp, Np, n0, cc, N, nc); break;
-      }
+      if (nc > 8) mm_rows_avx2<2>(mr, ap + m0 * Kh, Kh, bp, Np, n0, c + m0 * N + n0, N, nc);
+      else mm_rows_avx2<1>(mr, ap + m0 * Kh, Kh, bp, Np, n0, c + m0 * N + n0, N, nc);
     }
   }
 }
