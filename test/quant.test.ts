@@ -388,3 +388,45 @@ describe('fixed batch', () => {
     await expect(calibrate(mp, { data: dataDir, samples: 10, method: 'mse', out: path.join(tmp, 'x.onnx') })).rejects.toThrow(/fixed batch of 4; --samples 10 must be a multiple/);
   });
 });
+
+describe('onnxruntime quantize_static shape', () => {
+  it('int32 biases behind DequantizeLinear (scale s_x·s_w[n], axis 0) lower to the same integer plan', async () => {
+    const { lowerQdqToIntPlan } = await import('../src/quant/lower-int.js');
+    const { OP_NAMES } = await import('../src/plan/ops.js');
+    const mp = path.join(tmp, 'mlp-ort.onnx');
+    fs.writeFileSync(mp, mlpModel());
+    const qp = path.join(tmp, 'mlp-ort-q.onnx');
+    await calibrate(mp, { data: dataDir, samples: 32, method: 'minmax', out: qp, mean: 0.25, std: 0.5 });
+    const m = decodeModel(fs.readFileSync(qp), qp);
+    const init = (name: string) => m.graph.initializer.find((t: { name: string }) => t.name === name);
+    const f32 = (name: string) => new Float32Array(Uint8Array.from(init(name).rawData).buffer);
+    for (const [b, xin, w] of [['b1', 'flat', 'w1'], ['b2', 'r1', 'w2']]) {
+      const sx = f32(`${xin}_scale`)[0];
+      const sw = f32(`${w}_scale`);
+      const bf = f32(b);
+      const sc = Float32Array.from(sw, (v) => sx * v);
+      const bq = Int32Array.from(bf, (v, i) => Math.round(v / sc[i]));
+      m.graph.initializer = m.graph.initializer.filter((t: { name: string }) => t.name !== b);
+      m.graph.initializer.push(
+        onnx.TensorProto.create({ name: `${b}_q`, dataType: 6, dims: [bq.length], rawData: new Uint8Array(bq.buffer) }),
+        onnx.TensorProto.create({ name: `${b}_s`, dataType: 1, dims: [sc.length], rawData: new Uint8Array(sc.buffer) }),
+      );
+      m.graph.node.unshift(onnx.NodeProto.create({ name: `${b}_DequantizeLinear`, opType: 'DequantizeLinear', input: [`${b}_q`, `${b}_s`], output: [b], attribute: [onnx.AttributeProto.create({ name: 'axis', type: 2, i: 0 })] }));
+    }
+    const bytes = onnx.ModelProto.encode(m).finish();
+    const r = lowerQdqToIntPlan(bytes, [8, 1, H, H]);
+    if (!r.ok) throw new Error(r.reason);
+    expect(r.desc.ops.map((o) => OP_NAMES[o.kind])).toEqual(['quantize', 'linear_q', 'linear_q', 'linear_q', 'dequantize']);
+    const r0 = lowerQdqToIntPlan(qp, [8, 1, H, H]);
+    if (!r0.ok) throw new Error(r0.reason);
+    // same int32 biases as our own folding of the float bias (both round b/(s_x·s_w[n]))
+    const biasOf = (d: typeof r.desc, k: number) => {
+      const t = d.tensors[d.ops[k].inputs[2]];
+      return new Int32Array(d.constants.buffer.slice(d.constants.byteOffset + t.offset, d.constants.byteOffset + t.offset + 4 * t.dims[0]));
+    };
+    for (const k of [1, 2]) {
+      const a = biasOf(r.desc, k), b = biasOf(r0.desc, k);
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1);
+    }
+  });
+});

@@ -125,10 +125,19 @@ export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[],
       const q = inits.get(n.input[0])!;
       const s = inits.get(n.input[1]);
       const z = n.input[2] ? inits.get(n.input[2]) : undefined;
-      if (q.type !== 3 || !s || (z && z.data.some((v) => v !== 0))) return fail(n, 'weights must be int8 with zero point 0');
       const axisAttr = (n.attribute ?? []).find((a: ModelProto) => a.name === 'axis');
       let axis = axisAttr ? toNum(axisAttr.i) : 1;
       if (axis < 0) axis += q.dims.length;
+      if (!s) return fail(n, 'scale must be a constant');
+      if (q.type !== 3) {
+        // int32 biases (onnxruntime quantize_static): a float constant for the Add that follows
+        const C = s.data.length;
+        const inner = C === 1 ? 1 : q.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+        const data = Float64Array.from(q.data, (v, i) => { const c = C === 1 ? 0 : Math.floor(i / inner) % C; return (v - (z ? z.data[c] : 0)) * s.data[c]; });
+        inits.set(n.output[0], { dims: q.dims, type: 1, data });
+        continue;
+      }
+      if (z && z.data.some((v) => v !== 0)) return fail(n, 'int8 weights must have zero point 0');
       weights.set(n.output[0], { q, scales: s.data, axis });
       continue;
     }
