@@ -10,9 +10,11 @@ const COMMANDS: Array<() => Promise<{ register(p: Command): void }>> = [
   () => import('./calibrate.js'),
   () => import('./eval.js'),
   () => import('./fewbit.js'),
+  () => import('./init.js'),
   () => import('./profile.js'),
   () => import('./run.js'),
   () => import('./serve.js'),
+  () => import('./train.js'),
 ];
 
 async function main(argv: string[]): Promise<void> {
