@@ -150,18 +150,8 @@ void forward(const Op& op, const std::vector<const float*>& in, const std::vecto
       break;
     case Kind::softmax: {
       const int64_t D = op.D, R = (int64_t)(in_n[0] / D);
-      par(pool, R, 64, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          const float* x = in[0] + r * D;
-          float* yr = y + r * D;
-          float mx = x[0];
-          for (int64_t i = 1; i < D; ++i) mx = std::max(mx, x[i]);
-          double sum = 0;
-          for (int64_t i = 0; i < D; ++i) sum += (yr[i] = std::exp(x[i] - mx));
-          const float inv = (float)(1.0 / sum);
-          for (int64_t i = 0; i < D; ++i) yr[i] *= inv;
-        }
-      });
+      auto kern = active_isa() == Isa::avx2 ? f32::softmax_f32_avx2 : f32::softmax_f32_scalar;
+      par(pool, R, 256, [&](int64_t r0, int64_t r1) { kern(in[0], nullptr, 1, y, D, r0, r1); });
       break;
     }
     case Kind::add:
@@ -194,9 +184,13 @@ void forward(const Op& op, const std::vector<const float*>& in, const std::vecto
       break;
     }
     case Kind::act:
-      if (op.fn == "relu") for (size_t i = 0; i < ny; ++i) y[i] = in[0][i] > 0.f ? in[0][i] : 0.f;
-      else if (op.fn == "gelu") for (size_t i = 0; i < ny; ++i) y[i] = f32::gelu_erf(in[0][i]);
-      else fewbit_apply_f32(op.fn, FewbitOptions{}, in[0], ny, y);
+      if (op.fast_fn) {  // the inference kernels' relu / erf-GELU (same values the exported model runs)
+        auto kern = active_isa() == Isa::avx2 ? f32::unary_f32_avx2 : f32::unary_f32_scalar;
+        const int u = op.fn == "relu" ? f32::u_relu : f32::u_gelu_erf;
+        par(pool, (int64_t)ny, 16384, [&](int64_t i0, int64_t i1) { kern(u, 0.f, 0.f, in[0] + i0, y + i0, i1 - i0); });
+      } else {
+        fewbit_apply_f32(op.fn, FewbitOptions{}, in[0], ny, y);
+      }
       if (op.bits > 0) {
         if (!codes) fail(op, "codes buffer missing for bits > 0");
         fewbit_encode(op.codec, in[0], ny, codes, fewbit_packed_bytes(ny, op.bits));
