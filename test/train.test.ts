@@ -239,3 +239,118 @@ describe('ONNX export', () => {
     expect(Array.from(predict(g2, xb, B))).toEqual(Array.from(ref));
   });
 });
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { Command } from 'commander';
+import { vi } from 'vitest';
+import { encodeIdx } from '../src/io/idx.js';
+import { register as registerInit } from '../src/cli/init.js';
+import { register as registerTrain } from '../src/cli/train.js';
+
+describe('whole Swin graph vs finite differences', () => {
+  it('directional derivative of the CE loss along random directions of every parameter kind', () => {
+    const g = buildSwin(TINY, initParams(TINY, 11));
+    const { x, labels } = synthetic(3, 12);
+    const loss = () => native.trainLoss('ce', g.forward(x, 3, false).values.get('logits'), labels, 3, 0.1).loss as number;
+    const st = g.forward(x, 3);
+    const grads = g.backward(st, native.trainLoss('ce', st.values.get('logits'), labels, 3, 0.1).grad);
+    const r = rng(13);
+    const names = ['patch_embed.proj.weight', 'patch_embed.norm.weight', 'layers.0.blocks.1.attn.relative_position_bias_table', 'layers.0.blocks.1.attn.qkv.weight',
+      'layers.0.blocks.0.mlp.fc1.bias', 'layers.1.downsample.reduction.weight', 'layers.1.blocks.0.attn.proj.weight', 'head.weight'];
+    for (const name of names) {
+      const p = g.params.get(name)!.data;
+      const gp = grads.get(name)!;
+      const v = randn(p.length, r);
+      let gv = 0;
+      for (let i = 0; i < p.length; i++) gv += gp[i] * v[i];
+      const h = 2e-3 / Math.sqrt(p.length / 64 + 1);
+      const p0 = Float32Array.from(p);
+      for (let i = 0; i < p.length; i++) p[i] = p0[i] + h * v[i];
+      const lp = loss();
+      for (let i = 0; i < p.length; i++) p[i] = p0[i] - h * v[i];
+      const lm = loss();
+      p.set(p0);
+      const num = (lp - lm) / (2 * h);
+      expect(Math.abs(num - gv), `${name}: fd ${num} vs backward ${gv}`).toBeLessThan(0.03 * Math.abs(gv) + 2e-3);
+    }
+  });
+});
+
+describe('scalar ISA', () => {
+  it('the trainer runs on the scalar kernels and agrees with AVX2 to float rounding', () => {
+    const g = buildSwin(TINY, initParams(TINY, 2));
+    const { x } = synthetic(2, 3);
+    const isa = native.activeIsa();
+    native.setIsa('avx2');
+    const a = predict(g, x, 2);
+    native.setIsa('scalar');
+    try {
+      expect(native.activeIsa()).toBe('scalar');
+      const b = predict(g, x, 2);
+      expect(maxRel(b, a)).toBeLessThan(1e-4);
+    } finally {
+      native.setIsa(isa);
+    }
+  });
+});
+
+describe('swinq init / swinq train', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'swinq-train-'));
+  async function run(register: (p: Command) => void, args: string[]): Promise<{ out: string; err: string }> {
+    const program = new Command('swinq').exitOverride();
+    register(program);
+    let out = '', err = '';
+    const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => { out += String(s); return true; });
+    const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => { err += String(s); return true; });
+    try {
+      await program.parseAsync(['node', 'swinq', ...args]);
+    } finally {
+      o.mockRestore();
+      e.mockRestore();
+    }
+    return { out, err };
+  }
+  function writeData(dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+    for (const [prefix, n, seed] of [['train', 48, 21], ['t10k', 24, 22]] as const) {
+      const { x, labels } = synthetic(n, seed);
+      const px = Uint8Array.from(x, (v) => Math.max(0, Math.min(255, Math.round(v * 255))));
+      fs.writeFileSync(path.join(dir, `${prefix}-images-idx3-ubyte.gz`), zlib.gzipSync(encodeIdx({ shape: [n, 16, 16], data: px })));
+      fs.writeFileSync(path.join(dir, `${prefix}-labels-idx1-ubyte`), encodeIdx({ shape: [n], data: Uint8Array.from(labels) }));
+    }
+  }
+
+  it('init writes a Swin ONNX + sidecar; train learns it, writes ONNX and JSON; onnxruntime runs the result', async () => {
+    const model = path.join(tmp, 'tiny.onnx');
+    const data = path.join(tmp, 'data');
+    writeData(data);
+    const init = await run(registerInit, ['init', model, '--img', '16', '--patch', '2', '--embed', '16', '--depths', '2,1', '--heads', '2,2',
+      '--window', '4', '--classes', '3', '--mean', '0.5', '--std', '0.3', '--json']);
+    const ij = JSON.parse(init.out.trim().split('\n').pop()!);
+    expect(ij.config).toEqual(TINY);
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'tiny.json'), 'utf8')).std).toBe(0.3);
+    const out = path.join(tmp, 'trained.onnx');
+    const tr = await run(registerTrain, ['train', model, '--data', data, '--epochs', '4', '--batch', '12', '--warmup', '2', '--lr', '3e-3',
+      '--out', out, '--fewbit', '2', '--threads', '1', '--json']);
+    const tj = JSON.parse(tr.out.trim().split('\n').pop()!);
+    expect(Object.keys(tj)).toEqual(expect.arrayContaining(['accuracy', 'loss', 'out', 'seconds']));
+    expect(tj.out).toBe(out);
+    expect(tj.steps).toBe(16);
+    expect(tj.accuracy).toBeGreaterThan(0.6);  // 3 easy classes; chance is 1/3
+    expect(tr.err).toMatch(/epoch 4\/4/);
+    expect(fs.readdirSync(tmp).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    const s = await ort.InferenceSession.create(out);
+    const { x } = synthetic(2, 5);
+    const y = (await s.run({ input: new ort.Tensor('float32', x, [2, 1, 16, 16]) })).logits;
+    expect(y.dims).toEqual([2, 3]);
+  });
+
+  it('bad input: one clear error naming the flag or file', async () => {
+    await expect(run(registerInit, ['init', path.join(tmp, 'x.onnx'), '--img', '15'])).rejects.toThrow(/not divisible by patch 2/);
+    await expect(run(registerTrain, ['train', path.join(tmp, 'none.onnx'), '--data', tmp, '--out', path.join(tmp, 'o.onnx')])).rejects.toThrow(/none.onnx: no such model/);
+    await expect(run(registerTrain, ['train', path.join(tmp, 'tiny.onnx'), '--data', path.join(tmp, 'data'), '--out', path.join(tmp, 'o.onnx'), '--fewbit', '5'])).rejects.toThrow(/--fewbit must be 0..4/);
+  });
+});
