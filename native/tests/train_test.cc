@@ -1,0 +1,142 @@
+// Training core without Node: directional finite differences for every op kind, few-bit act
+// backward sizes, losses, and hostile sizes rejected with the op and field named (CI runs this
+// under ASan/UBSan).
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "swinq/train.h"
+
+using namespace swinq::train;
+
+static int failures = 0;
+#define CHECK(cond, ...)                     \
+  do {                                       \
+    if (!(cond)) {                           \
+      std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+      std::fprintf(stderr, __VA_ARGS__);     \
+      std::fprintf(stderr, "\n");            \
+      ++failures;                            \
+    }                                        \
+  } while (0)
+
+static std::mt19937 rng(5);
+static std::vector<float> randv(size_t n) {
+  std::normal_distribution<float> d;
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// L = Σ w·y; checks <dL/dx_i, v> against central differences along a random v, for every input.
+static void fd(Op op, std::vector<std::vector<float>> in, const char* what) {
+  prepare(op);
+  std::vector<size_t> n;
+  for (auto& v : in) n.push_back(v.size());
+  const size_t ny = output_size(op, n);
+  auto ptrs = [&] {
+    std::vector<const float*> p;
+    for (auto& v : in) p.push_back(v.data());
+    return p;
+  };
+  std::vector<float> y(ny), w = randv(ny);
+  auto loss = [&] {
+    forward(op, ptrs(), n, y.data(), nullptr, nullptr);
+    double s = 0;
+    for (size_t i = 0; i < ny; ++i) s += (double)w[i] * y[i];
+    return s;
+  };
+  loss();
+  std::vector<std::vector<float>> g;
+  std::vector<float*> gp;
+  for (auto& v : in) g.emplace_back(v.size());
+  for (auto& v : g) gp.push_back(v.data());
+  Saved s{ptrs(), n, y.data(), nullptr, 0};
+  std::vector<float> yk = y;
+  s.out = yk.data();
+  backward(op, s, w.data(), gp, nullptr);
+  for (size_t k = 0; k < in.size(); ++k) {
+    std::vector<float> v = randv(in[k].size()), x0 = in[k];
+    double gv = 0;
+    for (size_t i = 0; i < v.size(); ++i) gv += (double)g[k][i] * v[i];
+    const float h = 1e-3f;
+    for (size_t i = 0; i < v.size(); ++i) in[k][i] = x0[i] + h * v[i];
+    const double lp = loss();
+    for (size_t i = 0; i < v.size(); ++i) in[k][i] = x0[i] - h * v[i];
+    const double lm = loss();
+    in[k] = x0;
+    const double num = (lp - lm) / (2 * h);
+    CHECK(std::fabs(num - gv) <= 1e-2 * std::max(1.0, std::fabs(gv)), "%s input %zu: fd %g vs backward %g", what, k, num, gv);
+  }
+}
+
+template <class F>
+static void expect_throw(F f, const std::string& needle, const char* what) {
+  try {
+    f();
+    CHECK(false, "%s: no exception", what);
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find(needle) != std::string::npos, "%s: message '%s' lacks '%s'", what, e.what(), needle.c_str());
+  }
+}
+
+int main() {
+  Op lin; lin.kind = Kind::linear; lin.K = 5; lin.N = 7;
+  fd(lin, {randv(3 * 5), randv(35), randv(7)}, "linear");
+  Op ln; ln.kind = Kind::layernorm; ln.D = 6;
+  fd(ln, {randv(4 * 6), randv(6), randv(6)}, "layernorm");
+  Op mm; mm.kind = Kind::matmul; mm.M = 3; mm.K = 4; mm.N = 5; mm.alpha = 0.5f;
+  fd(mm, {randv(24), randv(40)}, "matmul");
+  mm.trans_b = true;
+  fd(mm, {randv(24), randv(40)}, "matmul trans_b");
+  Op sm; sm.kind = Kind::softmax; sm.D = 5;
+  fd(sm, {randv(15)}, "softmax");
+  Op add; add.kind = Kind::add;
+  fd(add, {randv(9), randv(9)}, "add");
+  Op ab; ab.kind = Kind::add_bcast; ab.adims[1] = 2; ab.adims[2] = 3; ab.adims[3] = 4; ab.bdims[1] = 2; ab.bdims[3] = 4;
+  fd(ab, {randv(48), randv(8)}, "add_bcast");
+  Op ga; ga.kind = Kind::gather; ga.x_item = 6; ga.block = 2; ga.idx = {4, 0, 4, -1};
+  fd(ga, {randv(12)}, "gather");
+  Op mp; mp.kind = Kind::mean_pool; mp.M = 4; mp.D = 3;
+  fd(mp, {randv(24)}, "mean_pool");
+  for (const char* fn : {"gelu", "relu", "silu", "tanh", "sigmoid", "hardswish", "elu"}) {
+    Op a; a.kind = Kind::act; a.fn = fn;
+    fd(a, {randv(32)}, fn);
+  }
+
+  // few-bit act: codes sized by the codec, backward from codes only
+  {
+    Op a; a.kind = Kind::act; a.fn = "gelu"; a.bits = 3;
+    prepare(a);
+    std::vector<float> x = randv(37), y(37), dy = randv(37), dx(37);
+    std::vector<uint8_t> codes(swinq::fewbit_packed_bytes(37, 3));
+    forward(a, {x.data()}, {37}, y.data(), codes.data(), nullptr);
+    Saved s{{nullptr}, {37}, y.data(), codes.data(), codes.size()};
+    backward(a, s, dy.data(), {dx.data()}, nullptr);
+    for (float v : dx) CHECK(std::isfinite(v), "few-bit gelu grad not finite");
+    Saved bad{{nullptr}, {37}, y.data(), codes.data(), codes.size() - 1};
+    expect_throw([&] { backward(a, bad, dy.data(), {dx.data()}, nullptr); }, "bytes", "short codes");
+  }
+
+  // hostile sizes
+  expect_throw([&] { output_size(lin, {4, 35, 7}); }, "linear: x has 4 elements", "linear x");
+  expect_throw([&] { output_size(lin, {5, 34, 7}); }, "w has 34", "linear w");
+  expect_throw([&] { Op g = ga; g.idx = {5}; prepare(g); }, "idx[0] = 5 reads past", "gather idx");
+  expect_throw([&] { Op m = mm; m.K = 0; prepare(m); }, "K must be", "matmul K");
+  expect_throw([&] { Op a; a.kind = Kind::act; a.fn = "nope"; prepare(a); }, "unknown activation", "act fn");
+  expect_throw([&] { kind_from_name("conv"); }, "unknown op 'conv'", "kind");
+  {
+    std::vector<int32_t> lab = {0, 5};
+    std::vector<float> x(6), d(6);
+    expect_throw([&] { cross_entropy(x.data(), lab.data(), 2, 3, 0.f, d.data()); }, "labels[1] = 5", "ce label");
+    lab[1] = 2;
+    const double l = cross_entropy(x.data(), lab.data(), 2, 3, 0.f, d.data());
+    CHECK(std::fabs(l - std::log(3.0)) < 1e-6, "ce of zeros %g", l);
+  }
+  if (failures) std::fprintf(stderr, "%d failure(s)\n", failures);
+  else std::printf("train_test: ok\n");
+  return failures ? 1 : 0;
+}
