@@ -1,0 +1,63 @@
+// swinq distill TEACHER --data DIR --replace gelu=relu --epochs E --out STUDENT.onnx: GELU→ReLU
+// iterative knowledge distillation (src/distill/distill.ts); progress bar on a TTY, JSON summary.
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { CliError, emit, intOption, log, withCommon } from './common.js';
+import { distill, type DistillSchedule } from '../distill/distill.js';
+
+function numOption(name: string, min = 0) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new CliError(`--${name} must be a number ≥ ${min}, got '${v}'`);
+    return n;
+  };
+}
+
+export function register(program: Command): void {
+  withCommon(program
+    .command('distill')
+    .description('distill a GELU Swin teacher into a ReLU student, stage by stage (CE + α·T²·KL)')
+    .argument('<teacher>', '.onnx from swinq init/train, or a torchvision Swin export')
+    .requiredOption('--data <dir>', 'MNIST-style data directory (train-* and t10k-* IDX files)')
+    .requiredOption('--out <file>', 'student .onnx')
+    .option('--replace <from=to>', 'activation replacement (only gelu=relu)', 'gelu=relu')
+    .option('--epochs <n>', 'epochs over all schedule steps', intOption('epochs'), 1)
+    .option('--schedule <s>', 'first-to-last | last-to-first | all-at-once', 'first-to-last')
+    .option('--alpha <x>', 'KL weight α in CE + α·T²·KL', numOption('alpha'), 1)
+    .option('--temperature <x>', 'distillation temperature T', numOption('temperature'), 2)
+    .option('--fewbit <bits>', 'backward bits of the GELU blocks not yet swapped (0 = exact; ReLU is exact at 1 bit)', intOption('fewbit', 0), 2)
+    .option('--batch <n>', 'batch size', intOption('batch'), 64)
+    .option('--lr <x>', 'peak learning rate', numOption('lr'), 5e-4)
+    .option('--limit <n>', 'train on the first N training images', intOption('limit'))
+    .option('--eval-limit <n>', 'evaluate on the first N test images', intOption('eval-limit'), 10000)
+    .option('--seed <n>', 'shuffle seed', intOption('seed', 0), 0)
+    .option('--checkpoint <file>', 'checkpoint file (default OUT.ckpt)')
+    .option('--checkpoint-every <n>', 'steps between checkpoints (0 = only at schedule steps)', intOption('checkpoint-every', 0), 50)
+    .option('--resume <ckpt>', 'continue from a checkpoint')
+    .option('--no-progress', 'no progress bar'))
+    .action(async (teacher: string, o) => {
+      if (o.replace !== 'gelu=relu') throw new CliError(`--replace: only gelu=relu is supported, got '${o.replace}'`);
+      if (!['first-to-last', 'last-to-first', 'all-at-once'].includes(o.schedule)) throw new CliError(`--schedule must be first-to-last, last-to-first or all-at-once, got '${o.schedule}'`);
+      if (o.fewbit > 4) throw new CliError(`--fewbit must be 0..4, got ${o.fewbit}`);
+      if (!(o.temperature > 0)) throw new CliError(`--temperature must be > 0, got ${o.temperature}`);
+      let bar: cliProgress.SingleBar | null = null;
+      const r = await distill({
+        teacher, data: o.data, out: o.out, epochs: o.epochs, schedule: o.schedule as DistillSchedule, alpha: o.alpha, temperature: o.temperature,
+        fewbit: o.fewbit, batch: o.batch, lr: o.lr, limit: o.limit, evalLimit: o.evalLimit, seed: o.seed, threads: o.threads,
+        checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume,
+      }, {
+        onLog: log,
+        onPhase: (p, swapped) => log(`distill: schedule step ${p + 1}: ${swapped.length} activation(s) now ReLU`),
+        onStep: (s) => {
+          if (!bar && o.progress && process.stderr.isTTY) {
+            bar = new cliProgress.SingleBar({ stream: process.stderr, format: 'distill [{bar}] {value}/{total} | phase {phase} | loss {loss}' }, cliProgress.Presets.shades_classic);
+            bar.start(s.totalSteps, s.step - 1, { phase: '-', loss: '-' });
+          }
+          bar?.update(s.step, { phase: `${s.phase + 1}/${s.phases}`, loss: s.loss.toFixed(4) });
+          if (s.step === s.totalSteps) bar?.stop();
+        },
+      });
+      emit(o.json, { teacher_accuracy: r.teacher_accuracy, student_accuracy: r.student_accuracy, out: r.out, steps: r.steps, schedule: r.schedule, seconds: r.seconds },
+        `teacher accuracy ${r.teacher_accuracy.toFixed(4)}, student accuracy ${r.student_accuracy.toFixed(4)}, ${r.seconds.toFixed(1)} s → ${r.out}`);
+    });
+}

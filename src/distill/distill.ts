@@ -1,0 +1,295 @@
+// GELU→ReLU iterative knowledge distillation (Tayaranian et al., 2024): the student starts as
+// the teacher and its MLP activations are swapped to ReLU one stage at a time (or all at once),
+// training after each swap on CE(labels) + α·T²·KL(teacher/T ‖ student/T). The run is a single
+// stream of optimizer steps split evenly across the schedule phases, so every schedule gets the
+// same number of steps and a checkpoint (params, AdamW moments, step, RNG, epoch order) resumes
+// to bit-identical weights.
+import fs from 'node:fs';
+import { native } from '../native.js';
+import { loadLabelledImages, normalizedImages, type LabelledImages } from '../io/idx.js';
+import { resolveNormalization } from '../normalize.js';
+import { buildSwin, type SwinConfig } from '../train/swin.js';
+import { exportOnnx, readOnnxModel } from '../train/onnx.js';
+import { countCorrect, predict } from '../train/trainer.js';
+import type { TrainGraph } from '../train/graph.js';
+import { importTorchvisionSwin } from './import-torchvision.js';
+
+export type DistillSchedule = 'first-to-last' | 'last-to-first' | 'all-at-once';
+
+export interface DistillOptions {
+  teacher: string;                // .onnx from `swinq init`/`swinq train`, or the torchvision micro-Swin
+  data: string;                   // MNIST-style IDX directory
+  out: string;                    // student .onnx
+  epochs: number;                 // total epochs over all phases
+  schedule?: DistillSchedule;
+  alpha?: number;                 // KL weight (×T² is inside the native KL)
+  temperature?: number;
+  fewbit?: number;                // backward bits for GELU blocks not yet swapped (0 = exact)
+  limit?: number;                 // first N training images
+  evalLimit?: number;             // first N test images
+  batch?: number;
+  lr?: number;
+  minLr?: number;
+  weightDecay?: number;
+  warmup?: number;
+  clip?: number;
+  seed?: number;
+  threads?: number;
+  checkpoint?: string;            // checkpoint file (default OUT.ckpt)
+  checkpointEvery?: number;       // steps between checkpoints (0 = only at phase boundaries)
+  resume?: string;                // checkpoint to continue from
+  /** stop (without writing OUT) after this many global steps — for tests/benchmarks of resume */
+  stopAfter?: number;
+}
+
+export interface DistillStep {
+  step: number; totalSteps: number; phase: number; phases: number; swapped: string[];
+  loss: number; ce: number; kl: number; lr: number; correct: number; batch: number;
+}
+
+export interface DistillResult {
+  teacher_accuracy: number; student_accuracy: number; out: string; steps: number; phases: string[][];
+  schedule: DistillSchedule; seconds: number; stopped?: boolean;
+}
+
+export interface DistillCallbacks {
+  onStep?: (s: DistillStep) => void | Promise<void>;
+  onPhase?: (phase: number, swapped: string[]) => void;
+  onLog?: (msg: string) => void;
+}
+
+// mulberry32 with its state exposed, so the checkpoint can carry it
+export class Rng {
+  constructor(public state: number) { this.state >>>= 0; }
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+}
+
+export interface Teacher { config: SwinConfig; params: Map<string, Float32Array>; metadata: Record<string, string>; kind: 'swinq' | 'torchvision' }
+
+/** Reads a teacher: swinq-init models by their config metadata, else a torchvision Swin by structure. */
+export function loadTeacher(file: string): Teacher {
+  if (!fs.existsSync(file)) throw new Error(`${file}: no such teacher model`);
+  const bytes = fs.readFileSync(file);
+  try {
+    return { ...readOnnxModel(bytes, file), kind: 'swinq' };
+  } catch (e) {
+    if (!/metadata/.test((e as Error).message)) throw e;
+  }
+  const tv = importTorchvisionSwin(bytes, file);
+  return { ...tv, kind: 'torchvision' };
+}
+
+/** The activation nodes of each stage (one phase swaps one stage's blocks). */
+export function stageActs(g: TrainGraph, stages: number): string[][] {
+  const out: string[][] = Array.from({ length: stages }, () => []);
+  for (const n of g.nodes) {
+    if (n.desc.op !== 'act') continue;
+    const m = /^layers\.(\d+)\.blocks\.\d+\.mlp\.act$/.exec(n.name);
+    if (!m) throw new Error(`distill: activation node '${n.name}' is not in a Swin block`);
+    out[Number(m[1])].push(n.name);
+  }
+  return out;
+}
+
+export function phasesFor(schedule: DistillSchedule, stages: string[][]): string[][] {
+  const s = stages.filter((x) => x.length);
+  if (schedule === 'first-to-last') return s;
+  if (schedule === 'last-to-first') return [...s].reverse();
+  if (schedule === 'all-at-once') return [s.flat()];
+  throw new Error(`--schedule must be first-to-last, last-to-first or all-at-once, got '${schedule}'`);
+}
+
+/** Sets the student's activations: swapped nodes ReLU (1-bit backward is exact for ReLU), the rest GELU with `bits`. */
+function applySwaps(g: TrainGraph, swapped: Set<string>, bits: number): void {
+  for (const n of g.nodes) {
+    if (n.desc.op !== 'act') continue;
+    if (swapped.has(n.name)) { n.desc.fn = 'relu'; n.desc.bits = bits > 0 ? 1 : 0; } else { n.desc.fn = 'gelu'; n.desc.bits = bits; }
+  }
+}
+
+// ---- checkpoint: magic, u32 header length, JSON header, then float32/int32 blobs in header order
+const MAGIC = 'SWQDCKP1';
+
+interface CkptState {
+  step: number; rng: number; perm: Int32Array; totalSteps: number; schedule: DistillSchedule; n: number;
+  params: Map<string, Float32Array>; m: Map<string, Float32Array>; v: Map<string, Float32Array>;
+}
+
+export function writeCheckpoint(file: string, s: CkptState): void {
+  const blobs: { key: string; data: Float32Array | Int32Array }[] = [{ key: 'perm', data: s.perm }];
+  for (const [k, d] of s.params) blobs.push({ key: `p:${k}`, data: d });
+  for (const [k, d] of s.m) blobs.push({ key: `m:${k}`, data: d });
+  for (const [k, d] of s.v) blobs.push({ key: `v:${k}`, data: d });
+  const header = Buffer.from(JSON.stringify({
+    step: s.step, rng: s.rng, totalSteps: s.totalSteps, schedule: s.schedule, n: s.n,
+    blobs: blobs.map((b) => [b.key, b.data.length, b.data instanceof Int32Array ? 'i32' : 'f32']),
+  }));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(header.length);
+  const parts = [Buffer.from(MAGIC), len, header, ...blobs.map((b) => Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength))];
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    for (const p of parts) fs.writeSync(fd, p);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);  // atomic: a kill leaves either the old or the new checkpoint
+}
+
+export function readCheckpoint(file: string): CkptState {
+  let buf: Buffer;
+  try { buf = fs.readFileSync(file); } catch { throw new Error(`${file}: no such checkpoint`); }
+  if (buf.length < 12 || buf.subarray(0, 8).toString() !== MAGIC) throw new Error(`${file}: not a swinq distill checkpoint`);
+  const hl = buf.readUInt32LE(8);
+  if (12 + hl > buf.length) throw new Error(`${file}: truncated checkpoint header`);
+  const h = JSON.parse(buf.subarray(12, 12 + hl).toString());
+  let off = 12 + hl;
+  const s: CkptState = { step: h.step, rng: h.rng, totalSteps: h.totalSteps, schedule: h.schedule, n: h.n, perm: new Int32Array(0), params: new Map(), m: new Map(), v: new Map() };
+  for (const [key, count, type] of h.blobs as [string, number, string][]) {
+    if (off + count * 4 > buf.length) throw new Error(`${file}: truncated checkpoint at '${key}'`);
+    const copy = new Uint8Array(buf.subarray(off, off + count * 4)).buffer;
+    off += count * 4;
+    const data = type === 'i32' ? new Int32Array(copy) : new Float32Array(copy);
+    if (key === 'perm') s.perm = data as Int32Array;
+    else (key[0] === 'p' ? s.params : key[0] === 'm' ? s.m : s.v).set(key.slice(2), data as Float32Array);
+  }
+  return s;
+}
+
+function accuracy(g: TrainGraph, test: LabelledImages, nTest: number, mean: number, std: number, C: number): number {
+  let ok = 0;
+  for (let s = 0; s < nTest; s += 256) {
+    const B = Math.min(256, nTest - s);
+    ok += countCorrect(predict(g, normalizedImages(test, s, B, mean, std), B), test.labels.subarray(s, s + B), C);
+  }
+  return nTest ? ok / nTest : NaN;
+}
+
+export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Promise<DistillResult> {
+  const t0 = performance.now();
+  const schedule = o.schedule ?? 'first-to-last';
+  const alpha = o.alpha ?? 1, T = o.temperature ?? 2, bits = o.fewbit ?? 2, batch = o.batch ?? 64;
+  if (!(alpha >= 0)) throw new Error(`--alpha must be ≥ 0, got ${alpha}`);
+  if (!(T > 0)) throw new Error(`--temperature must be > 0, got ${T}`);
+  if (!Number.isInteger(bits) || bits < 0 || bits > 4) throw new Error(`--fewbit must be 0..4, got ${bits}`);
+  if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new Error(`--epochs must be a positive integer, got ${o.epochs}`);
+  const log = cb.onLog ?? (() => {});
+  if (o.threads) native.trainSetThreads(o.threads);
+
+  const teacher = loadTeacher(o.teacher);
+  const cfg = teacher.config;
+  if (cfg.act !== 'gelu') throw new Error(`${o.teacher}: teacher activation is '${cfg.act}', --replace gelu=relu needs a GELU teacher`);
+  const tg = buildSwin(cfg, teacher.params, o.teacher);
+  const sg = buildSwin(cfg, teacher.params, o.teacher);
+  const norm = resolveNormalization({ metadata: teacher.metadata, modelPath: o.teacher });
+  const train = loadLabelledImages(o.data, 'train');
+  const test = loadLabelledImages(o.data, 'test');
+  if (cfg.inChans !== 1 || train.height !== cfg.imgSize[0] || train.width !== cfg.imgSize[1]) {
+    throw new Error(`${train.imagesFile}: images are 1×${train.height}×${train.width} but ${o.teacher} expects ${cfg.inChans}×${cfg.imgSize.join('×')}`);
+  }
+  const n = Math.min(train.count, o.limit ?? train.count);
+  const nTest = Math.min(test.count, o.evalLimit ?? 10000);
+  const X = normalizedImages(train, 0, n, norm.mean, norm.std);
+  const px = train.height * train.width;
+  const stepsPerEpoch = Math.ceil(n / batch);
+  const totalSteps = stepsPerEpoch * o.epochs;
+  const phases = phasesFor(schedule, stageActs(sg, cfg.depths.length));
+  const phaseStart = (p: number) => Math.floor((p * totalSteps) / phases.length);
+  const phaseOf = (step: number) => { let p = 0; while (p + 1 < phases.length && step >= phaseStart(p + 1)) p++; return p; };
+
+  const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
+  for (const [k, p] of sg.params) if (p.trainable) { m.set(k, new Float32Array(p.data.length)); v.set(k, new Float32Array(p.data.length)); }
+  const rng = new Rng((o.seed ?? 0) * 2654435761 + 1);
+  let perm: Int32Array = new Int32Array(n);
+  let step = 0;
+  const ckptFile = o.checkpoint ?? `${o.out}.ckpt`;
+  if (o.resume) {
+    const c = readCheckpoint(o.resume);
+    if (c.totalSteps !== totalSteps || c.n !== n || c.schedule !== schedule) {
+      throw new Error(`${o.resume}: checkpoint is for ${c.totalSteps} steps over ${c.n} images with schedule ${c.schedule}, this run has ${totalSteps}, ${n}, ${schedule}`);
+    }
+    for (const [k, p] of sg.params) {
+      const d = c.params.get(k);
+      if (!d || d.length !== p.data.length) throw new Error(`${o.resume}: parameter '${k}' missing or of the wrong size`);
+      p.data.set(d);
+      if (p.trainable) { m.get(k)!.set(c.m.get(k)!); v.get(k)!.set(c.v.get(k)!); }
+    }
+    step = c.step; rng.state = c.rng; perm = c.perm;
+    log(`distill: resumed ${o.resume} at step ${step}/${totalSteps}`);
+  }
+  const save = () => writeCheckpoint(ckptFile, { step, rng: rng.state, perm, totalSteps, schedule, n, params: new Map([...sg.params].map(([k, p]) => [k, p.data])), m, v });
+
+  const teacherAcc = accuracy(tg, test, nTest, norm.mean, norm.std, cfg.classes);
+  log(`distill: teacher accuracy ${teacherAcc.toFixed(4)} (${nTest} test images); ${phases.length} phase(s), ${totalSteps} steps, schedule ${schedule}`);
+  const xb = new Float32Array(batch * px);
+  const yb = new Int32Array(batch);
+  let phase = -1;
+  const swapped = new Set<string>();
+  const every = o.checkpointEvery ?? 50;
+  while (step < totalSteps) {
+    if (o.stopAfter !== undefined && step >= o.stopAfter) {
+      save();
+      return { teacher_accuracy: teacherAcc, student_accuracy: NaN, out: o.out, steps: step, phases, schedule, seconds: (performance.now() - t0) / 1000, stopped: true };
+    }
+    const p = phaseOf(step);
+    if (p !== phase) {
+      swapped.clear();
+      for (let q = 0; q <= p; q++) for (const a of phases[q]) swapped.add(a);
+      applySwaps(sg, swapped, bits);
+      if (phase !== -1 && step === phaseStart(p)) save();  // checkpoint at each schedule step
+      phase = p;
+      cb.onPhase?.(p, [...swapped]);
+    }
+    const s = step % stepsPerEpoch;
+    if (s === 0) {  // new epoch order from the checkpointed RNG
+      for (let i = 0; i < n; i++) perm[i] = i;
+      for (let i = n - 1; i > 0; i--) { const j = Math.floor(rng.next() * (i + 1)); const t = perm[i]; perm[i] = perm[j]; perm[j] = t; }
+    }
+    const B = Math.min(batch, n - s * batch);
+    for (let b = 0; b < B; b++) {
+      const k = perm[s * batch + b];
+      xb.set(X.subarray(k * px, (k + 1) * px), b * px);
+      yb[b] = train.labels[k];
+    }
+    const x = xb.subarray(0, B * px), y = yb.subarray(0, B);
+    const tLogits = predict(tg, x, B);
+    const st = sg.forward(x, B);
+    const logits = st.values.get(sg.output)!;
+    const ce = native.trainLoss('ce', logits, y, cfg.classes, 0);
+    const kl = native.trainLoss('kl', logits, tLogits, cfg.classes, T);
+    const grad: Float32Array = ce.grad;
+    for (let i = 0; i < grad.length; i++) grad[i] += alpha * kl.grad[i];
+    const loss = ce.loss + alpha * kl.loss;
+    if (!Number.isFinite(loss)) throw new Error(`distill: loss became ${loss} at step ${step + 1} (try a lower --lr)`);
+    const grads = sg.backward(st, grad);
+    let sq = 0;
+    for (const g of grads.values()) sq += native.trainSumSquares(g);
+    const gn = Math.sqrt(sq), clip = o.clip ?? 1;
+    if (clip > 0 && gn > clip) for (const g of grads.values()) native.trainScale(g, clip / gn);
+    const lr = native.trainLr(step, totalSteps, o.warmup ?? Math.min(20, Math.floor(totalSteps / 10)), o.lr ?? 5e-4, o.minLr ?? 1e-5);
+    step++;
+    for (const [k, g] of grads) {
+      const prm = sg.params.get(k)!;
+      native.trainAdamw(prm.data, g, m.get(k)!, v.get(k)!, step, { lr, weightDecay: prm.decay ? (o.weightDecay ?? 0.05) : 0 });
+    }
+    await cb.onStep?.({ step, totalSteps, phase: p, phases: phases.length, swapped: [...swapped], loss, ce: ce.loss, kl: kl.loss, lr, correct: countCorrect(logits, y, cfg.classes), batch: B });
+    if (every > 0 && step % every === 0 && step < totalSteps) save();
+    if (step % 4 === 0) await new Promise((res) => setImmediate(res));  // keep signals alive
+  }
+  applySwaps(sg, new Set(phases.flat()), 0);
+  const studentAcc = accuracy(sg, test, nTest, norm.mean, norm.std, cfg.classes);
+  save();
+  const tmp = `${o.out}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, exportOnnx(sg, { ...cfg, act: 'relu' }, { 'swinq.mean': String(norm.mean), 'swinq.std': String(norm.std), 'swinq.distill.teacher': o.teacher }));
+  fs.renameSync(tmp, o.out);
+  log(`distill: student accuracy ${studentAcc.toFixed(4)} → ${o.out}`);
+  return { teacher_accuracy: teacherAcc, student_accuracy: studentAcc, out: o.out, steps: step, phases, schedule, seconds: (performance.now() - t0) / 1000 };
+}

@@ -1,0 +1,151 @@
+// GELU→ReLU distillation: the API on a tiny generated teacher (phases, swaps, student ONNX), the
+// CLI killed with SIGKILL mid-run and resumed from its checkpoint vs an uninterrupted run
+// (bit-identical weights, 1 thread), and the torchvision micro-Swin imported into the trainer
+// (logits equal to swinq's InferenceSession on the original file).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { encodeIdx, loadLabelledImages, normalizedImages } from '../src/io/idx.js';
+import { buildSwin, initParams, type SwinConfig } from '../src/train/swin.js';
+import { exportOnnx, readOnnxModel } from '../src/train/onnx.js';
+import { predict } from '../src/train/trainer.js';
+import { distill, loadTeacher, readCheckpoint, stageActs, type DistillStep } from '../src/distill/distill.js';
+import { InferenceSession } from '../src/session.js';
+import { Tensor } from '../src/tensor.js';
+
+const root = path.resolve(__dirname, '..');
+const shared = path.resolve(root, '..', 'shared');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'swinq-distill-'));
+const data = path.join(tmp, 'data');
+const teacher = path.join(tmp, 'teacher.onnx');
+const cfg: SwinConfig = { imgSize: [28, 28], inChans: 1, patch: 2, embed: 8, depths: [1, 1], heads: [1, 2], window: 7, classes: 10, act: 'gelu', mlpRatio: 2 };
+
+// a learnable synthetic set: class k lights up a band of rows, plus noise
+function writeData(dir: string, n: number, prefix: string, seed: number) {
+  let s = seed;
+  const r = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
+  const img = new Uint8Array(n * 784), lab = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = i % 10;
+    lab[i] = k;
+    for (let p = 0; p < 784; p++) img[i * 784 + p] = (Math.floor(p / 28 / 2.8) === k ? 180 : 0) + Math.floor(r() * 60);
+  }
+  fs.writeFileSync(path.join(dir, `${prefix}-images-idx3-ubyte`), encodeIdx({ shape: [n, 28, 28], data: img, type: 'uint8' }));
+  fs.writeFileSync(path.join(dir, `${prefix}-labels-idx1-ubyte`), encodeIdx({ shape: [n], data: lab, type: 'uint8' }));
+}
+
+beforeAll(() => {
+  fs.mkdirSync(data, { recursive: true });
+  writeData(data, 192, 'train', 1);
+  writeData(data, 64, 't10k', 2);
+  fs.writeFileSync(teacher, exportOnnx(buildSwin(cfg, initParams(cfg, 3)), cfg, { 'swinq.mean': '0.3', 'swinq.std': '0.3' }));
+});
+
+describe('distill API (swinq-init teacher)', () => {
+  it('swaps stage by stage first-to-last, trains with CE+KL and writes an all-ReLU student', async () => {
+    const steps: DistillStep[] = [];
+    const out = path.join(tmp, 'api.onnx');
+    const r = await distill({ teacher, data, out, epochs: 2, batch: 32, threads: 1, checkpointEvery: 0, evalLimit: 64 }, { onStep: (s) => { steps.push(s); } });
+    expect(r.steps).toBe(12);
+    expect(steps.map((s) => s.step)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    // phase 0 (steps 1–6) has only stage 0 swapped, phase 1 both
+    expect(steps[0].phase).toBe(0);
+    expect(steps[0].swapped).toEqual(['layers.0.blocks.0.mlp.act']);
+    expect(steps[11].phase).toBe(1);
+    expect(steps[11].swapped.sort()).toEqual(['layers.0.blocks.0.mlp.act', 'layers.1.blocks.0.mlp.act']);
+    for (const s of steps) { expect(Number.isFinite(s.loss)).toBe(true); expect(s.kl).toBeGreaterThanOrEqual(0); expect(s.loss).toBeGreaterThan(s.ce - 1e-6); }
+    expect(r.teacher_accuracy).toBeGreaterThanOrEqual(0);
+    expect(r.student_accuracy).toBeGreaterThanOrEqual(0);
+    const st = readOnnxModel(fs.readFileSync(out), out);
+    expect(st.config.act).toBe('relu');
+    const g = buildSwin(st.config, st.params);
+    expect(g.nodes.filter((n) => n.desc.op === 'act').every((n) => n.desc.fn === 'relu')).toBe(true);
+    const bytes = fs.readFileSync(out).toString('latin1');
+    expect(bytes.includes('Erf')).toBe(false);
+    // the student moved away from the teacher
+    const t = readOnnxModel(fs.readFileSync(teacher), teacher);
+    expect(Buffer.from(st.params.get('layers.0.blocks.0.mlp.fc1.weight')!.buffer).equals(Buffer.from(t.params.get('layers.0.blocks.0.mlp.fc1.weight')!.buffer))).toBe(false);
+  });
+
+  it('last-to-first swaps stage 1 first; all-at-once swaps everything in one phase', async () => {
+    const first: string[][] = [];
+    await distill({ teacher, data, out: path.join(tmp, 'l2f.onnx'), epochs: 1, batch: 64, threads: 1, schedule: 'last-to-first', evalLimit: 16 }, { onPhase: (_p, s) => first.push(s) });
+    expect(first[0]).toEqual(['layers.1.blocks.0.mlp.act']);
+    const all: string[][] = [];
+    const r = await distill({ teacher, data, out: path.join(tmp, 'all.onnx'), epochs: 1, batch: 64, threads: 1, schedule: 'all-at-once', evalLimit: 16 }, { onPhase: (_p, s) => all.push(s) });
+    expect(all.length).toBe(1);
+    expect(all[0].length).toBe(2);
+    expect(r.phases.length).toBe(1);
+  });
+
+  it('refuses bad options and teachers with clear errors', async () => {
+    await expect(distill({ teacher, data, out: path.join(tmp, 'x.onnx'), epochs: 1, fewbit: 7 })).rejects.toThrow(/--fewbit/);
+    await expect(distill({ teacher, data, out: path.join(tmp, 'x.onnx'), epochs: 1, schedule: 'middle-out' as never })).rejects.toThrow(/--schedule/);
+    await expect(distill({ teacher: path.join(tmp, 'nope.onnx'), data, out: path.join(tmp, 'x.onnx'), epochs: 1 })).rejects.toThrow(/nope\.onnx: no such/);
+    const bad = path.join(tmp, 'bad.ckpt');
+    fs.writeFileSync(bad, 'garbage');
+    await expect(distill({ teacher, data, out: path.join(tmp, 'x.onnx'), epochs: 1, resume: bad })).rejects.toThrow(/bad\.ckpt: not a swinq distill checkpoint/);
+  });
+});
+
+describe('checkpoint + resume (CLI, SIGKILL)', () => {
+  const cli = path.join(root, 'dist', 'cli', 'main.js');
+  beforeAll(() => {
+    execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'pipe' });
+  });
+  const args = (out: string) => [cli, 'distill', teacher, '--data', data, '--out', out, '--epochs', '3', '--batch', '4', '--threads', '1', '--eval-limit', '16', '--checkpoint-every', '3', '--json', '--no-progress'];
+
+  it('a run killed mid-way and resumed ends bit-identical to an uninterrupted run', async () => {
+    const full = path.join(tmp, 'full.onnx');
+    const r = spawnSync(process.execPath, args(full), { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(summary.out).toBe(full);
+    expect(summary.steps).toBe(144);
+
+    const part = path.join(tmp, 'part.onnx');
+    const ckpt = `${part}.ckpt`;
+    const child = spawn(process.execPath, args(part), { stdio: 'ignore' });
+    const exited = new Promise<string | null>((res) => child.on('exit', (_c, sig) => res(sig)));
+    for (let i = 0; i < 2000; i++) {  // wait until a checkpoint beyond the first phase boundary is there
+      await new Promise((res) => setTimeout(res, 5));
+      try { if (readCheckpoint(ckpt).step >= 30) break; } catch { /* not yet written */ }
+    }
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    expect(fs.existsSync(part)).toBe(false);  // it did not finish
+    const at = readCheckpoint(ckpt).step;
+    expect(at).toBeGreaterThan(0);
+    expect(at).toBeLessThan(144);
+    const r2 = spawnSync(process.execPath, [...args(part), '--resume', ckpt], { encoding: 'utf8' });
+    expect(r2.status, r2.stderr).toBe(0);
+    expect(r2.stderr).toMatch(new RegExp(`resumed .* at step ${at}/144`));
+    const a = readOnnxModel(fs.readFileSync(full), full).params, b = readOnnxModel(fs.readFileSync(part), part).params;
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    for (const [k, v] of a) expect(Buffer.from(b.get(k)!.buffer).equals(Buffer.from(v.buffer)), k).toBe(true);
+  });
+});
+
+describe('torchvision micro-Swin import', () => {
+  const model = path.join(shared, 'models', 'swin-micro-fmnist.onnx');
+  it('imports by structure and the trainer forward equals swinq InferenceSession on the original file', async () => {
+    if (!fs.existsSync(model)) throw new Error(`${model} missing: tests need ../shared (the team's shared models and data)`);
+    const t = loadTeacher(model);
+    expect(t.kind).toBe('torchvision');
+    expect(t.config).toMatchObject({ patch: 2, embed: 48, depths: [2, 2], heads: [3, 6], window: 7, inChans: 1, classes: 10, act: 'gelu', mlpRatio: 4 });
+    expect(stageActs(buildSwin(t.config, t.params), 2).map((s) => s.length)).toEqual([2, 2]);
+    const test = loadLabelledImages(path.join(shared, 'data', 'fashion-mnist'), 'test');
+    const B = 8;
+    const x = normalizedImages(test, 0, B, 0.286, 0.353);
+    const got = predict(buildSwin(t.config, t.params), x, B);
+    const session = await InferenceSession.create(model);
+    const want = (await session.run({ input: new Tensor('float32', x, [B, 1, 28, 28]) })).logits.data as Float32Array;
+    let maxRel = 0;
+    for (let i = 0; i < want.length; i++) maxRel = Math.max(maxRel, Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(want[i])));
+    expect(maxRel).toBeLessThanOrEqual(1e-4);
+    const ref = JSON.parse(fs.readFileSync(`${model}.json`, 'utf8')).reference_logits_first8 as number[][];
+    for (let b = 0; b < B; b++) for (let c = 0; c < 10; c++) expect(Math.abs(got[b * 10 + c] - ref[b][c])).toBeLessThan(1e-3);
+  });
+});
