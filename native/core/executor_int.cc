@@ -401,7 +401,7 @@ std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index) {
       po.w_zero_point = w_zp;
       po.a_max = (int32_t)c.I(7);
       po.a_pair_max = std::min(510, 2 * po.a_max);
-      (void)x_zp;
+      po.kmajor = x_zp == 0;  // maybe a ReLU output: keep the K-major copy for the sparse-A path (qkernels.h)
       st->packed = c.kernel("packing w", [&] { return q::pack_b(c.cdata<int8_t>(w), (int32_t)K, (int32_t)N, N, false, po); });
       break;
     }

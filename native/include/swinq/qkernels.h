@@ -59,6 +59,7 @@ struct PackOptions {
   int32_t a_max = 255;       // largest activation code the GEMM will see (127 = "u7": always safe)
   int32_t a_pair_max = 510;  // largest a[k] + a[k+1] (softmax codes: ≤ 257, so attn·V with |v| ≤ 127 is safe)
   int32_t force_path = 0;    // 0 auto, 1 maddubs (refused if unsafe), 2 exact int16
+  bool kmajor = false;       // also keep a K-major int16 copy for the sparse-A path (ReLU inputs, zp 0)
 };
 struct PackedB {
   int32_t K = 0, N = 0, Kp = 0, Np = 0;  // Kp: K rounded up to 4; Np: N rounded up to 16
@@ -69,6 +70,7 @@ struct PackedB {
   std::vector<int8_t> b8;      // fast layout (always filled; the scalar path reads it)
   std::vector<int16_t> b16;    // exact layout, only when !maddubs_safe
   std::vector<int32_t> colsum; // Σ_k W[k,n], n < N
+  std::vector<int16_t> bk16;   // K-major [K][Np] int16 copy (only with PackOptions::kmajor)
 };
 // w: K×N, element (k, n) at w[k·ldw + n]; or with `transposed` N×K, element (k, n) at w[n·ldw + k].
 PackedB pack_b(const int8_t* w, int32_t K, int32_t N, int64_t ldw, bool transposed, const PackOptions& opt = {});
@@ -80,7 +82,15 @@ struct GemmEpilogue {
   QType out = QType::s32;         // s32: no requantization
   Requant rq;                     // used when out != s32 (channels 1 or N)
   const uint8_t* table = nullptr; // 8-bit outputs only: y = table[(uint8)y] (256 entries)
+  // Sparse A (needs B.bk16): a zero code adds nothing to Σ a·w, so 4-row tiles whose share of
+  // non-zero codes is below kSparseMaxDensity accumulate only the weight rows of their non-zero
+  // codes (gemm_u8s16_s32_sparse_1x16_avx2). Exact integer math: bit-identical to the dense path.
+  // 0 auto (per tile, by density), 1 force sparse for every tile, 2 never.
+  int32_t sparse = 0;
 };
+// Break-even density (non-zero codes / (4·K) per 4-row tile) below which the sparse path runs;
+// measured on Zen 3, fc2 of a Swin block (docs/integer-kernels.md, "Sparse A").
+constexpr double kSparseMaxDensity = 0.2;
 // A: M×K u8, row stride lda. C: M×N of ep.out, row stride ldc (elements). With a pool, work is
 // claimed in 32-row (or 16-column-panel) chunks by its threads; otherwise `threads` ≥ 1 std::threads
 // (only when each gets ≥ 2^21 MACs). M = 1 is the GEMV path (N split, B streamed once).

@@ -26,6 +26,10 @@ struct GemmCtx {
 // Rows [m0, m1) × panels [p0, p1) of the GEMM.
 void gemm_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+// Sparse A: whether the rows [m, m+mr) run the sparse path (ep.sparse, B.bk16, density).
+bool sparse_tile(const GemmCtx& c, int64_t m, int mr, bool avx2);
+int64_t count_nonzero_u8(const uint8_t* a, int64_t K);
+int64_t count_nonzero_u8_avx2(const uint8_t* a, int64_t K);
 
 void requantize_avx2(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y);
 void softmax_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,

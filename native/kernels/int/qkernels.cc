@@ -172,16 +172,50 @@ PackedB pack_b(const int8_t* w, int32_t K, int32_t N, int64_t ldw, bool transpos
       for (int64_t k = 0; k < K; ++k) B.b16[(size_t)((p * kp2 + k / 2) * 32 + j * 2 + k % 2)] = at(k, n);
     }
   }
+  if (opt.kmajor) {
+    B.bk16.assign((size_t)K * B.Np, 0);
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t n = 0; n < N; ++n) B.bk16[(size_t)(k * B.Np + n)] = at(k, n);
+  }
   return B;
 }
 
 namespace detail {
+bool sparse_tile(const GemmCtx& c, int64_t m, int mr, bool avx2) {
+  const GemmEpilogue& ep = *c.ep;
+  if (c.B->bk16.empty() || ep.sparse == 2) return false;
+  if (ep.sparse == 1) return true;
+  int64_t nz = 0;
+  for (int r = 0; r < mr; ++r)
+    nz += avx2 ? count_nonzero_u8_avx2(c.A + (m + r) * c.lda, c.B->K) : count_nonzero_u8(c.A + (m + r) * c.lda, c.B->K);
+  return (double)nz < kSparseMaxDensity * (double)(mr * c.B->K);
+}
+
+int64_t count_nonzero_u8(const uint8_t* a, int64_t K) {
+  int64_t nz = 0;
+  for (int64_t k = 0; k < K; ++k) nz += a[k] != 0;
+  return nz;
+}
+
 void gemm_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const PackedB& B = *c.B;
   const GemmEpilogue& ep = *c.ep;
   const int64_t kq = B.Kp / 4;
+  std::vector<uint32_t> sacc;
+  bool sparse = false;
   for (int64_t m = m0; m < m1; ++m) {
     const uint8_t* a = c.A + m * c.lda;
+    // the same per-4-row-tile decision as the AVX2 path (tiles start at m0)
+    if ((m - m0) % 4 == 0) sparse = sparse_tile(c, m, (int)std::min<int64_t>(4, m1 - m), false);
+    if (sparse) {
+      // reference of the sparse path: Σ over the non-zero codes only, K-major weight rows
+      sacc.assign((size_t)B.Np, 0);
+      for (int64_t k = 0; k < B.K; ++k) {
+        if (!a[k]) continue;
+        const int16_t* w = B.bk16.data() + k * B.Np;
+        for (int64_t n = p0 * 16; n < p1 * 16; ++n) sacc[(size_t)n] += (uint32_t)((int32_t)a[k] * w[n]);
+      }
+    }
     uint32_t rowsum = 0;
     for (int64_t k = 0; k < B.K; ++k) rowsum += a[k];
     const uint32_t zr = (uint32_t)B.w_zero_point * rowsum;
@@ -190,8 +224,12 @@ void gemm_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int6
         const int64_t n = p * 16 + j;
         if (n >= B.N) break;
         uint32_t acc = 0;  // int32 two's-complement arithmetic, as the SIMD code
-        const int8_t* b = B.b8.data() + p * kq * 64 + j * 4;
-        for (int64_t k = 0; k < B.K; ++k) acc += (uint32_t)((int32_t)a[k] * b[(k / 4) * 64 + k % 4]);
+        if (sparse) {
+          acc = sacc[(size_t)n];
+        } else {
+          const int8_t* b = B.b8.data() + p * kq * 64 + j * 4;
+          for (int64_t k = 0; k < B.K; ++k) acc += (uint32_t)((int32_t)a[k] * b[(k / 4) * 64 + k % 4]);
+        }
         int32_t v = (int32_t)(acc + (uint32_t)c.bias_eff[n] - zr);
         if (ep.relu && v < 0) v = 0;
         if (ep.out == QType::s32) {
@@ -213,6 +251,10 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
          "gemm_u8s8: PackedB is empty or inconsistent");
   QCHECK(B.maddubs_safe || (int64_t)B.b16.size() == (int64_t)B.Np / 16 * (B.Kp / 2) * 32,
          "gemm_u8s8: PackedB lacks the exact int16 copy");
+  QCHECK(B.bk16.empty() || (int64_t)B.bk16.size() == (int64_t)B.K * B.Np,
+         "gemm_u8s8: PackedB K-major copy has the wrong size");
+  QCHECK(ep.sparse >= 0 && ep.sparse <= 2, "gemm_u8s8: ep.sparse must be 0, 1 or 2");
+  QCHECK(ep.sparse != 1 || !B.bk16.empty(), "gemm_u8s8: ep.sparse = 1 needs pack_b(..., kmajor = true)");
   QCHECK(M >= 0, "gemm_u8s8: M must be ≥ 0");
   QCHECK(lda >= B.K, "gemm_u8s8: lda " + std::to_string(lda) + " < K " + std::to_string(B.K));
   QCHECK(ldc >= B.N, "gemm_u8s8: ldc " + std::to_string(ldc) + " < N " + std::to_string(B.N));

@@ -1,0 +1,237 @@
+// Sparse-A GEMM (gemm_u8s8 with a K-major copy, ep.sparse): bit-identical to the dense path for
+// scalar and AVX2, forced sparse / forced dense / auto, on random sparse and dense inputs, odd
+// sizes, all-zero rows, zero points, unsafe weights (exact int16 dense kernel), every output type,
+// ReLU, tables, threads and pools. `qsparse_test --bench` prints dense vs sparse timings by density.
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <time.h>
+
+#include "swinq/qkernels.h"
+#include "swinq/threadpool.h"
+
+using namespace swinq;
+using namespace swinq::q;
+
+static int failures = 0;
+#define EXPECT(cond, ...)                                                   \
+  do {                                                                      \
+    if (!(cond)) {                                                          \
+      ++failures;                                                           \
+      if (failures < 30) {                                                  \
+        std::fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+        std::fprintf(stderr, __VA_ARGS__);                                  \
+        std::fprintf(stderr, "\n");                                         \
+      }                                                                     \
+    }                                                                       \
+  } while (0)
+
+static std::mt19937_64 rng(777);
+static int64_t rnd(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
+
+// A with the given share of non-zero codes; some rows all zero, some rows dense.
+static std::vector<uint8_t> sparse_a(int64_t M, int64_t K, int64_t lda, double density, int amax) {
+  std::vector<uint8_t> A((size_t)(M * lda), 0);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int64_t m = 0; m < M; ++m) {
+    const int kind = (int)rnd(0, 9);  // 0: all zero, 1: dense, else `density`
+    for (int64_t k = 0; k < lda; ++k) {
+      const bool nz = kind == 1 || (kind > 1 && u(rng) < density);
+      A[(size_t)(m * lda + k)] = nz ? (uint8_t)rnd(1, amax) : 0;
+    }
+  }
+  return A;
+}
+
+static void test_random() {
+  ThreadPool pool(3);
+  int cases = 0;
+  for (int it = 0; it < 400; ++it) {
+    const int64_t M = rnd(1, 37), K = it % 7 == 0 ? rnd(1, 9) : rnd(1, 700), N = it % 5 == 0 ? rnd(1, 20) : rnd(1, 150);
+    const int64_t lda = K + rnd(0, 5), ldc = N + rnd(0, 3);
+    const double density = std::vector<double>{0.0, 0.01, 0.1, 0.3, 0.6, 1.0}[(size_t)rnd(0, 5)];
+    const int amax = rnd(0, 1) ? 255 : 127;
+    std::vector<int8_t> W((size_t)(K * N));
+    const int wmax = rnd(0, 2) == 0 ? 63 : 127;
+    for (auto& w : W) w = (int8_t)rnd(it % 11 == 0 ? -128 : -wmax, wmax);
+    PackOptions po;
+    po.kmajor = true;
+    po.w_zero_point = rnd(0, 3) == 0 ? (int32_t)rnd(-128, 127) : 0;
+    po.a_max = amax;
+    po.force_path = (int32_t)rnd(0, 2) == 2 ? 2 : 0;
+    PackedB B = pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, po);
+    EXPECT((int64_t)B.bk16.size() == K * B.Np, "bk16 size %zu for K=%lld Np=%d", B.bk16.size(), (long long)K, B.Np);
+    const std::vector<uint8_t> A = sparse_a(M, K, lda, density, amax);
+    std::vector<int32_t> bias((size_t)N), mult((size_t)N), shift((size_t)N);
+    for (int64_t n = 0; n < N; ++n) {
+      bias[(size_t)n] = (int32_t)rnd(-100000, 100000);
+      quantize_multiplier(std::ldexp(1.0, -(int)rnd(6, 16)) * (0.5 + (double)rnd(0, 1000) / 1000), &mult[(size_t)n],
+                          &shift[(size_t)n]);
+    }
+    std::vector<uint8_t> table(256);
+    for (int i = 0; i < 256; ++i) table[(size_t)i] = (uint8_t)((i * 37 + 11) & 255);
+    GemmEpilogue ep;
+    ep.bias = rnd(0, 3) ? bias.data() : nullptr;
+    ep.a_zero_point = rnd(0, 3) == 0 ? (int32_t)rnd(1, 255) : 0;
+    ep.relu = rnd(0, 1);
+    const QType outs[4] = {QType::s32, QType::u8, QType::s8, QType::s16};
+    ep.out = outs[rnd(0, 3)];
+    if (ep.out != QType::s32) {
+      ep.rq.mult = mult.data();
+      ep.rq.shift = shift.data();
+      ep.rq.channels = rnd(0, 1) ? (int32_t)N : 1;
+      ep.rq.zero_point = ep.out == QType::u8 ? (int32_t)rnd(0, 255) : ep.out == QType::s8 ? (int32_t)rnd(-128, 127) : 0;
+      if (ep.out != QType::s16 && rnd(0, 2) == 0) ep.table = table.data();
+    }
+    const int es = qtype_size(ep.out);
+    auto run = [&](int sparse, Isa isa, int threads, ThreadPool* pl) {
+      std::vector<uint8_t> C((size_t)(M * ldc * es), 0xA5);
+      GemmEpilogue e = ep;
+      e.sparse = sparse;
+      gemm_u8s8(M, A.data(), lda, B, e, C.data(), ldc, threads, isa, pl);
+      return C;
+    };
+    const std::vector<uint8_t> ref = run(2, Isa::scalar, 1, nullptr);
+    const char* what[] = {"auto", "sparse", "dense"};
+    for (int sp = 0; sp <= 1; ++sp)
+      EXPECT(run(sp, Isa::scalar, 1, nullptr) == ref, "scalar %s != scalar dense (M=%lld K=%lld N=%lld d=%.2f)", what[sp],
+             (long long)M, (long long)K, (long long)N, density);
+    if (active_isa() == Isa::avx2) {
+      for (int sp = 0; sp <= 2; ++sp) {
+        EXPECT(run(sp, Isa::avx2, 1, nullptr) == ref, "avx2 %s != scalar dense (M=%lld K=%lld N=%lld lda=%lld d=%.2f out=%s zw=%d za=%d safe=%d)",
+               what[sp], (long long)M, (long long)K, (long long)N, (long long)lda, density, qtype_name(ep.out),
+               B.w_zero_point, ep.a_zero_point, (int)B.maddubs_safe);
+        EXPECT(run(sp, Isa::avx2, 1, &pool) == ref, "avx2 %s (pool) != scalar dense (M=%lld K=%lld N=%lld)", what[sp],
+               (long long)M, (long long)K, (long long)N);
+      }
+      EXPECT(run(1, Isa::avx2, 3, nullptr) == ref, "avx2 sparse (3 threads) != scalar dense");
+    }
+    ++cases;
+  }
+  std::printf("random: %d cases\n", cases);
+}
+
+// Hand-made edges: all-zero A (only bias survives), a single non-zero code at the last k of a
+// ragged K, extreme codes and weights (255·−128 products, int32 wrap of the dense sum agrees).
+static void test_edges() {
+  const int64_t M = 5, K = 13, N = 17;
+  std::vector<int8_t> W((size_t)(K * N));
+  for (size_t i = 0; i < W.size(); ++i) W[i] = (int8_t)(i % 2 ? -128 : 127);
+  PackOptions po;
+  po.kmajor = true;
+  PackedB B = pack_b(W.data(), K, N, N, false, po);
+  std::vector<int32_t> bias((size_t)N);
+  for (int64_t n = 0; n < N; ++n) bias[(size_t)n] = (int32_t)(n * 1000 - 7000);
+  GemmEpilogue ep;
+  ep.bias = bias.data();
+  std::vector<uint8_t> A((size_t)(M * K), 0);
+  A[(size_t)(1 * K + K - 1)] = 255;                       // row 1: one code at the ragged end
+  for (int64_t k = 0; k < K; ++k) A[(size_t)(3 * K + k)] = 255;  // row 3 dense, extreme
+  for (Isa isa : {Isa::scalar, active_isa()})
+    for (int sp = 0; sp <= 2; ++sp) {
+      std::vector<int32_t> C((size_t)(M * N), 0x5a5a5a5a);
+      ep.sparse = sp;
+      gemm_u8s8(M, A.data(), K, B, ep, C.data(), N, 1, isa);
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          int64_t want = bias[(size_t)n];
+          for (int64_t k = 0; k < K; ++k) want += (int64_t)A[(size_t)(m * K + k)] * W[(size_t)(k * N + n)];
+          EXPECT(C[(size_t)(m * N + n)] == (int32_t)want, "edge isa=%d sparse=%d (%lld,%lld): %d != %lld", (int)isa, sp,
+                 (long long)m, (long long)n, C[(size_t)(m * N + n)], (long long)want);
+        }
+    }
+  // errors: forcing sparse without the K-major copy is refused with a clear message
+  PackedB B2 = pack_b(W.data(), K, N, N, false, {});
+  EXPECT(B2.bk16.empty(), "kmajor off still packed a K-major copy");
+  ep.sparse = 1;
+  std::vector<int32_t> C((size_t)(M * N));
+  bool threw = false;
+  try {
+    gemm_u8s8(M, A.data(), K, B2, ep, C.data(), N);
+  } catch (const std::invalid_argument& e) {
+    threw = std::string(e.what()).find("kmajor") != std::string::npos;
+  }
+  EXPECT(threw, "ep.sparse = 1 without bk16 not refused");
+  ep.sparse = 3;
+  threw = false;
+  try {
+    gemm_u8s8(M, A.data(), K, B, ep, C.data(), N);
+  } catch (const std::invalid_argument& e) {
+    threw = std::string(e.what()).find("ep.sparse") != std::string::npos;
+  }
+  EXPECT(threw, "ep.sparse = 3 not refused");
+  PackedB B3 = B;
+  B3.bk16.resize(3);
+  ep.sparse = 0;
+  threw = false;
+  try {
+    gemm_u8s8(M, A.data(), K, B3, ep, C.data(), N);
+  } catch (const std::invalid_argument& e) {
+    threw = std::string(e.what()).find("K-major") != std::string::npos;
+  }
+  EXPECT(threw, "bad bk16 size not refused");
+}
+
+// Thread CPU time: the machine is shared (load ≫ cores), wall time mostly measures preemption.
+static double cpu_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+// fc2 of a Swin block (K = 4C, N = C, M tokens): min of 7 runs, dense vs forced sparse, by density.
+static void bench(int64_t M, int64_t C) {
+  const int64_t K = 4 * C, N = C;
+  std::vector<int8_t> W((size_t)(K * N));
+  for (auto& w : W) w = (int8_t)rnd(-127, 127);
+  PackOptions po;
+  po.kmajor = true;
+  PackedB B = pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, po);
+  std::vector<int32_t> mult(1), shift(1);
+  quantize_multiplier(1.0 / 4096, &mult[0], &shift[0]);
+  GemmEpilogue ep;
+  ep.out = QType::s16;
+  ep.rq.mult = mult.data();
+  ep.rq.shift = shift.data();
+  std::vector<int16_t> Cout((size_t)(M * N));
+  std::printf("fc2 M=%lld K=%lld N=%lld (%s, maddubs_safe=%d): min thread-CPU ms of 7\n", (long long)M, (long long)K, (long long)N,
+              active_isa() == Isa::avx2 ? "avx2" : "scalar", (int)B.maddubs_safe);
+  for (double d : {0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0}) {
+    std::vector<uint8_t> A((size_t)(M * K));
+    std::uniform_real_distribution<double> u(0, 1);
+    for (auto& a : A) a = u(rng) < d ? (uint8_t)rnd(1, 255) : 0;
+    double t[2];
+    for (int sp = 1; sp <= 2; ++sp) {
+      ep.sparse = sp;
+      double best = 1e30;
+      for (int r = 0; r < 7; ++r) {
+        const double t0 = cpu_ms();
+        gemm_u8s8(M, A.data(), K, B, ep, Cout.data(), N, 1);
+        best = std::min(best, cpu_ms() - t0);
+      }
+      t[sp - 1] = best;
+    }
+    std::printf("  density %.2f: dense %.3f ms, sparse %.3f ms, sparse/dense %.2f\n", d, t[1], t[0], t[0] / t[1]);
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--bench") {
+    bench(3136, 96);
+    bench(784, 192);
+    return 0;
+  }
+  test_random();
+  test_edges();
+  if (failures) {
+    std::fprintf(stderr, "%d failures\n", failures);
+    return 1;
+  }
+  std::printf("qsparse_test: ok (isa %s)\n", active_isa() == Isa::avx2 ? "avx2" : "scalar");
+  return 0;
+}
