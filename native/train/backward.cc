@@ -171,7 +171,9 @@ void backward(const Op& op, const Saved& s, const float* dy, const std::vector<f
   std::vector<size_t> sizes = s.in_n;
   output_size(op, sizes);  // checks the saved sizes again
   if (grads.size() != s.in_n.size()) fail(op, "one gradient slot per input expected");
-  if (op.kind != Kind::act || op.bits == 0)
+  // the rules that read saved inputs (add, add_bcast, gather, mean_pool only need sizes)
+  const bool reads_inputs = op.kind == Kind::linear || op.kind == Kind::layernorm || op.kind == Kind::matmul;
+  if (reads_inputs)
     for (size_t i = 0; i < s.in.size(); ++i)
       if (!s.in[i]) fail(op, "saved input " + std::to_string(i) + " missing");
   switch (op.kind) {

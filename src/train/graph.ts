@@ -120,24 +120,31 @@ export class TrainGraph {
       st.values.set(n.output, r.y);
       if (r.codes) st.codes.set(n.output, r.codes);
     }
-    if (keep) st.savedBytes = this.savedBytes(st);
+    if (keep) {
+      // drop what no backward rule reads (e.g. the input of a few-bit activation): memory is real
+      const kept = this.keptTensors();
+      for (const k of [...st.values.keys()]) if (!kept.has(k) && !this.params.has(k) && k !== this.output) st.values.delete(k);
+      st.savedBytes = [...kept].reduce((a, k) => a + (st.values.get(k)?.byteLength ?? 0), 0);
+      for (const c of st.codes.values()) st.savedBytes += c.byteLength;
+    }
     return st;
   }
 
-  /** What backward reads: inputs of every node (x of a few-bit act is replaced by its codes), softmax outputs. */
-  private savedBytes(st: ForwardState): number {
+  /** What backward reads: inputs of linear/layernorm/matmul/exact act nodes, softmax outputs (few-bit acts keep codes). */
+  private keptCache?: Set<string>;
+  private keptTensors(): Set<string> {
+    if (this.keptCache) return this.keptCache;
     const kept = new Set<string>();
-    let bytes = 0;
     for (const n of this.nodes) {
-      const fewbit = n.desc.op === 'act' && (n.desc.bits ?? 0) > 0;
-      if (fewbit) bytes += st.codes.get(n.output)!.byteLength;
-      else if (n.desc.op !== 'add' && n.desc.op !== 'gather' && n.desc.op !== 'mean_pool' && n.desc.op !== 'add_bcast') {
-        for (const i of n.inputs) if (!this.params.has(i) && i !== this.input) kept.add(i);
+      const op = n.desc.op;
+      if (op === 'act' && (n.desc.bits ?? 0) > 0) continue;
+      if (op === 'linear' || op === 'layernorm' || op === 'matmul' || op === 'act') {
+        for (const i of n.inputs) if (!this.params.has(i)) kept.add(i);
       }
-      if (n.desc.op === 'softmax') kept.add(n.output);
+      if (op === 'softmax') kept.add(n.output);
     }
-    for (const k of kept) bytes += this.sizeOf(k, st) * 4;
-    return bytes;
+    this.keptCache = kept;
+    return kept;
   }
 
   /** Gradients of every trainable parameter for dL/d(output) = dout. */
@@ -156,7 +163,7 @@ export class TrainGraph {
       const dy = grads.get(n.output);
       if (!dy) continue;
       const fewbit = n.desc.op === 'act' && (n.desc.bits ?? 0) > 0;
-      const ins = n.inputs.map((i) => (fewbit ? null : st.values.get(i)!));
+      const ins = n.inputs.map((i) => (fewbit ? null : st.values.get(i) ?? null));
       const sizes = n.inputs.map((i) => this.sizeOf(i, st));
       const need = n.inputs.map((i) => needs.has(i));
       const out = n.desc.op === 'softmax' ? st.values.get(n.output)! : null;
@@ -183,5 +190,6 @@ export class TrainGraph {
   setFewbit(bits: number): void {
     if (!Number.isInteger(bits) || bits < 0 || bits > 4) throw new Error(`--fewbit must be 0..4, got ${bits}`);
     for (const n of this.nodes) if (n.desc.op === 'act') n.desc.bits = bits;
+    this.keptCache = undefined;
   }
 }

@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// Training benchmark (micro Swin of `swinq init` defaults, 28×28, batch B): step time with exact
+// activation backward vs few-bit 1/2/3/4 bits (min and median of R steps; the machine is shared),
+// bytes kept for backward per activation element and per step, and optionally Fashion-MNIST
+// accuracy after the same short training with exact / 3-bit / 2-bit GELU backward.
+//
+//   npm run build:ts && node bench/train.js [--batch 64] [--runs 5] [--threads 1]
+//                                           [--accuracy N_TRAIN_IMAGES] [--json]
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dist = path.join(root, 'dist');
+if (!fs.existsSync(path.join(dist, 'train', 'swin.js'))) {
+  console.error('bench/train.js: dist/train/swin.js not found; run `npm run build:ts` first');
+  process.exit(1);
+}
+const { native } = await import(path.join(dist, 'native.js'));
+const { buildSwin, initParams, DEFAULT_CONFIG } = await import(path.join(dist, 'train', 'swin.js'));
+const { Trainer, predict, countCorrect } = await import(path.join(dist, 'train', 'trainer.js'));
+const { loadLabelledImages, normalizedImages } = await import(path.join(dist, 'io', 'idx.js'));
+
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const B = opt('--batch', 64), R = opt('--runs', 5), threads = opt('--threads', 1), accN = opt('--accuracy', 0);
+const json = args.includes('--json');
+native.trainSetThreads(threads);
+const cfg = DEFAULT_CONFIG;
+const px = cfg.imgSize[0] * cfg.imgSize[1];
+const opts = (steps) => ({ lr: 2e-3, minLr: 1e-5, weightDecay: 0.05, warmup: Math.min(30, steps), totalSteps: steps, clip: 1, smoothing: 0.1, classes: cfg.classes });
+
+const x = new Float32Array(B * px).map((_, i) => Math.sin(i * 0.37));
+const y = Int32Array.from({ length: B }, (_, i) => i % cfg.classes);
+const rows = [];
+for (const bits of [0, 1, 2, 3, 4]) {
+  const g = buildSwin(cfg, initParams(cfg, 0));
+  g.setFewbit(bits);
+  const t = new Trainer(g, opts(R + 1));
+  let r = t.trainStep(x, y);  // warm-up (tables solved, buffers faulted in)
+  const times = [];
+  for (let i = 0; i < R; i++) {
+    const t0 = performance.now();
+    r = t.trainStep(x, y);
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  const actElems = g.nodes.filter((n) => n.desc.op === 'act').reduce((a, n) => a + g.perSample.get(n.output) * B, 0);
+  rows.push({ bits, min_ms: times[0], median_ms: times[Math.floor(R / 2)], saved_mb_per_step: r.savedBytes / 2 ** 20,
+    act_elements: actElems, act_bytes_per_element: bits ? bits / 8 : 4, act_mb: (bits ? actElems * bits / 8 : actElems * 4) / 2 ** 20 });
+}
+
+let acc = [];
+if (accN > 0) {
+  const data = path.resolve(root, '..', 'shared', 'data', 'fashion-mnist');
+  const train = loadLabelledImages(data, 'train');
+  const test = loadLabelledImages(data, 'test');
+  const X = normalizedImages(train, 0, accN, 0.286, 0.353);
+  const nTest = 2000;
+  const Xt = normalizedImages(test, 0, nTest, 0.286, 0.353);
+  const steps = Math.ceil(accN / B);
+  for (const bits of [0, 3, 2]) {
+    const g = buildSwin(cfg, initParams(cfg, 0));
+    g.setFewbit(bits);
+    const t = new Trainer(g, opts(steps));
+    for (let s = 0; s < steps; s++) {
+      const b = Math.min(B, accN - s * B);
+      t.trainStep(X.subarray(s * B * px, (s * B + b) * px), Int32Array.from(train.labels.subarray(s * B, s * B + b)));
+    }
+    let ok = 0;
+    for (let s = 0; s < nTest; s += 250) ok += countCorrect(predict(g, Xt.subarray(s * px, (s + 250) * px), 250), test.labels.subarray(s, s + 250), cfg.classes);
+    acc.push({ bits, train_images: accN, test_images: nTest, accuracy: ok / nTest });
+  }
+}
+
+if (json) {
+  console.log(JSON.stringify({ config: cfg, batch: B, threads, steps: rows, accuracy: acc }));
+} else {
+  console.log(`micro Swin ${JSON.stringify(cfg)}, batch ${B}, threads ${threads}, ${R} runs\n`);
+  console.log('| backward | step min ms | step median ms | kept for backward MB/step | GELU kept MB (bytes/elem) |');
+  console.log('|---|---|---|---|---|');
+  for (const r of rows) console.log(`| ${r.bits ? `few-bit ${r.bits}` : 'exact'} | ${r.min_ms.toFixed(0)} | ${r.median_ms.toFixed(0)} | ${r.saved_mb_per_step.toFixed(1)} | ${r.act_mb.toFixed(2)} (${r.act_bytes_per_element}) |`);
+  if (acc.length) {
+    console.log('\n| GELU backward | train images | test accuracy |\n|---|---|---|');
+    for (const a of acc) console.log(`| ${a.bits ? `${a.bits}-bit` : 'exact'} | ${a.train_images} | ${a.accuracy.toFixed(4)} (${a.test_images}) |`);
+  }
+}
