@@ -136,7 +136,7 @@ export const toWindows = (p, img) => gatherRows(windowMaps(p).part, img, p.C);
 export const fromWindows = (p, win) => gatherRows(windowMaps(p).inv, win, p.C);
 
 /** The block in float64: y and every intermediate (for calibration). x: [T, C]. */
-export function floatBlock(p, x) {
+export function floatBlock(p, x, act = 'gelu') {
   const { C, H, T: N, heads, hd, windows } = p;
   const ln = (a, gm, bt) => {
     const y = new Float64Array(a.length);
@@ -189,7 +189,7 @@ export function floatBlock(p, x) {
   const r1 = Float64Array.from(x, (xv, i) => xv + proj[i]);
   const l2 = ln(r1, p.g2, p.b2);
   const pre = lin(l2, p.w1, p.bf1, C, H);
-  const hgl = Float64Array.from(pre, gelu);
+  const hgl = Float64Array.from(pre, act === 'relu' ? (v) => Math.max(v, 0) : gelu);
   const f2 = lin(hgl, p.w2, p.bf2, H, C);
   const y = Float64Array.from(r1, (rv, i) => rv + f2[i]);
   return { y, x, l1, q, k, v, o, proj, r1, l2, pre, hgl, f2, logitMax };
@@ -217,7 +217,7 @@ function headMaps(p) {
  * The integer plan of the block. Scales are calibrated on `calib` (floatBlock output). Only the first
  * op (quantize) reads f32 and only the last (dequantize) writes f32.
  */
-export function buildIntBlock(p, calib) {
+export function buildIntBlock(p, calib, act = 'gelu') {
   const { C, H, T: N, heads, hd, windows } = p;
   const b = new Builder();
   const x = b.input([N, C]);
@@ -230,7 +230,7 @@ export function buildIntBlock(p, calib) {
   b.op(K.index_map, [x16img, b.constant(part, [N], T.i32)], [x16], [C, 1, N * C, N * C], [], 'shift + window partition');
 
   // linear_q with per-channel symmetric s8 weights; out: {dtype, s, zp}; returns the output tensor
-  const linearQ = (name, a, aS, aZp, w, bias, Kd, Nd, out, table) => {
+  const linearQ = (name, a, aS, aZp, w, bias, Kd, Nd, out, table, relu = 0) => {
     const sw = new Float64Array(Nd), wq = new Int8Array(Kd * Nd), bq = new Int32Array(Nd);
     const mult = new Int32Array(Nd), shift = new Int32Array(Nd);
     for (let n = 0; n < Nd; ++n) {
@@ -245,7 +245,7 @@ export function buildIntBlock(p, calib) {
     const ins = [a, b.constant(wq, [Kd, Nd], T.i8), b.constant(bq, [Nd], T.i32), b.constant(mult, [Nd], T.i32),
       b.constant(shift, [Nd], T.i32)];
     if (table) ins.push(b.constant(table, [256], T.u8));
-    b.op(K.linear_q, ins, [yq], [N, Kd, Nd, aZp, 0, out.zp, 0, 255], [], name);
+    b.op(K.linear_q, ins, [yq], [N, Kd, Nd, aZp, 0, out.zp, relu, 255], [], name);
     return yq;
   };
 
@@ -299,7 +299,10 @@ export function buildIntBlock(p, calib) {
   const pp = u8Params(calib.pre), gp = u8Params(calib.hgl);
   const gtab = new Uint8Array(256);
   for (let c = 0; c < 256; ++c) gtab[c] = Math.max(0, Math.min(255, Math.round(gelu((c - pp.zp) * pp.s) / gp.s) + gp.zp));
-  const h1 = linearQ('fc1+gelu', a2, sl2, 128, p.w1, p.bf1, C, H, { dtype: T.u8, ...pp }, gtab);
+  // relu: fused ReLU epilogue, u8 codes with zero point 0 (fc2 may then skip the zero codes)
+  const h1 = act === 'relu'
+    ? linearQ('fc1+relu', a2, sl2, 128, p.w1, p.bf1, C, H, { dtype: T.u8, s: gp.s, zp: 0 }, undefined, 1)
+    : linearQ('fc1+gelu', a2, sl2, 128, p.w1, p.bf1, C, H, { dtype: T.u8, ...pp }, gtab);
   const sf2 = s16(calib.f2);
   const f2 = linearQ('fc2', h1, gp.s, gp.zp, p.w2, p.bf2, H, C, { dtype: T.i16, s: sf2, zp: 0 });
   const sy = s16(calib.y);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <sstream>
@@ -401,7 +402,10 @@ std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index) {
       po.w_zero_point = w_zp;
       po.a_max = (int32_t)c.I(7);
       po.a_pair_max = std::min(510, 2 * po.a_max);
-      po.kmajor = x_zp == 0;  // maybe a ReLU output: keep the K-major copy for the sparse-A path (qkernels.h)
+      // maybe a ReLU output: keep the K-major copy for the sparse-A path (qkernels.h); SWINQ_SPARSE=0 at
+      // load turns it off (benchmarks compare both in one process)
+      const char* sp_env = std::getenv("SWINQ_SPARSE");
+      po.kmajor = x_zp == 0 && !(sp_env && std::string(sp_env) == "0");
       st->packed = c.kernel("packing w", [&] { return q::pack_b(c.cdata<int8_t>(w), (int32_t)K, (int32_t)N, N, false, po); });
       break;
     }
