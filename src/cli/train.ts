@@ -89,6 +89,10 @@ export function register(program: Command): void {
           if (!Number.isFinite(r.loss)) throw new CliError(`train: loss became ${r.loss} at epoch ${ep + 1} step ${s + 1} (try a lower --lr)`);
           lossSum += r.loss * B; seen += B; correct += r.correct;
           bar?.update(s + 1, { loss: (lossSum / seen).toFixed(4), acc: (correct / seen).toFixed(3) });
+          // without a terminal: a line every tenth of an epoch
+          if (!bar && o.progress && stepsPerEpoch >= 20 && (s + 1) % Math.ceil(stepsPerEpoch / 10) === 0) {
+            log(`epoch ${ep + 1}/${o.epochs} step ${s + 1}/${stepsPerEpoch}: loss ${(lossSum / seen).toFixed(4)}, acc ${(correct / seen).toFixed(3)}, lr ${r.lr.toExponential(2)}`);
+          }
           if (s % 8 === 7) await new Promise((res) => setImmediate(res));  // keep signals and timers alive
         }
         bar?.stop();
