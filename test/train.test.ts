@@ -279,6 +279,26 @@ describe('whole Swin graph vs finite differences', () => {
   });
 });
 
+describe('threads', () => {
+  it('a training step on 2 threads gives bit-identical parameters to 1 thread (rows are split, never reduced across threads)', () => {
+    const run = (threads: number) => {
+      native.trainSetThreads(threads);
+      const g = buildSwin(TINY, initParams(TINY, 8));
+      const t = new Trainer(g, { lr: 1e-3, minLr: 0, weightDecay: 0.05, warmup: 1, totalSteps: 2, clip: 1, smoothing: 0, classes: 3 });
+      const { x, labels } = synthetic(24, 4);
+      t.trainStep(x, labels);
+      t.trainStep(x, labels);
+      return g.params.get('layers.0.blocks.1.attn.qkv.weight')!.data;
+    };
+    try {
+      expect(Array.from(run(2))).toEqual(Array.from(run(1)));
+    } finally {
+      native.trainSetThreads(1);
+    }
+    expect(() => native.trainSetThreads(0)).toThrow(/threads must be 1..256/);
+  });
+});
+
 describe('scalar ISA', () => {
   it('the trainer runs on the scalar kernels and agrees with AVX2 to float rounding', () => {
     const g = buildSwin(TINY, initParams(TINY, 2));
