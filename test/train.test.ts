@@ -368,6 +368,14 @@ describe('swinq init / swinq train', () => {
     expect(y.dims).toEqual([2, 3]);
   });
 
+  it('distils from a teacher (KL only, --kd-weight 1): the student learns the teacher\'s classes', async () => {
+    const out = path.join(tmp, 'student.onnx');
+    const tr = await run(registerTrain, ['train', path.join(tmp, 'tiny.onnx'), '--data', path.join(tmp, 'data'), '--epochs', '4', '--batch', '12',
+      '--warmup', '2', '--lr', '3e-3', '--out', out, '--teacher', path.join(tmp, 'trained.onnx'), '--kd-weight', '1', '--threads', '1', '--json']);
+    const tj = JSON.parse(tr.out.trim().split('\n').pop()!);
+    expect(tj.accuracy).toBeGreaterThan(0.6);
+  });
+
   it('bad input: one clear error naming the flag or file', async () => {
     await expect(run(registerInit, ['init', path.join(tmp, 'x.onnx'), '--img', '15'])).rejects.toThrow(/not divisible by patch 2/);
     await expect(run(registerTrain, ['train', path.join(tmp, 'none.onnx'), '--data', tmp, '--out', path.join(tmp, 'o.onnx')])).rejects.toThrow(/none.onnx: no such model/);

@@ -8,6 +8,8 @@ import cliProgress from 'cli-progress';
 import { CliError, emit, intOption, log, withCommon } from './common.js';
 import { sidecarPath, writeAtomic } from './init.js';
 import { native } from '../native.js';
+import { InferenceSession } from '../session.js';
+import { Tensor } from '../tensor.js';
 import { loadLabelledImages, normalizedImages } from '../io/idx.js';
 import { resolveNormalization } from '../normalize.js';
 import { buildSwin, seededRandom } from '../train/swin.js';
@@ -41,6 +43,9 @@ export function register(program: Command): void {
     .option('--limit <n>', 'train on the first N training images', intOption('limit'))
     .option('--eval-limit <n>', 'evaluate on the first N test images', intOption('eval-limit'), 10000)
     .option('--seed <n>', 'shuffle seed', intOption('seed', 0), 0)
+    .option('--teacher <model>', 'distil from this ONNX model (swinq engine): loss = (1-w)·CE + w·T²·KL')
+    .option('--kd-weight <w>', 'distillation weight w in [0, 1]', numOption('kd-weight'), 0.5)
+    .option('--kd-temp <T>', 'distillation temperature', numOption('kd-temp'), 2)
     .option('--no-progress', 'no progress bar'))
     .action(async (model: string, o) => {
       if (o.fewbit > 4) throw new CliError(`--fewbit must be 0..4, got ${o.fewbit}`);
@@ -64,6 +69,15 @@ export function register(program: Command): void {
         lr: o.lr, minLr: o.minLr, weightDecay: o.weightDecay, warmup: o.warmup, totalSteps: stepsPerEpoch * o.epochs,
         clip: o.clip, smoothing: o.smoothing, classes: config.classes,
       });
+      if (o.kdWeight > 1) throw new CliError(`--kd-weight must be in [0, 1], got ${o.kdWeight}`);
+      if (o.teacher && !(o.kdTemp > 0)) throw new CliError(`--kd-temp must be positive, got ${o.kdTemp}`);
+      const teacher = o.teacher ? await InferenceSession.create(o.teacher, { threads: o.threads }) : null;
+      const teacherLogits = async (x: Float32Array, B: number): Promise<Float32Array> => {
+        const out = await teacher!.run({ [teacher!.inputNames[0]]: new Tensor('float32', x, [B, 1, train.height, train.width]) });
+        const y = out[teacher!.outputNames[0]].data as Float32Array;
+        if (y.length !== B * config.classes) throw new CliError(`${o.teacher}: teacher gives ${y.length / B} logits per image, the student has ${config.classes} classes`);
+        return y;
+      };
       log(`train: ${n} images ${train.height}×${train.width}, batch ${o.batch}, ${o.epochs} epoch(s), fewbit ${o.fewbit || 'exact'}, threads ${o.threads}`);
       const t0 = performance.now();
       const rand = seededRandom(o.seed + 1);
@@ -85,7 +99,9 @@ export function register(program: Command): void {
             xb.set(X.subarray(k * px, (k + 1) * px), b * px);
             yb[b] = train.labels[k];
           }
-          const r = t.trainStep(xb.subarray(0, B * px), yb.subarray(0, B));
+          const xs = xb.subarray(0, B * px);
+          const kd = teacher ? { logits: await teacherLogits(xs, B), temperature: o.kdTemp, weight: o.kdWeight } : undefined;
+          const r = t.trainStep(xs, yb.subarray(0, B), kd);
           if (!Number.isFinite(r.loss)) throw new CliError(`train: loss became ${r.loss} at epoch ${ep + 1} step ${s + 1} (try a lower --lr)`);
           lossSum += r.loss * B; seen += B; correct += r.correct;
           bar?.update(s + 1, { loss: (lossSum / seen).toFixed(4), acc: (correct / seen).toFixed(3) });
@@ -108,6 +124,7 @@ export function register(program: Command): void {
         writeAtomic(sidecarPath(o.out), JSON.stringify({ config, mean: norm.mean, std: norm.std, test_accuracy: accuracy, epochs: ep + 1, fewbit: o.fewbit }, null, 1) + '\n');
         log(`epoch ${ep + 1}/${o.epochs}: train loss ${lastLoss.toFixed(4)}, train acc ${(correct / seen).toFixed(4)}, test acc ${accuracy.toFixed(4)} (${nTest} images), ${((performance.now() - t0) / 1000).toFixed(1)} s → ${o.out}`);
       }
+      teacher?.release();
       const seconds = (performance.now() - t0) / 1000;
       emit(o.json, { accuracy, loss: lastLoss, out: o.out, seconds, epochs: o.epochs, steps: t.step, fewbit: o.fewbit },
         `accuracy ${accuracy.toFixed(4)}, loss ${lastLoss.toFixed(4)}, ${seconds.toFixed(1)} s → ${o.out}`);
