@@ -368,12 +368,13 @@ describe('swinq init / swinq train', () => {
     expect(y.dims).toEqual([2, 3]);
   });
 
-  it('distils from a teacher (KL only, --kd-weight 1): the student learns the teacher\'s classes', async () => {
+  it('distils a ReLU student from a GELU teacher (KL only, --kd-weight 1): the student learns the teacher\'s classes', async () => {
     const out = path.join(tmp, 'student.onnx');
     const tr = await run(registerTrain, ['train', path.join(tmp, 'tiny.onnx'), '--data', path.join(tmp, 'data'), '--epochs', '4', '--batch', '12',
-      '--warmup', '2', '--lr', '3e-3', '--out', out, '--teacher', path.join(tmp, 'trained.onnx'), '--kd-weight', '1', '--threads', '1', '--json']);
+      '--warmup', '2', '--lr', '3e-3', '--out', out, '--teacher', path.join(tmp, 'trained.onnx'), '--kd-weight', '1', '--act', 'relu', '--threads', '1', '--json']);
     const tj = JSON.parse(tr.out.trim().split('\n').pop()!);
     expect(tj.accuracy).toBeGreaterThan(0.6);
+    expect(readOnnxModel(fs.readFileSync(out), out).config.act).toBe('relu');  // the GELU→ReLU student
   });
 
   it('bad input: one clear error naming the flag or file', async () => {

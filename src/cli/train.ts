@@ -43,6 +43,7 @@ export function register(program: Command): void {
     .option('--limit <n>', 'train on the first N training images', intOption('limit'))
     .option('--eval-limit <n>', 'evaluate on the first N test images', intOption('eval-limit'), 10000)
     .option('--seed <n>', 'shuffle seed', intOption('seed', 0), 0)
+    .option('--act <fn>', 'replace the MLP activation before training (gelu|relu): the GELU→ReLU student')
     .option('--teacher <model>', 'distil from this ONNX model (swinq engine): loss = (1-w)·CE + w·T²·KL')
     .option('--kd-weight <w>', 'distillation weight w in [0, 1]', numOption('kd-weight'), 0.5)
     .option('--kd-temp <T>', 'distillation temperature', numOption('kd-temp'), 2)
@@ -51,6 +52,10 @@ export function register(program: Command): void {
       if (o.fewbit > 4) throw new CliError(`--fewbit must be 0..4, got ${o.fewbit}`);
       if (!fs.existsSync(model)) throw new CliError(`${model}: no such model file`);
       const { config, params, metadata } = readOnnxModel(fs.readFileSync(model), model);
+      if (o.act !== undefined) {
+        if (o.act !== 'gelu' && o.act !== 'relu') throw new CliError(`--act must be gelu or relu, got '${o.act}'`);
+        config.act = o.act;
+      }
       const g = buildSwin(config, params, model);
       g.setFewbit(o.fewbit);
       native.trainSetThreads(o.threads);
