@@ -90,7 +90,7 @@ struct GemmEpilogue {
 };
 // Break-even density (non-zero codes / (4·K) per 4-row tile) below which the sparse path runs;
 // measured on Zen 3, fc2 of a Swin block (docs/integer-kernels.md, "Sparse A").
-constexpr double kSparseMaxDensity = 0.2;
+constexpr double kSparseMaxDensity = 0.15;
 // A: M×K u8, row stride lda. C: M×N of ep.out, row stride ldc (elements). With a pool, work is
 // claimed in 32-row (or 16-column-panel) chunks by its threads; otherwise `threads` ≥ 1 std::threads
 // (only when each gets ≥ 2^21 MACs). M = 1 is the GEMV path (N split, B streamed once).
