@@ -299,6 +299,27 @@ describe('threads', () => {
   });
 });
 
+describe('async (AsyncWorker) steps', () => {
+  it('trainStepAsync equals trainStep bit for bit and leaves the event loop free', async () => {
+    const make = () => {
+      const g = buildSwin(TINY, initParams(TINY, 9));
+      return { g, t: new Trainer(g, { lr: 1e-3, minLr: 0, weightDecay: 0.05, warmup: 1, totalSteps: 2, clip: 1, smoothing: 0.1, classes: 3 }) };
+    };
+    const { x, labels } = synthetic(12, 5);
+    const a = make(), b = make();
+    const ra = a.t.trainStep(x, labels);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    const rb = await b.t.trainStepAsync(x, labels);
+    clearInterval(timer);
+    expect(rb.loss).toBe(ra.loss);
+    expect(Array.from(b.g.params.get('head.weight')!.data)).toEqual(Array.from(a.g.params.get('head.weight')!.data));
+    expect(ticks).toBeGreaterThan(0);
+    // bad sizes are refused before anything is queued
+    expect(() => native.trainForwardAsync({ op: 'softmax', D: 4 }, [new Float32Array(6)])).toThrow(/softmax: x has 6 elements/);
+  });
+});
+
 describe('scalar ISA', () => {
   it('the trainer runs on the scalar kernels and agrees with AVX2 to float rounding', () => {
     const g = buildSwin(TINY, initParams(TINY, 2));

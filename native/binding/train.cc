@@ -1,5 +1,7 @@
 // Training binding: per-op forward/backward, losses and AdamW over Float32Arrays. The graph
 // (src/train/graph.ts) drives these; every size is checked in native/train before use.
+#include <functional>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -93,9 +95,41 @@ Napi::Float32Array f32_arg(Napi::Env env, Napi::Value v, const std::string& what
 }
 
 int g_threads = 1;
+// The training pool is not re-entrant: sync and async ops take turns.
+std::mutex g_run_mu;
 
-// trainForward(op, inputs[]) → { y, codes? }
-Napi::Value Forward(const Napi::CallbackInfo& info) {
+// Runs `work` on a libuv thread; resolves with `make_result()` (main thread). The JS values the
+// work reads or writes are held by `keep` until the worker settles.
+class TrainWorker : public Napi::AsyncWorker {
+ public:
+  TrainWorker(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> make_result,
+              std::vector<Napi::Value> keep)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
+        result_(std::move(make_result)) {
+    for (auto& v : keep)
+      if (v.IsObject()) refs_.push_back(Napi::Persistent(v));
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      std::lock_guard<std::mutex> lock(g_run_mu);
+      work_();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(result_(Env())); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<void()> work_;
+  std::function<Napi::Value(Napi::Env)> result_;
+  std::vector<Napi::Reference<Napi::Value>> refs_;
+};
+
+// trainForward(op, inputs[]) → { y, codes? }; trainForwardAsync: the same as a Promise (AsyncWorker)
+Napi::Value ForwardImpl(const Napi::CallbackInfo& info, bool async) {
   Napi::Env env = info.Env();
   Op op = parse_op(env, info[0]);
   SWINQ_CHECK_ARG(env, info[1].IsArray(), "train: inputs must be an array of Float32Array");
@@ -117,16 +151,26 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
       codes = c.Data();
       out.Set("codes", c);
     }
-    forward(op, in, n, y.Data(), codes, pool(g_threads));
     out.Set("y", y);
+    if (async) {
+      float* yp = y.Data();
+      auto* w = new TrainWorker(env, [op, in, n, yp, codes] { forward(op, in, n, yp, codes, pool(g_threads)); },
+                                [ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(out))](Napi::Env) { return ref->Value(); },
+                                {info[1], out});
+      Napi::Promise p = w->promise();
+      w->Queue();
+      return p;
+    }
+    std::lock_guard<std::mutex> lock(g_run_mu);
+    forward(op, in, n, y.Data(), codes, pool(g_threads));
     return out;
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
 }
 
-// trainBackward(op, inputs[] (null allowed for act with bits), inputSizes[], y|null, dy, codes|null, need[]) → grads[]
-Napi::Value Backward(const Napi::CallbackInfo& info) {
+// trainBackward(op, inputs[] (null allowed where the rule reads only sizes), inputSizes[], y|null, dy, codes|null, need[]) → grads[]
+Napi::Value BackwardImpl(const Napi::CallbackInfo& info, bool async) {
   Napi::Env env = info.Env();
   Op op = parse_op(env, info[0]);
   SWINQ_CHECK_ARG(env, info.Length() >= 7 && info[1].IsArray() && info[2].IsArray() && info[6].IsArray(),
@@ -181,13 +225,28 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
       out.Set(i, env.Null());
     }
   }
+  if (async) {
+    const float* dyp = dy.Data();
+    auto* w = new TrainWorker(env, [op, s, dyp, grads] { backward(op, s, dyp, grads, pool(g_threads)); },
+                              [ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(out.As<Napi::Object>()))](Napi::Env) { return ref->Value(); },
+                              {info[1], info[3], info[4], info[5], out});
+    Napi::Promise p = w->promise();
+    w->Queue();
+    return p;
+  }
   try {
+    std::lock_guard<std::mutex> lock(g_run_mu);
     backward(op, s, dy.Data(), grads, pool(g_threads));
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
   return out;
 }
+
+Napi::Value Forward(const Napi::CallbackInfo& info) { return ForwardImpl(info, false); }
+Napi::Value ForwardAsync(const Napi::CallbackInfo& info) { return ForwardImpl(info, true); }
+Napi::Value Backward(const Napi::CallbackInfo& info) { return BackwardImpl(info, false); }
+Napi::Value BackwardAsync(const Napi::CallbackInfo& info) { return BackwardImpl(info, true); }
 
 // trainLoss('ce'|'kl', logits, target (Int32Array labels | Float32Array teacher logits), classes, param) → { loss, grad }
 Napi::Value Loss(const Napi::CallbackInfo& info) {
@@ -280,6 +339,8 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trainForward", Napi::Function::New(env, Forward));
   exports.Set("trainBackward", Napi::Function::New(env, Backward));
+  exports.Set("trainForwardAsync", Napi::Function::New(env, ForwardAsync));
+  exports.Set("trainBackwardAsync", Napi::Function::New(env, BackwardAsync));
   exports.Set("trainLoss", Napi::Function::New(env, Loss));
   exports.Set("trainAdamw", Napi::Function::New(env, Adamw));
   exports.Set("trainLr", Napi::Function::New(env, Lr));

@@ -106,7 +106,7 @@ export function register(program: Command): void {
           }
           const xs = xb.subarray(0, B * px);
           const kd = teacher ? { logits: await teacherLogits(xs, B), temperature: o.kdTemp, weight: o.kdWeight } : undefined;
-          const r = t.trainStep(xs, yb.subarray(0, B), kd);
+          const r = await t.trainStepAsync(xs, yb.subarray(0, B), kd);
           if (!Number.isFinite(r.loss)) throw new CliError(`train: loss became ${r.loss} at epoch ${ep + 1} step ${s + 1} (try a lower --lr)`);
           lossSum += r.loss * B; seen += B; correct += r.correct;
           bar?.update(s + 1, { loss: (lossSum / seen).toFixed(4), acc: (correct / seen).toFixed(3) });
@@ -114,7 +114,6 @@ export function register(program: Command): void {
           if (!bar && o.progress && stepsPerEpoch >= 20 && (s + 1) % Math.ceil(stepsPerEpoch / 10) === 0) {
             log(`epoch ${ep + 1}/${o.epochs} step ${s + 1}/${stepsPerEpoch}: loss ${(lossSum / seen).toFixed(4)}, acc ${(correct / seen).toFixed(3)}, lr ${r.lr.toExponential(2)}`);
           }
-          if (s % 8 === 7) await new Promise((res) => setImmediate(res));  // keep signals and timers alive
         }
         bar?.stop();
         lastLoss = lossSum / seen;

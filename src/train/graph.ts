@@ -108,18 +108,34 @@ export class TrainGraph {
   }
 
   forward(x: Float32Array, batch: number, keep = true): ForwardState {
+    const st = this.begin(x, batch);
+    for (const n of [...this.paramNodes, ...this.nodes]) this.store(st, n, native.trainForward(n.desc, n.inputs.map((i) => st.values.get(i)!)));
+    return this.finish(st, keep);
+  }
+
+  /** forward() with every op on a libuv worker (AsyncWorker): the event loop stays free. */
+  async forwardAsync(x: Float32Array, batch: number, keep = true): Promise<ForwardState> {
+    const st = this.begin(x, batch);
+    for (const n of [...this.paramNodes, ...this.nodes]) this.store(st, n, await native.trainForwardAsync(n.desc, n.inputs.map((i) => st.values.get(i)!)));
+    return this.finish(st, keep);
+  }
+
+  private begin(x: Float32Array, batch: number): ForwardState {
     const per = this.perSample.get(this.input)!;
     if (!Number.isInteger(batch) || batch < 1) throw new Error(`train: batch must be a positive integer, got ${batch}`);
     if (x.length !== per * batch) throw new Error(`train: input '${this.input}' has ${x.length} values, expected ${batch}×${per}`);
     const st: ForwardState = { batch, values: new Map(), codes: new Map(), savedBytes: 0 };
     for (const [k, p] of this.params) st.values.set(k, p.data);
     st.values.set(this.input, x);
-    for (const n of [...this.paramNodes, ...this.nodes]) {
-      const ins = n.inputs.map((i) => st.values.get(i)!);
-      const r = native.trainForward(n.desc, ins);
-      st.values.set(n.output, r.y);
-      if (r.codes) st.codes.set(n.output, r.codes);
-    }
+    return st;
+  }
+
+  private store(st: ForwardState, n: TrainNode, r: { y: Float32Array; codes?: Uint8Array }): void {
+    st.values.set(n.output, r.y);
+    if (r.codes) st.codes.set(n.output, r.codes);
+  }
+
+  private finish(st: ForwardState, keep: boolean): ForwardState {
     if (keep) {
       // drop what no backward rule reads (e.g. the input of a few-bit activation): memory is real
       const kept = this.keptTensors();
@@ -149,6 +165,23 @@ export class TrainGraph {
 
   /** Gradients of every trainable parameter for dL/d(output) = dout. */
   backward(st: ForwardState, dout: Float32Array): Map<string, Float32Array> {
+    const it = this.backwardSteps(st, dout);
+    let r = it.next();
+    while (!r.done) r = it.next(native.trainBackward(...r.value));
+    return r.value;
+  }
+
+  /** backward() with every op on a libuv worker. */
+  async backwardAsync(st: ForwardState, dout: Float32Array): Promise<Map<string, Float32Array>> {
+    const it = this.backwardSteps(st, dout);
+    let r = it.next();
+    while (!r.done) r = it.next(await native.trainBackwardAsync(...r.value));
+    return r.value;
+  }
+
+  // yields the argument lists of trainBackward, receives the gradients
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private *backwardSteps(st: ForwardState, dout: Float32Array): Generator<any[], Map<string, Float32Array>, (Float32Array | null)[]> {
     const grads = new Map<string, Float32Array>();
     grads.set(this.output, dout);
     const needs = this.needsGrad();
@@ -167,8 +200,8 @@ export class TrainGraph {
       const sizes = n.inputs.map((i) => this.sizeOf(i, st));
       const need = n.inputs.map((i) => needs.has(i));
       const out = n.desc.op === 'softmax' ? st.values.get(n.output)! : null;
-      const g = native.trainBackward(n.desc, ins, sizes, out, dy, st.codes.get(n.output) ?? null, need);
-      n.inputs.forEach((i, j) => { if (g[j]) accumulate(i, g[j]); });
+      const g = yield [n.desc, ins, sizes, out, dy, st.codes.get(n.output) ?? null, need];
+      n.inputs.forEach((i, j) => { if (g[j]) accumulate(i, g[j]!); });
       if (n.output !== this.output) grads.delete(n.output);
     }
     const res = new Map<string, Float32Array>();

@@ -14,6 +14,8 @@ export interface TrainOptions {
   classes: number;
 }
 
+export interface Teacher { logits: Float32Array; temperature: number; weight: number }
+
 export interface StepResult { loss: number; gradNorm: number; lr: number; correct: number; savedBytes: number }
 
 export class Trainer {
@@ -30,10 +32,20 @@ export class Trainer {
   }
 
   /** One optimisation step on a batch (x: batch × per-sample input, labels: class per sample). */
-  trainStep(x: Float32Array, labels: Int32Array, teacher?: { logits: Float32Array; temperature: number; weight: number }): StepResult {
-    const B = labels.length;
-    const st = this.graph.forward(x, B);
-    const logits = st.values.get(this.graph.output)!;
+  trainStep(x: Float32Array, labels: Int32Array, teacher?: Teacher): StepResult {
+    const st = this.graph.forward(x, labels.length);
+    const l = this.loss(st.values.get(this.graph.output)!, labels, teacher);
+    return this.update(this.graph.backward(st, l.grad), l.loss, l.correct, st.savedBytes);
+  }
+
+  /** trainStep with every op on a libuv worker (the event loop stays free between and during ops). */
+  async trainStepAsync(x: Float32Array, labels: Int32Array, teacher?: Teacher): Promise<StepResult> {
+    const st = await this.graph.forwardAsync(x, labels.length);
+    const l = this.loss(st.values.get(this.graph.output)!, labels, teacher);
+    return this.update(await this.graph.backwardAsync(st, l.grad), l.loss, l.correct, st.savedBytes);
+  }
+
+  private loss(logits: Float32Array, labels: Int32Array, teacher?: Teacher) {
     const ce = native.trainLoss('ce', logits, labels, this.opts.classes, this.opts.smoothing);
     let loss: number = ce.loss;
     const grad: Float32Array = ce.grad;
@@ -42,7 +54,10 @@ export class Trainer {
       loss = (1 - teacher.weight) * loss + teacher.weight * kl.loss;
       for (let i = 0; i < grad.length; i++) grad[i] = (1 - teacher.weight) * grad[i] + teacher.weight * kl.grad[i];
     }
-    const grads = this.graph.backward(st, grad);
+    return { loss, grad, correct: countCorrect(logits, labels, this.opts.classes) };
+  }
+
+  private update(grads: Map<string, Float32Array>, loss: number, correct: number, savedBytes: number): StepResult {
     let sq = 0;
     for (const g of grads.values()) sq += native.trainSumSquares(g);
     const gradNorm = Math.sqrt(sq);
@@ -53,7 +68,7 @@ export class Trainer {
       const p = this.graph.params.get(k)!;
       native.trainAdamw(p.data, g, this.m.get(k)!, this.v.get(k)!, this.step, { lr, weightDecay: p.decay ? this.opts.weightDecay : 0 });
     }
-    return { loss, gradNorm, lr, correct: countCorrect(logits, labels, this.opts.classes), savedBytes: st.savedBytes };
+    return { loss, gradNorm, lr, correct, savedBytes };
   }
 }
 
