@@ -13,6 +13,7 @@ import { exportOnnx, readOnnxModel } from '../src/train/onnx.js';
 import { predict } from '../src/train/trainer.js';
 import { distill, loadTeacher, readCheckpoint, stageActs, type DistillStep } from '../src/distill/distill.js';
 import { InferenceSession } from '../src/session.js';
+import { native } from '../src/native.js';
 import { Tensor } from '../src/tensor.js';
 
 const root = path.resolve(__dirname, '..');
@@ -87,6 +88,29 @@ describe('distill API (swinq-init teacher)', () => {
     const bad = path.join(tmp, 'bad.ckpt');
     fs.writeFileSync(bad, 'garbage');
     await expect(distill({ teacher, data, out: path.join(tmp, 'x.onnx'), epochs: 1, resume: bad })).rejects.toThrow(/bad\.ckpt: not a swinq distill checkpoint/);
+    // a checkpoint from other hyper-parameters is refused, naming them
+    const ck = path.join(tmp, 'a.ckpt');
+    await distill({ teacher, data, out: path.join(tmp, 'a.onnx'), epochs: 1, batch: 64, threads: 1, evalLimit: 8, checkpoint: ck, stopAfter: 1 });
+    expect(readCheckpoint(ck).step).toBe(1);
+    await expect(distill({ teacher, data, out: path.join(tmp, 'a.onnx'), epochs: 1, batch: 64, threads: 1, evalLimit: 8, resume: ck, alpha: 0.5 })).rejects.toThrow(/a\.ckpt: checkpoint was written with alpha 1.*this run has alpha 0\.5/);
+    await expect(distill({ teacher, data, out: path.join(tmp, 'a.onnx'), epochs: 2, batch: 64, threads: 1, evalLimit: 8, resume: ck })).rejects.toThrow(/a\.ckpt: checkpoint is for 3 steps/);
+    // a swinq teacher with broken config metadata says so (no fallback to the torchvision importer)
+    const broken = path.join(tmp, 'broken.onnx');
+    fs.writeFileSync(broken, exportOnnx(buildSwin(cfg, initParams(cfg, 3)), { ...cfg, window: 5 }));
+    await expect(distill({ teacher: broken, data, out: path.join(tmp, 'x.onnx'), epochs: 1 })).rejects.toThrow(/broken\.onnx: bad swinq\.train\.config metadata/);
+  });
+
+  it('1-bit ReLU backward (used for swapped blocks) equals the exact ReLU backward', () => {
+    const n = 1001;
+    const x = Float32Array.from({ length: n }, (_, i) => (i % 7 === 0 ? 0 : Math.sin(i * 1.7) * 3));
+    const dy = Float32Array.from({ length: n }, (_, i) => Math.cos(i));
+    const exact = native.trainBackward({ op: 'act', fn: 'relu', bits: 0 }, [x], [n], null, dy, null, [true])[0] as Float32Array;
+    const f1 = native.trainForward({ op: 'act', fn: 'relu', bits: 1 }, [x]);
+    const one = native.trainBackward({ op: 'act', fn: 'relu', bits: 1 }, [null], [n], null, dy, f1.codes, [true])[0] as Float32Array;
+    let diff = 0;  // === so that −0 (dy·0 on the code path) equals +0
+    for (let i = 0; i < n; i++) if (one[i] !== exact[i]) diff++;
+    expect(diff).toBe(0);
+    expect(exact.some((v) => v !== 0)).toBe(true);
   });
 });
 
@@ -95,7 +119,7 @@ describe('checkpoint + resume (CLI, SIGKILL)', () => {
   beforeAll(() => {
     execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'pipe' });
   });
-  const args = (out: string) => [cli, 'distill', teacher, '--data', data, '--out', out, '--epochs', '3', '--batch', '4', '--threads', '1', '--eval-limit', '16', '--checkpoint-every', '3', '--json', '--no-progress'];
+  const args = (out: string) => [cli, 'distill', teacher, '--data', data, '--out', out, '--epochs', '2', '--batch', '4', '--threads', '1', '--eval-limit', '16', '--checkpoint-every', '3', '--json', '--no-progress'];
 
   it('a run killed mid-way and resumed ends bit-identical to an uninterrupted run', async () => {
     const full = path.join(tmp, 'full.onnx');
@@ -103,7 +127,7 @@ describe('checkpoint + resume (CLI, SIGKILL)', () => {
     expect(r.status, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);
     expect(summary.out).toBe(full);
-    expect(summary.steps).toBe(144);
+    expect(summary.steps).toBe(96);
 
     const part = path.join(tmp, 'part.onnx');
     const ckpt = `${part}.ckpt`;
@@ -118,10 +142,10 @@ describe('checkpoint + resume (CLI, SIGKILL)', () => {
     expect(fs.existsSync(part)).toBe(false);  // it did not finish
     const at = readCheckpoint(ckpt).step;
     expect(at).toBeGreaterThan(0);
-    expect(at).toBeLessThan(144);
+    expect(at).toBeLessThan(96);
     const r2 = spawnSync(process.execPath, [...args(part), '--resume', ckpt], { encoding: 'utf8' });
     expect(r2.status, r2.stderr).toBe(0);
-    expect(r2.stderr).toMatch(new RegExp(`resumed .* at step ${at}/144`));
+    expect(r2.stderr).toMatch(new RegExp(`resumed .* at step ${at}/96`));
     const a = readOnnxModel(fs.readFileSync(full), full).params, b = readOnnxModel(fs.readFileSync(part), part).params;
     expect([...b.keys()]).toEqual([...a.keys()]);
     for (const [k, v] of a) expect(Buffer.from(b.get(k)!.buffer).equals(Buffer.from(v.buffer)), k).toBe(true);

@@ -79,7 +79,7 @@ export function loadTeacher(file: string): Teacher {
   try {
     return { ...readOnnxModel(bytes, file), kind: 'swinq' };
   } catch (e) {
-    if (!/metadata/.test((e as Error).message)) throw e;
+    if (!/no 'swinq\.train\.config' metadata/.test((e as Error).message)) throw e;
   }
   const tv = importTorchvisionSwin(bytes, file);
   return { ...tv, kind: 'torchvision' };
@@ -117,6 +117,7 @@ function applySwaps(g: TrainGraph, swapped: Set<string>, bits: number): void {
 const MAGIC = 'SWQDCKP1';
 
 interface CkptState {
+  run?: string;  // hyper-parameters that must match on --resume
   step: number; rng: number; perm: Int32Array; totalSteps: number; schedule: DistillSchedule; n: number;
   params: Map<string, Float32Array>; m: Map<string, Float32Array>; v: Map<string, Float32Array>;
 }
@@ -127,7 +128,7 @@ export function writeCheckpoint(file: string, s: CkptState): void {
   for (const [k, d] of s.m) blobs.push({ key: `m:${k}`, data: d });
   for (const [k, d] of s.v) blobs.push({ key: `v:${k}`, data: d });
   const header = Buffer.from(JSON.stringify({
-    step: s.step, rng: s.rng, totalSteps: s.totalSteps, schedule: s.schedule, n: s.n,
+    run: s.run, step: s.step, rng: s.rng, totalSteps: s.totalSteps, schedule: s.schedule, n: s.n,
     blobs: blobs.map((b) => [b.key, b.data.length, b.data instanceof Int32Array ? 'i32' : 'f32']),
   }));
   const len = Buffer.alloc(4);
@@ -150,9 +151,12 @@ export function readCheckpoint(file: string): CkptState {
   if (buf.length < 12 || buf.subarray(0, 8).toString() !== MAGIC) throw new Error(`${file}: not a swinq distill checkpoint`);
   const hl = buf.readUInt32LE(8);
   if (12 + hl > buf.length) throw new Error(`${file}: truncated checkpoint header`);
-  const h = JSON.parse(buf.subarray(12, 12 + hl).toString());
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let h: any;
+  try { h = JSON.parse(buf.subarray(12, 12 + hl).toString()); } catch { throw new Error(`${file}: corrupt checkpoint header`); }
+  if (!Array.isArray(h.blobs)) throw new Error(`${file}: checkpoint header has no blob list`);
   let off = 12 + hl;
-  const s: CkptState = { step: h.step, rng: h.rng, totalSteps: h.totalSteps, schedule: h.schedule, n: h.n, perm: new Int32Array(0), params: new Map(), m: new Map(), v: new Map() };
+  const s: CkptState = { run: h.run, step: h.step, rng: h.rng, totalSteps: h.totalSteps, schedule: h.schedule, n: h.n, perm: new Int32Array(0), params: new Map(), m: new Map(), v: new Map() };
   for (const [key, count, type] of h.blobs as [string, number, string][]) {
     if (off + count * 4 > buf.length) throw new Error(`${file}: truncated checkpoint at '${key}'`);
     const copy = new Uint8Array(buf.subarray(off, off + count * 4)).buffer;
@@ -211,21 +215,28 @@ export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Pro
   let perm: Int32Array = new Int32Array(n);
   let step = 0;
   const ckptFile = o.checkpoint ?? `${o.out}.ckpt`;
+  const run = `alpha ${alpha}, T ${T}, fewbit ${bits}, batch ${batch}, lr ${o.lr ?? 5e-4}, seed ${o.seed ?? 0}`;
   if (o.resume) {
     const c = readCheckpoint(o.resume);
     if (c.totalSteps !== totalSteps || c.n !== n || c.schedule !== schedule) {
       throw new Error(`${o.resume}: checkpoint is for ${c.totalSteps} steps over ${c.n} images with schedule ${c.schedule}, this run has ${totalSteps}, ${n}, ${schedule}`);
     }
+    if (c.run !== run) throw new Error(`${o.resume}: checkpoint was written with ${c.run}, this run has ${run}`);
     for (const [k, p] of sg.params) {
       const d = c.params.get(k);
       if (!d || d.length !== p.data.length) throw new Error(`${o.resume}: parameter '${k}' missing or of the wrong size`);
       p.data.set(d);
-      if (p.trainable) { m.get(k)!.set(c.m.get(k)!); v.get(k)!.set(c.v.get(k)!); }
+      if (p.trainable) {
+        const cm = c.m.get(k), cv = c.v.get(k);
+        if (!cm || !cv || cm.length !== p.data.length || cv.length !== p.data.length) throw new Error(`${o.resume}: AdamW state of '${k}' missing or of the wrong size`);
+        m.get(k)!.set(cm); v.get(k)!.set(cv);
+      }
     }
+    if (c.perm.length !== n || !Number.isInteger(c.step) || c.step < 0 || c.step > totalSteps) throw new Error(`${o.resume}: bad step ${c.step} or epoch order of ${c.perm.length} images`);
     step = c.step; rng.state = c.rng; perm = c.perm;
     log(`distill: resumed ${o.resume} at step ${step}/${totalSteps}`);
   }
-  const save = () => writeCheckpoint(ckptFile, { step, rng: rng.state, perm, totalSteps, schedule, n, params: new Map([...sg.params].map(([k, p]) => [k, p.data])), m, v });
+  const save = () => writeCheckpoint(ckptFile, { run, step, rng: rng.state, perm, totalSteps, schedule, n, params: new Map([...sg.params].map(([k, p]) => [k, p.data])), m, v });
 
   const teacherAcc = accuracy(tg, test, nTest, norm.mean, norm.std, cfg.classes);
   log(`distill: teacher accuracy ${teacherAcc.toFixed(4)} (${nTest} test images); ${phases.length} phase(s), ${totalSteps} steps, schedule ${schedule}`);
