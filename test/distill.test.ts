@@ -63,6 +63,11 @@ describe('distill API (swinq-init teacher)', () => {
     expect(st.config.act).toBe('relu');
     const g = buildSwin(st.config, st.params);
     expect(g.nodes.filter((n) => n.desc.op === 'act').every((n) => n.desc.fn === 'relu')).toBe(true);
+    // the written student runs in swinq's InferenceSession with the trainer's logits
+    const x = normalizedImages(loadLabelledImages(data, 'test'), 0, 4, 0.3, 0.3);
+    const want = predict(g, x, 4);
+    const got = (await (await InferenceSession.create(out)).run({ input: new Tensor('float32', x, [4, 1, 28, 28]) })).logits.data as Float32Array;
+    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(want[i])));
     const bytes = fs.readFileSync(out).toString('latin1');
     expect(bytes.includes('Erf')).toBe(false);
     // the student moved away from the teacher
