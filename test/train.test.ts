@@ -115,6 +115,23 @@ describe('few-bit activations', () => {
   });
 });
 
+describe('few-bit in the trainer', () => {
+  it('ReLU with 1-bit codes trains exactly like the exact backward (its derivative is piecewise constant)', () => {
+    const cfg = { ...TINY, act: 'relu' as const };
+    const run = (bits: number) => {
+      const g = buildSwin(cfg, initParams(cfg, 3));
+      g.setFewbit(bits);
+      const t = new Trainer(g, { lr: 1e-3, minLr: 0, weightDecay: 0.05, warmup: 1, totalSteps: 2, clip: 1, smoothing: 0, classes: 3 });
+      const { x, labels } = synthetic(6, 4);
+      const r = t.trainStep(x, labels);
+      return { w: Array.from(g.params.get('layers.0.blocks.0.mlp.fc1.weight')!.data), saved: r.savedBytes };
+    };
+    const a = run(0), b = run(1);
+    expect(b.w).toEqual(a.w);
+    expect(b.saved).toBeLessThan(a.saved);  // fc1 outputs are kept as 1-bit codes instead of fp32
+  });
+});
+
 describe('losses and optimiser', () => {
   it('cross-entropy with label smoothing: value and gradient by finite differences', () => {
     const r = rng(5);
