@@ -145,6 +145,23 @@ static void test_edges() {
                  (long long)m, (long long)n, C[(size_t)(m * N + n)], (long long)want);
         }
     }
+  // large K: the row batch shrinks to 4 rows (scratch cap), ragged M
+  {
+    const int64_t M2 = 23, K2 = 5003, N2 = 33;
+    std::vector<int8_t> W2((size_t)(K2 * N2));
+    for (auto& w : W2) w = (int8_t)rnd(-128, 127);
+    PackedB B4 = pack_b(W2.data(), (int32_t)K2, (int32_t)N2, N2, false, po);
+    const std::vector<uint8_t> A2 = sparse_a(M2, K2, K2, 0.05, 255);
+    GemmEpilogue e2;
+    std::vector<int32_t> ref((size_t)(M2 * N2)), got((size_t)(M2 * N2));
+    e2.sparse = 2;
+    gemm_u8s8(M2, A2.data(), K2, B4, e2, ref.data(), N2, 1, Isa::scalar);
+    for (int sp = 0; sp <= 1; ++sp) {
+      e2.sparse = sp;
+      gemm_u8s8(M2, A2.data(), K2, B4, e2, got.data(), N2, 1, active_isa());
+      EXPECT(got == ref, "K=5003 sparse=%d differs from scalar dense", sp);
+    }
+  }
   // errors: forcing sparse without the K-major copy is refused with a clear message
   PackedB B2 = pack_b(W.data(), K, N, N, false, {});
   EXPECT(B2.bk16.empty(), "kmajor off still packed a K-major copy");

@@ -563,22 +563,24 @@ void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_
     const int64_t tiles = (m1 - m0 + 3) / 4;
     SparseScratch s;
     int64_t nq = 0;
+    // rows per batch: scratch ≤ 96 KiB (stays off mmap; K = 3072 → 4 rows, K = 384 → 32)
+    const int64_t per_row = (B.K + 1) * 4 + (B.K / 2 + 1) * 4;
+    const int64_t cap = std::max<int64_t>(4, std::min<int64_t>(kSparseRows, 98304 / per_row / 4 * 4));
     for (int64_t m = m0; m < m1; m += 4) {
       const int mr = (int)std::min<int64_t>(4, m1 - m);
       if (!sparse_tile(c, m, mr, true)) continue;
       if (!mem) {
-        mem = std::malloc((size_t)kSparseRows * ((size_t)(B.K + 1) + (size_t)(B.K / 2 + 1)) * 4 + (size_t)B.K * 4 +
-                          (size_t)tiles);
+        mem = std::malloc((size_t)cap * (size_t)per_row + (size_t)B.K * 4 + (size_t)tiles);
         if (!mem) throw std::bad_alloc();
         s.kk = static_cast<int32_t*>(mem);
-        s.apair = s.kk + kSparseRows * (B.K + 1);
-        s.idx = s.apair + kSparseRows * (B.K / 2 + 1);
+        s.apair = s.kk + cap * (B.K + 1);
+        s.idx = s.apair + cap * (B.K / 2 + 1);
         skip = reinterpret_cast<uint8_t*>(s.idx + B.K);
         std::memset(skip, 0, (size_t)tiles);
       }
       skip[(m - m0) / 4] = 1;
       for (int r = 0; r < mr; ++r) s.rows[nq++] = m + r;  // queue the tile's rows, flush full batches
-      if (nq + 4 > kSparseRows) {
+      if (nq + 4 > cap) {
         sparse_rows_avx2(c, nq, p0, p1, s);
         nq = 0;
       }
