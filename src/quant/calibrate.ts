@@ -5,10 +5,13 @@
 import fs from 'node:fs';
 import onnxProto from 'onnx-proto';
 import { loadLabelledImages, normalizedImages } from '../io/idx.js';
+import { loadModel } from '../onnx/load.js';
+import { rawQdqGraphOf } from './qdq-sim.js';
+import { calibratePlanRanges, stripQdq, SWIN_RANGES_KEY } from './lower-swin.js';
 import { loadOnnxruntime } from '../io/engine.js';
 import { resolveNormalization } from '../normalize.js';
 import { METHODS, Sqnr, TensorObserver, quantizeWeightsPerChannel, uint8Params, type Method, type QParams } from './observers.js';
-import { decodeModel, encodeModel, findTargets, writeQdq, type ModelProto, type WeightQ } from './qdq-writer.js';
+import { decodeModel, encodeModel, findTargets, writeQdq, setMetadata, type ModelProto, type WeightQ } from './qdq-writer.js';
 
 const { onnx } = onnxProto;
 
@@ -208,6 +211,17 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
   };
   if (opts.method === 'percentile') metadata['swinq.quant.percentile'] = String(opts.percentile ?? 99.99);
   writeQdq(m, targets, params, wq, metadata);
+  // ranges of every tensor of swinq's fp32 plan (Q/DQ removed) for the integer-only Swin lowering
+  // (src/quant/lower-swin.ts); models whose plan it cannot build simply do not get them
+  try {
+    const g = stripQdq(rawQdqGraphOf(loadModel(encodeModel(m)))!);
+    const cb = Math.min(batch, opts.samples);
+    const x = normalizedImages(ds, 0, Math.floor(opts.samples / cb) * cb, norm.mean, norm.std);
+    const ranges = calibratePlanRanges(g, x, [1, ds.height, ds.width], cb, opts.threads ?? 1);
+    setMetadata(m, { [SWIN_RANGES_KEY]: JSON.stringify(ranges.map(([lo, hi]) => [Math.fround(lo), Math.fround(hi)])) });
+  } catch {
+    // not plan-compilable by swinq (the file still runs by simulation or the chain lowering)
+  }
   try {
     fs.writeFileSync(opts.out, encodeModel(m));
   } catch (e) {

@@ -9,7 +9,9 @@
 import fs from 'node:fs';
 import { native, type PlanDescJS, type PlanOpDesc, type PlanTensorDesc } from '../native.js';
 import { DType, OP_NAMES, OpKind, Storage } from '../plan/ops.js';
-import { qdqSourceOf } from './qdq-sim.js';
+import { qdqSourceOf, rawQdqGraphOf } from './qdq-sim.js';
+import { lowerSwinInt, stripQdq, SWIN_RANGES_KEY } from './lower-swin.js';
+import type { Graph } from '../ir/graph.js';
 import { decodeModel, type ModelProto } from './qdq-writer.js';
 
 export type IntLowering = { ok: true; desc: PlanDescJS; outputDims: number[] } | { ok: false; reason: string };
@@ -235,6 +237,22 @@ export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[],
 // ---- InferenceSession hook: a QDQ graph remembers its file bytes (qdq-sim), and each plan compile
 // first tries the integer-only lowering; Swin-shaped graphs still fall back to the fp32 simulation.
 const lastReason = new WeakMap<object, string>();
+const warned = new WeakSet<object>();
+const stripped = new WeakMap<object, Graph>();
+function swinLowering(graph: Graph, dims: number[]): IntLowering | undefined {
+  const meta = graph.metadata?.[SWIN_RANGES_KEY];
+  if (!meta) return undefined;
+  let ranges: number[][];
+  try { ranges = JSON.parse(meta); } catch { return { ok: false, reason: `${graph.source}: metadata ${SWIN_RANGES_KEY} is not valid JSON` }; }
+  if (!Array.isArray(ranges) || ranges.some((x) => !Array.isArray(x) || x.length !== 2 || x.some((v) => typeof v !== 'number'))) {
+    return { ok: false, reason: `${graph.source}: metadata ${SWIN_RANGES_KEY} must be a list of [min, max] pairs` };
+  }
+  try {
+    let g = stripped.get(graph);
+    if (!g) { const raw = rawQdqGraphOf(graph); if (!raw) return undefined; g = stripQdq(raw); stripped.set(graph, g); }
+    return lowerSwinInt(g, dims, ranges);
+  } catch (e) { return { ok: false, reason: `${graph.source}: ${(e as Error).message}` }; }
+}
 /** Why the last integer-only lowering of this graph fell back (undefined if it did not). */
 export function intLoweringFallback(graph: object): string | undefined { return lastReason.get(graph); }
 
@@ -246,7 +264,16 @@ export function compileQdqInt(graph: object, inputDims: Record<string, number[]>
   if (!bytes || process.env.SWINQ_QDQ === 'simulate') return undefined;
   const dims = Object.values(inputDims);
   if (dims.length !== 1) return undefined;
-  const r = lowerQdqToIntPlan(bytes, dims[0], (graph as { source?: string }).source);
+  let r: IntLowering = lowerQdqToIntPlan(bytes, dims[0], (graph as { source?: string }).source);
+  if (!r.ok) {
+    // Swin-shaped graphs: the plan-level lowering (src/quant/lower-swin.ts), with the per-plan-op
+    // ranges swinq calibrate stores in the file's metadata
+    const sw = swinLowering(graph as Graph, dims[0]);
+    if (sw && !sw.ok) {
+      if (!warned.has(graph)) { warned.add(graph); process.stderr.write(`swinq: no integer-only plan, running the fp32 simulation of the QDQ file: ${sw.reason}\n`); }
+      r = { ok: false, reason: `${r.reason}; ${sw.reason}` };
+    } else if (sw) r = sw;
+  }
   if (!r.ok) { lastReason.set(graph, r.reason); return undefined; }
   lastReason.delete(graph);
   const opCounts: Record<string, number> = {};

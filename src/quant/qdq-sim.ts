@@ -8,6 +8,9 @@ import { makeConst, type ConstTensor, type Graph, type Node } from '../ir/graph.
 // simulated graph → the QDQ file's bytes (for the integer-only lowering, src/quant/lower-int.ts)
 const qdqBytes = new WeakMap<object, Uint8Array>();
 export function qdqSourceOf(graph: object): Uint8Array | undefined { return qdqBytes.get(graph); }
+// simulated graph → the graph as loaded, Q/DQ nodes intact (for the integer-only Swin lowering)
+const rawGraphs = new WeakMap<object, Graph>();
+export function rawQdqGraphOf(graph: object): Graph | undefined { return rawGraphs.get(graph); }
 
 const QRANGE: Record<string, [number, number]> = { uint8: [0, 255], int8: [-128, 127], int16: [-32768, 32767], int32: [-(2 ** 31), 2 ** 31 - 1] };
 
@@ -100,5 +103,6 @@ export function simulateQdq(g: Graph, bytes?: Uint8Array): Graph {
   }
   const sim = { ...g, nodes, initializers: inits };
   if (bytes) qdqBytes.set(sim, bytes);
+  rawGraphs.set(sim, g);
   return sim;
 }

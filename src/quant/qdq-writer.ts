@@ -165,8 +165,13 @@ export function writeQdq(
   }
   g.node = nodes;
   g.initializer = [...keep, ...newInits];
+  setMetadata(m, metadata);
+  m.producerName = 'swinq calibrate';
+}
+
+/** Sets (replaces) metadata_props entries. */
+export function setMetadata(m: ModelProto, metadata: Record<string, string>): void {
   const props = (m.metadataProps ?? []).filter((p: NodeProto) => !(p.key in metadata));
   for (const [key, value] of Object.entries(metadata)) props.push(onnx.StringStringEntryProto.create({ key, value }));
   m.metadataProps = props;
-  m.producerName = 'swinq calibrate';
 }

@@ -1,0 +1,304 @@
+// Integer-only Swin at the PLAN level: the QDQ graph with its activation Q→DQ pairs removed (weights
+// stay the file's int8 codes, folded to float exactly) is compiled by the fp32 compiler; a calibration
+// plan exposes every op output so each fp32 plan tensor gets a range; then every fp32 op is rewritten:
+// index_map stays (on u8/i16 codes), linear → linear_q (GELU as a 256-entry table epilogue, residual add
+// → add_q on an int16 residual stream), layernorm → layernorm_q, matmul → matmul_q (q·kᵀ to int32),
+// softmax → softmax_q (bias table scaled to the logit scale), reduce mean → avgpool_q, a quantize at the
+// input and a dequantize at the output. Ranges are keyed by plan op index (batch-independent).
+// Activation scales are re-derived from these plan ranges, not read from the file's Q/DQ scales.
+import type { Graph, DT } from '../ir/graph.js';
+import { numel } from '../ir/graph.js';
+import { specialize } from '../passes/specialize.js';
+import { fuse } from '../passes/fuse.js';
+import { lower, type Lowered, type PT, type POp } from '../compile/lower.js';
+import { emitPlan } from '../compile/plan.js';
+import { native, type PlanDescJS } from '../native.js';
+import { simulateQdq } from './qdq-sim.js';
+
+/** The QDQ graph (as loaded, Q/DQ intact) with activation Q→DQ pairs replaced by Identity. */
+export function stripQdq(raw: Graph): Graph {
+  const qIn = new Map<string, string>();
+  const nodes = [];
+  for (const n of raw.nodes) {
+    if (n.opType === 'QuantizeLinear' && !raw.initializers.has(n.inputs[0])) { qIn.set(n.outputs[0], n.inputs[0]); continue; }
+    if (n.opType === 'DequantizeLinear' && qIn.has(n.inputs[0])) {
+      nodes.push({ name: n.name, opType: 'Identity', domain: '', inputs: [qIn.get(n.inputs[0])!], outputs: [...n.outputs], attrs: {} });
+      continue;
+    }
+    nodes.push(n);
+  }
+  return simulateQdq({ ...raw, nodes });
+}
+
+export function lowerFp32(g: Graph, dims: number[]): Lowered {
+  const s = specialize(g, { [g.inputs[0].name]: dims });
+  return lower(s, fuse(s), g.opset);
+}
+
+const rootOf = (T: PT[], t: number) => { let r = t; while (T[r].aliasOf !== undefined) r = T[r].aliasOf!; return r; };
+
+/** Per plan op: [min, max] of its output over the images (run through a plan exposing every op output). */
+export function calibratePlanRanges(g: Graph, images: Float32Array, itemDims: number[], batch: number, threads = 1): number[][] {
+  const l = lowerFp32(g, [batch, ...itemDims]);
+  const T = l.tensors.map((t) => ({ ...t }));
+  const outs = [...l.outputs];
+  const opOut: number[] = [];
+  l.ops.forEach((op) => {
+    const r = rootOf(T, op.outputs[0]);
+    if (T[r].kind === 'arena') {
+      const offsetAlias = T.some((t, i) => t.aliasOf !== undefined && rootOf(T, i) === r && (t.aliasElemOffset ?? 0) !== 0);
+      if (!offsetAlias) { T[r].kind = 'output'; T[r].index = outs.length; outs.push(r); }
+    }
+    opOut.push(T[r].kind === 'output' ? outs.indexOf(r) : -1);
+  });
+  const { stats: _s, ...desc } = emitPlan({ tensors: T, ops: l.ops, inputs: l.inputs, outputs: outs });
+  const plan = native.createPlan!(desc, { threads });
+  const bufs = outs.map((r) => new Float32Array(numel(T[r].dims)));
+  const ranges = l.ops.map(() => [Infinity, -Infinity]);
+  const per = numel(itemDims);
+  const n = Math.floor(images.length / per / batch);
+  if (n < 1) throw new Error(`calibratePlanRanges: need at least ${batch} images`);
+  try {
+    for (let b = 0; b < n; b++) {
+      plan.run([images.subarray(b * batch * per, (b + 1) * batch * per)], bufs);
+      opOut.forEach((o, k) => {
+        if (o < 0) return;
+        const d = bufs[o];
+        let lo = ranges[k][0], hi = ranges[k][1];
+        for (let i = 0; i < d.length; i++) { const v = d[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
+        ranges[k] = [lo, hi];
+      });
+    }
+  } finally { plan.release(); }
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < n * batch * per; i++) { const v = images[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
+  ranges.push([lo, hi]); // last entry: the graph input
+  return ranges;
+}
+
+/** metadata key of the per-plan-op ranges (JSON [[min, max], …], last entry the graph input) */
+export const SWIN_RANGES_KEY = 'swinq.int.ranges';
+
+export type SwinIntResult = { ok: true; desc: PlanDescJS; outputDims: number[] } | { ok: false; reason: string };
+
+const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
+function erf(x: number): number {
+  // Abramowitz–Stegun 7.1.26 is too coarse at 1e-7; use a series/continued fraction via Math
+  const t = 1 / (1 + 0.5 * Math.abs(x));
+  const y = 1 - t * Math.exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? y : -y;
+}
+
+/** Rewrites the fp32 Swin plan (for inputDims) into integer ops using the per-op ranges. */
+export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][]): SwinIntResult {
+  const l = lowerFp32(g, inputDims);
+  const T = l.tensors;
+  const fail = (op: POp | undefined, why: string): SwinIntResult => ({ ok: false, reason: `${g.source}: ${op ? `plan op '${op.kind}' (${op.name}): ` : ''}${why}` });
+  if (ranges.length !== l.ops.length + 1) return fail(undefined, `ranges are for ${ranges.length - 1} plan ops, the plan has ${l.ops.length}`);
+  if (l.inputs.length !== 1 || l.outputs.length !== 1) return fail(undefined, 'needs one input and one output');
+  const producer = new Map<number, number>();
+  l.ops.forEach((op, k) => producer.set(rootOf(T, op.outputs[0]), k));
+  const rangeOf = (t: number): number[] => { const r = rootOf(T, t); return T[r].kind === 'input' ? ranges[ranges.length - 1] : ranges[producer.get(r)!]; };
+  // what each root must be stored as, from its consumers (through index_map)
+  const need = new Map<number, Set<string>>();
+  const use = (t: number, w: string) => { const r = rootOf(T, t); if (!need.has(r)) need.set(r, new Set()); need.get(r)!.add(w); };
+  for (let k = l.ops.length - 1; k >= 0; k--) {
+    const op = l.ops[k];
+    const o = rootOf(T, op.outputs[0]);
+    if (T[o].kind === 'output') use(o, 'out');
+    switch (op.kind) {
+      case 'linear': use(op.inputs[0], 'u8'); if (op.inputs[3] >= 0) use(op.inputs[3], 'i16'); break;
+      case 'layernorm': use(op.inputs[0], 'i16'); break;
+      case 'matmul': use(op.inputs[0], 'u8'); use(op.inputs[1], 'u8'); break;
+      case 'softmax': use(op.inputs[0], 'i32'); break;
+      case 'reduce': use(op.inputs[0], 'any'); break;
+      case 'index_map': for (const w of need.get(o) ?? []) use(op.inputs[0], w); break;
+      case 'unary': if (op.ints[0] === 23 && op.floats[0] > 0 && op.floats[1] === 0) { for (const w of need.get(o) ?? []) use(op.inputs[0], w); break; }
+        return fail(op, 'only a positive scale (p0·x) is lowered');
+      default: return fail(op, 'no integer counterpart');
+    }
+  }
+  const dtypeFor = (t: number, op: POp): DT | string => {
+    const s = new Set(need.get(rootOf(T, t)) ?? []);
+    s.delete('any');
+    if (s.size === 0) return 'uint8';
+    if (s.size > 1) return `consumers need ${[...s].join(' and ')}`;
+    const w = [...s][0];
+    return w === 'u8' ? 'uint8' : w === 'i16' ? 'int16' : w === 'i32' ? 'int32' : w === 'out' ? 'float32' : `unknown need ${w} (${op.name})`;
+  };
+
+  interface Q { id: number; dtype: DT; scale: number; zp: number }
+  const NT: PT[] = [];
+  const NO: POp[] = [];
+  const map = new Map<number, Q>();
+  const add = (t: PT) => { NT.push(t); return NT.length - 1; };
+  const cnst = (dtype: DT, dims: number[], vals: ArrayLike<number>) => add({ dtype, dims, kind: 'const', data: { dtype, dims, data: Float64Array.from(vals) } });
+  const qOf = (t: number): Q | undefined => {
+    const r = rootOf(T, t);
+    const q = map.get(r);
+    if (!q) return undefined;
+    if (r === t) return q;
+    let off = 0; let x = t; while (T[x].aliasOf !== undefined) { off += T[x].aliasElemOffset ?? 0; x = T[x].aliasOf!; }
+    if (off !== 0) return undefined;
+    return { ...q, id: add({ dtype: q.dtype, dims: [...T[t].dims], kind: 'arena', aliasOf: q.id, aliasElemOffset: 0 }) };
+  };
+  const u8Params = (rg: number[]) => {
+    const lo = Math.min(rg[0], 0), hi = Math.max(rg[1], 0);
+    const scale = Math.max(hi - lo, 1e-8) / 255;
+    return { scale, zp: Math.max(0, Math.min(255, Math.round(-lo / scale))) };
+  };
+  const i16Scale = (rg: number[]) => Math.max(Math.abs(rg[0]), Math.abs(rg[1]), 1e-6) * 2 / 32767;
+  const mulShift = (ratios: number[]) => {
+    const m = ratios.map((r) => native.qQuantizeMultiplier(r));
+    return [cnst('int32', [m.length], m.map((x) => x.mult)), cnst('int32', [m.length], m.map((x) => x.shift))];
+  };
+
+  // input: quantize to uint8
+  const inT = l.inputs[0];
+  const inId = add({ dtype: 'float32', dims: [...T[inT].dims], kind: 'input', index: 0 });
+  {
+    const p = u8Params(ranges[ranges.length - 1]);
+    const y = add({ dtype: 'uint8', dims: [...T[inT].dims], kind: 'arena' });
+    NO.push({ kind: 'quantize', inputs: [inId], outputs: [y], ints: [p.zp], floats: [p.scale], name: 'input (quantize)' });
+    map.set(rootOf(T, inT), { id: y, dtype: 'uint8', scale: p.scale, zp: p.zp });
+  }
+  let outDims: number[] = [];
+  for (const op of l.ops) {
+    const o = op.outputs[0];
+    const want = dtypeFor(o, op);
+    const arena = (dtype: DT) => add({ dtype, dims: [...T[o].dims], kind: 'arena' });
+    const x = qOf(op.inputs[0]);
+    if (!x) return fail(op, 'input has no integer value (or is an offset view)');
+    if (op.kind === 'index_map') {
+      const idx = T[op.inputs[1]];
+      if (x.zp !== 0 && Array.from(idx.data!.data).some((v) => v < 0)) return fail(op, 'padding (negative index) on codes with a nonzero zero point');
+      const y = arena(x.dtype);
+      NO.push({ ...op, inputs: [x.id, cnst('int32', [...idx.dims], idx.data!.data)], outputs: [y] });
+      map.set(rootOf(T, o), { ...x, id: y });
+      continue;
+    }
+    if (op.kind === 'unary') {
+      // p0·x: the same codes at scale p0·s (checked in the consumer analysis)
+      map.set(rootOf(T, o), { ...x, scale: x.scale * op.floats[0] });
+      continue;
+    }
+    if (op.kind === 'linear') {
+      const [M, K, N, act] = op.ints;
+      if (x.dtype !== 'uint8') return fail(op, `x is ${x.dtype}, needs uint8`);
+      if (act !== 0 && act !== 2 && act !== 1) return fail(op, `activation ${act} is not lowered`);
+      const w = T[op.inputs[1]].data!.data;
+      const ws = new Float64Array(N);
+      for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) ws[n] = Math.max(ws[n], Math.abs(w[k * N + n]));
+      for (let n = 0; n < N; n++) ws[n] = ws[n] > 0 ? ws[n] / 127 : 1;
+      const wq = new Float64Array(K * N);
+      for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) wq[k * N + n] = Math.max(-127, Math.min(127, Math.round(w[k * N + n] / ws[n])));
+      const acc = Array.from(ws, (s) => s * x.scale);
+      const b = op.inputs[2] >= 0 ? T[op.inputs[2]].data!.data : new Float64Array(N);
+      const bias = Array.from(acc, (s, n) => Math.max(-(2 ** 31) + 1, Math.min(2 ** 31 - 1, Math.round(b[n] / s))));
+      const ins = [x.id, cnst('int8', [K, N], wq), cnst('int32', [N], bias)];
+      const rg = rangeOf(o);
+      const res = op.inputs[3] >= 0 ? qOf(op.inputs[3]) : undefined;
+      if (op.inputs[3] >= 0 && (!res || res.dtype !== 'int16')) return fail(op, 'residual is not on the int16 stream');
+      if (want === 'float32') {
+        if (act !== 0 || res) return fail(op, 'activation/residual on the float output');
+        const acc32 = arena('int32');
+        NO.push({ kind: 'linear_q', inputs: ins, outputs: [acc32], ints: [M, K, N, x.zp, 0, 0, 0, 255], floats: [], name: op.name });
+        const y = add({ dtype: 'float32', dims: [...T[o].dims], kind: 'output', index: 0 });
+        NO.push({ kind: 'dequantize', inputs: [acc32, cnst('float32', [N], acc)], outputs: [y], ints: [0], floats: [1], name: `${op.name} (dequantize)` });
+        outDims = [...T[o].dims];
+        continue;
+      }
+      if (want === 'uint8') {
+        if (res) return fail(op, 'residual output must be int16');
+        if (act === 2) {
+          // GELU: requantize the pre-activation to uint8, a table maps each code to the output's code
+          const hi = Math.max(rg[1], 1e-3);
+          const pre = u8Params([-Math.min(4, hi), hi]);
+          const post = u8Params(rg);
+          const table = Array.from({ length: 256 }, (_, c) => Math.max(0, Math.min(255, Math.round(gelu((c - pre.zp) * pre.scale) / post.scale) + post.zp)));
+          const y = arena('uint8');
+          NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((s) => s / pre.scale)), cnst('uint8', [256], table)], outputs: [y], ints: [M, K, N, x.zp, 0, pre.zp, 0, 255], floats: [], name: op.name });
+          map.set(rootOf(T, o), { id: y, dtype: 'uint8', scale: post.scale, zp: post.zp });
+          continue;
+        }
+        const p = u8Params(rg);
+        const y = arena('uint8');
+        NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((s) => s / p.scale))], outputs: [y], ints: [M, K, N, x.zp, 0, p.zp, act === 1 ? 1 : 0, 255], floats: [], name: op.name });
+        map.set(rootOf(T, o), { id: y, dtype: 'uint8', ...p });
+        continue;
+      }
+      if (want !== 'int16') return fail(op, String(want));
+      if (act !== 0) return fail(op, 'activation into the int16 stream');
+      const s = i16Scale(rg);
+      const lin = arena('int16');
+      NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((a) => a / s))], outputs: [lin], ints: [M, K, N, x.zp, 0, 0, 0, 255], floats: [], name: op.name });
+      if (!res) { map.set(rootOf(T, o), { id: lin, dtype: 'int16', scale: s, zp: 0 }); continue; }
+      const y = arena('int16');
+      NO.push({ kind: 'add_q', inputs: [res.id, lin], outputs: [y], ints: [0, 0, 0], floats: [res.scale, s, s], name: `${op.name} (residual)` });
+      map.set(rootOf(T, o), { id: y, dtype: 'int16', scale: s, zp: 0 });
+      continue;
+    }
+    if (op.kind === 'layernorm') {
+      const [rows, D] = op.ints;
+      if (x.dtype !== 'int16' && x.dtype !== 'int8') return fail(op, `x is ${x.dtype}, needs int8/int16`);
+      const gm = op.inputs[1] >= 0 ? cnst('float32', [D], T[op.inputs[1]].data!.data) : -1;
+      const bt = op.inputs[2] >= 0 ? cnst('float32', [D], T[op.inputs[2]].data!.data) : -1;
+      const rg = rangeOf(o);
+      let q: Q;
+      if (want === 'uint8') { const p = u8Params(rg); q = { id: arena('uint8'), dtype: 'uint8', ...p }; }
+      else if (want === 'int16') q = { id: arena('int16'), dtype: 'int16', scale: i16Scale(rg), zp: 0 };
+      else return fail(op, String(want));
+      NO.push({ kind: 'layernorm_q', inputs: [x.id, gm, bt], outputs: [q.id], ints: [rows, D, q.zp], floats: [q.scale], name: op.name });
+      map.set(rootOf(T, o), q);
+      continue;
+    }
+    if (op.kind === 'matmul') {
+      const b = qOf(op.inputs[1]);
+      if (!b || x.dtype !== 'uint8' || b.dtype !== 'uint8') return fail(op, 'operands must be uint8');
+      const alpha = op.floats[0];
+      const ints = op.ints.slice(0, 7);
+      if (want === 'int32') {
+        const y = arena('int32');
+        NO.push({ kind: 'matmul_q', inputs: [x.id, b.id, -1, -1], outputs: [y], ints: [...ints, x.zp, b.zp, 0], floats: [], name: op.name });
+        map.set(rootOf(T, o), { id: y, dtype: 'int32', scale: alpha * x.scale * b.scale, zp: 0 });
+        continue;
+      }
+      if (want !== 'uint8') return fail(op, String(want));
+      const p = u8Params(rangeOf(o));
+      const y = arena('uint8');
+      NO.push({ kind: 'matmul_q', inputs: [x.id, b.id, ...mulShift([alpha * x.scale * b.scale / p.scale])], outputs: [y], ints: [...ints, x.zp, b.zp, p.zp], floats: [], name: op.name });
+      map.set(rootOf(T, o), { id: y, dtype: 'uint8', ...p });
+      continue;
+    }
+    if (op.kind === 'softmax') {
+      const [rows, D, brows] = op.ints;
+      if (x.dtype !== 'int32') return fail(op, 'logits must be int32 (from matmul_q)');
+      let table = -1;
+      if (op.inputs[1] >= 0) {
+        const bias = T[op.inputs[1]].data!.data;
+        table = cnst('int32', [brows, D], Array.from(bias, (v) => Math.max(-(2 ** 31) + 1, Math.min(2 ** 31 - 1, Math.round(v / x.scale)))));
+      }
+      const y = arena('uint8');
+      NO.push({ kind: 'softmax_q', inputs: [x.id, table], outputs: [y], ints: [rows, D, table >= 0 ? brows : 0], floats: [x.scale], name: op.name });
+      map.set(rootOf(T, o), { id: y, dtype: 'uint8', scale: 1 / 256, zp: 0 });
+      continue;
+    }
+    if (op.kind === 'reduce') {
+      const [outer, red, inner, rop] = op.ints;
+      if (rop !== 0) return fail(op, 'only mean is lowered');
+      if (x.dtype === 'int16' && x.zp !== 0) return fail(op, 'int16 input needs zero point 0');
+      if (want !== 'uint8') return fail(op, String(want));
+      const p = u8Params(rangeOf(o));
+      const y = arena('uint8');
+      NO.push({ kind: 'avgpool_q', inputs: [x.id], outputs: [y], ints: [outer, red, inner, x.zp, p.zp], floats: [x.scale, p.scale], name: op.name });
+      map.set(rootOf(T, o), { id: y, dtype: 'uint8', ...p });
+      continue;
+    }
+    return fail(op, 'no integer counterpart');
+  }
+  if (!outDims.length) return fail(undefined, 'the output is not produced by a quantized linear');
+  const outId = NT.findIndex((t) => t.kind === 'output');
+  const { stats: _s, ...desc } = emitPlan({ tensors: NT, ops: NO, inputs: [inId], outputs: [outId] });
+  return { ok: true, desc, outputDims: outDims };
+}

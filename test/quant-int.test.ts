@@ -1,0 +1,157 @@
+// Integer-only micro-Swin from our QDQ file (src/quant/lower-swin.ts): the plan has no f32 tensor
+// between the input quantize and the output dequantize, accuracy on 1,000 test images is within
+// 0.3 pp of fp32, and outputs are bit-identical across runs, 1/2 threads and batch sizes.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { native, type PlanDescJS } from '../src/native.js';
+import { loadModel } from '../src/onnx/load.js';
+import { loadLabelledImages, normalizedImages } from '../src/io/idx.js';
+import { calibrate } from '../src/quant/calibrate.js';
+import { rawQdqGraphOf } from '../src/quant/qdq-sim.js';
+import { calibratePlanRanges, lowerFp32, lowerSwinInt, stripQdq } from '../src/quant/lower-swin.js';
+import { emitPlan } from '../src/compile/plan.js';
+import { OP_NAMES, DType, Storage } from '../src/plan/ops.js';
+import type { Graph } from '../src/ir/graph.js';
+import { InferenceSession, Tensor } from '../src/index.js';
+import { decodeModel, encodeModel, setMetadata } from '../src/quant/qdq-writer.js';
+import { SWIN_RANGES_KEY } from '../src/quant/lower-swin.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const shared = path.resolve(root, '..', 'shared');
+const MODEL = path.join(shared, 'models', 'swin-micro-fmnist.onnx');
+const DATA = path.join(shared, 'data', 'fashion-mnist');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'swinq-quant-int-'));
+const Q = path.join(tmp, 'q.onnx');
+const N = 1000;
+const B = 100;
+
+const argmax = (y: ArrayLike<number>, r: number) => { let b = 0; for (let k = 1; k < 10; k++) if (y[r * 10 + k] > y[r * 10 + b]) b = k; return b; };
+
+function runPlan(desc: PlanDescJS, x: Float32Array, batch: number, threads: number): Float32Array {
+  const p = native.createPlan!(desc, { threads });
+  const out = new Float32Array(N * 10);
+  try {
+    for (let b = 0; b < x.length / 784 / batch; b++) {
+      const y = new Float32Array(batch * 10);
+      p.run([x.subarray(b * batch * 784, (b + 1) * batch * 784)], [y]);
+      out.set(y, b * batch * 10);
+    }
+  } finally { p.release(); }
+  return out.subarray(0, (x.length / 784) * 10);
+}
+
+describe('integer-only micro-Swin', () => {
+  let g: Graph;
+  let ranges: number[][];
+  let x: Float32Array;
+  let labels: Uint8Array;
+  beforeAll(async () => {
+    if (!fs.existsSync(MODEL) || !fs.existsSync(DATA)) {
+      throw new Error(`shared models/data not found at ${shared} (expected ../shared relative to the repo root, with models/swin-micro-fmnist.onnx and data/fashion-mnist/)`);
+    }
+    await calibrate(MODEL, { data: DATA, samples: 64, method: 'minmax', out: Q, threads: 1 });
+    const raw = rawQdqGraphOf(loadModel(Q));
+    if (!raw) throw new Error('QDQ file was not recognised');
+    g = stripQdq(raw);
+    const train = loadLabelledImages(DATA, 'train');
+    ranges = calibratePlanRanges(g, normalizedImages(train, 0, 512, 0.286, 0.353), [1, 28, 28], 32);
+    const ds = loadLabelledImages(DATA, 'test');
+    x = normalizedImages(ds, 0, N, 0.286, 0.353);
+    labels = ds.labels.subarray(0, N);
+  }, 120_000);
+
+  it('plan: quantize first, dequantize last, no f32 tensor in between', () => {
+    const r = lowerSwinInt(g, [B, 1, 28, 28], ranges);
+    if (!r.ok) throw new Error(r.reason);
+    const ops = r.desc.ops.map((o) => OP_NAMES[o.kind]);
+    expect(ops[0]).toBe('quantize');
+    expect(ops[ops.length - 1]).toBe('dequantize');
+    for (const k of ['linear_q', 'matmul_q', 'softmax_q', 'layernorm_q', 'add_q', 'avgpool_q', 'index_map']) expect(ops).toContain(k);
+    for (const k of ['linear', 'matmul', 'softmax', 'layernorm', 'reduce', 'binary', 'unary']) expect(ops).not.toContain(k);
+    const T = r.desc.tensors;
+    for (const o of r.desc.ops.slice(1, -1)) {
+      for (const t of [...o.inputs, ...o.outputs]) {
+        if (t < 0 || T[t].storage === Storage.constant) continue;
+        expect(T[t].dtype, `op ${OP_NAMES[o.kind]} '${o.name}' tensor ${t}`).not.toBe(DType.f32);
+      }
+    }
+    expect(r.desc.ops[0].outputs.every((t) => T[t].dtype === DType.u8)).toBe(true);
+  });
+
+  it('accuracy on 1,000 test images within 0.3 pp of fp32', () => {
+    const r = lowerSwinInt(g, [B, 1, 28, 28], ranges);
+    if (!r.ok) throw new Error(r.reason);
+    const yi = runPlan(r.desc, x, B, 2);
+    const { stats: _s, ...fdesc } = emitPlan(lowerFp32(loadModel(MODEL), [B, 1, 28, 28]));
+    const yf = runPlan(fdesc, x, B, 2);
+    const acc = (y: ArrayLike<number>) => { let ok = 0; for (let i = 0; i < N; i++) if (argmax(y, i) === labels[i]) ok++; return ok / N; };
+    const ai = acc(yi), af = acc(yf);
+    console.log(`integer-only ${ai.toFixed(4)} fp32 ${af.toFixed(4)} (${N} test images)`);
+    expect(af).toBeGreaterThan(0.8);
+    expect(Math.abs(ai - af)).toBeLessThanOrEqual(0.003 + 1e-9);
+    let diff = 0;
+    for (let i = 0; i < yf.length; i++) diff = Math.max(diff, Math.abs(yf[i] - yi[i]));
+    expect(diff).toBeGreaterThan(1e-3); // really a different computation
+  });
+
+  it('bit-identical across runs, 1/2 threads, batch 1 vs batch 16, scalar vs AVX2', () => {
+    const xb = x.subarray(0, 16 * 784);
+    const r16 = lowerSwinInt(g, [16, 1, 28, 28], ranges);
+    const r1 = lowerSwinInt(g, [1, 1, 28, 28], ranges);
+    if (!r16.ok || !r1.ok) throw new Error('lowering failed');
+    const before = native.activeIsa();
+    const outs: Float32Array[] = [];
+    try {
+      for (const isa of native.cpuFeatures().avx2 ? ['avx2', 'scalar'] as const : ['scalar'] as const) {
+        native.setIsa(isa);
+        for (const threads of [1, 2]) {
+          outs.push(runPlan(r16.desc, xb, 16, threads), runPlan(r16.desc, xb, 16, threads));
+          outs.push(runPlan(r1.desc, xb, 1, threads));
+        }
+      }
+    } finally { native.setIsa(before); }
+    expect(outs[0].length).toBe(160);
+    for (const o of outs.slice(1)) expect(Buffer.from(o.buffer, o.byteOffset, o.byteLength).equals(Buffer.from(outs[0].buffer, outs[0].byteOffset, outs[0].byteLength))).toBe(true);
+  });
+
+  it('ops it cannot lower are named', () => {
+    const bad = ranges.slice(0, -2);
+    const r = lowerSwinInt(g, [1, 1, 28, 28], bad);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toMatch(/ranges are for \d+ plan ops, the plan has \d+/);
+  });
+
+  it('InferenceSession on the calibrated file runs the integer-only plan (ranges from its metadata)', async () => {
+    const s = await InferenceSession.create(Q, { threads: 1 });
+    try {
+      expect(JSON.parse(s.metadata[SWIN_RANGES_KEY]).length).toBe(ranges.length);
+      const st = s.planStats({ input: [4, 1, 28, 28] });
+      expect(st.opCounts.softmax_q).toBe(4);
+      expect(st.opCounts.linear ?? 0).toBe(0);
+      expect(st.opCounts.binary ?? 0).toBe(0);
+      const y = (await s.run({ input: new Tensor('float32', x.subarray(0, 4 * 784), [4, 1, 28, 28]) })).logits.data as Float32Array;
+      const r = lowerSwinInt(g, [4, 1, 28, 28], JSON.parse(s.metadata[SWIN_RANGES_KEY]));
+      if (!r.ok) throw new Error(r.reason);
+      expect(Array.from(y)).toEqual(Array.from(runPlan(r.desc, x.subarray(0, 4 * 784), 4, 1)));
+    } finally { s.release(); }
+  });
+
+  it('bad ranges in the metadata: fp32 simulation with a note naming the problem', async () => {
+    const m = decodeModel(fs.readFileSync(Q), Q);
+    setMetadata(m, { [SWIN_RANGES_KEY]: '[[0, 1]]' });
+    const bad = path.join(tmp, 'bad.onnx');
+    fs.writeFileSync(bad, encodeModel(m));
+    const s = await InferenceSession.create(bad, { threads: 1 });
+    const writes: string[] = [];
+    const orig = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((c: string) => { writes.push(String(c)); return true; }) as typeof process.stderr.write;
+    try {
+      const st = s.planStats({ input: [1, 1, 28, 28] });
+      expect(st.opCounts.linear).toBeGreaterThan(0);
+    } finally { process.stderr.write = orig; s.release(); }
+    expect(writes.join('')).toMatch(/fp32 simulation.*ranges are for 0 plan ops/);
+  });
+});
