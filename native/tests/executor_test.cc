@@ -10,17 +10,11 @@
 #include <string>
 
 #include "swinq/executor.h"
+#include "test_check.h"
 
 using namespace swinq;
+using swinq_test::failures;
 
-static int failures = 0;
-#define CHECK(cond)                                                         \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                           \
-    }                                                                       \
-  } while (0)
 
 static TensorDesc T(DType dt, std::initializer_list<int64_t> dims, Storage s, int64_t off) {
   TensorDesc t;

@@ -12,19 +12,11 @@
 
 #include "swinq/cpu.h"
 #include "swinq/fewbit.h"
+#include "test_check.h"
 
 using namespace swinq;
+using swinq_test::failures;
 
-static int failures = 0;
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    if (!(cond)) {                                        \
-      std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::fprintf(stderr, __VA_ARGS__);                  \
-      std::fprintf(stderr, "\n");                         \
-      ++failures;                                         \
-    }                                                     \
-  } while (0)
 
 // All placements of k-1 borders on the inner points of an n-cell grid; J with optimal levels.
 static double brute_force(const std::string& fn, int bits, const FewbitOptions& o, std::vector<double>* best_b) {

@@ -11,11 +11,12 @@
 #include "swinq/cpu.h"
 #include "swinq/kernels_f32.h"
 #include "swinq/threadpool.h"
+#include "test_check.h"
 
 using namespace swinq;
+using swinq_test::failures;
 using namespace swinq::f32;
 
-static int failures = 0;
 
 static std::vector<float> rnd(size_t n, unsigned seed, float lo = -2, float hi = 2) {
   std::mt19937 g(seed);

@@ -14,22 +14,12 @@
 
 #include "swinq/qkernels.h"
 #include "swinq/threadpool.h"
+#include "test_check.h"
 
 using namespace swinq;
+using swinq_test::failures;
 using namespace swinq::q;
 
-static int failures = 0;
-#define EXPECT(cond, ...)                                                   \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      ++failures;                                                           \
-      if (failures < 30) {                                                  \
-        std::fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        std::fprintf(stderr, __VA_ARGS__);                                  \
-        std::fprintf(stderr, "\n");                                         \
-      }                                                                     \
-    }                                                                       \
-  } while (0)
 
 static std::mt19937_64 rng(777);
 static int64_t rnd(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
