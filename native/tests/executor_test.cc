@@ -10,33 +10,13 @@
 #include <string>
 
 #include "swinq/executor.h"
+#include "plan_builders.h"
 #include "test_check.h"
 
 using namespace swinq;
 using swinq_test::failures;
 
 
-static TensorDesc T(DType dt, std::initializer_list<int64_t> dims, Storage s, int64_t off) {
-  TensorDesc t;
-  t.dtype = dt;
-  t.rank = (int32_t)dims.size();
-  int k = 0;
-  for (int64_t d : dims) t.dims[k++] = d;
-  t.storage = s;
-  t.offset = off;
-  return t;
-}
-static OpDesc Op(OpKind k, std::vector<int32_t> in, std::vector<int32_t> out, std::vector<int64_t> ints,
-                 std::vector<float> floats = {}, std::string name = "node") {
-  OpDesc o;
-  o.kind = k;
-  o.inputs = std::move(in);
-  o.outputs = std::move(out);
-  o.ints = std::move(ints);
-  o.floats = std::move(floats);
-  o.name = std::move(name);
-  return o;
-}
 
 // A valid linear plan: x[M,K] input, w const, bias const, y output.
 static PlanDesc linear_plan(int64_t M, int64_t K, int64_t N) {
