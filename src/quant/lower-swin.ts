@@ -91,7 +91,7 @@ function erf(x: number): number {
 }
 
 /** Rewrites the fp32 Swin plan (for inputDims) into integer ops using the per-op ranges. */
-export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][]): SwinIntResult {
+export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], opts: { geluLevels?: number } = {}): SwinIntResult {
   const l = lowerFp32(g, inputDims);
   const T = l.tensors;
   const fail = (op: POp | undefined, why: string): SwinIntResult => ({ ok: false, reason: `${g.source}: ${op ? `plan op '${op.kind}' (${op.name}): ` : ''}${why}` });
@@ -128,7 +128,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][]):
     return w === 'u8' ? 'uint8' : w === 'i16' ? 'int16' : w === 'i32' ? 'int32' : w === 'out' ? 'float32' : `unknown need ${w} (${op.name})`;
   };
 
-  interface Q { id: number; dtype: DT; scale: number; zp: number }
+  interface Q { id: number; dtype: DT; scale: number; zp: number; max?: number }
   const NT: PT[] = [];
   const NO: POp[] = [];
   const map = new Map<number, Q>();
@@ -143,10 +143,13 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][]):
     if (off !== 0) return undefined;
     return { ...q, id: add({ dtype: q.dtype, dims: [...T[t].dims], kind: 'arena', aliasOf: q.id, aliasElemOffset: 0 }) };
   };
-  const u8Params = (rg: number[]) => {
+  // GELU outputs (fc2 inputs) use codes [0, G]: the table caps them, so G = 127 lets fc2's linear_q
+  // prove its fast u8×s8 kernel safe (x_max ≤ 127); other uint8 codes may saturate at 255
+  const G = opts.geluLevels ?? 127;
+  const u8Params = (rg: number[], L = 255) => {
     const lo = Math.min(rg[0], 0), hi = Math.max(rg[1], 0);
-    const scale = Math.max(hi - lo, 1e-8) / 255;
-    return { scale, zp: Math.max(0, Math.min(255, Math.round(-lo / scale))) };
+    const scale = Math.max(hi - lo, 1e-8) / L;
+    return { scale, zp: Math.max(0, Math.min(L, Math.round(-lo / scale))) };
   };
   const i16Scale = (rg: number[]) => Math.max(Math.abs(rg[0]), Math.abs(rg[1]), 1e-6) * 2 / 32767;
   const mulShift = (ratios: number[]) => {
@@ -186,6 +189,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][]):
     if (op.kind === 'linear') {
       const [M, K, N, act] = op.ints;
       if (x.dtype !== 'uint8') return fail(op, `x is ${x.dtype}, needs uint8`);
+      const xmax = x.max ?? 255;
       if (act !== 0 && act !== 2 && act !== 1) return fail(op, `activation ${act} is not lowered`);
       const w = T[op.inputs[1]].data!.data;
       const ws = new Float64Array(N);
@@ -203,7 +207,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][]):
       if (want === 'float32') {
         if (act !== 0 || res) return fail(op, 'activation/residual on the float output');
         const acc32 = arena('int32');
-        NO.push({ kind: 'linear_q', inputs: ins, outputs: [acc32], ints: [M, K, N, x.zp, 0, 0, 0, 255], floats: [], name: op.name });
+        NO.push({ kind: 'linear_q', inputs: ins, outputs: [acc32], ints: [M, K, N, x.zp, 0, 0, 0, xmax], floats: [], name: op.name });
         const y = add({ dtype: 'float32', dims: [...T[o].dims], kind: 'output', index: 0 });
         NO.push({ kind: 'dequantize', inputs: [acc32, cnst('float32', [N], acc)], outputs: [y], ints: [0], floats: [1], name: `${op.name} (dequantize)` });
         outDims = [...T[o].dims];
@@ -215,16 +219,16 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][]):
           // GELU: requantize the pre-activation to uint8, a table maps each code to the output's code
           const hi = Math.max(rg[1], 1e-3);
           const pre = u8Params([-Math.min(4, hi), hi]);
-          const post = u8Params(rg);
-          const table = Array.from({ length: 256 }, (_, c) => Math.max(0, Math.min(255, Math.round(gelu((c - pre.zp) * pre.scale) / post.scale) + post.zp)));
+          const post = u8Params(rg, G);
+          const table = Array.from({ length: 256 }, (_, c) => Math.max(0, Math.min(G, Math.round(gelu((c - pre.zp) * pre.scale) / post.scale) + post.zp)));
           const y = arena('uint8');
-          NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((s) => s / pre.scale)), cnst('uint8', [256], table)], outputs: [y], ints: [M, K, N, x.zp, 0, pre.zp, 0, 255], floats: [], name: op.name });
-          map.set(rootOf(T, o), { id: y, dtype: 'uint8', scale: post.scale, zp: post.zp });
+          NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((s) => s / pre.scale)), cnst('uint8', [256], table)], outputs: [y], ints: [M, K, N, x.zp, 0, pre.zp, 0, xmax], floats: [], name: op.name });
+          map.set(rootOf(T, o), { id: y, dtype: 'uint8', scale: post.scale, zp: post.zp, max: G });
           continue;
         }
         const p = u8Params(rg);
         const y = arena('uint8');
-        NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((s) => s / p.scale))], outputs: [y], ints: [M, K, N, x.zp, 0, p.zp, act === 1 ? 1 : 0, 255], floats: [], name: op.name });
+        NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((s) => s / p.scale))], outputs: [y], ints: [M, K, N, x.zp, 0, p.zp, act === 1 ? 1 : 0, xmax], floats: [], name: op.name });
         map.set(rootOf(T, o), { id: y, dtype: 'uint8', ...p });
         continue;
       }
@@ -232,7 +236,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][]):
       if (act !== 0) return fail(op, 'activation into the int16 stream');
       const s = i16Scale(rg);
       const lin = arena('int16');
-      NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((a) => a / s))], outputs: [lin], ints: [M, K, N, x.zp, 0, 0, 0, 255], floats: [], name: op.name });
+      NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((a) => a / s))], outputs: [lin], ints: [M, K, N, x.zp, 0, 0, 0, xmax], floats: [], name: op.name });
       if (!res) { map.set(rootOf(T, o), { id: lin, dtype: 'int16', scale: s, zp: 0 }); continue; }
       const y = arena('int16');
       NO.push({ kind: 'add_q', inputs: [res.id, lin], outputs: [y], ints: [0, 0, 0], floats: [res.scale, s, s], name: `${op.name} (residual)` });
