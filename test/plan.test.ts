@@ -3,6 +3,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { native, type PlanDescJS, type NativePlan } from '../src/native.js';
 import { OpKind, DType, Storage } from '../src/plan/ops.js';
+import { mulberry32 as rng } from '../src/util/random.js';
 
 // ---------- a tiny plan builder ----------
 type Arr = Float32Array | Int32Array | Int8Array | Uint8Array | BigInt64Array | Int16Array;
@@ -57,16 +58,6 @@ class Builder {
 }
 
 // ---------- helpers ----------
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function randf(n: number, seed: number, lo = -2, hi = 2): Float32Array {
   const r = rng(seed);
   const a = new Float32Array(n);

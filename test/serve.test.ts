@@ -13,6 +13,7 @@ import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type ServedModel } from '../src/serve/models.js';
 import { startServer, type RunningServer, type ServeOptions } from '../src/serve/server.js';
+import { mulberry32 as rng } from '../src/util/random.js';
 
 const { onnx } = onnxProto;
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -21,16 +22,6 @@ const ENGINE = process.env.SERVE_TEST_ENGINE === 'onnxruntime' ? 'onnxruntime' :
 const K = 8;
 const M = 5;
 
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** x[N,K] → Relu(x·W + B) → y[N,M], with a symbolic batch dim. */
 function tinyModel(seed: number): Uint8Array {

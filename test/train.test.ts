@@ -1,21 +1,12 @@
 // Trainer: finite-difference check of every backward rule (through the binding, float32 forward,
 // central differences with h = 1e-3 accumulated in float64; tolerance 1e-2·max(1, |g|)),
 // few-bit GELU backward vs exact, losses, AdamW, a tiny Swin that learns, ONNX export equality.
+import { mulberry32 as rng } from '../src/util/random.js';
 import { describe, expect, it } from 'vitest';
 import { native } from '../src/native.js';
 import { FEWBIT_FUNCTIONS } from '../src/fewbit.js';
 import type { OpDesc } from '../src/train/graph.js';
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function randn(n: number, r: () => number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = scale * Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());

@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { formatDims } from './model-info.js';
 import type { InferenceSession } from '../session.js';
+import { mulberry32 } from '../util/random.js';
 
 export interface PlainTensor { type: string; data: ArrayLike<number | bigint> & ArrayBufferView; dims: readonly number[] }
 export type EngineKind = 'swinq' | 'onnxruntime';
@@ -113,17 +114,8 @@ export function argmaxRows(data: ArrayLike<number>, rows: number, cols: number):
   return out;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32), so benchmark inputs are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random numbers, so benchmark inputs are reproducible. */
+export const rng = mulberry32;
 
 /**
  * Random feeds for every graph input: the first dim (the batch) set to `batch`, other dims fixed by

@@ -3,6 +3,7 @@
 // Window partition, cyclic shift, head split/merge and patch merging are gathers (index maps);
 // the relative-position bias is a gather from its trainable table (scatter-add backward).
 import { TrainGraph, type Param } from './graph.js';
+import { mulberry32 } from '../util/random.js';
 
 export interface SwinConfig {
   imgSize: [number, number];
@@ -49,16 +50,7 @@ export function checkConfig(c: SwinConfig): SwinConfig {
   return c;
 }
 
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom = mulberry32;
 
 /** Fresh parameters: truncated normal (std 0.02) for linear weights and bias tables, uniform ±1/√K for the patch projection. */
 export function initParams(c: SwinConfig, seed = 0): Map<string, Float32Array> {
