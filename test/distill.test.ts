@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeIdx, loadLabelledImages, normalizedImages } from '../src/io/idx.js';
 import { buildSwin, initParams, type SwinConfig } from '../src/train/swin.js';
@@ -121,9 +121,7 @@ describe('distill API (swinq-init teacher)', () => {
 
 describe('checkpoint + resume (CLI, SIGKILL)', () => {
   const cli = path.join(root, 'dist', 'cli', 'main.js');
-  beforeAll(() => {
-    execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'pipe' });
-  });
+  // dist/ is built from src/ once by test/global-setup.ts.
   const args = (out: string) => [cli, 'distill', teacher, '--data', data, '--out', out, '--epochs', '2', '--batch', '4', '--threads', '1', '--eval-limit', '16', '--checkpoint-every', '3', '--json', '--no-progress'];
 
   it('a run killed mid-way and resumed ends bit-identical to an uninterrupted run', async () => {

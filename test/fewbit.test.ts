@@ -1,6 +1,6 @@
 // Few-bit backward: hook API, optimality against the reference repo's shipped tables (same
 // objective, same quadrature), backward vs finite differences, scalar == AVX2, CLI JSON.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -364,15 +364,10 @@ describe('swinq fewbit CLI', () => {
   });
 
   describe('built binary', () => {
-    const out = path.join(root, '.cache', 'fewbit-dist');
+    // dist/ is built from src/ once by test/global-setup.ts.
+    const out = path.join(root, 'dist');
     beforeAll(() => {
-      // our own outDir, so this never races the dist/ that other suites build
-      try {
-        execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json'), '--outDir', out], { stdio: 'pipe' });
-      } catch (e) {
-        process.stderr.write(`fewbit.test: tsc reported errors (continuing with what it emitted):\n${String((e as { stdout?: Buffer }).stdout ?? e).slice(0, 1500)}\n`);
-      }
-      if (!fs.existsSync(path.join(out, 'cli', 'main.js'))) throw new Error('tsc did not emit cli/main.js');
+      if (!fs.existsSync(path.join(out, 'cli', 'main.js'))) throw new Error('dist/cli/main.js is missing (tsc did not emit it)');
     });
     const run = (args: string[]) => spawnSync(process.execPath, [path.join(out, 'cli', 'main.js'), ...args], {
       encoding: 'utf8', env: { ...process.env, SWINQ_ADDON: path.join(root, 'build', 'Release', 'swinq.node'), SWINQ_DEBUG: '' },
