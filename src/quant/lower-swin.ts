@@ -91,7 +91,7 @@ function erf(x: number): number {
 }
 
 /** Rewrites the fp32 Swin plan (for inputDims) into integer ops using the per-op ranges. */
-export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], opts: { geluLevels?: number } = {}): SwinIntResult {
+export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], opts: { geluLevels?: number; wideWeightMax?: number } = {}): SwinIntResult {
   const l = lowerFp32(g, inputDims);
   const T = l.tensors;
   const fail = (op: POp | undefined, why: string): SwinIntResult => ({ ok: false, reason: `${g.source}: ${op ? `plan op '${op.kind}' (${op.name}): ` : ''}${why}` });
@@ -194,9 +194,11 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
       const w = T[op.inputs[1]].data!.data;
       const ws = new Float64Array(N);
       for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) ws[n] = Math.max(ws[n], Math.abs(w[k * N + n]));
-      for (let n = 0; n < N; n++) ws[n] = ws[n] > 0 ? ws[n] / 127 : 1;
+      // weight codes in [−W, W]: with x_max 255, W = 63 keeps every vpmaddubsw pair below 2^15
+      const W = xmax > 127 ? (opts.wideWeightMax ?? 127) : 127;
+      for (let n = 0; n < N; n++) ws[n] = ws[n] > 0 ? ws[n] / W : 1;
       const wq = new Float64Array(K * N);
-      for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) wq[k * N + n] = Math.max(-127, Math.min(127, Math.round(w[k * N + n] / ws[n])));
+      for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) wq[k * N + n] = Math.max(-W, Math.min(W, Math.round(w[k * N + n] / ws[n])));
       const acc = Array.from(ws, (s) => s * x.scale);
       const b = op.inputs[2] >= 0 ? T[op.inputs[2]].data!.data : new Float64Array(N);
       const bias = Array.from(acc, (s, n) => Math.max(-(2 ** 31) + 1, Math.min(2 ** 31 - 1, Math.round(b[n] / s))));
