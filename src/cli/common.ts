@@ -14,6 +14,15 @@ export function intOption(name: string, min = 1) {
   };
 }
 
+/** Parses a finite number flag ≥ min; throws a CliError naming the flag. */
+export function numOption(name: string, min = 0) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min) throw new CliError(`--${name} must be a number ≥ ${min}, got '${value}'`);
+    return n;
+  };
+}
+
 export function defaultThreads(): number {
   return Math.max(1, os.availableParallelism ? os.availableParallelism() : os.cpus().length);
 }

@@ -2,16 +2,8 @@
 // iterative knowledge distillation (src/distill/distill.ts); progress bar on a TTY, JSON summary.
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { CliError, emit, intOption, log, withCommon } from './common.js';
+import { CliError, numOption, emit, intOption, log, withCommon } from './common.js';
 import { distill, type DistillSchedule } from '../distill/distill.js';
-
-function numOption(name: string, min = 0) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min) throw new CliError(`--${name} must be a number ≥ ${min}, got '${v}'`);
-    return n;
-  };
-}
 
 export function register(program: Command): void {
   withCommon(program

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { CliError, emit, intOption, log, withCommon } from './common.js';
+import { CliError, numOption, emit, intOption, log, withCommon } from './common.js';
 import { sidecarPath, writeAtomic } from './init.js';
 import { native } from '../native.js';
 import { InferenceSession } from '../session.js';
@@ -15,14 +15,6 @@ import { resolveNormalization } from '../normalize.js';
 import { buildSwin, seededRandom } from '../train/swin.js';
 import { exportOnnx, readOnnxModel } from '../train/onnx.js';
 import { countCorrect, predict, Trainer } from '../train/trainer.js';
-
-function numOption(name: string, min = 0) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min) throw new CliError(`--${name} must be a number ≥ ${min}, got '${v}'`);
-    return n;
-  };
-}
 
 export function register(program: Command): void {
   withCommon(program
