@@ -8,6 +8,7 @@ const COMMANDS: Array<() => Promise<{ register(p: Command): void }>> = [
   () => import('./bench.js'),
   () => import('./bench_kernels.js'),
   () => import('./calibrate.js'),
+  () => import('./demo.js'),
   () => import('./distill.js'),
   () => import('./eval.js'),
   () => import('./fewbit.js'),
