@@ -80,24 +80,8 @@ struct Validator {
 
   const TensorDesc& t(int32_t id) const { return d.tensors[(size_t)id]; }
 
-  // Region key for overlap checks: (storage, region index) and byte range.
-  struct Range { int storage; int64_t region, begin, end; };
-  Range range(int32_t id) const {
-    const TensorDesc& x = t(id);
-    if (x.storage == Storage::arena || x.storage == Storage::constant)
-      return {(int)x.storage, 0, x.offset, x.offset + x.nbytes()};
-    return {(int)x.storage, x.offset, 0, x.nbytes()};
-  }
-  bool overlap(int32_t a, int32_t b) const {
-    Range ra = range(a), rb = range(b);
-    if (ra.storage != rb.storage || ra.region != rb.region) return false;
-    if (ra.begin == ra.end || rb.begin == rb.end) return false;
-    return ra.begin < rb.end && rb.begin < ra.end;
-  }
-  bool same(int32_t a, int32_t b) const {
-    Range ra = range(a), rb = range(b);
-    return ra.storage == rb.storage && ra.region == rb.region && ra.begin == rb.begin && ra.end == rb.end;
-  }
+  bool overlap(int32_t a, int32_t b) const { return tensors_overlap(t(a), t(b)); }
+  bool same(int32_t a, int32_t b) const { return tensors_alias(t(a), t(b)); }
 
   void tensors() {
     if (d.arena_bytes < 0 || d.arena_bytes > kMaxArena)

@@ -147,20 +147,11 @@ struct Check {
     return reinterpret_cast<const T*>(d.constants.data() + t(id).offset);
   }
 
-  struct Range { int storage; int64_t region, begin, end; };
-  Range range(int32_t id) const {
-    const TensorDesc& x = t(id);
-    if (x.storage == Storage::arena || x.storage == Storage::constant)
-      return {(int)x.storage, 0, x.offset, x.offset + x.nbytes()};
-    return {(int)x.storage, x.offset, 0, x.nbytes()};
-  }
   // The output must not overlap an input, except an exact alias where `alias_ok`.
   void no_overlap(int32_t input, const char* name, bool alias_ok = false) {
     if (input < 0) return;
-    const Range a = range(input), b = range(out());
-    if (a.storage != b.storage || a.region != b.region || a.begin == a.end || b.begin == b.end) return;
-    if (!(a.begin < b.end && b.begin < a.end)) return;
-    if (alias_ok && a.begin == b.begin && a.end == b.end) return;
+    if (!tensors_overlap(t(input), t(out()))) return;
+    if (alias_ok && tensors_alias(t(input), t(out()))) return;
     op_fail("output tensor #" + str(out()) + (alias_ok ? " partially overlaps " : " overlaps ") + name + " (tensor #" +
             str(input) + ")" + (alias_ok ? "; only an exact alias is allowed" : ""));
   }

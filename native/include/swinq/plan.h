@@ -40,6 +40,12 @@ struct TensorDesc {
   int64_t nbytes() const { return elements() * (int64_t)dtype_size(dtype); }
 };
 
+// Whether two tensors share bytes: same storage region and intersecting, non-empty byte ranges
+// (arena/constant tensors by byte range; input/output tensors are whole buffers by index).
+bool tensors_overlap(const TensorDesc& a, const TensorDesc& b);
+// Whether two tensors are exactly the same bytes (an in-place alias).
+bool tensors_alias(const TensorDesc& a, const TensorDesc& b);
+
 struct OpDesc {
   OpKind kind = OpKind::copy;
   std::vector<int32_t> inputs;   // tensor ids; -1 = absent optional input
