@@ -53,23 +53,6 @@ struct B {
   }
 };
 
-static void expect_error(const char* label, PlanDesc d, std::initializer_list<const char*> parts) {
-  try {
-    auto p = Plan::create(std::move(d), PlanOptions{});
-    std::fprintf(stderr, "%s: expected an error, plan was accepted\n", label);
-    ++failures;
-  } catch (const std::runtime_error& e) {
-    std::string m = e.what();
-    for (const char* part : parts)
-      if (m.find(part) == std::string::npos) {
-        std::fprintf(stderr, "%s: message '%s' lacks '%s'\n", label, m.c_str(), part);
-        ++failures;
-      }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: wrong exception type: %s\n", label, e.what());
-    ++failures;
-  }
-}
 
 // linear_q x[M,K] u8 → y[M,N] u8 with per-tensor requant; `mut` edits the plan before create.
 template <class F>

@@ -34,21 +34,6 @@ static PlanDesc linear_plan(int64_t M, int64_t K, int64_t N) {
   return d;
 }
 
-// Expects Plan::create to throw with every string in `parts` in its message.
-static void expect_error(const char* label, PlanDesc d, std::initializer_list<const char*> parts) {
-  try {
-    auto p = Plan::create(std::move(d), PlanOptions{});
-    std::fprintf(stderr, "%s: expected an error, plan was accepted\n", label);
-    ++failures;
-  } catch (const std::runtime_error& e) {
-    std::string m = e.what();
-    for (const char* part : parts)
-      if (m.find(part) == std::string::npos) {
-        std::fprintf(stderr, "%s: message '%s' lacks '%s'\n", label, m.c_str(), part);
-        ++failures;
-      }
-  }
-}
 
 // A valid plan using every op, as the fuzzer's seed.
 static PlanDesc every_op_plan() {
