@@ -6,10 +6,12 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CliError, emit, log, withCommon } from './common.js';
+import { parseNumberList } from '../normalize.js';
 
 const KEYS = ['data', 'samples', 'method', 'percentile', 'gelu', 'out', 'batch', 'report', 'mean', 'std', 'threads'] as const;
 type Key = (typeof KEYS)[number];
-const DEFAULTS: Partial<Record<Key, unknown>> = { samples: 512, method: 'entropy', percentile: 99.99, gelu: 'keep', batch: 32 };
+// batch: 32, or fewer for large inputs (chosen by calibrate())
+const DEFAULTS: Partial<Record<Key, unknown>> = { samples: 512, method: 'entropy', percentile: 99.99, gelu: 'keep' };
 
 function readConfig(file: string): Record<string, unknown> {
   let json: unknown;
@@ -52,10 +54,15 @@ async function run(model: string, flags: Record<string, unknown>, cmd: Command):
   const samples = num(o.samples, 'samples', { int: true, min: 1 });
   const percentile = num(o.percentile, 'percentile');
   if (!(percentile > 50 && percentile <= 100)) throw new CliError(`--percentile must be in (50, 100], got ${percentile}`);
-  const batch = num(o.batch, 'batch', { int: true, min: 1 });
+  const batch = o.batch === undefined ? undefined : num(o.batch, 'batch', { int: true, min: 1 });
   const threads = num(o.threads, 'threads', { int: true, min: 1 });
-  const mean = o.mean === undefined ? undefined : num(o.mean, 'mean');
-  const std = o.std === undefined ? undefined : num(o.std, 'std');
+  // one number or a per-channel list ("0.485,0.456,0.406"; a JSON array in --config)
+  const list = (v: unknown, key: string): number[] | undefined => {
+    if (v === undefined) return undefined;
+    try { return parseNumberList(v, `--${key}`); } catch (e) { throw new CliError((e as Error).message); }
+  };
+  const mean = list(o.mean, 'mean');
+  const std = list(o.std, 'std');
   const bar = process.stderr.isTTY
     ? new cliProgress.SingleBar({ stream: process.stderr, format: 'calibrate [{bar}] {value}/{total} batches' }, cliProgress.Presets.shades_classic)
     : null;
@@ -64,7 +71,7 @@ async function run(model: string, flags: Record<string, unknown>, cmd: Command):
   try {
     res = await calibrate(model, {
       data: o.data, out: o.out, samples, method: method as never, percentile, gelu: gelu as never, batch, threads, mean, std,
-      report: !!o.report,
+      report: !!o.report, log,
       progress: (done, total) => {
         if (!bar) return;
         if (!started) { bar.start(total, 0); started = true; }
@@ -80,7 +87,11 @@ async function run(model: string, flags: Record<string, unknown>, cmd: Command):
       log(`${r.name} | ${r.kind} | ${typeof r.scale === 'number' ? r.scale.toExponential(4) : r.scale} | ${r.zeroPoint} | ${r.sqnrDb.toFixed(2)}`);
     }
   }
-  const result: Record<string, unknown> = { out: res.out, seconds: res.seconds, method, samples, activations: res.activations, weights: res.weights };
+  if (res.planRangesSkipped) log(`note: no integer-only ranges stored (swinq will run this QDQ file by fp32 simulation): ${res.planRangesSkipped}`);
+  const result: Record<string, unknown> = {
+    out: res.out, seconds: res.seconds, method, samples, activations: res.activations, weights: res.weights,
+    input_dims: res.inputDims, batch: res.batch, int_ranges: res.planRanges,
+  };
   if (res.report) result.report = res.report.map((r) => ({ name: r.name, kind: r.kind, sqnr_db: r.sqnrDb }));
   emit(flags.json as boolean | undefined, result,
     `wrote ${res.out} (${method}, ${samples} samples, ${res.activations} activations + ${res.weights} weights quantized) in ${res.seconds.toFixed(1)} s`);
@@ -99,9 +110,9 @@ export function register(program: Command): void {
       .option('--percentile <p>', 'percentile for --method percentile (default 99.99)')
       .option('--gelu <g>', 'keep | igelu | relu (default keep)')
       .option('--out <file>', 'QDQ ONNX file to write')
-      .option('--batch <b>', 'images per calibration run (default 32)')
-      .option('--mean <m>', 'input normalisation mean (default: model metadata, sidecar <model>.json, else 0)')
-      .option('--std <s>', 'input normalisation std (default: model metadata, sidecar <model>.json, else 1)')
+      .option('--batch <b>', 'images per calibration run (default 32; fewer for large inputs, e.g. 4 at 3×224×224)')
+      .option('--mean <m>', 'input normalisation mean, one value or one per channel, e.g. 0.485,0.456,0.406 (default: model metadata, sidecar <model>.json, else 0)')
+      .option('--std <s>', 'input normalisation std, one value or one per channel, e.g. 0.229,0.224,0.225 (default: model metadata, sidecar <model>.json, else 1)')
       .option('--report', 'print each quantized tensor\'s SQNR against fp32 (stderr; also in --json)')
       .option('--config <file>', 'JSON file whose keys mirror the flags'),
   ).action(async (model: string, flags: Record<string, unknown>, cmd: Command) => run(model, flags, cmd));

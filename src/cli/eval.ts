@@ -5,9 +5,10 @@ import cliProgress from 'cli-progress';
 import { CliError, emit, intOption, log, withCommon } from './common.js';
 import { engineOption, isaOption } from './run.js';
 import { argmaxRows, openEngine, type EngineKind } from '../io/engine.js';
-import { loadLabelledImages, normalizedImages, type Split } from '../io/idx.js';
-import { formatDims, readModelInfo } from '../io/model-info.js';
-import { describeNormalization, resolveNormalization } from '../normalize.js';
+import { loadLabelledImages, type Split } from '../io/idx.js';
+import { readModelInfo } from '../io/model-info.js';
+import { describeLayout, fitImages, imageLayout, layoutDims } from '../io/fit-input.js';
+import { describeChannelNormalization, resolveChannelNormalization } from '../normalize.js';
 
 interface EvalOptions {
   data: string;
@@ -28,18 +29,6 @@ function splitOption(v: string): Split {
   return v;
 }
 
-/** The dims of one batch for the model's image input: [B, 1, H, W] or [B, H, W]. */
-export function imageBatchDims(
-  inp: { name: string; dims: readonly (number | string)[] | null },
-  batch: number, h: number, w: number, dataName: string,
-): number[] {
-  const d = inp.dims;
-  const fits = (want: number[]) => d !== null && d.length === want.length && d.every((x, k) => k === 0 || typeof x !== 'number' || x === want[k]);
-  if (d === null || fits([batch, 1, h, w])) return [batch, 1, h, w];
-  if (fits([batch, h, w])) return [batch, h, w];
-  throw new CliError(`input '${inp.name}' expects ${formatDims(d)}; the images of ${dataName} are 1×${h}×${w} ([batch, 1, ${h}, ${w}])`);
-}
-
 async function evaluate(model: string, opts: EvalOptions): Promise<void> {
   const info = readModelInfo(model);
   if (info.inputs.length !== 1) {
@@ -52,13 +41,16 @@ async function evaluate(model: string, opts: EvalOptions): Promise<void> {
     notes.push(`note: input '${inp.name}' has a fixed batch of ${inp.dims[0]}; using --batch ${inp.dims[0]}`);
     opts.batch = inp.dims[0];
   }
-  const norm = resolveNormalization({ mean: opts.mean, std: opts.std, metadata: info.metadata, modelPath: model });
   const ds = loadLabelledImages(opts.data, opts.split);
   const n = Math.min(ds.count, opts.limit ?? ds.count);
-  imageBatchDims(inp, opts.batch, ds.height, ds.width, ds.imagesFile); // shape check before loading the model
+  // shape check before loading the model: gray h×w images are resized / replicated to [N, C, H, W]
+  const layout = imageLayout(inp, ds.height, ds.width, ds.imagesFile);
+  const norm = resolveChannelNormalization({ mean: opts.mean, std: opts.std, metadata: info.metadata, modelPath: model, channels: layout.channels });
   // Logged only once the inputs are known good, so a bad flag or file gives a one-line error.
   notes.forEach(log);
-  log(describeNormalization(norm));
+  log(describeChannelNormalization(norm));
+  const fitNote = describeLayout(layout);
+  if (fitNote) log(fitNote);
   log(`data: ${ds.imagesFile}: ${n} of ${ds.count} images ${ds.height}×${ds.width}, batch ${opts.batch}`);
 
   const engine = await openEngine(opts.engine, model, { threads: opts.threads, isa: opts.isa });
@@ -66,7 +58,7 @@ async function evaluate(model: string, opts: EvalOptions): Promise<void> {
   const tc = performance.now();
   try {
     for (const b of new Set([Math.min(opts.batch, n), n % opts.batch].filter((b) => b > 0))) {
-      engine.prepare({ [inp.name]: imageBatchDims(inp, b, ds.height, ds.width, ds.imagesFile) });
+      engine.prepare({ [inp.name]: layoutDims(layout, b) });
     }
   } catch (e) {
     engine.release();
@@ -84,8 +76,8 @@ async function evaluate(model: string, opts: EvalOptions): Promise<void> {
     const outName = engine.outputNames[0];
     for (let start = 0; start < n; start += opts.batch) {
       const b = Math.min(opts.batch, n - start);
-      const dims = imageBatchDims(inp, b, ds.height, ds.width, ds.imagesFile);
-      const x = normalizedImages(ds, start, b, norm.mean, norm.std);
+      const dims = layoutDims(layout, b);
+      const x = fitImages(ds, start, b, layout, norm);
       const t0 = performance.now();
       const outs = await engine.run({ [inp.name]: { type: 'float32', data: x, dims } });
       runMs += performance.now() - t0;
@@ -110,7 +102,8 @@ async function evaluate(model: string, opts: EvalOptions): Promise<void> {
   const msPerImage = n ? runMs / n : 0;
   emit(
     opts.json,
-    { accuracy, images: n, correct, ms_per_image: msPerImage, compile_ms: compileMs, engine: engine.kind, mean: norm.mean, std: norm.std },
+    { accuracy, images: n, correct, ms_per_image: msPerImage, compile_ms: compileMs, engine: engine.kind,
+      mean: norm.mean.length === 1 ? norm.mean[0] : norm.mean, std: norm.std.length === 1 ? norm.std[0] : norm.std },
     `accuracy ${(100 * accuracy).toFixed(2)}% (${correct}/${n}) on ${opts.split}, ${msPerImage.toFixed(3)} ms/image (${engine.kind}, batch ${opts.batch}, ${opts.threads} thread${opts.threads === 1 ? '' : 's'})`,
   );
 }
@@ -126,8 +119,8 @@ export function register(program: Command): void {
       .option('--split <split>', 'test or train', splitOption, 'test' as Split)
       .option('--limit <n>', 'evaluate only the first N images', intOption('limit'))
       .option('--batch <b>', 'images per run', intOption('batch'), 64)
-      .option('--mean <m>', 'input normalisation mean (default: model metadata swinq.mean, sidecar <model>.json, else 0)')
-      .option('--std <s>', 'input normalisation std (default: model metadata swinq.std, sidecar <model>.json, else 1)')
+      .option('--mean <m>', 'input normalisation mean, one value or one per channel (0.485,0.456,0.406) (default: model metadata swinq.mean, sidecar <model>.json, else 0)')
+      .option('--std <s>', 'input normalisation std, one value or one per channel (0.229,0.224,0.225) (default: model metadata swinq.std, sidecar <model>.json, else 1)')
       .option('--isa <isa>', 'kernel set: auto, scalar or avx2', isaOption)
       .option('--engine <engine>', 'swinq (default) or onnxruntime, as a reference', engineOption, 'swinq' as EngineKind)
       .option('--no-progress', 'no progress bar even on a terminal'),

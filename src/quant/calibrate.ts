@@ -4,12 +4,13 @@
 // measures each quantized tensor's SQNR against fp32 (--report).
 import fs from 'node:fs';
 import onnxProto from 'onnx-proto';
-import { loadLabelledImages, normalizedImages } from '../io/idx.js';
+import { loadLabelledImages } from '../io/idx.js';
+import { describeLayout, fitImages, imageLayout, layoutDims } from '../io/fit-input.js';
 import { loadModel } from '../onnx/load.js';
 import { rawQdqGraphOf } from './qdq-sim.js';
 import { calibratePlanRanges, stripQdq, SWIN_RANGES_KEY } from './lower-swin.js';
 import { loadOnnxruntime } from '../io/engine.js';
-import { resolveNormalization } from '../normalize.js';
+import { describeChannelNormalization, formatNumberList, resolveChannelNormalization } from '../normalize.js';
 import { METHODS, Sqnr, TensorObserver, quantizeWeightsPerChannel, uint8Params, type Method, type QParams } from './observers.js';
 import { decodeModel, encodeModel, findTargets, writeQdq, setMetadata, type ModelProto, type WeightQ } from './qdq-writer.js';
 
@@ -28,14 +29,26 @@ export interface CalibrateOptions {
   batch?: number;
   threads?: number;
   report?: boolean;
-  mean?: number;
-  std?: number;
+  /** one value or one per input channel (a list or "0.485,0.456,0.406") */
+  mean?: number | number[] | string;
+  std?: number | number[] | string;
+  /** Gets one-line notes before the runs: the normalisation used and how images are fitted to the input. */
+  log?: (line: string) => void;
   /** Called after each batch of each pass: (done, total) over all passes. */
   progress?: (done: number, total: number) => void;
 }
 
 export interface TensorReport { name: string; kind: 'activation' | 'weight'; scale: number | string; zeroPoint: number; sqnrDb: number }
-export interface CalibrateResult { out: string; seconds: number; activations: number; weights: number; report?: TensorReport[] }
+export interface CalibrateResult {
+  out: string; seconds: number; activations: number; weights: number; report?: TensorReport[];
+  /** plan-op ranges stored for the integer-only Swin lowering (0 when the plan could not be built) */
+  planRanges: number;
+  /** why no plan-op ranges were stored */
+  planRangesSkipped?: string;
+  /** the image size and channels fed to the model, and the batch used */
+  inputDims: number[];
+  batch: number;
+}
 
 function toNum(v: unknown): number {
   return typeof v === 'number' ? v : v && typeof (v as { toNumber?: unknown }).toNumber === 'function' ? (v as { toNumber(): number }).toNumber() : Number(v ?? 0);
@@ -136,24 +149,39 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
   if (qn) throw new Error(`${modelPath}: already quantized (node '${qn.name}' is ${qn.opType}); calibrate needs the fp32 model`);
   const meta: Record<string, string> = {};
   for (const p of m.metadataProps ?? []) meta[p.key] = p.value;
-  const norm = resolveNormalization({ mean: opts.mean, std: opts.std, metadata: meta, modelPath });
   const geluReplaced = gelu === 'relu' ? replaceGeluWithRelu(m) : 0;
   if (gelu === 'relu' && geluReplaced === 0) throw new Error(`${modelPath}: --gelu relu found no erf GELU to replace`);
   const targets = findTargets(m, modelPath);
-  if (m.graph.input.filter((v: ModelProto) => !(m.graph.initializer ?? []).some((t: ModelProto) => t.name === v.name)).length !== 1) {
+  const initNames = new Set((m.graph.initializer ?? []).map((t: ModelProto) => t.name));
+  const graphInputs = m.graph.input.filter((v: ModelProto) => !initNames.has(v.name));
+  if (graphInputs.length !== 1) {
     throw new Error(`${modelPath}: calibration needs a model with one image input`);
   }
-  const inputName: string = m.graph.input[0].name;
+  const input0 = graphInputs[0];
+  const inputName: string = input0.name;
 
   const ds = loadLabelledImages(opts.data, 'train');
   if (opts.samples > ds.count) throw new Error(`--samples ${opts.samples} is more than the ${ds.count} images of ${ds.imagesFile}`);
+  // the images are resized / replicated to the input's [N, C, H, W] (src/io/fit-input.ts)
+  const shape = input0.type?.tensorType?.shape;
+  const inDims = shape ? shape.dim.map((d: ModelProto) => (d.dimParam ? String(d.dimParam) : toNum(d.dimValue) > 0 ? toNum(d.dimValue) : '')) : null;
+  const layout = imageLayout({ name: inputName, dims: inDims }, ds.height, ds.width, ds.imagesFile);
+  const itemDims = layoutDims(layout, 1).slice(1);
+  const norm = resolveChannelNormalization({ mean: opts.mean, std: opts.std, metadata: meta, modelPath, channels: layout.channels });
   // a model exported with a fixed batch dim is fed batches of exactly that size
-  const d0 = m.graph.input[0].type?.tensorType?.shape?.dim?.[0];
+  const d0 = shape?.dim?.[0];
   const fixedBatch = d0 && !d0.dimParam && toNum(d0.dimValue) > 0 ? toNum(d0.dimValue) : 0;
   if (fixedBatch && opts.samples % fixedBatch !== 0) {
-    throw new Error(`${modelPath}: input '${m.graph.input[0].name}' has a fixed batch of ${fixedBatch}; --samples ${opts.samples} must be a multiple of it`);
+    throw new Error(`${modelPath}: input '${inputName}' has a fixed batch of ${fixedBatch}; --samples ${opts.samples} must be a multiple of it`);
   }
-  const batch = fixedBatch || Math.min(opts.batch ?? 32, opts.samples);
+  // every observed activation of a batch is held at once: large inputs (224² RGB: ~90 MB of
+  // activations per image) get smaller default batches (a power of two, ≤ 32)
+  const itemElems = itemDims.reduce((a, b) => a * b, 1);
+  const autoBatch = Math.min(32, 2 ** Math.max(0, Math.floor(Math.log2((1 << 20) / itemElems))));
+  const batch = fixedBatch || Math.min(opts.batch ?? autoBatch, opts.samples);
+  opts.log?.(describeChannelNormalization(norm));
+  const fitNote = describeLayout(layout);
+  if (fitNote) opts.log?.(fitNote);
   const ort = await loadOnnxruntime('to run the fp32 model for calibration');
   const observed = targets.activations.map((a) => a.name);
   const fetch = observed.filter((n) => n !== inputName);
@@ -168,8 +196,8 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
   const run = async (visit: (name: string, data: Float32Array) => void) => {
     for (let s = 0; s < opts.samples; s += batch) {
       const b = Math.min(batch, opts.samples - s);
-      const x = normalizedImages(ds, s, b, norm.mean, norm.std);
-      const feeds = { [inputName]: new ort.Tensor('float32', x, [b, 1, ds.height, ds.width]) };
+      const x = fitImages(ds, s, b, layout, norm);
+      const feeds = { [inputName]: new ort.Tensor('float32', x, layoutDims(layout, b)) };
       const outs = await sess.run(feeds, fetch);
       for (const n of observed) visit(n, n === inputName ? x : (outs[n].data as Float32Array));
       opts.progress?.(++done, passes * batches);
@@ -201,8 +229,8 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
     report?.push({ name: w.name, kind: 'weight', scale: `per-channel[${q.scales.length}]`, zeroPoint: 0, sqnrDb: q.sqnrDb });
   }
   const metadata: Record<string, string> = {
-    'swinq.mean': String(norm.mean),
-    'swinq.std': String(norm.std),
+    'swinq.mean': formatNumberList(norm.mean),
+    'swinq.std': formatNumberList(norm.std),
     'swinq.quant.method': opts.method,
     'swinq.quant.samples': String(opts.samples),
     'swinq.quant.gelu': gelu,
@@ -213,19 +241,26 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
   writeQdq(m, targets, params, wq, metadata);
   // ranges of every tensor of swinq's fp32 plan (Q/DQ removed) for the integer-only Swin lowering
   // (src/quant/lower-swin.ts); models whose plan it cannot build simply do not get them
+  let planRanges = 0;
+  let planRangesSkipped: string | undefined;
   try {
     const g = stripQdq(rawQdqGraphOf(loadModel(encodeModel(m)))!);
     const cb = Math.min(batch, opts.samples);
-    const x = normalizedImages(ds, 0, Math.floor(opts.samples / cb) * cb, norm.mean, norm.std);
-    const ranges = calibratePlanRanges(g, x, [1, ds.height, ds.width], cb, opts.threads ?? 1);
+    const x = fitImages(ds, 0, Math.floor(opts.samples / cb) * cb, layout, norm);
+    const ranges = calibratePlanRanges(g, x, itemDims, cb, opts.threads ?? 1);
     setMetadata(m, { [SWIN_RANGES_KEY]: JSON.stringify(ranges.map(([lo, hi]) => [Math.fround(lo), Math.fround(hi)])) });
-  } catch {
+    planRanges = ranges.length;
+  } catch (e) {
     // not plan-compilable by swinq (the file still runs by simulation or the chain lowering)
+    planRangesSkipped = (e as Error).message.split('\n')[0];
   }
   try {
     fs.writeFileSync(opts.out, encodeModel(m));
   } catch (e) {
     throw new Error(`${opts.out}: cannot write the QDQ model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return { out: opts.out, seconds: (performance.now() - t0) / 1000, activations: targets.activations.length, weights: targets.weights.length, report };
+  return {
+    out: opts.out, seconds: (performance.now() - t0) / 1000, activations: targets.activations.length, weights: targets.weights.length, report,
+    planRanges, planRangesSkipped, inputDims: itemDims, batch,
+  };
 }
