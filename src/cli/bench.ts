@@ -13,6 +13,9 @@ interface BenchOptions {
   threads: number;
   json?: boolean;
   isa?: 'auto' | 'scalar' | 'avx2';
+  data?: string;
+  mean?: string;
+  std?: string;
 }
 
 export interface BenchResult {
@@ -62,9 +65,24 @@ export function maxAbsDiff(x: PlainTensor | undefined, y: PlainTensor | undefine
   return m;
 }
 
+/** --data: the first test images, fitted to the input and normalised as eval does. */
+async function imageFeeds(model: string, info: ReturnType<typeof readModelInfo>, opts: BenchOptions): Promise<Record<string, PlainTensor>> {
+  const { loadLabelledImages } = await import('../io/idx.js');
+  const { fitImages, imageLayout, layoutDims } = await import('../io/fit-input.js');
+  const { describeChannelNormalization, resolveChannelNormalization } = await import('../normalize.js');
+  if (info.inputs.length !== 1) throw new CliError(`${model} has ${info.inputs.length} inputs; --data needs a model with one image input`);
+  const inp = info.inputs[0];
+  const ds = loadLabelledImages(opts.data!, 'test');
+  if (opts.batch > ds.count) throw new CliError(`--batch ${opts.batch} is more than the ${ds.count} images of ${ds.imagesFile}`);
+  const layout = imageLayout(inp, ds.height, ds.width, ds.imagesFile);
+  const norm = resolveChannelNormalization({ mean: opts.mean, std: opts.std, metadata: info.metadata, modelPath: model, channels: layout.channels });
+  log(describeChannelNormalization(norm));
+  return { [inp.name]: { type: 'float32', data: fitImages(ds, 0, opts.batch, layout, norm), dims: layoutDims(layout, opts.batch) } };
+}
+
 async function bench(model: string, opts: BenchOptions): Promise<void> {
   const info = readModelInfo(model);
-  const feeds = randomFeeds(info.inputs, opts.batch);
+  const feeds = opts.data ? await imageFeeds(model, info, opts) : randomFeeds(info.inputs, opts.batch);
   await loadOnnxruntime('by `swinq bench` for the comparison'); // fail before the slow part
   const swinq = await openEngine('swinq', model, { threads: opts.threads, isa: opts.isa });
   let ort: Engine | undefined;
@@ -108,9 +126,13 @@ export function register(program: Command): void {
       .option('--batch <b>', 'batch size (the first input dim)', intOption('batch'), 1)
       .option('--iters <k>', 'timed runs per engine (median reported)', intOption('iters'), 20)
       .option('--warmup <w>', 'untimed runs per engine first', intOption('warmup', 0), 3)
-      .option('--isa <isa>', 'swinq kernel set: auto, scalar or avx2', isaOption),
+      .option('--isa <isa>', 'swinq kernel set: auto, scalar or avx2', isaOption)
+      .option('--data <dir>', 'time on the first test images of this MNIST-style directory (fitted to the input as eval does) instead of random inputs')
+      .option('--mean <m>', 'with --data: normalisation mean, one value or one per channel (default: model metadata, sidecar, else 0)')
+      .option('--std <s>', 'with --data: normalisation std, one value or one per channel (default: model metadata, sidecar, else 1)'),
   ).action(async (model: string, opts: BenchOptions) => {
     if (opts.iters < 1) throw new CliError('--iters must be ≥ 1');
+    if (!opts.data && (opts.mean !== undefined || opts.std !== undefined)) throw new CliError('--mean/--std apply to --data images; without --data the inputs are random');
     await bench(model, opts);
   });
 }
