@@ -4,7 +4,14 @@
 // batch 1 and 32, 1 and 2 threads; interleaved runs, median and min. The QDQ file is made first with
 // `calibrate` (minmax, 64 images; the method does not change speed). Needs `npm run build:ts`.
 //   node bench/int8-models.js [--iters 20] [--batches 1,32] [--threads 1,2] [--accuracy 10000]
+//                             [--swin-t swin_t.onnx [--swin-t-iters 10] [--no-micro]]
 // --accuracy N: top-1 of swinq integer-only, swinq fp32 and onnxruntime fp32 on N test images.
+// --swin-t PATH: also torchvision Swin-T 224 (from ../shared/tools/export_torchvision_swin.py; never
+// committed), batch 1: calibrated first like `swinq calibrate PATH --samples 32 --method minmax
+// --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225` (Fashion-MNIST resized to 224² RGB, ~30 s), then
+// swinq integer-only vs swinq fp32 vs onnxruntime fp32 (PATH) vs onnxruntime int8 (the same QDQ file,
+// the faster of graphOptimizationLevel 'all' and 'extended' by median), on one real test image.
+// --no-micro: only the Swin-T rows.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,17 +29,27 @@ const arg = (k, d) => { const i = process.argv.indexOf(`--${k}`); return i > 0 ?
 const iters = Number(arg('iters', 20));
 const batches = arg('batches', '1,32').split(',').map(Number);
 const threadsList = arg('threads', '1,2').split(',').map(Number);
+const swinT = arg('swin-t', undefined);
+const swinTIters = Number(arg('swin-t-iters', 10));
+const micro = !process.argv.includes('--no-micro');
+if (swinT && !fs.existsSync(swinT)) {
+  console.error(`bench/int8-models.js: --swin-t ${swinT}: no such file`);
+  process.exit(1);
+}
+for (const [k, v] of [['iters', iters], ['swin-t-iters', swinTIters], ...threadsList.map((t) => ['threads', t]), ...batches.map((b) => ['batches', b])]) {
+  if (!Number.isInteger(v) || v < 1) { console.error(`bench/int8-models.js: --${k} must be positive integers`); process.exit(1); }
+}
 
 const { calibrate } = await import(path.join(root, 'dist/quant/calibrate.js'));
 const api = await import(path.join(root, 'dist/index.js'));
 const ortm = await import('onnxruntime-node');
 const ort = ortm.default ?? ortm;
 const q = path.join(os.tmpdir(), `swinq-int8-bench-${process.pid}.onnx`);
-await calibrate(model, { data, samples: 64, method: 'minmax', out: q, threads: 2 });
+if (micro) await calibrate(model, { data, samples: 64, method: 'minmax', out: q, threads: 2 });
 
 const mean = 0.286, std = 0.353;
 const accN = Number(arg('accuracy', 0));
-if (accN > 0) {
+if (micro && accN > 0) {
   const { loadLabelledImages, normalizedImages } = await import(path.join(root, 'dist/io/idx.js'));
   const ds = loadLabelledImages(data, 'test');
   const n = Math.min(accN, ds.count);
@@ -58,37 +75,104 @@ if (accN > 0) {
 }
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
-console.log(`micro-Swin, ${iters} interleaved runs each, ms per batch: median (min)\n`);
-console.log('| batch | threads | swinq integer-only (QDQ) | swinq fp32 | onnxruntime fp32 | onnxruntime int8 (QDQ) | swinq int / ort fp32 | swinq int / ort int8 |');
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
-for (const threads of threadsList) {
-  const sw = await api.InferenceSession.create(q, { threads });
-  const sf = await api.InferenceSession.create(model, { threads });
-  const of = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1 });
-  const oq = await ort.InferenceSession.create(q, { intraOpNumThreads: threads, interOpNumThreads: 1 });
-  for (const B of batches) {
-    const x = new Float32Array(B * 784).map((_, i) => Math.sin(i * 0.37));
-    const runs = {
-      swinq: () => sw.run({ input: new api.Tensor('float32', x, [B, 1, 28, 28]) }),
-      swinqf: () => sf.run({ input: new api.Tensor('float32', x, [B, 1, 28, 28]) }),
-      fp32: () => of.run({ input: new ort.Tensor('float32', x, [B, 1, 28, 28]) }),
-      int8: () => oq.run({ input: new ort.Tensor('float32', x, [B, 1, 28, 28]) }),
-    };
-    const t = { swinq: [], swinqf: [], fp32: [], int8: [] };
-    for (const k of Object.keys(runs)) for (let w = 0; w < 3; w++) await runs[k]();
-    for (let i = 0; i < iters; i++) {
-      for (const k of Object.keys(runs)) {
-        const t0 = performance.now();
-        await runs[k]();
-        t[k].push(performance.now() - t0);
+if (micro) {
+  console.log(`micro-Swin, ${iters} interleaved runs each, ms per batch: median (min)\n`);
+  console.log('| batch | threads | swinq integer-only (QDQ) | swinq fp32 | onnxruntime fp32 | onnxruntime int8 (QDQ) | swinq int / ort fp32 | swinq int / ort int8 |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const threads of threadsList) {
+    const sw = await api.InferenceSession.create(q, { threads });
+    const sf = await api.InferenceSession.create(model, { threads });
+    const of = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+    const oq = await ort.InferenceSession.create(q, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+    for (const B of batches) {
+      const x = new Float32Array(B * 784).map((_, i) => Math.sin(i * 0.37));
+      const runs = {
+        swinq: () => sw.run({ input: new api.Tensor('float32', x, [B, 1, 28, 28]) }),
+        swinqf: () => sf.run({ input: new api.Tensor('float32', x, [B, 1, 28, 28]) }),
+        fp32: () => of.run({ input: new ort.Tensor('float32', x, [B, 1, 28, 28]) }),
+        int8: () => oq.run({ input: new ort.Tensor('float32', x, [B, 1, 28, 28]) }),
+      };
+      const t = { swinq: [], swinqf: [], fp32: [], int8: [] };
+      for (const k of Object.keys(runs)) for (let w = 0; w < 3; w++) await runs[k]();
+      for (let i = 0; i < iters; i++) {
+        for (const k of Object.keys(runs)) {
+          const t0 = performance.now();
+          await runs[k]();
+          t[k].push(performance.now() - t0);
+        }
       }
+      const f = (k) => `${median(t[k]).toFixed(3)} (${Math.min(...t[k]).toFixed(3)})`;
+      console.log(`| ${B} | ${threads} | ${f('swinq')} | ${f('swinqf')} | ${f('fp32')} | ${f('int8')} | ${(median(t.swinq) / median(t.fp32)).toFixed(2)} | ${(median(t.swinq) / median(t.int8)).toFixed(2)} |`);
     }
-    const f = (k) => `${median(t[k]).toFixed(3)} (${Math.min(...t[k]).toFixed(3)})`;
-    console.log(`| ${B} | ${threads} | ${f('swinq')} | ${f('swinqf')} | ${f('fp32')} | ${f('int8')} | ${(median(t.swinq) / median(t.fp32)).toFixed(2)} | ${(median(t.swinq) / median(t.int8)).toFixed(2)} |`);
+    sw.release();
+    sf.release();
+    await of.release?.();
+    await oq.release?.();
   }
-  sw.release();
-  sf.release();
-  await of.release?.();
-  await oq.release?.();
+  fs.rmSync(q, { force: true });
 }
-fs.rmSync(q, { force: true });
+
+if (swinT) await benchSwinT();
+
+// Swin-T 224, batch 1: every engine on the same real image, interleaved (order rotated each round).
+async function benchSwinT() {
+  const { loadLabelledImages } = await import(path.join(root, 'dist/io/idx.js'));
+  const { fitImages, imageLayout, layoutDims } = await import(path.join(root, 'dist/io/fit-input.js'));
+  const qt = path.join(os.tmpdir(), `swinq-int8-bench-swin-t-${process.pid}.onnx`);
+  const mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225];
+  process.stderr.write(`calibrating ${swinT} (32 Fashion-MNIST images resized to 224², minmax) ...\n`);
+  const cal = await calibrate(swinT, { data, samples: 32, method: 'minmax', out: qt, threads: Math.min(...threadsList), mean, std });
+  if (!cal.planRanges) throw new Error(`calibrate stored no integer-only ranges: ${cal.planRangesSkipped}`);
+  try {
+    const ds = loadLabelledImages(data, 'test');
+    const { readModelInfo } = await import(path.join(root, 'dist/io/model-info.js'));
+    const inp = readModelInfo(swinT).inputs[0];
+    const info = inp.name;
+    const layout = imageLayout(inp, ds.height, ds.width, ds.imagesFile);
+    const dims = layoutDims(layout, 1);
+    const x = fitImages(ds, 0, 1, layout, { mean, std });
+    console.log(`\nSwin-T 224² (${path.basename(swinT)}), batch 1, ${swinTIters} interleaved runs each, ms: median (min); calibrated in ${cal.seconds.toFixed(0)} s\n`);
+    console.log('| threads | swinq integer-only (QDQ) | swinq fp32 | onnxruntime fp32 | onnxruntime int8 (QDQ) | swinq int / ort fp32 | swinq int / ort int8 |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const threads of threadsList) {
+      const t0 = performance.now();
+      const sw = await api.InferenceSession.create(qt, { threads });
+      const ops = sw.planStats({ [info]: dims }).opCounts;
+      const fp = Object.keys(ops).filter((k) => !k.endsWith('_q') && !['quantize', 'dequantize', 'index_map'].includes(k));
+      if (fp.length) throw new Error(`the Swin-T QDQ plan is not integer-only (fp32 ops: ${fp.join(', ')})`);
+      process.stderr.write(`threads ${threads}: integer plan ${Object.values(ops).reduce((a, b) => a + b, 0)} ops compiled in ${(performance.now() - t0).toFixed(0)} ms\n`);
+      const sf = await api.InferenceSession.create(swinT, { threads });
+      sf.planStats({ [info]: dims });
+      const o = { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential' };
+      const of = await ort.InferenceSession.create(swinT, { ...o, graphOptimizationLevel: 'all' });
+      const oqa = await ort.InferenceSession.create(qt, { ...o, graphOptimizationLevel: 'all' });
+      const oqe = await ort.InferenceSession.create(qt, { ...o, graphOptimizationLevel: 'extended' });
+      const runs = {
+        swinq: () => sw.run({ [info]: new api.Tensor('float32', x, dims) }),
+        swinqf: () => sf.run({ [info]: new api.Tensor('float32', x, dims) }),
+        fp32: () => of.run({ [info]: new ort.Tensor('float32', x, dims) }),
+        int8all: () => oqa.run({ [info]: new ort.Tensor('float32', x, dims) }),
+        int8ext: () => oqe.run({ [info]: new ort.Tensor('float32', x, dims) }),
+      };
+      const keys = Object.keys(runs);
+      const t = Object.fromEntries(keys.map((k) => [k, []]));
+      for (const k of keys) await runs[k]();
+      for (let i = 0; i < swinTIters; i++) {
+        for (let j = 0; j < keys.length; j++) {
+          const k = keys[(i + j) % keys.length];
+          const s0 = performance.now();
+          await runs[k]();
+          t[k].push(performance.now() - s0);
+        }
+      }
+      const int8 = median(t.int8all) <= median(t.int8ext) ? 'int8all' : 'int8ext';
+      const f = (k) => `${median(t[k]).toFixed(1)} (${Math.min(...t[k]).toFixed(1)})`;
+      console.log(`| ${threads} | ${f('swinq')} | ${f('swinqf')} | ${f('fp32')} | ${f(int8)} [${int8 === 'int8all' ? 'all' : 'extended'}; other ${f(int8 === 'int8all' ? 'int8ext' : 'int8all')}] | ${(median(t.swinq) / median(t.fp32)).toFixed(2)} | ${(median(t.swinq) / median(t[int8])).toFixed(2)} |`);
+      sw.release();
+      sf.release();
+      for (const s of [of, oqa, oqe]) await s.release?.();
+    }
+  } finally {
+    fs.rmSync(qt, { force: true });
+  }
+}
