@@ -194,7 +194,7 @@ describe('a generated 3-channel 32×32 Swin calibrated on resized Fashion-MNIST'
       const fp32 = Object.keys(ops).filter((k) => !k.endsWith('_q') && !['quantize', 'dequantize', 'index_map'].includes(k));
       expect(fp32, JSON.stringify(ops)).toEqual([]);
       expect(ops.linear_q).toBeGreaterThan(0);
-      expect(ops.softmax_q).toBeGreaterThan(0);
+      expect(ops.quantize).toBe(1);
       expect(intLoweringFallback((s as unknown as { graph: object }).graph)).toBeUndefined();
       expect(writes.join('')).not.toMatch(/fp32 simulation/);
 
@@ -240,6 +240,9 @@ describe('a generated 3-channel 32×32 Swin calibrated on resized Fashion-MNIST'
       [['eval', model, '--data', DATA, '--limit', '4', '--std', '1,2,3,4'], /^swinq: --std has 4 values; the model input has 3 channels/],
       [['bench', model, '--mean', '0.5'], /^swinq: --mean\/--std apply to --data images/],
     ];
+    const cfg = path.join(tmp, 'cfg.json');
+    fs.writeFileSync(cfg, JSON.stringify({ data: DATA, samples: 8, mean: [0.1, 0.2, 0.3, 0.4], out: path.join(tmp, 'e.onnx') }));
+    cases.push([['calibrate', model, '--config', cfg], /^swinq: --mean has 4 values; the model input has 3 channels/]);
     for (const [args, re] of cases) {
       const r = swinq(args);
       expect(r.code, args.join(' ')).toBe(1);
