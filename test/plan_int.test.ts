@@ -225,6 +225,78 @@ function cases(): Case[] {
     });
   }
 
+  // attention_q: q·kᵀ, biased softmax and P·V per (window, head) read from one qkv tensor; odd N and
+  // dh, a period of bias rows shorter than the heads, masks, the y_max clamp. Bound: P codes are within
+  // ±2 of 256·softmax, so |y − ratio·Σ_j 256·p_j·v_j| ≤ ratio·2·Σ_j|v_j| + 1 (v_j = code − zp).
+  for (const [W, N, H, dh, zp, yz, ymax, brows] of [[2, 49, 3, 16, 64, 64, 127, 147], [3, 13, 2, 5, 0, 3, 255, 26], [1, 7, 1, 32, 200, 0, 63, 0]]) {
+    const C = H * dh, sc = 0.03, ratio = 1 / 1024;
+    const b = new Builder();
+    const x = b.input([W, N, 3 * C], DType.u8);
+    const y = b.output([W, H, N, dh], DType.u8);
+    const table = Int32Array.from(randInts(brows * N, -40, 40, 120 + N));
+    for (let j = 0; j < brows * N; j += 7) if (j % N !== 0) table[j] = -(2 ** 30);
+    const m = native.qQuantizeMultiplier(ratio);
+    b.op(OpKind.attention_q, [x, brows ? b.constant(table, [brows, N], DType.i32) : -1, b.i32([m.mult]), b.i32([m.shift])], [y],
+      [W, N, H, dh, zp, yz, ymax, brows], [sc], 'attn');
+    const xs = Uint8Array.from(randInts(W * N * 3 * C, 0, 255, 130 + N));
+    out.push({
+      name: `attention_q ${W}×${H} heads, N ${N}, dh ${dh}${brows ? `, ${brows} bias rows` : ''}`, desc: b.build(), inputs: [xs],
+      outputs: () => [new Uint8Array(W * H * N * dh)],
+      check: ([ys]) => {
+        let bad = '';
+        for (let t = 0; t < W * H; t++) {
+          const w = Math.floor(t / H), h = t % H, base = w * N * 3 * C;
+          for (let i = 0; i < N; i++) {
+            const z: number[] = [];
+            for (let j = 0; j < N; j++) {
+              let d = 0;
+              for (let k = 0; k < dh; k++) d += (xs[base + i * 3 * C + h * dh + k] - zp) * (xs[base + j * 3 * C + C + h * dh + k] - zp);
+              const tb = brows ? table[((t * N + i) % brows) * N + j] : 0;
+              z.push(tb <= -(2 ** 30) ? -Infinity : sc * (d + tb));
+            }
+            const mx = Math.max(...z);
+            const e = z.map((v) => Math.exp(v - mx));
+            const sum = e.reduce((p, v) => p + v, 0);
+            for (let k = 0; k < dh; k++) {
+              let o = 0, av = 0;
+              for (let j = 0; j < N; j++) { const v = xs[base + j * 3 * C + 2 * C + h * dh + k] - zp; o += (256 * e[j] / sum) * v; av += Math.abs(v); }
+              const want = clamp(o * ratio + yz, 0, ymax);
+              const got = (ys as Uint8Array)[(t * N + i) * dh + k];
+              if (got > ymax || Math.abs(got - want) > ratio * 2 * av + 1) bad ||= `(${t}, ${i}, ${k}): got ${got}, want ${want.toFixed(2)}`;
+            }
+          }
+        }
+        if (bad) throw new Error(`attention_q outside the bound at ${bad}`);
+      },
+    });
+  }
+
+  // y_max clamps: linear_q with a uint8 y and layernorm_q (7-bit codes for the next GEMM's fast kernel)
+  {
+    const M = 9, K = 6, N = 5, ymax = 100;
+    const b = new Builder();
+    const xq = b.input([M, K], DType.u8);
+    const y = b.output([M, N], DType.u8);
+    const wv = Int8Array.from(randInts(K * N, -127, 127, 140));
+    const bias = Int32Array.from(randInts(N, -500, 500, 141));
+    b.op(OpKind.linear_q, [xq, b.constant(wv, [K, N], DType.i8), b.i32(Array.from(bias)), b.i32([1518500250]), b.i32([40])], [y],
+      [M, K, N, 3, 0, 20, 0, 255, ymax], [], 'lin-ymax');
+    const xs = Uint8Array.from(randInts(M * K, 0, 255, 142));
+    out.push({
+      name: 'linear_q with y_max', desc: b.build(), inputs: [xs], outputs: () => [new Uint8Array(M * N)],
+      check: ([ys]) => {
+        const want: number[] = [];
+        for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+          let v = bias[n];
+          for (let k = 0; k < K; k++) v += (xs[m * K + k] - 3) * wv[k * N + n];
+          want.push(Math.min(ymax, requant(v, 1518500250, 40, 20, DType.u8)));
+        }
+        expect(want.some((v) => v === ymax), 'the case reaches the clamp').toBe(true);
+        expectExact(ys as Uint8Array, want, 'linear_q y_max');
+      },
+    });
+  }
+
   // layernorm_q: s8 → u8 and s16 → s8 / s16, gamma/beta, odd D
   for (const [xdt, ydt, D, yz] of [[DType.i8, DType.u8, 33, 128], [DType.i16, DType.i8, 96, -2], [DType.i16, DType.i16, 7, 0]] as const) {
     const rows = 41;
@@ -459,6 +531,17 @@ describe('integer op validation', () => {
     expect(plan((b) => {
       b.op(OpKind.softmax_q, [b.input([2, 3], DType.i32)], [b.output([2, 3], DType.u8)], [2, 3, 0], [1.0], 'sm');
     })).toThrow(/softmax_q \(node 'sm'\): x_scale: softmax_params: input_scale 1.0+ ≥ ln2/);
+    expect(plan((b) => {
+      b.op(OpKind.attention_q, [b.input([1, 4, 13], DType.u8), -1, b.i32([1 << 30]), b.i32([40])], [b.output([1, 2, 4, 2], DType.u8)],
+        [1, 4, 2, 2, 0, 0, 255, 0], [0.01], 'att');
+    })).toThrow(/attention_q \(node 'att'\): qkv has 52 elements/);
+    expect(plan((b) => {
+      b.op(OpKind.attention_q, [b.input([1, 4, 12], DType.u8), -1, b.i32([1 << 30]), b.i32([40])], [b.output([1, 2, 4, 2], DType.u8)],
+        [1, 4, 2, 2, 0, 9, 8, 0], [0.01], 'att');
+    })).toThrow(/attention_q \(node 'att'\): ints\[6\] y_max = 8 is outside \[y_zp, 255\]/);
+    expect(plan((b) => {
+      b.op(OpKind.layernorm_q, [b.input([2, 3], DType.i16)], [b.output([2, 3], DType.u8)], [2, 3, 10, 5], [0.1], 'ln');
+    })).toThrow(/layernorm_q \(node 'ln'\): ints\[3\] y_max = 5 is outside \[y_zp, 255\]/);
     expect(plan((b) => {
       b.op(OpKind.add_q, [b.input([3], DType.i16), b.input([3], DType.i8)], [b.output([3], DType.i16)], [5, 0, 0], [1, 1, 1], 'add');
     })).toThrow(/add_q \(node 'add'\): ints\[0\] a_zp = 5 must be 0 for an int16 tensor/);

@@ -18,6 +18,7 @@
 
 #include "swinq/qkernels.h"
 #include "swinq/threadpool.h"
+#include "../kernels/int/qinternal.h"
 
 namespace swinq {
 
@@ -25,6 +26,8 @@ struct IntOpState {
   q::PackedB packed;        // linear_q
   q::LayerNormParams ln;    // layernorm_q
   q::SoftmaxParams sm;      // softmax_q
+  q::AttentionParams att;   // attention_q
+  int32_t y_max = 255;      // linear_q: clamp of an 8-bit y
   q::AddParams add;         // add_q
   int32_t mult = 0, shift = 0;  // avgpool_q
   uint8_t table[256] = {};  // gelu_q
@@ -92,6 +95,11 @@ struct Check {
   void ints_len(size_t n, const char* layout) {
     if (op.ints.size() != n)
       op_fail("ints has " + str((int64_t)op.ints.size()) + " values, expected " + str((int64_t)n) + " " + layout);
+  }
+  void ints_len_in(size_t lo, size_t hi, const char* layout) {
+    if (op.ints.size() < lo || op.ints.size() > hi)
+      op_fail("ints has " + str((int64_t)op.ints.size()) + " values, expected " + str((int64_t)lo) + " or " +
+              str((int64_t)hi) + " " + layout);
   }
   void floats_len(size_t n, const char* layout) {
     if (op.floats.size() != n)
@@ -268,6 +276,95 @@ __attribute__((target("avx2"))) void widen_a_avx2(const uint8_t* a, int32_t za, 
   }
 }
 
+// The vpmaddubsw path of matmul_q: b is shifted by a centre c to signed bytes b' = b − c, so
+// Σ(a−za)(b−zb) = Σ(a−za)·b' − (zb−c)·Σ(a−za), which is the library GEMM with w_zero_point = zb − c.
+// One vpmaddubsw lane adds a0·b'0 + a1·b'1 ≤ 2·max(a)·max|b'|; when that is ≤ 32767 nothing can
+// saturate and the result is exact (else false: the int16 path runs). 7-bit q and v codes (lower-swin)
+// make it hold for q·kᵀ (127·2·64) and for softmax·v (255·2·64).
+__attribute__((target("avx2"))) static void minmax_u8_avx2(const uint8_t* p, int64_t n, int32_t* lo, int32_t* hi) {
+  __m256i vmin = _mm256_set1_epi8((char)0xFF), vmax = _mm256_setzero_si256();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i v = _mm256_loadu_si256((const __m256i*)(p + i));
+    vmin = _mm256_min_epu8(vmin, v);
+    vmax = _mm256_max_epu8(vmax, v);
+  }
+  alignas(32) uint8_t a0[32], a1[32];
+  _mm256_store_si256((__m256i*)a0, vmin);
+  _mm256_store_si256((__m256i*)a1, vmax);
+  int32_t l = 255, h = 0;
+  for (int j = 0; j < 32; ++j) l = std::min<int32_t>(l, a0[j]), h = std::max<int32_t>(h, a1[j]);
+  for (; i < n; ++i) l = std::min<int32_t>(l, p[i]), h = std::max<int32_t>(h, p[i]);
+  *lo = l, *hi = h;
+}
+
+__attribute__((target("avx2"))) bool matmul_maddubs_avx2(const uint8_t* a, int32_t za, const void* b, bool b_u8,
+                                                         int32_t zb, bool trans_b, int64_t M, int64_t K, int64_t N,
+                                                         int32_t* c) {
+  int32_t alo, ahi, blo, bhi;
+  minmax_u8_avx2(a, M * K, &alo, &ahi);
+  const uint8_t flip = b_u8 ? 0 : 0x80;  // s8 b: read its bytes as u8 codes b + 128
+  minmax_u8_avx2(static_cast<const uint8_t*>(b), K * N, &blo, &bhi);
+  if (flip) {  // u8 min/max of s8 bytes are not ordered; take the full range (still centred below)
+    blo = 0, bhi = 255;
+  }
+  const int32_t centre = (blo + bhi + 1) / 2;  // in u8-code space
+  const int32_t dev = std::max(centre - blo, bhi - centre);
+  if (2 * ahi * dev > 32767) return false;
+  if (centre - blo > 128 || bhi - centre > 127) return false;  // b' must fit int8
+  thread_local q::PackedB B;
+  B.K = (int32_t)K;
+  B.N = (int32_t)N;
+  B.Kp = (int32_t)((K + 3) / 4 * 4);
+  B.Np = (int32_t)((N + 15) / 16 * 16);
+  B.w_zero_point = (b_u8 ? zb : zb + 128) - centre;
+  B.a_max = 255;
+  B.maddubs_safe = true;
+  B.unsafe_pairs = 0;
+  const int64_t kq = B.Kp / 4;
+  B.b8.assign((size_t)(B.Np / 16 * kq * 64), 0);
+  B.colsum.assign((size_t)N, 0);
+  B.b16.clear();
+  B.bk16.clear();
+  const uint8_t* bb = static_cast<const uint8_t*>(b);
+  const uint8_t cc = (uint8_t)centre;
+  int8_t* dst = B.b8.data();
+  if (trans_b) {  // b [N][K]: each 4-byte k-quad of row n lands at [n/16][kq][n%16]
+    for (int64_t n = 0; n < N; ++n) {
+      const uint8_t* row = bb + n * K;
+      int8_t* pd = dst + (n / 16) * kq * 64 + (n % 16) * 4;
+      int32_t cs = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const int8_t v = (int8_t)(uint8_t)((uint8_t)(row[k] ^ flip) - cc);
+        pd[(k / 4) * 64 + (k % 4)] = v;
+        cs += v;
+      }
+      B.colsum[(size_t)n] = cs;
+    }
+  } else {  // b [K][N]
+    for (int64_t k = 0; k < K; ++k) {
+      const uint8_t* row = bb + k * N;
+      int8_t* pk = dst + (k / 4) * 64 + (k % 4);
+      for (int64_t n = 0; n < N; ++n) {
+        const int8_t v = (int8_t)(uint8_t)((uint8_t)(row[n] ^ flip) - cc);
+        pk[(n / 16) * kq * 64 + (n % 16) * 4] = v;
+        B.colsum[(size_t)n] += v;
+      }
+    }
+  }
+  thread_local std::vector<int32_t> bias_eff;
+  bias_eff.assign((size_t)B.Np, 0);
+  for (int64_t n = 0; n < N; ++n)
+    bias_eff[(size_t)n] = (int32_t)(0u - (uint32_t)za * (uint32_t)B.colsum[(size_t)n] +
+                                    (uint32_t)K * (uint32_t)za * (uint32_t)B.w_zero_point);
+  q::GemmEpilogue ep;
+  ep.a_zero_point = za;
+  ep.sparse = 2;
+  q::detail::GemmCtx ctx{&B, a, K, c, N, &ep, bias_eff.data(), nullptr, nullptr, 0, 0, false};
+  q::detail::gemm_rows_avx2(ctx, 0, M, 0, B.Np / 16);
+  return true;
+}
+
 }  // namespace
 
 void matmul_u8x8_s32(const uint8_t* a, int32_t za, const void* b, bool b_u8, int32_t zb, bool trans_b, int64_t M,
@@ -286,6 +383,7 @@ void matmul_u8x8_s32(const uint8_t* a, int32_t za, const void* b, bool b_u8, int
     return;
   }
   if (M <= 0 || N <= 0) return;
+  if (matmul_maddubs_avx2(a, za, b, b_u8, zb, trans_b, M, K, N, c)) return;
   // Widen once per call into the pair layouts (zero-padded: K to even, N to 16); per-thread scratch.
   const int64_t Kh = (K + 1) / 2, Np = (N + 15) / 16 * 16;
   thread_local std::vector<int32_t> bscratch, ascratch;
@@ -351,7 +449,7 @@ std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index) {
     }
     case OpKind::linear_q: {
       c.arity(2, 6, {"x", "w", "bias", "mult", "shift", "table"});
-      c.ints_len(8, "[M, K, N, x_zp, w_zp, y_zp, relu, x_max]");
+      c.ints_len_in(8, 9, "[M, K, N, x_zp, w_zp, y_zp, relu, x_max(, y_max)]");
       c.nonneg({"M", "K", "N"});
       const int64_t M = c.I(0), K = c.I(1), N = c.I(2);
       if (K < 1 || K > 65536) c.op_fail("ints[1] K = " + str(K) + " is outside [1, 65536]");
@@ -370,6 +468,15 @@ std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index) {
       c.zp(5, "y_zp", yt);
       if (c.I(6) != 0 && c.I(6) != 1) c.op_fail("ints[6] relu = " + str(c.I(6)) + " must be 0 or 1");
       if (c.I(7) < 1 || c.I(7) > 255) c.op_fail("ints[7] x_max = " + str(c.I(7)) + " is outside [1, 255]");
+      if (c.op.ints.size() == 9) {
+        if (yt != DType::i8 && yt != DType::u8) c.op_fail("ints[8] y_max needs an int8 or uint8 y");
+        if (tb >= 0) c.op_fail("ints[8] y_max and a table exclude each other (the table sets the codes)");
+        if (c.I(8) < c.I(5) || c.I(8) > dmax(yt))
+          c.op_fail("ints[8] y_max = " + str(c.I(8)) + " is outside [y_zp, " + str(dmax(yt)) + "]");
+        st->y_max = (int32_t)c.I(8);
+      } else {
+        st->y_max = (int32_t)dmax(yt);
+      }
       if (b >= 0) {
         c.dtype(b, "bias", {DType::i32});
         c.elems(b, "bias", N, "N");
@@ -462,7 +569,7 @@ std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index) {
     }
     case OpKind::layernorm_q: {
       c.arity(1, 3, {"x", "gamma", "beta"});
-      c.ints_len(3, "[rows, D, y_zp]");
+      c.ints_len_in(3, 4, "[rows, D, y_zp(, y_max)]");
       c.floats_len(1, "[y_scale]");
       c.nonneg({"rows", "D"});
       const int64_t rows = c.I(0), D = c.I(1);
@@ -485,6 +592,11 @@ std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index) {
         return q::layernorm_params((int32_t)D, g >= 0 ? c.cdata<float>(g) : nullptr, b >= 0 ? c.cdata<float>(b) : nullptr,
                                    ys, yzp, qt(c.t(y).dtype));
       });
+      if (c.op.ints.size() == 4) {
+        if (c.I(3) < yzp || c.I(3) > dmax(c.t(y).dtype))
+          c.op_fail("ints[3] y_max = " + str(c.I(3)) + " is outside [y_zp, " + str(dmax(c.t(y).dtype)) + "]");
+        st->ln.qmax = (int32_t)c.I(3);
+      }
       c.no_overlap(x, "x");
       break;
     }
@@ -567,6 +679,47 @@ std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index) {
       const double ratio = c.scale(0, "x_scale") / ((double)T * c.scale(1, "y_scale"));
       c.kernel("x_scale/(T·y_scale)", [&] { q::quantize_multiplier(ratio, &st->mult, &st->shift); return 0; });
       c.no_overlap(x, "x");
+      break;
+    }
+    case OpKind::attention_q: {
+      c.arity(1, 4, {"qkv", "bias", "mult", "shift"});
+      if (c.op.inputs.size() != 4) c.op_fail("has " + str((int64_t)c.op.inputs.size()) + " inputs, expected 4 (qkv, bias or -1, mult, shift)");
+      c.ints_len(8, "[W, N, H, dh, zp, y_zp, y_max, bias_rows]");
+      c.floats_len(1, "[logit_scale]");
+      c.nonneg({"W", "N", "H", "dh"});
+      const int64_t W = c.I(0), N = c.I(1), H = c.I(2), dh = c.I(3);
+      if (N < 1 || N > q::kAttentionMaxN) c.op_fail("ints[1] N = " + str(N) + " is outside [1, " + str(q::kAttentionMaxN) + "]");
+      if (H < 1 || H > 4096) c.op_fail("ints[2] H = " + str(H) + " is outside [1, 4096]");
+      if (dh < 1 || dh > q::kAttentionMaxDh) c.op_fail("ints[3] dh = " + str(dh) + " is outside [1, " + str(q::kAttentionMaxDh) + "]");
+      const int32_t x = c.in(0), b = c.in(1), m = c.in(2), s = c.in(3), y = c.out();
+      if (m < 0 || s < 0) c.op_fail("needs mult and shift (inputs 2, 3)");
+      c.dtype(x, "qkv", {DType::u8});
+      c.dtype(y, "y", {DType::u8});
+      c.elems(x, "qkv", c.prod({W, N, 3, H, dh}, "W·N·3·H·dh"), "W·N·3·H·dh");
+      c.elems(y, "y", c.prod({W, H, N, dh}, "W·H·N·dh"), "W·H·N·dh");
+      c.requant_tensors(m, s, 1, false);
+      q::AttentionParams& a = st->att;
+      a.W = W, a.N = N, a.H = H, a.dh = dh;
+      a.zp = c.zp(4, "zp", DType::u8);
+      a.y_zp = c.zp(5, "y_zp", DType::u8);
+      if (c.I(6) < a.y_zp || c.I(6) > 255) c.op_fail("ints[6] y_max = " + str(c.I(6)) + " is outside [y_zp, 255]");
+      a.y_max = (int32_t)c.I(6);
+      a.mult = c.cdata<int32_t>(m)[0];
+      a.shift = c.cdata<int32_t>(s)[0];
+      if (a.mult == 0) c.op_fail("mult[0] must be non-zero");
+      if (b >= 0) {
+        const int64_t br = c.I(7);
+        if (br < 1) c.op_fail("ints[7] bias_rows = " + str(br) + " must be >= 1 with a bias");
+        c.dtype(b, "bias", {DType::i32});
+        c.constant(b, "bias");
+        c.elems(b, "bias", c.prod({br, N}, "bias_rows·N"), "bias_rows·N");
+        a.bias_rows = br;  // the pointer is taken at run time (constants may move after prepare)
+      } else if (c.I(7) != 0) {
+        c.op_fail("ints[7] bias_rows = " + str(c.I(7)) + " must be 0 without a bias");
+      }
+      const double sc = c.scale(0, "logit_scale");
+      a.sm = c.kernel("logit_scale", [&] { return q::softmax_params(sc); });
+      c.no_overlap(x, "qkv");
       break;
     }
     case OpKind::argmax_q: {
@@ -719,6 +872,7 @@ void run_int_op(const PlanDesc& d, size_t op_index, const IntOpState& st, void* 
         ep.rq.shift = static_cast<const int32_t*>(in(4));
         ep.rq.channels = (int32_t)d.tensors[(size_t)mult_id].elements();
         ep.rq.zero_point = (int32_t)I[5];
+        ep.rq.qmax = st.y_max;
         ep.table = static_cast<const uint8_t*>(in(5));
       }
       q::gemm_u8s8(M, static_cast<const uint8_t*>(in(0)), I[1], st.packed, ep, out, N, 1, isa, &pool);
@@ -827,6 +981,21 @@ void run_int_op(const PlanDesc& d, size_t op_index, const IntOpState& st, void* 
       const uint8_t* b = static_cast<const uint8_t*>(in(1));
       pool.parallel_for(ny, 32768, [&](int64_t i0, int64_t i1) {
         q::add_q(ta, a + i0 * ea, tb, b + i0 * eb, i1 - i0, st.add, ty, y8 + i0 * ey, isa);
+      });
+      break;
+    }
+    case OpKind::attention_q: {
+      q::AttentionParams a = st.att;
+      a.bias = a.bias_rows ? static_cast<const int32_t*>(in(1)) : nullptr;
+      const int64_t heads = a.W * a.H;
+      if (!heads) break;
+      const uint8_t* x = static_cast<const uint8_t*>(in(0));
+      const size_t bytes = q::attention_scratch_bytes(a.N, a.dh);
+      pool.parallel_for(heads, 1, [&](int64_t b, int64_t e) {
+        thread_local std::vector<uint8_t> scratch;
+        if (scratch.size() < bytes + 32) scratch.resize(bytes + 32);
+        void* p = scratch.data() + ((32 - (reinterpret_cast<uintptr_t>(scratch.data()) & 31)) & 31);
+        q::attention_u8(x, a, b, e, p, y8, isa);
       });
       break;
     }

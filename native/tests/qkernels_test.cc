@@ -455,6 +455,83 @@ static void test_misc() {
     }
 }
 
+// attention_u8: scalar = AVX2 bit-exactly (odd N and dh, masks, y_max clamps, every zero point edge),
+// and against float attention: with P codes within ±2 of 256·softmax (the softmax_u8 bound),
+// |y − ratio·Σ_j 256·p_j·(v_j − zp)| ≤ ratio·2·Σ_j |v_j − zp| + 1 before the clamp.
+static void test_attention() {
+  struct Case { int64_t W, N, H, dh; int32_t zp, y_zp, y_max; bool bias; };
+  for (const Case& cs : {Case{2, 49, 3, 16, 128, 0, 127, true}, Case{1, 7, 1, 1, 0, 3, 255, false},
+                         Case{3, 50, 2, 3, 255, 200, 255, true}, Case{1, 1, 4, 32, 17, 0, 63, true},
+                         Case{2, 13, 2, 9, 70, 10, 127, false}}) {
+    const int64_t C = cs.H * cs.dh, rows = cs.W * cs.H * cs.N;
+    std::vector<uint8_t> qkv((size_t)(cs.W * cs.N * 3 * C));
+    for (auto& v : qkv) v = (uint8_t)rnd(0, 255);
+    const double S = 0.02;  // logit scale
+    const int64_t brows = cs.bias ? (cs.W > 1 ? cs.W * cs.H * cs.N : cs.N) : 0;
+    std::vector<int32_t> bias((size_t)(brows * cs.N));
+    for (auto& v : bias) v = rnd(0, 9) == 0 ? -(1 << 30) : (int32_t)rnd(-200, 200);
+    for (int64_t r = 0; r < brows; ++r) bias[(size_t)(r * cs.N + r % cs.N)] = 0;  // one unmasked entry per row
+    AttentionParams p;
+    p.W = cs.W, p.N = cs.N, p.H = cs.H, p.dh = cs.dh, p.zp = cs.zp, p.y_zp = cs.y_zp, p.y_max = cs.y_max;
+    p.bias = cs.bias ? bias.data() : nullptr;
+    p.bias_rows = brows;
+    p.sm = softmax_params(S);
+    const double ratio = 1.0 / (256.0 * 4.0);
+    quantize_multiplier(ratio, &p.mult, &p.shift);
+    std::vector<uint8_t> ys((size_t)(cs.W * cs.H * cs.N * cs.dh)), yv(ys.size());
+    std::vector<uint8_t> scratch(attention_scratch_bytes(cs.N, cs.dh) + 32);
+    void* sp = scratch.data() + ((32 - (reinterpret_cast<uintptr_t>(scratch.data()) & 31)) & 31);
+    attention_u8(qkv.data(), p, 0, cs.W * cs.H, sp, ys.data(), Isa::scalar);
+    if (avx2) {
+      // in two ranges, as the executor's threads call it
+      attention_u8(qkv.data(), p, 0, 1, sp, yv.data(), Isa::avx2);
+      attention_u8(qkv.data(), p, 1, cs.W * cs.H, sp, yv.data(), Isa::avx2);
+      EXPECT(same(ys, yv), "attention scalar != avx2 (N %lld dh %lld)", (long long)cs.N, (long long)cs.dh);
+    }
+    int64_t bad = 0;
+    for (int64_t t = 0; t < cs.W * cs.H; ++t) {
+      const int64_t w = t / cs.H, h = t % cs.H;
+      const uint8_t* base = qkv.data() + w * cs.N * 3 * C;
+      for (int64_t i = 0; i < cs.N; ++i) {
+        std::vector<double> z((size_t)cs.N);
+        double mx = -1e300, sum = 0;
+        const int32_t* tb = cs.bias ? bias.data() + ((t * cs.N + i) % brows) * cs.N : nullptr;
+        for (int64_t j = 0; j < cs.N; ++j) {
+          double d = 0;
+          for (int64_t k = 0; k < cs.dh; ++k)
+            d += ((double)base[i * 3 * C + h * cs.dh + k] - cs.zp) * ((double)base[j * 3 * C + C + h * cs.dh + k] - cs.zp);
+          const int32_t b = tb ? tb[j] : 0;
+          z[(size_t)j] = b <= -(1 << 30) ? -1e300 : (d + b) * S;
+          mx = std::max(mx, z[(size_t)j]);
+        }
+        for (int64_t j = 0; j < cs.N; ++j) sum += std::exp(z[(size_t)j] - mx);
+        for (int64_t k = 0; k < cs.dh; ++k) {
+          double o = 0, av = 0;
+          for (int64_t j = 0; j < cs.N; ++j) {
+            const double v = (double)base[j * 3 * C + 2 * C + h * cs.dh + k] - cs.zp;
+            o += 256.0 * std::exp(z[(size_t)j] - mx) / sum * v;
+            av += std::fabs(v);
+          }
+          const double want = std::min<double>(cs.y_max, std::max(0.0, o * ratio + cs.y_zp));
+          const double got = ys[(size_t)((t * cs.N + i) * cs.dh + k)];
+          if (std::fabs(got - want) > ratio * 2 * av + 1) ++bad;
+        }
+      }
+    }
+    EXPECT(bad == 0, "attention vs float: %lld outputs outside the bound (N %lld dh %lld)", (long long)bad,
+           (long long)cs.N, (long long)cs.dh);
+    (void)rows;
+  }
+  bool threw = false;
+  try {
+    AttentionParams p;
+    p.W = 1, p.N = 2000, p.H = 1, p.dh = 4, p.mult = 1 << 30, p.shift = 31;
+    uint8_t b[8];
+    attention_u8(b, p, 0, 1, b, b, Isa::scalar);
+  } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "N ∈") != nullptr; }
+  EXPECT(threw, "attention_u8 must refuse N > kAttentionMaxN naming N");
+}
+
 int main() {
   avx2 = best_isa() == Isa::avx2;
   if (!avx2) std::fprintf(stderr, "note: no AVX2 on this CPU: scalar-vs-float checks only\n");
@@ -462,6 +539,7 @@ int main() {
   test_requant();
   test_gemm();
   test_softmax();
+  test_attention();
   test_layernorm();
   test_gelu_relu_lookup();
   test_add();

@@ -2,7 +2,7 @@
 export const OP_NAMES = [
   'copy', 'index_map', 'linear', 'matmul', 'layernorm', 'softmax', 'binary', 'unary', 'reduce', 'argmax', 'cast',
   // integer ops (see ops.def for their contracts)
-  'quantize', 'dequantize', 'linear_q', 'matmul_q', 'softmax_q', 'layernorm_q', 'gelu_q', 'relu_q', 'requant', 'add_q', 'avgpool_q', 'argmax_q',
+  'quantize', 'dequantize', 'linear_q', 'matmul_q', 'softmax_q', 'layernorm_q', 'gelu_q', 'relu_q', 'requant', 'add_q', 'avgpool_q', 'argmax_q', 'attention_q',
 ] as const;
 export type OpName = (typeof OP_NAMES)[number];
 export const OpKind: { [K in OpName]: number } = Object.fromEntries(OP_NAMES.map((n, i) => [n, i])) as never;

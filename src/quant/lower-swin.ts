@@ -91,7 +91,7 @@ function erf(x: number): number {
 }
 
 /** Rewrites the fp32 Swin plan (for inputDims) into integer ops using the per-op ranges. */
-export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], opts: { geluLevels?: number; wideWeightMax?: number } = {}): SwinIntResult {
+export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], opts: { geluLevels?: number; actLevels?: number; attnLevels?: number; wideWeightMax?: number; fuseAttention?: boolean } = {}): SwinIntResult {
   const l = lowerFp32(g, inputDims);
   const T = l.tensors;
   const fail = (op: POp | undefined, why: string): SwinIntResult => ({ ok: false, reason: `${g.source}: ${op ? `plan op '${op.kind}' (${op.name}): ` : ''}${why}` });
@@ -146,6 +146,8 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
   // GELU outputs (fc2 inputs) use codes [0, G]: the table caps them, so G = 127 lets fc2's linear_q
   // prove its fast u8×s8 kernel safe (x_max ≤ 127); other uint8 codes may saturate at 255
   const G = opts.geluLevels ?? 127;
+  // other uint8 GEMM inputs (LayerNorm outputs, q/k/v, attention outputs) likewise use codes [0, A]
+  const A = opts.actLevels ?? 127;
   const u8Params = (rg: number[], L = 255) => {
     const lo = Math.min(rg[0], 0), hi = Math.max(rg[1], 0);
     const scale = Math.max(hi - lo, 1e-8) / L;
@@ -167,8 +169,40 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
     map.set(rootOf(T, inT), { id: y, dtype: 'uint8', scale: p.scale, zp: p.zp });
   }
   let outDims: number[] = [];
-  for (const op of l.ops) {
+  const consumers = new Map<number, number[]>();
+  l.ops.forEach((op, k) => op.inputs.forEach((t) => { if (t >= 0) { const r = rootOf(T, t); consumers.set(r, [...(consumers.get(r) ?? []), k]); } }));
+  const skip = new Set<number>();
+  for (let k = 0; k < l.ops.length; k++) {
+    if (skip.has(k)) continue;
+    const op = l.ops[k];
     const o = op.outputs[0];
+    if (op.kind === 'matmul' && opts.fuseAttention !== false) {
+      const at = matchAttention(l, k, consumers);
+      if (at) {
+        // q, k, v are gathers of R: its codes, zero point and scale (q, k times their p0·x factors)
+        const R = qOf(at.qkv);
+        const sm = l.ops[at.softmax];
+        const yo = l.ops[at.pv].outputs[0];
+        if (R && R.dtype === 'uint8' && dtypeFor(yo, l.ops[at.pv]) === 'uint8') {
+          const logit = op.floats[0] * R.scale * at.qFactor * R.scale * at.kFactor;
+          const vb = { scale: R.scale * at.vFactor };
+          let table = -1;
+          if (sm.inputs[1] >= 0) {
+            const bias = T[sm.inputs[1]].data!.data;
+            table = cnst('int32', [sm.ints[2], at.N], Array.from(bias, (v) => Math.max(-(2 ** 31) + 1, Math.min(2 ** 31 - 1, Math.round(v / logit)))));
+          }
+          // 8-bit attention outputs: 7-bit ones cost 0.25 pp (2,000 test images) for a small GEMM (proj)
+          const AO = opts.attnLevels ?? 255;
+          const p = u8Params(rangeOf(yo), AO);
+          const y = add({ dtype: 'uint8', dims: [...T[yo].dims], kind: 'arena' });
+          NO.push({ kind: 'attention_q', inputs: [R.id, table, ...mulShift([l.ops[at.pv].floats[0] * vb.scale / 256 / p.scale])], outputs: [y],
+            ints: [at.W, at.N, at.H, at.dh, R.zp, p.zp, AO, table >= 0 ? sm.ints[2] : 0], floats: [logit], name: `${op.name} (attention)` });
+          map.set(rootOf(T, yo), { id: y, dtype: 'uint8', ...p, max: AO });
+          skip.add(at.softmax); skip.add(at.pv);
+          continue;
+        }
+      }
+    }
     const want = dtypeFor(o, op);
     const arena = (dtype: DT) => add({ dtype, dims: [...T[o].dims], kind: 'arena' });
     const x = qOf(op.inputs[0]);
@@ -228,10 +262,10 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
           map.set(rootOf(T, o), { id: y, dtype: 'uint8', scale: post.scale, zp: post.zp, max: G });
           continue;
         }
-        const p = u8Params(rg);
+        const p = u8Params(rg, A);
         const y = arena('uint8');
-        NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((s) => s / p.scale))], outputs: [y], ints: [M, K, N, x.zp, 0, p.zp, act === 1 ? 1 : 0, xmax], floats: [], name: op.name });
-        map.set(rootOf(T, o), { id: y, dtype: 'uint8', ...p });
+        NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((s) => s / p.scale))], outputs: [y], ints: [M, K, N, x.zp, 0, p.zp, act === 1 ? 1 : 0, xmax, A], floats: [], name: op.name });
+        map.set(rootOf(T, o), { id: y, dtype: 'uint8', ...p, max: A });
         continue;
       }
       if (want !== 'int16') return fail(op, String(want));
@@ -252,10 +286,10 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
       const bt = op.inputs[2] >= 0 ? cnst('float32', [D], T[op.inputs[2]].data!.data) : -1;
       const rg = rangeOf(o);
       let q: Q;
-      if (want === 'uint8') { const p = u8Params(rg); q = { id: arena('uint8'), dtype: 'uint8', ...p }; }
+      if (want === 'uint8') { const p = u8Params(rg, A); q = { id: arena('uint8'), dtype: 'uint8', ...p, max: A }; }
       else if (want === 'int16') q = { id: arena('int16'), dtype: 'int16', scale: i16Scale(rg), zp: 0 };
       else return fail(op, String(want));
-      NO.push({ kind: 'layernorm_q', inputs: [x.id, gm, bt], outputs: [q.id], ints: [rows, D, q.zp], floats: [q.scale], name: op.name });
+      NO.push({ kind: 'layernorm_q', inputs: [x.id, gm, bt], outputs: [q.id], ints: q.dtype === 'uint8' ? [rows, D, q.zp, A] : [rows, D, q.zp], floats: [q.scale], name: op.name });
       map.set(rootOf(T, o), q);
       continue;
     }
@@ -305,6 +339,90 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
   }
   if (!outDims.length) return fail(undefined, 'the output is not produced by a quantized linear');
   const outId = NT.findIndex((t) => t.kind === 'output');
-  const { stats: _s, ...desc } = emitPlan({ tensors: NT, ops: NO, inputs: [inId], outputs: [outId] });
+  const dead = deadCodeEliminated(NT, NO, [inId], [outId]);
+  const { stats: _s, ...desc } = emitPlan(dead);
   return { ok: true, desc, outputDims: outDims };
+}
+
+/** The fused-attention pattern at plan op k (a q·kᵀ matmul): matmul → softmax → matmul whose three
+ *  operands are gathers (index_map, possibly through a p0·x scale) of one [W, N, 3C] tensor — q, k
+ *  and v of each (window, head) — verified element by element against that layout. */
+function matchAttention(l: Lowered, k: number, consumers: Map<number, number[]>):
+  { qkv: number; softmax: number; pv: number; W: number; N: number; H: number; dh: number; qFactor: number; kFactor: number; vFactor: number } | undefined {
+  const T = l.tensors;
+  const ops = l.ops;
+  const op = ops[k];
+  const only = (t: number): number | undefined => { const c = consumers.get(rootOf(T, t)) ?? []; return c.length === 1 ? c[0] : undefined; };
+  const ks = only(op.outputs[0]);
+  if (ks === undefined || ops[ks].kind !== 'softmax' || rootOf(T, ops[ks].inputs[0]) !== rootOf(T, op.outputs[0])) return undefined;
+  const kp = only(ops[ks].outputs[0]);
+  if (kp === undefined || ops[kp].kind !== 'matmul' || rootOf(T, ops[kp].inputs[0]) !== rootOf(T, ops[ks].outputs[0])) return undefined;
+  const producer = (t: number) => ops.findIndex((o) => rootOf(T, o.outputs[0]) === rootOf(T, t));
+  // the gather behind an operand (through a positive p0·x scale, returned as factor)
+  const gather = (t: number): { g: POp; factor: number } | undefined => {
+    let p = producer(t);
+    let factor = 1;
+    if (p >= 0 && ops[p].kind === 'unary' && ops[p].ints[0] === 23 && ops[p].floats[0] > 0 && ops[p].floats[1] === 0) {
+      factor = ops[p].floats[0];
+      p = producer(ops[p].inputs[0]);
+    }
+    return p >= 0 && ops[p].kind === 'index_map' && rootOf(T, ops[p].inputs[0]) === ops[p].inputs[0] ? { g: ops[p], factor } : undefined;
+  };
+  const fq = gather(op.inputs[0]), fk = gather(op.inputs[1]), fv = gather(ops[kp].inputs[1]);
+  if (!fq || !fk || !fv) return undefined;
+  const gq = fq.g, gk = fk.g, gv = fv.g;
+  if (gq.inputs[0] !== gk.inputs[0] || gq.inputs[0] !== gv.inputs[0]) return undefined;
+  const R = gq.inputs[0];
+  const [batch, N, dh, N2, tb1, as1, bs1] = op.ints;
+  const [batch2, M2, K2, dh2, tb2, as2, bs2] = ops[kp].ints;
+  if (N2 !== N || batch2 !== batch || M2 !== N || K2 !== N || dh2 !== dh || tb2 !== 0) return undefined;
+  const total = numel(T[R].dims);
+  if (total !== batch * N * 3 * dh || [op.inputs[0], op.inputs[1], ops[kp].inputs[1]].some((t) => rootOf(T, t) !== t)) return undefined;
+  // source offset in R of element e of a gather's output (undefined: padding)
+  const src = (g: POp, e: number): number | undefined => {
+    const [block, , xItem, yItem] = g.ints;
+    const idx = T[g.inputs[1]].data!.data;
+    const t = Math.floor(e / yItem), rem = e % yItem, r = Math.floor(rem / block);
+    return idx[r] < 0 ? undefined : t * xItem + idx[r] + (rem % block);
+  };
+  for (let H = 1; H <= batch; H++) {
+    if (batch % H) continue;
+    const C = H * dh, ld = 3 * C;
+    const at = (t: number, tok: number, col: number) => Math.floor(t / H) * N * ld + tok * ld + col + (t % H) * dh;
+    // cheap probe first (element 1 of batch item 1), then every element
+    const ok = (full: boolean): boolean => {
+      for (let t = full ? 0 : Math.min(1, batch - 1); t < (full ? batch : Math.min(2, batch)); t++) {
+        for (let i = 0; i < N; i++) for (let d = 0; d < dh; d++) {
+          if (src(gq, t * as1 + i * dh + d) !== at(t, i, d)) return false;
+          if (src(gk, t * bs1 + (tb1 ? i * dh + d : d * N + i)) !== at(t, i, C + d)) return false;
+          if (src(gv, t * bs2 + i * dh + d) !== at(t, i, 2 * C + d)) return false;
+        }
+      }
+      return true;
+    };
+    if (ok(false) && ok(true)) return { qkv: R, softmax: ks, pv: kp, W: batch / H, N, H, dh, qFactor: fq.factor, kFactor: fk.factor, vFactor: fv.factor };
+  }
+  return undefined;
+}
+
+/** Drops ops whose outputs nothing reads (the gathers a fused attention replaced) and the tensors
+ *  only they used; tensor ids are renumbered. */
+function deadCodeEliminated(NT: PT[], NO: POp[], inputs: number[], outputs: number[]): Lowered {
+  const root = (t: number) => rootOf(NT, t);
+  const live = new Set(outputs.map(root));
+  const keep: POp[] = [];
+  for (let k = NO.length - 1; k >= 0; k--) {
+    const op = NO[k];
+    if (!op.outputs.some((t) => live.has(root(t)))) continue;
+    keep.unshift(op);
+    for (const t of op.inputs) if (t >= 0) live.add(root(t));
+  }
+  const used = new Set<number>([...inputs, ...outputs]);
+  const mark = (t: number) => { for (let x = t; x >= 0 && !used.has(x); x = NT[x].aliasOf ?? -1) used.add(x); };
+  for (const op of keep) for (const t of [...op.inputs, ...op.outputs]) if (t >= 0) { mark(t); let x = t; while (NT[x].aliasOf !== undefined) { x = NT[x].aliasOf!; used.add(x); } }
+  const ids = [...used].sort((a, b) => a - b);
+  const renum = new Map(ids.map((t, i) => [t, i]));
+  const re = (t: number) => (t < 0 ? t : renum.get(t)!);
+  const tensors = ids.map((t) => ({ ...NT[t], ...(NT[t].aliasOf !== undefined ? { aliasOf: re(NT[t].aliasOf!) } : {}) }));
+  return { tensors, ops: keep.map((op) => ({ ...op, inputs: op.inputs.map(re), outputs: op.outputs.map(re) })), inputs: inputs.map(re), outputs: outputs.map(re) };
 }

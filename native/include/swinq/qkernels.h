@@ -112,6 +112,29 @@ void softmax_u8(const int32_t* x, int64_t rows, int64_t D, const int32_t* table,
                 const SoftmaxParams& p, uint8_t* y, Isa isa = active_isa());
 
 // ---------------------------------------------------------------------------------------------
+// Window attention read straight from the qkv linear's output, per window w and head h
+// (C = H·dh; qkv [W, N, 3C] u8 with one zero point, so q, k, v share it):
+//   S[i,j]  = Σ_d (q[w,i,h·dh+d] − zp)(k[w,j,C+h·dh+d] − zp)          int32, exact
+//   P[i,:]  = softmax_u8(S[i,:] + bias[((w·H+h)·N + i) mod bias_rows])  codes at 2^−8 (as softmax_u8)
+//   O[i,d]  = Σ_j P[i,j]·(v[w,j,2C+h·dh+d] − zp)                       int32, exact
+//   y[w,h,i,d] = clamp(requantize(O, mult, shift) + y_zp, 0, y_max)     u8, layout [W, H, N, dh]
+// One (w, h) stays in L1 from q·kᵀ to P·V, and no q/k/v copies or int32 logits reach memory.
+struct AttentionParams {
+  int64_t W = 0, N = 0, H = 0, dh = 0;
+  int32_t zp = 0;
+  const int32_t* bias = nullptr;  // [bias_rows, N] or null
+  int64_t bias_rows = 0;
+  SoftmaxParams sm;
+  int32_t mult = 0, shift = 0, y_zp = 0, y_max = 255;
+};
+constexpr int64_t kAttentionMaxN = 1024, kAttentionMaxDh = 256;
+size_t attention_scratch_bytes(int64_t N, int64_t dh);
+// (window, head) pairs t ∈ [t0, t1) of the W·H, t = w·H + h. scratch: attention_scratch_bytes(N, dh)
+// bytes, 32-byte aligned, private to the caller's thread.
+void attention_u8(const uint8_t* qkv, const AttentionParams& p, int64_t t0, int64_t t1, void* scratch, uint8_t* y,
+                  Isa isa = active_isa());
+
+// ---------------------------------------------------------------------------------------------
 // LayerNorm over the last dim D (int8 or int16 in). With s = Σx, V = D·Σx² − s² (int64, exact)
 // and y_i = D·x_i − s:  x̂_i = y_i / sqrt(V)  (= (x−μ)/σ).  k: smallest with V·4^k ≥ 2^60,
 // σ' = isqrt(V·4^k) ∈ [2^30, 2^31); one division per row f = floor(2^61 / σ');

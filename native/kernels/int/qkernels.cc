@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "qcheck.h"
 #include "qinternal.h"
 #include "swinq/threadpool.h"
 
@@ -16,11 +17,6 @@ using detail::load_q;
 using detail::store_clamp;
 using detail::store_q;
 
-static void fail(const std::string& msg) { throw std::invalid_argument(msg); }
-#define QCHECK(cond, msg)        \
-  do {                           \
-    if (!(cond)) fail(msg);      \
-  } while (0)
 
 const char* qtype_name(QType t) {
   switch (t) {
@@ -56,10 +52,6 @@ int32_t load_q(QType t, const void* x, int64_t i) {
 }
 }  // namespace detail
 
-static bool use_avx2(Isa isa) {
-  if (isa == Isa::avx2 && best_isa() != Isa::avx2) fail("the AVX2 kernel set was requested on a CPU without AVX2+FMA");
-  return isa == Isa::avx2;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Requantization

@@ -94,9 +94,11 @@ void softmax_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* t
                      const SoftmaxParams& p, uint8_t* y) {
   // scratch rows padded to a multiple of 8: the ragged tail runs as one masked vector, not scalar code
   const int64_t Dv = (D + 7) / 8 * 8, rem = D - (Dv - 8);
-  std::vector<int32_t> zb(Dv), eb(Dv);
-  int32_t* z = zb.data();
-  int32_t* e = eb.data();
+  // rows up to 1024 (window attention calls this per head) use the stack, not the heap
+  alignas(32) int32_t zs[1024], es[1024];
+  std::vector<int32_t> zb(Dv > 1024 ? Dv : 0), eb(Dv > 1024 ? Dv : 0);
+  int32_t* z = Dv > 1024 ? zb.data() : zs;
+  int32_t* e = Dv > 1024 ? eb.data() : es;
   const __m128i ps = _mm_cvtsi32_si128(p.pre_shift);
   const uint32_t Mdiv = (uint32_t)((uint64_t(1) << 32) / (uint64_t)p.L + 1);
   const __m256i Mv = _mm256_set1_epi32((int)Mdiv), Lv = _mm256_set1_epi32(p.L), qbv = _mm256_set1_epi32(p.qb),

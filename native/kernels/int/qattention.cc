@@ -1,0 +1,84 @@
+// Window attention (qkernels.h attention_u8): the scalar reference and the dispatcher. The AVX2
+// version (qattention_avx2.cc) computes the same integers in the same order of exact operations.
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "qinternal.h"
+#include "qcheck.h"
+
+namespace swinq {
+namespace q {
+
+// Scratch layout, shared with the AVX2 path (each region 32-byte aligned):
+//   kp  int16 [ceil(N/8)][ceil(dh/2)][8][2]   k − zp, j-blocks of 8 with d-pairs
+//   qp  int32 [N][ceil(dh/2)]                 (q − zp) d-pairs as two int16
+//   s   int32 [N·N + 8]                       logits
+//   pr  uint8 [N·N + 32]                      probabilities
+//   pp  int32 [N][ceil(N/2)]                  P j-pairs as two int16
+//   vp  int16 [ceil(dh/8)][ceil(N/2)][8][2]   v − zp, d-blocks of 8 with j-pairs
+//   o   int32 [N][dh_8]                       P·V before requantization
+namespace {
+inline size_t al32(size_t b) { return (b + 31) / 32 * 32; }
+}  // namespace
+
+size_t attention_scratch_bytes(int64_t N, int64_t dh) {
+  const size_t n8 = (size_t)(N + 7) / 8 * 8, d2 = (size_t)(dh + 1) / 2, n2 = (size_t)(N + 1) / 2,
+               d8 = (size_t)(dh + 7) / 8 * 8;
+  return al32(n8 * d2 * 4) + al32((size_t)N * d2 * 4) + al32(((size_t)N * N + 8) * 4) + al32((size_t)N * N + 32) + al32((size_t)N * n2 * 4) +
+         al32(d8 * n2 * 4) + al32((size_t)N * d8 * 4);
+}
+
+namespace {
+void attention_head_scalar(const uint8_t* qkv, const AttentionParams& p, int64_t t, uint8_t* y) {
+  const int64_t N = p.N, dh = p.dh, C = p.H * dh, w = t / p.H, h = t % p.H;
+  const uint8_t* base = qkv + w * N * 3 * C;
+  std::vector<int32_t> s((size_t)N), o((size_t)(N * dh));
+  std::vector<uint8_t> pr((size_t)N);
+  Requant rq;
+  rq.mult = &p.mult;
+  rq.shift = &p.shift;
+  rq.zero_point = p.y_zp;
+  rq.qmin = 0;
+  rq.qmax = p.y_max;
+  for (int64_t i = 0; i < N; ++i) {
+    const uint8_t* qi = base + i * 3 * C + h * dh;
+    for (int64_t j = 0; j < N; ++j) {
+      const uint8_t* kj = base + j * 3 * C + C + h * dh;
+      int32_t acc = 0;
+      for (int64_t d = 0; d < dh; ++d) acc += ((int32_t)qi[d] - p.zp) * ((int32_t)kj[d] - p.zp);
+      s[(size_t)j] = acc;
+    }
+    const int32_t* tb = p.bias ? p.bias + ((t * N + i) % p.bias_rows) * N : nullptr;
+    softmax_u8(s.data(), 1, N, tb, 1, p.sm, pr.data(), Isa::scalar);
+    for (int64_t d = 0; d < dh; ++d) {
+      int32_t acc = 0;
+      for (int64_t j = 0; j < N; ++j) acc += (int32_t)pr[(size_t)j] * ((int32_t)base[j * 3 * C + 2 * C + h * dh + d] - p.zp);
+      o[(size_t)(i * dh + d)] = acc;
+    }
+  }
+  requantize(o.data(), N, dh, rq, QType::u8, y + t * N * dh, Isa::scalar);
+}
+}  // namespace
+
+void attention_u8(const uint8_t* qkv, const AttentionParams& p, int64_t t0, int64_t t1, void* scratch, uint8_t* y,
+                  Isa isa) {
+  QCHECK(p.W >= 0 && p.H >= 1 && p.N >= 1 && p.N <= kAttentionMaxN && p.dh >= 1 && p.dh <= kAttentionMaxDh,
+         "attention_u8: need W ≥ 0, H ≥ 1, N ∈ [1, " + std::to_string(kAttentionMaxN) + "], dh ∈ [1, " +
+             std::to_string(kAttentionMaxDh) + "]");
+  QCHECK(t0 >= 0 && t0 <= t1 && t1 <= p.W * p.H, "attention_u8: head range outside [0, W·H]");
+  QCHECK(p.zp >= 0 && p.zp <= 255 && p.y_zp >= 0 && p.y_zp <= p.y_max && p.y_max <= 255,
+         "attention_u8: zero points / y_max outside uint8 (y_zp ≤ y_max)");
+  QCHECK(!p.bias || p.bias_rows >= 1, "attention_u8: bias_rows must be ≥ 1 with a bias");
+  QCHECK(p.shift >= 0 && p.shift <= 62 && p.mult != 0, "attention_u8: mult/shift out of range");
+  if (t0 == t1) return;
+  QCHECK(qkv && y && scratch, "attention_u8: null buffer");
+  for (int64_t t = t0; t < t1; ++t) {
+    if (use_avx2(isa)) detail::attention_head_avx2(qkv, p, t, scratch, y);
+    else attention_head_scalar(qkv, p, t, y);
+  }
+}
+
+}  // namespace q
+}  // namespace swinq

@@ -1,0 +1,20 @@
+// Argument checks and ISA dispatch shared by the kernel dispatchers (qkernels.cc, qattention.cc).
+#pragma once
+#include <stdexcept>
+#include <string>
+
+#include "swinq/cpu.h"
+
+namespace swinq {
+namespace q {
+[[noreturn]] inline void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+#define QCHECK(cond, msg)          \
+  do {                             \
+    if (!(cond)) ::swinq::q::fail(msg); \
+  } while (0)
+inline bool use_avx2(Isa isa) {
+  if (isa == Isa::avx2 && best_isa() != Isa::avx2) fail("the AVX2 kernel set was requested on a CPU without AVX2+FMA");
+  return isa == Isa::avx2;
+}
+}  // namespace q
+}  // namespace swinq
