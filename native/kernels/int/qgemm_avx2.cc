@@ -419,15 +419,15 @@ static inline __attribute__((always_inline)) void epilogue(const GemmCtx& c, int
     const __m256i b8 = ep.out == QType::u8 ? _mm256_packus_epi16(w16, w16) : _mm256_packs_epi16(w16, w16);
     const __m128i x16 = _mm256_castsi256_si128(_mm256_permute4x64_epi64(b8, 0x08));
     uint8_t* dst = (uint8_t*)c.C + off;
-    if (!ep.table && ncols == 16) {
+    // a table is applied by gemm_rows_avx2 after the row block (lookup_u8_avx2, 16 shuffles per 32
+    // codes): per-tile byte lookups through a stored vector stall store forwarding (fc1 of micro-Swin
+    // 0.090 → measured; see docs/integer-kernels.md)
+    if (ncols == 16) {
       _mm_storeu_si128((__m128i*)dst, x16);
       continue;
     }
     _mm_store_si128((__m128i*)tmp, x16);
-    if (ep.table)
-      for (int j = 0; j < ncols; ++j) dst[j] = ep.table[tmp[j]];
-    else
-      std::memcpy(dst, tmp, (size_t)ncols);
+    std::memcpy(dst, tmp, (size_t)ncols);
   }
 }
 
@@ -605,6 +605,13 @@ void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_
           case 2: tile<2>(c, m, p, pe, rowsum); break;
           default: tile<1>(c, m, p, pe, rowsum); break;
         }
+      }
+    }
+    if (c.ep->table) {  // the block's rows are still in L1/L2
+      const int64_t n0 = p0 * 16, n1 = std::min<int64_t>(p1 * 16, B.N);
+      for (int64_t m = mb; m < me; ++m) {
+        uint8_t* row = (uint8_t*)c.C + m * c.ldc + n0;
+        lookup_u8_avx2(row, n1 - n0, c.ep->table, row);
       }
     }
   }
