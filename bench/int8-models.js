@@ -75,8 +75,28 @@ if (micro && accN > 0) {
 }
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
+// Times every engine in rounds of per-engine blocks (order rotated each round): one untimed run,
+// then `per` timed ones, so no engine is timed while another one's threads still spin (onnxruntime's
+// pool spins after a run and took the cores from the next engine when runs were interleaved singly).
+async function timeBlocks(runs, count, per) {
+  const keys = Object.keys(runs);
+  const t = Object.fromEntries(keys.map((k) => [k, []]));
+  for (const k of keys) await runs[k]();
+  for (let i = 0; i < Math.ceil(count / per); i++) {
+    for (let j = 0; j < keys.length; j++) {
+      const k = keys[(i + j) % keys.length];
+      await runs[k]();
+      for (let r = 0; r < per; r++) {
+        const s0 = performance.now();
+        await runs[k]();
+        t[k].push(performance.now() - s0);
+      }
+    }
+  }
+  return t;
+}
 if (micro) {
-  console.log(`micro-Swin, ${iters} interleaved runs each, ms per batch: median (min)\n`);
+  console.log(`micro-Swin, ${iters} runs each in rotated per-engine blocks of 5, ms per batch: median (min)\n`);
   console.log('| batch | threads | swinq integer-only (QDQ) | swinq fp32 | onnxruntime fp32 | onnxruntime int8 (QDQ) | swinq int / ort fp32 | swinq int / ort int8 |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const threads of threadsList) {
@@ -92,15 +112,7 @@ if (micro) {
         fp32: () => of.run({ input: new ort.Tensor('float32', x, [B, 1, 28, 28]) }),
         int8: () => oq.run({ input: new ort.Tensor('float32', x, [B, 1, 28, 28]) }),
       };
-      const t = { swinq: [], swinqf: [], fp32: [], int8: [] };
-      for (const k of Object.keys(runs)) for (let w = 0; w < 3; w++) await runs[k]();
-      for (let i = 0; i < iters; i++) {
-        for (const k of Object.keys(runs)) {
-          const t0 = performance.now();
-          await runs[k]();
-          t[k].push(performance.now() - t0);
-        }
-      }
+      const t = await timeBlocks(runs, iters, 5);
       const f = (k) => `${median(t[k]).toFixed(3)} (${Math.min(...t[k]).toFixed(3)})`;
       console.log(`| ${B} | ${threads} | ${f('swinq')} | ${f('swinqf')} | ${f('fp32')} | ${f('int8')} | ${(median(t.swinq) / median(t.fp32)).toFixed(2)} | ${(median(t.swinq) / median(t.int8)).toFixed(2)} |`);
     }
@@ -131,7 +143,7 @@ async function benchSwinT() {
     const layout = imageLayout(inp, ds.height, ds.width, ds.imagesFile);
     const dims = layoutDims(layout, 1);
     const x = fitImages(ds, 0, 1, layout, { mean, std });
-    console.log(`\nSwin-T 224² (${path.basename(swinT)}), batch 1, ${swinTIters} interleaved runs each, ms: median (min); calibrated in ${cal.seconds.toFixed(0)} s\n`);
+    console.log(`\nSwin-T 224² (${path.basename(swinT)}), batch 1, ${swinTIters} runs each in rotated per-engine blocks of 2, ms: median (min); calibrated in ${cal.seconds.toFixed(0)} s\n`);
     console.log('| threads | swinq integer-only (QDQ) | swinq fp32 | onnxruntime fp32 | onnxruntime int8 (QDQ) | swinq int / ort fp32 | swinq int / ort int8 |');
     console.log('| --- | --- | --- | --- | --- | --- | --- |');
     for (const threads of threadsList) {
@@ -154,23 +166,7 @@ async function benchSwinT() {
         int8all: () => oqa.run({ [info]: new ort.Tensor('float32', x, dims) }),
         int8ext: () => oqe.run({ [info]: new ort.Tensor('float32', x, dims) }),
       };
-      const keys = Object.keys(runs);
-      const t = Object.fromEntries(keys.map((k) => [k, []]));
-      for (const k of keys) await runs[k]();
-      // rounds of per-engine blocks (order rotated): one untimed run, then two timed ones, so no
-      // engine is timed while another one's spinning threads (onnxruntime's pool spins after a run)
-      // still hold the cores
-      for (let i = 0; i < Math.ceil(swinTIters / 2); i++) {
-        for (let j = 0; j < keys.length; j++) {
-          const k = keys[(i + j) % keys.length];
-          await runs[k]();
-          for (let r = 0; r < 2; r++) {
-            const s0 = performance.now();
-            await runs[k]();
-            t[k].push(performance.now() - s0);
-          }
-        }
-      }
+      const t = await timeBlocks(runs, swinTIters, 2);
       const int8 = median(t.int8all) <= median(t.int8ext) ? 'int8all' : 'int8ext';
       const f = (k) => `${median(t[k]).toFixed(1)} (${Math.min(...t[k]).toFixed(1)})`;
       console.log(`| ${threads} | ${f('swinq')} | ${f('swinqf')} | ${f('fp32')} | ${f(int8)} [${int8 === 'int8all' ? 'all' : 'extended'}; other ${f(int8 === 'int8all' ? 'int8ext' : 'int8all')}] | ${(median(t.swinq) / median(t.fp32)).toFixed(2)} | ${(median(t.swinq) / median(t[int8])).toFixed(2)} |`);
