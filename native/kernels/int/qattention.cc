@@ -36,12 +36,7 @@ void attention_head_scalar(const uint8_t* qkv, const AttentionParams& p, int64_t
   const uint8_t* base = qkv + w * N * 3 * C;
   std::vector<int32_t> s((size_t)N), o((size_t)(N * dh));
   std::vector<uint8_t> pr((size_t)N);
-  Requant rq;
-  rq.mult = &p.mult;
-  rq.shift = &p.shift;
-  rq.zero_point = p.y_zp;
-  rq.qmin = 0;
-  rq.qmax = p.y_max;
+  const Requant rq = detail::attention_requant(p);
   for (int64_t i = 0; i < N; ++i) {
     const uint8_t* qi = base + i * 3 * C + h * dh;
     for (int64_t j = 0; j < N; ++j) {

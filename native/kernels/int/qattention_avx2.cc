@@ -128,12 +128,7 @@ void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t
       if (mr > 3) _mm256_store_si256((__m256i*)(o + (i + 3) * d8 + b * 8), a3);
     }
   }
-  Requant rq;
-  rq.mult = &p.mult;
-  rq.shift = &p.shift;
-  rq.zero_point = p.y_zp;
-  rq.qmin = 0;
-  rq.qmax = p.y_max;
+  const Requant rq = attention_requant(p);
   uint8_t* yo = y + t * N * dh;
   if (d8 == dh) {
     requantize_avx2(o, N, dh, rq, QType::u8, yo);

@@ -34,6 +34,16 @@ int64_t count_nonzero_u8_avx2(const uint8_t* a, int64_t K);
 void requantize_avx2(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y);
 void softmax_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
                      const SoftmaxParams& p, uint8_t* y);
+// The output requantization of one attention head (per tensor, clamped to [0, y_max]).
+inline Requant attention_requant(const AttentionParams& p) {
+  Requant rq;
+  rq.mult = &p.mult;
+  rq.shift = &p.shift;
+  rq.zero_point = p.y_zp;
+  rq.qmin = 0;
+  rq.qmax = p.y_max;
+  return rq;
+}
 void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
 void layernorm_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);
 void gelu_ibert_s8_avx2(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y);
