@@ -70,20 +70,32 @@ void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t
       _mm256_store_si256((__m256i*)(vp + (b * n2 + jj) * 16), _mm256_set_m128i(_mm_unpackhi_epi16(ra, rb), _mm_unpacklo_epi16(ra, rb)));
     }
 
-  // logits [N][N] (rows written in order: each row's padded tail is overwritten by the next row)
-  for (int64_t i = 0; i < N; ++i) {
-    const int32_t* qi = qp + i * d2;
-    int32_t* srow = sm + i * N;
+  // logits [N][N], 4 query rows per loaded k vector; the ragged last j-block is a masked store so
+  // no row's padding overwrites the next row
+  const int64_t nrem = N - (nb - 1) * 8;
+  const __m256i smask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nrem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  for (int64_t i = 0; i < N; i += 4) {
+    const int mr = (int)(N - i < 4 ? N - i : 4);
+    const int32_t* q0 = qp + i * d2;
+    const int32_t* q1 = mr > 1 ? q0 + d2 : q0;
+    const int32_t* q2 = mr > 2 ? q0 + 2 * d2 : q0;
+    const int32_t* q3 = mr > 3 ? q0 + 3 * d2 : q0;
     for (int64_t jb = 0; jb < nb; ++jb) {
       const int16_t* kq = kp + jb * d2 * 16;
-      __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
-      int64_t dd = 0;
-      for (; dd + 2 <= d2; dd += 2) {
-        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_set1_epi32(qi[dd]), _mm256_load_si256((const __m256i*)(kq + dd * 16))));
-        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_set1_epi32(qi[dd + 1]), _mm256_load_si256((const __m256i*)(kq + dd * 16 + 16))));
+      __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t dd = 0; dd < d2; ++dd) {
+        const __m256i k = _mm256_load_si256((const __m256i*)(kq + dd * 16));
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_set1_epi32(q0[dd]), k));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_set1_epi32(q1[dd]), k));
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_set1_epi32(q2[dd]), k));
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_set1_epi32(q3[dd]), k));
       }
-      if (dd < d2) acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_set1_epi32(qi[dd]), _mm256_load_si256((const __m256i*)(kq + dd * 16))));
-      _mm256_storeu_si256((__m256i*)(srow + jb * 8), _mm256_add_epi32(acc0, acc1));
+      const __m256i acc[4] = {a0, a1, a2, a3};
+      for (int r = 0; r < mr; ++r) {
+        int32_t* dst = sm + (i + r) * N + jb * 8;
+        if (jb + 1 < nb || nrem == 8) _mm256_storeu_si256((__m256i*)dst, acc[r]);
+        else _mm256_maskstore_epi32(dst, smask, acc[r]);
+      }
     }
   }
   // softmax over all N rows in one call when the bias rows of this head are one contiguous block
