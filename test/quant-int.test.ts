@@ -133,6 +133,22 @@ describe('integer-only micro-Swin', () => {
     for (const o of outs.slice(1)) expect(Buffer.from(o.buffer, o.byteOffset, o.byteLength).equals(Buffer.from(outs[0].buffer, outs[0].byteOffset, outs[0].byteLength))).toBe(true);
   });
 
+  it('a method other than minmax narrows the uint8 ranges the integer plan uses (int16 keeps min/max)', () => {
+    const train = loadLabelledImages(DATA, 'train');
+    const r = calibratePlanRanges(g, normalizedImages(train, 0, 64, 0.286, 0.353), [1, 28, 28], 32, 1, 'percentile', 99.9);
+    const ops = r.slice(0, -1);
+    expect(r[r.length - 1].length).toBe(2); // the graph input keeps its full range
+    expect(ops.every((e) => e.length === 4)).toBe(true);
+    for (const [mn, mx, lo, hi] of ops) { expect(lo).toBeGreaterThanOrEqual(Math.min(mn, 0) - 1e-6); expect(hi).toBeLessThanOrEqual(Math.max(mx, 0) + 1e-6); }
+    expect(ops.some(([mn, mx, lo, hi]) => lo > mn + 1e-6 || hi < mx - 1e-6)).toBe(true);
+    const clipped = lowerSwinInt(g, [1, 1, 28, 28], r), plain = lowerSwinInt(g, [1, 1, 28, 28], r.map((e) => e.slice(0, 2)));
+    if (!clipped.ok || !plain.ok) throw new Error('lowering failed');
+    const lnScales = (d: typeof clipped.desc) => d.ops.filter((o) => OP_NAMES[o.kind] === 'layernorm_q' && d.tensors[o.outputs[0]].dtype === DType.u8).map((o) => o.floats[0]);
+    const a = lnScales(clipped.desc), b = lnScales(plain.desc);
+    expect(a.length).toBe(b.length);
+    expect(a.some((v, i) => v < b[i] * 0.999)).toBe(true);
+  });
+
   it('ops it cannot lower are named', () => {
     const bad = ranges.slice(0, -2);
     const r = lowerSwinInt(g, [1, 1, 28, 28], bad);

@@ -247,8 +247,8 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
     const g = stripQdq(rawQdqGraphOf(loadModel(encodeModel(m)))!);
     const cb = Math.min(batch, opts.samples);
     const x = fitImages(ds, 0, Math.floor(opts.samples / cb) * cb, layout, norm);
-    const ranges = calibratePlanRanges(g, x, itemDims, cb, opts.threads ?? 1);
-    setMetadata(m, { [SWIN_RANGES_KEY]: JSON.stringify(ranges.map(([lo, hi]) => [Math.fround(lo), Math.fround(hi)])) });
+    const ranges = calibratePlanRanges(g, x, itemDims, cb, opts.threads ?? 1, opts.method, opts.percentile ?? 99.99);
+    setMetadata(m, { [SWIN_RANGES_KEY]: JSON.stringify(ranges.map((r) => r.map((v) => Math.fround(v)))) });
     planRanges = ranges.length;
   } catch (e) {
     // not plan-compilable by swinq (the file still runs by simulation or the chain lowering)

@@ -244,8 +244,8 @@ function swinLowering(graph: Graph, dims: number[]): IntLowering | undefined {
   if (!meta) return undefined;
   let ranges: number[][];
   try { ranges = JSON.parse(meta); } catch { return { ok: false, reason: `${graph.source}: metadata ${SWIN_RANGES_KEY} is not valid JSON` }; }
-  if (!Array.isArray(ranges) || ranges.some((x) => !Array.isArray(x) || x.length !== 2 || x.some((v) => typeof v !== 'number'))) {
-    return { ok: false, reason: `${graph.source}: metadata ${SWIN_RANGES_KEY} must be a list of [min, max] pairs` };
+  if (!Array.isArray(ranges) || ranges.some((x) => !Array.isArray(x) || (x.length !== 2 && x.length !== 4) || x.some((v) => typeof v !== 'number'))) {
+    return { ok: false, reason: `${graph.source}: metadata ${SWIN_RANGES_KEY} must be a list of [min, max] or [min, max, lo, hi] entries` };
   }
   try {
     let g = stripped.get(graph);

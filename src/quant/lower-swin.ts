@@ -14,6 +14,7 @@ import { lower, type Lowered, type PT, type POp } from '../compile/lower.js';
 import { emitPlan } from '../compile/plan.js';
 import { native, type PlanDescJS } from '../native.js';
 import { simulateQdq } from './qdq-sim.js';
+import { TensorObserver, type Method } from './observers.js';
 
 /** The QDQ graph (as loaded, Q/DQ intact) with activation Q→DQ pairs replaced by Identity. */
 export function stripQdq(raw: Graph): Graph {
@@ -37,8 +38,11 @@ export function lowerFp32(g: Graph, dims: number[]): Lowered {
 
 const rootOf = (T: PT[], t: number) => { let r = t; while (T[r].aliasOf !== undefined) r = T[r].aliasOf!; return r; };
 
-/** Per plan op: [min, max] of its output over the images (run through a plan exposing every op output). */
-export function calibratePlanRanges(g: Graph, images: Float32Array, itemDims: number[], batch: number, threads = 1): number[][] {
+/** Per plan op: [min, max] of its output over the images (run through a plan exposing every op output),
+ *  then, for a method other than minmax, the method's range of the same values appended ([min, max,
+ *  lo, hi]): the integer lowering takes uint8 scales from [lo, hi] and int16/int32 ones from [min, max]. */
+export function calibratePlanRanges(g: Graph, images: Float32Array, itemDims: number[], batch: number, threads = 1,
+  method: Method = 'minmax', percentile = 99.99): number[][] {
   const l = lowerFp32(g, [batch, ...itemDims]);
   const T = l.tensors.map((t) => ({ ...t }));
   const outs = [...l.outputs];
@@ -54,22 +58,26 @@ export function calibratePlanRanges(g: Graph, images: Float32Array, itemDims: nu
   const { stats: _s, ...desc } = emitPlan({ tensors: T, ops: l.ops, inputs: l.inputs, outputs: outs });
   const plan = native.createPlan!(desc, { threads });
   const bufs = outs.map((r) => new Float32Array(numel(T[r].dims)));
-  const ranges = l.ops.map(() => [Infinity, -Infinity]);
+  const obs = l.ops.map(() => new TensorObserver());
   const per = numel(itemDims);
   const n = Math.floor(images.length / per / batch);
   if (n < 1) throw new Error(`calibratePlanRanges: need at least ${batch} images`);
-  try {
+  const pass = (visit: (o: TensorObserver, d: Float32Array, k: number) => void) => {
     for (let b = 0; b < n; b++) {
       plan.run([images.subarray(b * batch * per, (b + 1) * batch * per)], bufs);
-      opOut.forEach((o, k) => {
-        if (o < 0) return;
-        const d = bufs[o];
-        let lo = ranges[k][0], hi = ranges[k][1];
-        for (let i = 0; i < d.length; i++) { const v = d[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
-        ranges[k] = [lo, hi];
-      });
+      opOut.forEach((o, k) => { if (o >= 0) visit(obs[k], bufs[o], k); });
     }
+  };
+  try {
+    pass((o, d, k) => o.observeRange(d, `plan op #${k} ${l.ops[k].kind}`));
+    if (method !== 'minmax') pass((o, d) => o.observeHistogram(d));
   } finally { plan.release(); }
+  const ranges = obs.map((o) => {
+    if (!(o.count > 0)) return [Infinity, -Infinity];
+    if (method === 'minmax') return [o.min, o.max];
+    const r = o.range(method, percentile);
+    return [o.min, o.max, r.lo, r.hi];
+  });
   let lo = Infinity, hi = -Infinity;
   for (let i = 0; i < n * batch * per; i++) { const v = images[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
   ranges.push([lo, hi]); // last entry: the graph input
@@ -100,6 +108,8 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
   const producer = new Map<number, number>();
   l.ops.forEach((op, k) => producer.set(rootOf(T, op.outputs[0]), k));
   const rangeOf = (t: number): number[] => { const r = rootOf(T, t); return T[r].kind === 'input' ? ranges[ranges.length - 1] : ranges[producer.get(r)!]; };
+  // uint8 codes use the calibration method's range when the file has one ([min, max, lo, hi])
+  const clipOf = (t: number): number[] => { const r = rangeOf(t); return r.length === 4 ? [r[2], r[3]] : r; };
   // what each root must be stored as, from its consumers (through index_map)
   const need = new Map<number, Set<string>>();
   const use = (t: number, w: string) => { const r = rootOf(T, t); if (!need.has(r)) need.set(r, new Set()); need.get(r)!.add(w); };
@@ -193,7 +203,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
           }
           // 8-bit attention outputs: 7-bit ones cost 0.25 pp (2,000 test images) for a small GEMM (proj)
           const AO = opts.attnLevels ?? 255;
-          const p = u8Params(rangeOf(yo), AO);
+          const p = u8Params(clipOf(yo), AO);
           const y = add({ dtype: 'uint8', dims: [...T[yo].dims], kind: 'arena' });
           NO.push({ kind: 'attention_q', inputs: [R.id, table, ...mulShift([l.ops[at.pv].floats[0] * vb.scale / 256 / p.scale])], outputs: [y],
             ints: [at.W, at.N, at.H, at.dh, R.zp, p.zp, AO, table >= 0 ? sm.ints[2] : 0], floats: [logit], name: `${op.name} (attention)` });
@@ -253,16 +263,17 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
         if (res) return fail(op, 'residual output must be int16');
         if (act === 2) {
           // GELU: requantize the pre-activation to uint8, a table maps each code to the output's code
-          const hi = Math.max(rg[1], 1e-3);
+          const cg = clipOf(o);
+          const hi = Math.max(cg[1], 1e-3);
           const pre = u8Params([-Math.min(4, hi), hi]);
-          const post = u8Params(rg, G);
+          const post = u8Params(cg, G);
           const table = Array.from({ length: 256 }, (_, c) => Math.max(0, Math.min(G, Math.round(gelu((c - pre.zp) * pre.scale) / post.scale) + post.zp)));
           const y = arena('uint8');
           NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((s) => s / pre.scale)), cnst('uint8', [256], table)], outputs: [y], ints: [M, K, N, x.zp, 0, pre.zp, 0, xmax], floats: [], name: op.name });
           map.set(rootOf(T, o), { id: y, dtype: 'uint8', scale: post.scale, zp: post.zp, max: G });
           continue;
         }
-        const p = u8Params(rg, A);
+        const p = u8Params(clipOf(o), A);
         const y = arena('uint8');
         NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((s) => s / p.scale))], outputs: [y], ints: [M, K, N, x.zp, 0, p.zp, act === 1 ? 1 : 0, xmax, A], floats: [], name: op.name });
         map.set(rootOf(T, o), { id: y, dtype: 'uint8', ...p, max: A });
@@ -286,7 +297,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
       const bt = op.inputs[2] >= 0 ? cnst('float32', [D], T[op.inputs[2]].data!.data) : -1;
       const rg = rangeOf(o);
       let q: Q;
-      if (want === 'uint8') { const p = u8Params(rg, A); q = { id: arena('uint8'), dtype: 'uint8', ...p, max: A }; }
+      if (want === 'uint8') { const p = u8Params(clipOf(o), A); q = { id: arena('uint8'), dtype: 'uint8', ...p, max: A }; }
       else if (want === 'int16') q = { id: arena('int16'), dtype: 'int16', scale: i16Scale(rg), zp: 0 };
       else return fail(op, String(want));
       NO.push({ kind: 'layernorm_q', inputs: [x.id, gm, bt], outputs: [q.id], ints: q.dtype === 'uint8' ? [rows, D, q.zp, A] : [rows, D, q.zp], floats: [q.scale], name: op.name });
@@ -305,7 +316,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
         continue;
       }
       if (want !== 'uint8') return fail(op, String(want));
-      const p = u8Params(rangeOf(o));
+      const p = u8Params(clipOf(o));
       const y = arena('uint8');
       NO.push({ kind: 'matmul_q', inputs: [x.id, b.id, ...mulShift([alpha * x.scale * b.scale / p.scale])], outputs: [y], ints: [...ints, x.zp, b.zp, p.zp], floats: [], name: op.name });
       map.set(rootOf(T, o), { id: y, dtype: 'uint8', ...p });
@@ -329,7 +340,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
       if (rop !== 0) return fail(op, 'only mean is lowered');
       if (x.dtype === 'int16' && x.zp !== 0) return fail(op, 'int16 input needs zero point 0');
       if (want !== 'uint8') return fail(op, String(want));
-      const p = u8Params(rangeOf(o));
+      const p = u8Params(clipOf(o));
       const y = arena('uint8');
       NO.push({ kind: 'avgpool_q', inputs: [x.id], outputs: [y], ints: [outer, red, inner, x.zp, p.zp], floats: [x.scale, p.scale], name: op.name });
       map.set(rootOf(T, o), { id: y, dtype: 'uint8', ...p });
