@@ -13,8 +13,9 @@ export type ModelProto = any;
 type NodeProto = any;
 
 export const QUANT_OPS = new Set(['MatMul', 'Gemm', 'Conv']);
-/** Ops a softmax output may pass through on its way to attn·V and stay exactly the softmax. */
-const PASS_THROUGH = new Set(['Dropout', 'Identity']);
+/** Ops a softmax output may pass through on its way to attn·V and stay exactly the softmax (swinq's
+ *  own exports reshape it first: without Reshape here, entropy clipped those probabilities to 5.5 dB). */
+const PASS_THROUGH = new Set(['Dropout', 'Identity', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze']);
 
 export interface ActTarget { name: string; softmax: boolean; isGraphInput: boolean }
 export interface WeightTarget { name: string; axis: number; dims: number[]; node: string }
