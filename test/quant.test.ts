@@ -76,6 +76,15 @@ describe('observers', () => {
     for (const m of ['entropy', 'mse', 'percentile'] as const) expect(ou.range(m).hi, m).toBeGreaterThan(0.9);
     void entropyRange; void mseRange;
   });
+  it('entropy ignores exact zeros (a ReLU output): the range of the non-zero values, not a tighter one', () => {
+    const pos = normals(60_000).map((v) => Math.abs(v) + 0.01);
+    const withZeros = new Float32Array(150_000);
+    withZeros.set(pos); // 90,000 exact zeros after the positives
+    const a = observe(withZeros).range('entropy'), b = observe(pos).range('entropy');
+    expect(a.lo).toBe(0);
+    expect(Math.abs(a.hi - b.hi)).toBeLessThan(0.05 * b.hi);
+    expect(a.hi).toBeGreaterThan(2);
+  });
   it('range for a one-sided tensor starts at 0', () => {
     const x = normals(50_000).map(Math.abs);
     const o = observe(Float32Array.from(x));
