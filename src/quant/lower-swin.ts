@@ -400,9 +400,16 @@ function matchAttention(l: Lowered, k: number, consumers: Map<number, number[]>)
     if (batch % H) continue;
     const C = H * dh, ld = 3 * C;
     const at = (t: number, tok: number, col: number) => Math.floor(t / H) * N * ld + tok * ld + col + (t % H) * dh;
-    // cheap probe first (element 1 of batch item 1), then every element
+    // A gather repeats its index list per item (ops.def index_map): when every gather's item is k
+    // whole windows (x_item = k·N·3C, y_item = k·H·N·dh), the first k windows and the last window
+    // prove every element; otherwise every batch item is checked.
+    const W = batch / H;
+    const per = [gq, gk, gv].map((g) => g.ints[3] / (H * N * dh));
+    const periodic = per.every((k, i) => Number.isInteger(k) && k >= 1 && [gq, gk, gv][i].ints[2] === k * N * ld && W % k === 0);
+    const items = periodic ? [...Array(Math.max(...per) * H).keys(), ...Array.from({ length: H }, (_, h) => batch - H + h)] : [...Array(batch).keys()];
+    // cheap probe first (element 1 of batch item 1), then the items above
     const ok = (full: boolean): boolean => {
-      for (let t = full ? 0 : Math.min(1, batch - 1); t < (full ? batch : Math.min(2, batch)); t++) {
+      for (const t of full ? items : [Math.min(1, batch - 1)]) {
         for (let i = 0; i < N; i++) for (let d = 0; d < dh; d++) {
           if (src(gq, t * as1 + i * dh + d) !== at(t, i, d)) return false;
           if (src(gk, t * bs1 + (tb1 ? i * dh + d : d * N + i)) !== at(t, i, C + d)) return false;
