@@ -405,7 +405,8 @@ function matchAttention(l: Lowered, k: number, consumers: Map<number, number[]>)
     // prove every element; otherwise every batch item is checked.
     const W = batch / H;
     const per = [gq, gk, gv].map((g) => g.ints[3] / (H * N * dh));
-    const periodic = per.every((k, i) => Number.isInteger(k) && k >= 1 && [gq, gk, gv][i].ints[2] === k * N * ld && W % k === 0);
+    const periodic = as1 === N * dh && bs1 === N * dh && bs2 === N * dh &&
+      per.every((k, i) => Number.isInteger(k) && k >= 1 && [gq, gk, gv][i].ints[2] === k * N * ld && W % k === 0);
     const items = periodic ? [...Array(Math.max(...per) * H).keys(), ...Array.from({ length: H }, (_, h) => batch - H + h)] : [...Array(batch).keys()];
     // cheap probe first (element 1 of batch item 1), then the items above
     const ok = (full: boolean): boolean => {
