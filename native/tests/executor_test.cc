@@ -89,15 +89,44 @@ static PlanDesc every_op_plan() {
   return d;
 }
 
+// A valid integer plan around the fused attention (quantize → attention_q with a bias table →
+// layernorm_q with y_max → dequantize), the second fuzz seed.
+static PlanDesc attention_plan() {
+  PlanDesc d;
+  auto ci = [&](std::vector<int32_t> v) {
+    size_t off = (d.constants.size() + 63) / 64 * 64;
+    d.constants.resize(off + v.size() * 4);
+    std::memcpy(d.constants.data() + off, v.data(), v.size() * 4);
+    return (int64_t)off;
+  };
+  std::vector<int32_t> bias(8 * 4);
+  for (size_t i = 0; i < bias.size(); ++i) bias[i] = (int32_t)(i % 7) * 3 - 9;
+  bias[5] = -(1 << 30);
+  d.tensors.push_back(T(DType::f32, {1, 4, 12}, Storage::input, 0));        // 0 x
+  d.tensors.push_back(T(DType::u8, {1, 4, 12}, Storage::arena, 0));         // 1 qkv
+  d.tensors.push_back(T(DType::i32, {8, 4}, Storage::constant, ci(bias)));  // 2 bias
+  d.tensors.push_back(T(DType::i32, {1}, Storage::constant, ci({1 << 30}))); // 3 mult
+  d.tensors.push_back(T(DType::i32, {1}, Storage::constant, ci({38})));     // 4 shift
+  d.tensors.push_back(T(DType::u8, {1, 2, 4, 2}, Storage::arena, 64));      // 5 att
+  d.tensors.push_back(T(DType::f32, {1, 2, 4, 2}, Storage::output, 0));     // 6 y
+  d.arena_bytes = 128;
+  d.ops.push_back(Op(OpKind::quantize, {0}, {1}, {7}, {0.05f}));
+  d.ops.push_back(Op(OpKind::attention_q, {1, 2, 3, 4}, {5}, {1, 4, 2, 2, 7, 3, 127, 8}, {0.01f}));
+  d.ops.push_back(Op(OpKind::dequantize, {5}, {6}, {3}, {0.1f}));
+  d.inputs = {0};
+  d.outputs = {6};
+  return d;
+}
+
 // Random single-field mutations of a valid plan: every one is refused with an error or runs
 // cleanly (ASan/UBSan would flag any read or write outside the buffers it was given).
-static void fuzz() {
+static void fuzz(PlanDesc (*seed)(), const char* label, int iters, int min_accepted, int min_refused) {
   std::mt19937 g(1234);
   const int64_t specials[] = {-1, 0, 1, 2, 3, 4, 5, 6, 7, 24, 63, 64, 1000, 1ll << 31, 1ll << 40, 1ll << 62, -(1ll << 62)};
   auto pick = [&]() { return g() % 4 == 0 ? (int64_t)(g() % 40) - 8 : specials[g() % (sizeof specials / sizeof *specials)]; };
   int accepted = 0, refused = 0;
-  for (int it = 0; it < 6000; ++it) {
-    PlanDesc d = every_op_plan();
+  for (int it = 0; it < iters; ++it) {
+    PlanDesc d = seed();
     const int n_mut = 1 + (int)(g() % 2);
     for (int m = 0; m < n_mut; ++m) {
       switch (g() % 9) {
@@ -144,9 +173,9 @@ static void fuzz() {
       ++failures;
     }
   }
-  std::printf("fuzz: %d mutated plans accepted and run, %d refused\n", accepted, refused);
-  if (accepted < 100 || refused < 1000) {
-    std::fprintf(stderr, "fuzz: unexpected split (%d accepted, %d refused)\n", accepted, refused);
+  std::printf("fuzz (%s): %d mutated plans accepted and run, %d refused\n", label, accepted, refused);
+  if (accepted < min_accepted || refused < min_refused) {
+    std::fprintf(stderr, "fuzz (%s): unexpected split (%d accepted, %d refused)\n", label, accepted, refused);
     ++failures;
   }
 }
@@ -161,7 +190,15 @@ int main() {
     p->run({{x.data(), 96}}, {{arg.data(), 32}, {cst.data(), 80}});
     for (int64_t a : arg) CHECK(a >= 0 && a < 5);
   }
-  fuzz();
+  {  // the integer seed is valid and runs
+    auto p = Plan::create(attention_plan(), PlanOptions{2, false});
+    std::vector<float> x(48), y(16);
+    for (int i = 0; i < 48; ++i) x[i] = (float)((i * 7) % 13) * 0.5f - 3.0f;
+    p->run({{x.data(), x.size() * 4}}, {{y.data(), y.size() * 4}});
+    for (float v : y) CHECK(std::isfinite(v) && v >= -0.3f - 1e-6f && v <= 12.4f + 1e-6f);
+  }
+  fuzz(every_op_plan, "fp32 ops", 6000, 100, 1000);
+  fuzz(attention_plan, "attention_q", 3000, 50, 500);
   // A valid plan runs and matches hand math.
   {
     auto p = Plan::create(linear_plan(5, 7, 19), PlanOptions{2, true});
