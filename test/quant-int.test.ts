@@ -149,6 +149,29 @@ describe('integer-only micro-Swin', () => {
     expect(a.some((v, i) => v < b[i] * 0.999)).toBe(true);
   });
 
+  it('a QDQ file without swinq ranges (as from another tool) runs by simulation; calibrate annotates it to integer-only', async () => {
+    const m = decodeModel(fs.readFileSync(Q), Q);
+    m.metadataProps = m.metadataProps.filter((p: { key: string }) => p.key !== SWIN_RANGES_KEY);
+    const bare = path.join(tmp, 'bare.onnx'), annotated = path.join(tmp, 'annotated.onnx');
+    fs.writeFileSync(bare, encodeModel(m));
+    const before = Buffer.from(fs.readFileSync(bare));
+    const sb = await InferenceSession.create(bare, { threads: 1 });
+    try { expect(sb.planStats({ input: [2, 1, 28, 28] }).opCounts.attention_q ?? 0).toBe(0); } finally { sb.release(); }
+    const res = await calibrate(bare, { data: DATA, samples: 64, method: 'minmax', out: annotated, threads: 1 });
+    expect(res.annotated).toBe(true);
+    expect(res.planRanges).toBe(ranges.length);
+    expect(Buffer.from(fs.readFileSync(bare)).equals(before)).toBe(true); // the input file is untouched
+    const sa = await InferenceSession.create(annotated, { threads: 1 });
+    const sq = await InferenceSession.create(Q, { threads: 1 });
+    try {
+      expect(sa.planStats({ input: [4, 1, 28, 28] }).opCounts.attention_q).toBe(4);
+      const feed = { input: new Tensor('float32', x.subarray(0, 4 * 784), [4, 1, 28, 28]) };
+      const ya = (await sa.run(feed)).logits.data as Float32Array, yq = (await sq.run(feed)).logits.data as Float32Array;
+      // same calibration images and method as the file's own ranges: the same integer plan
+      expect(Array.from(ya)).toEqual(Array.from(yq));
+    } finally { sa.release(); sq.release(); }
+  });
+
   it('ops it cannot lower are named', () => {
     const bad = ranges.slice(0, -2);
     const r = lowerSwinInt(g, [1, 1, 28, 28], bad);

@@ -93,8 +93,10 @@ async function run(model: string, flags: Record<string, unknown>, cmd: Command):
     input_dims: res.inputDims, batch: res.batch, int_ranges: res.planRanges,
   };
   if (res.report) result.report = res.report.map((r) => ({ name: r.name, kind: r.kind, sqnr_db: r.sqnrDb }));
-  emit(flags.json as boolean | undefined, result,
-    `wrote ${res.out} (${method}, ${samples} samples, ${res.activations} activations + ${res.weights} weights quantized) in ${res.seconds.toFixed(1)} s`);
+  if (res.annotated) result.annotated = true;
+  emit(flags.json as boolean | undefined, result, res.annotated
+    ? `wrote ${res.out}: the QDQ model with integer-only ranges for ${res.planRanges - 1} plan ops (${method}, ${samples} samples; its Q/DQ nodes and weights unchanged) in ${res.seconds.toFixed(1)} s`
+    : `wrote ${res.out} (${method}, ${samples} samples, ${res.activations} activations + ${res.weights} weights quantized) in ${res.seconds.toFixed(1)} s`);
 }
 
 export function register(program: Command): void {
@@ -102,7 +104,7 @@ export function register(program: Command): void {
     program
       .command('calibrate')
       .showSuggestionAfterError(false)
-      .description('calibrate MODEL on training images and write a QDQ ONNX model (uint8 activations, int8 per-channel weights)')
+      .description('calibrate MODEL on training images and write a QDQ ONNX model (uint8 activations, int8 per-channel weights); an already-quantized MODEL (e.g. from onnxruntime quantize_static) gets the ranges swinq needs to run it integer-only')
       .argument('<model>', 'fp32 ONNX model')
       .option('--data <dir>', 'MNIST-style data directory (the train split is used)')
       .option('--samples <n>', 'calibration images (default 512)')

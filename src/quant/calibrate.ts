@@ -41,6 +41,8 @@ export interface CalibrateOptions {
 export interface TensorReport { name: string; kind: 'activation' | 'weight'; scale: number | string; zeroPoint: number; sqnrDb: number }
 export interface CalibrateResult {
   out: string; seconds: number; activations: number; weights: number; report?: TensorReport[];
+  /** true when MODEL was already a QDQ file: only the swinq.int.ranges metadata was added */
+  annotated?: boolean;
   /** plan-op ranges stored for the integer-only Swin lowering (0 when the plan could not be built) */
   planRanges: number;
   /** why no plan-op ranges were stored */
@@ -145,13 +147,14 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
     throw new Error(`${modelPath}: cannot read model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   const m = decodeModel(bytes, modelPath);
+  // an already-quantized file (another tool's QDQ, or ours without ranges) is annotated, not re-quantized
   const qn = m.graph.node.find((n: ModelProto) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
-  if (qn) throw new Error(`${modelPath}: already quantized (node '${qn.name}' is ${qn.opType}); calibrate needs the fp32 model`);
+  if (qn && gelu !== 'keep') throw new Error(`${modelPath}: already quantized (node '${qn.name}' is ${qn.opType}); --gelu needs the fp32 model`);
   const meta: Record<string, string> = {};
   for (const p of m.metadataProps ?? []) meta[p.key] = p.value;
   const geluReplaced = gelu === 'relu' ? replaceGeluWithRelu(m) : 0;
   if (gelu === 'relu' && geluReplaced === 0) throw new Error(`${modelPath}: --gelu relu found no erf GELU to replace`);
-  const targets = findTargets(m, modelPath);
+  const targets = qn ? { activations: [], weights: [] } : findTargets(m, modelPath);
   const initNames = new Set((m.graph.initializer ?? []).map((t: ModelProto) => t.name));
   const graphInputs = m.graph.input.filter((v: ModelProto) => !initNames.has(v.name));
   if (graphInputs.length !== 1) {
@@ -182,6 +185,18 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
   opts.log?.(describeChannelNormalization(norm));
   const fitNote = describeLayout(layout);
   if (fitNote) opts.log?.(fitNote);
+  if (qn) {
+    // swinq's integer-only lowering needs ranges for the plan tensors the file has no Q/DQ for
+    // (residual stream, LayerNorm inputs, logits); the file's own Q/DQ nodes and weights are kept
+    const x = fitImages(ds, 0, Math.floor(opts.samples / batch) * batch, layout, norm);
+    const ranges = planRangesOf(m, x, itemDims, batch, opts, modelPath);
+    setMetadata(m, {
+      [SWIN_RANGES_KEY]: ranges, 'swinq.mean': formatNumberList(norm.mean), 'swinq.std': formatNumberList(norm.std),
+      'swinq.int.ranges.method': opts.method, 'swinq.int.ranges.samples': String(opts.samples),
+    });
+    writeModel(m, opts.out);
+    return { out: opts.out, seconds: (performance.now() - t0) / 1000, activations: 0, weights: 0, planRanges: JSON.parse(ranges).length, inputDims: itemDims, batch, annotated: true };
+  }
   const ort = await loadOnnxruntime('to run the fp32 model for calibration');
   const observed = targets.activations.map((a) => a.name);
   const fetch = observed.filter((n) => n !== inputName);
@@ -244,23 +259,35 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
   let planRanges = 0;
   let planRangesSkipped: string | undefined;
   try {
-    const g = stripQdq(rawQdqGraphOf(loadModel(encodeModel(m)))!);
     const cb = Math.min(batch, opts.samples);
     const x = fitImages(ds, 0, Math.floor(opts.samples / cb) * cb, layout, norm);
-    const ranges = calibratePlanRanges(g, x, itemDims, cb, opts.threads ?? 1, opts.method, opts.percentile ?? 99.99);
-    setMetadata(m, { [SWIN_RANGES_KEY]: JSON.stringify(ranges.map((r) => r.map((v) => Math.fround(v)))) });
-    planRanges = ranges.length;
+    const ranges = planRangesOf(m, x, itemDims, cb, opts, modelPath);
+    setMetadata(m, { [SWIN_RANGES_KEY]: ranges });
+    planRanges = JSON.parse(ranges).length;
   } catch (e) {
     // not plan-compilable by swinq (the file still runs by simulation or the chain lowering)
     planRangesSkipped = (e as Error).message.split('\n')[0];
   }
-  try {
-    fs.writeFileSync(opts.out, encodeModel(m));
-  } catch (e) {
-    throw new Error(`${opts.out}: cannot write the QDQ model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  writeModel(m, opts.out);
   return {
     out: opts.out, seconds: (performance.now() - t0) / 1000, activations: targets.activations.length, weights: targets.weights.length, report,
     planRanges, planRangesSkipped, inputDims: itemDims, batch,
   };
+}
+
+/** swinq.int.ranges (JSON) of a QDQ model: its fp32 plan with the activation Q→DQ pairs removed, on
+ *  the calibration images (src/quant/lower-swin.ts). */
+function planRangesOf(m: ModelProto, x: Float32Array, itemDims: number[], batch: number, opts: CalibrateOptions, modelPath: string): string {
+  const raw = rawQdqGraphOf(loadModel(encodeModel(m)));
+  if (!raw) throw new Error(`${modelPath}: the Q/DQ nodes are not in a shape swinq reads (QuantizeLinear → DequantizeLinear pairs, DequantizeLinear weights)`);
+  const ranges = calibratePlanRanges(stripQdq(raw), x, itemDims, batch, opts.threads ?? 1, opts.method, opts.percentile ?? 99.99);
+  return JSON.stringify(ranges.map((r) => r.map((v) => Math.fround(v))));
+}
+
+function writeModel(m: ModelProto, out: string): void {
+  try {
+    fs.writeFileSync(out, encodeModel(m));
+  } catch (e) {
+    throw new Error(`${out}: cannot write the QDQ model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
 }

@@ -269,6 +269,11 @@ export function compileQdqInt(graph: object, inputDims: Record<string, number[]>
     // Swin-shaped graphs: the plan-level lowering (src/quant/lower-swin.ts), with the per-plan-op
     // ranges swinq calibrate stores in the file's metadata
     const sw = swinLowering(graph as Graph, dims[0]);
+    if (!sw && !warned.has(graph)) {
+      warned.add(graph);
+      const src = (graph as { source?: string }).source ?? 'the QDQ file';
+      process.stderr.write(`swinq: ${src}: running the fp32 simulation of the QDQ file (no integer-only plan: it has no ${SWIN_RANGES_KEY} metadata; \`swinq calibrate ${src} --data DIR --out Q.onnx\` adds it)\n`);
+    }
     if (sw && !sw.ok) {
       if (!warned.has(graph)) { warned.add(graph); process.stderr.write(`swinq: no integer-only plan, running the fp32 simulation of the QDQ file: ${sw.reason}\n`); }
       r = { ok: false, reason: `${r.reason}; ${sw.reason}` };
