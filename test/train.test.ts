@@ -287,6 +287,43 @@ describe('whole Swin graph vs finite differences', () => {
   });
 });
 
+import { blockOutputs, featureLoss } from '../src/distill/distill.js';
+
+describe('feature-distillation loss vs finite differences', () => {
+  it('β·mean MSE of the block outputs: gradient seeds through backward match the directional derivative', () => {
+    const g = buildSwin(TINY, initParams(TINY, 21));
+    const t = buildSwin(TINY, initParams(TINY, 22)); // a different "teacher"
+    const { x } = synthetic(2, 23);
+    const names = blockOutputs(g);
+    expect(names.length).toBe(3); // depths [2, 1]
+    const tv = t.forward(x, 2, false).values;
+    const beta = 0.7;
+    const loss = () => featureLoss(g.forward(x, 2, false).values, tv, names, beta).loss;
+    const st = g.forward(x, 2, true, names);
+    const fl = featureLoss(st.values, tv, names, beta);
+    expect(fl.loss).toBeGreaterThan(0);
+    const grads = g.backward(st, new Float32Array(2 * 3), fl.seeds);
+    const r = rng(24);
+    for (const name of ['patch_embed.proj.weight', 'layers.0.blocks.0.mlp.fc2.weight', 'layers.0.blocks.1.attn.qkv.weight', 'layers.1.blocks.0.norm1.weight']) {
+      const p = g.params.get(name)!.data;
+      const gp = grads.get(name)!;
+      const v = randn(p.length, r);
+      let gv = 0;
+      for (let i = 0; i < p.length; i++) gv += gp[i] * v[i];
+      const h = 2e-3 / Math.sqrt(p.length / 64 + 1);
+      const p0 = Float32Array.from(p);
+      for (let i = 0; i < p.length; i++) p[i] = p0[i] + h * v[i];
+      const lp = loss();
+      for (let i = 0; i < p.length; i++) p[i] = p0[i] - h * v[i];
+      const lm = loss();
+      p.set(p0);
+      const num = (lp - lm) / (2 * h);
+      expect(Math.abs(num - gv), `${name}: fd ${num} vs backward ${gv}`).toBeLessThan(0.03 * Math.abs(gv) + 2e-4);
+    }
+    expect(() => g.backward(st, new Float32Array(6), new Map([['nope', new Float32Array(1)]]))).toThrow(/seed 'nope' is not an op output/);
+  });
+});
+
 describe('threads', () => {
   it('a training step on 2 threads gives bit-identical parameters to 1 thread (rows are split, never reduced across threads)', () => {
     const run = (threads: number) => {

@@ -24,6 +24,7 @@ export interface DistillOptions {
   schedule?: DistillSchedule;
   alpha?: number;                 // KL weight (×T² is inside the native KL)
   temperature?: number;
+  featureWeight?: number;         // β of the per-block feature loss β·mean_b MSE(student_b, teacher_b) (0 = off)
   fewbit?: number;                // backward bits for GELU blocks not yet swapped (0 = exact)
   limit?: number;                 // first N training images
   evalLimit?: number;             // first N test images
@@ -44,7 +45,7 @@ export interface DistillOptions {
 
 export interface DistillStep {
   step: number; totalSteps: number; phase: number; phases: number; swapped: string[];
-  loss: number; ce: number; kl: number; lr: number; correct: number; batch: number;
+  loss: number; ce: number; kl: number; feature: number; lr: number; correct: number; batch: number;
 }
 
 export interface DistillResult {
@@ -103,6 +104,30 @@ export function phasesFor(schedule: DistillSchedule, stages: string[][]): string
   if (schedule === 'last-to-first') return [...s].reverse();
   if (schedule === 'all-at-once') return [s.flat()];
   throw new Error(`--schedule must be first-to-last, last-to-first or all-at-once, got '${schedule}'`);
+}
+
+/** Names of the per-block outputs (the second residual add of every Swin block). */
+export function blockOutputs(g: TrainGraph): string[] {
+  return g.nodes.filter((n) => n.name.endsWith('.add2')).map((n) => n.output);
+}
+
+/** Feature loss β · mean_b mean((s_b − t_b)²) over the block outputs b, and its gradient seeds
+ *  dL/ds_b = 2β (s_b − t_b) / (B·n_b) for TrainGraph.backward. */
+export function featureLoss(student: Map<string, Float32Array>, teacher: Map<string, Float32Array>, names: string[], beta: number):
+  { loss: number; seeds: Map<string, Float32Array> } {
+  const seeds = new Map<string, Float32Array>();
+  let loss = 0;
+  for (const name of names) {
+    const s = student.get(name), t = teacher.get(name);
+    if (!s || !t || s.length !== t.length) throw new Error(`feature loss: block output '${name}' missing or of different size`);
+    const k = beta / names.length / s.length;
+    const g = new Float32Array(s.length);
+    let sum = 0;
+    for (let i = 0; i < s.length; i++) { const d = s[i] - t[i]; sum += d * d; g[i] = 2 * k * d; }
+    loss += k * sum;
+    seeds.set(name, g);
+  }
+  return { loss, seeds };
 }
 
 /** Sets the student's activations: swapped nodes ReLU (1-bit backward is exact for ReLU), the rest GELU with `bits`. */
@@ -180,7 +205,8 @@ function accuracy(g: TrainGraph, test: LabelledImages, nTest: number, mean: numb
 export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Promise<DistillResult> {
   const t0 = performance.now();
   const schedule = o.schedule ?? 'first-to-last';
-  const alpha = o.alpha ?? 1, T = o.temperature ?? 2, bits = o.fewbit ?? 2, batch = o.batch ?? 64;
+  const alpha = o.alpha ?? 1, T = o.temperature ?? 2, bits = o.fewbit ?? 2, batch = o.batch ?? 64, beta = o.featureWeight ?? 0;
+  if (!(beta >= 0)) throw new Error(`--feature-weight must be ≥ 0, got ${beta}`);
   if (!(alpha >= 0)) throw new Error(`--alpha must be ≥ 0, got ${alpha}`);
   if (!(T > 0)) throw new Error(`--temperature must be > 0, got ${T}`);
   if (!Number.isInteger(bits) || bits < 0 || bits > 4) throw new Error(`--fewbit must be 0..4, got ${bits}`);
@@ -193,6 +219,7 @@ export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Pro
   if (cfg.act !== 'gelu') throw new Error(`${o.teacher}: teacher activation is '${cfg.act}', --replace gelu=relu needs a GELU teacher`);
   const tg = buildSwin(cfg, teacher.params, o.teacher);
   const sg = buildSwin(cfg, teacher.params, o.teacher);
+  const feats = beta > 0 ? blockOutputs(sg) : [];
   const norm = resolveNormalization({ metadata: teacher.metadata, modelPath: o.teacher });
   const train = loadLabelledImages(o.data, 'train');
   const test = loadLabelledImages(o.data, 'test');
@@ -215,7 +242,7 @@ export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Pro
   let perm: Int32Array = new Int32Array(n);
   let step = 0;
   const ckptFile = o.checkpoint ?? `${o.out}.ckpt`;
-  const run = `alpha ${alpha}, T ${T}, fewbit ${bits}, batch ${batch}, lr ${o.lr ?? 5e-4}, seed ${o.seed ?? 0}`;
+  const run = `alpha ${alpha}, T ${T}, feature weight ${beta}, fewbit ${bits}, batch ${batch}, lr ${o.lr ?? 5e-4}, seed ${o.seed ?? 0}`;
   if (o.resume) {
     const c = readCheckpoint(o.resume);
     if (c.totalSteps !== totalSteps || c.n !== n || c.schedule !== schedule) {
@@ -271,16 +298,18 @@ export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Pro
       yb[b] = train.labels[k];
     }
     const x = xb.subarray(0, B * px), y = yb.subarray(0, B);
-    const tLogits = predict(tg, x, B);
-    const st = sg.forward(x, B);
+    const ts = beta > 0 ? tg.forward(x, B, false) : undefined;
+    const tLogits = ts ? ts.values.get(tg.output)! : predict(tg, x, B);
+    const st = sg.forward(x, B, true, feats);
     const logits = st.values.get(sg.output)!;
     const ce = native.trainLoss('ce', logits, y, cfg.classes, 0);
     const kl = native.trainLoss('kl', logits, tLogits, cfg.classes, T);
     const grad: Float32Array = ce.grad;
     for (let i = 0; i < grad.length; i++) grad[i] += alpha * kl.grad[i];
-    const loss = ce.loss + alpha * kl.loss;
+    const fl = ts ? featureLoss(st.values, ts.values, feats, beta) : undefined;
+    const loss = ce.loss + alpha * kl.loss + (fl?.loss ?? 0);
     if (!Number.isFinite(loss)) throw new Error(`distill: loss became ${loss} at step ${step + 1} (try a lower --lr)`);
-    const grads = sg.backward(st, grad);
+    const grads = sg.backward(st, grad, fl?.seeds);
     let sq = 0;
     for (const g of grads.values()) sq += native.trainSumSquares(g);
     const gn = Math.sqrt(sq), clip = o.clip ?? 1;
@@ -291,7 +320,7 @@ export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Pro
       const prm = sg.params.get(k)!;
       native.trainAdamw(prm.data, g, m.get(k)!, v.get(k)!, step, { lr, weightDecay: prm.decay ? (o.weightDecay ?? 0.05) : 0 });
     }
-    await cb.onStep?.({ step, totalSteps, phase: p, phases: phases.length, swapped: [...swapped], loss, ce: ce.loss, kl: kl.loss, lr, correct: countCorrect(logits, y, cfg.classes), batch: B });
+    await cb.onStep?.({ step, totalSteps, phase: p, phases: phases.length, swapped: [...swapped], loss, ce: ce.loss, kl: kl.loss, feature: fl?.loss ?? 0, lr, correct: countCorrect(logits, y, cfg.classes), batch: B });
     if (every > 0 && step % every === 0 && step < totalSteps) save();
     if (step % 4 === 0) await new Promise((res) => setImmediate(res));  // keep signals alive
   }

@@ -107,10 +107,12 @@ export class TrainGraph {
     return this.size(name, st.batch);
   }
 
-  forward(x: Float32Array, batch: number, keep = true): ForwardState {
+  /** keep: drop what backward does not read (false keeps every tensor); alsoKeep: tensors kept anyway
+   *  (hidden states a loss reads). */
+  forward(x: Float32Array, batch: number, keep = true, alsoKeep?: Iterable<string>): ForwardState {
     const st = this.begin(x, batch);
     for (const n of [...this.paramNodes, ...this.nodes]) this.store(st, n, native.trainForward(n.desc, n.inputs.map((i) => st.values.get(i)!)));
-    return this.finish(st, keep);
+    return this.finish(st, keep, alsoKeep);
   }
 
   /** forward() with every op on a libuv worker (AsyncWorker): the event loop stays free. */
@@ -135,11 +137,12 @@ export class TrainGraph {
     if (r.codes) st.codes.set(n.output, r.codes);
   }
 
-  private finish(st: ForwardState, keep: boolean): ForwardState {
+  private finish(st: ForwardState, keep: boolean, alsoKeep?: Iterable<string>): ForwardState {
     if (keep) {
       // drop what no backward rule reads (e.g. the input of a few-bit activation): memory is real
       const kept = this.keptTensors();
-      for (const k of [...st.values.keys()]) if (!kept.has(k) && !this.params.has(k) && k !== this.output) st.values.delete(k);
+      const extra = new Set(alsoKeep ?? []);
+      for (const k of [...st.values.keys()]) if (!kept.has(k) && !extra.has(k) && !this.params.has(k) && k !== this.output) st.values.delete(k);
       st.savedBytes = [...kept].reduce((a, k) => a + (st.values.get(k)?.byteLength ?? 0), 0);
       for (const c of st.codes.values()) st.savedBytes += c.byteLength;
     }
@@ -163,17 +166,18 @@ export class TrainGraph {
     return kept;
   }
 
-  /** Gradients of every trainable parameter for dL/d(output) = dout. */
-  backward(st: ForwardState, dout: Float32Array): Map<string, Float32Array> {
-    const it = this.backwardSteps(st, dout);
+  /** Gradients of every trainable parameter for dL/d(output) = dout, plus dL/d(t) = seeds[t] for
+   *  intermediate tensors t (losses on hidden states, e.g. a feature-distillation term). */
+  backward(st: ForwardState, dout: Float32Array, seeds?: Map<string, Float32Array>): Map<string, Float32Array> {
+    const it = this.backwardSteps(st, dout, seeds);
     let r = it.next();
     while (!r.done) r = it.next(native.trainBackward(...r.value));
     return r.value;
   }
 
   /** backward() with every op on a libuv worker. */
-  async backwardAsync(st: ForwardState, dout: Float32Array): Promise<Map<string, Float32Array>> {
-    const it = this.backwardSteps(st, dout);
+  async backwardAsync(st: ForwardState, dout: Float32Array, seeds?: Map<string, Float32Array>): Promise<Map<string, Float32Array>> {
+    const it = this.backwardSteps(st, dout, seeds);
     let r = it.next();
     while (!r.done) r = it.next(await native.trainBackwardAsync(...r.value));
     return r.value;
@@ -181,8 +185,14 @@ export class TrainGraph {
 
   // yields the argument lists of trainBackward, receives the gradients
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  private *backwardSteps(st: ForwardState, dout: Float32Array): Generator<any[], Map<string, Float32Array>, (Float32Array | null)[]> {
+  private *backwardSteps(st: ForwardState, dout: Float32Array, seeds?: Map<string, Float32Array>): Generator<any[], Map<string, Float32Array>, (Float32Array | null)[]> {
     const grads = new Map<string, Float32Array>();
+    for (const [t, g] of seeds ?? []) {
+      if (!this.nodes.some((n) => n.output === t)) throw new Error(`backward: seed '${t}' is not an op output of this graph`);
+      const n = this.sizeOf(t, st);
+      if (n !== g.length) throw new Error(`backward: seed '${t}' has ${g.length} values, the tensor ${n}`);
+      grads.set(t, Float32Array.from(g));  // consumers' gradients are added to it
+    }
     grads.set(this.output, dout);
     const needs = this.needsGrad();
     const accumulate = (name: string, g: Float32Array) => {
