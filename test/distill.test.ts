@@ -15,6 +15,7 @@ import { distill, loadTeacher, readCheckpoint, stageActs, type DistillStep } fro
 import { InferenceSession } from '../src/session.js';
 import { native } from '../src/native.js';
 import { Tensor } from '../src/tensor.js';
+import { loadModel } from '../src/onnx/load.js';
 
 const root = path.resolve(__dirname, '..');
 const shared = path.resolve(root, '..', 'shared');
@@ -84,6 +85,21 @@ describe('distill API (swinq-init teacher)', () => {
     expect(all.length).toBe(1);
     expect(all[0].length).toBe(2);
     expect(r.phases.length).toBe(1);
+  });
+
+  it('quantization-aware finishing and the feature loss: extra steps reported, no fake quantization left in the student', async () => {
+    const steps: { step: number; totalSteps: number; feature: number }[] = [];
+    const out = path.join(tmp, 'qat.onnx');
+    const r = await distill({ teacher, data, out, epochs: 1, batch: 64, threads: 1, schedule: 'all-at-once', evalLimit: 16, qatSteps: 3, featureWeight: 0.5 },
+      { onStep: (st) => { steps.push(st); } });
+    expect(steps.length).toBe(r.steps + 3);
+    expect(steps[steps.length - 1]).toMatchObject({ step: r.steps + 3, totalSteps: r.steps + 3 });
+    expect(steps.every((st) => st.feature > 0)).toBe(true);
+    const names = loadModel(out).nodes.map((n) => n.opType);
+    expect(names).toContain('Relu');
+    expect(names.some((t: string) => /quant/i.test(t))).toBe(false);
+    const s = await InferenceSession.create(out);
+    try { expect((await s.run({ input: new Tensor('float32', new Float32Array(784), [1, 1, 28, 28]) })).logits.dims).toEqual([1, 10]); } finally { s.release(); }
   });
 
   it('refuses bad options and teachers with clear errors', async () => {

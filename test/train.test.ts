@@ -67,6 +67,19 @@ describe('backward rules vs finite differences', () => {
     fdCheck({ op: 'gather', xItem: 6, block: 2, idx }, [randn(3 * 6, r)]);
   });
   it('mean_pool', () => fdCheck({ op: 'mean_pool', L: 4, C: 3 }, [randn(2 * 12, r)]));
+  it('fakequant: values on the code grid; backward is the clipped straight-through estimator (by definition, not a derivative)', () => {
+    const desc: OpDesc = { op: 'fakequant', scale: 0.25, zp: 8, qmin: 0, qmax: 20 };
+    const x = Float32Array.from([-3, -2.06, -1.9, -0.1, 0.12, 0.125, 0.375, 2.9, 3.07, 3.2, 10]);
+    const y = native.trainForward(desc, [x]).y as Float32Array;
+    // codes: round_half_even(x/0.25) + 8 clamped to [0, 20], back to (code − 8)·0.25
+    expect(Array.from(y)).toEqual([-2, -2, -2, 0, 0, 0.0, 0.5, 3, 3, 3, 3]);
+    const dy = Float32Array.from(x, (_, i) => i + 1);
+    const [dx] = native.trainBackward(desc, [x], [x.length], null, dy, null, [true]) as Float32Array[];
+    // pass where x/0.25 + 8 lies in [−0.5, 20.5]: x in [−2.125, 3.125]
+    expect(Array.from(dx)).toEqual([0, 2, 3, 4, 5, 6, 7, 8, 9, 0, 0]);
+    expect(() => native.trainForward({ op: 'fakequant', scale: 0, zp: 0, qmin: 0, qmax: 255 }, [x])).toThrow(/scale must be a positive finite/);
+    expect(() => native.trainForward({ op: 'fakequant', scale: 1, zp: 300, qmin: 0, qmax: 255 }, [x])).toThrow(/zp must lie in \[qmin, qmax\]/);
+  });
   for (const fn of FEWBIT_FUNCTIONS) {
     it(`act ${fn}`, () => {
       // keep away from kinks (0, ±1, 3, 6, ±3) where the one-sided derivatives differ
@@ -258,6 +271,26 @@ import { encodeIdx } from '../src/io/idx.js';
 import { register as registerInit } from '../src/cli/init.js';
 import { register as registerTrain } from '../src/cli/train.js';
 
+/** Central differences of loss() along a random direction of each named parameter vs the backward gradient. */
+function directionalCheck(g: ReturnType<typeof buildSwin>, names: string[], grads: Map<string, Float32Array>, loss: () => number, r: () => number, abs: number) {
+  for (const name of names) {
+    const p = g.params.get(name)!.data;
+    const gp = grads.get(name)!;
+    const v = randn(p.length, r);
+    let gv = 0;
+    for (let i = 0; i < p.length; i++) gv += gp[i] * v[i];
+    const h = 2e-3 / Math.sqrt(p.length / 64 + 1);
+    const p0 = Float32Array.from(p);
+    for (let i = 0; i < p.length; i++) p[i] = p0[i] + h * v[i];
+    const lp = loss();
+    for (let i = 0; i < p.length; i++) p[i] = p0[i] - h * v[i];
+    const lm = loss();
+    p.set(p0);
+    const num = (lp - lm) / (2 * h);
+    expect(Math.abs(num - gv), `${name}: fd ${num} vs backward ${gv}`).toBeLessThan(0.03 * Math.abs(gv) + abs);
+  }
+}
+
 describe('whole Swin graph vs finite differences', () => {
   it('directional derivative of the CE loss along random directions of every parameter kind', () => {
     const g = buildSwin(TINY, initParams(TINY, 11));
@@ -268,22 +301,7 @@ describe('whole Swin graph vs finite differences', () => {
     const r = rng(13);
     const names = ['patch_embed.proj.weight', 'patch_embed.norm.weight', 'layers.0.blocks.1.attn.relative_position_bias_table', 'layers.0.blocks.1.attn.qkv.weight',
       'layers.0.blocks.0.mlp.fc1.bias', 'layers.1.downsample.reduction.weight', 'layers.1.blocks.0.attn.proj.weight', 'head.weight'];
-    for (const name of names) {
-      const p = g.params.get(name)!.data;
-      const gp = grads.get(name)!;
-      const v = randn(p.length, r);
-      let gv = 0;
-      for (let i = 0; i < p.length; i++) gv += gp[i] * v[i];
-      const h = 2e-3 / Math.sqrt(p.length / 64 + 1);
-      const p0 = Float32Array.from(p);
-      for (let i = 0; i < p.length; i++) p[i] = p0[i] + h * v[i];
-      const lp = loss();
-      for (let i = 0; i < p.length; i++) p[i] = p0[i] - h * v[i];
-      const lm = loss();
-      p.set(p0);
-      const num = (lp - lm) / (2 * h);
-      expect(Math.abs(num - gv), `${name}: fd ${num} vs backward ${gv}`).toBeLessThan(0.03 * Math.abs(gv) + 2e-3);
-    }
+    directionalCheck(g, names, grads, loss, r, 2e-3);
   });
 });
 
@@ -304,23 +322,34 @@ describe('feature-distillation loss vs finite differences', () => {
     expect(fl.loss).toBeGreaterThan(0);
     const grads = g.backward(st, new Float32Array(2 * 3), fl.seeds);
     const r = rng(24);
-    for (const name of ['patch_embed.proj.weight', 'layers.0.blocks.0.mlp.fc2.weight', 'layers.0.blocks.1.attn.qkv.weight', 'layers.1.blocks.0.norm1.weight']) {
-      const p = g.params.get(name)!.data;
-      const gp = grads.get(name)!;
-      const v = randn(p.length, r);
-      let gv = 0;
-      for (let i = 0; i < p.length; i++) gv += gp[i] * v[i];
-      const h = 2e-3 / Math.sqrt(p.length / 64 + 1);
-      const p0 = Float32Array.from(p);
-      for (let i = 0; i < p.length; i++) p[i] = p0[i] + h * v[i];
-      const lp = loss();
-      for (let i = 0; i < p.length; i++) p[i] = p0[i] - h * v[i];
-      const lm = loss();
-      p.set(p0);
-      const num = (lp - lm) / (2 * h);
-      expect(Math.abs(num - gv), `${name}: fd ${num} vs backward ${gv}`).toBeLessThan(0.03 * Math.abs(gv) + 2e-4);
-    }
+    directionalCheck(g, ['patch_embed.proj.weight', 'layers.0.blocks.0.mlp.fc2.weight', 'layers.0.blocks.1.attn.qkv.weight', 'layers.1.blocks.0.norm1.weight'], grads, loss, r, 2e-4);
     expect(() => g.backward(st, new Float32Array(6), new Map([['nope', new Float32Array(1)]]))).toThrow(/seed 'nope' is not an op output/);
+  });
+});
+
+import { insertFakeQuant, quantPoints } from '../src/distill/qat.js';
+
+describe('quantization-aware finishing graph surgery', () => {
+  it('fake quantization goes in at the integer plan\'s points and comes out leaving the graph as it was', () => {
+    const g = buildSwin(TINY, initParams(TINY, 31));
+    const { x } = synthetic(4, 32);
+    const before = g.forward(x, 4, false).values.get('logits')!;
+    const pts = quantPoints(g);
+    // every linear input (patch, qkv, proj, fc1, fc2, reduction, head) and the softmax output; q/k/v at the qkv output
+    expect(pts.filter((p) => p.softmax).length).toBe(3);
+    expect(pts.some((p) => p.tensor.endsWith('.attn.qkv') || p.tensor.endsWith('.attn.qkv_lin') || /qkv/.test(p.tensor))).toBe(true);
+    const names = insertFakeQuant(g, x, 4, 2);
+    expect(names.length).toBe(pts.length);
+    const q = g.forward(x, 4, false).values;
+    const sm = pts.find((p) => p.softmax)!;
+    const probs = q.get(`${sm.tensor}.fakequant`)!;
+    for (const v of probs) expect(Math.abs(v * 256 - Math.round(v * 256))).toBeLessThan(1e-4);
+    const withQ = q.get('logits')!;
+    let d = 0;
+    for (let i = 0; i < before.length; i++) d = Math.max(d, Math.abs(withQ[i] - before[i]));
+    expect(d).toBeGreaterThan(0);
+    for (const n of names) g.removeNode(n);
+    expect(Array.from(g.forward(x, 4, false).values.get('logits')!)).toEqual(Array.from(before));
   });
 });
 

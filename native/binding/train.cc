@@ -80,6 +80,12 @@ Op parse_op(Napi::Env env, Napi::Value v) {
     op.fn = fn.As<Napi::String>();
   }
   op.bits = (int)int_field(o, "bits", 0);
+  if (op.kind == Kind::fakequant) {
+    op.q_scale = (float)num(o, "scale", 0.0);
+    op.q_zp = (int32_t)int_field(o, "zp", 0);
+    op.q_min = (int32_t)int_field(o, "qmin", 0);
+    op.q_max = (int32_t)int_field(o, "qmax", 255);
+  }
   try {
     prepare(op);
   } catch (const std::exception& e) {

@@ -35,21 +35,19 @@ static PlanDesc linear_plan(int64_t M, int64_t K, int64_t N) {
 }
 
 
+// Appends `bytes` to d.constants at a 64-byte boundary; returns the offset.
+static int64_t add_constant(PlanDesc& d, const void* p, size_t bytes) {
+  const size_t off = (d.constants.size() + 63) / 64 * 64;
+  d.constants.resize(off + bytes);
+  std::memcpy(d.constants.data() + off, p, bytes);
+  return (int64_t)off;
+}
+
 // A valid plan using every op, as the fuzzer's seed.
 static PlanDesc every_op_plan() {
   PlanDesc d;
-  auto cf = [&](std::vector<float> v) {
-    size_t off = (d.constants.size() + 63) / 64 * 64;
-    d.constants.resize(off + v.size() * 4);
-    std::memcpy(d.constants.data() + off, v.data(), v.size() * 4);
-    return (int64_t)off;
-  };
-  auto ci = [&](std::vector<int32_t> v) {
-    size_t off = (d.constants.size() + 63) / 64 * 64;
-    d.constants.resize(off + v.size() * 4);
-    std::memcpy(d.constants.data() + off, v.data(), v.size() * 4);
-    return (int64_t)off;
-  };
+  auto cf = [&](std::vector<float> v) { return add_constant(d, v.data(), v.size() * 4); };
+  auto ci = [&](std::vector<int32_t> v) { return add_constant(d, v.data(), v.size() * 4); };
   std::vector<float> w(6 * 5), b5(5), g6(6);
   for (size_t i = 0; i < w.size(); ++i) w[i] = (float)i * 0.1f - 1.0f;
   for (size_t i = 0; i < 5; ++i) b5[i] = (float)i;
@@ -93,12 +91,7 @@ static PlanDesc every_op_plan() {
 // layernorm_q with y_max → dequantize), the second fuzz seed.
 static PlanDesc attention_plan() {
   PlanDesc d;
-  auto ci = [&](std::vector<int32_t> v) {
-    size_t off = (d.constants.size() + 63) / 64 * 64;
-    d.constants.resize(off + v.size() * 4);
-    std::memcpy(d.constants.data() + off, v.data(), v.size() * 4);
-    return (int64_t)off;
-  };
+  auto ci = [&](std::vector<int32_t> v) { return add_constant(d, v.data(), v.size() * 4); };
   std::vector<int32_t> bias(8 * 4);
   for (size_t i = 0; i < bias.size(); ++i) bias[i] = (int32_t)(i % 7) * 3 - 9;
   bias[5] = -(1 << 30);

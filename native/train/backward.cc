@@ -155,6 +155,19 @@ void act_backward(const Op& op, const Saved& s, const float* dy, const Grads& g,
   else for (size_t i = 0; i < n; ++i) g[0][i] = dy[i] * (float)fewbit_eval_deriv(op.fn, x[i]);
 }
 
+// fake quantization: the clipped straight-through estimator (the rounding's derivative is taken as 1
+// inside the code range, 0 where the input was clamped)
+void fakequant_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool* pool) {
+  if (!g[0]) return;
+  const float inv = 1.f / op.q_scale, lo = (float)op.q_min - 0.5f, hi = (float)op.q_max + 0.5f, zp = (float)op.q_zp;
+  par(pool, (int64_t)s.in_n[0], 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float c = s.in[0][i] * inv + zp;
+      g[0][i] = c >= lo && c <= hi ? dy[i] : 0.f;
+    }
+  });
+}
+
 // y[t, c] = mean_l x[t, l, c]:  dx[t, l, c] = dy[t, c] / L
 void mean_pool_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool*) {
   if (!g[0]) return;
@@ -172,7 +185,7 @@ void backward(const Op& op, const Saved& s, const float* dy, const std::vector<f
   output_size(op, sizes);  // checks the saved sizes again
   if (grads.size() != s.in_n.size()) fail(op, "one gradient slot per input expected");
   // the rules that read saved inputs (add, add_bcast, gather, mean_pool only need sizes)
-  const bool reads_inputs = op.kind == Kind::linear || op.kind == Kind::layernorm || op.kind == Kind::matmul;
+  const bool reads_inputs = op.kind == Kind::linear || op.kind == Kind::layernorm || op.kind == Kind::matmul || op.kind == Kind::fakequant;
   if (reads_inputs)
     for (size_t i = 0; i < s.in.size(); ++i)
       if (!s.in[i]) fail(op, "saved input " + std::to_string(i) + " missing");
@@ -188,6 +201,7 @@ void backward(const Op& op, const Saved& s, const float* dy, const std::vector<f
     case Kind::gather: return gather_backward(op, s, dy, grads, pool);
     case Kind::act: return act_backward(op, s, dy, grads, pool);
     case Kind::mean_pool: return mean_pool_backward(op, s, dy, grads, pool);
+    case Kind::fakequant: return fakequant_backward(op, s, dy, grads, pool);
   }
 }
 

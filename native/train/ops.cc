@@ -8,7 +8,7 @@
 namespace swinq {
 namespace train {
 
-static const char* kNames[] = {"linear", "layernorm", "matmul", "softmax", "add", "add_bcast", "gather", "act", "mean_pool"};
+static const char* kNames[] = {"linear", "layernorm", "matmul", "softmax", "add", "add_bcast", "gather", "act", "mean_pool", "fakequant"};
 
 const char* kind_name(Kind k) { return kNames[(int)k]; }
 
@@ -65,6 +65,12 @@ void prepare(Op& op) {
       }
       break;
     case Kind::mean_pool: positive(op, "L", op.M); positive(op, "C", op.D); break;
+    case Kind::fakequant:
+      if (!(op.q_scale > 0) || !std::isfinite(op.q_scale)) fail(op, "scale must be a positive finite number");
+      if (op.q_min >= op.q_max || op.q_min < -32768 || op.q_max > 65535)
+        fail(op, "qmin < qmax within 16 bits required, got " + std::to_string(op.q_min) + ", " + std::to_string(op.q_max));
+      if (op.q_zp < op.q_min || op.q_zp > op.q_max) fail(op, "zp must lie in [qmin, qmax], got " + std::to_string(op.q_zp));
+      break;
   }
 }
 
@@ -112,6 +118,7 @@ size_t output_size(const Op& op, const std::vector<size_t>& s) {
     case Kind::gather: want(op, s, 1); return rows_of(op, s[0], op.x_item, "x") * op.idx.size() * op.block;
     case Kind::act: want(op, s, 1); return s[0];
     case Kind::mean_pool: want(op, s, 1); return rows_of(op, s[0], op.M * op.D, "x") * op.D;
+    case Kind::fakequant: want(op, s, 1); return s[0];
   }
   fail(op, "bad kind");
 }
@@ -204,6 +211,16 @@ void forward(const Op& op, const std::vector<const float*>& in, const std::vecto
           for (int64_t l = 0; l < L; ++l) s += in[0][(t * L + l) * C + c];
           y[t * C + c] = (float)(s / L);
         }
+      break;
+    }
+    case Kind::fakequant: {
+      const float inv = 1.f / op.q_scale, lo = (float)op.q_min, hi = (float)op.q_max, zp = (float)op.q_zp;
+      par(pool, (int64_t)ny, 16384, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const float q = std::min(hi, std::max(lo, std::nearbyint(in[0][i] * inv) + zp));
+          y[i] = (q - zp) * op.q_scale;
+        }
+      });
       break;
     }
   }

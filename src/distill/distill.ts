@@ -11,6 +11,7 @@ import { resolveNormalization } from '../normalize.js';
 import { buildSwin, type SwinConfig } from '../train/swin.js';
 import { exportOnnx, readOnnxModel } from '../train/onnx.js';
 import { countCorrect, predict } from '../train/trainer.js';
+import { insertFakeQuant, fakeQuantizeWeights } from './qat.js';
 import type { TrainGraph } from '../train/graph.js';
 import { importTorchvisionSwin } from './import-torchvision.js';
 
@@ -25,6 +26,7 @@ export interface DistillOptions {
   alpha?: number;                 // KL weight (×T² is inside the native KL)
   temperature?: number;
   featureWeight?: number;         // β of the per-block feature loss β·mean_b MSE(student_b, teacher_b) (0 = off)
+  qatSteps?: number;              // quantization-aware finishing steps after the schedule (0 = off)
   fewbit?: number;                // backward bits for GELU blocks not yet swapped (0 = exact)
   limit?: number;                 // first N training images
   evalLimit?: number;             // first N test images
@@ -272,6 +274,32 @@ export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Pro
   let phase = -1;
   const swapped = new Set<string>();
   const every = o.checkpointEvery ?? 50;
+  // one optimisation step of the student on (x, y) against the teacher; AdamW step number `t`
+  const trainOn = (x: Float32Array, y: Int32Array, B: number, lr: number, t: number) => {
+    const ts = beta > 0 ? tg.forward(x, B, false) : undefined;
+    const tLogits = ts ? ts.values.get(tg.output)! : predict(tg, x, B);
+    const st = sg.forward(x, B, true, feats);
+    const logits = st.values.get(sg.output)!;
+    const ce = native.trainLoss('ce', logits, y, cfg.classes, 0);
+    const kl = native.trainLoss('kl', logits, tLogits, cfg.classes, T);
+    const grad: Float32Array = ce.grad;
+    for (let i = 0; i < grad.length; i++) grad[i] += alpha * kl.grad[i];
+    const fl = ts ? featureLoss(st.values, ts.values, feats, beta) : undefined;
+    const loss = ce.loss + alpha * kl.loss + (fl?.loss ?? 0);
+    if (!Number.isFinite(loss)) throw new Error(`distill: loss became ${loss} at step ${t} (try a lower --lr)`);
+    const grads = sg.backward(st, grad, fl?.seeds);
+    let sq = 0;
+    for (const g of grads.values()) sq += native.trainSumSquares(g);
+    const gn = Math.sqrt(sq), clip = o.clip ?? 1;
+    if (clip > 0 && gn > clip) for (const g of grads.values()) native.trainScale(g, clip / gn);
+    for (const [k, g] of grads) {
+      const prm = sg.params.get(k)!;
+      native.trainAdamw(masters.get(k) ?? prm.data, g, m.get(k)!, v.get(k)!, t, { lr, weightDecay: prm.decay ? (o.weightDecay ?? 0.05) : 0 });
+    }
+    return { loss, ce: ce.loss as number, kl: kl.loss as number, fl: fl?.loss ?? 0, logits };
+  };
+  // quantization-aware finishing keeps float master copies of the fake-quantized weights here
+  const masters = new Map<string, Float32Array>();
   while (step < totalSteps) {
     if (o.stopAfter !== undefined && step >= o.stopAfter) {
       save();
@@ -298,33 +326,36 @@ export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Pro
       yb[b] = train.labels[k];
     }
     const x = xb.subarray(0, B * px), y = yb.subarray(0, B);
-    const ts = beta > 0 ? tg.forward(x, B, false) : undefined;
-    const tLogits = ts ? ts.values.get(tg.output)! : predict(tg, x, B);
-    const st = sg.forward(x, B, true, feats);
-    const logits = st.values.get(sg.output)!;
-    const ce = native.trainLoss('ce', logits, y, cfg.classes, 0);
-    const kl = native.trainLoss('kl', logits, tLogits, cfg.classes, T);
-    const grad: Float32Array = ce.grad;
-    for (let i = 0; i < grad.length; i++) grad[i] += alpha * kl.grad[i];
-    const fl = ts ? featureLoss(st.values, ts.values, feats, beta) : undefined;
-    const loss = ce.loss + alpha * kl.loss + (fl?.loss ?? 0);
-    if (!Number.isFinite(loss)) throw new Error(`distill: loss became ${loss} at step ${step + 1} (try a lower --lr)`);
-    const grads = sg.backward(st, grad, fl?.seeds);
-    let sq = 0;
-    for (const g of grads.values()) sq += native.trainSumSquares(g);
-    const gn = Math.sqrt(sq), clip = o.clip ?? 1;
-    if (clip > 0 && gn > clip) for (const g of grads.values()) native.trainScale(g, clip / gn);
     const lr = native.trainLr(step, totalSteps, o.warmup ?? Math.min(20, Math.floor(totalSteps / 10)), o.lr ?? 5e-4, o.minLr ?? 1e-5);
     step++;
-    for (const [k, g] of grads) {
-      const prm = sg.params.get(k)!;
-      native.trainAdamw(prm.data, g, m.get(k)!, v.get(k)!, step, { lr, weightDecay: prm.decay ? (o.weightDecay ?? 0.05) : 0 });
-    }
-    await cb.onStep?.({ step, totalSteps, phase: p, phases: phases.length, swapped: [...swapped], loss, ce: ce.loss, kl: kl.loss, feature: fl?.loss ?? 0, lr, correct: countCorrect(logits, y, cfg.classes), batch: B });
+    const { loss, ce, kl, fl, logits } = trainOn(x, y, B, lr, step);
+    await cb.onStep?.({ step, totalSteps, phase: p, phases: phases.length, swapped: [...swapped], loss, ce, kl, feature: fl, lr, correct: countCorrect(logits, y, cfg.classes), batch: B });
     if (every > 0 && step % every === 0 && step < totalSteps) save();
     if (step % 4 === 0) await new Promise((res) => setImmediate(res));  // keep signals alive
   }
   applySwaps(sg, new Set(phases.flat()), 0);
+  const qat = o.qatSteps ?? 0;
+  if (qat > 0 && step === totalSteps) {
+    // quantization-aware finishing: the integer plan's quantization points as fake quantization
+    // (clipped straight-through estimator), int8 per-channel weights; not checkpointed
+    const calib = X.subarray(0, Math.min(n, 4 * batch) * px);
+    const fq = insertFakeQuant(sg, calib, Math.min(n, 4 * batch), batch);
+    log(`distill: quantization-aware finishing, ${qat} steps, ${fq.length} fake-quantized tensors + int8 per-channel weights`);
+    for (let q = 0; q < qat; q++) {
+      const B = Math.min(batch, n);
+      for (let b = 0; b < B; b++) {
+        const k = Math.floor(rng.next() * n);
+        xb.set(X.subarray(k * px, (k + 1) * px), b * px);
+        yb[b] = train.labels[k];
+      }
+      const restore = fakeQuantizeWeights(sg, masters);
+      const r = trainOn(xb.subarray(0, B * px), yb.subarray(0, B), B, (o.lr ?? 5e-4) * 0.1, totalSteps + q + 1);
+      restore();
+      await cb.onStep?.({ step: totalSteps + q + 1, totalSteps: totalSteps + qat, phase: phases.length, phases: phases.length + 1, swapped: [...swapped],
+        loss: r.loss, ce: r.ce, kl: r.kl, feature: r.fl, lr: (o.lr ?? 5e-4) * 0.1, correct: countCorrect(r.logits, yb.subarray(0, B), cfg.classes), batch: B });
+    }
+    for (const name of fq) sg.removeNode(name);
+  }
   const studentAcc = accuracy(sg, test, nTest, norm.mean, norm.std, cfg.classes);
   save();
   const tmp = `${o.out}.tmp-${process.pid}`;

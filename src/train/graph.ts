@@ -3,7 +3,7 @@
 // times the batch. The native ops (native/train) do the work; this file keeps the tape.
 import { native } from '../native.js';
 
-export type OpKind = 'linear' | 'layernorm' | 'matmul' | 'softmax' | 'add' | 'add_bcast' | 'gather' | 'act' | 'mean_pool';
+export type OpKind = 'linear' | 'layernorm' | 'matmul' | 'softmax' | 'add' | 'add_bcast' | 'gather' | 'act' | 'mean_pool' | 'fakequant';
 
 export interface OpDesc {
   op: OpKind;
@@ -12,6 +12,7 @@ export interface OpDesc {
   dims?: [number, number, number]; bdims?: [number, number, number];
   xItem?: number; block?: number; idx?: Int32Array;
   fn?: string; bits?: number;
+  scale?: number; zp?: number; qmin?: number; qmax?: number;  // fakequant
 }
 
 export interface TrainNode { name: string; desc: OpDesc; inputs: string[]; output: string }
@@ -90,6 +91,34 @@ export class TrainGraph {
     return name;
   }
 
+  /** Inserts `desc` (one input) right after the producer of `tensor` and points every later reader of
+   *  `tensor` at its output (quantization-aware training puts fake quantization there). */
+  insertAfter(tensor: string, name: string, desc: OpDesc): string {
+    const at = this.nodes.findIndex((n) => n.output === tensor);
+    if (at < 0 && tensor !== this.input) throw new Error(`train graph: '${tensor}' is not a node output`);
+    if (this.perSample.has(name)) throw new Error(`train graph: duplicate tensor '${name}'`);
+    const node: TrainNode = { name, desc, inputs: [tensor], output: name };
+    for (const n of this.nodes) n.inputs = n.inputs.map((i) => (i === tensor ? name : i));
+    if (this.output === tensor) this.output = name;
+    this.perSample.set(name, outSize(node, [this.size(tensor, 1)]));
+    this.nodes.splice(at + 1, 0, node);
+    this.keptCache = undefined;
+    this.needsCache = undefined;
+    return name;
+  }
+
+  /** Removes a one-input node inserted by insertAfter, reconnecting its readers to its input. */
+  removeNode(name: string): void {
+    const at = this.nodes.findIndex((n) => n.name === name);
+    if (at < 0) throw new Error(`train graph: no node '${name}'`);
+    const [n] = this.nodes.splice(at, 1);
+    for (const m of this.nodes) m.inputs = m.inputs.map((i) => (i === n.output ? n.inputs[0] : i));
+    if (this.output === n.output) this.output = n.inputs[0];
+    this.perSample.delete(n.output);
+    this.keptCache = undefined;
+    this.needsCache = undefined;
+  }
+
   /** A node over parameters only (e.g. the relative-position bias gathered from its table): its output is batch-independent. */
   addParamNode(name: string, desc: OpDesc, inputs: string[]): string {
     const node: TrainNode = { name, desc, inputs, output: name };
@@ -157,7 +186,7 @@ export class TrainGraph {
     for (const n of this.nodes) {
       const op = n.desc.op;
       if (op === 'act' && (n.desc.bits ?? 0) > 0) continue;
-      if (op === 'linear' || op === 'layernorm' || op === 'matmul' || op === 'act') {
+      if (op === 'linear' || op === 'layernorm' || op === 'matmul' || op === 'act' || op === 'fakequant') {
         for (const i of n.inputs) if (!this.params.has(i)) kept.add(i);
       }
       if (op === 'softmax') kept.add(n.output);

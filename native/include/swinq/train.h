@@ -16,7 +16,7 @@ namespace swinq {
 class ThreadPool;
 namespace train {
 
-enum class Kind { linear, layernorm, matmul, softmax, add, add_bcast, gather, act, mean_pool };
+enum class Kind { linear, layernorm, matmul, softmax, add, add_bcast, gather, act, mean_pool, fakequant };
 Kind kind_from_name(const std::string& name);  // throws naming the op
 const char* kind_name(Kind k);
 
@@ -31,6 +31,8 @@ struct Op {
   // gather: y[t, r*block + j] = idx[r] < 0 ? 0 : x[t*x_item + idx[r] + j]   inputs (x)
   // act: y = f(x) for a few-bit function name (gelu, relu, silu, ...)   inputs (x)
   // mean_pool: y[t, c] = mean_l x[t, l, c] with L = M, C = D   inputs (x)
+  // fakequant: y = (clamp(round_half_even(x/q_scale) + q_zp, q_min, q_max) − q_zp)·q_scale   inputs (x)
+  //   backward: the clipped straight-through estimator dx = dy where q_min ≤ x/q_scale + q_zp ≤ q_max, else 0
   int64_t M = 0, K = 0, N = 0, D = 0;
   bool trans_b = false;
   float alpha = 1.f, eps = 1e-5f;
@@ -42,6 +44,8 @@ struct Op {
   std::shared_ptr<const FewbitTable> table;
   FewbitCodec codec;
   bool fast_fn = false;           // gelu / relu: dedicated loops instead of the double reference
+  float q_scale = 1.f;            // fakequant
+  int32_t q_zp = 0, q_min = 0, q_max = 255;
 };
 
 // Checks an op's own attributes (call once after filling it in; resolves act tables).
