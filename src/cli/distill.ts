@@ -17,7 +17,7 @@ export function register(program: Command): void {
     .option('--schedule <s>', 'first-to-last | last-to-first | all-at-once', 'first-to-last')
     .option('--alpha <x>', 'KL weight α in CE + α·T²·KL', numOption('alpha'), 1)
     .option('--temperature <x>', 'distillation temperature T', numOption('temperature'), 2)
-    .option('--qat-steps <n>', 'quantization-aware finishing steps after the schedule: fake quantization at the integer plan\'s points, int8 weights, lr/10 (0 = off)', intOption('qat-steps'), 0)
+    .option('--qat-steps <n>', 'quantization-aware finishing steps after the schedule: fake quantization at the integer plan\'s points, int8 weights, lr/10 (0 = off)', intOption('qat-steps', 0), 0)
     .option('--feature-weight <x>', 'β of an extra per-block feature loss β·mean MSE(student block output, teacher block output) (0 = off)', numOption('feature-weight'), 0)
     .option('--fewbit <bits>', 'backward bits of the GELU blocks not yet swapped (0 = exact; ReLU is exact at 1 bit)', intOption('fewbit', 0), 2)
     .option('--batch <n>', 'batch size', intOption('batch'), 64)
