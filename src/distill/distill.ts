@@ -349,8 +349,8 @@ export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Pro
         yb[b] = train.labels[k];
       }
       const restore = fakeQuantizeWeights(sg, masters);
-      const r = trainOn(xb.subarray(0, B * px), yb.subarray(0, B), B, (o.lr ?? 5e-4) * 0.1, totalSteps + q + 1);
-      restore();
+      let r: ReturnType<typeof trainOn>;
+      try { r = trainOn(xb.subarray(0, B * px), yb.subarray(0, B), B, (o.lr ?? 5e-4) * 0.1, totalSteps + q + 1); } finally { restore(); }
       await cb.onStep?.({ step: totalSteps + q + 1, totalSteps: totalSteps + qat, phase: phases.length, phases: phases.length + 1, swapped: [...swapped],
         loss: r.loss, ce: r.ce, kl: r.kl, feature: r.fl, lr: (o.lr ?? 5e-4) * 0.1, correct: countCorrect(r.logits, yb.subarray(0, B), cfg.classes), batch: B });
     }

@@ -364,16 +364,23 @@ function matchAttention(l: Lowered, k: number, consumers: Map<number, number[]>)
   const ops = l.ops;
   const op = ops[k];
   const only = (t: number): number | undefined => { const c = consumers.get(rootOf(T, t)) ?? []; return c.length === 1 ? c[0] : undefined; };
+  // a tensor that is its root, or a whole-tensor view of it (alias offset 0, same element count)
+  const whole = (t: number): boolean => {
+    let off = 0, x = t;
+    while (T[x].aliasOf !== undefined) { off += T[x].aliasElemOffset ?? 0; x = T[x].aliasOf!; }
+    return off === 0 && numel(T[t].dims) === numel(T[x].dims);
+  };
   const ks = only(op.outputs[0]);
-  if (ks === undefined || ops[ks].kind !== 'softmax' || rootOf(T, ops[ks].inputs[0]) !== rootOf(T, op.outputs[0])) return undefined;
+  if (ks === undefined || ops[ks].kind !== 'softmax' || rootOf(T, ops[ks].inputs[0]) !== rootOf(T, op.outputs[0]) || !whole(ops[ks].inputs[0])) return undefined;
   const kp = only(ops[ks].outputs[0]);
-  if (kp === undefined || ops[kp].kind !== 'matmul' || rootOf(T, ops[kp].inputs[0]) !== rootOf(T, ops[ks].outputs[0])) return undefined;
+  if (kp === undefined || ops[kp].kind !== 'matmul' || rootOf(T, ops[kp].inputs[0]) !== rootOf(T, ops[ks].outputs[0]) || !whole(ops[kp].inputs[0])) return undefined;
   const producer = (t: number) => ops.findIndex((o) => rootOf(T, o.outputs[0]) === rootOf(T, t));
   // the gather behind an operand (through a positive p0·x scale, returned as factor)
   const gather = (t: number): { g: POp; factor: number } | undefined => {
     let p = producer(t);
     let factor = 1;
     if (p >= 0 && ops[p].kind === 'unary' && ops[p].ints[0] === 23 && ops[p].floats[0] > 0 && ops[p].floats[1] === 0) {
+      if (!whole(ops[p].inputs[0])) return undefined;  // a scale of a slice is not the gather's layout
       factor = ops[p].floats[0];
       p = producer(ops[p].inputs[0]);
     }
@@ -386,7 +393,9 @@ function matchAttention(l: Lowered, k: number, consumers: Map<number, number[]>)
   const R = gq.inputs[0];
   const [batch, N, dh, N2, tb1, as1, bs1] = op.ints;
   const [batch2, M2, K2, dh2, tb2, as2, bs2] = ops[kp].ints;
-  if (N2 !== N || batch2 !== batch || M2 !== N || K2 !== N || dh2 !== dh || tb2 !== 0) return undefined;
+  if (N2 !== N || batch2 !== batch || M2 !== N || K2 !== N || dh2 !== dh || tb2 !== 0 || as2 !== N * N) return undefined;
+  const [smRows, smD] = ops[ks].ints;
+  if (smRows !== batch * N || smD !== N) return undefined;
   const total = numel(T[R].dims);
   if (total !== batch * N * 3 * dh || [op.inputs[0], op.inputs[1], ops[kp].inputs[1]].some((t) => rootOf(T, t) !== t)) return undefined;
   // source offset in R of element e of a gather's output (undefined: padding)

@@ -1,6 +1,7 @@
 // Window attention (qkernels.h attention_u8): the scalar reference and the dispatcher. The AVX2
 // version (qattention_avx2.cc) computes the same integers in the same order of exact operations.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -69,6 +70,7 @@ void attention_u8(const uint8_t* qkv, const AttentionParams& p, int64_t t0, int6
   QCHECK(p.shift >= 0 && p.shift <= 62 && p.mult != 0, "attention_u8: mult/shift out of range");
   if (t0 == t1) return;
   QCHECK(qkv && y && scratch, "attention_u8: null buffer");
+  QCHECK((reinterpret_cast<uintptr_t>(scratch) & 31) == 0, "attention_u8: scratch must be 32-byte aligned");
   for (int64_t t = t0; t < t1; ++t) {
     if (use_avx2(isa)) detail::attention_head_avx2(qkv, p, t, scratch, y);
     else attention_head_scalar(qkv, p, t, y);
