@@ -18,7 +18,6 @@
 
 #include "swinq/qkernels.h"
 #include "swinq/threadpool.h"
-#include "../kernels/int/qinternal.h"
 
 namespace swinq {
 
@@ -143,6 +142,12 @@ struct Check {
     if (zero_only16 && ty == DType::i16 && v != 0)
       op_fail("ints[" + str((int64_t)i) + "] " + name + " = " + str(v) + " must be 0 for an int16 tensor");
     return (int32_t)v;
+  }
+  // ints[i] = y_max, an optional clamp of y codes: y_zp ≤ y_max ≤ the dtype's max
+  int32_t y_max(size_t i, int64_t y_zp, DType ty) {
+    if (I(i) < y_zp || I(i) > dmax(ty))
+      op_fail("ints[" + str((int64_t)i) + "] y_max = " + str(I(i)) + " is outside [y_zp, " + str(dmax(ty)) + "]");
+    return (int32_t)I(i);
   }
   double scale(size_t i, const char* name) {
     const float f = op.floats[i];
@@ -276,95 +281,6 @@ __attribute__((target("avx2"))) void widen_a_avx2(const uint8_t* a, int32_t za, 
   }
 }
 
-// The vpmaddubsw path of matmul_q: b is shifted by a centre c to signed bytes b' = b − c, so
-// Σ(a−za)(b−zb) = Σ(a−za)·b' − (zb−c)·Σ(a−za), which is the library GEMM with w_zero_point = zb − c.
-// One vpmaddubsw lane adds a0·b'0 + a1·b'1 ≤ 2·max(a)·max|b'|; when that is ≤ 32767 nothing can
-// saturate and the result is exact (else false: the int16 path runs). 7-bit q and v codes (lower-swin)
-// make it hold for q·kᵀ (127·2·64) and for softmax·v (255·2·64).
-__attribute__((target("avx2"))) static void minmax_u8_avx2(const uint8_t* p, int64_t n, int32_t* lo, int32_t* hi) {
-  __m256i vmin = _mm256_set1_epi8((char)0xFF), vmax = _mm256_setzero_si256();
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m256i v = _mm256_loadu_si256((const __m256i*)(p + i));
-    vmin = _mm256_min_epu8(vmin, v);
-    vmax = _mm256_max_epu8(vmax, v);
-  }
-  alignas(32) uint8_t a0[32], a1[32];
-  _mm256_store_si256((__m256i*)a0, vmin);
-  _mm256_store_si256((__m256i*)a1, vmax);
-  int32_t l = 255, h = 0;
-  for (int j = 0; j < 32; ++j) l = std::min<int32_t>(l, a0[j]), h = std::max<int32_t>(h, a1[j]);
-  for (; i < n; ++i) l = std::min<int32_t>(l, p[i]), h = std::max<int32_t>(h, p[i]);
-  *lo = l, *hi = h;
-}
-
-__attribute__((target("avx2"))) bool matmul_maddubs_avx2(const uint8_t* a, int32_t za, const void* b, bool b_u8,
-                                                         int32_t zb, bool trans_b, int64_t M, int64_t K, int64_t N,
-                                                         int32_t* c) {
-  int32_t alo, ahi, blo, bhi;
-  minmax_u8_avx2(a, M * K, &alo, &ahi);
-  const uint8_t flip = b_u8 ? 0 : 0x80;  // s8 b: read its bytes as u8 codes b + 128
-  minmax_u8_avx2(static_cast<const uint8_t*>(b), K * N, &blo, &bhi);
-  if (flip) {  // u8 min/max of s8 bytes are not ordered; take the full range (still centred below)
-    blo = 0, bhi = 255;
-  }
-  const int32_t centre = (blo + bhi + 1) / 2;  // in u8-code space
-  const int32_t dev = std::max(centre - blo, bhi - centre);
-  if (2 * ahi * dev > 32767) return false;
-  if (centre - blo > 128 || bhi - centre > 127) return false;  // b' must fit int8
-  thread_local q::PackedB B;
-  B.K = (int32_t)K;
-  B.N = (int32_t)N;
-  B.Kp = (int32_t)((K + 3) / 4 * 4);
-  B.Np = (int32_t)((N + 15) / 16 * 16);
-  B.w_zero_point = (b_u8 ? zb : zb + 128) - centre;
-  B.a_max = 255;
-  B.maddubs_safe = true;
-  B.unsafe_pairs = 0;
-  const int64_t kq = B.Kp / 4;
-  B.b8.assign((size_t)(B.Np / 16 * kq * 64), 0);
-  B.colsum.assign((size_t)N, 0);
-  B.b16.clear();
-  B.bk16.clear();
-  const uint8_t* bb = static_cast<const uint8_t*>(b);
-  const uint8_t cc = (uint8_t)centre;
-  int8_t* dst = B.b8.data();
-  if (trans_b) {  // b [N][K]: each 4-byte k-quad of row n lands at [n/16][kq][n%16]
-    for (int64_t n = 0; n < N; ++n) {
-      const uint8_t* row = bb + n * K;
-      int8_t* pd = dst + (n / 16) * kq * 64 + (n % 16) * 4;
-      int32_t cs = 0;
-      for (int64_t k = 0; k < K; ++k) {
-        const int8_t v = (int8_t)(uint8_t)((uint8_t)(row[k] ^ flip) - cc);
-        pd[(k / 4) * 64 + (k % 4)] = v;
-        cs += v;
-      }
-      B.colsum[(size_t)n] = cs;
-    }
-  } else {  // b [K][N]
-    for (int64_t k = 0; k < K; ++k) {
-      const uint8_t* row = bb + k * N;
-      int8_t* pk = dst + (k / 4) * 64 + (k % 4);
-      for (int64_t n = 0; n < N; ++n) {
-        const int8_t v = (int8_t)(uint8_t)((uint8_t)(row[n] ^ flip) - cc);
-        pk[(n / 16) * kq * 64 + (n % 16) * 4] = v;
-        B.colsum[(size_t)n] += v;
-      }
-    }
-  }
-  thread_local std::vector<int32_t> bias_eff;
-  bias_eff.assign((size_t)B.Np, 0);
-  for (int64_t n = 0; n < N; ++n)
-    bias_eff[(size_t)n] = (int32_t)(0u - (uint32_t)za * (uint32_t)B.colsum[(size_t)n] +
-                                    (uint32_t)K * (uint32_t)za * (uint32_t)B.w_zero_point);
-  q::GemmEpilogue ep;
-  ep.a_zero_point = za;
-  ep.sparse = 2;
-  q::detail::GemmCtx ctx{&B, a, K, c, N, &ep, bias_eff.data(), nullptr, nullptr, 0, 0, false};
-  q::detail::gemm_rows_avx2(ctx, 0, M, 0, B.Np / 16);
-  return true;
-}
-
 }  // namespace
 
 void matmul_u8x8_s32(const uint8_t* a, int32_t za, const void* b, bool b_u8, int32_t zb, bool trans_b, int64_t M,
@@ -383,7 +299,6 @@ void matmul_u8x8_s32(const uint8_t* a, int32_t za, const void* b, bool b_u8, int
     return;
   }
   if (M <= 0 || N <= 0) return;
-  if (matmul_maddubs_avx2(a, za, b, b_u8, zb, trans_b, M, K, N, c)) return;
   // Widen once per call into the pair layouts (zero-padded: K to even, N to 16); per-thread scratch.
   const int64_t Kh = (K + 1) / 2, Np = (N + 15) / 16 * 16;
   thread_local std::vector<int32_t> bscratch, ascratch;
@@ -471,9 +386,7 @@ std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index) {
       if (c.op.ints.size() == 9) {
         if (yt != DType::i8 && yt != DType::u8) c.op_fail("ints[8] y_max needs an int8 or uint8 y");
         if (tb >= 0) c.op_fail("ints[8] y_max and a table exclude each other (the table sets the codes)");
-        if (c.I(8) < c.I(5) || c.I(8) > dmax(yt))
-          c.op_fail("ints[8] y_max = " + str(c.I(8)) + " is outside [y_zp, " + str(dmax(yt)) + "]");
-        st->y_max = (int32_t)c.I(8);
+        st->y_max = c.y_max(8, c.I(5), yt);
       } else {
         st->y_max = (int32_t)dmax(yt);
       }
@@ -593,9 +506,7 @@ std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index) {
                                    ys, yzp, qt(c.t(y).dtype));
       });
       if (c.op.ints.size() == 4) {
-        if (c.I(3) < yzp || c.I(3) > dmax(c.t(y).dtype))
-          c.op_fail("ints[3] y_max = " + str(c.I(3)) + " is outside [y_zp, " + str(dmax(c.t(y).dtype)) + "]");
-        st->ln.qmax = (int32_t)c.I(3);
+        st->ln.qmax = c.y_max(3, yzp, c.t(y).dtype);
       }
       c.no_overlap(x, "x");
       break;
@@ -702,8 +613,7 @@ std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index) {
       a.W = W, a.N = N, a.H = H, a.dh = dh;
       a.zp = c.zp(4, "zp", DType::u8);
       a.y_zp = c.zp(5, "y_zp", DType::u8);
-      if (c.I(6) < a.y_zp || c.I(6) > 255) c.op_fail("ints[6] y_max = " + str(c.I(6)) + " is outside [y_zp, 255]");
-      a.y_max = (int32_t)c.I(6);
+      a.y_max = c.y_max(6, a.y_zp, DType::u8);
       a.mult = c.cdata<int32_t>(m)[0];
       a.shift = c.cdata<int32_t>(s)[0];
       if (a.mult == 0) c.op_fail("mult[0] must be non-zero");

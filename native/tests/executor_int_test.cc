@@ -255,8 +255,8 @@ int main() {
   // ---- matmul_u8x8_s32: scalar vs AVX2 bit-exact ----
   if (cpu_features().avx2) {
     std::mt19937 rng(42);
-    // amask/bmask narrow the codes so the vpmaddubsw path (2·max(a)·max|b − centre| ≤ 32767) is taken:
-    // 7-bit q·kᵀ, softmax codes · 7-bit v, and the bound's edge (a ≤ 127 with full 8-bit b)
+    // amask/bmask narrow the codes to what the Swin lowering produces: 7-bit q·kᵀ, softmax codes ·
+    // 7-bit v, a ≤ 127 with full 8-bit b
     struct Shape { int64_t M, K, N; bool tb, bu8; int32_t za, zb; uint8_t amask = 255, bmask = 255; };
     std::vector<Shape> shapes = {{1, 1, 1, false, true, 0, 0},      {5, 17, 9, true, false, 255, -128},
                                  {49, 49, 32, false, true, 0, 128}, {49, 32, 49, true, true, 128, 128},
