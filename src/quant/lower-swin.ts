@@ -199,7 +199,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
           let table = -1;
           if (sm.inputs[1] >= 0) {
             const bias = T[sm.inputs[1]].data!.data;
-            table = cnst('int32', [sm.ints[2], at.N], Array.from(bias, (v) => Math.max(-(2 ** 31) + 1, Math.min(2 ** 31 - 1, Math.round(v / logit)))));
+            table = cnst('int32', [sm.ints[2], at.N], biasCodes(bias, logit));
           }
           // 8-bit attention outputs: 7-bit ones cost 0.25 pp (2,000 test images) for a small GEMM (proj)
           const AO = opts.attnLevels ?? 255;
@@ -332,7 +332,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
       let table = -1;
       if (op.inputs[1] >= 0) {
         const bias = T[op.inputs[1]].data!.data;
-        table = cnst('int32', [brows, D], Array.from(bias, (v) => Math.max(-(2 ** 31) + 1, Math.min(2 ** 31 - 1, Math.round(v / x.scale)))));
+        table = cnst('int32', [brows, D], biasCodes(bias, x.scale));
       }
       const y = arena('uint8');
       NO.push({ kind: 'softmax_q', inputs: [x.id, table], outputs: [y], ints: [rows, D, table >= 0 ? brows : 0], floats: [x.scale], name: op.name });
@@ -357,6 +357,12 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
   const dead = deadCodeEliminated(NT, NO, [inId], [outId]);
   const { stats: _s, ...desc } = emitPlan(dead);
   return { ok: true, desc, outputDims: outDims };
+}
+
+/** A softmax bias (relative position, shift mask) as int32 codes at the logit scale; −inf masks and
+ *  anything beyond int32 saturate (≤ −2^30 is a mask for softmax_q and attention_q). */
+function biasCodes(bias: ArrayLike<number>, logitScale: number): number[] {
+  return Array.from(bias, (v) => Math.max(-(2 ** 31) + 1, Math.min(2 ** 31 - 1, Math.round(v / logitScale))));
 }
 
 /** The fused-attention pattern at plan op k (a q·kᵀ matmul): matmul → softmax → matmul whose three
