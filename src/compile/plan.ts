@@ -31,10 +31,22 @@ function encode(c: ConstTensor, dt: number): Uint8Array {
 
 export interface CompileStats { arenaBytes: number; constantBytes: number }
 
+/** The tensor an alias chain ends at, and the element offset of `t` inside it. */
+export function aliasRoot(T: readonly { aliasOf?: number }[], t: number): number {
+  let r = t;
+  while (T[r].aliasOf !== undefined) r = T[r].aliasOf!;
+  return r;
+}
+export function aliasOffset(T: readonly { aliasOf?: number; aliasElemOffset?: number }[], t: number): number {
+  let o = 0, r = t;
+  while (T[r].aliasOf !== undefined) { o += T[r].aliasElemOffset ?? 0; r = T[r].aliasOf!; }
+  return o;
+}
+
 export function emitPlan(l: Lowered): PlanDescJS & { stats: CompileStats } {
   const T = l.tensors;
-  const root = (t: number): number => { let r = t; while (T[r].aliasOf !== undefined) r = T[r].aliasOf!; return r; };
-  const elemOff = (t: number): number => { let o = 0; let r = t; while (T[r].aliasOf !== undefined) { o += T[r].aliasElemOffset ?? 0; r = T[r].aliasOf!; } return o; };
+  const root = (t: number): number => aliasRoot(T, t);
+  const elemOff = (t: number): number => aliasOffset(T, t);
   // liveness over arena roots
   const first = new Map<number, number>();
   const last = new Map<number, number>();

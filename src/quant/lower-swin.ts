@@ -11,7 +11,7 @@ import { numel } from '../ir/graph.js';
 import { specialize } from '../passes/specialize.js';
 import { fuse } from '../passes/fuse.js';
 import { lower, type Lowered, type PT, type POp } from '../compile/lower.js';
-import { emitPlan } from '../compile/plan.js';
+import { emitPlan, aliasRoot, aliasOffset } from '../compile/plan.js';
 import { native, type PlanDescJS } from '../native.js';
 import { simulateQdq } from './qdq-sim.js';
 import { TensorObserver, type Method } from './observers.js';
@@ -36,7 +36,7 @@ export function lowerFp32(g: Graph, dims: number[]): Lowered {
   return lower(s, fuse(s), g.opset);
 }
 
-const rootOf = (T: PT[], t: number) => { let r = t; while (T[r].aliasOf !== undefined) r = T[r].aliasOf!; return r; };
+const rootOf = aliasRoot;
 
 /** Per plan op: [min, max] of its output over the images (run through a plan exposing every op output),
  *  then, for a method other than minmax, the method's range of the same values appended ([min, max,
@@ -149,8 +149,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
     const q = map.get(r);
     if (!q) return undefined;
     if (r === t) return q;
-    let off = 0; let x = t; while (T[x].aliasOf !== undefined) { off += T[x].aliasElemOffset ?? 0; x = T[x].aliasOf!; }
-    if (off !== 0) return undefined;
+    if (aliasOffset(T, t) !== 0) return undefined;
     return { ...q, id: add({ dtype: q.dtype, dims: [...T[t].dims], kind: 'arena', aliasOf: q.id, aliasElemOffset: 0 }) };
   };
   // GELU outputs (fc2 inputs) use codes [0, G]: the table caps them, so G = 127 lets fc2's linear_q
@@ -375,11 +374,7 @@ function matchAttention(l: Lowered, k: number, consumers: Map<number, number[]>)
   const op = ops[k];
   const only = (t: number): number | undefined => { const c = consumers.get(rootOf(T, t)) ?? []; return c.length === 1 ? c[0] : undefined; };
   // a tensor that is its root, or a whole-tensor view of it (alias offset 0, same element count)
-  const whole = (t: number): boolean => {
-    let off = 0, x = t;
-    while (T[x].aliasOf !== undefined) { off += T[x].aliasElemOffset ?? 0; x = T[x].aliasOf!; }
-    return off === 0 && numel(T[t].dims) === numel(T[x].dims);
-  };
+  const whole = (t: number): boolean => aliasOffset(T, t) === 0 && numel(T[t].dims) === numel(T[rootOf(T, t)].dims);
   const ks = only(op.outputs[0]);
   if (ks === undefined || ops[ks].kind !== 'softmax' || rootOf(T, ops[ks].inputs[0]) !== rootOf(T, op.outputs[0]) || !whole(ops[ks].inputs[0])) return undefined;
   const kp = only(ops[ks].outputs[0]);
