@@ -22,17 +22,18 @@ const ENGINE = process.env.SERVE_TEST_ENGINE === 'onnxruntime' ? 'onnxruntime' :
 const K = 8;
 const M = 5;
 
+// ONNX graph input/output (elemType 1 float, 7 int64; string dims are symbolic) and float initializer
+const vi = (name: string, elemType: number, dims: (number | string)[]) => ({
+  name,
+  type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
+});
+const init = (name: string, dims: number[], data: Float32Array) => ({ name, dims, dataType: 1, rawData: new Uint8Array(data.buffer) });
 
 /** x[N,K] → Relu(x·W + B) → y[N,M], with a symbolic batch dim. */
 function tinyModel(seed: number): Uint8Array {
   const r = rng(seed);
   const W = Float32Array.from({ length: K * M }, () => r() * 2 - 1);
   const B = Float32Array.from({ length: M }, () => r() - 0.5);
-  const vi = (name: string, dims: (number | string)[]) => ({
-    name,
-    type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
-  });
-  const init = (name: string, dims: number[], data: Float32Array) => ({ name, dims, dataType: 1, rawData: new Uint8Array(data.buffer) });
   const model = {
     irVersion: 8,
     opsetImport: [{ domain: '', version: 13 }],
@@ -45,8 +46,8 @@ function tinyModel(seed: number): Uint8Array {
         { opType: 'Relu', input: ['a'], output: ['y'], name: 'relu' },
       ],
       initializer: [init('W', [K, M], W), init('B', [M], B)],
-      input: [vi('x', ['N', K])],
-      output: [vi('y', ['N', M])],
+      input: [vi('x', 1, ['N', K])],
+      output: [vi('y', 1, ['N', M])],
     },
   };
   return onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish();
@@ -57,11 +58,6 @@ function twoInputModel(seed: number): Uint8Array {
   const r = rng(seed);
   const W = Float32Array.from({ length: K * M }, () => r() * 2 - 1);
   const B = Float32Array.from({ length: M }, () => r() - 0.5);
-  const vi = (name: string, elemType: number, dims: (number | string)[]) => ({
-    name,
-    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
-  });
-  const init = (name: string, dims: number[], data: Float32Array) => ({ name, dims, dataType: 1, rawData: new Uint8Array(data.buffer) });
   const model = {
     irVersion: 8,
     opsetImport: [{ domain: '', version: 13 }],
