@@ -9,48 +9,33 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type ServedModel } from '../src/serve/models.js';
 import { startServer, type RunningServer, type ServeOptions } from '../src/serve/server.js';
 import { mulberry32 as rng } from '../src/util/random.js';
+import { buildModel } from './helpers/onnx-builder.js';
 
-const { onnx } = onnxProto;
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sharedModel = path.resolve(repoRoot, '..', 'shared', 'models', 'swin-micro-fmnist.onnx');
 const ENGINE = process.env.SERVE_TEST_ENGINE === 'onnxruntime' ? 'onnxruntime' : 'swinq';
 const K = 8;
 const M = 5;
 
-// ONNX graph input/output (elemType 1 float, 7 int64; string dims are symbolic) and float initializer
-const vi = (name: string, elemType: number, dims: (number | string)[]) => ({
-  name,
-  type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
-});
-const init = (name: string, dims: number[], data: Float32Array) => ({ name, dims, dataType: 1, rawData: new Uint8Array(data.buffer) });
-
 /** x[N,K] → Relu(x·W + B) → y[N,M], with a symbolic batch dim. */
 function tinyModel(seed: number): Uint8Array {
   const r = rng(seed);
   const W = Float32Array.from({ length: K * M }, () => r() * 2 - 1);
   const B = Float32Array.from({ length: M }, () => r() - 0.5);
-  const model = {
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 13 }],
-    producerName: 'serve.test',
-    graph: {
-      name: 'tiny',
-      node: [
-        { opType: 'MatMul', input: ['x', 'W'], output: ['h'], name: 'mm' },
-        { opType: 'Add', input: ['h', 'B'], output: ['a'], name: 'add' },
-        { opType: 'Relu', input: ['a'], output: ['y'], name: 'relu' },
-      ],
-      initializer: [init('W', [K, M], W), init('B', [M], B)],
-      input: [vi('x', 1, ['N', K])],
-      output: [vi('y', 1, ['N', M])],
-    },
-  };
-  return onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish();
+  return buildModel({
+    nodes: [
+      { op: 'MatMul', inputs: ['x', 'W'], outputs: ['h'], name: 'mm' },
+      { op: 'Add', inputs: ['h', 'B'], outputs: ['a'], name: 'add' },
+      { op: 'Relu', inputs: ['a'], outputs: ['y'], name: 'relu' },
+    ],
+    initializers: [{ name: 'W', dims: [K, M], data: W }, { name: 'B', dims: [M], data: B }],
+    inputs: [{ name: 'x', dims: ['N', K] }],
+    outputs: [{ name: 'y', dims: ['N', M] }],
+  });
 }
 
 /** x[N,K] FP32 and b[N,M] INT64 → y = Relu(x·W + B) + Cast(b), cls = ArgMax(y, 1) INT64 [N]. */
@@ -58,26 +43,19 @@ function twoInputModel(seed: number): Uint8Array {
   const r = rng(seed);
   const W = Float32Array.from({ length: K * M }, () => r() * 2 - 1);
   const B = Float32Array.from({ length: M }, () => r() - 0.5);
-  const model = {
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 13 }],
-    producerName: 'serve.test',
-    graph: {
-      name: 'two',
-      node: [
-        { opType: 'MatMul', input: ['x', 'W'], output: ['h'], name: 'mm' },
-        { opType: 'Add', input: ['h', 'B'], output: ['a'], name: 'add' },
-        { opType: 'Relu', input: ['a'], output: ['r'], name: 'relu' },
-        { opType: 'Cast', input: ['b'], output: ['bf'], name: 'cast', attribute: [{ name: 'to', type: 2, i: 1 }] },
-        { opType: 'Add', input: ['r', 'bf'], output: ['y'], name: 'add2' },
-        { opType: 'ArgMax', input: ['y'], output: ['cls'], name: 'argmax', attribute: [{ name: 'axis', type: 2, i: 1 }, { name: 'keepdims', type: 2, i: 0 }] },
-      ],
-      initializer: [init('W', [K, M], W), init('B', [M], B)],
-      input: [vi('x', 1, ['N', K]), vi('b', 7, ['N', M])],
-      output: [vi('y', 1, ['N', M]), vi('cls', 7, ['N'])],
-    },
-  };
-  return onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish();
+  return buildModel({
+    nodes: [
+      { op: 'MatMul', inputs: ['x', 'W'], outputs: ['h'], name: 'mm' },
+      { op: 'Add', inputs: ['h', 'B'], outputs: ['a'], name: 'add' },
+      { op: 'Relu', inputs: ['a'], outputs: ['r'], name: 'relu' },
+      { op: 'Cast', inputs: ['b'], outputs: ['bf'], name: 'cast', attrs: { to: 1 } },
+      { op: 'Add', inputs: ['r', 'bf'], outputs: ['y'], name: 'add2' },
+      { op: 'ArgMax', inputs: ['y'], outputs: ['cls'], name: 'argmax', attrs: { axis: 1, keepdims: 0 } },
+    ],
+    initializers: [{ name: 'W', dims: [K, M], data: W }, { name: 'B', dims: [M], data: B }],
+    inputs: [{ name: 'x', dims: ['N', K] }, { name: 'b', dtype: 'int64', dims: ['N', M] }],
+    outputs: [{ name: 'y', dims: ['N', M] }, { name: 'cls', dtype: 'int64', dims: ['N'] }],
+  });
 }
 
 async function openModel(name: string, file: string): Promise<ServedModel> {
