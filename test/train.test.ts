@@ -49,6 +49,17 @@ function fdCheck(desc: OpDesc, inputs: Float32Array[], opts: { skip?: number[]; 
   expect(checked).toBeGreaterThan(0);
 }
 
+/** Central differences (h = 1e-3) of loss() in every element of x against grad. */
+function expectLossGrad(x: Float32Array, grad: Float32Array, loss: () => number) {
+  for (let k = 0; k < x.length; k++) {
+    const o = x[k];
+    x[k] = o + 1e-3; const lp = loss();
+    x[k] = o - 1e-3; const lm = loss();
+    x[k] = o;
+    expect(grad[k]).toBeCloseTo((lp - lm) / 2e-3, 3);
+  }
+}
+
 describe('backward rules vs finite differences', () => {
   const r = rng(1);
   it('linear', () => fdCheck({ op: 'linear', K: 7, N: 5 }, [randn(3 * 7, r), randn(35, r), randn(5, r)]));
@@ -149,13 +160,7 @@ describe('losses and optimiser', () => {
       for (let c = 0; c < 4; c++) ref -= ((c === lab[b] ? 0.9 : 0) + 0.1 / 4) * (row[c] - lse);
     }
     expect(loss).toBeCloseTo(ref / 3, 5);
-    for (let k = 0; k < x.length; k++) {
-      const o = x[k];
-      x[k] = o + 1e-3; const lp = native.trainLoss('ce', x, lab, 4, 0.1).loss;
-      x[k] = o - 1e-3; const lm = native.trainLoss('ce', x, lab, 4, 0.1).loss;
-      x[k] = o;
-      expect(grad[k]).toBeCloseTo((lp - lm) / 2e-3, 3);
-    }
+    expectLossGrad(x, grad, () => native.trainLoss('ce', x, lab, 4, 0.1).loss);
     expect(() => native.trainLoss('ce', x, Int32Array.from([0, 9, 1]), 4, 0)).toThrow(/labels\[1\] = 9/);
   });
   it('KL divergence (distillation, T = 2): zero at the teacher, gradient by finite differences', () => {
@@ -165,13 +170,7 @@ describe('losses and optimiser', () => {
     expect(native.trainLoss('kl', t, t, 5, 2).loss).toBeCloseTo(0, 6);
     const { loss, grad } = native.trainLoss('kl', s, t, 5, 2);
     expect(loss).toBeGreaterThan(0);
-    for (let k = 0; k < s.length; k++) {
-      const o = s[k];
-      s[k] = o + 1e-3; const lp = native.trainLoss('kl', s, t, 5, 2).loss;
-      s[k] = o - 1e-3; const lm = native.trainLoss('kl', s, t, 5, 2).loss;
-      s[k] = o;
-      expect(grad[k]).toBeCloseTo((lp - lm) / 2e-3, 3);
-    }
+    expectLossGrad(s, grad, () => native.trainLoss('kl', s, t, 5, 2).loss);
   });
   it('AdamW matches the PyTorch update; warm-up + cosine schedule', () => {
     const p = Float32Array.from([1, -2]);
