@@ -2,14 +2,23 @@
 // per distinct set of input dims (lazily, on first use) and cached; runs go through the native
 // executor off the event loop.
 import { loadModel } from './onnx/load.js';
-import { BatchCompiler, type Compiled } from './compile/index.js';
-import { compileQdqInt } from './quant/lower-int.js';
+import type { Compiled } from './compile/index.js';
+import { ModelCompiler, type BlockedBy, type PlanKind } from './quant/qdq-plan.js';
 import { isSupportedOp } from './passes/specialize.js';
 import type { Graph, ValueDecl } from './ir/graph.js';
 import { native, type NativePlan } from './native.js';
 import { Tensor, type TensorType } from './tensor.js';
 
-export interface SessionOptions { threads?: number; isa?: 'auto' | 'scalar' | 'avx2'; profile?: boolean }
+export interface SessionOptions {
+  threads?: number; isa?: 'auto' | 'scalar' | 'avx2'; profile?: boolean;
+  /** a QDQ model that cannot run integer-only is an error (naming node, op and reason), not a fallback */
+  requireInteger?: boolean;
+  /** 'simulate': run a QDQ model as its fp32 simulation (a reference for the integer plan) */
+  qdq?: 'auto' | 'simulate';
+  /** gets one-line notes (e.g. why a QDQ model runs as an fp32 simulation); the library never prints */
+  logger?: (line: string) => void;
+}
+export type { PlanKind, BlockedBy };
 export interface InputMetadata { name: string; isTensor: true; type: string; shape: (number | string | null)[] }
 export interface PlanStats {
   onnxNodes: number; planOps: number; opCounts: Record<string, number>; arenaBytes: number; constantBytes: number;
@@ -22,7 +31,7 @@ const MAX_CACHED_PLANS = 16;
 
 // The plan description (with its constant blob, as large as the weights) is dropped once the
 // native plan holds it.
-interface Entry { compiled: Omit<Compiled, 'desc'>; plan: NativePlan }
+interface Entry { compiled: Omit<Compiled, 'desc'>; plan: NativePlan; kind: PlanKind; blockedBy?: BlockedBy }
 
 export class InferenceSession {
   readonly inputNames: string[];
@@ -35,12 +44,21 @@ export class InferenceSession {
   private readonly threads: number;
   private readonly profile: boolean;
   private plans = new Map<string, Entry>();
-  private readonly compiler: BatchCompiler;
+  private readonly compiler: ModelCompiler;
+  private readonly requireInteger: boolean;
+  private readonly simulateQdq: boolean;
+  private readonly logger?: (line: string) => void;
+  private lastKind?: PlanKind;
   private released = false;
 
   private constructor(graph: Graph, modelPath: string | undefined, options: SessionOptions) {
     this.graph = graph;
-    this.compiler = new BatchCompiler(graph);
+    this.compiler = new ModelCompiler(graph);
+    this.requireInteger = !!options.requireInteger;
+    this.simulateQdq = options.qdq === 'simulate';
+    if (options.qdq !== undefined && options.qdq !== 'auto' && options.qdq !== 'simulate') throw new Error(`InferenceSession: qdq must be 'auto' or 'simulate', got '${String(options.qdq).slice(0, 40)}'`);
+    if (this.simulateQdq && this.requireInteger) throw new Error(`InferenceSession: qdq 'simulate' and requireInteger contradict each other`);
+    this.logger = options.logger;
     this.modelPath = modelPath;
     this.inputNames = graph.inputs.map((i) => i.name);
     this.outputNames = graph.outputs.map((o) => o.name);
@@ -64,11 +82,34 @@ export class InferenceSession {
     const g = loadModel(pathOrBuffer);
     // unsupported ops fail at create (cheap); shapes are only known per run, so compiling is lazy
     for (const n of g.nodes) {
-      if (n.domain !== '' || !isSupportedOp(n.opType)) {
+      const qdq = (n.domain === '' || n.domain === 'com.microsoft') && (n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
+      if (!qdq && (n.domain !== '' || !isSupportedOp(n.opType))) {
         throw new Error(`${g.source}: unsupported op '${n.domain ? `${n.domain}.` : ''}${n.opType}' at node '${n.name}'`);
       }
     }
-    return new InferenceSession(g, typeof pathOrBuffer === 'string' ? pathOrBuffer : undefined, options);
+    const s = new InferenceSession(g, typeof pathOrBuffer === 'string' ? pathOrBuffer : undefined, options);
+    // --require-integer fails at create, not at the first run: try the default-shape plan now
+    if (s.requireInteger) { try { s.planInfo(); } catch (e) { s.release(); throw e; } }
+    return s;
+  }
+
+  /** Which plan ran last ('integer-only' | 'fp32' | 'qdq-simulated'); before any run, the plan of the
+   *  default shape (every symbolic dim 1). */
+  get plan(): PlanKind { return this.lastKind ?? this.planInfo().plan; }
+
+  /** The plan kind for these input dims (default: every symbolic dim = 1) and, for a QDQ model that
+   *  falls back to the fp32 simulation, what blocked the integer-only plan. */
+  planInfo(dims?: Record<string, readonly number[]>): { plan: PlanKind; blockedBy?: BlockedBy } {
+    const e = this.entry(this.defaultDims(dims));
+    return { plan: e.kind, ...(e.blockedBy ? { blockedBy: { ...e.blockedBy } } : {}) };
+  }
+
+  private defaultDims(dims?: Record<string, readonly number[]>): number[][] {
+    return this.graph.inputs.map((d) => {
+      const given = dims?.[d.name];
+      if (given) return [...given];
+      return d.dims.map((x) => (typeof x === 'number' && x > 0 ? x : 1));
+    });
   }
 
   /** Checks feeds against the model's inputs; returns the concrete dims of each input in order. */
@@ -117,10 +158,12 @@ export class InferenceSession {
     }
     const inputDims: Record<string, number[]> = {};
     this.inputNames.forEach((n, i) => (inputDims[n] = dims[i]));
-    // QDQ files: integer-only plan when src/quant/lower-int can lower the graph, else the fp32 path
-    const compiled = compileQdqInt(this.graph, inputDims) ?? this.compiler.compile(inputDims);
+    // QDQ files: integer-only when a lowering takes them, else the fp32 simulation (src/quant/qdq-plan.ts)
+    const choice = this.compiler.compile(inputDims, { requireInteger: this.requireInteger, simulate: this.simulateQdq });
+    const compiled = choice.compiled;
+    if (choice.blockedBy && !this.plans.size) this.logger?.(`${this.graph.source}: running the fp32 simulation of the QDQ file (plan qdq-simulated): ${choice.blockedBy.reason}`);
     const plan = native.createPlan!(compiled.desc, { threads: this.threads, profile: this.profile });
-    e = { compiled: { outputDims: compiled.outputDims, outputTypes: compiled.outputTypes, stats: compiled.stats }, plan };
+    e = { compiled: { outputDims: compiled.outputDims, outputTypes: compiled.outputTypes, stats: compiled.stats }, plan, kind: choice.plan, blockedBy: choice.blockedBy };
     this.plans.set(key, e);
     if (this.plans.size > MAX_CACHED_PLANS) {
       const [oldKey, old] = this.plans.entries().next().value as [string, Entry];
@@ -151,6 +194,7 @@ export class InferenceSession {
 
   async run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
     const e = this.entry(this.validate(feeds));
+    this.lastKind = e.kind;
     const { ins, outs } = this.buffers(e, feeds);
     await e.plan.runAsync(ins, outs.map((t) => t.data));
     return this.result(outs);
@@ -158,6 +202,7 @@ export class InferenceSession {
 
   runSync(feeds: Record<string, Tensor>): Record<string, Tensor> {
     const e = this.entry(this.validate(feeds));
+    this.lastKind = e.kind;
     const { ins, outs } = this.buffers(e, feeds);
     e.plan.run(ins, outs.map((t) => t.data));
     return this.result(outs);
@@ -165,12 +210,7 @@ export class InferenceSession {
 
   /** Compile statistics for the given input dims (default: every symbolic dim = 1). */
   planStats(dims?: Record<string, readonly number[]>): PlanStats {
-    const ds = this.graph.inputs.map((d) => {
-      const given = dims?.[d.name];
-      if (given) return [...given];
-      return d.dims.map((x) => (typeof x === 'number' && x > 0 ? x : 1));
-    });
-    const s = this.entry(ds).compiled.stats;
+    const s = this.entry(this.defaultDims(dims)).compiled.stats;
     return { onnxNodes: s.onnxNodes, planOps: s.planOps, opCounts: { ...s.opCounts }, arenaBytes: s.arenaBytes, constantBytes: s.constantBytes, extrapolated: s.extrapolated };
   }
 

@@ -14,7 +14,6 @@ import { describeChannelNormalization, formatNumberList, parseNumberList, resolv
 import { buildSwin, initParams, type SwinConfig } from '../src/train/swin.js';
 import { exportOnnx } from '../src/train/onnx.js';
 import { calibrate } from '../src/quant/calibrate.js';
-import { intLoweringFallback } from '../src/quant/lower-int.js';
 import { InferenceSession, Tensor } from '../src/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -195,7 +194,7 @@ describe('a generated 3-channel 32×32 Swin calibrated on resized Fashion-MNIST'
       expect(fp32, JSON.stringify(ops)).toEqual([]);
       expect(ops.linear_q).toBeGreaterThan(0);
       expect(ops.quantize).toBe(1);
-      expect(intLoweringFallback((s as unknown as { graph: object }).graph)).toBeUndefined();
+      expect(s.planInfo({ input: [4, 3, 32, 32] })).toEqual({ plan: 'integer-only' });
       expect(writes.join('')).not.toMatch(/fp32 simulation/);
 
       // same images through both engines: the integer plan and onnxruntime's int8 QDQ agree closely

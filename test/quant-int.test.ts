@@ -10,8 +10,7 @@ import { native, type PlanDescJS } from '../src/native.js';
 import { loadModel } from '../src/onnx/load.js';
 import { loadLabelledImages, normalizedImages } from '../src/io/idx.js';
 import { calibrate } from '../src/quant/calibrate.js';
-import { rawQdqGraphOf } from '../src/quant/qdq-sim.js';
-import { calibratePlanRanges, lowerFp32, lowerSwinInt, stripQdq } from '../src/quant/lower-swin.js';
+import { calibratePlanRanges, lowerFp32, lowerIntegerPlan as lowerSwinInt, stripQdq, type PlanRanges } from '../src/quant/lower-swin.js';
 import { emitPlan } from '../src/compile/plan.js';
 import { OP_NAMES, DType, Storage } from '../src/plan/ops.js';
 import type { Graph } from '../src/ir/graph.js';
@@ -45,7 +44,7 @@ function runPlan(desc: PlanDescJS, x: Float32Array, batch: number, threads: numb
 
 describe('integer-only micro-Swin', () => {
   let g: Graph;
-  let ranges: number[][];
+  let ranges: PlanRanges;
   let x: Float32Array;
   let labels: Uint8Array;
   beforeAll(async () => {
@@ -53,9 +52,7 @@ describe('integer-only micro-Swin', () => {
       throw new Error(`shared models/data not found at ${shared} (expected ../shared relative to the repo root, with models/swin-micro-fmnist.onnx and data/fashion-mnist/)`);
     }
     await calibrate(MODEL, { data: DATA, samples: 64, method: 'minmax', out: Q, threads: 1 });
-    const raw = rawQdqGraphOf(loadModel(Q));
-    if (!raw) throw new Error('QDQ file was not recognised');
-    g = stripQdq(raw);
+    g = stripQdq(loadModel(Q));
     const train = loadLabelledImages(DATA, 'train');
     ranges = calibratePlanRanges(g, normalizedImages(train, 0, 512, 0.286, 0.353), [1, 28, 28], 32);
     const ds = loadLabelledImages(DATA, 'test');
@@ -136,12 +133,12 @@ describe('integer-only micro-Swin', () => {
   it('a method other than minmax narrows the uint8 ranges the integer plan uses (int16 keeps min/max)', () => {
     const train = loadLabelledImages(DATA, 'train');
     const r = calibratePlanRanges(g, normalizedImages(train, 0, 64, 0.286, 0.353), [1, 28, 28], 32, 1, 'percentile', 99.9);
-    const ops = r.slice(0, -1);
-    expect(r[r.length - 1].length).toBe(2); // the graph input keeps its full range
+    const ops = Object.values(r.ops);
+    expect(r.input.length).toBe(2); // the graph input keeps its full range
     expect(ops.every((e) => e.length === 4)).toBe(true);
     for (const [mn, mx, lo, hi] of ops) { expect(lo).toBeGreaterThanOrEqual(Math.min(mn, 0) - 1e-6); expect(hi).toBeLessThanOrEqual(Math.max(mx, 0) + 1e-6); }
     expect(ops.some(([mn, mx, lo, hi]) => lo > mn + 1e-6 || hi < mx - 1e-6)).toBe(true);
-    const clipped = lowerSwinInt(g, [1, 1, 28, 28], r), plain = lowerSwinInt(g, [1, 1, 28, 28], r.map((e) => e.slice(0, 2)));
+    const clipped = lowerSwinInt(g, [1, 1, 28, 28], r), plain = lowerSwinInt(g, [1, 1, 28, 28], { input: r.input, ops: Object.fromEntries(Object.entries(r.ops).map(([k, e]) => [k, e.slice(0, 2)])) });
     if (!clipped.ok || !plain.ok) throw new Error('lowering failed');
     const lnScales = (d: typeof clipped.desc) => d.ops.filter((o) => OP_NAMES[o.kind] === 'layernorm_q' && d.tensors[o.outputs[0]].dtype === DType.u8).map((o) => o.floats[0]);
     const a = lnScales(clipped.desc), b = lnScales(plain.desc);
@@ -156,10 +153,16 @@ describe('integer-only micro-Swin', () => {
     fs.writeFileSync(bare, encodeModel(m));
     const before = Buffer.from(fs.readFileSync(bare));
     const sb = await InferenceSession.create(bare, { threads: 1 });
-    try { expect(sb.planStats({ input: [2, 1, 28, 28] }).opCounts.attention_q ?? 0).toBe(0); } finally { sb.release(); }
+    try {
+      expect(sb.planStats({ input: [2, 1, 28, 28] }).opCounts.attention_q ?? 0).toBe(0);
+      // swinq's own QDQ files quantize GEMM inputs only: the int16 residual stream has no scale in the file
+      const info = sb.planInfo({ input: [2, 1, 28, 28] });
+      expect(info.plan).toBe('qdq-simulated');
+      expect(info.blockedBy?.reason).toMatch(/no calibrated range/);
+    } finally { sb.release(); }
     const res = await calibrate(bare, { data: DATA, samples: 64, method: 'minmax', out: annotated, threads: 1 });
     expect(res.annotated).toBe(true);
-    expect(res.planRanges).toBe(ranges.length);
+    expect(res.planRanges).toBe(Object.keys(ranges.ops).length + 1);
     expect(Buffer.from(fs.readFileSync(bare)).equals(before)).toBe(true); // the input file is untouched
     const sa = await InferenceSession.create(annotated, { threads: 1 });
     const sq = await InferenceSession.create(Q, { threads: 1 });
@@ -173,16 +176,19 @@ describe('integer-only micro-Swin', () => {
   });
 
   it('ops it cannot lower are named', () => {
-    const bad = ranges.slice(0, -2);
-    const r = lowerSwinInt(g, [1, 1, 28, 28], bad);
+    const r = lowerSwinInt(g, [1, 1, 28, 28], { input: ranges.input, ops: {} });
     expect(r.ok).toBe(false);
-    if (!r.ok) expect(r.reason).toMatch(/ranges are for \d+ plan ops, the plan has \d+/);
+    if (!r.ok) {
+      expect(r.reason).toMatch(/plan op '\w+' \(.+\): no calibrated range/);
+      expect(g.nodes.some((n) => n.name === r.node && n.opType === r.op)).toBe(true); // an ONNX node of the graph
+    }
   });
 
   it('InferenceSession on the calibrated file runs the integer-only plan (ranges from its metadata)', async () => {
     const s = await InferenceSession.create(Q, { threads: 1 });
     try {
-      expect(JSON.parse(s.metadata[SWIN_RANGES_KEY]).length).toBe(ranges.length);
+      expect(Object.keys(JSON.parse(s.metadata[SWIN_RANGES_KEY]).ops).length).toBe(Object.keys(ranges.ops).length);
+      expect(s.plan).toBe('integer-only');
       const st = s.planStats({ input: [4, 1, 28, 28] });
       expect(st.opCounts.attention_q).toBe(4); // q·kᵀ, softmax and P·V of each block fused
       expect(st.opCounts.linear ?? 0).toBe(0);
@@ -194,19 +200,19 @@ describe('integer-only micro-Swin', () => {
     } finally { s.release(); }
   });
 
-  it('bad ranges in the metadata: fp32 simulation with a note naming the problem', async () => {
+  it('bad ranges in the metadata: fp32 simulation, said through the logger and planInfo', async () => {
     const m = decodeModel(fs.readFileSync(Q), Q);
     setMetadata(m, { [SWIN_RANGES_KEY]: '[[0, 1]]' });
     const bad = path.join(tmp, 'bad.onnx');
     fs.writeFileSync(bad, encodeModel(m));
-    const s = await InferenceSession.create(bad, { threads: 1 });
     const writes: string[] = [];
-    const orig = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((c: string) => { writes.push(String(c)); return true; }) as typeof process.stderr.write;
+    const s = await InferenceSession.create(bad, { threads: 1, logger: (l) => writes.push(l) });
     try {
       const st = s.planStats({ input: [1, 1, 28, 28] });
       expect(st.opCounts.linear).toBeGreaterThan(0);
-    } finally { process.stderr.write = orig; s.release(); }
-    expect(writes.join('')).toMatch(/fp32 simulation.*ranges are for 0 plan ops/);
+      expect(s.planInfo({ input: [1, 1, 28, 28] }).blockedBy?.reason).toMatch(/has ranges for 0 plan ops/);
+    } finally { s.release(); }
+    expect(writes.join('')).toMatch(/fp32 simulation.*has ranges for 0 plan ops/);
+    await expect(InferenceSession.create(bad, { requireInteger: true })).rejects.toThrow(/no integer-only plan.*has ranges for 0 plan ops/);
   });
 });

@@ -49,10 +49,9 @@ describe('micro-Swin QDQ', () => {
     const fp = await ortRun(MODEL);
     const oq = await ortRun(Q);
     // swinq's fp32 simulation of the file (the integer-only plan is tested in quant-int.test.ts)
-    process.env.SWINQ_QDQ = 'simulate';
-    const s = await InferenceSession.create(Q, { threads: 1 });
-    let sq: Float32Array;
-    try { sq = (await s.run({ input: new Tensor('float32', x, [N, 1, 28, 28]) })).logits.data as Float32Array; } finally { delete process.env.SWINQ_QDQ; }
+    const s = await InferenceSession.create(Q, { threads: 1, qdq: 'simulate' });
+    const sq = (await s.run({ input: new Tensor('float32', x, [N, 1, 28, 28]) })).logits.data as Float32Array;
+    expect(s.plan).toBe('qdq-simulated');
     s.release();
     expect(Math.abs(acc(oq) - acc(fp))).toBeLessThan(0.015);
     expect(Math.abs(acc(sq) - acc(oq))).toBeLessThan(0.006);

@@ -340,11 +340,10 @@ describe('QDQ → integer-only plan (chain models)', () => {
     // reference: the QDQ semantics exactly (swinq's float simulation of the same file). onnxruntime is
     // not the reference here: its u8×s8 path saturates int16 pair sums on AVX2 without VNNI when
     // weights use the full [−127, 127] (2·255·127 > 32767), which this random MLP triggers.
-    process.env.SWINQ_QDQ = 'simulate'; // the session would otherwise pick this very integer plan
-    const sim = await InferenceSession.create(qp);
+    const sim = await InferenceSession.create(qp, { qdq: 'simulate' }); // else the session picks this very integer plan
+    expect(sim.plan).toBe('qdq-simulated');
     const yr = (await sim.run({ input: new Tensor('float32', x.subarray(0, B * H * H), [B, 1, H, H]) })).logits.data as Float32Array;
     sim.release();
-    delete process.env.SWINQ_QDQ;
     const range = Math.max(...yr) - Math.min(...yr);
     // float rounding between layers vs dyadic requantization: at most a code apart per layer
     expect(maxAbs(ys, yr)).toBeLessThan(0.01 * range);
@@ -362,12 +361,13 @@ describe('QDQ → integer-only plan (chain models)', () => {
 
 describe('InferenceSession on QDQ files', () => {
   it('a lowerable QDQ file runs as an integer-only plan; Swin-like ones fall back to the simulation', async () => {
-    const { intLoweringFallback, lowerQdqToIntPlan } = await import('../src/quant/lower-int.js');
+    const { lowerQdqToIntPlan } = await import('../src/quant/lower-int.js');
     const { native } = await import('../src/native.js');
     const qp = path.join(tmp, 'mlp-q2.onnx');
     fs.writeFileSync(path.join(tmp, 'mlp2.onnx'), mlpModel());
     await calibrate(path.join(tmp, 'mlp2.onnx'), { data: dataDir, samples: 32, method: 'entropy', out: qp, mean: 0.25, std: 0.5 });
     const s = await InferenceSession.create(qp, { threads: 2 });
+    expect(s.plan).toBe('integer-only');
     const B = 8;
     const st = s.planStats({ input: [B, 1, H, H] });
     expect(st.opCounts).toEqual({ quantize: 1, linear_q: 3, dequantize: 1 });
@@ -385,8 +385,9 @@ describe('InferenceSession on QDQ files', () => {
     await calibrate(modelPath, { data: dataDir, samples: 16, method: 'minmax', out: q });
     const s2 = await InferenceSession.create(q);
     expect(s2.planStats({ input: [2, 1, H, H] }).opCounts.linear_q).toBeUndefined();
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    expect(intLoweringFallback((s2 as any).graph)).toMatch(/q-fallback\.onnx: node '.*' \(/);
+    const info = s2.planInfo({ input: [2, 1, H, H] });
+    expect(info.plan).toBe('qdq-simulated');
+    expect(info.blockedBy?.reason).toMatch(/q-fallback\.onnx: /);
     s2.release();
   });
 });

@@ -18,6 +18,7 @@ export interface PT {
   data?: ConstTensor;        // const
   aliasOf?: number;          // same storage as that tensor, at aliasElemOffset elements
   aliasElemOffset?: number;
+  values?: string[];         // the ONNX values this tensor holds (for ranges keyed by value name)
 }
 export interface POp { kind: OpName; inputs: number[]; outputs: number[]; ints: number[]; floats: number[]; name: string }
 export interface Lowered { tensors: PT[]; ops: POp[]; inputs: number[]; outputs: number[] }
@@ -568,6 +569,6 @@ export function lower(s: Specialized, nodes: Node[], opset: number): Lowered {
     materialize(viewOf(name), name, target);
     return target;
   });
-  // output tensors must be the canonical tensor of their index: re-point aliases
+  for (const [v, st] of state) if (st.k === 'tensor') (tensors[st.t].values ??= []).push(v);
   return { tensors, ops, inputs: inputIds, outputs: outputIds };
 }

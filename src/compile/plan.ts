@@ -109,8 +109,11 @@ export function emitPlan(l: Lowered): PlanDescJS & { stats: CompileStats } {
   const chunks: Uint8Array[] = [];
   const constOff = new Map<number, number>();
   let cBytes = 0;
+  // constants no op reads (weights a pass replaced) take no bytes
+  const readConst = new Set<number>();
+  for (const op of l.ops) for (const t of op.inputs) if (t >= 0) readConst.add(root(t));
   T.forEach((t, i) => {
-    if (t.kind !== 'const' || t.aliasOf !== undefined) return;
+    if (t.kind !== 'const' || t.aliasOf !== undefined || !readConst.has(i)) return;
     const bytes = encode(t.data!, planDtype(t.dtype, `constant #${i}`));
     constOff.set(i, cBytes);
     chunks.push(bytes);
@@ -126,8 +129,12 @@ export function emitPlan(l: Lowered): PlanDescJS & { stats: CompileStats } {
     const rt = T[r];
     let offset: number;
     if (rt.kind === 'input' || rt.kind === 'output') offset = rt.index!;
-    else if (rt.kind === 'const') offset = constOff.get(r)! + elemOff(i) * SIZE[dtype];
-    else offset = (arenaOff.get(r) ?? 0) + elemOff(i) * SIZE[dtype];
+    else if (rt.kind === 'const') {
+      if (!constOff.has(r)) return { dtype, dims: [0], storage: storage.const, offset: 0 };
+      offset = constOff.get(r)! + elemOff(i) * SIZE[dtype];
+    }
+    else if (!arenaOff.has(r)) return { dtype, dims: [0], storage: storage.arena, offset: 0 }; // no op uses it
+    else offset = arenaOff.get(r)! + elemOff(i) * SIZE[dtype];
     // the executor needs rank ≤ 8: only element counts matter to ops
     const dims = t.dims.length > 8 ? [numel(t.dims)] : t.dims;
     return { dtype, dims: [...dims], storage: storage[t.kind === 'output' || t.kind === 'input' ? t.kind : rt.kind], offset };

@@ -4,7 +4,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
-import { hasQdq, simulateQdq } from '../quant/qdq-sim.js';
 import { ONNX_DTYPE, makeConst, numel, type Attr, type ConstTensor, type DT, type Graph, type Node, type ValueDecl } from '../ir/graph.js';
 
 const { onnx } = onnxProto;
@@ -182,9 +181,9 @@ export function loadModel(src: string | Uint8Array): Graph {
   const outputs = (g.output ?? []).map((v) => decl(v, ctx));
   const metadata: Record<string, string> = {};
   for (const p of model.metadataProps ?? []) metadata[p.key ?? ''] = p.value ?? '';
-  const graph: Graph = { nodes, inputs, outputs, initializers, opset, metadata, source, nodeCount: g.node.length };
-  // QDQ files (swinq calibrate, onnxruntime quantize_static): see src/quant/qdq-sim.ts
-  return hasQdq(graph) ? simulateQdq(graph, bytes) : graph;
+  // QDQ files keep their QuantizeLinear/DequantizeLinear nodes: the session decides how they run
+  // (src/quant/qdq-plan.ts: integer-only when it can, else the fp32 simulation, and says which)
+  return { nodes, inputs, outputs, initializers, opset, metadata, source, nodeCount: g.node.length };
 }
 
 function constantValue(name: string, attrs: Record<string, Attr>, source: string): ConstTensor {

@@ -180,9 +180,18 @@ function fuseGelu(c: Ctx): void {
           if (!cube || cube.opType !== 'Mul' || !c.single(cube.outputs[0])) continue;
           const kk = [0, 1].find((q) => near(c.scalar(cube.inputs[q]), 0.044715));
           const p3 = kk !== undefined ? c.prod(cube.inputs[1 - kk]) : undefined;
-          if (p3 && p3.opType === 'Pow' && p3.inputs[0] === cand && near(c.scalar(p3.inputs[1]), 3, 0) && c.single(p3.outputs[0])) {
+          if (!p3 || !c.single(p3.outputs[0])) continue;
+          if (p3.opType === 'Pow' && p3.inputs[0] === cand && near(c.scalar(p3.inputs[1]), 3, 0)) {
             x = cand;
             inner.push(sum, cube, p3);
+          } else if (p3.opType === 'Mul') {
+            // x³ as x·(x·x) — PyTorch's export of GELU(approximate='tanh')
+            const jx = p3.inputs.indexOf(cand);
+            const sq = jx >= 0 ? c.prod(p3.inputs[1 - jx]) : undefined;
+            if (sq && sq.opType === 'Mul' && sq.inputs[0] === cand && sq.inputs[1] === cand && c.single(sq.outputs[0])) {
+              x = cand;
+              inner.push(sum, cube, p3, sq);
+            }
           }
         }
       }

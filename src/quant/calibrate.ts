@@ -7,8 +7,8 @@ import onnxProto from 'onnx-proto';
 import { loadLabelledImages } from '../io/idx.js';
 import { describeLayout, fitImages, imageLayout, layoutDims } from '../io/fit-input.js';
 import { loadModel } from '../onnx/load.js';
-import { rawQdqGraphOf } from './qdq-sim.js';
-import { calibratePlanRanges, stripQdq, SWIN_RANGES_KEY } from './lower-swin.js';
+import { calibratePlanRanges, encodePlanRanges, stripQdq, SWIN_RANGES_KEY } from './lower-swin.js';
+import { hasQdq } from './qdq-sim.js';
 import { loadOnnxruntime } from '../io/engine.js';
 import { describeChannelNormalization, formatNumberList, resolveChannelNormalization } from '../normalize.js';
 import { METHODS, Sqnr, TensorObserver, quantizeWeightsPerChannel, uint8Params, type Method, type QParams } from './observers.js';
@@ -195,7 +195,7 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
       'swinq.int.ranges.method': opts.method, 'swinq.int.ranges.samples': String(opts.samples),
     });
     writeModel(m, opts.out);
-    return { out: opts.out, seconds: (performance.now() - t0) / 1000, activations: 0, weights: 0, planRanges: JSON.parse(ranges).length, inputDims: itemDims, batch, annotated: true };
+    return { out: opts.out, seconds: (performance.now() - t0) / 1000, activations: 0, weights: 0, planRanges: Object.keys(JSON.parse(ranges).ops).length + 1, inputDims: itemDims, batch, annotated: true };
   }
   const ort = await loadOnnxruntime('to run the fp32 model for calibration');
   const observed = targets.activations.map((a) => a.name);
@@ -263,7 +263,7 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
     const x = fitImages(ds, 0, Math.floor(opts.samples / cb) * cb, layout, norm);
     const ranges = planRangesOf(m, x, itemDims, cb, opts, modelPath);
     setMetadata(m, { [SWIN_RANGES_KEY]: ranges });
-    planRanges = JSON.parse(ranges).length;
+    planRanges = Object.keys(JSON.parse(ranges).ops).length + 1;
   } catch (e) {
     // not plan-compilable by swinq (the file still runs by simulation or the chain lowering)
     planRangesSkipped = (e as Error).message.split('\n')[0];
@@ -278,10 +278,10 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
 /** swinq.int.ranges (JSON) of a QDQ model: its fp32 plan with the activation Q→DQ pairs removed, on
  *  the calibration images (src/quant/lower-swin.ts). */
 function planRangesOf(m: ModelProto, x: Float32Array, itemDims: number[], batch: number, opts: CalibrateOptions, modelPath: string): string {
-  const raw = rawQdqGraphOf(loadModel(encodeModel(m)));
-  if (!raw) throw new Error(`${modelPath}: the Q/DQ nodes are not in a shape swinq reads (QuantizeLinear → DequantizeLinear pairs, DequantizeLinear weights)`);
+  const raw = loadModel(encodeModel(m));
+  if (!hasQdq(raw)) throw new Error(`${modelPath}: the Q/DQ nodes are not in a shape swinq reads (QuantizeLinear → DequantizeLinear pairs, DequantizeLinear weights)`);
   const ranges = calibratePlanRanges(stripQdq(raw), x, itemDims, batch, opts.threads ?? 1, opts.method, opts.percentile ?? 99.99);
-  return JSON.stringify(ranges.map((r) => r.map((v) => Math.fround(v))));
+  return encodePlanRanges(ranges);
 }
 
 function writeModel(m: ModelProto, out: string): void {

@@ -6,55 +6,40 @@
 // per-channel scales s_x·s_w[n]. Nothing in between is float. Reshape/Flatten/Identity/Dropout are
 // free (element order unchanged). Anything else returns { ok: false, reason } naming the node, so the
 // caller can fall back (Swin's attention/LayerNorm/residual lowering is not done: docs/quantization.md).
-import fs from 'node:fs';
+// QDQ → integer-only plan, for chain models (MLP heads, ReLU MLPs): the graph input is quantized
+// once (`quantize`), every MatMul/Gemm whose inputs are a Q→DQ activation and a DQ'd int8 constant
+// becomes `linear_q` — bias folded to int32 at s_x·s_w[n], ReLU fused into the epilogue, requantized
+// per output channel straight to the next QuantizeLinear's uint8 scale (dyadic multipliers from the
+// native quantize_multiplier) — and the last GEMM's int32 accumulators are dequantized with the
+// per-channel scales s_x·s_w[n]. Nothing in between is float. Reshape/Flatten/Identity/Dropout are
+// free (element order unchanged). It reads the file's own scales and zero points (any QDQ writer).
+// Anything else returns { ok: false, reason } naming the node; transformer graphs go through the
+// plan-level lowering (src/quant/lower-swin.ts) instead (src/quant/qdq-plan.ts tries both).
 import { native, type PlanDescJS, type PlanOpDesc, type PlanTensorDesc } from '../native.js';
-import { DType, OP_NAMES, OpKind, Storage } from '../plan/ops.js';
-import { qdqSourceOf, rawQdqGraphOf } from './qdq-sim.js';
-import { lowerSwinInt, stripQdq, SWIN_RANGES_KEY } from './lower-swin.js';
-import type { Graph } from '../ir/graph.js';
-import { decodeModel, type ModelProto } from './qdq-writer.js';
+import { DType, OpKind, Storage } from '../plan/ops.js';
+import type { ConstTensor, Graph, Node } from '../ir/graph.js';
+import { loadModel } from '../onnx/load.js';
 
-export type IntLowering = { ok: true; desc: PlanDescJS; outputDims: number[] } | { ok: false; reason: string };
+export type IntLowering = { ok: true; desc: PlanDescJS; outputDims: number[] } | { ok: false; reason: string; node?: string; op?: string };
 
-interface Init { dims: number[]; type: number; data: Float64Array }
-
-function toNum(v: unknown): number {
-  return typeof v === 'number' ? v : v && typeof (v as { toNumber?: unknown }).toNumber === 'function' ? (v as { toNumber(): number }).toNumber() : Number(v ?? 0);
-}
-
-function decodeInit(t: ModelProto): Init | undefined {
-  const dims = (t.dims ?? []).map(toNum);
-  const n = dims.reduce((a: number, b: number) => a * b, 1);
-  const raw: Uint8Array | undefined = t.rawData && t.rawData.length ? Uint8Array.from(t.rawData) : undefined;
-  const type = t.dataType;
-  let vals: ArrayLike<number> | undefined;
-  if (raw) {
-    const b = raw.buffer;
-    vals = type === 1 ? new Float32Array(b) : type === 2 ? new Uint8Array(b) : type === 3 ? new Int8Array(b) : type === 6 ? new Int32Array(b)
-      : type === 7 ? Array.from(new BigInt64Array(b), Number) : undefined;
-  } else if (type === 1) vals = t.floatData;
-  else if (type === 7) vals = (t.int64Data ?? []).map(toNum);
-  else vals = t.int32Data;
-  if (!vals || vals.length !== n) return undefined;
-  return { dims, type, data: Float64Array.from(vals) };
-}
+interface Init { dims: number[]; dtype: string; data: ArrayLike<number> }
+const initOf = (c: ConstTensor): Init => ({ dims: c.dims, dtype: c.dtype, data: c.data });
 
 const align = (n: number) => Math.ceil(n / 64) * 64;
 
-/** Tries to lower a QDQ chain model for the given input dims. */
-export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[], label?: string): IntLowering {
-  const source = label ?? (typeof src === 'string' ? src : '<buffer>');
-  const m = decodeModel(typeof src === 'string' ? fs.readFileSync(src) : src, source);
-  const g = m.graph;
-  const fail = (n: ModelProto | undefined, why: string): IntLowering =>
-    ({ ok: false, reason: `${source}: ${n ? `node '${n.name}' (${n.opType}): ` : ''}${why}` });
+/** Tries to lower a QDQ chain model (its graph as loaded, Q/DQ intact; or a file/bytes) for the given input dims. */
+export function lowerQdqToIntPlan(src: Graph | string | Uint8Array, inputDims: number[]): IntLowering {
+  const g = typeof src === 'string' || src instanceof Uint8Array ? loadModel(src) : src;
+  const source = g.source;
+  const fail = (n: Node | undefined, why: string): IntLowering =>
+    ({ ok: false, reason: `${source}: ${n ? `node '${n.name}' (${n.opType}): ` : ''}${why}`, node: n?.name, op: n?.opType });
   const inits = new Map<string, Init>();
-  for (const t of g.initializer ?? []) { const d = decodeInit(t); if (d) inits.set(t.name, d); }
-  const graphInputs = (g.input ?? []).filter((v: ModelProto) => !inits.has(v.name));
-  if (graphInputs.length !== 1 || (g.output ?? []).length !== 1) return fail(undefined, 'needs one input and one output');
+  for (const [k, c] of g.initializers) inits.set(k, initOf(c));
+  if (g.inputs.length !== 1 || g.outputs.length !== 1) return fail(undefined, 'needs one input and one output');
   const uses = new Map<string, number>();
-  for (const n of g.node) for (const i of n.input ?? []) if (i) uses.set(i, (uses.get(i) ?? 0) + 1);
-  const outName: string = g.output[0].name;
+  for (const n of g.nodes) for (const i of n.inputs) if (i) uses.set(i, (uses.get(i) ?? 0) + 1);
+  const outName: string = g.outputs[0].name;
+  const attrNum = (n: Node, k: string, d: number): number => { const a = n.attrs[k]; return a ? (a.value as number) : d; };
 
   const tensors: PlanTensorDesc[] = [];
   const ops: PlanOpDesc[] = [];
@@ -79,17 +64,17 @@ export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[],
   type Val =
     | { kind: 'f32'; id: number; dims: number[] }
     | { kind: 'u8'; id: number; dims: number[]; scale: number; zp: number }
-    | { kind: 'acc'; x: Extract<Val, { kind: 'u8' }>; w: Int8Array; ws: Float64Array; K: number; N: number; M: number; bias: Float64Array; relu: boolean; name: string; dims: number[] };
+    | { kind: 'acc'; x: Extract<Val, { kind: 'u8' }>; w: Int8Array; ws: ArrayLike<number>; K: number; N: number; M: number; bias: Float64Array; relu: boolean; name: string; dims: number[] };
   const vals = new Map<string, Val>();
-  vals.set(graphInputs[0].name, { kind: 'f32', id: 0, dims: [...inputDims] });
-  const qparams = (n: ModelProto): { s: number; zp: number; zpType: number } | undefined => {
-    const s = inits.get(n.input[1]);
-    const z = n.input[2] ? inits.get(n.input[2]) : undefined;
-    if (!s || s.data.length !== 1 || (n.input[2] && (!z || z.data.length !== 1))) return undefined;
-    return { s: s.data[0], zp: z ? z.data[0] : 0, zpType: z ? z.type : 2 };
+  vals.set(g.inputs[0].name, { kind: 'f32', id: 0, dims: [...inputDims] });
+  const qparams = (n: Node): { s: number; zp: number; zpType: string } | undefined => {
+    const s = inits.get(n.inputs[1]);
+    const z = n.inputs[2] ? inits.get(n.inputs[2]) : undefined;
+    if (!s || s.data.length !== 1 || (n.inputs[2] && (!z || z.data.length !== 1))) return undefined;
+    return { s: s.data[0], zp: z ? z.data[0] : 0, zpType: z ? z.dtype : 'uint8' };
   };
   // weights: DequantizeLinear of an int8 constant, per-channel or per-tensor, zero point 0
-  const weights = new Map<string, { q: Init; scales: Float64Array; axis: number }>();
+  const weights = new Map<string, { q: Init; scales: ArrayLike<number>; axis: number }>();
   const emitLinear = (a: Extract<Val, { kind: 'acc' }>, y: { scale: number; zp: number } | null): Val => {
     const { x, K, N, M } = a;
     const ratio = (n: number) => x.scale * a.ws[a.ws.length === 1 ? 0 : n];
@@ -120,41 +105,40 @@ export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[],
   };
 
   let finished = false;
-  for (const n of g.node) {
+  for (const n of g.nodes) {
     const op: string = n.opType;
     if (n.domain && n.domain !== 'ai.onnx') return fail(n, `domain '${n.domain}' is not supported`);
-    if (op === 'DequantizeLinear' && inits.has(n.input[0])) {
-      const q = inits.get(n.input[0])!;
-      const s = inits.get(n.input[1]);
-      const z = n.input[2] ? inits.get(n.input[2]) : undefined;
-      const axisAttr = (n.attribute ?? []).find((a: ModelProto) => a.name === 'axis');
-      let axis = axisAttr ? toNum(axisAttr.i) : 1;
+    if (op === 'DequantizeLinear' && inits.has(n.inputs[0])) {
+      const q = inits.get(n.inputs[0])!;
+      const s = inits.get(n.inputs[1]);
+      const z = n.inputs[2] ? inits.get(n.inputs[2]) : undefined;
+      let axis = attrNum(n, 'axis', 1);
       if (axis < 0) axis += q.dims.length;
       if (!s) return fail(n, 'scale must be a constant');
-      if (q.type !== 3) {
+      if (q.dtype !== 'int8') {
         // int32 biases (onnxruntime quantize_static): a float constant for the Add that follows
         const C = s.data.length;
         const inner = C === 1 ? 1 : q.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
         const data = Float64Array.from(q.data, (v, i) => { const c = C === 1 ? 0 : Math.floor(i / inner) % C; return (v - (z ? z.data[c] : 0)) * s.data[c]; });
-        inits.set(n.output[0], { dims: q.dims, type: 1, data });
+        inits.set(n.outputs[0], { dims: q.dims, dtype: 'float32', data });
         continue;
       }
-      if (z && z.data.some((v) => v !== 0)) return fail(n, 'int8 weights must have zero point 0');
-      weights.set(n.output[0], { q, scales: s.data, axis });
+      if (z && Array.from(z.data).some((v) => v !== 0)) return fail(n, 'int8 weights must have zero point 0');
+      weights.set(n.outputs[0], { q, scales: s.data, axis });
       continue;
     }
-    const x = vals.get(n.input[0]);
-    if (!x) return fail(n, `input '${n.input[0]}' is not an integer value of the chain`);
-    if ((uses.get(n.input[0]) ?? 0) > 1 && x.kind !== 'u8') return fail(n, `'${n.input[0]}' has more than one consumer`);
-    const out: string = n.output[0];
+    const x = vals.get(n.inputs[0]);
+    if (!x) return fail(n, `input '${n.inputs[0]}' is not an integer value of the chain`);
+    if ((uses.get(n.inputs[0]) ?? 0) > 1 && x.kind !== 'u8') return fail(n, `'${n.inputs[0]}' has more than one consumer`);
+    const out: string = n.outputs[0];
     if (op === 'Flatten' || op === 'Reshape' || op === 'Identity' || op === 'Dropout') {
       if (x.kind === 'acc') return fail(n, 'movement between a GEMM and its bias/ReLU/quantize');
       let dims = x.dims;
       if (op === 'Flatten') {
-        const ax = toNum((n.attribute ?? []).find((a: ModelProto) => a.name === 'axis')?.i ?? 1);
+        const ax = attrNum(n, 'axis', 1);
         dims = [x.dims.slice(0, ax).reduce((a, b) => a * b, 1), x.dims.slice(ax).reduce((a, b) => a * b, 1)];
       } else if (op === 'Reshape') {
-        const sh = inits.get(n.input[1]);
+        const sh = inits.get(n.inputs[1]);
         if (!sh) return fail(n, 'shape must be a constant');
         const total = x.dims.reduce((a, b) => a * b, 1);
         const d = Array.from(sh.data, (v, i) => (v === 0 ? x.dims[i] : v));
@@ -166,7 +150,7 @@ export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[],
     }
     if (op === 'QuantizeLinear') {
       const p = qparams(n);
-      if (!p || p.zpType !== 2) return fail(n, 'activations must be uint8 per tensor');
+      if (!p || p.zpType !== 'uint8') return fail(n, 'activations must be uint8 per tensor');
       if (x.kind === 'f32') {
         if (x.id !== 0) return fail(n, 'only the graph input is quantized from float');
         const y = arena(DType.u8, [...x.dims], 1);
@@ -184,9 +168,9 @@ export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[],
       continue;
     }
     if (op === 'MatMul' || op === 'Gemm') {
-      const w = weights.get(n.input[1]);
+      const w = weights.get(n.inputs[1]);
       if (x.kind !== 'u8' || !w) return fail(n, 'needs a Q→DQ activation and DequantizeLinear int8 weights');
-      const attr = (k: string, d: number) => { const a = (n.attribute ?? []).find((a: ModelProto) => a.name === k); return a ? (a.type === 1 ? a.f : toNum(a.i)) : d; };
+      const attr = (k: string, d: number) => attrNum(n, k, d);
       const transB = op === 'Gemm' ? attr('transB', 0) : 0;
       if (op === 'Gemm' && (attr('transA', 0) || attr('alpha', 1) !== 1 || attr('beta', 1) !== 1)) return fail(n, 'Gemm with transA/alpha/beta is not supported');
       if (w.q.dims.length !== 2) return fail(n, 'weights must be 2-D');
@@ -199,8 +183,8 @@ export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[],
       const wk = new Int8Array(K * N);
       for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) wk[k * N + j] = w.q.data[transB ? j * K + k : k * N + j];
       const bias = new Float64Array(N);
-      if (op === 'Gemm' && n.input[2]) {
-        const c = inits.get(n.input[2]);
+      if (op === 'Gemm' && n.inputs[2]) {
+        const c = inits.get(n.inputs[2]);
         if (!c || c.data.length !== N) return fail(n, 'bias must be a constant [N]');
         bias.set(c.data);
       }
@@ -209,7 +193,7 @@ export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[],
       continue;
     }
     if (op === 'Add' && x.kind === 'acc' && !x.relu) {
-      const c = inits.get(n.input[1]);
+      const c = inits.get(n.inputs[1]);
       if (!c || c.data.length !== x.N) return fail(n, 'only a constant [N] bias can follow a GEMM');
       const bias = Float64Array.from(x.bias, (v, i) => v + c.data[i]);
       vals.set(out, { ...x, bias });
@@ -234,57 +218,3 @@ export function lowerQdqToIntPlan(src: string | Uint8Array, inputDims: number[],
   };
 }
 
-// ---- InferenceSession hook: a QDQ graph remembers its file bytes (qdq-sim), and each plan compile
-// first tries the integer-only lowering; Swin-shaped graphs still fall back to the fp32 simulation.
-const lastReason = new WeakMap<object, string>();
-const warned = new WeakSet<object>();
-const stripped = new WeakMap<object, Graph>();
-function swinLowering(graph: Graph, dims: number[]): IntLowering | undefined {
-  const meta = graph.metadata?.[SWIN_RANGES_KEY];
-  if (!meta) return undefined;
-  let ranges: number[][];
-  try { ranges = JSON.parse(meta); } catch { return { ok: false, reason: `${graph.source}: metadata ${SWIN_RANGES_KEY} is not valid JSON` }; }
-  if (!Array.isArray(ranges) || ranges.some((x) => !Array.isArray(x) || (x.length !== 2 && x.length !== 4) || x.some((v) => typeof v !== 'number'))) {
-    return { ok: false, reason: `${graph.source}: metadata ${SWIN_RANGES_KEY} must be a list of [min, max] or [min, max, lo, hi] entries` };
-  }
-  try {
-    let g = stripped.get(graph);
-    if (!g) { const raw = rawQdqGraphOf(graph); if (!raw) return undefined; g = stripQdq(raw); stripped.set(graph, g); }
-    return lowerSwinInt(g, dims, ranges);
-  } catch (e) { return { ok: false, reason: `${graph.source}: ${(e as Error).message}` }; }
-}
-/** Why the last integer-only lowering of this graph fell back (undefined if it did not). */
-export function intLoweringFallback(graph: object): string | undefined { return lastReason.get(graph); }
-
-export function compileQdqInt(graph: object, inputDims: Record<string, number[]>): {
-  desc: PlanDescJS; outputDims: number[][]; outputTypes: string[];
-  stats: { arenaBytes: number; constantBytes: number; onnxNodes: number; planOps: number; opCounts: Record<string, number>; extrapolated: boolean };
-} | undefined {
-  const bytes = qdqSourceOf(graph);
-  if (!bytes || process.env.SWINQ_QDQ === 'simulate') return undefined;
-  const dims = Object.values(inputDims);
-  if (dims.length !== 1) return undefined;
-  let r: IntLowering = lowerQdqToIntPlan(bytes, dims[0], (graph as { source?: string }).source);
-  if (!r.ok) {
-    // Swin-shaped graphs: the plan-level lowering (src/quant/lower-swin.ts), with the per-plan-op
-    // ranges swinq calibrate stores in the file's metadata
-    const sw = swinLowering(graph as Graph, dims[0]);
-    if (!sw && !warned.has(graph)) {
-      warned.add(graph);
-      const src = (graph as { source?: string }).source ?? 'the QDQ file';
-      process.stderr.write(`swinq: ${src}: running the fp32 simulation of the QDQ file (no integer-only plan: it has no ${SWIN_RANGES_KEY} metadata; \`swinq calibrate ${src} --data DIR --out Q.onnx\` adds it)\n`);
-    }
-    if (sw && !sw.ok) {
-      if (!warned.has(graph)) { warned.add(graph); process.stderr.write(`swinq: no integer-only plan, running the fp32 simulation of the QDQ file: ${sw.reason}\n`); }
-      r = { ok: false, reason: `${r.reason}; ${sw.reason}` };
-    } else if (sw) r = sw;
-  }
-  if (!r.ok) { lastReason.set(graph, r.reason); return undefined; }
-  lastReason.delete(graph);
-  const opCounts: Record<string, number> = {};
-  for (const o of r.desc.ops) opCounts[OP_NAMES[o.kind]] = (opCounts[OP_NAMES[o.kind]] ?? 0) + 1;
-  return {
-    desc: r.desc, outputDims: [r.outputDims], outputTypes: ['float32'],
-    stats: { arenaBytes: r.desc.arenaBytes, constantBytes: r.desc.constants.length, onnxNodes: decodeModel(bytes, '<qdq>').graph.node.length, planOps: r.desc.ops.length, opCounts, extrapolated: false },
-  };
-}

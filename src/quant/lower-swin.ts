@@ -12,6 +12,7 @@ import { specialize } from '../passes/specialize.js';
 import { fuse } from '../passes/fuse.js';
 import { lower, type Lowered, type PT, type POp } from '../compile/lower.js';
 import { emitPlan, aliasRoot, aliasOffset } from '../compile/plan.js';
+import { mergeSiblingLinears } from '../compile/merge-linears.js';
 import { native, type PlanDescJS } from '../native.js';
 import { simulateQdq } from './qdq-sim.js';
 import { TensorObserver, type Method } from './observers.js';
@@ -33,16 +34,26 @@ export function stripQdq(raw: Graph): Graph {
 
 export function lowerFp32(g: Graph, dims: number[]): Lowered {
   const s = specialize(g, { [g.inputs[0].name]: dims });
-  return lower(s, fuse(s), g.opset);
+  return mergeSiblingLinears(lower(s, fuse(s), g.opset));
 }
 
 const rootOf = aliasRoot;
 
-/** Per plan op: [min, max] of its output over the images (run through a plan exposing every op output),
- *  then, for a method other than minmax, the method's range of the same values appended ([min, max,
- *  lo, hi]): the integer lowering takes uint8 scales from [lo, hi] and int16/int32 ones from [min, max]. */
+/** Ranges of the fp32 plan's op outputs, keyed by op (planOpKeys: kind, name, occurrence — stable
+ *  across batch sizes), and of the graph input. An entry is [min, max], or [min, max, lo, hi] where a
+ *  calibration method other than minmax chose [lo, hi] for uint8 codes (int16/int32 use [min, max]). */
+export interface PlanRanges { input: number[]; ops: Record<string, number[]> }
+
+/** One key per plan op: kind, name and how many ops of that kind and name came before it. */
+export function planOpKeys(ops: readonly POp[]): string[] {
+  const seen = new Map<string, number>();
+  return ops.map((o) => { const b = `${o.kind}:${o.name}`; const i = seen.get(b) ?? 0; seen.set(b, i + 1); return `${b}#${i}`; });
+}
+
+/** The ranges of every plan op output over the images (run through a plan exposing every op output);
+ *  ops whose output is never stored whole (offset views: concatenation parts) get none. */
 export function calibratePlanRanges(g: Graph, images: Float32Array, itemDims: number[], batch: number, threads = 1,
-  method: Method = 'minmax', percentile = 99.99): number[][] {
+  method: Method = 'minmax', percentile = 99.99): PlanRanges {
   const l = lowerFp32(g, [batch, ...itemDims]);
   const T = l.tensors.map((t) => ({ ...t }));
   const outs = [...l.outputs];
@@ -72,24 +83,53 @@ export function calibratePlanRanges(g: Graph, images: Float32Array, itemDims: nu
     pass((o, d, k) => o.observeRange(d, `plan op #${k} ${l.ops[k].kind}`));
     if (method !== 'minmax') pass((o, d) => o.observeHistogram(d));
   } finally { plan.release(); }
-  const ranges = obs.map((o) => {
-    if (!(o.count > 0)) return [Infinity, -Infinity];
-    if (method === 'minmax') return [o.min, o.max];
+  const keys = planOpKeys(l.ops);
+  const ops: Record<string, number[]> = {};
+  obs.forEach((o, k) => {
+    if (!(o.count > 0)) return;
+    if (method === 'minmax') { ops[keys[k]] = [o.min, o.max]; return; }
     const r = o.range(method, percentile);
-    return [o.min, o.max, r.lo, r.hi];
+    ops[keys[k]] = [o.min, o.max, r.lo, r.hi];
   });
   let lo = Infinity, hi = -Infinity;
   for (let i = 0; i < n * batch * per; i++) { const v = images[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
-  ranges.push([lo, hi]); // last entry: the graph input
-  return ranges;
+  return { input: [lo, hi], ops };
+}
+
+/** swinq.int.ranges as stored: {"format": 2, "input": […], "ops": {key: […]}} (float32-rounded). */
+export function encodePlanRanges(r: PlanRanges): string {
+  const f = (v: number[]) => v.map((x) => Math.fround(x));
+  return JSON.stringify({ format: 2, input: f(r.input), ops: Object.fromEntries(Object.entries(r.ops).map(([k, v]) => [k, f(v)])) });
+}
+
+/** Parses swinq.int.ranges: the keyed form, or the older list (one entry per plan op, the graph input
+ *  last), which only fits a plan with exactly that many ops. */
+export function decodePlanRanges(meta: string, l: Lowered): PlanRanges {
+  let v: unknown;
+  try { v = JSON.parse(meta); } catch { throw new Error(`metadata ${SWIN_RANGES_KEY} is not valid JSON`); }
+  const isRange = (x: unknown) => Array.isArray(x) && (x.length === 2 || x.length === 4) && x.every((y) => typeof y === 'number');
+  if (Array.isArray(v)) {
+    if (!v.every(isRange)) throw new Error(`metadata ${SWIN_RANGES_KEY}: every entry must be [min, max] or [min, max, lo, hi]`);
+    if (v.length !== l.ops.length + 1) throw new Error(`metadata ${SWIN_RANGES_KEY} has ranges for ${v.length - 1} plan ops, this plan has ${l.ops.length} (re-run swinq calibrate)`);
+    const keys = planOpKeys(l.ops);
+    return { input: v[v.length - 1] as number[], ops: Object.fromEntries(keys.map((k, i) => [k, v[i] as number[]])) };
+  }
+  const o = v as { format?: unknown; input?: unknown; ops?: unknown };
+  if (!o || o.format !== 2 || !isRange(o.input) || typeof o.ops !== 'object' || o.ops === null) throw new Error(`metadata ${SWIN_RANGES_KEY} must be {"format": 2, "input": [min, max], "ops": {…}}`);
+  for (const [k, r] of Object.entries(o.ops as object)) if (!isRange(r)) throw new Error(`metadata ${SWIN_RANGES_KEY}: ops["${k}"] must be [min, max] or [min, max, lo, hi]`);
+  return { input: o.input as number[], ops: o.ops as Record<string, number[]> };
 }
 
 /** metadata key of the per-plan-op ranges (JSON [[min, max], …], last entry the graph input) */
 export const SWIN_RANGES_KEY = 'swinq.int.ranges';
 
-export type SwinIntResult = { ok: true; desc: PlanDescJS; outputDims: number[] } | { ok: false; reason: string };
+export type SwinIntResult = { ok: true; desc: PlanDescJS; outputDims: number[] } | { ok: false; reason: string; node?: string; op?: string };
+
+/** A plan op the integer lowering cannot take (caught at the top, reported with the op). */
+class Blocked extends Error { constructor(readonly op: POp | undefined, why: string) { super(why); } }
 
 const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
+const geluTanh = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
 function erf(x: number): number {
   // Abramowitz–Stegun 7.1.26 is too coarse at 1e-7; use a series/continued fraction via Math
   const t = 1 / (1 + 0.5 * Math.abs(x));
@@ -99,15 +139,57 @@ function erf(x: number): number {
 }
 
 /** Rewrites the fp32 Swin plan (for inputDims) into integer ops using the per-op ranges. */
-export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], opts: { geluLevels?: number; actLevels?: number; attnLevels?: number; wideWeightMax?: number; fuseAttention?: boolean } = {}): SwinIntResult {
-  const l = lowerFp32(g, inputDims);
+export interface IntLowerOptions { geluLevels?: number; actLevels?: number; attnLevels?: number; wideWeightMax?: number; fuseAttention?: boolean }
+
+/** Rewrites the fp32 plan of g (for inputDims) into integer ops, with activation ranges from
+ *  `ranges` (or a function of the fp32 plan that finds them, e.g. metadata or the file's Q/DQ scales). */
+export function lowerIntegerPlan(g: Graph, inputDims: number[], ranges: PlanRanges | ((l: Lowered) => PlanRanges), opts: IntLowerOptions = {}): SwinIntResult {
+  let l: Lowered;
+  try { l = lowerFp32(g, inputDims); } catch (e) { return { ok: false, reason: `${g.source}: ${(e as Error).message}` }; }
+  const fail = (op: POp | undefined, why: string): SwinIntResult => {
+    // the first ONNX node behind the plan op, by name (fused ops join names with '+')
+    const first = op?.name.split(/\+| & /)[0];
+    const node = first !== undefined ? g.nodes.find((n) => n.name === first) : undefined;
+    return { ok: false, reason: `${g.source}: ${op ? `plan op '${op.kind}' (${op.name}): ` : ''}${why}`, node: node?.name ?? op?.name, op: node?.opType ?? op?.kind };
+  };
+  let R: PlanRanges;
+  try { R = typeof ranges === 'function' ? ranges(l) : ranges; } catch (e) { return fail(undefined, (e as Error).message); }
+  try { return lowerWith(g, l, R, opts); } catch (e) { if (e instanceof Blocked) return fail(e.op, e.message); throw e; }
+}
+
+function lowerWith(g: Graph, l: Lowered, R: PlanRanges, opts: IntLowerOptions): SwinIntResult {
   const T = l.tensors;
-  const fail = (op: POp | undefined, why: string): SwinIntResult => ({ ok: false, reason: `${g.source}: ${op ? `plan op '${op.kind}' (${op.name}): ` : ''}${why}` });
-  if (ranges.length !== l.ops.length + 1) return fail(undefined, `ranges are for ${ranges.length - 1} plan ops, the plan has ${l.ops.length}`);
+  const fail = (op: POp | undefined, why: string): never => { throw new Blocked(op, why); };
+  const keys = planOpKeys(l.ops);
   if (l.inputs.length !== 1 || l.outputs.length !== 1) return fail(undefined, 'needs one input and one output');
   const producer = new Map<number, number>();
   l.ops.forEach((op, k) => producer.set(rootOf(T, op.outputs[0]), k));
-  const rangeOf = (t: number): number[] => { const r = rootOf(T, t); return T[r].kind === 'input' ? ranges[ranges.length - 1] : ranges[producer.get(r)!]; };
+  // tensors assembled by copies (concatenations: class token + patch tokens) take the union of
+  // their parts' ranges; every part is stored at the whole tensor's scale
+  const copiesInto = new Map<number, POp[]>();
+  for (const op of l.ops) if (op.kind === 'copy') { const r = rootOf(T, op.outputs[0]); copiesInto.set(r, [...(copiesInto.get(r) ?? []), op]); }
+  const partOf = new Map<number, number>();
+  for (const [r, cs] of copiesInto) for (const c of cs) if (T[c.inputs[0]].kind !== 'const') partOf.set(rootOf(T, c.inputs[0]), r);
+  const rangeOf = (t: number): number[] => {
+    const r = rootOf(T, t);
+    if (T[r].kind === 'input') return R.input;
+    const k = producer.get(r);
+    const v = k === undefined ? undefined : R.ops[keys[k]];
+    if (v) return v;
+    const cs = copiesInto.get(r);
+    if (cs) {
+      let lo = 0, hi = 0;
+      for (const c of cs) {
+        const src = T[c.inputs[0]];
+        const rg = src.kind === 'const' && src.data ? [Math.min(...src.data.data), Math.max(...src.data.data)] : rangeOf(c.inputs[0]);
+        lo = Math.min(lo, rg[0]); hi = Math.max(hi, rg[1]);
+      }
+      return [lo, hi];
+    }
+    return fail(k === undefined ? undefined : l.ops[k], 'no calibrated range for its output (re-run swinq calibrate on the model)');
+  };
+  /** the range that sets a tensor's scale: a concatenation part takes the whole tensor's */
+  const scaleRangeOf = (t: number): number[] => rangeOf(partOf.get(rootOf(T, t)) ?? t);
   // uint8 codes use the calibration method's range when the file has one ([min, max, lo, hi])
   const clipOf = (t: number): number[] => { const r = rangeOf(t); return r.length === 4 ? [r[2], r[3]] : r; };
   // what each root must be stored as, from its consumers (through index_map)
@@ -123,7 +205,8 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
       case 'matmul': use(op.inputs[0], 'u8'); use(op.inputs[1], 'u8'); break;
       case 'softmax': use(op.inputs[0], 'i32'); break;
       case 'reduce': use(op.inputs[0], 'any'); break;
-      case 'index_map': for (const w of need.get(o) ?? []) use(op.inputs[0], w); break;
+      case 'index_map': case 'copy': for (const w of need.get(o) ?? []) use(op.inputs[0], w); break;
+      case 'binary': for (const t of op.inputs) if (T[t].kind !== 'const') use(t, 'i16'); break;
       case 'unary': if (op.ints[0] === 23 && op.floats[0] > 0 && op.floats[1] === 0) { for (const w of need.get(o) ?? []) use(op.inputs[0], w); break; }
         return fail(op, 'only a positive scale (p0·x) is lowered');
       default: return fail(op, 'no integer counterpart');
@@ -172,7 +255,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
   const inT = l.inputs[0];
   const inId = add({ dtype: 'float32', dims: [...T[inT].dims], kind: 'input', index: 0 });
   {
-    const p = u8Params(ranges[ranges.length - 1]);
+    const p = u8Params(R.input);
     const y = add({ dtype: 'uint8', dims: [...T[inT].dims], kind: 'arena' });
     NO.push({ kind: 'quantize', inputs: [inId], outputs: [y], ints: [p.zp], floats: [p.scale], name: 'input (quantize)' });
     map.set(rootOf(T, inT), { id: y, dtype: 'uint8', scale: p.scale, zp: p.zp });
@@ -214,6 +297,28 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
     }
     const want = dtypeFor(o, op);
     const arena = (dtype: DT) => add({ dtype, dims: [...T[o].dims], kind: 'arena' });
+    if (op.kind === 'copy') {
+      // a part of a concatenation: codes at the whole tensor's scale, written into its slice
+      const r = rootOf(T, o);
+      let q = map.get(r);
+      if (!q) {
+        if (want !== 'int16') return fail(op, `concatenations are lowered on the int16 stream, consumers need ${want}`);
+        q = { id: add({ dtype: 'int16', dims: [...T[r].dims], kind: 'arena' }), dtype: 'int16', scale: i16Scale(rangeOf(r)), zp: 0 };
+        map.set(r, q);
+      }
+      const dst = add({ dtype: q.dtype, dims: [...T[o].dims], kind: 'arena', aliasOf: q.id, aliasElemOffset: aliasOffset(T, o) });
+      const src = T[op.inputs[0]];
+      let from: number;
+      if (src.kind === 'const' && src.data) {
+        from = cnst('int16', [...src.dims], Array.from(src.data.data, (v) => Math.max(-32767, Math.min(32767, Math.round(v / q!.scale)))));
+      } else {
+        const xq = qOf(op.inputs[0]);
+        if (!xq || xq.dtype !== q.dtype || xq.scale !== q.scale || xq.zp !== q.zp) return fail(op, 'a concatenated part is not at the whole tensor\'s int16 scale');
+        from = xq.id;
+      }
+      NO.push({ kind: 'copy', inputs: [from], outputs: [dst], ints: [], floats: [], name: op.name });
+      continue;
+    }
     const x = qOf(op.inputs[0]);
     if (!x) return fail(op, 'input has no integer value (or is an offset view)');
     if (op.kind === 'index_map') {
@@ -233,7 +338,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
       const [M, K, N, act] = op.ints;
       if (x.dtype !== 'uint8') return fail(op, `x is ${x.dtype}, needs uint8`);
       const xmax = x.max ?? 255;
-      if (act !== 0 && act !== 2 && act !== 1) return fail(op, `activation ${act} is not lowered`);
+      if (act < 0 || act > 3) return fail(op, `activation ${act} is not lowered`);
       const w = T[op.inputs[1]].data!.data;
       const ws = new Float64Array(N);
       for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) ws[n] = Math.max(ws[n], Math.abs(w[k * N + n]));
@@ -264,13 +369,14 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
       }
       if (want === 'uint8') {
         if (res) return fail(op, 'residual output must be int16');
-        if (act === 2) {
+        if (act === 2 || act === 3) {
           // GELU: requantize the pre-activation to uint8, a table maps each code to the output's code
           const cg = clipOf(o);
           const hi = Math.max(cg[1], 1e-3);
           const pre = u8Params([-Math.min(4, hi), hi]);
           const post = u8Params(cg, G);
-          const table = Array.from({ length: 256 }, (_, c) => Math.max(0, Math.min(G, Math.round(gelu((c - pre.zp) * pre.scale) / post.scale) + post.zp)));
+          const f = act === 3 ? geluTanh : gelu;
+          const table = Array.from({ length: 256 }, (_, c) => Math.max(0, Math.min(G, Math.round(f((c - pre.zp) * pre.scale) / post.scale) + post.zp)));
           const y = arena('uint8');
           NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((s) => s / pre.scale)), cnst('uint8', [256], table)], outputs: [y], ints: [M, K, N, x.zp, 0, pre.zp, 0, xmax], floats: [], name: op.name });
           map.set(rootOf(T, o), { id: y, dtype: 'uint8', scale: post.scale, zp: post.zp, max: G });
@@ -284,7 +390,7 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
       }
       if (want !== 'int16') return fail(op, String(want));
       if (act !== 0) return fail(op, 'activation into the int16 stream');
-      const s = i16Scale(rg);
+      const s = i16Scale(scaleRangeOf(o));
       const lin = arena('int16');
       NO.push({ kind: 'linear_q', inputs: [...ins, ...mulShift(acc.map((a) => a / s))], outputs: [lin], ints: [M, K, N, x.zp, 0, 0, 0, xmax], floats: [], name: op.name });
       if (!res) { map.set(rootOf(T, o), { id: lin, dtype: 'int16', scale: s, zp: 0 }); continue; }
@@ -347,6 +453,39 @@ export function lowerSwinInt(g: Graph, inputDims: number[], ranges: number[][], 
       const y = arena('uint8');
       NO.push({ kind: 'avgpool_q', inputs: [x.id], outputs: [y], ints: [outer, red, inner, x.zp, p.zp], floats: [x.scale, p.scale], name: op.name });
       map.set(rootOf(T, o), { id: y, dtype: 'uint8', ...p });
+      continue;
+    }
+    if (op.kind === 'binary') {
+      const [bop, rank] = op.ints;
+      const dims = op.ints.slice(2, 2 + rank);
+      if (bop !== 0) return fail(op, 'only Add is lowered');
+      if (want !== 'int16') return fail(op, `output must be int16, consumers need ${want}`);
+      const total = numel(T[o].dims);
+      // an operand in the output's layout: a tensor with contiguous strides, or a constant expanded to it
+      const operand = (j: number): Q => {
+        const t = op.inputs[j];
+        const st = op.ints.slice(2 + rank * (j + 1), 2 + rank * (j + 2));
+        if (T[t].kind === 'const' && T[t].data) {
+          const v = T[t].data!.data;
+          const s = i16Scale([Math.min(...v), Math.max(...v)]);
+          const codes = new Float64Array(total);
+          for (let e = 0; e < total; e++) {
+            let rem = e, src = 0;
+            for (let d = rank - 1; d >= 0; d--) { src += (rem % dims[d]) * st[d]; rem = Math.floor(rem / dims[d]); }
+            codes[e] = Math.max(-32767, Math.min(32767, Math.round(v[src] / s)));
+          }
+          return { id: cnst('int16', [...T[o].dims], codes), dtype: 'int16', scale: s, zp: 0 };
+        }
+        let stride = 1;
+        for (let d = rank - 1; d >= 0; d--) { if (dims[d] > 1 && st[d] !== stride) return fail(op, `operand ${j} is broadcast or strided`); stride *= dims[d]; }
+        const q = qOf(t);
+        if (!q || q.dtype !== 'int16') return fail(op, `operand ${j} is not on the int16 stream`);
+        return q;
+      };
+      const a = operand(0), b = operand(1);
+      const y = { id: arena('int16'), dtype: 'int16' as DT, scale: i16Scale(rangeOf(o)), zp: 0 };
+      NO.push({ kind: 'add_q', inputs: [a.id, b.id], outputs: [y.id], ints: [a.zp, b.zp, 0], floats: [a.scale, b.scale, y.scale], name: op.name });
+      map.set(rootOf(T, o), y);
       continue;
     }
     return fail(op, 'no integer counterpart');

@@ -5,13 +5,6 @@
 // (lower-int, see docs/quantization.md); it gives the QDQ file's numbers with swinq's fp32 kernels.
 import { makeConst, type ConstTensor, type Graph, type Node } from '../ir/graph.js';
 
-// simulated graph → the QDQ file's bytes (for the integer-only lowering, src/quant/lower-int.ts)
-const qdqBytes = new WeakMap<object, Uint8Array>();
-export function qdqSourceOf(graph: object): Uint8Array | undefined { return qdqBytes.get(graph); }
-// simulated graph → the graph as loaded, Q/DQ nodes intact (for the integer-only Swin lowering)
-const rawGraphs = new WeakMap<object, Graph>();
-export function rawQdqGraphOf(graph: object): Graph | undefined { return rawGraphs.get(graph); }
-
 const QRANGE: Record<string, [number, number]> = { uint8: [0, 255], int8: [-128, 127], int16: [-32768, 32767], int32: [-(2 ** 31), 2 ** 31 - 1] };
 
 export function hasQdq(g: Graph): boolean {
@@ -26,7 +19,7 @@ function axisOf(n: Node, rank: number): number {
 }
 
 /** Returns a new graph with Q/DQ folded (constants) or simulated in float (activations). */
-export function simulateQdq(g: Graph, bytes?: Uint8Array): Graph {
+export function simulateQdq(g: Graph): Graph {
   const where = (n: Node) => `${g.source}: node '${n.name}' (${n.opType})`;
   const inits = new Map(g.initializers);
   const producer = new Map<string, Node>();
@@ -101,8 +94,5 @@ export function simulateQdq(g: Graph, bytes?: Uint8Array): Graph {
       throw new Error(`${where(n)}: its integer output '${n.outputs[0]}' is used by a non-DequantizeLinear node or is a graph output (unsupported QDQ shape)`);
     }
   }
-  const sim = { ...g, nodes, initializers: inits };
-  if (bytes) qdqBytes.set(sim, bytes);
-  rawGraphs.set(sim, g);
-  return sim;
+  return { ...g, nodes, initializers: inits };
 }
