@@ -146,7 +146,7 @@ describe('integer-only micro-Swin', () => {
     expect(a.some((v, i) => v < b[i] * 0.999)).toBe(true);
   });
 
-  it('a QDQ file without swinq ranges (as from another tool) runs by simulation; calibrate annotates it to integer-only', async () => {
+  it('a QDQ file without swinq ranges (as from another tool) runs integer-only from its own scales; calibrate annotates it with the finer plan ranges', async () => {
     const m = decodeModel(fs.readFileSync(Q), Q);
     m.metadataProps = m.metadataProps.filter((p: { key: string }) => p.key !== SWIN_RANGES_KEY);
     const bare = path.join(tmp, 'bare.onnx'), annotated = path.join(tmp, 'annotated.onnx');
@@ -154,11 +154,10 @@ describe('integer-only micro-Swin', () => {
     const before = Buffer.from(fs.readFileSync(bare));
     const sb = await InferenceSession.create(bare, { threads: 1 });
     try {
-      expect(sb.planStats({ input: [2, 1, 28, 28] }).opCounts.attention_q ?? 0).toBe(0);
-      // swinq's own QDQ files quantize GEMM inputs only: the int16 residual stream has no scale in the file
-      const info = sb.planInfo({ input: [2, 1, 28, 28] });
-      expect(info.plan).toBe('qdq-simulated');
-      expect(info.blockedBy?.reason).toMatch(/no calibrated range/);
+      // its uint8 Q/DQ scales set the GEMM-input ranges; the int16 residual stream (no Q/DQ in the
+      // file) gets interval bounds
+      expect(sb.planInfo({ input: [2, 1, 28, 28] })).toEqual({ plan: 'integer-only' });
+      expect(sb.planStats({ input: [2, 1, 28, 28] }).opCounts.attention_q).toBe(4);
     } finally { sb.release(); }
     const res = await calibrate(bare, { data: DATA, samples: 64, method: 'minmax', out: annotated, threads: 1 });
     expect(res.annotated).toBe(true);

@@ -1,7 +1,7 @@
 // swinq bench MODEL: latency of swinq and onnxruntime on the same random input, in the same
 // process, interleaved (the machine is shared and noisy: report median and min of K runs each).
 import type { Command } from 'commander';
-import { CliError, emit, intOption, log, withCommon } from './common.js';
+import { CliError, emit, intOption, log, withCommon, withRequireInteger, planFields } from './common.js';
 import { isaOption, toFloat32 } from './run.js';
 import { loadOnnxruntime, median, openEngine, randomFeeds, type Engine, type PlainTensor } from '../io/engine.js';
 import { readModelInfo } from '../io/model-info.js';
@@ -16,6 +16,7 @@ interface BenchOptions {
   data?: string;
   mean?: string;
   std?: string;
+  requireInteger?: boolean;
 }
 
 export interface BenchResult {
@@ -84,7 +85,7 @@ async function bench(model: string, opts: BenchOptions): Promise<void> {
   const info = readModelInfo(model);
   const feeds = opts.data ? await imageFeeds(model, info, opts) : randomFeeds(info.inputs, opts.batch);
   await loadOnnxruntime('by `swinq bench` for the comparison'); // fail before the slow part
-  const swinq = await openEngine('swinq', model, { threads: opts.threads, isa: opts.isa });
+  const swinq = await openEngine('swinq', model, { threads: opts.threads, isa: opts.isa, requireInteger: opts.requireInteger, logger: log });
   let ort: Engine | undefined;
   try {
     ort = await openEngine('onnxruntime', model, { threads: opts.threads });
@@ -101,7 +102,7 @@ async function bench(model: string, opts: BenchOptions): Promise<void> {
     log(`${model}: batch ${opts.batch}, ${opts.threads} thread${opts.threads === 1 ? '' : 's'}, ${opts.iters} interleaved runs each after ${opts.warmup} warm-up`);
     emit(
       opts.json,
-      { ...result, batch: opts.batch, threads: opts.threads, iters: opts.iters },
+      { ...result, batch: opts.batch, threads: opts.threads, iters: opts.iters, ...planFields(swinq.planFor(Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, t.dims])))) },
       [
         '| engine | median ms | min ms |',
         '| --- | ---: | ---: |',
@@ -117,7 +118,7 @@ async function bench(model: string, opts: BenchOptions): Promise<void> {
 }
 
 export function register(program: Command): void {
-  withCommon(
+  withRequireInteger(withCommon(
     program
       .command('bench')
       .showSuggestionAfterError(false) // errors stay on one line
@@ -130,7 +131,7 @@ export function register(program: Command): void {
       .option('--data <dir>', 'time on the first test images of this MNIST-style directory (fitted to the input as eval does) instead of random inputs')
       .option('--mean <m>', 'with --data: normalisation mean, one value or one per channel (default: model metadata, sidecar, else 0)')
       .option('--std <s>', 'with --data: normalisation std, one value or one per channel (default: model metadata, sidecar, else 1)'),
-  ).action(async (model: string, opts: BenchOptions) => {
+  )).action(async (model: string, opts: BenchOptions) => {
     if (opts.iters < 1) throw new CliError('--iters must be ≥ 1');
     if (!opts.data && (opts.mean !== undefined || opts.std !== undefined)) throw new CliError('--mean/--std apply to --data images; without --data the inputs are random');
     await bench(model, opts);

@@ -63,7 +63,7 @@ async function run(model: string, flags: Record<string, unknown>, cmd: Command):
   };
   const mean = list(o.mean, 'mean');
   const std = list(o.std, 'std');
-  const bar = process.stderr.isTTY
+  const bar = flags.progress !== false && process.stderr.isTTY
     ? new cliProgress.SingleBar({ stream: process.stderr, format: 'calibrate [{bar}] {value}/{total} batches' }, cliProgress.Presets.shades_classic)
     : null;
   let started = false;
@@ -87,9 +87,11 @@ async function run(model: string, flags: Record<string, unknown>, cmd: Command):
       log(`${r.name} | ${r.kind} | ${typeof r.scale === 'number' ? r.scale.toExponential(4) : r.scale} | ${r.zeroPoint} | ${r.sqnrDb.toFixed(2)}`);
     }
   }
-  if (res.planRangesSkipped) log(`note: no integer-only ranges stored (swinq will run this QDQ file by fp32 simulation): ${res.planRangesSkipped}`);
+  if (res.planRangesSkipped) log(`note: no integer-only ranges stored: ${res.planRangesSkipped}`);
+  if (!res.integerOnly) log(`note: swinq will run ${res.out} as an fp32 simulation (plan qdq-simulated), not integer-only: ${res.blockedBy?.reason}`);
   const result: Record<string, unknown> = {
-    out: res.out, seconds: res.seconds, method, samples, activations: res.activations, weights: res.weights,
+    out: res.out, seconds: res.seconds, integer_only: res.integerOnly, ...(res.blockedBy ? { blocked_by: res.blockedBy } : {}),
+    method, samples, activations: res.activations, weights: res.weights,
     input_dims: res.inputDims, batch: res.batch, int_ranges: res.planRanges,
   };
   if (res.report) result.report = res.report.map((r) => ({ name: r.name, kind: r.kind, sqnr_db: r.sqnrDb }));
@@ -116,6 +118,7 @@ export function register(program: Command): void {
       .option('--mean <m>', 'input normalisation mean, one value or one per channel, e.g. 0.485,0.456,0.406 (default: model metadata, sidecar <model>.json, else 0)')
       .option('--std <s>', 'input normalisation std, one value or one per channel, e.g. 0.229,0.224,0.225 (default: model metadata, sidecar <model>.json, else 1)')
       .option('--report', 'print each quantized tensor\'s SQNR against fp32 (stderr; also in --json)')
-      .option('--config <file>', 'JSON file whose keys mirror the flags'),
+      .option('--config <file>', 'JSON file whose keys mirror the flags')
+      .option('--no-progress', 'no progress bar even on a terminal'),
   ).action(async (model: string, flags: Record<string, unknown>, cmd: Command) => run(model, flags, cmd));
 }

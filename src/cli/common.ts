@@ -34,6 +34,16 @@ export function withCommon(cmd: Command): Command {
     .option('--threads <n>', 'worker threads (default: all cores)', intOption('threads'), defaultThreads());
 }
 
+/** --require-integer, for every command that runs a model (contract). */
+export function withRequireInteger(cmd: Command): Command {
+  return cmd.option('--require-integer', 'a QDQ model that cannot run integer-only is an error naming the node, op and reason (default: it runs as an fp32 simulation, and "plan" says so)');
+}
+
+/** The plan fields of a --json result: "plan", and "blocked_by" when a QDQ model runs simulated. */
+export function planFields(p: { plan: string; blockedBy?: { node: string; op: string; reason: string } }): Record<string, unknown> {
+  return p.blockedBy ? { plan: p.plan, blocked_by: p.blockedBy } : { plan: p.plan };
+}
+
 /** Prints the result: JSON on the last stdout line, or a human summary. */
 export function emit(json: boolean | undefined, result: Record<string, unknown>, human?: string): void {
   if (json) process.stdout.write(JSON.stringify(result) + '\n');

@@ -2,7 +2,7 @@
 // through session.run.
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { CliError, emit, intOption, log, withCommon } from './common.js';
+import { CliError, emit, intOption, log, planFields, withCommon, withRequireInteger } from './common.js';
 import { engineOption, isaOption } from './run.js';
 import { argmaxRows, openEngine, type EngineKind } from '../io/engine.js';
 import { loadLabelledImages, type Split } from '../io/idx.js';
@@ -22,6 +22,7 @@ interface EvalOptions {
   isa?: 'auto' | 'scalar' | 'avx2';
   engine: EngineKind;
   progress?: boolean;
+  requireInteger?: boolean;
 }
 
 function splitOption(v: string): Split {
@@ -53,7 +54,7 @@ async function evaluate(model: string, opts: EvalOptions): Promise<void> {
   if (fitNote) log(fitNote);
   log(`data: ${ds.imagesFile}: ${n} of ${ds.count} images ${ds.height}×${ds.width}, batch ${opts.batch}`);
 
-  const engine = await openEngine(opts.engine, model, { threads: opts.threads, isa: opts.isa });
+  const engine = await openEngine(opts.engine, model, { threads: opts.threads, isa: opts.isa, requireInteger: opts.requireInteger, logger: log });
   // Compile the plans for the full and the last partial batch up front, so ms_per_image is run time.
   const tc = performance.now();
   try {
@@ -65,7 +66,8 @@ async function evaluate(model: string, opts: EvalOptions): Promise<void> {
     throw e;
   }
   const compileMs = performance.now() - tc;
-  if (engine.kind === 'swinq') log(`compiled in ${compileMs.toFixed(0)} ms`);
+  const plan = engine.planFor({ [inp.name]: layoutDims(layout, Math.min(opts.batch, n) || 1) });
+  if (engine.kind === 'swinq') log(`compiled in ${compileMs.toFixed(0)} ms (${plan.plan} plan)`);
   const bar = opts.progress !== false && process.stderr.isTTY
     ? new cliProgress.SingleBar({ stream: process.stderr, format: 'eval [{bar}] {value}/{total} images | acc {acc}' }, cliProgress.Presets.shades_classic)
     : null;
@@ -102,14 +104,14 @@ async function evaluate(model: string, opts: EvalOptions): Promise<void> {
   const msPerImage = n ? runMs / n : 0;
   emit(
     opts.json,
-    { accuracy, images: n, correct, ms_per_image: msPerImage, compile_ms: compileMs, engine: engine.kind,
+    { accuracy, images: n, correct, ms_per_image: msPerImage, compile_ms: compileMs, engine: engine.kind, ...planFields(plan),
       mean: norm.mean.length === 1 ? norm.mean[0] : norm.mean, std: norm.std.length === 1 ? norm.std[0] : norm.std },
-    `accuracy ${(100 * accuracy).toFixed(2)}% (${correct}/${n}) on ${opts.split}, ${msPerImage.toFixed(3)} ms/image (${engine.kind}, batch ${opts.batch}, ${opts.threads} thread${opts.threads === 1 ? '' : 's'})`,
+    `accuracy ${(100 * accuracy).toFixed(2)}% (${correct}/${n}) on ${opts.split}, ${msPerImage.toFixed(3)} ms/image (${engine.kind} ${plan.plan}, batch ${opts.batch}, ${opts.threads} thread${opts.threads === 1 ? '' : 's'})`,
   );
 }
 
 export function register(program: Command): void {
-  withCommon(
+  withRequireInteger(withCommon(
     program
       .command('eval')
       .showSuggestionAfterError(false) // errors stay on one line
@@ -124,5 +126,5 @@ export function register(program: Command): void {
       .option('--isa <isa>', 'kernel set: auto, scalar or avx2', isaOption)
       .option('--engine <engine>', 'swinq (default) or onnxruntime, as a reference', engineOption, 'swinq' as EngineKind)
       .option('--no-progress', 'no progress bar even on a terminal'),
-  ).action(evaluate);
+  )).action(evaluate);
 }

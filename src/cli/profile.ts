@@ -1,7 +1,7 @@
 // swinq profile MODEL [--batch B]: where the time goes, per plan op and per op kind, from the
 // native plan's per-op timers (NativePlan.profile()), median over several runs.
 import type { Command } from 'commander';
-import { CliError, emit, intOption, log, withCommon } from './common.js';
+import { CliError, emit, intOption, log, withCommon, withRequireInteger, planFields } from './common.js';
 import { isaOption } from './run.js';
 import { median, openEngine, randomFeeds } from '../io/engine.js';
 import { readModelInfo } from '../io/model-info.js';
@@ -13,6 +13,7 @@ interface ProfileOptions {
   threads: number;
   json?: boolean;
   isa?: 'auto' | 'scalar' | 'avx2';
+  requireInteger?: boolean;
 }
 
 interface OpTime { op: string; name: string; ms: number }
@@ -25,7 +26,7 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
   const info = readModelInfo(model);
   const feeds = randomFeeds(info.inputs, opts.batch);
   const dims = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, t.dims]));
-  const engine = await openEngine('swinq', model, { threads: opts.threads, isa: opts.isa, profile: true });
+  const engine = await openEngine('swinq', model, { threads: opts.threads, isa: opts.isa, profile: true, requireInteger: opts.requireInteger, logger: log });
   try {
     const tc = performance.now();
     engine.prepare(dims);
@@ -73,6 +74,7 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
     }
     log(`profiled ${rows.length} plan ops`);
     emit(opts.json, {
+      ...planFields(engine.planFor(dims)),
       total_ms: total,
       compile_ms: compileMs,
       onnx_nodes: stats?.onnxNodes,
@@ -87,7 +89,7 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
 }
 
 export function register(program: Command): void {
-  withCommon(
+  withRequireInteger(withCommon(
     program
       .command('profile')
       .showSuggestionAfterError(false) // errors stay on one line
@@ -97,5 +99,5 @@ export function register(program: Command): void {
       .option('--iters <k>', 'profiled runs (median per op)', intOption('iters'), 10)
       .option('--top <n>', 'how many of the slowest ops to list', intOption('top'), 15)
       .option('--isa <isa>', 'kernel set: auto, scalar or avx2', isaOption),
-  ).action(profile);
+  )).action(profile);
 }

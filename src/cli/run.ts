@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { CliError, emit, log, withCommon } from './common.js';
+import { CliError, emit, log, planFields, withCommon, withRequireInteger } from './common.js';
 import { openEngine, type EngineKind, type PlainTensor } from '../io/engine.js';
 import { formatDims, readModelInfo } from '../io/model-info.js';
 import { readNpy, writeNpy, type NpyArray } from '../io/npy.js';
@@ -15,6 +15,7 @@ interface RunOptions {
   json?: boolean;
   isa?: 'auto' | 'scalar' | 'avx2';
   engine: EngineKind;
+  requireInteger?: boolean;
 }
 
 export function engineOption(v: string): EngineKind {
@@ -69,7 +70,7 @@ async function run(model: string, opts: RunOptions): Promise<void> {
   if (!fs.existsSync(outDir) || !fs.statSync(outDir).isDirectory()) {
     throw new CliError(`--output ${opts.output}: directory ${outDir} does not exist`);
   }
-  const engine = await openEngine(opts.engine, model, { threads: opts.threads, isa: opts.isa });
+  const engine = await openEngine(opts.engine, model, { threads: opts.threads, isa: opts.isa, requireInteger: opts.requireInteger, logger: log });
   try {
     // Compile first, so "ms" is the run itself ("compile_ms" is reported apart).
     const tc = performance.now();
@@ -83,14 +84,15 @@ async function run(model: string, opts: RunOptions): Promise<void> {
     if (!y) throw new CliError(`${model}: the run returned no output '${name}'`);
     writeNpy(opts.output, { data: toFloat32(y), shape: [...y.dims] });
     log(`${engine.kind}: ${model} → ${opts.output}: output '${name}' [${y.dims.join(', ')}] in ${ms.toFixed(2)} ms`);
-    emit(opts.json, { ms, compile_ms: compileMs, output: opts.output, name, dims: [...y.dims] }, `${ms.toFixed(3)} ms`);
+    const plan = engine.planFor(Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, t.dims])));
+    emit(opts.json, { ms, compile_ms: compileMs, output: opts.output, name, dims: [...y.dims], ...planFields(plan) }, `${ms.toFixed(3)} ms (${plan.plan} plan)`);
   } finally {
     engine.release();
   }
 }
 
 export function register(program: Command): void {
-  withCommon(
+  withRequireInteger(withCommon(
     program
       .command('run')
       .showSuggestionAfterError(false) // errors stay on one line
@@ -100,5 +102,5 @@ export function register(program: Command): void {
       .requiredOption('--output <file>', 'output .npy (float32)')
       .option('--isa <isa>', 'kernel set: auto, scalar or avx2', isaOption)
       .option('--engine <engine>', 'swinq (default) or onnxruntime, as a reference', engineOption, 'swinq' as EngineKind),
-  ).action(run);
+  )).action(run);
 }

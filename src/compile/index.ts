@@ -8,7 +8,7 @@ import type { Graph } from '../ir/graph.js';
 import { fuse } from '../passes/fuse.js';
 import { specialize } from '../passes/specialize.js';
 import { lower, type Lowered } from './lower.js';
-import { mergeSiblingLinears } from './merge-linears.js';
+import { rewriteLinears } from './linear-rewrites.js';
 import { emitPlan, type CompileStats } from './plan.js';
 import type { PlanDescJS } from '../native.js';
 import { OP_NAMES } from '../plan/ops.js';
@@ -25,7 +25,7 @@ interface LoweredGraph { l: Lowered; outputDims: number[][]; outputTypes: string
 function lowerGraph(g: Graph, inputDims: Record<string, number[]>): LoweredGraph {
   const s = specialize(g, inputDims);
   const nodes = fuse(s);
-  const l = mergeSiblingLinears(lower(s, nodes, g.opset));
+  const l = rewriteLinears(lower(s, nodes, g.opset));
   return {
     l,
     outputDims: s.outputs.map((o) => [...s.values.get(o)!.dims]),

@@ -17,12 +17,21 @@ export interface Engine {
   run(feeds: Record<string, PlainTensor>): Promise<Record<string, PlainTensor>>;
   /** Compiles (and caches) the plan for these input dims without running it, where the engine can. */
   prepare(dims: Record<string, readonly number[]>): void;
+  /** Which plan runs for these dims: swinq's 'integer-only' | 'fp32' | 'qdq-simulated' (with what
+   *  blocked the integer plan), or 'onnxruntime' for the reference engine. */
+  planFor(dims?: Record<string, readonly number[]>): { plan: string; blockedBy?: { node: string; op: string; reason: string } };
   /** The swinq session itself (for profiling and plan stats); undefined for onnxruntime. */
   raw?: InferenceSession;
   release(): void;
 }
 
-export interface EngineOptions { threads: number; isa?: 'auto' | 'scalar' | 'avx2'; profile?: boolean }
+export interface EngineOptions {
+  threads: number; isa?: 'auto' | 'scalar' | 'avx2'; profile?: boolean;
+  /** a QDQ model without an integer-only plan is an error, not a fallback */
+  requireInteger?: boolean;
+  /** one-line notes from the session (which plan runs and why) */
+  logger?: (line: string) => void;
+}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 let ortModule: any;
@@ -45,7 +54,7 @@ export async function loadOnnxruntime(purpose: string): Promise<any> {
 async function openSwinq(model: string, opts: EngineOptions): Promise<Engine> {
   // Imported lazily so commands that fail on their flags never load the addon.
   const { InferenceSession, Tensor } = await import('../index.js');
-  const s = await InferenceSession.create(model, { threads: opts.threads, isa: opts.isa, profile: !!opts.profile });
+  const s = await InferenceSession.create(model, { threads: opts.threads, isa: opts.isa, profile: !!opts.profile, requireInteger: opts.requireInteger, logger: opts.logger });
   return {
     kind: 'swinq',
     inputNames: s.inputNames,
@@ -63,6 +72,7 @@ async function openSwinq(model: string, opts: EngineOptions): Promise<Engine> {
     prepare(dims) {
       s.planStats(dims);
     },
+    planFor: (dims) => s.planInfo(dims),
     release: () => s.release(),
   };
 }
@@ -91,6 +101,7 @@ async function openOrt(model: string, opts: EngineOptions): Promise<Engine> {
       return s.run(f);
     },
     prepare() { /* onnxruntime plans per run */ },
+    planFor: () => ({ plan: 'onnxruntime' }),
     release: () => { void s.release(); },
   };
 }

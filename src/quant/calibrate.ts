@@ -9,6 +9,7 @@ import { describeLayout, fitImages, imageLayout, layoutDims } from '../io/fit-in
 import { loadModel } from '../onnx/load.js';
 import { calibratePlanRanges, encodePlanRanges, stripQdq, SWIN_RANGES_KEY } from './lower-swin.js';
 import { hasQdq } from './qdq-sim.js';
+import { ModelCompiler, type BlockedBy } from './qdq-plan.js';
 import { loadOnnxruntime } from '../io/engine.js';
 import { describeChannelNormalization, formatNumberList, resolveChannelNormalization } from '../normalize.js';
 import { METHODS, Sqnr, TensorObserver, quantizeWeightsPerChannel, uint8Params, type Method, type QParams } from './observers.js';
@@ -47,6 +48,9 @@ export interface CalibrateResult {
   planRanges: number;
   /** why no plan-op ranges were stored */
   planRangesSkipped?: string;
+  /** true when the written file runs integer-only in swinq (found by lowering it), else what blocks it */
+  integerOnly: boolean;
+  blockedBy?: BlockedBy;
   /** the image size and channels fed to the model, and the batch used */
   inputDims: number[];
   batch: number;
@@ -195,7 +199,7 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
       'swinq.int.ranges.method': opts.method, 'swinq.int.ranges.samples': String(opts.samples),
     });
     writeModel(m, opts.out);
-    return { out: opts.out, seconds: (performance.now() - t0) / 1000, activations: 0, weights: 0, planRanges: Object.keys(JSON.parse(ranges).ops).length + 1, inputDims: itemDims, batch, annotated: true };
+    return { out: opts.out, seconds: (performance.now() - t0) / 1000, activations: 0, weights: 0, planRanges: Object.keys(JSON.parse(ranges).ops).length + 1, inputDims: itemDims, batch, annotated: true, ...integerCheck(opts.out, itemDims) };
   }
   const ort = await loadOnnxruntime('to run the fp32 model for calibration');
   const observed = targets.activations.map((a) => a.name);
@@ -270,6 +274,7 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
   }
   writeModel(m, opts.out);
   return {
+    ...integerCheck(opts.out, itemDims),
     out: opts.out, seconds: (performance.now() - t0) / 1000, activations: targets.activations.length, weights: targets.weights.length, report,
     planRanges, planRangesSkipped, inputDims: itemDims, batch,
   };
@@ -282,6 +287,13 @@ function planRangesOf(m: ModelProto, x: Float32Array, itemDims: number[], batch:
   if (!hasQdq(raw)) throw new Error(`${modelPath}: the Q/DQ nodes are not in a shape swinq reads (QuantizeLinear → DequantizeLinear pairs, DequantizeLinear weights)`);
   const ranges = calibratePlanRanges(stripQdq(raw), x, itemDims, batch, opts.threads ?? 1, opts.method, opts.percentile ?? 99.99);
   return encodePlanRanges(ranges);
+}
+
+/** Whether the written file runs integer-only (found by lowering it for one image), and if not, why. */
+function integerCheck(file: string, itemDims: number[]): { integerOnly: boolean; blockedBy?: BlockedBy } {
+  const g = loadModel(file);
+  const r = new ModelCompiler(g).lowerInteger({ [g.inputs[0].name]: [1, ...itemDims] });
+  return r.ok ? { integerOnly: true } : { integerOnly: false, blockedBy: r.blockedBy };
 }
 
 function writeModel(m: ModelProto, out: string): void {

@@ -12,29 +12,36 @@ import { specialize } from '../passes/specialize.js';
 import { fuse } from '../passes/fuse.js';
 import { lower, type Lowered, type PT, type POp } from '../compile/lower.js';
 import { emitPlan, aliasRoot, aliasOffset } from '../compile/plan.js';
-import { mergeSiblingLinears } from '../compile/merge-linears.js';
+import { rewriteLinears } from '../compile/linear-rewrites.js';
 import { native, type PlanDescJS } from '../native.js';
 import { simulateQdq } from './qdq-sim.js';
 import { TensorObserver, type Method } from './observers.js';
 
-/** The QDQ graph (as loaded, Q/DQ intact) with activation Q→DQ pairs replaced by Identity. */
+/** The QDQ graph (as loaded, Q/DQ intact) with its activation Q→DQ pairs removed: readers of a
+ *  DequantizeLinear output read the QuantizeLinear's input instead, so the graph fuses exactly as the
+ *  float model does (an Identity left in between would stop patterns such as q·scale → matmul). */
 export function stripQdq(raw: Graph): Graph {
   const qIn = new Map<string, string>();
+  for (const n of raw.nodes) if (n.opType === 'QuantizeLinear' && !raw.initializers.has(n.inputs[0])) qIn.set(n.outputs[0], n.inputs[0]);
+  const rename = new Map<string, string>();
+  for (const n of raw.nodes) if (n.opType === 'DequantizeLinear' && qIn.has(n.inputs[0])) rename.set(n.outputs[0], qIn.get(n.inputs[0])!);
+  const outputs = new Set(raw.outputs.map((o) => o.name));
   const nodes = [];
   for (const n of raw.nodes) {
-    if (n.opType === 'QuantizeLinear' && !raw.initializers.has(n.inputs[0])) { qIn.set(n.outputs[0], n.inputs[0]); continue; }
-    if (n.opType === 'DequantizeLinear' && qIn.has(n.inputs[0])) {
-      nodes.push({ name: n.name, opType: 'Identity', domain: '', inputs: [qIn.get(n.inputs[0])!], outputs: [...n.outputs], attrs: {} });
+    if (n.opType === 'QuantizeLinear' && qIn.has(n.outputs[0])) continue;
+    if (n.opType === 'DequantizeLinear' && rename.has(n.outputs[0])) {
+      // a graph output keeps its name
+      if (outputs.has(n.outputs[0])) nodes.push({ name: n.name, opType: 'Identity', domain: '', inputs: [rename.get(n.outputs[0])!], outputs: [...n.outputs], attrs: {} });
       continue;
     }
-    nodes.push(n);
+    nodes.push({ ...n, inputs: n.inputs.map((i) => (outputs.has(i) ? i : rename.get(i) ?? i)) });
   }
   return simulateQdq({ ...raw, nodes });
 }
 
 export function lowerFp32(g: Graph, dims: number[]): Lowered {
   const s = specialize(g, { [g.inputs[0].name]: dims });
-  return mergeSiblingLinears(lower(s, fuse(s), g.opset));
+  return rewriteLinears(lower(s, fuse(s), g.opset));
 }
 
 const rootOf = aliasRoot;
@@ -186,8 +193,51 @@ function lowerWith(g: Graph, l: Lowered, R: PlanRanges, opts: IntLowerOptions): 
       }
       return [lo, hi];
     }
+    const b = k === undefined ? undefined : boundRange(k);
+    if (b) return b;
     return fail(k === undefined ? undefined : l.ops[k], 'no calibrated range for its output (re-run swinq calibrate on the model)');
   };
+  // Without a calibrated range (a QDQ file that quantizes only GEMM inputs), an op output's range is
+  // bounded from its inputs' ranges and its constants: |x·W + b| ≤ max_n Σ_k |w_kn|·max|x| + |b_n|, a sum's
+  // bound is the sum of the bounds, a gather or mean keeps its input's. Loose (a few bits of an int16
+  // code), never clipping; used only where the file has no scale (int16 tensors: the residual stream).
+  const bounds = new Map<number, number[] | undefined>();
+  const absMax = (r: number[]) => Math.max(Math.abs(r[0]), Math.abs(r[1]));
+  function boundRange(k: number): number[] | undefined {
+    if (bounds.has(k)) return bounds.get(k);
+    bounds.set(k, undefined); // cycles: none in a plan, but never loop
+    const op = l.ops[k];
+    const cdata = (t: number) => (t >= 0 && T[t].kind === 'const' ? T[t].data?.data : undefined);
+    let r: number[] | undefined;
+    if (op.kind === 'linear' && op.ints[3] === 0) {
+      const [, K, N] = op.ints;
+      const w = cdata(op.inputs[1]), bias = cdata(op.inputs[2]);
+      if (w) {
+        const xm = absMax(rangeOf(op.inputs[0]));
+        let m = 0;
+        for (let n = 0; n < N; n++) {
+          let a = 0;
+          for (let kk = 0; kk < K; kk++) a += Math.abs(w[kk * N + n]);
+          m = Math.max(m, a * xm + (bias ? Math.abs(bias[n]) : 0));
+        }
+        if (op.inputs[3] >= 0) m += absMax(rangeOf(op.inputs[3]));
+        r = [-m, m];
+      }
+    } else if (op.kind === 'binary' && op.ints[0] === 0) {
+      const m = op.inputs.reduce((acc, t) => { const c = cdata(t); return acc + (c ? Math.max(...Array.from(c, Math.abs)) : absMax(rangeOf(t))); }, 0);
+      r = [-m, m];
+    } else if (op.kind === 'layernorm') {
+      // Σ_d x̂_d² = D, so |x̂_d| ≤ √D: |y_d| ≤ |γ_d|·√D + |β_d|
+      const D = op.ints[1], gm = cdata(op.inputs[1]), bt = cdata(op.inputs[2]);
+      let m = 0;
+      for (let d = 0; d < D; d++) m = Math.max(m, (gm ? Math.abs(gm[d]) : 1) * Math.sqrt(D) + (bt ? Math.abs(bt[d]) : 0));
+      r = [-m, m];
+    } else if (op.kind === 'index_map' || (op.kind === 'reduce' && op.ints[3] === 0)) {
+      r = rangeOf(op.inputs[0]);
+    }
+    bounds.set(k, r);
+    return r;
+  }
   /** the range that sets a tensor's scale: a concatenation part takes the whole tensor's */
   const scaleRangeOf = (t: number): number[] => rangeOf(partOf.get(rootOf(T, t)) ?? t);
   // uint8 codes use the calibration method's range when the file has one ([min, max, lo, hi])

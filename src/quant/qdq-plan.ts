@@ -12,7 +12,7 @@ import { BatchCompiler, type Compiled } from '../compile/index.js';
 import type { Lowered } from '../compile/lower.js';
 import { OP_NAMES } from '../plan/ops.js';
 import { lowerQdqToIntPlan } from './lower-int.js';
-import { decodePlanRanges, lowerIntegerPlan, stripQdq, SWIN_RANGES_KEY, type PlanRanges } from './lower-swin.js';
+import { decodePlanRanges, lowerIntegerPlan, planOpKeys, stripQdq, SWIN_RANGES_KEY, type PlanRanges } from './lower-swin.js';
 import { hasQdq, simulateQdq } from './qdq-sim.js';
 
 export type PlanKind = 'integer-only' | 'fp32' | 'qdq-simulated';
@@ -41,22 +41,29 @@ function qdqValueRanges(raw: Graph): Map<string, number[]> {
   return ranges;
 }
 
-/** PlanRanges for a lowered plan from value-name ranges (the union where one tensor holds several). */
+/** PlanRanges for a lowered plan from value-name ranges (the union where one tensor holds several).
+ *  A gather moves values without changing them, so a range known at its output is also its input's
+ *  (files quantize the reshaped attention output that the projection reads, not the P·V product). */
 function rangesByValue(byValue: Map<string, number[]>, l: Lowered, inputName: string): PlanRanges {
   const input = byValue.get(inputName);
   if (!input) throw new Error(`graph input '${inputName}' has no QuantizeLinear (no input scale)`);
-  const ops: Record<string, number[]> = {};
-  const seen = new Map<string, number>();
-  for (const op of l.ops) {
-    const b = `${op.kind}:${op.name}`;
-    const i = seen.get(b) ?? 0;
-    seen.set(b, i + 1);
-    let t = op.outputs[0];
-    while (l.tensors[t].aliasOf !== undefined) t = l.tensors[t].aliasOf!;
+  const T = l.tensors;
+  const root = (t: number) => { while (T[t].aliasOf !== undefined) t = T[t].aliasOf!; return t; };
+  const byRoot = new Map<number, number[]>();
+  T.forEach((t, i) => {
     let lo = Infinity, hi = -Infinity;
-    for (const v of l.tensors[t].values ?? []) { const r = byValue.get(v); if (r) { lo = Math.min(lo, r[0]); hi = Math.max(hi, r[1]); } }
-    if (lo <= hi) ops[`${b}#${i}`] = [lo, hi];
+    for (const v of t.values ?? []) { const r = byValue.get(v) ?? byValue.get(v.split('#')[0]); if (r) { lo = Math.min(lo, r[0]); hi = Math.max(hi, r[1]); } }
+    if (lo <= hi) { const r = root(i), o = byRoot.get(r); byRoot.set(r, o ? [Math.min(o[0], lo), Math.max(o[1], hi)] : [lo, hi]); }
+  });
+  for (let k = l.ops.length - 1; k >= 0; k--) {
+    const op = l.ops[k];
+    if (op.kind !== 'index_map') continue;
+    const out = byRoot.get(root(op.outputs[0])), x = root(op.inputs[0]);
+    if (out && !byRoot.has(x) && T[x].kind === 'arena') byRoot.set(x, out);
   }
+  const keys = planOpKeys(l.ops);
+  const ops: Record<string, number[]> = {};
+  l.ops.forEach((op, k) => { const r = byRoot.get(root(op.outputs[0])); if (r) ops[keys[k]] = r; });
   return { input, ops };
 }
 

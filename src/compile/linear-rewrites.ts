@@ -1,4 +1,9 @@
-// Sibling linears → one linear. Hugging Face's attention (and any model with separate query/key/value
+// Plan-level rewrites around linear ops, exact (the same sums in the same order per output element):
+//  1. A row gather in front of a linear is moved behind it: torchvision's nn.MultiheadAttention
+//     transposes tokens to [N, B, C] before its in_proj GEMM; the GEMM now reads [B, N, C] and the
+//     readers of its output (gathers) take the row permutation into their index maps, so q/k/v are
+//     read from a [B, N, 3C] tensor as in timm — the layout the fused attention op reads.
+//  2. Sibling linears → one linear. Hugging Face's attention (and any model with separate query/key/value
 // Linear layers) runs three GEMMs on the same input; this pass concatenates their weights and biases
 // into one [K, ΣN] GEMM, so the plan has one wider GEMM (better tile use at batch 1) and the three
 // outputs become column blocks of one tensor — the [tokens, 3C] layout the fused attention op reads
@@ -21,10 +26,86 @@ function fullMap(op: POp, idx: ArrayLike<number>): Int32Array {
   return out;
 }
 
+/** Both rewrites, in order. */
+export function rewriteLinears(l: Lowered): Lowered {
+  return mergeSiblingLinears(commuteRowGathers(l));
+}
+
+/** Index of every reader op of each tensor id. */
+function readersOf(ops: readonly POp[]): Map<number, number[]> {
+  const r = new Map<number, number[]>();
+  ops.forEach((op, k) => op.inputs.forEach((t) => { if (t >= 0) r.set(t, [...(r.get(t) ?? []), k]); }));
+  return r;
+}
+
+/** perm(r) = (r mod Q)·P + ⌊r / Q⌋ for some P·Q = M, P, Q > 1: a transpose of a [P, Q] row grid. */
+function isRowAxisSwap(perm: Int32Array): boolean {
+  const M = perm.length;
+  if (M < 2 || perm[0] !== 0) return false;
+  const P = perm[1]; // r = 1 → (1 mod Q)·P
+  if (P < 2 || M % P) return false;
+  const Q = M / P;
+  if (Q < 2) return false;
+  for (let r = 0; r < M; r++) if (perm[r] !== (r % Q) * P + Math.floor(r / Q)) return false;
+  return true;
+}
+
+/** Rewrite 1: index_map (a permutation of whole K-element rows) → linear, with every reader of the
+ *  linear's output a gather, becomes linear on the un-permuted rows with the permutation composed
+ *  into those gathers. */
+export function commuteRowGathers(l: Lowered): Lowered {
+  const T: PT[] = l.tensors.map((t) => ({ ...t }));
+  const ops = l.ops.map((o) => ({ ...o }));
+  const readers = readersOf(ops);
+  const aliased = new Set<number>();
+  for (const t of T) if (t.aliasOf !== undefined) aliased.add(t.aliasOf);
+  const drop = new Set<number>();
+  ops.forEach((g, gk) => {
+    if (g.kind !== 'index_map') return;
+    const y = g.outputs[0], x = g.inputs[0];
+    const rs = readers.get(y) ?? [];
+    if (rs.length !== 1 || aliased.has(y) || T[y].kind !== 'arena' || T[y].aliasOf !== undefined) return;
+    const L = ops[rs[0]];
+    if (L.kind !== 'linear' || L.inputs[0] !== y || L.inputs[3] >= 0) return;
+    const [M, K, N] = L.ints;
+    if (numel(T[x].dims) !== M * K || numel(T[y].dims) !== M * K) return;
+    const map = fullMap(g, T[g.inputs[1]].data!.data);
+    const perm = new Int32Array(M);
+    const hit = new Uint8Array(M);
+    for (let r = 0; r < M; r++) {
+      const s0 = map[r * K];
+      if (s0 < 0 || s0 % K) return;
+      for (let c = 1; c < K; c++) if (map[r * K + c] !== s0 + c) return;
+      const p = s0 / K;
+      if (hit[p]) return;
+      hit[p] = 1;
+      perm[r] = p;
+    }
+    // only a swap of two row axes ([N, B] ↔ [B, N], as nn.MultiheadAttention's seq-first layout):
+    // a window partition (Swin) must stay in front, where it gives the fused attention its
+    // [windows, tokens, 3C] layout
+    if (!isRowAxisSwap(perm)) return;
+    const t = L.outputs[0];
+    const tr = readers.get(t) ?? [];
+    if (aliased.has(t) || T[t].kind !== 'arena' || T[t].aliasOf !== undefined || !tr.length) return;
+    if (!tr.every((k) => ops[k].kind === 'index_map' && ops[k].inputs[0] === t)) return;
+    const remap = (j: number) => (j < 0 ? -1 : perm[Math.floor(j / N)] * N + (j % N));
+    for (const k of tr) {
+      const c = compressMap(fullMap(ops[k], T[ops[k].inputs[1]].data!.data).map(remap), M * N);
+      T.push({ dtype: 'int32', dims: [c.idx.length], kind: 'const', data: makeConst('int32', [c.idx.length], c.idx) });
+      ops[k] = { ...ops[k], inputs: [t, T.length - 1], ints: [c.block, c.items, c.xItem, c.yItem] };
+    }
+    ops[rs[0]] = { ...L, inputs: [x, ...L.inputs.slice(1)] };
+    drop.add(gk);
+  });
+  if (!drop.size) return l;
+  return { tensors: T, ops: ops.filter((_, k) => !drop.has(k)), inputs: l.inputs, outputs: l.outputs };
+}
+
+/** Rewrite 2: plain linears on one input, same M, K and activation → one [K, ΣN] linear. */
 export function mergeSiblingLinears(l: Lowered): Lowered {
   const T: PT[] = l.tensors.map((t) => ({ ...t }));
-  const readers = new Map<number, number[]>();
-  l.ops.forEach((op, k) => op.inputs.forEach((t) => { if (t >= 0) readers.set(t, [...(readers.get(t) ?? []), k]); }));
+  const readers = readersOf(l.ops);
   const aliased = new Set<number>();
   for (const t of T) if (t.aliasOf !== undefined) aliased.add(t.aliasOf);
   const isConst = (t: number) => t < 0 || (T[t].kind === 'const' && T[t].aliasOf === undefined && !!T[t].data);
