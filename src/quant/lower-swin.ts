@@ -127,6 +127,13 @@ export function decodePlanRanges(meta: string, l: Lowered): PlanRanges {
   return { input: o.input as number[], ops: o.ops as Record<string, number[]> };
 }
 
+/** [min, max] of a constant (a loop: spreading 150k elements into Math.min overflows the stack) */
+function minMax(v: ArrayLike<number>): number[] {
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < v.length; i++) { if (v[i] < lo) lo = v[i]; if (v[i] > hi) hi = v[i]; }
+  return [lo, hi];
+}
+
 /** metadata key of the per-plan-op ranges (JSON [[min, max], …], last entry the graph input) */
 export const SWIN_RANGES_KEY = 'swinq.int.ranges';
 
@@ -188,7 +195,7 @@ function lowerWith(g: Graph, l: Lowered, R: PlanRanges, opts: IntLowerOptions): 
       let lo = 0, hi = 0;
       for (const c of cs) {
         const src = T[c.inputs[0]];
-        const rg = src.kind === 'const' && src.data ? [Math.min(...src.data.data), Math.max(...src.data.data)] : rangeOf(c.inputs[0]);
+        const rg = src.kind === 'const' && src.data ? minMax(src.data.data) : rangeOf(c.inputs[0]);
         lo = Math.min(lo, rg[0]); hi = Math.max(hi, rg[1]);
       }
       return [lo, hi];
@@ -224,7 +231,7 @@ function lowerWith(g: Graph, l: Lowered, R: PlanRanges, opts: IntLowerOptions): 
         r = [-m, m];
       }
     } else if (op.kind === 'binary' && op.ints[0] === 0) {
-      const m = op.inputs.reduce((acc, t) => { const c = cdata(t); return acc + (c ? Math.max(...Array.from(c, Math.abs)) : absMax(rangeOf(t))); }, 0);
+      const m = op.inputs.reduce((acc, t) => { const c = cdata(t); return acc + absMax(c ? minMax(c) : rangeOf(t)); }, 0);
       r = [-m, m];
     } else if (op.kind === 'layernorm') {
       // Σ_d x̂_d² = D, so |x̂_d| ≤ √D: |y_d| ≤ |γ_d|·√D + |β_d|
@@ -517,7 +524,7 @@ function lowerWith(g: Graph, l: Lowered, R: PlanRanges, opts: IntLowerOptions): 
         const st = op.ints.slice(2 + rank * (j + 1), 2 + rank * (j + 2));
         if (T[t].kind === 'const' && T[t].data) {
           const v = T[t].data!.data;
-          const s = i16Scale([Math.min(...v), Math.max(...v)]);
+          const s = i16Scale(minMax(v));
           const codes = new Float64Array(total);
           for (let e = 0; e < total; e++) {
             let rem = e, src = 0;
