@@ -17,7 +17,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { InferenceSession, Tensor } from '../src/index.js';
 import { calibrate } from '../src/quant/calibrate.js';
 import { decodeModel, encodeModel, setMetadata } from '../src/quant/qdq-writer.js';
-import { SWIN_RANGES_KEY } from '../src/quant/lower-swin.js';
+import { INT_RANGES_KEY as SWIN_RANGES_KEY } from '../src/quant/plan-ranges.js';
 import { loadLabelledImages, normalizedImages } from '../src/io/idx.js';
 import { writeNpy } from '../src/io/npy.js';
 

@@ -1,4 +1,4 @@
-// Integer-only micro-Swin from our QDQ file (src/quant/lower-swin.ts): the plan has no f32 tensor
+// Integer-only micro-Swin from our QDQ file (src/quant/integer-lowering.ts): the plan has no f32 tensor
 // between the input quantize and the output dequantize, accuracy on 1,000 test images is within
 // 0.3 pp of fp32, and outputs are bit-identical across runs, 1/2 threads and batch sizes.
 import fs from 'node:fs';
@@ -10,13 +10,14 @@ import { native, type PlanDescJS } from '../src/native.js';
 import { loadModel } from '../src/onnx/load.js';
 import { loadLabelledImages, normalizedImages } from '../src/io/idx.js';
 import { calibrate } from '../src/quant/calibrate.js';
-import { calibratePlanRanges, lowerFp32, lowerIntegerPlan as lowerSwinInt, stripQdq, type PlanRanges } from '../src/quant/lower-swin.js';
+import { calibratePlanRanges, INT_RANGES_KEY as SWIN_RANGES_KEY, type PlanRanges } from '../src/quant/plan-ranges.js';
+import { lowerFp32, stripQdq } from '../src/quant/float-plan.js';
+import { lowerIntegerPlan as lowerSwinInt } from '../src/quant/integer-lowering.js';
 import { emitPlan } from '../src/compile/plan.js';
 import { OP_NAMES, DType, Storage } from '../src/plan/ops.js';
 import type { Graph } from '../src/ir/graph.js';
 import { InferenceSession, Tensor } from '../src/index.js';
 import { decodeModel, encodeModel, setMetadata } from '../src/quant/qdq-writer.js';
-import { SWIN_RANGES_KEY } from '../src/quant/lower-swin.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = path.resolve(root, '..', 'shared');

@@ -7,7 +7,7 @@
 // Linear layers) runs three GEMMs on the same input; this pass concatenates their weights and biases
 // into one [K, ΣN] GEMM, so the plan has one wider GEMM (better tile use at batch 1) and the three
 // outputs become column blocks of one tensor — the [tokens, 3C] layout the fused attention op reads
-// (src/quant/lower-swin.ts matchAttention), the same as timm's and torchvision's fused qkv.
+// (src/quant/attention-match.ts), the same as timm's and torchvision's fused qkv.
 // Readers of a sibling's output that are gathers (index_map) are re-pointed at the merged tensor
 // (their index maps composed with the column offset); any other reader gets the sibling's block
 // back through one extracting gather. Exact: the same sums in the same order per output element.

@@ -7,7 +7,8 @@ import onnxProto from 'onnx-proto';
 import { loadLabelledImages } from '../io/idx.js';
 import { describeLayout, fitImages, imageLayout, layoutDims } from '../io/fit-input.js';
 import { loadModel } from '../onnx/load.js';
-import { calibratePlanRanges, encodePlanRanges, stripQdq, SWIN_RANGES_KEY } from './lower-swin.js';
+import { calibratePlanRanges, encodePlanRanges, INT_RANGES_KEY } from './plan-ranges.js';
+import { stripQdq } from './float-plan.js';
 import { hasQdq } from './qdq-sim.js';
 import { ModelCompiler, type BlockedBy } from './qdq-plan.js';
 import { loadOnnxruntime } from '../io/engine.js';
@@ -195,7 +196,7 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
     const x = fitImages(ds, 0, Math.floor(opts.samples / batch) * batch, layout, norm);
     const ranges = planRangesOf(m, x, itemDims, batch, opts, modelPath);
     setMetadata(m, {
-      [SWIN_RANGES_KEY]: ranges, 'swinq.mean': formatNumberList(norm.mean), 'swinq.std': formatNumberList(norm.std),
+      [INT_RANGES_KEY]: ranges, 'swinq.mean': formatNumberList(norm.mean), 'swinq.std': formatNumberList(norm.std),
       'swinq.int.ranges.method': opts.method, 'swinq.int.ranges.samples': String(opts.samples),
     });
     writeModel(m, opts.out);
@@ -259,14 +260,14 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
   if (opts.method === 'percentile') metadata['swinq.quant.percentile'] = String(opts.percentile ?? 99.99);
   writeQdq(m, targets, params, wq, metadata);
   // ranges of every tensor of swinq's fp32 plan (Q/DQ removed) for the integer-only Swin lowering
-  // (src/quant/lower-swin.ts); models whose plan it cannot build simply do not get them
+  // (src/quant/integer-lowering.ts); models whose plan it cannot build simply do not get them
   let planRanges = 0;
   let planRangesSkipped: string | undefined;
   try {
     const cb = Math.min(batch, opts.samples);
     const x = fitImages(ds, 0, Math.floor(opts.samples / cb) * cb, layout, norm);
     const ranges = planRangesOf(m, x, itemDims, cb, opts, modelPath);
-    setMetadata(m, { [SWIN_RANGES_KEY]: ranges });
+    setMetadata(m, { [INT_RANGES_KEY]: ranges });
     planRanges = Object.keys(JSON.parse(ranges).ops).length + 1;
   } catch (e) {
     // not plan-compilable by swinq (the file still runs by simulation or the chain lowering)
@@ -281,7 +282,7 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
 }
 
 /** swinq.int.ranges (JSON) of a QDQ model: its fp32 plan with the activation Q→DQ pairs removed, on
- *  the calibration images (src/quant/lower-swin.ts). */
+ *  the calibration images (src/quant/plan-ranges.ts). */
 function planRangesOf(m: ModelProto, x: Float32Array, itemDims: number[], batch: number, opts: CalibrateOptions, modelPath: string): string {
   const raw = loadModel(encodeModel(m));
   if (!hasQdq(raw)) throw new Error(`${modelPath}: the Q/DQ nodes are not in a shape swinq reads (QuantizeLinear → DequantizeLinear pairs, DequantizeLinear weights)`);

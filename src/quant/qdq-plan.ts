@@ -2,7 +2,7 @@
 //   fp32          a float model, compiled by src/compile.
 //   integer-only  a QDQ model lowered to integer ops (no float between the input quantize and the
 //                 output dequantize): the chain lowering (src/quant/lower-int.ts, the file's own
-//                 scales) or the plan-level lowering (src/quant/lower-swin.ts) with activation ranges
+//                 scales) or the plan-level lowering (src/quant/integer-lowering.ts) with activation ranges
 //                 from the file's swinq.int.ranges metadata (swinq calibrate) or, without it, from
 //                 the file's own QuantizeLinear scales and zero points (onnxruntime's quantize_static).
 //   qdq-simulated the QDQ file on the fp32 engine, every Q→DQ pair simulated in float
@@ -12,7 +12,9 @@ import { BatchCompiler, type Compiled } from '../compile/index.js';
 import type { Lowered } from '../compile/lower.js';
 import { OP_NAMES } from '../plan/ops.js';
 import { lowerQdqToIntPlan } from './lower-int.js';
-import { decodePlanRanges, lowerIntegerPlan, planOpKeys, stripQdq, SWIN_RANGES_KEY, type PlanRanges } from './lower-swin.js';
+import { decodePlanRanges, INT_RANGES_KEY, planOpKeys, type PlanRanges } from './plan-ranges.js';
+import { lowerIntegerPlan } from './integer-lowering.js';
+import { stripQdq } from './float-plan.js';
 import { hasQdq, simulateQdq } from './qdq-sim.js';
 
 export type PlanKind = 'integer-only' | 'fp32' | 'qdq-simulated';
@@ -89,7 +91,7 @@ export class ModelCompiler {
     let r = chain;
     if (!chain.ok) {
       this.stripped ??= stripQdq(g);
-      const meta = g.metadata[SWIN_RANGES_KEY];
+      const meta = g.metadata[INT_RANGES_KEY];
       const valueRanges = meta ? undefined : qdqValueRanges(g);
       const plan = lowerIntegerPlan(this.stripped, dims[0], (l) => (meta ? decodePlanRanges(meta, l) : rangesByValue(valueRanges!, l, g.inputs[0].name)));
       r = plan;
