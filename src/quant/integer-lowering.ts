@@ -19,7 +19,12 @@ import { matchAttention } from './attention-match.js';
 const rootOf = aliasRoot;
 
 export type IntPlanResult = { ok: true; desc: PlanDescJS; outputDims: number[] } | { ok: false; reason: string; node?: string; op?: string };
-export interface IntLowerOptions { geluLevels?: number; actLevels?: number; attnLevels?: number; wideWeightMax?: number; fuseAttention?: boolean }
+export interface IntLowerOptions {
+  geluLevels?: number; actLevels?: number; attnLevels?: number; wideWeightMax?: number; fuseAttention?: boolean;
+  /** per-column weight codes by float weight array and code limit, kept across the plans of one
+   *  model (each batch size is a new plan; ViT-B re-quantized 85 M weights every time) */
+  weightCodes?: WeakMap<object, Map<number, { codes: Float64Array; scales: Float64Array }>>;
+}
 
 /** A plan op the integer lowering cannot take (caught at the top, reported with the op). */
 class Blocked extends Error { constructor(readonly op: POp | undefined, why: string) { super(why); } }
@@ -176,7 +181,11 @@ class Lowering {
   clipOf(t: number): number[] { const r = this.rangeOf(t); return r.length === 4 ? [r[2], r[3]] : r; }
 
   add(t: PT): number { this.NT.push(t); return this.NT.length - 1; }
-  cnst(dtype: DT, dims: number[], vals: ArrayLike<number>): number { return this.add({ dtype, dims, kind: 'const', data: { dtype, dims, data: Float64Array.from(vals) } }); }
+  cnst(dtype: DT, dims: number[], vals: ArrayLike<number>): number {
+    // a Float64Array is taken as it is (weight codes are built as one; copying ViT-B's took seconds)
+    const data = vals instanceof Float64Array ? vals : new Float64Array(vals as ArrayLike<number>);
+    return this.add({ dtype, dims, kind: 'const', data: { dtype, dims, data } });
+  }
   /** A new arena tensor shaped like float tensor t. */
   arena(t: number, dtype: DT): number { return this.add({ dtype, dims: [...this.T[t].dims], kind: 'arena' }); }
   set(t: number, q: Q): void { this.values.set(rootOf(this.T, t), q); }
@@ -226,6 +235,27 @@ const NEEDS: Partial<Record<OpName, Needs>> = {
   },
 };
 
+/** max_k |w[k, n]| per column of a row-major [K, N] matrix. */
+function columnAbsMax(w: ArrayLike<number>, K: number, N: number): Float64Array {
+  const m = new Float64Array(N);
+  for (let k = 0, i = 0; k < K; k++) {
+    for (let n = 0; n < N; n++, i++) { const a = w[i] < 0 ? -w[i] : w[i]; if (a > m[n]) m[n] = a; }
+  }
+  return m;
+}
+
+/** round(w[k, n] / s[n]) clamped to [−W, W] (ViT-B: 85 M weights, so plain loops, no Math.min/max). */
+function columnCodes(w: ArrayLike<number>, s: Float64Array, K: number, N: number, W: number): Float64Array {
+  const q = new Float64Array(K * N);
+  for (let k = 0, i = 0; k < K; k++) {
+    for (let n = 0; n < N; n++, i++) {
+      const v = Math.round(w[i] / s[n]);
+      q[i] = v > W ? W : v < -W ? -W : v;
+    }
+  }
+  return q;
+}
+
 /** The input of an op that reads one integer value first. */
 function input(c: Lowering, op: POp): Q {
   const x = c.qOf(op.inputs[0]);
@@ -270,17 +300,21 @@ function linearRule(c: Lowering, op: POp): void {
   const xmax = x.max ?? 255;
   if (act < 0 || act > 3) fail(op, `activation ${act} is not lowered`);
   const w = T[op.inputs[1]].data!.data;
-  const ws = new Float64Array(N);
-  for (let kk = 0; kk < K; kk++) for (let n = 0; n < N; n++) ws[n] = Math.max(ws[n], Math.abs(w[kk * N + n]));
   // weight codes in [−W, W]. proj reads the 8-bit attention output: W = 63 keeps every vpmaddubsw
   // pair below 2^15, so it runs the fast kernel instead of the exact int16 one (0.55–0.77× its
   // speed; proj is 1/12 of a block's GEMM work; micro-Swin 10k entropy 0.8537 → 0.8535). The image
   // and pooled-feature GEMMs keep 8-bit weights (7-bit there cost 0.11 pp) and the exact kernel;
   // every other layer keeps the file's int8 codes.
   const W = xmax > 127 && x.attn ? (c.opts.wideWeightMax ?? 63) : 127;
-  for (let n = 0; n < N; n++) ws[n] = ws[n] > 0 ? ws[n] / W : 1;
-  const wq = new Float64Array(K * N);
-  for (let kk = 0; kk < K; kk++) for (let n = 0; n < N; n++) wq[kk * N + n] = Math.max(-W, Math.min(W, Math.round(w[kk * N + n] / ws[n])));
+  const cache = c.opts.weightCodes;
+  let q = cache?.get(w)?.get(W);
+  if (!q) {
+    const scales = columnAbsMax(w, K, N);
+    for (let n = 0; n < N; n++) scales[n] = scales[n] > 0 ? scales[n] / W : 1;
+    q = { codes: columnCodes(w, scales, K, N, W), scales };
+    if (cache) { if (!cache.has(w)) cache.set(w, new Map()); cache.get(w)!.set(W, q); }
+  }
+  const ws = q.scales, wq = q.codes;
   const acc = Array.from(ws, (s) => s * x.scale);
   const b = op.inputs[2] >= 0 ? T[op.inputs[2]].data!.data : new Float64Array(N);
   const bias = Array.from(acc, (s, n) => Math.max(-(2 ** 31) + 1, Math.min(2 ** 31 - 1, Math.round(b[n] / s))));

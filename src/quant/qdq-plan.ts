@@ -80,6 +80,7 @@ export class ModelCompiler {
   readonly isQdq: boolean;
   private fp32?: BatchCompiler;
   private stripped?: Graph;
+  private readonly weightCodes = new WeakMap<object, Map<number, { codes: Float64Array; scales: Float64Array }>>();
   constructor(private readonly raw: Graph) { this.isQdq = hasQdq(raw); }
 
   /** The integer-only plan for these dims, or why there is none. */
@@ -93,7 +94,7 @@ export class ModelCompiler {
       this.stripped ??= stripQdq(g);
       const meta = g.metadata[INT_RANGES_KEY];
       const valueRanges = meta ? undefined : qdqValueRanges(g);
-      const plan = lowerIntegerPlan(this.stripped, dims[0], (l) => (meta ? decodePlanRanges(meta, l) : rangesByValue(valueRanges!, l, g.inputs[0].name)));
+      const plan = lowerIntegerPlan(this.stripped, dims[0], (l) => (meta ? decodePlanRanges(meta, l) : rangesByValue(valueRanges!, l, g.inputs[0].name)), { weightCodes: this.weightCodes });
       r = plan;
     }
     if (!r.ok) return { ok: false, blockedBy: { node: r.node ?? '', op: r.op ?? '', reason: r.reason } };
