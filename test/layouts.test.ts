@@ -95,6 +95,42 @@ describe('a QDQ file without swinq ranges (as another tool writes it)', () => {
   });
 });
 
+describe('calibrate --sparsify (thresholded MLP activations, no retraining)', () => {
+  it('records one threshold per MLP hidden layer; the integer plan zeroes more GELU table entries; still integer-only', async () => {
+    const { DType } = await import('../src/plan/ops.js');
+    const { ModelCompiler } = await import('../src/quant/qdq-plan.js');
+    const { loadModel } = await import('../src/onnx/load.js');
+    const model = path.join(FIX, 'timm-vit.onnx');
+    const dense = path.join(tmp, 'sp-dense.onnx'), sparse = path.join(tmp, 'sp-0.3.onnx');
+    await calibrate(model, { data: DATA, samples: 64, method: 'minmax', out: dense, mean: 0, std: 1 });
+    const r = await calibrate(model, { data: DATA, samples: 64, method: 'minmax', out: sparse, mean: 0, std: 1, sparsify: 0.3 });
+    expect(r.integerOnly).toBe(true);
+    const meta = JSON.parse(loadModel(sparse).metadata[SWIN_RANGES_KEY]);
+    expect(Object.keys(meta.thresholds)).toHaveLength(2); // fc1 of both blocks
+    expect(Object.values(meta.thresholds).every((t) => (t as number) > 0)).toBe(true);
+    // the GELU tables (256 uint8 constants): how many codes map to the most common output code
+    // (the zero code: thresholds widen the band of inputs that map to it)
+    const zeroEntries = (file: string) => {
+      const g = loadModel(file);
+      const c = new ModelCompiler(g).lowerInteger({ input: [1, 1, 28, 28] });
+      if (!c.ok) throw new Error(c.blockedBy.reason);
+      const d = c.compiled.desc;
+      let n = 0;
+      for (const op of d.ops) {
+        const t = op.inputs[5] >= 0 ? d.tensors[op.inputs[5]] : undefined;
+        if (!t || t.dtype !== DType.u8 || t.dims[0] !== 256) continue;
+        const tab = d.constants.subarray(t.offset, t.offset + 256);
+        const counts = new Map<number, number>();
+        for (const v of tab) counts.set(v, (counts.get(v) ?? 0) + 1);
+        n += Math.max(...counts.values());
+      }
+      return n;
+    };
+    expect(zeroEntries(sparse)).toBeGreaterThan(zeroEntries(dense) + 20);
+    await expect(calibrate(model, { data: DATA, samples: 8, method: 'minmax', out: path.join(tmp, 'x.onnx'), sparsify: 1.5 })).rejects.toThrow(/--sparsify must be a fraction in \(0, 1\]/);
+  });
+});
+
 describe('the plan is said, never silently', () => {
   function swinq(args: string[]): { code: number | null; stdout: string; stderr: string; json?: Record<string, unknown> } {
     const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });

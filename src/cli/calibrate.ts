@@ -8,7 +8,7 @@ import cliProgress from 'cli-progress';
 import { CliError, emit, log, withCommon } from './common.js';
 import { parseNumberList } from '../normalize.js';
 
-const KEYS = ['data', 'samples', 'method', 'percentile', 'gelu', 'out', 'batch', 'report', 'mean', 'std', 'threads'] as const;
+const KEYS = ['data', 'samples', 'method', 'percentile', 'gelu', 'out', 'batch', 'report', 'mean', 'std', 'threads', 'sparsify'] as const;
 type Key = (typeof KEYS)[number];
 // batch: 32, or fewer for large inputs (chosen by calibrate())
 const DEFAULTS: Partial<Record<Key, unknown>> = { samples: 512, method: 'entropy', percentile: 99.99, gelu: 'keep' };
@@ -56,6 +56,8 @@ async function run(model: string, flags: Record<string, unknown>, cmd: Command):
   if (!(percentile > 50 && percentile <= 100)) throw new CliError(`--percentile must be in (50, 100], got ${percentile}`);
   const batch = o.batch === undefined ? undefined : num(o.batch, 'batch', { int: true, min: 1 });
   const threads = num(o.threads, 'threads', { int: true, min: 1 });
+  const sparsify = o.sparsify === undefined ? undefined : num(o.sparsify, 'sparsify');
+  if (sparsify !== undefined && !(sparsify > 0 && sparsify <= 1)) throw new CliError(`--sparsify must be a fraction in (0, 1] of MLP hidden outputs to keep, got ${sparsify}`);
   // one number or a per-channel list ("0.485,0.456,0.406"; a JSON array in --config)
   const list = (v: unknown, key: string): number[] | undefined => {
     if (v === undefined) return undefined;
@@ -70,7 +72,7 @@ async function run(model: string, flags: Record<string, unknown>, cmd: Command):
   let res;
   try {
     res = await calibrate(model, {
-      data: o.data, out: o.out, samples, method: method as never, percentile, gelu: gelu as never, batch, threads, mean, std,
+      data: o.data, out: o.out, samples, method: method as never, percentile, gelu: gelu as never, batch, threads, mean, std, sparsify,
       report: !!o.report, log,
       progress: (done, total) => {
         if (!bar) return;
@@ -94,6 +96,7 @@ async function run(model: string, flags: Record<string, unknown>, cmd: Command):
     method, samples, activations: res.activations, weights: res.weights,
     input_dims: res.inputDims, batch: res.batch, int_ranges: res.planRanges,
   };
+  if (sparsify !== undefined) result.sparsify = sparsify;
   if (res.report) result.report = res.report.map((r) => ({ name: r.name, kind: r.kind, sqnr_db: r.sqnrDb }));
   if (res.annotated) result.annotated = true;
   emit(flags.json as boolean | undefined, result, res.annotated
@@ -119,6 +122,7 @@ export function register(program: Command): void {
       .option('--std <s>', 'input normalisation std, one value or one per channel, e.g. 0.229,0.224,0.225 (default: model metadata, sidecar <model>.json, else 1)')
       .option('--report', 'print each quantized tensor\'s SQNR against fp32 (stderr; also in --json)')
       .option('--config <file>', 'JSON file whose keys mirror the flags')
+      .option('--sparsify <d>', 'keep this fraction (0, 1] of each MLP hidden layer\'s outputs (largest |y| on the calibration images); the integer plan sets the rest exactly to zero (CATS-style, no retraining)')
       .option('--no-progress', 'no progress bar even on a terminal'),
   ).action(async (model: string, flags: Record<string, unknown>, cmd: Command) => run(model, flags, cmd));
 }

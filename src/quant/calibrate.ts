@@ -34,6 +34,9 @@ export interface CalibrateOptions {
   /** one value or one per input channel (a list or "0.485,0.456,0.406") */
   mean?: number | number[] | string;
   std?: number | number[] | string;
+  /** CATS-style thresholded sparsity: keep this fraction (0, 1] of each MLP hidden layer's outputs
+   *  (largest |y| on the calibration images); the rest become exactly zero in the integer plan */
+  sparsify?: number;
   /** Gets one-line notes before the runs: the normalisation used and how images are fitted to the input. */
   log?: (line: string) => void;
   /** Called after each batch of each pass: (done, total) over all passes. */
@@ -145,6 +148,7 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
   const gelu = opts.gelu ?? 'keep';
   if (!GELU_CHOICES.includes(gelu)) throw new Error(`--gelu must be one of ${GELU_CHOICES.join('|')}, got '${gelu}'`);
   if (!Number.isInteger(opts.samples) || opts.samples < 1) throw new Error(`--samples must be an integer ≥ 1, got ${opts.samples}`);
+  if (opts.sparsify !== undefined && !(opts.sparsify > 0 && opts.sparsify <= 1)) throw new Error(`--sparsify must be a fraction in (0, 1] of MLP hidden outputs to keep, got ${opts.sparsify}`);
   let bytes: Uint8Array;
   try {
     bytes = fs.readFileSync(modelPath);
@@ -286,7 +290,7 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
 function planRangesOf(m: ModelProto, x: Float32Array, itemDims: number[], batch: number, opts: CalibrateOptions, modelPath: string): string {
   const raw = loadModel(encodeModel(m));
   if (!hasQdq(raw)) throw new Error(`${modelPath}: the Q/DQ nodes are not in a shape swinq reads (QuantizeLinear → DequantizeLinear pairs, DequantizeLinear weights)`);
-  const ranges = calibratePlanRanges(stripQdq(raw), x, itemDims, batch, opts.threads ?? 1, opts.method, opts.percentile ?? 99.99);
+  const ranges = calibratePlanRanges(stripQdq(raw), x, itemDims, batch, opts.threads ?? 1, opts.method, opts.percentile ?? 99.99, opts.sparsify);
   return encodePlanRanges(ranges);
 }
 

@@ -68,7 +68,7 @@ class Lowering {
   outDims: number[] = [];
   readonly G: number;   // GELU outputs (fc2 inputs) use codes [0, G]: G = 127 proves fc2's fast u8×s8 kernel safe
   readonly A: number;   // other uint8 GEMM inputs (LayerNorm outputs, q/k/v) likewise use codes [0, A]
-  private readonly keys: string[];
+  readonly keys: string[];
   private readonly producer = new Map<number, number>();
   private readonly copiesInto = new Map<number, POp[]>();
   private readonly partOf = new Map<number, number>();
@@ -291,7 +291,7 @@ function attention(c: Lowering, op: POp, k: number): boolean {
  *  per-channel int8 weights and an int32 bias at s_x·s_w; into uint8 (GELU as a 256-entry table, ReLU
  *  in the epilogue), into the int16 residual stream (residual → add_q), or int32 → dequantize at the
  *  float output. */
-function linearRule(c: Lowering, op: POp): void {
+function linearRule(c: Lowering, op: POp, k: number): void {
   const T = c.T, o = op.outputs[0];
   const x = input(c, op);
   const want = c.dtypeFor(o, op);
@@ -331,16 +331,20 @@ function linearRule(c: Lowering, op: POp): void {
     c.outDims = [...T[o].dims];
     return;
   }
+  // calibrate --sparsify: outputs with |y| below the threshold become exactly zero (a table entry)
+  const thr = act !== 0 ? c.R.thresholds?.[c.keys[k]] : undefined;
   if (want === 'uint8') {
     if (res) fail(op, 'residual output must be int16');
-    if (act === 2 || act === 3) {
-      // GELU: requantize the pre-activation to uint8, a table maps each code to the output's code
+    if (act === 2 || act === 3 || thr !== undefined) {
+      // GELU (or a thresholded ReLU): requantize the pre-activation to uint8, a table maps each code
+      // to the output's code. ReLU's pre-activation range starts at 0: negatives saturate to code 0.
       const cg = c.clipOf(o);
       const hi = Math.max(cg[1], 1e-3);
-      const pre = c.u8Params([-Math.min(4, hi), hi]);
+      const pre = c.u8Params([act === 1 ? 0 : -Math.min(4, hi), hi]);
       const post = c.u8Params(cg, c.G);
-      const f = act === 3 ? geluTanh : gelu;
-      const table = Array.from({ length: 256 }, (_, v) => Math.max(0, Math.min(c.G, Math.round(f((v - pre.zp) * pre.scale) / post.scale) + post.zp)));
+      const f = act === 3 ? geluTanh : act === 2 ? gelu : (v: number) => Math.max(v, 0);
+      const cut = (v: number) => (thr !== undefined && Math.abs(v) < thr ? 0 : v);
+      const table = Array.from({ length: 256 }, (_, v) => Math.max(0, Math.min(c.G, Math.round(cut(f((v - pre.zp) * pre.scale)) / post.scale) + post.zp)));
       const y = c.arena(o, 'uint8');
       linear_q([...ins, ...c.mulShift(acc.map((s) => s / pre.scale)), c.cnst('uint8', [256], table)], y, [pre.zp, 0, xmax]);
       c.set(o, { id: y, dtype: 'uint8', scale: post.scale, zp: post.zp, max: c.G });

@@ -50,6 +50,18 @@ export class TensorObserver {
     }
   }
 
+  /** The |x| below which a fraction q of the values lies (from the |x| histogram; bin upper edge). */
+  absQuantile(q: number): number {
+    if (!this.absHist) throw new Error('calibration: the |x| quantile needs the histogram pass');
+    const total = this.absHist.reduce((a, b) => a + b, 0);
+    let acc = 0;
+    for (let b = 0; b < NUM_BINS; b++) {
+      acc += this.absHist[b];
+      if (acc >= q * total) return ((b + 1) / NUM_BINS) * this.absMax;
+    }
+    return this.absMax;
+  }
+
   /** The range for `method` (percentile in percent, e.g. 99.99). */
   range(method: Method, percentile = 99.99): Range {
     if (!(this.count > 0)) throw new Error('calibration: observer saw no data');

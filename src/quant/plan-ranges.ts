@@ -17,7 +17,12 @@ export const INT_RANGES_KEY = 'swinq.int.ranges';
 /** Ranges of the fp32 plan's op outputs, keyed by op (planOpKeys: kind, name, occurrence — stable
  *  across batch sizes), and of the graph input. An entry is [min, max], or [min, max, lo, hi] where a
  *  calibration method other than minmax chose [lo, hi] for uint8 codes (int16/int32 use [min, max]). */
-export interface PlanRanges { input: number[]; ops: Record<string, number[]> }
+export interface PlanRanges {
+  input: number[]; ops: Record<string, number[]>;
+  /** calibrate --sparsify: per MLP hidden layer (linear with a fused activation), the |y| below which
+   *  its outputs become exactly zero in the integer plan (CATS-style thresholded sparsity) */
+  thresholds?: Record<string, number>;
+}
 
 /** One key per plan op: kind, name and how many ops of that kind and name came before it. */
 export function planOpKeys(ops: readonly POp[]): string[] {
@@ -28,7 +33,7 @@ export function planOpKeys(ops: readonly POp[]): string[] {
 /** The ranges of every plan op output over the images (run through a plan exposing every op output);
  *  ops whose output is never stored whole (offset views: concatenation parts) get none. */
 export function calibratePlanRanges(g: Graph, images: Float32Array, itemDims: number[], batch: number, threads = 1,
-  method: Method = 'minmax', percentile = 99.99): PlanRanges {
+  method: Method = 'minmax', percentile = 99.99, sparsify?: number): PlanRanges {
   const l = lowerFp32(g, [batch, ...itemDims]);
   const T = l.tensors.map((t) => ({ ...t }));
   const outs = [...l.outputs];
@@ -56,7 +61,7 @@ export function calibratePlanRanges(g: Graph, images: Float32Array, itemDims: nu
   };
   try {
     pass((o, d, k) => o.observeRange(d, `plan op #${k} ${l.ops[k].kind}`));
-    if (method !== 'minmax') pass((o, d) => o.observeHistogram(d));
+    if (method !== 'minmax' || sparsify !== undefined) pass((o, d) => o.observeHistogram(d));
   } finally { plan.release(); }
   const keys = planOpKeys(l.ops);
   const ops: Record<string, number[]> = {};
@@ -68,13 +73,17 @@ export function calibratePlanRanges(g: Graph, images: Float32Array, itemDims: nu
   });
   let lo = Infinity, hi = -Infinity;
   for (let i = 0; i < n * batch * per; i++) { const v = images[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
-  return { input: [lo, hi], ops };
+  if (sparsify === undefined || sparsify >= 1) return { input: [lo, hi], ops };
+  // the MLP hidden layers: linears with a fused activation (GELU/ReLU); keep the top `sparsify` of |y|
+  const thresholds: Record<string, number> = {};
+  l.ops.forEach((op, k) => { if (op.kind === 'linear' && op.ints[3] >= 1 && op.ints[3] <= 3 && obs[k].count > 0) thresholds[keys[k]] = obs[k].absQuantile(1 - sparsify); });
+  return { input: [lo, hi], ops, thresholds };
 }
 
 /** swinq.int.ranges as stored: {"format": 2, "input": […], "ops": {key: […]}} (float32-rounded). */
 export function encodePlanRanges(r: PlanRanges): string {
   const f = (v: number[]) => v.map((x) => Math.fround(x));
-  return JSON.stringify({ format: 2, input: f(r.input), ops: Object.fromEntries(Object.entries(r.ops).map(([k, v]) => [k, f(v)])) });
+  return JSON.stringify({ format: 2, input: f(r.input), ops: Object.fromEntries(Object.entries(r.ops).map(([k, v]) => [k, f(v)])), ...(r.thresholds ? { thresholds: r.thresholds } : {}) });
 }
 
 /** Parses swinq.int.ranges: the keyed form, or the older list (one entry per plan op, the graph input
@@ -89,9 +98,12 @@ export function decodePlanRanges(meta: string, l: Lowered): PlanRanges {
     const keys = planOpKeys(l.ops);
     return { input: v[v.length - 1] as number[], ops: Object.fromEntries(keys.map((k, i) => [k, v[i] as number[]])) };
   }
-  const o = v as { format?: unknown; input?: unknown; ops?: unknown };
+  const o = v as { format?: unknown; input?: unknown; ops?: unknown; thresholds?: unknown };
   if (!o || o.format !== 2 || !isRange(o.input) || typeof o.ops !== 'object' || o.ops === null) throw new Error(`metadata ${INT_RANGES_KEY} must be {"format": 2, "input": [min, max], "ops": {…}}`);
   for (const [k, r] of Object.entries(o.ops as object)) if (!isRange(r)) throw new Error(`metadata ${INT_RANGES_KEY}: ops["${k}"] must be [min, max] or [min, max, lo, hi]`);
-  return { input: o.input as number[], ops: o.ops as Record<string, number[]> };
+  if (o.thresholds !== undefined && (typeof o.thresholds !== 'object' || o.thresholds === null || Object.values(o.thresholds).some((t) => typeof t !== 'number' || !(t >= 0)))) {
+    throw new Error(`metadata ${INT_RANGES_KEY}: thresholds must map plan ops to numbers ≥ 0`);
+  }
+  return { input: o.input as number[], ops: o.ops as Record<string, number[]>, ...(o.thresholds ? { thresholds: o.thresholds as Record<string, number> } : {}) };
 }
 
