@@ -2,9 +2,9 @@
 // ReLU speed-up of integer inference (issue 6): the same Swin block shape as ONE integer plan
 // (bench/int-block.js builders) with the MLP activation as
 //   gelu:        fc1 + 256-entry GELU table epilogue, fc2 dense (input zero point ≠ 0)
-//   relu dense:  fc1 + fused ReLU epilogue (u8, zero point 0), fc2 dense (SWINQ_SPARSE=0 at load)
+//   relu dense:  fc1 + fused ReLU epilogue (u8, zero point 0), fc2 dense (createPlan option sparseA: false)
 //   relu sparse: the same plan, fc2 skips the zero codes per 4-row tile below the break-even
-//                density (qkernels.h kSparseMaxDensity; docs/integer-kernels.md "Sparse A")
+//                density (qkernels.h sparse_max_density; docs/sparsity.md)
 // All plans run interleaved in the same process; ms per run = min / median of --runs (wall) and
 // min thread-CPU (process.cpuUsage: the machine is shared, wall time includes preemption).
 // The ReLU density (share of non-zero fc1 output codes) of the random block is ~50 %; --density
@@ -102,10 +102,7 @@ export function runCase(native, p, xw, x, runs, label) {
   const refG = floatBlock(p, xw, 'gelu'), refR = floatBlock(p, xw, 'relu');
   const opts = { threads: 1, profile: true };
   const gelu = native.createPlan(buildIntBlock(p, refG, 'gelu'), opts);
-  const prev = process.env.SWINQ_SPARSE;
-  process.env.SWINQ_SPARSE = '0';
-  const reluDense = native.createPlan(buildIntBlock(p, refR, 'relu'), opts);
-  if (prev === undefined) delete process.env.SWINQ_SPARSE; else process.env.SWINQ_SPARSE = prev;
+  const reluDense = native.createPlan(buildIntBlock(p, refR, 'relu'), { ...opts, sparseA: false });
   const reluSparse = native.createPlan(buildIntBlock(p, refR, 'relu'), opts);
   const [g, rd, rs] = measure([gelu, reluDense, reluSparse], x, runs);
   let same = true;

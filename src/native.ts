@@ -62,7 +62,7 @@ export interface NativeBinding {
   setIsa(isa: 'scalar' | 'avx2' | 'auto'): void;
   opNames(): string[];
   /** Validates and loads a plan; throws an Error naming the op index, op and ONNX node on bad input. */
-  createPlan?(desc: PlanDescJS, options: { threads: number; profile?: boolean }): NativePlan;
+  createPlan?(desc: PlanDescJS, options: { threads: number; profile?: boolean; sparseA?: boolean }): NativePlan;
   /** Why `isa` cannot be forced on this CPU / build; '' when setIsa(isa) works. */
   isaUnavailableReason(isa: string): string;
   // Benchmarks (native/binding/bench.cc → native/bench/): data, timing loops and peaks live in the core.

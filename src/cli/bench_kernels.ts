@@ -9,6 +9,8 @@ import { loadOnnxruntime } from '../io/engine.js';
 import { native } from '../native.js';
 
 const M = 3136, K = 96, N = 384;
+/** 5 significant digits: the scalar kernel set's GOPS are < 1, so fixed decimals would lose the ratio. */
+const sig = (x: number) => +x.toPrecision(5);
 
 interface Options { threads: number; runs: number; json?: boolean; ort?: boolean; isa?: string }
 
@@ -92,22 +94,22 @@ async function benchKernels(opts: Options): Promise<void> {
   const result: Record<string, unknown> = {
     isa,
     cpu_features: features,
-    peak_gops: +peakGops.toFixed(2),
-    gemm_u8s8_gops: +gops.toFixed(2),
-    gemm_u8s8_peak_fraction: +(gops / peakGops).toFixed(4),
-    peak_gflops: +peakGflops.toFixed(2),
-    gemm_f32_gflops: +f32.toFixed(2),
-    gemm_f32_peak_fraction: +(f32 / peakGflops).toFixed(4),
-    onnxruntime_qlinearmatmul_gops: Number.isFinite(ortGops) ? +ortGops.toFixed(2) : null,
+    peak_gops: sig(peakGops),
+    gemm_u8s8_gops: sig(gops),
+    gemm_u8s8_peak_fraction: sig(gops / peakGops),
+    peak_gflops: sig(peakGflops),
+    gemm_f32_gflops: sig(f32),
+    gemm_f32_peak_fraction: sig(f32 / peakGflops),
+    onnxruntime_qlinearmatmul_gops: Number.isFinite(ortGops) ? sig(ortGops) : null,
     shape: [M, K, N],
-    peaks: Object.fromEntries(peaks.filter((p) => p.available).map((p) => [p.name, +p.gops.toFixed(2)])),
+    peaks: Object.fromEntries(peaks.filter((p) => p.available).map((p) => [p.name, sig(p.gops)])),
     peaks_skipped: Object.fromEntries(peaks.filter((p) => !p.available).map((p) => [p.name, p.reason ?? 'not available'])),
   };
   if (opts.threads > 1) {
     const gt = ops / (gemm(opts.threads).minMs * 1e6);
     result.threads = opts.threads;
-    result.gemm_u8s8_gops_threads = +gt.toFixed(2);
-    if (opts.ort !== false) result.onnxruntime_qlinearmatmul_gops_threads = +(ops / (await ortQLinearMatMulMs(M, K, N, opts.threads, opts.runs) * 1e6)).toFixed(2);
+    result.gemm_u8s8_gops_threads = sig(gt);
+    if (opts.ort !== false) result.onnxruntime_qlinearmatmul_gops_threads = sig(ops / (await ortQLinearMatMulMs(M, K, N, opts.threads, opts.runs) * 1e6));
     log(`u8s8 GEMM, ${opts.threads} threads: ${gt.toFixed(1)} GOPS`);
   }
   emit(opts.json, result);

@@ -1,0 +1,93 @@
+// Sparse-A GEMM (docs/sparsity.md): the choice per call from the measured density of A, the
+// blocking, and the scalar reference the AVX2 path (qsparse_avx2.cc) matches bit-exactly.
+#include <algorithm>
+#include <vector>
+
+#include "qcheck.h"
+#include "qinternal.h"
+
+namespace swinq {
+namespace q {
+namespace detail {
+
+int64_t count_nonzero_u8(const uint8_t* a, int64_t K) {
+  int64_t nz = 0;
+  for (int64_t k = 0; k < K; ++k) nz += a[k] != 0;
+  return nz;
+}
+
+// The weight-row offsets of the sparse path are int32 bytes: K·Np·2 must stay below 2^31.
+static bool offsets_fit(const PackedB& B) { return (int64_t)B.K * B.Np <= ((int64_t)1 << 30); }
+
+}  // namespace detail
+
+double sparse_max_density(int64_t K) {
+  // break-even on Zen 3 (docs/sparsity.md): K 384 / 768 ≈ 0.27, K 1536 ≈ 0.21, K 3072 ≈ 0.17; kept
+  // below it so the sparse path is never the slower one
+  return K <= 1024 ? 0.22 : K <= 2048 ? 0.17 : 0.13;
+}
+
+bool gemm_u8s8_uses_sparse(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep,
+                           Isa isa) {
+  QCHECK(M >= 0 && lda >= B.K && (M == 0 || A), "gemm_u8s8_uses_sparse: bad A");
+  return detail::use_sparse_a(M, A, lda, B, ep, use_avx2(isa));
+}
+
+namespace detail {
+
+bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, bool avx2) {
+  if (B.bk16.empty() || ep.sparse == 2 || M == 0) return false;
+  QCHECK(offsets_fit(B), "gemm_u8s8: the sparse-A path needs K·Np ≤ 2^30");
+  if (ep.sparse == 1) return true;
+  // density of up to 64 evenly spaced rows: the decision needs a share, not an exact count
+  const int64_t rows = std::min<int64_t>(M, 64);
+  int64_t nz = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const uint8_t* a = A + (i * M / rows) * lda;
+    nz += avx2 ? count_nonzero_u8_avx2(a, B.K) : count_nonzero_u8(a, B.K);
+  }
+  return (double)nz < sparse_max_density(B.K) * (double)(rows * B.K);
+}
+
+SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels) {
+  SparseBlocking b;
+  // the column block's weight slice (K·32 bytes per panel) in L1 (24 KiB) when that still leaves
+  // 2 panels per row sweep, else in L2 (256 KiB, half of Zen 3's): fc2 3136×384×96 at 10 % density
+  // 0.93 ms with 2-panel L1 blocks vs 1.22 ms with 6-panel L2 blocks; 49×3072×768 1.24 ms (L2) vs
+  // 2.65 ms (1-panel L1 blocks) — docs/sparsity.md
+  const int64_t l1 = (int64_t)24576 / (K * 32), l2 = (int64_t)262144 / (K * 32);
+  b.panels = std::max<int64_t>(1, std::min<int64_t>(panels, l1 >= 2 ? l1 : l2));
+  b.rows = std::max<int64_t>(4, std::min<int64_t>(64, (rows + 3) / 4 * 4));
+  return b;
+}
+
+// Reference: per row, Σ over the non-zero codes only of a·(K-major weight row), then the dense
+// scalar epilogue. Exact int32 sums, so neither the order nor the AVX2 blocking changes the result.
+void gemm_sparse_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  const PackedB& B = *c.B;
+  std::vector<int32_t> idx((size_t)B.K);
+  std::vector<uint32_t> acc((size_t)B.Np);
+  for (int64_t m = m0; m < m1; ++m) {
+    const uint8_t* a = c.A + m * c.lda;
+    int64_t n = 0;
+    uint32_t rowsum = 0;
+    for (int64_t k = 0; k < B.K; ++k)
+      if (a[k]) {
+        idx[(size_t)n++] = (int32_t)k;
+        rowsum += a[k];
+      }
+    std::fill(acc.begin(), acc.end(), 0u);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t k = idx[(size_t)i];
+      const int16_t* w = B.bk16.data() + k * B.Np;
+      for (int64_t col = p0 * 16; col < p1 * 16; ++col) acc[(size_t)col] += (uint32_t)((int32_t)a[k] * w[col]);
+    }
+    const uint32_t zr = (uint32_t)B.w_zero_point * rowsum;
+    for (int64_t col = p0 * 16; col < std::min<int64_t>(p1 * 16, B.N); ++col)
+      epilogue_one_scalar(c, m, col, acc[(size_t)col], zr);
+  }
+}
+
+}  // namespace detail
+}  // namespace q
+}  // namespace swinq
