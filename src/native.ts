@@ -77,6 +77,10 @@ export interface NativeBinding {
   qBenchSoftmax(rows: number, D: number, reps: number, isa?: string): BenchTiming;
   qBenchLayerNorm(rows: number, D: number, reps: number, isa?: string): BenchTiming;
   qBenchAdd(n: number, reps: number, isa?: string, type?: 's8' | 's16'): BenchTiming;
+  /** Sparse-A GEMM vs dense on generated ReLU-like codes (native/bench/bench.cc), interleaved runs. */
+  qBenchSparseGemm(M: number, K: number, N: number, density: number,
+    o?: { reps?: number; aMax?: number; channels?: boolean; isa?: string; seed?: number }):
+    { dense: BenchTiming; sparse: BenchTiming; auto: BenchTiming; density: number; autoSparse: boolean; breakEven: number };
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   [name: string]: any;
 }

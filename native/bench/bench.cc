@@ -110,6 +110,67 @@ double gemm_f32_seconds(int64_t M, int64_t K, int64_t N, int64_t iters, int thre
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / (double)iters;
 }
 
+SparseGemmResult gemm_u8s8_sparse(int64_t M, int64_t K, int64_t N, double density, const SparseGemmOptions& o) {
+  check_dims({M, K, N}, "bench gemm_u8s8_sparse");
+  if (M * K > ((int64_t)1 << 28) || K * N > ((int64_t)1 << 26) || M * N > ((int64_t)1 << 26))
+    throw std::invalid_argument("bench gemm_u8s8_sparse: problem too large");
+  if (!(density >= 0 && density <= 1)) throw std::invalid_argument("bench gemm_u8s8_sparse: density must be in [0, 1]");
+  if (o.a_max < 1 || o.a_max > 255) throw std::invalid_argument("bench gemm_u8s8_sparse: a_max must be in [1, 255]");
+  if (o.reps < 1) throw std::invalid_argument("bench gemm_u8s8_sparse: reps must be ≥ 1");
+  using namespace q;
+  Lcg g;
+  g.s = o.seed;
+  auto uniform = [&] { return (double)(g.next() >> 8) / 16777216.0; };
+  std::vector<int8_t> W((size_t)(K * N));
+  for (auto& v : W) v = (int8_t)((int)(g.next() >> 24) - 128);
+  PackOptions po;
+  po.kmajor = true;
+  po.a_max = o.a_max;
+  const PackedB B = pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, po);
+  std::vector<double> p((size_t)K, density);
+  if (o.channels)
+    for (auto& v : p) v = std::min(1.0, 2 * density * uniform());
+  std::vector<uint8_t> A((size_t)(M * K));
+  int64_t nz = 0;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) {
+      const bool on = uniform() < p[(size_t)k];
+      A[(size_t)(m * K + k)] = on ? (uint8_t)(1 + g.next() % (uint32_t)o.a_max) : 0;
+      nz += on;
+    }
+  std::vector<int32_t> bias((size_t)N, 11), mult(1), shift(1);
+  quantize_multiplier(1.0 / 8192, &mult[0], &shift[0]);
+  GemmEpilogue ep;  // fc2 as the Swin lowering runs it: int16 residual-stream output
+  ep.bias = bias.data();
+  ep.out = QType::s16;
+  ep.rq.mult = mult.data();
+  ep.rq.shift = shift.data();
+  std::vector<int16_t> C((size_t)(M * N));
+  SparseGemmResult r;
+  r.density = (double)nz / (double)(M * K);
+  r.break_even = sparse_max_density(B);
+  r.auto_sparse = gemm_u8s8_uses_sparse(M, A.data(), K, B, ep, o.isa);
+  std::vector<double> t[3];
+  auto run = [&](int mode) {
+    GemmEpilogue e = ep;
+    e.sparse = mode;
+    const auto t0 = std::chrono::steady_clock::now();
+    q::gemm_u8s8(M, A.data(), K, B, e, C.data(), N, 1, o.isa);
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (int mode = 0; mode < 3; ++mode) run(mode);  // warm-up
+  for (int i = 0; i < o.reps; ++i)
+    for (int mode = 0; mode < 3; ++mode) t[mode].push_back(run(mode));
+  auto stats = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return Timing{v.front(), v[v.size() / 2]};
+  };
+  r.automatic = stats(t[0]);
+  r.sparse = stats(t[1]);
+  r.dense = stats(t[2]);
+  return r;
+}
+
 Timing softmax_u8(int64_t rows, int64_t D, int reps, Isa isa) {
   check_dims({rows, D}, "bench softmax_u8");
   if (rows * D > (int64_t)1 << 28) throw std::invalid_argument("bench softmax_u8: problem too large");

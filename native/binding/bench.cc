@@ -6,6 +6,7 @@
 //   benchGemmF32(M, K, N, iters, threads) -> mean seconds per call of a one-op linear plan
 //   qBenchSoftmax(rows, D, reps, isa?) / qBenchLayerNorm(rows, D, reps, isa?) -> {minMs, medianMs}
 //   qBenchAdd(n, reps, isa?, type?: 's8'|'s16') -> {minMs, medianMs}
+//   qBenchSparseGemm(M, K, N, density, {reps, aMax, channels, isa, seed}) -> {dense, sparse, auto, density, autoSparse, breakEven}
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -161,7 +162,38 @@ Napi::Value BenchAdd(const Napi::CallbackInfo& info) {
   });
 }
 
+// qBenchSparseGemm(M, K, N, density, {reps, aMax, channels, isa, seed}) ->
+//   {dense, sparse, auto: {minMs, medianMs}, density, autoSparse, breakEven}
+Napi::Value BenchSparseGemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, "qBenchSparseGemm", [&]() -> Napi::Value {
+    const int64_t M = integer(env, info[0], "qBenchSparseGemm: M", 1, 1 << 20),
+                  K = integer(env, info[1], "qBenchSparseGemm: K", 1, 65536),
+                  N = integer(env, info[2], "qBenchSparseGemm: N", 1, 1 << 16);
+    SWINQ_CHECK_ARG(env, info[3].IsNumber(), "qBenchSparseGemm: density must be a number");
+    const double density = info[3].As<Napi::Number>().DoubleValue();
+    SWINQ_CHECK_ARG(env, density >= 0 && density <= 1, "qBenchSparseGemm: density must be in [0, 1]");
+    Napi::Object o = info[4].IsObject() ? info[4].As<Napi::Object>() : Napi::Object::New(env);
+    bench::SparseGemmOptions so;
+    if (!o.Get("reps").IsUndefined()) so.reps = (int)integer(env, o.Get("reps"), "qBenchSparseGemm: reps", 1, 10000);
+    if (!o.Get("aMax").IsUndefined()) so.a_max = (int32_t)integer(env, o.Get("aMax"), "qBenchSparseGemm: aMax", 1, 255);
+    if (!o.Get("seed").IsUndefined()) so.seed = (uint32_t)integer(env, o.Get("seed"), "qBenchSparseGemm: seed", 0, 0xffffffffLL);
+    so.channels = o.Get("channels").ToBoolean();
+    so.isa = isa_arg(env, o.Get("isa"), "qBenchSparseGemm");
+    const bench::SparseGemmResult r = bench::gemm_u8s8_sparse(M, K, N, density, so);
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("dense", timing(env, r.dense));
+    res.Set("sparse", timing(env, r.sparse));
+    res.Set("auto", timing(env, r.automatic));
+    res.Set("density", r.density);
+    res.Set("autoSparse", r.auto_sparse);
+    res.Set("breakEven", r.break_even);
+    return res;
+  });
+}
+
 void register_bench(Napi::Env env, Napi::Object exports) {
+  exports.Set("qBenchSparseGemm", Napi::Function::New(env, BenchSparseGemm));
   exports.Set("measurePeaks", Napi::Function::New(env, MeasurePeaks));
   exports.Set("peakInt8", Napi::Function::New(env, PeakInt8));
   exports.Set("peakF32", Napi::Function::New(env, PeakF32));

@@ -54,6 +54,25 @@ GemmResult gemm_u8s8(int64_t M, int64_t K, int64_t N, const GemmOptions& o);
 // mean seconds per call over `iters` calls. threads 0 = all cores.
 double gemm_f32_seconds(int64_t M, int64_t K, int64_t N, int64_t iters, int threads);
 
+// Sparse-A u8×s8 GEMM M×K×N (a ReLU output feeding fc2) against the dense path on the same data:
+// codes in [1, a_max] with the given share of non-zeros, i.i.d. per code, or per input channel
+// (`channels`: channel k is non-zero with probability 2·density·u_k, u_k uniform — dead and busy
+// channels as a trained ReLU layer has them). Dense, forced-sparse and auto runs interleaved.
+struct SparseGemmOptions {
+  int reps = 9;
+  int32_t a_max = 127;  // ≤ 127: the int8 quad kernel; 255: the int16 pair kernel
+  bool channels = false;
+  Isa isa = Isa::scalar;
+  uint32_t seed = 1;
+};
+struct SparseGemmResult {
+  Timing dense, sparse, automatic;
+  double density = 0;         // measured share of non-zero codes
+  bool auto_sparse = false;   // what gemm_u8s8 chose with ep.sparse = 0
+  double break_even = 0;      // sparse_max_density of the packed weights
+};
+SparseGemmResult gemm_u8s8_sparse(int64_t M, int64_t K, int64_t N, double density, const SparseGemmOptions& o);
+
 Timing softmax_u8(int64_t rows, int64_t D, int reps, Isa isa);
 Timing layernorm_s16(int64_t rows, int64_t D, int reps, Isa isa);
 Timing add_q(int64_t n, int reps, Isa isa, q::QType t);

@@ -87,6 +87,9 @@ struct PackedB {
   std::vector<int16_t> b16;    // exact layout, only when !maddubs_safe
   std::vector<int32_t> colsum; // Σ_k W[k,n], n < N
   std::vector<int16_t, Align64Allocator<int16_t>> bk16;  // K-major [K][Np] int16 copy (only with PackOptions::kmajor)
+  // K-major [K][Np] int8 copy (+32 bytes of slack) when kmajor and a_max ≤ 127: the sparse path's
+  // vpmaddubsw kernel (any two s8 weights times codes ≤ 127 stay inside int16)
+  std::vector<int8_t, Align64Allocator<int8_t>> bk8;
 };
 // w: K×N, element (k, n) at w[k·ldw + n]; or with `transposed` N×K, element (k, n) at w[n·ldw + k].
 PackedB pack_b(const int8_t* w, int32_t K, int32_t N, int64_t ldw, bool transposed, const PackOptions& opt = {});
@@ -105,9 +108,10 @@ struct GemmEpilogue {
   // 1 force sparse, 2 never.
   int32_t sparse = 0;
 };
-// Density (non-zero codes / codes of A) below which ep.sparse = 0 takes the sparse path: the
-// break-even measured on Zen 3 on Swin-T fc2 shapes, lower for long rows (docs/sparsity.md).
-double sparse_max_density(int64_t K);
+// Density (non-zero codes / codes of A) below which ep.sparse = 0 takes the sparse path: below the
+// break-even measured on Zen 3 on Swin-T fc2 shapes (docs/sparsity.md); lower for long rows and
+// for codes up to 255 (no int8 K-major copy: the slower int16 pair kernel).
+double sparse_max_density(const PackedB& B);
 // Whether gemm_u8s8 with these arguments takes the sparse path (for tests and benchmarks).
 bool gemm_u8s8_uses_sparse(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep,
                            Isa isa = active_isa());

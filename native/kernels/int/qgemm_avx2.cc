@@ -444,27 +444,30 @@ static inline __attribute__((always_inline)) void tile(const GemmCtx& c, int64_t
   epilogue<MR>(c, m, pe, acc, rowsum);
 }
 
-// Epilogue of rows [m, m + mr) (mr ≤ 4) × panels [p0, p1) from raw int32 sums
+// Epilogue of rows [m, m + rows) × panels [p0, p1) from raw int32 sums
 // acc[r·ld + (p − p0)·16 + j]: the tail of the sparse-A path (qsparse_avx2.cc), the dense tiles' own.
-void gemm_epilogue_rows_avx2(const GemmCtx& c, int64_t m, int mr, int64_t p0, int64_t p1, const int32_t* acc,
+void gemm_epilogue_rows_avx2(const GemmCtx& c, int64_t m, int64_t rows, int64_t p0, int64_t p1, const int32_t* acc,
                              int64_t ld, const int32_t* rowsum) {
   for (int64_t p = p0; p < p1; ++p) {
     const PanelEp pe = panel_ep(c, p);
-    __m256i t[4][2];
-    for (int r = 0; r < mr; ++r) {
-      t[r][0] = _mm256_loadu_si256((const __m256i*)(acc + r * ld + (p - p0) * 16));
-      t[r][1] = _mm256_loadu_si256((const __m256i*)(acc + r * ld + (p - p0) * 16 + 8));
-    }
-    switch (mr) {
-      case 4: epilogue<4>(c, m, pe, t, rowsum); break;
-      case 3: epilogue<3>(c, m, pe, t, rowsum); break;
-      case 2: epilogue<2>(c, m, pe, t, rowsum); break;
-      default: epilogue<1>(c, m, pe, t, rowsum); break;
+    for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+      const int mr = (int)std::min<int64_t>(4, rows - r0);
+      __m256i t[4][2];
+      for (int r = 0; r < mr; ++r) {
+        t[r][0] = _mm256_loadu_si256((const __m256i*)(acc + (r0 + r) * ld + (p - p0) * 16));
+        t[r][1] = _mm256_loadu_si256((const __m256i*)(acc + (r0 + r) * ld + (p - p0) * 16 + 8));
+      }
+      switch (mr) {
+        case 4: epilogue<4>(c, m + r0, pe, t, rowsum + r0); break;
+        case 3: epilogue<3>(c, m + r0, pe, t, rowsum + r0); break;
+        case 2: epilogue<2>(c, m + r0, pe, t, rowsum + r0); break;
+        default: epilogue<1>(c, m + r0, pe, t, rowsum + r0); break;
+      }
     }
   }
   if (c.ep->table) {
     const int64_t n0 = p0 * 16, n1 = std::min<int64_t>(p1 * 16, c.B->N);
-    for (int r = 0; r < mr; ++r) {
+    for (int64_t r = 0; r < rows; ++r) {
       uint8_t* row = (uint8_t*)c.C + (m + r) * c.ldc + n0;
       lookup_u8_avx2(row, n1 - n0, c.ep->table, row);
     }

@@ -39,11 +39,12 @@ int64_t count_nonzero_u8_avx2(const uint8_t* a, int64_t K);
 struct SparseBlocking {
   int64_t rows, panels;
 };
-SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels);
+// wbytes: bytes per weight of the K-major copy the kernel reads (2: bk16, 1: bk8).
+SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels, int wbytes);
 void gemm_sparse_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
-// The AVX2 epilogue of rows [m, m + mr), mr ≤ 4, × panels [p0, p1) from raw sums acc[r·ld + (p − p0)·16 + j].
-void gemm_epilogue_rows_avx2(const GemmCtx& c, int64_t m, int mr, int64_t p0, int64_t p1, const int32_t* acc,
+// The AVX2 epilogue of rows [m, m + rows) × panels [p0, p1) from raw sums acc[r·ld + (p − p0)·16 + j].
+void gemm_epilogue_rows_avx2(const GemmCtx& c, int64_t m, int64_t rows, int64_t p0, int64_t p1, const int32_t* acc,
                              int64_t ld, const int32_t* rowsum);
 
 void requantize_avx2(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y);

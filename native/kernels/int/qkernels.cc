@@ -166,8 +166,12 @@ PackedB pack_b(const int8_t* w, int32_t K, int32_t N, int64_t ldw, bool transpos
   }
   if (opt.kmajor) {
     B.bk16.assign((size_t)K * B.Np, 0);
+    if (opt.a_max <= 127) B.bk8.assign((size_t)K * B.Np + 32, 0);
     for (int64_t k = 0; k < K; ++k)
-      for (int64_t n = 0; n < N; ++n) B.bk16[(size_t)(k * B.Np + n)] = at(k, n);
+      for (int64_t n = 0; n < N; ++n) {
+        B.bk16[(size_t)(k * B.Np + n)] = at(k, n);
+        if (!B.bk8.empty()) B.bk8[(size_t)(k * B.Np + n)] = at(k, n);
+      }
   }
   return B;
 }
@@ -216,6 +220,8 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
          "gemm_u8s8: PackedB lacks the exact int16 copy");
   QCHECK(B.bk16.empty() || (int64_t)B.bk16.size() == (int64_t)B.K * B.Np,
          "gemm_u8s8: PackedB K-major copy has the wrong size");
+  QCHECK(B.bk8.empty() || ((int64_t)B.bk8.size() == (int64_t)B.K * B.Np + 32 && !B.bk16.empty() && B.a_max <= 127),
+         "gemm_u8s8: PackedB K-major int8 copy is inconsistent");
   QCHECK(ep.sparse >= 0 && ep.sparse <= 2, "gemm_u8s8: ep.sparse must be 0, 1 or 2");
   QCHECK(ep.sparse != 1 || !B.bk16.empty(), "gemm_u8s8: ep.sparse = 1 needs pack_b(..., kmajor = true)");
   QCHECK(M >= 0, "gemm_u8s8: M must be ≥ 0");

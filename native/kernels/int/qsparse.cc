@@ -21,10 +21,14 @@ static bool offsets_fit(const PackedB& B) { return (int64_t)B.K * B.Np <= ((int6
 
 }  // namespace detail
 
-double sparse_max_density(int64_t K) {
-  // break-even on Zen 3 (docs/sparsity.md): K 384 / 768 ≈ 0.27, K 1536 ≈ 0.21, K 3072 ≈ 0.17; kept
-  // below it so the sparse path is never the slower one
-  return K <= 1024 ? 0.22 : K <= 2048 ? 0.17 : 0.13;
+double sparse_max_density(const PackedB& B) {
+  // break-even on Zen 3, fc2 3136×384×96, 784×768×192, 196×1536×384, 49×3072×768 (docs/sparsity.md):
+  // int8 quad kernel ≈ 0.38 / 0.38 / 0.33 / 0.28, int16 pair kernel ≈ 0.28 / 0.27 / 0.21 / 0.17;
+  // kept below it so the sparse path is never the slower one
+  // short rows (micro-Swin fc2, K = 192) leave little dense work to save: break-even ≈ 0.09 (int8)
+  const int64_t K = B.K;
+  if (!B.bk8.empty()) return K < 256 ? 0.08 : K <= 1024 ? 0.28 : K <= 2048 ? 0.25 : 0.20;
+  return K < 256 ? 0.06 : K <= 1024 ? 0.20 : K <= 2048 ? 0.15 : 0.12;
 }
 
 bool gemm_u8s8_uses_sparse(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep,
@@ -46,17 +50,18 @@ bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, co
     const uint8_t* a = A + (i * M / rows) * lda;
     nz += avx2 ? count_nonzero_u8_avx2(a, B.K) : count_nonzero_u8(a, B.K);
   }
-  return (double)nz < sparse_max_density(B.K) * (double)(rows * B.K);
+  return (double)nz < sparse_max_density(B) * (double)(rows * B.K);
 }
 
-SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels) {
+SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels, int wbytes) {
   SparseBlocking b;
-  // the column block's weight slice (K·32 bytes per panel) in L1 (24 KiB) when that still leaves
+  // the column block's weight slice (K·16·wbytes per panel) in L1 (24 KiB) when that still leaves
   // 2 panels per row sweep, else in L2 (256 KiB, half of Zen 3's): fc2 3136×384×96 at 10 % density
   // 0.93 ms with 2-panel L1 blocks vs 1.22 ms with 6-panel L2 blocks; 49×3072×768 1.24 ms (L2) vs
   // 2.65 ms (1-panel L1 blocks) — docs/sparsity.md
-  const int64_t l1 = (int64_t)24576 / (K * 32), l2 = (int64_t)262144 / (K * 32);
+  const int64_t per_panel = K * 16 * wbytes, l1 = (int64_t)24576 / per_panel, l2 = (int64_t)262144 / per_panel;
   b.panels = std::max<int64_t>(1, std::min<int64_t>(panels, l1 >= 2 ? l1 : l2));
+  if (wbytes == 1 && b.panels > 1 && b.panels < panels) b.panels &= ~(int64_t)1;  // whole 32-column groups
   b.rows = std::max<int64_t>(4, std::min<int64_t>(64, (rows + 3) / 4 * 4));
   return b;
 }
