@@ -3,8 +3,8 @@
 // (bench/int-block.js builders) with the MLP activation as
 //   gelu:        fc1 + 256-entry GELU table epilogue, fc2 dense (input zero point ≠ 0)
 //   relu dense:  fc1 + fused ReLU epilogue (u8, zero point 0), fc2 dense (createPlan option sparseA: false)
-//   relu sparse: the same plan, fc2 skips the zero codes per 4-row tile below the break-even
-//                density (qkernels.h sparse_max_density; docs/sparsity.md)
+//   relu sparse: the same plan, fc2 skips the zero codes when the run's measured density is below
+//                the break-even (qkernels.h sparse_max_density; docs/sparsity.md)
 // All plans run interleaved in the same process; ms per run = min / median of --runs (wall) and
 // min thread-CPU (process.cpuUsage: the machine is shared, wall time includes preemption).
 // The ReLU density (share of non-zero fc1 output codes) of the random block is ~50 %; --density

@@ -124,9 +124,9 @@ export function plotPng(rows, title) {
   }
   cv.line(L, T, L, H - B, black, 2);
   cv.line(L, H - B, W - R, H - B, black, 2);
-  cv.text(L, 20, title, black);
+  cv.text(8, 8, title, black);
   cv.text((L + W - R) / 2 - 120, H - 30, 'NON-ZERO CODES (DENSITY)', black);
-  cv.text(8, T - 30, 'DENSE MS / SPARSE MS', black);
+  cv.text(8, T - 24, 'SPEED-UP = DENSE MS / SPARSE MS', black);
   const labels = [...new Set(rows.map((r) => r.label))];
   labels.forEach((label, i) => {
     const c = COLORS[i % COLORS.length];
@@ -180,7 +180,7 @@ function main() {
         `${row.sparse_ms.toFixed(3)} (${row.sparse_ms_median.toFixed(3)}) | ${row.speedup.toFixed(2)}× | ${row.auto_ms.toFixed(3)} | ` +
         `${row.auto_speedup.toFixed(2)}× | ${row.auto_sparse ? 'sparse' : 'dense'} |`);
     }
-  fs.writeFileSync(pngPath, plotPng(rows, `SPARSE FC2 VS DENSE, ${isa}, 1 THREAD, ${pattern === 'iid' ? 'IID' : 'PER-CHANNEL'} ZEROS, CODES <= ${aMax}`));
+  fs.writeFileSync(pngPath, plotPng(rows, `SPARSE FC2 VS DENSE, ${isa}, 1 THREAD, ${pattern === 'iid' ? 'IID' : 'PER-CHANNEL'} ZEROS, CODES UP TO ${aMax}`));
   log(`plot: ${path.relative(process.cwd(), pngPath)}`);
   if (json) process.stdout.write(JSON.stringify({ isa, cpu, pattern, a_max: aMax, runs, rows, png: pngPath }) + '\n');
 }

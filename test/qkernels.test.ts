@@ -216,6 +216,22 @@ describe('swinq bench-kernels', () => {
     expect(() => native.qBenchGemm(8, 16, 16, { isa: 'avx512vnni' })).toThrow(/no avx512vnni kernel set/);
     expect(() => native.qBenchAdd(16, 1, undefined, 's32' as 's8')).toThrow(/type must be s8 or s16/);
   });
+
+  it('the sparse-A benchmark measures the density it generated and reports the per-call choice', () => {
+    for (const aMax of [127, 255]) {
+      const lo = native.qBenchSparseGemm(64, 384, 96, 0.05, { reps: 1, aMax });
+      expect(Math.abs(lo.density - 0.05)).toBeLessThan(0.01);
+      expect(lo.breakEven).toBeGreaterThan(0.05);
+      expect(lo.autoSparse).toBe(true);
+      expect(lo.sparse.minMs).toBeGreaterThan(0);
+      const hi = native.qBenchSparseGemm(64, 384, 96, 0.6, { reps: 1, aMax, channels: true });
+      expect(Math.abs(hi.density - 0.6)).toBeLessThan(0.06);
+      expect(hi.autoSparse).toBe(false);
+    }
+    expect(native.qBenchSparseGemm(8, 16, 16, 0.1, { reps: 1, aMax: 127 }).breakEven)
+      .toBeGreaterThan(native.qBenchSparseGemm(8, 16, 16, 0.1, { reps: 1, aMax: 255 }).breakEven);
+    expect(() => native.qBenchSparseGemm(8, 16, 16, 1.5)).toThrow(/density must be in \[0, 1\]/);
+  });
 });
 
 function erf(x: number): number {

@@ -23,9 +23,10 @@ static bool offsets_fit(const PackedB& B) { return (int64_t)B.K * B.Np <= ((int6
 
 double sparse_max_density(const PackedB& B) {
   // break-even on Zen 3, fc2 3136×384×96, 784×768×192, 196×1536×384, 49×3072×768 (docs/sparsity.md):
-  // int8 quad kernel ≈ 0.38 / 0.38 / 0.33 / 0.28, int16 pair kernel ≈ 0.28 / 0.27 / 0.21 / 0.17;
-  // kept below it so the sparse path is never the slower one
-  // short rows (micro-Swin fc2, K = 192) leave little dense work to save: break-even ≈ 0.09 (int8)
+  // int8 quad kernel ≈ 0.37 / 0.37 / 0.31 / 0.22–0.25; int16 pair kernel against the fast dense
+  // kernel ≈ 0.28 / 0.27 / 0.21 / 0.17 (higher against the exact int16 one); kept below it so the
+  // sparse path is never the slower one
+  // short rows (micro-Swin fc2, K = 192) leave little dense work to save: break-even ≈ 0.1–0.2 (int8)
   const int64_t K = B.K;
   if (!B.bk8.empty()) return K < 256 ? 0.08 : K <= 1024 ? 0.28 : K <= 2048 ? 0.25 : 0.20;
   return K < 256 ? 0.06 : K <= 1024 ? 0.20 : K <= 2048 ? 0.15 : 0.12;
@@ -43,8 +44,9 @@ bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, co
   if (B.bk16.empty() || ep.sparse == 2 || M == 0) return false;
   QCHECK(offsets_fit(B), "gemm_u8s8: the sparse-A path needs K·Np ≤ 2^30");
   if (ep.sparse == 1) return true;
-  // density of up to 64 evenly spaced rows: the decision needs a share, not an exact count
-  const int64_t rows = std::min<int64_t>(M, 64);
+  // density of up to 16 evenly spaced rows (≥ 3k codes on fc2 shapes): the decision needs a share,
+  // not an exact count, and 64 rows cost 3 % of a micro-Swin fc2 (49×384×96, 20 µs)
+  const int64_t rows = std::min<int64_t>(M, 16);
   int64_t nz = 0;
   for (int64_t i = 0; i < rows; ++i) {
     const uint8_t* a = A + (i * M / rows) * lda;
