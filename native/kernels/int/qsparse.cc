@@ -42,7 +42,10 @@ namespace detail {
 
 bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, bool avx2) {
   if (B.bk16.empty() || ep.sparse == 2 || M == 0) return false;
-  QCHECK(offsets_fit(B), "gemm_u8s8: the sparse-A path needs K·Np ≤ 2^30");
+  if (!offsets_fit(B)) {  // auto declines; forcing it is an error
+    QCHECK(ep.sparse != 1, "gemm_u8s8: ep.sparse = 1 needs K·Np ≤ 2^30 (int32 weight-row offsets)");
+    return false;
+  }
   if (ep.sparse == 1) return true;
   // density of up to 16 evenly spaced rows (≥ 3k codes on fc2 shapes): the decision needs a share,
   // not an exact count, and 64 rows cost 3 % of a micro-Swin fc2 (49×384×96, 20 µs)
