@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // fp32 GEMM throughput of the plan executor's linear op (packed B, fused epilogue) on Swin-T and
 // micro-Swin shapes, 1 and 2 threads. Each point: min and median GFLOPS over several runs
-// (the machine is shared: trust the min-time / max-GFLOPS column, read the median as noise).
+// (the machine is shared: trust the min-time / max-GFLOPS column, read the median as noise), and
+// the fraction of the kernel set's fp32 peak measured in the same run (register-only FMA loop).
 // Usage: node bench/gemm-f32.js [--runs 7] [--isa scalar|avx2] [--json]
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -17,6 +18,8 @@ const runs = Number(opt('runs', '7'));
 const isa = opt('isa', 'auto');
 const json = args.includes('--json');
 native.setIsa(isa);
+const peak = native.peakF32(native.activeIsa());
+if (!json) console.log(`fp32 peak (${peak.sequence}, 1 core, measured): ${peak.gops.toFixed(1)} GFLOPS`);
 
 // [label, M, K, N]: Swin-T stage-1 MLP/QKV at batch 1 (3136 tokens), stage 3, and micro-Swin-like.
 const shapes = [
@@ -38,11 +41,12 @@ for (const [label, M, K, N] of shapes) {
     for (let r = 0; r < runs; ++r) secs.push(native.benchGemmF32(M, K, N, iters, threads));
     secs.sort((a, b) => a - b);
     const best = flop / secs[0] / 1e9, median = flop / secs[Math.floor(secs.length / 2)] / 1e9;
-    results.push({ label, M, K, N, threads, isa: native.activeIsa(), gflops_best: +best.toFixed(1), gflops_median: +median.toFixed(1) });
+    results.push({ label, M, K, N, threads, isa: native.activeIsa(), gflops_best: +best.toFixed(1), gflops_median: +median.toFixed(1),
+      peak_fraction: +(best / (peak.gops * threads)).toFixed(3) });
     if (!json) {
       console.log(`${label.padEnd(14)} M=${String(M).padStart(4)} K=${String(K).padStart(4)} N=${String(N).padStart(4)} ` +
-        `threads=${threads} ${native.activeIsa()}: best ${best.toFixed(1)} GFLOPS, median ${median.toFixed(1)}`);
+        `threads=${threads} ${native.activeIsa()}: best ${best.toFixed(1)} GFLOPS (${(100 * best / (peak.gops * threads)).toFixed(0)}% of peak), median ${median.toFixed(1)}`);
     }
   }
 }
-if (json) process.stdout.write(JSON.stringify({ gemm_f32: results }) + '\n');
+if (json) process.stdout.write(JSON.stringify({ isa: native.activeIsa(), peak_gflops: +peak.gops.toFixed(2), gemm_f32: results }) + '\n');

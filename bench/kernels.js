@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Integer kernel benchmarks: u8×s8 GEMM GOPS on Swin-T and micro-Swin shapes (1 and 2 threads) as
-// a fraction of 192 GOPS/core and of a measured clock (32 MAC/cycle), the same shapes in
+// a fraction of the kernel set's int8 peak measured in this run (a register-only loop of its
+// instruction sequence, native/bench/peak.cc) and of a measured clock (32 MAC/cycle), the same shapes in
 // onnxruntime-node (one-node QLinearMatMul / MatMulInteger graphs built with onnx-proto in this
 // run, with and without session.x64quantprecision=1), integer softmax / LayerNorm throughput and
 // their share of a Swin-T stage-1 block. Timings: min and median over --runs (shared machine:
 // read the min, the median is the noise).
-// Usage: node bench/kernels.js [--runs 7] [--threads 1,2] [--quick] [--no-ort] [--json]
+// Usage: node bench/kernels.js [--runs 7] [--threads 1,2] [--isa scalar|avx2] [--quick] [--no-ort] [--json]
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,8 +14,6 @@ import { fileURLToPath } from 'node:url';
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const require = createRequire(import.meta.url);
 const native = require(process.env.SWINQ_ADDON ?? path.join(root, 'build', 'Release', 'swinq.node'));
-
-const PEAK_GOPS_PER_CORE = 192;  // 32 MAC/cycle · 2 ops · 3.0 GHz (Zen 3, vpmaddubsw + vpmaddwd + vpaddd)
 
 /** One-node ORT graph: QLinearMatMul (u8 out) or MatMulInteger (s32 out), B an int8 initializer. */
 export function buildQGemmModel(kind, M, K, N, seed = 1) {
@@ -91,8 +90,12 @@ async function main() {
   const noOrt = args.includes('--no-ort');
   const log = (s) => { if (!json) console.log(s); };
 
+  native.setIsa(opt('isa', 'auto'));
+  const isa = native.activeIsa();
+  const peak = native.peakInt8(isa);
   const ghz = native.qMeasureClockGHz();
-  log(`clock ≈ ${ghz.toFixed(2)} GHz (dependent-add chain); peak 32 MAC/cycle = ${(64 * ghz).toFixed(0)} GOPS/core at that clock`);
+  log(`${isa}: int8 peak ${peak.gops.toFixed(1)} GOPS/core measured (${peak.sequence}); clock ≈ ${ghz.toFixed(2)} GHz ` +
+    `(dependent-add chain), 32 MAC/cycle = ${(64 * ghz).toFixed(0)} GOPS/core at that clock`);
   const shapes = [
     ['swin-t s1 fc1', 3136, 96, 384], ['swin-t s1 qkv', 3136, 96, 288], ['swin-t s1 fc2', 3136, 384, 96],
     ['swin-t s2 fc1', 784, 192, 768], ['swin-t s3 fc1', 196, 384, 1536], ['swin-t s4 fc1', 49, 768, 3072],
@@ -112,7 +115,7 @@ async function main() {
         swinq_u8_requant_gops: +gops(M, K, N, u8.minMs).toFixed(1),
         swinq_exact_int16_gops: +gops(M, K, N, exact.minMs).toFixed(1),
       };
-      row.peak_fraction = +(row.swinq_s32_gops / (PEAK_GOPS_PER_CORE * threads)).toFixed(3);
+      row.peak_fraction = +(row.swinq_s32_gops / (peak.gops * threads)).toFixed(3);
       row.clock_fraction = +(row.swinq_s32_gops / (64 * ghz * threads)).toFixed(3);
       if (!noOrt) {
         const q = await benchOrtGemm('qlinear', M, K, N, { threads, runs });
@@ -126,7 +129,7 @@ async function main() {
       rows.push(row);
       log(`${label.padEnd(15)} ${M}x${K}x${N} t=${threads}: swinq s32 ${row.swinq_s32_gops} (median ${row.swinq_s32_gops_median}) ` +
         `u8+requant ${row.swinq_u8_requant_gops} exact-int16 ${row.swinq_exact_int16_gops} GOPS; ` +
-        `${(row.peak_fraction * 100).toFixed(0)}% of 192/core, ${(row.clock_fraction * 100).toFixed(0)}% of clock peak` +
+        `${(row.peak_fraction * 100).toFixed(0)}% of peak, ${(row.clock_fraction * 100).toFixed(0)}% of clock peak` +
         (noOrt ? '' : `; ORT QLinearMatMul ${row.ort_qlinearmatmul_gops} (precision=1: ${row.ort_qlinearmatmul_precision_gops}), ` +
           `MatMulInteger ${row.ort_matmulinteger_gops}; swinq/ORT ${row.speedup_vs_ort_qlinear}×`));
     }
@@ -151,7 +154,7 @@ async function main() {
     `(${norm.layernorm_melem_per_s} Melem/s); int16 residual add 3136x96: ${norm.residual_add_ms} ms`);
   log(`Swin-T stage-1 block (1 thread): GEMMs ${norm.block_gemm_ms} ms, total ${norm.block_total_ms} ms; softmax + 2 LN = ` +
     `${(norm.softmax_layernorm_fraction * 100).toFixed(1)}%`);
-  if (json) process.stdout.write(JSON.stringify({ clock_ghz: +ghz.toFixed(3), gemm: rows, norm }) + '\n');
+  if (json) process.stdout.write(JSON.stringify({ isa, peak_gops: +peak.gops.toFixed(2), clock_ghz: +ghz.toFixed(3), gemm: rows, norm }) + '\n');
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

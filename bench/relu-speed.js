@@ -2,9 +2,9 @@
 // ReLU speed-up of integer inference (issue 6): the same Swin block shape as ONE integer plan
 // (bench/int-block.js builders) with the MLP activation as
 //   gelu:        fc1 + 256-entry GELU table epilogue, fc2 dense (input zero point ≠ 0)
-//   relu dense:  fc1 + fused ReLU epilogue (u8, zero point 0), fc2 dense (SWINQ_SPARSE=0 at load)
-//   relu sparse: the same plan, fc2 skips the zero codes per 4-row tile below the break-even
-//                density (qkernels.h kSparseMaxDensity; docs/integer-kernels.md "Sparse A")
+//   relu dense:  fc1 + fused ReLU epilogue (u8, zero point 0), fc2 dense (createPlan option sparseA: false)
+//   relu sparse: the same plan, fc2 skips the zero codes when the run's measured density is below
+//                the break-even (qkernels.h sparse_max_density; docs/sparsity.md)
 // All plans run interleaved in the same process; ms per run = min / median of --runs (wall) and
 // min thread-CPU (process.cpuUsage: the machine is shared, wall time includes preemption).
 // The ReLU density (share of non-zero fc1 output codes) of the random block is ~50 %; --density
@@ -62,7 +62,7 @@ function density(ref) {
 }
 
 // Density of relu(x) codes for every Erf input x/√2 of the model (same sign as the GELU input).
-async function modelDensity(require, modelPath, images) {
+async function modelDensity(require, native, modelPath, images) {
   const ort = require('onnxruntime-node');
   const proto = require('onnx-proto');
   const onnx = proto.onnx ?? proto.default?.onnx ?? proto;
@@ -85,14 +85,17 @@ async function modelDensity(require, modelPath, images) {
     let mx = 0;
     for (const v of d) mx = Math.max(mx, v);
     const s = mx / 255;
-    let nz = 0, tiles = 0, sparseTiles = 0;
+    let nz = 0, tiles = 0;
     for (let r = 0; r + 4 <= d.length / K; r += 4) {
       let t = 0;
       for (let i = r * K; i < (r + 4) * K; ++i) t += Math.round(d[i] / s) > 0 ? 1 : 0;
       nz += t; ++tiles;
-      if (t < 0.15 * 4 * K) ++sparseTiles;
     }
-    layers.push({ tensor: n, dims: out[n].dims, density: +(nz / (tiles * 4 * K)).toFixed(4), tiles_below_break_even: +(sparseTiles / tiles).toFixed(4) });
+    // fc2 takes the sparse path per run when the layer's density is below the break-even of its
+    // packed weights (7-bit codes: the int8 kernel); the benchmark entry point reports it for K
+    const breakEven = native.qBenchSparseGemm(4, K, 16, 0, { reps: 1, aMax: 127 }).breakEven;
+    const density = nz / (tiles * 4 * K);
+    layers.push({ tensor: n, dims: out[n].dims, density: +density.toFixed(4), break_even: breakEven, sparse_fc2: density < breakEven });
     all += tiles * 4 * K; allNz += nz;
   }
   return { model: modelPath, images, density: +(allNz / all).toFixed(4), layers };
@@ -102,10 +105,7 @@ export function runCase(native, p, xw, x, runs, label) {
   const refG = floatBlock(p, xw, 'gelu'), refR = floatBlock(p, xw, 'relu');
   const opts = { threads: 1, profile: true };
   const gelu = native.createPlan(buildIntBlock(p, refG, 'gelu'), opts);
-  const prev = process.env.SWINQ_SPARSE;
-  process.env.SWINQ_SPARSE = '0';
-  const reluDense = native.createPlan(buildIntBlock(p, refR, 'relu'), opts);
-  if (prev === undefined) delete process.env.SWINQ_SPARSE; else process.env.SWINQ_SPARSE = prev;
+  const reluDense = native.createPlan(buildIntBlock(p, refR, 'relu'), { ...opts, sparseA: false });
   const reluSparse = native.createPlan(buildIntBlock(p, refR, 'relu'), opts);
   const [g, rd, rs] = measure([gelu, reluDense, reluSparse], x, runs);
   let same = true;
@@ -148,14 +148,14 @@ async function main() {
   const res = { shape: { tokens: p.T, ...shape, hidden: p.H }, isa: native.activeIsa(), runs, rows };
   const shared = path.join(root, '..', 'shared', 'models', 'swin-micro-fmnist.onnx');
   const modelPath = opt('model', fs.existsSync(shared) ? shared : '');
-  if (modelPath) res.model_density = await modelDensity(require, modelPath, Number(opt('images', 256)));
+  if (modelPath) res.model_density = await modelDensity(require, native, modelPath, Number(opt('images', 256)));
   if (args.includes('--json')) { console.log(JSON.stringify(res)); return; }
   console.log(`Swin block, ${p.T} tokens, C=${p.C}, MLP ${p.H}, threads 1, isa ${res.isa}, ${runs} interleaved runs; ms min / median / cpu-min`);
   const f = (m) => `${m.min.toFixed(2)} / ${m.median.toFixed(2)} / ${m.cpu_min.toFixed(2)}`;
   if (res.model_density) {
     const md = res.model_density;
     console.log(`  ${path.basename(md.model)} with GELU→ReLU (${md.images} test images): non-zero codes ${(md.density * 100).toFixed(1)} % ` +
-      `(${md.layers.map((l) => `${(l.density * 100).toFixed(1)} %, ${(l.tiles_below_break_even * 100).toFixed(1)} % of tiles sparse`).join('; ')})`);
+      `(${md.layers.map((l) => `${(l.density * 100).toFixed(1)} % → ${l.sparse_fc2 ? 'sparse' : 'dense'} fc2 (break-even ${(l.break_even * 100).toFixed(0)} %)`).join('; ')})`);
   }
   for (const r of rows) {
     console.log(`  ${r.label} (ReLU density ${(r.relu_density * 100).toFixed(1)} %):`);

@@ -9,8 +9,15 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const packageRoot = path.resolve(here, '..');
 
 export interface CpuFeatures {
-  avx2: boolean; fma: boolean; f16c: boolean; avx512f: boolean; avx512vnni: boolean; avxvnni: boolean;
+  os_ymm: boolean; os_zmm: boolean;  // the OS saves ymm / zmm state (xgetbv); features need it
+  avx2: boolean; fma: boolean; f16c: boolean;
+  avx512f: boolean; avx512bw: boolean; avx512vl: boolean; avx512vnni: boolean; avxvnni: boolean;
 }
+
+/** A register-only peak loop (native/bench/peak.cc): gops = int8 or fp32 ops/s / 1e9, 1 core. */
+export interface PeakLoop { name: string; sequence: string; available: boolean; reason?: string; gops: number }
+/** min / median wall ms of a benchmark's timed runs. */
+export interface BenchTiming { minMs: number; medianMs: number }
 
 /** A tensor of a compiled plan (see native/include/swinq/plan.h). */
 export interface PlanTensorDesc {
@@ -55,9 +62,25 @@ export interface NativeBinding {
   setIsa(isa: 'scalar' | 'avx2' | 'auto'): void;
   opNames(): string[];
   /** Validates and loads a plan; throws an Error naming the op index, op and ONNX node on bad input. */
-  createPlan?(desc: PlanDescJS, options: { threads: number; profile?: boolean }): NativePlan;
+  createPlan?(desc: PlanDescJS, options: { threads: number; profile?: boolean; sparseA?: boolean }): NativePlan;
+  /** Why `isa` cannot be forced on this CPU / build; '' when setIsa(isa) works. */
+  isaUnavailableReason(isa: string): string;
+  // Benchmarks (native/binding/bench.cc → native/bench/): data, timing loops and peaks live in the core.
+  measurePeaks(): PeakLoop[];
+  peakInt8(isa?: string): PeakLoop;
+  peakF32(isa?: string): PeakLoop;
+  qMeasureClockGHz(): number;
+  qBenchGemm(M: number, K: number, N: number, o?: { threads?: number; reps?: number; out?: 's32' | 'u8'; path?: 0 | 1 | 2; isa?: string; spawn?: boolean }):
+    BenchTiming & { gops: number; maddubsSafe: boolean };
   /** Mean seconds per call of a one-op M×K·K×N linear plan (bench/gemm-f32.js); threads 0 = all cores. */
-  benchGemmF32?(M: number, K: number, N: number, iters: number, threads: number): number;
+  benchGemmF32(M: number, K: number, N: number, iters: number, threads: number): number;
+  qBenchSoftmax(rows: number, D: number, reps: number, isa?: string): BenchTiming;
+  qBenchLayerNorm(rows: number, D: number, reps: number, isa?: string): BenchTiming;
+  qBenchAdd(n: number, reps: number, isa?: string, type?: 's8' | 's16'): BenchTiming;
+  /** Sparse-A GEMM vs dense on generated ReLU-like codes (native/bench/bench.cc), interleaved runs. */
+  qBenchSparseGemm(M: number, K: number, N: number, density: number,
+    o?: { reps?: number; aMax?: number; channels?: boolean; isa?: string; seed?: number }):
+    { dense: BenchTiming; sparse: BenchTiming; auto: BenchTiming; density: number; autoSparse: boolean; breakEven: number };
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   [name: string]: any;
 }

@@ -160,18 +160,77 @@ describe('integer kernels (binding)', () => {
 });
 
 describe('swinq bench-kernels', () => {
-  it('prints the contract keys as one JSON line and rejects bad flags in one line', () => {
+  it('prints the contract keys as one JSON line: measured peaks of the active kernel set, fractions that agree', () => {
     const r = spawnSync(process.execPath, [cli, 'bench-kernels', '--json', '--runs', '2', '--threads', '1'], { encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    for (const k of ['gemm_u8s8_gops', 'gemm_u8s8_peak_fraction', 'gemm_f32_gflops', 'onnxruntime_qlinearmatmul_gops']) {
+    for (const k of ['peak_gops', 'gemm_u8s8_gops', 'gemm_u8s8_peak_fraction', 'peak_gflops', 'gemm_f32_gflops', 'onnxruntime_qlinearmatmul_gops']) {
       expect(typeof j[k], k).toBe('number');
       expect(j[k], k).toBeGreaterThan(0);
     }
-    expect(j.gemm_u8s8_peak_fraction).toBeCloseTo(j.gemm_u8s8_gops / 192, 3);
+    expect(j.isa).toBe(native.activeIsa());
+    expect(j.cpu_features).toEqual(native.cpuFeatures());
+    const rel = (a: number, b: number) => Math.abs(a - b) / b;
+    expect(rel(j.gemm_u8s8_peak_fraction, j.gemm_u8s8_gops / j.peak_gops)).toBeLessThan(1e-3);
+    expect(rel(j.gemm_f32_peak_fraction, j.gemm_f32_gflops / j.peak_gflops)).toBeLessThan(1e-3);
+    // the peaks are the active set's loops; every loop is either measured or listed as skipped with a reason
+    expect(j.peaks[`int8_${j.isa}`]).toBe(j.peak_gops);
+    expect(j.peaks[`f32_${j.isa}`]).toBe(j.peak_gflops);
+    const f = native.cpuFeatures();
+    expect('int8_avx512vnni' in j.peaks).toBe(f.avx512f && f.avx512vnni);
+    expect('int8_avx512vnni' in j.peaks_skipped).toBe(!(f.avx512f && f.avx512vnni));
+    expect('int8_avxvnni' in j.peaks_skipped).toBe(!f.avxvnni);
+    for (const v of Object.values(j.peaks_skipped)) expect(v).toMatch(/CPU lacks/);
     const bad = spawnSync(process.execPath, [cli, 'bench-kernels', '--runs', '0'], { encoding: 'utf8' });
     expect(bad.status).not.toBe(0);
     expect(bad.stderr.trim().split('\n')).toEqual([expect.stringMatching(/--runs must be an integer/)]);
+  });
+
+  it('--isa scalar measures the scalar set against its own peak; a set this build or CPU lacks is a one-line error', () => {
+    const r = spawnSync(process.execPath, [cli, 'bench-kernels', '--json', '--runs', '1', '--threads', '1', '--isa', 'scalar', '--no-ort'],
+      { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(j.isa).toBe('scalar');
+    expect(j.peak_gops).toBe(j.peaks.int8_scalar);
+    expect(Math.abs(j.gemm_u8s8_peak_fraction - j.gemm_u8s8_gops / j.peak_gops) / j.gemm_u8s8_peak_fraction).toBeLessThan(1e-3);
+    for (const isa of ['avx512vnni', 'avxvnni', 'avx512', 'sse9']) {
+      const bad = spawnSync(process.execPath, [cli, 'bench-kernels', '--isa', isa, '--no-ort'], { encoding: 'utf8' });
+      expect(bad.status, isa).not.toBe(0);
+      expect(bad.stderr.trim().split('\n'), isa).toEqual([expect.stringMatching(new RegExp(`--isa: .*'${isa}'`))]);
+    }
+    if (!hasAvx2) expect(native.isaUnavailableReason('avx2')).toMatch(/lacks/);
+    else expect(native.isaUnavailableReason('avx2')).toBe('');
+  });
+
+  it('the peak loops and kernel benchmarks report through typed entry points', () => {
+    const p = native.peakInt8('scalar');
+    expect(p).toMatchObject({ name: 'int8_scalar', available: true });
+    expect(p.gops).toBeGreaterThan(0);
+    if (hasAvx2) expect(native.peakF32('avx2')).toMatchObject({ name: 'f32_avx2', sequence: 'vfmadd231ps ymm', available: true });
+    const g = native.qBenchGemm(8, 16, 16, { reps: 2, out: 'u8' });
+    expect(g.minMs).toBeGreaterThan(0);
+    expect(g.medianMs).toBeGreaterThanOrEqual(g.minMs);
+    expect(g.maddubsSafe).toBe(true);
+    expect(() => native.qBenchGemm(0, 16, 16)).toThrow(/qBenchGemm: M must be an integer/);
+    expect(() => native.qBenchGemm(8, 16, 16, { isa: 'avx512vnni' })).toThrow(/no avx512vnni kernel set/);
+    expect(() => native.qBenchAdd(16, 1, undefined, 's32' as 's8')).toThrow(/type must be s8 or s16/);
+  });
+
+  it('the sparse-A benchmark measures the density it generated and reports the per-call choice', () => {
+    for (const aMax of [127, 255]) {
+      const lo = native.qBenchSparseGemm(64, 384, 96, 0.05, { reps: 1, aMax });
+      expect(Math.abs(lo.density - 0.05)).toBeLessThan(0.01);
+      expect(lo.breakEven).toBeGreaterThan(0.05);
+      expect(lo.autoSparse).toBe(true);
+      expect(lo.sparse.minMs).toBeGreaterThan(0);
+      const hi = native.qBenchSparseGemm(64, 384, 96, 0.6, { reps: 1, aMax, channels: true });
+      expect(Math.abs(hi.density - 0.6)).toBeLessThan(0.06);
+      expect(hi.autoSparse).toBe(false);
+    }
+    expect(native.qBenchSparseGemm(8, 16, 16, 0.1, { reps: 1, aMax: 127 }).breakEven)
+      .toBeGreaterThan(native.qBenchSparseGemm(8, 16, 16, 0.1, { reps: 1, aMax: 255 }).breakEven);
+    expect(() => native.qBenchSparseGemm(8, 16, 16, 1.5)).toThrow(/density must be in \[0, 1\]/);
   });
 });
 

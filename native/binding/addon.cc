@@ -13,13 +13,22 @@ std::vector<ExportFn>& export_fns() {
 static Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
   const swinq::CpuFeatures& f = swinq::cpu_features();
   Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("os_ymm", f.os_ymm);
+  o.Set("os_zmm", f.os_zmm);
   o.Set("avx2", f.avx2);
   o.Set("fma", f.fma);
   o.Set("f16c", f.f16c);
   o.Set("avx512f", f.avx512f);
+  o.Set("avx512bw", f.avx512bw);
+  o.Set("avx512vl", f.avx512vl);
   o.Set("avx512vnni", f.avx512vnni);
   o.Set("avxvnni", f.avxvnni);
   return o;
+}
+
+static Napi::Value IsaUnavailableReason(const Napi::CallbackInfo& info) {
+  SWINQ_CHECK_ARG(info.Env(), info.Length() == 1 && info[0].IsString(), "isaUnavailableReason(isa): isa must be a string");
+  return Napi::String::New(info.Env(), swinq::isa_unavailable_reason(info[0].As<Napi::String>()));
 }
 
 static Napi::Value ActiveIsa(const Napi::CallbackInfo& info) {
@@ -51,6 +60,7 @@ static Napi::Object InitSwinq(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuFeatures", Napi::Function::New(env, CpuFeatures));
   exports.Set("activeIsa", Napi::Function::New(env, ActiveIsa));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
+  exports.Set("isaUnavailableReason", Napi::Function::New(env, IsaUnavailableReason));
   exports.Set("opNames", Napi::Function::New(env, OpNames));
   for (ExportFn fn : export_fns()) fn(env, exports);
   return exports;

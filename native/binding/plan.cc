@@ -1,4 +1,4 @@
-// createPlan(desc, {threads, profile}) → NativePlan (src/native.ts). Converts and checks every JS
+// createPlan(desc, {threads, profile, sparseA}) → NativePlan (src/native.ts). Converts and checks every JS
 // value (TypeError naming the field), then hands a PlanDesc to swinq::Plan::create, which
 // validates the sizes. runAsync runs on a libuv worker with the JS views pinned by references.
 #include <cmath>
@@ -274,6 +274,11 @@ Napi::Value CreatePlan(const Napi::CallbackInfo& info) {
     if (!p.IsUndefined()) {
       if (!p.IsBoolean()) type_error(env, "createPlan: options.profile must be a boolean");
       opt.profile = p.As<Napi::Boolean>().Value();
+    }
+    Napi::Value sa = o.Get("sparseA");
+    if (!sa.IsUndefined()) {
+      if (!sa.IsBoolean()) type_error(env, "createPlan: options.sparseA must be a boolean");
+      opt.sparse_a = sa.As<Napi::Boolean>().Value();
     }
   }
   Holder h;

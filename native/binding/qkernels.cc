@@ -1,8 +1,7 @@
-// Thin bindings of the integer kernels (swinq/qkernels.h) for tests and benchmarks. Every
+// Thin bindings of the integer kernels (swinq/qkernels.h) for tests (benchmarks: bench.cc). Every
 // function takes typed arrays + plain numbers, an optional isa ('scalar' | 'avx2'), checks sizes
 // here and turns core std::invalid_argument errors into JS Errors.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -10,7 +9,6 @@
 
 #include "registry.h"
 #include "swinq/qkernels.h"
-#include "swinq/threadpool.h"
 
 namespace swinq_binding {
 namespace {
@@ -331,132 +329,6 @@ Napi::Value Isqrt(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, isqrt_u64(v));
 }
 
-// ---- benchmarks: the timing loop runs in C++ (no JS call overhead); min and median of reps ----
-struct Stats {
-  double min_ms, median_ms;
-};
-template <typename F>
-Stats time_reps(int reps, F f) {
-  std::vector<double> t;
-  f();  // warm-up
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    f();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return {t.front(), t[t.size() / 2]};
-}
-Napi::Object stats_obj(Napi::Env env, Stats s) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("minMs", s.min_ms);
-  o.Set("medianMs", s.median_ms);
-  return o;
-}
-
-// qBenchGemm(M, K, N, {threads, reps, out: 's32'|'u8', path: 0|1|2, isa}) -> {minMs, medianMs, gops, maddubsSafe}
-Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, "qBenchGemm", [&]() -> Napi::Value {
-    const int64_t M = integer(env, info[0], "M", 1, 1 << 20), K = integer(env, info[1], "K", 1, 65536),
-                  N = integer(env, info[2], "N", 1, 1 << 16);
-    Napi::Object o = info[3].IsObject() ? info[3].As<Napi::Object>() : Napi::Object::New(env);
-    const int threads = o.Get("threads").IsUndefined() ? 1 : (int)integer(env, o.Get("threads"), "threads", 1, 256);
-    const int reps = o.Get("reps").IsUndefined() ? 9 : (int)integer(env, o.Get("reps"), "reps", 1, 10000);
-    const QType out = o.Get("out").IsUndefined() ? QType::s32 : parse_type(env, o.Get("out"), "out");
-    PackOptions po;
-    po.force_path = o.Get("path").IsUndefined() ? 0 : (int32_t)integer(env, o.Get("path"), "path", 0, 2);
-    const Isa isa = parse_isa_arg(env, o.Get("isa"));
-    std::vector<uint8_t> A(M * K);
-    std::vector<int8_t> W(K * N);
-    uint32_t s = 1;
-    for (auto& v : A) v = (uint8_t)((s = s * 1664525u + 1013904223u) >> 24);
-    for (auto& v : W) v = (int8_t)((int)((s = s * 1664525u + 1013904223u) >> 25) - 64);  // [-64, 63]: provably safe
-    PackedB B = pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, po);
-    std::vector<int32_t> bias(N, 7), mult(1), shift(1);
-    quantize_multiplier(1.0 / 4096, &mult[0], &shift[0]);
-    GemmEpilogue ep;
-    ep.bias = bias.data();
-    ep.a_zero_point = 3;
-    ep.out = out;
-    ep.rq.mult = mult.data();
-    ep.rq.shift = shift.data();
-    ep.rq.zero_point = out == QType::u8 ? 128 : 0;
-    std::vector<int32_t> C(M * N);
-    // the persistent pool is what an executor uses; spawn = fresh std::threads per call
-    const bool spawn = o.Get("spawn").ToBoolean();
-    swinq::ThreadPool pool(spawn ? 1 : threads);
-    Stats st = time_reps(reps, [&] { gemm_u8s8(M, A.data(), K, B, ep, C.data(), N, threads, isa, spawn ? nullptr : &pool); });
-    Napi::Object r = stats_obj(env, st);
-    r.Set("gops", 2.0 * M * K * N / (st.min_ms * 1e6));
-    r.Set("maddubsSafe", B.maddubs_safe);
-    return r;
-  });
-}
-
-// qBenchSoftmax(rows, D, reps, isa?) / qBenchLayerNorm(rows, D, reps, isa?) -> {minMs, medianMs}
-Napi::Value BenchSoftmax(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, "qBenchSoftmax", [&]() -> Napi::Value {
-    const int64_t rows = integer(env, info[0], "rows", 1, 1 << 24), D = integer(env, info[1], "D", 1, 1 << 16);
-    const int reps = (int)integer(env, info[2], "reps", 1, 10000);
-    std::vector<int32_t> x(rows * D), tab(std::min<int64_t>(rows, 64) * D);
-    uint32_t s = 1;
-    for (auto& v : x) v = (int32_t)((s = s * 1664525u + 1013904223u) >> 20) - 2048;
-    for (auto& v : tab) v = (int32_t)((s = s * 1664525u + 1013904223u) >> 24) - 128;
-    SoftmaxParams p = softmax_params(1.0 / 256);
-    std::vector<uint8_t> y(rows * D);
-    const Isa isa = parse_isa_arg(env, info[3]);
-    const int64_t trows = std::min<int64_t>(rows, 64);
-    return stats_obj(env, time_reps(reps, [&] { softmax_u8(x.data(), rows, D, tab.data(), trows, p, y.data(), isa); }));
-  });
-}
-Napi::Value BenchLayerNorm(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, "qBenchLayerNorm", [&]() -> Napi::Value {
-    const int64_t rows = integer(env, info[0], "rows", 1, 1 << 24), D = integer(env, info[1], "D", 1, 32768);
-    const int reps = (int)integer(env, info[2], "reps", 1, 10000);
-    std::vector<int16_t> x(rows * D);
-    uint32_t s = 1;
-    for (auto& v : x) v = (int16_t)((s = s * 1664525u + 1013904223u) >> 16);
-    LayerNormParams p = layernorm_params((int32_t)D, nullptr, nullptr, 4.0 / 127, 0, QType::s8);
-    std::vector<int8_t> y(rows * D);
-    const Isa isa = parse_isa_arg(env, info[3]);
-    return stats_obj(env, time_reps(reps, [&] { layernorm(QType::s16, x.data(), rows, p, y.data(), isa); }));
-  });
-}
-// qBenchAdd(n, reps, isa?) -> {minMs, medianMs} for the int16 residual add
-Napi::Value BenchAdd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, "qBenchAdd", [&]() -> Napi::Value {
-    const int64_t n = integer(env, info[0], "n", 1, 1 << 28);
-    const int reps = (int)integer(env, info[1], "reps", 1, 10000);
-    const QType t = info[3].IsUndefined() ? QType::s16 : parse_type(env, info[3], "type");
-    std::vector<int16_t> a(n, 1000), b(n, -300), y(n);
-    AddParams p = add_params(0.01, 0, 0.02, 0, 0.015, 0, t);
-    const Isa isa = parse_isa_arg(env, info[2]);
-    if (t == QType::s32) throw Napi::TypeError::New(env, "type must be s8 or s16");
-    return stats_obj(env, time_reps(reps, [&] { add_q(t, a.data(), t, b.data(), n, p, t, y.data(), isa); }));
-  });
-}
-
-// qMeasureClockGHz(): a chain of dependent adds runs at 1 per cycle -> cycles / wall time.
-// Many short runs (~1 ms) and the fastest one: on a shared machine most long runs get preempted.
-Napi::Value MeasureClock(const Napi::CallbackInfo& info) {
-  const int64_t iters = 3000000;
-  double best = 1e30;
-  for (int rep = 0; rep < 300; ++rep) {
-    auto t0 = std::chrono::steady_clock::now();
-    int64_t x = 0;
-    for (int64_t i = 0; i < iters; i += 8)
-      __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-                       "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
-                       : "+r"(x));
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return Napi::Number::New(info.Env(), iters / best / 1e9);
-}
-
 void register_qkernels(Napi::Env env, Napi::Object exports) {
   exports.Set("qQuantizeMultiplier", Napi::Function::New(env, QuantizeMultiplier));
   exports.Set("qRequantize", Napi::Function::New(env, Requantize));
@@ -469,11 +341,6 @@ void register_qkernels(Napi::Env env, Napi::Object exports) {
   exports.Set("qAdd", Napi::Function::New(env, Add));
   exports.Set("qArgmax", Napi::Function::New(env, Argmax));
   exports.Set("qIsqrt", Napi::Function::New(env, Isqrt));
-  exports.Set("qBenchGemm", Napi::Function::New(env, BenchGemm));
-  exports.Set("qBenchSoftmax", Napi::Function::New(env, BenchSoftmax));
-  exports.Set("qBenchLayerNorm", Napi::Function::New(env, BenchLayerNorm));
-  exports.Set("qBenchAdd", Napi::Function::New(env, BenchAdd));
-  exports.Set("qMeasureClockGHz", Napi::Function::New(env, MeasureClock));
 }
 
 }  // namespace

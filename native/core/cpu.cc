@@ -12,23 +12,24 @@ static CpuFeatures detect() {
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
   const bool osxsave = c & (1u << 27);
-  f.fma = c & (1u << 12);
-  f.f16c = c & (1u << 29);
-  bool ymm_os = false, zmm_os = false;
+  const bool fma = c & (1u << 12), f16c = c & (1u << 29);
   if (osxsave) {
     unsigned lo, hi;
     __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    ymm_os = (lo & 0x6) == 0x6;           // XMM and YMM state enabled by the OS
-    zmm_os = ymm_os && (lo & 0xe0) == 0xe0;
+    f.os_ymm = (lo & 0x6) == 0x6;                  // XMM and YMM state enabled by the OS
+    f.os_zmm = f.os_ymm && (lo & 0xe0) == 0xe0;    // opmask, ZMM_Hi256, Hi16_ZMM
   }
-  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
-    f.avx2 = ymm_os && (b & (1u << 5));
-    f.avx512f = zmm_os && (b & (1u << 16));
-    f.avx512vnni = zmm_os && (c & (1u << 11));
+  f.fma = fma && f.os_ymm;
+  f.f16c = f16c && f.os_ymm;
+  unsigned max_leaf = __get_cpuid_max(0, nullptr);
+  if (max_leaf >= 7 && __get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+    f.avx2 = f.os_ymm && (b & (1u << 5));
+    f.avx512f = f.os_zmm && (b & (1u << 16));
+    f.avx512bw = f.avx512f && (b & (1u << 30));
+    f.avx512vl = f.avx512f && (b & (1u << 31));
+    f.avx512vnni = f.avx512f && (c & (1u << 11));
+    if (a >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avxvnni = f.os_ymm && (a & (1u << 4));
   }
-  if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avxvnni = ymm_os && (a & (1u << 4));
-  f.fma = f.fma && ymm_os;
-  f.f16c = f.f16c && ymm_os;
   return f;
 }
 
@@ -57,7 +58,7 @@ static std::atomic<int>& isa_slot() {
 Isa active_isa() { return (Isa)isa_slot().load(std::memory_order_relaxed); }
 
 void set_isa(Isa isa) {
-  if (isa == Isa::avx2 && best_isa() != Isa::avx2) throw std::runtime_error("this CPU has no AVX2+FMA");
+  if (isa == Isa::avx2 && best_isa() != Isa::avx2) throw std::runtime_error(isa_unavailable_reason("avx2"));
   isa_slot().store((int)isa, std::memory_order_relaxed);
 }
 
@@ -69,6 +70,24 @@ bool parse_isa(const std::string& s, Isa* out) {
   else if (s == "auto") *out = best_isa();
   else return false;
   return true;
+}
+
+std::string isa_unavailable_reason(const std::string& name) {
+  const CpuFeatures& f = cpu_features();
+  if (name == "scalar" || name == "auto") return "";
+  if (name == "avx2") {
+    if (best_isa() == Isa::avx2) return "";
+    std::string lack = !f.os_ymm ? "OS-saved ymm state (xgetbv)" : !f.avx2 ? "AVX2" : !f.fma ? "FMA" : "F16C";
+    return "isa 'avx2' needs AVX2+FMA+F16C; this CPU lacks " + lack;
+  }
+  if (name == "avx512" || name == "avx512vnni" || name == "avxvnni") {
+    const bool has = name == "avxvnni" ? f.avxvnni
+                     : name == "avx512" ? (f.avx512f && f.avx512bw && f.avx512vl)
+                                        : (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni);
+    return "isa '" + name + "': this build has no " + name + " kernel set (kernel sets: scalar, avx2); the CPU " +
+           (has ? "has" : "lacks") + " it";
+  }
+  return "unknown isa '" + name + "' (expected auto, scalar or avx2)";
 }
 
 }  // namespace swinq

@@ -69,6 +69,7 @@ struct Validator {
   const PlanDesc& d;
   size_t op_index = 0;
   const OpDesc* op = nullptr;
+  bool sparse_a = true;  // PlanOptions::sparse_a
 
   std::string where() const {
     std::ostringstream s;
@@ -485,7 +486,7 @@ struct Validator {
       }
       default:
         if (is_int_op(op->kind)) {
-          st.q = prepare_int_op(d, op_index);
+          st.q = prepare_int_op(d, op_index, sparse_a);
           break;
         }
         op_fail("is not supported by the fp32 executor");
@@ -513,6 +514,7 @@ Plan::~Plan() {
 
 void Plan::validate() {
   Validator v{desc_};
+  v.sparse_a = options_.sparse_a;
   v.tensors();
   v.ops(states_);
 }

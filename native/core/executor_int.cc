@@ -322,7 +322,7 @@ void matmul_u8x8_s32(const uint8_t* a, int32_t za, const void* b, bool b_u8, int
 
 bool is_int_op(OpKind k) { return (int)k >= (int)OpKind::quantize && (int)k < (int)OpKind::count_; }
 
-std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index) {
+std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index, bool sparse_a) {
   const OpDesc& op = d.ops[op_index];
   Check c{d, op_index, op};
   auto st = std::make_shared<IntOpState>();
@@ -413,10 +413,9 @@ std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index) {
       po.w_zero_point = w_zp;
       po.a_max = (int32_t)c.I(7);
       po.a_pair_max = std::min(510, 2 * po.a_max);
-      // maybe a ReLU output: keep the K-major copy for the sparse-A path (qkernels.h); SWINQ_SPARSE=0 at
-      // load turns it off (benchmarks compare both in one process)
-      const char* sp_env = std::getenv("SWINQ_SPARSE");
-      po.kmajor = x_zp == 0 && !(sp_env && std::string(sp_env) == "0");
+      // maybe a ReLU output: keep the K-major copy for the sparse-A path (qkernels.h), unless the
+      // plan was created with sparse_a = false
+      po.kmajor = x_zp == 0 && sparse_a;
       st->packed = c.kernel("packing w", [&] { return q::pack_b(c.cdata<int8_t>(w), (int32_t)K, (int32_t)N, N, false, po); });
       break;
     }

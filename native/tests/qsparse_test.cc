@@ -1,7 +1,10 @@
 // Sparse-A GEMM (gemm_u8s8 with a K-major copy, ep.sparse): bit-identical to the dense path for
 // scalar and AVX2, forced sparse / forced dense / auto, on random sparse and dense inputs, odd
 // sizes, all-zero rows, zero points, unsafe weights (exact int16 dense kernel), every output type,
-// ReLU, tables, threads and pools. `qsparse_test --bench` prints dense vs sparse timings by density.
+// ReLU, tables, threads and pools; the compaction's group edges (non-zero counts around multiples
+// of 8 / 32 / 4, K around 32 and 64, codes 255 against weights −128), column blocks sized for L1
+// and L2 (K up to 5003), and the per-call choice (gemm_u8s8_uses_sparse).
+// `qsparse_test --bench` prints dense vs sparse timings by density.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -135,13 +138,15 @@ static void test_edges() {
                  (long long)m, (long long)n, C[(size_t)(m * N + n)], (long long)want);
         }
     }
-  // large K: the row batch shrinks to 4 rows (scratch cap), ragged M
-  {
+  // large K: column blocks sized for L2 (prefetched), ragged M, both kernels
+  for (int amax : {255, 127}) {
     const int64_t M2 = 23, K2 = 5003, N2 = 33;
     std::vector<int8_t> W2((size_t)(K2 * N2));
     for (auto& w : W2) w = (int8_t)rnd(-128, 127);
-    PackedB B4 = pack_b(W2.data(), (int32_t)K2, (int32_t)N2, N2, false, po);
-    const std::vector<uint8_t> A2 = sparse_a(M2, K2, K2, 0.05, 255);
+    PackOptions po2 = po;
+    po2.a_max = amax;
+    PackedB B4 = pack_b(W2.data(), (int32_t)K2, (int32_t)N2, N2, false, po2);
+    const std::vector<uint8_t> A2 = sparse_a(M2, K2, K2, 0.05, amax);
     GemmEpilogue e2;
     std::vector<int32_t> ref((size_t)(M2 * N2)), got((size_t)(M2 * N2));
     e2.sparse = 2;
@@ -149,7 +154,7 @@ static void test_edges() {
     for (int sp = 0; sp <= 1; ++sp) {
       e2.sparse = sp;
       gemm_u8s8(M2, A2.data(), K2, B4, e2, got.data(), N2, 1, active_isa());
-      EXPECT(got == ref, "K=5003 sparse=%d differs from scalar dense", sp);
+      EXPECT(got == ref, "K=5003 a_max=%d sparse=%d differs from scalar dense", amax, sp);
     }
   }
   // errors: forcing sparse without the K-major copy is refused with a clear message
@@ -182,6 +187,96 @@ static void test_edges() {
     threw = std::string(e.what()).find("K-major") != std::string::npos;
   }
   EXPECT(threw, "bad bk16 size not refused");
+}
+
+// Compaction edges: every row has exactly `cnt` non-zero codes at chosen positions (runs at the
+// start / end of 8- and 32-code groups, ragged K tails), extreme values, one row per count.
+static void test_compaction_edges() {
+  int cases = 0;
+  for (int amax : {255, 127})  // 127: the int8 quad kernel, 255: the int16 pair kernel
+  for (int64_t K : {1, 7, 8, 9, 31, 32, 33, 63, 64, 65, 96, 127, 200, 384}) {
+    const int64_t N = 16 * (int64_t)rnd(1, 5) - (int64_t)rnd(0, 9);
+    std::vector<int8_t> W((size_t)(K * N));
+    for (auto& w : W) w = (int8_t)(rnd(0, 3) == 0 ? -128 : rnd(-128, 127));
+    PackOptions po;
+    po.kmajor = true;
+    po.a_max = amax;
+    const PackedB B = pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, po);
+    EXPECT(B.bk8.empty() == (amax > 127), "bk8 presence for a_max %d", amax);
+    std::vector<int64_t> counts;
+    for (int64_t c = 0; c <= std::min<int64_t>(K, 12); ++c) counts.push_back(c);
+    for (int64_t c : {K / 2, K - 3, K - 2, K - 1, K})
+      if (c >= 0) counts.push_back(c);
+    const int64_t M = (int64_t)counts.size();
+    std::vector<uint8_t> A((size_t)(M * K), 0);
+    for (int64_t m = 0; m < M; ++m) {
+      const int64_t c = counts[(size_t)m];
+      const int mode = (int)(m % 3);  // 0: first c codes, 1: last c codes, 2: spread
+      for (int64_t i = 0; i < c; ++i) {
+        const int64_t k = mode == 0 ? i : mode == 1 ? K - 1 - i : (i * K) / std::max<int64_t>(c, 1);
+        A[(size_t)(m * K + k)] = (uint8_t)(i % 2 ? amax : rnd(1, amax));
+      }
+    }
+    GemmEpilogue ep;
+    std::vector<int32_t> ref((size_t)(M * N)), got((size_t)(M * N));
+    ep.sparse = 2;
+    gemm_u8s8(M, A.data(), K, B, ep, ref.data(), N, 1, Isa::scalar);
+    for (int64_t m = 0; m < M; ++m)  // the dense scalar result against plain int64 sums
+      for (int64_t n = 0; n < N; ++n) {
+        int64_t want = 0;
+        for (int64_t k = 0; k < K; ++k) want += (int64_t)A[(size_t)(m * K + k)] * W[(size_t)(k * N + n)];
+        EXPECT(ref[(size_t)(m * N + n)] == (int32_t)want, "compaction K=%lld: dense reference wrong", (long long)K);
+      }
+    ep.sparse = 1;
+    for (Isa isa : {Isa::scalar, active_isa()}) {
+      gemm_u8s8(M, A.data(), K, B, ep, got.data(), N, 1, isa);
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n)
+          EXPECT(got[(size_t)(m * N + n)] == ref[(size_t)(m * N + n)],
+                 "compaction K=%lld N=%lld count=%lld isa=%s (%lld,%lld): %d != %d", (long long)K, (long long)N,
+                 (long long)counts[(size_t)m], isa_name(isa), (long long)m, (long long)n, got[(size_t)(m * N + n)],
+                 ref[(size_t)(m * N + n)]);
+    }
+    ++cases;
+  }
+  std::printf("compaction edges: %d (K, a_max) cases\n", cases);
+}
+
+// The per-call choice: below sparse_max_density(B) the sparse path, above it the dense one;
+// ep.sparse and a missing K-major copy override it. Codes ≤ 127 (the int8 kernel) break even later.
+static void test_choice() {
+  for (int64_t K : {192, 384, 1536, 3072}) {
+    const int64_t M = 97, N = 40;
+    std::vector<int8_t> W((size_t)(K * N), 3);
+    for (int a_max : {255, 127}) {
+      PackOptions po;
+      po.kmajor = true;
+      po.a_max = a_max;
+      const PackedB B = pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, po);
+      EXPECT(B.bk8.empty() == (a_max > 127), "K=%lld a_max=%d: int8 K-major copy %s", (long long)K, a_max,
+             B.bk8.empty() ? "missing" : "unexpected");
+      const PackedB Bd = pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, {});
+      const double t = sparse_max_density(B);
+      EXPECT(t > 0.05 && t < 0.4, "sparse_max_density(K=%lld) = %g", (long long)K, t);
+      if (a_max == 127) EXPECT(t > sparse_max_density(pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, [] {
+                                 PackOptions p; p.kmajor = true; return p; }())),
+                               "the int8 kernel should break even later (K=%lld)", (long long)K);
+      for (Isa isa : {Isa::scalar, active_isa()}) {
+        std::vector<uint8_t> A((size_t)(M * K), 0), H((size_t)(M * K), 0);
+        std::uniform_real_distribution<double> u(0, 1);
+        for (auto& a : A) a = u(rng) < t * 0.5 ? 9 : 0;
+        for (auto& a : H) a = u(rng) < std::min(1.0, t * 1.6) ? 9 : 0;
+        GemmEpilogue ep;
+        EXPECT(gemm_u8s8_uses_sparse(M, A.data(), K, B, ep, isa), "K=%lld: density %.3f not sparse", (long long)K, t * 0.5);
+        EXPECT(!gemm_u8s8_uses_sparse(M, H.data(), K, B, ep, isa), "K=%lld: density %.3f not dense", (long long)K, t * 1.6);
+        EXPECT(!gemm_u8s8_uses_sparse(M, A.data(), K, Bd, ep, isa), "no K-major copy but sparse");
+        ep.sparse = 2;
+        EXPECT(!gemm_u8s8_uses_sparse(M, A.data(), K, B, ep, isa), "ep.sparse = 2 but sparse");
+        ep.sparse = 1;
+        EXPECT(gemm_u8s8_uses_sparse(M, H.data(), K, B, ep, isa), "ep.sparse = 1 but dense");
+      }
+    }
+  }
 }
 
 // Thread CPU time: the machine is shared (load ≫ cores), wall time mostly measures preemption.
@@ -235,6 +330,8 @@ int main(int argc, char** argv) {
   }
   test_random();
   test_edges();
+  test_compaction_edges();
+  test_choice();
   if (failures) {
     std::fprintf(stderr, "%d failures\n", failures);
     return 1;

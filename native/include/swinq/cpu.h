@@ -4,10 +4,18 @@
 
 namespace swinq {
 
+// The kernel sets this build has. A CPU feature (below) is not a kernel set: AVX-512 / VNNI are
+// detected and reported, but no kernels use them yet (docs/isa.md).
 enum class Isa { scalar = 0, avx2 = 1 };
 
+// What the CPU reports through cpuid AND the OS saves (xgetbv XCR0): a feature whose register
+// state the OS does not save across context switches is reported absent.
 struct CpuFeatures {
-  bool avx2 = false, fma = false, f16c = false, avx512f = false, avx512vnni = false, avxvnni = false;
+  bool os_ymm = false;      // XCR0 bits 1-2: the OS saves xmm/ymm state
+  bool os_zmm = false;      // XCR0 bits 5-7 as well: opmask and zmm state
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false;
+  bool avxvnni = false;     // VEX-encoded vpdpbusd on ymm (cpuid 7.1 eax bit 4)
 };
 
 const CpuFeatures& cpu_features();
@@ -18,5 +26,8 @@ void set_isa(Isa isa);
 Isa best_isa();
 const char* isa_name(Isa isa);
 bool parse_isa(const std::string& s, Isa* out);  // "scalar" | "avx2" | "auto" (auto = best)
+// Why `name` cannot be forced here (a clear message: unknown name, a CPU feature this build has no
+// kernel set for, or a kernel set the CPU lacks); empty when set_isa(parse_isa(name)) will work.
+std::string isa_unavailable_reason(const std::string& name);
 
 }  // namespace swinq

@@ -19,6 +19,9 @@ struct OpState;  // per-op state computed at load (executor.cc)
 struct PlanOptions {
   int threads = 1;      // 0 = all hardware threads
   bool profile = false; // record per-op wall time of each run
+  // linear_q ops whose input has zero point 0 (a ReLU output) keep a K-major weight copy, so each
+  // run can take the exact sparse-A GEMM when the input's measured density is low (docs/sparsity.md)
+  bool sparse_a = true;
 };
 
 struct ConstBuffer { const void* data; size_t bytes; };

@@ -19,7 +19,8 @@ bool is_int_op(OpKind k);
 
 // Validates integer op `op_index` of `d` (tensors must already be validated) and derives its state
 // from d.constants. Throws std::runtime_error "plan op #i name (node 'n'): <field> ...".
-std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index);
+// sparse_a: PlanOptions::sparse_a.
+std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index, bool sparse_a);
 
 // Runs a prepared integer op. ptr[t] is the address of tensor t for this run. Never throws for a
 // plan that prepare_int_op accepted.

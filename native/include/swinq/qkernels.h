@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,21 @@ struct PackOptions {
   int32_t force_path = 0;    // 0 auto, 1 maddubs (refused if unsafe), 2 exact int16
   bool kmajor = false;       // also keep a K-major int16 copy for the sparse-A path (ReLU inputs, zp 0)
 };
+// 64-byte aligned storage: each 16-column panel of a K-major weight row is whole cache lines (the
+// sparse-A path reads rows at random k; a split line costs a second line in L1).
+template <typename T>
+struct Align64Allocator {
+  using value_type = T;
+  Align64Allocator() = default;
+  template <typename U>
+  Align64Allocator(const Align64Allocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <typename U>
+  bool operator==(const Align64Allocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const Align64Allocator<U>&) const { return false; }
+};
 struct PackedB {
   int32_t K = 0, N = 0, Kp = 0, Np = 0;  // Kp: K rounded up to 4; Np: N rounded up to 16
   int32_t w_zero_point = 0;
@@ -70,7 +86,10 @@ struct PackedB {
   std::vector<int8_t> b8;      // fast layout (always filled; the scalar path reads it)
   std::vector<int16_t> b16;    // exact layout, only when !maddubs_safe
   std::vector<int32_t> colsum; // Σ_k W[k,n], n < N
-  std::vector<int16_t> bk16;   // K-major [K][Np] int16 copy (only with PackOptions::kmajor)
+  std::vector<int16_t, Align64Allocator<int16_t>> bk16;  // K-major [K][Np] int16 copy (only with PackOptions::kmajor)
+  // K-major [K][Np] int8 copy (+32 bytes of slack) when kmajor and a_max ≤ 127: the sparse path's
+  // vpmaddubsw kernel (any two s8 weights times codes ≤ 127 stay inside int16)
+  std::vector<int8_t, Align64Allocator<int8_t>> bk8;
 };
 // w: K×N, element (k, n) at w[k·ldw + n]; or with `transposed` N×K, element (k, n) at w[n·ldw + k].
 PackedB pack_b(const int8_t* w, int32_t K, int32_t N, int64_t ldw, bool transposed, const PackOptions& opt = {});
@@ -82,15 +101,20 @@ struct GemmEpilogue {
   QType out = QType::s32;         // s32: no requantization
   Requant rq;                     // used when out != s32 (channels 1 or N)
   const uint8_t* table = nullptr; // 8-bit outputs only: y = table[(uint8)y] (256 entries)
-  // Sparse A (needs B.bk16): a zero code adds nothing to Σ a·w, so 4-row tiles whose share of
-  // non-zero codes is below kSparseMaxDensity accumulate only the weight rows of their non-zero
-  // codes (gemm_u8s16_s32_sparse_1x16_avx2). Exact integer math: bit-identical to the dense path.
-  // 0 auto (per tile, by density), 1 force sparse for every tile, 2 never.
+  // Sparse A (needs B.bk16): a zero code adds nothing to Σ a·w, so the sparse path compacts each
+  // row's non-zero codes once and sums only their K-major weight rows
+  // (gemm_u8s16_s32_sparse_1x64_avx2). Exact integer math: bit-identical to the dense path.
+  // 0 auto (per call: the density of A, measured on a sample of rows, below sparse_max_density(K)),
+  // 1 force sparse, 2 never.
   int32_t sparse = 0;
 };
-// Break-even density (non-zero codes / (4·K) per 4-row tile) below which the sparse path runs;
-// measured on Zen 3, fc2 of a Swin block (docs/integer-kernels.md, "Sparse A").
-constexpr double kSparseMaxDensity = 0.15;
+// Density (non-zero codes / codes of A) below which ep.sparse = 0 takes the sparse path: below the
+// break-even measured on Zen 3 on Swin-T fc2 shapes (docs/sparsity.md); lower for long rows and
+// for codes up to 255 (no int8 K-major copy: the slower int16 pair kernel).
+double sparse_max_density(const PackedB& B);
+// Whether gemm_u8s8 with these arguments takes the sparse path (for tests and benchmarks).
+bool gemm_u8s8_uses_sparse(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep,
+                           Isa isa = active_isa());
 // A: M×K u8, row stride lda. C: M×N of ep.out, row stride ldc (elements). With a pool, work is
 // claimed in 32-row (or 16-column-panel) chunks by its threads; otherwise `threads` ≥ 1 std::threads
 // (only when each gets ≥ 2^21 MACs). M = 1 is the GEMV path (N split, B streamed once).

@@ -444,149 +444,38 @@ static inline __attribute__((always_inline)) void tile(const GemmCtx& c, int64_t
   epilogue<MR>(c, m, pe, acc, rowsum);
 }
 
-int64_t count_nonzero_u8_avx2(const uint8_t* a, int64_t K) {
-  const __m256i z = _mm256_setzero_si256();
-  int64_t nz = 0, k = 0;
-  for (; k + 32 <= K; k += 32)
-    nz += 32 - __builtin_popcount((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i*)(a + k)), z)));
-  for (; k < K; ++k) nz += a[k] != 0;
-  return nz;
-}
-
-// Sparse A, one row × NP 16-column panels: acc = Σ over the non-zero codes of a·W[k, cols], two
-// codes per step: the K-major int16 rows k_i, k_j are interleaved (vpunpck{l,h}wd) into the
-// (w_i, w_j) pairs one vpmaddwd multiplies by the broadcast (a_i, a_j). Exact in int32 (as the
-// dense exact kernel). The unpack leaves columns in the order {0-3, 8-11 | 4-7, 12-15}; one
-// vperm2i128 per half restores it. kk[2i], kk[2i+1]: the pair's k; ldb: B.Np.
-template <int NP>
-static inline void gemm_u8s16_s32_sparse_1x16_avx2(const int16_t* b, int64_t ldb, const int32_t* kk,
-                                                   const int32_t* apair, int64_t npairs, __m256i acc[4][2]) {
-  __m256i c[NP][2];
-  for (int q = 0; q < NP; ++q) c[q][0] = c[q][1] = _mm256_setzero_si256();
-  for (int64_t i = 0; i < npairs; ++i) {
-    const __m256i av = _mm256_set1_epi32(apair[i]);
-    const int16_t* r0 = b + kk[2 * i] * ldb;
-    const int16_t* r1 = b + kk[2 * i + 1] * ldb;
-#pragma GCC unroll 4
-    for (int q = 0; q < NP; ++q) {
-      const __m256i x = _mm256_loadu_si256((const __m256i*)(r0 + 16 * q));
-      const __m256i y = _mm256_loadu_si256((const __m256i*)(r1 + 16 * q));
-      c[q][0] = _mm256_add_epi32(c[q][0], _mm256_madd_epi16(_mm256_unpacklo_epi16(x, y), av));
-      c[q][1] = _mm256_add_epi32(c[q][1], _mm256_madd_epi16(_mm256_unpackhi_epi16(x, y), av));
-    }
-  }
-  for (int q = 0; q < NP; ++q) {
-    acc[q][0] = _mm256_permute2x128_si256(c[q][0], c[q][1], 0x20);
-    acc[q][1] = _mm256_permute2x128_si256(c[q][0], c[q][1], 0x31);
-  }
-}
-
-// Scratch for up to kSparseRows rows: per row the (k_i, k_j) pairs and their (a_i, a_j) words.
-constexpr int64_t kSparseRows = 32;
-// K-major slice per column block, kept in L1 (65536 measured no faster for fc2 of a Swin block)
-constexpr int64_t kSparseBlockBytes = 24576;
-struct SparseScratch {
-  int32_t* kk;     // [kSparseRows][K + 1]
-  int32_t* apair;  // [kSparseRows][K / 2 + 1]
-  int32_t* idx;    // [K]
-  int64_t npairs[kSparseRows];
-  int32_t rowsum[kSparseRows];
-  int64_t rows[kSparseRows];
-};
-
-// The listed rows (≤ kSparseRows) × panels [p0, p1) on the sparse path: gather each row's non-zero
-// codes once, then column blocks whose K-major slice stays in L1 (~24 KiB) are swept by every row.
-static void sparse_rows_avx2(const GemmCtx& c, int64_t nrows, int64_t p0, int64_t p1, SparseScratch& s) {
-  const PackedB& B = *c.B;
-  const int64_t K = B.K, Np = B.Np;
-  const __m256i z = _mm256_setzero_si256();
-  for (int64_t r = 0; r < nrows; ++r) {
-    const uint8_t* a = c.A + s.rows[r] * c.lda;
-    int32_t* idx = s.idx;
-    int64_t n = 0, k = 0;
-    for (; k + 32 <= K; k += 32) {
-      uint32_t mask = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i*)(a + k)), z));
-      while (mask) {
-        idx[n++] = (int32_t)(k + __builtin_ctz(mask));
-        mask &= mask - 1;
+// Epilogue of rows [m, m + rows) × panels [p0, p1) from raw int32 sums
+// acc[r·ld + (p − p0)·16 + j]: the tail of the sparse-A path (qsparse_avx2.cc), the dense tiles' own.
+void gemm_epilogue_rows_avx2(const GemmCtx& c, int64_t m, int64_t rows, int64_t p0, int64_t p1, const int32_t* acc,
+                             int64_t ld, const int32_t* rowsum) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const PanelEp pe = panel_ep(c, p);
+    for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+      const int mr = (int)std::min<int64_t>(4, rows - r0);
+      __m256i t[4][2];
+      for (int r = 0; r < mr; ++r) {
+        t[r][0] = _mm256_loadu_si256((const __m256i*)(acc + (r0 + r) * ld + (p - p0) * 16));
+        t[r][1] = _mm256_loadu_si256((const __m256i*)(acc + (r0 + r) * ld + (p - p0) * 16 + 8));
+      }
+      switch (mr) {
+        case 4: epilogue<4>(c, m + r0, pe, t, rowsum + r0); break;
+        case 3: epilogue<3>(c, m + r0, pe, t, rowsum + r0); break;
+        case 2: epilogue<2>(c, m + r0, pe, t, rowsum + r0); break;
+        default: epilogue<1>(c, m + r0, pe, t, rowsum + r0); break;
       }
     }
-    for (; k < K; ++k)
-      if (a[k]) idx[n++] = (int32_t)k;
-    const int64_t np = (n + 1) / 2;
-    int32_t* kk = s.kk + r * (K + 1);
-    int32_t* ap = s.apair + r * (K / 2 + 1);
-    for (int64_t i = 0; i < np; ++i) {
-      const bool two = 2 * i + 1 < n;
-      const int32_t ki = idx[2 * i], kj = two ? idx[2 * i + 1] : ki;
-      kk[2 * i] = ki;
-      kk[2 * i + 1] = kj;
-      ap[i] = (int32_t)((uint32_t)a[ki] | (two ? (uint32_t)a[kj] << 16 : 0u));
-    }
-    s.npairs[r] = np;
-    s.rowsum[r] = B.w_zero_point ? (int32_t)rowsum_u8_avx2(a, K) : 0;
   }
-  const int64_t cb = std::max<int64_t>(1, std::min<int64_t>(4, kSparseBlockBytes / (K * 32)));  // panels per block
-  for (int64_t p = p0; p < p1; p += cb) {
-    const int npan = (int)std::min<int64_t>(cb, p1 - p);
-    PanelEp pes[4];
-    for (int q = 0; q < npan; ++q) pes[q] = panel_ep(c, p + q);
-    const int16_t* b = B.bk16.data() + p * 16;
-    for (int64_t r = 0; r < nrows; ++r) {
-      const int32_t* kk = s.kk + r * (K + 1);
-      const int32_t* ap = s.apair + r * (K / 2 + 1);
-      __m256i acc[4][2];
-      switch (npan) {
-        case 4: gemm_u8s16_s32_sparse_1x16_avx2<4>(b, Np, kk, ap, s.npairs[r], acc); break;
-        case 3: gemm_u8s16_s32_sparse_1x16_avx2<3>(b, Np, kk, ap, s.npairs[r], acc); break;
-        case 2: gemm_u8s16_s32_sparse_1x16_avx2<2>(b, Np, kk, ap, s.npairs[r], acc); break;
-        default: gemm_u8s16_s32_sparse_1x16_avx2<1>(b, Np, kk, ap, s.npairs[r], acc); break;
-      }
-      for (int q = 0; q < npan; ++q) {
-        __m256i t[4][2];
-        t[0][0] = acc[q][0];
-        t[0][1] = acc[q][1];
-        epilogue<1>(c, s.rows[r], pes[q], t, &s.rowsum[r]);
-      }
+  if (c.ep->table) {
+    const int64_t n0 = p0 * 16, n1 = std::min<int64_t>(p1 * 16, c.B->N);
+    for (int64_t r = 0; r < rows; ++r) {
+      uint8_t* row = (uint8_t*)c.C + (m + r) * c.ldc + n0;
+      lookup_u8_avx2(row, n1 - n0, c.ep->table, row);
     }
   }
 }
 
 void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const PackedB& B = *c.B;
-  // Sparse A first: 4-row tiles below the break-even density run row by row and are skipped below.
-  // (malloc, not std::vector: an AVX2 object must define no weak template symbols, see
-  // scripts/check-avx2-objects.sh)
-  uint8_t* skip = nullptr;
-  void* mem = nullptr;  // freed at the end (nothing below throws)
-  if (!B.bk16.empty() && c.ep->sparse != 2) {
-    const int64_t tiles = (m1 - m0 + 3) / 4;
-    SparseScratch s;
-    int64_t nq = 0;
-    // rows per batch: scratch ≤ 96 KiB (stays off mmap; K = 3072 → 4 rows, K = 384 → 32)
-    const int64_t per_row = (B.K + 1) * 4 + (B.K / 2 + 1) * 4;
-    const int64_t cap = std::max<int64_t>(4, std::min<int64_t>(kSparseRows, 98304 / per_row / 4 * 4));
-    for (int64_t m = m0; m < m1; m += 4) {
-      const int mr = (int)std::min<int64_t>(4, m1 - m);
-      if (!sparse_tile(c, m, mr, true)) continue;
-      if (!mem) {
-        mem = std::malloc((size_t)cap * (size_t)per_row + (size_t)B.K * 4 + (size_t)tiles);
-        if (!mem) throw std::bad_alloc();
-        s.kk = static_cast<int32_t*>(mem);
-        s.apair = s.kk + cap * (B.K + 1);
-        s.idx = s.apair + cap * (B.K / 2 + 1);
-        skip = reinterpret_cast<uint8_t*>(s.idx + B.K);
-        std::memset(skip, 0, (size_t)tiles);
-      }
-      skip[(m - m0) / 4] = 1;
-      for (int r = 0; r < mr; ++r) s.rows[nq++] = m + r;  // queue the tile's rows, flush full batches
-      if (nq + 4 > cap) {
-        sparse_rows_avx2(c, nq, p0, p1, s);
-        nq = 0;
-      }
-    }
-    if (nq) sparse_rows_avx2(c, nq, p0, p1, s);
-  }
   // Row blocks keep their A rows in L2 (≤ 192 KiB) while every B panel (16·K bytes, L1) passes.
   const int64_t mc = std::max<int64_t>(4, (196608 / std::max<int64_t>(1, B.Kp)) / 4 * 4);
   int32_t rowsum[4] = {0, 0, 0, 0};
@@ -595,7 +484,6 @@ void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_
     for (int64_t p = p0; p < p1; ++p) {
       const PanelEp pe = panel_ep(c, p);
       for (int64_t m = mb; m < me; m += 4) {
-        if (skip && skip[(m - m0) / 4]) continue;
         const int mr = (int)std::min<int64_t>(4, me - m);
         if (B.w_zero_point)
           for (int r = 0; r < mr; ++r) rowsum[r] = (int32_t)rowsum_u8_avx2(c.A + (m + r) * c.lda, B.K);
@@ -615,7 +503,6 @@ void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_
       }
     }
   }
-  std::free(mem);
 }
 
 }  // namespace detail

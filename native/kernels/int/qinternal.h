@@ -26,10 +26,26 @@ struct GemmCtx {
 // Rows [m0, m1) × panels [p0, p1) of the GEMM.
 void gemm_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
-// Sparse A: whether the rows [m, m+mr) run the sparse path (ep.sparse, B.bk16, density).
-bool sparse_tile(const GemmCtx& c, int64_t m, int mr, bool avx2);
+// The scalar epilogue of one output (bias, zero points, ReLU, requantize, table); acc: Σ a·w.
+void epilogue_one_scalar(const GemmCtx& c, int64_t m, int64_t n, uint32_t acc, uint32_t zr);
+
+// Sparse A (qsparse.cc, qsparse_avx2.cc): whether this call runs the sparse path (ep.sparse, B.bk16,
+// the density of A measured on a sample of rows against sparse_max_density(K)).
+bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, bool avx2);
 int64_t count_nonzero_u8(const uint8_t* a, int64_t K);
 int64_t count_nonzero_u8_avx2(const uint8_t* a, int64_t K);
+// Rows per block (a multiple of 4) and 16-column panels per column block of the sparse path: the
+// column block's K-major int16 weight slice stays in L2 while the block's rows sweep it.
+struct SparseBlocking {
+  int64_t rows, panels;
+};
+// wbytes: bytes per weight of the K-major copy the kernel reads (2: bk16, 1: bk8).
+SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels, int wbytes);
+void gemm_sparse_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+// The AVX2 epilogue of rows [m, m + rows) × panels [p0, p1) from raw sums acc[r·ld + (p − p0)·16 + j].
+void gemm_epilogue_rows_avx2(const GemmCtx& c, int64_t m, int64_t rows, int64_t p0, int64_t p1, const int32_t* acc,
+                             int64_t ld, const int32_t* rowsum);
 
 void requantize_avx2(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y);
 void softmax_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,

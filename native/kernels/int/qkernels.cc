@@ -166,48 +166,35 @@ PackedB pack_b(const int8_t* w, int32_t K, int32_t N, int64_t ldw, bool transpos
   }
   if (opt.kmajor) {
     B.bk16.assign((size_t)K * B.Np, 0);
+    if (opt.a_max <= 127) B.bk8.assign((size_t)K * B.Np + 32, 0);
     for (int64_t k = 0; k < K; ++k)
-      for (int64_t n = 0; n < N; ++n) B.bk16[(size_t)(k * B.Np + n)] = at(k, n);
+      for (int64_t n = 0; n < N; ++n) {
+        B.bk16[(size_t)(k * B.Np + n)] = at(k, n);
+        if (!B.bk8.empty()) B.bk8[(size_t)(k * B.Np + n)] = at(k, n);
+      }
   }
   return B;
 }
 
 namespace detail {
-bool sparse_tile(const GemmCtx& c, int64_t m, int mr, bool avx2) {
+void epilogue_one_scalar(const GemmCtx& c, int64_t m, int64_t n, uint32_t acc, uint32_t zr) {
   const GemmEpilogue& ep = *c.ep;
-  if (c.B->bk16.empty() || ep.sparse == 2) return false;
-  if (ep.sparse == 1) return true;
-  int64_t nz = 0;
-  for (int r = 0; r < mr; ++r)
-    nz += avx2 ? count_nonzero_u8_avx2(c.A + (m + r) * c.lda, c.B->K) : count_nonzero_u8(c.A + (m + r) * c.lda, c.B->K);
-  return (double)nz < kSparseMaxDensity * (double)(mr * c.B->K);
-}
-
-int64_t count_nonzero_u8(const uint8_t* a, int64_t K) {
-  int64_t nz = 0;
-  for (int64_t k = 0; k < K; ++k) nz += a[k] != 0;
-  return nz;
+  int32_t v = (int32_t)(acc + (uint32_t)c.bias_eff[n] - zr);
+  if (ep.relu && v < 0) v = 0;
+  if (ep.out == QType::s32) {
+    ((int32_t*)c.C)[m * c.ldc + n] = v;
+    return;
+  }
+  int32_t q = requantize_one(v, c.mult[n], c.shift[n], 0, c.lo, c.hi) + ep.rq.zero_point;
+  if (ep.table) q = load_q(ep.out, ep.table, (uint8_t)q);
+  store_q(ep.out, c.C, m * c.ldc + n, q);
 }
 
 void gemm_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const PackedB& B = *c.B;
-  const GemmEpilogue& ep = *c.ep;
   const int64_t kq = B.Kp / 4;
-  std::vector<uint32_t> sacc;
-  bool sparse = false;
   for (int64_t m = m0; m < m1; ++m) {
     const uint8_t* a = c.A + m * c.lda;
-    // the same per-4-row-tile decision as the AVX2 path (tiles start at m0)
-    if ((m - m0) % 4 == 0) sparse = sparse_tile(c, m, (int)std::min<int64_t>(4, m1 - m), false);
-    if (sparse) {
-      // reference of the sparse path: Σ over the non-zero codes only, K-major weight rows
-      sacc.assign((size_t)B.Np, 0);
-      for (int64_t k = 0; k < B.K; ++k) {
-        if (!a[k]) continue;
-        const int16_t* w = B.bk16.data() + k * B.Np;
-        for (int64_t n = p0 * 16; n < p1 * 16; ++n) sacc[(size_t)n] += (uint32_t)((int32_t)a[k] * w[n]);
-      }
-    }
     uint32_t rowsum = 0;
     for (int64_t k = 0; k < B.K; ++k) rowsum += a[k];
     const uint32_t zr = (uint32_t)B.w_zero_point * rowsum;
@@ -216,21 +203,9 @@ void gemm_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int6
         const int64_t n = p * 16 + j;
         if (n >= B.N) break;
         uint32_t acc = 0;  // int32 two's-complement arithmetic, as the SIMD code
-        if (sparse) {
-          acc = sacc[(size_t)n];
-        } else {
-          const int8_t* b = B.b8.data() + p * kq * 64 + j * 4;
-          for (int64_t k = 0; k < B.K; ++k) acc += (uint32_t)((int32_t)a[k] * b[(k / 4) * 64 + k % 4]);
-        }
-        int32_t v = (int32_t)(acc + (uint32_t)c.bias_eff[n] - zr);
-        if (ep.relu && v < 0) v = 0;
-        if (ep.out == QType::s32) {
-          ((int32_t*)c.C)[m * c.ldc + n] = v;
-          continue;
-        }
-        int32_t q = requantize_one(v, c.mult[n], c.shift[n], 0, c.lo, c.hi) + ep.rq.zero_point;
-        if (ep.table) q = load_q(ep.out, ep.table, (uint8_t)q);
-        store_q(ep.out, c.C, m * c.ldc + n, q);
+        const int8_t* b = B.b8.data() + p * kq * 64 + j * 4;
+        for (int64_t k = 0; k < B.K; ++k) acc += (uint32_t)((int32_t)a[k] * b[(k / 4) * 64 + k % 4]);
+        epilogue_one_scalar(c, m, n, acc, zr);
       }
   }
 }
@@ -245,6 +220,8 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
          "gemm_u8s8: PackedB lacks the exact int16 copy");
   QCHECK(B.bk16.empty() || (int64_t)B.bk16.size() == (int64_t)B.K * B.Np,
          "gemm_u8s8: PackedB K-major copy has the wrong size");
+  QCHECK(B.bk8.empty() || ((int64_t)B.bk8.size() == (int64_t)B.K * B.Np + 32 && !B.bk16.empty() && B.a_max <= 127),
+         "gemm_u8s8: PackedB K-major int8 copy is inconsistent");
   QCHECK(ep.sparse >= 0 && ep.sparse <= 2, "gemm_u8s8: ep.sparse must be 0, 1 or 2");
   QCHECK(ep.sparse != 1 || !B.bk16.empty(), "gemm_u8s8: ep.sparse = 1 needs pack_b(..., kmajor = true)");
   QCHECK(M >= 0, "gemm_u8s8: M must be ≥ 0");
@@ -282,8 +259,11 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     c.hi = rq.qmax - rq.zero_point;
   }
   const bool avx2 = use_avx2(isa);
+  const bool sparse = detail::use_sparse_a(M, A, lda, B, ep, avx2);  // per call: the layer's measured density
   auto run = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-    if (avx2) detail::gemm_rows_avx2(c, m0, m1, p0, p1);
+    if (sparse && avx2) detail::gemm_sparse_rows_avx2(c, m0, m1, p0, p1);
+    else if (sparse) detail::gemm_sparse_rows_scalar(c, m0, m1, p0, p1);
+    else if (avx2) detail::gemm_rows_avx2(c, m0, m1, p0, p1);
     else detail::gemm_rows_scalar(c, m0, m1, p0, p1);
   };
   const int64_t panels = B.Np / 16;

@@ -1,0 +1,103 @@
+// Sparse-A GEMM (docs/sparsity.md): the choice per call from the measured density of A, the
+// blocking, and the scalar reference the AVX2 path (qsparse_avx2.cc) matches bit-exactly.
+#include <algorithm>
+#include <vector>
+
+#include "qcheck.h"
+#include "qinternal.h"
+
+namespace swinq {
+namespace q {
+namespace detail {
+
+int64_t count_nonzero_u8(const uint8_t* a, int64_t K) {
+  int64_t nz = 0;
+  for (int64_t k = 0; k < K; ++k) nz += a[k] != 0;
+  return nz;
+}
+
+// The weight-row offsets of the sparse path are int32 bytes: K·Np·2 must stay below 2^31.
+static bool offsets_fit(const PackedB& B) { return (int64_t)B.K * B.Np <= ((int64_t)1 << 30); }
+
+}  // namespace detail
+
+double sparse_max_density(const PackedB& B) {
+  // break-even on Zen 3, fc2 3136×384×96, 784×768×192, 196×1536×384, 49×3072×768 (docs/sparsity.md):
+  // int8 quad kernel ≈ 0.37 / 0.37 / 0.31 / 0.22–0.25; int16 pair kernel against the fast dense
+  // kernel ≈ 0.28 / 0.27 / 0.21 / 0.17 (higher against the exact int16 one); kept below it so the
+  // sparse path is never the slower one
+  // short rows (micro-Swin fc2, K = 192) leave little dense work to save: break-even ≈ 0.1–0.2 (int8)
+  const int64_t K = B.K;
+  if (!B.bk8.empty()) return K < 256 ? 0.08 : K <= 1024 ? 0.28 : K <= 2048 ? 0.25 : 0.20;
+  return K < 256 ? 0.06 : K <= 1024 ? 0.20 : K <= 2048 ? 0.15 : 0.12;
+}
+
+bool gemm_u8s8_uses_sparse(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep,
+                           Isa isa) {
+  QCHECK(M >= 0 && lda >= B.K && (M == 0 || A), "gemm_u8s8_uses_sparse: bad A");
+  return detail::use_sparse_a(M, A, lda, B, ep, use_avx2(isa));
+}
+
+namespace detail {
+
+bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, bool avx2) {
+  if (B.bk16.empty() || ep.sparse == 2 || M == 0) return false;
+  if (!offsets_fit(B)) {  // auto declines; forcing it is an error
+    QCHECK(ep.sparse != 1, "gemm_u8s8: ep.sparse = 1 needs K·Np ≤ 2^30 (int32 weight-row offsets)");
+    return false;
+  }
+  if (ep.sparse == 1) return true;
+  // density of up to 16 evenly spaced rows (≥ 3k codes on fc2 shapes): the decision needs a share,
+  // not an exact count, and 64 rows cost 3 % of a micro-Swin fc2 (49×384×96, 20 µs)
+  const int64_t rows = std::min<int64_t>(M, 16);
+  int64_t nz = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const uint8_t* a = A + (i * M / rows) * lda;
+    nz += avx2 ? count_nonzero_u8_avx2(a, B.K) : count_nonzero_u8(a, B.K);
+  }
+  return (double)nz < sparse_max_density(B) * (double)(rows * B.K);
+}
+
+SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels, int wbytes) {
+  SparseBlocking b;
+  // the column block's weight slice (K·16·wbytes per panel) in L1 (24 KiB) when that still leaves
+  // 2 panels per row sweep, else in L2 (256 KiB, half of Zen 3's): fc2 3136×384×96 at 10 % density
+  // 0.93 ms with 2-panel L1 blocks vs 1.22 ms with 6-panel L2 blocks; 49×3072×768 1.24 ms (L2) vs
+  // 2.65 ms (1-panel L1 blocks) — docs/sparsity.md
+  const int64_t per_panel = K * 16 * wbytes, l1 = (int64_t)24576 / per_panel, l2 = (int64_t)262144 / per_panel;
+  b.panels = std::max<int64_t>(1, std::min<int64_t>(panels, l1 >= 2 ? l1 : l2));
+  if (wbytes == 1 && b.panels > 1 && b.panels < panels) b.panels &= ~(int64_t)1;  // whole 32-column groups
+  b.rows = std::max<int64_t>(4, std::min<int64_t>(64, (rows + 3) / 4 * 4));
+  return b;
+}
+
+// Reference: per row, Σ over the non-zero codes only of a·(K-major weight row), then the dense
+// scalar epilogue. Exact int32 sums, so neither the order nor the AVX2 blocking changes the result.
+void gemm_sparse_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  const PackedB& B = *c.B;
+  std::vector<int32_t> idx((size_t)B.K);
+  std::vector<uint32_t> acc((size_t)B.Np);
+  for (int64_t m = m0; m < m1; ++m) {
+    const uint8_t* a = c.A + m * c.lda;
+    int64_t n = 0;
+    uint32_t rowsum = 0;
+    for (int64_t k = 0; k < B.K; ++k)
+      if (a[k]) {
+        idx[(size_t)n++] = (int32_t)k;
+        rowsum += a[k];
+      }
+    std::fill(acc.begin(), acc.end(), 0u);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t k = idx[(size_t)i];
+      const int16_t* w = B.bk16.data() + k * B.Np;
+      for (int64_t col = p0 * 16; col < p1 * 16; ++col) acc[(size_t)col] += (uint32_t)((int32_t)a[k] * w[col]);
+    }
+    const uint32_t zr = (uint32_t)B.w_zero_point * rowsum;
+    for (int64_t col = p0 * 16; col < std::min<int64_t>(p1 * 16, B.N); ++col)
+      epilogue_one_scalar(c, m, col, acc[(size_t)col], zr);
+  }
+}
+
+}  // namespace detail
+}  // namespace q
+}  // namespace swinq

@@ -1,0 +1,334 @@
+// Sparse-A u8 × s8 GEMM for AVX2 (a ReLU output feeding fc2): per row, the non-zero codes are
+// compacted once (byte offsets of their K-major weight rows, and the codes), then a kernel sums
+// only those weight rows: gemm_u8s8_s32_sparse_1x64_avx2 (four codes per vpmaddubsw over the int8
+// K-major copy, when codes ≤ 127) or gemm_u8s16_s32_sparse_1x64_avx2 (two codes per vpmaddwd over
+// the int16 copy). Blocking: a block of rows sweeps each column block's weight slice while it is in
+// L1 (or L2, prefetched, for long rows). Exact: the same int32 sums as the dense kernels
+// (wrap-around addition is order independent); bias, zero points, ReLU, requantization and table
+// are the dense kernels' epilogue (gemm_epilogue_rows_avx2).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "qavx2.h"
+#include "qinternal.h"
+
+namespace swinq {
+namespace q {
+namespace detail {
+
+int64_t count_nonzero_u8_avx2(const uint8_t* a, int64_t K) {
+  const __m256i z = _mm256_setzero_si256();
+  int64_t nz = 0, k = 0;
+  for (; k + 32 <= K; k += 32)
+    nz += 32 - __builtin_popcount((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i*)(a + k)), z)));
+  for (; k < K; ++k) nz += a[k] != 0;
+  return nz;
+}
+
+namespace {
+// kSel.v[m]: the positions of the set bits of the byte m, in order (then zeros): the shuffle that
+// packs the non-zero codes of 8 bytes to the front.
+struct SelTable {
+  uint8_t v[256][8];
+  constexpr SelTable() : v() {
+    for (int m = 0; m < 256; ++m) {
+      int n = 0;
+      for (int j = 0; j < 8; ++j)
+        if (m >> j & 1) v[m][n++] = (uint8_t)j;
+    }
+  }
+};
+constexpr SelTable kSel;
+}  // namespace
+
+// One row's non-zero codes, without a branch per code: off[i] = k_i·ldb (byte offset of weight row
+// k_i), code[i] = a[k_i] (uint8 for the quad kernel, uint16 for the pair kernel). Each group of 8 codes writes 8 entries and advances by its
+// popcount (off/code need 8 spare entries). The count is padded to a multiple of 4 with code-0
+// entries at offset 0 (whole quads / pairs of pairs for the kernels). Returns that count.
+// tab[m][i] = kSel.v[m][i]·ldb: the in-group byte offsets of the weight rows, built once per call.
+static void build_offset_table(int32_t ldb, int32_t (*tab)[8]) {
+  const __m256i vldb = _mm256_set1_epi32(ldb);
+  for (int m = 0; m < 256; ++m) {
+    int64_t sel64;
+    std::memcpy(&sel64, kSel.v[m], 8);
+    _mm256_store_si256((__m256i*)tab[m], _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sel64)), vldb));
+  }
+}
+
+template <typename Code>
+static inline int64_t compact_row_avx2(const uint8_t* a, int64_t K, int32_t ldb, const int32_t (*tab)[8], int32_t* off,
+                                       Code* code) {
+  const __m256i z = _mm256_setzero_si256();
+  int64_t n = 0, k = 0;
+  for (; k + 32 <= K; k += 32) {
+    const uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i*)(a + k)), z));
+    // the four groups' start counts from prefix popcounts: no chain through the groups
+    const int64_t n1 = n + __builtin_popcount(nz & 0xff), n2 = n + __builtin_popcount(nz & 0xffff),
+                  n3 = n + __builtin_popcount(nz & 0xffffff);
+    const int64_t start[4] = {n, n1, n2, n3};
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {
+      const uint32_t m8 = (nz >> (8 * g)) & 0xff;
+      const __m256i base = _mm256_set1_epi32((int32_t)((k + 8 * g) * ldb));
+      _mm256_storeu_si256((__m256i*)(off + start[g]), _mm256_add_epi32(_mm256_load_si256((const __m256i*)tab[m8]), base));
+      const __m128i sel = _mm_loadl_epi64((const __m128i*)kSel.v[m8]);
+      const __m128i a8 = _mm_loadl_epi64((const __m128i*)(a + k + 8 * g));
+      if (sizeof(Code) == 1) _mm_storel_epi64((__m128i*)(code + start[g]), _mm_shuffle_epi8(a8, sel));
+      else _mm_storeu_si128((__m128i*)(code + start[g]), _mm_cvtepu8_epi16(_mm_shuffle_epi8(a8, sel)));
+    }
+    n += __builtin_popcount(nz);
+  }
+  for (; k < K; ++k)
+    if (a[k]) {
+      off[n] = (int32_t)k * ldb;
+      code[n] = a[k];
+      ++n;
+    }
+  for (; n & 3; ++n) {
+    off[n] = 0;
+    code[n] = 0;
+  }
+  return n;
+}
+
+// acc[0 .. 16·NP) = Σ over the row's pairs (k_i, k_j) of a_i·W[k_i, cols] + a_j·W[k_j, cols] for
+// NP ∈ {1, 2, 4} 16-column panels starting at b (K-major int16 rows; off: byte offsets; npairs
+// even). vpunpck{l,h}wd interleave the two weight rows into the (w_i, w_j) pairs one vpmaddwd
+// multiplies by the broadcast (a_i, a_j); the unpack leaves columns as {0-3, 8-11 | 4-7, 12-15},
+// one vperm2i128 per half at the end restores the order. Hand-written (GCC's code reloads each
+// weight row twice), two pairs per iteration with their own temporaries: ymm0-7 accumulators,
+// ymm12-15 / ymm8-11 temporaries and (a_i, a_j) of the first / second pair.
+#define SWQ_PANEL(O, X, Y, T, AV, C0, C1)                        \
+  "vmovdqu " O "(%[b],%%" X "), %%ymm" T "\n\t"                  \
+  "vmovdqu " O "(%[b],%%" Y "), %%ymm" AV "\n\t"                 \
+  "vpunpckhwd %%ymm" AV ", %%ymm" T ", %%ymm" C1 "x\n\t"
+#undef SWQ_PANEL
+#define SWQ_PANEL(O, X, Y, TA, TB, TC, AV, C0, C1)                \
+  "vmovdqu " O "(%[b],%%" X "), %%ymm" TA "\n\t"                 \
+  "vmovdqu " O "(%[b],%%" Y "), %%ymm" TB "\n\t"                 \
+  "vpunpcklwd %%ymm" TB ", %%ymm" TA ", %%ymm" TC "\n\t"         \
+  "vpunpckhwd %%ymm" TB ", %%ymm" TA ", %%ymm" TA "\n\t"         \
+  "vpmaddwd %%ymm" AV ", %%ymm" TC ", %%ymm" TC "\n\t"           \
+  "vpmaddwd %%ymm" AV ", %%ymm" TA ", %%ymm" TA "\n\t"           \
+  "vpaddd %%ymm" TC ", %%ymm" C0 ", %%ymm" C0 "\n\t"             \
+  "vpaddd %%ymm" TA ", %%ymm" C1 ", %%ymm" C1 "\n\t"
+#define SWQ_P1(O, C0, C1) SWQ_PANEL(O, "r8", "r9", "12", "13", "14", "15", C0, C1)
+#define SWQ_P2(O, C0, C1) SWQ_PANEL(O, "r10", "r11", "8", "9", "10", "11", C0, C1)
+template <int NP>
+static inline void gemm_u8s16_s32_sparse_1x64_avx2(const char* b, const int32_t* off, const uint16_t* code,
+                                                   int64_t n, int32_t* acc) {
+  const int64_t npairs = n / 2;
+  static_assert(NP == 1 || NP == 2 || NP == 4, "NP must be 1, 2 or 4");
+  int64_t i = 0;
+  alignas(32) int32_t t[64];
+#define SWQ_HEAD                                                  \
+  "vpxor %%ymm0, %%ymm0, %%ymm0\n\t vpxor %%ymm1, %%ymm1, %%ymm1\n\t" \
+  "vpxor %%ymm2, %%ymm2, %%ymm2\n\t vpxor %%ymm3, %%ymm3, %%ymm3\n\t" \
+  "vpxor %%ymm4, %%ymm4, %%ymm4\n\t vpxor %%ymm5, %%ymm5, %%ymm5\n\t" \
+  "vpxor %%ymm6, %%ymm6, %%ymm6\n\t vpxor %%ymm7, %%ymm7, %%ymm7\n\t" \
+  "test %[n], %[n]\n\t"                                           \
+  "jle 2f\n\t"                                                    \
+  ".p2align 5\n"                                                   \
+  "1:\n\t"                                                        \
+  "movslq (%[off],%[i],8), %%r8\n\t"                              \
+  "movslq 4(%[off],%[i],8), %%r9\n\t"                             \
+  "movslq 8(%[off],%[i],8), %%r10\n\t"                            \
+  "movslq 12(%[off],%[i],8), %%r11\n\t"                           \
+  "vpbroadcastd (%[code],%[i],4), %%ymm15\n\t"                    \
+  "vpbroadcastd 4(%[code],%[i],4), %%ymm11\n\t"
+#define SWQ_TAIL                                                                              \
+  "add $2, %[i]\n\t"                                                                          \
+  "cmp %[n], %[i]\n\t"                                                                        \
+  "jl 1b\n"                                                                                    \
+  "2:\n\t"                                                                                    \
+  "vmovdqa %%ymm0, (%[t])\n\t vmovdqa %%ymm1, 32(%[t])\n\t vmovdqa %%ymm2, 64(%[t])\n\t"     \
+  "vmovdqa %%ymm3, 96(%[t])\n\t vmovdqa %%ymm4, 128(%[t])\n\t vmovdqa %%ymm5, 160(%[t])\n\t" \
+  "vmovdqa %%ymm6, 192(%[t])\n\t vmovdqa %%ymm7, 224(%[t])\n\t"                             \
+  : [i] "+r"(i)                                                                                \
+  : [n] "r"(npairs), [off] "r"(off), [code] "r"(code), [b] "r"(b), [t] "r"(t)                  \
+  : "r8", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
+    "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
+  if (NP == 4)
+    __asm__ volatile(SWQ_HEAD SWQ_P1("0", "0", "1") SWQ_P1("32", "2", "3") SWQ_P1("64", "4", "5") SWQ_P1("96", "6", "7")
+                         SWQ_P2("0", "0", "1") SWQ_P2("32", "2", "3") SWQ_P2("64", "4", "5") SWQ_P2("96", "6", "7")
+                             SWQ_TAIL);
+  else if (NP == 2)
+    __asm__ volatile(SWQ_HEAD SWQ_P1("0", "0", "1") SWQ_P1("32", "2", "3") SWQ_P2("0", "0", "1") SWQ_P2("32", "2", "3")
+                         SWQ_TAIL);
+  else
+    __asm__ volatile(SWQ_HEAD SWQ_P1("0", "0", "1") SWQ_P2("0", "0", "1") SWQ_TAIL);
+#undef SWQ_HEAD
+#undef SWQ_TAIL
+  for (int q = 0; q < NP; ++q) {
+    const __m256i c0 = _mm256_load_si256((const __m256i*)(t + 16 * q));
+    const __m256i c1 = _mm256_load_si256((const __m256i*)(t + 16 * q + 8));
+    _mm256_storeu_si256((__m256i*)(acc + 16 * q), _mm256_permute2x128_si256(c0, c1, 0x20));
+    _mm256_storeu_si256((__m256i*)(acc + 16 * q + 8), _mm256_permute2x128_si256(c0, c1, 0x31));
+  }
+}
+#undef SWQ_P1
+#undef SWQ_P2
+#undef SWQ_PANEL
+
+// acc[0 .. 32·NC) = Σ over the row's quads (k_1..k_4) of Σ_j a_j·W[k_j, cols] for NC 32-column
+// groups starting at b (K-major int8 rows; off: byte offsets; n: entries, a multiple of 4; codes
+// ≤ 127 so a vpmaddubsw pair a_1·w_1 + a_2·w_2 stays inside int16 for any s8 weights). Four
+// vpunpck{l,h}bw + four vpunpck{l,h}wd turn the four weight rows into (w_1..w_4) quads per
+// column, as the dense kernel's packed layout, for vpmaddubsw by the broadcast (a_1..a_4) and
+// vpmaddwd by ones. Per group the columns land as {0-3 | 16-19}, {4-7 | 20-23}, {8-11 | 24-27},
+// {12-15 | 28-31}; vperm2i128 at the end restores the order. Registers: ymm0-7 accumulators,
+// ymm8-12 temporaries, ymm14 int16 ones, ymm15 (a_1..a_4).
+#define SWQ_QUAD(O, A0, A1, A2, A3)                   \
+  "vmovdqu " O "(%[b],%%r8), %%ymm8\n\t"              \
+  "vmovdqu " O "(%[b],%%r9), %%ymm9\n\t"              \
+  "vmovdqu " O "(%[b],%%r10), %%ymm10\n\t"            \
+  "vmovdqu " O "(%[b],%%r11), %%ymm11\n\t"            \
+  "vpunpcklbw %%ymm9, %%ymm8, %%ymm12\n\t"            \
+  "vpunpckhbw %%ymm9, %%ymm8, %%ymm8\n\t"             \
+  "vpunpcklbw %%ymm11, %%ymm10, %%ymm9\n\t"           \
+  "vpunpckhbw %%ymm11, %%ymm10, %%ymm10\n\t"          \
+  "vpunpcklwd %%ymm9, %%ymm12, %%ymm11\n\t"           \
+  "vpunpckhwd %%ymm9, %%ymm12, %%ymm12\n\t"           \
+  "vpunpcklwd %%ymm10, %%ymm8, %%ymm9\n\t"            \
+  "vpunpckhwd %%ymm10, %%ymm8, %%ymm8\n\t"            \
+  "vpmaddubsw %%ymm11, %%ymm15, %%ymm11\n\t"          \
+  "vpmaddubsw %%ymm12, %%ymm15, %%ymm12\n\t"          \
+  "vpmaddubsw %%ymm9, %%ymm15, %%ymm9\n\t"            \
+  "vpmaddubsw %%ymm8, %%ymm15, %%ymm8\n\t"            \
+  "vpmaddwd %%ymm14, %%ymm11, %%ymm11\n\t"            \
+  "vpmaddwd %%ymm14, %%ymm12, %%ymm12\n\t"            \
+  "vpmaddwd %%ymm14, %%ymm9, %%ymm9\n\t"              \
+  "vpmaddwd %%ymm14, %%ymm8, %%ymm8\n\t"              \
+  "vpaddd %%ymm11, %%ymm" A0 ", %%ymm" A0 "\n\t"      \
+  "vpaddd %%ymm12, %%ymm" A1 ", %%ymm" A1 "\n\t"      \
+  "vpaddd %%ymm9, %%ymm" A2 ", %%ymm" A2 "\n\t"       \
+  "vpaddd %%ymm8, %%ymm" A3 ", %%ymm" A3 "\n\t"
+template <int NC>
+static inline void gemm_u8s8_s32_sparse_1x64_avx2(const char* b, const int32_t* off, const uint8_t* code, int64_t n,
+                                                  int32_t* acc) {
+  static_assert(NC == 1 || NC == 2, "NC must be 1 or 2");
+  int64_t i = 0;
+  alignas(32) int32_t t[64];
+#define SWQ_HEAD                                                  \
+  "vpxor %%ymm0, %%ymm0, %%ymm0\n\t vpxor %%ymm1, %%ymm1, %%ymm1\n\t" \
+  "vpxor %%ymm2, %%ymm2, %%ymm2\n\t vpxor %%ymm3, %%ymm3, %%ymm3\n\t" \
+  "vpxor %%ymm4, %%ymm4, %%ymm4\n\t vpxor %%ymm5, %%ymm5, %%ymm5\n\t" \
+  "vpxor %%ymm6, %%ymm6, %%ymm6\n\t vpxor %%ymm7, %%ymm7, %%ymm7\n\t" \
+  "vpcmpeqw %%ymm14, %%ymm14, %%ymm14\n\t"                        \
+  "vpsrlw $15, %%ymm14, %%ymm14\n\t"                              \
+  "test %[n], %[n]\n\t"                                           \
+  "jle 2f\n\t"                                                    \
+  ".p2align 5\n"                                                   \
+  "1:\n\t"                                                        \
+  "movslq (%[off],%[i],4), %%r8\n\t"                              \
+  "movslq 4(%[off],%[i],4), %%r9\n\t"                             \
+  "movslq 8(%[off],%[i],4), %%r10\n\t"                            \
+  "movslq 12(%[off],%[i],4), %%r11\n\t"                           \
+  "vpbroadcastd (%[code],%[i]), %%ymm15\n\t"
+#define SWQ_TAIL                                                                              \
+  "add $4, %[i]\n\t"                                                                          \
+  "cmp %[n], %[i]\n\t"                                                                        \
+  "jl 1b\n"                                                                                    \
+  "2:\n\t"                                                                                    \
+  "vmovdqa %%ymm0, (%[t])\n\t vmovdqa %%ymm1, 32(%[t])\n\t vmovdqa %%ymm2, 64(%[t])\n\t"     \
+  "vmovdqa %%ymm3, 96(%[t])\n\t vmovdqa %%ymm4, 128(%[t])\n\t vmovdqa %%ymm5, 160(%[t])\n\t" \
+  "vmovdqa %%ymm6, 192(%[t])\n\t vmovdqa %%ymm7, 224(%[t])\n\t"                             \
+  : [i] "+r"(i)                                                                                \
+  : [n] "r"(n), [off] "r"(off), [code] "r"(code), [b] "r"(b), [t] "r"(t)                       \
+  : "r8", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
+    "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm14", "xmm15"
+  if (NC == 2)
+    __asm__ volatile(SWQ_HEAD SWQ_QUAD("0", "0", "1", "2", "3") SWQ_QUAD("32", "4", "5", "6", "7") SWQ_TAIL);
+  else
+    __asm__ volatile(SWQ_HEAD SWQ_QUAD("0", "0", "1", "2", "3") SWQ_TAIL);
+#undef SWQ_HEAD
+#undef SWQ_TAIL
+  for (int g = 0; g < NC; ++g) {
+    const int32_t* a = t + 32 * g;
+    const __m256i q0 = _mm256_load_si256((const __m256i*)a), q1 = _mm256_load_si256((const __m256i*)(a + 8)),
+                  q2 = _mm256_load_si256((const __m256i*)(a + 16)), q3 = _mm256_load_si256((const __m256i*)(a + 24));
+    int32_t* o = acc + 32 * g;
+    _mm256_storeu_si256((__m256i*)o, _mm256_permute2x128_si256(q0, q1, 0x20));
+    _mm256_storeu_si256((__m256i*)(o + 8), _mm256_permute2x128_si256(q2, q3, 0x20));
+    _mm256_storeu_si256((__m256i*)(o + 16), _mm256_permute2x128_si256(q0, q1, 0x31));
+    _mm256_storeu_si256((__m256i*)(o + 24), _mm256_permute2x128_si256(q2, q3, 0x31));
+  }
+}
+#undef SWQ_QUAD
+
+void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  const PackedB& B = *c.B;
+  const bool quad = !B.bk8.empty();  // codes ≤ 127: the int8 vpmaddubsw kernel, else int16 pairs
+  const int wbytes = quad ? 1 : 2;
+  const int64_t K = B.K, ldb = (int64_t)B.Np * wbytes;  // bytes per K-major weight row
+  const char* w = quad ? reinterpret_cast<const char*>(B.bk8.data()) : reinterpret_cast<const char*>(B.bk16.data());
+  const SparseBlocking bl = sparse_blocking(K, m1 - m0, p1 - p0, wbytes);
+  // scratch (malloc, not std::vector: an AVX2 object must define no weak template symbols, see
+  // scripts/check-avx2-objects.sh); nothing below throws before the free
+  const int64_t ld = K + 16;  // compaction writes up to 8 entries past the count, then pads to 4
+  const int64_t acc_ld = (bl.panels + 1) / 2 * 32;  // the quad kernel fills whole 32-column groups
+  const size_t off_bytes = (size_t)(bl.rows * ld) * 4, code_bytes = (size_t)(bl.rows * ld) * 2;
+  const size_t acc_bytes = (size_t)(bl.rows * acc_ld) * 4;
+  char* mem = static_cast<char*>(std::malloc(off_bytes + acc_bytes + code_bytes + (size_t)bl.rows * 12));
+  if (!mem) throw std::bad_alloc();
+  int32_t* offs = reinterpret_cast<int32_t*>(mem);
+  int32_t* acc = reinterpret_cast<int32_t*>(mem + off_bytes);
+  char* codes = mem + off_bytes + acc_bytes;
+  int64_t* count = reinterpret_cast<int64_t*>(codes + code_bytes);
+  int32_t* rowsum = reinterpret_cast<int32_t*>(count + bl.rows);
+  alignas(32) int32_t tab[256][8];
+  build_offset_table((int32_t)ldb, tab);
+  for (int64_t mb = m0; mb < m1; mb += bl.rows) {
+    const int64_t nr = std::min<int64_t>(bl.rows, m1 - mb);
+    for (int64_t r = 0; r < nr; ++r) {
+      const uint8_t* a = c.A + (mb + r) * c.lda;
+      count[r] = quad ? compact_row_avx2(a, K, (int32_t)ldb, tab, offs + r * ld, reinterpret_cast<uint8_t*>(codes) + r * ld)
+                      : compact_row_avx2(a, K, (int32_t)ldb, tab, offs + r * ld, reinterpret_cast<uint16_t*>(codes) + r * ld);
+      rowsum[r] = B.w_zero_point ? (int32_t)rowsum_u8_avx2(a, K) : 0;
+    }
+    for (int64_t pb = p0; pb < p1; pb += bl.panels) {
+      const int64_t pe = std::min<int64_t>(p1, pb + bl.panels);
+      if (K * (pe - pb) * 16 * wbytes > 32768) {
+        // an L2-sized slice: touch its lines in order first; the rows' random-k reads would
+        // otherwise each wait for memory (49×3072×768 at 10 %: 1.11 → 0.85 ms, docs/sparsity.md)
+        const char* s0 = w + pb * 16 * wbytes;
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t o = 0; o < (pe - pb) * 16 * wbytes; o += 64) _mm_prefetch(s0 + k * ldb + o, _MM_HINT_T1);
+      }
+      for (int64_t r = 0; r < nr; ++r) {
+        const int32_t* off = offs + r * ld;
+        int32_t* out = acc + r * acc_ld;
+        for (int64_t p = pb; p < pe;) {
+          const char* b = w + p * 16 * wbytes;
+          int32_t* o = out + (p - pb) * 16;
+          const int64_t left = pe - p;
+          if (quad) {
+            const uint8_t* code = reinterpret_cast<const uint8_t*>(codes) + r * ld;
+            // an odd panel count ends with whole 32-column groups: the extra 16 columns read the
+            // next weight row (or bk8's slack) and are never stored (N = 48: one call, not two)
+            if (left >= 3) gemm_u8s8_s32_sparse_1x64_avx2<2>(b, off, code, count[r], o);
+            else gemm_u8s8_s32_sparse_1x64_avx2<1>(b, off, code, count[r], o);
+            p += std::min<int64_t>(left, 4);
+            continue;
+          } else {
+            const uint16_t* code = reinterpret_cast<const uint16_t*>(codes) + r * ld;
+            if (left >= 4) gemm_u8s16_s32_sparse_1x64_avx2<4>(b, off, code, count[r], o);
+            else if (left >= 2) gemm_u8s16_s32_sparse_1x64_avx2<2>(b, off, code, count[r], o);
+            else gemm_u8s16_s32_sparse_1x64_avx2<1>(b, off, code, count[r], o);
+          }
+          p += left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        }
+      }
+      gemm_epilogue_rows_avx2(c, mb, nr, pb, pe, acc, acc_ld, rowsum);
+    }
+  }
+  std::free(mem);
+}
+
+}  // namespace detail
+}  // namespace q
+}  // namespace swinq
