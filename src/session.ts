@@ -95,6 +95,9 @@ function checkOrtOptions(o: SessionOptions): void {
   }
 }
 
+/** Per plan: what each output is, computed on its first run. */
+const outSpecs = new WeakMap<object, { type: TensorType; Ctor: new (n: number) => TensorData; dims: readonly number[]; n: number }[]>();
+
 function dimsText(d: unknown): string {
   if (!Array.isArray(d)) return describe(d);
   return `[${d.slice(0, 8).map((x) => (x === null || x === undefined ? '?' : describe(x))).join(',')}${d.length > 8 ? ',…' : ''}]`;
@@ -156,13 +159,18 @@ export class InferenceSession {
   private validate(feeds: Record<string, Tensor>): number[][] {
     if (this.released) throw new Error('InferenceSession: session was released');
     if (!feeds || typeof feeds !== 'object') throw new TypeError(`run: feeds must be an object of input name → Tensor, got ${describe(feeds)}`);
+    const decls = this.graph.inputs;
+    let given = 0;
     for (const k in feeds) {
       if (!this.inputNames.includes(k)) throw new Error(`run: unknown input ${describe(k)} (model inputs: ${this.inputNames.join(', ')})`);
+      given++;
     }
-    const sym = new Map<string, number>();
-    return this.graph.inputs.map((decl) => {
+    const out: number[][] = new Array(decls.length);
+    let sym: Map<string, number> | undefined;
+    for (let j = 0; j < decls.length; j++) {
+      const decl = decls[j];
       const t = feeds[decl.name];
-      if (!t) throw new Error(`run: missing input '${decl.name}'`);
+      if (!t) throw new Error(`run: missing input '${decl.name}'${given === 0 ? ' (feeds is empty)' : ''}`);
       if (!(t instanceof Tensor) && !(typeof t === 'object' && 'dims' in t && 'data' in t && 'type' in t)) {
         throw new TypeError(`run: input '${decl.name}' must be a Tensor, got ${describe(t)}`);
       }
@@ -171,27 +179,30 @@ export class InferenceSession {
       if (t.type !== decl.dtype || !Ctor || arrayTag(t.data) !== Ctor.name) {
         throw new Error(`run: input '${decl.name}' has type ${describe(t.type)} (data ${describe(t.data)}), expected ${decl.dtype}${Ctor ? ` (${Ctor.name})` : ''}`);
       }
-      if (!Array.isArray(t.dims) || t.dims.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-        throw new Error(`run: input '${decl.name}' dims must be non-negative integers, got ${dimsText(t.dims)}`);
+      const td = t.dims;
+      if (!Array.isArray(td) || td.length !== decl.dims.length) {
+        throw new Error(`run: input '${decl.name}' has rank ${Array.isArray(td) ? td.length : '?'} (dims ${dimsText(td)}), expected rank ${decl.dims.length} (${dimsText(decl.dims)})`);
       }
-      if (t.dims.length !== decl.dims.length) {
-        throw new Error(`run: input '${decl.name}' has rank ${t.dims.length} (dims ${dimsText(t.dims)}), expected rank ${decl.dims.length} (${dimsText(decl.dims)})`);
-      }
-      decl.dims.forEach((d, i) => {
-        const got = t.dims[i];
+      let n = 1;
+      for (let i = 0; i < td.length; i++) {
+        const got = td[i];
+        if (!Number.isSafeInteger(got) || got < 0) throw new Error(`run: input '${decl.name}' dims must be non-negative integers, got ${dimsText(td)}`);
+        n *= got;
+        const d = decl.dims[i];
         if (typeof d === 'number' && d > 0 && got !== d) {
-          throw new Error(`run: input '${decl.name}' dim ${i} is ${got}, expected ${d} (expected ${dimsText(decl.dims)}, got ${dimsText(t.dims)})`);
+          throw new Error(`run: input '${decl.name}' dim ${i} is ${got}, expected ${d} (expected ${dimsText(decl.dims)}, got ${dimsText(td)})`);
         }
         if (typeof d === 'string') {
+          sym ??= new Map();
           const prev = sym.get(d);
           if (prev !== undefined && prev !== got) throw new Error(`run: input '${decl.name}' dim ${i} ('${d}') is ${got}, but another input has '${d}' = ${prev}`);
           sym.set(d, got);
         }
-      });
-      const n = t.dims.reduce((a, b) => a * b, 1);
-      if (t.data.length !== n) throw new Error(`run: input '${decl.name}' has ${t.data.length} elements, dims ${dimsText(t.dims)} need ${n}`);
-      return t.dims as number[];
-    });
+      }
+      if (t.data.length !== n) throw new Error(`run: input '${decl.name}' has ${t.data.length} elements, dims ${dimsText(td)} need ${n}`);
+      out[j] = td.slice();
+    }
+    return out;
   }
 
   private entry(dims: number[][]): Entry {
@@ -259,19 +270,26 @@ export class InferenceSession {
 
   private buffers(e: Entry, feeds: Record<string, Tensor>, given: (Tensor | null)[] | null): { ins: PlanArray[]; outs: Tensor[] } {
     const ins = this.inputNames.map((n) => feeds[n].data as PlanArray); // element types checked by validate()
-    const outs = e.compiled.outputDims.map((dims, i) => {
-      const type = TYPE_OF[e.compiled.outputTypes[i]];
-      if (!type) throw new Error(`run: output '${this.outputNames[i]}' has unsupported type ${e.compiled.outputTypes[i]}`);
+    let specs = outSpecs.get(e);
+    if (!specs) {
+      specs = e.compiled.outputDims.map((dims, i) => {
+        const type = TYPE_OF[e.compiled.outputTypes[i]];
+        if (!type) throw new Error(`run: output '${this.outputNames[i]}' has unsupported type ${e.compiled.outputTypes[i]}`);
+        return { type, Ctor: CTOR_OF[type], dims: Object.freeze([...dims]), n: dims.reduce((a, b) => a * b, 1) };
+      });
+      outSpecs.set(e, specs);
+    }
+    const outs = specs.map(({ type, Ctor, dims, n }, i) => {
       const g = given?.[i];
-      const n = dims.reduce((a, b) => a * b, 1);
       if (g) {
         const same = Array.isArray(g.dims) && g.dims.length === dims.length && dims.every((d, k) => g.dims[k] === d);
-        if (g.type !== type || arrayTag(g.data) !== CTOR_OF[type].name || !same || g.data.length !== n) {
+        if (g.type !== type || arrayTag(g.data) !== Ctor.name || !same || g.data.length !== n) {
           throw new Error(`run: pre-allocated output '${this.outputNames[i]}' is ${describe(g.type)} ${dimsText(g.dims)} (data ${describe(g.data)}), expected ${type} ${dimsText(dims)}`);
         }
         return g;
       }
-      return new Tensor(type, new CTOR_OF[type](n), dims);
+      // a fresh array per run: the caller owns what run() returns, so nothing is reused under it
+      return Tensor.trusted(type, new Ctor(n), dims, n);
     });
     return { ins, outs };
   }

@@ -58,8 +58,6 @@ export class Tensor {
   readonly data: TensorData;
   readonly dims: readonly number[];
   readonly size: number;
-  /** onnxruntime-node's field: the data lives in CPU memory. */
-  readonly location = 'cpu' as const;
 
   constructor(type: TensorType, data: TensorData | number[] | boolean[] | bigint[], dims?: readonly number[]);
   constructor(data: TensorData | boolean[], dims?: readonly number[]);
@@ -102,6 +100,22 @@ export class Tensor {
     this.data = arr;
     this.dims = Object.freeze([...(dims as number[])]);
     this.size = size;
+  }
+
+  /** onnxruntime-node's field: the data lives in CPU memory. */
+  get location(): 'cpu' { return 'cpu'; }
+
+  /**
+   * A tensor from parts the caller has already checked (data of `type`'s class, length = product of
+   * dims, dims frozen): the per-run output path, which the constructor's checks would slow down.
+   */
+  static trusted(type: TensorType, data: TensorData, dims: readonly number[], size: number): Tensor {
+    const t = Object.create(Tensor.prototype) as { -readonly [K in keyof Tensor]: Tensor[K] };
+    t.type = type;
+    t.data = data;
+    t.dims = dims;
+    t.size = size;
+    return t as Tensor;
   }
 
   /** onnxruntime-node's accessor for the data of a CPU tensor. */
