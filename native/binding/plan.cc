@@ -276,7 +276,24 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
         SetError(e.what());
       }
     }
+    // Settling runs on the JS thread, which may be a worker_thread being terminated: its environment
+    // then refuses every call into JS (node-addon-api throws). Nothing is waiting for the promise
+    // any more, so that is dropped rather than let escape (an escaping exception aborts the process).
     void OnOK() override {
+      try {
+        settle();
+      } catch (const Napi::Error&) {
+      }
+    }
+    void OnError(const Napi::Error& e) override {
+      try {
+        deferred_.Reject(e.Value());
+      } catch (const Napi::Error&) {
+      }
+    }
+
+   private:
+    void settle() {
       Napi::Env env = Env();
       Napi::Array outs = outputs_.Value();
       for (uint32_t i = 0; i < out_.size(); ++i) {
@@ -296,9 +313,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
       }
       deferred_.Resolve(env.Undefined());
     }
-    void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
-   private:
     Napi::Promise::Deferred deferred_;
     std::shared_ptr<Plan> plan_;  // keeps the plan alive even if release() is called meanwhile
     ScratchPtr scratch_;
