@@ -2,7 +2,7 @@
 // Prometheus metrics at /metrics. Errors are JSON `{"error": "..."}` as the protocol specifies.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino from 'pino';
-import { Batcher, QueueFullError, defaultBuckets, type Feeds, type Outputs, type Runner } from './batcher.js';
+import { Batcher, QueueFullError, TooManyRowsError, defaultBuckets, type Feeds, type Outputs, type Runner } from './batcher.js';
 import { ServeMetrics } from './metrics.js';
 import { isBatchable, type ServedModel } from './models.js';
 import {
@@ -14,6 +14,8 @@ export interface ServeOptions {
   host?: string;
   port?: number;
   maxBatch?: number;
+  /** rows one request may carry (batchable models; default 1024): more is 413; more than maxBatch runs in maxBatch-row chunks */
+  maxRows?: number;
   maxDelayMs?: number;
   maxQueue?: number;
   maxBodyMb?: number;
@@ -91,6 +93,7 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
   app: FastifyInstance; metrics: ServeMetrics; shutdown(): Promise<void>;
 }> {
   const maxBatch = opts.maxBatch ?? 32;
+  const maxRows = opts.maxRows ?? 1024;
   const maxDelayMs = opts.maxDelayMs ?? 2;
   const maxQueue = opts.maxQueue ?? 128;
   const maxBodyMb = opts.maxBodyMb ?? 16;
@@ -104,7 +107,7 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
     const batchable = isBatchable(m);
     const buckets = opts.padBatches === false ? undefined : defaultBuckets(maxBatch);
     if (opts.warmup !== false && batchable) await warmup(m, runner, buckets ?? [1], logger);
-    const batcher = new Batcher(runner, { maxBatch, maxDelayMs, maxQueue, batchable, buckets }, {
+    const batcher = new Batcher(runner, { maxBatch, maxRows, maxDelayMs, maxQueue, batchable, buckets }, {
       onRun: (rows, requests, ms, ok) => {
         metrics.batchSize.observe({ model: m.name }, rows);
         metrics.batchRequests.observe({ model: m.name }, requests);
@@ -141,6 +144,7 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') { status = 413; msg = `request body exceeds the limit of ${maxBodyMb} MB (--max-body-mb)`; }
     else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') status = 400;
     if (err instanceof QueueFullError) reply.header('Retry-After', String(err.retryAfterS));
+    if (err instanceof TooManyRowsError) status = 413;
     if (status >= 500 && !(err instanceof QueueFullError)) req.log.error({ err, url: req.url }, 'request failed');
     else req.log.debug({ url: req.url, status, msg }, 'request refused');
     void reply.code(status).type('application/json').send({ error: msg });
