@@ -100,7 +100,8 @@ const outSpecs = new WeakMap<object, { type: TensorType; Ctor: new (n: number) =
 
 function dimsText(d: unknown): string {
   if (!Array.isArray(d)) return describe(d);
-  return `[${d.slice(0, 8).map((x) => (x === null || x === undefined ? '?' : describe(x))).join(',')}${d.length > 8 ? ',…' : ''}]`;
+  const one = (x: unknown) => (x === null || x === undefined ? '?' : typeof x === 'string' ? x.slice(0, 40) : describe(x));
+  return `[${d.slice(0, 8).map(one).join(',')}${d.length > 8 ? ',…' : ''}]`;
 }
 
 // The plan description (with its constant blob, as large as the weights) is dropped once the
@@ -176,8 +177,11 @@ export class InferenceSession {
       }
       // the data itself must have the plan's element type: a Float64Array labelled float32 would be read as garbage
       const Ctor = CTOR_OF[decl.dtype];
-      if (t.type !== decl.dtype || !Ctor || arrayTag(t.data) !== Ctor.name) {
-        throw new Error(`run: input '${decl.name}' has type ${describe(t.type)} (data ${describe(t.data)}), expected ${decl.dtype}${Ctor ? ` (${Ctor.name})` : ''}`);
+      if (t.type !== decl.dtype || !Ctor) {
+        throw new Error(`run: input '${decl.name}' has type ${typeof t.type === 'string' ? t.type.slice(0, 40) : describe(t.type)}, expected ${decl.dtype}`);
+      }
+      if (arrayTag(t.data) !== Ctor.name) {
+        throw new Error(`run: input '${decl.name}' has type ${decl.dtype} but its data is ${describe(t.data)}, expected a ${Ctor.name}`);
       }
       const td = t.dims;
       if (!Array.isArray(td) || td.length !== decl.dims.length) {
