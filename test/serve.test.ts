@@ -445,6 +445,31 @@ describe('dynamic batching', () => {
     expect(seen).toEqual([]);
   });
 
+  it('keeps the bucket plans within --max-plan-mb: larger buckets dropped, requests chunked to the largest kept', async () => {
+    const all = await serve([tiny], { maxBatch: 8, maxDelayMs: 1 });
+    const raw = (tiny.session as { raw?: { planStats(d: Record<string, number[]>): { arenaBytes: number; constantBytes: number } } }).raw;
+    if (ENGINE === 'swinq') {
+      // buckets 1, 2, 3, 4, 6, 8: their plans' bytes, as the sessions report them
+      const want = [1, 2, 3, 4, 6, 8].reduce((a, n) => { const st = raw!.planStats({ x: [n, K] }); return a + st.arenaBytes + st.constantBytes; }, 0);
+      expect(metric((await http(`${all.url}/metrics`)).body.toString(), 'swinq_plan_bytes', { model: 'tiny' })).toBe(want);
+    }
+    const s = await serve([tiny], { maxBatch: 8, maxPlanMb: 1e-9, maxDelayMs: 1 });
+    const x = randRows(rng(81), 5);
+    const res = await postJson(s.url, 'tiny', inferReq(Array.from(x), [5, K]));
+    expect(res.status, res.body.toString()).toBe(200);
+    const want = await reference(tiny, x, [5, K]);
+    const got = Float32Array.from(res.json().outputs[0].data);
+    for (let k = 0; k < want.length; k++) expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[k])));
+    const text = (await http(`${s.url}/metrics`)).body.toString();
+    if (ENGINE === 'swinq') {
+      // only the batch-1 plan fits: five runs of one row
+      expect(metric(text, 'swinq_batch_size_count', { model: 'tiny' })).toBe(5);
+      expect(metric(text, 'swinq_batch_size_sum', { model: 'tiny' })).toBe(5);
+      const st = raw!.planStats({ x: [1, K] });
+      expect(metric(text, 'swinq_plan_bytes', { model: 'tiny' })).toBe(st.arenaBytes + st.constantBytes);
+    }
+  });
+
   it('runs one request per native run with --max-batch 1', async () => {
     const s = await serve([tiny], { maxBatch: 1, maxDelayMs: 50 });
     const xs = Array.from({ length: 6 }, (_, i) => randRows(rng(20 + i), 1));
