@@ -43,12 +43,20 @@ export interface PlanDescJS {
   inputs: number[];       // tensor ids of graph inputs, in order
   outputs: number[];      // tensor ids of graph outputs, in order
 }
+/** The typed arrays that hold plan tensors (bool is Uint8Array). */
+export type PlanArray = Float32Array | Int32Array | Int8Array | Uint8Array | Int16Array | BigInt64Array;
 /** A validated plan living in native memory. Runs on one plan are serialised (it owns one arena). */
 export interface NativePlan {
-  /** Runs on the calling thread. `inputs`/`outputs` are in plan order, exactly the plan's byte sizes. */
-  run(inputs: ArrayBufferView[], outputs: ArrayBufferView[]): void;
-  /** Runs on a libuv worker (AsyncWorker); the views are pinned until it settles. */
-  runAsync(inputs: ArrayBufferView[], outputs: ArrayBufferView[]): Promise<void>;
+  /**
+   * Runs on the calling thread. `inputs`/`outputs` are typed arrays in plan order, of the plan's element
+   * types (float32 ↔ Float32Array, int64 ↔ BigInt64Array, …) and exactly its byte sizes (TypeError naming the index).
+   */
+  run(inputs: PlanArray[], outputs: PlanArray[]): void;
+  /**
+   * Runs on a libuv worker (AsyncWorker) over a copy of the inputs; the outputs are filled on the JS
+   * thread when it settles (rejects if one was detached or resized meanwhile). Bad arguments reject.
+   */
+  runAsync(inputs: PlanArray[], outputs: PlanArray[]): Promise<void>;
   /** Per-op wall time of the last run, in ms, in op order (empty unless profiling was on). */
   profile(): { op: string; name: string; ms: number }[];
   setThreads(n: number): void;

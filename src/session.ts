@@ -6,8 +6,9 @@ import type { Compiled } from './compile/index.js';
 import { ModelCompiler, type BlockedBy, type PlanKind } from './quant/qdq-plan.js';
 import { isSupportedOp } from './passes/specialize.js';
 import type { Graph, ValueDecl } from './ir/graph.js';
-import { native, type NativePlan } from './native.js';
-import { Tensor, type TensorType } from './tensor.js';
+import { native, type NativePlan, type PlanArray } from './native.js';
+import os from 'node:os';
+import { Tensor, describe, type TensorData, type TensorType } from './tensor.js';
 
 export interface SessionOptions {
   threads?: number; isa?: 'auto' | 'scalar' | 'avx2'; profile?: boolean;
@@ -17,7 +18,24 @@ export interface SessionOptions {
   qdq?: 'auto' | 'simulate';
   /** gets one-line notes (e.g. why a QDQ model runs as an fp32 simulation); the library never prints */
   logger?: (line: string) => void;
+  // onnxruntime-node's names, so its programs run unchanged (see resolveThreads / checkOrtOptions)
+  /** = threads; 0 = all cores */
+  intraOpNumThreads?: number;
+  /** 'cpu' or { name: 'cpu' } only: swinq has no other execution provider */
+  executionProviders?: readonly (string | { name: string })[];
+  /** accepted; swinq always folds and fuses (docs/passes.md) */
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'layout' | 'all';
+  /** accepted; the library does not log */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  logVerbosityLevel?: number;
+  /** accepted; plan ops run one after another, each across `threads` */
+  interOpNumThreads?: number;
+  executionMode?: 'sequential' | 'parallel';
 }
+/** onnxruntime-node's RunOptions; accepted and checked, none changes what swinq does. */
+export interface RunOptions { logSeverityLevel?: 0 | 1 | 2 | 3 | 4; logVerbosityLevel?: number; tag?: string; terminate?: boolean }
+/** Output names to compute, or output name → a pre-allocated Tensor to write into (null: allocate). */
+export type FetchesType = readonly string[] | Record<string, Tensor | null>;
 export type { PlanKind, BlockedBy };
 export interface InputMetadata { name: string; isTensor: true; type: string; shape: (number | string | null)[] }
 export interface PlanStats {
@@ -28,6 +46,70 @@ export interface PlanStats {
 
 const TYPE_OF: Record<string, TensorType> = { float32: 'float32', int64: 'int64', int32: 'int32', int8: 'int8', uint8: 'uint8', int16: 'int16', bool: 'bool' };
 const MAX_CACHED_PLANS = 16;
+const CTOR_OF: Record<string, new (n: number) => TensorData> = {
+  float32: Float32Array, int64: BigInt64Array, int32: Int32Array, int8: Int8Array, uint8: Uint8Array, int16: Int16Array, bool: Uint8Array,
+};
+
+/** 'Float32Array', … for a typed array of any realm (a Buffer is 'Uint8Array'); undefined otherwise. */
+function arrayTag(v: unknown): string | undefined {
+  return ArrayBuffer.isView(v) ? (v as unknown as { [Symbol.toStringTag]: string })[Symbol.toStringTag] : undefined;
+}
+
+function isIntIn(v: unknown, lo: number, hi: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
+}
+
+/** `threads`, or onnxruntime's `intraOpNumThreads` (0 = all cores); default 1. */
+function resolveThreads(o: SessionOptions): number {
+  const { threads, intraOpNumThreads: intra } = o;
+  if (threads !== undefined && !isIntIn(threads, 1, 64)) throw new Error(`InferenceSession: threads must be an integer in [1, 64], got ${describe(threads)}`);
+  if (intra !== undefined && !isIntIn(intra, 0, 64)) throw new Error(`InferenceSession: intraOpNumThreads must be an integer in [0, 64] (0 = all cores), got ${describe(intra)}`);
+  const fromIntra = intra === undefined ? undefined : intra === 0 ? Math.min(64, os.availableParallelism()) : intra;
+  if (threads !== undefined && fromIntra !== undefined && threads !== fromIntra) {
+    throw new Error(`InferenceSession: threads (${threads}) and intraOpNumThreads (${intra}) disagree; give one of them`);
+  }
+  return threads ?? fromIntra ?? 1;
+}
+
+const GRAPH_OPT_LEVELS = ['disabled', 'basic', 'extended', 'layout', 'all'];
+/** onnxruntime-node's SessionOptions that swinq accepts: checked, so a typo or an unavailable provider is an error. */
+function checkOrtOptions(o: SessionOptions): void {
+  const eps = o.executionProviders;
+  if (eps !== undefined) {
+    if (!Array.isArray(eps)) throw new Error(`InferenceSession: executionProviders must be an array, got ${describe(eps)}`);
+    eps.forEach((ep, i) => {
+      const name = typeof ep === 'string' ? ep : ep && typeof ep === 'object' ? (ep as { name?: unknown }).name : undefined;
+      if (typeof name !== 'string') throw new Error(`InferenceSession: executionProviders[${i}] must be a name or { name }, got ${describe(ep)}`);
+      if (name.toLowerCase() !== 'cpu') {
+        throw new Error(`InferenceSession: execution provider ${describe(name)} is not available in swinq; only 'cpu' is (executionProviders[${i}])`);
+      }
+    });
+  }
+  if (o.graphOptimizationLevel !== undefined && !GRAPH_OPT_LEVELS.includes(o.graphOptimizationLevel)) {
+    throw new Error(`InferenceSession: graphOptimizationLevel must be one of ${GRAPH_OPT_LEVELS.join(', ')}, got ${describe(o.graphOptimizationLevel)}`);
+  }
+  if (o.logSeverityLevel !== undefined && !isIntIn(o.logSeverityLevel, 0, 4)) {
+    throw new Error(`InferenceSession: logSeverityLevel must be 0, 1, 2, 3 or 4, got ${describe(o.logSeverityLevel)}`);
+  }
+  if (o.logVerbosityLevel !== undefined && !isIntIn(o.logVerbosityLevel, 0, 1e9)) {
+    throw new Error(`InferenceSession: logVerbosityLevel must be a non-negative integer, got ${describe(o.logVerbosityLevel)}`);
+  }
+  if (o.interOpNumThreads !== undefined && !isIntIn(o.interOpNumThreads, 0, 64)) {
+    throw new Error(`InferenceSession: interOpNumThreads must be an integer in [0, 64], got ${describe(o.interOpNumThreads)}`);
+  }
+  if (o.executionMode !== undefined && o.executionMode !== 'sequential' && o.executionMode !== 'parallel') {
+    throw new Error(`InferenceSession: executionMode must be 'sequential' or 'parallel', got ${describe(o.executionMode)}`);
+  }
+}
+
+/** Per plan: what each output is, computed on its first run. */
+const outSpecs = new WeakMap<object, { type: TensorType; Ctor: new (n: number) => TensorData; dims: readonly number[]; n: number }[]>();
+
+function dimsText(d: unknown): string {
+  if (!Array.isArray(d)) return describe(d);
+  const one = (x: unknown) => (x === null || x === undefined ? '?' : typeof x === 'string' ? x.slice(0, 40) : describe(x));
+  return `[${d.slice(0, 8).map(one).join(',')}${d.length > 8 ? ',…' : ''}]`;
+}
 
 // The plan description (with its constant blob, as large as the weights) is dropped once the
 // native plan holds it.
@@ -66,9 +148,7 @@ export class InferenceSession {
     this.inputMetadata = graph.inputs.map(meta);
     this.outputMetadata = graph.outputs.map(meta);
     this.metadata = { ...graph.metadata };
-    const t = options.threads ?? 1;
-    if (!Number.isInteger(t) || t < 1) throw new Error(`InferenceSession: threads must be an integer ≥ 1, got ${t}`);
-    this.threads = t;
+    this.threads = resolveThreads(options);
     this.profile = !!options.profile;
   }
 
@@ -76,6 +156,9 @@ export class InferenceSession {
     if (typeof pathOrBuffer !== 'string' && !(pathOrBuffer instanceof Uint8Array)) {
       throw new TypeError('InferenceSession.create: expected a file path or a Uint8Array');
     }
+    if (options === null || typeof options !== 'object') throw new TypeError(`InferenceSession.create: options must be an object, got ${describe(options)}`);
+    checkOrtOptions(options);
+    resolveThreads(options);
     // ISA choice is process-wide in the addon (kernels are picked at run time).
     if (options.isa) native.setIsa(options.isa);
     if (!native.createPlan) throw new Error('swinq: this build of the addon has no plan executor (createPlan)');
@@ -115,36 +198,54 @@ export class InferenceSession {
   /** Checks feeds against the model's inputs; returns the concrete dims of each input in order. */
   private validate(feeds: Record<string, Tensor>): number[][] {
     if (this.released) throw new Error('InferenceSession: session was released');
-    if (!feeds || typeof feeds !== 'object') throw new TypeError('run: feeds must be an object of input name → Tensor');
-    for (const k of Object.keys(feeds)) {
-      if (!this.inputNames.includes(k)) throw new Error(`run: unknown input '${k}' (model inputs: ${this.inputNames.join(', ')})`);
+    if (!feeds || typeof feeds !== 'object') throw new TypeError(`run: feeds must be an object of input name → Tensor, got ${describe(feeds)}`);
+    const decls = this.graph.inputs;
+    let given = 0;
+    for (const k in feeds) {
+      if (!this.inputNames.includes(k)) throw new Error(`run: unknown input ${describe(k)} (model inputs: ${this.inputNames.join(', ')})`);
+      given++;
     }
-    const sym = new Map<string, number>();
-    return this.graph.inputs.map((decl) => {
+    const out: number[][] = new Array(decls.length);
+    let sym: Map<string, number> | undefined;
+    for (let j = 0; j < decls.length; j++) {
+      const decl = decls[j];
       const t = feeds[decl.name];
-      if (!t) throw new Error(`run: missing input '${decl.name}'`);
-      if (!(t instanceof Tensor) && !(t && typeof t === 'object' && 'dims' in t && 'data' in t && 'type' in t)) {
-        throw new TypeError(`run: input '${decl.name}' must be a Tensor`);
+      if (!t) throw new Error(`run: missing input '${decl.name}'${given === 0 ? ' (feeds is empty)' : ''}`);
+      if (!(t instanceof Tensor) && !(typeof t === 'object' && 'dims' in t && 'data' in t && 'type' in t)) {
+        throw new TypeError(`run: input '${decl.name}' must be a Tensor, got ${describe(t)}`);
       }
-      if (t.type !== decl.dtype) throw new Error(`run: input '${decl.name}' has type ${t.type}, expected ${decl.dtype}`);
-      if (t.dims.length !== decl.dims.length) {
-        throw new Error(`run: input '${decl.name}' has rank ${t.dims.length} (dims [${t.dims.join(',')}]), expected rank ${decl.dims.length} ([${decl.dims.map((d) => d ?? '?').join(',')}])`);
+      // the data itself must have the plan's element type: a Float64Array labelled float32 would be read as garbage
+      const Ctor = CTOR_OF[decl.dtype];
+      if (t.type !== decl.dtype || !Ctor) {
+        throw new Error(`run: input '${decl.name}' has type ${typeof t.type === 'string' ? t.type.slice(0, 40) : describe(t.type)}, expected ${decl.dtype}`);
       }
-      decl.dims.forEach((d, i) => {
-        const got = t.dims[i];
+      if (arrayTag(t.data) !== Ctor.name) {
+        throw new Error(`run: input '${decl.name}' has type ${decl.dtype} but its data is ${describe(t.data)}, expected a ${Ctor.name}`);
+      }
+      const td = t.dims;
+      if (!Array.isArray(td) || td.length !== decl.dims.length) {
+        throw new Error(`run: input '${decl.name}' has rank ${Array.isArray(td) ? td.length : '?'} (dims ${dimsText(td)}), expected rank ${decl.dims.length} (${dimsText(decl.dims)})`);
+      }
+      let n = 1;
+      for (let i = 0; i < td.length; i++) {
+        const got = td[i];
+        if (!Number.isSafeInteger(got) || got < 0) throw new Error(`run: input '${decl.name}' dims must be non-negative integers, got ${dimsText(td)}`);
+        n *= got;
+        const d = decl.dims[i];
         if (typeof d === 'number' && d > 0 && got !== d) {
-          throw new Error(`run: input '${decl.name}' dim ${i} is ${got}, expected ${d} (expected [${decl.dims.map((x) => x ?? '?').join(',')}], got [${t.dims.join(',')}])`);
+          throw new Error(`run: input '${decl.name}' dim ${i} is ${got}, expected ${d} (expected ${dimsText(decl.dims)}, got ${dimsText(td)})`);
         }
         if (typeof d === 'string') {
+          sym ??= new Map();
           const prev = sym.get(d);
           if (prev !== undefined && prev !== got) throw new Error(`run: input '${decl.name}' dim ${i} ('${d}') is ${got}, but another input has '${d}' = ${prev}`);
           sym.set(d, got);
         }
-      });
-      const n = t.dims.reduce((a, b) => a * b, 1);
-      if (t.data.length !== n) throw new Error(`run: input '${decl.name}' has ${t.data.length} elements, dims [${t.dims.join(',')}] need ${n}`);
-      return [...t.dims];
-    });
+      }
+      if (t.data.length !== n) throw new Error(`run: input '${decl.name}' has ${t.data.length} elements, dims ${dimsText(td)} need ${n}`);
+      out[j] = td.slice();
+    }
+    return out;
   }
 
   private entry(dims: number[][]): Entry {
@@ -173,39 +274,97 @@ export class InferenceSession {
     return e;
   }
 
-  private buffers(e: Entry, feeds: Record<string, Tensor>): { ins: ArrayBufferView[]; outs: Tensor[] } {
-    const ins = this.inputNames.map((n) => feeds[n].data as ArrayBufferView);
-    const outs = e.compiled.outputDims.map((dims, i) => {
-      const type = TYPE_OF[e.compiled.outputTypes[i]];
-      if (!type) throw new Error(`run: output '${this.outputNames[i]}' has unsupported type ${e.compiled.outputTypes[i]}`);
-      const n = dims.reduce((a, b) => a * b, 1);
-      const data = type === 'int64' ? new BigInt64Array(n) : type === 'float32' ? new Float32Array(n) : type === 'int32' ? new Int32Array(n)
-        : type === 'int16' ? new Int16Array(n) : type === 'int8' ? new Int8Array(n) : new Uint8Array(n);
-      return new Tensor(type, data, dims);
+  /**
+   * Which outputs to return and where to write them: onnxruntime's run(feeds, fetches?, options?),
+   * where fetches is a list of output names or an object of output name → pre-allocated Tensor | null.
+   * A second argument naming no output is onnxruntime's run(feeds, options).
+   */
+  private fetchPlan(fetches: unknown, options: unknown): { want: boolean[] | null; given: (Tensor | null)[] | null } {
+    let want: boolean[] | null = null;
+    let given: (Tensor | null)[] | null = null;
+    if (fetches !== undefined && fetches !== null) {
+      if (Array.isArray(fetches)) {
+        want = this.outputNames.map(() => false);
+        for (const f of fetches) {
+          const i = typeof f === 'string' ? this.outputNames.indexOf(f) : -1;
+          if (i < 0) throw new Error(`run: fetches names ${describe(f)}, which is not an output (model outputs: ${this.outputNames.join(', ')})`);
+          want[i] = true;
+        }
+      } else if (typeof fetches === 'object') {
+        const keys = Object.keys(fetches);
+        const named = keys.filter((k) => this.outputNames.includes(k));
+        if (named.length === 0) {
+          if (options !== undefined) throw new Error(`run: fetches names no output (model outputs: ${this.outputNames.join(', ')}; got keys ${dimsText(keys)})`);
+          options = fetches; // run(feeds, options)
+        } else {
+          for (const k of keys) {
+            if (!named.includes(k)) throw new Error(`run: fetches names ${describe(k)}, which is not an output (model outputs: ${this.outputNames.join(', ')})`);
+          }
+          want = this.outputNames.map((n) => n in fetches);
+          given = this.outputNames.map((n) => (fetches as Record<string, Tensor | null>)[n] ?? null);
+        }
+      } else {
+        throw new TypeError(`run: fetches must be an array of output names or an object of output name → Tensor | null, got ${describe(fetches)}`);
+      }
+    }
+    if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
+      throw new TypeError(`run: options must be an object (onnxruntime RunOptions), got ${describe(options)}`);
+    }
+    return { want, given };
+  }
+
+  private buffers(e: Entry, feeds: Record<string, Tensor>, given: (Tensor | null)[] | null): { ins: PlanArray[]; outs: Tensor[] } {
+    const ins = this.inputNames.map((n) => feeds[n].data as PlanArray); // element types checked by validate()
+    let specs = outSpecs.get(e);
+    if (!specs) {
+      specs = e.compiled.outputDims.map((dims, i) => {
+        const type = TYPE_OF[e.compiled.outputTypes[i]];
+        if (!type) throw new Error(`run: output '${this.outputNames[i]}' has unsupported type ${e.compiled.outputTypes[i]}`);
+        return { type, Ctor: CTOR_OF[type], dims: Object.freeze([...dims]), n: dims.reduce((a, b) => a * b, 1) };
+      });
+      outSpecs.set(e, specs);
+    }
+    const outs = specs.map(({ type, Ctor, dims, n }, i) => {
+      const g = given?.[i];
+      if (g) {
+        const same = Array.isArray(g.dims) && g.dims.length === dims.length && dims.every((d, k) => g.dims[k] === d);
+        if (g.type !== type || arrayTag(g.data) !== Ctor.name || !same || g.data.length !== n) {
+          throw new Error(`run: pre-allocated output '${this.outputNames[i]}' is ${describe(g.type)} ${dimsText(g.dims)} (data ${describe(g.data)}), expected ${type} ${dimsText(dims)}`);
+        }
+        return g;
+      }
+      // a fresh array per run: the caller owns what run() returns, so nothing is reused under it
+      return Tensor.trusted(type, new Ctor(n), dims, n);
     });
     return { ins, outs };
   }
 
-  private result(outs: Tensor[]): Record<string, Tensor> {
+  private result(outs: Tensor[], want: boolean[] | null): Record<string, Tensor> {
     const r: Record<string, Tensor> = {};
-    this.outputNames.forEach((n, i) => (r[n] = outs[i]));
+    this.outputNames.forEach((n, i) => { if (!want || want[i]) r[n] = outs[i]; });
     return r;
   }
 
-  async run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  /**
+   * Runs off the event loop. The inputs are copied before the call returns, so the caller may reuse,
+   * resize or transfer their buffers at once; outputs are written when the promise settles.
+   */
+  async run(feeds: Record<string, Tensor>, fetches?: FetchesType | RunOptions, options?: RunOptions): Promise<Record<string, Tensor>> {
+    const { want, given } = this.fetchPlan(fetches, options);
     const e = this.entry(this.validate(feeds));
     this.lastKind = e.kind;
-    const { ins, outs } = this.buffers(e, feeds);
-    await e.plan.runAsync(ins, outs.map((t) => t.data));
-    return this.result(outs);
+    const { ins, outs } = this.buffers(e, feeds, given);
+    await e.plan.runAsync(ins, outs.map((t) => t.data as PlanArray));
+    return this.result(outs, want);
   }
 
-  runSync(feeds: Record<string, Tensor>): Record<string, Tensor> {
+  runSync(feeds: Record<string, Tensor>, fetches?: FetchesType | RunOptions, options?: RunOptions): Record<string, Tensor> {
+    const { want, given } = this.fetchPlan(fetches, options);
     const e = this.entry(this.validate(feeds));
     this.lastKind = e.kind;
-    const { ins, outs } = this.buffers(e, feeds);
-    e.plan.run(ins, outs.map((t) => t.data));
-    return this.result(outs);
+    const { ins, outs } = this.buffers(e, feeds, given);
+    e.plan.run(ins, outs.map((t) => t.data as PlanArray));
+    return this.result(outs, want);
   }
 
   /** Compile statistics for the given input dims (default: every symbolic dim = 1). */
@@ -220,9 +379,14 @@ export class InferenceSession {
     return e.plan.profile();
   }
 
-  release(): void {
+  /**
+   * Frees the plans now (a run in flight keeps its own until it settles); later runs throw. Returns a
+   * promise, as onnxruntime-node's does, so `await session.release()` works too.
+   */
+  release(): Promise<void> {
     for (const e of this.plans.values()) e.plan.release();
     this.plans.clear();
     this.released = true;
+    return Promise.resolve();
   }
 }

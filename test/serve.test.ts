@@ -351,7 +351,7 @@ describe('dynamic batching', () => {
       const got = Float32Array.from(j.outputs[0].data);
       for (let k = 0; k < want.length; k++) expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[k])));
     }
-    expect(seen).toEqual([3, 6, 12, 13]); // 5 rows padded to 6; 13 > max-batch runs alone at its own size
+    expect(seen).toEqual([3, 6, 12, 12, 1]); // 5 rows padded to 6; 13 > max-batch runs as 12 + 1 (bucket sizes, no new plan)
     const text = (await http(`${s.url}/metrics`)).body.toString();
     expect(metric(text, 'swinq_batch_size_sum', { model: 'tiny' })).toBe(3 + 5 + 12 + 13); // real rows, not padding
   });
@@ -414,6 +414,60 @@ describe('dynamic batching', () => {
     const e = await postJson(s.url, 'two', mismatch);
     expect(e.status).toBe(400);
     expect(e.json().error).toMatch(/input 'x': shape\[0\] is 2 but dimension 'N' is 1 in input 'b'/);
+  });
+
+  it('splits a request of more than --max-batch rows into chunks and refuses more than --max-rows with 413', async () => {
+    const seen: number[] = [];
+    const recording: ServedModel = {
+      ...tiny,
+      session: {
+        inputNames: tiny.session.inputNames, outputNames: tiny.session.outputNames,
+        run: (f) => { seen.push(f.x.dims[0]); return tiny.session.run(f); },
+      },
+    };
+    const s = await serve([recording], { maxBatch: 4, maxRows: 40, maxDelayMs: 1, warmup: false });
+    for (const n of [9, 40]) {
+      seen.length = 0;
+      const x = randRows(rng(70 + n), n);
+      const res = await postJson(s.url, 'tiny', inferReq(Array.from(x), [n, K]));
+      expect(res.status, res.body.toString()).toBe(200);
+      expect(res.json().outputs[0].shape).toEqual([n, M]);
+      const want = await reference(tiny, x, [n, K]);
+      const got = Float32Array.from(res.json().outputs[0].data);
+      for (let k = 0; k < want.length; k++) expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[k])));
+      expect(Math.max(...seen)).toBeLessThanOrEqual(4); // no run bigger than --max-batch
+      expect(seen.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(n);
+    }
+    seen.length = 0;
+    const big = await postJson(s.url, 'tiny', inferReq(Array.from(randRows(rng(5), 41)), [41, K]));
+    expect(big.status).toBe(413);
+    expect(big.json().error).toBe('request has 41 rows; the limit is 40 (--max-rows); send fewer rows per request');
+    expect(seen).toEqual([]);
+  });
+
+  it('keeps the bucket plans within --max-plan-mb: larger buckets dropped, requests chunked to the largest kept', async () => {
+    const all = await serve([tiny], { maxBatch: 8, maxDelayMs: 1 });
+    const raw = (tiny.session as { raw?: { planStats(d: Record<string, number[]>): { arenaBytes: number; constantBytes: number } } }).raw;
+    if (ENGINE === 'swinq') {
+      // buckets 1, 2, 3, 4, 6, 8: their plans' bytes, as the sessions report them
+      const want = [1, 2, 3, 4, 6, 8].reduce((a, n) => { const st = raw!.planStats({ x: [n, K] }); return a + st.arenaBytes + st.constantBytes; }, 0);
+      expect(metric((await http(`${all.url}/metrics`)).body.toString(), 'swinq_plan_bytes', { model: 'tiny' })).toBe(want);
+    }
+    const s = await serve([tiny], { maxBatch: 8, maxPlanMb: 1e-9, maxDelayMs: 1 });
+    const x = randRows(rng(81), 5);
+    const res = await postJson(s.url, 'tiny', inferReq(Array.from(x), [5, K]));
+    expect(res.status, res.body.toString()).toBe(200);
+    const want = await reference(tiny, x, [5, K]);
+    const got = Float32Array.from(res.json().outputs[0].data);
+    for (let k = 0; k < want.length; k++) expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(want[k])));
+    const text = (await http(`${s.url}/metrics`)).body.toString();
+    if (ENGINE === 'swinq') {
+      // only the batch-1 plan fits: five runs of one row
+      expect(metric(text, 'swinq_batch_size_count', { model: 'tiny' })).toBe(5);
+      expect(metric(text, 'swinq_batch_size_sum', { model: 'tiny' })).toBe(5);
+      const st = raw!.planStats({ x: [1, K] });
+      expect(metric(text, 'swinq_plan_bytes', { model: 'tiny' })).toBe(st.arenaBytes + st.constantBytes);
+    }
   });
 
   it('runs one request per native run with --max-batch 1', async () => {
@@ -671,6 +725,56 @@ describe('shared micro-Swin', () => {
     }
     const text = (await http(`${s.url}/metrics`)).body.toString();
     expect(metric(text, 'swinq_batch_size_count', { model: 'swinq' })).toBe(2); // 1, then 3 merged
+  });
+
+  it('answers /v2/health/* within 50 ms during a burst of odd-sized requests (9…127 rows, --max-batch 8)', async () => {
+    if (!fs.existsSync(sharedModel)) throw new Error(`missing ${sharedModel}: the shared models live in ../shared relative to the repo root`);
+    const swin = await openModel('swin', sharedModel);
+    const input = swin.inputs[0].name;
+    const s = await serve([swin], { maxBatch: 8, maxDelayMs: 2 }); // warms up buckets 1, 2, 3, 4, 6, 8 before listening
+    const r = rng(9);
+    const rows = [9, 127, 13, 31, 50, 77, 101, 11, 64, 95];
+    const xs = rows.map((n) => Float32Array.from({ length: n * 784 }, () => r() * 2 - 0.8));
+    const req = (x: Float32Array, n: number) => {
+      const head = Buffer.from(JSON.stringify({ inputs: [{ name: input, datatype: 'FP32', shape: [n, 1, 28, 28], parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: swin.outputs[0].name, parameters: { binary_data: true } }] }));
+      return http(`${s.url}/v2/models/swin/infer`, { method: 'POST', body: Buffer.concat([head, Buffer.from(x.buffer, x.byteOffset, x.byteLength)]), headers: { 'inference-header-content-length': String(head.length) } });
+    };
+    // The server runs in this process. Linux's schedstat splits this (main) thread's time into on-CPU and
+    // waiting-for-a-CPU: wall − run-queue wait is the latency the server is answerable for, since
+    // on an overloaded host (this CI machine: load 8–16 on 2 cores) the scheduler alone can hold any
+    // thread back for tens of ms. Where schedstat is missing, the plain wall time is checked.
+    const schedstat = `/proc/self/task/${process.pid}/schedstat`;
+    const waitMs = () => (fs.existsSync(schedstat) ? Number(fs.readFileSync(schedstat, 'utf8').split(' ')[1]) / 1e6 : 0);
+    let burstDone = false;
+    const burst = Promise.all(rows.map((n, i) => req(xs[i], n))).finally(() => { burstDone = true; });
+    const lat: { wall: number; wait: number }[] = [];
+    while (!burstDone) {
+      for (const p of ['/v2/health/live', '/v2/health/ready']) {
+        const w0 = waitMs();
+        const t0 = performance.now();
+        const h = await http(`${s.url}${p}`);
+        lat.push({ wall: performance.now() - t0, wait: waitMs() - w0 });
+        expect(h.status).toBe(200);
+      }
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    const res = await burst;
+    expect(lat.length).toBeGreaterThan(10);
+    const own = lat.map((l) => l.wall - l.wait).sort((a, b) => a - b);
+    const walls = lat.map((l) => l.wall).sort((a, b) => a - b);
+    // the worst of the checks, not a percentile: one slow answer is what a load balancer acts on
+    // (before requests were split into --max-batch chunks, each new row count compiled a plan on the event
+    // loop: 67 ms of its own time and 268 ms wall on this host, where chunked runs measure ≤ 29 ms own)
+    expect(own[own.length - 1], `health latency ms, wall − run-queue wait (sorted): ${own.map((v) => v.toFixed(1)).join(' ')}; wall: ${walls.map((v) => v.toFixed(1)).join(' ')}`).toBeLessThan(50);
+    for (let i = 0; i < rows.length; i++) {
+      expect(res[i].status, res[i].body.toString()).toBe(200);
+      const hl = Number(res[i].headers.get('inference-header-content-length'));
+      expect(JSON.parse(res[i].body.subarray(0, hl).toString()).outputs[0].shape).toEqual([rows[i], 10]);
+    }
+    // the first 8 rows of the 127-row request equal a direct run of them
+    const got = new Float32Array(res[1].body.buffer.slice(res[1].body.byteOffset + Number(res[1].headers.get('inference-header-content-length')), res[1].body.byteOffset + res[1].body.length));
+    const want = await reference(swin, xs[1].subarray(0, 8 * 784), [8, 1, 28, 28], input);
+    for (let k = 0; k < want.length; k++) expect(Math.abs(got[k] - want[k])).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(want[k])));
   });
 
   it('serves swin-micro-fmnist with results equal to session.run (batched and not)', async () => {

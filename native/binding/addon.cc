@@ -57,6 +57,7 @@ static Napi::Value OpNames(const Napi::CallbackInfo& info) {
 
 static Napi::Object InitSwinq(Napi::Env env, Napi::Object exports) {
   using namespace swinq_binding;
+  env.SetInstanceData(new InstanceData());  // deleted by Node when this environment goes away
   exports.Set("cpuFeatures", Napi::Function::New(env, CpuFeatures));
   exports.Set("activeIsa", Napi::Function::New(env, ActiveIsa));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));

@@ -1,8 +1,12 @@
 // createPlan(desc, {threads, profile, sparseA}) → NativePlan (src/native.ts). Converts and checks every JS
 // value (TypeError naming the field), then hands a PlanDesc to swinq::Plan::create, which
-// validates the sizes. runAsync runs on a libuv worker with the JS views pinned by references.
+// validates the sizes. run/runAsync check each typed array's element type and size against the plan;
+// runAsync runs on a libuv worker over copies (see RunWorker).
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 
 #include "registry.h"
@@ -113,24 +117,57 @@ swinq::PlanDesc to_desc(Napi::Env env, Napi::Value v) {
   return d;
 }
 
-// A view's bytes; the caller keeps a reference to the view while they are used.
+// A typed array's bytes and element type; read once, while the caller's JS values are live.
 struct View {
   void* data;
   size_t bytes;
+  napi_typedarray_type type;
 };
 View view_of(Napi::Env env, Napi::Value v, const std::string& field) {
-  if (v.IsTypedArray()) {
-    Napi::TypedArray t = v.As<Napi::TypedArray>();
-    uint8_t* base = static_cast<uint8_t*>(t.ArrayBuffer().Data());
-    return {base ? base + t.ByteOffset() : nullptr, t.ByteLength()};
-  }
-  if (v.IsDataView()) {
-    Napi::DataView t = v.As<Napi::DataView>();
-    uint8_t* base = static_cast<uint8_t*>(t.ArrayBuffer().Data());
-    return {base ? base + t.ByteOffset() : nullptr, t.ByteLength()};
-  }
-  type_error(env, field + " must be an ArrayBufferView (typed array or DataView)");
+  if (!v.IsTypedArray()) type_error(env, field + " must be an ArrayBufferView: a typed array (a DataView has no element type)");
+  Napi::TypedArray t = v.As<Napi::TypedArray>();
+  uint8_t* base = static_cast<uint8_t*>(t.ArrayBuffer().Data());
+  return {base ? base + t.ByteOffset() : nullptr, t.ByteLength(), t.TypedArrayType()};
 }
+
+// The typed array class that holds a plan dtype (bool tensors are uint8).
+napi_typedarray_type array_type_of(swinq::DType t) {
+  switch (t) {
+    case swinq::DType::f32: return napi_float32_array;
+    case swinq::DType::i32: return napi_int32_array;
+    case swinq::DType::i8: return napi_int8_array;
+    case swinq::DType::u8: return napi_uint8_array;
+    case swinq::DType::i16: return napi_int16_array;
+    case swinq::DType::i64: return napi_bigint64_array;
+  }
+  return napi_uint8_array;
+}
+
+const char* array_name(napi_typedarray_type t) {
+  switch (t) {
+    case napi_int8_array: return "Int8Array";
+    case napi_uint8_array: return "Uint8Array";
+    case napi_uint8_clamped_array: return "Uint8ClampedArray";
+    case napi_int16_array: return "Int16Array";
+    case napi_uint16_array: return "Uint16Array";
+    case napi_int32_array: return "Int32Array";
+    case napi_uint32_array: return "Uint32Array";
+    case napi_float32_array: return "Float32Array";
+    case napi_float64_array: return "Float64Array";
+    case napi_bigint64_array: return "BigInt64Array";
+    case napi_biguint64_array: return "BigUint64Array";
+    default: return "typed array";
+  }
+}
+
+std::string with_article(const char* name) { return (name[0] == 'I' ? "an " : "a ") + std::string(name); }
+
+// 64-byte aligned scratch owned by one async run: the copied inputs, then the outputs.
+struct Scratch {
+  void operator()(uint8_t* p) const { ::operator delete[](p, std::align_val_t(64)); }
+};
+using ScratchPtr = std::unique_ptr<uint8_t, Scratch>;
+size_t round64(size_t n) { return (n + 63) & ~size_t(63); }
 
 struct Holder {
   std::shared_ptr<Plan> plan;
@@ -157,32 +194,48 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     return plan_;
   }
 
-  // Reads the (inputs, outputs) arrays of views.
-  void views(const Napi::CallbackInfo& info, const char* method, std::vector<swinq::ConstBuffer>* in,
-             std::vector<swinq::MutBuffer>* out, std::vector<Napi::Value>* keep) {
+  // Reads the (inputs, outputs) arrays of typed arrays and checks count, element type and byte size
+  // against the plan, so a wrong buffer is a TypeError naming its index, never a bad read.
+  static void views(const Napi::CallbackInfo& info, const Plan& plan, const char* method, std::vector<View>* in,
+                    std::vector<View>* out) {
     Napi::Env env = info.Env();
     if (info.Length() != 2 || !info[0].IsArray() || !info[1].IsArray())
       throw Napi::TypeError::New(env, std::string(method) + "(inputs, outputs): both must be arrays of typed arrays");
     Napi::Array ia = info[0].As<Napi::Array>(), oa = info[1].As<Napi::Array>();
-    for (uint32_t i = 0; i < ia.Length(); ++i) {
-      Napi::Value v = ia.Get(i);
-      View w = view_of(env, v, std::string(method) + ": inputs[" + std::to_string(i) + "]");
-      in->push_back({w.data, w.bytes});
-      if (keep) keep->push_back(v);
-    }
-    for (uint32_t i = 0; i < oa.Length(); ++i) {
-      Napi::Value v = oa.Get(i);
-      View w = view_of(env, v, std::string(method) + ": outputs[" + std::to_string(i) + "]");
-      out->push_back({w.data, w.bytes});
-      if (keep) keep->push_back(v);
-    }
+    const swinq::PlanDesc& d = plan.desc();
+    auto read = [&](Napi::Array a, const std::vector<int32_t>& ids, const char* kind, std::vector<View>* dst) {
+      const std::string m = std::string(method) + ": ";
+      if (a.Length() != ids.size())
+        type_error(env, m + "got " + std::to_string(a.Length()) + " " + kind + "s, the plan has " + std::to_string(ids.size()));
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        const std::string n = std::to_string(i);
+        View w = view_of(env, a.Get(i), m + kind + "s[" + n + "]");
+        const swinq::TensorDesc& t = d.tensors[ids[i]];
+        const napi_typedarray_type want = array_type_of(t.dtype);
+        if (w.type != want)
+          type_error(env, m + kind + " " + n + " is " + with_article(array_name(w.type)) + ", the plan's " +
+                              swinq::dtype_name(t.dtype) + " needs " + with_article(array_name(want)));
+        if ((int64_t)w.bytes != t.nbytes())
+          type_error(env, m + kind + " " + n + " has " + std::to_string(w.bytes) + " bytes, expected " +
+                              std::to_string(t.nbytes()) + " (" + swinq::dtype_name(t.dtype) + " × " +
+                              std::to_string(t.elements()) + ")");
+        if (w.bytes && !w.data) type_error(env, m + kind + " " + n + " has no data (its buffer was detached)");
+        dst->push_back(w);
+      }
+    };
+    read(ia, d.inputs, "input", in);
+    read(oa, d.outputs, "output", out);
   }
 
   void Run(const Napi::CallbackInfo& info) {
     auto plan = live(info.Env(), "run");
+    std::vector<View> iv, ov;
+    views(info, *plan, "run", &iv, &ov);
+    // synchronous: no JS runs until we return, so the views cannot be detached or resized meanwhile
     std::vector<swinq::ConstBuffer> in;
     std::vector<swinq::MutBuffer> out;
-    views(info, "run", &in, &out, nullptr);
+    for (const View& v : iv) in.push_back({v.data, v.bytes});
+    for (const View& v : ov) out.push_back({v.data, v.bytes});
     try {
       plan->run(in, out);
     } catch (const std::exception& e) {
@@ -190,13 +243,30 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     }
   }
 
+  // The run reads a copy of the inputs and writes into its own scratch; the outputs are copied into
+  // the caller's arrays on the JS thread once it is done, after checking they are still whole. So a
+  // buffer transferred, detached or resized while the run is in flight is never touched from the
+  // worker thread (a detached output rejects the promise instead).
   class RunWorker : public Napi::AsyncWorker {
    public:
-    RunWorker(Napi::Env env, std::shared_ptr<Plan> plan, std::vector<swinq::ConstBuffer> in,
-              std::vector<swinq::MutBuffer> out, const std::vector<Napi::Value>& keep)
-        : Napi::AsyncWorker(env, "swinq.runAsync"), deferred_(Napi::Promise::Deferred::New(env)),
-          plan_(std::move(plan)), in_(std::move(in)), out_(std::move(out)) {
-      for (const Napi::Value& v : keep) refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
+    RunWorker(Napi::Env env, std::shared_ptr<Plan> plan, const std::vector<View>& iv, const std::vector<View>& ov,
+              Napi::Array outputs)
+        : Napi::AsyncWorker(env, "swinq.runAsync"), deferred_(Napi::Promise::Deferred::New(env)), plan_(std::move(plan)) {
+      size_t total = 0;
+      for (const View& v : iv) total += round64(v.bytes);
+      for (const View& v : ov) total += round64(v.bytes);
+      scratch_.reset(static_cast<uint8_t*>(::operator new[](std::max<size_t>(total, 64), std::align_val_t(64))));
+      uint8_t* p = scratch_.get();
+      for (const View& v : iv) {
+        if (v.bytes) std::memcpy(p, v.data, v.bytes);
+        in_.push_back({p, v.bytes});
+        p += round64(v.bytes);
+      }
+      for (const View& v : ov) {
+        out_.push_back({p, v.bytes});
+        p += round64(v.bytes);
+      }
+      outputs_ = Napi::Persistent(outputs);
     }
     Napi::Promise promise() { return deferred_.Promise(); }
     void Execute() override {
@@ -206,25 +276,64 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
         SetError(e.what());
       }
     }
-    void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-    void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+    // Settling runs on the JS thread, which may be a worker_thread being terminated: its environment
+    // then refuses every call into JS (node-addon-api throws). Nothing is waiting for the promise
+    // any more, so that is dropped rather than let escape (an escaping exception aborts the process).
+    void OnOK() override {
+      try {
+        settle();
+      } catch (const Napi::Error&) {
+      }
+    }
+    void OnError(const Napi::Error& e) override {
+      try {
+        deferred_.Reject(e.Value());
+      } catch (const Napi::Error&) {
+      }
+    }
 
    private:
+    void settle() {
+      Napi::Env env = Env();
+      Napi::Array outs = outputs_.Value();
+      for (uint32_t i = 0; i < out_.size(); ++i) {
+        Napi::Value v = outs.Get(i);
+        View w{nullptr, 0, napi_uint8_array};
+        if (v.IsTypedArray()) {
+          Napi::TypedArray t = v.As<Napi::TypedArray>();
+          uint8_t* base = static_cast<uint8_t*>(t.ArrayBuffer().Data());
+          w = {base ? base + t.ByteOffset() : nullptr, t.ByteLength(), t.TypedArrayType()};
+        }
+        if (w.bytes != out_[i].bytes || (w.bytes && !w.data)) {
+          deferred_.Reject(Napi::Error::New(env, "runAsync: outputs[" + std::to_string(i) +
+                                                     "] was detached, transferred or resized during the run").Value());
+          return;
+        }
+        if (w.bytes) std::memcpy(w.data, out_[i].data, w.bytes);
+      }
+      deferred_.Resolve(env.Undefined());
+    }
+
     Napi::Promise::Deferred deferred_;
     std::shared_ptr<Plan> plan_;  // keeps the plan alive even if release() is called meanwhile
+    ScratchPtr scratch_;
     std::vector<swinq::ConstBuffer> in_;
     std::vector<swinq::MutBuffer> out_;
-    std::vector<Napi::ObjectReference> refs_;  // pins the views (and their buffers) until settled
+    Napi::Reference<Napi::Array> outputs_;  // the caller's output arrays, filled on settling
   };
 
   Napi::Value RunAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto plan = live(env, "runAsync");
-    std::vector<swinq::ConstBuffer> in;
-    std::vector<swinq::MutBuffer> out;
-    std::vector<Napi::Value> keep;
-    views(info, "runAsync", &in, &out, &keep);
-    auto* w = new RunWorker(env, plan, std::move(in), std::move(out), keep);
+    std::vector<View> iv, ov;
+    try {
+      views(info, *plan, "runAsync", &iv, &ov);
+    } catch (const Napi::Error& e) {  // a promise-returning call reports bad arguments by rejecting
+      auto d = Napi::Promise::Deferred::New(env);
+      d.Reject(e.Value());
+      return d.Promise();
+    }
+    auto* w = new RunWorker(env, plan, iv, ov, info[1].As<Napi::Array>());
     Napi::Promise p = w->promise();
     w->Queue();
     return p;
@@ -261,7 +370,6 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
 
 Napi::Value CreatePlan(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto* ctor = static_cast<Napi::FunctionReference*>(info.Data());
   if (info.Length() < 1) type_error(env, "createPlan(desc, options): desc is missing");
   swinq::PlanDesc desc = to_desc(env, info[0]);
   swinq::PlanOptions opt;
@@ -287,13 +395,12 @@ Napi::Value CreatePlan(const Napi::CallbackInfo& info) {
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
-  return ctor->New({Napi::External<Holder>::New(env, &h)});
+  return instance(env).plan_ctor.New({Napi::External<Holder>::New(env, &h)});
 }
 
 void RegisterPlan(Napi::Env env, Napi::Object exports) {
-  // The constructor lives as long as the addon's environment (one small leak per env).
-  auto* ctor = new Napi::FunctionReference(Napi::Persistent(PlanWrap::define(env)));
-  exports.Set("createPlan", Napi::Function::New(env, CreatePlan, "createPlan", ctor));
+  instance(env).plan_ctor = Napi::Persistent(PlanWrap::define(env));
+  exports.Set("createPlan", Napi::Function::New(env, CreatePlan, "createPlan"));
 }
 
 }  // namespace

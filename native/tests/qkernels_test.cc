@@ -51,6 +51,28 @@ static void test_isqrt() {
     uint64_t v = rng() >> rnd(0, 63);
     EXPECT(ok(v), "isqrt(%llu)", (unsigned long long)v);
   }
+  // 2^k and 2^k ± 1, 2 for every k; every square k² (k = 2^j ± d, and random k < 2^32) and its neighbours
+  for (int k = 0; k < 64; ++k)
+    for (int64_t d = -2; d <= 2; ++d) {
+      const uint64_t v = (uint64_t(1) << k) + (uint64_t)d;
+      if (d < 0 && (uint64_t(1) << k) < (uint64_t)-d) continue;
+      EXPECT(ok(v), "isqrt(2^%d %+lld)", k, (long long)d);
+    }
+  auto near_square = [&](uint64_t k) {
+    for (int64_t d = -3; d <= 3; ++d) {
+      const unsigned __int128 v = (unsigned __int128)k * k + d;
+      if (v >> 64 || (d < 0 && (unsigned __int128)k * k < (unsigned __int128)-d)) continue;
+      EXPECT(ok((uint64_t)v), "isqrt(%llu^2 %+lld)", (unsigned long long)k, (long long)d);
+    }
+  };
+  for (int j = 0; j <= 32; ++j)
+    for (int64_t d = -2; d <= 2; ++d) near_square((uint64_t(1) << j) + (uint64_t)d);
+  for (int i = 0; i < 200000; ++i) near_square(rng() >> 32);
+  for (uint64_t v : std::initializer_list<uint64_t>{~0ull, ~0ull - 1, (uint64_t(1) << 63) - 1, uint64_t(1) << 63, 4294967295ull * 4294967295ull})
+    EXPECT(ok(v), "isqrt(%llu)", (unsigned long long)v);
+  // the LayerNorm's own range, [2^60, 2^62), densely at both ends
+  for (uint64_t v = uint64_t(1) << 60; v < (uint64_t(1) << 60) + 100000; ++v) EXPECT(ok(v), "isqrt(%llu)", (unsigned long long)v);
+  for (uint64_t v = (uint64_t(1) << 62) - 100000; v < (uint64_t(1) << 62); ++v) EXPECT(ok(v), "isqrt(%llu)", (unsigned long long)v);
 }
 
 static void test_requant() {

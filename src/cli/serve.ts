@@ -7,6 +7,8 @@ interface ServeCliOptions {
   host: string;
   port: number;
   maxBatch: number;
+  maxRows: number;
+  maxPlanMb: number;
   maxDelayMs: number;
   maxQueue: number;
   maxBodyMb: number;
@@ -45,6 +47,8 @@ export function register(program: Command): void {
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'TCP port (0: any free port)', intOption('port', 0), 8000)
     .option('--max-batch <n>', 'rows per merged native run (1: no batching)', intOption('max-batch'), 32)
+    .option('--max-rows <n>', 'rows one request may carry (413 beyond); requests of more than --max-batch rows run in --max-batch chunks', intOption('max-rows'), 1024)
+    .option('--max-plan-mb <mb>', "arena + constant bytes of one model's bucket plans; larger buckets are dropped", posNumber('max-plan-mb'), 1024)
     .option('--max-delay-ms <ms>', 'longest a request waits for others to batch with', nonNegNumber('max-delay-ms'), 2)
     .option('--max-queue <n>', 'requests waiting per model before answering 503', intOption('max-queue'), 128)
     .option('--max-body-mb <mb>', 'largest request body (413 beyond)', posNumber('max-body-mb'), 16)
@@ -84,7 +88,7 @@ export function register(program: Command): void {
         }
       }
       const server = await startServer(models, {
-        host: o.host, port: o.port, maxBatch: o.maxBatch, maxDelayMs: o.maxDelayMs, maxQueue: o.maxQueue,
+        host: o.host, port: o.port, maxBatch: o.maxBatch, maxRows: o.maxRows, maxPlanMb: o.maxPlanMb, maxDelayMs: o.maxDelayMs, maxQueue: o.maxQueue,
         maxBodyMb: o.maxBodyMb, maxConnections: o.maxConnections, logLevel: o.logLevel, padBatches: o.padBatches, warmup: o.warmup,
       });
       log(`swinq serve: listening on ${server.url} (models: ${models.map((m) => m.name).join(', ')})`);

@@ -111,7 +111,9 @@ function decodeAttr(a: Record<string, any>, ctx: LoadContext, nodeName: string):
     case 1: return { type: 'float', value: a.f ?? 0 };
     case 2: return { type: 'int', value: toNum(a.i) };
     case 3: return { type: 'string', value: Buffer.from(a.s ?? []).toString('utf8') };
-    case 4: return { type: 'tensor', value: tensorFromProto(a.t, ctx, `${nodeName}.${a.name}`) };
+    case 4:
+      if (!a.t) throw new Error(`${ctx.source}: node '${nodeName}': attribute '${a.name}' is of type TENSOR but holds no tensor`);
+      return { type: 'tensor', value: tensorFromProto(a.t, ctx, `${nodeName}.${a.name}`) };
     case 6: return { type: 'floats', value: [...(a.floats ?? [])] };
     case 7: return { type: 'ints', value: (a.ints ?? []).map(toNum) };
     case 8: return { type: 'strings', value: (a.strings ?? []).map((s: Uint8Array) => Buffer.from(s).toString('utf8')) };

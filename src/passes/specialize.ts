@@ -41,6 +41,16 @@ const OTHER_DYNAMIC = new Set(['MatMul', 'Gemm', 'Conv', 'Softmax', 'LayerNormal
   'GlobalAveragePool', 'GlobalMaxPool', 'Cast', 'CastLike', 'Where', 'Shape', 'Size', 'ConstantOfShape', 'Range',
   'ScatterND']);
 
+// Inputs an op cannot do without (ONNX's required inputs); every other supported op needs its first.
+const VARIADIC = new Set(['Sum', 'Mean', 'Max', 'Min']);
+const MIN_INPUTS: Record<string, number> = {
+  MatMul: 2, Gemm: 2, Conv: 2, Reshape: 2, Gather: 2, Expand: 2, Tile: 2, CastLike: 2, LayerNormalization: 2,
+  Where: 3, Range: 3, ScatterND: 3,
+};
+function minInputs(op: string): number {
+  return MIN_INPUTS[op] ?? (BINARY_OPS.has(op) && !VARIADIC.has(op) ? 2 : 1);
+}
+
 export function isSupportedOp(op: string): boolean {
   return BINARY_OPS.has(op) || UNARY_OPS.has(op) || MOVE_OPS.has(op) || REDUCE_OPS.has(op) || OTHER_DYNAMIC.has(op);
 }
@@ -536,6 +546,9 @@ export function specialize(g: Graph, inputDims: Record<string, number[]>): Speci
       if (!v) throw new Error(`${where(n)}: input '${s}' is not produced before this node (graph not topologically sorted?)`);
       return v;
     });
+    for (let k = 0; k < minInputs(n.opType); k++) {
+      if (!ins[k]) throw new Error(`${where(n)}: required input ${k} is missing (${n.opType} needs ${minInputs(n.opType)})`);
+    }
     let outs: VInfo[];
     try {
       outs = evalNode(n, ins, g.opset, moves);

@@ -2,7 +2,9 @@
 // (first) dim into one run of at most maxBatch rows, and the outputs are split back per request.
 // One run per model is in flight at a time (a session's plan owns one arena, and the native run
 // already uses all cores); requests that arrive meanwhile form the next batch. The queue is bounded:
-// past maxQueue waiting requests, submit() throws QueueFullError (HTTP 503).
+// past maxQueue waiting requests, submit() throws QueueFullError (HTTP 503). A request of more rows than
+// maxBatch is run as maxBatch-row chunks (so every run has a warmed-up bucket shape and no request can
+// make the session compile a plan for its own row count); past maxRows it is refused (HTTP 413).
 import type { DType, TypedArray } from './protocol.js';
 import { DTYPES } from './protocol.js';
 
@@ -19,8 +21,17 @@ export class QueueFullError extends Error {
   }
 }
 
+export class TooManyRowsError extends Error {
+  statusCode = 413;
+  constructor(rows: number, maxRows: number) {
+    super(`request has ${rows} rows; the limit is ${maxRows} (--max-rows); send fewer rows per request`);
+  }
+}
+
 export interface BatcherOptions {
   maxBatch: number;
+  /** rows one request may carry (batchable models); more is TooManyRowsError (default: unlimited) */
+  maxRows?: number;
   maxDelayMs: number;
   maxQueue: number;
   /** Whether every input and output has the batch as its leading dim; if not, requests run one by one. */
@@ -67,19 +78,40 @@ export class Batcher {
 
   /** Queues one request. Its rows are the leading dim of its inputs (all inputs share it). */
   submit(feeds: Feeds): Promise<Outputs> {
-    if (this.queue.length >= this.opts.maxQueue) {
-      // Expected wait: the batches ahead of a new request times the average run time.
-      const batches = Math.ceil((this.queue.length + 1) / Math.max(1, this.opts.maxBatch)) + 1;
-      const s = Math.max(1, Math.ceil((batches * this.runMsAvg) / 1000));
-      return Promise.reject(new QueueFullError(s, this.queue.length));
-    }
     const first = feeds.values().next().value;
     const rows = first && first.dims.length > 0 ? first.dims[0] : 1;
+    if (!this.opts.batchable) return this.enqueue(feeds, rows, 1);
+    if (this.opts.maxRows !== undefined && rows > this.opts.maxRows) return Promise.reject(new TooManyRowsError(rows, this.opts.maxRows));
+    const step = Math.max(1, this.opts.maxBatch);
+    if (rows <= step) return this.enqueue(feeds, rows, 1);
+    const n = Math.ceil(rows / step);
+    if (this.queue.length + n > this.opts.maxQueue) return Promise.reject(this.queueFull(n));
+    const parts: Promise<Outputs>[] = [];
+    for (let r0 = 0; r0 < rows; r0 += step) parts.push(this.enqueue(sliceRows(feeds, r0, Math.min(step, rows - r0)), Math.min(step, rows - r0), 0));
+    return Promise.all(parts).then((outs) => {
+      for (const o of outs) {
+        for (const [name, t] of o) {
+          if (t.dims.length === 0) throw new Error(`output '${name}' has no batch dim, so a request of ${rows} rows (more than --max-batch ${step}) cannot be split; send at most ${step} rows`);
+        }
+      }
+      return concat(outs);
+    });
+  }
+
+  /** Queues one run's worth of rows; `slots` queue places must be free (0: checked by the caller). */
+  private enqueue(feeds: Feeds, rows: number, slots: number): Promise<Outputs> {
+    if (slots > 0 && this.queue.length + slots > this.opts.maxQueue) return Promise.reject(this.queueFull(slots));
     return new Promise<Outputs>((resolve, reject) => {
       this.queue.push({ feeds, rows, key: keyOf(feeds), enqueuedAt: performance.now(), resolve, reject });
       this.hooks.onQueueDepth?.(this.queue.length);
       this.schedule();
     });
+  }
+
+  private queueFull(slots: number): QueueFullError {
+    // Expected wait: the batches ahead of a new request times the average run time.
+    const batches = Math.ceil((this.queue.length + slots) / Math.max(1, this.opts.maxBatch)) + 1;
+    return new QueueFullError(Math.max(1, Math.ceil((batches * this.runMsAvg) / 1000)), this.queue.length);
   }
 
   private schedule(): void {
@@ -206,6 +238,16 @@ export function concat(list: Feeds[]): Feeds {
       off += t.data.length;
     }
     out.set(name, { dtype: t0.dtype, dims: [rows, ...t0.dims.slice(1)], data });
+  }
+  return out;
+}
+
+/** Rows [r0, r0 + n) of every input (views, no copy). */
+export function sliceRows(feeds: Feeds, r0: number, n: number): Feeds {
+  const out: Feeds = new Map();
+  for (const [name, t] of feeds) {
+    const inner = t.dims[0] === 0 ? 0 : t.data.length / t.dims[0];
+    out.set(name, { dtype: t.dtype, dims: [n, ...t.dims.slice(1)], data: t.data.subarray(r0 * inner, (r0 + n) * inner) as TypedArray });
   }
   return out;
 }

@@ -53,6 +53,13 @@ export class ServeMetrics {
     registers: [this.registry],
   });
 
+  readonly planBytes = new client.Gauge({
+    name: 'swinq_plan_bytes',
+    help: 'Arena and constant bytes of the plans compiled for the bucket sizes (bounded by --max-plan-mb)',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
   constructor(defaultMetrics = true) {
     if (defaultMetrics) client.collectDefaultMetrics({ register: this.registry, prefix: 'swinq_' });
   }

@@ -2,7 +2,7 @@
 // Prometheus metrics at /metrics. Errors are JSON `{"error": "..."}` as the protocol specifies.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino from 'pino';
-import { Batcher, QueueFullError, defaultBuckets, type Feeds, type Outputs, type Runner } from './batcher.js';
+import { Batcher, QueueFullError, TooManyRowsError, defaultBuckets, type Feeds, type Outputs, type Runner } from './batcher.js';
 import { ServeMetrics } from './metrics.js';
 import { isBatchable, type ServedModel } from './models.js';
 import {
@@ -14,7 +14,11 @@ export interface ServeOptions {
   host?: string;
   port?: number;
   maxBatch?: number;
+  /** rows one request may carry (batchable models; default 1024): more is 413; more than maxBatch runs in maxBatch-row chunks */
+  maxRows?: number;
   maxDelayMs?: number;
+  /** arena + constant bytes of one model's bucket plans (default 1024 MB): larger buckets are dropped, and with them the chunk size */
+  maxPlanMb?: number;
   maxQueue?: number;
   maxBodyMb?: number;
   /** pino level; 'silent' in tests */
@@ -66,6 +70,36 @@ function makeRunner(m: ServedModel): Runner {
   };
 }
 
+interface PlanStatsSource { planStats(dims: Record<string, readonly number[]>): { arenaBytes: number; constantBytes: number } }
+
+/**
+ * The bucket sizes whose plans fit in maxBytes together (at least the smallest), and their bytes.
+ * Plan bytes are affine in the batch (arena per row, constants once), so they are predicted from the
+ * batch-1 and batch-2 plans and no plan over the budget is ever compiled. Undefined bytes: the engine
+ * does not report plan sizes (onnxruntime) or the non-batch dims are not fixed.
+ */
+function fitPlans(m: ServedModel, sizes: number[], maxBytes: number): { sizes: number[]; bytes?: number } {
+  const raw = (m.session as { raw?: Partial<PlanStatsSource> }).raw;
+  if (!raw?.planStats || !m.inputs.every((d) => d.dims && d.dims.slice(1).every((x) => typeof x === 'number'))) return { sizes };
+  const bytesAt = (n: number) => {
+    const dims: Record<string, number[]> = {};
+    for (const d of m.inputs) dims[d.name] = [n, ...(d.dims!.slice(1) as number[])];
+    const st = raw.planStats!(dims);
+    return st.arenaBytes + st.constantBytes;
+  };
+  const b1 = bytesAt(1);
+  const perRow = sizes.some((n) => n > 1) ? Math.max(0, bytesAt(2) - b1) : 0;
+  const kept: number[] = [];
+  let total = 0;
+  for (const n of [...sizes].sort((a, c) => a - c)) {
+    const b = b1 + perRow * (n - 1);
+    if (kept.length > 0 && total + b > maxBytes) break;
+    kept.push(n);
+    total += b;
+  }
+  return { sizes: kept, bytes: total };
+}
+
 /** Runs each batch size once on zeros (models whose non-batch dims are all fixed), compiling its plan. */
 async function warmup(m: ServedModel, run: Runner, sizes: number[], logger: pino.Logger): Promise<void> {
   if (!m.inputs.every((d) => d.dims && d.dims.slice(1).every((x) => typeof x === 'number'))) return;
@@ -91,6 +125,8 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
   app: FastifyInstance; metrics: ServeMetrics; shutdown(): Promise<void>;
 }> {
   const maxBatch = opts.maxBatch ?? 32;
+  const maxRows = opts.maxRows ?? 1024;
+  const maxPlanBytes = (opts.maxPlanMb ?? 1024) * 2 ** 20;
   const maxDelayMs = opts.maxDelayMs ?? 2;
   const maxQueue = opts.maxQueue ?? 128;
   const maxBodyMb = opts.maxBodyMb ?? 16;
@@ -102,9 +138,20 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
     if (models.has(m.name)) throw new Error(`model name '${m.name}' is used twice`);
     const runner = makeRunner(m);
     const batchable = isBatchable(m);
-    const buckets = opts.padBatches === false ? undefined : defaultBuckets(maxBatch);
+    let buckets = opts.padBatches === false ? undefined : defaultBuckets(maxBatch);
+    let modelMaxBatch = maxBatch;
+    if (buckets && batchable) {
+      const fit = fitPlans(m, buckets, maxPlanBytes);
+      if (fit.sizes.length < buckets.length) {
+        logger.warn({ model: m.name, buckets: fit.sizes, maxPlanMb: maxPlanBytes / 2 ** 20 },
+          `the plans of batch sizes above ${fit.sizes[fit.sizes.length - 1]} do not fit in --max-plan-mb; larger requests run in chunks of that size`);
+        buckets = fit.sizes;
+        modelMaxBatch = fit.sizes[fit.sizes.length - 1];
+      }
+      if (fit.bytes !== undefined) metrics.planBytes.set({ model: m.name }, fit.bytes);
+    }
     if (opts.warmup !== false && batchable) await warmup(m, runner, buckets ?? [1], logger);
-    const batcher = new Batcher(runner, { maxBatch, maxDelayMs, maxQueue, batchable, buckets }, {
+    const batcher = new Batcher(runner, { maxBatch: modelMaxBatch, maxRows, maxDelayMs, maxQueue, batchable, buckets }, {
       onRun: (rows, requests, ms, ok) => {
         metrics.batchSize.observe({ model: m.name }, rows);
         metrics.batchRequests.observe({ model: m.name }, requests);
@@ -141,6 +188,7 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') { status = 413; msg = `request body exceeds the limit of ${maxBodyMb} MB (--max-body-mb)`; }
     else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') status = 400;
     if (err instanceof QueueFullError) reply.header('Retry-After', String(err.retryAfterS));
+    if (err instanceof TooManyRowsError) status = 413;
     if (status >= 500 && !(err instanceof QueueFullError)) req.log.error({ err, url: req.url }, 'request failed');
     else req.log.debug({ url: req.url, status, msg }, 'request refused');
     void reply.code(status).type('application/json').send({ error: msg });

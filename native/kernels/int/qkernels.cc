@@ -375,13 +375,51 @@ void softmax_u8(const int32_t* x, int64_t rows, int64_t D, const int32_t* table,
 // ---------------------------------------------------------------------------------------------
 // LayerNorm
 
+namespace {
+// floor(√n), digit by digit; used only at compile time, to build kSqrtAt
+constexpr uint64_t isqrt_digits(uint64_t n) {
+  uint64_t r = 0, bit = uint64_t(1) << 62;
+  while (bit > n) bit >>= 2;
+  for (; bit; bit >>= 2) {
+    if (n >= r + bit) {
+      n -= r + bit;
+      r = (r >> 1) + bit;
+    } else {
+      r >>= 1;
+    }
+  }
+  return r;
+}
+// kSqrtAt.v[i] = floor(√(i·2^56)) for i ∈ [64, 256]: √ at the ends of the bins of u ∈ [2^62, 2^64)
+// that share a top byte. Between two ends, the chord is within 8e-6 (relative) of the concave √.
+struct SqrtAt {
+  uint64_t v[257];
+};
+constexpr SqrtAt make_sqrt_at() {
+  SqrtAt t{};
+  for (uint64_t i = 64; i < 256; ++i) t.v[i] = isqrt_digits(i << 56);
+  t.v[256] = uint64_t(1) << 32;
+  return t;
+}
+constexpr SqrtAt kSqrtAt = make_sqrt_at();
+static_assert(kSqrtAt.v[64] == (uint64_t(1) << 31) && kSqrtAt.v[128] == 3037000499ull, "sqrt table");
+}  // namespace
+
+// Integer arithmetic only (the plan promises no float between quantize and dequantize): normalise to
+// u = v·4^k ∈ [2^62, 2^64), interpolate √u between the table's bin ends (relative error < 8e-6, plus
+// 1.2e-7 from the dropped low bits), one integer Newton step (error ε²/2 < 4e-11: within a unit of
+// √u < 2^32), shift back. An integer Newton step from any x > 0 gives floor((x + floor(u/x))/2) ≥
+// floor(√u) (AM–GM), so r ≥ floor(√v), and stepping down while r² > v makes it exact for every uint64.
 uint64_t isqrt_u64(uint64_t v) {
   if (v == 0) return 0;
-  // float estimate, then exact integer correction (the estimate is within a few units)
-  uint64_t r = (uint64_t)std::sqrt((double)v);
+  const int s = __builtin_clzll(v) & ~1;  // even, so √(v·2^s) = √v·2^(s/2)
+  const uint64_t u = v << s;
+  const uint64_t i = u >> 56, frac = (u >> 40) & 0xffff;
+  uint64_t x = kSqrtAt.v[i] + (((kSqrtAt.v[i + 1] - kSqrtAt.v[i]) * frac) >> 16);  // ∈ [2^31, 2^32]
+  x = (x + u / x) >> 1;  // u/x < 2^33: no overflow
+  uint64_t r = x >> (s / 2);
   if (r > 4294967295ull) r = 4294967295ull;
-  while (r * r > v) --r;                                   // r ≤ 2^32−1 so r·r cannot overflow
-  while (r < 4294967295ull && (r + 1) * (r + 1) <= v) ++r;
+  while (r * r > v) --r;  // r ≤ 2^32−1 so r·r cannot overflow; at most one step (see above)
   return r;
 }
 
