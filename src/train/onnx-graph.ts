@@ -42,6 +42,8 @@ export interface Tape {
   derived: Map<string, ConstMap>;
   /** forward index of the last node reading each activation */
   lastUse: Map<string, number>;
+  /** public names → tape keys: each activation's output by its name, `block:NAME` for its block output */
+  names: Map<string, string>;
 }
 
 export interface ActInfo { name: string; fn: string; hidden: number }
@@ -101,7 +103,7 @@ export class OnnxTrainGraph {
   private readonly graph: Graph;
   /** activation order (forward) and the width of their hidden vector */
   actList: ActInfo[] = [];
-  /** per activation, the tensor its MLP adds back to the residual stream (block output) */
+  /** per activation, the name of the tensor its MLP adds back to the residual stream (block output) */
   blockOut = new Map<string, string>();
 
   constructor(readonly bytes: Uint8Array, readonly source: string) {
@@ -385,18 +387,24 @@ export class OnnxTrainGraph {
       for (const x of n.inputs) if (!isConst(x)) lastUse.set(x, i);
     });
     // activations in forward order, with their hidden width (the next linear's K)
-    const t: Tape = { batch, nodes: kept, input: 'input', output, fixed, derived, lastUse };
+    const pub = new Map<string, string>();
+    for (const n of kept) {
+      if (!n.act) continue;
+      pub.set(n.act, n.output);
+      const fc2 = kept.find((m) => m.kind === 'native' && m.desc!.op === 'linear' && m.inputs[0] === n.output);
+      if (!fc2) continue;
+      // the block output: fc2 (+ its residual add)
+      const add = kept.find((m) => m.kind === 'native' && (m.desc!.op === 'add' || m.desc!.op === 'binary') && m.inputs.includes(fc2.output));
+      pub.set(`block:${n.act}`, add ? add.output : fc2.output);
+    }
+    const t: Tape = { batch, nodes: kept, input: 'input', output, fixed, derived, lastUse, names: pub };
     if (this.actList.length === 0) {
       for (const n of kept) {
         if (!n.act) continue;
         const fc2 = kept.find((m) => m.kind === 'native' && m.desc!.op === 'linear' && m.inputs[0] === n.output);
         this.actList.push({ name: n.act, fn: n.desc!.fn!, hidden: fc2 ? fc2.desc!.K! : 0 });
         if (!this.acts.has(n.act)) this.acts.set(n.act, { fn: n.desc!.fn!, bits: 0, teacherFn: n.desc!.fn! });
-        if (fc2) {
-          // the block output: fc2 (+ its residual add)
-          const add = kept.find((m) => m.kind === 'native' && (m.desc!.op === 'add' || m.desc!.op === 'binary') && m.inputs.includes(fc2.output));
-          this.blockOut.set(n.act, add ? add.output : fc2.output);
-        }
+        if (fc2) this.blockOut.set(n.act, `block:${n.act}`);
       }
     }
     for (const n of kept) if (n.act && !this.acts.has(n.act)) throw new Error(`internal: activation '${n.act}' differs between batch sizes`);
@@ -459,7 +467,8 @@ export class OnnxTrainGraph {
     this.constValues(t, values);
     values.set('input', x);
     st.sizes.set('input', x.length);
-    const extra = new Set(alsoKeep);
+    const kept = [...alsoKeep];
+    const extra = new Set(kept.map((k) => t.names.get(k) ?? k));
     const isConst = (k: string) => t.fixed.has(k) || t.derived.has(k);
     const saved = new Set<string>();
     st.savedUntil = new Map();
@@ -498,6 +507,10 @@ export class OnnxTrainGraph {
       }
     });
     st.savedBytes = st.live;
+    for (const k of kept) {
+      const key = t.names.get(k);
+      if (key && values.has(key)) values.set(k, values.get(key)!);
+    }
     return st;
   }
 
@@ -507,11 +520,12 @@ export class OnnxTrainGraph {
     const grads = new Map<string, Float32Array>();
     const bump = (b: number) => { st.live += b; if (st.live > st.peakBytes) st.peakBytes = st.live; };
     const isConst = (k: string) => t.fixed.has(k) || t.derived.has(k);
-    for (const [k, g] of seeds ?? []) {
-      if (!st.sizes.has(k) || k === 'input') throw new Error(`backward: seed '${k}' is not an op output of this graph`);
-      if (st.sizes.get(k) !== g.length) throw new Error(`backward: seed '${k}' has ${g.length} values, the tensor ${st.sizes.get(k)}`);
-      grads.set(k, Float32Array.from(g));
-      bump(g.byteLength);
+    for (const [name, g] of seeds ?? []) {
+      const k = t.names.get(name) ?? name;
+      if (!st.sizes.has(k) || k === 'input') throw new Error(`backward: seed '${name}' is not an op output of this graph`);
+      if (st.sizes.get(k) !== g.length) throw new Error(`backward: seed '${name}' has ${g.length} values, the tensor ${st.sizes.get(k)}`);
+      const have = grads.get(k);
+      if (have) for (let i = 0; i < g.length; i++) have[i] += g[i]; else { grads.set(k, Float32Array.from(g)); bump(g.byteLength); }
     }
     if (dout.length !== st.sizes.get(t.output)) throw new Error(`backward: dout has ${dout.length} values, the output ${st.sizes.get(t.output)}`);
     grads.set(t.output, dout);
