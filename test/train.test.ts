@@ -465,7 +465,8 @@ describe('swinq init / swinq train', () => {
     const tr = await run(registerTrain, ['train', model, '--data', data, '--epochs', '4', '--batch', '12', '--warmup', '2', '--lr', '3e-3',
       '--out', out, '--fewbit', '2', '--threads', '1', '--json']);
     const tj = JSON.parse(tr.out.trim().split('\n').pop()!);
-    expect(Object.keys(tj)).toEqual(expect.arrayContaining(['accuracy', 'loss', 'out', 'seconds']));
+    expect(Object.keys(tj)).toEqual(expect.arrayContaining(['accuracy', 'loss', 'out', 'seconds', 'peak_activation_bytes', 'saved_activation_bytes']));
+    expect(tj.peak_activation_bytes).toBeGreaterThan(tj.saved_activation_bytes);
     expect(tj.out).toBe(out);
     expect(tj.steps).toBe(16);
     expect(tj.accuracy).toBeGreaterThan(0.6);  // 3 easy classes; chance is 1/3
@@ -484,6 +485,29 @@ describe('swinq init / swinq train', () => {
     const tj = JSON.parse(tr.out.trim().split('\n').pop()!);
     expect(tj.accuracy).toBeGreaterThan(0.6);
     expect(readOnnxModel(fs.readFileSync(out), out).config.act).toBe('relu');  // the GELU→ReLU student
+  });
+
+  it('trains an exported layout (torchvision ViT with nn.MultiheadAttention) with --mean/--std and --no-progress; OUT keeps the graph', async () => {
+    const file = path.join(__dirname, 'fixtures', 'layouts', 'tv-vit.onnx');
+    const d28 = path.join(tmp, 'data28');
+    fs.mkdirSync(d28, { recursive: true });
+    for (const [prefix, n] of [['train', 24], ['t10k', 8]] as const) {
+      const img = new Uint8Array(n * 784), lab = new Uint8Array(n);
+      for (let i = 0; i < n; i++) { lab[i] = i % 10; for (let p = 0; p < 784; p++) img[i * 784 + p] = Math.floor(p / 28 / 2.8) === i % 10 ? 200 : (p * 7 + i) % 50; }
+      fs.writeFileSync(path.join(d28, `${prefix}-images-idx3-ubyte`), encodeIdx({ shape: [n, 28, 28], data: img }));
+      fs.writeFileSync(path.join(d28, `${prefix}-labels-idx1-ubyte`), encodeIdx({ shape: [n], data: lab }));
+    }
+    const out = path.join(tmp, 'tv-vit-trained.onnx');
+    const tr = await run(registerTrain, ['train', file, '--data', d28, '--epochs', '1', '--batch', '8', '--out', out, '--fewbit', '2', '--threads', '1',
+      '--mean', '0.2', '--std', '0.4', '--no-progress', '--json']);
+    const tj = JSON.parse(tr.out.trim().split('\n').pop()!);
+    expect(tj.steps).toBe(3);
+    expect(tr.err).toMatch(/normalization: mean=0\.2 std=0\.4 \(mean from flag --mean/);
+    const a = loadModel(file), b = loadModel(out);
+    expect(b.nodes.map((n) => n.opType)).toEqual(a.nodes.map((n) => n.opType));
+    expect(b.metadata!['swinq.std']).toBe('0.4');
+    const w = [...a.initializers.keys()].find((k) => k.includes('out_proj.weight'))!;
+    expect(Buffer.from(b.initializers.get(w)!.data.buffer).equals(Buffer.from(a.initializers.get(w)!.data.buffer))).toBe(false);
   });
 
   it('bad input: one clear error naming the flag or file', async () => {
@@ -545,6 +569,32 @@ describe('training on the imported graph (test/fixtures/layouts: timm, DeiT, Hug
       expect(ys.some((v, i) => Math.abs(v - y[i]) > 1e-4)).toBe(true);
     });
   }
+
+  it('few-bit backward lowers the peak: the fp32 GELU input is released after its last forward reader (Pad-fronted Swin, batch 8)', () => {
+    const file = path.join(dir, 'tv-swin-pad.onnx');
+    const g = new OnnxTrainGraph(fs.readFileSync(file), file);
+    const B = 8, per = g.inputShape.reduce((a, b) => a * b, 1);
+    const x = Float32Array.from({ length: B * per }, (_, i) => Math.cos(i * 0.11));
+    const stats = (bits: number) => {
+      g.setFewbit(bits);
+      const st = g.forward(x, B);
+      const y = st.values.get(st.tape.output)!;
+      const grads = g.backward(st, new Float32Array(y.length).fill(0.1));
+      return { peak: st.peakBytes, saved: st.savedBytes, grads };
+    };
+    const exact = stats(0), two = stats(2);
+    // what 2-bit codes save: per GELU, its fp32 input (4 B/element) minus the codes (0.25 B/element)
+    const hidden = g.actList.reduce((a, act) => a + act.hidden, 0);
+    expect(exact.saved - two.saved).toBeGreaterThan(0);
+    expect(two.peak).toBeLessThan(exact.peak);
+    expect(hidden).toBeGreaterThan(0);
+    // the gradients differ only by the few-bit approximation of GELU′
+    const k = [...exact.grads.keys()][0];
+    let num = 0, den = 0;
+    for (let i = 0; i < exact.grads.get(k)!.length; i++) { const d = exact.grads.get(k)![i] - two.grads.get(k)![i]; num += d * d; den += exact.grads.get(k)![i] ** 2; }
+    expect(Math.sqrt(num / den)).toBeLessThan(0.3);
+    g.setFewbit(0);
+  });
 
   it('parameters are the initializers (shift masks are not), trained values written back by name', () => {
     const file = path.join(dir, 'tv-swin-pad.onnx');

@@ -439,7 +439,7 @@ export function sparsityLoss(values: Map<string, Float32Array>, names: string[],
   return { loss, seeds, density: tot ? nz / tot : NaN };
 }
 
-function checkImages(g: OnnxTrainGraph, file: string, imagesFile: string, h: number, w: number): void {
+export function checkImages(g: OnnxTrainGraph, file: string, imagesFile: string, h: number, w: number): void {
   const want = g.inputShape;
   const ok = (want.length === 3 && want[0] === 1 && want[1] === h && want[2] === w) || (want.length === 2 && want[0] === h && want[1] === w);
   if (!ok) throw new Error(`${imagesFile}: images are 1×${h}×${w} but ${file} input '${g.input}' expects [${want.join('×')}] per image`);
@@ -447,7 +447,7 @@ function checkImages(g: OnnxTrainGraph, file: string, imagesFile: string, h: num
 
 /** Accuracy of the graph on the first nTest images (batches of `batch`, the last one zero-padded so
  *  no other tape is compiled) and the density of non-zero activations per named activation. */
-function evaluateGraph(g: OnnxTrainGraph, images: LabelledImages, nTest: number, mean: number, std: number, batch: number, acts: string[]):
+export function evaluateGraph(g: OnnxTrainGraph, images: LabelledImages, nTest: number, mean: number, std: number, batch: number, acts: string[]):
   { accuracy: number; density: number[]; overall: number } {
   const px = images.height * images.width;
   const C = g.classes;
