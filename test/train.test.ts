@@ -593,6 +593,18 @@ describe('training on the imported graph (test/fixtures/layouts: timm, DeiT, Hug
     let num = 0, den = 0;
     for (let i = 0; i < exact.grads.get(k)!.length; i++) { const d = exact.grads.get(k)![i] - two.grads.get(k)![i]; num += d * d; den += exact.grads.get(k)![i] ** 2; }
     expect(Math.sqrt(num / den)).toBeLessThan(0.3);
+    // memory-sharing LayerNorm: the same gradients (to float rounding) from less saved memory
+    g.shareLayerNorm = true;
+    const shared = stats(2);
+    g.shareLayerNorm = false;
+    expect(shared.saved).toBeLessThan(two.saved);
+    expect(shared.peak).toBeLessThan(two.peak);
+    for (const [name, ref] of two.grads) {
+      const got = shared.grads.get(name)!;
+      let e = 0, n2 = 0;
+      for (let i = 0; i < ref.length; i++) { e += (got[i] - ref[i]) ** 2; n2 += ref[i] ** 2; }
+      expect(Math.sqrt(e / Math.max(n2, 1e-30)), name).toBeLessThan(1e-4);
+    }
     g.setFewbit(0);
   });
 

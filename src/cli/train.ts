@@ -40,6 +40,7 @@ export function register(program: Command): void {
     .option('--teacher <model>', 'distil from this ONNX model (swinq engine): loss = (1-w)·CE + w·T²·KL')
     .option('--kd-weight <w>', 'distillation weight w in [0, 1]', numOption('kd-weight'), 0.5)
     .option('--kd-temp <T>', 'distillation temperature', numOption('kd-temp'), 2)
+    .option('--share-layernorm', 'memory-sharing LayerNorm: a LayerNorm feeding a linear saves its output + 1/σ per row instead of its input (less peak memory, same gradients to float rounding)')
     .option('--mean <m>', 'input normalization mean (default: model metadata swinq.mean or sidecar, else 0)', numOption('mean', -Infinity))
     .option('--std <s>', 'input normalization std (default: model metadata swinq.std or sidecar, else 1)', numOption('std'))
     .option('--no-progress', 'no progress bar'))
@@ -53,6 +54,7 @@ export function register(program: Command): void {
         for (const a of g.acts.values()) if (a.fn === 'gelu' || a.fn === 'gelu_tanh') a.fn = o.act;
       }
       g.setFewbit(o.fewbit);
+      g.shareLayerNorm = !!o.shareLayernorm;
       native.trainSetThreads(o.threads);
       const norm = resolveNormalization({ mean: o.mean, std: o.std, metadata: g.metadata, modelPath: model });
       const train = loadLabelledImages(o.data, 'train');

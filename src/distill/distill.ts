@@ -31,6 +31,7 @@ export interface DistillOptions {
   schedule?: DistillSchedule;
   alpha?: number;                 // KL weight (×T² is inside the native KL)
   temperature?: number;
+  shareLayerNorm?: boolean;       // memory-sharing LayerNorm (OnnxTrainGraph.shareLayerNorm)
   sparsity?: number;              // target fraction of non-zero MLP hidden activations (penalty on post-ReLU values; undefined = off)
   sparsityPenalty?: 'l1' | 'hoyer';
   mean?: number;                  // input normalization (default: teacher metadata / sidecar)
@@ -517,6 +518,7 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   if (!fs.existsSync(o.teacher)) throw new Error(`${o.teacher}: no such teacher model`);
   const bytes = fs.readFileSync(o.teacher);
   const sg = new OnnxTrainGraph(bytes, o.teacher);
+  sg.shareLayerNorm = !!o.shareLayerNorm;
   const gelu = [...sg.acts.values()].filter((a) => a.fn === 'gelu' || a.fn === 'gelu_tanh');
   if (gelu.length === 0) throw new Error(`${o.teacher}: no GELU activation to replace (activations: ${[...sg.acts.values()].map((a) => a.fn).join(', ') || 'none'})`);
   const tg = beta > 0 ? new OnnxTrainGraph(bytes, o.teacher) : undefined;

@@ -60,6 +60,8 @@ export interface TapeState {
   live: number;
   /** per saved activation, the lowest node index whose backward reads it (freed after that rule) */
   savedUntil: Map<string, number>;
+  /** memory-sharing LayerNorm: outputs of the LayerNorms whose backward runs from their output, with each row's 1/σ */
+  lnShared: Map<string, Float32Array>;
 }
 
 const ACT_FN: Record<number, string> = { [UnaryOp.relu]: 'relu', [UnaryOp.gelu_erf]: 'gelu', [UnaryOp.gelu_tanh]: 'gelu_tanh', [UnaryOp.sigmoid]: 'sigmoid', [UnaryOp.tanh]: 'tanh', [UnaryOp.silu]: 'silu' };
@@ -103,6 +105,9 @@ export class OnnxTrainGraph {
   private readonly graph: Graph;
   /** activation order (forward) and the width of their hidden vector */
   actList: ActInfo[] = [];
+  /** Memory-sharing LayerNorm (Approx-BP): a LayerNorm whose output a linear keeps anyway saves only
+   *  that output and 1/σ per row, not its input; backward rebuilds x̂ = (y − β)/γ. Off by default. */
+  shareLayerNorm = false;
   /** per activation, the name of the tensor its MLP adds back to the residual stream (block output) */
   blockOut = new Map<string, string>();
 
@@ -418,12 +423,12 @@ export class OnnxTrainGraph {
   }
 
   /** Keys a node's backward rule reads (inputs, or its output for softmax). */
-  private savedBy(n: TapeNode): string[] {
+  private savedBy(n: TapeNode, st?: TapeState): string[] {
     if (n.kind !== 'native') return [];
     const d = n.desc!;
     switch (d.op) {
       case 'linear': return [n.inputs[0], n.inputs[1]];
-      case 'layernorm': return [n.inputs[0], n.inputs[1]];
+      case 'layernorm': return st?.lnShared.has(n.output) ? [n.output, n.inputs[1], n.inputs[2]] : [n.inputs[0], n.inputs[1]];
       case 'matmul': return [n.inputs[0], n.inputs[1]];
       case 'softmax': return [n.output];
       case 'binary': return (d as { bop?: number }).bop! >= 2 ? [n.inputs[0], n.inputs[1]] : [];
@@ -463,7 +468,7 @@ export class OnnxTrainGraph {
     if (x.length !== per * batch) throw new Error(`train: input '${this.input}' has ${x.length} values, expected ${batch}×${per}`);
     const t = this.tape(batch);
     const values = new Map<string, Float32Array>();
-    const st: TapeState = { tape: t, values, codes: new Map(), sizes: new Map(), peakBytes: 0, savedBytes: 0, live: 0, savedUntil: new Map() };
+    const st: TapeState = { tape: t, values, codes: new Map(), sizes: new Map(), peakBytes: 0, savedBytes: 0, live: 0, savedUntil: new Map(), lnShared: new Map() };
     this.constValues(t, values);
     values.set('input', x);
     st.sizes.set('input', x.length);
@@ -472,9 +477,17 @@ export class OnnxTrainGraph {
     const isConst = (k: string) => t.fixed.has(k) || t.derived.has(k);
     const saved = new Set<string>();
     st.savedUntil = new Map();
+    if (keep && this.shareLayerNorm) {
+      // LayerNorms read by a linear (which keeps their output) with no γ near 0 (x̂ = (y − β)/γ)
+      const linIn = new Set(t.nodes.filter((n) => n.kind === 'native' && n.desc!.op === 'linear').map((n) => n.inputs[0]));
+      for (const n of t.nodes) {
+        if (n.kind !== 'native' || n.desc!.op !== 'layernorm' || !linIn.has(n.output)) continue;
+        if (values.get(n.inputs[1])!.every((gm) => Math.abs(gm) >= 1e-3)) st.lnShared.set(n.output, new Float32Array(0));
+      }
+    }
     if (keep) {
       for (let i = t.nodes.length - 1; i >= 0; i--) {
-        for (const k of this.savedBy(t.nodes[i])) if (!isConst(k)) { saved.add(k); st.savedUntil.set(k, i); }
+        for (const k of this.savedBy(t.nodes[i], st)) if (!isConst(k)) { saved.add(k); st.savedUntil.set(k, i); }
       }
     }
     const bump = (b: number) => { st.live += b; if (st.live > st.peakBytes) st.peakBytes = st.live; };
@@ -487,6 +500,11 @@ export class OnnxTrainGraph {
       });
       let y: Float32Array;
       if (n.kind === 'native') {
+        if (st.lnShared.has(n.output)) {
+          const rs = rowRstd(ins[0], n.desc!.D!, n.desc!.eps ?? 1e-5);
+          st.lnShared.set(n.output, rs);
+          bump(rs.byteLength);
+        }
         const r = native.trainForward(this.descOf(n), ins);
         y = r.y;
         if (r.codes) { st.codes.set(n.output, r.codes); bump(r.codes.byteLength); }
@@ -544,11 +562,13 @@ export class OnnxTrainGraph {
         let gs: (Float32Array | null)[];
         if (n.kind === 'native') {
           const d = this.descOf(n);
-          const saved = new Set(this.savedBy(n));
+          const saved = new Set(this.savedBy(n, st));
           const ins = n.inputs.map((k) => (saved.has(k) || isConst(k) ? st.values.get(k) ?? null : null));
           const sizes = n.inputs.map(sizeOf);
           const out = d.op === 'softmax' ? st.values.get(n.output)! : null;
-          gs = need.some((x) => x) ? native.trainBackward(d, ins, sizes, out, dy, st.codes.get(n.output) ?? null, need) : [];
+          const rstd = st.lnShared.get(n.output);
+          if (rstd && need.some((x) => x)) gs = sharedLayerNormBackward(d, st.values.get(n.output)!, ins[1]!, ins[2]!, rstd, dy, need);
+          else gs = need.some((x) => x) ? native.trainBackward(d, ins, sizes, out, dy, st.codes.get(n.output) ?? null, need) : [];
         } else if (n.kind === 'concat') {
           gs = n.inputs.map((k, j) => (need[j] ? dy.slice(n.offsets![j], n.offsets![j] + sizeOf(k)) : null));
         } else {
@@ -567,7 +587,7 @@ export class OnnxTrainGraph {
         if (n.output !== t.output) { grads.delete(n.output); st.live -= dy.byteLength; }
       }
       // saved tensors whose last backward reader was this node
-      for (const k of this.savedBy(n)) {
+      for (const k of this.savedBy(n, st)) {
         if (st.savedUntil.get(k) === i && k !== t.output) {
           const v = st.values.get(k);
           if (v && !isConst(k) && k !== 'input') { st.values.delete(k); st.live -= v.byteLength; }
@@ -644,6 +664,42 @@ export class OnnxTrainGraph {
     m.metadataProps = [...meta].map(([key, value]) => ({ key, value }));
     return onnx.ModelProto.encode(m).finish();
   }
+}
+
+/** 1/σ of every row of D values (σ² + eps, float64 sums like the native LayerNorm). */
+function rowRstd(x: Float32Array, D: number, eps: number): Float32Array {
+  const R = x.length / D;
+  const r = new Float32Array(R);
+  for (let i = 0; i < R; i++) {
+    let mu = 0, v = 0;
+    for (let j = 0; j < D; j++) mu += x[i * D + j];
+    mu /= D;
+    for (let j = 0; j < D; j++) { const d = x[i * D + j] - mu; v += d * d; }
+    r[i] = 1 / Math.sqrt(v / D + eps);
+  }
+  return r;
+}
+
+/** LayerNorm backward from its output: x̂ = (y − β)/γ, then dx = 1/σ·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
+ *  with dx̂ = dy·γ; dγ = Σ dy·x̂, dβ = Σ dy (the input is not needed). */
+function sharedLayerNormBackward(d: OpDesc, y: Float32Array, gamma: Float32Array, beta: Float32Array, rstd: Float32Array, dy: Float32Array, need: boolean[]): (Float32Array | null)[] {
+  const D = d.D!, R = y.length / D;
+  const dx = need[0] ? new Float32Array(y.length) : null;
+  const dg = new Float64Array(D), db = new Float64Array(D);
+  const xh = new Float64Array(D), dxh = new Float64Array(D);
+  for (let r = 0; r < R; r++) {
+    let m1 = 0, m2 = 0;
+    for (let i = 0; i < D; i++) {
+      const k = r * D + i;
+      xh[i] = (y[k] - beta[i]) / gamma[i];
+      dxh[i] = dy[k] * gamma[i];
+      m1 += dxh[i]; m2 += dxh[i] * xh[i];
+      dg[i] += dy[k] * xh[i]; db[i] += dy[k];
+    }
+    m1 /= D; m2 /= D;
+    if (dx) for (let i = 0; i < D; i++) dx[r * D + i] = rstd[r] * (dxh[i] - m1 - xh[i] * m2);
+  }
+  return [dx, need[1] ? Float32Array.from(dg) : null, need[2] ? Float32Array.from(db) : null];
 }
 
 /** x·(x·x) → Pow(x, 3): the tanh-GELU of some exporters (DeiT) then fuses like the Pow form does,
