@@ -55,6 +55,11 @@ export function register(program: Command): void {
             bar.start(s.totalSteps, s.step - 1, { phase: '-', loss: '-' });
           }
           bar?.update(s.step, { phase: `${s.phase + 1}/${s.phases}`, loss: s.loss.toFixed(4) });
+          // without a terminal: a line every tenth of the run (as swinq train does per epoch)
+          if (!bar && o.progress && s.totalSteps >= 20 && s.step % Math.ceil(s.totalSteps / 10) === 0) {
+            log(`distill: step ${s.step}/${s.totalSteps}, phase ${s.phase + 1}/${s.phases}, loss ${s.loss.toFixed(4)}, batch acc ${(s.correct / s.batch).toFixed(3)}` +
+              (s.density !== undefined ? `, ReLU density ${s.density.toFixed(3)}` : ''));
+          }
           if (s.step === s.totalSteps) bar?.stop();
         },
       });
