@@ -605,6 +605,18 @@ describe('training on the imported graph (test/fixtures/layouts: timm, DeiT, Hug
       for (let i = 0; i < ref.length; i++) { e += (got[i] - ref[i]) ** 2; n2 += ref[i] ** 2; }
       expect(Math.sqrt(e / Math.max(n2, 1e-30)), name).toBeLessThan(1e-4);
     }
+    // attention probabilities in 8 bits: less memory, gradients within a few per cent (|Δp| ≤ 1/510)
+    g.attentionProbs8bit = true;
+    const p8 = stats(2);
+    g.attentionProbs8bit = false;
+    expect(p8.saved).toBeLessThan(two.saved);
+    let e8 = 0, n8 = 0;
+    for (const [name, ref] of two.grads) {
+      const got = p8.grads.get(name)!;
+      for (let i = 0; i < ref.length; i++) { e8 += (got[i] - ref[i]) ** 2; n8 += ref[i] ** 2; }
+    }
+    expect(Math.sqrt(e8 / n8)).toBeGreaterThan(0);
+    expect(Math.sqrt(e8 / n8)).toBeLessThan(0.05);
     g.setFewbit(0);
   });
 

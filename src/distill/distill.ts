@@ -32,6 +32,7 @@ export interface DistillOptions {
   alpha?: number;                 // KL weight (×T² is inside the native KL)
   temperature?: number;
   shareLayerNorm?: boolean;       // memory-sharing LayerNorm (OnnxTrainGraph.shareLayerNorm)
+  attentionProbs8bit?: boolean;   // attention probabilities saved as 8-bit codes (OnnxTrainGraph.attentionProbs8bit)
   sparsity?: number;              // target fraction of non-zero MLP hidden activations (penalty on post-ReLU values; undefined = off)
   sparsityPenalty?: 'l1' | 'hoyer';
   mean?: number;                  // input normalization (default: teacher metadata / sidecar)
@@ -519,6 +520,7 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   const bytes = fs.readFileSync(o.teacher);
   const sg = new OnnxTrainGraph(bytes, o.teacher);
   sg.shareLayerNorm = !!o.shareLayerNorm;
+  sg.attentionProbs8bit = !!o.attentionProbs8bit;
   const gelu = [...sg.acts.values()].filter((a) => a.fn === 'gelu' || a.fn === 'gelu_tanh');
   if (gelu.length === 0) throw new Error(`${o.teacher}: no GELU activation to replace (activations: ${[...sg.acts.values()].map((a) => a.fn).join(', ') || 'none'})`);
   const tg = beta > 0 ? new OnnxTrainGraph(bytes, o.teacher) : undefined;
@@ -546,7 +548,7 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   let lambda = 1;  // sparsity penalty weight, adapted toward the target density (checkpointed with the run)
   const ckptFile = o.checkpoint ?? `${o.out}.ckpt`;
   const run = `alpha ${alpha}, T ${T}, feature weight ${beta}, fewbit ${bits}, batch ${batch}, lr ${lr0}, seed ${o.seed ?? 0}, min-lr ${minLr}, ` +
-    `weight decay ${wd}, warmup ${o.warmup ?? 'auto'}, clip ${clip}, sparsity ${target ?? 'off'}${target !== undefined ? ` (${penalty})` : ''}, ` +
+    `weight decay ${wd}, warmup ${o.warmup ?? 'auto'}, clip ${clip}, shared layernorm ${!!o.shareLayerNorm}, 8-bit attention ${!!o.attentionProbs8bit}, sparsity ${target ?? 'off'}${target !== undefined ? ` (${penalty})` : ''}, ` +
     `mean ${norm.mean}, std ${norm.std}, teacher ${fileFingerprint(o.teacher)}, data ${fileFingerprint(train.imagesFile)} + ${fileFingerprint(train.labelsFile)}`;
   if (o.resume) {
     const c = readCheckpoint(o.resume);

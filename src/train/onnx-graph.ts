@@ -62,6 +62,8 @@ export interface TapeState {
   savedUntil: Map<string, number>;
   /** memory-sharing LayerNorm: outputs of the LayerNorms whose backward runs from their output, with each row's 1/σ */
   lnShared: Map<string, Float32Array>;
+  /** attention probabilities kept as 8-bit codes round(p·255) for backward (attentionProbs8bit) */
+  p8: Map<string, Uint8Array>;
 }
 
 const ACT_FN: Record<number, string> = { [UnaryOp.relu]: 'relu', [UnaryOp.gelu_erf]: 'gelu', [UnaryOp.gelu_tanh]: 'gelu_tanh', [UnaryOp.sigmoid]: 'sigmoid', [UnaryOp.tanh]: 'tanh', [UnaryOp.silu]: 'silu' };
@@ -108,6 +110,10 @@ export class OnnxTrainGraph {
   /** Memory-sharing LayerNorm (Approx-BP): a LayerNorm whose output a linear keeps anyway saves only
    *  that output and 1/σ per row, not its input; backward rebuilds x̂ = (y − β)/γ. Off by default. */
   shareLayerNorm = false;
+  /** Attention probabilities (a softmax output that a matmul multiplies with V) kept for backward as
+   *  8-bit codes round(p·255) instead of fp32; both the softmax and the P·V backward read the decoded
+   *  values (an approximation: |Δp| ≤ 1/510). Off by default. */
+  attentionProbs8bit = false;
   /** per activation, the name of the tensor its MLP adds back to the residual stream (block output) */
   blockOut = new Map<string, string>();
 
@@ -429,8 +435,8 @@ export class OnnxTrainGraph {
     switch (d.op) {
       case 'linear': return [n.inputs[0], n.inputs[1]];
       case 'layernorm': return st?.lnShared.has(n.output) ? [n.output, n.inputs[1], n.inputs[2]] : [n.inputs[0], n.inputs[1]];
-      case 'matmul': return [n.inputs[0], n.inputs[1]];
-      case 'softmax': return [n.output];
+      case 'matmul': return st?.p8.has(n.inputs[0]) ? [n.inputs[1]] : [n.inputs[0], n.inputs[1]];
+      case 'softmax': return st?.p8.has(n.output) ? [] : [n.output];
       case 'binary': return (d as { bop?: number }).bop! >= 2 ? [n.inputs[0], n.inputs[1]] : [];
       case 'fakequant': return [n.inputs[0]];
       case 'act': {
@@ -468,7 +474,7 @@ export class OnnxTrainGraph {
     if (x.length !== per * batch) throw new Error(`train: input '${this.input}' has ${x.length} values, expected ${batch}×${per}`);
     const t = this.tape(batch);
     const values = new Map<string, Float32Array>();
-    const st: TapeState = { tape: t, values, codes: new Map(), sizes: new Map(), peakBytes: 0, savedBytes: 0, live: 0, savedUntil: new Map(), lnShared: new Map() };
+    const st: TapeState = { tape: t, values, codes: new Map(), sizes: new Map(), peakBytes: 0, savedBytes: 0, live: 0, savedUntil: new Map(), lnShared: new Map(), p8: new Map() };
     this.constValues(t, values);
     values.set('input', x);
     st.sizes.set('input', x.length);
@@ -484,6 +490,10 @@ export class OnnxTrainGraph {
         if (n.kind !== 'native' || n.desc!.op !== 'layernorm' || !linIn.has(n.output)) continue;
         if (values.get(n.inputs[1])!.every((gm) => Math.abs(gm) >= 1e-3)) st.lnShared.set(n.output, new Float32Array(0));
       }
+    }
+    if (keep && this.attentionProbs8bit) {
+      const pv = new Set(t.nodes.filter((n) => n.kind === 'native' && n.desc!.op === 'matmul').map((n) => n.inputs[0]));
+      for (const n of t.nodes) if (n.kind === 'native' && n.desc!.op === 'softmax' && pv.has(n.output)) st.p8.set(n.output, new Uint8Array(0));
     }
     if (keep) {
       for (let i = t.nodes.length - 1; i >= 0; i--) {
@@ -507,6 +517,12 @@ export class OnnxTrainGraph {
         }
         const r = native.trainForward(this.descOf(n), ins);
         y = r.y;
+        if (st.p8.has(n.output)) {
+          const c = new Uint8Array(y.length);
+          for (let j = 0; j < y.length; j++) c[j] = Math.round(y[j] * 255);
+          st.p8.set(n.output, c);
+          bump(c.byteLength);
+        }
         if (r.codes) { st.codes.set(n.output, r.codes); bump(r.codes.byteLength); }
       } else if (n.kind === 'concat') {
         y = new Float32Array(ins.reduce((a, v) => a + v.length, 0));
@@ -563,7 +579,15 @@ export class OnnxTrainGraph {
         if (n.kind === 'native') {
           const d = this.descOf(n);
           const saved = new Set(this.savedBy(n, st));
-          const ins = n.inputs.map((k) => (saved.has(k) || isConst(k) ? st.values.get(k) ?? null : null));
+          for (const k of [n.output, n.inputs[0]]) {
+            const c = st.p8.get(k);
+            if (!c || st.values.has(k)) continue;
+            const p = new Float32Array(c.length);
+            for (let j = 0; j < c.length; j++) p[j] = c[j] / 255;
+            st.values.set(k, p);
+            bump(p.byteLength);
+          }
+          const ins = n.inputs.map((k) => (saved.has(k) || isConst(k) || st.p8.has(k) ? st.values.get(k) ?? null : null));
           const sizes = n.inputs.map(sizeOf);
           const out = d.op === 'softmax' ? st.values.get(n.output)! : null;
           const rstd = st.lnShared.get(n.output);
@@ -595,6 +619,13 @@ export class OnnxTrainGraph {
       }
       const c = st.codes.get(n.output);
       if (c) { st.codes.delete(n.output); st.live -= c.byteLength; }
+      const c8 = n.kind === 'native' && n.desc!.op === 'softmax' ? st.p8.get(n.output) : undefined;
+      if (c8) {
+        const v = st.values.get(n.output);
+        if (v) { st.values.delete(n.output); st.live -= v.byteLength; }
+        st.p8.delete(n.output);
+        st.live -= c8.byteLength;
+      }
     }
     // constants made from parameters: scatter back (v[j] = s·p[idx[j]] + c)
     const res = new Map<string, Float32Array>();
