@@ -285,7 +285,7 @@ export class OnnxTrainGraph {
       return f ? f.outputs[0] : fallback;
     };
     const where = (o: { name: string }) => `${this.source}: node '${o.name}'`;
-    l.ops.forEach((op, oi) => {
+    l.ops.forEach((op) => {
       const I = op.ints;
       const nat = (desc: OpDesc, inputs: string[], output: string, act?: string) => nodes.push({ name: `${op.name}#${nodes.length}`, kind: 'native', desc, inputs, output, act });
       switch (op.kind) {
@@ -300,8 +300,7 @@ export class OnnxTrainGraph {
           break;
         }
         case 'linear': {
-          const [M, K, N, act] = I;
-          void M;
+          const [, K, N, act] = I;
           const bias = op.inputs[2] >= 0 ? read(op.inputs[2]) : fill(N, 0);
           const out = write(op.outputs[0]);
           const res = op.inputs[3] >= 0 ? read(op.inputs[3]) : '';
@@ -377,7 +376,6 @@ export class OnnxTrainGraph {
         case 'argmax': break;  // integer output: not part of what is trained
         default: throw new Error(`${where(op)}: plan op '${op.kind}' cannot be trained`);
       }
-      void oi;
     });
     const outIdx = g.outputs.findIndex((o) => o.name === this.outputName);
     const output = read(l.outputs[outIdx]);
