@@ -6,6 +6,13 @@
 //
 //   npm run build:ts && node bench/train.js [--batch 64] [--runs 5] [--threads 1]
 //                                           [--accuracy N_TRAIN_IMAGES] [--json]
+//
+// With --model FILE.onnx: the imported-graph trainer (src/train/onnx-graph.ts) on that model —
+// step time (min / median of interleaved runs), peak bytes of one step (activations + saved
+// tensors + codes + gradients, the high-water mark) and bytes kept for backward, exact vs few-bit.
+//   node bench/train.js --model ../shared/models/swin-micro-fmnist.onnx --batch 128 --runs 5 [--bits 0,2,3,4,2s]
+// (a setting with s adds the memory-sharing LayerNorm, p the 8-bit attention probabilities: 2sp;
+//  --share-layernorm adds 0s and 2s)
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +36,54 @@ const opt = (name, def) => {
 const B = opt('--batch', 64), R = opt('--runs', 5), threads = opt('--threads', 1), accN = opt('--accuracy', 0);
 const json = args.includes('--json');
 native.trainSetThreads(threads);
+
+const mi = args.indexOf('--model');
+if (mi >= 0) {
+  const file = args[mi + 1];
+  const bi = args.indexOf('--bits');
+  const bitsList = bi >= 0 ? args[bi + 1].split(',').map((v) => (/[sp]/.test(v) ? v : Number(v))) : [0, 2, 3, 4, ...(args.includes('--share-layernorm') ? ['0s', '2s'] : [])];
+  const { OnnxTrainGraph } = await import(path.join(dist, 'train', 'onnx-graph.js'));
+  const g = new OnnxTrainGraph(fs.readFileSync(file), file);
+  const per = g.inputShape.reduce((a, b) => a * b, 1);
+  const xm = new Float32Array(B * per).map((_, i) => Math.sin(i * 0.37));
+  const ym = Int32Array.from({ length: B }, (_, i) => i % g.classes);
+  // a setting: bits, or 'Bs' = bits with memory-sharing LayerNorm
+  const step = (setting) => {
+    const bits = parseInt(setting, 10);
+    g.setFewbit(bits);
+    g.shareLayerNorm = /s/.test(String(setting));
+    g.attentionProbs8bit = /p/.test(String(setting));
+    const t0 = performance.now();
+    const st = g.forward(xm, B);
+    const ce = native.trainLoss('ce', st.values.get(st.tape.output), ym, g.classes, 0.1);
+    g.backward(st, ce.grad);
+    return { ms: performance.now() - t0, peak: st.peakBytes, saved: st.savedBytes };
+  };
+  for (const b of bitsList) step(b);  // compile the tape, solve the tables
+  const res = new Map(bitsList.map((b) => [b, { times: [], peak: 0, saved: 0 }]));
+  for (let r = 0; r < R; r++) {
+    for (const b of bitsList) {  // interleaved: the shared machine's drift hits every setting alike
+      const s = step(b);
+      const e = res.get(b);
+      e.times.push(s.ms); e.peak = s.peak; e.saved = s.saved;
+    }
+  }
+  const exact = res.get(0);
+  const out = bitsList.map((b) => {
+    const e = res.get(b);
+    e.times.sort((p, q) => p - q);
+    return { bits: b, share_layernorm: /s/.test(String(b)), attention_probs_8bit: /p/.test(String(b)), min_ms: e.times[0], median_ms: e.times[Math.floor(R / 2)], peak_mib: e.peak / 2 ** 20, saved_mib: e.saved / 2 ** 20,
+      peak_vs_exact: exact ? e.peak / exact.peak : null, saved_vs_exact: exact ? e.saved / exact.saved : null };
+  });
+  if (json) console.log(JSON.stringify({ model: file, batch: B, threads, runs: R, steps: out }));
+  else {
+    console.log(`${file}: batch ${B}, ${threads} thread(s), ${R} interleaved runs`);
+    console.log('| backward | step min ms | step median ms | peak MiB | × exact | kept for backward MiB | × exact |');
+    console.log('|---|---|---|---|---|---|---|');
+    for (const r of out) console.log(`| ${parseInt(r.bits, 10) ? `few-bit ${parseInt(r.bits, 10)}` : 'exact'}${r.share_layernorm ? ' + shared LN' : ''}${r.attention_probs_8bit ? ' + 8-bit P' : ''} | ${r.min_ms.toFixed(0)} | ${r.median_ms.toFixed(0)} | ${r.peak_mib.toFixed(1)} | ${r.peak_vs_exact?.toFixed(2)} | ${r.saved_mib.toFixed(1)} | ${r.saved_vs_exact?.toFixed(2)} |`);
+  }
+  process.exit(0);
+}
 const cfg = DEFAULT_CONFIG;
 const px = cfg.imgSize[0] * cfg.imgSize[1];
 const opts = (steps) => ({ lr: 2e-3, minLr: 1e-5, weightDecay: 0.05, warmup: Math.min(30, steps), totalSteps: steps, clip: 1, smoothing: 0.1, classes: cfg.classes });

@@ -3,3 +3,4 @@ export { InferenceSession, type SessionOptions, type RunOptions, type FetchesTyp
 export { Tensor, type TensorType, type TensorData } from './tensor.js';
 export { fewbit, type FewbitFn, type FewbitBits, type FewbitOptions, type FewbitTable } from './fewbit.js';
 export { distill, type DistillOptions, type DistillResult, type DistillStep } from './distill/distill.js';
+export { OnnxTrainGraph, type ActInfo, type TapeState } from './train/onnx-graph.js';

@@ -11,8 +11,9 @@ import { encodeIdx, loadLabelledImages, normalizedImages } from '../src/io/idx.j
 import { buildSwin, initParams, type SwinConfig } from '../src/train/swin.js';
 import { exportOnnx, readOnnxModel } from '../src/train/onnx.js';
 import { predict } from '../src/train/trainer.js';
-import { distill, loadTeacher, readCheckpoint, stageActs, type DistillStep } from '../src/distill/distill.js';
+import { distill, loadTeacher, readCheckpoint, sparsityLoss, stageActs, type DistillStep } from '../src/distill/distill.js';
 import { InferenceSession } from '../src/session.js';
+import { OnnxTrainGraph } from '../src/train/onnx-graph.js';
 import { native } from '../src/native.js';
 import { Tensor } from '../src/tensor.js';
 import { loadModel } from '../src/onnx/load.js';
@@ -62,11 +63,15 @@ describe('distill API (swinq-init teacher)', () => {
     expect(r.student_accuracy).toBeGreaterThanOrEqual(0);
     const st = readOnnxModel(fs.readFileSync(out), out);
     expect(st.config.act).toBe('relu');
-    const g = buildSwin(st.config, st.params);
-    expect(g.nodes.filter((n) => n.desc.op === 'act').every((n) => n.desc.fn === 'relu')).toBe(true);
+    const g = new OnnxTrainGraph(fs.readFileSync(out), out);
+    expect([...g.acts.values()].map((a) => a.fn)).toEqual(['relu', 'relu']);
+    expect(r.relu_density).toBeGreaterThan(0);
+    expect(r.relu_density).toBeLessThan(1);
+    expect(r.relu_density_blocks!.length).toBe(2);
+    expect(r.peak_activation_bytes).toBeGreaterThan(r.saved_activation_bytes!);
     // the written student runs in swinq's InferenceSession with the trainer's logits
     const x = normalizedImages(loadLabelledImages(data, 'test'), 0, 4, 0.3, 0.3);
-    const want = predict(g, x, 4);
+    const want = g.predict(x, 4);
     const got = (await (await InferenceSession.create(out)).run({ input: new Tensor('float32', x, [4, 1, 28, 28]) })).logits.data as Float32Array;
     for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(want[i])));
     const bytes = fs.readFileSync(out).toString('latin1');
@@ -115,10 +120,18 @@ describe('distill API (swinq-init teacher)', () => {
     expect(readCheckpoint(ck).step).toBe(1);
     await expect(distill({ teacher, data, out: path.join(tmp, 'a.onnx'), epochs: 1, batch: 64, threads: 1, evalLimit: 8, resume: ck, alpha: 0.5 })).rejects.toThrow(/a\.ckpt: checkpoint was written with alpha 1.*this run has alpha 0\.5/);
     await expect(distill({ teacher, data, out: path.join(tmp, 'a.onnx'), epochs: 2, batch: 64, threads: 1, evalLimit: 8, resume: ck })).rejects.toThrow(/a\.ckpt: checkpoint is for 3 steps/);
-    // a swinq teacher with broken config metadata says so (no fallback to the torchvision importer)
-    const broken = path.join(tmp, 'broken.onnx');
-    fs.writeFileSync(broken, exportOnnx(buildSwin(cfg, initParams(cfg, 3)), { ...cfg, window: 5 }));
-    await expect(distill({ teacher: broken, data, out: path.join(tmp, 'x.onnx'), epochs: 1 })).rejects.toThrow(/broken\.onnx: bad swinq\.train\.config metadata/);
+    // a teacher without GELU has nothing to replace
+    const relu = path.join(tmp, 'relu.onnx');
+    fs.writeFileSync(relu, exportOnnx(buildSwin({ ...cfg, act: 'relu' }, initParams(cfg, 3)), { ...cfg, act: 'relu' }));
+    await expect(distill({ teacher: relu, data, out: path.join(tmp, 'x.onnx'), epochs: 1 })).rejects.toThrow(/relu\.onnx: no GELU activation to replace \(activations: relu, relu\)/);
+    // a changed teacher file is refused on resume, naming it
+    const t2 = path.join(tmp, 'teacher2.onnx');
+    fs.copyFileSync(teacher, t2);
+    const ck2 = path.join(tmp, 'b.ckpt');
+    await distill({ teacher: t2, data, out: path.join(tmp, 'b.onnx'), epochs: 1, batch: 64, threads: 1, evalLimit: 8, checkpoint: ck2, stopAfter: 1 });
+    fs.writeFileSync(t2, exportOnnx(buildSwin(cfg, initParams(cfg, 4)), cfg, { 'swinq.mean': '0.3', 'swinq.std': '0.3' }));
+    await expect(distill({ teacher: t2, data, out: path.join(tmp, 'b.onnx'), epochs: 1, batch: 64, threads: 1, evalLimit: 8, resume: ck2 })).rejects.toThrow(/b\.ckpt: checkpoint was written with .*changed: teacher teacher2\.onnx \d+ bytes sha256:/);
+    await expect(distill({ teacher, data, out: path.join(tmp, 'a.onnx'), epochs: 1, batch: 64, threads: 1, evalLimit: 8, resume: ck, weightDecay: 0.1 })).rejects.toThrow(/changed: weight decay 0\.1/);
   });
 
   it('1-bit ReLU backward (used for swapped blocks) equals the exact ReLU backward', () => {
@@ -190,5 +203,45 @@ describe('torchvision micro-Swin import', () => {
     expect(maxRel).toBeLessThanOrEqual(1e-4);
     const ref = JSON.parse(fs.readFileSync(`${model}.json`, 'utf8')).reference_logits_first8 as number[][];
     for (let b = 0; b < B; b++) for (let c = 0; c < 10; c++) expect(Math.abs(got[b * 10 + c] - ref[b][c])).toBeLessThan(1e-3);
+  });
+});
+
+describe('distillation on imported graphs (test/fixtures/layouts)', () => {
+  for (const name of ['deit-vit', 'hf-swin', 'tv-swin-pad']) {
+    it(`${name}: a short run with --sparsity writes a ReLU student of the same graph; density reported per block`, async () => {
+      const teacherFile = path.join(__dirname, 'fixtures', 'layouts', `${name}.onnx`);
+      const out = path.join(tmp, `${name}-student.onnx`);
+      const steps: DistillStep[] = [];
+      const r = await distill({ teacher: teacherFile, data, out, epochs: 1, batch: 16, limit: 32, threads: 1, evalLimit: 16, schedule: 'all-at-once', sparsity: 0.2, mean: 0.3, std: 0.3 },
+        { onStep: (s) => { steps.push(s); } });
+      expect(r.steps).toBe(2);
+      expect(steps.every((s) => s.sparsity! > 0 && s.density! >= 0 && s.density! <= 1)).toBe(true);
+      const g = new OnnxTrainGraph(fs.readFileSync(out), out);
+      expect(r.relu_density_blocks!.length).toBe(g.actList.length);
+      expect(g.actList.every((a) => a.fn === 'relu')).toBe(true);
+      const t = loadModel(teacherFile), s = loadModel(out);
+      expect(s.inputs.map((i) => i.name)).toEqual(t.inputs.map((i) => i.name));
+      expect(s.outputs.map((i) => i.name)).toEqual(t.outputs.map((i) => i.name));
+      expect(s.nodes.filter((n) => n.opType === 'MatMul').length).toBe(t.nodes.filter((n) => n.opType === 'MatMul').length);
+      expect(loadModel(out).metadata!['swinq.mean']).toBe('0.3');
+    });
+  }
+
+  it('sparsity penalties (L1, Hoyer): gradient seeds match central differences; density counts h > 0', () => {
+    const h = Float32Array.from({ length: 40 }, (_, i) => Math.max(0, Math.sin(i * 1.3) * 2));
+    const names = ['a'];
+    for (const kind of ['l1', 'hoyer'] as const) {
+      const r = sparsityLoss(new Map([['a', h]]), names, 0.7, kind);
+      expect(r.density).toBeCloseTo(h.filter((v) => v > 0).length / h.length, 9);
+      const g = r.seeds.get('a')!;
+      for (let k = 0; k < h.length; k++) {
+        if (h[k] === 0) continue;  // the kink of |h|
+        const o = h[k];
+        h[k] = o + 1e-3; const lp = sparsityLoss(new Map([['a', h]]), names, 0.7, kind).loss;
+        h[k] = o - 1e-3; const lm = sparsityLoss(new Map([['a', h]]), names, 0.7, kind).loss;
+        h[k] = o;
+        expect(Math.abs((lp - lm) / 2e-3 - g[k])).toBeLessThan(1e-4);
+      }
+    }
   });
 });

@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { native } from '../src/native.js';
 import { FEWBIT_FUNCTIONS } from '../src/fewbit.js';
 import type { OpDesc } from '../src/train/graph.js';
+import { OnnxTrainGraph } from '../src/train/onnx-graph.js';
+import { loadModel } from '../src/onnx/load.js';
 
 function randn(n: number, r: () => number, scale = 1): Float32Array {
   const a = new Float32Array(n);
@@ -101,6 +103,19 @@ describe('backward rules vs finite differences', () => {
       fdCheck({ op: 'act', fn }, [x]);
     });
   }
+  for (const [bop, name] of [[0, 'add'], [1, 'sub'], [2, 'mul'], [3, 'div']] as const) {
+    it(`binary ${name} with broadcast strides (b over the batch dim, a transposed view)`, () => {
+      // y[i, j] = a[j·3 + i] ∘ b[j] over output dims [3, 4]: a read transposed, b broadcast over i
+      const b = randn(4, r).map((v) => (bop === 3 ? Math.sign(v) * (1 + Math.abs(v)) : v));
+      fdCheck({ op: 'binary', bop, odims: [3, 4], sa: [1, 3], sb: [0, 1] }, [randn(12, r), b]);
+    });
+  }
+  it('binary: same-shape operands, rank 3', () => fdCheck({ op: 'binary', bop: 2, odims: [2, 3, 5], sa: [15, 5, 1], sb: [15, 5, 1] }, [randn(30, r), randn(30, r)]));
+  it('scale_shift', () => fdCheck({ op: 'scale_shift', alpha: -0.7, shift: 0.3 }, [randn(9, r)]));
+  it('binary strides that read past an operand are refused', () => {
+    expect(() => native.trainForward({ op: 'binary', bop: 0, odims: [3, 4], sa: [4, 1], sb: [0, 2] }, [new Float32Array(12), new Float32Array(4)])).toThrow(/binary: b has 4 elements, the strides read 7/);
+    expect(() => native.trainForward({ op: 'binary', bop: 5, odims: [2], sa: [1], sb: [1] }, [new Float32Array(2), new Float32Array(2)])).toThrow(/bop must be/);
+  });
   it('bad sizes name the op and field', () => {
     expect(() => native.trainForward({ op: 'linear', K: 3, N: 2 }, [new Float32Array(4), new Float32Array(6), new Float32Array(2)])).toThrow(/linear: x has 4 elements/);
     expect(() => native.trainForward({ op: 'gather', xItem: 4, block: 2, idx: Int32Array.from([3]) }, [new Float32Array(4)])).toThrow(/idx\[0\] = 3 reads past/);
@@ -450,7 +465,8 @@ describe('swinq init / swinq train', () => {
     const tr = await run(registerTrain, ['train', model, '--data', data, '--epochs', '4', '--batch', '12', '--warmup', '2', '--lr', '3e-3',
       '--out', out, '--fewbit', '2', '--threads', '1', '--json']);
     const tj = JSON.parse(tr.out.trim().split('\n').pop()!);
-    expect(Object.keys(tj)).toEqual(expect.arrayContaining(['accuracy', 'loss', 'out', 'seconds']));
+    expect(Object.keys(tj)).toEqual(expect.arrayContaining(['accuracy', 'loss', 'out', 'seconds', 'peak_activation_bytes', 'saved_activation_bytes']));
+    expect(tj.peak_activation_bytes).toBeGreaterThan(tj.saved_activation_bytes);
     expect(tj.out).toBe(out);
     expect(tj.steps).toBe(16);
     expect(tj.accuracy).toBeGreaterThan(0.6);  // 3 easy classes; chance is 1/3
@@ -471,9 +487,152 @@ describe('swinq init / swinq train', () => {
     expect(readOnnxModel(fs.readFileSync(out), out).config.act).toBe('relu');  // the GELU→ReLU student
   });
 
+  it('trains an exported layout (torchvision ViT with nn.MultiheadAttention) with --mean/--std and --no-progress; OUT keeps the graph', async () => {
+    const file = path.join(__dirname, 'fixtures', 'layouts', 'tv-vit.onnx');
+    const d28 = path.join(tmp, 'data28');
+    fs.mkdirSync(d28, { recursive: true });
+    for (const [prefix, n] of [['train', 24], ['t10k', 8]] as const) {
+      const img = new Uint8Array(n * 784), lab = new Uint8Array(n);
+      for (let i = 0; i < n; i++) { lab[i] = i % 10; for (let p = 0; p < 784; p++) img[i * 784 + p] = Math.floor(p / 28 / 2.8) === i % 10 ? 200 : (p * 7 + i) % 50; }
+      fs.writeFileSync(path.join(d28, `${prefix}-images-idx3-ubyte`), encodeIdx({ shape: [n, 28, 28], data: img }));
+      fs.writeFileSync(path.join(d28, `${prefix}-labels-idx1-ubyte`), encodeIdx({ shape: [n], data: lab }));
+    }
+    const out = path.join(tmp, 'tv-vit-trained.onnx');
+    const tr = await run(registerTrain, ['train', file, '--data', d28, '--epochs', '1', '--batch', '8', '--out', out, '--fewbit', '2', '--threads', '1',
+      '--mean', '0.2', '--std', '0.4', '--no-progress', '--json']);
+    const tj = JSON.parse(tr.out.trim().split('\n').pop()!);
+    expect(tj.steps).toBe(3);
+    expect(tr.err).toMatch(/normalization: mean=0\.2 std=0\.4 \(mean from flag --mean/);
+    const a = loadModel(file), b = loadModel(out);
+    expect(b.nodes.map((n) => n.opType)).toEqual(a.nodes.map((n) => n.opType));
+    expect(b.metadata!['swinq.std']).toBe('0.4');
+    const w = [...a.initializers.keys()].find((k) => k.includes('out_proj.weight'))!;
+    expect(Buffer.from(b.initializers.get(w)!.data.buffer).equals(Buffer.from(a.initializers.get(w)!.data.buffer))).toBe(false);
+  });
+
   it('bad input: one clear error naming the flag or file', async () => {
     await expect(run(registerInit, ['init', path.join(tmp, 'x.onnx'), '--img', '15'])).rejects.toThrow(/not divisible by patch 2/);
     await expect(run(registerTrain, ['train', path.join(tmp, 'none.onnx'), '--data', tmp, '--out', path.join(tmp, 'o.onnx')])).rejects.toThrow(/none.onnx: no such model/);
     await expect(run(registerTrain, ['train', path.join(tmp, 'tiny.onnx'), '--data', path.join(tmp, 'data'), '--out', path.join(tmp, 'o.onnx'), '--fewbit', '5'])).rejects.toThrow(/--fewbit must be 0..4/);
+  });
+});
+
+describe('training on the imported graph (test/fixtures/layouts: timm, DeiT, Hugging Face ViT/Swin, torchvision ViT, Pad-fronted torchvision Swin)', () => {
+  const dir = path.join(__dirname, 'fixtures', 'layouts');
+  const layouts = ['timm-vit', 'deit-vit', 'hf-vit', 'hf-swin', 'tv-vit', 'tv-swin-pad'];
+  for (const name of layouts) {
+    it(`${name}: forward = InferenceSession, every parameter's gradient = central differences, student export keeps the layout`, async () => {
+      const file = path.join(dir, `${name}.onnx`);
+      const bytes = fs.readFileSync(file);
+      const g = new OnnxTrainGraph(bytes, file);
+      expect(g.actList.length).toBeGreaterThanOrEqual(2);
+      expect(g.classes).toBe(10);
+      const B = 2, per = g.inputShape.reduce((a, b) => a * b, 1);
+      const x = Float32Array.from({ length: B * per }, (_, i) => Math.sin(i * 0.37));
+      const y = g.predict(x, B);
+      const session = await InferenceSession.create(bytes);
+      const want = (await session.run({ [g.input]: new Tensor('float32', x, [B, ...g.inputShape]) }))[g.outputName].data as Float32Array;
+      for (let i = 0; i < y.length; i++) expect(Math.abs(y[i] - want[i])).toBeLessThan(1e-5);
+      // L = Σ y·w: directional derivative along a random direction of each parameter (float64 sums)
+      const r = rng(3);
+      const w = randn(y.length, r);
+      const grads = g.backward(g.forward(x, B), w);
+      const L = () => { const yy = g.predict(x, B); let s = 0; for (let i = 0; i < yy.length; i++) s += yy[i] * w[i]; return s; };
+      let checked = 0;
+      for (const [k, p] of g.params) {
+        const d = randn(p.data.length, r);
+        const gk = grads.get(k)!;
+        let dot = 0;
+        for (let i = 0; i < d.length; i++) dot += d[i] * gk[i];
+        const orig = Float32Array.from(p.data), h = 1e-3;
+        for (let i = 0; i < d.length; i++) p.data[i] = orig[i] + h * d[i];
+        const lp = L();
+        for (let i = 0; i < d.length; i++) p.data[i] = orig[i] - h * d[i];
+        const lm = L();
+        p.data.set(orig);
+        const fd = (lp - lm) / (2 * h);
+        expect(Math.abs(fd - dot), `${name} ${k}: fd ${fd} vs backward ${dot}`).toBeLessThanOrEqual(2e-2 * Math.max(1, Math.abs(fd)));
+        checked++;
+      }
+      expect(checked).toBe(g.params.size);
+      // the ReLU student: same input/output names, one Relu per swapped activation, no Erf/Tanh left
+      for (const a of g.acts.values()) a.fn = 'relu';
+      const ys = g.predict(x, B);
+      const out = g.exportOnnx({ 'swinq.mean': '0' });
+      const m = loadModel(out);
+      expect(m.inputs.map((i) => i.name)).toEqual([g.input]);
+      expect(m.outputs[0].name).toBe(g.outputName);
+      expect(m.nodes.filter((n) => n.opType === 'Relu').length).toBe(g.actList.length);
+      expect(m.nodes.some((n) => n.opType === 'Erf' || n.opType === 'Tanh')).toBe(false);
+      const got = (await (await InferenceSession.create(out)).run({ [g.input]: new Tensor('float32', x, [B, ...g.inputShape]) }))[g.outputName].data as Float32Array;
+      for (let i = 0; i < ys.length; i++) expect(Math.abs(got[i] - ys[i])).toBeLessThan(1e-5);
+      expect(ys.some((v, i) => Math.abs(v - y[i]) > 1e-4)).toBe(true);
+    });
+  }
+
+  it('few-bit backward lowers the peak: the fp32 GELU input is released after its last forward reader (Pad-fronted Swin, batch 8)', () => {
+    const file = path.join(dir, 'tv-swin-pad.onnx');
+    const g = new OnnxTrainGraph(fs.readFileSync(file), file);
+    const B = 8, per = g.inputShape.reduce((a, b) => a * b, 1);
+    const x = Float32Array.from({ length: B * per }, (_, i) => Math.cos(i * 0.11));
+    const stats = (bits: number) => {
+      g.setFewbit(bits);
+      const st = g.forward(x, B);
+      const y = st.values.get(st.tape.output)!;
+      const grads = g.backward(st, new Float32Array(y.length).fill(0.1));
+      return { peak: st.peakBytes, saved: st.savedBytes, grads };
+    };
+    const exact = stats(0), two = stats(2);
+    // what 2-bit codes save: per GELU, its fp32 input (4 B/element) minus the codes (0.25 B/element)
+    const hidden = g.actList.reduce((a, act) => a + act.hidden, 0);
+    expect(exact.saved - two.saved).toBeGreaterThan(0);
+    expect(two.peak).toBeLessThan(exact.peak);
+    expect(hidden).toBeGreaterThan(0);
+    // the gradients differ only by the few-bit approximation of GELU′
+    const k = [...exact.grads.keys()][0];
+    let num = 0, den = 0;
+    for (let i = 0; i < exact.grads.get(k)!.length; i++) { const d = exact.grads.get(k)![i] - two.grads.get(k)![i]; num += d * d; den += exact.grads.get(k)![i] ** 2; }
+    expect(Math.sqrt(num / den)).toBeLessThan(0.3);
+    // memory-sharing LayerNorm: the same gradients (to float rounding) from less saved memory
+    g.shareLayerNorm = true;
+    const shared = stats(2);
+    g.shareLayerNorm = false;
+    expect(shared.saved).toBeLessThan(two.saved);
+    expect(shared.peak).toBeLessThan(two.peak);
+    for (const [name, ref] of two.grads) {
+      const got = shared.grads.get(name)!;
+      let e = 0, n2 = 0;
+      for (let i = 0; i < ref.length; i++) { e += (got[i] - ref[i]) ** 2; n2 += ref[i] ** 2; }
+      expect(Math.sqrt(e / Math.max(n2, 1e-30)), name).toBeLessThan(1e-4);
+    }
+    // attention probabilities in 8 bits: less memory, gradients within a few per cent (|Δp| ≤ 1/510)
+    g.attentionProbs8bit = true;
+    const p8 = stats(2);
+    g.attentionProbs8bit = false;
+    expect(p8.saved).toBeLessThan(two.saved);
+    let e8 = 0, n8 = 0;
+    for (const [name, ref] of two.grads) {
+      const got = p8.grads.get(name)!;
+      for (let i = 0; i < ref.length; i++) { e8 += (got[i] - ref[i]) ** 2; n8 += ref[i] ** 2; }
+    }
+    expect(Math.sqrt(e8 / n8)).toBeGreaterThan(0);
+    expect(Math.sqrt(e8 / n8)).toBeLessThan(0.05);
+    g.setFewbit(0);
+  });
+
+  it('parameters are the initializers (shift masks are not), trained values written back by name', () => {
+    const file = path.join(dir, 'tv-swin-pad.onnx');
+    const g = new OnnxTrainGraph(fs.readFileSync(file), file);
+    const names = [...g.params.keys()];
+    // the exporter folded the relative-position bias (table gathered) into one [1, heads, N, N] initializer
+    expect(names.some((n) => { const d = g.params.get(n)!.shape; return d.length === 4 && d[1] === 2 && d[2] === 16 && d[3] === 16; })).toBe(true);
+    expect(names.some((n) => /norm.*weight/.test(n))).toBe(true);
+    for (const [n, c] of loadModel(file).initializers) {
+      if (c.dtype === 'float32' && c.data.length > 1 && c.data.every((v) => v === 0 || v <= -100) && c.data.some((v) => v <= -100)) expect(g.params.has(n), n).toBe(false);
+    }
+    const p = g.params.get(names[0])!;
+    p.data[0] += 0.5;
+    const back = loadModel(g.exportOnnx()).initializers.get(names[0])!;
+    expect(back.data[0]).toBeCloseTo(p.data[0], 6);
   });
 });

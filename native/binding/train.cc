@@ -86,6 +86,26 @@ Op parse_op(Napi::Env env, Napi::Value v) {
     op.q_min = (int32_t)int_field(o, "qmin", 0);
     op.q_max = (int32_t)int_field(o, "qmax", 255);
   }
+  if (op.kind == Kind::binary) {
+    op.bop = (int)int_field(o, "bop", 0);
+    auto list = [&](const char* k, int64_t* dst) {
+      Napi::Value d = o.Get(k);
+      SWINQ_CHECK_ARG(env, d.IsArray() && d.As<Napi::Array>().Length() >= 1 && d.As<Napi::Array>().Length() <= 8,
+                      std::string("train: op.") + k + " must be an array of 1..8 integers");
+      Napi::Array arr = d.As<Napi::Array>();
+      if (op.rank == 0) op.rank = (int)arr.Length();
+      SWINQ_CHECK_ARG(env, (int)arr.Length() == op.rank, std::string("train: op.") + k + " must have one entry per output dim");
+      for (uint32_t i = 0; i < arr.Length(); ++i) {
+        Napi::Value e = arr.Get(i);
+        SWINQ_CHECK_ARG(env, e.IsNumber(), std::string("train: op.") + k + " must be integers");
+        dst[i] = e.As<Napi::Number>().Int64Value();
+      }
+    };
+    list("odims", op.odims);
+    list("sa", op.sa);
+    list("sb", op.sb);
+  }
+  if (op.kind == Kind::scale_shift) op.shift = (float)num(o, "shift", 0.0);
   try {
     prepare(op);
   } catch (const std::exception& e) {

@@ -102,6 +102,23 @@ int main() {
   fd(ga, {randv(12)}, "gather");
   Op mp; mp.kind = Kind::mean_pool; mp.M = 4; mp.D = 3;
   fd(mp, {randv(24)}, "mean_pool");
+  for (int bop = 0; bop < 4; ++bop) {
+    // y[i, j] = a[j·3 + i] ∘ b[j]: a read transposed, b broadcast over i
+    Op bi; bi.kind = Kind::binary; bi.bop = bop; bi.rank = 2; bi.odims[0] = 3; bi.odims[1] = 4;
+    bi.sa[0] = 1; bi.sa[1] = 3; bi.sb[0] = 0; bi.sb[1] = 1;
+    std::vector<float> b = randv(4);
+    for (auto& v : b) v = v < 0 ? v - 1.f : v + 1.f;  // away from 0 for div
+    fd(bi, {randv(12), b}, "binary");
+  }
+  Op ss; ss.kind = Kind::scale_shift; ss.alpha = -0.7f; ss.shift = 0.25f;
+  fd(ss, {randv(9)}, "scale_shift");
+  {
+    Op bi; bi.kind = Kind::binary; bi.rank = 2; bi.odims[0] = 3; bi.odims[1] = 4; bi.sa[0] = 4; bi.sa[1] = 1; bi.sb[1] = 2;
+    prepare(bi);
+    expect_throw([&] { output_size(bi, {12, 4}); }, "b has 4 elements, the strides read 7", "binary past b");
+    Op bad = bi; bad.rank = 9;
+    expect_throw([&] { prepare(bad); }, "rank must be 1..8", "binary rank");
+  }
   for (const char* fn : {"gelu", "relu", "silu", "tanh", "sigmoid", "hardswish", "elu"}) {
     Op a; a.kind = Kind::act; a.fn = fn;
     fd(a, {randv(32)}, fn);

@@ -178,6 +178,37 @@ void mean_pool_backward(const Op& op, const Saved& s, const float* dy, const Gra
       for (int64_t c = 0; c < C; ++c) g[0][(t * L + l) * C + c] = dy[t * C + c] * inv;
 }
 
+// y = a ∘ b with broadcast strides: each operand's gradient is summed over the outputs that read it
+//   add: da = dy, db = dy;  sub: db = −dy;  mul: da = dy·b, db = dy·a;  div: da = dy/b, db = −dy·a/b²
+void binary_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool*) {
+  const float* a = s.in[0];
+  const float* b = s.in[1];
+  if (op.bop >= 2 && (!a || !b)) fail(op, "saved inputs missing (mul/div read both)");
+  for (int k = 0; k < 2; ++k)
+    if (g[k]) std::fill(g[k], g[k] + s.in_n[k], 0.f);
+  const int64_t ia = op.sa[op.rank - 1], ib = op.sb[op.rank - 1];
+  binary_runs(op, [&](int64_t i, int64_t oa, int64_t ob, int64_t n) {
+    const float* d = dy + i;
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t pa = oa + j * ia, pb = ob + j * ib;
+      float ga, gb;
+      switch (op.bop) {
+        case 0: ga = d[j]; gb = d[j]; break;
+        case 1: ga = d[j]; gb = -d[j]; break;
+        case 2: ga = d[j] * b[pb]; gb = d[j] * a[pa]; break;
+        default: ga = d[j] / b[pb]; gb = -d[j] * a[pa] / (b[pb] * b[pb]); break;
+      }
+      if (g[0]) g[0][pa] += ga;
+      if (g[1]) g[1][pb] += gb;
+    }
+  });
+}
+
+// y = α·x + β:  dx = α·dy
+void scale_shift_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool*) {
+  if (g[0]) for (size_t i = 0; i < s.in_n[0]; ++i) g[0][i] = op.alpha * dy[i];
+}
+
 }  // namespace
 
 void backward(const Op& op, const Saved& s, const float* dy, const std::vector<float*>& grads, ThreadPool* pool) {
@@ -202,6 +233,8 @@ void backward(const Op& op, const Saved& s, const float* dy, const std::vector<f
     case Kind::act: return act_backward(op, s, dy, grads, pool);
     case Kind::mean_pool: return mean_pool_backward(op, s, dy, grads, pool);
     case Kind::fakequant: return fakequant_backward(op, s, dy, grads, pool);
+    case Kind::binary: return binary_backward(op, s, dy, grads, pool);
+    case Kind::scale_shift: return scale_shift_backward(op, s, dy, grads, pool);
   }
 }
 

@@ -8,7 +8,7 @@
 namespace swinq {
 namespace train {
 
-static const char* kNames[] = {"linear", "layernorm", "matmul", "softmax", "add", "add_bcast", "gather", "act", "mean_pool", "fakequant"};
+static const char* kNames[] = {"linear", "layernorm", "matmul", "softmax", "add", "add_bcast", "gather", "act", "mean_pool", "fakequant", "binary", "scale_shift"};
 
 const char* kind_name(Kind k) { return kNames[(int)k]; }
 
@@ -71,8 +71,26 @@ void prepare(Op& op) {
         fail(op, "qmin < qmax within 16 bits required, got " + std::to_string(op.q_min) + ", " + std::to_string(op.q_max));
       if (op.q_zp < op.q_min || op.q_zp > op.q_max) fail(op, "zp must lie in [qmin, qmax], got " + std::to_string(op.q_zp));
       break;
+    case Kind::binary: {
+      if (op.bop < 0 || op.bop > 3) fail(op, "bop must be 0 (add), 1 (sub), 2 (mul) or 3 (div), got " + std::to_string(op.bop));
+      if (op.rank < 1 || op.rank > 8) fail(op, "rank must be 1..8, got " + std::to_string(op.rank));
+      int64_t total = 1;
+      for (int d = 0; d < op.rank; ++d) {
+        positive(op, "odims", op.odims[d]);
+        if (op.sa[d] < 0 || op.sb[d] < 0 || op.sa[d] > (int64_t(1) << 31) || op.sb[d] > (int64_t(1) << 31))
+          fail(op, "strides must be in 0..2^31, got " + std::to_string(op.sa[d]) + ", " + std::to_string(op.sb[d]));
+        total *= op.odims[d];
+        if (total > (int64_t(1) << 34)) fail(op, "output has more than 2^34 elements");
+      }
+      break;
+    }
+    case Kind::scale_shift:
+      if (!std::isfinite(op.alpha) || !std::isfinite(op.shift)) fail(op, "scale and shift must be finite");
+      break;
   }
 }
+
+
 
 static size_t rows_of(const Op& op, size_t n, int64_t row, const char* what) {
   if (n % (size_t)row) fail(op, std::string(what) + " has " + std::to_string(n) + " elements, not a multiple of " + std::to_string(row));
@@ -119,6 +137,15 @@ size_t output_size(const Op& op, const std::vector<size_t>& s) {
     case Kind::act: want(op, s, 1); return s[0];
     case Kind::mean_pool: want(op, s, 1); return rows_of(op, s[0], op.M * op.D, "x") * op.D;
     case Kind::fakequant: want(op, s, 1); return s[0];
+    case Kind::binary: {
+      want(op, s, 2);
+      if (binary_extent(op, op.sa) > s[0]) fail(op, "a has " + std::to_string(s[0]) + " elements, the strides read " + std::to_string(binary_extent(op, op.sa)));
+      if (binary_extent(op, op.sb) > s[1]) fail(op, "b has " + std::to_string(s[1]) + " elements, the strides read " + std::to_string(binary_extent(op, op.sb)));
+      size_t n = 1;
+      for (int d = 0; d < op.rank; ++d) n *= (size_t)op.odims[d];
+      return n;
+    }
+    case Kind::scale_shift: want(op, s, 1); return s[0];
   }
   fail(op, "bad kind");
 }
@@ -223,6 +250,24 @@ void forward(const Op& op, const std::vector<const float*>& in, const std::vecto
       });
       break;
     }
+    case Kind::binary: {
+      const float* a = in[0];
+      const float* b = in[1];
+      const int64_t ia = op.sa[op.rank - 1], ib = op.sb[op.rank - 1];
+      binary_runs(op, [&](int64_t i, int64_t oa, int64_t ob, int64_t n) {
+        float* yy = y + i;
+        switch (op.bop) {
+          case 0: for (int64_t j = 0; j < n; ++j) yy[j] = a[oa + j * ia] + b[ob + j * ib]; break;
+          case 1: for (int64_t j = 0; j < n; ++j) yy[j] = a[oa + j * ia] - b[ob + j * ib]; break;
+          case 2: for (int64_t j = 0; j < n; ++j) yy[j] = a[oa + j * ia] * b[ob + j * ib]; break;
+          default: for (int64_t j = 0; j < n; ++j) yy[j] = a[oa + j * ia] / b[ob + j * ib]; break;
+        }
+      });
+      break;
+    }
+    case Kind::scale_shift:
+      for (size_t i = 0; i < ny; ++i) y[i] = op.alpha * in[0][i] + op.shift;
+      break;
   }
 }
 

@@ -65,6 +65,31 @@ inline void transpose(const float* src, float* dst, int64_t T, int64_t R, int64_
   }
 }
 
+// one past the largest element offset a binary operand is read at
+inline size_t binary_extent(const Op& op, const int64_t* st) {
+  size_t e = 1;
+  for (int d = 0; d < op.rank; ++d) e += (size_t)((op.odims[d] - 1) * st[d]);
+  return e;
+}
+
+// calls f(i, offset_a, offset_b, n) for each innermost run of n outputs starting at output i
+template <class F>
+inline void binary_runs(const Op& op, F&& f) {
+  const int R = op.rank;
+  int64_t idx[8] = {0};
+  const int64_t n = op.odims[R - 1];
+  int64_t outer = 1;
+  for (int d = 0; d < R - 1; ++d) outer *= op.odims[d];
+  for (int64_t o = 0; o < outer; ++o) {
+    int64_t oa = 0, ob = 0;
+    for (int d = 0; d < R - 1; ++d) oa += idx[d] * op.sa[d], ob += idx[d] * op.sb[d];
+    f(o * n, oa, ob, n);
+    for (int d = R - 2; d >= 0; --d) {
+      if (++idx[d] < op.odims[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
 // d/dx x·Φ(x) = Φ(x) + x·φ(x), in float (the exact-backward baseline few-bit is compared with)
 inline float gelu_deriv(float x) {
   const float cdf = 0.5f * (1.f + std::erf(x * 0.70710678f));

@@ -8,8 +8,8 @@ import { distill, type DistillSchedule } from '../distill/distill.js';
 export function register(program: Command): void {
   withCommon(program
     .command('distill')
-    .description('distill a GELU Swin teacher into a ReLU student, stage by stage (CE + α·T²·KL)')
-    .argument('<teacher>', '.onnx from swinq init/train, or a torchvision Swin export')
+    .description('distill a GELU vision transformer (any exported ViT/Swin the engine runs) into a ReLU student of the same graph, stage by stage (CE + α·T²·KL)')
+    .argument('<teacher>', 'GELU teacher .onnx (timm/DeiT, Hugging Face, torchvision ViT or Swin, swinq init/train)')
     .requiredOption('--data <dir>', 'MNIST-style data directory (train-* and t10k-* IDX files)')
     .requiredOption('--out <file>', 'student .onnx')
     .option('--replace <from=to>', 'activation replacement (only gelu=relu)', 'gelu=relu')
@@ -19,6 +19,12 @@ export function register(program: Command): void {
     .option('--temperature <x>', 'distillation temperature T', numOption('temperature'), 2)
     .option('--qat-steps <n>', 'quantization-aware finishing steps after the schedule: fake quantization at the integer plan\'s points, int8 weights, lr/10 (0 = off)', intOption('qat-steps', 0), 0)
     .option('--feature-weight <x>', 'β of an extra per-block feature loss β·mean MSE(student block output, teacher block output) (0 = off)', numOption('feature-weight'), 0)
+    .option('--sparsity <D>', 'aim at a fraction D of non-zero MLP hidden activations (penalty on post-ReLU values, annealed; off by default)', numOption('sparsity'))
+    .option('--sparsity-penalty <kind>', 'l1 | hoyer', 'l1')
+    .option('--share-layernorm', 'memory-sharing LayerNorm: a LayerNorm feeding a linear saves its output + 1/σ per row instead of its input (less peak memory, same gradients to float rounding)')
+    .option('--attention-probs-8bit', 'keep attention probabilities for backward as 8-bit codes (less peak memory; gradients approximate, |Δp| ≤ 1/510)')
+    .option('--mean <m>', 'input normalization mean (default: teacher metadata swinq.mean or sidecar, else 0)', numOption('mean', -Infinity))
+    .option('--std <s>', 'input normalization std (default: teacher metadata swinq.std or sidecar, else 1)', numOption('std'))
     .option('--fewbit <bits>', 'backward bits of the GELU blocks not yet swapped (0 = exact; ReLU is exact at 1 bit)', intOption('fewbit', 0), 2)
     .option('--batch <n>', 'batch size', intOption('batch'), 64)
     .option('--lr <x>', 'peak learning rate', numOption('lr'), 5e-4)
@@ -33,10 +39,12 @@ export function register(program: Command): void {
       if (o.replace !== 'gelu=relu') throw new CliError(`--replace: only gelu=relu is supported, got '${o.replace}'`);
       if (!['first-to-last', 'last-to-first', 'all-at-once'].includes(o.schedule)) throw new CliError(`--schedule must be first-to-last, last-to-first or all-at-once, got '${o.schedule}'`);
       if (o.fewbit > 4) throw new CliError(`--fewbit must be 0..4, got ${o.fewbit}`);
+      if (o.sparsityPenalty !== 'l1' && o.sparsityPenalty !== 'hoyer') throw new CliError(`--sparsity-penalty must be l1 or hoyer, got '${o.sparsityPenalty}'`);
       if (!(o.temperature > 0)) throw new CliError(`--temperature must be > 0, got ${o.temperature}`);
       let bar: cliProgress.SingleBar | null = null;
       const r = await distill({
         teacher, data: o.data, out: o.out, epochs: o.epochs, schedule: o.schedule as DistillSchedule, alpha: o.alpha, temperature: o.temperature, featureWeight: o.featureWeight, qatSteps: o.qatSteps,
+        shareLayerNorm: !!o.shareLayernorm, attentionProbs8bit: !!o.attentionProbs8bit, sparsity: o.sparsity, sparsityPenalty: o.sparsityPenalty, mean: o.mean, std: o.std,
         fewbit: o.fewbit, batch: o.batch, lr: o.lr, limit: o.limit, evalLimit: o.evalLimit, seed: o.seed, threads: o.threads,
         checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume,
       }, {
@@ -48,10 +56,19 @@ export function register(program: Command): void {
             bar.start(s.totalSteps, s.step - 1, { phase: '-', loss: '-' });
           }
           bar?.update(s.step, { phase: `${s.phase + 1}/${s.phases}`, loss: s.loss.toFixed(4) });
+          // without a terminal: a line every tenth of the run (as swinq train does per epoch)
+          if (!bar && o.progress && s.totalSteps >= 20 && s.step % Math.ceil(s.totalSteps / 10) === 0) {
+            log(`distill: step ${s.step}/${s.totalSteps}, phase ${s.phase + 1}/${s.phases}, loss ${s.loss.toFixed(4)}, batch acc ${(s.correct / s.batch).toFixed(3)}` +
+              (s.density !== undefined ? `, ReLU density ${s.density.toFixed(3)}` : ''));
+          }
           if (s.step === s.totalSteps) bar?.stop();
         },
       });
-      emit(o.json, { teacher_accuracy: r.teacher_accuracy, student_accuracy: r.student_accuracy, out: r.out, steps: r.steps, schedule: r.schedule, seconds: r.seconds },
-        `teacher accuracy ${r.teacher_accuracy.toFixed(4)}, student accuracy ${r.student_accuracy.toFixed(4)}, ${r.seconds.toFixed(1)} s → ${r.out}`);
+      emit(o.json, {
+        teacher_accuracy: r.teacher_accuracy, student_accuracy: r.student_accuracy, out: r.out, steps: r.steps, schedule: r.schedule, seconds: r.seconds,
+        relu_density: r.relu_density ?? null, relu_density_blocks: r.relu_density_blocks ?? null,
+        peak_activation_bytes: r.peak_activation_bytes ?? null, saved_activation_bytes: r.saved_activation_bytes ?? null,
+      }, `teacher accuracy ${r.teacher_accuracy.toFixed(4)}, student accuracy ${r.student_accuracy.toFixed(4)}` +
+        (r.relu_density !== undefined ? `, ReLU density ${r.relu_density.toFixed(3)}` : '') + `, ${r.seconds.toFixed(1)} s → ${r.out}`);
     });
 }

@@ -1,7 +1,7 @@
-// swinq train MODEL --data DIR --epochs E --out OUT: trains a model made by `swinq init` (config
-// in its metadata, initializers by name) on MNIST-style IDX data with AdamW, warm-up + cosine,
-// gradient clipping and few-bit activation backward (--fewbit BITS, 0 = exact); writes OUT
-// (ONNX with the trained weights) atomically after every epoch as the checkpoint.
+// swinq train MODEL --data DIR --epochs E --out OUT: trains the graph of MODEL itself (any exported
+// ViT/Swin the fp32 engine runs; parameters = its float initializers) on MNIST-style IDX data with
+// AdamW, warm-up + cosine, gradient clipping and few-bit activation backward (--fewbit BITS, 0 =
+// exact); writes OUT (the same graph, trained initializers) atomically after every epoch.
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
@@ -11,16 +11,17 @@ import { native } from '../native.js';
 import { InferenceSession } from '../session.js';
 import { Tensor } from '../tensor.js';
 import { loadLabelledImages, normalizedImages } from '../io/idx.js';
-import { resolveNormalization } from '../normalize.js';
-import { buildSwin, seededRandom } from '../train/swin.js';
-import { exportOnnx, readOnnxModel } from '../train/onnx.js';
-import { countCorrect, predict, Trainer } from '../train/trainer.js';
+import { describeNormalization, resolveNormalization } from '../normalize.js';
+import { seededRandom } from '../train/swin.js';
+import { OnnxTrainGraph } from '../train/onnx-graph.js';
+import { countCorrect } from '../train/trainer.js';
+import { checkImages, evaluateGraph, studentMetadata } from '../distill/distill.js';
 
 export function register(program: Command): void {
   withCommon(program
     .command('train')
-    .description('train a Swin made by `swinq init` on MNIST-style IDX data; writes ONNX')
-    .argument('<model>', '.onnx written by swinq init (or a previous swinq train)')
+    .description('train (fine-tune) any exported ViT/Swin the engine runs on MNIST-style IDX data; writes the same ONNX graph with the trained weights')
+    .argument('<model>', '.onnx (swinq init, timm/DeiT, Hugging Face, torchvision ViT or Swin exports)')
     .requiredOption('--data <dir>', 'MNIST-style data directory (train-* and t10k-* IDX files)')
     .requiredOption('--out <file>', 'output .onnx (rewritten atomically after every epoch)')
     .option('--epochs <n>', 'epochs', intOption('epochs'), 1)
@@ -39,48 +40,53 @@ export function register(program: Command): void {
     .option('--teacher <model>', 'distil from this ONNX model (swinq engine): loss = (1-w)·CE + w·T²·KL')
     .option('--kd-weight <w>', 'distillation weight w in [0, 1]', numOption('kd-weight'), 0.5)
     .option('--kd-temp <T>', 'distillation temperature', numOption('kd-temp'), 2)
+    .option('--share-layernorm', 'memory-sharing LayerNorm: a LayerNorm feeding a linear saves its output + 1/σ per row instead of its input (less peak memory, same gradients to float rounding)')
+    .option('--attention-probs-8bit', 'keep attention probabilities for backward as 8-bit codes (less peak memory; gradients approximate, |Δp| ≤ 1/510)')
+    .option('--mean <m>', 'input normalization mean (default: model metadata swinq.mean or sidecar, else 0)', numOption('mean', -Infinity))
+    .option('--std <s>', 'input normalization std (default: model metadata swinq.std or sidecar, else 1)', numOption('std'))
     .option('--no-progress', 'no progress bar'))
     .action(async (model: string, o) => {
       if (o.fewbit > 4) throw new CliError(`--fewbit must be 0..4, got ${o.fewbit}`);
       if (!fs.existsSync(model)) throw new CliError(`${model}: no such model file`);
-      const { config, params, metadata } = readOnnxModel(fs.readFileSync(model), model);
+      const g = new OnnxTrainGraph(fs.readFileSync(model), model);
       if (o.act !== undefined) {
         if (o.act !== 'gelu' && o.act !== 'relu') throw new CliError(`--act must be gelu or relu, got '${o.act}'`);
-        config.act = o.act;
+        if (o.act === 'gelu' && [...g.acts.values()].some((a) => a.teacherFn === 'relu')) throw new CliError(`--act gelu: ${model} has ReLU activations; only GELU → ReLU is supported`);
+        for (const a of g.acts.values()) if (a.fn === 'gelu' || a.fn === 'gelu_tanh') a.fn = o.act;
       }
-      const g = buildSwin(config, params, model);
       g.setFewbit(o.fewbit);
+      g.shareLayerNorm = !!o.shareLayernorm;
+      g.attentionProbs8bit = !!o.attentionProbs8bit;
       native.trainSetThreads(o.threads);
-      const norm = resolveNormalization({ metadata, modelPath: model });
+      const norm = resolveNormalization({ mean: o.mean, std: o.std, metadata: g.metadata, modelPath: model });
       const train = loadLabelledImages(o.data, 'train');
       const test = loadLabelledImages(o.data, 'test');
-      if (config.inChans !== 1 || train.height !== config.imgSize[0] || train.width !== config.imgSize[1]) {
-        throw new CliError(`${train.imagesFile}: images are 1×${train.height}×${train.width} but ${model} expects ${config.inChans}×${config.imgSize.join('×')}`);
-      }
+      checkImages(g, model, train.imagesFile, train.height, train.width);
       const n = Math.min(train.count, o.limit ?? train.count);
       const nTest = Math.min(test.count, o.evalLimit);
       const X = normalizedImages(train, 0, n, norm.mean, norm.std);
       const px = train.height * train.width;
       const stepsPerEpoch = Math.ceil(n / o.batch);
-      const t = new Trainer(g, {
-        lr: o.lr, minLr: o.minLr, weightDecay: o.weightDecay, warmup: o.warmup, totalSteps: stepsPerEpoch * o.epochs,
-        clip: o.clip, smoothing: o.smoothing, classes: config.classes,
-      });
+      const totalSteps = stepsPerEpoch * o.epochs;
+      const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
+      for (const [k, p] of g.params) if (p.trainable) { m.set(k, new Float32Array(p.data.length)); v.set(k, new Float32Array(p.data.length)); }
       if (o.kdWeight > 1) throw new CliError(`--kd-weight must be in [0, 1], got ${o.kdWeight}`);
       if (o.teacher && !(o.kdTemp > 0)) throw new CliError(`--kd-temp must be positive, got ${o.kdTemp}`);
       const teacher = o.teacher ? await InferenceSession.create(o.teacher, { threads: o.threads }) : null;
       const teacherLogits = async (x: Float32Array, B: number): Promise<Float32Array> => {
-        const out = await teacher!.run({ [teacher!.inputNames[0]]: new Tensor('float32', x, [B, 1, train.height, train.width]) });
+        const out = await teacher!.run({ [teacher!.inputNames[0]]: new Tensor('float32', x, [B, ...g.inputShape]) });
         const y = out[teacher!.outputNames[0]].data as Float32Array;
-        if (y.length !== B * config.classes) throw new CliError(`${o.teacher}: teacher gives ${y.length / B} logits per image, the student has ${config.classes} classes`);
+        if (y.length !== B * g.classes) throw new CliError(`${o.teacher}: teacher gives ${y.length / B} logits per image, the student has ${g.classes} classes`);
         return y;
       };
-      log(`train: ${n} images ${train.height}×${train.width}, batch ${o.batch}, ${o.epochs} epoch(s), fewbit ${o.fewbit || 'exact'}, threads ${o.threads}`);
+      log(`train: ${model}: ${g.params.size} parameter tensors (${[...g.params.values()].reduce((a, p) => a + p.data.length, 0)} values), ${g.actList.length} activations; ` +
+        `${n} images ${train.height}×${train.width}, batch ${o.batch}, ${o.epochs} epoch(s), fewbit ${o.fewbit || 'exact'}, threads ${o.threads}; ${describeNormalization(norm)}`);
       const t0 = performance.now();
       const rand = seededRandom(o.seed + 1);
-      let lastLoss = NaN, accuracy = NaN;
+      let lastLoss = NaN, accuracy = NaN, step = 0, peak = 0, saved = 0;
       const xb = new Float32Array(o.batch * px);
       const yb = new Int32Array(o.batch);
+      const meta = () => studentMetadata(g, { 'swinq.mean': String(norm.mean), 'swinq.std': String(norm.std) });
       for (let ep = 0; ep < o.epochs; ep++) {
         const perm = Array.from({ length: n }, (_, i) => i);
         for (let i = n - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [perm[i], perm[j]] = [perm[j], perm[i]]; }
@@ -96,33 +102,50 @@ export function register(program: Command): void {
             xb.set(X.subarray(k * px, (k + 1) * px), b * px);
             yb[b] = train.labels[k];
           }
-          const xs = xb.subarray(0, B * px);
-          const kd = teacher ? { logits: await teacherLogits(xs, B), temperature: o.kdTemp, weight: o.kdWeight } : undefined;
-          const r = await t.trainStepAsync(xs, yb.subarray(0, B), kd);
-          if (!Number.isFinite(r.loss)) throw new CliError(`train: loss became ${r.loss} at epoch ${ep + 1} step ${s + 1} (try a lower --lr)`);
-          lossSum += r.loss * B; seen += B; correct += r.correct;
+          const xs = xb.subarray(0, B * px), ys = yb.subarray(0, B);
+          const tl = teacher ? await teacherLogits(xs, B) : undefined;
+          const st = g.forward(xs, B);
+          const logits = st.values.get(st.tape.output)!;
+          const ce = native.trainLoss('ce', logits, ys, g.classes, o.smoothing);
+          let loss: number = ce.loss;
+          const grad: Float32Array = ce.grad;
+          if (tl) {
+            const kl = native.trainLoss('kl', logits, tl, g.classes, o.kdTemp);
+            loss = (1 - o.kdWeight) * loss + o.kdWeight * kl.loss;
+            for (let i = 0; i < grad.length; i++) grad[i] = (1 - o.kdWeight) * grad[i] + o.kdWeight * kl.grad[i];
+          }
+          if (!Number.isFinite(loss)) throw new CliError(`train: loss became ${loss} at epoch ${ep + 1} step ${s + 1} (try a lower --lr)`);
+          const grads = g.backward(st, grad);
+          peak = Math.max(peak, st.peakBytes); saved = Math.max(saved, st.savedBytes);
+          let sq = 0;
+          for (const gg of grads.values()) sq += native.trainSumSquares(gg);
+          const gn = Math.sqrt(sq);
+          if (o.clip > 0 && gn > o.clip) for (const gg of grads.values()) native.trainScale(gg, o.clip / gn);
+          const lr = native.trainLr(step, totalSteps, o.warmup, o.lr, o.minLr);
+          step++;
+          for (const [k, gg] of grads) {
+            const p = g.params.get(k)!;
+            native.trainAdamw(p.data, gg, m.get(k)!, v.get(k)!, step, { lr, weightDecay: p.decay ? o.weightDecay : 0 });
+          }
+          lossSum += loss * B; seen += B; correct += countCorrect(logits, ys, g.classes);
           bar?.update(s + 1, { loss: (lossSum / seen).toFixed(4), acc: (correct / seen).toFixed(3) });
           // without a terminal: a line every tenth of an epoch
           if (!bar && o.progress && stepsPerEpoch >= 20 && (s + 1) % Math.ceil(stepsPerEpoch / 10) === 0) {
-            log(`epoch ${ep + 1}/${o.epochs} step ${s + 1}/${stepsPerEpoch}: loss ${(lossSum / seen).toFixed(4)}, acc ${(correct / seen).toFixed(3)}, lr ${r.lr.toExponential(2)}`);
+            log(`epoch ${ep + 1}/${o.epochs} step ${s + 1}/${stepsPerEpoch}: loss ${(lossSum / seen).toFixed(4)}, acc ${(correct / seen).toFixed(3)}, lr ${lr.toExponential(2)}`);
           }
+          if (s % 4 === 3) await new Promise((res) => setImmediate(res));
         }
         bar?.stop();
         lastLoss = lossSum / seen;
         // evaluate, then checkpoint: OUT always holds the last finished epoch
-        let ok = 0;
-        for (let s = 0; s < nTest; s += 256) {
-          const B = Math.min(256, nTest - s);
-          ok += countCorrect(predict(g, normalizedImages(test, s, B, norm.mean, norm.std), B), test.labels.subarray(s, s + B), config.classes);
-        }
-        accuracy = nTest ? ok / nTest : NaN;
-        writeAtomic(o.out, exportOnnx(g, config, { 'swinq.mean': String(norm.mean), 'swinq.std': String(norm.std) }));
-        writeAtomic(sidecarPath(o.out), JSON.stringify({ config, mean: norm.mean, std: norm.std, test_accuracy: accuracy, epochs: ep + 1, fewbit: o.fewbit }, null, 1) + '\n');
+        accuracy = evaluateGraph(g, test, nTest, norm.mean, norm.std, o.batch, []).accuracy;
+        writeAtomic(o.out, g.exportOnnx(meta()));
+        writeAtomic(sidecarPath(o.out), JSON.stringify({ mean: norm.mean, std: norm.std, test_accuracy: accuracy, epochs: ep + 1, fewbit: o.fewbit, source: model }, null, 1) + '\n');
         log(`epoch ${ep + 1}/${o.epochs}: train loss ${lastLoss.toFixed(4)}, train acc ${(correct / seen).toFixed(4)}, test acc ${accuracy.toFixed(4)} (${nTest} images), ${((performance.now() - t0) / 1000).toFixed(1)} s → ${o.out}`);
       }
       teacher?.release();
       const seconds = (performance.now() - t0) / 1000;
-      emit(o.json, { accuracy, loss: lastLoss, out: o.out, seconds, epochs: o.epochs, steps: t.step, fewbit: o.fewbit },
-        `accuracy ${accuracy.toFixed(4)}, loss ${lastLoss.toFixed(4)}, ${seconds.toFixed(1)} s → ${o.out}`);
+      emit(o.json, { accuracy, loss: lastLoss, out: o.out, seconds, epochs: o.epochs, steps: step, fewbit: o.fewbit, peak_activation_bytes: peak, saved_activation_bytes: saved },
+        `accuracy ${accuracy.toFixed(4)}, loss ${lastLoss.toFixed(4)}, peak activation ${(peak / 2 ** 20).toFixed(1)} MiB, ${seconds.toFixed(1)} s → ${o.out}`);
     });
 }

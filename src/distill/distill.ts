@@ -14,6 +14,12 @@ import { countCorrect, predict } from '../train/trainer.js';
 import { insertFakeQuant, fakeQuantizeWeights } from './qat.js';
 import type { TrainGraph } from '../train/graph.js';
 import { importTorchvisionSwin } from './import-torchvision.js';
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { OnnxTrainGraph, type TapeState } from '../train/onnx-graph.js';
+import { CONFIG_KEY } from '../train/onnx.js';
+import { InferenceSession } from '../session.js';
+import { Tensor } from '../tensor.js';
 
 export type DistillSchedule = 'first-to-last' | 'last-to-first' | 'all-at-once';
 
@@ -25,6 +31,12 @@ export interface DistillOptions {
   schedule?: DistillSchedule;
   alpha?: number;                 // KL weight (×T² is inside the native KL)
   temperature?: number;
+  shareLayerNorm?: boolean;       // memory-sharing LayerNorm (OnnxTrainGraph.shareLayerNorm)
+  attentionProbs8bit?: boolean;   // attention probabilities saved as 8-bit codes (OnnxTrainGraph.attentionProbs8bit)
+  sparsity?: number;              // target fraction of non-zero MLP hidden activations (penalty on post-ReLU values; undefined = off)
+  sparsityPenalty?: 'l1' | 'hoyer';
+  mean?: number;                  // input normalization (default: teacher metadata / sidecar)
+  std?: number;
   featureWeight?: number;         // β of the per-block feature loss β·mean_b MSE(student_b, teacher_b) (0 = off)
   qatSteps?: number;              // quantization-aware finishing steps after the schedule (0 = off)
   fewbit?: number;                // backward bits for GELU blocks not yet swapped (0 = exact)
@@ -48,11 +60,16 @@ export interface DistillOptions {
 export interface DistillStep {
   step: number; totalSteps: number; phase: number; phases: number; swapped: string[];
   loss: number; ce: number; kl: number; feature: number; lr: number; correct: number; batch: number;
+  sparsity?: number; density?: number;
 }
 
 export interface DistillResult {
   teacher_accuracy: number; student_accuracy: number; out: string; steps: number; phases: string[][];
   schedule: DistillSchedule; seconds: number; stopped?: boolean;
+  /** fraction of non-zero MLP hidden activations of the student on the evaluation images, overall and per block */
+  relu_density?: number; relu_density_blocks?: number[];
+  /** high-water mark of one step's activations + saved tensors (+ gradients), and what forward kept for backward */
+  peak_activation_bytes?: number; saved_activation_bytes?: number;
 }
 
 export interface DistillCallbacks {
@@ -204,7 +221,13 @@ function accuracy(g: TrainGraph, test: LabelledImages, nTest: number, mean: numb
   return nTest ? ok / nTest : NaN;
 }
 
+/** Distils on the teacher's own graph (any model the engine runs); quantization-aware finishing
+ *  (--qat-steps) still needs the Swin template path. */
 export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Promise<DistillResult> {
+  return (o.qatSteps ?? 0) > 0 ? distillTemplate(o, cb) : distillGraph(o, cb);
+}
+
+async function distillTemplate(o: DistillOptions, cb: DistillCallbacks = {}): Promise<DistillResult> {
   const t0 = performance.now();
   const schedule = o.schedule ?? 'first-to-last';
   const alpha = o.alpha ?? 1, T = o.temperature ?? 2, bits = o.fewbit ?? 2, batch = o.batch ?? 64, beta = o.featureWeight ?? 0;
@@ -363,4 +386,292 @@ export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Pro
   fs.renameSync(tmp, o.out);
   log(`distill: student accuracy ${studentAcc.toFixed(4)} → ${o.out}`);
   return { teacher_accuracy: teacherAcc, student_accuracy: studentAcc, out: o.out, steps: step, phases, schedule, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** A file named by size and the SHA-256 of its first MiB (what a resumed run must see again). */
+export function fileFingerprint(file: string): string {
+  const st = fs.statSync(file);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(Math.min(st.size, 1 << 20));
+    fs.readSync(fd, buf, 0, buf.length, 0);
+    return `${path.basename(file)} ${st.size} bytes sha256:${crypto.createHash('sha256').update(buf).digest('hex').slice(0, 16)}`;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Stages of activations: consecutive activations with the same hidden width (a Swin stage; a ViT is one). */
+export function actStages(g: OnnxTrainGraph): string[][] {
+  const out: string[][] = [];
+  let w = -1;
+  for (const a of g.actList) {
+    if (a.hidden !== w || out.length === 0) { out.push([]); w = a.hidden; }
+    out[out.length - 1].push(a.name);
+  }
+  return out;
+}
+
+/** Sparsity penalty on post-ReLU hidden activations h of every block (λ·mean over blocks):
+ *  l1: mean(h);  hoyer: (Σh)²/(n·Σh²) (a scale-free density measure). Returns the value, the gradient
+ *  seeds and the measured density (fraction of h > 0). */
+export function sparsityLoss(values: Map<string, Float32Array>, names: string[], lambda: number, kind: 'l1' | 'hoyer', rows?: number):
+  { loss: number; seeds: Map<string, Float32Array>; density: number } {
+  const seeds = new Map<string, Float32Array>();
+  let loss = 0, nz = 0, tot = 0;
+  for (const name of names) {
+    const h = values.get(name);
+    if (!h) throw new Error(`sparsity: activation '${name}' not kept`);
+    const n = rows ?? h.length;
+    let s1 = 0, s2 = 0;
+    for (let i = 0; i < n; i++) { const v = h[i]; if (v > 0) nz++; s1 += Math.abs(v); s2 += v * v; }
+    tot += n;
+    const g = new Float32Array(h.length);
+    const k = lambda / names.length;
+    if (kind === 'l1') {
+      loss += (k * s1) / n;
+      for (let i = 0; i < n; i++) g[i] = (k * Math.sign(h[i])) / n;
+    } else if (s2 > 0) {
+      loss += (k * s1 * s1) / (n * s2);
+      const a = (2 * k * s1) / (n * s2), b = (2 * k * s1 * s1) / (n * s2 * s2);
+      for (let i = 0; i < n; i++) g[i] = a * Math.sign(h[i]) - b * h[i];
+    }
+    seeds.set(name, g);
+  }
+  return { loss, seeds, density: tot ? nz / tot : NaN };
+}
+
+export function checkImages(g: OnnxTrainGraph, file: string, imagesFile: string, h: number, w: number): void {
+  const want = g.inputShape;
+  const ok = (want.length === 3 && want[0] === 1 && want[1] === h && want[2] === w) || (want.length === 2 && want[0] === h && want[1] === w);
+  if (!ok) throw new Error(`${imagesFile}: images are 1×${h}×${w} but ${file} input '${g.input}' expects [${want.join('×')}] per image`);
+}
+
+/** Accuracy of the graph on the first nTest images (batches of `batch`, the last one zero-padded so
+ *  no other tape is compiled) and the density of non-zero activations per named activation. */
+export function evaluateGraph(g: OnnxTrainGraph, images: LabelledImages, nTest: number, mean: number, std: number, batch: number, acts: string[]):
+  { accuracy: number; density: number[]; overall: number } {
+  const px = images.height * images.width;
+  const C = g.classes;
+  let ok = 0;
+  const nz = new Float64Array(acts.length), tot = new Float64Array(acts.length);
+  const x = new Float32Array(batch * px);
+  for (let s = 0; s < nTest; s += batch) {
+    const B = Math.min(batch, nTest - s);
+    x.fill(0);
+    x.set(normalizedImages(images, s, B, mean, std));
+    const st = g.forward(x, batch, false, acts);
+    ok += countCorrect(st.values.get(st.tape.output)!, images.labels.subarray(s, s + B), C);
+    acts.forEach((a, i) => {
+      const h = st.values.get(a)!;
+      const n = (h.length / batch) * B;  // rows are batch-major: the real images come first
+      let c = 0;
+      for (let j = 0; j < n; j++) if (h[j] !== 0) c++;
+      nz[i] += c; tot[i] += n;
+    });
+  }
+  const all = tot.reduce((a, b) => a + b, 0);
+  return { accuracy: nTest ? ok / nTest : NaN, density: acts.map((_, i) => (tot[i] ? nz[i] / tot[i] : NaN)), overall: all ? nz.reduce((a, b) => a + b, 0) / all : NaN };
+}
+
+/** Accuracy of a model file run by the fp32 engine (the teacher). */
+async function engineAccuracy(bytes: Uint8Array, input: string, output: string, shape: number[], images: LabelledImages, nTest: number, mean: number, std: number, threads?: number): Promise<number> {
+  const s = await InferenceSession.create(bytes, threads ? { threads } : {});
+  try {
+    let ok = 0;
+    for (let i = 0; i < nTest; i += 256) {
+      const B = Math.min(256, nTest - i);
+      const y = (await s.run({ [input]: new Tensor('float32', normalizedImages(images, i, B, mean, std), [B, ...shape]) }))[output].data as Float32Array;
+      ok += countCorrect(y, images.labels.subarray(i, i + B), y.length / B);
+    }
+    return nTest ? ok / nTest : NaN;
+  } finally {
+    s.release();
+  }
+}
+
+/** The student's metadata: the teacher's, with a swinq-init config saying relu. */
+export function studentMetadata(g: OnnxTrainGraph, extra: Record<string, string>): Record<string, string> {
+  const meta: Record<string, string> = { ...extra };
+  const cfg = g.metadata[CONFIG_KEY];
+  if (cfg && [...g.acts.values()].every((a) => a.fn === 'relu')) {
+    try { meta[CONFIG_KEY] = JSON.stringify({ ...JSON.parse(cfg), act: 'relu' }); } catch { /* not ours to fix */ }
+  }
+  return meta;
+}
+
+async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promise<DistillResult> {
+  const t0 = performance.now();
+  const schedule = o.schedule ?? 'first-to-last';
+  const alpha = o.alpha ?? 1, T = o.temperature ?? 2, bits = o.fewbit ?? 2, batch = o.batch ?? 64, beta = o.featureWeight ?? 0;
+  const lr0 = o.lr ?? 5e-4, minLr = o.minLr ?? 1e-5, wd = o.weightDecay ?? 0.05, clip = o.clip ?? 1;
+  const target = o.sparsity, penalty = o.sparsityPenalty ?? 'l1';
+  if (!(beta >= 0)) throw new Error(`--feature-weight must be ≥ 0, got ${beta}`);
+  if (!(alpha >= 0)) throw new Error(`--alpha must be ≥ 0, got ${alpha}`);
+  if (!(T > 0)) throw new Error(`--temperature must be > 0, got ${T}`);
+  if (!Number.isInteger(bits) || bits < 0 || bits > 4) throw new Error(`--fewbit must be 0..4, got ${bits}`);
+  if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new Error(`--epochs must be a positive integer, got ${o.epochs}`);
+  if (target !== undefined && !(target > 0 && target <= 1)) throw new Error(`--sparsity must be a fraction in (0, 1], got ${target}`);
+  if (penalty !== 'l1' && penalty !== 'hoyer') throw new Error(`--sparsity-penalty must be l1 or hoyer, got '${penalty}'`);
+  if (!['first-to-last', 'last-to-first', 'all-at-once'].includes(schedule)) throw new Error(`--schedule must be first-to-last, last-to-first or all-at-once, got '${schedule}'`);
+  const log = cb.onLog ?? (() => {});
+  if (o.threads) native.trainSetThreads(o.threads);
+  if (!fs.existsSync(o.teacher)) throw new Error(`${o.teacher}: no such teacher model`);
+  const bytes = fs.readFileSync(o.teacher);
+  const sg = new OnnxTrainGraph(bytes, o.teacher);
+  sg.shareLayerNorm = !!o.shareLayerNorm;
+  sg.attentionProbs8bit = !!o.attentionProbs8bit;
+  const gelu = [...sg.acts.values()].filter((a) => a.fn === 'gelu' || a.fn === 'gelu_tanh');
+  if (gelu.length === 0) throw new Error(`${o.teacher}: no GELU activation to replace (activations: ${[...sg.acts.values()].map((a) => a.fn).join(', ') || 'none'})`);
+  const tg = beta > 0 ? new OnnxTrainGraph(bytes, o.teacher) : undefined;
+  const feats = beta > 0 ? sg.actList.map((a) => sg.blockOut.get(a.name)!).filter((x) => x) : [];
+  const actNames = sg.actList.map((a) => a.name);
+  const norm = resolveNormalization({ mean: o.mean, std: o.std, metadata: sg.metadata, modelPath: o.teacher });
+  const train = loadLabelledImages(o.data, 'train');
+  const test = loadLabelledImages(o.data, 'test');
+  checkImages(sg, o.teacher, train.imagesFile, train.height, train.width);
+  const n = Math.min(train.count, o.limit ?? train.count);
+  const nTest = Math.min(test.count, o.evalLimit ?? 10000);
+  const X = normalizedImages(train, 0, n, norm.mean, norm.std);
+  const px = train.height * train.width;
+  const stepsPerEpoch = Math.ceil(n / batch);
+  const totalSteps = stepsPerEpoch * o.epochs;
+  const phases = phasesFor(schedule, actStages(sg));
+  const phaseStart = (p: number) => Math.floor((p * totalSteps) / phases.length);
+  const phaseOf = (step: number) => { let p = 0; while (p + 1 < phases.length && step >= phaseStart(p + 1)) p++; return p; };
+
+  const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
+  for (const [k, p] of sg.params) if (p.trainable) { m.set(k, new Float32Array(p.data.length)); v.set(k, new Float32Array(p.data.length)); }
+  const rng = new Rng((o.seed ?? 0) * 2654435761 + 1);
+  let perm: Int32Array = new Int32Array(n);
+  let step = 0;
+  let lambda = 1;  // sparsity penalty weight, adapted toward the target density (checkpointed with the run)
+  const ckptFile = o.checkpoint ?? `${o.out}.ckpt`;
+  const run = `alpha ${alpha}, T ${T}, feature weight ${beta}, fewbit ${bits}, batch ${batch}, lr ${lr0}, seed ${o.seed ?? 0}, min-lr ${minLr}, ` +
+    `weight decay ${wd}, warmup ${o.warmup ?? 'auto'}, clip ${clip}, shared layernorm ${!!o.shareLayerNorm}, 8-bit attention ${!!o.attentionProbs8bit}, sparsity ${target ?? 'off'}${target !== undefined ? ` (${penalty})` : ''}, ` +
+    `mean ${norm.mean}, std ${norm.std}, teacher ${fileFingerprint(o.teacher)}, data ${fileFingerprint(train.imagesFile)} + ${fileFingerprint(train.labelsFile)}`;
+  if (o.resume) {
+    const c = readCheckpoint(o.resume);
+    if (c.totalSteps !== totalSteps || c.n !== n || c.schedule !== schedule) {
+      throw new Error(`${o.resume}: checkpoint is for ${c.totalSteps} steps over ${c.n} images with schedule ${c.schedule}, this run has ${totalSteps}, ${n}, ${schedule}`);
+    }
+    if (c.run !== run) {
+      const a = (c.run ?? '').split(', '), b = run.split(', ');
+      const diff = b.filter((x) => !a.includes(x));
+      throw new Error(`${o.resume}: checkpoint was written with ${c.run}, this run has ${run} (changed: ${diff.join('; ') || 'order'})`);
+    }
+    for (const [k, p] of sg.params) {
+      const d = c.params.get(k);
+      if (!d || d.length !== p.data.length) throw new Error(`${o.resume}: parameter '${k}' missing or of the wrong size`);
+      p.data.set(d);
+      if (p.trainable) {
+        const cm = c.m.get(k), cv = c.v.get(k);
+        if (!cm || !cv || cm.length !== p.data.length || cv.length !== p.data.length) throw new Error(`${o.resume}: AdamW state of '${k}' missing or of the wrong size`);
+        m.get(k)!.set(cm); v.get(k)!.set(cv);
+      }
+    }
+    if (c.perm.length !== n || !Number.isInteger(c.step) || c.step < 0 || c.step > totalSteps) throw new Error(`${o.resume}: bad step ${c.step} or epoch order of ${c.perm.length} images`);
+    step = c.step; rng.state = c.rng; perm = c.perm;
+    const lam = c.params.get('__swinq_sparsity_lambda');
+    if (lam) lambda = lam[0];
+    log(`distill: resumed ${o.resume} at step ${step}/${totalSteps}`);
+  }
+  const save = () => {
+    const params = new Map([...sg.params].map(([k, p]) => [k, p.data]));
+    params.set('__swinq_sparsity_lambda', Float32Array.of(lambda));
+    writeCheckpoint(ckptFile, { run, step, rng: rng.state, perm, totalSteps, schedule, n, params, m, v });
+  };
+
+  const teacher = await InferenceSession.create(bytes, o.threads ? { threads: o.threads } : {});
+  const teacherAcc = await engineAccuracy(bytes, sg.input, sg.outputName, sg.inputShape, test, nTest, norm.mean, norm.std, o.threads);
+  log(`distill: teacher accuracy ${teacherAcc.toFixed(4)} (${nTest} test images); ${sg.actList.length} activations in ${phases.length} phase(s), ${totalSteps} steps, schedule ${schedule}`);
+  const xb = new Float32Array(batch * px);
+  const yb = new Int32Array(batch);
+  let phase = -1;
+  const swapped = new Set<string>();
+  const every = o.checkpointEvery ?? 50;
+  let peak = 0, saved = 0;
+  const applyGraphSwaps = (sw: Set<string>, b: number) => {
+    for (const [name, a] of sg.acts) {
+      if (sw.has(name)) { a.fn = 'relu'; a.bits = b > 0 ? 1 : 0; } else { a.fn = a.teacherFn; a.bits = b; }
+    }
+  };
+  try {
+    while (step < totalSteps) {
+      if (o.stopAfter !== undefined && step >= o.stopAfter) {
+        save();
+        return { teacher_accuracy: teacherAcc, student_accuracy: NaN, out: o.out, steps: step, phases, schedule, seconds: (performance.now() - t0) / 1000, stopped: true };
+      }
+      const p = phaseOf(step);
+      if (p !== phase) {
+        swapped.clear();
+        for (let q = 0; q <= p; q++) for (const a of phases[q]) swapped.add(a);
+        applyGraphSwaps(swapped, bits);
+        if (phase !== -1 && step === phaseStart(p)) save();  // checkpoint at each schedule step
+        phase = p;
+        cb.onPhase?.(p, [...swapped]);
+      }
+      const s = step % stepsPerEpoch;
+      if (s === 0) {  // new epoch order from the checkpointed RNG
+        for (let i = 0; i < n; i++) perm[i] = i;
+        for (let i = n - 1; i > 0; i--) { const j = Math.floor(rng.next() * (i + 1)); const t = perm[i]; perm[i] = perm[j]; perm[j] = t; }
+      }
+      const B = Math.min(batch, n - s * batch);
+      for (let b = 0; b < B; b++) {
+        const k = perm[s * batch + b];
+        xb.set(X.subarray(k * px, (k + 1) * px), b * px);
+        yb[b] = train.labels[k];
+      }
+      const x = xb.subarray(0, B * px), y = yb.subarray(0, B);
+      const lr = native.trainLr(step, totalSteps, o.warmup ?? Math.min(20, Math.floor(totalSteps / 10)), lr0, minLr);
+      step++;
+      const tLogits = (await teacher.run({ [sg.input]: new Tensor('float32', x, [B, ...sg.inputShape]) }))[sg.outputName].data as Float32Array;
+      const ts = tg ? tg.forward(x, B, false, feats) : undefined;
+      const swappedActs = actNames.filter((a) => swapped.has(a));
+      const st: TapeState = sg.forward(x, B, true, [...feats, ...(target !== undefined ? swappedActs : [])]);
+      const logits = st.values.get(st.tape.output)!;
+      const ce = native.trainLoss('ce', logits, y, sg.classes, 0);
+      const kl = native.trainLoss('kl', logits, tLogits, sg.classes, T);
+      const grad: Float32Array = ce.grad;
+      for (let i = 0; i < grad.length; i++) grad[i] += alpha * kl.grad[i];
+      const fl = ts ? featureLoss(st.values, ts.values, feats, beta) : undefined;
+      // sparsity: annealed in over the first half of the run, λ nudged toward the target density
+      const ramp = Math.min(1, step / Math.max(1, totalSteps / 2));
+      const sp = target !== undefined && swappedActs.length ? sparsityLoss(st.values, swappedActs, lambda * ramp, penalty) : undefined;
+      const seeds = new Map<string, Float32Array>(fl?.seeds ?? []);
+      for (const [k, g] of sp?.seeds ?? []) {
+        const have = seeds.get(k);
+        if (have) for (let i = 0; i < g.length; i++) have[i] += g[i]; else seeds.set(k, g);
+      }
+      const loss = ce.loss + alpha * kl.loss + (fl?.loss ?? 0) + (sp?.loss ?? 0);
+      if (!Number.isFinite(loss)) throw new Error(`distill: loss became ${loss} at step ${step} (try a lower --lr)`);
+      const grads = sg.backward(st, grad, seeds);
+      peak = Math.max(peak, st.peakBytes); saved = Math.max(saved, st.savedBytes);
+      let sq = 0;
+      for (const g of grads.values()) sq += native.trainSumSquares(g);
+      const gn = Math.sqrt(sq);
+      if (clip > 0 && gn > clip) for (const g of grads.values()) native.trainScale(g, clip / gn);
+      for (const [k, g] of grads) {
+        const prm = sg.params.get(k)!;
+        native.trainAdamw(prm.data, g, m.get(k)!, v.get(k)!, step, { lr, weightDecay: prm.decay ? wd : 0 });
+      }
+      if (sp && target !== undefined) lambda = Math.min(100, Math.max(1e-3, lambda * (sp.density > target ? 1.02 : 0.98)));
+      await cb.onStep?.({ step, totalSteps, phase: p, phases: phases.length, swapped: [...swapped], loss, ce: ce.loss, kl: kl.loss, feature: fl?.loss ?? 0, lr,
+        correct: countCorrect(logits, y, sg.classes), batch: B, sparsity: sp?.loss, density: sp?.density });
+      if (every > 0 && step % every === 0 && step < totalSteps) save();
+      if (step % 4 === 0) await new Promise((res) => setImmediate(res));  // keep signals alive
+    }
+  } finally {
+    teacher.release();
+  }
+  applyGraphSwaps(new Set(actNames), 0);
+  const ev = evaluateGraph(sg, test, nTest, norm.mean, norm.std, batch, actNames);
+  save();
+  const tmp = `${o.out}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, sg.exportOnnx(studentMetadata(sg, { 'swinq.mean': String(norm.mean), 'swinq.std': String(norm.std), 'swinq.distill.teacher': o.teacher })));
+  fs.renameSync(tmp, o.out);
+  const density = ev.overall;
+  log(`distill: student accuracy ${ev.accuracy.toFixed(4)}, ReLU density ${density.toFixed(3)} → ${o.out}`);
+  return { teacher_accuracy: teacherAcc, student_accuracy: ev.accuracy, out: o.out, steps: step, phases, schedule, seconds: (performance.now() - t0) / 1000,
+    relu_density: density, relu_density_blocks: ev.density, peak_activation_bytes: peak, saved_activation_bytes: saved };
 }

@@ -3,7 +3,7 @@
 // times the batch. The native ops (native/train) do the work; this file keeps the tape.
 import { native } from '../native.js';
 
-export type OpKind = 'linear' | 'layernorm' | 'matmul' | 'softmax' | 'add' | 'add_bcast' | 'gather' | 'act' | 'mean_pool' | 'fakequant';
+export type OpKind = 'linear' | 'layernorm' | 'matmul' | 'softmax' | 'add' | 'add_bcast' | 'gather' | 'act' | 'mean_pool' | 'fakequant' | 'binary' | 'scale_shift';
 
 export interface OpDesc {
   op: OpKind;
@@ -13,6 +13,8 @@ export interface OpDesc {
   xItem?: number; block?: number; idx?: Int32Array;
   fn?: string; bits?: number;
   scale?: number; zp?: number; qmin?: number; qmax?: number;  // fakequant
+  bop?: number; odims?: number[]; sa?: number[]; sb?: number[];  // binary: 0 add, 1 sub, 2 mul, 3 div, broadcast strides
+  shift?: number;                                                // scale_shift: alpha·x + shift
 }
 
 export interface TrainNode { name: string; desc: OpDesc; inputs: string[]; output: string }

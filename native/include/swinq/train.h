@@ -16,7 +16,7 @@ namespace swinq {
 class ThreadPool;
 namespace train {
 
-enum class Kind { linear, layernorm, matmul, softmax, add, add_bcast, gather, act, mean_pool, fakequant };
+enum class Kind { linear, layernorm, matmul, softmax, add, add_bcast, gather, act, mean_pool, fakequant, binary, scale_shift };
 Kind kind_from_name(const std::string& name);  // throws naming the op
 const char* kind_name(Kind k);
 
@@ -33,6 +33,9 @@ struct Op {
   // mean_pool: y[t, c] = mean_l x[t, l, c] with L = M, C = D   inputs (x)
   // fakequant: y = (clamp(round_half_even(x/q_scale) + q_zp, q_min, q_max) − q_zp)·q_scale   inputs (x)
   //   backward: the clipped straight-through estimator dx = dy where q_min ≤ x/q_scale + q_zp ≤ q_max, else 0
+  // binary: y[i] = a[Σ i_d·sa[d]] ∘ b[Σ i_d·sb[d]] over row-major output dims odims[0..rank) (rank ≤ 8;
+  //   stride 0 = broadcast), ∘ = bop (0 add, 1 sub, 2 mul, 3 div)   inputs (a, b)
+  // scale_shift: y = alpha·x + shift   inputs (x)
   int64_t M = 0, K = 0, N = 0, D = 0;
   bool trans_b = false;
   float alpha = 1.f, eps = 1e-5f;
@@ -46,6 +49,9 @@ struct Op {
   bool fast_fn = false;           // gelu / relu: dedicated loops instead of the double reference
   float q_scale = 1.f;            // fakequant
   int32_t q_zp = 0, q_min = 0, q_max = 255;
+  int bop = 0, rank = 0;          // binary
+  int64_t odims[8] = {0}, sa[8] = {0}, sb[8] = {0};
+  float shift = 0.f;              // scale_shift
 };
 
 // Checks an op's own attributes (call once after filling it in; resolves act tables).

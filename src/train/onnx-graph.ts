@@ -1,0 +1,811 @@
+// Training on the graph a model file describes: the ONNX model is specialized, fused and lowered by
+// the fp32 compiler (src/passes, src/compile) for one batch size, and every plan op becomes one or
+// more train ops (native/train: forward and one backward rule per op kind). Parameters are the float
+// initializers the plan's constants come from: a probe run finds, for every element of every plan
+// constant, which initializer element it is (scale·p[i] + offset: transposed weights, gathered
+// relative-position tables, tables folded with a shift mask) so gradients flow back to the
+// initializers and the trained values are written back into the same ONNX graph.
+import onnxProto from 'onnx-proto';
+import { native } from '../native.js';
+import { loadModel } from '../onnx/load.js';
+import { numel, type ConstTensor, type Graph, type Node } from '../ir/graph.js';
+import { specialize } from '../passes/specialize.js';
+import { fuse } from '../passes/fuse.js';
+import { lower, type Lowered } from '../compile/lower.js';
+import { BinaryOp, ReduceOp, UnaryOp } from '../plan/ops.js';
+import { mulberry32 } from '../util/random.js';
+import type { OpDesc, Param } from './graph.js';
+
+const { onnx } = onnxProto;
+
+/** A train op over keyed tensors: native (forward/backward in native/train) or pure data movement. */
+export interface TapeNode {
+  name: string;
+  kind: 'native' | 'concat' | 'slice';
+  desc?: OpDesc;          // native
+  inputs: string[];
+  output: string;
+  act?: string;           // act nodes: the activation's name (its ONNX output value)
+  offsets?: number[];     // concat: start of each input; slice: [offset, length]
+}
+
+/** How a plan constant is made from one initializer: v[j] = s[j]·p[idx[j]] + c[j] (idx −1: c[j] alone). */
+interface ConstMap { param: string; idx: Int32Array; s: Float32Array; c: Float32Array; identity: boolean }
+
+export interface Tape {
+  batch: number;
+  nodes: TapeNode[];
+  input: string;
+  output: string;
+  /** constants: fixed values, or made from a parameter (re-made before every forward) */
+  fixed: Map<string, Float32Array>;
+  derived: Map<string, ConstMap>;
+  /** forward index of the last node reading each activation */
+  lastUse: Map<string, number>;
+  /** public names → tape keys: each activation's output by its name, `block:NAME` for its block output */
+  names: Map<string, string>;
+}
+
+export interface ActInfo { name: string; fn: string; hidden: number }
+
+export interface TapeState {
+  tape: Tape;
+  values: Map<string, Float32Array>;
+  codes: Map<string, Uint8Array>;
+  sizes: Map<string, number>;
+  /** high-water mark of activations + saved tensors + codes + gradients during the step (bytes) */
+  peakBytes: number;
+  /** bytes kept for backward at the end of forward */
+  savedBytes: number;
+  live: number;
+  /** per saved activation, the lowest node index whose backward reads it (freed after that rule) */
+  savedUntil: Map<string, number>;
+  /** memory-sharing LayerNorm: outputs of the LayerNorms whose backward runs from their output, with each row's 1/σ */
+  lnShared: Map<string, Float32Array>;
+  /** attention probabilities kept as 8-bit codes round(p·255) for backward (attentionProbs8bit) */
+  p8: Map<string, Uint8Array>;
+}
+
+const ACT_FN: Record<number, string> = { [UnaryOp.relu]: 'relu', [UnaryOp.gelu_erf]: 'gelu', [UnaryOp.gelu_tanh]: 'gelu_tanh', [UnaryOp.sigmoid]: 'sigmoid', [UnaryOp.tanh]: 'tanh', [UnaryOp.silu]: 'silu' };
+const LINEAR_ACT: Record<number, string> = { 1: 'relu', 2: 'gelu', 3: 'gelu_tanh' };
+const CODE_MOD = 2048;
+
+/** Attention masks (0 and ≤ −100) are constants, not parameters. */
+function maskLike(d: ArrayLike<number>): boolean {
+  let low = false;
+  for (let i = 0; i < d.length; i++) {
+    if (d[i] === 0) continue;
+    if (d[i] <= -100) { low = true; continue; }
+    return false;
+  }
+  return low;
+}
+
+function lowerWith(g: Graph, inits: Map<string, ConstTensor>, dims: Record<string, number[]>): { l: Lowered; nodes: Node[] } {
+  const s = specialize({ ...g, initializers: inits }, dims);
+  const nodes = fuse(s);
+  return { l: lower(s, nodes, g.opset), nodes };
+}
+
+function sameStructure(a: Lowered, b: Lowered): boolean {
+  if (a.tensors.length !== b.tensors.length || a.ops.length !== b.ops.length) return false;
+  for (let i = 0; i < a.tensors.length; i++) if (a.tensors[i].kind !== b.tensors[i].kind || a.tensors[i].dims.join() !== b.tensors[i].dims.join()) return false;
+  for (let i = 0; i < a.ops.length; i++) if (a.ops[i].kind !== b.ops[i].kind || a.ops[i].inputs.join() !== b.ops[i].inputs.join()) return false;
+  return true;
+}
+
+export class OnnxTrainGraph {
+  readonly params = new Map<string, Param>();
+  /** activation settings by name (shared by every batch's tape) */
+  readonly acts = new Map<string, { fn: string; bits: number; teacherFn: string }>();
+  readonly input: string;
+  readonly inputShape: number[];   // per sample
+  readonly outputName: string;
+  readonly classes: number;
+  readonly metadata: Record<string, string>;
+  private readonly tapes = new Map<number, Tape>();
+  private readonly graph: Graph;
+  /** activation order (forward) and the width of their hidden vector */
+  actList: ActInfo[] = [];
+  /** Memory-sharing LayerNorm (Approx-BP): a LayerNorm whose output a linear keeps anyway saves only
+   *  that output and 1/σ per row, not its input; backward rebuilds x̂ = (y − β)/γ. Off by default. */
+  shareLayerNorm = false;
+  /** Attention probabilities (a softmax output that a matmul multiplies with V) kept for backward as
+   *  8-bit codes round(p·255) instead of fp32; both the softmax and the P·V backward read the decoded
+   *  values (an approximation: |Δp| ≤ 1/510). Off by default. */
+  attentionProbs8bit = false;
+  /** per activation, the name of the tensor its MLP adds back to the residual stream (block output) */
+  blockOut = new Map<string, string>();
+
+  constructor(readonly bytes: Uint8Array, readonly source: string) {
+    this.graph = cubesAsPow(loadModel(bytes));
+    const g = this.graph;
+    this.metadata = g.metadata ?? {};
+    if (g.inputs.length !== 1) throw new Error(`${source}: training needs one graph input, the model has ${g.inputs.length}`);
+    const inp = g.inputs[0];
+    this.input = inp.name;
+    const rest = inp.dims.slice(1);
+    if (rest.some((d) => typeof d !== 'number' || d <= 0)) throw new Error(`${source}: input '${inp.name}' needs fixed dims after the batch, got [${inp.dims.join(', ')}]`);
+    this.inputShape = rest as number[];
+    const out = g.outputs.find((o) => o.dtype === 'float32');
+    if (!out) throw new Error(`${source}: no float32 graph output to train`);
+    this.outputName = out.name;
+    for (const [name, c] of g.initializers) {
+      if (c.dtype !== 'float32' || c.data.length < 2 || maskLike(c.data)) continue;
+      this.params.set(name, { name, shape: [...c.dims], data: Float32Array.from(c.data), trainable: true, decay: false });
+    }
+    const t = this.tape(1);
+    // initializers no plan constant reads are not parameters
+    const used = new Set<string>();
+    for (const m of t.derived.values()) used.add(m.param);
+    for (const k of [...this.params.keys()]) if (!used.has(k)) this.params.delete(k);
+    this.classes = this.predict(new Float32Array(numel(this.inputShape)), 1).length;
+  }
+
+  /** The tape for one batch size (compiled on first use). */
+  tape(batch: number): Tape {
+    let t = this.tapes.get(batch);
+    if (!t) {
+      t = this.build(batch);
+      this.tapes.set(batch, t);
+    }
+    return t;
+  }
+
+  private build(batch: number): Tape {
+    const g = this.graph;
+    const dims = { [this.input]: [batch, ...this.inputShape] };
+    const real = lowerWith(g, g.initializers, dims);
+    const l = real.l;
+    // ---- probes: which initializer element is each plan-constant element
+    const names = [...this.params.keys()];
+    const base: number[] = [];
+    let total = 0;
+    for (const n of names) { base.push(total); total += this.params.get(n)!.data.length; }
+    const rA = new Float32Array(total), rE = new Float32Array(total);
+    const rnd = mulberry32(12345);
+    for (let i = 0; i < total; i++) { rA[i] = 0.5 + rnd(); rE[i] = 0.5 + rnd(); }
+    const probe = (f: (gi: number) => number): Lowered => {
+      const m = new Map(g.initializers);
+      names.forEach((n, k) => {
+        const c = g.initializers.get(n)!;
+        const d = new Float32Array(c.data.length);
+        for (let i = 0; i < d.length; i++) d[i] = f(base[k] + i);
+        m.set(n, { dtype: 'float32', dims: c.dims, data: d });
+      });
+      const r = lowerWith(g, m, dims).l;
+      if (!sameStructure(r, l)) throw new Error(`${this.source}: the compiled graph changes with the parameter values; cannot train it`);
+      return r;
+    };
+    const A = probe((i) => rA[i]);
+    const B = probe((i) => rA[i] + 1);
+    const Cp = probe((i) => rA[i] + (i % CODE_MOD) + 1);
+    const D = probe((i) => rA[i] + Math.floor(i / CODE_MOD) + 1);
+    const E = probe((i) => rE[i]);
+    const ownerOf = (gi: number): number => { let lo = 0, hi = base.length - 1; while (lo < hi) { const m = (lo + hi + 1) >> 1; if (base[m] <= gi) lo = m; else hi = m - 1; } return lo; };
+    const fixed = new Map<string, Float32Array>();
+    const derived = new Map<string, ConstMap>();
+    const constKey = (id: number): string => {
+      const k = `c${id}`;
+      if (fixed.has(k) || derived.has(k)) return k;
+      const t = l.tensors[id];
+      if (t.dtype !== 'float32') throw new Error(`internal: constant ${id} is ${t.dtype}`);
+      const n = t.data!.data.length;
+      const a = A.tensors[id].data!.data, b = B.tensors[id].data!.data, c3 = Cp.tensors[id].data!.data, d4 = D.tensors[id].data!.data, e5 = E.tensors[id].data!.data;
+      let owner = -1;
+      const idx = new Int32Array(n), s = new Float32Array(n), c = new Float32Array(n);
+      let ok = true;
+      for (let j = 0; j < n && ok; j++) {
+        const sj = b[j] - a[j];
+        if (Math.abs(sj) < 1e-6 && Math.abs(c3[j] - a[j]) < 1e-6 && Math.abs(e5[j] - a[j]) < 1e-6) { idx[j] = -1; c[j] = t.data!.data[j]; continue; }
+        const lo = Math.round((c3[j] - a[j]) / sj) - 1, hi = Math.round((d4[j] - a[j]) / sj) - 1;
+        const gi = hi * CODE_MOD + lo;
+        if (!(sj !== 0 && lo >= 0 && lo < CODE_MOD && gi >= 0 && gi < total)) { ok = false; break; }
+        const o = ownerOf(gi);
+        if (owner === -1) owner = o;
+        else if (owner !== o) { ok = false; break; }
+        const cj = a[j] - sj * rA[gi];
+        if (Math.abs(sj * rE[gi] + cj - e5[j]) > 1e-4 * (1 + Math.abs(e5[j]) + Math.abs(cj))) { ok = false; break; }
+        // (r + 1) − r is 1 only up to float rounding: snap the plain-copy case
+        const one = Math.abs(sj - 1) < 1e-5;
+        idx[j] = gi - base[o]; s[j] = one ? 1 : sj; c[j] = one && Math.abs(cj) < 1e-5 * (1 + Math.abs(a[j])) ? 0 : cj;
+      }
+      if (!ok || owner === -1) {
+        fixed.set(k, t.data!.data instanceof Float32Array ? t.data!.data : Float32Array.from(t.data!.data));
+        return k;
+      }
+      const pname = names[owner];
+      const plen = this.params.get(pname)!.data.length;
+      let identity = n === plen;
+      for (let j = 0; j < n && identity; j++) identity = idx[j] === j && s[j] === 1 && c[j] === 0;
+      derived.set(k, { param: pname, idx, s, c, identity });
+      return k;
+    };
+    // ---- plan ops → train ops
+    const fusedByName = new Map<string, Node>();
+    for (const n of real.nodes) fusedByName.set(n.name, n);
+    const nodes: TapeNode[] = [];
+    const root = (t: number): { r: number; off: number } => {
+      let r = t, off = 0;
+      while (l.tensors[r].aliasOf !== undefined) { off += l.tensors[r].aliasElemOffset ?? 0; r = l.tensors[r].aliasOf!; }
+      return { r, off };
+    };
+    const rename = new Map<string, string>();          // key → the key holding its value
+    const parts = new Map<number, { off: number; len: number; key: string }[]>();
+    const resolved = (k: string): string => { let x = k; while (rename.has(x)) x = rename.get(x)!; return x; };
+    const rootKey = (r: number): string => {
+      const t = l.tensors[r];
+      if (t.kind === 'input') return 'input';
+      if (t.kind === 'const') return constKey(r);
+      const ps = parts.get(r);
+      if (ps && ps.length) {
+        ps.sort((p, q) => p.off - q.off);
+        let at = 0;
+        for (const p of ps) { if (p.off !== at) throw new Error(`${this.source}: staging buffer ${r} is not written contiguously`); at += p.len; }
+        if (at !== numel(t.dims)) throw new Error(`${this.source}: staging buffer ${r} is only partly written`);
+        nodes.push({ name: `concat${r}`, kind: 'concat', inputs: ps.map((p) => resolved(p.key)), output: `t${r}`, offsets: ps.map((p) => p.off) });
+        parts.delete(r);
+      }
+      return resolved(`t${r}`);
+    };
+    const sliceCache = new Map<string, string>();
+    const read = (t: number): string => {
+      if (t < 0) throw new Error('internal: missing input');
+      const { r, off } = root(t);
+      const rk = rootKey(r);
+      const n = numel(l.tensors[t].dims), rn = numel(l.tensors[r].dims);
+      if (off === 0 && n === rn) return rk;
+      const ck = `${rk}@${off}+${n}`;
+      let k = sliceCache.get(ck);
+      if (!k) {
+        k = `s${sliceCache.size}_${rk}`;
+        nodes.push({ name: k, kind: 'slice', inputs: [rk], output: k, offsets: [off, n] });
+        sliceCache.set(ck, k);
+      }
+      return k;
+    };
+    const write = (t: number): string => {
+      const { r, off } = root(t);
+      const n = numel(l.tensors[t].dims), rn = numel(l.tensors[r].dims);
+      if (off === 0 && n === rn) return `t${r}`;
+      const k = `p${t}`;
+      const ps = parts.get(r) ?? [];
+      ps.push({ off, len: n, key: k });
+      parts.set(r, ps);
+      return k;
+    };
+    let ones = 0;
+    const fill = (n: number, v: number): string => {
+      const k = `f${ones++}`;
+      fixed.set(k, new Float32Array(n).fill(v));
+      return k;
+    };
+    const actName = (opName: string, fallback: string): string => {
+      const f = fusedByName.get(opName);
+      return f ? f.outputs[0] : fallback;
+    };
+    const where = (o: { name: string }) => `${this.source}: node '${o.name}'`;
+    l.ops.forEach((op) => {
+      const I = op.ints;
+      const nat = (desc: OpDesc, inputs: string[], output: string, act?: string) => nodes.push({ name: `${op.name}#${nodes.length}`, kind: 'native', desc, inputs, output, act });
+      switch (op.kind) {
+        case 'copy': rename.set(write(op.outputs[0]), read(op.inputs[0])); break;
+        case 'cast':
+          if (l.tensors[op.inputs[0]].dtype !== 'float32' || l.tensors[op.outputs[0]].dtype !== 'float32') throw new Error(`${where(op)}: only float32 casts can be trained`);
+          rename.set(write(op.outputs[0]), read(op.inputs[0]));
+          break;
+        case 'index_map': {
+          const idx = Int32Array.from(l.tensors[op.inputs[1]].data!.data);
+          nat({ op: 'gather', xItem: I[2], block: I[0], idx }, [read(op.inputs[0])], write(op.outputs[0]));
+          break;
+        }
+        case 'linear': {
+          const [, K, N, act] = I;
+          const bias = op.inputs[2] >= 0 ? read(op.inputs[2]) : fill(N, 0);
+          const out = write(op.outputs[0]);
+          const res = op.inputs[3] >= 0 ? read(op.inputs[3]) : '';
+          let y = act || res ? `${out}.lin` : out;
+          nat({ op: 'linear', K, N }, [read(op.inputs[0]), read(op.inputs[1]), bias], y);
+          if (act) {
+            const fn = LINEAR_ACT[act];
+            if (!fn) throw new Error(`${where(op)}: unknown fused activation ${act}`);
+            const a = actName(op.name, `${op.name}.act`);
+            const y2 = res ? `${out}.act` : out;
+            nat({ op: 'act', fn }, [y], y2, a);
+            y = y2;
+          }
+          if (res) nat({ op: 'add' }, [y, res], out);
+          break;
+        }
+        case 'matmul': {
+          const [Bt, M, K, N, transB, sA, sB] = I;
+          const alpha = op.floats[0] ?? 1;
+          const a = read(op.inputs[0]), b = read(op.inputs[1]);
+          const bStride = K * N;
+          if (Bt === 1 || (sA === M * K && sB === bStride)) nat({ op: 'matmul', M, K, N, transB: !!transB, alpha }, [a, b], write(op.outputs[0]));
+          else if (sB === 0 && sA === M * K) nat({ op: 'matmul', M: Bt * M, K, N, transB: !!transB, alpha }, [a, b], write(op.outputs[0]));
+          else throw new Error(`${where(op)}: batched matmul with a broadcast A operand cannot be trained yet`);
+          break;
+        }
+        case 'layernorm': {
+          const D = I[1];
+          const gm = op.inputs[1] >= 0 ? read(op.inputs[1]) : fill(D, 1);
+          const bt = op.inputs[2] >= 0 ? read(op.inputs[2]) : fill(D, 0);
+          nat({ op: 'layernorm', D, eps: op.floats[0] }, [read(op.inputs[0]), gm, bt], write(op.outputs[0]));
+          break;
+        }
+        case 'softmax': {
+          const [, D, br] = I;
+          let x = read(op.inputs[0]);
+          const out = write(op.outputs[0]);
+          if (op.inputs[1] >= 0) {
+            const y = `${out}.biased`;
+            nat({ op: 'add_bcast', dims: [1, 1, br * D], bdims: [1, 1, br * D] }, [x, read(op.inputs[1])], y);
+            x = y;
+          }
+          nat({ op: 'softmax', D }, [x], out);
+          break;
+        }
+        case 'binary': {
+          const [code, rank] = I;
+          if (code !== BinaryOp.add && code !== BinaryOp.sub && code !== BinaryOp.mul && code !== BinaryOp.div) throw new Error(`${where(op)}: binary op ${code} (pow/max/min) cannot be trained`);
+          const odims = I.slice(2, 2 + rank), sa = I.slice(2 + rank, 2 + 2 * rank), sb = I.slice(2 + 2 * rank, 2 + 3 * rank);
+          nat({ op: 'binary', bop: code, odims, sa, sb }, [read(op.inputs[0]), read(op.inputs[1])], write(op.outputs[0]));
+          break;
+        }
+        case 'unary': {
+          const code = I[0];
+          if (code === UnaryOp.scale_shift) { nat({ op: 'scale_shift', alpha: op.floats[0], shift: op.floats[1] }, [read(op.inputs[0])], write(op.outputs[0])); break; }
+          const fn = ACT_FN[code];
+          if (!fn) throw new Error(`${where(op)}: unary op ${code} cannot be trained`);
+          const a = fn === 'gelu' || fn === 'gelu_tanh' || fn === 'relu' ? actName(op.name, `${op.name}.act`) : undefined;
+          nat({ op: 'act', fn }, [read(op.inputs[0])], write(op.outputs[0]), a);
+          break;
+        }
+        case 'reduce': {
+          const [, R, Iin, kind] = I;
+          if (kind !== ReduceOp.mean && kind !== ReduceOp.sum) throw new Error(`${where(op)}: max/min reductions cannot be trained`);
+          const out = write(op.outputs[0]);
+          if (kind === ReduceOp.mean) nat({ op: 'mean_pool', L: R, C: Iin }, [read(op.inputs[0])], out);
+          else {
+            nat({ op: 'mean_pool', L: R, C: Iin }, [read(op.inputs[0])], `${out}.mean`);
+            nat({ op: 'scale_shift', alpha: R, shift: 0 }, [`${out}.mean`], out);
+          }
+          break;
+        }
+        case 'argmax': break;  // integer output: not part of what is trained
+        default: throw new Error(`${where(op)}: plan op '${op.kind}' cannot be trained`);
+      }
+    });
+    const outIdx = g.outputs.findIndex((o) => o.name === this.outputName);
+    const output = read(l.outputs[outIdx]);
+    // keep only what the output needs
+    const need = new Set<string>([output]);
+    const kept: TapeNode[] = [];
+    for (let k = nodes.length - 1; k >= 0; k--) {
+      const n = nodes[k];
+      if (!need.has(n.output)) continue;
+      kept.push(n);
+      for (const i of n.inputs) need.add(i);
+    }
+    kept.reverse();
+    for (const n of kept) n.inputs = n.inputs.map(resolved);
+    const isConst = (k: string) => fixed.has(k) || derived.has(k);
+    const lastUse = new Map<string, number>();
+    kept.forEach((n, i) => {
+      for (const x of n.inputs) if (!isConst(x)) lastUse.set(x, i);
+    });
+    // activations in forward order, with their hidden width (the next linear's K)
+    const pub = new Map<string, string>();
+    for (const n of kept) {
+      if (!n.act) continue;
+      pub.set(n.act, n.output);
+      const fc2 = kept.find((m) => m.kind === 'native' && m.desc!.op === 'linear' && m.inputs[0] === n.output);
+      if (!fc2) continue;
+      // the block output: fc2 (+ its residual add)
+      const add = kept.find((m) => m.kind === 'native' && (m.desc!.op === 'add' || m.desc!.op === 'binary') && m.inputs.includes(fc2.output));
+      pub.set(`block:${n.act}`, add ? add.output : fc2.output);
+    }
+    const t: Tape = { batch, nodes: kept, input: 'input', output, fixed, derived, lastUse, names: pub };
+    if (this.actList.length === 0) {
+      for (const n of kept) {
+        if (!n.act) continue;
+        const fc2 = kept.find((m) => m.kind === 'native' && m.desc!.op === 'linear' && m.inputs[0] === n.output);
+        this.actList.push({ name: n.act, fn: n.desc!.fn!, hidden: fc2 ? fc2.desc!.K! : 0 });
+        if (!this.acts.has(n.act)) this.acts.set(n.act, { fn: n.desc!.fn!, bits: 0, teacherFn: n.desc!.fn! });
+        if (fc2) this.blockOut.set(n.act, `block:${n.act}`);
+      }
+    }
+    for (const n of kept) if (n.act && !this.acts.has(n.act)) throw new Error(`internal: activation '${n.act}' differs between batch sizes`);
+    // weights of linear/matmul/conv decay (AdamW); biases, norms, tables, embeddings do not
+    for (const n of kept) {
+      if (n.kind !== 'native' || n.desc!.op !== 'linear') continue;
+      const w = derived.get(n.inputs[1]);
+      if (w) this.params.get(w.param)!.decay = true;
+    }
+    return t;
+  }
+
+  /** Keys a node's backward rule reads (inputs, or its output for softmax). */
+  private savedBy(n: TapeNode, st?: TapeState): string[] {
+    if (n.kind !== 'native') return [];
+    const d = n.desc!;
+    switch (d.op) {
+      case 'linear': return [n.inputs[0], n.inputs[1]];
+      case 'layernorm': return st?.lnShared.has(n.output) ? [n.output, n.inputs[1], n.inputs[2]] : [n.inputs[0], n.inputs[1]];
+      case 'matmul': return st?.p8.has(n.inputs[0]) ? [n.inputs[1]] : [n.inputs[0], n.inputs[1]];
+      case 'softmax': return st?.p8.has(n.output) ? [] : [n.output];
+      case 'binary': return (d as { bop?: number }).bop! >= 2 ? [n.inputs[0], n.inputs[1]] : [];
+      case 'fakequant': return [n.inputs[0]];
+      case 'act': {
+        const a = n.act ? this.acts.get(n.act) : undefined;
+        return a && a.bits > 0 ? [] : [n.inputs[0]];
+      }
+      default: return [];
+    }
+  }
+
+  /** Parameter-made constants of a tape, from the current parameter values. */
+  private constValues(t: Tape, values: Map<string, Float32Array>): void {
+    for (const [k, v] of t.fixed) values.set(k, v);
+    for (const [k, m] of t.derived) {
+      const p = this.params.get(m.param)!.data;
+      if (m.identity) { values.set(k, p); continue; }
+      const v = new Float32Array(m.idx.length);
+      for (let j = 0; j < v.length; j++) v[j] = m.idx[j] < 0 ? m.c[j] : m.s[j] * p[m.idx[j]] + m.c[j];
+      values.set(k, v);
+    }
+  }
+
+  private descOf(n: TapeNode): OpDesc {
+    const d = n.desc!;
+    if (d.op !== 'act' || !n.act) return d;
+    const a = this.acts.get(n.act)!;
+    return { ...d, fn: a.fn, bits: a.bits };
+  }
+
+  /** Forward pass. keep: free what backward does not read as soon as its last reader ran;
+   *  alsoKeep: activations kept anyway (losses on hidden states); false keeps nothing extra. */
+  forward(x: Float32Array, batch: number, keep = true, alsoKeep: Iterable<string> = []): TapeState {
+    const per = numel(this.inputShape);
+    if (!Number.isInteger(batch) || batch < 1) throw new Error(`train: batch must be a positive integer, got ${batch}`);
+    if (x.length !== per * batch) throw new Error(`train: input '${this.input}' has ${x.length} values, expected ${batch}×${per}`);
+    const t = this.tape(batch);
+    const values = new Map<string, Float32Array>();
+    const st: TapeState = { tape: t, values, codes: new Map(), sizes: new Map(), peakBytes: 0, savedBytes: 0, live: 0, savedUntil: new Map(), lnShared: new Map(), p8: new Map() };
+    this.constValues(t, values);
+    values.set('input', x);
+    st.sizes.set('input', x.length);
+    const kept = [...alsoKeep];
+    const extra = new Set(kept.map((k) => t.names.get(k) ?? k));
+    const isConst = (k: string) => t.fixed.has(k) || t.derived.has(k);
+    const saved = new Set<string>();
+    st.savedUntil = new Map();
+    if (keep && this.shareLayerNorm) {
+      // LayerNorms read by a linear (which keeps their output) with no γ near 0 (x̂ = (y − β)/γ)
+      const linIn = new Set(t.nodes.filter((n) => n.kind === 'native' && n.desc!.op === 'linear').map((n) => n.inputs[0]));
+      for (const n of t.nodes) {
+        if (n.kind !== 'native' || n.desc!.op !== 'layernorm' || !linIn.has(n.output)) continue;
+        if (values.get(n.inputs[1])!.every((gm) => Math.abs(gm) >= 1e-3)) st.lnShared.set(n.output, new Float32Array(0));
+      }
+    }
+    if (keep && this.attentionProbs8bit) {
+      const pv = new Set(t.nodes.filter((n) => n.kind === 'native' && n.desc!.op === 'matmul').map((n) => n.inputs[0]));
+      for (const n of t.nodes) if (n.kind === 'native' && n.desc!.op === 'softmax' && pv.has(n.output)) st.p8.set(n.output, new Uint8Array(0));
+    }
+    if (keep) {
+      for (let i = t.nodes.length - 1; i >= 0; i--) {
+        for (const k of this.savedBy(t.nodes[i], st)) if (!isConst(k)) { saved.add(k); st.savedUntil.set(k, i); }
+      }
+    }
+    const bump = (b: number) => { st.live += b; if (st.live > st.peakBytes) st.peakBytes = st.live; };
+    bump(x.byteLength);
+    t.nodes.forEach((n, i) => {
+      const ins = n.inputs.map((k) => {
+        const v = values.get(k);
+        if (!v) throw new Error(`internal: '${k}' missing at node '${n.name}'`);
+        return v;
+      });
+      let y: Float32Array;
+      if (n.kind === 'native') {
+        if (st.lnShared.has(n.output)) {
+          const rs = rowRstd(ins[0], n.desc!.D!, n.desc!.eps ?? 1e-5);
+          st.lnShared.set(n.output, rs);
+          bump(rs.byteLength);
+        }
+        const r = native.trainForward(this.descOf(n), ins);
+        y = r.y;
+        if (st.p8.has(n.output)) {
+          const c = new Uint8Array(y.length);
+          for (let j = 0; j < y.length; j++) c[j] = Math.round(y[j] * 255);
+          st.p8.set(n.output, c);
+          bump(c.byteLength);
+        }
+        if (r.codes) { st.codes.set(n.output, r.codes); bump(r.codes.byteLength); }
+      } else if (n.kind === 'concat') {
+        y = new Float32Array(ins.reduce((a, v) => a + v.length, 0));
+        ins.forEach((v, j) => y.set(v, n.offsets![j]));
+      } else {
+        y = ins[0].slice(n.offsets![0], n.offsets![0] + n.offsets![1]);
+      }
+      values.set(n.output, y);
+      st.sizes.set(n.output, y.length);
+      bump(y.byteLength);
+      // release inputs whose last forward reader this was, unless backward reads them
+      for (const k of new Set(n.inputs)) {
+        if (isConst(k) || t.lastUse.get(k) !== i || k === t.output || extra.has(k) || saved.has(k)) continue;
+        const v = values.get(k);
+        if (v && values.delete(k)) st.live -= v.byteLength;
+      }
+    });
+    st.savedBytes = st.live;
+    for (const k of kept) {
+      const key = t.names.get(k);
+      if (key && values.has(key)) values.set(k, values.get(key)!);
+    }
+    return st;
+  }
+
+  /** Gradients of every trainable parameter for dL/d(output) = dout (+ seeds on hidden tensors). */
+  backward(st: TapeState, dout: Float32Array, seeds?: Map<string, Float32Array>): Map<string, Float32Array> {
+    const t = st.tape;
+    const grads = new Map<string, Float32Array>();
+    const bump = (b: number) => { st.live += b; if (st.live > st.peakBytes) st.peakBytes = st.live; };
+    const isConst = (k: string) => t.fixed.has(k) || t.derived.has(k);
+    for (const [name, g] of seeds ?? []) {
+      const k = t.names.get(name) ?? name;
+      if (!st.sizes.has(k) || k === 'input') throw new Error(`backward: seed '${name}' is not an op output of this graph`);
+      if (st.sizes.get(k) !== g.length) throw new Error(`backward: seed '${name}' has ${g.length} values, the tensor ${st.sizes.get(k)}`);
+      const have = grads.get(k);
+      if (have) for (let i = 0; i < g.length; i++) have[i] += g[i]; else { grads.set(k, Float32Array.from(g)); bump(g.byteLength); }
+    }
+    if (dout.length !== st.sizes.get(t.output)) throw new Error(`backward: dout has ${dout.length} values, the output ${st.sizes.get(t.output)}`);
+    grads.set(t.output, dout);
+    const needs = this.needsGrad(t);
+    const accumulate = (name: string, g: Float32Array) => {
+      const have = grads.get(name);
+      if (!have) { grads.set(name, g); if (!isConst(name)) bump(g.byteLength); } else for (let i = 0; i < g.length; i++) have[i] += g[i];
+    };
+    const constGrads = new Map<string, Float32Array>();
+    const sizeOf = (k: string): number => st.sizes.get(k) ?? st.values.get(k)!.length;
+    for (let i = t.nodes.length - 1; i >= 0; i--) {
+      const n = t.nodes[i];
+      const dy = grads.get(n.output);
+      if (dy) {
+        const need = n.inputs.map((k) => needs.has(k));
+        let gs: (Float32Array | null)[];
+        if (n.kind === 'native') {
+          const d = this.descOf(n);
+          const saved = new Set(this.savedBy(n, st));
+          for (const k of [n.output, n.inputs[0]]) {
+            const c = st.p8.get(k);
+            if (!c || st.values.has(k)) continue;
+            const p = new Float32Array(c.length);
+            for (let j = 0; j < c.length; j++) p[j] = c[j] / 255;
+            st.values.set(k, p);
+            bump(p.byteLength);
+          }
+          const ins = n.inputs.map((k) => (saved.has(k) || isConst(k) || st.p8.has(k) ? st.values.get(k) ?? null : null));
+          const sizes = n.inputs.map(sizeOf);
+          const out = d.op === 'softmax' ? st.values.get(n.output)! : null;
+          const rstd = st.lnShared.get(n.output);
+          if (rstd && need.some((x) => x)) gs = sharedLayerNormBackward(d, st.values.get(n.output)!, ins[1]!, ins[2]!, rstd, dy, need);
+          else gs = need.some((x) => x) ? native.trainBackward(d, ins, sizes, out, dy, st.codes.get(n.output) ?? null, need) : [];
+        } else if (n.kind === 'concat') {
+          gs = n.inputs.map((k, j) => (need[j] ? dy.slice(n.offsets![j], n.offsets![j] + sizeOf(k)) : null));
+        } else {
+          const g = new Float32Array(sizeOf(n.inputs[0]));
+          g.set(dy, n.offsets![0]);
+          gs = [need[0] ? g : null];
+        }
+        n.inputs.forEach((k, j) => {
+          const g = gs[j];
+          if (!g) return;
+          if (isConst(k)) {
+            const have = constGrads.get(k);
+            if (!have) constGrads.set(k, g); else for (let q = 0; q < g.length; q++) have[q] += g[q];
+          } else accumulate(k, g);
+        });
+        if (n.output !== t.output) { grads.delete(n.output); st.live -= dy.byteLength; }
+      }
+      // saved tensors whose last backward reader was this node
+      for (const k of this.savedBy(n, st)) {
+        if (st.savedUntil.get(k) === i && k !== t.output) {
+          const v = st.values.get(k);
+          if (v && !isConst(k) && k !== 'input') { st.values.delete(k); st.live -= v.byteLength; }
+        }
+      }
+      const c = st.codes.get(n.output);
+      if (c) { st.codes.delete(n.output); st.live -= c.byteLength; }
+      const c8 = n.kind === 'native' && n.desc!.op === 'softmax' ? st.p8.get(n.output) : undefined;
+      if (c8) {
+        const v = st.values.get(n.output);
+        if (v) { st.values.delete(n.output); st.live -= v.byteLength; }
+        st.p8.delete(n.output);
+        st.live -= c8.byteLength;
+      }
+    }
+    // constants made from parameters: scatter back (v[j] = s·p[idx[j]] + c)
+    const res = new Map<string, Float32Array>();
+    for (const [k, p] of this.params) if (p.trainable) res.set(k, new Float32Array(p.data.length));
+    for (const [k, g] of constGrads) {
+      const m = t.derived.get(k);
+      if (!m) continue;
+      const dst = res.get(m.param);
+      if (!dst) continue;
+      if (m.identity) { for (let j = 0; j < g.length; j++) dst[j] += g[j]; continue; }
+      for (let j = 0; j < g.length; j++) if (m.idx[j] >= 0) dst[m.idx[j]] += m.s[j] * g[j];
+    }
+    return res;
+  }
+
+  private needsCache = new Map<Tape, Set<string>>();
+  private needsGrad(t: Tape): Set<string> {
+    let s = this.needsCache.get(t);
+    if (s) return s;
+    s = new Set<string>();
+    for (const [k, m] of t.derived) if (this.params.get(m.param)?.trainable) s.add(k);
+    for (const n of t.nodes) if (n.inputs.some((i) => s!.has(i))) s.add(n.output);
+    this.needsCache.set(t, s);
+    return s;
+  }
+
+  /** Sets few-bit bits on every MLP activation (0 = exact backward). */
+  setFewbit(bits: number): void {
+    if (!Number.isInteger(bits) || bits < 0 || bits > 4) throw new Error(`--fewbit must be 0..4, got ${bits}`);
+    for (const a of this.acts.values()) a.bits = bits;
+  }
+
+  /** Logits for a batch (nothing kept). */
+  predict(x: Float32Array, batch: number): Float32Array {
+    const st = this.forward(x, batch, false);
+    return st.values.get(st.tape.output)!;
+  }
+
+  /** The model file with the current parameters written back and every activation swapped to ReLU
+   *  where its setting says relu (the teacher's GELU subgraph becomes one Relu node). */
+  exportOnnx(metadata: Record<string, string> = {}): Uint8Array {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const m: any = onnx.ModelProto.decode(this.bytes);
+    const g = m.graph;
+    const raw = (d: Float32Array) => new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength));
+    const written = new Set<string>();
+    for (const t of g.initializer ?? []) {
+      const p = this.params.get(t.name);
+      if (!p) continue;
+      t.rawData = raw(p.data); t.floatData = []; t.dataLocation = 0; t.externalData = [];
+      written.add(t.name);
+    }
+    for (const n of g.node ?? []) {
+      if (n.opType !== 'Constant' || !n.output?.[0]) continue;
+      const p = this.params.get(n.output[0]);
+      if (!p) continue;
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const a = (n.attribute ?? []).find((x: any) => x.name === 'value');
+      if (a?.t) { a.t.rawData = raw(p.data); a.t.floatData = []; written.add(n.output[0]); }
+    }
+    for (const k of this.params.keys()) if (!written.has(k)) throw new Error(`export: parameter '${k}' not found in ${this.source}`);
+    const swap = [...this.acts].filter(([, a]) => a.fn !== a.teacherFn).map(([name, a]) => ({ name, fn: a.fn }));
+    if (swap.length) swapActivations(g, swap, this.source);
+    const meta = new Map<string, string>();
+    for (const p of m.metadataProps ?? []) meta.set(p.key, p.value);
+    for (const [k, v] of Object.entries(metadata)) meta.set(k, v);
+    m.metadataProps = [...meta].map(([key, value]) => ({ key, value }));
+    return onnx.ModelProto.encode(m).finish();
+  }
+}
+
+/** 1/σ of every row of D values (σ² + eps, float64 sums like the native LayerNorm). */
+function rowRstd(x: Float32Array, D: number, eps: number): Float32Array {
+  const R = x.length / D;
+  const r = new Float32Array(R);
+  for (let i = 0; i < R; i++) {
+    let mu = 0, v = 0;
+    for (let j = 0; j < D; j++) mu += x[i * D + j];
+    mu /= D;
+    for (let j = 0; j < D; j++) { const d = x[i * D + j] - mu; v += d * d; }
+    r[i] = 1 / Math.sqrt(v / D + eps);
+  }
+  return r;
+}
+
+/** LayerNorm backward from its output: x̂ = (y − β)/γ, then dx = 1/σ·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
+ *  with dx̂ = dy·γ; dγ = Σ dy·x̂, dβ = Σ dy (the input is not needed). */
+function sharedLayerNormBackward(d: OpDesc, y: Float32Array, gamma: Float32Array, beta: Float32Array, rstd: Float32Array, dy: Float32Array, need: boolean[]): (Float32Array | null)[] {
+  const D = d.D!, R = y.length / D;
+  const dx = need[0] ? new Float32Array(y.length) : null;
+  const dg = new Float64Array(D), db = new Float64Array(D);
+  const xh = new Float64Array(D), dxh = new Float64Array(D);
+  for (let r = 0; r < R; r++) {
+    let m1 = 0, m2 = 0;
+    for (let i = 0; i < D; i++) {
+      const k = r * D + i;
+      xh[i] = (y[k] - beta[i]) / gamma[i];
+      dxh[i] = dy[k] * gamma[i];
+      m1 += dxh[i]; m2 += dxh[i] * xh[i];
+      dg[i] += dy[k] * xh[i]; db[i] += dy[k];
+    }
+    m1 /= D; m2 /= D;
+    if (dx) for (let i = 0; i < D; i++) dx[r * D + i] = rstd[r] * (dxh[i] - m1 - xh[i] * m2);
+  }
+  return [dx, need[1] ? Float32Array.from(dg) : null, need[2] ? Float32Array.from(db) : null];
+}
+
+/** x·(x·x) → Pow(x, 3): the tanh-GELU of some exporters (DeiT) then fuses like the Pow form does,
+ *  so it trains as one activation (few-bit, swappable). The values are the same. */
+function cubesAsPow(g: Graph): Graph {
+  const uses = new Map<string, number>();
+  for (const n of g.nodes) for (const i of n.inputs) if (i) uses.set(i, (uses.get(i) ?? 0) + 1);
+  const byOut = new Map<string, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) byOut.set(o, n);
+  const three = '__swinq_train_three';
+  let changed = false;
+  const nodes = g.nodes.map((n) => {
+    if (n.opType !== 'Mul' || n.domain !== '') return n;
+    for (const j of [0, 1]) {
+      const x = n.inputs[j];
+      const sq = byOut.get(n.inputs[1 - j]);
+      if (sq && sq.opType === 'Mul' && sq.inputs[0] === x && sq.inputs[1] === x && uses.get(sq.outputs[0]) === 1) {
+        changed = true;
+        return { ...n, opType: 'Pow', inputs: [x, three], attrs: {} };
+      }
+    }
+    return n;
+  });
+  if (!changed) return g;
+  const initializers = new Map(g.initializers);
+  initializers.set(three, { dtype: 'float32', dims: [], data: Float32Array.of(3) });
+  return { ...g, nodes, initializers };
+}
+
+/** Replaces each activation subgraph ending in value `name` by one node (Relu) from its input: the
+ *  input is the one value the subgraph reads twice or more (x in x·Φ(x)), found walking back through
+ *  elementwise nodes; nodes left without readers are removed. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function swapActivations(g: any, swaps: { name: string; fn: string }[], source: string): void {
+  const ELEM = new Set(['Erf', 'Tanh', 'Div', 'Mul', 'Add', 'Pow', 'Sub', 'Sigmoid']);
+  const ONNX_FN: Record<string, string> = { relu: 'Relu' };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const producer = new Map<string, any>();
+  for (const n of g.node) for (const o of n.output) producer.set(o, n);
+  const inits = new Set<string>((g.initializer ?? []).map((t: { name: string }) => t.name));
+  const isConst = (v: string) => inits.has(v) || producer.get(v)?.opType === 'Constant';
+  for (const { name, fn } of swaps) {
+    const op = ONNX_FN[fn];
+    if (!op) throw new Error(`export: activation '${fn}' has no ONNX form here (only relu)`);
+    const last = producer.get(name);
+    if (!last) throw new Error(`${source}: activation output '${name}' has no producer`);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const cone: any[] = [];
+    const queue = [last];
+    while (queue.length && cone.length < 12) {
+      const n = queue.shift();
+      if (cone.includes(n) || !ELEM.has(n.opType)) continue;
+      cone.push(n);
+      for (const i of n.input) { const p = producer.get(i); if (p && !isConst(i)) queue.push(p); }
+    }
+    const reads = new Map<string, number>();
+    for (const n of cone) for (const i of n.input) if (i && !isConst(i)) reads.set(i, (reads.get(i) ?? 0) + 1);
+    // x: read twice or more inside, produced outside the subgraph that lies between x and the output
+    const cands = [...reads].filter(([v, c]) => c >= 2 && !cone.includes(producer.get(v))).map(([v]) => v);
+    let x = cands[0];
+    if (cands.length !== 1) {
+      // GELU whose input is an elementwise node of its own (e.g. bias Add): x is read twice inside
+      const inner = [...reads].filter(([, c]) => c >= 2).map(([v]) => v);
+      if (inner.length !== 1) throw new Error(`${source}: cannot find the input of activation '${name}' to swap it`);
+      x = inner[0];
+    }
+    const at = g.node.indexOf(last);
+    g.node.splice(at, 1, { name: `${last.name || name}_${op}`, opType: op, input: [x], output: [name], attribute: [] });
+  }
+  // drop nodes whose outputs nothing reads
+  const outs = new Set<string>(g.output.map((o: { name: string }) => o.name));
+  for (;;) {
+    const used = new Set<string>(outs);
+    for (const n of g.node) for (const i of n.input) used.add(i);
+    const before = g.node.length;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    g.node = g.node.filter((n: any) => n.output.some((o: string) => o && used.has(o)));
+    if (g.node.length === before) break;
+  }
+}
