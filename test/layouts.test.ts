@@ -7,7 +7,7 @@
 // of the file's fp32 simulation; the plan is named in every JSON result; --require-integer turns a
 // blocked plan into an error naming node, op and reason; a QDQ file without swinq's ranges lowers
 // from its own scales.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -163,6 +163,22 @@ describe('the plan is said, never silently', () => {
     expect(s.json?.plan).toBe('qdq-simulated');
     expect(s.json?.blocked_by).toMatchObject({ node: expect.stringMatching(/./), op: expect.stringMatching(/./), reason: expect.stringMatching(/no calibrated range/) });
     expect(s.stderr).toMatch(/fp32 simulation/);
+  });
+
+  it('swinq serve: the model metadata names the plan; --require-integer refuses a blocked file at start', async () => {
+    const bad = swinq(['serve', broken, '--port', '0', '--require-integer', '--threads', '1']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim().split('\n').pop()).toMatch(/model 'cli-broken': no integer-only plan \(node '[^']+', op \w+\)/);
+    const p = spawn(process.execPath, [cli, 'serve', good, '--port', '0', '--threads', '1', '--json', '--no-warmup', '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        p.stdout!.on('data', (d) => { out += d; const m = out.match(/"url":"([^"]+)"/); if (m) resolve(m[1]); });
+        p.once('exit', (c) => reject(new Error(`serve exited ${c}`)));
+      });
+      const meta = await (await fetch(`${url}/v2/models/cli-q`)).json() as { plan?: string };
+      expect(meta.plan).toBe('integer-only');
+    } finally { p.kill('SIGKILL'); }
   });
 
   it('--require-integer: a one-line error naming node, op and reason', () => {

@@ -21,6 +21,7 @@ interface ServeCliOptions {
   warmup: boolean;
   threads: number;
   json?: boolean;
+  requireInteger?: boolean;
 }
 
 function posNumber(name: string) {
@@ -58,6 +59,7 @@ export function register(program: Command): void {
     .option('--no-pad-batches', 'run merged batches at their exact size instead of trimming/padding to bucket sizes')
     .option('--no-warmup', 'skip compiling the bucket sizes before listening')
     .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
+    .option('--require-integer', 'refuse a QDQ model that cannot run integer-only (the error names node, op and reason)')
     .option('--drain-timeout-s <s>', 'on SIGTERM, longest wait for in-flight requests', nonNegNumber('drain-timeout-s'), 30)
     .action(async (paths: string[], o: ServeCliOptions) => {
       const { loadModel, modelNameFromPath } = await import('../serve/models.js');
@@ -82,7 +84,7 @@ export function register(program: Command): void {
       const models: Awaited<ReturnType<typeof loadModel>>[] = [];
       for (const s of specs) {
         try {
-          models.push(await loadModel(s.name, s.path, { threads: o.threads, isa: o.isa, engine: o.engine }));
+          models.push(await loadModel(s.name, s.path, { threads: o.threads, isa: o.isa, engine: o.engine, requireInteger: o.requireInteger }));
         } catch (e) {
           throw new CliError(`model '${s.name}': ${(e as Error).message.split('\n')[0]}`);
         }

@@ -25,6 +25,9 @@ export interface ServedModel {
   outputs: IoDesc[];
   session: SessionLike;
   makeTensor: TensorFactory;
+  /** which plan runs (swinq's 'integer-only' | 'fp32' | 'qdq-simulated', with what blocked the
+   *  integer plan; 'onnxruntime' for that engine); shown in the model metadata */
+  plan?: { plan: string; blockedBy?: { node: string; op: string; reason: string } };
 }
 
 // onnx TensorProto.DataType → Tensor type names
@@ -71,7 +74,11 @@ export function modelNameFromPath(p: string): string {
 
 export const MODEL_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
-export interface LoadOptions { threads?: number; isa?: 'auto' | 'scalar' | 'avx2'; engine?: 'swinq' | 'onnxruntime' }
+export interface LoadOptions {
+  threads?: number; isa?: 'auto' | 'scalar' | 'avx2'; engine?: 'swinq' | 'onnxruntime';
+  /** a QDQ model that cannot run integer-only is refused (the error names node, op and reason) */
+  requireInteger?: boolean;
+}
 
 /**
  * Loads a model through the InferenceSession API (or onnxruntime-node with engine 'onnxruntime', as a
@@ -88,9 +95,9 @@ export async function loadModel(name: string, file: string, opts: LoadOptions = 
   const io = readModelIo(bytes, file);
   const { openEngine } = await import('../io/engine.js');
   const threads = opts.threads ?? Math.max(1, os.availableParallelism());
-  const session = await openEngine(opts.engine ?? 'swinq', file, { threads, isa: opts.isa });
+  const session = await openEngine(opts.engine ?? 'swinq', file, { threads, isa: opts.isa, requireInteger: opts.requireInteger });
   // Engines take plain { type, data, dims } tensors and wrap them in their own Tensor class.
-  return checkModel({ name, path: file, ...io, session: session as SessionLike, makeTensor: (type, data, dims) => ({ type, data, dims }) });
+  return checkModel({ name, path: file, ...io, session: session as SessionLike, makeTensor: (type, data, dims) => ({ type, data, dims }), plan: session.planFor() });
 }
 
 /** Cross-checks the ONNX graph IO with the session's names; refuses dtypes the protocol cannot carry. */

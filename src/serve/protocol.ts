@@ -260,11 +260,13 @@ export function encodeInferResponse(modelName: string, id: string | undefined, o
 }
 
 /** The model metadata response: -1 for symbolic/unknown dims. */
-export function modelMetadata(name: string, inputs: IoDesc[], outputs: IoDesc[]) {
+export function modelMetadata(name: string, inputs: IoDesc[], outputs: IoDesc[], plan?: { plan: string; blockedBy?: { node: string; op: string; reason: string } }) {
   const t = (d: IoDesc) => ({
     name: d.name,
     datatype: DTYPES[d.dtype as DType]?.kserve ?? String(d.dtype).toUpperCase(),
     shape: (d.dims ?? [-1]).map((x) => (typeof x === 'number' ? x : -1)),
   });
-  return { name, versions: ['1'], platform: 'swinq', inputs: inputs.map(t), outputs: outputs.map(t) };
+  // "plan" (and "blocked_by") beside the protocol's keys: which plan this model runs
+  const p = plan ? { plan: plan.plan, ...(plan.blockedBy ? { blocked_by: plan.blockedBy } : {}) } : {};
+  return { name, versions: ['1'], platform: 'swinq', inputs: inputs.map(t), outputs: outputs.map(t), ...p };
 }

@@ -216,7 +216,7 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
   const meta = async (req: FastifyRequest<P>) => {
     checkVersion(req.params.version);
     const { m } = getModel(req.params.name);
-    return modelMetadata(m.name, m.inputs, m.outputs);
+    return modelMetadata(m.name, m.inputs, m.outputs, m.plan);
   };
   app.get<P>('/v2/models/:name', meta);
   app.get<P>('/v2/models/:name/versions/:version', meta);
