@@ -1,10 +1,13 @@
 // Integer kernels: scalar vs AVX2 bit-exactness on random and edge inputs, scalar vs float math
 // within the bounds stated in docs/integer-kernels.md, exhaustive isqrt up to 2^22 plus edges.
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "swinq/qkernels.h"
@@ -544,6 +547,39 @@ static void test_attention() {
   EXPECT(threw, "attention_u8 must refuse N > kAttentionMaxN naming N");
 }
 
+// ThreadPool stall policy: a worker that holds its chunk far beyond the caller's share (here: it
+// sleeps 5 ms in its first chunk, as a preempted thread would) is counted as a stall, and the
+// next jobs run inline on the caller; every item still runs exactly once either way.
+static void test_pool_stall() {
+  ThreadPool pool(2);
+  pool.set_stall_policy(1000000, 10000000000LL, 10000000000LL);  // 1 ms; solo for 10 s (no timing race)
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<bool> worker_in{false};
+  std::vector<std::atomic<int>> hits(64);
+  for (auto& h : hits) h = 0;
+  pool.parallel_for(64, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) hits[(size_t)i]++;
+    if (std::this_thread::get_id() != caller) {
+      if (!worker_in.exchange(true)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    } else {
+      // the caller's first chunk waits (≤ 2 s) until the worker holds one
+      for (int k = 0; k < 2000 && !worker_in; ++k) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  bool once = true;
+  for (auto& h : hits) once = once && h == 1;
+  EXPECT(once, "parallel_for ran some item not exactly once");
+  EXPECT(worker_in, "the worker never took a chunk (pool not woken?)");
+  EXPECT(pool.stalls() == 1, "a 5 ms worker chunk must count as one stall, got %lld", (long long)pool.stalls());
+  bool all_caller = true;
+  int64_t seen = 0;
+  pool.parallel_for(64, 1, [&](int64_t b, int64_t e) {
+    all_caller = all_caller && std::this_thread::get_id() == caller;
+    seen += e - b;
+  });
+  EXPECT(all_caller && seen == 64, "after a stall the next job must run inline on the caller (%lld items)", (long long)seen);
+}
+
 int main() {
   avx2 = best_isa() == Isa::avx2;
   if (!avx2) std::fprintf(stderr, "note: no AVX2 on this CPU: scalar-vs-float checks only\n");
@@ -556,6 +592,7 @@ int main() {
   test_gelu_relu_lookup();
   test_add();
   test_misc();
+  test_pool_stall();
   if (failures) {
     std::fprintf(stderr, "%d failure(s)\n", failures);
     return 1;
