@@ -16,9 +16,8 @@ namespace q {
 //   kp  int32 [ceil(N/8)][ceil(dh/2)][8]      k − zp as int16 d-pairs, j-blocks of 8
 //   qp  int32 [N][ceil(dh/2)]                 (q − zp) d-pairs as two int16
 //   vp  int16 [ceil(dh/8)][ceil(N/2)][8][2]   v − zp, d-blocks of 8 with j-pairs
-//   s   int32 [N][n16]                        z (biased, pre-shifted logits), padding = INT32_MIN
-//   pe  int16 [N][n16]                        exps e, zero beyond N (read as int32 j-pairs)
-//   rm  int32 [2][N]                          per-row requant multiplier and shift
+//   s   int32 [4][n16]                        z of one 4-row block (biased, pre-shifted logits)
+//   pe  int16 [4][n16]                        its exps e, zero beyond N (read as int32 j-pairs)
 //   w   int16 [N + 1][max(2·ceil(dh/2), dh rounded up to 8)]   widened k / v rows
 namespace {
 inline size_t al32(size_t b) { return (b + 31) / 32 * 32; }
@@ -27,8 +26,8 @@ inline size_t al32(size_t b) { return (b + 31) / 32 * 32; }
 size_t attention_scratch_bytes(int64_t N, int64_t dh) {
   const size_t n8 = (size_t)(N + 7) / 8 * 8, d2 = (size_t)(dh + 1) / 2, n2 = (size_t)(N + 1) / 2,
                d8 = (size_t)(dh + 7) / 8 * 8, n16 = (size_t)(N + 15) / 16 * 16, w16 = std::max(d8, 2 * d2);
-  return al32(n8 * d2 * 4) + al32((size_t)N * d2 * 4) + al32(d8 * n2 * 4) + al32((size_t)N * n16 * 4) +
-         al32((size_t)N * n16 * 2) + al32((size_t)N * 8) + al32(((size_t)N + 1) * w16 * 2);
+  return al32(n8 * d2 * 4) + al32((size_t)N * d2 * 4) + al32(d8 * n2 * 4) + al32(4 * n16 * 4) + al32(4 * n16 * 2) +
+         al32(((size_t)N + 1) * w16 * 2);
 }
 
 namespace {

@@ -1,10 +1,11 @@
-// AVX2 attention (qkernels.h attention_u8), one (window, head) per call, in three sweeps:
+// AVX2 attention (qkernels.h attention_u8), one (window, head) per call; per block of 4 query rows:
 //   1. S = (q−zp)(k−zp)ᵀ on a 4-row × 16-column register tile (vpmaddwd on int16 pairs, exact for
 //      any codes: |(a−za)(b−zb)| ≤ 65025, pairs ≤ 130050); bias, pre-shift and the row maxima in
 //      the tile's epilogue, so no separate max pass;
 //   2. e = exp(z − max) (attention_exp) 16 at a time, packed straight to the int16 pairs P·V
 //      reads, and the row sums;
 //   3. O = e·(v−zp) on a 4-row × 16-dh tile, the row's 256/sum folded into its output requant.
+// Only 4 rows of z and e exist at a time, so for N = 197 they stay in L1 next to the packed k, v.
 // The scalar reference (qattention.cc) computes the same integers. No std:: containers here
 // (scripts/check-avx2-objects.sh).
 #include <immintrin.h>
@@ -82,10 +83,9 @@ void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t
   int32_t* kp = reinterpret_cast<int32_t*>(sp);     sp += al32((size_t)(n8 * d2 * 4));
   int32_t* qp = reinterpret_cast<int32_t*>(sp);     sp += al32((size_t)(N * d2 * 4));
   int16_t* vp = reinterpret_cast<int16_t*>(sp);     sp += al32((size_t)(d8 * n2 * 4));
-  int32_t* sz = reinterpret_cast<int32_t*>(sp);     sp += al32((size_t)(N * n16 * 4));
-  int16_t* pe = reinterpret_cast<int16_t*>(sp);     sp += al32((size_t)(N * n16 * 2));
-  int32_t* rm = reinterpret_cast<int32_t*>(sp);     sp += al32((size_t)(N * 8));
-  int32_t* rs = rm + N;
+  int32_t* sz = reinterpret_cast<int32_t*>(sp);     sp += al32((size_t)(4 * n16 * 4));
+  int16_t* pe = reinterpret_cast<int16_t*>(sp);     sp += al32((size_t)(4 * n16 * 2));
+  int32_t rm[4], rs[4];
   int16_t* row16 = reinterpret_cast<int16_t*>(sp);  // [N + 1][w16]
 
   // (codes − zp) as int16 rows, zero padded to w16: consecutive int16 pairs are the (d, d+1)
@@ -174,6 +174,9 @@ void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t
   ec.qb = _mm256_set1_epi32(p.sm.qb);
   ec.qc = _mm256_set1_epi32(p.sm.qc);
   ec.es = _mm256_set1_epi32(attention_exp_shift(p.sm, N));
+  const __m256i lo = _mm256_set1_epi32(-p.y_zp), hi = _mm256_set1_epi32(p.y_max - p.y_zp), yzp = _mm256_set1_epi32(p.y_zp);
+  const int32_t* vp32 = reinterpret_cast<const int32_t*>(vp);
+  uint8_t* yo = y + t * N * dh;
   const int32_t* bias_row[4] = {nullptr, nullptr, nullptr, nullptr};
   int32_t rowmax[4];
   for (int64_t i = 0; i < N; i += 4) {
@@ -196,7 +199,7 @@ void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t
         }
         v = _mm256_sra_epi32(v, pre);
         if (last) v = _mm256_blendv_epi8(imin, v, tailmask);
-        _mm256_store_si256((__m256i*)(sz + (i + r) * n16 + j0), v);
+        _mm256_store_si256((__m256i*)(sz + r * n16 + j0), v);
         mx[r] = _mm256_max_epi32(mx[r], v);
       }
     };
@@ -220,8 +223,8 @@ void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t
     }
     // 2. exps as int16 (zero beyond N), the row sums and the rows' output scales
     for (int r = 0; r < mr; ++r) {
-      const int32_t* zr = sz + (i + r) * n16;
-      int16_t* er = pe + (i + r) * n16;
+      const int32_t* zr = sz + r * n16;
+      int16_t* er = pe + r * n16;
       const __m256i mxv = _mm256_set1_epi32(rowmax[r]), thr = _mm256_set1_epi32(rowmax[r] - 31 * p.sm.L);
       __m256i sum = _mm256_setzero_si256();
       for (int64_t j = 0; j < n16; j += 16) {
@@ -233,33 +236,26 @@ void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t
       __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-      attention_row_scale(p.mult, p.shift, _mm_cvtsi128_si32(s4), rm + i + r, rs + i + r);
+      attention_row_scale(p.mult, p.shift, _mm_cvtsi128_si32(s4), rm + r, rs + r);
     }
-  }
-
-  // 3. O = e·(v − zp), requantized per row: 4 rows × 16 (or 8) of dh per register tile
-  const __m256i lo = _mm256_set1_epi32(-p.y_zp), hi = _mm256_set1_epi32(p.y_max - p.y_zp), yzp = _mm256_set1_epi32(p.y_zp);
-  const int32_t* vp32 = reinterpret_cast<const int32_t*>(vp);
-  uint8_t* yo = y + t * N * dh;
-  for (int64_t i = 0; i < N; i += 4) {
-    const int mr = (int)(N - i < 4 ? N - i : 4);
+    // 3. O = e·(v − zp) for these rows, requantized per row: 4 rows × 16 (or 8) of dh per tile
     const int32_t* pr[4];
     Rq8Fast rq[4];
     for (int r = 0; r < 4; ++r) {
-      pr[r] = reinterpret_cast<const int32_t*>(pe + (i + (r < mr ? r : 0)) * n16);
-      if (r < mr && rs[i + r] >= 32) rq[r] = rq8_fast_prepare(_mm256_set1_epi32(rm[i + r]), _mm256_set1_epi32(rs[i + r]));
+      pr[r] = reinterpret_cast<const int32_t*>(pe + (r < mr ? r : 0) * n16);
+      if (r < mr && rs[r] >= 32) rq[r] = rq8_fast_prepare(_mm256_set1_epi32(rm[r]), _mm256_set1_epi32(rs[r]));
     }
-    auto epilogue = [&](int64_t dblk, const __m256i* a4, int DB, int b) {
+    auto pv_epilogue = [&](int64_t dblk, const __m256i* a4, int DB, int b) {
       const int64_t d0 = (dblk + b) * 8;
       const int n = (int)(dh - d0 < 8 ? dh - d0 : 8);
       for (int r = 0; r < mr; ++r) {
         uint8_t* dst = yo + (i + r) * dh + d0;
-        if (rs[i + r] >= 32) {
+        if (rs[r] >= 32) {
           store_u8x8(dst, _mm256_add_epi32(requant8_fast_avx2(a4[r * DB + b], rq[r], lo, hi), yzp), n);
         } else {  // ratios ≥ 2^−2 of 256/sum: the general rule, lane by lane
           alignas(32) int32_t tmp[8];
           _mm256_store_si256((__m256i*)tmp, a4[r * DB + b]);
-          for (int k = 0; k < n; ++k) dst[k] = (uint8_t)requantize_one(tmp[k], rm[i + r], rs[i + r], p.y_zp, 0, p.y_max);
+          for (int k = 0; k < n; ++k) dst[k] = (uint8_t)requantize_one(tmp[k], rm[r], rs[r], p.y_zp, 0, p.y_max);
         }
       }
     };
@@ -267,13 +263,13 @@ void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t
     for (; b + 2 <= db; b += 2) {
       __m256i acc[4][2];
       tile_4xJB<2>(pr, vp32 + b * n2 * 8, n2, n2, acc);
-      epilogue(b, &acc[0][0], 2, 0);
-      epilogue(b, &acc[0][0], 2, 1);
+      pv_epilogue(b, &acc[0][0], 2, 0);
+      pv_epilogue(b, &acc[0][0], 2, 1);
     }
     if (b < db) {
       __m256i acc[4][1];
       tile_4xJB<1>(pr, vp32 + b * n2 * 8, n2, n2, acc);
-      epilogue(b, &acc[0][0], 1, 0);
+      pv_epilogue(b, &acc[0][0], 1, 0);
     }
   }
 }
