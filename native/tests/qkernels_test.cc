@@ -548,22 +548,29 @@ static void test_attention() {
 }
 
 // ThreadPool stall policy: a worker that holds its chunk far beyond the caller's share (here: it
-// sleeps 5 ms in its first chunk, as a preempted thread would) is counted as a stall, and the
-// next jobs run inline on the caller; every item still runs exactly once either way.
+// keeps its chunk until the caller has done every other one, then sleeps longer than the whole job
+// took so far plus 5 ms, as a preempted thread would) is counted as a stall, and the next jobs run
+// inline on the caller; every item still runs exactly once either way.
 static void test_pool_stall() {
   ThreadPool pool(2);
   pool.set_stall_policy(1000000, 10000000000LL, 10000000000LL);  // 1 ms; solo for 10 s (no timing race)
   const std::thread::id caller = std::this_thread::get_id();
   std::atomic<bool> worker_in{false};
+  std::atomic<int> done{0};
   std::vector<std::atomic<int>> hits(64);
   for (auto& h : hits) h = 0;
+  const auto t0 = std::chrono::steady_clock::now();
   pool.parallel_for(64, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) hits[(size_t)i]++;
+    done += (int)(e - b);
     if (std::this_thread::get_id() != caller) {
-      if (!worker_in.exchange(true)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (!worker_in.exchange(true)) {
+        for (int k = 0; k < 5000 && done < 64; ++k) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        std::this_thread::sleep_for(std::chrono::steady_clock::now() - t0 + std::chrono::milliseconds(5));
+      }
     } else {
-      // the caller's first chunk waits (≤ 2 s) until the worker holds one
-      for (int k = 0; k < 2000 && !worker_in; ++k) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      // the caller's first chunk waits (≤ 5 s) until the worker holds one
+      for (int k = 0; k < 50000 && !worker_in; ++k) std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
   });
   bool once = true;
