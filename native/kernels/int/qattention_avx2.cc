@@ -41,7 +41,34 @@ inline __m256i exp8(__m256i z, __m256i mx, __m256i thr, const ExpConsts& c) {
   return _mm256_srlv_epi32(poly, _mm256_add_epi32(qn, c.es));  // counts > 31 give 0
 }
 
-// acc[r][b] = Σ_pairs a_r[pair] · m[(b·stride + pair)·8 ..]: 4 broadcast rows × JB 8-lane blocks
+// acc[r][b] = Σ_pairs a_r[pair] · m[(b·stride + pair)·8 ..]: 4 broadcast rows × JB 8-lane blocks.
+// JB = 2 with named accumulators: GCC compiles the array form with a vmovdqa per accumulator per
+// step (32 uops for 8 vpmaddwd, dispatch-bound), this one without.
+template <int JB>
+inline void tile_4xJB(const int32_t* const* a, const int32_t* m, int64_t pairs, int64_t stride, __m256i (&acc)[4][JB]);
+template <>
+inline void tile_4xJB<2>(const int32_t* const* a, const int32_t* m, int64_t pairs, int64_t stride, __m256i (&acc)[4][2]) {
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  const int32_t *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+  const int32_t* m1 = m + stride * 8;
+  for (int64_t k = 0; k < pairs; ++k) {
+    const __m256i v0 = _mm256_load_si256((const __m256i*)(m + k * 8)), v1 = _mm256_load_si256((const __m256i*)(m1 + k * 8));
+    __m256i x = _mm256_set1_epi32(a0[k]);
+    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, v0));
+    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, v1));
+    x = _mm256_set1_epi32(a1[k]);
+    c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x, v0));
+    c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x, v1));
+    x = _mm256_set1_epi32(a2[k]);
+    c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(x, v0));
+    c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(x, v1));
+    x = _mm256_set1_epi32(a3[k]);
+    c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x, v0));
+    c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, v1));
+  }
+  acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11;
+  acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
+}
 template <int JB>
 inline void tile_4xJB(const int32_t* const* a, const int32_t* m, int64_t pairs, int64_t stride, __m256i (&acc)[4][JB]) {
   for (int r = 0; r < 4; ++r)
