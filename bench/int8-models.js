@@ -12,6 +12,11 @@
 // swinq integer-only vs swinq fp32 vs onnxruntime fp32 (PATH) vs onnxruntime int8 (the same QDQ file,
 // the faster of graphOptimizationLevel 'all' and 'extended' by median), on one real test image.
 // --no-micro: only the Swin-T rows.
+// --busy: a spinning process (node -e 'for(;;){}') beside the timed runs, as on a server whose other
+// core is shared; started after the micro-Swin calibration (the Swin-T one runs beside it), killed
+// (by its pid) at the end.
+// Also prints swinq integer-only at each thread count / its own 1-thread time (median and min).
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,6 +51,20 @@ const ortm = await import('onnxruntime-node');
 const ort = ortm.default ?? ortm;
 const q = path.join(os.tmpdir(), `swinq-int8-bench-${process.pid}.onnx`);
 if (micro) await calibrate(model, { data, samples: 64, method: 'minmax', out: q, threads: 2 });
+
+const busy = process.argv.includes('--busy') ? spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }) : null;
+process.on('exit', () => busy?.kill());
+if (busy) console.log(`(a busy process, pid ${busy.pid}, spins beside every timed run)\n`);
+const own = {}; // own[`${model} ${batch}`][threads] = swinq integer-only times
+const ownRatios = (label) => {
+  for (const [k, byT] of Object.entries(own)) {
+    if (!k.startsWith(label) || !byT[1]) continue;
+    for (const [th, t] of Object.entries(byT)) {
+      if (th === '1') continue;
+      console.log(`${k}: swinq integer-only ${th} threads / 1 thread: ${(median(t) / median(byT[1])).toFixed(2)} median, ${(Math.min(...t) / Math.min(...byT[1])).toFixed(2)} min`);
+    }
+  }
+};
 
 const mean = 0.286, std = 0.353;
 const accN = Number(arg('accuracy', 0));
@@ -114,6 +133,7 @@ if (micro) {
       };
       const t = await timeBlocks(runs, iters, 5);
       const f = (k) => `${median(t[k]).toFixed(3)} (${Math.min(...t[k]).toFixed(3)})`;
+      ((own[`micro-Swin batch ${B}`] ??= {})[threads] = t.swinq);
       console.log(`| ${B} | ${threads} | ${f('swinq')} | ${f('swinqf')} | ${f('fp32')} | ${f('int8')} | ${(median(t.swinq) / median(t.fp32)).toFixed(2)} | ${(median(t.swinq) / median(t.int8)).toFixed(2)} |`);
     }
     sw.release();
@@ -122,6 +142,7 @@ if (micro) {
     await oq.release?.();
   }
   fs.rmSync(q, { force: true });
+  ownRatios('micro-Swin');
 }
 
 if (swinT) await benchSwinT();
@@ -169,12 +190,15 @@ async function benchSwinT() {
       const t = await timeBlocks(runs, swinTIters, 2);
       const int8 = median(t.int8all) <= median(t.int8ext) ? 'int8all' : 'int8ext';
       const f = (k) => `${median(t[k]).toFixed(1)} (${Math.min(...t[k]).toFixed(1)})`;
+      ((own['Swin-T batch 1'] ??= {})[threads] = t.swinq);
       console.log(`| ${threads} | ${f('swinq')} | ${f('swinqf')} | ${f('fp32')} | ${f(int8)} [${int8 === 'int8all' ? 'all' : 'extended'}; other ${f(int8 === 'int8all' ? 'int8ext' : 'int8all')}] | ${(median(t.swinq) / median(t.fp32)).toFixed(2)} | ${(median(t.swinq) / median(t[int8])).toFixed(2)} |`);
       sw.release();
       sf.release();
       for (const s of [of, oqa, oqe]) await s.release?.();
     }
+    ownRatios('Swin-T');
   } finally {
     fs.rmSync(qt, { force: true });
   }
 }
+busy?.kill();

@@ -295,5 +295,14 @@ describe('micro-Swin (shared model)', () => {
     expect(Object.keys(j.by_kind)).toContain('linear');
     expect(j.ops_ms).toBeGreaterThan(0);
     expect(j.ops_ms).toBeLessThanOrEqual(j.total_ms * 1.5);
+    // both calling modes: wall per run, its op sum and what is left outside the ops
+    for (const k of ['run', 'run_sync']) {
+      const m = (j as unknown as Record<string, Record<string, number>>)[k];
+      expect(m.wall_ms, k).toBeGreaterThan(0);
+      expect(m.ops_ms, k).toBeGreaterThan(0);
+      expect(m.wall_min_ms, k).toBeLessThanOrEqual(m.wall_ms);
+      expect(m.outside_ms, k).toBeCloseTo(m.wall_ms - m.ops_ms, 0); // medians of differences ≈ difference of medians
+      expect(m.outside_min_ms, k).toBeGreaterThan(-0.05); // the op timers sit inside the wall clock
+    }
   });
 });

@@ -1,6 +1,7 @@
 #include "swinq/threadpool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <immintrin.h>
 
 namespace swinq {
@@ -20,6 +21,9 @@ inline uint64_t count_of(uint64_t w) { return (w >> kIdxBits) & kIdxMask; }
 inline uint64_t next_of(uint64_t w) { return w & kIdxMask; }
 // ~40 µs of spinning before a worker sleeps: back-to-back ops wake no one, an idle plan costs nothing.
 constexpr int kSpinIters = 2000;
+inline int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 }  // namespace
 
 int resolve_threads(int threads) {
@@ -39,7 +43,10 @@ void ThreadPool::set_threads(int threads) {
 
 void ThreadPool::start(int threads) {
   quit_ = false;
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  // the generation before any job of these workers: one published before a worker thread gets to
+  // run is still new to it (reading the generation inside the thread would skip that job)
+  const uint64_t seen = gen_of(job_.load(std::memory_order_acquire));
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, seen] { worker_loop(seen); });
 }
 
 void ThreadPool::stop() {
@@ -65,8 +72,7 @@ static inline bool claim(std::atomic<uint64_t>& word, uint64_t gen, int64_t* idx
 }
 
 
-void ThreadPool::worker_loop() {
-  uint64_t seen = gen_of(job_.load(std::memory_order_acquire));
+void ThreadPool::worker_loop(uint64_t seen) {
   for (;;) {
     uint64_t w = job_.load(std::memory_order_acquire);
     int spins = 0;
@@ -103,6 +109,11 @@ void ThreadPool::parallel_for(int64_t n, int64_t chunk, Body body, void* ctx) {
     body(ctx, 0, n);
     return;
   }
+  const int64_t t_start = now_ns();
+  if (t_start < solo_until_) {
+    body(ctx, 0, n);
+    return;
+  }
   body_ = body;
   ctx_ = ctx;
   n_ = n;
@@ -121,11 +132,23 @@ void ThreadPool::parallel_for(int64_t n, int64_t chunk, Body body, void* ctx) {
     body(ctx, b, e);
     done_chunks_.fetch_add(1, std::memory_order_acq_rel);
   }
-  int spins = 0;
-  while (done_chunks_.load(std::memory_order_acquire) < n_chunks) {
-    if (++spins < 4096) _mm_pause();
-    else std::this_thread::yield();
+  if (done_chunks_.load(std::memory_order_acquire) < n_chunks) {
+    const int64_t t_own = now_ns();
+    int spins = 0;
+    while (done_chunks_.load(std::memory_order_acquire) < n_chunks) {
+      if (++spins < 4096) _mm_pause();
+      else std::this_thread::yield();
+    }
+    const int64_t t_end = now_ns(), wait = t_end - t_own;
+    if (wait > stall_ns_ && wait > t_own - t_start) {  // a worker held a chunk far beyond its share
+      ++stalls_;
+      solo_ns_ = std::min(solo_max_ns_, solo_ns_ ? 2 * solo_ns_ : solo_min_ns_);
+      solo_until_ = t_end + solo_ns_;
+      return;
+    }
   }
+  // clean for four solo periods since the last one ended: forget the backoff
+  if (solo_ns_ && now_ns() > solo_until_ + 4 * solo_ns_) solo_ns_ = 0;
 }
 
 }  // namespace swinq

@@ -1,5 +1,7 @@
 // swinq profile MODEL [--batch B]: where the time goes, per plan op and per op kind, from the
-// native plan's per-op timers (NativePlan.profile()), median over several runs.
+// native plan's per-op timers (NativePlan.profile()), median over several runs; and, for the
+// session's run() and runSync() alike, wall time per run against the sum of its ops, so what is
+// spent outside the ops (feed checks, output allocation, the thread hop, promise resolution) shows.
 import type { Command } from 'commander';
 import { CliError, emit, intOption, log, withCommon, withRequireInteger, planFields } from './common.js';
 import { isaOption } from './run.js';
@@ -18,6 +20,19 @@ interface ProfileOptions {
 
 interface OpTime { op: string; name: string; ms: number }
 
+/** One calling mode: per run, wall time and the sum of its op timers (same run). */
+interface ModeTimes { wall: number[]; ops: number[] }
+function modeSummary(m: ModeTimes): Record<string, number> {
+  const outside = m.wall.map((w, i) => w - m.ops[i]);
+  return {
+    wall_ms: median(m.wall),
+    wall_min_ms: Math.min(...m.wall),
+    ops_ms: median(m.ops),
+    outside_ms: median(outside),
+    outside_min_ms: Math.min(...outside),
+  };
+}
+
 function pad(s: string, n: number, right = false): string {
   return right ? s.padStart(n) : s.padEnd(n);
 }
@@ -32,25 +47,40 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
     engine.prepare(dims);
     const compileMs = performance.now() - tc;
     const stats = engine.raw?.planStats(dims);
-    await engine.run(feeds); // warm up
-    const totals: number[] = [];
+    const session = engine.raw;
+    if (!session) throw new CliError('profile needs the swinq engine');
+    const { Tensor } = await import('../index.js');
+    const tfeeds = Object.fromEntries(Object.entries(feeds).map(([k, t]) =>
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      [k, new Tensor(t.type as any, t.data as any, t.dims)]));
+    await session.run(tfeeds); // warm up both paths
+    session.runSync(tfeeds);
     const perOp: number[][] = [];
+    const modes: { run: ModeTimes; runSync: ModeTimes } = { run: { wall: [], ops: [] }, runSync: { wall: [], ops: [] } };
     let ops: OpTime[] | null = null;
+    const record = (m: ModeTimes, wall: number): void => {
+      const p: OpTime[] = session.profileOf(dims);
+      if (!p?.length) return;
+      ops = p;
+      p.forEach((o, k) => (perOp[k] ??= []).push(o.ms));
+      m.wall.push(wall);
+      m.ops.push(p.reduce((a, o) => a + o.ms, 0));
+    };
+    // interleaved, so both modes see the same machine
     for (let i = 0; i < opts.iters; i++) {
-      const t0 = performance.now();
-      await engine.run(feeds);
-      totals.push(performance.now() - t0);
-      const p: OpTime[] | undefined = engine.raw?.profileOf(dims);
-      if (p?.length) {
-        ops = p;
-        p.forEach((o, k) => (perOp[k] ??= []).push(o.ms));
-      }
+      let t0 = performance.now();
+      await session.run(tfeeds);
+      record(modes.run, performance.now() - t0);
+      t0 = performance.now();
+      session.runSync(tfeeds);
+      record(modes.runSync, performance.now() - t0);
     }
-    const total = median(totals);
     if (!ops) {
-      throw new CliError(`the plan recorded no per-op profile; total run time was ${total.toFixed(3)} ms`);
+      throw new CliError('the plan recorded no per-op profile');
     }
-    const rows = ops.map((o, k) => ({ op: o.op, name: o.name, ms: median(perOp[k]) }));
+    const run = modeSummary(modes.run), runSync = modeSummary(modes.runSync);
+    const total = run.wall_ms;
+    const rows = (ops as OpTime[]).map((o, k) => ({ op: o.op, name: o.name, ms: median(perOp[k]) }));
     const opSum = rows.reduce((a, r) => a + r.ms, 0);
     const byKind = new Map<string, { ms: number; count: number }>();
     for (const r of rows) {
@@ -63,6 +93,9 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
     const top = [...rows.keys()].sort((a, b) => rows[b].ms - rows[a].ms).slice(0, opts.top);
     const lines: string[] = [];
     lines.push(`${model}: batch ${opts.batch}, ${opts.threads} thread${opts.threads === 1 ? '' : 's'}, median of ${opts.iters} runs: ${total.toFixed(3)} ms per run, ${opSum.toFixed(3)} ms in ${rows.length} ops`);
+    const fmt = (n: string, m: Record<string, number>): string =>
+      `${n}: wall ${m.wall_ms.toFixed(3)} ms (min ${m.wall_min_ms.toFixed(3)}), ops ${m.ops_ms.toFixed(3)} ms, outside the ops ${m.outside_ms.toFixed(3)} ms (min ${m.outside_min_ms.toFixed(3)})`;
+    lines.push(fmt('run()', run), fmt('runSync()', runSync));
     if (stats) lines.push(`${stats.onnxNodes} ONNX nodes → ${stats.planOps} plan ops; compiled in ${compileMs.toFixed(0)} ms; arena ${(stats.arenaBytes / 2 ** 20).toFixed(1)} MiB, constants ${(stats.constantBytes / 2 ** 20).toFixed(1)} MiB`);
     lines.push('', '| op kind | count | ms | % |', '| --- | ---: | ---: | ---: |');
     for (const [k, v] of kinds) lines.push(`| ${k} | ${v.count} | ${v.ms.toFixed(3)} | ${((100 * v.ms) / opSum).toFixed(1)} |`);
@@ -80,6 +113,9 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
       onnx_nodes: stats?.onnxNodes,
       plan_ops: stats?.planOps,
       ops_ms: opSum,
+      outside_ms: run.outside_ms,
+      run,
+      run_sync: runSync,
       by_kind: Object.fromEntries(kinds.map(([k, v]) => [k, { ms: v.ms, count: v.count }])),
       ops: rows,
     }, lines.join('\n'));
@@ -96,7 +132,7 @@ export function register(program: Command): void {
       .description('per-op time table of MODEL (native plan profile), median of several runs')
       .argument('<model>', 'ONNX model')
       .option('--batch <b>', 'batch size (the first input dim)', intOption('batch'), 1)
-      .option('--iters <k>', 'profiled runs (median per op)', intOption('iters'), 10)
+      .option('--iters <k>', 'profiled runs of each of run() and runSync() (median per op)', intOption('iters'), 10)
       .option('--top <n>', 'how many of the slowest ops to list', intOption('top'), 15)
       .option('--isa <isa>', 'kernel set: auto, scalar or avx2', isaOption),
   )).action(profile);

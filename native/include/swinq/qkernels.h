@@ -136,12 +136,15 @@ void softmax_u8(const int32_t* x, int64_t rows, int64_t D, const int32_t* table,
                 const SoftmaxParams& p, uint8_t* y, Isa isa = active_isa());
 
 // ---------------------------------------------------------------------------------------------
-// Window attention read straight from the qkv linear's output, per window w and head h
+// Attention read straight from the qkv linear's output, per window (or image) w and head h
 // (C = H·dh; qkv [W, N, 3C] u8 with one zero point, so q, k, v share it):
 //   S[i,j]  = Σ_d (q[w,i,h·dh+d] − zp)(k[w,j,C+h·dh+d] − zp)          int32, exact
-//   P[i,:]  = softmax_u8(S[i,:] + bias[((w·H+h)·N + i) mod bias_rows])  codes at 2^−8 (as softmax_u8)
-//   O[i,d]  = Σ_j P[i,j]·(v[w,j,2C+h·dh+d] − zp)                       int32, exact
-//   y[w,h,i,d] = clamp(requantize(O, mult, shift) + y_zp, 0, y_max)     u8, layout [W, H, N, dh]
+//   z[i,j]  = (S[i,j] + clamp(bias[((w·H+h)·N + i) mod bias_rows][j], ±2^30)) >> sm.pre_shift
+//   e[i,j]  = softmax_u8's integer exp of z − max_j z, scaled to ≤ min(2^14, (2^31−1)/(255·N))
+//   O[i,d]  = Σ_j e[i,j]·(v[w,j,2C+h·dh+d] − zp)                       int32, exact
+//   y[w,h,i,d] = clamp(requantize(O, m_i, s_i) + y_zp, 0, y_max)        u8, layout [W, H, N, dh]
+// where m_i·2^−s_i ≈ mult·2^−shift·256/Σ_j e[i,j] (normalisation in the requant; mult/shift are
+// the ratio for P codes at 2^−8, as before). Any N (windows or global), no window assumption.
 // One (w, h) stays in L1 from q·kᵀ to P·V, and no q/k/v copies or int32 logits reach memory.
 struct AttentionParams {
   int64_t W = 0, N = 0, H = 0, dh = 0;

@@ -1,6 +1,11 @@
 // A small persistent thread pool: parallel_for hands out chunks of [0, n) through an atomic
 // counter (dynamic claiming, so a slow core does not hold the others up). The caller works too.
 // Work below `grain` items or on a 1-thread pool runs inline: tiny ops never wake anyone.
+// Stalls: on a shared machine a worker can be preempted while it holds a claimed chunk, and the
+// caller then waits for the scheduler (milliseconds) although every other chunk is done. When the
+// caller waits longer than the stall threshold (and longer than its own share of the job took), the
+// pool runs the following jobs inline for a solo period (doubling while stalls repeat, reset after
+// four clean periods), so a busy second core costs about one core's speed, not a stall per op.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -26,8 +31,17 @@ class ThreadPool {
   // Not thread-safe against a concurrent parallel_for (the executor holds its run mutex).
   void set_threads(int threads);
 
-  // Splits [0, n) into chunks of `chunk` items; runs inline when n <= chunk or one thread.
+  // Splits [0, n) into chunks of `chunk` items; runs inline when n <= chunk, one thread, or solo.
   void parallel_for(int64_t n, int64_t chunk, Body body, void* ctx);
+
+  // Stall policy (defaults kStallNs, kSoloMinNs, kSoloMaxNs); stalls() counts the detected ones.
+  static constexpr int64_t kStallNs = 500000, kSoloMinNs = 20000000, kSoloMaxNs = 1000000000;
+  void set_stall_policy(int64_t stall_ns, int64_t solo_min_ns, int64_t solo_max_ns) {
+    stall_ns_ = stall_ns;
+    solo_min_ns_ = solo_min_ns;
+    solo_max_ns_ = solo_max_ns;
+  }
+  int64_t stalls() const { return stalls_; }
 
   template <class F>
   void parallel_for(int64_t n, int64_t chunk, F&& f) {
@@ -39,7 +53,7 @@ class ThreadPool {
  private:
   void start(int threads);
   void stop();
-  void worker_loop();
+  void worker_loop(uint64_t seen);
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
@@ -52,6 +66,9 @@ class ThreadPool {
   void* ctx_ = nullptr;
   int64_t n_ = 0, chunk_ = 1;
   std::atomic<int64_t> done_chunks_{0};
+  // stall policy state (touched only by the thread calling parallel_for)
+  int64_t stall_ns_ = kStallNs, solo_min_ns_ = kSoloMinNs, solo_max_ns_ = kSoloMaxNs;
+  int64_t solo_until_ = 0, solo_ns_ = 0, stalls_ = 0;
 };
 
 // Threads to use for `threads` as given by the user: 0 = all hardware threads, capped at 64.

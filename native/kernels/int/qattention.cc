@@ -1,5 +1,5 @@
-// Window attention (qkernels.h attention_u8): the scalar reference and the dispatcher. The AVX2
-// version (qattention_avx2.cc) computes the same integers in the same order of exact operations.
+// Attention (qkernels.h attention_u8): the scalar reference and the dispatcher. The AVX2 version
+// (qattention_avx2.cc) computes the same integers; every operation is exact, so order is free.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -12,49 +12,57 @@
 namespace swinq {
 namespace q {
 
-// Scratch layout, shared with the AVX2 path (each region 32-byte aligned):
-//   kp  int16 [ceil(N/8)][ceil(dh/2)][8][2]   k − zp, j-blocks of 8 with d-pairs
+// Scratch layout of the AVX2 path (each region 32-byte aligned; n16 = N rounded up to 16):
+//   kp  int32 [ceil(N/8)][ceil(dh/2)][8]      k − zp as int16 d-pairs, j-blocks of 8
 //   qp  int32 [N][ceil(dh/2)]                 (q − zp) d-pairs as two int16
-//   s   int32 [N·N + 8]                       logits
-//   pr  uint8 [N·N + 32]                      probabilities
-//   pp  int32 [N][ceil(N/2)]                  P j-pairs as two int16
 //   vp  int16 [ceil(dh/8)][ceil(N/2)][8][2]   v − zp, d-blocks of 8 with j-pairs
-//   o   int32 [N][dh_8]                       P·V before requantization
+//   s   int32 [4][n16]                        z of one 4-row block (biased, pre-shifted logits)
+//   pe  int16 [4][n16]                        its exps e, zero beyond N (read as int32 j-pairs)
+//   w   int16 [N + 1][max(2·ceil(dh/2), dh rounded up to 8)]   widened k / v rows
 namespace {
 inline size_t al32(size_t b) { return (b + 31) / 32 * 32; }
 }  // namespace
 
 size_t attention_scratch_bytes(int64_t N, int64_t dh) {
   const size_t n8 = (size_t)(N + 7) / 8 * 8, d2 = (size_t)(dh + 1) / 2, n2 = (size_t)(N + 1) / 2,
-               d8 = (size_t)(dh + 7) / 8 * 8;
-  return al32(n8 * d2 * 4) + al32((size_t)N * d2 * 4) + al32(((size_t)N * N + 8) * 4) + al32((size_t)N * N + 32) + al32((size_t)N * n2 * 4) +
-         al32(d8 * n2 * 4) + al32((size_t)N * d8 * 4);
+               d8 = (size_t)(dh + 7) / 8 * 8, n16 = (size_t)(N + 15) / 16 * 16, w16 = std::max(d8, 2 * d2);
+  return al32(n8 * d2 * 4) + al32((size_t)N * d2 * 4) + al32(d8 * n2 * 4) + al32(4 * n16 * 4) + al32(4 * n16 * 2) +
+         al32(((size_t)N + 1) * w16 * 2);
 }
 
 namespace {
+// The reference: the same integers as attention_head_avx2, one row at a time.
 void attention_head_scalar(const uint8_t* qkv, const AttentionParams& p, int64_t t, uint8_t* y) {
   const int64_t N = p.N, dh = p.dh, C = p.H * dh, w = t / p.H, h = t % p.H;
   const uint8_t* base = qkv + w * N * 3 * C;
-  std::vector<int32_t> s((size_t)N), o((size_t)(N * dh));
-  std::vector<uint8_t> pr((size_t)N);
-  const Requant rq = detail::attention_requant(p);
+  const int es = detail::attention_exp_shift(p.sm, N);
+  const int32_t dmin = -31 * p.sm.L;
+  std::vector<int32_t> z((size_t)N), e((size_t)N);
   for (int64_t i = 0; i < N; ++i) {
     const uint8_t* qi = base + i * 3 * C + h * dh;
+    const int32_t* tb = p.bias ? p.bias + ((t * N + i) % p.bias_rows) * N : nullptr;
+    int32_t mx = INT32_MIN;
     for (int64_t j = 0; j < N; ++j) {
       const uint8_t* kj = base + j * 3 * C + C + h * dh;
       int32_t acc = 0;
       for (int64_t d = 0; d < dh; ++d) acc += ((int32_t)qi[d] - p.zp) * ((int32_t)kj[d] - p.zp);
-      s[(size_t)j] = acc;
+      const int32_t b = tb ? std::min(std::max(tb[j], -detail::kAttentionBiasClamp), detail::kAttentionBiasClamp) : 0;
+      z[(size_t)j] = (acc + b) >> p.sm.pre_shift;
+      mx = std::max(mx, z[(size_t)j]);
     }
-    const int32_t* tb = p.bias ? p.bias + ((t * N + i) % p.bias_rows) * N : nullptr;
-    softmax_u8(s.data(), 1, N, tb, 1, p.sm, pr.data(), Isa::scalar);
+    int64_t sum = 0;
+    for (int64_t j = 0; j < N; ++j) {
+      e[(size_t)j] = detail::attention_exp((int32_t)std::max<int64_t>((int64_t)z[(size_t)j] - mx, dmin), p.sm, es);
+      sum += e[(size_t)j];
+    }
+    int32_t m, s;
+    detail::attention_row_scale(p.mult, p.shift, sum, &m, &s);
     for (int64_t d = 0; d < dh; ++d) {
       int32_t acc = 0;
-      for (int64_t j = 0; j < N; ++j) acc += (int32_t)pr[(size_t)j] * ((int32_t)base[j * 3 * C + 2 * C + h * dh + d] - p.zp);
-      o[(size_t)(i * dh + d)] = acc;
+      for (int64_t j = 0; j < N; ++j) acc += e[(size_t)j] * ((int32_t)base[j * 3 * C + 2 * C + h * dh + d] - p.zp);
+      y[(t * N + i) * dh + d] = (uint8_t)requantize_one(acc, m, s, p.y_zp, 0, p.y_max);
     }
   }
-  requantize(o.data(), N, dh, rq, QType::u8, y + t * N * dh, Isa::scalar);
 }
 }  // namespace
 

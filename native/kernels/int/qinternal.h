@@ -61,6 +61,44 @@ inline Requant attention_requant(const AttentionParams& p) {
   return rq;
 }
 void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
+
+// Attention softmax numerator, shared by both ISAs. z = (S + clamp(bias, ±2^30)) >> pre_shift
+// (no overflow: |S| < 2^25), d = max(z − max_j z, −31·L) and e = poly(d) >> (qn + es): the
+// I-BERT exp of softmax_u8 scaled by 2^−es so e ≤ 2^14 and N·e·255 < 2^31 (P·V stays int32, its
+// pairs fit vpmaddwd). The row's exps sum to ≥ 1 (the max entry has e = poly(0) >> es ≥ 1).
+constexpr int32_t kAttentionBiasClamp = 1 << 30;
+inline int attention_exp_shift(const SoftmaxParams& sm, int64_t N) {
+  const int64_t p0 = (int64_t)sm.qb * sm.qb + sm.qc, cap0 = (int64_t)INT32_MAX / (255 * N);
+  const int64_t cap = cap0 < (1 << 14) ? cap0 : (1 << 14);
+  int s = 0;
+  while ((p0 >> s) > cap) ++s;
+  return s;
+}
+inline int32_t attention_exp(int32_t d, const SoftmaxParams& sm, int es) {  // d ∈ [−31L, 0]
+  const int32_t qn = (-d) / sm.L, r = d + qn * sm.L, t = r + sm.qb;
+  const int32_t poly = t * t + sm.qc;
+  return qn + es > 31 ? 0 : poly >> (qn + es);
+}
+// Normalisation folded into the output requantization: row i's ratio is mult·2^−shift·256/sum
+// (P codes were at 2^−8). With b = bit length of sum (sum ∈ [1, 2^24]), inv = floor((2^(30+b) − 1)/sum)
+// ∈ [2^30 − 1, 2^31), m = (|mult|·inv) >> 31 and s = shift + b − 9: one 64-bit division per row,
+// ≥ 29 significant bits in m, identical integers for both ISAs.
+inline void attention_row_scale(int32_t mult, int32_t shift, int64_t sum, int32_t* m, int32_t* s) {
+  const int b = 64 - __builtin_clzll((uint64_t)sum);
+  const uint64_t inv = ((uint64_t(1) << (30 + b)) - 1) / (uint64_t)sum;
+  uint64_t q = ((uint64_t)(mult < 0 ? -(int64_t)mult : (int64_t)mult) * inv) >> 31;  // < 2^31
+  int64_t sh = (int64_t)shift + b - 9;
+  if (sh > 62) {
+    q = sh - 62 >= 63 ? 0 : q >> (sh - 62);
+    sh = 62;
+  } else if (sh < 0) {  // a ratio ≥ 2^31: saturate (no real model gets here)
+    q = INT32_MAX;
+    sh = 0;
+  }
+  *m = mult < 0 ? -(int32_t)q : (int32_t)q;
+  *s = (int32_t)sh;
+}
+
 void layernorm_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);
 void gelu_ibert_s8_avx2(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y);
 void lookup_u8_avx2(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
