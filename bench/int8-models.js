@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// QDQ model speed: swinq integer-only on the QDQ file (src/quant/lower-swin.ts) vs swinq fp32 (source
+// QDQ model speed: swinq integer-only on the QDQ file (src/quant/integer-lowering.ts) vs swinq fp32 (source
 // model) vs onnxruntime fp32 (source model) vs onnxruntime int8 (the same QDQ file), micro-Swin,
 // batch 1 and 32, 1 and 2 threads; interleaved runs, median and min. The QDQ file is made first with
 // `calibrate` (minmax, 64 images; the method does not change speed). Needs `npm run build:ts`.

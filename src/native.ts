@@ -93,12 +93,21 @@ export interface NativeBinding {
   [name: string]: any;
 }
 
+/** An installed package's prebuilt addon (scripts/prebuild.js, scripts/install.js), if any. */
+function prebuiltAddon(): string | undefined {
+  try {
+    const dirOf = createRequire(import.meta.url)(path.join(packageRoot, 'scripts', 'prebuild-dir.cjs')) as (root: string) => string;
+    return path.join(dirOf(packageRoot), 'swinq.node');
+  } catch { return undefined; }
+}
+
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
   const candidates = [
     process.env.SWINQ_ADDON,
     path.join(packageRoot, 'build', 'Release', 'swinq.node'),
     path.join(packageRoot, 'build', 'Debug', 'swinq.node'),
+    prebuiltAddon(),
   ].filter((p): p is string => !!p);
   const errors: string[] = [];
   for (const p of candidates) {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { CliError, emit, intOption, log, withCommon } from './common.js';
 import { loadLabelledImages, normalizedImages } from '../io/idx.js';
-import { argmaxRows, median, openEngine, type Engine } from '../io/engine.js';
+import { argmaxRows, loadOnnxruntime, median, openEngine, type Engine } from '../io/engine.js';
 import { resolveNormalization } from '../normalize.js';
 import { loadModel } from '../onnx/load.js';
 
@@ -18,8 +18,10 @@ export interface DemoRow {
   model: string;
   accuracy: number;
   swinq_ms: number;
-  onnxruntime_ms: number;
-  /** true when swinq's plan has no float GEMM (linear) but integer ones (linear_q) */
+  /** null when onnxruntime-node (a devDependency) is not installed, as in an installed package */
+  onnxruntime_ms: number | null;
+  /** the plan swinq ran: 'integer-only' | 'fp32' | 'qdq-simulated' */
+  plan: string;
   integer_only: boolean;
   op_counts: Record<string, number>;
 }
@@ -92,20 +94,26 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     ];
     const classes = 10;
     const rows: DemoRow[] = [];
+    let haveOrt = true;
+    try { await loadOnnxruntime('for the latency comparison'); } catch {
+      haveOrt = false;
+      say('demo: onnxruntime-node is not installed: swinq latency only (npm install onnxruntime-node for the comparison)');
+    }
     for (const [name, file] of models) {
       const sw = await openEngine('swinq', file, { threads });
-      const ort = await openEngine('onnxruntime', file, { threads });
+      const ort = haveOrt ? await openEngine('onnxruntime', file, { threads }) : undefined;
       try {
         const stats = sw.raw!.planStats({ [sw.inputNames[0]]: [1, 1, hw[0], hw[1]] });
         const oc = stats.opCounts;
         const acc = await accuracy(sw, X, test.labels, n, hw, classes);
         const swinqMs = await latency(sw, X, hw, runs);
-        const ortMs = await latency(ort, X, hw, runs);
-        rows.push({ model: name, accuracy: acc, swinq_ms: swinqMs, onnxruntime_ms: ortMs, integer_only: !oc.linear && (oc.linear_q ?? 0) > 0, op_counts: oc });
-        say(`demo: ${name}: accuracy ${acc.toFixed(4)}, swinq ${swinqMs.toFixed(3)} ms, onnxruntime ${ortMs.toFixed(3)} ms`);
+        const ortMs = ort ? await latency(ort, X, hw, runs) : null;
+        const plan = sw.planFor({ [sw.inputNames[0]]: [1, 1, hw[0], hw[1]] }).plan;
+        rows.push({ model: name, accuracy: acc, swinq_ms: swinqMs, onnxruntime_ms: ortMs, plan, integer_only: plan === 'integer-only', op_counts: oc });
+        say(`demo: ${name}: accuracy ${acc.toFixed(4)}, swinq ${swinqMs.toFixed(3)} ms (${plan}), onnxruntime ${ortMs === null ? '-' : `${ortMs.toFixed(3)} ms`}`);
       } finally {
         sw.release();
-        ort.release();
+        ort?.release();
       }
     }
     return { rows, seconds: (performance.now() - t0) / 1000, images: n, calibration_images: samples, threads };
@@ -116,7 +124,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
 
 export function formatTable(r: DemoResult): string {
   const head = ['model', `accuracy (${r.images} imgs)`, 'swinq ms (batch 1)', 'onnxruntime ms', 'integer-only'];
-  const body = r.rows.map((x) => [x.model, x.accuracy.toFixed(4), x.swinq_ms.toFixed(3), x.onnxruntime_ms.toFixed(3), x.integer_only ? 'yes' : 'no']);
+  const body = r.rows.map((x) => [x.model, x.accuracy.toFixed(4), x.swinq_ms.toFixed(3), x.onnxruntime_ms === null ? '-' : x.onnxruntime_ms.toFixed(3), x.integer_only ? 'yes' : 'no']);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (c: string[]) => `| ${c.map((s, i) => s.padEnd(w[i])).join(' | ')} |`;
   return [line(head), `|${w.map((k) => '-'.repeat(k + 2)).join('|')}|`, ...body.map(line),

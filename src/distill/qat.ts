@@ -1,6 +1,6 @@
 // Quantization-aware finishing for `swinq distill --qat-steps N`: the student's graph gets fake
 // quantization (native train op `fakequant`, clipped straight-through estimator) at the points
-// where swinq's integer-only Swin plan (src/quant/lower-swin.ts) quantizes, with the same code
+// where swinq's integer-only plan (src/quant/integer-lowering.ts) quantizes, with the same code
 // ranges, and its linear weights are rounded to int8 per output channel for each step.
 //   GEMM inputs (LayerNorm outputs, q/k/v, MLP activations): uint8 codes [0, 127] (7-bit, as the plan)
 //   the attention output (proj input), the image and the pooled features: [0, 255]

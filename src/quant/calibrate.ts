@@ -1,5 +1,5 @@
-// Calibration driver: runs the fp32 model (onnxruntime-node, with every tensor to quantize added
-// as a graph output) over N training images, feeds the observers, and writes the QDQ model.
+// Calibration driver: runs the fp32 model (swinq's own fp32 engine, with every tensor to quantize
+// added as a graph output — no onnxruntime needed, so an installed package calibrates) over N training images, feeds the observers, and writes the QDQ model.
 // Pass 1 finds min/max, pass 2 fills the histograms (not needed for minmax), an optional pass 3
 // measures each quantized tensor's SQNR against fp32 (--report).
 import fs from 'node:fs';
@@ -11,7 +11,8 @@ import { calibratePlanRanges, encodePlanRanges, INT_RANGES_KEY } from './plan-ra
 import { stripQdq } from './float-plan.js';
 import { hasQdq } from './qdq-sim.js';
 import { ModelCompiler, type BlockedBy } from './qdq-plan.js';
-import { loadOnnxruntime } from '../io/engine.js';
+import { InferenceSession } from '../session.js';
+import { Tensor } from '../tensor.js';
 import { describeChannelNormalization, formatNumberList, resolveChannelNormalization } from '../normalize.js';
 import { METHODS, Sqnr, TensorObserver, quantizeWeightsPerChannel, uint8Params, type Method, type QParams } from './observers.js';
 import { decodeModel, encodeModel, findTargets, writeQdq, setMetadata, type ModelProto, type WeightQ } from './qdq-writer.js';
@@ -131,7 +132,7 @@ export function replaceGeluWithRelu(m: ModelProto): number {
   return count;
 }
 
-/** Adds `names` as extra float graph outputs (onnxruntime then returns the fp32 intermediates). */
+/** Adds `names` as extra float graph outputs (the session then returns the fp32 intermediates). */
 function withOutputs(m: ModelProto, names: string[]): Uint8Array {
   const c: ModelProto = onnx.ModelProto.decode(encodeModel(m));
   const have = new Set(c.graph.output.map((o: ModelProto) => o.name));
@@ -206,12 +207,9 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
     writeModel(m, opts.out);
     return { out: opts.out, seconds: (performance.now() - t0) / 1000, activations: 0, weights: 0, planRanges: Object.keys(JSON.parse(ranges).ops).length + 1, inputDims: itemDims, batch, annotated: true, ...integerCheck(opts.out, itemDims) };
   }
-  const ort = await loadOnnxruntime('to run the fp32 model for calibration');
   const observed = targets.activations.map((a) => a.name);
   const fetch = observed.filter((n) => n !== inputName);
-  const sess = await ort.InferenceSession.create(withOutputs(m, fetch), {
-    intraOpNumThreads: opts.threads ?? 1, interOpNumThreads: 1, graphOptimizationLevel: 'all',
-  });
+  const sess = await InferenceSession.create(withOutputs(m, fetch), { threads: opts.threads ?? 1 });
   const obs = new Map(observed.map((n) => [n, new TensorObserver()]));
   const needHist = opts.method !== 'minmax';
   const passes = 1 + (needHist ? 1 : 0) + (opts.report ? 1 : 0);
@@ -221,7 +219,7 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
     for (let s = 0; s < opts.samples; s += batch) {
       const b = Math.min(batch, opts.samples - s);
       const x = fitImages(ds, s, b, layout, norm);
-      const feeds = { [inputName]: new ort.Tensor('float32', x, layoutDims(layout, b)) };
+      const feeds = { [inputName]: new Tensor('float32', x, layoutDims(layout, b)) };
       const outs = await sess.run(feeds, fetch);
       for (const n of observed) visit(n, n === inputName ? x : (outs[n].data as Float32Array));
       opts.progress?.(++done, passes * batches);
@@ -242,7 +240,7 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
     await run((n, d) => sq.get(n)!.add(d, params.get(n)!, 0, 255));
     report = observed.map((n) => ({ name: n, kind: 'activation' as const, scale: params.get(n)!.scale, zeroPoint: params.get(n)!.zeroPoint, sqnrDb: sq.get(n)!.db }));
   }
-  await sess.release?.();
+  await sess.release();
 
   const inits = new Map<string, ModelProto>();
   for (const t of m.graph.initializer ?? []) inits.set(t.name, t);
