@@ -27,7 +27,8 @@ describe('swinq demo', () => {
       expect(fs.existsSync(p), `${p} missing`).toBe(true);
       total += fs.statSync(p).size;
     }
-    expect(total).toBeLessThan(1.5e6);
+    // the teacher is the shared micro-Swin (85.5 % on the slice), the student its distilled ReLU copy
+    expect(total).toBeLessThan(4e6);
   });
 
   it('prints the fp32/int8 GELU/int8 ReLU table as JSON, int8 rows integer-only', () => {
@@ -47,6 +48,8 @@ describe('swinq demo', () => {
       expect(row.swinq_ms as number).toBeGreaterThan(0);
       expect(row.onnxruntime_ms as number).toBeGreaterThan(0);
     }
+    // a well-trained teacher and student (≥ 0.84 on the slice's 500 images; 200 here)
+    for (const row of j.rows) expect(row.accuracy as number, String(row.model)).toBeGreaterThan(0.8);
     const fp32 = j.rows[0].op_counts as Record<string, number>;
     expect(fp32.linear ?? 0).toBeGreaterThan(0);
     expect(j.rows[0].integer_only).toBe(false);
