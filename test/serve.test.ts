@@ -163,6 +163,7 @@ describe('endpoints', () => {
       name: 'tiny', versions: ['1'], platform: 'swinq',
       inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, K] }],
       outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, M] }],
+      plan: 'fp32', // which plan the model runs (beside the protocol's keys)
     });
     expect((await http(`${s.url}/v2/models/tiny2/ready`)).json()).toEqual({ name: 'tiny2', ready: true });
     expect((await http(`${s.url}/v2/models/tiny/versions/1/ready`)).status).toBe(200);
