@@ -223,6 +223,24 @@ function accuracy(g: TrainGraph, test: LabelledImages, nTest: number, mean: numb
 
 /** Distils on the teacher's own graph (any model the engine runs); quantization-aware finishing
  *  (--qat-steps) still needs the Swin template path. */
+/** The minibatch of `step`: a new order of the n images (from the checkpointed RNG, in place in
+ *  perm) at each epoch's first step, then rows perm[s·batch …] of X copied into xb/yb. */
+function minibatch(step: number, d: { X: Float32Array; labels: ArrayLike<number>; n: number; px: number; batch: number; perm: Int32Array; rng: { next(): number }; xb: Float32Array; yb: Int32Array }): { x: Float32Array; y: Int32Array } {
+  const { X, labels, n, px, batch, perm, rng, xb, yb } = d;
+  const s = step % Math.ceil(n / batch);
+  if (s === 0) {
+    for (let i = 0; i < n; i++) perm[i] = i;
+    for (let i = n - 1; i > 0; i--) { const j = Math.floor(rng.next() * (i + 1)); const t = perm[i]; perm[i] = perm[j]; perm[j] = t; }
+  }
+  const B = Math.min(batch, n - s * batch);
+  for (let b = 0; b < B; b++) {
+    const k = perm[s * batch + b];
+    xb.set(X.subarray(k * px, (k + 1) * px), b * px);
+    yb[b] = labels[k];
+  }
+  return { x: xb.subarray(0, B * px), y: yb.subarray(0, B) };
+}
+
 export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Promise<DistillResult> {
   return (o.qatSteps ?? 0) > 0 ? distillTemplate(o, cb) : distillGraph(o, cb);
 }
@@ -337,18 +355,8 @@ async function distillTemplate(o: DistillOptions, cb: DistillCallbacks = {}): Pr
       phase = p;
       cb.onPhase?.(p, [...swapped]);
     }
-    const s = step % stepsPerEpoch;
-    if (s === 0) {  // new epoch order from the checkpointed RNG
-      for (let i = 0; i < n; i++) perm[i] = i;
-      for (let i = n - 1; i > 0; i--) { const j = Math.floor(rng.next() * (i + 1)); const t = perm[i]; perm[i] = perm[j]; perm[j] = t; }
-    }
-    const B = Math.min(batch, n - s * batch);
-    for (let b = 0; b < B; b++) {
-      const k = perm[s * batch + b];
-      xb.set(X.subarray(k * px, (k + 1) * px), b * px);
-      yb[b] = train.labels[k];
-    }
-    const x = xb.subarray(0, B * px), y = yb.subarray(0, B);
+    const { x, y } = minibatch(step, { X, labels: train.labels, n, px, batch, perm, rng, xb, yb });
+    const B = y.length;
     const lr = native.trainLr(step, totalSteps, o.warmup ?? Math.min(20, Math.floor(totalSteps / 10)), o.lr ?? 5e-4, o.minLr ?? 1e-5);
     step++;
     const { loss, ce, kl, fl, logits } = trainOn(x, y, B, lr, step);
@@ -611,18 +619,8 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
         phase = p;
         cb.onPhase?.(p, [...swapped]);
       }
-      const s = step % stepsPerEpoch;
-      if (s === 0) {  // new epoch order from the checkpointed RNG
-        for (let i = 0; i < n; i++) perm[i] = i;
-        for (let i = n - 1; i > 0; i--) { const j = Math.floor(rng.next() * (i + 1)); const t = perm[i]; perm[i] = perm[j]; perm[j] = t; }
-      }
-      const B = Math.min(batch, n - s * batch);
-      for (let b = 0; b < B; b++) {
-        const k = perm[s * batch + b];
-        xb.set(X.subarray(k * px, (k + 1) * px), b * px);
-        yb[b] = train.labels[k];
-      }
-      const x = xb.subarray(0, B * px), y = yb.subarray(0, B);
+      const { x, y } = minibatch(step, { X, labels: train.labels, n, px, batch, perm, rng, xb, yb });
+      const B = y.length;
       const lr = native.trainLr(step, totalSteps, o.warmup ?? Math.min(20, Math.floor(totalSteps / 10)), lr0, minLr);
       step++;
       const tLogits = (await teacher.run({ [sg.input]: new Tensor('float32', x, [B, ...sg.inputShape]) }))[sg.outputName].data as Float32Array;
