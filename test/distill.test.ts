@@ -107,6 +107,28 @@ describe('distill API (swinq-init teacher)', () => {
     try { expect((await s.run({ input: new Tensor('float32', new Float32Array(784), [1, 1, 28, 28]) })).logits.dims).toEqual([1, 10]); } finally { s.release(); }
   });
 
+  it('quantization-aware finishing moves the linear weights, and a run stopped inside it resumes bit-identically', async () => {
+    const base = { teacher, data, epochs: 1, batch: 64, threads: 1, schedule: 'all-at-once' as const, evalLimit: 8, checkpointEvery: 1, qatSteps: 4 };
+    const full = path.join(tmp, 'qat4.onnx'), part = path.join(tmp, 'qat4p.onnx'), pre = path.join(tmp, 'qat4pre.onnx');
+    const r4 = await distill({ ...base, out: full, checkpoint: `${full}.ckpt` });
+    // the parameters when the schedule ends (before the finishing steps) and after them
+    const before = await distill({ ...base, out: pre, checkpoint: `${pre}.ckpt`, stopAfter: r4.steps });
+    expect(before.stopped).toBe(true);
+    const p0 = readCheckpoint(`${pre}.ckpt`).params, p4 = readCheckpoint(`${full}.ckpt`).params;
+    expect(readCheckpoint(`${full}.ckpt`).step).toBe(r4.steps + 4);
+    // a GEMM weight must have moved: the steps taken at the rounded weights reach the float masters
+    const moved = [...p4].filter(([k, v]) => !Buffer.from(v.buffer, v.byteOffset, v.byteLength).equals(Buffer.from(p0.get(k)!.buffer, p0.get(k)!.byteOffset, p0.get(k)!.byteLength)));
+    expect(moved.map(([k]) => k).filter((k) => /linear|weight|.w$/i.test(k)), moved.map(([k, v]) => `${k}:${v.length}`).join(' ')).not.toEqual([]);
+    const ck = `${part}.ckpt`;
+    const stopped = await distill({ ...base, out: part, checkpoint: ck, stopAfter: r4.steps + 2 });
+    expect(stopped.stopped).toBe(true);
+    expect(readCheckpoint(ck).step).toBe(r4.steps + 2);
+    await distill({ ...base, out: part, checkpoint: ck, resume: ck });
+    const a = readOnnxModel(fs.readFileSync(full), full).params, b = readOnnxModel(fs.readFileSync(part), part).params;
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    for (const [k, v] of a) expect(Buffer.from(b.get(k)!.buffer).equals(Buffer.from(v.buffer)), k).toBe(true);
+  });
+
   it('refuses bad options and teachers with clear errors', async () => {
     await expect(distill({ teacher, data, out: path.join(tmp, 'x.onnx'), epochs: 1, fewbit: 7 })).rejects.toThrow(/--fewbit/);
     await expect(distill({ teacher, data, out: path.join(tmp, 'x.onnx'), epochs: 1, schedule: 'middle-out' as never })).rejects.toThrow(/--schedule/);

@@ -164,6 +164,8 @@ interface CkptState {
   run?: string;  // hyper-parameters that must match on --resume
   step: number; rng: number; perm: Int32Array; totalSteps: number; schedule: DistillSchedule; n: number;
   params: Map<string, Float32Array>; m: Map<string, Float32Array>; v: Map<string, Float32Array>;
+  /** quantization-aware finishing: each fake-quantization point's calibrated [lo, hi] */
+  qat?: Map<string, Float32Array>;
 }
 
 export function writeCheckpoint(file: string, s: CkptState): void {
@@ -171,6 +173,7 @@ export function writeCheckpoint(file: string, s: CkptState): void {
   for (const [k, d] of s.params) blobs.push({ key: `p:${k}`, data: d });
   for (const [k, d] of s.m) blobs.push({ key: `m:${k}`, data: d });
   for (const [k, d] of s.v) blobs.push({ key: `v:${k}`, data: d });
+  for (const [k, d] of s.qat ?? []) blobs.push({ key: `q:${k}`, data: d });
   const header = Buffer.from(JSON.stringify({
     run: s.run, step: s.step, rng: s.rng, totalSteps: s.totalSteps, schedule: s.schedule, n: s.n,
     blobs: blobs.map((b) => [b.key, b.data.length, b.data instanceof Int32Array ? 'i32' : 'f32']),
@@ -207,6 +210,7 @@ export function readCheckpoint(file: string): CkptState {
     off += count * 4;
     const data = type === 'i32' ? new Int32Array(copy) : new Float32Array(copy);
     if (key === 'perm') s.perm = data as Int32Array;
+    else if (key[0] === 'q') (s.qat ??= new Map()).set(key.slice(2), data as Float32Array);
     else (key[0] === 'p' ? s.params : key[0] === 'm' ? s.m : s.v).set(key.slice(2), data as Float32Array);
   }
   return s;
@@ -282,6 +286,7 @@ async function distillTemplate(o: DistillOptions, cb: DistillCallbacks = {}): Pr
   const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
   for (const [k, p] of sg.params) if (p.trainable) { m.set(k, new Float32Array(p.data.length)); v.set(k, new Float32Array(p.data.length)); }
   const rng = new Rng((o.seed ?? 0) * 2654435761 + 1);
+  let qatRanges: Map<string, Float32Array> | undefined;  // fake-quantization ranges, fixed when finishing starts
   let perm: Int32Array = new Int32Array(n);
   let step = 0;
   const ckptFile = o.checkpoint ?? `${o.out}.ckpt`;
@@ -302,11 +307,13 @@ async function distillTemplate(o: DistillOptions, cb: DistillCallbacks = {}): Pr
         m.get(k)!.set(cm); v.get(k)!.set(cv);
       }
     }
-    if (c.perm.length !== n || !Number.isInteger(c.step) || c.step < 0 || c.step > totalSteps) throw new Error(`${o.resume}: bad step ${c.step} or epoch order of ${c.perm.length} images`);
-    step = c.step; rng.state = c.rng; perm = c.perm;
-    log(`distill: resumed ${o.resume} at step ${step}/${totalSteps}`);
+    // steps past totalSteps are quantization-aware finishing steps (checkpointed like the schedule)
+    const last = totalSteps + (o.qatSteps ?? 0);
+    if (c.perm.length !== n || !Number.isInteger(c.step) || c.step < 0 || c.step > last) throw new Error(`${o.resume}: bad step ${c.step} or epoch order of ${c.perm.length} images`);
+    step = c.step; rng.state = c.rng; perm = c.perm; qatRanges = c.qat;
+    log(`distill: resumed ${o.resume} at step ${step}/${last}`);
   }
-  const save = () => writeCheckpoint(ckptFile, { run, step, rng: rng.state, perm, totalSteps, schedule, n, params: new Map([...sg.params].map(([k, p]) => [k, p.data])), m, v });
+  const save = () => writeCheckpoint(ckptFile, { run, step, rng: rng.state, perm, totalSteps, schedule, n, params: new Map([...sg.params].map(([k, p]) => [k, p.data])), m, v, qat: qatRanges });
 
   const teacherAcc = accuracy(tg, test, nTest, norm.mean, norm.std, cfg.classes);
   log(`distill: teacher accuracy ${teacherAcc.toFixed(4)} (${nTest} test images); ${phases.length} phase(s), ${totalSteps} steps, schedule ${schedule}`);
@@ -366,13 +373,16 @@ async function distillTemplate(o: DistillOptions, cb: DistillCallbacks = {}): Pr
   }
   applySwaps(sg, new Set(phases.flat()), 0);
   const qat = o.qatSteps ?? 0;
-  if (qat > 0 && step === totalSteps) {
+  if (qat > 0 && step >= totalSteps && step < totalSteps + qat) {
     // quantization-aware finishing: the integer plan's quantization points as fake quantization
-    // (clipped straight-through estimator), int8 per-channel weights; not checkpointed
+    // (clipped straight-through estimator), int8 per-channel weights. Checkpointed like the schedule:
+    // the ranges calibrated when finishing starts are kept in the checkpoint (a resume must not
+    // re-calibrate on weights that moved), and the saved parameters are the float masters
     const calib = X.subarray(0, Math.min(n, 4 * batch) * px);
-    const fq = insertFakeQuant(sg, calib, Math.min(n, 4 * batch), batch);
+    qatRanges ??= new Map();
+    const fq = insertFakeQuant(sg, calib, Math.min(n, 4 * batch), batch, qatRanges);
     log(`distill: quantization-aware finishing, ${qat} steps, ${fq.length} fake-quantized tensors + int8 per-channel weights`);
-    for (let q = 0; q < qat; q++) {
+    for (let q = step - totalSteps; q < qat; q++) {
       const B = Math.min(batch, n);
       for (let b = 0; b < B; b++) {
         const k = Math.floor(rng.next() * n);
@@ -382,8 +392,14 @@ async function distillTemplate(o: DistillOptions, cb: DistillCallbacks = {}): Pr
       const restore = fakeQuantizeWeights(sg, masters);
       let r: ReturnType<typeof trainOn>;
       try { r = trainOn(xb.subarray(0, B * px), yb.subarray(0, B), B, (o.lr ?? 5e-4) * 0.1, totalSteps + q + 1); } finally { restore(); }
-      await cb.onStep?.({ step: totalSteps + q + 1, totalSteps: totalSteps + qat, phase: phases.length, phases: phases.length + 1, swapped: [...swapped],
+      step = totalSteps + q + 1;
+      await cb.onStep?.({ step, totalSteps: totalSteps + qat, phase: phases.length, phases: phases.length + 1, swapped: [...swapped],
         loss: r.loss, ce: r.ce, kl: r.kl, feature: r.fl, lr: (o.lr ?? 5e-4) * 0.1, correct: countCorrect(r.logits, yb.subarray(0, B), cfg.classes), batch: B });
+      if (o.stopAfter !== undefined && step >= o.stopAfter && step < totalSteps + qat) {
+        save();
+        return { teacher_accuracy: teacherAcc, student_accuracy: NaN, out: o.out, steps: step, phases, schedule, seconds: (performance.now() - t0) / 1000, stopped: true };
+      }
+      if (every > 0 && step % every === 0 && step < totalSteps + qat) save();
     }
     for (const name of fq) sg.removeNode(name);
   }
@@ -393,7 +409,7 @@ async function distillTemplate(o: DistillOptions, cb: DistillCallbacks = {}): Pr
   fs.writeFileSync(tmp, exportOnnx(sg, { ...cfg, act: 'relu' }, { 'swinq.mean': String(norm.mean), 'swinq.std': String(norm.std), 'swinq.distill.teacher': o.teacher }));
   fs.renameSync(tmp, o.out);
   log(`distill: student accuracy ${studentAcc.toFixed(4)} → ${o.out}`);
-  return { teacher_accuracy: teacherAcc, student_accuracy: studentAcc, out: o.out, steps: step, phases, schedule, seconds: (performance.now() - t0) / 1000 };
+  return { teacher_accuracy: teacherAcc, student_accuracy: studentAcc, out: o.out, steps: totalSteps, phases, schedule, seconds: (performance.now() - t0) / 1000 };
 }
 
 /** A file named by size and the SHA-256 of its first MiB (what a resumed run must see again). */

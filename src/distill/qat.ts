@@ -33,11 +33,15 @@ export function quantPoints(g: TrainGraph): Point[] {
 
 /** Inserts fake quantization at quantPoints(g) with uint8 ranges from min/max over `images`
  *  (`count` images, run in batches of `batch`); returns the inserted node names. */
-export function insertFakeQuant(g: TrainGraph, images: Float32Array, count: number, batch: number): string[] {
+export function insertFakeQuant(g: TrainGraph, images: Float32Array, count: number, batch: number,
+  ranges: Map<string, Float32Array> = new Map()): string[] {
   const pts = quantPoints(g);
   const lo = new Map(pts.map((p) => [p.tensor, 0])), hi = new Map(pts.map((p) => [p.tensor, 0]));
   const per = images.length / count;
-  for (let s = 0; s < count; s += batch) {
+  // `ranges` given (a resumed run): those [lo, hi]; else calibrated here and recorded into it
+  const known = pts.length > 0 && pts.every((p) => ranges.has(p.tensor));
+  for (const p of known ? pts : []) { const r = ranges.get(p.tensor)!; lo.set(p.tensor, r[0]); hi.set(p.tensor, r[1]); }
+  for (let s = 0; s < (known ? 0 : count); s += batch) {
     const b = Math.min(batch, count - s);
     const st = g.forward(images.subarray(s * per, (s + b) * per), b, false);
     for (const p of pts) {
@@ -47,6 +51,7 @@ export function insertFakeQuant(g: TrainGraph, images: Float32Array, count: numb
       lo.set(p.tensor, mn); hi.set(p.tensor, mx);
     }
   }
+  if (!known) for (const p of pts) ranges.set(p.tensor, Float32Array.of(lo.get(p.tensor)!, hi.get(p.tensor)!));
   return pts.map((p) => {
     let desc: OpDesc;
     if (p.softmax) desc = { op: 'fakequant', scale: 1 / 256, zp: 0, qmin: 0, qmax: 255 };
@@ -59,10 +64,10 @@ export function insertFakeQuant(g: TrainGraph, images: Float32Array, count: numb
 }
 
 /** Rounds every linear weight [K, N] to int8 per output column (max|w|/127, symmetric) in place,
- *  keeping the float values in `masters` (the optimiser updates those: straight-through); the
- *  returned function puts the float values back. */
+ *  keeping the float values in `masters`; the returned function adds the optimiser's step (taken at
+ *  the rounded weights) to the masters and puts them back (straight-through). */
 export function fakeQuantizeWeights(g: TrainGraph, masters: Map<string, Float32Array>): () => void {
-  const touched: [Float32Array, Float32Array][] = [];
+  const touched: [Float32Array, Float32Array, Float32Array][] = [];
   for (const n of g.nodes) {
     if (n.desc.op !== 'linear') continue;
     const p = g.params.get(n.inputs[1]);
@@ -77,7 +82,14 @@ export function fakeQuantizeWeights(g: TrainGraph, masters: Map<string, Float32A
       const s = m > 0 ? m / 127 : 1;
       for (let k = 0; k < K; k++) w[k * N + c] = Math.round(mst[k * N + c] / s) * s;
     }
-    touched.push([w, mst]);
+    touched.push([w, mst, Float32Array.from(w)]);
   }
-  return () => { for (const [w, mst] of touched) w.set(mst); };
+  // the optimizer stepped the fake-quantized weights: carry that step over to the float masters
+  // (straight-through), then put the masters back (a plain restore dropped every weight update)
+  return () => {
+    for (const [w, mst, wq] of touched) {
+      for (let i = 0; i < w.length; i++) mst[i] += w[i] - wq[i];
+      w.set(mst);
+    }
+  };
 }
