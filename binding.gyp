@@ -15,7 +15,7 @@
       "dependencies": ["swinq_avx2"],
       "sources": ["<!@(node native/sources.cjs core)", "<!@(node native/sources.cjs binding)"],
       "include_dirs": ["native/include", "<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-O3"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags!": ["-fno-exceptions"]

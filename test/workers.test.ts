@@ -35,4 +35,14 @@ describe('worker_threads', () => {
     // terminated with two runs in flight: before the fix, settling them in the dying environment aborted the process
     expect(out.killed).toEqual([{ code: 1 }, { code: 1 }, { code: 1 }]);
   });
+
+  it('native training ops in flight in a terminated worker do not abort the process', () => {
+    // trainForwardAsync called while a worker terminates: node-addon-api threw from a function
+    // wrapper into the dying environment (std::terminate) until NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
+    const nativeJs = pathToFileURL(path.join(repoRoot, 'dist', 'native.js')).href;
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'test', 'fixtures', 'train-worker-child.mjs'), nativeJs], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.signal, `child died by ${r.signal}; stderr: ${r.stderr.slice(-2000)}`).toBeNull();
+    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ terminated: 3 });
+  });
 });
