@@ -116,7 +116,7 @@ describe('distill API (swinq-init teacher)', () => {
     expect(before.stopped).toBe(true);
     const p0 = readCheckpoint(`${pre}.ckpt`).params, p4 = readCheckpoint(`${full}.ckpt`).params;
     expect(readCheckpoint(`${full}.ckpt`).step).toBe(r4.steps + 4);
-    // a GEMM weight must have moved: the steps taken at the rounded weights reach the float masters
+    // a GEMM weight must have moved: AdamW steps the float masters with gradients at the rounded weights
     const moved = [...p4].filter(([k, v]) => !Buffer.from(v.buffer, v.byteOffset, v.byteLength).equals(Buffer.from(p0.get(k)!.buffer, p0.get(k)!.byteOffset, p0.get(k)!.byteLength)));
     expect(moved.map(([k]) => k).filter((k) => /linear|weight|.w$/i.test(k)), moved.map(([k, v]) => `${k}:${v.length}`).join(' ')).not.toEqual([]);
     const ck = `${part}.ckpt`;

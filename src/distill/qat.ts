@@ -64,10 +64,10 @@ export function insertFakeQuant(g: TrainGraph, images: Float32Array, count: numb
 }
 
 /** Rounds every linear weight [K, N] to int8 per output column (max|w|/127, symmetric) in place,
- *  keeping the float values in `masters`; the returned function adds the optimiser's step (taken at
- *  the rounded weights) to the masters and puts them back (straight-through). */
+ *  keeping the float values in `masters` (the optimiser updates those: straight-through); the
+ *  returned function puts the float values back. */
 export function fakeQuantizeWeights(g: TrainGraph, masters: Map<string, Float32Array>): () => void {
-  const touched: [Float32Array, Float32Array, Float32Array][] = [];
+  const touched: [Float32Array, Float32Array][] = [];
   for (const n of g.nodes) {
     if (n.desc.op !== 'linear') continue;
     const p = g.params.get(n.inputs[1]);
@@ -82,14 +82,7 @@ export function fakeQuantizeWeights(g: TrainGraph, masters: Map<string, Float32A
       const s = m > 0 ? m / 127 : 1;
       for (let k = 0; k < K; k++) w[k * N + c] = Math.round(mst[k * N + c] / s) * s;
     }
-    touched.push([w, mst, Float32Array.from(w)]);
+    touched.push([w, mst]);
   }
-  // the optimizer stepped the fake-quantized weights: carry that step over to the float masters
-  // (straight-through), then put the masters back (a plain restore dropped every weight update)
-  return () => {
-    for (const [w, mst, wq] of touched) {
-      for (let i = 0; i < w.length; i++) mst[i] += w[i] - wq[i];
-      w.set(mst);
-    }
-  };
+  return () => { for (const [w, mst] of touched) w.set(mst); };
 }
