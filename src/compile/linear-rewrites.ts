@@ -12,17 +12,12 @@
 // (their index maps composed with the column offset); any other reader gets the sibling's block
 // back through one extracting gather. Exact: the same sums in the same order per output element.
 import { numel, makeConst } from '../ir/graph.js';
-import { compressMap, type Lowered, type POp, type PT } from './lower.js';
+import { compressMap, indexMapSource, type Lowered, type POp, type PT } from './lower.js';
 
 /** Output element → source element of an index_map (−1: padding). */
 function fullMap(op: POp, idx: ArrayLike<number>): Int32Array {
-  const [block, items, , yItem] = op.ints;
-  const xItem = op.ints[2];
-  const out = new Int32Array(items * yItem);
-  for (let e = 0; e < out.length; e++) {
-    const t = Math.floor(e / yItem), rem = e % yItem, r = Math.floor(rem / block);
-    out[e] = idx[r] < 0 ? -1 : t * xItem + idx[r] + (rem % block);
-  }
+  const out = new Int32Array(op.ints[1] * op.ints[3]);
+  for (let e = 0; e < out.length; e++) out[e] = indexMapSource(op.ints, idx, e);
   return out;
 }
 

@@ -68,6 +68,14 @@ export function compressMap(map: Int32Array, X: number): { block: number; items:
   return { block: B, items: T, xItem: X / T, yItem, idx };
 }
 
+/** The source element of output element e of an index_map op (ops.def), −1 for padding: the
+ *  inverse of compressMap. */
+export function indexMapSource(ints: readonly number[], idx: ArrayLike<number>, e: number): number {
+  const [block, , xItem, yItem] = ints;
+  const t = Math.floor(e / yItem), rem = e % yItem, r = Math.floor(rem / block);
+  return idx[r] < 0 ? -1 : t * xItem + idx[r] + (rem % block);
+}
+
 function isIdentity(map: Int32Array): boolean {
   for (let k = 0; k < map.length; k++) if (map[k] !== k) return false;
   return true;

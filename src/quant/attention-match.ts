@@ -2,7 +2,7 @@
 // are gathers of one [W, N, 3C] tensor (timm, torchvision and — after the linear rewrites — Hugging
 // Face and nn.MultiheadAttention layouts; W = windows for Swin, batch for global ViT attention).
 import { numel } from '../ir/graph.js';
-import type { Lowered, POp } from '../compile/lower.js';
+import { indexMapSource, type Lowered, type POp } from '../compile/lower.js';
 import { aliasRoot, aliasOffset } from '../compile/plan.js';
 
 const rootOf = aliasRoot;
@@ -47,13 +47,8 @@ export function matchAttention(l: Lowered, k: number, consumers: Map<number, num
   if (smRows !== batch * N || smD !== N) return undefined;
   const total = numel(T[R].dims);
   if (total !== batch * N * 3 * dh || [op.inputs[0], op.inputs[1], ops[kp].inputs[1]].some((t) => rootOf(T, t) !== t)) return undefined;
-  // source offset in R of element e of a gather's output (undefined: padding)
-  const src = (g: POp, e: number): number | undefined => {
-    const [block, , xItem, yItem] = g.ints;
-    const idx = T[g.inputs[1]].data!.data;
-    const t = Math.floor(e / yItem), rem = e % yItem, r = Math.floor(rem / block);
-    return idx[r] < 0 ? undefined : t * xItem + idx[r] + (rem % block);
-  };
+  // source offset in R of element e of a gather's output (−1: padding)
+  const src = (g: POp, e: number): number => indexMapSource(g.ints, T[g.inputs[1]].data!.data, e);
   for (let H = 1; H <= batch; H++) {
     if (batch % H) continue;
     const C = H * dh, ld = 3 * C;
