@@ -10,6 +10,7 @@
 import type { Graph } from '../ir/graph.js';
 import { BatchCompiler, type Compiled } from '../compile/index.js';
 import type { Lowered } from '../compile/lower.js';
+import { aliasRoot } from '../compile/plan.js';
 import { OP_NAMES } from '../plan/ops.js';
 import { lowerQdqToIntPlan } from './lower-int.js';
 import { decodePlanRanges, INT_RANGES_KEY, planOpKeys, type PlanRanges } from './plan-ranges.js';
@@ -50,7 +51,7 @@ function rangesByValue(byValue: Map<string, number[]>, l: Lowered, inputName: st
   const input = byValue.get(inputName);
   if (!input) throw new Error(`graph input '${inputName}' has no QuantizeLinear (no input scale)`);
   const T = l.tensors;
-  const root = (t: number) => { while (T[t].aliasOf !== undefined) t = T[t].aliasOf!; return t; };
+  const root = (t: number) => aliasRoot(T, t);
   const byRoot = new Map<number, number[]>();
   T.forEach((t, i) => {
     let lo = Infinity, hi = -Infinity;
