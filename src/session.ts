@@ -3,7 +3,8 @@
 // executor off the event loop.
 import { loadModel } from './onnx/load.js';
 import type { Compiled } from './compile/index.js';
-import { ModelCompiler, type BlockedBy, type PlanKind } from './quant/qdq-plan.js';
+import { ModelCompiler, type BlockedBy, type PlanChoice, type PlanKind } from './quant/qdq-plan.js';
+import { BackgroundCompiler } from './compile/background.js';
 import { isSupportedOp } from './passes/specialize.js';
 import type { Graph, ValueDecl } from './ir/graph.js';
 import { native, type NativePlan, type PlanArray } from './native.js';
@@ -16,6 +17,12 @@ export interface SessionOptions {
   requireInteger?: boolean;
   /** 'simulate': run a QDQ model as its fp32 simulation (a reference for the integer plan) */
   qdq?: 'auto' | 'simulate';
+  /**
+   * Compile the plan of a new input shape on a worker thread when `run()` meets it, so the event loop
+   * stays free meanwhile (a server's other requests and health checks). Costs a second copy of the model
+   * while the worker lives (it ends 30 s after its last compile). `runSync()` always compiles inline.
+   */
+  compileInBackground?: boolean;
   /** gets one-line notes (e.g. why a QDQ model runs as an fp32 simulation); the library never prints */
   logger?: (line: string) => void;
   // onnxruntime-node's names, so its programs run unchanged (see resolveThreads / checkOrtOptions)
@@ -132,9 +139,13 @@ export class InferenceSession {
   private readonly logger?: (line: string) => void;
   private lastKind?: PlanKind;
   private released = false;
+  private readonly background?: BackgroundCompiler;
+  private readonly compiling = new Map<string, Promise<Entry>>();
 
-  private constructor(graph: Graph, modelPath: string | undefined, options: SessionOptions) {
+  private constructor(graph: Graph, source: string | Uint8Array, options: SessionOptions) {
+    const modelPath = typeof source === 'string' ? source : undefined;
     this.graph = graph;
+    if (options.compileInBackground) this.background = new BackgroundCompiler(source);
     this.compiler = new ModelCompiler(graph);
     this.requireInteger = !!options.requireInteger;
     this.simulateQdq = options.qdq === 'simulate';
@@ -170,7 +181,10 @@ export class InferenceSession {
         throw new Error(`${g.source}: unsupported op '${n.domain ? `${n.domain}.` : ''}${n.opType}' at node '${n.name}'`);
       }
     }
-    const s = new InferenceSession(g, typeof pathOrBuffer === 'string' ? pathOrBuffer : undefined, options);
+    if (options.compileInBackground !== undefined && typeof options.compileInBackground !== 'boolean') {
+      throw new TypeError(`InferenceSession: compileInBackground must be a boolean, got ${describe(options.compileInBackground)}`);
+    }
+    const s = new InferenceSession(g, pathOrBuffer, options);
     // --require-integer fails at create, not at the first run: try the default-shape plan now
     if (s.requireInteger) { try { s.planInfo(); } catch (e) { s.release(); throw e; } }
     return s;
@@ -248,23 +262,55 @@ export class InferenceSession {
     return out;
   }
 
-  private entry(dims: number[][]): Entry {
-    const key = dims.map((d) => d.join('x')).join('|');
-    let e = this.plans.get(key);
+  private static key(dims: number[][]): string { return dims.map((d) => d.join('x')).join('|'); }
+
+  /** The cached plan for these dims (moved to most-recently-used), if any. */
+  private cached(key: string): Entry | undefined {
+    const e = this.plans.get(key);
     if (e) {
-      // keep most-recently-used last
       this.plans.delete(key);
       this.plans.set(key, e);
-      return e;
     }
+    return e;
+  }
+
+  private inputDims(dims: number[][]): Record<string, number[]> {
     const inputDims: Record<string, number[]> = {};
     this.inputNames.forEach((n, i) => (inputDims[n] = dims[i]));
+    return inputDims;
+  }
+
+  private compileOptions() { return { requireInteger: this.requireInteger, simulate: this.simulateQdq }; }
+
+  /** The plan for these dims, compiled on this thread if it is new. */
+  private entry(dims: number[][]): Entry {
+    const key = InferenceSession.key(dims);
     // QDQ files: integer-only when a lowering takes them, else the fp32 simulation (src/quant/qdq-plan.ts)
-    const choice = this.compiler.compile(inputDims, { requireInteger: this.requireInteger, simulate: this.simulateQdq });
+    return this.cached(key) ?? this.install(key, this.compiler.compile(this.inputDims(dims), this.compileOptions()));
+  }
+
+  /** The plan for these dims, compiled on the background worker if it is new (one compile per shape). */
+  private entryAsync(dims: number[][]): Entry | Promise<Entry> {
+    const key = InferenceSession.key(dims);
+    const e = this.cached(key);
+    if (e || !this.background) return e ?? this.entry(dims);
+    let p = this.compiling.get(key);
+    if (!p) {
+      p = this.background.compile(this.inputDims(dims), this.compileOptions()).then((choice) => {
+        if (this.released) throw new Error('InferenceSession: session was released');
+        return this.cached(key) ?? this.install(key, choice);
+      }).finally(() => this.compiling.delete(key));
+      this.compiling.set(key, p);
+    }
+    return p;
+  }
+
+  /** Creates the native plan of a compile result and caches it (least recently used out past the limit). */
+  private install(key: string, choice: PlanChoice): Entry {
     const compiled = choice.compiled;
     if (choice.blockedBy && !this.plans.size) this.logger?.(`${this.graph.source}: running the fp32 simulation of the QDQ file (plan qdq-simulated): ${choice.blockedBy.reason}`);
     const plan = native.createPlan!(compiled.desc, { threads: this.threads, profile: this.profile });
-    e = { compiled: { outputDims: compiled.outputDims, outputTypes: compiled.outputTypes, stats: compiled.stats }, plan, kind: choice.plan, blockedBy: choice.blockedBy };
+    const e: Entry = { compiled: { outputDims: compiled.outputDims, outputTypes: compiled.outputTypes, stats: compiled.stats }, plan, kind: choice.plan, blockedBy: choice.blockedBy };
     this.plans.set(key, e);
     if (this.plans.size > MAX_CACHED_PLANS) {
       const [oldKey, old] = this.plans.entries().next().value as [string, Entry];
@@ -351,7 +397,14 @@ export class InferenceSession {
    */
   async run(feeds: Record<string, Tensor>, fetches?: FetchesType | RunOptions, options?: RunOptions): Promise<Record<string, Tensor>> {
     const { want, given } = this.fetchPlan(fetches, options);
-    const e = this.entry(this.validate(feeds));
+    let e = this.entryAsync(this.validate(feeds));
+    if (e instanceof Promise) {
+      // the inputs are the caller's again as soon as run() returns its promise: copy them across the compile
+      const held: Record<string, Tensor> = {};
+      for (const n of this.inputNames) { const t = feeds[n]; held[n] = Tensor.trusted(t.type as TensorType, (t.data as PlanArray).slice() as TensorData, [...t.dims], t.data.length); }
+      feeds = held;
+      e = await e;
+    }
     this.lastKind = e.kind;
     const { ins, outs } = this.buffers(e, feeds, given);
     await e.plan.runAsync(ins, outs.map((t) => t.data as PlanArray));
@@ -384,6 +437,7 @@ export class InferenceSession {
    * promise, as onnxruntime-node's does, so `await session.release()` works too.
    */
   release(): Promise<void> {
+    this.background?.close();
     for (const e of this.plans.values()) e.plan.release();
     this.plans.clear();
     this.released = true;

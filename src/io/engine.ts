@@ -31,6 +31,8 @@ export interface EngineOptions {
   requireInteger?: boolean;
   /** one-line notes from the session (which plan runs and why) */
   logger?: (line: string) => void;
+  /** swinq: compile new shapes on a worker thread (SessionOptions.compileInBackground) */
+  compileInBackground?: boolean;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -54,7 +56,7 @@ export async function loadOnnxruntime(purpose: string): Promise<any> {
 async function openSwinq(model: string, opts: EngineOptions): Promise<Engine> {
   // Imported lazily so commands that fail on their flags never load the addon.
   const { InferenceSession, Tensor } = await import('../index.js');
-  const s = await InferenceSession.create(model, { threads: opts.threads, isa: opts.isa, profile: !!opts.profile, requireInteger: opts.requireInteger, logger: opts.logger });
+  const s = await InferenceSession.create(model, { threads: opts.threads, isa: opts.isa, profile: !!opts.profile, requireInteger: opts.requireInteger, logger: opts.logger, compileInBackground: opts.compileInBackground });
   return {
     kind: 'swinq',
     inputNames: s.inputNames,

@@ -95,7 +95,8 @@ export async function loadModel(name: string, file: string, opts: LoadOptions = 
   const io = readModelIo(bytes, file);
   const { openEngine } = await import('../io/engine.js');
   const threads = opts.threads ?? Math.max(1, os.availableParallelism());
-  const session = await openEngine(opts.engine ?? 'swinq', file, { threads, isa: opts.isa, requireInteger: opts.requireInteger });
+  // new shapes (odd row counts, non-batchable models, --no-warmup) compile off the event loop
+  const session = await openEngine(opts.engine ?? 'swinq', file, { threads, isa: opts.isa, requireInteger: opts.requireInteger, compileInBackground: true });
   // Engines take plain { type, data, dims } tensors and wrap them in their own Tensor class.
   return checkModel({ name, path: file, ...io, session: session as SessionLike, makeTensor: (type, data, dims) => ({ type, data, dims }), plan: session.planFor() });
 }

@@ -1,0 +1,32 @@
+// The worker side of BackgroundCompiler (src/compile/background.ts): loads the model once, then answers
+// compile requests with the plan description; the constant region is transferred, not copied.
+import { parentPort, workerData } from 'node:worker_threads';
+import { loadModel } from '../onnx/load.js';
+import { ModelCompiler } from '../quant/qdq-plan.js';
+import type { CompileRequest, CompileReply } from './background.js';
+
+const { source } = workerData as { source: string | Uint8Array };
+let compiler: ModelCompiler | undefined;
+let loadError: string | undefined;
+try {
+  compiler = new ModelCompiler(loadModel(source));
+} catch (e) {
+  loadError = (e as Error).message;
+}
+
+parentPort!.on('message', (req: CompileRequest) => {
+  let reply: CompileReply;
+  try {
+    if (!compiler) throw new Error(loadError ?? 'compile worker: no model');
+    const choice = compiler.compile(req.dims, req.opts);
+    // A copy is transferred: the compiler's own caches (batch extrapolation) may still view the original.
+    const constants = choice.compiled.desc.constants.slice();
+    reply = { id: req.id, ok: true, choice: { ...choice, compiled: { ...choice.compiled, desc: { ...choice.compiled.desc, constants } } } };
+    parentPort!.postMessage(reply, [constants.buffer]);
+    return;
+  } catch (e) {
+    const err = e as Error & { blockedBy?: unknown };
+    reply = { id: req.id, ok: false, name: err.name, message: err.message, blockedBy: err.blockedBy };
+  }
+  parentPort!.postMessage(reply);
+});
