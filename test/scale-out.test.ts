@@ -6,12 +6,13 @@
 // Needs nginx (`apt-get install nginx`; .ci/run installs it); without it this file fails saying so.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InferenceSession, Tensor } from '../src/index.js';
+// @ts-expect-error — a plain .mjs helper shared with bench/scale-out.js
+import { freePort, writeNginxConf } from '../scripts/nginx-conf.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'dist', 'cli', 'main.js');
@@ -19,14 +20,6 @@ const MODEL = path.join(root, 'demo', 'teacher-gelu.onnx');
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => fs.existsSync(p));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'swinq-scale-'));
 const procs: ChildProcess[] = [];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
-  });
-}
 
 /** Starts a process and waits for a line matching `ready` on stdout/stderr. */
 function start(cmd: string, args: string[], ready: RegExp): Promise<ChildProcess> {
@@ -54,18 +47,12 @@ let front = '';
 let replicas: ChildProcess[] = [];
 beforeAll(async () => {
   if (!NGINX) throw new Error('nginx not found (/usr/sbin/nginx): `apt-get install nginx` (CI installs it in .ci/run)');
-  const ports = [await freePort(), await freePort()];
+  const ports: number[] = [await freePort(), await freePort()];
   replicas = await Promise.all(ports.map((p) => start(process.execPath, [cli, 'serve', MODEL, '--port', String(p), '--threads', '1', '--log-level', 'error', '--json'], /"url"/)));
-  const fp = await freePort();
+  const fp: number = await freePort();
   // the shipped configuration, with this test's ports and a private prefix
-  let conf = fs.readFileSync(path.join(root, 'deploy', 'nginx', 'swinq.conf'), 'utf8');
-  conf = conf.replace('127.0.0.1:8001', `127.0.0.1:${ports[0]}`).replace('127.0.0.1:8002', `127.0.0.1:${ports[1]}`).replace('listen 127.0.0.1:8000', `listen 127.0.0.1:${fp}`);
-  conf = `daemon off;\npid ${tmp}/nginx.pid;\nerror_log ${tmp}/error.log;\n` + conf.replace('http {', `http {\n  access_log off;\n  client_body_temp_path ${tmp}/body;\n  proxy_temp_path ${tmp}/proxy;\n  fastcgi_temp_path ${tmp}/fcgi;\n  uwsgi_temp_path ${tmp}/uwsgi;\n  scgi_temp_path ${tmp}/scgi;`);
-  // nginx's workers drop root privileges: the prefix must be readable and writable to them
-  fs.chmodSync(tmp, 0o777);
-  for (const d of ['body', 'proxy', 'fcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(tmp, d), { mode: 0o777 });
-  fs.writeFileSync(path.join(tmp, 'nginx.conf'), conf);
-  const ng = spawn(NGINX, ['-p', tmp, '-c', path.join(tmp, 'nginx.conf')], { stdio: 'ignore' });
+  const confFile = writeNginxConf(path.join(root, 'deploy', 'nginx', 'swinq.conf'), { replicas: ports, listen: fp, prefix: tmp });
+  const ng = spawn(NGINX, ['-p', tmp, '-c', confFile], { stdio: 'ignore' });
   procs.push(ng);
   front = `http://127.0.0.1:${fp}`;
   await waitHttp(`${front}/v2/health/ready`);
