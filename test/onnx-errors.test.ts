@@ -39,9 +39,11 @@ describe('loading models', () => {
     const m = buildModel({ nodes: [{ op: 'NonMaxSuppression', inputs: ['x', 'x'], outputs: ['y'], name: 'nms_1' }], inputs: [{ name: 'x', dims: [1, 4, 4] }], outputs: [{ name: 'y' }] });
     await expect(InferenceSession.create(m)).rejects.toThrow(/unsupported op 'NonMaxSuppression' at node 'nms_1'/);
   });
-  it('refuses opsets outside 13–17', async () => {
+  it('refuses opsets outside 13–21', async () => {
     const m = buildModel(addModel({ name: 'w', dims: [4], data: [1, 2, 3, 4] }, { opset: 11 }));
-    await expect(InferenceSession.create(m)).rejects.toThrow(/opset 11 is not supported \(need 13–17\)/);
+    await expect(InferenceSession.create(m)).rejects.toThrow(/opset 11 is not supported \(need 13–21\)/);
+    const m22 = buildModel(addModel({ name: 'w', dims: [4], data: [1, 2, 3, 4] }, { opset: 22 }));
+    await expect(InferenceSession.create(m22)).rejects.toThrow(/opset 22 is not supported \(need 13–21\)/);
   });
   it('reads initializers in raw (unaligned), typed and external form, every dtype', async () => {
     const vals = [1, -2, 3, 4];

@@ -4,13 +4,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
-import { ONNX_DTYPE, makeConst, numel, type Attr, type ConstTensor, type DT, type Graph, type Node, type ValueDecl } from '../ir/graph.js';
+import { ONNX_DTYPE, attrInt, makeConst, numel, type Attr, type ConstTensor, type DT, type Graph, type Node, type ValueDecl } from '../ir/graph.js';
 
 const { onnx } = onnxProto;
 type LongLike = number | { toNumber(): number };
 
 export const MIN_OPSET = 13;
-export const MAX_OPSET = 17;
+export const MAX_OPSET = 21;
 /** Refuse tensors bigger than this many elements anywhere (hostile dims). */
 export const MAX_ELEMENTS = 2 ** 31 - 1;
 
@@ -133,6 +133,14 @@ function decl(v: Record<string, any>, ctx: LoadContext): ValueDecl {
 }
 
 /** Loads an ONNX model from a path or bytes into the graph IR. */
+/** Opset 21's blocked quantization and Q's output_dtype change what a Q/DQ node means: refused, named. */
+function checkQdqAttrs(n: Node, source: string): void {
+  const block = n.attrs.block_size ? attrInt(n, 'block_size', 0) : 0;
+  if (block !== 0) throw new Error(`${source}: node '${n.name}' (${n.opType}): blocked quantization (block_size ${block}) is not supported`);
+  const dt = n.attrs.output_dtype ? attrInt(n, 'output_dtype', 0) : 0;
+  if (dt !== 0 && !n.inputs[2]) throw new Error(`${source}: node '${n.name}' (${n.opType}): output_dtype ${dt} without a zero point is not supported (give y_zero_point)`);
+}
+
 export function loadModel(src: string | Uint8Array): Graph {
   const source = typeof src === 'string' ? src : '<buffer>';
   let bytes: Uint8Array;
@@ -177,7 +185,9 @@ export function loadModel(src: string | Uint8Array): Graph {
       initializers.set(out, constantValue(name, attrs, source));
       continue;
     }
-    nodes.push({ name, opType: n.opType ?? '', domain, inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs });
+    const node: Node = { name, opType: n.opType ?? '', domain, inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs };
+    if (domain === '' && (node.opType === 'QuantizeLinear' || node.opType === 'DequantizeLinear')) checkQdqAttrs(node, source);
+    nodes.push(node);
   }
   const inputs = (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map((v) => decl(v, ctx));
   const outputs = (g.output ?? []).map((v) => decl(v, ctx));

@@ -3,7 +3,7 @@
 // outputs), so the rewrite never changes what anything else sees.
 import { attrFloat, attrInt, attrInts, makeConst, numel, type Attr, type ConstTensor, type Node } from '../ir/graph.js';
 import { broadcastStrides, stridedMap } from './movement.js';
-import { MOVE_OPS, movesOf, type Specialized, type VInfo } from './specialize.js';
+import { MOVE_OPS, geluApproximate, movesOf, type Specialized, type VInfo } from './specialize.js';
 
 const t = (value: ConstTensor): Attr => ({ type: 'tensor', value });
 const i = (value: number): Attr => ({ type: 'int', value });
@@ -90,6 +90,13 @@ function channelVector(c: ConstTensor, D: number): ConstTensor | undefined {
   return makeConst('float32', [D], c.data);
 }
 
+/** A ReduceMean's axes, sorted and non-negative: the attribute (opset < 18) or the constant input (≥ 18). */
+function meanAxes(c: Ctx, n: Node, rank: number): number[] {
+  const fromInput = n.inputs[1] ? c.cst(n.inputs[1]) : undefined;
+  const axes = attrInts(n, 'axes') ?? (fromInput ? Array.from(fromInput.data, Number) : []);
+  return axes.map((a) => (a < 0 ? a + rank : a)).sort((p, q) => p - q);
+}
+
 function fuseLayerNorm(c: Ctx): void {
   for (const n of [...c.nodes]) {
     if (!c.alive(n)) continue;
@@ -112,7 +119,7 @@ function fuseLayerNorm(c: Ctx): void {
     if (n.opType !== 'ReduceMean') continue;
     const x = n.inputs[0];
     const xd = c.info(x).dims;
-    const axes = (attrInts(n, 'axes') ?? []).map((a) => (a < 0 ? a + xd.length : a)).sort((p, q) => p - q);
+    const axes = meanAxes(c, n, xd.length);
     if (attrInt(n, 'keepdims', 1) !== 1 || !axes.length || axes.some((a, k) => a !== xd.length - axes.length + k)) continue;
     const D = numel(xd.slice(xd.length - axes.length));
     const sub = c.next(n.outputs[0]);
@@ -127,7 +134,7 @@ function fuseLayerNorm(c: Ctx): void {
     if (!sq || !div) continue;
     const r2 = c.next(sq.outputs[0]);
     if (!r2 || r2.opType !== 'ReduceMean' || attrInt(r2, 'keepdims', 1) !== 1) continue;
-    const axes2 = (attrInts(r2, 'axes') ?? []).map((a) => (a < 0 ? a + xd.length : a)).sort((p, q) => p - q);
+    const axes2 = meanAxes(c, r2, xd.length);
     if (axes2.join() !== axes.join()) continue;
     const add = c.next(r2.outputs[0]);
     const eps = add && add.opType === 'Add' ? c.scalar(c.other(add, r2.outputs[0]) ?? '') : undefined;
@@ -159,6 +166,11 @@ function fuseLayerNorm(c: Ctx): void {
 
 function fuseGelu(c: Ctx): void {
   for (const n of [...c.nodes]) {
+    if (c.alive(n) && n.opType === 'Gelu' && n.domain === '') {
+      // ONNX's own Gelu (opset 20): the node the subgraphs below are fused into
+      c.replace([n], { name: n.name, opType: 'Gelu', domain: 'swinq', inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs: { approx: i(geluApproximate(n) === 'tanh' ? 1 : 0) } });
+      continue;
+    }
     if (!c.alive(n) || (n.opType !== 'Erf' && n.opType !== 'Tanh')) continue;
     const pre = c.prod(n.inputs[0]);
     if (!pre || !c.single(n.inputs[0])) continue;

@@ -31,7 +31,7 @@ const where = (n: Node) => `node '${n.name}' (${n.opType})`;
 export const BINARY_OPS = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Mod', 'Equal', 'Less', 'LessOrEqual', 'Greater',
   'GreaterOrEqual', 'And', 'Or', 'Xor', 'Max', 'Min', 'Sum', 'Mean', 'BitShift']);
 const COMPARE = new Set(['Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not']);
-export const UNARY_OPS = new Set(['Relu', 'Erf', 'Sigmoid', 'Tanh', 'Exp', 'Log', 'Sqrt', 'Neg', 'Abs', 'Reciprocal',
+export const UNARY_OPS = new Set(['Relu', 'Gelu', 'Erf', 'Sigmoid', 'Tanh', 'Exp', 'Log', 'Sqrt', 'Neg', 'Abs', 'Reciprocal',
   'Clip', 'LeakyRelu', 'HardSwish', 'HardSigmoid', 'Softplus', 'Elu', 'Floor', 'Ceil', 'Round', 'Not', 'Sign', 'Sin',
   'Cos', 'Mish', 'Selu', 'Celu', 'Softsign']);
 export const MOVE_OPS = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Transpose', 'Slice', 'Concat', 'Gather',
@@ -131,6 +131,14 @@ export function moveOf(n: Node, ins: (VInfo | undefined)[], opset: number): { da
       const axis = normAxis(attrInt(n, 'axis', 0), d.length, w);
       let split = opset >= 13 ? constInput(n, ins, 1, 'split') : attrInts(n, 'split');
       const k = n.outputs.length;
+      if (!split && n.attrs.num_outputs !== undefined && attrInt(n, 'num_outputs') !== k) {
+        throw new Error(`${w}: num_outputs ${attrInt(n, 'num_outputs')} but the node has ${k} outputs`);
+      }
+      if (!split && n.attrs.num_outputs !== undefined) {
+        // opset 18: chunks of ceil(size / k), the last one smaller when it does not divide
+        const c = Math.ceil(d[axis] / k);
+        split = Array.from({ length: k }, (_, j) => Math.max(0, Math.min(c, d[axis] - j * c)));
+      }
       if (!split) {
         if (d[axis] % k !== 0) throw new Error(`${w}: axis size ${d[axis]} does not split into ${k} equal parts`);
         split = new Array(k).fill(d[axis] / k);
@@ -220,10 +228,20 @@ function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/** ONNX Gelu's (opset 20) `approximate`: 'none' (erf) or 'tanh'; anything else is an error naming the node. */
+export function geluApproximate(n: Node): 'none' | 'tanh' {
+  const a = attrString(n, 'approximate', 'none');
+  if (a !== 'none' && a !== 'tanh') throw new Error(`${where(n)}: Gelu approximate must be 'none' or 'tanh', got '${a.slice(0, 40)}'`);
+  return a;
+}
+
 function unaryFn(n: Node): (x: number) => number {
   switch (n.opType) {
     case 'Relu': return (x) => (x > 0 ? x : 0);
     case 'Erf': return erf;
+    case 'Gelu': return geluApproximate(n) === 'tanh'
+      ? (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)))
+      : (x) => 0.5 * x * (1 + erf(x / Math.SQRT2));
     case 'Sigmoid': return (x) => 1 / (1 + Math.exp(-x));
     case 'Tanh': return Math.tanh;
     case 'Exp': return Math.exp;

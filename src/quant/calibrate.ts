@@ -90,7 +90,8 @@ function scalarConst(m: ModelProto, name: string): number | undefined {
 
 /**
  * --gelu relu: replaces the erf GELU torch exports (x/√2 → Erf → +1 → ·x → ·0.5, in either
- * multiplication order) by Relu(x). Returns how many were replaced. (--gelu igelu keeps the graph
+ * multiplication order) and ONNX's own Gelu op (opset 20, either approximation) by Relu(x). Returns
+ * how many were replaced. (--gelu igelu keeps the graph
  * and records the choice: the integer lowering runs the I-BERT polynomial.)
  */
 export function replaceGeluWithRelu(m: ModelProto): number {
@@ -102,6 +103,13 @@ export function replaceGeluWithRelu(m: ModelProto): number {
   const only = (name: string, op: string) => { const c = consumers.get(name) ?? []; return c.length === 1 && c[0].opType === op ? c[0] : null; };
   const dead = new Set<ModelProto>();
   let count = 0;
+  for (const n of g.node) {
+    if (n.opType !== 'Gelu' || (n.domain && n.domain !== 'ai.onnx')) continue;
+    n.opType = 'Relu';
+    n.attribute = [];
+    n.name = `${n.name}_relu`;
+    count++;
+  }
   for (const erf of g.node) {
     if (erf.opType !== 'Erf') continue;
     const div = producer.get(erf.input[0]);
