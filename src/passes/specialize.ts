@@ -36,10 +36,7 @@ export const UNARY_OPS = new Set(['Relu', 'Gelu', 'Erf', 'Sigmoid', 'Tanh', 'Exp
   'Cos', 'Mish', 'Selu', 'Celu', 'Softsign']);
 export const MOVE_OPS = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Transpose', 'Slice', 'Concat', 'Gather',
   'Split', 'Pad', 'Expand', 'Tile', 'Identity', 'Dropout']);
-export const REDUCE_OPS = new Set(['ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceProd']);
-const OTHER_DYNAMIC = new Set(['MatMul', 'Gemm', 'Conv', 'Softmax', 'LayerNormalization', 'ArgMax', 'ArgMin',
-  'GlobalAveragePool', 'GlobalMaxPool', 'Cast', 'CastLike', 'Where', 'Shape', 'Size', 'ConstantOfShape', 'Range',
-  'ScatterND']);
+// The other compute ops: the keys of EVAL_RULES below (their shape inference and constant folding).
 
 // Inputs an op cannot do without (ONNX's required inputs); every other supported op needs its first.
 const VARIADIC = new Set(['Sum', 'Mean', 'Max', 'Min']);
@@ -52,7 +49,7 @@ function minInputs(op: string): number {
 }
 
 export function isSupportedOp(op: string): boolean {
-  return BINARY_OPS.has(op) || UNARY_OPS.has(op) || MOVE_OPS.has(op) || REDUCE_OPS.has(op) || OTHER_DYNAMIC.has(op);
+  return BINARY_OPS.has(op) || UNARY_OPS.has(op) || MOVE_OPS.has(op) || Object.hasOwn(EVAL_RULES, op);
 }
 
 /** Reads a constant input as plain numbers, or throws naming the node and input. */
@@ -346,198 +343,234 @@ function matmulDims(a: number[], b: number[], w: string): { dims: number[]; M: n
 }
 export { matmulDims };
 
+/** What a shape/constant-folding rule sees of one node. */
+interface EvalCtx { n: Node; ins: (VInfo | undefined)[]; x: VInfo; allConst: boolean; opset: number; w: string }
+type EvalRule = (c: EvalCtx) => VInfo[];
+
 /** Output infos of one node; folds it when every input is constant and it has an evaluator. */
 function evalNode(n: Node, ins: (VInfo | undefined)[], opset: number, moveCache: Map<Node, { data: number[]; moves: Move[] }>): VInfo[] {
-  const w = where(n);
-  const op = n.opType;
-  const x = ins[0];
+  const x = ins[0]!;
   const allConst = n.inputs.every((s, i) => !s || ins[i]?.const);
-  if (MOVE_OPS.has(op)) {
+  const c: EvalCtx = { n, ins, x, allConst, opset, w: where(n) };
+  if (MOVE_OPS.has(n.opType)) {
     const { data, moves } = moveOf(n, ins, opset);
     moveCache.set(n, { data, moves });
-    const outs: VInfo[] = moves.map((m) => ({ dtype: x!.dtype, dims: m.dims }));
-    if (op === 'Dropout' && n.outputs.length > 1) outs.push({ dtype: 'bool', dims: [...x!.dims] });
+    const outs: VInfo[] = moves.map((m) => ({ dtype: x.dtype, dims: m.dims }));
+    if (n.opType === 'Dropout' && n.outputs.length > 1) outs.push({ dtype: 'bool', dims: [...x.dims] });
     if (data.every((i) => ins[i]?.const) && allConst) {
-      moves.forEach((m, i) => (outs[i].const = applyMove(m, data.map((j) => ins[j]!.const!), x!.dtype)));
+      moves.forEach((m, i) => (outs[i].const = applyMove(m, data.map((j) => ins[j]!.const!), x.dtype)));
     }
     return outs;
   }
-  if (BINARY_OPS.has(op)) {
-    const present = ins.filter((v): v is VInfo => !!v);
-    if (present.length < 1 || (op !== 'Sum' && op !== 'Max' && op !== 'Min' && op !== 'Mean' && present.length !== 2)) {
-      throw new Error(`${w}: expected 2 inputs, got ${present.length}`);
-    }
-    const dims = present.reduce((acc, v) => broadcastDims(acc, v.dims, w), present[0].dims);
-    const dt: DT = COMPARE.has(op) ? 'bool' : present[0].dtype;
-    if (!allConst) return [{ dtype: dt, dims }];
-    if (op === 'Mean') return [{ dtype: dt, dims, const: bcastEval(dims, dt, present.map((v) => v.const!), (v) => v.reduce((a, b) => a + b, 0) / v.length) }];
-    const f = binaryFn(n, present[0].dtype);
-    return [{ dtype: dt, dims, const: bcastEval(dims, dt, present.map((v) => v.const!), (v) => v.reduce((a, b) => f(a, b))) }];
-  }
-  if (UNARY_OPS.has(op)) {
-    const dt: DT = op === 'Not' ? 'bool' : x!.dtype;
-    if (!allConst) return [{ dtype: dt, dims: [...x!.dims] }];
-    let f = op === 'Clip' ? undefined : unaryFn(n);
-    if (op === 'Clip') {
-      const lo = constInput(n, ins, 1, 'min')?.[0] ?? -Infinity;
-      const hi = constInput(n, ins, 2, 'max')?.[0] ?? Infinity;
-      f = (v) => Math.min(Math.max(v, lo), hi);
-    }
-    const out = makeConst(dt, [...x!.dims]);
-    x!.const!.data.forEach((v, i) => (out.data[i] = castValue(f!(v), dt)));
-    return [{ dtype: dt, dims: out.dims, const: out }];
-  }
-  switch (op) {
-    case 'Shape': {
-      const r = x!.dims.length;
-      let s = attrInt(n, 'start', 0);
-      let e = n.attrs.end ? attrInt(n, 'end') : r;
-      if (s < 0) s += r;
-      if (e < 0) e += r;
-      s = Math.min(Math.max(s, 0), r);
-      e = Math.min(Math.max(e, 0), r);
-      const v = x!.dims.slice(s, Math.max(s, e));
-      return [{ dtype: 'int64', dims: [v.length], const: makeConst('int64', [v.length], v) }];
-    }
-    case 'Size':
-      return [{ dtype: 'int64', dims: [], const: makeConst('int64', [], [numel(x!.dims)]) }];
-    case 'ConstantOfShape': {
-      const shape = constInput(n, ins, 0, 'input');
-      const v = n.attrs.value ? (n.attrs.value.value as ConstTensor) : makeConst('float32', [1], [0]);
-      const dims = shape ?? [];
-      checkDims(dims, w);
-      const c = makeConst(v.dtype, dims);
-      c.data.fill(v.data[0] ?? 0);
-      return [{ dtype: v.dtype, dims, const: c }];
-    }
-    case 'Range': {
-      const [s, l, d] = [0, 1, 2].map((i) => constInput(n, ins, i, ['start', 'limit', 'delta'][i])![0]);
-      if (d === 0) throw new Error(`${w}: delta is 0`);
-      const cnt = Math.max(Math.ceil((l - s) / d), 0);
-      checkDims([cnt], w);
-      const c = makeConst(x!.dtype, [cnt]);
-      for (let i = 0; i < cnt; i++) c.data[i] = castValue(s + i * d, x!.dtype);
-      return [{ dtype: x!.dtype, dims: [cnt], const: c }];
-    }
-    case 'Cast': case 'CastLike': {
-      const dt = op === 'Cast' ? ONNX_DTYPE[attrInt(n, 'to')] : ins[1]!.dtype;
-      if (!dt) throw new Error(`${w}: unsupported target type ${attrInt(n, 'to')}`);
-      if (!x!.const) return [{ dtype: dt, dims: [...x!.dims] }];
-      const c = makeConst(dt, [...x!.dims]);
-      x!.const.data.forEach((v, i) => (c.data[i] = castValue(v, dt)));
-      return [{ dtype: dt, dims: c.dims, const: c }];
-    }
-    case 'Where': {
-      const [c, a, b] = ins as VInfo[];
-      const dims = broadcastDims(broadcastDims(c.dims, a.dims, w), b.dims, w);
-      if (!allConst) return [{ dtype: a.dtype, dims }];
-      return [{ dtype: a.dtype, dims, const: bcastEval(dims, a.dtype, [c.const!, a.const!, b.const!], (v) => (v[0] ? v[1] : v[2])) }];
-    }
-    case 'ScatterND': {
-      const [data, idx, upd] = ins as VInfo[];
-      if (!allConst) throw new Error(`${w}: ScatterND on dynamic data is not supported`);
-      if (attrString(n, 'reduction', 'none') !== 'none') throw new Error(`${w}: ScatterND reduction is not supported`);
-      const c: ConstTensor = { dtype: data.dtype, dims: [...data.dims], data: data.const!.data.slice() };
-      const k = idx.dims[idx.dims.length - 1];
-      const nUpd = numel(idx.dims.slice(0, -1));
-      const slab = numel(data.dims.slice(k));
-      const st = data.dims.map((_, i) => numel(data.dims.slice(i + 1)));
-      for (let u = 0; u < nUpd; u++) {
-        let off = 0;
-        for (let j = 0; j < k; j++) {
-          let v = idx.const!.data[u * k + j];
-          if (v < 0) v += data.dims[j];
-          if (v < 0 || v >= data.dims[j]) throw new Error(`${w}: index ${v} out of range`);
-          off += v * st[j];
-        }
-        for (let j = 0; j < slab; j++) c.data[off + j] = upd.const!.data[u * slab + j];
-      }
-      return [{ dtype: data.dtype, dims: c.dims, const: c }];
-    }
-    case 'ReduceMean': case 'ReduceSum': case 'ReduceMax': case 'ReduceMin': case 'ReduceProd': {
-      const axes = reduceAxes(n, ins, opset)!;
-      const keep = attrInt(n, 'keepdims', 1) === 1;
-      const r = x!.dims.length;
-      const kd = x!.dims.map((d, i) => (axes.includes(i) ? 1 : d));
-      const dims = keep ? kd : x!.dims.filter((_, i) => !axes.includes(i));
-      if (!allConst) return [{ dtype: x!.dtype, dims }];
-      const outN = numel(kd);
-      const acc = new Float64Array(outN).fill(op === 'ReduceMax' ? -Infinity : op === 'ReduceMin' ? Infinity : op === 'ReduceProd' ? 1 : 0);
-      const outS = kd.map((_, i) => numel(kd.slice(i + 1)));
-      const inS = x!.dims.map((_, i) => numel(x!.dims.slice(i + 1)));
-      const data = x!.const!.data;
-      for (let k = 0; k < data.length; k++) {
-        let o = 0;
-        for (let i = 0; i < r; i++) if (!axes.includes(i)) o += (Math.floor(k / inS[i]) % x!.dims[i]) * outS[i];
-        const v = data[k];
-        if (op === 'ReduceMax') acc[o] = Math.max(acc[o], v);
-        else if (op === 'ReduceMin') acc[o] = Math.min(acc[o], v);
-        else if (op === 'ReduceProd') acc[o] *= v;
-        else acc[o] += v;
-      }
-      const cnt = numel(x!.dims) / Math.max(outN, 1);
-      const c = makeConst(x!.dtype, dims);
-      acc.forEach((v, i) => (c.data[i] = castValue(op === 'ReduceMean' ? v / cnt : v, x!.dtype)));
-      return [{ dtype: x!.dtype, dims, const: c }];
-    }
-    case 'MatMul': {
-      const { dims, M, K, N, batch } = matmulDims(x!.dims, ins[1]!.dims, w);
-      if (!allConst || numel(dims) * K > 1e7) return [{ dtype: x!.dtype, dims }];
-      const a = x!.const!;
-      const b = ins[1]!.const!;
-      const aD = a.dims.length === 1 ? [1, a.dims[0]] : a.dims;
-      const bD = b.dims.length === 1 ? [b.dims[0], 1] : b.dims;
-      const aMap = stridedMap(batch, broadcastStrides(aD.slice(0, -2), batch), 0);
-      const bMap = stridedMap(batch, broadcastStrides(bD.slice(0, -2), batch), 0);
-      const c = makeConst(x!.dtype, dims);
-      for (let t = 0; t < aMap.length; t++) {
-        for (let i = 0; i < M; i++) {
-          for (let j = 0; j < N; j++) {
-            let s = 0;
-            for (let k = 0; k < K; k++) s += a.data[aMap[t] * M * K + i * K + k] * b.data[bMap[t] * K * N + k * N + j];
-            c.data[(t * M + i) * N + j] = castValue(s, x!.dtype);
-          }
-        }
-      }
-      return [{ dtype: x!.dtype, dims, const: c }];
-    }
-    case 'Gemm': {
-      const a = x!.dims;
-      const b = ins[1]!.dims;
-      if (a.length !== 2 || b.length !== 2) throw new Error(`${w}: Gemm needs 2-D A and B, got [${a}] and [${b}]`);
-      const M = attrInt(n, 'transA', 0) ? a[1] : a[0];
-      const N = attrInt(n, 'transB', 0) ? b[0] : b[1];
-      return [{ dtype: x!.dtype, dims: [M, N] }];
-    }
-    case 'Conv': {
-      const wt = ins[1]!;
-      const r = x!.dims.length - 2;
-      if (r < 1) throw new Error(`${w}: input rank ${x!.dims.length} is too small`);
-      const k = attrInts(n, 'kernel_shape') ?? wt.dims.slice(2);
-      const s = attrInts(n, 'strides') ?? new Array(r).fill(1);
-      const dl = attrInts(n, 'dilations') ?? new Array(r).fill(1);
-      const p = attrInts(n, 'pads') ?? new Array(2 * r).fill(0);
-      const ap = attrString(n, 'auto_pad', 'NOTSET');
-      const sp = x!.dims.slice(2).map((d, i) => {
-        if (ap === 'SAME_UPPER' || ap === 'SAME_LOWER') return Math.ceil(d / s[i]);
-        if (ap === 'VALID') return Math.floor((d - (k[i] - 1) * dl[i] - 1) / s[i]) + 1;
-        return Math.floor((d + p[i] + p[i + r] - (k[i] - 1) * dl[i] - 1) / s[i]) + 1;
-      });
-      return [{ dtype: x!.dtype, dims: [x!.dims[0], wt.dims[0], ...sp] }];
-    }
-    case 'Softmax': case 'LayerNormalization':
-      return n.outputs.map((_, i) => ({ dtype: x!.dtype, dims: i === 0 ? [...x!.dims] : [] }));
-    case 'ArgMax': case 'ArgMin': {
-      const a = normAxis(attrInt(n, 'axis', 0), x!.dims.length, w);
-      const keep = attrInt(n, 'keepdims', 1) === 1;
-      const dims = keep ? x!.dims.map((d, i) => (i === a ? 1 : d)) : x!.dims.filter((_, i) => i !== a);
-      return [{ dtype: 'int64', dims }];
-    }
-    case 'GlobalAveragePool': case 'GlobalMaxPool':
-      return [{ dtype: x!.dtype, dims: x!.dims.map((d, i) => (i < 2 ? d : 1)) }];
-  }
-  throw new Error(`unsupported op '${op}' at node '${n.name}'`);
+  if (BINARY_OPS.has(n.opType)) return evalBinary(c);
+  if (UNARY_OPS.has(n.opType)) return evalUnary(c);
+  const rule = EVAL_RULES[n.opType];
+  if (!rule) throw new Error(`unsupported op '${n.opType}' at node '${n.name}'`);
+  return rule(c);
 }
+
+function evalBinary({ n, ins, allConst, w }: EvalCtx): VInfo[] {
+  const op = n.opType;
+  const present = ins.filter((v): v is VInfo => !!v);
+  if (present.length < 1 || (op !== 'Sum' && op !== 'Max' && op !== 'Min' && op !== 'Mean' && present.length !== 2)) {
+    throw new Error(`${w}: expected 2 inputs, got ${present.length}`);
+  }
+  const dims = present.reduce((acc, v) => broadcastDims(acc, v.dims, w), present[0].dims);
+  const dt: DT = COMPARE.has(op) ? 'bool' : present[0].dtype;
+  if (!allConst) return [{ dtype: dt, dims }];
+  if (op === 'Mean') return [{ dtype: dt, dims, const: bcastEval(dims, dt, present.map((v) => v.const!), (v) => v.reduce((a, b) => a + b, 0) / v.length) }];
+  const f = binaryFn(n, present[0].dtype);
+  return [{ dtype: dt, dims, const: bcastEval(dims, dt, present.map((v) => v.const!), (v) => v.reduce((a, b) => f(a, b))) }];
+}
+
+function evalUnary({ n, ins, x, allConst }: EvalCtx): VInfo[] {
+  const dt: DT = n.opType === 'Not' ? 'bool' : x.dtype;
+  if (!allConst) return [{ dtype: dt, dims: [...x.dims] }];
+  let f: (v: number) => number;
+  if (n.opType === 'Clip') {
+    const lo = constInput(n, ins, 1, 'min')?.[0] ?? -Infinity;
+    const hi = constInput(n, ins, 2, 'max')?.[0] ?? Infinity;
+    f = (v) => Math.min(Math.max(v, lo), hi);
+  } else f = unaryFn(n);
+  const out = makeConst(dt, [...x.dims]);
+  x.const!.data.forEach((v, i) => (out.data[i] = castValue(f(v), dt)));
+  return [{ dtype: dt, dims: out.dims, const: out }];
+}
+
+function evalShape({ n, x }: EvalCtx): VInfo[] {
+  const r = x.dims.length;
+  let s = attrInt(n, 'start', 0);
+  let e = n.attrs.end ? attrInt(n, 'end') : r;
+  if (s < 0) s += r;
+  if (e < 0) e += r;
+  s = Math.min(Math.max(s, 0), r);
+  e = Math.min(Math.max(e, 0), r);
+  const v = x.dims.slice(s, Math.max(s, e));
+  return [{ dtype: 'int64', dims: [v.length], const: makeConst('int64', [v.length], v) }];
+}
+
+function evalConstantOfShape({ n, ins, w }: EvalCtx): VInfo[] {
+  const shape = constInput(n, ins, 0, 'input');
+  const v = n.attrs.value ? (n.attrs.value.value as ConstTensor) : makeConst('float32', [1], [0]);
+  const dims = shape ?? [];
+  checkDims(dims, w);
+  const c = makeConst(v.dtype, dims);
+  c.data.fill(v.data[0] ?? 0);
+  return [{ dtype: v.dtype, dims, const: c }];
+}
+
+function evalRange({ n, ins, x, w }: EvalCtx): VInfo[] {
+  const [s, l, d] = [0, 1, 2].map((i) => constInput(n, ins, i, ['start', 'limit', 'delta'][i])![0]);
+  if (d === 0) throw new Error(`${w}: delta is 0`);
+  const cnt = Math.max(Math.ceil((l - s) / d), 0);
+  checkDims([cnt], w);
+  const c = makeConst(x.dtype, [cnt]);
+  for (let i = 0; i < cnt; i++) c.data[i] = castValue(s + i * d, x.dtype);
+  return [{ dtype: x.dtype, dims: [cnt], const: c }];
+}
+
+function evalCast({ n, ins, x, w }: EvalCtx): VInfo[] {
+  const dt = n.opType === 'Cast' ? ONNX_DTYPE[attrInt(n, 'to')] : ins[1]!.dtype;
+  if (!dt) throw new Error(`${w}: unsupported target type ${attrInt(n, 'to')}`);
+  if (!x.const) return [{ dtype: dt, dims: [...x.dims] }];
+  const c = makeConst(dt, [...x.dims]);
+  x.const.data.forEach((v, i) => (c.data[i] = castValue(v, dt)));
+  return [{ dtype: dt, dims: c.dims, const: c }];
+}
+
+function evalWhere({ ins, allConst, w }: EvalCtx): VInfo[] {
+  const [c, a, b] = ins as VInfo[];
+  const dims = broadcastDims(broadcastDims(c.dims, a.dims, w), b.dims, w);
+  if (!allConst) return [{ dtype: a.dtype, dims }];
+  return [{ dtype: a.dtype, dims, const: bcastEval(dims, a.dtype, [c.const!, a.const!, b.const!], (v) => (v[0] ? v[1] : v[2])) }];
+}
+
+function evalScatterND({ n, ins, allConst, w }: EvalCtx): VInfo[] {
+  const [data, idx, upd] = ins as VInfo[];
+  if (!allConst) throw new Error(`${w}: ScatterND on dynamic data is not supported`);
+  if (attrString(n, 'reduction', 'none') !== 'none') throw new Error(`${w}: ScatterND reduction is not supported`);
+  const c: ConstTensor = { dtype: data.dtype, dims: [...data.dims], data: data.const!.data.slice() };
+  const k = idx.dims[idx.dims.length - 1];
+  const nUpd = numel(idx.dims.slice(0, -1));
+  const slab = numel(data.dims.slice(k));
+  const st = data.dims.map((_, i) => numel(data.dims.slice(i + 1)));
+  for (let u = 0; u < nUpd; u++) {
+    let off = 0;
+    for (let j = 0; j < k; j++) {
+      let v = idx.const!.data[u * k + j];
+      if (v < 0) v += data.dims[j];
+      if (v < 0 || v >= data.dims[j]) throw new Error(`${w}: index ${v} out of range`);
+      off += v * st[j];
+    }
+    for (let j = 0; j < slab; j++) c.data[off + j] = upd.const!.data[u * slab + j];
+  }
+  return [{ dtype: data.dtype, dims: c.dims, const: c }];
+}
+
+function evalReduce({ n, ins, x, allConst, opset }: EvalCtx): VInfo[] {
+  const op = n.opType;
+  const axes = reduceAxes(n, ins, opset)!;
+  const keep = attrInt(n, 'keepdims', 1) === 1;
+  const r = x.dims.length;
+  const kd = x.dims.map((d, i) => (axes.includes(i) ? 1 : d));
+  const dims = keep ? kd : x.dims.filter((_, i) => !axes.includes(i));
+  if (!allConst) return [{ dtype: x.dtype, dims }];
+  const outN = numel(kd);
+  const acc = new Float64Array(outN).fill(op === 'ReduceMax' ? -Infinity : op === 'ReduceMin' ? Infinity : op === 'ReduceProd' ? 1 : 0);
+  const outS = kd.map((_, i) => numel(kd.slice(i + 1)));
+  const inS = x.dims.map((_, i) => numel(x.dims.slice(i + 1)));
+  const data = x.const!.data;
+  for (let k = 0; k < data.length; k++) {
+    let o = 0;
+    for (let i = 0; i < r; i++) if (!axes.includes(i)) o += (Math.floor(k / inS[i]) % x.dims[i]) * outS[i];
+    const v = data[k];
+    if (op === 'ReduceMax') acc[o] = Math.max(acc[o], v);
+    else if (op === 'ReduceMin') acc[o] = Math.min(acc[o], v);
+    else if (op === 'ReduceProd') acc[o] *= v;
+    else acc[o] += v;
+  }
+  const cnt = numel(x.dims) / Math.max(outN, 1);
+  const c = makeConst(x.dtype, dims);
+  acc.forEach((v, i) => (c.data[i] = castValue(op === 'ReduceMean' ? v / cnt : v, x.dtype)));
+  return [{ dtype: x.dtype, dims, const: c }];
+}
+
+function evalMatMul({ ins, x, allConst, w }: EvalCtx): VInfo[] {
+  const { dims, M, K, N, batch } = matmulDims(x.dims, ins[1]!.dims, w);
+  if (!allConst || numel(dims) * K > 1e7) return [{ dtype: x.dtype, dims }];
+  const a = x.const!;
+  const b = ins[1]!.const!;
+  const aD = a.dims.length === 1 ? [1, a.dims[0]] : a.dims;
+  const bD = b.dims.length === 1 ? [b.dims[0], 1] : b.dims;
+  const aMap = stridedMap(batch, broadcastStrides(aD.slice(0, -2), batch), 0);
+  const bMap = stridedMap(batch, broadcastStrides(bD.slice(0, -2), batch), 0);
+  const c = makeConst(x.dtype, dims);
+  for (let t = 0; t < aMap.length; t++) {
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += a.data[aMap[t] * M * K + i * K + k] * b.data[bMap[t] * K * N + k * N + j];
+        c.data[(t * M + i) * N + j] = castValue(s, x.dtype);
+      }
+    }
+  }
+  return [{ dtype: x.dtype, dims, const: c }];
+}
+
+function evalGemm({ n, ins, x, w }: EvalCtx): VInfo[] {
+  const a = x.dims;
+  const b = ins[1]!.dims;
+  if (a.length !== 2 || b.length !== 2) throw new Error(`${w}: Gemm needs 2-D A and B, got [${a}] and [${b}]`);
+  const M = attrInt(n, 'transA', 0) ? a[1] : a[0];
+  const N = attrInt(n, 'transB', 0) ? b[0] : b[1];
+  return [{ dtype: x.dtype, dims: [M, N] }];
+}
+
+function evalConv({ n, ins, x, w }: EvalCtx): VInfo[] {
+  const wt = ins[1]!;
+  const r = x.dims.length - 2;
+  if (r < 1) throw new Error(`${w}: input rank ${x.dims.length} is too small`);
+  const k = attrInts(n, 'kernel_shape') ?? wt.dims.slice(2);
+  const s = attrInts(n, 'strides') ?? new Array(r).fill(1);
+  const dl = attrInts(n, 'dilations') ?? new Array(r).fill(1);
+  const p = attrInts(n, 'pads') ?? new Array(2 * r).fill(0);
+  const ap = attrString(n, 'auto_pad', 'NOTSET');
+  const sp = x.dims.slice(2).map((d, i) => {
+    if (ap === 'SAME_UPPER' || ap === 'SAME_LOWER') return Math.ceil(d / s[i]);
+    if (ap === 'VALID') return Math.floor((d - (k[i] - 1) * dl[i] - 1) / s[i]) + 1;
+    return Math.floor((d + p[i] + p[i + r] - (k[i] - 1) * dl[i] - 1) / s[i]) + 1;
+  });
+  return [{ dtype: x.dtype, dims: [x.dims[0], wt.dims[0], ...sp] }];
+}
+
+function evalArgMax({ n, x, w }: EvalCtx): VInfo[] {
+  const a = normAxis(attrInt(n, 'axis', 0), x.dims.length, w);
+  const keep = attrInt(n, 'keepdims', 1) === 1;
+  const dims = keep ? x.dims.map((d, i) => (i === a ? 1 : d)) : x.dims.filter((_, i) => i !== a);
+  return [{ dtype: 'int64', dims }];
+}
+
+/** Shape inference and constant folding for the compute ops (movement, binary and unary ops above). */
+const EVAL_RULES: Record<string, EvalRule> = {
+  Shape: evalShape,
+  Size: ({ x }) => [{ dtype: 'int64', dims: [], const: makeConst('int64', [], [numel(x.dims)]) }],
+  ConstantOfShape: evalConstantOfShape,
+  Range: evalRange,
+  Cast: evalCast,
+  CastLike: evalCast,
+  Where: evalWhere,
+  ScatterND: evalScatterND,
+  ReduceMean: evalReduce, ReduceSum: evalReduce, ReduceMax: evalReduce, ReduceMin: evalReduce, ReduceProd: evalReduce,
+  MatMul: evalMatMul,
+  Gemm: evalGemm,
+  Conv: evalConv,
+  Softmax: ({ n, x }) => n.outputs.map((_, i) => ({ dtype: x.dtype, dims: i === 0 ? [...x.dims] : [] })),
+  LayerNormalization: ({ n, x }) => n.outputs.map((_, i) => ({ dtype: x.dtype, dims: i === 0 ? [...x.dims] : [] })),
+  ArgMax: evalArgMax,
+  ArgMin: evalArgMax,
+  GlobalAveragePool: ({ x }) => [{ dtype: x.dtype, dims: x.dims.map((d, i) => (i < 2 ? d : 1)) }],
+  GlobalMaxPool: ({ x }) => [{ dtype: x.dtype, dims: x.dims.map((d, i) => (i < 2 ? d : 1)) }],
+};
 
 function checkDims(dims: number[], w: string): void {
   for (const d of dims) if (!Number.isSafeInteger(d) || d < 0) throw new Error(`${w}: invalid dim ${d} in [${dims.join(',')}]`);
