@@ -121,68 +121,44 @@ async function warmup(m: ServedModel, run: Runner, sizes: number[], logger: pino
   logger.info({ model: m.name, sizes, ms: Math.round(performance.now() - t0) }, 'warmed up');
 }
 
-export async function createServer(modelList: ServedModel[], opts: ServeOptions = {}): Promise<{
-  app: FastifyInstance; metrics: ServeMetrics; shutdown(): Promise<void>;
-}> {
-  const maxBatch = opts.maxBatch ?? 32;
-  const maxRows = opts.maxRows ?? 1024;
-  const maxPlanBytes = (opts.maxPlanMb ?? 1024) * 2 ** 20;
-  const maxDelayMs = opts.maxDelayMs ?? 2;
-  const maxQueue = opts.maxQueue ?? 128;
-  const maxBodyMb = opts.maxBodyMb ?? 16;
-  const metrics = new ServeMetrics(opts.defaultMetrics ?? true);
-  const logger = pino({ level: opts.logLevel ?? 'info', base: undefined }, pino.destination({ dest: 2, sync: true }));
+interface Limits { maxBatch: number; maxRows: number; maxPlanBytes: number; maxDelayMs: number; maxQueue: number; maxBodyMb: number }
+type Served = { m: ServedModel; batcher: Batcher };
+type P = { Params: { name: string; version?: string } };
 
-  const models = new Map<string, { m: ServedModel; batcher: Batcher }>();
-  for (const m of modelList) {
-    if (models.has(m.name)) throw new Error(`model name '${m.name}' is used twice`);
-    const runner = makeRunner(m);
-    const batchable = isBatchable(m);
-    let buckets = opts.padBatches === false ? undefined : defaultBuckets(maxBatch);
-    let modelMaxBatch = maxBatch;
-    if (buckets && batchable) {
-      const fit = fitPlans(m, buckets, maxPlanBytes);
-      if (fit.sizes.length < buckets.length) {
-        logger.warn({ model: m.name, buckets: fit.sizes, maxPlanMb: maxPlanBytes / 2 ** 20 },
-          `the plans of batch sizes above ${fit.sizes[fit.sizes.length - 1]} do not fit in --max-plan-mb; larger requests run in chunks of that size`);
-        buckets = fit.sizes;
-        modelMaxBatch = fit.sizes[fit.sizes.length - 1];
-      }
-      if (fit.bytes !== undefined) metrics.planBytes.set({ model: m.name }, fit.bytes);
+/** One model's batcher: bucket sizes that fit the plan budget, warmed up, with its metrics hooks. */
+async function serveModel(m: ServedModel, lim: Limits, opts: ServeOptions, metrics: ServeMetrics, logger: pino.Logger): Promise<Served> {
+  const runner = makeRunner(m);
+  const batchable = isBatchable(m);
+  let buckets = opts.padBatches === false ? undefined : defaultBuckets(lim.maxBatch);
+  let modelMaxBatch = lim.maxBatch;
+  if (buckets && batchable) {
+    const fit = fitPlans(m, buckets, lim.maxPlanBytes);
+    if (fit.sizes.length < buckets.length) {
+      logger.warn({ model: m.name, buckets: fit.sizes, maxPlanMb: lim.maxPlanBytes / 2 ** 20 },
+        `the plans of batch sizes above ${fit.sizes[fit.sizes.length - 1]} do not fit in --max-plan-mb; larger requests run in chunks of that size`);
+      buckets = fit.sizes;
+      modelMaxBatch = fit.sizes[fit.sizes.length - 1];
     }
-    if (opts.warmup !== false && batchable) await warmup(m, runner, buckets ?? [1], logger);
-    const batcher = new Batcher(runner, { maxBatch: modelMaxBatch, maxRows, maxDelayMs, maxQueue, batchable, buckets }, {
-      onRun: (rows, requests, ms, ok) => {
-        metrics.batchSize.observe({ model: m.name }, rows);
-        metrics.batchRequests.observe({ model: m.name }, requests);
-        metrics.runSeconds.observe({ model: m.name }, ms / 1000);
-        if (!ok) metrics.runErrors.inc({ model: m.name });
-      },
-      onQueueDepth: (d) => metrics.queueDepth.set({ model: m.name }, d),
-    });
-    metrics.queueDepth.set({ model: m.name }, 0);
-    models.set(m.name, { m, batcher });
-    logger.info({ model: m.name, path: m.path, batchable: batcher.opts.batchable }, 'model loaded');
+    if (fit.bytes !== undefined) metrics.planBytes.set({ model: m.name }, fit.bytes);
   }
-  let closing = false;
-
-  const app: FastifyInstance = Fastify({
-    loggerInstance: logger as unknown as FastifyBaseLogger,
-    // per-request logs would dominate at thousands of requests/s; failures are logged in the error handler
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: Math.floor(maxBodyMb * 1024 * 1024),
-    return503OnClosing: true,
-    // a client trickling a body must not hold its buffer forever
-    requestTimeout: 60_000,
-    forceCloseConnections: 'idle',
+  if (opts.warmup !== false && batchable) await warmup(m, runner, buckets ?? [1], logger);
+  const batcher = new Batcher(runner, { maxBatch: modelMaxBatch, maxRows: lim.maxRows, maxDelayMs: lim.maxDelayMs, maxQueue: lim.maxQueue, batchable, buckets }, {
+    onRun: (rows, requests, ms, ok) => {
+      metrics.batchSize.observe({ model: m.name }, rows);
+      metrics.batchRequests.observe({ model: m.name }, requests);
+      metrics.runSeconds.observe({ model: m.name }, ms / 1000);
+      if (!ok) metrics.runErrors.inc({ model: m.name });
+    },
+    onQueueDepth: (d) => metrics.queueDepth.set({ model: m.name }, d),
   });
-  app.server.maxConnections = opts.maxConnections ?? 1024;
-  // Bodies are parsed by the protocol code (JSON, or JSON header + binary tensors), so every
-  // malformed body gets a 400 that says what is wrong.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  metrics.queueDepth.set({ model: m.name }, 0);
+  logger.info({ model: m.name, path: m.path, batchable: batcher.opts.batchable }, 'model loaded');
+  return { m, batcher };
+}
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+/** Every failure becomes a JSON error with the right status; 5xx are logged, refusals only at debug. */
+function errorHandler(maxBodyMb: number) {
+  return (err: Error & { statusCode?: number; code?: string }, req: FastifyRequest, reply: FastifyReply) => {
     let status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     let msg = err.message;
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') { status = 413; msg = `request body exceeds the limit of ${maxBodyMb} MB (--max-body-mb)`; }
@@ -192,11 +168,11 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
     if (status >= 500 && !(err instanceof QueueFullError)) req.log.error({ err, url: req.url }, 'request failed');
     else req.log.debug({ url: req.url, status, msg }, 'request refused');
     void reply.code(status).type('application/json').send({ error: msg });
-  });
-  app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ error: `no route ${req.method} ${req.url.slice(0, 200)}` });
-  });
+  };
+}
 
+/** The KServe v2 (Open Inference Protocol) routes, /metrics and the drain hooks. */
+function registerRoutes(app: FastifyInstance, models: Map<string, Served>, metrics: ServeMetrics, closing: () => boolean): void {
   const getModel = (name: string) => {
     const e = models.get(name);
     if (!e) throw new HttpError(404, `unknown model '${name.slice(0, 128)}'; serving ${[...models.keys()].map((k) => `'${k}'`).join(', ')}`);
@@ -205,14 +181,9 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
   const checkVersion = (v: string | undefined) => {
     if (v !== undefined && v !== '1') throw new HttpError(404, `unknown model version '${v.slice(0, 32)}'; only version 1 exists`);
   };
-  type P = { Params: { name: string; version?: string } };
-
   app.get('/v2', async () => ({ name: 'swinq', version: VERSION, extensions: ['binary_tensor_data'] }));
   app.get('/v2/health/live', async () => ({ live: true }));
-  app.get('/v2/health/ready', async (_req, reply) => {
-    if (closing) return reply.code(503).send({ ready: false });
-    return { ready: true };
-  });
+  app.get('/v2/health/ready', async (_req, reply) => (closing() ? reply.code(503).send({ ready: false }) : { ready: true }));
   const meta = async (req: FastifyRequest<P>) => {
     checkVersion(req.params.version);
     const { m } = getModel(req.params.name);
@@ -223,46 +194,21 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
   const ready = async (req: FastifyRequest<P>, reply: FastifyReply) => {
     checkVersion(req.params.version);
     const { m } = getModel(req.params.name);
-    if (closing) return reply.code(503).send({ name: m.name, ready: false });
+    if (closing()) return reply.code(503).send({ name: m.name, ready: false });
     return { name: m.name, ready: true };
   };
   app.get<P>('/v2/models/:name/ready', ready);
   app.get<P>('/v2/models/:name/versions/:version/ready', ready);
-
   const infer = async (req: FastifyRequest<P>, reply: FastifyReply) => {
     checkVersion(req.params.version);
-    const { m, batcher } = getModel(req.params.name);
-    const body = req.body;
-    if (!Buffer.isBuffer(body) || body.length === 0) throw new ProtocolError('request body is empty; expected a JSON inference request');
-    const hl = req.headers['inference-header-content-length'];
-    if (Array.isArray(hl)) throw new ProtocolError('Inference-Header-Content-Length is given more than once');
-    const parsed = parseInferRequest(body, hl, m.inputs, m.outputs);
-    const feeds: Feeds = new Map();
-    for (const d of m.inputs) {
-      const t = parsed.inputs.get(d.name)!;
-      feeds.set(d.name, { dtype: t.dtype, dims: t.dims, data: t.data });
-    }
-    const outs = await batcher.submit(feeds);
-    const list = parsed.outputs.map((o) => {
-      const t = outs.get(o.name);
-      if (!t) throw new Error(`model '${m.name}' produced no output '${o.name}'`);
-      return { tensor: { name: o.name, ...t } as OutputTensor, binary: o.binary };
-    });
-    const enc = encodeInferResponse(m.name, parsed.id, list);
-    if (enc.headerLength !== undefined) {
-      void reply.header('Inference-Header-Content-Length', String(enc.headerLength)).type('application/octet-stream');
-    } else {
-      void reply.type('application/json');
-    }
-    return reply.send(enc.body);
+    return inferOne(getModel(req.params.name), req, reply);
   };
   const inferRoute = { config: { infer: true } };
   app.post<P>('/v2/models/:name/infer', inferRoute, infer);
   app.post<P>('/v2/models/:name/versions/:version/infer', inferRoute, infer);
-
   // While draining, tell keep-alive clients to go away so the close is not held up by idle sockets.
   app.addHook('onSend', async (_req, reply, payload) => {
-    if (closing) void reply.header('Connection', 'close');
+    if (closing()) void reply.header('Connection', 'close');
     return payload;
   });
   app.addHook('onResponse', async (req, reply) => {
@@ -272,11 +218,74 @@ export async function createServer(modelList: ServedModel[], opts: ServeOptions 
     metrics.requests.inc({ model, status: String(reply.statusCode) });
     metrics.latency.observe({ model }, reply.elapsedTime / 1000);
   });
-
   app.get('/metrics', async (_req, reply) => {
     void reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
   });
+}
+
+/** One inference request: parse (JSON or binary tensors), queue on the model's batcher, encode the answer. */
+async function inferOne({ m, batcher }: Served, req: FastifyRequest<P>, reply: FastifyReply) {
+  const body = req.body;
+  if (!Buffer.isBuffer(body) || body.length === 0) throw new ProtocolError('request body is empty; expected a JSON inference request');
+  const hl = req.headers['inference-header-content-length'];
+  if (Array.isArray(hl)) throw new ProtocolError('Inference-Header-Content-Length is given more than once');
+  const parsed = parseInferRequest(body, hl, m.inputs, m.outputs);
+  const feeds: Feeds = new Map();
+  for (const d of m.inputs) {
+    const t = parsed.inputs.get(d.name)!;
+    feeds.set(d.name, { dtype: t.dtype, dims: t.dims, data: t.data });
+  }
+  const outs = await batcher.submit(feeds);
+  const list = parsed.outputs.map((o) => {
+    const t = outs.get(o.name);
+    if (!t) throw new Error(`model '${m.name}' produced no output '${o.name}'`);
+    return { tensor: { name: o.name, ...t } as OutputTensor, binary: o.binary };
+  });
+  const enc = encodeInferResponse(m.name, parsed.id, list);
+  if (enc.headerLength !== undefined) {
+    void reply.header('Inference-Header-Content-Length', String(enc.headerLength)).type('application/octet-stream');
+  } else {
+    void reply.type('application/json');
+  }
+  return reply.send(enc.body);
+}
+
+export async function createServer(modelList: ServedModel[], opts: ServeOptions = {}): Promise<{
+  app: FastifyInstance; metrics: ServeMetrics; shutdown(): Promise<void>;
+}> {
+  const lim: Limits = {
+    maxBatch: opts.maxBatch ?? 32, maxRows: opts.maxRows ?? 1024, maxPlanBytes: (opts.maxPlanMb ?? 1024) * 2 ** 20,
+    maxDelayMs: opts.maxDelayMs ?? 2, maxQueue: opts.maxQueue ?? 128, maxBodyMb: opts.maxBodyMb ?? 16,
+  };
+  const metrics = new ServeMetrics(opts.defaultMetrics ?? true);
+  const logger = pino({ level: opts.logLevel ?? 'info', base: undefined }, pino.destination({ dest: 2, sync: true }));
+  const models = new Map<string, Served>();
+  for (const m of modelList) {
+    if (models.has(m.name)) throw new Error(`model name '${m.name}' is used twice`);
+    models.set(m.name, await serveModel(m, lim, opts, metrics, logger));
+  }
+  let closing = false;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger as unknown as FastifyBaseLogger,
+    // per-request logs would dominate at thousands of requests/s; failures are logged in the error handler
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: Math.floor(lim.maxBodyMb * 1024 * 1024),
+    return503OnClosing: true,
+    // a client trickling a body must not hold its buffer forever
+    requestTimeout: 60_000,
+    forceCloseConnections: 'idle',
+  });
+  app.server.maxConnections = opts.maxConnections ?? 1024;
+  // Bodies are parsed by the protocol code (JSON, or JSON header + binary tensors), so every
+  // malformed body gets a 400 that says what is wrong.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.setErrorHandler(errorHandler(lim.maxBodyMb));
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: `no route ${req.method} ${req.url.slice(0, 200)}` });
+  });
+  registerRoutes(app, models, metrics, () => closing);
 
   const shutdown = async () => {
     if (closing) return;
