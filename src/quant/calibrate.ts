@@ -15,7 +15,7 @@ import { InferenceSession } from '../session.js';
 import { Tensor } from '../tensor.js';
 import { describeChannelNormalization, formatNumberList, resolveChannelNormalization } from '../normalize.js';
 import { METHODS, Sqnr, TensorObserver, quantizeWeightsPerChannel, uint8Params, type Method, type QParams } from './observers.js';
-import { decodeModel, encodeModel, findTargets, writeQdq, setMetadata, type ModelProto, type WeightQ } from './qdq-writer.js';
+import { decodeModel, encodeModel, findTargets, writeQdq, setMetadata, type ModelProto, type Targets, type WeightQ } from './qdq-writer.js';
 
 const { onnx } = onnxProto;
 
@@ -151,36 +151,22 @@ function withOutputs(m: ModelProto, names: string[]): Uint8Array {
   return encodeModel(c);
 }
 
-export async function calibrate(modelPath: string, opts: CalibrateOptions): Promise<CalibrateResult> {
-  const t0 = performance.now();
+function checkOptions(opts: CalibrateOptions): void {
   if (!METHODS.includes(opts.method)) throw new Error(`--method must be one of ${METHODS.join('|')}, got '${opts.method}'`);
-  const gelu = opts.gelu ?? 'keep';
-  if (!GELU_CHOICES.includes(gelu)) throw new Error(`--gelu must be one of ${GELU_CHOICES.join('|')}, got '${gelu}'`);
+  if (!GELU_CHOICES.includes(opts.gelu ?? 'keep')) throw new Error(`--gelu must be one of ${GELU_CHOICES.join('|')}, got '${opts.gelu}'`);
   if (!Number.isInteger(opts.samples) || opts.samples < 1) throw new Error(`--samples must be an integer ≥ 1, got ${opts.samples}`);
   if (opts.sparsify !== undefined && !(opts.sparsify > 0 && opts.sparsify <= 1)) throw new Error(`--sparsify must be a fraction in (0, 1] of MLP hidden outputs to keep, got ${opts.sparsify}`);
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(modelPath);
-  } catch (e) {
-    throw new Error(`${modelPath}: cannot read model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  const m = decodeModel(bytes, modelPath);
-  // an already-quantized file (another tool's QDQ, or ours without ranges) is annotated, not re-quantized
-  const qn = m.graph.node.find((n: ModelProto) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
-  if (qn && gelu !== 'keep') throw new Error(`${modelPath}: already quantized (node '${qn.name}' is ${qn.opType}); --gelu needs the fp32 model`);
-  const meta: Record<string, string> = {};
-  for (const p of m.metadataProps ?? []) meta[p.key] = p.value;
-  const geluReplaced = gelu === 'relu' ? replaceGeluWithRelu(m) : 0;
-  if (gelu === 'relu' && geluReplaced === 0) throw new Error(`${modelPath}: --gelu relu found no erf GELU to replace`);
-  const targets = qn ? { activations: [], weights: [] } : findTargets(m, modelPath);
+}
+
+/** The calibration images as the model's input wants them: layout, normalisation and batch size. */
+interface Feed { ds: ReturnType<typeof loadLabelledImages>; inputName: string; layout: ReturnType<typeof imageLayout>; itemDims: number[]; norm: ReturnType<typeof resolveChannelNormalization>; batch: number }
+
+function calibrationFeed(m: ModelProto, meta: Record<string, string>, modelPath: string, opts: CalibrateOptions): Feed {
   const initNames = new Set((m.graph.initializer ?? []).map((t: ModelProto) => t.name));
   const graphInputs = m.graph.input.filter((v: ModelProto) => !initNames.has(v.name));
-  if (graphInputs.length !== 1) {
-    throw new Error(`${modelPath}: calibration needs a model with one image input`);
-  }
+  if (graphInputs.length !== 1) throw new Error(`${modelPath}: calibration needs a model with one image input`);
   const input0 = graphInputs[0];
   const inputName: string = input0.name;
-
   const ds = loadLabelledImages(opts.data, 'train');
   if (opts.samples > ds.count) throw new Error(`--samples ${opts.samples} is more than the ${ds.count} images of ${ds.imagesFile}`);
   // the images are resized / replicated to the input's [N, C, H, W] (src/io/fit-input.ts)
@@ -203,53 +189,91 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
   opts.log?.(describeChannelNormalization(norm));
   const fitNote = describeLayout(layout);
   if (fitNote) opts.log?.(fitNote);
-  if (qn) {
-    // swinq's integer-only lowering needs ranges for the plan tensors the file has no Q/DQ for
-    // (residual stream, LayerNorm inputs, logits); the file's own Q/DQ nodes and weights are kept
-    const x = fitImages(ds, 0, Math.floor(opts.samples / batch) * batch, layout, norm);
-    const ranges = planRangesOf(m, x, itemDims, batch, opts, modelPath);
-    setMetadata(m, {
-      [INT_RANGES_KEY]: ranges, 'swinq.mean': formatNumberList(norm.mean), 'swinq.std': formatNumberList(norm.std),
-      'swinq.int.ranges.method': opts.method, 'swinq.int.ranges.samples': String(opts.samples),
-    });
-    writeModel(m, opts.out);
-    return { out: opts.out, seconds: (performance.now() - t0) / 1000, activations: 0, weights: 0, planRanges: Object.keys(JSON.parse(ranges).ops).length + 1, inputDims: itemDims, batch, annotated: true, ...integerCheck(opts.out, itemDims) };
-  }
+  return { ds, inputName, layout, itemDims, norm, batch };
+}
+
+/** Runs the calibration images through the fp32 model and turns each target activation's statistics
+ *  into uint8 parameters (and, with --report, their SQNR). */
+async function activationParams(m: ModelProto, targets: Targets, f: Feed, opts: CalibrateOptions): Promise<{ params: Map<string, QParams>; report?: TensorReport[] }> {
   const observed = targets.activations.map((a) => a.name);
-  const fetch = observed.filter((n) => n !== inputName);
+  const fetch = observed.filter((n) => n !== f.inputName);
   const sess = await InferenceSession.create(withOutputs(m, fetch), { threads: opts.threads ?? 1 });
   const obs = new Map(observed.map((n) => [n, new TensorObserver()]));
   const needHist = opts.method !== 'minmax';
   const passes = 1 + (needHist ? 1 : 0) + (opts.report ? 1 : 0);
-  const batches = Math.ceil(opts.samples / batch);
+  const batches = Math.ceil(opts.samples / f.batch);
   let done = 0;
   const run = async (visit: (name: string, data: Float32Array) => void) => {
-    for (let s = 0; s < opts.samples; s += batch) {
-      const b = Math.min(batch, opts.samples - s);
-      const x = fitImages(ds, s, b, layout, norm);
-      const feeds = { [inputName]: new Tensor('float32', x, layoutDims(layout, b)) };
-      const outs = await sess.run(feeds, fetch);
-      for (const n of observed) visit(n, n === inputName ? x : (outs[n].data as Float32Array));
+    for (let s = 0; s < opts.samples; s += f.batch) {
+      const b = Math.min(f.batch, opts.samples - s);
+      const x = fitImages(f.ds, s, b, f.layout, f.norm);
+      const outs = await sess.run({ [f.inputName]: new Tensor('float32', x, layoutDims(f.layout, b)) }, fetch);
+      for (const n of observed) visit(n, n === f.inputName ? x : (outs[n].data as Float32Array));
       opts.progress?.(++done, passes * batches);
     }
   };
-  await run((n, d) => obs.get(n)!.observeRange(d, n));
-  if (needHist) await run((n, d) => obs.get(n)!.observeHistogram(d));
-  const params = new Map<string, QParams>();
-  for (const a of targets.activations) {
-    // the graph input (normalised pixels: 256 known levels, bounded) always keeps its full range:
-    // clipping the bright tail of an image helps nothing (entropy cut it to 8.5 dB SQNR on micro-Swin)
-    const method = a.isGraphInput ? 'minmax' : opts.method;
-    params.set(a.name, a.softmax ? { scale: 1 / 256, zeroPoint: 0 } : uint8Params(obs.get(a.name)!.range(method, opts.percentile ?? 99.99)));
-  }
-  let report: TensorReport[] | undefined;
-  if (opts.report) {
+  try {
+    await run((n, d) => obs.get(n)!.observeRange(d, n));
+    if (needHist) await run((n, d) => obs.get(n)!.observeHistogram(d));
+    const params = new Map<string, QParams>();
+    for (const a of targets.activations) {
+      // the graph input (normalised pixels: 256 known levels, bounded) always keeps its full range:
+      // clipping the bright tail of an image helps nothing (entropy cut it to 8.5 dB SQNR on micro-Swin)
+      const method = a.isGraphInput ? 'minmax' : opts.method;
+      params.set(a.name, a.softmax ? { scale: 1 / 256, zeroPoint: 0 } : uint8Params(obs.get(a.name)!.range(method, opts.percentile ?? 99.99)));
+    }
+    if (!opts.report) return { params };
     const sq = new Map(observed.map((n) => [n, new Sqnr()]));
     await run((n, d) => sq.get(n)!.add(d, params.get(n)!, 0, 255));
-    report = observed.map((n) => ({ name: n, kind: 'activation' as const, scale: params.get(n)!.scale, zeroPoint: params.get(n)!.zeroPoint, sqnrDb: sq.get(n)!.db }));
+    return { params, report: observed.map((n) => ({ name: n, kind: 'activation' as const, scale: params.get(n)!.scale, zeroPoint: params.get(n)!.zeroPoint, sqnrDb: sq.get(n)!.db })) };
+  } finally {
+    await sess.release();
   }
-  await sess.release();
+}
 
+/** swinq.int.ranges of the written QDQ model, or why its plan cannot carry them. */
+function tryPlanRanges(m: ModelProto, f: Feed, opts: CalibrateOptions, modelPath: string): { planRanges: number; planRangesSkipped?: string } {
+  try {
+    const x = fitImages(f.ds, 0, Math.floor(opts.samples / f.batch) * f.batch, f.layout, f.norm);
+    const ranges = planRangesOf(m, x, f.itemDims, f.batch, opts, modelPath);
+    setMetadata(m, { [INT_RANGES_KEY]: ranges });
+    return { planRanges: Object.keys(JSON.parse(ranges).ops).length + 1 };
+  } catch (e) {
+    // not plan-compilable by swinq (the file still runs by simulation or the chain lowering)
+    return { planRanges: 0, planRangesSkipped: (e as Error).message.split('\n')[0] };
+  }
+}
+
+export async function calibrate(modelPath: string, opts: CalibrateOptions): Promise<CalibrateResult> {
+  const t0 = performance.now();
+  checkOptions(opts);
+  const gelu = opts.gelu ?? 'keep';
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(modelPath);
+  } catch (e) {
+    throw new Error(`${modelPath}: cannot read model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const m = decodeModel(bytes, modelPath);
+  // an already-quantized file (another tool's QDQ, or ours without ranges) is annotated, not re-quantized
+  const qn = m.graph.node.find((n: ModelProto) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
+  if (qn && gelu !== 'keep') throw new Error(`${modelPath}: already quantized (node '${qn.name}' is ${qn.opType}); --gelu needs the fp32 model`);
+  const meta: Record<string, string> = {};
+  for (const p of m.metadataProps ?? []) meta[p.key] = p.value;
+  if (gelu === 'relu' && replaceGeluWithRelu(m) === 0) throw new Error(`${modelPath}: --gelu relu found no GELU to replace (neither the erf subgraph nor a Gelu op)`);
+  const targets = qn ? { activations: [], weights: [] } : findTargets(m, modelPath);
+  const f = calibrationFeed(m, meta, modelPath, opts);
+  const normMeta = { 'swinq.mean': formatNumberList(f.norm.mean), 'swinq.std': formatNumberList(f.norm.std) };
+  if (qn) {
+    // swinq's integer-only lowering needs ranges for the plan tensors the file has no Q/DQ for
+    // (residual stream, LayerNorm inputs, logits); the file's own Q/DQ nodes and weights are kept
+    const x = fitImages(f.ds, 0, Math.floor(opts.samples / f.batch) * f.batch, f.layout, f.norm);
+    const ranges = planRangesOf(m, x, f.itemDims, f.batch, opts, modelPath);
+    setMetadata(m, { [INT_RANGES_KEY]: ranges, ...normMeta, 'swinq.int.ranges.method': opts.method, 'swinq.int.ranges.samples': String(opts.samples) });
+    writeModel(m, opts.out);
+    return { out: opts.out, seconds: (performance.now() - t0) / 1000, activations: 0, weights: 0, planRanges: Object.keys(JSON.parse(ranges).ops).length + 1, inputDims: f.itemDims, batch: f.batch, annotated: true, ...integerCheck(opts.out, f.itemDims) };
+  }
+  const { params, report } = await activationParams(m, targets, f, opts);
   const inits = new Map<string, ModelProto>();
   for (const t of m.graph.initializer ?? []) inits.set(t.name, t);
   const wq = new Map<string, WeightQ>();
@@ -259,8 +283,7 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
     report?.push({ name: w.name, kind: 'weight', scale: `per-channel[${q.scales.length}]`, zeroPoint: 0, sqnrDb: q.sqnrDb });
   }
   const metadata: Record<string, string> = {
-    'swinq.mean': formatNumberList(norm.mean),
-    'swinq.std': formatNumberList(norm.std),
+    ...normMeta,
     'swinq.quant.method': opts.method,
     'swinq.quant.samples': String(opts.samples),
     'swinq.quant.gelu': gelu,
@@ -269,25 +292,14 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
   };
   if (opts.method === 'percentile') metadata['swinq.quant.percentile'] = String(opts.percentile ?? 99.99);
   writeQdq(m, targets, params, wq, metadata);
-  // ranges of every tensor of swinq's fp32 plan (Q/DQ removed) for the integer-only Swin lowering
+  // ranges of every tensor of swinq's fp32 plan (Q/DQ removed) for the integer-only lowering
   // (src/quant/integer-lowering.ts); models whose plan it cannot build simply do not get them
-  let planRanges = 0;
-  let planRangesSkipped: string | undefined;
-  try {
-    const cb = Math.min(batch, opts.samples);
-    const x = fitImages(ds, 0, Math.floor(opts.samples / cb) * cb, layout, norm);
-    const ranges = planRangesOf(m, x, itemDims, cb, opts, modelPath);
-    setMetadata(m, { [INT_RANGES_KEY]: ranges });
-    planRanges = Object.keys(JSON.parse(ranges).ops).length + 1;
-  } catch (e) {
-    // not plan-compilable by swinq (the file still runs by simulation or the chain lowering)
-    planRangesSkipped = (e as Error).message.split('\n')[0];
-  }
+  const pr = tryPlanRanges(m, f, opts, modelPath);
   writeModel(m, opts.out);
   return {
-    ...integerCheck(opts.out, itemDims),
+    ...integerCheck(opts.out, f.itemDims),
     out: opts.out, seconds: (performance.now() - t0) / 1000, activations: targets.activations.length, weights: targets.weights.length, report,
-    planRanges, planRangesSkipped, inputDims: itemDims, batch,
+    ...pr, inputDims: f.itemDims, batch: f.batch,
   };
 }
 

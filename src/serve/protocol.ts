@@ -98,11 +98,8 @@ function fillFromJson(name: string, dtype: DType, data: unknown[], out: TypedArr
   if (k !== out.length) throw new ProtocolError(`input '${name}': data has ${k} elements, shape implies ${out.length}`);
 }
 
-/**
- * Parses an infer request body against the model's inputs/outputs.
- * `headerLength` is the Inference-Header-Content-Length header (binary-tensor extension) or undefined.
- */
-export function parseInferRequest(body: Buffer, headerLength: string | undefined, inputs: IoDesc[], outputs: IoDesc[]): ParsedRequest {
+/** The JSON part of the body (all of it, or the first Inference-Header-Content-Length bytes). */
+function parseJsonHeader(body: Buffer, headerLength: string | undefined): { req: Record<string, unknown>; jsonEnd: number } {
   let jsonEnd = body.length;
   if (headerLength !== undefined) {
     if (!/^\d{1,12}$/.test(headerLength.trim())) {
@@ -120,6 +117,86 @@ export function parseInferRequest(body: Buffer, headerLength: string | undefined
     throw new ProtocolError(`malformed JSON in request body: ${(e as Error).message}`);
   }
   if (!isObject(req)) throw new ProtocolError(`request body must be a JSON object, got ${describe(req)}`);
+  return { req, jsonEnd };
+}
+
+/** An input's shape, checked against the model's dims; symbolic dims must agree across inputs. */
+function parseShape(name: string, shape0: unknown, desc: IoDesc, symbols: Map<string, { value: number; input: string }>): number[] {
+  if (!Array.isArray(shape0)) throw new ProtocolError(`input '${name}': shape must be an array of integers, got ${describe(shape0)}`);
+  const shape = shape0 as unknown[];
+  if (shape.length > MAX_RANK || (desc.dims && shape.length !== desc.dims.length)) {
+    throw new ProtocolError(`input '${name}': shape has rank ${shape.length}, the model expects rank ${desc.dims?.length ?? `≤ ${MAX_RANK}`} [${(desc.dims ?? []).map((d) => (typeof d === 'number' ? d : -1)).join(',')}]`);
+  }
+  const dims: number[] = [];
+  for (let a = 0; a < shape.length; a++) {
+    const d = shape[a];
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 1) {
+      throw new ProtocolError(`input '${name}': shape[${a}] must be an integer ≥ 1, got ${typeof d === 'number' ? d : describe(d)}`);
+    }
+    const md = desc.dims?.[a];
+    if (typeof md === 'number' && d !== md) throw new ProtocolError(`input '${name}': shape[${a}] is ${d}, the model expects ${md}`);
+    if (typeof md === 'string' && md !== '') {
+      const prev = symbols.get(md);
+      if (prev && prev.value !== d) {
+        throw new ProtocolError(`input '${name}': shape[${a}] is ${d} but dimension '${md}' is ${prev.value} in input '${prev.input}'`);
+      }
+      symbols.set(md, { value: d, input: name });
+    }
+    dims.push(d);
+  }
+  return dims;
+}
+
+/** binary_data_size bytes of the body at `offset`, copied into an aligned typed array. */
+function binaryData(name: string, dtype: DType, dims: number[], binSize: unknown, body: Buffer, offset: number): TypedArray {
+  const count = elementCount(dims);
+  const info = DTYPES[dtype];
+  if (typeof binSize !== 'number' || !Number.isSafeInteger(binSize) || binSize < 0) {
+    throw new ProtocolError(`input '${name}': binary_data_size must be a non-negative integer, got ${describe(binSize)}`);
+  }
+  if (count === Infinity || binSize !== count * info.bytes) {
+    throw new ProtocolError(`input '${name}': binary_data_size is ${binSize} bytes, shape [${dims.join(',')}] × ${info.kserve} needs ${count * info.bytes}`);
+  }
+  if (offset + binSize > body.length) {
+    throw new ProtocolError(`input '${name}': binary data ends at byte ${offset + binSize} but the body has ${body.length} bytes`);
+  }
+  // Copy into a fresh, aligned buffer: the body's offset need not be a multiple of the element size.
+  const ab = new ArrayBuffer(binSize);
+  new Uint8Array(ab).set(body.subarray(offset, offset + binSize));
+  const data = info.view(ab, 0, count);
+  if (dtype === 'bool') {
+    for (let k = 0; k < count; k++) if (data[k] as number > 1) throw new ProtocolError(`input '${name}': BOOL byte ${k} is ${data[k]}, expected 0 or 1`);
+  }
+  return data;
+}
+
+/** The requested outputs (default: all, binary when parameters.binary_data_output is true). */
+function parseOutputs(reqOutputs: unknown, outputs: IoDesc[], binaryAll: boolean): RequestedOutput[] {
+  if (reqOutputs === undefined) return outputs.map((o) => ({ name: o.name, binary: binaryAll }));
+  if (!Array.isArray(reqOutputs)) throw new ProtocolError(`'outputs' must be an array, got ${describe(reqOutputs)}`);
+  const known = new Set(outputs.map((o) => o.name));
+  const seen = new Set<string>();
+  const outs: RequestedOutput[] = [];
+  for (let i = 0; i < reqOutputs.length; i++) {
+    const o = reqOutputs[i];
+    if (!isObject(o) || typeof o.name !== 'string') throw new ProtocolError(`outputs[${i}] must be an object with a string name`);
+    if (!known.has(o.name)) throw new ProtocolError(`unknown output '${o.name.slice(0, 100)}'; the model's outputs are ${outputs.map((d) => `'${d.name}'`).join(', ')}`);
+    if (seen.has(o.name)) throw new ProtocolError(`output '${o.name}' is requested twice`);
+    seen.add(o.name);
+    if (o.parameters !== undefined && !isObject(o.parameters)) throw new ProtocolError(`output '${o.name}': parameters must be an object`);
+    const bd = (o.parameters as Record<string, unknown> | undefined)?.binary_data;
+    if (bd !== undefined && typeof bd !== 'boolean') throw new ProtocolError(`output '${o.name}': binary_data must be true or false`);
+    outs.push({ name: o.name, binary: bd ?? binaryAll });
+  }
+  return outs;
+}
+
+/**
+ * Parses an infer request body against the model's inputs/outputs.
+ * `headerLength` is the Inference-Header-Content-Length header (binary-tensor extension) or undefined.
+ */
+export function parseInferRequest(body: Buffer, headerLength: string | undefined, inputs: IoDesc[], outputs: IoDesc[]): ParsedRequest {
+  const { req, jsonEnd } = parseJsonHeader(body, headerLength);
   let id: string | undefined;
   if (req.id !== undefined) {
     if (typeof req.id !== 'string') throw new ProtocolError(`'id' must be a string, got ${describe(req.id)}`);
@@ -130,7 +207,6 @@ export function parseInferRequest(body: Buffer, headerLength: string | undefined
   if (!Array.isArray(req.inputs) || req.inputs.length === 0) {
     throw new ProtocolError(`'inputs' must be a non-empty array, got ${describe(req.inputs)}`);
   }
-
   const byName = new Map(inputs.map((d) => [d.name, d]));
   const parsed = new Map<string, ParsedInput>();
   const symbols = new Map<string, { value: number; input: string }>();
@@ -147,30 +223,7 @@ export function parseInferRequest(body: Buffer, headerLength: string | undefined
     const dtype = FROM_KSERVE.get(inp.datatype);
     const want = DTYPES[desc.dtype as DType]?.kserve ?? desc.dtype;
     if (dtype !== desc.dtype) throw new ProtocolError(`input '${name}': datatype ${inp.datatype.slice(0, 20)}, the model expects ${want}`);
-    if (!Array.isArray(inp.shape)) throw new ProtocolError(`input '${name}': shape must be an array of integers, got ${describe(inp.shape)}`);
-    const shape = inp.shape as unknown[];
-    if (shape.length > MAX_RANK || (desc.dims && shape.length !== desc.dims.length)) {
-      throw new ProtocolError(`input '${name}': shape has rank ${shape.length}, the model expects rank ${desc.dims?.length ?? `≤ ${MAX_RANK}`} [${(desc.dims ?? []).map((d) => (typeof d === 'number' ? d : -1)).join(',')}]`);
-    }
-    const dims: number[] = [];
-    for (let a = 0; a < shape.length; a++) {
-      const d = shape[a];
-      if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 1) {
-        throw new ProtocolError(`input '${name}': shape[${a}] must be an integer ≥ 1, got ${typeof d === 'number' ? d : describe(d)}`);
-      }
-      const md = desc.dims?.[a];
-      if (typeof md === 'number' && d !== md) throw new ProtocolError(`input '${name}': shape[${a}] is ${d}, the model expects ${md}`);
-      if (typeof md === 'string' && md !== '') {
-        const prev = symbols.get(md);
-        if (prev && prev.value !== d) {
-          throw new ProtocolError(`input '${name}': shape[${a}] is ${d} but dimension '${md}' is ${prev.value} in input '${prev.input}'`);
-        }
-        symbols.set(md, { value: d, input: name });
-      }
-      dims.push(d);
-    }
-    const count = elementCount(dims);
-    const info = DTYPES[dtype];
+    const dims = parseShape(name, inp.shape, desc, symbols);
     const ip = inp.parameters;
     if (ip !== undefined && !isObject(ip)) throw new ProtocolError(`input '${name}': parameters must be an object`);
     const binSize = (ip as Record<string, unknown> | undefined)?.binary_data_size;
@@ -178,29 +231,15 @@ export function parseInferRequest(body: Buffer, headerLength: string | undefined
     if (binSize !== undefined) {
       if (headerLength === undefined) throw new ProtocolError(`input '${name}': binary_data_size needs the Inference-Header-Content-Length header`);
       if (inp.data !== undefined) throw new ProtocolError(`input '${name}': give either data or binary_data_size, not both`);
-      if (typeof binSize !== 'number' || !Number.isSafeInteger(binSize) || binSize < 0) {
-        throw new ProtocolError(`input '${name}': binary_data_size must be a non-negative integer, got ${describe(binSize)}`);
-      }
-      if (count === Infinity || binSize !== count * info.bytes) {
-        throw new ProtocolError(`input '${name}': binary_data_size is ${binSize} bytes, shape [${dims.join(',')}] × ${info.kserve} needs ${count * info.bytes}`);
-      }
-      if (binOffset + binSize > body.length) {
-        throw new ProtocolError(`input '${name}': binary data ends at byte ${binOffset + binSize} but the body has ${body.length} bytes`);
-      }
-      // Copy into a fresh, aligned buffer: the body's offset need not be a multiple of the element size.
-      const ab = new ArrayBuffer(binSize);
-      new Uint8Array(ab).set(body.subarray(binOffset, binOffset + binSize));
-      data = info.view(ab, 0, count);
-      if (dtype === 'bool') {
-        for (let k = 0; k < count; k++) if (data[k] as number > 1) throw new ProtocolError(`input '${name}': BOOL byte ${k} is ${data[k]}, expected 0 or 1`);
-      }
-      binOffset += binSize;
+      data = binaryData(name, dtype, dims, binSize, body, binOffset);
+      binOffset += binSize as number;
     } else {
       if (!Array.isArray(inp.data)) throw new ProtocolError(`input '${name}': data must be an array, got ${describe(inp.data)}`);
       // Data is bounded by the body size; a shape implying more elements than the body could hold is refused
       // before allocating.
+      const count = elementCount(dims);
       if (count > body.length) throw new ProtocolError(`input '${name}': shape [${dims.join(',')}] implies ${count} elements, more than the request could carry`);
-      data = info.make(count);
+      data = DTYPES[dtype].make(count);
       fillFromJson(name, dtype, inp.data, data, dims.length);
     }
     parsed.set(name, { name, dtype, dims, data });
@@ -209,29 +248,7 @@ export function parseInferRequest(body: Buffer, headerLength: string | undefined
   if (binOffset !== body.length) {
     throw new ProtocolError(`the body has ${body.length - binOffset} bytes after the JSON header and binary inputs that no input claims`);
   }
-
-  const binaryAll = params.binary_data_output === true;
-  let outs: RequestedOutput[];
-  if (req.outputs === undefined) {
-    outs = outputs.map((o) => ({ name: o.name, binary: binaryAll }));
-  } else {
-    if (!Array.isArray(req.outputs)) throw new ProtocolError(`'outputs' must be an array, got ${describe(req.outputs)}`);
-    const known = new Set(outputs.map((o) => o.name));
-    const seen = new Set<string>();
-    outs = [];
-    for (let i = 0; i < req.outputs.length; i++) {
-      const o = req.outputs[i];
-      if (!isObject(o) || typeof o.name !== 'string') throw new ProtocolError(`outputs[${i}] must be an object with a string name`);
-      if (!known.has(o.name)) throw new ProtocolError(`unknown output '${o.name.slice(0, 100)}'; the model's outputs are ${outputs.map((d) => `'${d.name}'`).join(', ')}`);
-      if (seen.has(o.name)) throw new ProtocolError(`output '${o.name}' is requested twice`);
-      seen.add(o.name);
-      if (o.parameters !== undefined && !isObject(o.parameters)) throw new ProtocolError(`output '${o.name}': parameters must be an object`);
-      const bd = (o.parameters as Record<string, unknown> | undefined)?.binary_data;
-      if (bd !== undefined && typeof bd !== 'boolean') throw new ProtocolError(`output '${o.name}': binary_data must be true or false`);
-      outs.push({ name: o.name, binary: bd ?? binaryAll });
-    }
-  }
-  return { id, inputs: parsed, outputs: outs };
+  return { id, inputs: parsed, outputs: parseOutputs(req.outputs, outputs, params.binary_data_output === true) };
 }
 
 export interface OutputTensor { name: string; dtype: DType; dims: number[]; data: TypedArray }
