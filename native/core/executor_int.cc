@@ -3,8 +3,6 @@
 // at plan load; run_int_op only moves integers through the qkernels.
 #include "swinq/executor_int.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "swinq/qkernels.h"
+#include "swinq/qplan_kernels.h"
 #include "swinq/threadpool.h"
 
 namespace swinq {
@@ -198,127 +197,7 @@ struct Check {
 const std::initializer_list<DType> k8_16 = {DType::i8, DType::u8, DType::i16};
 const std::initializer_list<DType> k8 = {DType::i8, DType::u8};
 
-// ------------------------------------------------------------------------------------------
-// matmul_q kernel
-
-// A 4×16 register tile (MR rows): k runs in pairs, bp[kk][n][2] = (b[2kk][n], b[2kk+1][n]) − zb as
-// int16, ap[m][kk] = the matching pair of a − za packed in one int32, so one vpmaddwd does 16 MACs
-// exactly ((a−za)(b−zb) ≤ 65025, pair ≤ 130050, K ≤ 32768 keeps every sum inside int32).
-template <int MR, int NV>  // NV: 16-column tile (2 vectors) or an 8-column tail tile (1 vector)
-__attribute__((target("avx2"))) void mm_tile_avx2(const int32_t* ap, int64_t Kh, const int16_t* bp, int64_t Np,
-                                                   int64_t n0, int32_t* c, int64_t ldc, int64_t ncols) {
-  __m256i acc[MR][NV];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
-  for (int64_t kk = 0; kk < Kh; ++kk) {
-    const int16_t* brow = bp + (kk * Np + n0) * 2;
-    __m256i bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_si256((const __m256i*)(brow + 16 * v));
-    for (int r = 0; r < MR; ++r) {
-      const __m256i av = _mm256_set1_epi32(ap[r * Kh + kk]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(av, bv[v]));
-    }
-  }
-  for (int r = 0; r < MR; ++r) {
-    if (ncols == 8 * NV) {
-      for (int v = 0; v < NV; ++v) _mm256_storeu_si256((__m256i*)(c + r * ldc + 8 * v), acc[r][v]);
-    } else {
-      alignas(32) int32_t tmp[8 * NV];
-      for (int v = 0; v < NV; ++v) _mm256_store_si256((__m256i*)(tmp + 8 * v), acc[r][v]);
-      std::memcpy(c + r * ldc, tmp, (size_t)ncols * 4);
-    }
-  }
-}
-template <int NV>
-__attribute__((target("avx2"))) void mm_rows_avx2(int64_t mr, const int32_t* aa, int64_t Kh, const int16_t* bp, int64_t Np, int64_t n0, int32_t* cc,
-                  int64_t ldc, int64_t nc) {
-  switch (mr) {
-    case 4: mm_tile_avx2<4, NV>(aa, Kh, bp, Np, n0, cc, ldc, nc); break;
-    case 3: mm_tile_avx2<3, NV>(aa, Kh, bp, Np, n0, cc, ldc, nc); break;
-    case 2: mm_tile_avx2<2, NV>(aa, Kh, bp, Np, n0, cc, ldc, nc); break;
-    default: mm_tile_avx2<1, NV>(aa, Kh, bp, Np, n0, cc, ldc, nc); break;
-  }
-}
-
-inline int32_t pack_pair(int32_t lo, int32_t hi) {
-  return (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
-}
-// bp[kk][n] = pair (b[2kk][n] − zb, b[2kk+1][n] − zb) as two int16 in an int32; zero padding.
-template <class TB>
-__attribute__((target("avx2"))) void widen_b_avx2(const TB* b, int32_t zb, bool trans_b, int64_t K, int64_t N,
-                                                   int64_t Kh, int64_t Np, int32_t* bp) {
-  for (int64_t kk = 0; kk < Kh; ++kk)
-    for (int64_t n = N; n < Np; ++n) bp[kk * Np + n] = 0;
-  const int64_t Ke = K & ~int64_t(1);
-  if (trans_b) {  // b is [N][K]: rows contiguous in k
-    for (int64_t n = 0; n < N; ++n) {
-      const TB* row = b + n * K;
-      for (int64_t k = 0; k < Ke; k += 2) bp[(k >> 1) * Np + n] = pack_pair((int32_t)row[k] - zb, (int32_t)row[k + 1] - zb);
-      if (K & 1) bp[(K >> 1) * Np + n] = pack_pair((int32_t)row[K - 1] - zb, 0);
-    }
-  } else {  // b is [K][N]
-    for (int64_t k = 0; k < Ke; k += 2) {
-      const TB* r0 = b + k * N;
-      const TB* r1 = r0 + N;
-      int32_t* dst = bp + (k >> 1) * Np;
-      for (int64_t n = 0; n < N; ++n) dst[n] = pack_pair((int32_t)r0[n] - zb, (int32_t)r1[n] - zb);
-    }
-    if (K & 1) {
-      const TB* r0 = b + (K - 1) * N;
-      int32_t* dst = bp + (K >> 1) * Np;
-      for (int64_t n = 0; n < N; ++n) dst[n] = pack_pair((int32_t)r0[n] - zb, 0);
-    }
-  }
-}
-__attribute__((target("avx2"))) void widen_a_avx2(const uint8_t* a, int32_t za, int64_t M, int64_t K, int64_t Kh,
-                                                   int32_t* ap) {
-  const int64_t Ke = K & ~int64_t(1);
-  for (int64_t m = 0; m < M; ++m) {
-    const uint8_t* row = a + m * K;
-    int32_t* dst = ap + m * Kh;
-    for (int64_t k = 0; k < Ke; k += 2) dst[k >> 1] = pack_pair((int32_t)row[k] - za, (int32_t)row[k + 1] - za);
-    if (K & 1) dst[K >> 1] = pack_pair((int32_t)row[K - 1] - za, 0);
-  }
-}
-
 }  // namespace
-
-void matmul_u8x8_s32(const uint8_t* a, int32_t za, const void* b, bool b_u8, int32_t zb, bool trans_b, int64_t M,
-                     int64_t K, int64_t N, int32_t* c, Isa isa) {
-  auto bval = [&](int64_t k, int64_t n) -> int32_t {
-    const int64_t i = trans_b ? n * K + k : k * N + n;
-    return b_u8 ? (int32_t) static_cast<const uint8_t*>(b)[i] : (int32_t) static_cast<const int8_t*>(b)[i];
-  };
-  if (isa != Isa::avx2) {
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t n = 0; n < N; ++n) {
-        int32_t s = 0;
-        for (int64_t k = 0; k < K; ++k) s += ((int32_t)a[m * K + k] - za) * (bval(k, n) - zb);
-        c[m * N + n] = s;
-      }
-    return;
-  }
-  if (M <= 0 || N <= 0) return;
-  // Widen once per call into the pair layouts (zero-padded: K to even, N to 16); per-thread scratch.
-  const int64_t Kh = (K + 1) / 2, Np = (N + 15) / 16 * 16;
-  thread_local std::vector<int32_t> bscratch, ascratch;
-  if ((int64_t)bscratch.size() < Kh * Np) bscratch.resize((size_t)(Kh * Np));
-  if ((int64_t)ascratch.size() < M * Kh) ascratch.resize((size_t)(M * Kh));
-  int32_t* bp32 = bscratch.data();
-  int32_t* ap = ascratch.data();
-  if (b_u8) widen_b_avx2(static_cast<const uint8_t*>(b), zb, trans_b, K, N, Kh, Np, bp32);
-  else widen_b_avx2(static_cast<const int8_t*>(b), zb, trans_b, K, N, Kh, Np, bp32);
-  widen_a_avx2(a, za, M, K, Kh, ap);
-  const int16_t* bp = reinterpret_cast<const int16_t*>(bp32);
-  for (int64_t m0 = 0; m0 < M; m0 += 4) {
-    const int64_t mr = std::min<int64_t>(4, M - m0);
-    for (int64_t n0 = 0; n0 < N; n0 += 16) {
-      const int64_t nc = std::min<int64_t>(16, N - n0);
-      if (nc > 8) mm_rows_avx2<2>(mr, ap + m0 * Kh, Kh, bp, Np, n0, c + m0 * N + n0, N, nc);
-      else mm_rows_avx2<1>(mr, ap + m0 * Kh, Kh, bp, Np, n0, c + m0 * N + n0, N, nc);
-    }
-  }
-}
 
 bool is_int_op(OpKind k) { return (int)k >= (int)OpKind::quantize && (int)k < (int)OpKind::count_; }
 
@@ -650,72 +529,6 @@ std::shared_ptr<IntOpState> prepare_int_op(const PlanDesc& d, size_t op_index, b
   return st;
 }
 
-namespace {
-
-template <class T>
-void quantize_range(const float* x, T* y, int64_t b, int64_t e, float scale, int32_t zp) {
-  const double lo = (double)std::numeric_limits<T>::min(), hi = (double)std::numeric_limits<T>::max();
-  for (int64_t i = b; i < e; ++i) {
-    // ONNX QuantizeLinear: the division in float, round half to even (default FP rounding mode).
-    double r = (double)std::nearbyint(x[i] / scale);
-    if (r != r) r = 0;
-    r += zp;
-    y[i] = (T)(r < lo ? lo : r > hi ? hi : r);
-  }
-}
-template <class T>
-void dequantize_range(const T* x, float* y, int64_t b, int64_t e, int32_t zp, float scale, const float* scales,
-                      int64_t C) {
-  for (int64_t i = b; i < e; ++i) {
-    const float v = (float)((int64_t)x[i] - zp);
-    y[i] = v * (scales ? scales[i % C] : scale);
-  }
-}
-
-// AVX2 quantize for 8/16-bit outputs, bit-exact with quantize_range: the same IEEE division, round
-// half to even (vroundps), NaN → 0, clamp to [lo − zp, hi − zp] while still integral floats.
-__attribute__((target("avx2"))) void quantize_avx2(const float* x, DType dt, void* y, int64_t b, int64_t e, float scale,
-                                                    int32_t zp) {
-  const __m256 vs = _mm256_set1_ps(scale);
-  const __m256 lo = _mm256_set1_ps((float)(dmin(dt) - zp)), hi = _mm256_set1_ps((float)(dmax(dt) - zp));
-  const __m256i vz = _mm256_set1_epi32(zp);
-  int64_t i = b;
-  for (; i + 8 <= e; i += 8) {
-    __m256 r = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));
-    r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
-    const __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(r), vz);
-    const __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    if (dt == DType::i16) _mm_storeu_si128((__m128i*)((int16_t*)y + i), p16);
-    else if (dt == DType::u8) _mm_storel_epi64((__m128i*)((uint8_t*)y + i), _mm_packus_epi16(p16, p16));
-    else _mm_storel_epi64((__m128i*)((int8_t*)y + i), _mm_packs_epi16(p16, p16));
-  }
-  if (i < e) {
-    if (dt == DType::i16) quantize_range(x, (int16_t*)y, i, e, scale, zp);
-    else if (dt == DType::u8) quantize_range(x, (uint8_t*)y, i, e, scale, zp);
-    else quantize_range(x, (int8_t*)y, i, e, scale, zp);
-  }
-}
-
-// AVX2 per-tensor dequantize of 8/16-bit codes: x − zp is exact in int32 and in float, then one
-// IEEE multiply, as dequantize_range.
-template <class TX>
-__attribute__((target("avx2"))) void dequantize_avx2(const TX* x, float* y, int64_t b, int64_t e, int32_t zp, float scale) {
-  const __m256 vs = _mm256_set1_ps(scale);
-  const __m256i vz = _mm256_set1_epi32(zp);
-  int64_t i = b;
-  for (; i + 8 <= e; i += 8) {
-    __m256i v;
-    if constexpr (sizeof(TX) == 2) v = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i*)(x + i)));
-    else if constexpr (std::is_signed<TX>::value) v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(x + i)));
-    else v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(x + i)));
-    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, vz)), vs));
-  }
-  dequantize_range(x, y, i, e, zp, scale, nullptr, 1);
-}
-
-}  // namespace
-
 void run_int_op(const PlanDesc& d, size_t op_index, const IntOpState& st, void* const* ptr, Isa isa, ThreadPool& pool) {
   const OpDesc& op = d.ops[op_index];
   auto in = [&](size_t k) -> void* { return k < op.inputs.size() && op.inputs[k] >= 0 ? ptr[op.inputs[k]] : nullptr; };
@@ -732,15 +545,8 @@ void run_int_op(const PlanDesc& d, size_t op_index, const IntOpState& st, void* 
       const float* x = static_cast<const float*>(in(0));
       const float s = op.floats[0];
       const int32_t zp = (int32_t)I[0];
-      pool.parallel_for(ny, 16384, [&](int64_t b, int64_t e) {
-        if (isa == Isa::avx2 && yt.dtype != DType::i32) return quantize_avx2(x, yt.dtype, out, b, e, s, zp);
-        switch (yt.dtype) {
-          case DType::i8: quantize_range(x, (int8_t*)out, b, e, s, zp); break;
-          case DType::u8: quantize_range(x, (uint8_t*)out, b, e, s, zp); break;
-          case DType::i16: quantize_range(x, (int16_t*)out, b, e, s, zp); break;
-          default: quantize_range(x, (int32_t*)out, b, e, s, zp); break;
-        }
-      });
+      const QType t = qt(yt.dtype);
+      pool.parallel_for(ny, 16384, [&](int64_t b, int64_t e) { q::quantize_f32(x, t, out, b, e, s, zp, isa); });
       break;
     }
     case OpKind::dequantize: {
@@ -752,19 +558,8 @@ void run_int_op(const PlanDesc& d, size_t op_index, const IntOpState& st, void* 
       const int32_t zp = (int32_t)I[0];
       float* y = static_cast<float*>(out);
       const DType xd = dt(0);
-      pool.parallel_for(ny, 16384, [&](int64_t b, int64_t e) {
-        if (isa == Isa::avx2 && !scales && xd != DType::i32) {
-          if (xd == DType::i8) return dequantize_avx2((const int8_t*)x, y, b, e, zp, s);
-          if (xd == DType::u8) return dequantize_avx2((const uint8_t*)x, y, b, e, zp, s);
-          return dequantize_avx2((const int16_t*)x, y, b, e, zp, s);
-        }
-        switch (xd) {
-          case DType::i8: dequantize_range((const int8_t*)x, y, b, e, zp, s, scales, C); break;
-          case DType::u8: dequantize_range((const uint8_t*)x, y, b, e, zp, s, scales, C); break;
-          case DType::i16: dequantize_range((const int16_t*)x, y, b, e, zp, s, scales, C); break;
-          default: dequantize_range((const int32_t*)x, y, b, e, zp, s, scales, C); break;
-        }
-      });
+      const QType t = qt(xd);
+      pool.parallel_for(ny, 16384, [&](int64_t b, int64_t e) { q::dequantize_f32(t, x, y, b, e, zp, s, scales, C, isa); });
       break;
     }
     case OpKind::linear_q: {
@@ -812,7 +607,7 @@ void run_int_op(const PlanDesc& d, size_t op_index, const IntOpState& st, void* 
             c = acc.data();
           }
           if (K == 0) std::fill(c, c + M * N, 0);
-          else matmul_u8x8_s32(a + t * as, za, b + t * bs, b_u8, zb, tb, M, K, N, c, isa);
+          else q::matmul_u8x8_s32(a + t * as, za, b + t * bs, b_u8, zb, tb, M, K, N, c, isa);
           if (qo != QType::s32) q::requantize(c, M, N, rq, qo, y8 + t * M * N * ey, isa);
         }
       });
