@@ -1,5 +1,6 @@
-// The fp32 plan executor: validates a PlanDesc completely at load, packs weights once, then runs
-// the flat op list over one arena. Runs on one Plan are serialised by its mutex.
+// The plan executor: validates a PlanDesc completely at load, prepares every op once (packed
+// weights, integer parameters), then runs the flat op list over one arena through the op table
+// (swinq/op.h, native/ops/). Runs on one Plan are serialised by its mutex.
 #pragma once
 #include <cstdlib>
 #include <memory>
@@ -13,8 +14,7 @@
 
 namespace swinq {
 
-struct OpState;  // per-op state computed at load (executor.cc)
-
+struct OpState;  // per-op state computed at load (swinq/op.h)
 
 struct PlanOptions {
   int threads = 1;      // 0 = all hardware threads
@@ -54,7 +54,6 @@ class Plan {
   Plan() = default;
   void validate();
   void prepare();
-  void run_op(size_t i);
 
   PlanDesc desc_;
   PlanOptions options_;
@@ -64,12 +63,10 @@ class Plan {
   // 64-byte aligned regions
   uint8_t* arena_ = nullptr;
   uint8_t* constants_ = nullptr;
-  std::vector<std::unique_ptr<float, Free>> packed_;  // per op: packed weights (linear), else null
-  std::vector<OpState> states_;
+  std::vector<std::unique_ptr<OpState>> states_;     // per op: its prepared state, or null
   std::vector<void*> ptr_;                            // per tensor: its address during a run
   std::vector<double> op_ms_;
   bool profiled_ = false;
-  Isa isa_{};
 };
 
 }  // namespace swinq
