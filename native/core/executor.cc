@@ -199,7 +199,7 @@ std::vector<OpProfile> Plan::profile() const {
   return r;
 }
 
-void Plan::run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuffer>& outputs) {
+void Plan::run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuffer>& outputs, Isa isa) {
   std::lock_guard<std::mutex> lk(mu_);
   if (inputs.size() != desc_.inputs.size())
     fail("run: got " + str((int64_t)inputs.size()) + " inputs, the plan has " + str((int64_t)desc_.inputs.size()));
@@ -243,7 +243,6 @@ void Plan::run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuff
       case Storage::output: ptr_[i] = outputs[(size_t)t.offset].data; break;
     }
   }
-  const Isa isa = active_isa();
   const f32::Kernels& k = f32::kernels(isa);
   for (size_t i = 0; i < desc_.ops.size(); ++i) {
     const OpDesc& op = desc_.ops[i];

@@ -39,7 +39,11 @@ class Plan {
   ~Plan();
 
   // inputs/outputs in plan order with exactly the plan's byte sizes (checked; errors name the index).
-  void run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuffer>& outputs);
+  // `isa` picks the kernel set of this run (the fp32 table and the integer kernels' dispatch).
+  void run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuffer>& outputs, Isa isa);
+  void run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuffer>& outputs) {
+    run(inputs, outputs, active_isa());
+  }
 
   size_t input_count() const { return desc_.inputs.size(); }
   size_t output_count() const { return desc_.outputs.size(); }
