@@ -2,7 +2,7 @@
 // The single source list for both build systems (CMakeLists.txt and binding.gyp).
 // Sources are found by convention instead of being listed by hand, so adding a kernel file
 // touches no build file:
-//   native/{core,kernels,train,bench}/**/*.cc -> core (baseline x86-64 flags, no Node headers)
+//   native/{core,ops,kernels,train,bench}/**/*.cc -> core (baseline x86-64 flags, no Node headers)
 //   ...same, named *_avx2.cc              -> avx2 (compiled with -mavx2 -mfma, dispatched at run time)
 //   native/binding/*.cc                   -> binding (the only code that includes napi.h)
 //   native/tests/*_test.cc                -> tests (one ctest executable each)
@@ -23,7 +23,7 @@ function walk(dir) {
   return out.sort();
 }
 function groups() {
-  const lib = ['core', 'kernels', 'train', 'bench'].flatMap((d) => walk(path.join(root, d)));
+  const lib = ['core', 'ops', 'kernels', 'train', 'bench'].flatMap((d) => walk(path.join(root, d)));
   return {
     core: lib.filter((f) => !f.endsWith('_avx2.cc')),
     avx2: lib.filter((f) => f.endsWith('_avx2.cc')),

@@ -1,4 +1,4 @@
-// Integer plan ops (ops.def "integer ops", native/core/executor_int.cc): hand-built plans for every
+// Integer plan ops (ops.def "integer ops", native/ops/*_q.cc, quantize.cc): hand-built plans for every
 // op checked against a JS model (exact for the integer-exact ops, stated code bounds for softmax,
 // LayerNorm, GELU, add and avgpool), scalar vs AVX2 bit-exact outputs for every op, validation
 // errors, and a whole integer Swin block vs the same block in float64.

@@ -4,8 +4,10 @@
 // runAsync runs on a libuv worker over copies (see RunWorker).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 
@@ -237,7 +239,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     for (const View& v : iv) in.push_back({v.data, v.bytes});
     for (const View& v : ov) out.push_back({v.data, v.bytes});
     try {
-      plan->run(in, out);
+      plan->run(in, out, swinq::active_isa());
     } catch (const std::exception& e) {
       throw Napi::Error::New(info.Env(), e.what());
     }
@@ -251,7 +253,8 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
    public:
     RunWorker(Napi::Env env, std::shared_ptr<Plan> plan, const std::vector<View>& iv, const std::vector<View>& ov,
               Napi::Array outputs)
-        : Napi::AsyncWorker(env, "swinq.runAsync"), deferred_(Napi::Promise::Deferred::New(env)), plan_(std::move(plan)) {
+        : Napi::AsyncWorker(env, "swinq.runAsync"), deferred_(Napi::Promise::Deferred::New(env)), plan_(std::move(plan)),
+          isa_(swinq::active_isa()) {
       size_t total = 0;
       for (const View& v : iv) total += round64(v.bytes);
       for (const View& v : ov) total += round64(v.bytes);
@@ -271,7 +274,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     Napi::Promise promise() { return deferred_.Promise(); }
     void Execute() override {
       try {
-        plan_->run(in_, out_);
+        plan_->run(in_, out_, isa_);
       } catch (const std::exception& e) {
         SetError(e.what());
       }
@@ -316,6 +319,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
 
     Napi::Promise::Deferred deferred_;
     std::shared_ptr<Plan> plan_;  // keeps the plan alive even if release() is called meanwhile
+    swinq::Isa isa_;              // the kernel set in use when the run was asked for
     ScratchPtr scratch_;
     std::vector<swinq::ConstBuffer> in_;
     std::vector<swinq::MutBuffer> out_;
@@ -398,7 +402,20 @@ Napi::Value CreatePlan(const Napi::CallbackInfo& info) {
   return instance(env).plan_ctor.New({Napi::External<Holder>::New(env, &h)});
 }
 
+// SWINQ_ISA=scalar|avx2|auto forces a kernel set for the whole process, as setIsa() does; read
+// here, once, so the core reads no environment. An unknown or unavailable value is ignored (the
+// CPU's best set stays), as before.
+void apply_isa_env() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* env = std::getenv("SWINQ_ISA");
+    swinq::Isa isa;
+    if (env && swinq::parse_isa(env, &isa) && swinq::isa_unavailable_reason(env).empty()) swinq::set_isa(isa);
+  });
+}
+
 void RegisterPlan(Napi::Env env, Napi::Object exports) {
+  apply_isa_env();
   instance(env).plan_ctor = Napi::Persistent(PlanWrap::define(env));
   exports.Set("createPlan", Napi::Function::New(env, CreatePlan, "createPlan"));
 }

@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <cpuid.h>
-#include <cstdlib>
 #include <stdexcept>
 
 namespace swinq {
@@ -43,15 +42,10 @@ Isa best_isa() {
   return (f.avx2 && f.fma && f.f16c) ? Isa::avx2 : Isa::scalar;
 }
 
-static Isa initial_isa() {
-  const char* env = std::getenv("SWINQ_ISA");
-  Isa isa;
-  if (env && parse_isa(env, &isa) && (isa == Isa::scalar || best_isa() == Isa::avx2)) return isa;
-  return best_isa();
-}
-
+// The best set until set_isa() says otherwise (the binding applies SWINQ_ISA through set_isa;
+// the core reads no environment).
 static std::atomic<int>& isa_slot() {
-  static std::atomic<int> slot{(int)initial_isa()};
+  static std::atomic<int> slot{(int)best_isa()};
   return slot;
 }
 

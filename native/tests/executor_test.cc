@@ -10,6 +10,7 @@
 #include <string>
 
 #include "swinq/executor.h"
+#include "swinq/op.h"
 #include "plan_builders.h"
 #include "test_check.h"
 
@@ -414,6 +415,14 @@ int main() {
     CHECK(b[0] == 0 && b[1] == 255 && b[2] == 0 && b[5] == 0);
     CHECK(c[3] == 3000000000ll && c[4] == -3000000000ll && c[5] == -2);
   }
+  // The op table: every kind of ops.def has a definition with validate and run, and distinct
+  // kinds are distinct definitions (a copy-pasted registry line would alias two ops).
+  for (int k = 0; k < (int)OpKind::count_; ++k) {
+    const OpDef& def = op_def((OpKind)k);
+    CHECK(def.validate != nullptr && def.run != nullptr, "op %s", op_name((OpKind)k));
+    for (int j = 0; j < k; ++j) CHECK(&op_def((OpKind)j) != &def, "ops %s and %s share an OpDef", op_name((OpKind)j), op_name((OpKind)k));
+  }
+
   if (failures) std::fprintf(stderr, "%d failures\n", failures);
   else std::printf("executor_test: ok\n");
   return failures ? 1 : 0;

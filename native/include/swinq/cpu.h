@@ -19,8 +19,8 @@ struct CpuFeatures {
 };
 
 const CpuFeatures& cpu_features();
-// The kernel set in use: the best the CPU supports, unless SWINQ_ISA=scalar is set in the
-// environment or set_isa() forced it. set_isa(avx2) on a CPU without AVX2 throws.
+// The kernel set in use: the best the CPU supports, unless set_isa() forced one (the addon calls
+// it for SWINQ_ISA at load, native/binding/plan.cc). set_isa(avx2) on a CPU without AVX2 throws.
 Isa active_isa();
 void set_isa(Isa isa);
 Isa best_isa();

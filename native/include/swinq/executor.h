@@ -1,5 +1,6 @@
-// The fp32 plan executor: validates a PlanDesc completely at load, packs weights once, then runs
-// the flat op list over one arena. Runs on one Plan are serialised by its mutex.
+// The plan executor: validates a PlanDesc completely at load, prepares every op once (packed
+// weights, integer parameters), then runs the flat op list over one arena through the op table
+// (swinq/op.h, native/ops/). Runs on one Plan are serialised by its mutex.
 #pragma once
 #include <cstdlib>
 #include <memory>
@@ -13,8 +14,7 @@
 
 namespace swinq {
 
-struct OpState;  // per-op state computed at load (executor.cc)
-
+struct OpState;  // per-op state computed at load (swinq/op.h)
 
 struct PlanOptions {
   int threads = 1;      // 0 = all hardware threads
@@ -39,7 +39,11 @@ class Plan {
   ~Plan();
 
   // inputs/outputs in plan order with exactly the plan's byte sizes (checked; errors name the index).
-  void run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuffer>& outputs);
+  // `isa` picks the kernel set of this run (the fp32 table and the integer kernels' dispatch).
+  void run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuffer>& outputs, Isa isa);
+  void run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuffer>& outputs) {
+    run(inputs, outputs, active_isa());
+  }
 
   size_t input_count() const { return desc_.inputs.size(); }
   size_t output_count() const { return desc_.outputs.size(); }
@@ -54,7 +58,6 @@ class Plan {
   Plan() = default;
   void validate();
   void prepare();
-  void run_op(size_t i);
 
   PlanDesc desc_;
   PlanOptions options_;
@@ -64,12 +67,10 @@ class Plan {
   // 64-byte aligned regions
   uint8_t* arena_ = nullptr;
   uint8_t* constants_ = nullptr;
-  std::vector<std::unique_ptr<float, Free>> packed_;  // per op: packed weights (linear), else null
-  std::vector<OpState> states_;
+  std::vector<std::unique_ptr<OpState>> states_;     // per op: its prepared state, or null
   std::vector<void*> ptr_;                            // per tensor: its address during a run
   std::vector<double> op_ms_;
   bool profiled_ = false;
-  Isa isa_{};
 };
 
 }  // namespace swinq

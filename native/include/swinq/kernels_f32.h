@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "swinq/cpu.h"
+
 namespace swinq {
 namespace f32 {
 
@@ -88,4 +90,23 @@ void index_map_scalar(const uint8_t* x, const int32_t* idx, uint8_t* y, int64_t 
                       int64_t x_item, int64_t y_item, int64_t i0, int64_t i1);
 void index_map_avx2(const uint8_t* x, const int32_t* idx, uint8_t* y, int64_t esize, int64_t block,
                     int64_t x_item, int64_t y_item, int64_t i0, int64_t i1);
+}  // namespace swinq
+
+namespace swinq {
+namespace f32 {
+// The one fp32 dispatch: a kernel table per Isa (kernels/kernels_f32.cc). The executor takes the
+// table of the active Isa once per run; ops call through it and never test the Isa themselves.
+struct Kernels {
+  void (*gemm)(const GemmArgs&, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+  void (*matmul)(const MatmulArgs&, int64_t t0, int64_t t1);
+  void (*layernorm)(const float* x, const float* gamma, const float* beta, float* y, int64_t D, float eps, int64_t r0,
+                    int64_t r1);
+  void (*softmax)(const float* x, const float* bias, int64_t bias_rows, float* y, int64_t D, int64_t r0, int64_t r1);
+  void (*unary)(int op, float p0, float p1, const float* x, float* y, int64_t n);
+  void (*binary)(int op, const float* a, int64_t a_step, const float* b, int64_t b_step, float* y, int64_t n);
+  void (*index_map)(const uint8_t* x, const int32_t* idx, uint8_t* y, int64_t esize, int64_t block, int64_t x_item,
+                    int64_t y_item, int64_t i0, int64_t i1);
+};
+const Kernels& kernels(Isa isa);
+}  // namespace f32
 }  // namespace swinq

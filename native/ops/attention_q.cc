@@ -1,0 +1,155 @@
+// Integer softmax ops: softmax_q (int32 logits → u8 probabilities with an integer exp) and
+// attention_q (one windowed multi-head attention over a fused qkv tensor, softmax_q's exp
+// inside). Contracts: ops.def; kernels: kernels/int/qkernels.cc, qattention*.cc.
+#include <algorithm>
+#include <vector>
+
+#include "int_common.h"
+#include "swinq/executor.h"
+#include "swinq/op.h"
+#include "swinq/threadpool.h"
+
+namespace swinq {
+namespace {
+
+// ---- softmax_q ----
+
+void softmax_q_validate(const OpCheck& c) {
+  c.arity(1, 2, {"x", "table"});
+  c.ints_len(3, "[rows, D, table_rows]");
+  c.floats_len(1, "[x_scale]");
+  c.nonneg({"rows", "D", "table_rows"});
+  const int64_t rows = c.I(0), D = c.I(1), tr = c.I(2);
+  if (D < 1 || D > (1 << 24)) c.fail("ints[1] D = " + str(D) + " is outside [1, 2^24]");
+  const int32_t x = c.in(0), tb = c.in(1), y = c.out();
+  c.dtype(x, "x", {DType::i32});
+  c.dtype(y, "y", {DType::u8});
+  c.elems(x, "x", c.prod({rows, D}, "rows·D"), "rows·D");
+  c.elems(y, "y", c.prod({rows, D}, "rows·D"), "rows·D");
+  if (tb >= 0) {
+    if (tr < 1) c.fail("ints[2] table_rows = " + str(tr) + " must be >= 1 with a table");
+    c.dtype(tb, "table", {DType::i32});
+    c.constant(tb, "table");
+    c.elems(tb, "table", c.prod({tr, D}, "table_rows·D"), "table_rows·D");
+  }
+  c.scale(0, "x_scale");
+  c.no_overlap(x, "x");
+}
+
+struct SoftmaxQState : OpState {
+  q::SoftmaxParams sm;
+};
+
+std::unique_ptr<OpState> softmax_q_prepare(const OpCheck& c, const PlanOptions&) {
+  auto st = std::make_unique<SoftmaxQState>();
+  const double sc = c.scale(0, "x_scale");
+  st->sm = c.kernel("x_scale", [&] { return q::softmax_params(sc); });
+  return st;
+}
+
+void softmax_q_run(const OpRun& r) {
+  const int64_t rows = r.op.ints[0], D = r.op.ints[1], tr = r.op.ints[2];
+  if (!rows) return;
+  const q::SoftmaxParams& sm = r.st<SoftmaxQState>().sm;
+  const int32_t* x = static_cast<const int32_t*>(r.in(0));
+  const int32_t* table = static_cast<const int32_t*>(r.in(1));
+  uint8_t* y = static_cast<uint8_t*>(r.out());
+  const Isa isa = r.isa;
+  r.pool.parallel_for(rows, chunk_for(D * 8), [&](int64_t b, int64_t e) {
+    // table row = r mod table_rows: split the chunk where the period wraps
+    for (int64_t i = b; i < e;) {
+      int64_t len = e - i;
+      const int32_t* tp = nullptr;
+      int64_t tn = 0;
+      if (table) {
+        const int64_t off = i % tr;
+        len = std::min(len, tr - off);
+        tp = table + off * D;
+        tn = tr - off;
+      }
+      q::softmax_u8(x + i * D, len, D, tp, tn, sm, y + i * D, isa);
+      i += len;
+    }
+  });
+}
+
+// ---- attention_q ----
+
+void attention_q_validate(const OpCheck& c) {
+  c.arity(1, 4, {"qkv", "bias", "mult", "shift"});
+  if (c.op.inputs.size() != 4)
+    c.fail("has " + str((int64_t)c.op.inputs.size()) + " inputs, expected 4 (qkv, bias or -1, mult, shift)");
+  c.ints_len(8, "[W, N, H, dh, zp, y_zp, y_max, bias_rows]");
+  c.floats_len(1, "[logit_scale]");
+  c.nonneg({"W", "N", "H", "dh"});
+  const int64_t W = c.I(0), N = c.I(1), H = c.I(2), dh = c.I(3);
+  if (N < 1 || N > q::kAttentionMaxN) c.fail("ints[1] N = " + str(N) + " is outside [1, " + str(q::kAttentionMaxN) + "]");
+  if (H < 1 || H > 4096) c.fail("ints[2] H = " + str(H) + " is outside [1, 4096]");
+  if (dh < 1 || dh > q::kAttentionMaxDh)
+    c.fail("ints[3] dh = " + str(dh) + " is outside [1, " + str(q::kAttentionMaxDh) + "]");
+  const int32_t x = c.in(0), b = c.in(1), m = c.in(2), s = c.in(3), y = c.out();
+  if (m < 0 || s < 0) c.fail("needs mult and shift (inputs 2, 3)");
+  c.dtype(x, "qkv", {DType::u8});
+  c.dtype(y, "y", {DType::u8});
+  c.elems(x, "qkv", c.prod({W, N, 3, H, dh}, "W·N·3·H·dh"), "W·N·3·H·dh");
+  c.elems(y, "y", c.prod({W, H, N, dh}, "W·H·N·dh"), "W·H·N·dh");
+  c.requant_tensors(m, s, 1, false);
+  const int32_t zp = c.zp(4, "zp", DType::u8);
+  (void)zp;
+  c.y_max(6, c.zp(5, "y_zp", DType::u8), DType::u8);
+  if (c.cdata<int32_t>(m)[0] == 0) c.fail("mult[0] must be non-zero");
+  if (b >= 0) {
+    const int64_t br = c.I(7);
+    if (br < 1) c.fail("ints[7] bias_rows = " + str(br) + " must be >= 1 with a bias");
+    c.dtype(b, "bias", {DType::i32});
+    c.constant(b, "bias");
+    c.elems(b, "bias", c.prod({br, N}, "bias_rows·N"), "bias_rows·N");
+  } else if (c.I(7) != 0) {
+    c.fail("ints[7] bias_rows = " + str(c.I(7)) + " must be 0 without a bias");
+  }
+  c.scale(0, "logit_scale");
+  c.no_overlap(x, "qkv");
+}
+
+struct AttentionQState : OpState {
+  q::AttentionParams att;  // bias pointer taken at run time
+};
+
+std::unique_ptr<OpState> attention_q_prepare(const OpCheck& c, const PlanOptions&) {
+  auto st = std::make_unique<AttentionQState>();
+  q::AttentionParams& a = st->att;
+  a.W = c.I(0), a.N = c.I(1), a.H = c.I(2), a.dh = c.I(3);
+  a.zp = (int32_t)c.I(4);
+  a.y_zp = (int32_t)c.I(5);
+  a.y_max = (int32_t)c.I(6);
+  a.mult = c.cdata<int32_t>(c.in(2))[0];
+  a.shift = c.cdata<int32_t>(c.in(3))[0];
+  a.bias_rows = c.in(1) >= 0 ? c.I(7) : 0;
+  const double sc = c.scale(0, "logit_scale");
+  a.sm = c.kernel("logit_scale", [&] { return q::softmax_params(sc); });
+  return st;
+}
+
+void attention_q_run(const OpRun& r) {
+  q::AttentionParams a = r.st<AttentionQState>().att;
+  a.bias = a.bias_rows ? static_cast<const int32_t*>(r.in(1)) : nullptr;
+  const int64_t heads = a.W * a.H;
+  if (!heads) return;
+  const uint8_t* x = static_cast<const uint8_t*>(r.in(0));
+  uint8_t* y = static_cast<uint8_t*>(r.out());
+  const size_t bytes = q::attention_scratch_bytes(a.N, a.dh);
+  const Isa isa = r.isa;
+  r.pool.parallel_for(heads, 1, [&](int64_t b, int64_t e) {
+    thread_local std::vector<uint8_t> scratch;
+    if (scratch.size() < bytes + 32) scratch.resize(bytes + 32);
+    void* p = scratch.data() + ((32 - (reinterpret_cast<uintptr_t>(scratch.data()) & 31)) & 31);
+    q::attention_u8(x, a, b, e, p, y, isa);
+  });
+}
+
+}  // namespace
+
+extern const OpDef op_softmax_q{softmax_q_validate, softmax_q_prepare, softmax_q_run};
+extern const OpDef op_attention_q{attention_q_validate, attention_q_prepare, attention_q_run};
+
+}  // namespace swinq

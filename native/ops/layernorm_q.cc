@@ -1,0 +1,71 @@
+// Integer LayerNorm: exact integer mean/variance, the float affine folded into integer
+// parameters at load. Contract: ops.def; kernel: kernels/int/qkernels.cc, qops_avx2.cc.
+#include "int_common.h"
+#include "swinq/executor.h"
+#include "swinq/op.h"
+#include "swinq/threadpool.h"
+
+namespace swinq {
+namespace {
+
+void layernorm_q_validate(const OpCheck& c) {
+  c.arity(1, 3, {"x", "gamma", "beta"});
+  c.ints_len_in(3, 4, "[rows, D, y_zp(, y_max)]");
+  c.floats_len(1, "[y_scale]");
+  c.nonneg({"rows", "D"});
+  const int64_t rows = c.I(0), D = c.I(1);
+  if (D < 1 || D > 32768) c.fail("ints[1] D = " + str(D) + " is outside [1, 32768]");
+  const int32_t x = c.in(0), g = c.in(1), b = c.in(2), y = c.out();
+  c.dtype(x, "x", {DType::i8, DType::i16});
+  c.dtype(y, "y", k8_16);
+  c.elems(x, "x", c.prod({rows, D}, "rows·D"), "rows·D");
+  c.elems(y, "y", c.prod({rows, D}, "rows·D"), "rows·D");
+  for (int k = 0; k < 2; ++k) {
+    const int32_t id = k ? b : g;
+    if (id < 0) continue;
+    c.dtype(id, k ? "beta" : "gamma", {DType::f32});
+    c.constant(id, k ? "beta" : "gamma");
+    c.elems(id, k ? "beta" : "gamma", D, "D");
+  }
+  const int32_t yzp = c.zp(2, "y_zp", c.t(y).dtype);
+  c.scale(0, "y_scale");
+  if (c.op.ints.size() == 4) c.y_max(3, yzp, c.t(y).dtype);
+  c.no_overlap(x, "x");
+}
+
+struct LayerNormQState : OpState {
+  q::LayerNormParams ln;
+};
+
+std::unique_ptr<OpState> layernorm_q_prepare(const OpCheck& c, const PlanOptions&) {
+  auto st = std::make_unique<LayerNormQState>();
+  const int32_t g = c.in(1), b = c.in(2);
+  const DType yt = c.t(c.out()).dtype;
+  const double ys = c.scale(0, "y_scale");
+  st->ln = c.kernel("gamma/beta", [&] {
+    return q::layernorm_params((int32_t)c.I(1), g >= 0 ? c.cdata<float>(g) : nullptr,
+                               b >= 0 ? c.cdata<float>(b) : nullptr, ys, (int32_t)c.I(2), qt(yt));
+  });
+  if (c.op.ints.size() == 4) st->ln.qmax = (int32_t)c.I(3);
+  return st;
+}
+
+void layernorm_q_run(const OpRun& r) {
+  const int64_t rows = r.op.ints[0], D = r.op.ints[1];
+  if (!rows) return;
+  const q::LayerNormParams& ln = r.st<LayerNormQState>().ln;
+  const q::QType qi = qt(r.in_t(0).dtype);
+  const int64_t ex = (int64_t)q::qtype_size(qi), ey = (int64_t)dtype_size(r.out_t().dtype);
+  const uint8_t* x = static_cast<const uint8_t*>(r.in(0));
+  uint8_t* y = static_cast<uint8_t*>(r.out());
+  const Isa isa = r.isa;
+  r.pool.parallel_for(rows, chunk_for(D * 4), [&](int64_t b, int64_t e) {
+    q::layernorm(qi, x + b * D * ex, e - b, ln, y + b * D * ey, isa);
+  });
+}
+
+}  // namespace
+
+extern const OpDef op_layernorm_q{layernorm_q_validate, layernorm_q_prepare, layernorm_q_run};
+
+}  // namespace swinq
