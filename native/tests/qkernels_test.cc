@@ -131,7 +131,11 @@ static void test_requant() {
 static void test_gemm() {
   struct Shape { int64_t M, K, N; };
   const Shape shapes[] = {{1, 1, 1},   {3, 5, 7},     {4, 4, 16},  {5, 17, 33}, {13, 96, 40},
-                          {64, 100, 48}, {1, 300, 70}, {33, 7, 129}, {49, 32, 49}, {20, 3, 17}};
+                          {64, 100, 48}, {1, 300, 70}, {33, 7, 129}, {49, 32, 49}, {20, 3, 17},
+                          // the 4×24 tile (N % 24 == 0, K % 4 == 0) with 0–3 leftover rows, one and many tiles
+                          {4, 4, 24},  {13, 48, 144}, {49, 96, 72}, {6, 192, 48}, {8, 20, 24}, {197, 44, 120},
+                          // N % 24 == 0 but K % 4 != 0 (4×16 path)
+                          {9, 46, 48}};
   for (const Shape& sh : shapes)
     for (int wmode = 0; wmode < 3; ++wmode)  // 0: safe weights, 1: full range (exact path), 2: zero point ≠ 0
       for (int emode = 0; emode < 5; ++emode) {
