@@ -621,14 +621,15 @@ void gemm_epilogue_rows_avx2(const GemmCtx& c, int64_t m, int64_t rows, int64_t 
   }
 }
 
-// Rows [mb, me) in 4×24 tiles over every column (N % 24 == 0); returns the first row not done
+// Rows [mb, me) × panels [p0, p1) in 4×24 tiles (N % 24 == 0, 24-aligned range); returns the first row not done
 // (the < 4 leftover rows go through the 4×16 path).
-static int64_t rows_4x24(const GemmCtx& c, int64_t mb, int64_t me) {
+static int64_t rows_4x24(const GemmCtx& c, int64_t mb, int64_t me, int64_t p0, int64_t p1) {
   const PackedB& B = *c.B;
   const int64_t mend = mb + (me - mb) / 4 * 4;
   const int64_t panel_bytes = (int64_t)(B.Kp / 4) * 64;
   alignas(32) int32_t rowsum[4] = {0, 0, 0, 0};
-  for (int64_t t = 0; t < B.N / 24; ++t) {
+  const int64_t t1 = (std::min<int64_t>(p1 * 16, B.N) + 23) / 24;  // the range is 24-column aligned
+  for (int64_t t = p0 * 16 / 24; t < t1; ++t) {
     const Ep24 e = ep24(c, t * 24);
     const int8_t* s[3];
     for (int j = 0; j < 3; ++j) {
@@ -650,12 +651,14 @@ void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_
   const PackedB& B = *c.B;
   // Row blocks keep their A rows in L2 (≤ 192 KiB) while every B panel (16·K bytes, L1) passes.
   const int64_t mc = std::max<int64_t>(4, (196608 / std::max<int64_t>(1, B.Kp)) / 4 * 4);
-  // The 4×24 tile when it covers the whole width exactly (every Swin width is a multiple of 24).
-  const bool wide = B.maddubs_safe && B.N % 24 == 0 && B.K % 4 == 0 && p0 == 0 && p1 == B.Np / 16;
+  // The 4×24 tile when N % 24 == 0 (every Swin width) and the panel range [p0, p1) starts and ends
+  // on a 24-column boundary (48 = 3 panels; gemm_u8s8 splits panels in multiples of 3 then).
+  const bool wide = B.maddubs_safe && B.N % 24 == 0 && B.K % 4 == 0 && p0 % 3 == 0 &&
+                    (p1 == B.Np / 16 || p1 % 3 == 0);
   int32_t rowsum[4] = {0, 0, 0, 0};
   for (int64_t mb = m0; mb < m1; mb += mc) {
     const int64_t me = std::min(m1, mb + mc);
-    const int64_t mrest = wide ? rows_4x24(c, mb, me) : mb;
+    const int64_t mrest = wide ? rows_4x24(c, mb, me, p0, p1) : mb;
     for (int64_t p = p0; p < p1 && mrest < me; ++p) {
       const PanelEp pe = panel_ep(c, p);
       for (int64_t m = mrest; m < me; m += 4) {

@@ -291,7 +291,8 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     } else if (M >= 16 && r16 <= pp + 0.02) {
       pool->parallel_for((M + 15) / 16, 1, [&](int64_t b, int64_t e) { run(b * 16, std::min(M, e * 16), 0, panels); });
     } else {
-      const int64_t chunk = std::max<int64_t>(1, panels / (4 * th));
+      int64_t chunk = std::max<int64_t>(1, panels / (4 * th));
+      if (B.N % 24 == 0) chunk = (chunk + 2) / 3 * 3;  // 48-column chunks keep the 4×24 tile
       pool->parallel_for(panels, chunk, [&](int64_t b, int64_t e) { run(0, M, b, e); });
     }
     return;
