@@ -173,6 +173,12 @@ static void test_gemm() {
         ep.out = outs[emode];
         ep.relu = emode == 2 || (emode == 0 && rnd(0, 1));
         ep.rq.zero_point = ep.out == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-20, 20);
+        // a clamp narrower than the output type (7-bit codes, ReLU at the zero point) half of the
+        // time; otherwise the type's own range (the SIMD epilogue then leaves it to the packs)
+        if (ep.out != QType::s32 && rnd(0, 1)) {
+          ep.rq.qmin = rnd(0, 1) ? ep.rq.zero_point : qtype_min(ep.out) + (int32_t)rnd(0, 20);
+          ep.rq.qmax = std::max(ep.rq.qmin, qtype_max(ep.out) - (int32_t)rnd(0, 128));
+        }
         if (emode == 4) ep.table = table;
         const size_t nb = (size_t)(M * ldc * qtype_size(ep.out));
         std::vector<uint8_t> cs(nb, 0xAB), cv(nb, 0xAB), ct(nb, 0xAB);
