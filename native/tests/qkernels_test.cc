@@ -500,14 +500,16 @@ static void test_misc() {
 static void test_attention() {
   struct Case { int64_t W, N, H, dh; int32_t zp, y_zp, y_max; bool bias; double S, ratio; int codes; };
   // codes: 0 random, 1 all 255, 2 only 0 or 255, 3 random ≤ 127, 4 only 0 or 127, 5 as 3 with one 128
+  // (7-bit codes: what every Swin lowering feeds attention; a u8×s8 q·kᵀ for them was tried and
+  // measured no faster, docs/integer-kernels.md)
   for (const Case& cs : {Case{2, 49, 3, 16, 128, 0, 127, true, 0.02, 1.0 / 1024, 0}, Case{1, 7, 1, 1, 0, 3, 255, false, 0.02, 1.0 / 1024, 0},
                          Case{3, 50, 2, 3, 255, 200, 255, true, 0.02, 1.0 / 1024, 0}, Case{1, 1, 4, 32, 17, 0, 63, true, 0.02, 1.0 / 1024, 0},
                          Case{2, 13, 2, 9, 70, 10, 127, false, 0.02, 1.0 / 1024, 0}, Case{1, 49, 6, 32, 60, 0, 255, true, 1e-5, 1.0 / 256, 0},
                          Case{2, 197, 2, 64, 128, 128, 255, false, 0.003, 1.0 / 512, 0}, Case{1, 33, 2, 64, 0, 0, 255, true, 0.3, 1.0 / 700, 2},
                          Case{1, 17, 2, 24, 0, 5, 255, false, 0.01, 1.0 / 900, 1}, Case{1, 20, 1, 8, 100, 50, 255, true, 0.05, 64.0, 0},
                          Case{1, 64, 2, 16, 255, 0, 255, true, 0.001, 1.0 / 1024, 2},
-                         // 7-bit codes (the u8×s8 q·kᵀ): random, only 0/127, zero points 0 and 127, one
-                         // code of 128 in a head (that head falls back), N not a multiple of 8
+                         // 7-bit codes: random, only 0/127, zero points 0 and 127, one code of 128 in
+                         // a head, N not a multiple of 8
                          Case{4, 49, 3, 16, 64, 3, 255, true, 0.02, 1.0 / 1024, 3}, Case{1, 49, 6, 32, 0, 0, 255, true, 0.01, 1.0 / 1024, 4},
                          Case{2, 13, 2, 64, 127, 0, 127, false, 0.005, 1.0 / 512, 4}, Case{1, 50, 3, 16, 70, 9, 255, true, 1e-5, 1.0 / 256, 3},
                          Case{3, 33, 2, 48, 64, 0, 255, true, 0.02, 1.0 / 1024, 5}}) {

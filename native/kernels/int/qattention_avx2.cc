@@ -83,42 +83,6 @@ inline void tile_4xJB(const int32_t* const* a, const int32_t* m, int64_t pairs, 
   }
 }
 
-// q·kᵀ for 7-bit codes (gemm_u8s8_s32 style): acc[r][b] = Σ_quads q_r[quad] · kq[(b·stride + quad)·8 ..]
-// with q the raw codes (u8, one vpbroadcastd per row and quad) and kq the (k − zp) bytes as s8
-// quads; |pair sums| ≤ 2·127·127 < 2^15, so vpmaddubsw never saturates. Half the instructions
-// per MAC of the int16 pair tile and no q widening.
-template <int JB>
-inline void tile_u8s8_4xJB(const uint8_t* const* q, const int32_t* kq, int64_t quads, int64_t stride,
-                           __m256i (&acc)[4][JB]) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256i c[4][2];
-  for (int r = 0; r < 4; ++r) c[r][0] = c[r][1] = _mm256_setzero_si256();
-  for (int64_t k = 0; k < quads; ++k) {
-    const __m256i v0 = _mm256_load_si256((const __m256i*)(kq + k * 8));
-    const __m256i v1 = JB > 1 ? _mm256_load_si256((const __m256i*)(kq + (stride + k) * 8)) : v0;
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
-      int32_t w;
-      std::memcpy(&w, q[r] + 4 * k, 4);
-      const __m256i x = _mm256_set1_epi32(w);
-      c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, v0), ones));
-      if (JB > 1) c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, v1), ones));
-    }
-  }
-  for (int r = 0; r < 4; ++r)
-    for (int b = 0; b < JB; ++b) acc[r][b] = c[r][b];
-}
-
-// Whether every q and k code of the head is ≤ 127 (the u8×s8 q·kᵀ is then exact); dh % 16 == 0.
-inline bool head_codes_7bit(const uint8_t* qb, const uint8_t* kb, int64_t N, int64_t dh, int64_t ld) {
-  __m128i o = _mm_setzero_si128();
-  for (int64_t i = 0; i < N; ++i)
-    for (int64_t d = 0; d < dh; d += 16)
-      o = _mm_or_si128(o, _mm_or_si128(_mm_loadu_si128((const __m128i*)(qb + i * ld + d)),
-                                       _mm_loadu_si128((const __m128i*)(kb + i * ld + d))));
-  return _mm_movemask_epi8(o) == 0;
-}
-
 inline void store_u8x8(uint8_t* dst, __m256i v, int n) {  // v ∈ [0, 255]; n ≤ 8 bytes written
   const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   const __m128i b = _mm_packus_epi16(w, w);
@@ -162,38 +126,12 @@ void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t
     for (; d < w16; ++d) dst[d] = 0;
   };
   const __m256i zero = _mm256_setzero_si256();
-  // 7-bit q and k codes (every Swin lowering: qkv outputs are clamped to 127; zp ≤ 127 then):
-  // q·kᵀ as u8 × s8 on the raw q codes, S = Σ q·(k − zp) − zp·Σ(k − zp), the second term per column
-  const bool fast7 = dh % 16 == 0 && zp <= 127 && head_codes_7bit(qb, kb, N, dh, ld);
-  const int64_t dq = dh / 4;
-  int32_t* kq = kp;  // fast7: [j-block][d-quad][8 j] int32 = 4 bytes (k − zp) as s8
-  int32_t* ck = qp;  // fast7: zp·Σ_d (k − zp) per column j (n8 entries)
-  if (fast7) {
-    const __m128i z8 = _mm_set1_epi8((char)zp);
-    for (int64_t j = 0; j < n8; ++j) {
-      const int64_t jb = j / 8, jj = j % 8;
-      int32_t sum = 0;
-      for (int64_t d = 0; d < dh; d += 16) {
-        alignas(16) int32_t t4[4];
-        __m128i kv = j < N ? _mm_sub_epi8(_mm_loadu_si128((const __m128i*)(kb + j * ld + d)), z8) : _mm_setzero_si128();
-        _mm_store_si128((__m128i*)t4, kv);
-        for (int u = 0; u < 4; ++u) kq[(jb * dq + d / 4 + u) * 8 + jj] = t4[u];
-        // Σ of the 16 signed bytes: widen to int16 and add pairs
-        const __m256i w = _mm256_madd_epi16(_mm256_cvtepi8_epi16(kv), _mm256_set1_epi16(1));
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-        sum += _mm_cvtsi128_si32(s4);
-      }
-      ck[j] = zp * sum;
-    }
-  }
   if (dh % 16 == 0) {
     // straight from the codes: q rows are their pair vectors; k in 8×8 int32 transposes
-    for (int64_t i = 0; i < N && !fast7; ++i)
+    for (int64_t i = 0; i < N; ++i)
       for (int64_t d = 0; d < dh; d += 16)
         _mm256_storeu_si256((__m256i*)(qp + i * d2 + d / 2), _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)(qb + i * ld + d))), vzp));
-    for (int64_t jb = 0; jb < nb && !fast7; ++jb)
+    for (int64_t jb = 0; jb < nb; ++jb)
       for (int64_t d = 0; d < dh; d += 16) {
         __m256i r[8];
         for (int k = 0; k < 8; ++k) {
@@ -293,30 +231,6 @@ void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t
       }
     };
     int64_t jb = 0;
-    if (fast7) {
-      const uint8_t* q8[4];
-      for (int r = 0; r < 4; ++r) q8[r] = qb + (i + (r < mr ? r : 0)) * ld;
-      auto fix = [&](__m256i* a, int JB) {  // − zp·Σ(k − zp) of each column
-        for (int b = 0; b < JB; ++b) {
-          const __m256i c = _mm256_loadu_si256((const __m256i*)(ck + (jb + b) * 8));
-          for (int r = 0; r < 4; ++r) a[r * JB + b] = _mm256_sub_epi32(a[r * JB + b], c);
-        }
-      };
-      for (; jb + 2 <= nb; jb += 2) {
-        __m256i acc[4][2];
-        tile_u8s8_4xJB<2>(q8, kq + jb * dq * 8, dq, dq, acc);
-        fix(&acc[0][0], 2);
-        epilogue(jb, &acc[0][0], 2, 0);
-        epilogue(jb, &acc[0][0], 2, 1);
-      }
-      if (jb < nb) {
-        __m256i acc[4][1];
-        tile_u8s8_4xJB<1>(q8, kq + jb * dq * 8, dq, dq, acc);
-        fix(&acc[0][0], 1);
-        epilogue(jb, &acc[0][0], 1, 0);
-      }
-      jb = nb;
-    }
     for (; jb + 2 <= nb; jb += 2) {
       __m256i acc[4][2];
       tile_4xJB<2>(qr, kp + jb * d2 * 8, d2, d2, acc);
