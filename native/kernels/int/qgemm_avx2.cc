@@ -1,5 +1,6 @@
 // u8 × s8 → s32 GEMM for AVX2: the 4×16 micro-kernel gemm_u8s8_s32_4x16_avx2 (vpmaddubsw,
-// vpmaddwd with ones, vpaddd; 8 accumulators) and the exact fallback gemm_u8s16_s32_4x16_avx2
+// vpmaddwd with ones, vpaddd; 8 accumulators), the 4×24 one gemm_u8s8_s32_4x24_avx2 (12
+// accumulators, used when N % 24 == 0) and the exact fallback gemm_u8s16_s32_4x16_avx2
 // (vpmaddwd on int16 pairs) for weights whose pairs could saturate vpmaddubsw. Fused epilogue:
 // bias (zero points folded), row-sum correction, ReLU, requantize, pack, table.
 #include <immintrin.h>
