@@ -131,7 +131,11 @@ static void test_requant() {
 static void test_gemm() {
   struct Shape { int64_t M, K, N; };
   const Shape shapes[] = {{1, 1, 1},   {3, 5, 7},     {4, 4, 16},  {5, 17, 33}, {13, 96, 40},
-                          {64, 100, 48}, {1, 300, 70}, {33, 7, 129}, {49, 32, 49}, {20, 3, 17}};
+                          {64, 100, 48}, {1, 300, 70}, {33, 7, 129}, {49, 32, 49}, {20, 3, 17},
+                          // the 4×24 tile (N % 24 == 0, K % 4 == 0) with 0–3 leftover rows, one and many tiles
+                          {4, 4, 24},  {13, 48, 144}, {49, 96, 72}, {6, 192, 48}, {8, 20, 24}, {197, 44, 120},
+                          // N % 24 == 0 but K % 4 != 0 (4×16 path)
+                          {9, 46, 48}};
   for (const Shape& sh : shapes)
     for (int wmode = 0; wmode < 3; ++wmode)  // 0: safe weights, 1: full range (exact path), 2: zero point ≠ 0
       for (int emode = 0; emode < 5; ++emode) {
@@ -169,6 +173,12 @@ static void test_gemm() {
         ep.out = outs[emode];
         ep.relu = emode == 2 || (emode == 0 && rnd(0, 1));
         ep.rq.zero_point = ep.out == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-20, 20);
+        // a clamp narrower than the output type (7-bit codes, ReLU at the zero point) half of the
+        // time; otherwise the type's own range (the SIMD epilogue then leaves it to the packs)
+        if (ep.out != QType::s32 && rnd(0, 1)) {
+          ep.rq.qmin = rnd(0, 1) ? ep.rq.zero_point : qtype_min(ep.out) + (int32_t)rnd(0, 20);
+          ep.rq.qmax = std::max(ep.rq.qmin, qtype_max(ep.out) - (int32_t)rnd(0, 128));
+        }
         if (emode == 4) ep.table = table;
         const size_t nb = (size_t)(M * ldc * qtype_size(ep.out));
         std::vector<uint8_t> cs(nb, 0xAB), cv(nb, 0xAB), ct(nb, 0xAB);
@@ -489,16 +499,26 @@ static void test_misc() {
 //   |y − ratio·Σ_j 256·p_j·(v_j − zp)| ≤ ratio·256·(0.0202 + 2N/E)·max_j|v_j − zp| + 1 before the clamp.
 static void test_attention() {
   struct Case { int64_t W, N, H, dh; int32_t zp, y_zp, y_max; bool bias; double S, ratio; int codes; };
-  // codes: 0 random, 1 all 255, 2 only 0 or 255
+  // codes: 0 random, 1 all 255, 2 only 0 or 255, 3 random ≤ 127, 4 only 0 or 127, 5 as 3 with one 128
+  // (7-bit codes: what every Swin lowering feeds attention; a u8×s8 q·kᵀ for them was tried and
+  // measured no faster, docs/integer-kernels.md)
   for (const Case& cs : {Case{2, 49, 3, 16, 128, 0, 127, true, 0.02, 1.0 / 1024, 0}, Case{1, 7, 1, 1, 0, 3, 255, false, 0.02, 1.0 / 1024, 0},
                          Case{3, 50, 2, 3, 255, 200, 255, true, 0.02, 1.0 / 1024, 0}, Case{1, 1, 4, 32, 17, 0, 63, true, 0.02, 1.0 / 1024, 0},
                          Case{2, 13, 2, 9, 70, 10, 127, false, 0.02, 1.0 / 1024, 0}, Case{1, 49, 6, 32, 60, 0, 255, true, 1e-5, 1.0 / 256, 0},
                          Case{2, 197, 2, 64, 128, 128, 255, false, 0.003, 1.0 / 512, 0}, Case{1, 33, 2, 64, 0, 0, 255, true, 0.3, 1.0 / 700, 2},
                          Case{1, 17, 2, 24, 0, 5, 255, false, 0.01, 1.0 / 900, 1}, Case{1, 20, 1, 8, 100, 50, 255, true, 0.05, 64.0, 0},
-                         Case{1, 64, 2, 16, 255, 0, 255, true, 0.001, 1.0 / 1024, 2}}) {
+                         Case{1, 64, 2, 16, 255, 0, 255, true, 0.001, 1.0 / 1024, 2},
+                         // 7-bit codes: random, only 0/127, zero points 0 and 127, one code of 128 in
+                         // a head, N not a multiple of 8
+                         Case{4, 49, 3, 16, 64, 3, 255, true, 0.02, 1.0 / 1024, 3}, Case{1, 49, 6, 32, 0, 0, 255, true, 0.01, 1.0 / 1024, 4},
+                         Case{2, 13, 2, 64, 127, 0, 127, false, 0.005, 1.0 / 512, 4}, Case{1, 50, 3, 16, 70, 9, 255, true, 1e-5, 1.0 / 256, 3},
+                         Case{3, 33, 2, 48, 64, 0, 255, true, 0.02, 1.0 / 1024, 5}}) {
     const int64_t C = cs.H * cs.dh;
     std::vector<uint8_t> qkv((size_t)(cs.W * cs.N * 3 * C));
-    for (auto& v : qkv) v = cs.codes == 1 ? 255 : cs.codes == 2 ? (rnd(0, 1) ? 255 : 0) : (uint8_t)rnd(0, 255);
+    for (auto& v : qkv)
+      v = cs.codes == 1 ? 255 : cs.codes == 2 ? (rnd(0, 1) ? 255 : 0) : cs.codes == 4 ? (rnd(0, 1) ? 127 : 0)
+          : cs.codes >= 3 ? (uint8_t)rnd(0, 127) : (uint8_t)rnd(0, 255);
+    if (cs.codes == 5) qkv[(size_t)(cs.N / 2 * 3 * C + C + cs.dh + 1)] = 128;  // a k code of head 1, window 0
     const int64_t brows = cs.bias ? (cs.W > 1 ? cs.W * cs.H * cs.N : cs.N) : 0;
     std::vector<int32_t> bias((size_t)(brows * cs.N));
     for (auto& v : bias) v = rnd(0, 9) == 0 ? (rnd(0, 1) ? -(1 << 30) : INT32_MIN) : (int32_t)rnd(-200, 200);

@@ -122,6 +122,20 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
                int64_t ldc, int threads = 1, Isa isa = active_isa(), ThreadPool* pool = nullptr);
 
 // ---------------------------------------------------------------------------------------------
+// MLP fc1 → fc2 fused per row block (mlp_u8s8): for each block of `rows_per_block` rows of A
+//   H = gemm_u8s8(A[block], B1, ep1)   (8-bit u8 codes, e.g. ReLU with zero point 0, into a tile that
+//                                       stays in L1/L2: the hidden activation never reaches memory)
+//   C[block] = gemm_u8s8(H, B2, ep2)   (ep2.sparse as for any call: zero codes are skipped per block)
+// Bit-identical to the two gemm_u8s8 calls. ep1.out must be u8 and B1.N == B2.K. rows_per_block
+// 0: the largest multiple of 4 whose u8 tile is ≤ 64 KiB (≥ 4 rows; 16 KiB tiles measured 2–6 %
+// slower: two calls per block). Measured no faster than the unfused calls on Zen 3 (0.99–1.01×,
+// docs/sparsity.md), so no plan uses it yet. With a pool, blocks are
+// claimed by its threads (each with its own tile).
+void mlp_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B1, const GemmEpilogue& ep1, const PackedB& B2,
+              const GemmEpilogue& ep2, void* C, int64_t ldc, int64_t rows_per_block = 0, Isa isa = active_isa(),
+              ThreadPool* pool = nullptr);
+
+// ---------------------------------------------------------------------------------------------
 // Softmax over rows: y[r] = softmax(S·(x[r] + table[r mod table_rows])) as uint8 codes at 2^−8
 // (saturated to 255). Integer exp after I-BERT: e^p ≈ 0.3585(p + 1.353)² + 0.344 on (−ln2, 0].
 // A table entry ≤ −2^30 masks (exp exactly 0).

@@ -1,5 +1,6 @@
 // u8 × s8 → s32 GEMM for AVX2: the 4×16 micro-kernel gemm_u8s8_s32_4x16_avx2 (vpmaddubsw,
-// vpmaddwd with ones, vpaddd; 8 accumulators) and the exact fallback gemm_u8s16_s32_4x16_avx2
+// vpmaddwd with ones, vpaddd; 8 accumulators), the 4×24 one gemm_u8s8_s32_4x24_avx2 (12
+// accumulators, used when N % 24 == 0) and the exact fallback gemm_u8s16_s32_4x16_avx2
 // (vpmaddwd on int16 pairs) for weights whose pairs could saturate vpmaddubsw. Fused epilogue:
 // bias (zero points folded), row-sum correction, ReLU, requantize, pack, table.
 #include <immintrin.h>
@@ -341,8 +342,10 @@ struct PanelEp {
 };
 
 static inline PanelEp panel_ep(const GemmCtx& c, int64_t p) {
-  const PanelEp z{};
-  PanelEp e = z;
+  PanelEp e;  // field by field: value-initialising the struct is a rep stos per panel
+  const __m256i zero = _mm256_setzero_si256();
+  e.m0v = e.m1v = e.s0v = e.s1v = e.lo = e.hi = e.zp = e.lo32 = e.hi32 = zero;
+  e.f0 = e.f1 = Rq8Fast{zero, zero, zero, zero, zero};
   e.n0 = p * 16;
   e.ncols = (int)std::min<int64_t>(16, c.B->N - e.n0);
   e.bias0 = _mm256_loadu_si256((const __m256i*)(c.bias_eff + e.n0));
@@ -431,6 +434,151 @@ static inline __attribute__((always_inline)) void epilogue(const GemmCtx& c, int
   }
 }
 
+// 4 rows × 24 columns in asm: ymm0-11 accumulators (row r, 8-column slab j), ymm12 int16 ones,
+// ymm13 the A broadcast, ymm14/15 products; B as memory operands from three 8-column slabs of the
+// [N/16][K/4][16][4] packing (slab s: panel s/2, half s%2), so no repacking is needed. Per k-quad
+// 12 vpmaddubsw + 12 vpmaddwd (12 cycles on FP0/FP3 = the measured peak), 12 B loads + 4
+// broadcasts; 1.5× the work of the 4×16 tile per fill/drain and per epilogue setup. K % 4 == 0.
+static inline void gemm_u8s8_s32_4x24_avx2(const uint8_t* a, int64_t lda, const int8_t* s0, const int8_t* s1,
+                                           const int8_t* s2, int64_t K, __m256i acc[4][3]) {
+  const uint8_t* a0 = a;
+  const uint8_t* a1 = a + lda;
+  const uint8_t* a2 = a + 2 * lda;
+  const uint8_t* a3 = a + 3 * lda;
+  int64_t k = 0, kb = 0;
+  __m256i c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
+#define SWQ_R24(AR, C0, C1, C2)                              \
+  "vpbroadcastd (%[" AR "],%[k]), %%ymm13\n\t"               \
+  "vpmaddubsw (%[s0],%[kb]), %%ymm13, %%ymm14\n\t"           \
+  "vpmaddubsw (%[s1],%[kb]), %%ymm13, %%ymm15\n\t"           \
+  "vpmaddwd %%ymm12, %%ymm14, %%ymm14\n\t"                   \
+  "vpmaddwd %%ymm12, %%ymm15, %%ymm15\n\t"                   \
+  "vpaddd %%ymm14, %[" C0 "], %[" C0 "]\n\t"                 \
+  "vpaddd %%ymm15, %[" C1 "], %[" C1 "]\n\t"                 \
+  "vpmaddubsw (%[s2],%[kb]), %%ymm13, %%ymm14\n\t"           \
+  "vpmaddwd %%ymm12, %%ymm14, %%ymm14\n\t"                   \
+  "vpaddd %%ymm14, %[" C2 "], %[" C2 "]\n\t"
+  __asm__(
+      "vpxor %[c00], %[c00], %[c00]\n\t"
+      "vpxor %[c01], %[c01], %[c01]\n\t"
+      "vpxor %[c02], %[c02], %[c02]\n\t"
+      "vpxor %[c10], %[c10], %[c10]\n\t"
+      "vpxor %[c11], %[c11], %[c11]\n\t"
+      "vpxor %[c12], %[c12], %[c12]\n\t"
+      "vpxor %[c20], %[c20], %[c20]\n\t"
+      "vpxor %[c21], %[c21], %[c21]\n\t"
+      "vpxor %[c22], %[c22], %[c22]\n\t"
+      "vpxor %[c30], %[c30], %[c30]\n\t"
+      "vpxor %[c31], %[c31], %[c31]\n\t"
+      "vpxor %[c32], %[c32], %[c32]\n\t"
+      "vpcmpeqw %%ymm12, %%ymm12, %%ymm12\n\t"
+      "vpsrlw $15, %%ymm12, %%ymm12\n\t"
+      // an odd quad count does one quad first, then two per iteration (half the loop branches)
+      "test $4, %[K]\n\t"
+      "jz 1f\n\t"
+      SWQ_R24("a0", "c00", "c01", "c02") SWQ_R24("a1", "c10", "c11", "c12")
+      SWQ_R24("a2", "c20", "c21", "c22") SWQ_R24("a3", "c30", "c31", "c32")
+      "add $64, %[kb]\n\t"
+      "add $4, %[k]\n\t"
+      "cmp %[K], %[k]\n\t"
+      "jge 2f\n\t"
+      ".p2align 5\n"
+      "1:\n\t"
+      SWQ_R24("a0", "c00", "c01", "c02") SWQ_R24("a1", "c10", "c11", "c12")
+      SWQ_R24("a2", "c20", "c21", "c22") SWQ_R24("a3", "c30", "c31", "c32")
+      "add $4, %[k]\n\t"
+      "add $64, %[kb]\n\t"
+      SWQ_R24("a0", "c00", "c01", "c02") SWQ_R24("a1", "c10", "c11", "c12")
+      SWQ_R24("a2", "c20", "c21", "c22") SWQ_R24("a3", "c30", "c31", "c32")
+      "add $4, %[k]\n\t"
+      "add $64, %[kb]\n\t"
+      "cmp %[K], %[k]\n\t"
+      "jl 1b\n"
+      "2:\n\t"
+      : [k] "+r"(k), [kb] "+r"(kb), [c00] "=&x"(c00), [c01] "=&x"(c01), [c02] "=&x"(c02), [c10] "=&x"(c10),
+        [c11] "=&x"(c11), [c12] "=&x"(c12), [c20] "=&x"(c20), [c21] "=&x"(c21), [c22] "=&x"(c22),
+        [c30] "=&x"(c30), [c31] "=&x"(c31), [c32] "=&x"(c32)
+      : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [s0] "r"(s0), [s1] "r"(s1), [s2] "r"(s2),
+        [K] "r"(K)
+      : "memory", "cc", "xmm12", "xmm13", "xmm14", "xmm15");
+#undef SWQ_R24
+  acc[0][0] = c00, acc[0][1] = c01, acc[0][2] = c02, acc[1][0] = c10, acc[1][1] = c11, acc[1][2] = c12;
+  acc[2][0] = c20, acc[2][1] = c21, acc[2][2] = c22, acc[3][0] = c30, acc[3][1] = c31, acc[3][2] = c32;
+}
+
+// Epilogue constants of 24 columns [n0, n0 + 24) (three 8-column groups).
+struct Ep24 {
+  __m256i bias[3], mv[3], sv[3];
+  Rq8Fast f[3];
+  __m256i lo, hi, zp, lo32, hi32;
+  int64_t n0;
+};
+
+static inline Ep24 ep24(const GemmCtx& c, int64_t n0) {
+  Ep24 e;  // no value-initialisation: a rep stos of this struct per tile cost 26 % on 8×48×192
+  e.n0 = n0;
+  e.lo = e.hi = e.zp = e.lo32 = e.hi32 = _mm256_setzero_si256();
+  for (int j = 0; j < 3; ++j) {
+    e.mv[j] = e.sv[j] = _mm256_setzero_si256();
+    e.f[j] = Rq8Fast{e.mv[j], e.mv[j], e.mv[j], e.mv[j], e.mv[j]};
+  }
+  for (int j = 0; j < 3; ++j) e.bias[j] = _mm256_loadu_si256((const __m256i*)(c.bias_eff + n0 + 8 * j));
+  if (c.ep->out != QType::s32) {
+    for (int j = 0; j < 3; ++j) {
+      e.mv[j] = _mm256_loadu_si256((const __m256i*)(c.mult + n0 + 8 * j));
+      e.sv[j] = _mm256_loadu_si256((const __m256i*)(c.shift + n0 + 8 * j));
+      if (c.shifts_ge32) e.f[j] = rq8_fast_prepare(e.mv[j], e.sv[j]);
+    }
+    e.lo = _mm256_set1_epi64x(c.lo);
+    e.hi = _mm256_set1_epi64x(c.hi);
+    e.zp = _mm256_set1_epi32(c.ep->rq.zero_point);
+    e.lo32 = _mm256_set1_epi32(c.lo);
+    e.hi32 = _mm256_set1_epi32(c.hi);
+  }
+  return e;
+}
+
+// The fused epilogue of a full 4×24 tile (same integer steps as epilogue<>).
+static inline __attribute__((always_inline)) void epilogue24(const GemmCtx& c, int64_t m, const Ep24& e,
+                                                             __m256i acc[4][3], const int32_t* rowsum) {
+  const GemmEpilogue& ep = *c.ep;
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) {
+    __m256i v[3];
+    for (int j = 0; j < 3; ++j) v[j] = _mm256_add_epi32(acc[r][j], e.bias[j]);
+    if (c.B->w_zero_point) {
+      const __m256i z = _mm256_set1_epi32((int32_t)((uint32_t)c.B->w_zero_point * (uint32_t)rowsum[r]));
+      for (int j = 0; j < 3; ++j) v[j] = _mm256_sub_epi32(v[j], z);
+    }
+    if (ep.relu)
+      for (int j = 0; j < 3; ++j) v[j] = _mm256_max_epi32(v[j], _mm256_setzero_si256());
+    const int64_t off = (m + r) * c.ldc + e.n0;
+    if (ep.out == QType::s32) {
+      int32_t* dst = (int32_t*)c.C + off;
+      for (int j = 0; j < 3; ++j) _mm256_storeu_si256((__m256i*)(dst + 8 * j), v[j]);
+      continue;
+    }
+    for (int j = 0; j < 3; ++j)
+      v[j] = _mm256_add_epi32(c.shifts_ge32 ? requant8_fast_avx2(v[j], e.f[j], e.lo32, e.hi32)
+                                            : requant8_avx2(v[j], e.mv[j], e.sv[j], e.lo, e.hi),
+                              e.zp);
+    const __m256i w01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v[0], v[1]), 0xD8);  // cols 0..15 int16
+    const __m256i w2 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v[2], v[2]), 0xD8);   // cols 16..23 (twice)
+    if (ep.out == QType::s16) {
+      int16_t* dst = (int16_t*)c.C + off;
+      _mm256_storeu_si256((__m256i*)dst, w01);
+      _mm_storeu_si128((__m128i*)(dst + 16), _mm256_castsi256_si128(w2));
+      continue;
+    }
+    const __m256i b8 = ep.out == QType::u8 ? _mm256_packus_epi16(w01, w2) : _mm256_packs_epi16(w01, w2);
+    // b8 lanes: [cols 0..7, cols 16..23, cols 8..15, cols 16..23] as 8-byte groups
+    const __m256i o = _mm256_permute4x64_epi64(b8, 0x18);  // groups 0, 2, 1 → cols 0..23
+    uint8_t* dst = (uint8_t*)c.C + off;
+    _mm_storeu_si128((__m128i*)dst, _mm256_castsi256_si128(o));
+    _mm_storel_epi64((__m128i*)(dst + 16), _mm256_extracti128_si256(o, 1));
+  }
+}
+
 template <int MR>
 static inline __attribute__((always_inline)) void tile(const GemmCtx& c, int64_t m, int64_t p, const PanelEp& pe,
                                                        const int32_t* rowsum) {
@@ -474,16 +622,47 @@ void gemm_epilogue_rows_avx2(const GemmCtx& c, int64_t m, int64_t rows, int64_t 
   }
 }
 
+// Rows [mb, me) × panels [p0, p1) in 4×24 tiles (N % 24 == 0, 24-aligned range); returns the first row not done
+// (the < 4 leftover rows go through the 4×16 path).
+static int64_t rows_4x24(const GemmCtx& c, int64_t mb, int64_t me, int64_t p0, int64_t p1) {
+  const PackedB& B = *c.B;
+  const int64_t mend = mb + (me - mb) / 4 * 4;
+  const int64_t panel_bytes = (int64_t)(B.Kp / 4) * 64;
+  alignas(32) int32_t rowsum[4] = {0, 0, 0, 0};
+  const int64_t t1 = (std::min<int64_t>(p1 * 16, B.N) + 23) / 24;  // the range is 24-column aligned
+  for (int64_t t = p0 * 16 / 24; t < t1; ++t) {
+    const Ep24 e = ep24(c, t * 24);
+    const int8_t* s[3];
+    for (int j = 0; j < 3; ++j) {
+      const int64_t slab = 3 * t + j;
+      s[j] = B.b8.data() + (slab >> 1) * panel_bytes + (slab & 1) * 32;
+    }
+    for (int64_t m = mb; m < mend; m += 4) {
+      if (B.w_zero_point)
+        for (int r = 0; r < 4; ++r) rowsum[r] = (int32_t)rowsum_u8_avx2(c.A + (m + r) * c.lda, B.K);
+      __m256i acc[4][3];
+      gemm_u8s8_s32_4x24_avx2(c.A + m * c.lda, c.lda, s[0], s[1], s[2], B.K, acc);
+      epilogue24(c, m, e, acc, rowsum);
+    }
+  }
+  return mend;
+}
+
 void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const PackedB& B = *c.B;
   // Row blocks keep their A rows in L2 (≤ 192 KiB) while every B panel (16·K bytes, L1) passes.
   const int64_t mc = std::max<int64_t>(4, (196608 / std::max<int64_t>(1, B.Kp)) / 4 * 4);
+  // The 4×24 tile when N % 24 == 0 (every Swin width) and the panel range [p0, p1) starts and ends
+  // on a 24-column boundary (48 = 3 panels; gemm_u8s8 splits panels in multiples of 3 then).
+  const bool wide = B.maddubs_safe && B.N % 24 == 0 && B.K % 4 == 0 && p0 % 3 == 0 &&
+                    (p1 == B.Np / 16 || p1 % 3 == 0);
   int32_t rowsum[4] = {0, 0, 0, 0};
   for (int64_t mb = m0; mb < m1; mb += mc) {
     const int64_t me = std::min(m1, mb + mc);
-    for (int64_t p = p0; p < p1; ++p) {
+    const int64_t mrest = wide ? rows_4x24(c, mb, me, p0, p1) : mb;
+    for (int64_t p = p0; p < p1 && mrest < me; ++p) {
       const PanelEp pe = panel_ep(c, p);
-      for (int64_t m = mb; m < me; m += 4) {
+      for (int64_t m = mrest; m < me; m += 4) {
         const int mr = (int)std::min<int64_t>(4, me - m);
         if (B.w_zero_point)
           for (int r = 0; r < mr; ++r) rowsum[r] = (int32_t)rowsum_u8_avx2(c.A + (m + r) * c.lda, B.K);
