@@ -63,8 +63,35 @@ export interface NativePlan {
   release(): void;
 }
 
+/** An integer code array of one of the kernel types. */
+export type QArray = Int8Array | Uint8Array | Int16Array | Int32Array;
+export type QType = 's8' | 'u8' | 's16' | 's32';
+export type IsaName = 'scalar' | 'avx2';
+/** Dyadic requantization: y = clamp((v·mult + 2^(shift−1)) >> shift + zeroPoint), per channel or one. */
+export interface QRequant { mult: Int32Array; shift: Int32Array; zeroPoint?: number; qmin?: number; qmax?: number }
+
+/** Thin entry points of the integer kernels, for tests (native/binding/qkernels.cc). */
+export interface KernelTestBinding {
+  qQuantizeMultiplier(ratio: number): { mult: number; shift: number };
+  qRequantize(x: Int32Array, rows: number, cols: number, rq: QRequant, out: QType, isa?: IsaName): QArray;
+  qGemm(spec: {
+    a: Uint8Array; w: Int8Array; M: number; K: number; N: number; bias?: Int32Array; aZeroPoint?: number; wZeroPoint?: number;
+    aMax?: number; forcePath?: number; relu?: boolean; out?: QType; rq?: QRequant; table?: Uint8Array; threads?: number; transposed?: boolean;
+  }, isa?: IsaName): { y: QArray; maddubsSafe: boolean; unsafePairs: number };
+  qSoftmax(x: Int32Array, rows: number, D: number, scale: number, table?: Int32Array | null, tableRows?: number, isa?: IsaName): Uint8Array;
+  qLayerNorm(x: Int8Array | Int16Array, rows: number, D: number, gamma: Float32Array | null, beta: Float32Array | null,
+    outScale: number, outZeroPoint: number, out: QType, isa?: IsaName): QArray;
+  qGelu(x: Int8Array, scale: number, isa?: IsaName): { y: Int32Array; outScale: number };
+  qGeluTable(inScale: number, inZeroPoint: number, inType: QType, outScale: number, outZeroPoint: number, outType: QType): Uint8Array;
+  qLookup<T extends Uint8Array | Int8Array>(x: T, table: Uint8Array, isa?: IsaName): T;
+  qAdd(a: Int8Array | Uint8Array | Int16Array, b: Int8Array | Uint8Array | Int16Array,
+    p: { sa: number; za: number; sb: number; zb: number; sy: number; zy: number }, out: QType, isa?: IsaName): QArray;
+  qArgmax(x: QArray, rows: number, D: number, isa?: IsaName): Int32Array;
+  qIsqrt(v: bigint): bigint;
+}
+
 /** The functions the addon exports. Binding files add theirs; keep this in step with native/binding/. */
-export interface NativeBinding {
+export interface NativeBinding extends KernelTestBinding {
   cpuFeatures(): CpuFeatures;
   activeIsa(): 'scalar' | 'avx2';
   setIsa(isa: 'scalar' | 'avx2' | 'auto'): void;
