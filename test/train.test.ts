@@ -122,6 +122,48 @@ describe('backward rules vs finite differences', () => {
     expect(() => native.trainForward({ op: 'conv' }, [])).toThrow(/unknown op 'conv'/);
     expect(() => native.trainBackward({ op: 'add' }, [new Float32Array(3), new Float32Array(3)], [3, 3], null, new Float32Array(2), null, [true, true])).toThrow(/dy has 2 elements/);
   });
+  it('in place: a few-bit act writes y over x (codes taken first); act and softmax write dx over dy; other ops refuse', () => {
+    const x = randn(37, r, 2);
+    for (const bits of [0, 2, 3]) {
+      const op = { op: 'act', fn: 'gelu', bits };
+      const ref = native.trainForward(op, [Float32Array.from(x)]);
+      const buf = Float32Array.from(x);
+      const got = native.trainForward(op, [buf], buf);
+      expect(got.y).toBe(buf);
+      expect(Array.from(got.y)).toEqual(Array.from(ref.y));
+      if (bits) expect(Array.from(got.codes)).toEqual(Array.from(ref.codes));
+      const dy = randn(37, r);
+      const gRef = native.trainBackward(op, [x], [37], null, dy, ref.codes ?? null, [true])[0];
+      const dyBuf = Float32Array.from(dy);
+      const gIn = native.trainBackward(op, [x], [37], null, dyBuf, ref.codes ?? null, [true], dyBuf)[0];
+      expect(gIn).toBe(dyBuf);
+      expect(Array.from(gIn)).toEqual(Array.from(gRef));
+    }
+    const sm = { op: 'softmax', D: 6 }, xs = randn(18, r, 2);
+    const p = native.trainForward(sm, [xs]).y, dy = randn(18, r);
+    const gRef = native.trainBackward(sm, [null], [18], p, dy, null, [true])[0];
+    const dyBuf = Float32Array.from(dy);
+    expect(Array.from(native.trainBackward(sm, [null], [18], p, dyBuf, null, [true], dyBuf)[0])).toEqual(Array.from(gRef));
+    const lin = { op: 'linear', K: 3, N: 2 }, li = [randn(6, r), randn(6, r), randn(2, r)];
+    expect(() => native.trainForward(lin, li, new Float32Array(4))).toThrow(/only accepted for act ops/);
+    expect(() => native.trainBackward(lin, li, [6, 6, 2], null, new Float32Array(4), null, [true, false, false], new Float32Array(6))).toThrow(/only accepted for act and softmax/);
+    expect(() => native.trainForward({ op: 'act', fn: 'gelu', bits: 0 }, [new Float32Array(5)], new Float32Array(4))).toThrow(/out has 4 elements, expected 5/);
+  });
+  it('linear/matmul backward read x (A) only for dW (dB) and W (B) only for dx (dA): the trainer frees one between the two', () => {
+    const lin = { op: 'linear', K: 4, N: 3 }, li = [randn(8, r), randn(12, r), randn(3, r)], dy = randn(6, r);
+    const all = native.trainBackward(lin, li, [8, 12, 3], null, dy, null, [true, true, true]);
+    const dx = native.trainBackward(lin, [null, li[1], null], [8, 12, 3], null, dy, null, [true, false, false]);
+    const dw = native.trainBackward(lin, [li[0], null, null], [8, 12, 3], null, dy, null, [false, true, true]);
+    expect(Array.from(dx[0])).toEqual(Array.from(all[0]));
+    expect(Array.from(dw[1])).toEqual(Array.from(all[1]));
+    expect(Array.from(dw[2])).toEqual(Array.from(all[2]));
+    expect(() => native.trainBackward(lin, [null, li[1], null], [8, 12, 3], null, dy, null, [true, true, false])).toThrow(/saved input 0 missing/);
+    expect(() => native.trainBackward(lin, [li[0], null, null], [8, 12, 3], null, dy, null, [true, false, false])).toThrow(/saved input 1 missing/);
+    const mm = { op: 'matmul', M: 3, K: 4, N: 5, alpha: 0.7, transB: true }, mi = [randn(24, r), randn(40, r)], dm = randn(30, r);
+    const both = native.trainBackward(mm, mi, [24, 40], null, dm, null, [true, true]);
+    expect(Array.from(native.trainBackward(mm, [null, mi[1]], [24, 40], null, dm, null, [true, false])[0])).toEqual(Array.from(both[0]));
+    expect(Array.from(native.trainBackward(mm, [mi[0], null], [24, 40], null, dm, null, [false, true])[1])).toEqual(Array.from(both[1]));
+  });
 });
 
 describe('few-bit activations', () => {
@@ -582,6 +624,8 @@ describe('training on the imported graph (test/fixtures/layouts: timm, DeiT, Hug
       const grads = g.backward(st, new Float32Array(y.length).fill(0.1));
       return { peak: st.peakBytes, saved: st.savedBytes, grads };
     };
+    // the options below are measured without recomputation (which drops the same tensors exactly)
+    g.recompute = false;
     const exact = stats(0), two = stats(2);
     // what 2-bit codes save: per GELU, its fp32 input (4 B/element) minus the codes (0.25 B/element)
     const hidden = g.actList.reduce((a, act) => a + act.hidden, 0);
@@ -610,6 +654,10 @@ describe('training on the imported graph (test/fixtures/layouts: timm, DeiT, Hug
     const p8 = stats(2);
     g.attentionProbs8bit = false;
     expect(p8.saved).toBeLessThan(two.saved);
+    // recomputation (the default) keeps less than either option
+    g.recompute = true;
+    const rec = stats(2);
+    expect(rec.saved).toBeLessThan(Math.min(p8.saved, shared.saved));
     let e8 = 0, n8 = 0;
     for (const [name, ref] of two.grads) {
       const got = p8.grads.get(name)!;
@@ -617,6 +665,40 @@ describe('training on the imported graph (test/fixtures/layouts: timm, DeiT, Hug
     }
     expect(Math.sqrt(e8 / n8)).toBeGreaterThan(0);
     expect(Math.sqrt(e8 / n8)).toBeLessThan(0.05);
+    g.setFewbit(0);
+  });
+
+  it('recomputed attention probabilities and in-place/two-phase backward: bit-identical gradients, less saved and peak memory (shifted-window Swin, batch 8)', () => {
+    const file = path.join(dir, 'tv-swin-pad.onnx');
+    const g = new OnnxTrainGraph(fs.readFileSync(file), file);
+    const B = 8, per = g.inputShape.reduce((a, b) => a * b, 1);
+    const x = Float32Array.from({ length: B * per }, (_, i) => Math.sin(i * 0.23));
+    for (const bits of [0, 2]) {
+      g.setFewbit(bits);
+      const run = (recompute: boolean) => {
+        g.recompute = recompute;
+        const st = g.forward(x, B);
+        const y = st.values.get(st.tape.output)!;
+        const grads = g.backward(st, Float32Array.from(y, (_, i) => Math.cos(i)));
+        return { st, grads };
+      };
+      const kept = run(false), rec = run(true);
+      // every attention probability and every LayerNorm output a linear reads is rebuilt in backward
+      const redo = new Set([...rec.st.recompute.values()].flat().map((e) => e.key));
+      const nodes = rec.st.tape.nodes;
+      const softmaxes = nodes.filter((n) => n.kind === 'native' && n.desc!.op === 'softmax');
+      const linIn = new Set(nodes.filter((n) => n.kind === 'native' && n.desc!.op === 'linear').map((n) => n.inputs[0]));
+      const lnToLinear = nodes.filter((n) => n.kind === 'native' && n.desc!.op === 'layernorm' && linIn.has(n.output));
+      expect(softmaxes.length).toBeGreaterThan(0);
+      expect(lnToLinear.length).toBeGreaterThan(0);
+      for (const n of [...softmaxes, ...lnToLinear]) expect(redo.has(n.output), n.output).toBe(true);
+      expect(rec.st.savedBytes).toBeLessThan(kept.st.savedBytes);
+      expect(rec.st.peakBytes).toBeLessThan(kept.st.peakBytes);
+      for (const [name, ref] of kept.grads) expect(rec.grads.get(name), name).toEqual(ref);
+      // everything is released by the end of backward (the logits stay)
+      expect(rec.st.live).toBe(rec.st.values.get(rec.st.tape.output)!.byteLength);
+    }
+    g.recompute = true;
     g.setFewbit(0);
   });
 

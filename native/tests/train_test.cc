@@ -138,6 +138,34 @@ int main() {
     expect_throw([&] { backward(a, bad, dy.data(), {dx.data()}, nullptr); }, "bytes", "short codes");
   }
 
+  // linear reads x only for dW and W only for dx (the trainer takes dW, frees x, then takes dx);
+  // a gradient asked for without what it reads is refused
+  {
+    std::vector<float> x = randv(15), w = randv(35), b = randv(7), dy = randv(21), dx(15), dx2(15), dw(35);
+    Saved full{{x.data(), w.data(), b.data()}, {15, 35, 7}, nullptr, nullptr, 0};
+    backward(lin, full, dy.data(), {dx.data(), nullptr, nullptr}, nullptr);
+    Saved no_x{{nullptr, w.data(), nullptr}, {15, 35, 7}, nullptr, nullptr, 0};
+    backward(lin, no_x, dy.data(), {dx2.data(), nullptr, nullptr}, nullptr);
+    CHECK(dx == dx2, "linear dx without x differs");
+    expect_throw([&] { backward(lin, no_x, dy.data(), {nullptr, dw.data(), nullptr}, nullptr); }, "saved input 0 missing", "linear dW without x");
+    Saved no_w{{x.data(), nullptr, nullptr}, {15, 35, 7}, nullptr, nullptr, 0};
+    expect_throw([&] { backward(lin, no_w, dy.data(), {dx.data(), nullptr, nullptr}, nullptr); }, "saved input 1 missing", "linear dx without W");
+  }
+  // act: y may overwrite x in forward (codes are taken first), dx may overwrite dy in backward
+  {
+    Op a; a.kind = Kind::act; a.fn = "gelu"; a.bits = 2;
+    prepare(a);
+    std::vector<float> x = randv(29), y(29), buf = x, dy = randv(29), dx(29);
+    std::vector<uint8_t> c1(swinq::fewbit_packed_bytes(29, 2)), c2(c1.size());
+    forward(a, {x.data()}, {29}, y.data(), c1.data(), nullptr);
+    forward(a, {buf.data()}, {29}, buf.data(), c2.data(), nullptr);
+    CHECK(buf == y && c1 == c2, "in-place few-bit act forward differs");
+    Saved s{{nullptr}, {29}, nullptr, c1.data(), c1.size()};
+    backward(a, s, dy.data(), {dx.data()}, nullptr);
+    backward(a, s, dy.data(), {dy.data()}, nullptr);
+    CHECK(dx == dy, "in-place few-bit act backward differs");
+  }
+
   // hostile sizes
   expect_throw([&] { output_size(lin, {4, 35, 7}); }, "linear: x has 4 elements", "linear x");
   expect_throw([&] { output_size(lin, {5, 34, 7}); }, "w has 34", "linear w");

@@ -82,7 +82,7 @@ void matmul_backward(const Op& op, const Saved& s, const float* dy, const Grads&
   }
 }
 
-// y = softmax(x):  dx = y·(dy - Σ dy·y)
+// y = softmax(x):  dx = y·(dy - Σ dy·y)  (a row's Σ is taken before the row is written: dx may be dy)
 void softmax_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool* pool) {
   if (!g[0]) return;
   const int64_t D = op.D, R = (int64_t)(s.in_n[0] / D);
@@ -215,11 +215,16 @@ void backward(const Op& op, const Saved& s, const float* dy, const std::vector<f
   std::vector<size_t> sizes = s.in_n;
   output_size(op, sizes);  // checks the saved sizes again
   if (grads.size() != s.in_n.size()) fail(op, "one gradient slot per input expected");
-  // the rules that read saved inputs (add, add_bcast, gather, mean_pool only need sizes)
-  const bool reads_inputs = op.kind == Kind::linear || op.kind == Kind::layernorm || op.kind == Kind::matmul || op.kind == Kind::fakequant;
-  if (reads_inputs)
-    for (size_t i = 0; i < s.in.size(); ++i)
-      if (!s.in[i]) fail(op, "saved input " + std::to_string(i) + " missing");
+  // the saved inputs each rule reads for the gradients asked for (add, add_bcast, gather, mean_pool
+  // only need sizes); linear/matmul read x (A) only for dW (dB) and W (B) only for dx (dA), so the
+  // trainer can take dW, free x, then take dx
+  auto must = [&](size_t i) { if (!s.in[i]) fail(op, "saved input " + std::to_string(i) + " missing"); };
+  if (op.kind == Kind::linear || op.kind == Kind::matmul) {
+    if (grads[0]) must(1);
+    if (grads[1]) must(0);
+  } else if (op.kind == Kind::layernorm || op.kind == Kind::fakequant) {
+    for (size_t i = 0; i < s.in.size(); ++i) must(i);
+  }
   switch (op.kind) {
     case Kind::linear: return linear_backward(op, s, dy, grads, pool);
     case Kind::layernorm: return layernorm_backward(op, s, dy, grads, pool);

@@ -218,16 +218,17 @@ void forward(const Op& op, const std::vector<const float*>& in, const std::vecto
       break;
     }
     case Kind::act:
+      // codes first, then y elementwise: y may be x's own buffer (in-place, the trainer's peak memory)
+      if (op.bits > 0) {
+        if (!codes) fail(op, "codes buffer missing for bits > 0");
+        fewbit_encode(op.codec, in[0], ny, codes, fewbit_packed_bytes(ny, op.bits));
+      }
       if (op.fast_fn) {  // the inference kernels' relu / erf-GELU (same values the exported model runs)
         auto kern = active_isa() == Isa::avx2 ? f32::unary_f32_avx2 : f32::unary_f32_scalar;
         const int u = op.fn == "relu" ? f32::u_relu : f32::u_gelu_erf;
         par(pool, (int64_t)ny, 16384, [&](int64_t i0, int64_t i1) { kern(u, 0.f, 0.f, in[0] + i0, y + i0, i1 - i0); });
       } else {
         fewbit_apply_f32(op.fn, FewbitOptions{}, in[0], ny, y);
-      }
-      if (op.bits > 0) {
-        if (!codes) fail(op, "codes buffer missing for bits > 0");
-        fewbit_encode(op.codec, in[0], ny, codes, fewbit_packed_bytes(ny, op.bits));
       }
       break;
     case Kind::mean_pool: {
