@@ -125,6 +125,13 @@ export class OnnxTrainGraph {
    *  Costs one extra q·kᵀ + softmax per attention and one LayerNorm per norm in backward. On by
    *  default; probabilities kept in 8 bits and memory-sharing LayerNorms are left as they are. */
   recompute = true;
+  /** Quantization-aware finishing: a `fakequant` op after each of these tensors (tape key → op),
+   *  every reader reading the quantized value; set with setFakeQuant. */
+  private fakeQuant: Map<string, OpDesc> | null = null;
+  private readonly fqTapes = new Map<number, Tape>();
+  /** Quantization-aware finishing: linear weights rounded to int8 per output column (max|w|/127) in
+   *  forward; their gradients go to the float parameters unchanged (straight-through). */
+  quantizeWeights = false;
   /** per activation, the name of the tensor its MLP adds back to the residual stream (block output) */
   blockOut = new Map<string, string>();
 
@@ -153,8 +160,24 @@ export class OnnxTrainGraph {
     this.classes = this.predict(new Float32Array(numel(this.inputShape)), 1).length;
   }
 
-  /** The tape for one batch size (compiled on first use). */
+  /** Fake quantization after the given tensors (quantization-aware finishing), or none (null). */
+  setFakeQuant(points: Map<string, OpDesc> | null): void {
+    for (const [k, d] of points ?? []) if (d.op !== 'fakequant') throw new Error(`setFakeQuant: '${k}': op must be fakequant, got '${d.op}'`);
+    this.fakeQuant = points && points.size ? points : null;
+    this.fqTapes.clear();
+  }
+
+  /** The tape for one batch size (compiled on first use), with the fake quantization if set. */
   tape(batch: number): Tape {
+    if (this.fakeQuant) {
+      let q = this.fqTapes.get(batch);
+      if (!q) { q = withFakeQuant(this.plainTape(batch), this.fakeQuant); this.fqTapes.set(batch, q); }
+      return q;
+    }
+    return this.plainTape(batch);
+  }
+
+  private plainTape(batch: number): Tape {
     let t = this.tapes.get(batch);
     if (!t) {
       t = this.build(batch);
@@ -520,6 +543,19 @@ export class OnnxTrainGraph {
       for (let j = 0; j < v.length; j++) v[j] = m.idx[j] < 0 ? m.c[j] : m.s[j] * p[m.idx[j]] + m.c[j];
       values.set(k, v);
     }
+    if (!this.quantizeWeights) return;
+    for (const n of t.nodes) {
+      if (n.kind !== 'native' || n.desc!.op !== 'linear' || !t.derived.has(n.inputs[1])) continue;
+      const w = Float32Array.from(values.get(n.inputs[1])!);  // a copy: an identity map is the parameter itself
+      const N = n.desc!.N!, K = w.length / N;
+      for (let c = 0; c < N; c++) {
+        let mx = 0;
+        for (let q = 0; q < K; q++) mx = Math.max(mx, Math.abs(w[q * N + c]));
+        const sc = mx > 0 ? mx / 127 : 1;
+        for (let q = 0; q < K; q++) w[q * N + c] = Math.round(w[q * N + c] / sc) * sc;
+      }
+      values.set(n.inputs[1], w);
+    }
   }
 
   private descOf(n: TapeNode): OpDesc {
@@ -787,6 +823,24 @@ export class OnnxTrainGraph {
     m.metadataProps = [...meta].map(([key, value]) => ({ key, value }));
     return onnx.ModelProto.encode(m).finish();
   }
+}
+
+/** A copy of tape t with a fakequant node after every tensor of `points`, its readers reading the
+ *  quantized value (key + '.fq'). */
+function withFakeQuant(t: Tape, points: Map<string, OpDesc>): Tape {
+  const nodes: TapeNode[] = [];
+  const fq = (k: string) => (points.has(k) ? `${k}.fq` : k);
+  const known = new Set(t.nodes.map((n) => n.output));
+  for (const k of points.keys()) if (!known.has(k)) throw new Error(`fake quantization: '${k}' is not an op output of this graph`);
+  for (const n of t.nodes) {
+    nodes.push({ ...n, inputs: n.inputs.map(fq) });
+    const d = points.get(n.output);
+    if (d) nodes.push({ name: `${n.output}.fakequant`, kind: 'native', desc: d, inputs: [n.output], output: `${n.output}.fq` });
+  }
+  const isConst = (k: string) => t.fixed.has(k) || t.derived.has(k);
+  const lastUse = new Map<string, number>();
+  nodes.forEach((n, i) => { for (const x of n.inputs) if (!isConst(x)) lastUse.set(x, i); });
+  return { ...t, nodes, lastUse, output: fq(t.output) };
 }
 
 /** linear (x·W + b) and matmul (A·B): dW, db (dB) read only x (A) and dx (dA) only W (B). When one
