@@ -550,6 +550,15 @@ describe('swinq init / swinq train', () => {
     expect(b.metadata!['swinq.std']).toBe('0.4');
     const w = [...a.initializers.keys()].find((k) => k.includes('out_proj.weight'))!;
     expect(Buffer.from(b.initializers.get(w)!.data.buffer).equals(Buffer.from(a.initializers.get(w)!.data.buffer))).toBe(false);
+    // --no-recompute: the same trained weights (recomputation is bit-identical), a higher peak
+    const out2 = path.join(tmp, 'tv-vit-trained-keep.onnx');
+    const tr2 = await run(registerTrain, ['train', file, '--data', d28, '--epochs', '1', '--batch', '8', '--out', out2, '--fewbit', '2', '--threads', '1',
+      '--mean', '0.2', '--std', '0.4', '--no-progress', '--no-recompute', '--json']);
+    const tj2 = JSON.parse(tr2.out.trim().split('\n').pop()!);
+    expect(tj2.peak_activation_bytes).toBeGreaterThan(tj.peak_activation_bytes);
+    expect(tj2.accuracy).toBe(tj.accuracy);
+    const c = loadModel(out2);
+    for (const [k, t] of b.initializers) expect(Buffer.from(c.initializers.get(k)!.data.buffer).equals(Buffer.from(t.data.buffer)), k).toBe(true);
   });
 
   it('bad input: one clear error naming the flag or file', async () => {

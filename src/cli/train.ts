@@ -41,7 +41,8 @@ export function register(program: Command): void {
     .option('--kd-weight <w>', 'distillation weight w in [0, 1]', numOption('kd-weight'), 0.5)
     .option('--kd-temp <T>', 'distillation temperature', numOption('kd-temp'), 2)
     .option('--share-layernorm', 'memory-sharing LayerNorm: a LayerNorm feeding a linear saves its output + 1/σ per row instead of its input (less peak memory, same gradients to float rounding)')
-    .option('--attention-probs-8bit', 'keep attention probabilities for backward as 8-bit codes (less peak memory; gradients approximate, |Δp| ≤ 1/510)')
+    .option('--no-recompute', 'keep attention probabilities and LayerNorm outputs for backward instead of recomputing them there (faster step, more peak memory, the same gradients)')
+    .option('--attention-probs-8bit', 'with --no-recompute: keep attention probabilities for backward as 8-bit codes (less peak memory; gradients approximate, |Δp| ≤ 1/510)')
     .option('--mean <m>', 'input normalization mean (default: model metadata swinq.mean or sidecar, else 0)', numOption('mean', -Infinity))
     .option('--std <s>', 'input normalization std (default: model metadata swinq.std or sidecar, else 1)', numOption('std'))
     .option('--no-progress', 'no progress bar'))
@@ -57,6 +58,7 @@ export function register(program: Command): void {
       g.setFewbit(o.fewbit);
       g.shareLayerNorm = !!o.shareLayernorm;
       g.attentionProbs8bit = !!o.attentionProbs8bit;
+      g.recompute = o.recompute !== false;
       native.trainSetThreads(o.threads);
       const norm = resolveNormalization({ mean: o.mean, std: o.std, metadata: g.metadata, modelPath: model });
       const train = loadLabelledImages(o.data, 'train');

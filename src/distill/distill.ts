@@ -33,6 +33,7 @@ export interface DistillOptions {
   temperature?: number;
   shareLayerNorm?: boolean;       // memory-sharing LayerNorm (OnnxTrainGraph.shareLayerNorm)
   attentionProbs8bit?: boolean;   // attention probabilities saved as 8-bit codes (OnnxTrainGraph.attentionProbs8bit)
+  recompute?: boolean;            // recompute attention probabilities and LayerNorm outputs in backward (default true; same gradients)
   sparsity?: number;              // target fraction of non-zero MLP hidden activations (penalty on post-ReLU values; undefined = off)
   sparsityPenalty?: 'l1' | 'hoyer';
   mean?: number;                  // input normalization (default: teacher metadata / sidecar)
@@ -367,6 +368,7 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   const sg = new OnnxTrainGraph(bytes, o.teacher);
   sg.shareLayerNorm = !!o.shareLayerNorm;
   sg.attentionProbs8bit = !!o.attentionProbs8bit;
+  sg.recompute = o.recompute ?? true;
   const gelu = [...sg.acts.values()].filter((a) => a.fn === 'gelu' || a.fn === 'gelu_tanh');
   if (gelu.length === 0) throw new Error(`${o.teacher}: no GELU activation to replace (activations: ${[...sg.acts.values()].map((a) => a.fn).join(', ') || 'none'})`);
   const tg = beta > 0 ? new OnnxTrainGraph(bytes, o.teacher) : undefined;
