@@ -4,6 +4,7 @@
 //
 //   node bench/fewbit-seeds.js [--out bench-fewbit-seeds.json] [--seeds 0,1,2] [--bits 0,4,3,2]
 //        [--limit 20000] [--epochs 1] [--batch 64] [--lr 2e-3] [--warmup 30] [--cli dist/cli/main.js]
+//        [--table regelu2]   (few-bit runs with Approx-BP's fixed table: `--bits 2 --table regelu2`)
 //
 // Each run is two CLI calls, one thread each (the seed sets the initial weights AND the data order):
 //   swinq init M_S.onnx --patch 2 --embed 48 --depths 2,2 --heads 3,6 --window 7 --mlp-ratio 4 --seed S
@@ -31,7 +32,7 @@ const data = path.resolve(str('--data', path.join(root, '..', 'shared', 'data', 
 const seeds = list('--seeds', '0,1,2'), bits = list('--bits', '0,4,3,2');
 const cfg = {
   limit: num('--limit', 20000), epochs: num('--epochs', 1), batch: num('--batch', 64),
-  lr: num('--lr', 2e-3), warmup: num('--warmup', 30),
+  lr: num('--lr', 2e-3), warmup: num('--warmup', 30), ...(str('--table', '') ? { table: str('--table', '') } : {}),
   arch: ['--patch', '2', '--embed', '48', '--depths', '2,2', '--heads', '3,6', '--window', '7', '--mlp-ratio', '4'],
 };
 if (!fs.existsSync(cli)) { console.error(`fewbit-seeds: ${cli} not found; run \`npm run build\` first`); process.exit(1); }
@@ -75,7 +76,7 @@ for (const seed of seeds) {
     const cpuChild0 = childCpu();
     const r = lastJson(run(['train', model, '--data', data, '--out', trained, '--epochs', String(cfg.epochs),
       '--limit', String(cfg.limit), '--batch', String(cfg.batch), '--lr', String(cfg.lr), '--warmup', String(cfg.warmup),
-      '--fewbit', String(b), '--seed', String(seed), '--threads', '1', '--eval-limit', '10000', '--no-progress', '--json']));
+      '--fewbit', String(b), ...(cfg.table && b ? ['--fewbit-table', cfg.table] : []), '--seed', String(seed), '--threads', '1', '--eval-limit', '10000', '--no-progress', '--json']));
     st = load();
     st.claims = st.claims.filter((c) => !same(c));
     st.runs.push({ seed, bits: b, accuracy: r.accuracy, loss: r.loss, seconds: r.seconds, cpu_seconds: childCpu() - cpuChild0, steps: r.steps });

@@ -4,7 +4,7 @@
 import { mulberry32 as rng } from '../src/util/random.js';
 import { describe, expect, it } from 'vitest';
 import { native } from '../src/native.js';
-import { FEWBIT_FUNCTIONS } from '../src/fewbit.js';
+import { APPROX_BP_TABLES, FEWBIT_FUNCTIONS } from '../src/fewbit.js';
 import type { OpDesc } from '../src/train/graph.js';
 import { OnnxTrainGraph } from '../src/train/onnx-graph.js';
 import { loadModel } from '../src/onnx/load.js';
@@ -148,6 +148,25 @@ describe('backward rules vs finite differences', () => {
     expect(() => native.trainForward(lin, li, new Float32Array(4))).toThrow(/only accepted for act ops/);
     expect(() => native.trainBackward(lin, li, [6, 6, 2], null, new Float32Array(4), null, [true, false, false], new Float32Array(6))).toThrow(/only accepted for act and softmax/);
     expect(() => native.trainForward({ op: 'act', fn: 'gelu', bits: 0 }, [new Float32Array(5)], new Float32Array(4))).toThrow(/out has 4 elements, expected 5/);
+  });
+  it('act with a fixed table (Approx-BP ReGELU2): codes count the borders below x, backward is dy·level[code]; bad tables refused', () => {
+    const t = APPROX_BP_TABLES.regelu2;
+    const op = { op: 'act', fn: 'gelu', bits: 2, tableBorders: t.borders, tableLevels: t.levels };
+    const x = Float32Array.from([-5, -3.2, -3.1, -1, -0.0011, -0.0012, 0, 0.7, 3.19, 3.2, 9, ...randn(29, r, 3)]);
+    const f = native.trainForward(op, [x]);
+    const plain = native.trainForward({ op: 'act', fn: 'gelu', bits: 0 }, [x]);
+    expect(Array.from(f.y)).toEqual(Array.from(plain.y));  // forward unchanged
+    const dy = randn(x.length, r);
+    const g = native.trainBackward(op, [null], [x.length], null, dy, f.codes, [true])[0];
+    const lv = Float32Array.from(t.levels), bd = Float32Array.from(t.borders);
+    for (let i = 0; i < x.length; i++) {
+      const code = bd.filter((b) => x[i] > b).length;
+      expect(g[i], `x = ${x[i]}`).toBe(Math.fround(dy[i] * lv[code]));
+    }
+    expect(t.levels).toEqual([0, -0.04922261145617846, -0.04922261145617846 + 1.0979632065417297, -0.04922261145617846 + 1.0979632065417297 - 0.048740595085551286]);
+    expect(() => native.trainForward({ ...op, tableLevels: [0, 1] }, [x])).toThrow(/needs 3 borders and 4 levels, got 3 and 2/);
+    expect(() => native.trainForward({ ...op, tableBorders: [1, 0, 2] }, [x])).toThrow(/strictly ascending \(border 1\)/);
+    expect(() => native.trainForward({ ...op, bits: 0 }, [x])).toThrow(/fixed table needs bits > 0/);
   });
   it('linear/matmul backward read x (A) only for dW (dB) and W (B) only for dx (dA): the trainer frees one between the two', () => {
     const lin = { op: 'linear', K: 4, N: 3 }, li = [randn(8, r), randn(12, r), randn(3, r)], dy = randn(6, r);
@@ -565,6 +584,8 @@ describe('swinq init / swinq train', () => {
     await expect(run(registerInit, ['init', path.join(tmp, 'x.onnx'), '--img', '15'])).rejects.toThrow(/not divisible by patch 2/);
     await expect(run(registerTrain, ['train', path.join(tmp, 'none.onnx'), '--data', tmp, '--out', path.join(tmp, 'o.onnx')])).rejects.toThrow(/none.onnx: no such model/);
     await expect(run(registerTrain, ['train', path.join(tmp, 'tiny.onnx'), '--data', path.join(tmp, 'data'), '--out', path.join(tmp, 'o.onnx'), '--fewbit', '5'])).rejects.toThrow(/--fewbit must be 0..4/);
+    await expect(run(registerTrain, ['train', path.join(tmp, 'tiny.onnx'), '--data', path.join(tmp, 'data'), '--out', path.join(tmp, 'o.onnx'), '--fewbit', '3', '--fewbit-table', 'regelu2'])).rejects.toThrow(/is a 2-bit table: use it with --fewbit 2/);
+    await expect(run(registerTrain, ['train', path.join(tmp, 'tiny.onnx'), '--data', path.join(tmp, 'data'), '--out', path.join(tmp, 'o.onnx'), '--fewbit', '2', '--fewbit-table', 'relu9'])).rejects.toThrow(/--fewbit-table must be regelu2 or resilu2/);
   });
 });
 

@@ -80,6 +80,20 @@ Op parse_op(Napi::Env env, Napi::Value v) {
     op.fn = fn.As<Napi::String>();
   }
   op.bits = (int)int_field(o, "bits", 0);
+  // act: a fixed table (e.g. Approx-BP's ReGELU2) instead of the solved one
+  auto doubles = [&](const char* k, std::vector<double>& dst) {
+    Napi::Value d = o.Get(k);
+    if (d.IsUndefined()) return;
+    SWINQ_CHECK_ARG(env, d.IsArray(), std::string("train: op.") + k + " must be an array of numbers");
+    Napi::Array arr = d.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value e = arr.Get(i);
+      SWINQ_CHECK_ARG(env, e.IsNumber(), std::string("train: op.") + k + " must be an array of numbers");
+      dst.push_back(e.As<Napi::Number>().DoubleValue());
+    }
+  };
+  doubles("tableBorders", op.table_borders);
+  doubles("tableLevels", op.table_levels);
   if (op.kind == Kind::fakequant) {
     op.q_scale = (float)num(o, "scale", 0.0);
     op.q_zp = (int32_t)int_field(o, "zp", 0);

@@ -101,7 +101,9 @@ function sameStructure(a: Lowered, b: Lowered): boolean {
 export class OnnxTrainGraph {
   readonly params = new Map<string, Param>();
   /** activation settings by name (shared by every batch's tape) */
-  readonly acts = new Map<string, { fn: string; bits: number; teacherFn: string }>();
+  /** per activation: its function, few-bit bits, the teacher's function and an optional fixed table
+   *  (2^bits − 1 borders, 2^bits levels) used instead of the solved one when bits > 0 */
+  readonly acts = new Map<string, { fn: string; bits: number; teacherFn: string; table?: { borders: number[]; levels: number[] } }>();
   readonly input: string;
   readonly inputShape: number[];   // per sample
   readonly outputName: string;
@@ -562,6 +564,7 @@ export class OnnxTrainGraph {
     const d = n.desc!;
     if (d.op !== 'act' || !n.act) return d;
     const a = this.acts.get(n.act)!;
+    if (a.table && a.bits > 0) return { ...d, fn: a.fn, bits: a.bits, tableBorders: a.table.borders, tableLevels: a.table.levels };
     return { ...d, fn: a.fn, bits: a.bits };
   }
 

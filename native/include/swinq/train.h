@@ -45,6 +45,9 @@ struct Op {
   std::string fn;                 // act
   int bits = 0;                   // act: 0 = exact backward (keep x), 1..4 = keep few-bit codes
   std::shared_ptr<const FewbitTable> table;
+  // act with bits > 0: a fixed table instead of the solved one (2^bits − 1 ascending inner borders,
+  // 2^bits levels; code = number of borders below x), e.g. Approx-BP's ReGELU2
+  std::vector<double> table_borders, table_levels;
   FewbitCodec codec;
   bool fast_fn = false;           // gelu / relu: dedicated loops instead of the double reference
   float q_scale = 1.f;            // fakequant
