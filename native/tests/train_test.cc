@@ -166,6 +166,25 @@ int main() {
     CHECK(dx == dy, "in-place few-bit act backward differs");
   }
 
+  // act with a fixed table: code = borders below x, dx = dy·level[code]; malformed tables refused
+  {
+    Op a; a.kind = Kind::act; a.fn = "gelu"; a.bits = 2;
+    a.table_borders = {-1.0, 0.0, 1.0};
+    a.table_levels = {0.5, 1.5, 2.5, 3.5};
+    prepare(a);
+    std::vector<float> x = {-2.f, -1.f, -0.5f, 0.f, 0.5f, 1.f, 2.f, 7.f, -9.f}, y(9), dy(9, 2.f), dx(9);
+    std::vector<uint8_t> c(swinq::fewbit_packed_bytes(9, 2));
+    forward(a, {x.data()}, {9}, y.data(), c.data(), nullptr);
+    Saved s{{nullptr}, {9}, nullptr, c.data(), c.size()};
+    backward(a, s, dy.data(), {dx.data()}, nullptr);
+    const float want[9] = {1.f, 1.f, 3.f, 3.f, 5.f, 5.f, 7.f, 7.f, 1.f};  // a border value goes to the left interval
+    for (int i = 0; i < 9; ++i) CHECK(dx[i] == want[i], "fixed table x=%g: %g vs %g", x[i], dx[i], want[i]);
+    Op bad = a; bad.table_levels = {1.0, 2.0};
+    expect_throw([&] { prepare(bad); }, "needs 3 borders and 4 levels", "fixed table sizes");
+    bad = a; bad.table_borders = {0.0, -1.0, 1.0};
+    expect_throw([&] { prepare(bad); }, "strictly ascending", "fixed table order");
+  }
+
   // hostile sizes
   expect_throw([&] { output_size(lin, {4, 35, 7}); }, "linear: x has 4 elements", "linear x");
   expect_throw([&] { output_size(lin, {5, 34, 7}); }, "w has 34", "linear w");
