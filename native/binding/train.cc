@@ -217,7 +217,8 @@ Napi::Value ForwardImpl(const Napi::CallbackInfo& info, bool async) {
   }
 }
 
-// trainBackward(op, inputs[] (null allowed where the rule reads only sizes), inputSizes[], y|null, dy, codes|null, need[], into?) → grads[]
+// trainBackward(op, inputs[] (null allowed where the rule reads only sizes), inputSizes[], y|null, dy, codes|null, need[], into?, aux?) → grads[]
+// aux: layernorm from its output (inputs[0] null, y given): 1/σ per row.
 // into (act and softmax only): the array to write dx into; it may be dy itself (elementwise / row-wise
 // rules), which frees the trainer from holding dy and dx at once.
 Napi::Value BackwardImpl(const Napi::CallbackInfo& info, bool async) {
@@ -263,6 +264,11 @@ Napi::Value BackwardImpl(const Napi::CallbackInfo& info, bool async) {
     s.codes = c.Data();
     s.codes_n = c.ElementLength();
   }
+  if (info.Length() > 8 && !info[8].IsNull() && !info[8].IsUndefined()) {
+    Napi::Float32Array a = f32_arg(env, info[8], "aux");
+    s.aux = a.Data();
+    s.aux_n = a.ElementLength();
+  }
   Napi::Array out = Napi::Array::New(env, arr.Length());
   std::vector<float*> grads;
   const bool has_into = info.Length() > 7 && !info[7].IsNull() && !info[7].IsUndefined();
@@ -290,7 +296,7 @@ Napi::Value BackwardImpl(const Napi::CallbackInfo& info, bool async) {
     const float* dyp = dy.Data();
     auto* w = new TrainWorker(env, [op, s, dyp, grads] { backward(op, s, dyp, grads, pool(g_threads)); },
                               [ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(out.As<Napi::Object>()))](Napi::Env) { return ref->Value(); },
-                              {info[1], info[3], info[4], info[5], out});
+                              {info[1], info[3], info[4], info[5], info[8], out});
     Napi::Promise p = w->promise();
     w->Queue();
     return p;

@@ -166,6 +166,36 @@ int main() {
     CHECK(dx == dy, "in-place few-bit act backward differs");
   }
 
+  // layernorm from its output (memory-sharing LayerNorm): y, β and 1/σ per row give the gradients of
+  // the rule from x (finite-difference tested above) to float rounding; missing pieces refused
+  {
+    Op l; l.kind = Kind::layernorm; l.D = 6;
+    prepare(l);
+    std::vector<float> x = randv(4 * 6), gm = randv(6), bt = randv(6), y(24), dy = randv(24), rs(4);
+    for (auto& v : gm) v = v >= 0 ? v + 0.5f : v - 0.5f;  // |γ| ≥ 0.5: x̂ = (y − β)/γ is well conditioned
+    forward(l, {x.data(), gm.data(), bt.data()}, {24, 6, 6}, y.data(), nullptr, nullptr);
+    for (int r = 0; r < 4; ++r) {
+      double mu = 0, var = 0;
+      for (int i = 0; i < 6; ++i) mu += x[r * 6 + i];
+      mu /= 6;
+      for (int i = 0; i < 6; ++i) var += (x[r * 6 + i] - mu) * (x[r * 6 + i] - mu);
+      rs[r] = (float)(1.0 / std::sqrt(var / 6 + l.eps));
+    }
+    std::vector<float> a0(24), a1(6), a2(6), b0(24), b1(6), b2(6);
+    Saved from_x{{x.data(), gm.data(), bt.data()}, {24, 6, 6}, nullptr, nullptr, 0};
+    backward(l, from_x, dy.data(), {a0.data(), a1.data(), a2.data()}, nullptr);
+    Saved from_y{{nullptr, gm.data(), bt.data()}, {24, 6, 6}, y.data(), nullptr, 0, rs.data(), 4};
+    backward(l, from_y, dy.data(), {b0.data(), b1.data(), b2.data()}, nullptr);
+    double e = 0, n2 = 0;
+    for (int i = 0; i < 24; ++i) { e += (a0[i] - b0[i]) * (a0[i] - b0[i]); n2 += a0[i] * a0[i]; }
+    for (int i = 0; i < 6; ++i) { e += (a1[i] - b1[i]) * (a1[i] - b1[i]) + (a2[i] - b2[i]) * (a2[i] - b2[i]); n2 += a1[i] * a1[i] + a2[i] * a2[i]; }
+    CHECK(std::sqrt(e / n2) < 1e-5, "layernorm from y vs from x: rel %g", std::sqrt(e / n2));
+    Saved short_rs = from_y; short_rs.aux_n = 3;
+    expect_throw([&] { backward(l, short_rs, dy.data(), {b0.data(), nullptr, nullptr}, nullptr); }, "1/σ has 3 rows, expected 4", "layernorm rstd rows");
+    Saved no_y = from_y; no_y.out = nullptr;
+    expect_throw([&] { backward(l, no_y, dy.data(), {b0.data(), nullptr, nullptr}, nullptr); }, "saved input 0 missing", "layernorm no x no y");
+  }
+
   // act with a fixed table: code = borders below x, dx = dy·level[code]; malformed tables refused
   {
     Op a; a.kind = Kind::act; a.fn = "gelu"; a.bits = 2;

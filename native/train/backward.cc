@@ -28,22 +28,31 @@ void linear_backward(const Op& op, const Saved& s, const float* dy, const Grads&
   }
 }
 
-// x̂ = (x-μ)·rstd, y = x̂·γ + β:  dx = rstd·(dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)), dγ = Σ dy·x̂, dβ = Σ dy
+// x̂ = (x-μ)·rstd, y = x̂·γ + β:  dx = rstd·(dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)), dγ = Σ dy·x̂, dβ = Σ dy.
+// From the input x, or (memory-sharing LayerNorm, Approx-BP: x not kept) from the output y and 1/σ
+// per row: x̂ = (y − β)/γ.
 void layernorm_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool*) {
   const int64_t D = op.D, R = (int64_t)(s.in_n[0] / D);
   const float* gamma = s.in[1];
   std::vector<double> dg((size_t)D, 0.0), db((size_t)D, 0.0), xh((size_t)D), dxh((size_t)D);
   for (int64_t r = 0; r < R; ++r) {
-    const float* x = s.in[0] + r * D;
     const float* d = dy + r * D;
-    double mu = 0, var = 0;
-    for (int64_t i = 0; i < D; ++i) mu += x[i];
-    mu /= D;
-    for (int64_t i = 0; i < D; ++i) var += (x[i] - mu) * (x[i] - mu);
-    const double rstd = 1.0 / std::sqrt(var / D + op.eps);
+    double rstd;
+    if (s.in[0]) {
+      const float* x = s.in[0] + r * D;
+      double mu = 0, var = 0;
+      for (int64_t i = 0; i < D; ++i) mu += x[i];
+      mu /= D;
+      for (int64_t i = 0; i < D; ++i) var += (x[i] - mu) * (x[i] - mu);
+      rstd = 1.0 / std::sqrt(var / D + op.eps);
+      for (int64_t i = 0; i < D; ++i) xh[i] = (x[i] - mu) * rstd;
+    } else {
+      const float* y = s.out + r * D;
+      rstd = s.aux[r];
+      for (int64_t i = 0; i < D; ++i) xh[i] = ((double)y[i] - s.in[2][i]) / gamma[i];
+    }
     double m1 = 0, m2 = 0;
     for (int64_t i = 0; i < D; ++i) {
-      xh[i] = (x[i] - mu) * rstd;
       dxh[i] = (double)d[i] * gamma[i];
       m1 += dxh[i];
       m2 += dxh[i] * xh[i];
@@ -222,8 +231,15 @@ void backward(const Op& op, const Saved& s, const float* dy, const std::vector<f
   if (op.kind == Kind::linear || op.kind == Kind::matmul) {
     if (grads[0]) must(1);
     if (grads[1]) must(0);
-  } else if (op.kind == Kind::layernorm || op.kind == Kind::fakequant) {
-    for (size_t i = 0; i < s.in.size(); ++i) must(i);
+  } else if (op.kind == Kind::layernorm) {
+    must(1);
+    if (!s.in[0]) {  // from the output: y, β and 1/σ per row
+      must(2);
+      if (!s.out) fail(op, "saved input 0 missing (or the output y with 1/σ per row)");
+      if (s.aux_n != s.in_n[0] / (size_t)op.D) fail(op, "1/σ has " + std::to_string(s.aux_n) + " rows, expected " + std::to_string(s.in_n[0] / (size_t)op.D));
+    }
+  } else if (op.kind == Kind::fakequant) {
+    must(0);
   }
   switch (op.kind) {
     case Kind::linear: return linear_backward(op, s, dy, grads, pool);

@@ -710,7 +710,7 @@ export class OnnxTrainGraph {
           const rstd = st.lnShared.get(n.output);
           const codes = st.codes.get(n.output) ?? null;
           const phases = twoPhase(d.op, n.inputs, need, (k) => st.savedUntil.get(k) === i && st.values.has(k) && !isConst(k) && k !== 'input' && k !== t.output);
-          if (rstd && need.some((x) => x)) gs = sharedLayerNormBackward(d, st.values.get(n.output)!, ins[1]!, ins[2]!, rstd, dy, need);
+          if (rstd && need.some((x) => x)) gs = native.trainBackward(d, [null, ins[1], ins[2]], sizes, st.values.get(n.output)!, dy, null, need, null, rstd);
           else if (phases) {
             // take the gradients that read the operand last used here, free it, then the rest
             const first = native.trainBackward(d, ins, sizes, out, dy, codes, phases.first) as (Float32Array | null)[];
@@ -871,28 +871,6 @@ function rowRstd(x: Float32Array, D: number, eps: number): Float32Array {
     r[i] = 1 / Math.sqrt(v / D + eps);
   }
   return r;
-}
-
-/** LayerNorm backward from its output: x̂ = (y − β)/γ, then dx = 1/σ·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
- *  with dx̂ = dy·γ; dγ = Σ dy·x̂, dβ = Σ dy (the input is not needed). */
-function sharedLayerNormBackward(d: OpDesc, y: Float32Array, gamma: Float32Array, beta: Float32Array, rstd: Float32Array, dy: Float32Array, need: boolean[]): (Float32Array | null)[] {
-  const D = d.D!, R = y.length / D;
-  const dx = need[0] ? new Float32Array(y.length) : null;
-  const dg = new Float64Array(D), db = new Float64Array(D);
-  const xh = new Float64Array(D), dxh = new Float64Array(D);
-  for (let r = 0; r < R; r++) {
-    let m1 = 0, m2 = 0;
-    for (let i = 0; i < D; i++) {
-      const k = r * D + i;
-      xh[i] = (y[k] - beta[i]) / gamma[i];
-      dxh[i] = dy[k] * gamma[i];
-      m1 += dxh[i]; m2 += dxh[i] * xh[i];
-      dg[i] += dy[k] * xh[i]; db[i] += dy[k];
-    }
-    m1 /= D; m2 /= D;
-    if (dx) for (let i = 0; i < D; i++) dx[r * D + i] = rstd[r] * (dxh[i] - m1 - xh[i] * m2);
-  }
-  return [dx, need[1] ? Float32Array.from(dg) : null, need[2] ? Float32Array.from(db) : null];
 }
 
 /** x·(x·x) → Pow(x, 3): the tanh-GELU of some exporters (DeiT) then fuses like the Pow form does,

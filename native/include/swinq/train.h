@@ -69,6 +69,9 @@ struct Saved {
   const float* out = nullptr;     // forward output
   const uint8_t* codes = nullptr; // act with bits > 0
   size_t codes_n = 0;
+  // layernorm from its output (memory-sharing LayerNorm, in[0] null): 1/σ per row; out = y, in[2] = β
+  const float* aux = nullptr;
+  size_t aux_n = 0;
 };
 
 // y must hold output_size(...) floats; codes (act with bits > 0) fewbit_packed_bytes(n, bits).
