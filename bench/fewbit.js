@@ -126,6 +126,26 @@ for (const fn of ['gelu', 'silu', 'mish', 'tanh', 'sigmoid', 'softsign', 'hardsw
   }
 }
 
+// Approx-BP (Yang et al., ICML 2024) ReGELU2 / ReSiLU2: f' replaced by a fixed 2-bit step function,
+// q(x) = Σ_i a_i [x > c_i]. Constants from github.com/yyyyychen/LowMemoryBP, lomem/csrc/activation_cuda.cu
+// (ReGELU2_a/_c, ReSiLU2_a/_c). J of their table, of their borders with the optimal levels, and of our
+// DP-optimal 2-bit table, with the same quadrature and weight.
+const APPROX_BP = {
+  gelu: { c: [-3.1858810036855245, -0.001178821281161997, 3.190832613414926], a: [-0.04922261145617846, 1.0979632065417297, -0.048740595085551286] },
+  silu: { c: [-6.3050461001646445, -0.0008684942046214787, 6.325815242089708], a: [-0.04060357190528599, 1.080925428529668, -0.040321856624382146] },
+};
+result.approxbp = [];
+for (const [fn, { c, a }] of Object.entries(APPROX_BP)) {
+  const levels = [0, a[0], a[0] + a[1], a[0] + a[1] + a[2]];
+  for (const [weight, lo, hi] of [['uniform', -100, 100], ['normal', -10, 10]]) {
+    const o = { weight, lo, hi };
+    const theirs = b.fewbitObjective(fn, c, levels, o);
+    const refit = b.fewbitFitLevels(fn, c, o).error;
+    const t = b.fewbitTable(fn, 2, o);
+    result.approxbp.push({ fn, weight, domain: [lo, hi], borders: c, levels, J: theirs, J_refit: refit, J_ours: t.error, ours_borders: Array.from(t.borders), ours_levels: Array.from(t.levels), ratio: theirs / t.error });
+  }
+}
+
 if (JSON_OUT) {
   process.stdout.write(JSON.stringify(result) + '\n');
 } else {
@@ -144,5 +164,7 @@ if (JSON_OUT) {
   }
   out.push('', '| fn (normal weight, [-10, 10]) | J 1 bit | J 2 bits | J 3 bits | J 4 bits |', '|---|---|---|---|---|');
   for (const r of result.normal) out.push(`| ${r.fn} | ${r.b1.toPrecision(4)} | ${r.b2.toPrecision(4)} | ${r.b3.toPrecision(4)} | ${r.b4.toPrecision(4)} |`);
+  out.push('', '| 2-bit table | weight | J Approx-BP (published) | J their borders, optimal levels | J ours (DP) | published / ours |', '|---|---|---|---|---|---|');
+  for (const r of result.approxbp) out.push(`| ${r.fn === 'gelu' ? 'ReGELU2' : 'ReSiLU2'} vs ${r.fn} 2-bit | ${r.weight} [${r.domain.join(', ')}] | ${r.J.toPrecision(4)} | ${r.J_refit.toPrecision(4)} | ${r.J_ours.toPrecision(4)} | ${r.ratio.toFixed(2)} |`);
   process.stdout.write(out.join('\n') + '\n');
 }

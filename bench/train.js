@@ -12,6 +12,7 @@
 // tensors + codes + gradients, the high-water mark) and bytes kept for backward, exact vs few-bit.
 //   node bench/train.js --model ../shared/models/swin-micro-fmnist.onnx --batch 128 --runs 5 [--bits 0,2,3,4,2s]
 // (a setting with s adds the memory-sharing LayerNorm, p the 8-bit attention probabilities: 2sp;
+//  k keeps attention probabilities and LayerNorm outputs instead of recomputing them in backward: 2k;
 //  --share-layernorm adds 0s and 2s)
 import fs from 'node:fs';
 import path from 'node:path';
@@ -41,7 +42,7 @@ const mi = args.indexOf('--model');
 if (mi >= 0) {
   const file = args[mi + 1];
   const bi = args.indexOf('--bits');
-  const bitsList = bi >= 0 ? args[bi + 1].split(',').map((v) => (/[sp]/.test(v) ? v : Number(v))) : [0, 2, 3, 4, ...(args.includes('--share-layernorm') ? ['0s', '2s'] : [])];
+  const bitsList = bi >= 0 ? args[bi + 1].split(',').map((v) => (/[spk]/.test(v) ? v : Number(v))) : [0, 2, 3, 4, ...(args.includes('--share-layernorm') ? ['0s', '2s'] : [])];
   const { OnnxTrainGraph } = await import(path.join(dist, 'train', 'onnx-graph.js'));
   const g = new OnnxTrainGraph(fs.readFileSync(file), file);
   const per = g.inputShape.reduce((a, b) => a * b, 1);
@@ -53,6 +54,7 @@ if (mi >= 0) {
     g.setFewbit(bits);
     g.shareLayerNorm = /s/.test(String(setting));
     g.attentionProbs8bit = /p/.test(String(setting));
+    g.recompute = !/k/.test(String(setting));
     const t0 = performance.now();
     const st = g.forward(xm, B);
     const ce = native.trainLoss('ce', st.values.get(st.tape.output), ym, g.classes, 0.1);
@@ -72,7 +74,7 @@ if (mi >= 0) {
   const out = bitsList.map((b) => {
     const e = res.get(b);
     e.times.sort((p, q) => p - q);
-    return { bits: b, share_layernorm: /s/.test(String(b)), attention_probs_8bit: /p/.test(String(b)), min_ms: e.times[0], median_ms: e.times[Math.floor(R / 2)], peak_mib: e.peak / 2 ** 20, saved_mib: e.saved / 2 ** 20,
+    return { bits: b, share_layernorm: /s/.test(String(b)), attention_probs_8bit: /p/.test(String(b)), recompute: !/k/.test(String(b)), min_ms: e.times[0], median_ms: e.times[Math.floor(R / 2)], peak_mib: e.peak / 2 ** 20, saved_mib: e.saved / 2 ** 20,
       peak_vs_exact: exact ? e.peak / exact.peak : null, saved_vs_exact: exact ? e.saved / exact.saved : null };
   });
   if (json) console.log(JSON.stringify({ model: file, batch: B, threads, runs: R, steps: out }));
@@ -80,7 +82,7 @@ if (mi >= 0) {
     console.log(`${file}: batch ${B}, ${threads} thread(s), ${R} interleaved runs`);
     console.log('| backward | step min ms | step median ms | peak MiB | × exact | kept for backward MiB | × exact |');
     console.log('|---|---|---|---|---|---|---|');
-    for (const r of out) console.log(`| ${parseInt(r.bits, 10) ? `few-bit ${parseInt(r.bits, 10)}` : 'exact'}${r.share_layernorm ? ' + shared LN' : ''}${r.attention_probs_8bit ? ' + 8-bit P' : ''} | ${r.min_ms.toFixed(0)} | ${r.median_ms.toFixed(0)} | ${r.peak_mib.toFixed(1)} | ${r.peak_vs_exact?.toFixed(2)} | ${r.saved_mib.toFixed(1)} | ${r.saved_vs_exact?.toFixed(2)} |`);
+    for (const r of out) console.log(`| ${parseInt(r.bits, 10) ? `few-bit ${parseInt(r.bits, 10)}` : 'exact'}${r.share_layernorm ? ' + shared LN' : ''}${r.attention_probs_8bit ? ' + 8-bit P' : ''}${r.recompute ? '' : ' (no recompute)'} | ${r.min_ms.toFixed(0)} | ${r.median_ms.toFixed(0)} | ${r.peak_mib.toFixed(1)} | ${r.peak_vs_exact?.toFixed(2)} | ${r.saved_mib.toFixed(1)} | ${r.saved_vs_exact?.toFixed(2)} |`);
   }
   process.exit(0);
 }

@@ -164,6 +164,21 @@ function toF32(a: unknown, what: string): Float32Array {
 }
 
 /** Bytes the codes of n elements take at `bits` bits: ceil(n·bits/8). */
+/** Approx-BP's fixed 2-bit tables (Yang et al., ICML 2024): q(x) = Σᵢ aᵢ·[x > cᵢ], constants from
+ *  github.com/yyyyychen/LowMemoryBP lomem/csrc/activation_cuda.cu (ReGELU2_a/_c, ReSiLU2_a/_c);
+ *  levels are the running sums of a. For comparison with the solved tables (docs/fewbit.md). */
+export const APPROX_BP_TABLES: Record<'regelu2' | 'resilu2', { fn: FewbitFn; borders: number[]; levels: number[] }> = {
+  regelu2: { fn: 'gelu', borders: [-3.1858810036855245, -0.001178821281161997, 3.190832613414926],
+    levels: runningSums([-0.04922261145617846, 1.0979632065417297, -0.048740595085551286]) },
+  resilu2: { fn: 'silu', borders: [-6.3050461001646445, -0.0008684942046214787, 6.325815242089708],
+    levels: runningSums([-0.04060357190528599, 1.080925428529668, -0.040321856624382146]) },
+};
+function runningSums(a: number[]): number[] {
+  const out = [0];
+  for (const v of a) out.push(out[out.length - 1] + v);
+  return out;
+}
+
 export function packedBytes(n: number, bits: number): number {
   return Math.ceil((n * checkBits(bits)) / 8);
 }

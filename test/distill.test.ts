@@ -17,6 +17,7 @@ import { OnnxTrainGraph } from '../src/train/onnx-graph.js';
 import { native } from '../src/native.js';
 import { Tensor } from '../src/tensor.js';
 import { loadModel } from '../src/onnx/load.js';
+import { graphQuantPoints, enableGraphFakeQuant, disableGraphFakeQuant } from '../src/distill/qat.js';
 
 const root = path.resolve(__dirname, '..');
 const shared = path.resolve(root, '..', 'shared');
@@ -248,6 +249,66 @@ describe('distillation on imported graphs (test/fixtures/layouts)', () => {
       expect(loadModel(out).metadata!['swinq.mean']).toBe('0.3');
     });
   }
+
+  it('quantization-aware finishing on imported graphs (DeiT ViT, Pad-fronted torchvision Swin): fake quantization at every linear/matmul input, values on the code grid, int8 weights, gradients straight through, nothing left in the student', async () => {
+    for (const name of ['deit-vit', 'tv-swin-pad']) {
+      const file = path.join(__dirname, 'fixtures', 'layouts', `${name}.onnx`);
+      const g = new OnnxTrainGraph(fs.readFileSync(file), file);
+      const B = 4, per = g.inputShape.reduce((a, b) => a * b, 1);
+      const x = Float32Array.from({ length: B * per }, (_, i) => Math.sin(i * 0.37));
+      const pts = graphQuantPoints(g, B);
+      const t = g.tape(B);
+      const readers = t.nodes.filter((n) => n.kind === 'native' && (n.desc!.op === 'linear' || n.desc!.op === 'matmul'));
+      expect(pts.length).toBeGreaterThan(readers.length / 2);
+      expect(pts.some((p) => p.softmax)).toBe(true);
+      const ranges = new Map<string, Float32Array>();
+      const plain = g.predict(x, B);
+      expect(enableGraphFakeQuant(g, x, B, B, ranges)).toBe(pts.length);
+      // every linear/matmul reads a quantized value (or a gather of one, or a constant)
+      const q = g.tape(B), producer = new Map(q.nodes.map((n) => [n.output, n]));
+      const isConst = (k: string) => q.fixed.has(k) || q.derived.has(k);
+      const viaFq = (k: string): boolean => isConst(k) || producer.get(k)?.desc?.op === 'fakequant' || (producer.get(k)?.desc?.op === 'gather' && viaFq(producer.get(k)!.inputs[0]));
+      for (const n of q.nodes.filter((m) => m.kind === 'native' && (m.desc!.op === 'linear' || m.desc!.op === 'matmul'))) {
+        for (const k of n.desc!.op === 'linear' ? [n.inputs[0]] : n.inputs) expect(viaFq(k), `${n.name} reads ${k}`).toBe(true);
+      }
+      const st = g.forward(x, B, true, pts.map((p) => `${p.tensor}.fq`));
+      for (const p of pts.slice(0, 3)) {
+        const d = q.nodes.find((n) => n.output === `${p.tensor}.fq`)!.desc!;
+        for (const v of st.values.get(`${p.tensor}.fq`)!.subarray(0, 50)) {
+          const c = v / d.scale! + d.zp!;
+          expect(Math.abs(c - Math.round(c))).toBeLessThan(1e-3);
+          expect(c).toBeGreaterThanOrEqual(-1e-3); expect(c).toBeLessThanOrEqual(d.qmax! + 1e-3);
+        }
+      }
+      // linear weights on an int8 grid per output column (max|w|/127)
+      const lin = q.nodes.find((n) => n.kind === 'native' && n.desc!.op === 'linear' && q.derived.has(n.inputs[1]))!;
+      const w = st.values.get(lin.inputs[1])!, N = lin.desc!.N!, K = w.length / N;
+      for (const c of [0, N - 1]) {
+        let mx = 0;
+        for (let k = 0; k < K; k++) mx = Math.max(mx, Math.abs(w[k * N + c]));
+        for (let k = 0; k < K; k++) expect(Math.abs(w[k * N + c] / (mx / 127) - Math.round(w[k * N + c] / (mx / 127)))).toBeLessThan(1e-3);
+      }
+      expect(g.params.get(q.derived.get(lin.inputs[1])!.param)!.data.some((v, i) => v !== w[i])).toBe(true);  // the float parameter is untouched
+      const logits = st.values.get(st.tape.output)!;
+      let diff = 0;
+      for (let i = 0; i < logits.length; i++) diff = Math.max(diff, Math.abs(logits[i] - plain[i]));
+      expect(diff).toBeGreaterThan(0);
+      const grads = g.backward(st, Float32Array.from(logits, (_, i) => Math.cos(i)));
+      expect([...grads.values()].some((gr) => gr.some((v) => v !== 0))).toBe(true);
+      disableGraphFakeQuant(g);
+      expect(Array.from(g.predict(x, B))).toEqual(Array.from(plain));
+    }
+    // the CLI path end to end: schedule + 2 finishing steps on the Pad-fronted Swin
+    const teacherFile = path.join(__dirname, 'fixtures', 'layouts', 'tv-swin-pad.onnx');
+    const out = path.join(tmp, 'tv-swin-pad-qat.onnx');
+    const steps: DistillStep[] = [];
+    const r = await distill({ teacher: teacherFile, data, out, epochs: 1, batch: 16, limit: 32, threads: 1, evalLimit: 16, schedule: 'all-at-once', qatSteps: 2, mean: 0.3, std: 0.3 },
+      { onStep: (s) => { steps.push(s); } });
+    expect(steps.length).toBe(r.steps + 2);
+    expect(steps[steps.length - 1]).toMatchObject({ step: r.steps + 2, totalSteps: r.steps + 2, lr: 5e-5 });
+    expect(loadModel(out).nodes.some((n) => /quant/i.test(n.opType))).toBe(false);
+    expect(Number.isFinite(r.student_accuracy)).toBe(true);
+  });
 
   it('sparsity penalties (L1, Hoyer): gradient seeds match central differences; density counts h > 0', () => {
     const h = Float32Array.from({ length: 40 }, (_, i) => Math.max(0, Math.sin(i * 1.3) * 2));

@@ -4,7 +4,7 @@
 import { mulberry32 as rng } from '../src/util/random.js';
 import { describe, expect, it } from 'vitest';
 import { native } from '../src/native.js';
-import { FEWBIT_FUNCTIONS } from '../src/fewbit.js';
+import { APPROX_BP_TABLES, FEWBIT_FUNCTIONS } from '../src/fewbit.js';
 import type { OpDesc } from '../src/train/graph.js';
 import { OnnxTrainGraph } from '../src/train/onnx-graph.js';
 import { loadModel } from '../src/onnx/load.js';
@@ -121,6 +121,67 @@ describe('backward rules vs finite differences', () => {
     expect(() => native.trainForward({ op: 'gather', xItem: 4, block: 2, idx: Int32Array.from([3]) }, [new Float32Array(4)])).toThrow(/idx\[0\] = 3 reads past/);
     expect(() => native.trainForward({ op: 'conv' }, [])).toThrow(/unknown op 'conv'/);
     expect(() => native.trainBackward({ op: 'add' }, [new Float32Array(3), new Float32Array(3)], [3, 3], null, new Float32Array(2), null, [true, true])).toThrow(/dy has 2 elements/);
+  });
+  it('in place: a few-bit act writes y over x (codes taken first); act and softmax write dx over dy; other ops refuse', () => {
+    const x = randn(37, r, 2);
+    for (const bits of [0, 2, 3]) {
+      const op = { op: 'act', fn: 'gelu', bits };
+      const ref = native.trainForward(op, [Float32Array.from(x)]);
+      const buf = Float32Array.from(x);
+      const got = native.trainForward(op, [buf], buf);
+      expect(got.y).toBe(buf);
+      expect(Array.from(got.y)).toEqual(Array.from(ref.y));
+      if (bits) expect(Array.from(got.codes)).toEqual(Array.from(ref.codes));
+      const dy = randn(37, r);
+      const gRef = native.trainBackward(op, [x], [37], null, dy, ref.codes ?? null, [true])[0];
+      const dyBuf = Float32Array.from(dy);
+      const gIn = native.trainBackward(op, [x], [37], null, dyBuf, ref.codes ?? null, [true], dyBuf)[0];
+      expect(gIn).toBe(dyBuf);
+      expect(Array.from(gIn)).toEqual(Array.from(gRef));
+    }
+    const sm = { op: 'softmax', D: 6 }, xs = randn(18, r, 2);
+    const p = native.trainForward(sm, [xs]).y, dy = randn(18, r);
+    const gRef = native.trainBackward(sm, [null], [18], p, dy, null, [true])[0];
+    const dyBuf = Float32Array.from(dy);
+    expect(Array.from(native.trainBackward(sm, [null], [18], p, dyBuf, null, [true], dyBuf)[0])).toEqual(Array.from(gRef));
+    const lin = { op: 'linear', K: 3, N: 2 }, li = [randn(6, r), randn(6, r), randn(2, r)];
+    expect(() => native.trainForward(lin, li, new Float32Array(4))).toThrow(/only accepted for act ops/);
+    expect(() => native.trainBackward(lin, li, [6, 6, 2], null, new Float32Array(4), null, [true, false, false], new Float32Array(6))).toThrow(/only accepted for act and softmax/);
+    expect(() => native.trainForward({ op: 'act', fn: 'gelu', bits: 0 }, [new Float32Array(5)], new Float32Array(4))).toThrow(/out has 4 elements, expected 5/);
+  });
+  it('act with a fixed table (Approx-BP ReGELU2): codes count the borders below x, backward is dy·level[code]; bad tables refused', () => {
+    const t = APPROX_BP_TABLES.regelu2;
+    const op = { op: 'act', fn: 'gelu', bits: 2, tableBorders: t.borders, tableLevels: t.levels };
+    const x = Float32Array.from([-5, -3.2, -3.1, -1, -0.0011, -0.0012, 0, 0.7, 3.19, 3.2, 9, ...randn(29, r, 3)]);
+    const f = native.trainForward(op, [x]);
+    const plain = native.trainForward({ op: 'act', fn: 'gelu', bits: 0 }, [x]);
+    expect(Array.from(f.y)).toEqual(Array.from(plain.y));  // forward unchanged
+    const dy = randn(x.length, r);
+    const g = native.trainBackward(op, [null], [x.length], null, dy, f.codes, [true])[0];
+    const lv = Float32Array.from(t.levels), bd = Float32Array.from(t.borders);
+    for (let i = 0; i < x.length; i++) {
+      const code = bd.filter((b) => x[i] > b).length;
+      expect(g[i], `x = ${x[i]}`).toBe(Math.fround(dy[i] * lv[code]));
+    }
+    expect(t.levels).toEqual([0, -0.04922261145617846, -0.04922261145617846 + 1.0979632065417297, -0.04922261145617846 + 1.0979632065417297 - 0.048740595085551286]);
+    expect(() => native.trainForward({ ...op, tableLevels: [0, 1] }, [x])).toThrow(/needs 3 borders and 4 levels, got 3 and 2/);
+    expect(() => native.trainForward({ ...op, tableBorders: [1, 0, 2] }, [x])).toThrow(/strictly ascending \(border 1\)/);
+    expect(() => native.trainForward({ ...op, bits: 0 }, [x])).toThrow(/fixed table needs bits > 0/);
+  });
+  it('linear/matmul backward read x (A) only for dW (dB) and W (B) only for dx (dA): the trainer frees one between the two', () => {
+    const lin = { op: 'linear', K: 4, N: 3 }, li = [randn(8, r), randn(12, r), randn(3, r)], dy = randn(6, r);
+    const all = native.trainBackward(lin, li, [8, 12, 3], null, dy, null, [true, true, true]);
+    const dx = native.trainBackward(lin, [null, li[1], null], [8, 12, 3], null, dy, null, [true, false, false]);
+    const dw = native.trainBackward(lin, [li[0], null, null], [8, 12, 3], null, dy, null, [false, true, true]);
+    expect(Array.from(dx[0])).toEqual(Array.from(all[0]));
+    expect(Array.from(dw[1])).toEqual(Array.from(all[1]));
+    expect(Array.from(dw[2])).toEqual(Array.from(all[2]));
+    expect(() => native.trainBackward(lin, [null, li[1], null], [8, 12, 3], null, dy, null, [true, true, false])).toThrow(/saved input 0 missing/);
+    expect(() => native.trainBackward(lin, [li[0], null, null], [8, 12, 3], null, dy, null, [true, false, false])).toThrow(/saved input 1 missing/);
+    const mm = { op: 'matmul', M: 3, K: 4, N: 5, alpha: 0.7, transB: true }, mi = [randn(24, r), randn(40, r)], dm = randn(30, r);
+    const both = native.trainBackward(mm, mi, [24, 40], null, dm, null, [true, true]);
+    expect(Array.from(native.trainBackward(mm, [null, mi[1]], [24, 40], null, dm, null, [true, false])[0])).toEqual(Array.from(both[0]));
+    expect(Array.from(native.trainBackward(mm, [mi[0], null], [24, 40], null, dm, null, [false, true])[1])).toEqual(Array.from(both[1]));
   });
 });
 
@@ -508,12 +569,23 @@ describe('swinq init / swinq train', () => {
     expect(b.metadata!['swinq.std']).toBe('0.4');
     const w = [...a.initializers.keys()].find((k) => k.includes('out_proj.weight'))!;
     expect(Buffer.from(b.initializers.get(w)!.data.buffer).equals(Buffer.from(a.initializers.get(w)!.data.buffer))).toBe(false);
+    // --no-recompute: the same trained weights (recomputation is bit-identical), a higher peak
+    const out2 = path.join(tmp, 'tv-vit-trained-keep.onnx');
+    const tr2 = await run(registerTrain, ['train', file, '--data', d28, '--epochs', '1', '--batch', '8', '--out', out2, '--fewbit', '2', '--threads', '1',
+      '--mean', '0.2', '--std', '0.4', '--no-progress', '--no-recompute', '--json']);
+    const tj2 = JSON.parse(tr2.out.trim().split('\n').pop()!);
+    expect(tj2.peak_activation_bytes).toBeGreaterThan(tj.peak_activation_bytes);
+    expect(tj2.accuracy).toBe(tj.accuracy);
+    const c = loadModel(out2);
+    for (const [k, t] of b.initializers) expect(Buffer.from(c.initializers.get(k)!.data.buffer).equals(Buffer.from(t.data.buffer)), k).toBe(true);
   });
 
   it('bad input: one clear error naming the flag or file', async () => {
     await expect(run(registerInit, ['init', path.join(tmp, 'x.onnx'), '--img', '15'])).rejects.toThrow(/not divisible by patch 2/);
     await expect(run(registerTrain, ['train', path.join(tmp, 'none.onnx'), '--data', tmp, '--out', path.join(tmp, 'o.onnx')])).rejects.toThrow(/none.onnx: no such model/);
     await expect(run(registerTrain, ['train', path.join(tmp, 'tiny.onnx'), '--data', path.join(tmp, 'data'), '--out', path.join(tmp, 'o.onnx'), '--fewbit', '5'])).rejects.toThrow(/--fewbit must be 0..4/);
+    await expect(run(registerTrain, ['train', path.join(tmp, 'tiny.onnx'), '--data', path.join(tmp, 'data'), '--out', path.join(tmp, 'o.onnx'), '--fewbit', '3', '--fewbit-table', 'regelu2'])).rejects.toThrow(/is a 2-bit table: use it with --fewbit 2/);
+    await expect(run(registerTrain, ['train', path.join(tmp, 'tiny.onnx'), '--data', path.join(tmp, 'data'), '--out', path.join(tmp, 'o.onnx'), '--fewbit', '2', '--fewbit-table', 'relu9'])).rejects.toThrow(/--fewbit-table must be regelu2 or resilu2/);
   });
 });
 
@@ -582,6 +654,8 @@ describe('training on the imported graph (test/fixtures/layouts: timm, DeiT, Hug
       const grads = g.backward(st, new Float32Array(y.length).fill(0.1));
       return { peak: st.peakBytes, saved: st.savedBytes, grads };
     };
+    // the options below are measured without recomputation (which drops the same tensors exactly)
+    g.recompute = false;
     const exact = stats(0), two = stats(2);
     // what 2-bit codes save: per GELU, its fp32 input (4 B/element) minus the codes (0.25 B/element)
     const hidden = g.actList.reduce((a, act) => a + act.hidden, 0);
@@ -610,6 +684,10 @@ describe('training on the imported graph (test/fixtures/layouts: timm, DeiT, Hug
     const p8 = stats(2);
     g.attentionProbs8bit = false;
     expect(p8.saved).toBeLessThan(two.saved);
+    // recomputation (the default) keeps less than either option
+    g.recompute = true;
+    const rec = stats(2);
+    expect(rec.saved).toBeLessThan(Math.min(p8.saved, shared.saved));
     let e8 = 0, n8 = 0;
     for (const [name, ref] of two.grads) {
       const got = p8.grads.get(name)!;
@@ -617,6 +695,40 @@ describe('training on the imported graph (test/fixtures/layouts: timm, DeiT, Hug
     }
     expect(Math.sqrt(e8 / n8)).toBeGreaterThan(0);
     expect(Math.sqrt(e8 / n8)).toBeLessThan(0.05);
+    g.setFewbit(0);
+  });
+
+  it('recomputed attention probabilities and in-place/two-phase backward: bit-identical gradients, less saved and peak memory (shifted-window Swin, batch 8)', () => {
+    const file = path.join(dir, 'tv-swin-pad.onnx');
+    const g = new OnnxTrainGraph(fs.readFileSync(file), file);
+    const B = 8, per = g.inputShape.reduce((a, b) => a * b, 1);
+    const x = Float32Array.from({ length: B * per }, (_, i) => Math.sin(i * 0.23));
+    for (const bits of [0, 2]) {
+      g.setFewbit(bits);
+      const run = (recompute: boolean) => {
+        g.recompute = recompute;
+        const st = g.forward(x, B);
+        const y = st.values.get(st.tape.output)!;
+        const grads = g.backward(st, Float32Array.from(y, (_, i) => Math.cos(i)));
+        return { st, grads };
+      };
+      const kept = run(false), rec = run(true);
+      // every attention probability and every LayerNorm output a linear reads is rebuilt in backward
+      const redo = new Set([...rec.st.recompute.values()].flat().map((e) => e.key));
+      const nodes = rec.st.tape.nodes;
+      const softmaxes = nodes.filter((n) => n.kind === 'native' && n.desc!.op === 'softmax');
+      const linIn = new Set(nodes.filter((n) => n.kind === 'native' && n.desc!.op === 'linear').map((n) => n.inputs[0]));
+      const lnToLinear = nodes.filter((n) => n.kind === 'native' && n.desc!.op === 'layernorm' && linIn.has(n.output));
+      expect(softmaxes.length).toBeGreaterThan(0);
+      expect(lnToLinear.length).toBeGreaterThan(0);
+      for (const n of [...softmaxes, ...lnToLinear]) expect(redo.has(n.output), n.output).toBe(true);
+      expect(rec.st.savedBytes).toBeLessThan(kept.st.savedBytes);
+      expect(rec.st.peakBytes).toBeLessThan(kept.st.peakBytes);
+      for (const [name, ref] of kept.grads) expect(rec.grads.get(name), name).toEqual(ref);
+      // everything is released by the end of backward (the logits stay)
+      expect(rec.st.live).toBe(rec.st.values.get(rec.st.tape.output)!.byteLength);
+    }
+    g.recompute = true;
     g.setFewbit(0);
   });
 

@@ -80,6 +80,20 @@ Op parse_op(Napi::Env env, Napi::Value v) {
     op.fn = fn.As<Napi::String>();
   }
   op.bits = (int)int_field(o, "bits", 0);
+  // act: a fixed table (e.g. Approx-BP's ReGELU2) instead of the solved one
+  auto doubles = [&](const char* k, std::vector<double>& dst) {
+    Napi::Value d = o.Get(k);
+    if (d.IsUndefined()) return;
+    SWINQ_CHECK_ARG(env, d.IsArray(), std::string("train: op.") + k + " must be an array of numbers");
+    Napi::Array arr = d.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value e = arr.Get(i);
+      SWINQ_CHECK_ARG(env, e.IsNumber(), std::string("train: op.") + k + " must be an array of numbers");
+      dst.push_back(e.As<Napi::Number>().DoubleValue());
+    }
+  };
+  doubles("tableBorders", op.table_borders);
+  doubles("tableLevels", op.table_levels);
   if (op.kind == Kind::fakequant) {
     op.q_scale = (float)num(o, "scale", 0.0);
     op.q_zp = (int32_t)int_field(o, "zp", 0);
@@ -154,7 +168,8 @@ class TrainWorker : public Napi::AsyncWorker {
   std::vector<Napi::Reference<Napi::Value>> refs_;
 };
 
-// trainForward(op, inputs[]) → { y, codes? }; trainForwardAsync: the same as a Promise (AsyncWorker)
+// trainForward(op, inputs[], out?) → { y, codes? }; trainForwardAsync: the same as a Promise (AsyncWorker).
+// out (act only: elementwise, so it may be the input's own buffer) receives y instead of a new array.
 Napi::Value ForwardImpl(const Napi::CallbackInfo& info, bool async) {
   Napi::Env env = info.Env();
   Op op = parse_op(env, info[0]);
@@ -169,7 +184,14 @@ Napi::Value ForwardImpl(const Napi::CallbackInfo& info, bool async) {
   }
   try {
     const size_t ny = output_size(op, n);
-    Napi::Float32Array y = Napi::Float32Array::New(env, ny);
+    Napi::Float32Array y;
+    if (info.Length() > 2 && !info[2].IsNull() && !info[2].IsUndefined()) {
+      if (op.kind != Kind::act) throw std::invalid_argument("train: an output buffer (in-place forward) is only accepted for act ops");
+      y = f32_arg(env, info[2], "out");
+      if (y.ElementLength() != ny) throw std::invalid_argument("train: out has " + std::to_string(y.ElementLength()) + " elements, expected " + std::to_string(ny));
+    } else {
+      y = Napi::Float32Array::New(env, ny);
+    }
     Napi::Object out = Napi::Object::New(env);
     uint8_t* codes = nullptr;
     if (op.kind == Kind::act && op.bits > 0) {
@@ -195,7 +217,10 @@ Napi::Value ForwardImpl(const Napi::CallbackInfo& info, bool async) {
   }
 }
 
-// trainBackward(op, inputs[] (null allowed where the rule reads only sizes), inputSizes[], y|null, dy, codes|null, need[]) → grads[]
+// trainBackward(op, inputs[] (null allowed where the rule reads only sizes), inputSizes[], y|null, dy, codes|null, need[], into?, aux?) → grads[]
+// aux: layernorm from its output (inputs[0] null, y given): 1/σ per row.
+// into (act and softmax only): the array to write dx into; it may be dy itself (elementwise / row-wise
+// rules), which frees the trainer from holding dy and dx at once.
 Napi::Value BackwardImpl(const Napi::CallbackInfo& info, bool async) {
   Napi::Env env = info.Env();
   Op op = parse_op(env, info[0]);
@@ -239,10 +264,26 @@ Napi::Value BackwardImpl(const Napi::CallbackInfo& info, bool async) {
     s.codes = c.Data();
     s.codes_n = c.ElementLength();
   }
+  if (info.Length() > 8 && !info[8].IsNull() && !info[8].IsUndefined()) {
+    Napi::Float32Array a = f32_arg(env, info[8], "aux");
+    s.aux = a.Data();
+    s.aux_n = a.ElementLength();
+  }
   Napi::Array out = Napi::Array::New(env, arr.Length());
   std::vector<float*> grads;
+  const bool has_into = info.Length() > 7 && !info[7].IsNull() && !info[7].IsUndefined();
+  if (has_into) {
+    SWINQ_CHECK_ARG(env, op.kind == Kind::act || op.kind == Kind::softmax, "train: a gradient buffer (in-place backward) is only accepted for act and softmax ops");
+    SWINQ_CHECK_ARG(env, need.Get(0u).ToBoolean(), "train: into given but need[0] is false");
+    Napi::Float32Array g = f32_arg(env, info[7], "into");
+    SWINQ_CHECK_ARG(env, g.ElementLength() == s.in_n[0], "train: into has " + std::to_string(g.ElementLength()) + " elements, expected " + std::to_string(s.in_n[0]));
+  }
   for (uint32_t i = 0; i < arr.Length(); ++i) {
-    if (need.Get(i).ToBoolean()) {
+    if (has_into && i == 0) {
+      Napi::Float32Array g = info[7].As<Napi::Float32Array>();
+      grads.push_back(g.Data());
+      out.Set(i, g);
+    } else if (need.Get(i).ToBoolean()) {
       Napi::Float32Array g = Napi::Float32Array::New(env, s.in_n[i]);
       grads.push_back(g.Data());
       out.Set(i, g);
@@ -255,7 +296,7 @@ Napi::Value BackwardImpl(const Napi::CallbackInfo& info, bool async) {
     const float* dyp = dy.Data();
     auto* w = new TrainWorker(env, [op, s, dyp, grads] { backward(op, s, dyp, grads, pool(g_threads)); },
                               [ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(out.As<Napi::Object>()))](Napi::Env) { return ref->Value(); },
-                              {info[1], info[3], info[4], info[5], out});
+                              {info[1], info[3], info[4], info[5], info[8], out});
     Napi::Promise p = w->promise();
     w->Queue();
     return p;

@@ -138,6 +138,83 @@ int main() {
     expect_throw([&] { backward(a, bad, dy.data(), {dx.data()}, nullptr); }, "bytes", "short codes");
   }
 
+  // linear reads x only for dW and W only for dx (the trainer takes dW, frees x, then takes dx);
+  // a gradient asked for without what it reads is refused
+  {
+    std::vector<float> x = randv(15), w = randv(35), b = randv(7), dy = randv(21), dx(15), dx2(15), dw(35);
+    Saved full{{x.data(), w.data(), b.data()}, {15, 35, 7}, nullptr, nullptr, 0};
+    backward(lin, full, dy.data(), {dx.data(), nullptr, nullptr}, nullptr);
+    Saved no_x{{nullptr, w.data(), nullptr}, {15, 35, 7}, nullptr, nullptr, 0};
+    backward(lin, no_x, dy.data(), {dx2.data(), nullptr, nullptr}, nullptr);
+    CHECK(dx == dx2, "linear dx without x differs");
+    expect_throw([&] { backward(lin, no_x, dy.data(), {nullptr, dw.data(), nullptr}, nullptr); }, "saved input 0 missing", "linear dW without x");
+    Saved no_w{{x.data(), nullptr, nullptr}, {15, 35, 7}, nullptr, nullptr, 0};
+    expect_throw([&] { backward(lin, no_w, dy.data(), {dx.data(), nullptr, nullptr}, nullptr); }, "saved input 1 missing", "linear dx without W");
+  }
+  // act: y may overwrite x in forward (codes are taken first), dx may overwrite dy in backward
+  {
+    Op a; a.kind = Kind::act; a.fn = "gelu"; a.bits = 2;
+    prepare(a);
+    std::vector<float> x = randv(29), y(29), buf = x, dy = randv(29), dx(29);
+    std::vector<uint8_t> c1(swinq::fewbit_packed_bytes(29, 2)), c2(c1.size());
+    forward(a, {x.data()}, {29}, y.data(), c1.data(), nullptr);
+    forward(a, {buf.data()}, {29}, buf.data(), c2.data(), nullptr);
+    CHECK(buf == y && c1 == c2, "in-place few-bit act forward differs");
+    Saved s{{nullptr}, {29}, nullptr, c1.data(), c1.size()};
+    backward(a, s, dy.data(), {dx.data()}, nullptr);
+    backward(a, s, dy.data(), {dy.data()}, nullptr);
+    CHECK(dx == dy, "in-place few-bit act backward differs");
+  }
+
+  // layernorm from its output (memory-sharing LayerNorm): y, β and 1/σ per row give the gradients of
+  // the rule from x (finite-difference tested above) to float rounding; missing pieces refused
+  {
+    Op l; l.kind = Kind::layernorm; l.D = 6;
+    prepare(l);
+    std::vector<float> x = randv(4 * 6), gm = randv(6), bt = randv(6), y(24), dy = randv(24), rs(4);
+    for (auto& v : gm) v = v >= 0 ? v + 0.5f : v - 0.5f;  // |γ| ≥ 0.5: x̂ = (y − β)/γ is well conditioned
+    forward(l, {x.data(), gm.data(), bt.data()}, {24, 6, 6}, y.data(), nullptr, nullptr);
+    for (int r = 0; r < 4; ++r) {
+      double mu = 0, var = 0;
+      for (int i = 0; i < 6; ++i) mu += x[r * 6 + i];
+      mu /= 6;
+      for (int i = 0; i < 6; ++i) var += (x[r * 6 + i] - mu) * (x[r * 6 + i] - mu);
+      rs[r] = (float)(1.0 / std::sqrt(var / 6 + l.eps));
+    }
+    std::vector<float> a0(24), a1(6), a2(6), b0(24), b1(6), b2(6);
+    Saved from_x{{x.data(), gm.data(), bt.data()}, {24, 6, 6}, nullptr, nullptr, 0};
+    backward(l, from_x, dy.data(), {a0.data(), a1.data(), a2.data()}, nullptr);
+    Saved from_y{{nullptr, gm.data(), bt.data()}, {24, 6, 6}, y.data(), nullptr, 0, rs.data(), 4};
+    backward(l, from_y, dy.data(), {b0.data(), b1.data(), b2.data()}, nullptr);
+    double e = 0, n2 = 0;
+    for (int i = 0; i < 24; ++i) { e += (a0[i] - b0[i]) * (a0[i] - b0[i]); n2 += a0[i] * a0[i]; }
+    for (int i = 0; i < 6; ++i) { e += (a1[i] - b1[i]) * (a1[i] - b1[i]) + (a2[i] - b2[i]) * (a2[i] - b2[i]); n2 += a1[i] * a1[i] + a2[i] * a2[i]; }
+    CHECK(std::sqrt(e / n2) < 1e-5, "layernorm from y vs from x: rel %g", std::sqrt(e / n2));
+    Saved short_rs = from_y; short_rs.aux_n = 3;
+    expect_throw([&] { backward(l, short_rs, dy.data(), {b0.data(), nullptr, nullptr}, nullptr); }, "1/σ has 3 rows, expected 4", "layernorm rstd rows");
+    Saved no_y = from_y; no_y.out = nullptr;
+    expect_throw([&] { backward(l, no_y, dy.data(), {b0.data(), nullptr, nullptr}, nullptr); }, "saved input 0 missing", "layernorm no x no y");
+  }
+
+  // act with a fixed table: code = borders below x, dx = dy·level[code]; malformed tables refused
+  {
+    Op a; a.kind = Kind::act; a.fn = "gelu"; a.bits = 2;
+    a.table_borders = {-1.0, 0.0, 1.0};
+    a.table_levels = {0.5, 1.5, 2.5, 3.5};
+    prepare(a);
+    std::vector<float> x = {-2.f, -1.f, -0.5f, 0.f, 0.5f, 1.f, 2.f, 7.f, -9.f}, y(9), dy(9, 2.f), dx(9);
+    std::vector<uint8_t> c(swinq::fewbit_packed_bytes(9, 2));
+    forward(a, {x.data()}, {9}, y.data(), c.data(), nullptr);
+    Saved s{{nullptr}, {9}, nullptr, c.data(), c.size()};
+    backward(a, s, dy.data(), {dx.data()}, nullptr);
+    const float want[9] = {1.f, 1.f, 3.f, 3.f, 5.f, 5.f, 7.f, 7.f, 1.f};  // a border value goes to the left interval
+    for (int i = 0; i < 9; ++i) CHECK(dx[i] == want[i], "fixed table x=%g: %g vs %g", x[i], dx[i], want[i]);
+    Op bad = a; bad.table_levels = {1.0, 2.0};
+    expect_throw([&] { prepare(bad); }, "needs 3 borders and 4 levels", "fixed table sizes");
+    bad = a; bad.table_borders = {0.0, -1.0, 1.0};
+    expect_throw([&] { prepare(bad); }, "strictly ascending", "fixed table order");
+  }
+
   // hostile sizes
   expect_throw([&] { output_size(lin, {4, 35, 7}); }, "linear: x has 4 elements", "linear x");
   expect_throw([&] { output_size(lin, {5, 34, 7}); }, "w has 34", "linear w");

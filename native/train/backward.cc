@@ -28,22 +28,31 @@ void linear_backward(const Op& op, const Saved& s, const float* dy, const Grads&
   }
 }
 
-// x̂ = (x-μ)·rstd, y = x̂·γ + β:  dx = rstd·(dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)), dγ = Σ dy·x̂, dβ = Σ dy
+// x̂ = (x-μ)·rstd, y = x̂·γ + β:  dx = rstd·(dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)), dγ = Σ dy·x̂, dβ = Σ dy.
+// From the input x, or (memory-sharing LayerNorm, Approx-BP: x not kept) from the output y and 1/σ
+// per row: x̂ = (y − β)/γ.
 void layernorm_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool*) {
   const int64_t D = op.D, R = (int64_t)(s.in_n[0] / D);
   const float* gamma = s.in[1];
   std::vector<double> dg((size_t)D, 0.0), db((size_t)D, 0.0), xh((size_t)D), dxh((size_t)D);
   for (int64_t r = 0; r < R; ++r) {
-    const float* x = s.in[0] + r * D;
     const float* d = dy + r * D;
-    double mu = 0, var = 0;
-    for (int64_t i = 0; i < D; ++i) mu += x[i];
-    mu /= D;
-    for (int64_t i = 0; i < D; ++i) var += (x[i] - mu) * (x[i] - mu);
-    const double rstd = 1.0 / std::sqrt(var / D + op.eps);
+    double rstd;
+    if (s.in[0]) {
+      const float* x = s.in[0] + r * D;
+      double mu = 0, var = 0;
+      for (int64_t i = 0; i < D; ++i) mu += x[i];
+      mu /= D;
+      for (int64_t i = 0; i < D; ++i) var += (x[i] - mu) * (x[i] - mu);
+      rstd = 1.0 / std::sqrt(var / D + op.eps);
+      for (int64_t i = 0; i < D; ++i) xh[i] = (x[i] - mu) * rstd;
+    } else {
+      const float* y = s.out + r * D;
+      rstd = s.aux[r];
+      for (int64_t i = 0; i < D; ++i) xh[i] = ((double)y[i] - s.in[2][i]) / gamma[i];
+    }
     double m1 = 0, m2 = 0;
     for (int64_t i = 0; i < D; ++i) {
-      xh[i] = (x[i] - mu) * rstd;
       dxh[i] = (double)d[i] * gamma[i];
       m1 += dxh[i];
       m2 += dxh[i] * xh[i];
@@ -82,7 +91,7 @@ void matmul_backward(const Op& op, const Saved& s, const float* dy, const Grads&
   }
 }
 
-// y = softmax(x):  dx = y·(dy - Σ dy·y)
+// y = softmax(x):  dx = y·(dy - Σ dy·y)  (a row's Σ is taken before the row is written: dx may be dy)
 void softmax_backward(const Op& op, const Saved& s, const float* dy, const Grads& g, ThreadPool* pool) {
   if (!g[0]) return;
   const int64_t D = op.D, R = (int64_t)(s.in_n[0] / D);
@@ -215,11 +224,23 @@ void backward(const Op& op, const Saved& s, const float* dy, const std::vector<f
   std::vector<size_t> sizes = s.in_n;
   output_size(op, sizes);  // checks the saved sizes again
   if (grads.size() != s.in_n.size()) fail(op, "one gradient slot per input expected");
-  // the rules that read saved inputs (add, add_bcast, gather, mean_pool only need sizes)
-  const bool reads_inputs = op.kind == Kind::linear || op.kind == Kind::layernorm || op.kind == Kind::matmul || op.kind == Kind::fakequant;
-  if (reads_inputs)
-    for (size_t i = 0; i < s.in.size(); ++i)
-      if (!s.in[i]) fail(op, "saved input " + std::to_string(i) + " missing");
+  // the saved inputs each rule reads for the gradients asked for (add, add_bcast, gather, mean_pool
+  // only need sizes); linear/matmul read x (A) only for dW (dB) and W (B) only for dx (dA), so the
+  // trainer can take dW, free x, then take dx
+  auto must = [&](size_t i) { if (!s.in[i]) fail(op, "saved input " + std::to_string(i) + " missing"); };
+  if (op.kind == Kind::linear || op.kind == Kind::matmul) {
+    if (grads[0]) must(1);
+    if (grads[1]) must(0);
+  } else if (op.kind == Kind::layernorm) {
+    must(1);
+    if (!s.in[0]) {  // from the output: y, β and 1/σ per row
+      must(2);
+      if (!s.out) fail(op, "saved input 0 missing (or the output y with 1/σ per row)");
+      if (s.aux_n != s.in_n[0] / (size_t)op.D) fail(op, "1/σ has " + std::to_string(s.aux_n) + " rows, expected " + std::to_string(s.in_n[0] / (size_t)op.D));
+    }
+  } else if (op.kind == Kind::fakequant) {
+    must(0);
+  }
   switch (op.kind) {
     case Kind::linear: return linear_backward(op, s, dy, grads, pool);
     case Kind::layernorm: return layernorm_backward(op, s, dy, grads, pool);

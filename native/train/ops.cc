@@ -24,6 +24,29 @@ static void positive(const Op& op, const char* field, int64_t v) {
   if (v <= 0 || v > (int64_t(1) << 31)) fail(op, std::string(field) + " must be in 1..2^31, got " + std::to_string(v));
 }
 
+// act: the fixed table of op.table_borders / op.table_levels (J by the solver's quadrature, w ≡ 1)
+static std::shared_ptr<const FewbitTable> fixed_table(const Op& op) {
+  const size_t k = size_t(1) << op.bits;
+  if (op.table_borders.size() != k - 1 || op.table_levels.size() != k)
+    fail(op, "a fixed " + std::to_string(op.bits) + "-bit table needs " + std::to_string(k - 1) + " borders and " + std::to_string(k) +
+                 " levels, got " + std::to_string(op.table_borders.size()) + " and " + std::to_string(op.table_levels.size()));
+  for (size_t i = 0; i < k - 1; ++i)
+    if (!std::isfinite(op.table_borders[i]) || (i > 0 && !(op.table_borders[i] > op.table_borders[i - 1])))
+      fail(op, "fixed table borders must be finite and strictly ascending (border " + std::to_string(i) + ")");
+  for (double l : op.table_levels)
+    if (!std::isfinite(l)) fail(op, "fixed table levels must be finite");
+  auto t = std::make_shared<FewbitTable>();
+  t->fn = op.fn;
+  t->bits = op.bits;
+  t->borders = op.table_borders;
+  t->steps.assign(k - 1, 1);
+  t->levels = op.table_levels;
+  for (double b : t->borders) t->borders_f32.push_back((float)b);
+  for (double l : t->levels) t->levels_f32.push_back((float)l);
+  t->error = fewbit_objective(op.fn, t->borders, t->levels);
+  return t;
+}
+
 void prepare(Op& op) {
   switch (op.kind) {
     case Kind::linear: positive(op, "K", op.K); positive(op, "N", op.N); break;
@@ -59,9 +82,14 @@ void prepare(Op& op) {
       if (!fewbit_has_function(op.fn)) fail(op, "unknown activation fn '" + op.fn + "'");
       if (op.bits < 0 || op.bits > 4) fail(op, "bits must be 0..4, got " + std::to_string(op.bits));
       op.fast_fn = op.fn == "gelu" || op.fn == "relu";
-      if (op.bits > 0) {
+      if (op.bits > 0 && !op.table_borders.empty()) {
+        op.table = fixed_table(op);
+        op.codec = fewbit_codec(*op.table);
+      } else if (op.bits > 0) {
         op.table = fewbit_table(op.fn, op.bits);
         op.codec = fewbit_codec(*op.table);
+      } else if (!op.table_borders.empty() || !op.table_levels.empty()) {
+        fail(op, "a fixed table needs bits > 0");
       }
       break;
     case Kind::mean_pool: positive(op, "L", op.M); positive(op, "C", op.D); break;
@@ -218,16 +246,17 @@ void forward(const Op& op, const std::vector<const float*>& in, const std::vecto
       break;
     }
     case Kind::act:
+      // codes first, then y elementwise: y may be x's own buffer (in-place, the trainer's peak memory)
+      if (op.bits > 0) {
+        if (!codes) fail(op, "codes buffer missing for bits > 0");
+        fewbit_encode(op.codec, in[0], ny, codes, fewbit_packed_bytes(ny, op.bits));
+      }
       if (op.fast_fn) {  // the inference kernels' relu / erf-GELU (same values the exported model runs)
         auto kern = active_isa() == Isa::avx2 ? f32::unary_f32_avx2 : f32::unary_f32_scalar;
         const int u = op.fn == "relu" ? f32::u_relu : f32::u_gelu_erf;
         par(pool, (int64_t)ny, 16384, [&](int64_t i0, int64_t i1) { kern(u, 0.f, 0.f, in[0] + i0, y + i0, i1 - i0); });
       } else {
         fewbit_apply_f32(op.fn, FewbitOptions{}, in[0], ny, y);
-      }
-      if (op.bits > 0) {
-        if (!codes) fail(op, "codes buffer missing for bits > 0");
-        fewbit_encode(op.codec, in[0], ny, codes, fewbit_packed_bytes(ny, op.bits));
       }
       break;
     case Kind::mean_pool: {

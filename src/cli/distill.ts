@@ -22,7 +22,8 @@ export function register(program: Command): void {
     .option('--sparsity <D>', 'aim at a fraction D of non-zero MLP hidden activations (penalty on post-ReLU values, annealed; off by default)', numOption('sparsity'))
     .option('--sparsity-penalty <kind>', 'l1 | hoyer', 'l1')
     .option('--share-layernorm', 'memory-sharing LayerNorm: a LayerNorm feeding a linear saves its output + 1/σ per row instead of its input (less peak memory, same gradients to float rounding)')
-    .option('--attention-probs-8bit', 'keep attention probabilities for backward as 8-bit codes (less peak memory; gradients approximate, |Δp| ≤ 1/510)')
+    .option('--no-recompute', 'keep attention probabilities and LayerNorm outputs for backward instead of recomputing them there (faster step, more peak memory, the same gradients)')
+    .option('--attention-probs-8bit', 'with --no-recompute: keep attention probabilities for backward as 8-bit codes (less peak memory; gradients approximate, |Δp| ≤ 1/510)')
     .option('--mean <m>', 'input normalization mean (default: teacher metadata swinq.mean or sidecar, else 0)', numOption('mean', -Infinity))
     .option('--std <s>', 'input normalization std (default: teacher metadata swinq.std or sidecar, else 1)', numOption('std'))
     .option('--fewbit <bits>', 'backward bits of the GELU blocks not yet swapped (0 = exact; ReLU is exact at 1 bit)', intOption('fewbit', 0), 2)
@@ -44,7 +45,7 @@ export function register(program: Command): void {
       let bar: cliProgress.SingleBar | null = null;
       const r = await distill({
         teacher, data: o.data, out: o.out, epochs: o.epochs, schedule: o.schedule as DistillSchedule, alpha: o.alpha, temperature: o.temperature, featureWeight: o.featureWeight, qatSteps: o.qatSteps,
-        shareLayerNorm: !!o.shareLayernorm, attentionProbs8bit: !!o.attentionProbs8bit, sparsity: o.sparsity, sparsityPenalty: o.sparsityPenalty, mean: o.mean, std: o.std,
+        shareLayerNorm: !!o.shareLayernorm, attentionProbs8bit: !!o.attentionProbs8bit, recompute: o.recompute !== false, sparsity: o.sparsity, sparsityPenalty: o.sparsityPenalty, mean: o.mean, std: o.std,
         fewbit: o.fewbit, batch: o.batch, lr: o.lr, limit: o.limit, evalLimit: o.evalLimit, seed: o.seed, threads: o.threads,
         checkpoint: o.checkpoint, checkpointEvery: o.checkpointEvery, resume: o.resume,
       }, {

@@ -14,6 +14,7 @@ import { loadLabelledImages, normalizedImages } from '../io/idx.js';
 import { describeNormalization, resolveNormalization } from '../normalize.js';
 import { seededRandom } from '../train/swin.js';
 import { OnnxTrainGraph } from '../train/onnx-graph.js';
+import { APPROX_BP_TABLES } from '../fewbit.js';
 import { countCorrect } from '../train/trainer.js';
 import { checkImages, evaluateGraph, studentMetadata } from '../distill/distill.js';
 
@@ -33,6 +34,7 @@ export function register(program: Command): void {
     .option('--clip <x>', 'max global gradient norm (0 = off)', numOption('clip'), 1)
     .option('--smoothing <x>', 'label smoothing', numOption('smoothing'), 0.1)
     .option('--fewbit <bits>', 'few-bit activation backward bits (0 = exact)', intOption('fewbit', 0), 0)
+    .option('--fewbit-table <name>', 'with --fewbit 2: Approx-BP\'s fixed table instead of the solved one (regelu2 for GELU, resilu2 for SiLU)')
     .option('--limit <n>', 'train on the first N training images', intOption('limit'))
     .option('--eval-limit <n>', 'evaluate on the first N test images', intOption('eval-limit'), 10000)
     .option('--seed <n>', 'shuffle seed', intOption('seed', 0), 0)
@@ -41,7 +43,8 @@ export function register(program: Command): void {
     .option('--kd-weight <w>', 'distillation weight w in [0, 1]', numOption('kd-weight'), 0.5)
     .option('--kd-temp <T>', 'distillation temperature', numOption('kd-temp'), 2)
     .option('--share-layernorm', 'memory-sharing LayerNorm: a LayerNorm feeding a linear saves its output + 1/σ per row instead of its input (less peak memory, same gradients to float rounding)')
-    .option('--attention-probs-8bit', 'keep attention probabilities for backward as 8-bit codes (less peak memory; gradients approximate, |Δp| ≤ 1/510)')
+    .option('--no-recompute', 'keep attention probabilities and LayerNorm outputs for backward instead of recomputing them there (faster step, more peak memory, the same gradients)')
+    .option('--attention-probs-8bit', 'with --no-recompute: keep attention probabilities for backward as 8-bit codes (less peak memory; gradients approximate, |Δp| ≤ 1/510)')
     .option('--mean <m>', 'input normalization mean (default: model metadata swinq.mean or sidecar, else 0)', numOption('mean', -Infinity))
     .option('--std <s>', 'input normalization std (default: model metadata swinq.std or sidecar, else 1)', numOption('std'))
     .option('--no-progress', 'no progress bar'))
@@ -55,8 +58,17 @@ export function register(program: Command): void {
         for (const a of g.acts.values()) if (a.fn === 'gelu' || a.fn === 'gelu_tanh') a.fn = o.act;
       }
       g.setFewbit(o.fewbit);
+      if (o.fewbitTable !== undefined) {
+        const t = APPROX_BP_TABLES[o.fewbitTable as keyof typeof APPROX_BP_TABLES];
+        if (!t) throw new CliError(`--fewbit-table must be ${Object.keys(APPROX_BP_TABLES).join(' or ')}, got '${o.fewbitTable}'`);
+        if (o.fewbit !== 2) throw new CliError(`--fewbit-table ${o.fewbitTable} is a 2-bit table: use it with --fewbit 2`);
+        const acts = [...g.acts.values()].filter((a) => a.fn === t.fn);
+        if (!acts.length) throw new CliError(`--fewbit-table ${o.fewbitTable}: ${model} has no ${t.fn} activation`);
+        for (const a of acts) a.table = { borders: t.borders, levels: t.levels };
+      }
       g.shareLayerNorm = !!o.shareLayernorm;
       g.attentionProbs8bit = !!o.attentionProbs8bit;
+      g.recompute = o.recompute !== false;
       native.trainSetThreads(o.threads);
       const norm = resolveNormalization({ mean: o.mean, std: o.std, metadata: g.metadata, modelPath: model });
       const train = loadLabelledImages(o.data, 'train');
@@ -145,7 +157,7 @@ export function register(program: Command): void {
       }
       teacher?.release();
       const seconds = (performance.now() - t0) / 1000;
-      emit(o.json, { accuracy, loss: lastLoss, out: o.out, seconds, epochs: o.epochs, steps: step, fewbit: o.fewbit, peak_activation_bytes: peak, saved_activation_bytes: saved },
+      emit(o.json, { accuracy, loss: lastLoss, out: o.out, seconds, epochs: o.epochs, steps: step, fewbit: o.fewbit, ...(o.fewbitTable ? { fewbit_table: o.fewbitTable } : {}), peak_activation_bytes: peak, saved_activation_bytes: saved },
         `accuracy ${accuracy.toFixed(4)}, loss ${lastLoss.toFixed(4)}, peak activation ${(peak / 2 ** 20).toFixed(1)} MiB, ${seconds.toFixed(1)} s → ${o.out}`);
     });
 }

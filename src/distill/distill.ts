@@ -8,10 +8,10 @@ import fs from 'node:fs';
 import { native } from '../native.js';
 import { loadLabelledImages, normalizedImages, type LabelledImages } from '../io/idx.js';
 import { resolveNormalization } from '../normalize.js';
-import { buildSwin, type SwinConfig } from '../train/swin.js';
-import { exportOnnx, readOnnxModel } from '../train/onnx.js';
-import { countCorrect, predict } from '../train/trainer.js';
-import { insertFakeQuant, fakeQuantizeWeights } from './qat.js';
+import type { SwinConfig } from '../train/swin.js';
+import { readOnnxModel } from '../train/onnx.js';
+import { countCorrect } from '../train/trainer.js';
+import { enableGraphFakeQuant, disableGraphFakeQuant } from './qat.js';
 import type { TrainGraph } from '../train/graph.js';
 import { importTorchvisionSwin } from './import-torchvision.js';
 import crypto from 'node:crypto';
@@ -33,6 +33,7 @@ export interface DistillOptions {
   temperature?: number;
   shareLayerNorm?: boolean;       // memory-sharing LayerNorm (OnnxTrainGraph.shareLayerNorm)
   attentionProbs8bit?: boolean;   // attention probabilities saved as 8-bit codes (OnnxTrainGraph.attentionProbs8bit)
+  recompute?: boolean;            // recompute attention probabilities and LayerNorm outputs in backward (default true; same gradients)
   sparsity?: number;              // target fraction of non-zero MLP hidden activations (penalty on post-ReLU values; undefined = off)
   sparsityPenalty?: 'l1' | 'hoyer';
   mean?: number;                  // input normalization (default: teacher metadata / sidecar)
@@ -149,14 +150,6 @@ export function featureLoss(student: Map<string, Float32Array>, teacher: Map<str
   return { loss, seeds };
 }
 
-/** Sets the student's activations: swapped nodes ReLU (1-bit backward is exact for ReLU), the rest GELU with `bits`. */
-function applySwaps(g: TrainGraph, swapped: Set<string>, bits: number): void {
-  for (const n of g.nodes) {
-    if (n.desc.op !== 'act') continue;
-    if (swapped.has(n.name)) { n.desc.fn = 'relu'; n.desc.bits = bits > 0 ? 1 : 0; } else { n.desc.fn = 'gelu'; n.desc.bits = bits; }
-  }
-}
-
 // ---- checkpoint: magic, u32 header length, JSON header, then float32/int32 blobs in header order
 const MAGIC = 'SWQDCKP1';
 
@@ -216,17 +209,6 @@ export function readCheckpoint(file: string): CkptState {
   return s;
 }
 
-function accuracy(g: TrainGraph, test: LabelledImages, nTest: number, mean: number, std: number, C: number): number {
-  let ok = 0;
-  for (let s = 0; s < nTest; s += 256) {
-    const B = Math.min(256, nTest - s);
-    ok += countCorrect(predict(g, normalizedImages(test, s, B, mean, std), B), test.labels.subarray(s, s + B), C);
-  }
-  return nTest ? ok / nTest : NaN;
-}
-
-/** Distils on the teacher's own graph (any model the engine runs); quantization-aware finishing
- *  (--qat-steps) still needs the Swin template path. */
 /** The minibatch of `step`: a new order of the n images (from the checkpointed RNG, in place in
  *  perm) at each epoch's first step, then rows perm[s·batch …] of X copied into xb/yb. */
 function minibatch(step: number, d: { X: Float32Array; labels: ArrayLike<number>; n: number; px: number; batch: number; perm: Int32Array; rng: { next(): number }; xb: Float32Array; yb: Int32Array }): { x: Float32Array; y: Int32Array } {
@@ -245,171 +227,10 @@ function minibatch(step: number, d: { X: Float32Array; labels: ArrayLike<number>
   return { x: xb.subarray(0, B * px), y: yb.subarray(0, B) };
 }
 
+/** Distils on the teacher's own graph (any model the engine runs), quantization-aware finishing
+ *  (--qat-steps) included. */
 export async function distill(o: DistillOptions, cb: DistillCallbacks = {}): Promise<DistillResult> {
-  return (o.qatSteps ?? 0) > 0 ? distillTemplate(o, cb) : distillGraph(o, cb);
-}
-
-async function distillTemplate(o: DistillOptions, cb: DistillCallbacks = {}): Promise<DistillResult> {
-  const t0 = performance.now();
-  const schedule = o.schedule ?? 'first-to-last';
-  const alpha = o.alpha ?? 1, T = o.temperature ?? 2, bits = o.fewbit ?? 2, batch = o.batch ?? 64, beta = o.featureWeight ?? 0;
-  if (!(beta >= 0)) throw new Error(`--feature-weight must be ≥ 0, got ${beta}`);
-  if (!(alpha >= 0)) throw new Error(`--alpha must be ≥ 0, got ${alpha}`);
-  if (!(T > 0)) throw new Error(`--temperature must be > 0, got ${T}`);
-  if (!Number.isInteger(bits) || bits < 0 || bits > 4) throw new Error(`--fewbit must be 0..4, got ${bits}`);
-  if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new Error(`--epochs must be a positive integer, got ${o.epochs}`);
-  const log = cb.onLog ?? (() => {});
-  if (o.threads) native.trainSetThreads(o.threads);
-
-  const teacher = loadTeacher(o.teacher);
-  const cfg = teacher.config;
-  if (cfg.act !== 'gelu') throw new Error(`${o.teacher}: teacher activation is '${cfg.act}', --replace gelu=relu needs a GELU teacher`);
-  const tg = buildSwin(cfg, teacher.params, o.teacher);
-  const sg = buildSwin(cfg, teacher.params, o.teacher);
-  const feats = beta > 0 ? blockOutputs(sg) : [];
-  const norm = resolveNormalization({ metadata: teacher.metadata, modelPath: o.teacher });
-  const train = loadLabelledImages(o.data, 'train');
-  const test = loadLabelledImages(o.data, 'test');
-  if (cfg.inChans !== 1 || train.height !== cfg.imgSize[0] || train.width !== cfg.imgSize[1]) {
-    throw new Error(`${train.imagesFile}: images are 1×${train.height}×${train.width} but ${o.teacher} expects ${cfg.inChans}×${cfg.imgSize.join('×')}`);
-  }
-  const n = Math.min(train.count, o.limit ?? train.count);
-  const nTest = Math.min(test.count, o.evalLimit ?? 10000);
-  const X = normalizedImages(train, 0, n, norm.mean, norm.std);
-  const px = train.height * train.width;
-  const stepsPerEpoch = Math.ceil(n / batch);
-  const totalSteps = stepsPerEpoch * o.epochs;
-  const phases = phasesFor(schedule, stageActs(sg, cfg.depths.length));
-  const phaseStart = (p: number) => Math.floor((p * totalSteps) / phases.length);
-  const phaseOf = (step: number) => { let p = 0; while (p + 1 < phases.length && step >= phaseStart(p + 1)) p++; return p; };
-
-  const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
-  for (const [k, p] of sg.params) if (p.trainable) { m.set(k, new Float32Array(p.data.length)); v.set(k, new Float32Array(p.data.length)); }
-  const rng = new Rng((o.seed ?? 0) * 2654435761 + 1);
-  let qatRanges: Map<string, Float32Array> | undefined;  // fake-quantization ranges, fixed when finishing starts
-  let perm: Int32Array = new Int32Array(n);
-  let step = 0;
-  const ckptFile = o.checkpoint ?? `${o.out}.ckpt`;
-  const run = `alpha ${alpha}, T ${T}, feature weight ${beta}, fewbit ${bits}, batch ${batch}, lr ${o.lr ?? 5e-4}, seed ${o.seed ?? 0}`;
-  if (o.resume) {
-    const c = readCheckpoint(o.resume);
-    if (c.totalSteps !== totalSteps || c.n !== n || c.schedule !== schedule) {
-      throw new Error(`${o.resume}: checkpoint is for ${c.totalSteps} steps over ${c.n} images with schedule ${c.schedule}, this run has ${totalSteps}, ${n}, ${schedule}`);
-    }
-    if (c.run !== run) throw new Error(`${o.resume}: checkpoint was written with ${c.run}, this run has ${run}`);
-    for (const [k, p] of sg.params) {
-      const d = c.params.get(k);
-      if (!d || d.length !== p.data.length) throw new Error(`${o.resume}: parameter '${k}' missing or of the wrong size`);
-      p.data.set(d);
-      if (p.trainable) {
-        const cm = c.m.get(k), cv = c.v.get(k);
-        if (!cm || !cv || cm.length !== p.data.length || cv.length !== p.data.length) throw new Error(`${o.resume}: AdamW state of '${k}' missing or of the wrong size`);
-        m.get(k)!.set(cm); v.get(k)!.set(cv);
-      }
-    }
-    // steps past totalSteps are quantization-aware finishing steps (checkpointed like the schedule)
-    const last = totalSteps + (o.qatSteps ?? 0);
-    if (c.perm.length !== n || !Number.isInteger(c.step) || c.step < 0 || c.step > last) throw new Error(`${o.resume}: bad step ${c.step} or epoch order of ${c.perm.length} images`);
-    step = c.step; rng.state = c.rng; perm = c.perm; qatRanges = c.qat;
-    log(`distill: resumed ${o.resume} at step ${step}/${last}`);
-  }
-  const save = () => writeCheckpoint(ckptFile, { run, step, rng: rng.state, perm, totalSteps, schedule, n, params: new Map([...sg.params].map(([k, p]) => [k, p.data])), m, v, qat: qatRanges });
-
-  const teacherAcc = accuracy(tg, test, nTest, norm.mean, norm.std, cfg.classes);
-  log(`distill: teacher accuracy ${teacherAcc.toFixed(4)} (${nTest} test images); ${phases.length} phase(s), ${totalSteps} steps, schedule ${schedule}`);
-  const xb = new Float32Array(batch * px);
-  const yb = new Int32Array(batch);
-  let phase = -1;
-  const swapped = new Set<string>();
-  const every = o.checkpointEvery ?? 50;
-  // one optimisation step of the student on (x, y) against the teacher; AdamW step number `t`
-  const trainOn = (x: Float32Array, y: Int32Array, B: number, lr: number, t: number) => {
-    const ts = beta > 0 ? tg.forward(x, B, false) : undefined;
-    const tLogits = ts ? ts.values.get(tg.output)! : predict(tg, x, B);
-    const st = sg.forward(x, B, true, feats);
-    const logits = st.values.get(sg.output)!;
-    const ce = native.trainLoss('ce', logits, y, cfg.classes, 0);
-    const kl = native.trainLoss('kl', logits, tLogits, cfg.classes, T);
-    const grad: Float32Array = ce.grad;
-    for (let i = 0; i < grad.length; i++) grad[i] += alpha * kl.grad[i];
-    const fl = ts ? featureLoss(st.values, ts.values, feats, beta) : undefined;
-    const loss = ce.loss + alpha * kl.loss + (fl?.loss ?? 0);
-    if (!Number.isFinite(loss)) throw new Error(`distill: loss became ${loss} at step ${t} (try a lower --lr)`);
-    const grads = sg.backward(st, grad, fl?.seeds);
-    let sq = 0;
-    for (const g of grads.values()) sq += native.trainSumSquares(g);
-    const gn = Math.sqrt(sq), clip = o.clip ?? 1;
-    if (clip > 0 && gn > clip) for (const g of grads.values()) native.trainScale(g, clip / gn);
-    for (const [k, g] of grads) {
-      const prm = sg.params.get(k)!;
-      native.trainAdamw(masters.get(k) ?? prm.data, g, m.get(k)!, v.get(k)!, t, { lr, weightDecay: prm.decay ? (o.weightDecay ?? 0.05) : 0 });
-    }
-    return { loss, ce: ce.loss as number, kl: kl.loss as number, fl: fl?.loss ?? 0, logits };
-  };
-  // quantization-aware finishing keeps float master copies of the fake-quantized weights here
-  const masters = new Map<string, Float32Array>();
-  while (step < totalSteps) {
-    if (o.stopAfter !== undefined && step >= o.stopAfter) {
-      save();
-      return { teacher_accuracy: teacherAcc, student_accuracy: NaN, out: o.out, steps: step, phases, schedule, seconds: (performance.now() - t0) / 1000, stopped: true };
-    }
-    const p = phaseOf(step);
-    if (p !== phase) {
-      swapped.clear();
-      for (let q = 0; q <= p; q++) for (const a of phases[q]) swapped.add(a);
-      applySwaps(sg, swapped, bits);
-      if (phase !== -1 && step === phaseStart(p)) save();  // checkpoint at each schedule step
-      phase = p;
-      cb.onPhase?.(p, [...swapped]);
-    }
-    const { x, y } = minibatch(step, { X, labels: train.labels, n, px, batch, perm, rng, xb, yb });
-    const B = y.length;
-    const lr = native.trainLr(step, totalSteps, o.warmup ?? Math.min(20, Math.floor(totalSteps / 10)), o.lr ?? 5e-4, o.minLr ?? 1e-5);
-    step++;
-    const { loss, ce, kl, fl, logits } = trainOn(x, y, B, lr, step);
-    await cb.onStep?.({ step, totalSteps, phase: p, phases: phases.length, swapped: [...swapped], loss, ce, kl, feature: fl, lr, correct: countCorrect(logits, y, cfg.classes), batch: B });
-    if (every > 0 && step % every === 0 && step < totalSteps) save();
-    if (step % 4 === 0) await new Promise((res) => setImmediate(res));  // keep signals alive
-  }
-  applySwaps(sg, new Set(phases.flat()), 0);
-  const qat = o.qatSteps ?? 0;
-  if (qat > 0 && step >= totalSteps && step < totalSteps + qat) {
-    // quantization-aware finishing: the integer plan's quantization points as fake quantization
-    // (clipped straight-through estimator), int8 per-channel weights. Checkpointed like the schedule:
-    // the ranges calibrated when finishing starts are kept in the checkpoint (a resume must not
-    // re-calibrate on weights that moved), and the saved parameters are the float masters
-    const calib = X.subarray(0, Math.min(n, 4 * batch) * px);
-    qatRanges ??= new Map();
-    const fq = insertFakeQuant(sg, calib, Math.min(n, 4 * batch), batch, qatRanges);
-    log(`distill: quantization-aware finishing, ${qat} steps, ${fq.length} fake-quantized tensors + int8 per-channel weights`);
-    for (let q = step - totalSteps; q < qat; q++) {
-      const B = Math.min(batch, n);
-      for (let b = 0; b < B; b++) {
-        const k = Math.floor(rng.next() * n);
-        xb.set(X.subarray(k * px, (k + 1) * px), b * px);
-        yb[b] = train.labels[k];
-      }
-      const restore = fakeQuantizeWeights(sg, masters);
-      let r: ReturnType<typeof trainOn>;
-      try { r = trainOn(xb.subarray(0, B * px), yb.subarray(0, B), B, (o.lr ?? 5e-4) * 0.1, totalSteps + q + 1); } finally { restore(); }
-      step = totalSteps + q + 1;
-      await cb.onStep?.({ step, totalSteps: totalSteps + qat, phase: phases.length, phases: phases.length + 1, swapped: [...swapped],
-        loss: r.loss, ce: r.ce, kl: r.kl, feature: r.fl, lr: (o.lr ?? 5e-4) * 0.1, correct: countCorrect(r.logits, yb.subarray(0, B), cfg.classes), batch: B });
-      if (o.stopAfter !== undefined && step >= o.stopAfter && step < totalSteps + qat) {
-        save();
-        return { teacher_accuracy: teacherAcc, student_accuracy: NaN, out: o.out, steps: step, phases, schedule, seconds: (performance.now() - t0) / 1000, stopped: true };
-      }
-      if (every > 0 && step % every === 0 && step < totalSteps + qat) save();
-    }
-    for (const name of fq) sg.removeNode(name);
-  }
-  const studentAcc = accuracy(sg, test, nTest, norm.mean, norm.std, cfg.classes);
-  save();
-  const tmp = `${o.out}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, exportOnnx(sg, { ...cfg, act: 'relu' }, { 'swinq.mean': String(norm.mean), 'swinq.std': String(norm.std), 'swinq.distill.teacher': o.teacher }));
-  fs.renameSync(tmp, o.out);
-  log(`distill: student accuracy ${studentAcc.toFixed(4)} → ${o.out}`);
-  return { teacher_accuracy: teacherAcc, student_accuracy: studentAcc, out: o.out, steps: totalSteps, phases, schedule, seconds: (performance.now() - t0) / 1000 };
+  return distillGraph(o, cb);
 }
 
 /** A file named by size and the SHA-256 of its first MiB (what a resumed run must see again). */
@@ -530,6 +351,8 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   const alpha = o.alpha ?? 1, T = o.temperature ?? 2, bits = o.fewbit ?? 2, batch = o.batch ?? 64, beta = o.featureWeight ?? 0;
   const lr0 = o.lr ?? 5e-4, minLr = o.minLr ?? 1e-5, wd = o.weightDecay ?? 0.05, clip = o.clip ?? 1;
   const target = o.sparsity, penalty = o.sparsityPenalty ?? 'l1';
+  const qat = o.qatSteps ?? 0;
+  if (!Number.isInteger(qat) || qat < 0) throw new Error(`--qat-steps must be a non-negative integer, got ${qat}`);
   if (!(beta >= 0)) throw new Error(`--feature-weight must be ≥ 0, got ${beta}`);
   if (!(alpha >= 0)) throw new Error(`--alpha must be ≥ 0, got ${alpha}`);
   if (!(T > 0)) throw new Error(`--temperature must be > 0, got ${T}`);
@@ -545,6 +368,7 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   const sg = new OnnxTrainGraph(bytes, o.teacher);
   sg.shareLayerNorm = !!o.shareLayerNorm;
   sg.attentionProbs8bit = !!o.attentionProbs8bit;
+  sg.recompute = o.recompute ?? true;
   const gelu = [...sg.acts.values()].filter((a) => a.fn === 'gelu' || a.fn === 'gelu_tanh');
   if (gelu.length === 0) throw new Error(`${o.teacher}: no GELU activation to replace (activations: ${[...sg.acts.values()].map((a) => a.fn).join(', ') || 'none'})`);
   const tg = beta > 0 ? new OnnxTrainGraph(bytes, o.teacher) : undefined;
@@ -570,9 +394,10 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   let perm: Int32Array = new Int32Array(n);
   let step = 0;
   let lambda = 1;  // sparsity penalty weight, adapted toward the target density (checkpointed with the run)
+  let qatRanges: Map<string, Float32Array> | undefined;  // fake-quantization ranges, fixed when finishing starts
   const ckptFile = o.checkpoint ?? `${o.out}.ckpt`;
   const run = `alpha ${alpha}, T ${T}, feature weight ${beta}, fewbit ${bits}, batch ${batch}, lr ${lr0}, seed ${o.seed ?? 0}, min-lr ${minLr}, ` +
-    `weight decay ${wd}, warmup ${o.warmup ?? 'auto'}, clip ${clip}, shared layernorm ${!!o.shareLayerNorm}, 8-bit attention ${!!o.attentionProbs8bit}, sparsity ${target ?? 'off'}${target !== undefined ? ` (${penalty})` : ''}, ` +
+    `weight decay ${wd}, warmup ${o.warmup ?? 'auto'}, clip ${clip}, shared layernorm ${!!o.shareLayerNorm}, 8-bit attention ${!!o.attentionProbs8bit}, sparsity ${target ?? 'off'}${target !== undefined ? ` (${penalty})` : ''}, qat steps ${qat}, ` +
     `mean ${norm.mean}, std ${norm.std}, teacher ${fileFingerprint(o.teacher)}, data ${fileFingerprint(train.imagesFile)} + ${fileFingerprint(train.labelsFile)}`;
   if (o.resume) {
     const c = readCheckpoint(o.resume);
@@ -594,8 +419,9 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
         m.get(k)!.set(cm); v.get(k)!.set(cv);
       }
     }
-    if (c.perm.length !== n || !Number.isInteger(c.step) || c.step < 0 || c.step > totalSteps) throw new Error(`${o.resume}: bad step ${c.step} or epoch order of ${c.perm.length} images`);
-    step = c.step; rng.state = c.rng; perm = c.perm;
+    // steps past totalSteps are quantization-aware finishing steps (checkpointed like the schedule)
+    if (c.perm.length !== n || !Number.isInteger(c.step) || c.step < 0 || c.step > totalSteps + qat) throw new Error(`${o.resume}: bad step ${c.step} or epoch order of ${c.perm.length} images`);
+    step = c.step; rng.state = c.rng; perm = c.perm; qatRanges = c.qat;
     const lam = c.params.get('__swinq_sparsity_lambda');
     if (lam) lambda = lam[0];
     log(`distill: resumed ${o.resume} at step ${step}/${totalSteps}`);
@@ -603,7 +429,7 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   const save = () => {
     const params = new Map([...sg.params].map(([k, p]) => [k, p.data]));
     params.set('__swinq_sparsity_lambda', Float32Array.of(lambda));
-    writeCheckpoint(ckptFile, { run, step, rng: rng.state, perm, totalSteps, schedule, n, params, m, v });
+    writeCheckpoint(ckptFile, { run, step, rng: rng.state, perm, totalSteps, schedule, n, params, m, v, qat: qatRanges });
   };
 
   const teacher = await InferenceSession.create(bytes, o.threads ? { threads: o.threads } : {});
@@ -615,18 +441,43 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   const swapped = new Set<string>();
   const every = o.checkpointEvery ?? 50;
   let peak = 0, saved = 0;
+  // finishing: rows drawn at random from the checkpointed RNG (as the template path)
+  const randomBatch = () => {
+    const B = Math.min(batch, n);
+    for (let b = 0; b < B; b++) {
+      const k = Math.floor(rng.next() * n);
+      xb.set(X.subarray(k * px, (k + 1) * px), b * px);
+      yb[b] = train.labels[k];
+    }
+    return { x: xb.subarray(0, B * px), y: yb.subarray(0, B) };
+  };
   const applyGraphSwaps = (sw: Set<string>, b: number) => {
     for (const [name, a] of sg.acts) {
       if (sw.has(name)) { a.fn = 'relu'; a.bits = b > 0 ? 1 : 0; } else { a.fn = a.teacherFn; a.bits = b; }
     }
   };
+  let finishing = false;
   try {
-    while (step < totalSteps) {
+    while (step < totalSteps + qat) {
       if (o.stopAfter !== undefined && step >= o.stopAfter) {
         save();
         return { teacher_accuracy: teacherAcc, student_accuracy: NaN, out: o.out, steps: step, phases, schedule, seconds: (performance.now() - t0) / 1000, stopped: true };
       }
-      const p = phaseOf(step);
+      if (step >= totalSteps && !finishing) {
+        // quantization-aware finishing: every activation ReLU (exact backward), fake quantization at
+        // the integer plan's points (clipped straight-through estimator), int8 per-column weights,
+        // lr/10; the ranges calibrated when finishing starts are kept in the checkpoint (a resume must
+        // not re-calibrate on weights that moved)
+        finishing = true;
+        swapped.clear();
+        for (const a of actNames) swapped.add(a);
+        applyGraphSwaps(swapped, 0);
+        qatRanges ??= new Map();
+        const count = Math.min(n, 4 * batch);
+        const nq = enableGraphFakeQuant(sg, X.subarray(0, count * px), count, batch, qatRanges);
+        log(`distill: quantization-aware finishing, ${qat} steps, ${nq} fake-quantized tensors + int8 per-channel weights`);
+      }
+      const p = finishing ? phase : phaseOf(step);
       if (p !== phase) {
         swapped.clear();
         for (let q = 0; q <= p; q++) for (const a of phases[q]) swapped.add(a);
@@ -635,13 +486,13 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
         phase = p;
         cb.onPhase?.(p, [...swapped]);
       }
-      const { x, y } = minibatch(step, { X, labels: train.labels, n, px, batch, perm, rng, xb, yb });
+      const { x, y } = finishing ? randomBatch() : minibatch(step, { X, labels: train.labels, n, px, batch, perm, rng, xb, yb });
       const B = y.length;
-      const lr = native.trainLr(step, totalSteps, o.warmup ?? Math.min(20, Math.floor(totalSteps / 10)), lr0, minLr);
+      const lr = finishing ? lr0 * 0.1 : native.trainLr(step, totalSteps, o.warmup ?? Math.min(20, Math.floor(totalSteps / 10)), lr0, minLr);
       step++;
       const tLogits = (await teacher.run({ [sg.input]: new Tensor('float32', x, [B, ...sg.inputShape]) }))[sg.outputName].data as Float32Array;
       const ts = tg ? tg.forward(x, B, false, feats) : undefined;
-      const swappedActs = actNames.filter((a) => swapped.has(a));
+      const swappedActs = finishing ? [] : actNames.filter((a) => swapped.has(a));
       const st: TapeState = sg.forward(x, B, true, [...feats, ...(target !== undefined ? swappedActs : [])]);
       const logits = st.values.get(st.tape.output)!;
       const ce = native.trainLoss('ce', logits, y, sg.classes, 0);
@@ -670,13 +521,14 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
         native.trainAdamw(prm.data, g, m.get(k)!, v.get(k)!, step, { lr, weightDecay: prm.decay ? wd : 0 });
       }
       if (sp && target !== undefined) lambda = Math.min(100, Math.max(1e-3, lambda * (sp.density > target ? 1.02 : 0.98)));
-      await cb.onStep?.({ step, totalSteps, phase: p, phases: phases.length, swapped: [...swapped], loss, ce: ce.loss, kl: kl.loss, feature: fl?.loss ?? 0, lr,
+      await cb.onStep?.({ step, totalSteps: totalSteps + qat, phase: finishing ? phases.length : p, phases: phases.length + (qat > 0 ? 1 : 0), swapped: [...swapped], loss, ce: ce.loss, kl: kl.loss, feature: fl?.loss ?? 0, lr,
         correct: countCorrect(logits, y, sg.classes), batch: B, sparsity: sp?.loss, density: sp?.density });
-      if (every > 0 && step % every === 0 && step < totalSteps) save();
+      if (every > 0 && step % every === 0 && step < totalSteps + qat) save();
       if (step % 4 === 0) await new Promise((res) => setImmediate(res));  // keep signals alive
     }
   } finally {
     teacher.release();
+    disableGraphFakeQuant(sg);
   }
   applyGraphSwaps(new Set(actNames), 0);
   const ev = evaluateGraph(sg, test, nTest, norm.mean, norm.std, batch, actNames);
@@ -686,6 +538,6 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   fs.renameSync(tmp, o.out);
   const density = ev.overall;
   log(`distill: student accuracy ${ev.accuracy.toFixed(4)}, ReLU density ${density.toFixed(3)} → ${o.out}`);
-  return { teacher_accuracy: teacherAcc, student_accuracy: ev.accuracy, out: o.out, steps: step, phases, schedule, seconds: (performance.now() - t0) / 1000,
+  return { teacher_accuracy: teacherAcc, student_accuracy: ev.accuracy, out: o.out, steps: totalSteps, phases, schedule, seconds: (performance.now() - t0) / 1000,
     relu_density: density, relu_density_blocks: ev.density, peak_activation_bytes: peak, saved_activation_bytes: saved };
 }

@@ -11,7 +11,7 @@ export interface OpDesc {
   transB?: boolean; alpha?: number; eps?: number;
   dims?: [number, number, number]; bdims?: [number, number, number];
   xItem?: number; block?: number; idx?: Int32Array;
-  fn?: string; bits?: number;
+  fn?: string; bits?: number; tableBorders?: number[]; tableLevels?: number[];  // act (a fixed few-bit table: tableBorders/tableLevels)
   scale?: number; zp?: number; qmin?: number; qmax?: number;  // fakequant
   bop?: number; odims?: number[]; sa?: number[]; sb?: number[];  // binary: 0 add, 1 sub, 2 mul, 3 div, broadcast strides
   shift?: number;                                                // scale_shift: alpha·x + shift

@@ -57,6 +57,8 @@ export interface TapeState {
   peakBytes: number;
   /** bytes kept for backward at the end of forward */
   savedBytes: number;
+  /** where the high-water mark was reached: 'forward NODE' or 'backward NODE' (diagnostics) */
+  peakAt: string;
   live: number;
   /** per saved activation, the lowest node index whose backward reads it (freed after that rule) */
   savedUntil: Map<string, number>;
@@ -64,6 +66,8 @@ export interface TapeState {
   lnShared: Map<string, Float32Array>;
   /** attention probabilities kept as 8-bit codes round(p·255) for backward (attentionProbs8bit) */
   p8: Map<string, Uint8Array>;
+  /** recompute: tensors rebuilt in backward by the backward step that first reads them */
+  recompute: Map<number, { key: string; chain: number[] }[]>;
 }
 
 const ACT_FN: Record<number, string> = { [UnaryOp.relu]: 'relu', [UnaryOp.gelu_erf]: 'gelu', [UnaryOp.gelu_tanh]: 'gelu_tanh', [UnaryOp.sigmoid]: 'sigmoid', [UnaryOp.tanh]: 'tanh', [UnaryOp.silu]: 'silu' };
@@ -97,7 +101,9 @@ function sameStructure(a: Lowered, b: Lowered): boolean {
 export class OnnxTrainGraph {
   readonly params = new Map<string, Param>();
   /** activation settings by name (shared by every batch's tape) */
-  readonly acts = new Map<string, { fn: string; bits: number; teacherFn: string }>();
+  /** per activation: its function, few-bit bits, the teacher's function and an optional fixed table
+   *  (2^bits − 1 borders, 2^bits levels) used instead of the solved one when bits > 0 */
+  readonly acts = new Map<string, { fn: string; bits: number; teacherFn: string; table?: { borders: number[]; levels: number[] } }>();
   readonly input: string;
   readonly inputShape: number[];   // per sample
   readonly outputName: string;
@@ -114,6 +120,20 @@ export class OnnxTrainGraph {
    *  8-bit codes round(p·255) instead of fp32; both the softmax and the P·V backward read the decoded
    *  values (an approximation: |Δp| ≤ 1/510). Off by default. */
   attentionProbs8bit = false;
+  /** Cheap activations are not kept for backward but recomputed there, by the backward step that
+   *  first reads them, from tensors backward holds anyway: attention probabilities from q and k
+   *  (q·kᵀ, bias, softmax) and LayerNorm outputs (and gathers of them, e.g. window partitions) from
+   *  the LayerNorm input. The same native ops on the same inputs, so the values are bit-identical.
+   *  Costs one extra q·kᵀ + softmax per attention and one LayerNorm per norm in backward. On by
+   *  default; probabilities kept in 8 bits and memory-sharing LayerNorms are left as they are. */
+  recompute = true;
+  /** Quantization-aware finishing: a `fakequant` op after each of these tensors (tape key → op),
+   *  every reader reading the quantized value; set with setFakeQuant. */
+  private fakeQuant: Map<string, OpDesc> | null = null;
+  private readonly fqTapes = new Map<number, Tape>();
+  /** Quantization-aware finishing: linear weights rounded to int8 per output column (max|w|/127) in
+   *  forward; their gradients go to the float parameters unchanged (straight-through). */
+  quantizeWeights = false;
   /** per activation, the name of the tensor its MLP adds back to the residual stream (block output) */
   blockOut = new Map<string, string>();
 
@@ -142,8 +162,24 @@ export class OnnxTrainGraph {
     this.classes = this.predict(new Float32Array(numel(this.inputShape)), 1).length;
   }
 
-  /** The tape for one batch size (compiled on first use). */
+  /** Fake quantization after the given tensors (quantization-aware finishing), or none (null). */
+  setFakeQuant(points: Map<string, OpDesc> | null): void {
+    for (const [k, d] of points ?? []) if (d.op !== 'fakequant') throw new Error(`setFakeQuant: '${k}': op must be fakequant, got '${d.op}'`);
+    this.fakeQuant = points && points.size ? points : null;
+    this.fqTapes.clear();
+  }
+
+  /** The tape for one batch size (compiled on first use), with the fake quantization if set. */
   tape(batch: number): Tape {
+    if (this.fakeQuant) {
+      let q = this.fqTapes.get(batch);
+      if (!q) { q = withFakeQuant(this.plainTape(batch), this.fakeQuant); this.fqTapes.set(batch, q); }
+      return q;
+    }
+    return this.plainTape(batch);
+  }
+
+  private plainTape(batch: number): Tape {
     let t = this.tapes.get(batch);
     if (!t) {
       t = this.build(batch);
@@ -445,6 +481,60 @@ export class OnnxTrainGraph {
     }
   }
 
+  /** recompute: every saved softmax / LayerNorm / gather output whose inputs go back (through at
+   *  most 4 cheap ops) to constants and to tensors backward still holds when it first needs the
+   *  output is dropped from the saved set and scheduled for recomputation (GEMMs other than q·kᵀ
+   *  and activations are never re-run). */
+  private planRecompute(st: TapeState, saved: Set<string>): void {
+    const t = st.tape;
+    const producer = new Map(t.nodes.map((n, i) => [n.output, i]));
+    const isConst = (k: string) => t.fixed.has(k) || t.derived.has(k);
+    const roots = new Set(['softmax', 'layernorm', 'gather']);
+    const cheap = new Set(['matmul', 'add_bcast', 'add', 'binary', 'scale_shift', 'softmax', 'layernorm', 'gather']);
+    const readers = new Map<string, number>();  // highest node index whose backward rule reads each tensor
+    t.nodes.forEach((m, j) => { for (const k of this.savedBy(m, st)) readers.set(k, j); });
+    t.nodes.forEach((n, si) => {
+      if (n.kind !== 'native' || !roots.has(n.desc!.op) || !saved.has(n.output) || st.p8.has(n.output) || st.lnShared.has(n.output)) return;
+      const at = readers.get(n.output) ?? -1;
+      const chain: number[] = [];
+      const visit = (i: number): boolean => {
+        const m = t.nodes[i];
+        if (chain.includes(i)) return true;
+        if (m.kind !== 'native' || !cheap.has(m.desc!.op) || chain.length >= 4 || st.lnShared.has(m.output)) return false;
+        chain.push(i);
+        return m.inputs.every((k) => {
+          if (isConst(k)) return true;
+          if (saved.has(k) && k !== n.output) return st.savedUntil.get(k)! < at;  // still held at step `at`
+          if (k === 'input') return false;  // released after its last forward reader
+          const p = producer.get(k);
+          return p !== undefined && visit(p);
+        });
+      };
+      if (at <= si || !visit(si)) return;
+      saved.delete(n.output);
+      const list = st.recompute.get(at) ?? [];
+      list.push({ key: n.output, chain: chain.sort((a, b) => a - b) });
+      st.recompute.set(at, list);
+    });
+  }
+
+  /** Re-runs a recompute chain in backward; only its last output stays (counted in live bytes).
+   *  An intermediate that is live already (recomputed for another reader) is used, not replaced. */
+  private rerun(st: TapeState, chain: number[], bump: (b: number) => void): void {
+    const t = st.tape;
+    const made: string[] = [];
+    for (const i of chain) {
+      const n = t.nodes[i];
+      if (st.values.has(n.output)) continue;
+      const r = native.trainForward(this.descOf(n), n.inputs.map((k) => st.values.get(k)!));
+      st.values.set(n.output, r.y);
+      bump(r.y.byteLength);
+      made.push(n.output);
+    }
+    const last = t.nodes[chain[chain.length - 1]].output;
+    for (const k of made) if (k !== last) { st.live -= st.values.get(k)!.byteLength; st.values.delete(k); }
+  }
+
   /** Parameter-made constants of a tape, from the current parameter values. */
   private constValues(t: Tape, values: Map<string, Float32Array>): void {
     for (const [k, v] of t.fixed) values.set(k, v);
@@ -455,12 +545,26 @@ export class OnnxTrainGraph {
       for (let j = 0; j < v.length; j++) v[j] = m.idx[j] < 0 ? m.c[j] : m.s[j] * p[m.idx[j]] + m.c[j];
       values.set(k, v);
     }
+    if (!this.quantizeWeights) return;
+    for (const n of t.nodes) {
+      if (n.kind !== 'native' || n.desc!.op !== 'linear' || !t.derived.has(n.inputs[1])) continue;
+      const w = Float32Array.from(values.get(n.inputs[1])!);  // a copy: an identity map is the parameter itself
+      const N = n.desc!.N!, K = w.length / N;
+      for (let c = 0; c < N; c++) {
+        let mx = 0;
+        for (let q = 0; q < K; q++) mx = Math.max(mx, Math.abs(w[q * N + c]));
+        const sc = mx > 0 ? mx / 127 : 1;
+        for (let q = 0; q < K; q++) w[q * N + c] = Math.round(w[q * N + c] / sc) * sc;
+      }
+      values.set(n.inputs[1], w);
+    }
   }
 
   private descOf(n: TapeNode): OpDesc {
     const d = n.desc!;
     if (d.op !== 'act' || !n.act) return d;
     const a = this.acts.get(n.act)!;
+    if (a.table && a.bits > 0) return { ...d, fn: a.fn, bits: a.bits, tableBorders: a.table.borders, tableLevels: a.table.levels };
     return { ...d, fn: a.fn, bits: a.bits };
   }
 
@@ -472,7 +576,7 @@ export class OnnxTrainGraph {
     if (x.length !== per * batch) throw new Error(`train: input '${this.input}' has ${x.length} values, expected ${batch}×${per}`);
     const t = this.tape(batch);
     const values = new Map<string, Float32Array>();
-    const st: TapeState = { tape: t, values, codes: new Map(), sizes: new Map(), peakBytes: 0, savedBytes: 0, live: 0, savedUntil: new Map(), lnShared: new Map(), p8: new Map() };
+    const st: TapeState = { tape: t, values, codes: new Map(), sizes: new Map(), peakBytes: 0, savedBytes: 0, peakAt: '', live: 0, savedUntil: new Map(), lnShared: new Map(), p8: new Map(), recompute: new Map() };
     this.constValues(t, values);
     values.set('input', x);
     st.sizes.set('input', x.length);
@@ -497,10 +601,13 @@ export class OnnxTrainGraph {
       for (let i = t.nodes.length - 1; i >= 0; i--) {
         for (const k of this.savedBy(t.nodes[i], st)) if (!isConst(k)) { saved.add(k); st.savedUntil.set(k, i); }
       }
+      if (this.recompute) this.planRecompute(st, saved);
     }
-    const bump = (b: number) => { st.live += b; if (st.live > st.peakBytes) st.peakBytes = st.live; };
+    let at = 'input';
+    const bump = (b: number) => { st.live += b; if (st.live > st.peakBytes) { st.peakBytes = st.live; st.peakAt = at; } };
     bump(x.byteLength);
     t.nodes.forEach((n, i) => {
+      at = `forward ${i} ${n.kind === 'native' ? n.desc!.op : n.kind} ${n.output}`;
       const ins = n.inputs.map((k) => {
         const v = values.get(k);
         if (!v) throw new Error(`internal: '${k}' missing at node '${n.name}'`);
@@ -513,7 +620,10 @@ export class OnnxTrainGraph {
           st.lnShared.set(n.output, rs);
           bump(rs.byteLength);
         }
-        const r = native.trainForward(this.descOf(n), ins);
+        // a few-bit act whose input nothing reads afterwards writes y over it (the codes are taken first)
+        const k0 = n.inputs[0];
+        const inplace = n.desc!.op === 'act' && !saved.has(k0) && t.lastUse.get(k0) === i && !isConst(k0) && k0 !== 'input' && !extra.has(k0) && k0 !== t.output;
+        const r = native.trainForward(this.descOf(n), ins, inplace ? ins[0] : null);
         y = r.y;
         if (st.p8.has(n.output)) {
           const c = new Uint8Array(y.length);
@@ -530,12 +640,13 @@ export class OnnxTrainGraph {
       }
       values.set(n.output, y);
       st.sizes.set(n.output, y.length);
-      bump(y.byteLength);
+      const reused = n.inputs.some((k) => values.get(k) === y);
+      if (!reused) bump(y.byteLength);
       // release inputs whose last forward reader this was, unless backward reads them
       for (const k of new Set(n.inputs)) {
         if (isConst(k) || t.lastUse.get(k) !== i || k === t.output || extra.has(k) || saved.has(k)) continue;
         const v = values.get(k);
-        if (v && values.delete(k)) st.live -= v.byteLength;
+        if (v && values.delete(k) && v !== y) st.live -= v.byteLength;
       }
     });
     st.savedBytes = st.live;
@@ -550,7 +661,8 @@ export class OnnxTrainGraph {
   backward(st: TapeState, dout: Float32Array, seeds?: Map<string, Float32Array>): Map<string, Float32Array> {
     const t = st.tape;
     const grads = new Map<string, Float32Array>();
-    const bump = (b: number) => { st.live += b; if (st.live > st.peakBytes) st.peakBytes = st.live; };
+    let at = 'backward seeds';
+    const bump = (b: number) => { st.live += b; if (st.live > st.peakBytes) { st.peakBytes = st.live; st.peakAt = at; } };
     const isConst = (k: string) => t.fixed.has(k) || t.derived.has(k);
     for (const [name, g] of seeds ?? []) {
       const k = t.names.get(name) ?? name;
@@ -562,14 +674,21 @@ export class OnnxTrainGraph {
     if (dout.length !== st.sizes.get(t.output)) throw new Error(`backward: dout has ${dout.length} values, the output ${st.sizes.get(t.output)}`);
     grads.set(t.output, dout);
     const needs = this.needsGrad(t);
-    const accumulate = (name: string, g: Float32Array) => {
+    // g may be dy itself (in-place act rule): then its bytes move from the output's gradient to the input's
+    let dyMoved = false;
+    const accumulate = (name: string, g: Float32Array, dy: Float32Array) => {
       const have = grads.get(name);
-      if (!have) { grads.set(name, g); if (!isConst(name)) bump(g.byteLength); } else for (let i = 0; i < g.length; i++) have[i] += g[i];
+      if (!have) {
+        grads.set(name, g);
+        if (g === dy) dyMoved = true; else if (!isConst(name)) bump(g.byteLength);
+      } else for (let i = 0; i < g.length; i++) have[i] += g[i];
     };
     const constGrads = new Map<string, Float32Array>();
     const sizeOf = (k: string): number => st.sizes.get(k) ?? st.values.get(k)!.length;
     for (let i = t.nodes.length - 1; i >= 0; i--) {
       const n = t.nodes[i];
+      at = `backward ${i} ${n.kind === 'native' ? n.desc!.op : n.kind} ${n.output}`;
+      for (const r of st.recompute.get(i) ?? []) this.rerun(st, r.chain, bump);
       const dy = grads.get(n.output);
       if (dy) {
         const need = n.inputs.map((k) => needs.has(k));
@@ -589,8 +708,21 @@ export class OnnxTrainGraph {
           const sizes = n.inputs.map(sizeOf);
           const out = d.op === 'softmax' ? st.values.get(n.output)! : null;
           const rstd = st.lnShared.get(n.output);
-          if (rstd && need.some((x) => x)) gs = sharedLayerNormBackward(d, st.values.get(n.output)!, ins[1]!, ins[2]!, rstd, dy, need);
-          else gs = need.some((x) => x) ? native.trainBackward(d, ins, sizes, out, dy, st.codes.get(n.output) ?? null, need) : [];
+          const codes = st.codes.get(n.output) ?? null;
+          const phases = twoPhase(d.op, n.inputs, need, (k) => st.savedUntil.get(k) === i && st.values.has(k) && !isConst(k) && k !== 'input' && k !== t.output);
+          if (rstd && need.some((x) => x)) gs = native.trainBackward(d, [null, ins[1], ins[2]], sizes, st.values.get(n.output)!, dy, null, need, null, rstd);
+          else if (phases) {
+            // take the gradients that read the operand last used here, free it, then the rest
+            const first = native.trainBackward(d, ins, sizes, out, dy, codes, phases.first) as (Float32Array | null)[];
+            const v = st.values.get(phases.free)!;
+            st.values.delete(phases.free); st.live -= v.byteLength;
+            const ins2 = ins.map((x, j) => (n.inputs[j] === phases.free ? null : x));
+            const second = native.trainBackward(d, ins2, sizes, out, dy, codes, phases.second) as (Float32Array | null)[];
+            gs = first.map((g, j) => g ?? second[j]);
+          } else if ((d.op === 'act' || d.op === 'softmax') && need[0] && n.output !== t.output) {
+            // elementwise / row-wise rules: dx overwrites dy, which nothing reads after this node
+            gs = native.trainBackward(d, ins, sizes, out, dy, codes, need, dy);
+          } else gs = need.some((x) => x) ? native.trainBackward(d, ins, sizes, out, dy, codes, need) : [];
         } else if (n.kind === 'concat') {
           gs = n.inputs.map((k, j) => (need[j] ? dy.slice(n.offsets![j], n.offsets![j] + sizeOf(k)) : null));
         } else {
@@ -604,9 +736,10 @@ export class OnnxTrainGraph {
           if (isConst(k)) {
             const have = constGrads.get(k);
             if (!have) constGrads.set(k, g); else for (let q = 0; q < g.length; q++) have[q] += g[q];
-          } else accumulate(k, g);
+          } else accumulate(k, g, dy);
         });
-        if (n.output !== t.output) { grads.delete(n.output); st.live -= dy.byteLength; }
+        if (n.output !== t.output) { grads.delete(n.output); if (!dyMoved) st.live -= dy.byteLength; }
+        dyMoved = false;
       }
       // saved tensors whose last backward reader was this node
       for (const k of this.savedBy(n, st)) {
@@ -695,6 +828,37 @@ export class OnnxTrainGraph {
   }
 }
 
+/** A copy of tape t with a fakequant node after every tensor of `points`, its readers reading the
+ *  quantized value (key + '.fq'). */
+function withFakeQuant(t: Tape, points: Map<string, OpDesc>): Tape {
+  const nodes: TapeNode[] = [];
+  const fq = (k: string) => (points.has(k) ? `${k}.fq` : k);
+  const known = new Set(t.nodes.map((n) => n.output));
+  for (const k of points.keys()) if (!known.has(k)) throw new Error(`fake quantization: '${k}' is not an op output of this graph`);
+  for (const n of t.nodes) {
+    nodes.push({ ...n, inputs: n.inputs.map(fq) });
+    const d = points.get(n.output);
+    if (d) nodes.push({ name: `${n.output}.fakequant`, kind: 'native', desc: d, inputs: [n.output], output: `${n.output}.fq` });
+  }
+  const isConst = (k: string) => t.fixed.has(k) || t.derived.has(k);
+  const lastUse = new Map<string, number>();
+  nodes.forEach((n, i) => { for (const x of n.inputs) if (!isConst(x)) lastUse.set(x, i); });
+  return { ...t, nodes, lastUse, output: fq(t.output) };
+}
+
+/** linear (x·W + b) and matmul (A·B): dW, db (dB) read only x (A) and dx (dA) only W (B). When one
+ *  operand's last reader is this node and both kinds of gradient are wanted, the trainer takes the
+ *  gradients that read it, frees it, then takes the others: the operand and the second gradient are
+ *  never alive together (the peak of a step is often at such a node). */
+function twoPhase(op: string, inputs: string[], need: boolean[], freeable: (k: string) => boolean): { first: boolean[]; second: boolean[]; free: string } | null {
+  if ((op !== 'linear' && op !== 'matmul') || !need[0] || !need.slice(1).some((x) => x) || inputs[0] === inputs[1]) return null;
+  const rest = need.map((x, j) => j > 0 && x);
+  const dx = need.map((x, j) => j === 0 && x);
+  if (freeable(inputs[0])) return { first: rest, second: dx, free: inputs[0] };
+  if (op === 'matmul' && freeable(inputs[1])) return { first: dx, second: rest, free: inputs[1] };
+  return null;
+}
+
 /** 1/σ of every row of D values (σ² + eps, float64 sums like the native LayerNorm). */
 function rowRstd(x: Float32Array, D: number, eps: number): Float32Array {
   const R = x.length / D;
@@ -707,28 +871,6 @@ function rowRstd(x: Float32Array, D: number, eps: number): Float32Array {
     r[i] = 1 / Math.sqrt(v / D + eps);
   }
   return r;
-}
-
-/** LayerNorm backward from its output: x̂ = (y − β)/γ, then dx = 1/σ·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))
- *  with dx̂ = dy·γ; dγ = Σ dy·x̂, dβ = Σ dy (the input is not needed). */
-function sharedLayerNormBackward(d: OpDesc, y: Float32Array, gamma: Float32Array, beta: Float32Array, rstd: Float32Array, dy: Float32Array, need: boolean[]): (Float32Array | null)[] {
-  const D = d.D!, R = y.length / D;
-  const dx = need[0] ? new Float32Array(y.length) : null;
-  const dg = new Float64Array(D), db = new Float64Array(D);
-  const xh = new Float64Array(D), dxh = new Float64Array(D);
-  for (let r = 0; r < R; r++) {
-    let m1 = 0, m2 = 0;
-    for (let i = 0; i < D; i++) {
-      const k = r * D + i;
-      xh[i] = (y[k] - beta[i]) / gamma[i];
-      dxh[i] = dy[k] * gamma[i];
-      m1 += dxh[i]; m2 += dxh[i] * xh[i];
-      dg[i] += dy[k] * xh[i]; db[i] += dy[k];
-    }
-    m1 /= D; m2 /= D;
-    if (dx) for (let i = 0; i < D; i++) dx[r * D + i] = rstd[r] * (dxh[i] - m1 - xh[i] * m2);
-  }
-  return [dx, need[1] ? Float32Array.from(dg) : null, need[2] ? Float32Array.from(db) : null];
 }
 
 /** x·(x·x) → Pow(x, 3): the tanh-GELU of some exporters (DeiT) then fuses like the Pow form does,

@@ -45,6 +45,9 @@ struct Op {
   std::string fn;                 // act
   int bits = 0;                   // act: 0 = exact backward (keep x), 1..4 = keep few-bit codes
   std::shared_ptr<const FewbitTable> table;
+  // act with bits > 0: a fixed table instead of the solved one (2^bits − 1 ascending inner borders,
+  // 2^bits levels; code = number of borders below x), e.g. Approx-BP's ReGELU2
+  std::vector<double> table_borders, table_levels;
   FewbitCodec codec;
   bool fast_fn = false;           // gelu / relu: dedicated loops instead of the double reference
   float q_scale = 1.f;            // fakequant
@@ -66,6 +69,9 @@ struct Saved {
   const float* out = nullptr;     // forward output
   const uint8_t* codes = nullptr; // act with bits > 0
   size_t codes_n = 0;
+  // layernorm from its output (memory-sharing LayerNorm, in[0] null): 1/σ per row; out = y, in[2] = β
+  const float* aux = nullptr;
+  size_t aux_n = 0;
 };
 
 // y must hold output_size(...) floats; codes (act with bits > 0) fewbit_packed_bytes(n, bits).
