@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, writeNginxConf } from '../scripts/nginx-conf.mjs';
+import { freePort, stopNginx, writeNginxConf } from '../scripts/nginx-conf.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (k, d) => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1] : d; };
@@ -38,7 +38,14 @@ async function cluster(replicas) {
   procs.push(ng);
   const url = `http://127.0.0.1:${fp}`;
   await waitHttp(`${url}/v2/health/ready`);
-  return { url, stop: () => { for (const p of procs.splice(0)) p.kill('SIGKILL'); fs.rmSync(tmp, { recursive: true, force: true }); } };
+  return {
+    url,
+    stop: async () => {
+      await stopNginx(ng);
+      for (const p of procs.splice(0)) p.kill('SIGKILL');
+      fs.rmSync(tmp, { recursive: true, force: true });
+    },
+  };
 }
 
 const x = Float32Array.from({ length: R * 784 }, (_, i) => Math.sin(i * 0.1));
@@ -70,7 +77,7 @@ try {
   for (let r = 0; r < runs; r++) {
     for (const n of [1, 2]) {
       const c = await cluster(n);
-      try { await load(c.url); rates[n].push(await load(c.url)); } finally { c.stop(); }
+      try { await load(c.url); rates[n].push(await load(c.url)); } finally { await c.stop(); }
     }
   }
 } finally { for (const p of procs) p.kill('SIGKILL'); }

@@ -34,3 +34,15 @@ export function writeNginxConf(template, { replicas, listen, prefix }) {
   fs.writeFileSync(file, conf);
   return file;
 }
+
+/**
+ * Stops an nginx master started with `daemon off`: SIGTERM (fast shutdown: it ends its workers), then
+ * SIGKILL after `ms`. A SIGKILLed master leaves its workers running, bound to the port, for ever.
+ */
+export async function stopNginx(proc, ms = 5000) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  proc.kill('SIGTERM');
+  const timer = new Promise((resolve) => setTimeout(() => resolve('timeout'), ms));
+  if ((await Promise.race([exited, timer])) === 'timeout') proc.kill('SIGKILL');
+}

@@ -2,7 +2,7 @@
 // forward keep b-bit codes instead of the fp32 input of an activation; in backward multiply the
 // incoming gradient by the level of each element's interval. Tables are optimal for
 // J = ∫(f′ − q)² w (exact DP in native/train/fewbit.cc) and cached natively.
-import { native } from './native.js';
+import { native, type FewbitNativeOptions } from './native.js';
 
 export const FEWBIT_FUNCTIONS = [
   'gelu', 'gelu_tanh', 'silu', 'mish', 'elu', 'celu', 'selu', 'softplus', 'softsign', 'sigmoid', 'tanh',
@@ -65,10 +65,7 @@ export interface FewbitTable {
   grid: number;
 }
 
-interface NativeOpts {
-  lo?: number; hi?: number; weight?: string; edges?: number[]; counts?: number[]; grid?: number; polish?: boolean; fold?: boolean;
-  p0?: number; p1?: number;
-}
+type NativeOpts = FewbitNativeOptions & { edges?: number[]; counts?: number[] };
 
 function checkFn(fn: unknown): FewbitFn {
   if (typeof fn !== 'string' || !(FEWBIT_FUNCTIONS as readonly string[]).includes(fn)) {

@@ -90,8 +90,48 @@ export interface KernelTestBinding {
   qIsqrt(v: bigint): bigint;
 }
 
+/** Options of the few-bit solver as the binding reads them (src/fewbit.ts builds them from FewbitOptions). */
+export interface FewbitNativeOptions {
+  lo?: number; hi?: number; weight?: string; edges?: ArrayLike<number>; counts?: ArrayLike<number>;
+  grid?: number; polish?: boolean; fold?: boolean; p0?: number; p1?: number;
+}
+
+/** Few-bit backward (native/binding/fewbit.cc → native/train/fewbit*.cc). */
+export interface FewbitBinding {
+  fewbitFunctions(): { name: string; exact: boolean }[];
+  fewbitTable(fn: string, bits: number, opts: FewbitNativeOptions): {
+    fn: string; bits: number; lo: number; hi: number; weight: 'uniform' | 'normal' | 'histogram'; exact: boolean; fold: boolean;
+    grid: number; borders: Float64Array; steps: number[]; levels: Float64Array; error: number;
+  };
+  fewbitObjective(fn: string, borders: ArrayLike<number>, levels: ArrayLike<number>, opts: FewbitNativeOptions): number;
+  fewbitFitLevels(fn: string, borders: ArrayLike<number>, opts: FewbitNativeOptions): { levels: Float64Array; error: number };
+  fewbitForward(fn: string, x: Float32Array, bits: number, opts: FewbitNativeOptions, withY: boolean): { y: Float32Array; codes: Uint8Array };
+  fewbitBackward(fn: string, codes: Uint8Array, gradOut: Float32Array, bits: number, opts: FewbitNativeOptions, gradIn?: Float32Array): Float32Array;
+}
+
+/** trainBackward's arguments: the op, its inputs (null where the rule reads only sizes), their sizes,
+ *  its output (or null), dL/dy, its few-bit codes (or null), which input gradients are needed, where to
+ *  write dx (act/softmax; may be dy itself) and a per-row auxiliary (layernorm from its output). */
+export type TrainBackwardArgs = [op: object, inputs: (Float32Array | null)[], sizes: number[], y: Float32Array | null,
+  dy: Float32Array, codes: Uint8Array | null, need: boolean[], into?: Float32Array | null, aux?: Float32Array | null];
+
+/** Training ops, losses and the optimizer (native/binding/train.cc → native/train/). */
+export interface TrainBinding {
+  trainForward(op: object, inputs: (Float32Array | null)[], out?: Float32Array | null): { y: Float32Array; codes?: Uint8Array };
+  trainForwardAsync(op: object, inputs: (Float32Array | null)[], out?: Float32Array | null): Promise<{ y: Float32Array; codes?: Uint8Array }>;
+  trainBackward(...args: TrainBackwardArgs): (Float32Array | null)[];
+  trainBackwardAsync(...args: TrainBackwardArgs): Promise<(Float32Array | null)[]>;
+  trainLoss(kind: 'ce' | 'kl', logits: Float32Array, target: Int32Array | Float32Array, classes: number, param: number): { loss: number; grad: Float32Array };
+  trainAdamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, step: number,
+    o: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }): void;
+  trainLr(step: number, totalSteps: number, warmup: number, lr: number, minLr: number): number;
+  trainSumSquares(g: Float32Array): number;
+  trainScale(g: Float32Array, k: number): void;
+  trainSetThreads(n: number): void;
+}
+
 /** The functions the addon exports. Binding files add theirs; keep this in step with native/binding/. */
-export interface NativeBinding extends KernelTestBinding {
+export interface NativeBinding extends KernelTestBinding, FewbitBinding, TrainBinding {
   cpuFeatures(): CpuFeatures;
   activeIsa(): 'scalar' | 'avx2';
   setIsa(isa: 'scalar' | 'avx2' | 'auto'): void;
@@ -116,8 +156,6 @@ export interface NativeBinding extends KernelTestBinding {
   qBenchSparseGemm(M: number, K: number, N: number, density: number,
     o?: { reps?: number; aMax?: number; channels?: boolean; isa?: string; seed?: number }):
     { dense: BenchTiming; sparse: BenchTiming; auto: BenchTiming; density: number; autoSparse: boolean; breakEven: number };
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  [name: string]: any;
 }
 
 /** An installed package's prebuilt addon (scripts/prebuild.js, scripts/install.js), if any. */

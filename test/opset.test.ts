@@ -173,3 +173,28 @@ describe('Split num_outputs (opset 18)', () => {
     expect(Array.from(a.y.subarray(0, 7))).toEqual([-7, 8, 100, 1200, 1, 20, 300]);
   });
 });
+
+describe('training the opset-20 graph (Gelu op)', () => {
+  it('OnnxTrainGraph finds its Gelu ops; the ReLU student keeps the layout with one Relu per Gelu', async () => {
+    const { OnnxTrainGraph } = await import('../src/train/onnx-graph.js');
+    const { loadModel } = await import('../src/onnx/load.js');
+    const bytes = upgradeOpset(fs.readFileSync(path.join(FIX, 'hf-vit.onnx')), 20).bytes;
+    const g = new OnnxTrainGraph(bytes, 'hf-vit-20');
+    expect(g.actList.length).toBe(2);
+    for (const a of g.acts.values()) expect(a.fn).toBe('gelu');
+    const per = g.inputShape.reduce((a, b) => a * b, 1);
+    const xs = Float32Array.from({ length: 2 * per }, (_, i) => Math.sin(i * 0.3));
+    // the GELU graph's forward equals the engine on the same file
+    const y0 = g.predict(xs, 2);
+    const ref = (await ours(bytes, { [g.input]: new Tensor('float32', xs, [2, ...g.inputShape]) })).y;
+    expect(maxAbs(y0, ref)).toBeLessThan(1e-4);
+    for (const a of g.acts.values()) a.fn = 'relu';
+    const ys = g.predict(xs, 2);
+    const out = g.exportOnnx();
+    const m = loadModel(out);
+    expect(m.nodes.filter((n) => n.opType === 'Relu')).toHaveLength(2);
+    expect(m.nodes.some((n) => n.opType === 'Gelu')).toBe(false);
+    const got = (await ours(out, { [g.input]: new Tensor('float32', xs, [2, ...g.inputShape]) })).y;
+    expect(maxAbs(got, ys)).toBeLessThan(1e-4);
+  });
+});

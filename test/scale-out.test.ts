@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InferenceSession, Tensor } from '../src/index.js';
 // @ts-expect-error — a plain .mjs helper shared with bench/scale-out.js
-import { freePort, writeNginxConf } from '../scripts/nginx-conf.mjs';
+import { freePort, stopNginx, writeNginxConf } from '../scripts/nginx-conf.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'dist', 'cli', 'main.js');
@@ -45,6 +45,7 @@ async function waitHttp(url: string): Promise<void> {
 
 let front = '';
 let replicas: ChildProcess[] = [];
+let nginx: ChildProcess | undefined;
 beforeAll(async () => {
   if (!NGINX) throw new Error('nginx not found (/usr/sbin/nginx): `apt-get install nginx` (CI installs it in .ci/run)');
   const ports: number[] = [await freePort(), await freePort()];
@@ -52,13 +53,14 @@ beforeAll(async () => {
   const fp: number = await freePort();
   // the shipped configuration, with this test's ports and a private prefix
   const confFile = writeNginxConf(path.join(root, 'deploy', 'nginx', 'swinq.conf'), { replicas: ports, listen: fp, prefix: tmp });
-  const ng = spawn(NGINX, ['-p', tmp, '-c', confFile], { stdio: 'ignore' });
-  procs.push(ng);
+  nginx = spawn(NGINX, ['-p', tmp, '-c', confFile], { stdio: 'ignore' });
   front = `http://127.0.0.1:${fp}`;
   await waitHttp(`${front}/v2/health/ready`);
 }, 120_000);
 
-afterAll(() => {
+afterAll(async () => {
+  // nginx first, by SIGTERM: a SIGKILLed master leaves its workers behind on the port
+  if (nginx) await stopNginx(nginx);
   for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
   fs.rmSync(tmp, { recursive: true, force: true });
 });

@@ -1,7 +1,7 @@
 // A training graph: a flat list of train ops over named tensors. Parameters (trainable or
 // constant, e.g. the shift mask) are batch-independent; every other tensor is a per-sample size
 // times the batch. The native ops (native/train) do the work; this file keeps the tape.
-import { native } from '../native.js';
+import { native, type TrainBackwardArgs } from '../native.js';
 
 export type OpKind = 'linear' | 'layernorm' | 'matmul' | 'softmax' | 'add' | 'add_bcast' | 'gather' | 'act' | 'mean_pool' | 'fakequant' | 'binary' | 'scale_shift';
 
@@ -215,8 +215,7 @@ export class TrainGraph {
   }
 
   // yields the argument lists of trainBackward, receives the gradients
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  private *backwardSteps(st: ForwardState, dout: Float32Array, seeds?: Map<string, Float32Array>): Generator<any[], Map<string, Float32Array>, (Float32Array | null)[]> {
+  private *backwardSteps(st: ForwardState, dout: Float32Array, seeds?: Map<string, Float32Array>): Generator<TrainBackwardArgs, Map<string, Float32Array>, (Float32Array | null)[]> {
     const grads = new Map<string, Float32Array>();
     for (const [t, g] of seeds ?? []) {
       if (!this.nodes.some((n) => n.output === t)) throw new Error(`backward: seed '${t}' is not an op output of this graph`);

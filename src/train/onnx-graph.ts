@@ -917,6 +917,11 @@ function swapActivations(g: any, swaps: { name: string; fn: string }[], source: 
     if (!op) throw new Error(`export: activation '${fn}' has no ONNX form here (only relu)`);
     const last = producer.get(name);
     if (!last) throw new Error(`${source}: activation output '${name}' has no producer`);
+    if (last.opType === 'Gelu' && (!last.domain || last.domain === 'ai.onnx')) {
+      // ONNX's own Gelu (opset 20): one node, swapped in place
+      g.node.splice(g.node.indexOf(last), 1, { name: `${last.name || name}_${op}`, opType: op, input: [last.input[0]], output: [name], attribute: [] });
+      continue;
+    }
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const cone: any[] = [];
     const queue = [last];
