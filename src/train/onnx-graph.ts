@@ -1,6 +1,7 @@
 // Training on the graph a model file describes: the ONNX model is specialized, fused and lowered by
 // the fp32 compiler (src/passes, src/compile) for one batch size, and every plan op becomes one or
-// more train ops (native/train: forward and one backward rule per op kind). Parameters are the float
+// more train ops (src/train/tape-builder.ts: one rule per plan op kind; native/train: forward and one
+// backward rule per train op). Parameters are the float
 // initializers the plan's constants come from: a probe run finds, for every element of every plan
 // constant, which initializer element it is (scale·p[i] + offset: transposed weights, gathered
 // relative-position tables, tables folded with a shift mask) so gradients flow back to the
@@ -8,13 +9,9 @@
 import onnxProto from 'onnx-proto';
 import { native } from '../native.js';
 import { loadModel } from '../onnx/load.js';
-import { numel, type ConstTensor, type Graph, type Node } from '../ir/graph.js';
-import { specialize } from '../passes/specialize.js';
-import { fuse } from '../passes/fuse.js';
-import { lower, type Lowered } from '../compile/lower.js';
-import { BinaryOp, ReduceOp, UnaryOp } from '../plan/ops.js';
-import { mulberry32 } from '../util/random.js';
+import { numel, type Graph, type Node } from '../ir/graph.js';
 import type { OpDesc, Param } from './graph.js';
+import { buildTape, fc2Of } from './tape-builder.js';
 
 const { onnx } = onnxProto;
 
@@ -30,7 +27,7 @@ export interface TapeNode {
 }
 
 /** How a plan constant is made from one initializer: v[j] = s[j]·p[idx[j]] + c[j] (idx −1: c[j] alone). */
-interface ConstMap { param: string; idx: Int32Array; s: Float32Array; c: Float32Array; identity: boolean }
+export interface ConstMap { param: string; idx: Int32Array; s: Float32Array; c: Float32Array; identity: boolean }
 
 export interface Tape {
   batch: number;
@@ -70,9 +67,6 @@ export interface TapeState {
   recompute: Map<number, { key: string; chain: number[] }[]>;
 }
 
-const ACT_FN: Record<number, string> = { [UnaryOp.relu]: 'relu', [UnaryOp.gelu_erf]: 'gelu', [UnaryOp.gelu_tanh]: 'gelu_tanh', [UnaryOp.sigmoid]: 'sigmoid', [UnaryOp.tanh]: 'tanh', [UnaryOp.silu]: 'silu' };
-const LINEAR_ACT: Record<number, string> = { 1: 'relu', 2: 'gelu', 3: 'gelu_tanh' };
-const CODE_MOD = 2048;
 
 /** Attention masks (0 and ≤ −100) are constants, not parameters. */
 function maskLike(d: ArrayLike<number>): boolean {
@@ -85,18 +79,7 @@ function maskLike(d: ArrayLike<number>): boolean {
   return low;
 }
 
-function lowerWith(g: Graph, inits: Map<string, ConstTensor>, dims: Record<string, number[]>): { l: Lowered; nodes: Node[] } {
-  const s = specialize({ ...g, initializers: inits }, dims);
-  const nodes = fuse(s);
-  return { l: lower(s, nodes, g.opset), nodes };
-}
 
-function sameStructure(a: Lowered, b: Lowered): boolean {
-  if (a.tensors.length !== b.tensors.length || a.ops.length !== b.ops.length) return false;
-  for (let i = 0; i < a.tensors.length; i++) if (a.tensors[i].kind !== b.tensors[i].kind || a.tensors[i].dims.join() !== b.tensors[i].dims.join()) return false;
-  for (let i = 0; i < a.ops.length; i++) if (a.ops[i].kind !== b.ops[i].kind || a.ops[i].inputs.join() !== b.ops[i].inputs.join()) return false;
-  return true;
-}
 
 export class OnnxTrainGraph {
   readonly params = new Map<string, Param>();
@@ -189,264 +172,13 @@ export class OnnxTrainGraph {
   }
 
   private build(batch: number): Tape {
-    const g = this.graph;
-    const dims = { [this.input]: [batch, ...this.inputShape] };
-    const real = lowerWith(g, g.initializers, dims);
-    const l = real.l;
-    // ---- probes: which initializer element is each plan-constant element
-    const names = [...this.params.keys()];
-    const base: number[] = [];
-    let total = 0;
-    for (const n of names) { base.push(total); total += this.params.get(n)!.data.length; }
-    const rA = new Float32Array(total), rE = new Float32Array(total);
-    const rnd = mulberry32(12345);
-    for (let i = 0; i < total; i++) { rA[i] = 0.5 + rnd(); rE[i] = 0.5 + rnd(); }
-    const probe = (f: (gi: number) => number): Lowered => {
-      const m = new Map(g.initializers);
-      names.forEach((n, k) => {
-        const c = g.initializers.get(n)!;
-        const d = new Float32Array(c.data.length);
-        for (let i = 0; i < d.length; i++) d[i] = f(base[k] + i);
-        m.set(n, { dtype: 'float32', dims: c.dims, data: d });
-      });
-      const r = lowerWith(g, m, dims).l;
-      if (!sameStructure(r, l)) throw new Error(`${this.source}: the compiled graph changes with the parameter values; cannot train it`);
-      return r;
-    };
-    const A = probe((i) => rA[i]);
-    const B = probe((i) => rA[i] + 1);
-    const Cp = probe((i) => rA[i] + (i % CODE_MOD) + 1);
-    const D = probe((i) => rA[i] + Math.floor(i / CODE_MOD) + 1);
-    const E = probe((i) => rE[i]);
-    const ownerOf = (gi: number): number => { let lo = 0, hi = base.length - 1; while (lo < hi) { const m = (lo + hi + 1) >> 1; if (base[m] <= gi) lo = m; else hi = m - 1; } return lo; };
-    const fixed = new Map<string, Float32Array>();
-    const derived = new Map<string, ConstMap>();
-    const constKey = (id: number): string => {
-      const k = `c${id}`;
-      if (fixed.has(k) || derived.has(k)) return k;
-      const t = l.tensors[id];
-      if (t.dtype !== 'float32') throw new Error(`internal: constant ${id} is ${t.dtype}`);
-      const n = t.data!.data.length;
-      const a = A.tensors[id].data!.data, b = B.tensors[id].data!.data, c3 = Cp.tensors[id].data!.data, d4 = D.tensors[id].data!.data, e5 = E.tensors[id].data!.data;
-      let owner = -1;
-      const idx = new Int32Array(n), s = new Float32Array(n), c = new Float32Array(n);
-      let ok = true;
-      for (let j = 0; j < n && ok; j++) {
-        const sj = b[j] - a[j];
-        if (Math.abs(sj) < 1e-6 && Math.abs(c3[j] - a[j]) < 1e-6 && Math.abs(e5[j] - a[j]) < 1e-6) { idx[j] = -1; c[j] = t.data!.data[j]; continue; }
-        const lo = Math.round((c3[j] - a[j]) / sj) - 1, hi = Math.round((d4[j] - a[j]) / sj) - 1;
-        const gi = hi * CODE_MOD + lo;
-        if (!(sj !== 0 && lo >= 0 && lo < CODE_MOD && gi >= 0 && gi < total)) { ok = false; break; }
-        const o = ownerOf(gi);
-        if (owner === -1) owner = o;
-        else if (owner !== o) { ok = false; break; }
-        const cj = a[j] - sj * rA[gi];
-        if (Math.abs(sj * rE[gi] + cj - e5[j]) > 1e-4 * (1 + Math.abs(e5[j]) + Math.abs(cj))) { ok = false; break; }
-        // (r + 1) − r is 1 only up to float rounding: snap the plain-copy case
-        const one = Math.abs(sj - 1) < 1e-5;
-        idx[j] = gi - base[o]; s[j] = one ? 1 : sj; c[j] = one && Math.abs(cj) < 1e-5 * (1 + Math.abs(a[j])) ? 0 : cj;
-      }
-      if (!ok || owner === -1) {
-        fixed.set(k, t.data!.data instanceof Float32Array ? t.data!.data : Float32Array.from(t.data!.data));
-        return k;
-      }
-      const pname = names[owner];
-      const plen = this.params.get(pname)!.data.length;
-      let identity = n === plen;
-      for (let j = 0; j < n && identity; j++) identity = idx[j] === j && s[j] === 1 && c[j] === 0;
-      derived.set(k, { param: pname, idx, s, c, identity });
-      return k;
-    };
-    // ---- plan ops → train ops
-    const fusedByName = new Map<string, Node>();
-    for (const n of real.nodes) fusedByName.set(n.name, n);
-    const nodes: TapeNode[] = [];
-    const root = (t: number): { r: number; off: number } => {
-      let r = t, off = 0;
-      while (l.tensors[r].aliasOf !== undefined) { off += l.tensors[r].aliasElemOffset ?? 0; r = l.tensors[r].aliasOf!; }
-      return { r, off };
-    };
-    const rename = new Map<string, string>();          // key → the key holding its value
-    const parts = new Map<number, { off: number; len: number; key: string }[]>();
-    const resolved = (k: string): string => { let x = k; while (rename.has(x)) x = rename.get(x)!; return x; };
-    const rootKey = (r: number): string => {
-      const t = l.tensors[r];
-      if (t.kind === 'input') return 'input';
-      if (t.kind === 'const') return constKey(r);
-      const ps = parts.get(r);
-      if (ps && ps.length) {
-        ps.sort((p, q) => p.off - q.off);
-        let at = 0;
-        for (const p of ps) { if (p.off !== at) throw new Error(`${this.source}: staging buffer ${r} is not written contiguously`); at += p.len; }
-        if (at !== numel(t.dims)) throw new Error(`${this.source}: staging buffer ${r} is only partly written`);
-        nodes.push({ name: `concat${r}`, kind: 'concat', inputs: ps.map((p) => resolved(p.key)), output: `t${r}`, offsets: ps.map((p) => p.off) });
-        parts.delete(r);
-      }
-      return resolved(`t${r}`);
-    };
-    const sliceCache = new Map<string, string>();
-    const read = (t: number): string => {
-      if (t < 0) throw new Error('internal: missing input');
-      const { r, off } = root(t);
-      const rk = rootKey(r);
-      const n = numel(l.tensors[t].dims), rn = numel(l.tensors[r].dims);
-      if (off === 0 && n === rn) return rk;
-      const ck = `${rk}@${off}+${n}`;
-      let k = sliceCache.get(ck);
-      if (!k) {
-        k = `s${sliceCache.size}_${rk}`;
-        nodes.push({ name: k, kind: 'slice', inputs: [rk], output: k, offsets: [off, n] });
-        sliceCache.set(ck, k);
-      }
-      return k;
-    };
-    const write = (t: number): string => {
-      const { r, off } = root(t);
-      const n = numel(l.tensors[t].dims), rn = numel(l.tensors[r].dims);
-      if (off === 0 && n === rn) return `t${r}`;
-      const k = `p${t}`;
-      const ps = parts.get(r) ?? [];
-      ps.push({ off, len: n, key: k });
-      parts.set(r, ps);
-      return k;
-    };
-    let ones = 0;
-    const fill = (n: number, v: number): string => {
-      const k = `f${ones++}`;
-      fixed.set(k, new Float32Array(n).fill(v));
-      return k;
-    };
-    const actName = (opName: string, fallback: string): string => {
-      const f = fusedByName.get(opName);
-      return f ? f.outputs[0] : fallback;
-    };
-    const where = (o: { name: string }) => `${this.source}: node '${o.name}'`;
-    l.ops.forEach((op) => {
-      const I = op.ints;
-      const nat = (desc: OpDesc, inputs: string[], output: string, act?: string) => nodes.push({ name: `${op.name}#${nodes.length}`, kind: 'native', desc, inputs, output, act });
-      switch (op.kind) {
-        case 'copy': rename.set(write(op.outputs[0]), read(op.inputs[0])); break;
-        case 'cast':
-          if (l.tensors[op.inputs[0]].dtype !== 'float32' || l.tensors[op.outputs[0]].dtype !== 'float32') throw new Error(`${where(op)}: only float32 casts can be trained`);
-          rename.set(write(op.outputs[0]), read(op.inputs[0]));
-          break;
-        case 'index_map': {
-          const idx = Int32Array.from(l.tensors[op.inputs[1]].data!.data);
-          nat({ op: 'gather', xItem: I[2], block: I[0], idx }, [read(op.inputs[0])], write(op.outputs[0]));
-          break;
-        }
-        case 'linear': {
-          const [, K, N, act] = I;
-          const bias = op.inputs[2] >= 0 ? read(op.inputs[2]) : fill(N, 0);
-          const out = write(op.outputs[0]);
-          const res = op.inputs[3] >= 0 ? read(op.inputs[3]) : '';
-          let y = act || res ? `${out}.lin` : out;
-          nat({ op: 'linear', K, N }, [read(op.inputs[0]), read(op.inputs[1]), bias], y);
-          if (act) {
-            const fn = LINEAR_ACT[act];
-            if (!fn) throw new Error(`${where(op)}: unknown fused activation ${act}`);
-            const a = actName(op.name, `${op.name}.act`);
-            const y2 = res ? `${out}.act` : out;
-            nat({ op: 'act', fn }, [y], y2, a);
-            y = y2;
-          }
-          if (res) nat({ op: 'add' }, [y, res], out);
-          break;
-        }
-        case 'matmul': {
-          const [Bt, M, K, N, transB, sA, sB] = I;
-          const alpha = op.floats[0] ?? 1;
-          const a = read(op.inputs[0]), b = read(op.inputs[1]);
-          const bStride = K * N;
-          if (Bt === 1 || (sA === M * K && sB === bStride)) nat({ op: 'matmul', M, K, N, transB: !!transB, alpha }, [a, b], write(op.outputs[0]));
-          else if (sB === 0 && sA === M * K) nat({ op: 'matmul', M: Bt * M, K, N, transB: !!transB, alpha }, [a, b], write(op.outputs[0]));
-          else throw new Error(`${where(op)}: batched matmul with a broadcast A operand cannot be trained yet`);
-          break;
-        }
-        case 'layernorm': {
-          const D = I[1];
-          const gm = op.inputs[1] >= 0 ? read(op.inputs[1]) : fill(D, 1);
-          const bt = op.inputs[2] >= 0 ? read(op.inputs[2]) : fill(D, 0);
-          nat({ op: 'layernorm', D, eps: op.floats[0] }, [read(op.inputs[0]), gm, bt], write(op.outputs[0]));
-          break;
-        }
-        case 'softmax': {
-          const [, D, br] = I;
-          let x = read(op.inputs[0]);
-          const out = write(op.outputs[0]);
-          if (op.inputs[1] >= 0) {
-            const y = `${out}.biased`;
-            nat({ op: 'add_bcast', dims: [1, 1, br * D], bdims: [1, 1, br * D] }, [x, read(op.inputs[1])], y);
-            x = y;
-          }
-          nat({ op: 'softmax', D }, [x], out);
-          break;
-        }
-        case 'binary': {
-          const [code, rank] = I;
-          if (code !== BinaryOp.add && code !== BinaryOp.sub && code !== BinaryOp.mul && code !== BinaryOp.div) throw new Error(`${where(op)}: binary op ${code} (pow/max/min) cannot be trained`);
-          const odims = I.slice(2, 2 + rank), sa = I.slice(2 + rank, 2 + 2 * rank), sb = I.slice(2 + 2 * rank, 2 + 3 * rank);
-          nat({ op: 'binary', bop: code, odims, sa, sb }, [read(op.inputs[0]), read(op.inputs[1])], write(op.outputs[0]));
-          break;
-        }
-        case 'unary': {
-          const code = I[0];
-          if (code === UnaryOp.scale_shift) { nat({ op: 'scale_shift', alpha: op.floats[0], shift: op.floats[1] }, [read(op.inputs[0])], write(op.outputs[0])); break; }
-          const fn = ACT_FN[code];
-          if (!fn) throw new Error(`${where(op)}: unary op ${code} cannot be trained`);
-          const a = fn === 'gelu' || fn === 'gelu_tanh' || fn === 'relu' ? actName(op.name, `${op.name}.act`) : undefined;
-          nat({ op: 'act', fn }, [read(op.inputs[0])], write(op.outputs[0]), a);
-          break;
-        }
-        case 'reduce': {
-          const [, R, Iin, kind] = I;
-          if (kind !== ReduceOp.mean && kind !== ReduceOp.sum) throw new Error(`${where(op)}: max/min reductions cannot be trained`);
-          const out = write(op.outputs[0]);
-          if (kind === ReduceOp.mean) nat({ op: 'mean_pool', L: R, C: Iin }, [read(op.inputs[0])], out);
-          else {
-            nat({ op: 'mean_pool', L: R, C: Iin }, [read(op.inputs[0])], `${out}.mean`);
-            nat({ op: 'scale_shift', alpha: R, shift: 0 }, [`${out}.mean`], out);
-          }
-          break;
-        }
-        case 'argmax': break;  // integer output: not part of what is trained
-        default: throw new Error(`${where(op)}: plan op '${op.kind}' cannot be trained`);
-      }
-    });
-    const outIdx = g.outputs.findIndex((o) => o.name === this.outputName);
-    const output = read(l.outputs[outIdx]);
-    // keep only what the output needs
-    const need = new Set<string>([output]);
-    const kept: TapeNode[] = [];
-    for (let k = nodes.length - 1; k >= 0; k--) {
-      const n = nodes[k];
-      if (!need.has(n.output)) continue;
-      kept.push(n);
-      for (const i of n.inputs) need.add(i);
-    }
-    kept.reverse();
-    for (const n of kept) n.inputs = n.inputs.map(resolved);
-    const isConst = (k: string) => fixed.has(k) || derived.has(k);
-    const lastUse = new Map<string, number>();
-    kept.forEach((n, i) => {
-      for (const x of n.inputs) if (!isConst(x)) lastUse.set(x, i);
-    });
-    // activations in forward order, with their hidden width (the next linear's K)
-    const pub = new Map<string, string>();
-    for (const n of kept) {
-      if (!n.act) continue;
-      pub.set(n.act, n.output);
-      const fc2 = kept.find((m) => m.kind === 'native' && m.desc!.op === 'linear' && m.inputs[0] === n.output);
-      if (!fc2) continue;
-      // the block output: fc2 (+ its residual add)
-      const add = kept.find((m) => m.kind === 'native' && (m.desc!.op === 'add' || m.desc!.op === 'binary') && m.inputs.includes(fc2.output));
-      pub.set(`block:${n.act}`, add ? add.output : fc2.output);
-    }
-    const t: Tape = { batch, nodes: kept, input: 'input', output, fixed, derived, lastUse, names: pub };
+    const t = buildTape(this.graph, this.params, this.input, this.inputShape, this.outputName, batch, this.source);
+    const kept = t.nodes;
     if (this.actList.length === 0) {
+      // activations in forward order, with their hidden width (the next linear's K)
       for (const n of kept) {
         if (!n.act) continue;
-        const fc2 = kept.find((m) => m.kind === 'native' && m.desc!.op === 'linear' && m.inputs[0] === n.output);
+        const fc2 = fc2Of(kept, n);
         this.actList.push({ name: n.act, fn: n.desc!.fn!, hidden: fc2 ? fc2.desc!.K! : 0 });
         if (!this.acts.has(n.act)) this.acts.set(n.act, { fn: n.desc!.fn!, bits: 0, teacherFn: n.desc!.fn! });
         if (fc2) this.blockOut.set(n.act, `block:${n.act}`);
@@ -456,7 +188,7 @@ export class OnnxTrainGraph {
     // weights of linear/matmul/conv decay (AdamW); biases, norms, tables, embeddings do not
     for (const n of kept) {
       if (n.kind !== 'native' || n.desc!.op !== 'linear') continue;
-      const w = derived.get(n.inputs[1]);
+      const w = t.derived.get(n.inputs[1]);
       if (w) this.params.get(w.param)!.decay = true;
     }
     return t;
