@@ -345,22 +345,84 @@ export function studentMetadata(g: OnnxTrainGraph, extra: Record<string, string>
   return meta;
 }
 
+/** The run's settings with their defaults, each checked (errors name the flag). */
+function distillSettings(o: DistillOptions) {
+  const st = {
+    schedule: o.schedule ?? 'first-to-last', alpha: o.alpha ?? 1, T: o.temperature ?? 2, bits: o.fewbit ?? 2, batch: o.batch ?? 64,
+    beta: o.featureWeight ?? 0, lr0: o.lr ?? 5e-4, minLr: o.minLr ?? 1e-5, wd: o.weightDecay ?? 0.05, clip: o.clip ?? 1,
+    target: o.sparsity, penalty: o.sparsityPenalty ?? 'l1', qat: o.qatSteps ?? 0,
+  };
+  if (!Number.isInteger(st.qat) || st.qat < 0) throw new Error(`--qat-steps must be a non-negative integer, got ${st.qat}`);
+  if (!(st.beta >= 0)) throw new Error(`--feature-weight must be ≥ 0, got ${st.beta}`);
+  if (!(st.alpha >= 0)) throw new Error(`--alpha must be ≥ 0, got ${st.alpha}`);
+  if (!(st.T > 0)) throw new Error(`--temperature must be > 0, got ${st.T}`);
+  if (!Number.isInteger(st.bits) || st.bits < 0 || st.bits > 4) throw new Error(`--fewbit must be 0..4, got ${st.bits}`);
+  if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new Error(`--epochs must be a positive integer, got ${o.epochs}`);
+  if (st.target !== undefined && !(st.target > 0 && st.target <= 1)) throw new Error(`--sparsity must be a fraction in (0, 1], got ${st.target}`);
+  if (st.penalty !== 'l1' && st.penalty !== 'hoyer') throw new Error(`--sparsity-penalty must be l1 or hoyer, got '${st.penalty}'`);
+  if (!['first-to-last', 'last-to-first', 'all-at-once'].includes(st.schedule)) throw new Error(`--schedule must be first-to-last, last-to-first or all-at-once, got '${st.schedule}'`);
+  return st;
+}
+
+/** Loads a checkpoint into the student and the AdamW state; refuses one written by another run. */
+function restoreCheckpoint(file: string, sg: OnnxTrainGraph, m: Map<string, Float32Array>, v: Map<string, Float32Array>,
+  run: string, expect: { totalSteps: number; n: number; schedule: string; qat: number }) {
+  const c = readCheckpoint(file);
+  if (c.totalSteps !== expect.totalSteps || c.n !== expect.n || c.schedule !== expect.schedule) {
+    throw new Error(`${file}: checkpoint is for ${c.totalSteps} steps over ${c.n} images with schedule ${c.schedule}, this run has ${expect.totalSteps}, ${expect.n}, ${expect.schedule}`);
+  }
+  if (c.run !== run) {
+    const a = (c.run ?? '').split(', '), b = run.split(', ');
+    const diff = b.filter((x) => !a.includes(x));
+    throw new Error(`${file}: checkpoint was written with ${c.run}, this run has ${run} (changed: ${diff.join('; ') || 'order'})`);
+  }
+  for (const [k, p] of sg.params) {
+    const d = c.params.get(k);
+    if (!d || d.length !== p.data.length) throw new Error(`${file}: parameter '${k}' missing or of the wrong size`);
+    p.data.set(d);
+    if (p.trainable) {
+      const cm = c.m.get(k), cv = c.v.get(k);
+      if (!cm || !cv || cm.length !== p.data.length || cv.length !== p.data.length) throw new Error(`${file}: AdamW state of '${k}' missing or of the wrong size`);
+      m.get(k)!.set(cm); v.get(k)!.set(cv);
+    }
+  }
+  // steps past totalSteps are quantization-aware finishing steps (checkpointed like the schedule)
+  if (c.perm.length !== expect.n || !Number.isInteger(c.step) || c.step < 0 || c.step > expect.totalSteps + expect.qat) throw new Error(`${file}: bad step ${c.step} or epoch order of ${c.perm.length} images`);
+  const lam = c.params.get('__swinq_sparsity_lambda');
+  return { step: c.step, rng: c.rng, perm: c.perm, qat: c.qat, lambda: lam ? lam[0] : 1 };
+}
+
+/** One step's losses and gradients: CE + α·KL against the teacher's logits, the feature loss (β > 0) and
+ *  the sparsity penalty on the swapped activations (when a target density is set). */
+async function studentStep(a: {
+  sg: OnnxTrainGraph; tg?: OnnxTrainGraph; teacher: InferenceSession; feats: string[]; x: Float32Array; y: Int32Array;
+  alpha: number; T: number; beta: number; target?: number; penalty: 'l1' | 'hoyer'; swappedActs: string[]; lambda: number; step: number;
+}) {
+  const { sg, x, y } = a;
+  const B = y.length;
+  const tLogits = (await a.teacher.run({ [sg.input]: new Tensor('float32', x, [B, ...sg.inputShape]) }))[sg.outputName].data as Float32Array;
+  const ts = a.tg ? a.tg.forward(x, B, false, a.feats) : undefined;
+  const st: TapeState = sg.forward(x, B, true, [...a.feats, ...(a.target !== undefined ? a.swappedActs : [])]);
+  const logits = st.values.get(st.tape.output)!;
+  const ce = native.trainLoss('ce', logits, y, sg.classes, 0);
+  const kl = native.trainLoss('kl', logits, tLogits, sg.classes, a.T);
+  const grad: Float32Array = ce.grad;
+  for (let i = 0; i < grad.length; i++) grad[i] += a.alpha * kl.grad[i];
+  const fl = ts ? featureLoss(st.values, ts.values, a.feats, a.beta) : undefined;
+  const sp = a.target !== undefined && a.swappedActs.length ? sparsityLoss(st.values, a.swappedActs, a.lambda, a.penalty) : undefined;
+  const seeds = new Map<string, Float32Array>(fl?.seeds ?? []);
+  for (const [k, g] of sp?.seeds ?? []) {
+    const have = seeds.get(k);
+    if (have) for (let i = 0; i < g.length; i++) have[i] += g[i]; else seeds.set(k, g);
+  }
+  const loss = ce.loss + a.alpha * kl.loss + (fl?.loss ?? 0) + (sp?.loss ?? 0);
+  if (!Number.isFinite(loss)) throw new Error(`distill: loss became ${loss} at step ${a.step} (try a lower --lr)`);
+  return { st, logits, grads: sg.backward(st, grad, seeds), loss, ce, kl, fl, sp };
+}
+
 async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promise<DistillResult> {
   const t0 = performance.now();
-  const schedule = o.schedule ?? 'first-to-last';
-  const alpha = o.alpha ?? 1, T = o.temperature ?? 2, bits = o.fewbit ?? 2, batch = o.batch ?? 64, beta = o.featureWeight ?? 0;
-  const lr0 = o.lr ?? 5e-4, minLr = o.minLr ?? 1e-5, wd = o.weightDecay ?? 0.05, clip = o.clip ?? 1;
-  const target = o.sparsity, penalty = o.sparsityPenalty ?? 'l1';
-  const qat = o.qatSteps ?? 0;
-  if (!Number.isInteger(qat) || qat < 0) throw new Error(`--qat-steps must be a non-negative integer, got ${qat}`);
-  if (!(beta >= 0)) throw new Error(`--feature-weight must be ≥ 0, got ${beta}`);
-  if (!(alpha >= 0)) throw new Error(`--alpha must be ≥ 0, got ${alpha}`);
-  if (!(T > 0)) throw new Error(`--temperature must be > 0, got ${T}`);
-  if (!Number.isInteger(bits) || bits < 0 || bits > 4) throw new Error(`--fewbit must be 0..4, got ${bits}`);
-  if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new Error(`--epochs must be a positive integer, got ${o.epochs}`);
-  if (target !== undefined && !(target > 0 && target <= 1)) throw new Error(`--sparsity must be a fraction in (0, 1], got ${target}`);
-  if (penalty !== 'l1' && penalty !== 'hoyer') throw new Error(`--sparsity-penalty must be l1 or hoyer, got '${penalty}'`);
-  if (!['first-to-last', 'last-to-first', 'all-at-once'].includes(schedule)) throw new Error(`--schedule must be first-to-last, last-to-first or all-at-once, got '${schedule}'`);
+  const { schedule, alpha, T, bits, batch, beta, lr0, minLr, wd, clip, target, penalty, qat } = distillSettings(o);
   const log = cb.onLog ?? (() => {});
   if (o.threads) native.trainSetThreads(o.threads);
   if (!fs.existsSync(o.teacher)) throw new Error(`${o.teacher}: no such teacher model`);
@@ -400,30 +462,8 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
     `weight decay ${wd}, warmup ${o.warmup ?? 'auto'}, clip ${clip}, shared layernorm ${!!o.shareLayerNorm}, 8-bit attention ${!!o.attentionProbs8bit}, sparsity ${target ?? 'off'}${target !== undefined ? ` (${penalty})` : ''}, qat steps ${qat}, ` +
     `mean ${norm.mean}, std ${norm.std}, teacher ${fileFingerprint(o.teacher)}, data ${fileFingerprint(train.imagesFile)} + ${fileFingerprint(train.labelsFile)}`;
   if (o.resume) {
-    const c = readCheckpoint(o.resume);
-    if (c.totalSteps !== totalSteps || c.n !== n || c.schedule !== schedule) {
-      throw new Error(`${o.resume}: checkpoint is for ${c.totalSteps} steps over ${c.n} images with schedule ${c.schedule}, this run has ${totalSteps}, ${n}, ${schedule}`);
-    }
-    if (c.run !== run) {
-      const a = (c.run ?? '').split(', '), b = run.split(', ');
-      const diff = b.filter((x) => !a.includes(x));
-      throw new Error(`${o.resume}: checkpoint was written with ${c.run}, this run has ${run} (changed: ${diff.join('; ') || 'order'})`);
-    }
-    for (const [k, p] of sg.params) {
-      const d = c.params.get(k);
-      if (!d || d.length !== p.data.length) throw new Error(`${o.resume}: parameter '${k}' missing or of the wrong size`);
-      p.data.set(d);
-      if (p.trainable) {
-        const cm = c.m.get(k), cv = c.v.get(k);
-        if (!cm || !cv || cm.length !== p.data.length || cv.length !== p.data.length) throw new Error(`${o.resume}: AdamW state of '${k}' missing or of the wrong size`);
-        m.get(k)!.set(cm); v.get(k)!.set(cv);
-      }
-    }
-    // steps past totalSteps are quantization-aware finishing steps (checkpointed like the schedule)
-    if (c.perm.length !== n || !Number.isInteger(c.step) || c.step < 0 || c.step > totalSteps + qat) throw new Error(`${o.resume}: bad step ${c.step} or epoch order of ${c.perm.length} images`);
-    step = c.step; rng.state = c.rng; perm = c.perm; qatRanges = c.qat;
-    const lam = c.params.get('__swinq_sparsity_lambda');
-    if (lam) lambda = lam[0];
+    const c = restoreCheckpoint(o.resume, sg, m, v, run, { totalSteps, n, schedule, qat });
+    step = c.step; rng.state = c.rng; perm = c.perm; qatRanges = c.qat; lambda = c.lambda;
     log(`distill: resumed ${o.resume} at step ${step}/${totalSteps}`);
   }
   const save = () => {
@@ -490,27 +530,10 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
       const B = y.length;
       const lr = finishing ? lr0 * 0.1 : native.trainLr(step, totalSteps, o.warmup ?? Math.min(20, Math.floor(totalSteps / 10)), lr0, minLr);
       step++;
-      const tLogits = (await teacher.run({ [sg.input]: new Tensor('float32', x, [B, ...sg.inputShape]) }))[sg.outputName].data as Float32Array;
-      const ts = tg ? tg.forward(x, B, false, feats) : undefined;
       const swappedActs = finishing ? [] : actNames.filter((a) => swapped.has(a));
-      const st: TapeState = sg.forward(x, B, true, [...feats, ...(target !== undefined ? swappedActs : [])]);
-      const logits = st.values.get(st.tape.output)!;
-      const ce = native.trainLoss('ce', logits, y, sg.classes, 0);
-      const kl = native.trainLoss('kl', logits, tLogits, sg.classes, T);
-      const grad: Float32Array = ce.grad;
-      for (let i = 0; i < grad.length; i++) grad[i] += alpha * kl.grad[i];
-      const fl = ts ? featureLoss(st.values, ts.values, feats, beta) : undefined;
       // sparsity: annealed in over the first half of the run, λ nudged toward the target density
       const ramp = Math.min(1, step / Math.max(1, totalSteps / 2));
-      const sp = target !== undefined && swappedActs.length ? sparsityLoss(st.values, swappedActs, lambda * ramp, penalty) : undefined;
-      const seeds = new Map<string, Float32Array>(fl?.seeds ?? []);
-      for (const [k, g] of sp?.seeds ?? []) {
-        const have = seeds.get(k);
-        if (have) for (let i = 0; i < g.length; i++) have[i] += g[i]; else seeds.set(k, g);
-      }
-      const loss = ce.loss + alpha * kl.loss + (fl?.loss ?? 0) + (sp?.loss ?? 0);
-      if (!Number.isFinite(loss)) throw new Error(`distill: loss became ${loss} at step ${step} (try a lower --lr)`);
-      const grads = sg.backward(st, grad, seeds);
+      const { st, logits, grads, loss, ce, kl, fl, sp } = await studentStep({ sg, tg, teacher, feats, x, y, alpha, T, beta, target, penalty, swappedActs, lambda: lambda * ramp, step });
       peak = Math.max(peak, st.peakBytes); saved = Math.max(saved, st.savedBytes);
       let sq = 0;
       for (const g of grads.values()) sq += native.trainSumSquares(g);
