@@ -15,7 +15,7 @@ import { describeNormalization, resolveNormalization } from '../normalize.js';
 import { seededRandom } from '../train/swin.js';
 import { OnnxTrainGraph } from '../train/onnx-graph.js';
 import { APPROX_BP_TABLES } from '../fewbit.js';
-import { countCorrect } from '../train/trainer.js';
+import { clipAndStep, countCorrect, labelLoss } from '../train/trainer.js';
 import { checkImages, evaluateGraph, studentMetadata } from '../distill/distill.js';
 
 export function register(program: Command): void {
@@ -118,27 +118,13 @@ export function register(program: Command): void {
           const tl = teacher ? await teacherLogits(xs, B) : undefined;
           const st = g.forward(xs, B);
           const logits = st.values.get(st.tape.output)!;
-          const ce = native.trainLoss('ce', logits, ys, g.classes, o.smoothing);
-          let loss: number = ce.loss;
-          const grad: Float32Array = ce.grad;
-          if (tl) {
-            const kl = native.trainLoss('kl', logits, tl, g.classes, o.kdTemp);
-            loss = (1 - o.kdWeight) * loss + o.kdWeight * kl.loss;
-            for (let i = 0; i < grad.length; i++) grad[i] = (1 - o.kdWeight) * grad[i] + o.kdWeight * kl.grad[i];
-          }
+          const { loss, grad } = labelLoss(logits, ys, g.classes, o.smoothing, tl ? { logits: tl, temperature: o.kdTemp, weight: o.kdWeight } : undefined);
           if (!Number.isFinite(loss)) throw new CliError(`train: loss became ${loss} at epoch ${ep + 1} step ${s + 1} (try a lower --lr)`);
           const grads = g.backward(st, grad);
           peak = Math.max(peak, st.peakBytes); saved = Math.max(saved, st.savedBytes);
-          let sq = 0;
-          for (const gg of grads.values()) sq += native.trainSumSquares(gg);
-          const gn = Math.sqrt(sq);
-          if (o.clip > 0 && gn > o.clip) for (const gg of grads.values()) native.trainScale(gg, o.clip / gn);
           const lr = native.trainLr(step, totalSteps, o.warmup, o.lr, o.minLr);
           step++;
-          for (const [k, gg] of grads) {
-            const p = g.params.get(k)!;
-            native.trainAdamw(p.data, gg, m.get(k)!, v.get(k)!, step, { lr, weightDecay: p.decay ? o.weightDecay : 0 });
-          }
+          clipAndStep(g.params, grads, m, v, step, { lr, weightDecay: o.weightDecay, clip: o.clip });
           lossSum += loss * B; seen += B; correct += countCorrect(logits, ys, g.classes);
           bar?.update(s + 1, { loss: (lossSum / seen).toFixed(4), acc: (correct / seen).toFixed(3) });
           // without a terminal: a line every tenth of an epoch

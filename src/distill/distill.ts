@@ -10,7 +10,7 @@ import { loadLabelledImages, normalizedImages, type LabelledImages } from '../io
 import { resolveNormalization } from '../normalize.js';
 import type { SwinConfig } from '../train/swin.js';
 import { readOnnxModel } from '../train/onnx.js';
-import { countCorrect } from '../train/trainer.js';
+import { clipAndStep, countCorrect } from '../train/trainer.js';
 import { enableGraphFakeQuant, disableGraphFakeQuant } from './qat.js';
 import type { TrainGraph } from '../train/graph.js';
 import { importTorchvisionSwin } from './import-torchvision.js';
@@ -535,14 +535,7 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
       const ramp = Math.min(1, step / Math.max(1, totalSteps / 2));
       const { st, logits, grads, loss, ce, kl, fl, sp } = await studentStep({ sg, tg, teacher, feats, x, y, alpha, T, beta, target, penalty, swappedActs, lambda: lambda * ramp, step });
       peak = Math.max(peak, st.peakBytes); saved = Math.max(saved, st.savedBytes);
-      let sq = 0;
-      for (const g of grads.values()) sq += native.trainSumSquares(g);
-      const gn = Math.sqrt(sq);
-      if (clip > 0 && gn > clip) for (const g of grads.values()) native.trainScale(g, clip / gn);
-      for (const [k, g] of grads) {
-        const prm = sg.params.get(k)!;
-        native.trainAdamw(prm.data, g, m.get(k)!, v.get(k)!, step, { lr, weightDecay: prm.decay ? wd : 0 });
-      }
+      clipAndStep(sg.params, grads, m, v, step, { lr, weightDecay: wd, clip });
       if (sp && target !== undefined) lambda = Math.min(100, Math.max(1e-3, lambda * (sp.density > target ? 1.02 : 0.98)));
       await cb.onStep?.({ step, totalSteps: totalSteps + qat, phase: finishing ? phases.length : p, phases: phases.length + (qat > 0 ? 1 : 0), swapped: [...swapped], loss, ce: ce.loss, kl: kl.loss, feature: fl?.loss ?? 0, lr,
         correct: countCorrect(logits, y, sg.classes), batch: B, sparsity: sp?.loss, density: sp?.density });

@@ -1,7 +1,7 @@
 // Training loop pieces: AdamW over a TrainGraph's trainable parameters, warm-up + cosine
 // learning rate, global gradient-norm clipping, cross-entropy (label smoothing) or KL loss.
 import { native } from '../native.js';
-import type { TrainGraph } from './graph.js';
+import type { Param, TrainGraph } from './graph.js';
 
 export interface TrainOptions {
   lr: number;
@@ -46,30 +46,47 @@ export class Trainer {
   }
 
   private loss(logits: Float32Array, labels: Int32Array, teacher?: Teacher) {
-    const ce = native.trainLoss('ce', logits, labels, this.opts.classes, this.opts.smoothing);
-    let loss: number = ce.loss;
-    const grad: Float32Array = ce.grad;
-    if (teacher) {
-      const kl = native.trainLoss('kl', logits, teacher.logits, this.opts.classes, teacher.temperature);
-      loss = (1 - teacher.weight) * loss + teacher.weight * kl.loss;
-      for (let i = 0; i < grad.length; i++) grad[i] = (1 - teacher.weight) * grad[i] + teacher.weight * kl.grad[i];
-    }
-    return { loss, grad, correct: countCorrect(logits, labels, this.opts.classes) };
+    const l = labelLoss(logits, labels, this.opts.classes, this.opts.smoothing, teacher);
+    return { ...l, correct: countCorrect(logits, labels, this.opts.classes) };
   }
 
   private update(grads: Map<string, Float32Array>, loss: number, correct: number, savedBytes: number): StepResult {
-    let sq = 0;
-    for (const g of grads.values()) sq += native.trainSumSquares(g);
-    const gradNorm = Math.sqrt(sq);
-    if (this.opts.clip > 0 && gradNorm > this.opts.clip) for (const g of grads.values()) native.trainScale(g, this.opts.clip / gradNorm);
     const lr = native.trainLr(this.step, this.opts.totalSteps, this.opts.warmup, this.opts.lr, this.opts.minLr);
     this.step++;
-    for (const [k, g] of grads) {
-      const p = this.graph.params.get(k)!;
-      native.trainAdamw(p.data, g, this.m.get(k)!, this.v.get(k)!, this.step, { lr, weightDecay: p.decay ? this.opts.weightDecay : 0 });
-    }
+    const gradNorm = clipAndStep(this.graph.params, grads, this.m, this.v, this.step, { lr, weightDecay: this.opts.weightDecay, clip: this.opts.clip });
     return { loss, gradNorm, lr, correct, savedBytes };
   }
+}
+
+/** Cross-entropy on the labels (label smoothing), blended with KL to a teacher's logits when given:
+ *  (1 − w)·CE + w·T²-scaled KL; the gradient is written over CE's. */
+export function labelLoss(logits: Float32Array, labels: Int32Array, classes: number, smoothing: number, teacher?: Teacher): { loss: number; grad: Float32Array } {
+  const ce = native.trainLoss('ce', logits, labels, classes, smoothing);
+  let loss: number = ce.loss;
+  const grad: Float32Array = ce.grad;
+  if (teacher) {
+    const kl = native.trainLoss('kl', logits, teacher.logits, classes, teacher.temperature);
+    loss = (1 - teacher.weight) * loss + teacher.weight * kl.loss;
+    for (let i = 0; i < grad.length; i++) grad[i] = (1 - teacher.weight) * grad[i] + teacher.weight * kl.grad[i];
+  }
+  return { loss, grad };
+}
+
+/**
+ * One optimizer step: clips the global gradient norm to `clip` (0 = off), then AdamW on every parameter
+ * with a gradient (weight decay only where the parameter decays). Returns the norm before clipping.
+ */
+export function clipAndStep(params: Map<string, Param>, grads: Map<string, Float32Array>, m: Map<string, Float32Array>, v: Map<string, Float32Array>,
+  step: number, o: { lr: number; weightDecay: number; clip: number }): number {
+  let sq = 0;
+  for (const g of grads.values()) sq += native.trainSumSquares(g);
+  const gradNorm = Math.sqrt(sq);
+  if (o.clip > 0 && gradNorm > o.clip) for (const g of grads.values()) native.trainScale(g, o.clip / gradNorm);
+  for (const [k, g] of grads) {
+    const p = params.get(k)!;
+    native.trainAdamw(p.data, g, m.get(k)!, v.get(k)!, step, { lr: o.lr, weightDecay: p.decay ? o.weightDecay : 0 });
+  }
+  return gradNorm;
 }
 
 export function countCorrect(logits: Float32Array, labels: ArrayLike<number>, C: number): number {
