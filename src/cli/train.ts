@@ -18,6 +18,32 @@ import { APPROX_BP_TABLES } from '../fewbit.js';
 import { clipAndStep, countCorrect, labelLoss } from '../train/trainer.js';
 import { checkImages, evaluateGraph, studentMetadata } from '../distill/distill.js';
 
+/** The model's training graph with the command's activation, few-bit and memory settings applied. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function openStudent(model: string, o: any): OnnxTrainGraph {
+  if (o.fewbit > 4) throw new CliError(`--fewbit must be 0..4, got ${o.fewbit}`);
+  if (!fs.existsSync(model)) throw new CliError(`${model}: no such model file`);
+  const g = new OnnxTrainGraph(fs.readFileSync(model), model);
+  if (o.act !== undefined) {
+    if (o.act !== 'gelu' && o.act !== 'relu') throw new CliError(`--act must be gelu or relu, got '${o.act}'`);
+    if (o.act === 'gelu' && [...g.acts.values()].some((a) => a.teacherFn === 'relu')) throw new CliError(`--act gelu: ${model} has ReLU activations; only GELU → ReLU is supported`);
+    for (const a of g.acts.values()) if (a.fn === 'gelu' || a.fn === 'gelu_tanh') a.fn = o.act;
+  }
+  g.setFewbit(o.fewbit);
+  if (o.fewbitTable !== undefined) {
+    const t = APPROX_BP_TABLES[o.fewbitTable as keyof typeof APPROX_BP_TABLES];
+    if (!t) throw new CliError(`--fewbit-table must be ${Object.keys(APPROX_BP_TABLES).join(' or ')}, got '${o.fewbitTable}'`);
+    if (o.fewbit !== 2) throw new CliError(`--fewbit-table ${o.fewbitTable} is a 2-bit table: use it with --fewbit 2`);
+    const acts = [...g.acts.values()].filter((a) => a.fn === t.fn);
+    if (!acts.length) throw new CliError(`--fewbit-table ${o.fewbitTable}: ${model} has no ${t.fn} activation`);
+    for (const a of acts) a.table = { borders: t.borders, levels: t.levels };
+  }
+  g.shareLayerNorm = !!o.shareLayernorm;
+  g.attentionProbs8bit = !!o.attentionProbs8bit;
+  g.recompute = o.recompute !== false;
+  return g;
+}
+
 export function register(program: Command): void {
   withCommon(program
     .command('train')
@@ -49,26 +75,7 @@ export function register(program: Command): void {
     .option('--std <s>', 'input normalization std (default: model metadata swinq.std or sidecar, else 1)', numOption('std'))
     .option('--no-progress', 'no progress bar'))
     .action(async (model: string, o) => {
-      if (o.fewbit > 4) throw new CliError(`--fewbit must be 0..4, got ${o.fewbit}`);
-      if (!fs.existsSync(model)) throw new CliError(`${model}: no such model file`);
-      const g = new OnnxTrainGraph(fs.readFileSync(model), model);
-      if (o.act !== undefined) {
-        if (o.act !== 'gelu' && o.act !== 'relu') throw new CliError(`--act must be gelu or relu, got '${o.act}'`);
-        if (o.act === 'gelu' && [...g.acts.values()].some((a) => a.teacherFn === 'relu')) throw new CliError(`--act gelu: ${model} has ReLU activations; only GELU → ReLU is supported`);
-        for (const a of g.acts.values()) if (a.fn === 'gelu' || a.fn === 'gelu_tanh') a.fn = o.act;
-      }
-      g.setFewbit(o.fewbit);
-      if (o.fewbitTable !== undefined) {
-        const t = APPROX_BP_TABLES[o.fewbitTable as keyof typeof APPROX_BP_TABLES];
-        if (!t) throw new CliError(`--fewbit-table must be ${Object.keys(APPROX_BP_TABLES).join(' or ')}, got '${o.fewbitTable}'`);
-        if (o.fewbit !== 2) throw new CliError(`--fewbit-table ${o.fewbitTable} is a 2-bit table: use it with --fewbit 2`);
-        const acts = [...g.acts.values()].filter((a) => a.fn === t.fn);
-        if (!acts.length) throw new CliError(`--fewbit-table ${o.fewbitTable}: ${model} has no ${t.fn} activation`);
-        for (const a of acts) a.table = { borders: t.borders, levels: t.levels };
-      }
-      g.shareLayerNorm = !!o.shareLayernorm;
-      g.attentionProbs8bit = !!o.attentionProbs8bit;
-      g.recompute = o.recompute !== false;
+      const g = openStudent(model, o);
       native.trainSetThreads(o.threads);
       const norm = resolveNormalization({ mean: o.mean, std: o.std, metadata: g.metadata, modelPath: model });
       const train = loadLabelledImages(o.data, 'train');

@@ -392,6 +392,42 @@ function restoreCheckpoint(file: string, sg: OnnxTrainGraph, m: Map<string, Floa
   return { step: c.step, rng: c.rng, perm: c.perm, qat: c.qat, lambda: lam ? lam[0] : 1 };
 }
 
+/** The student: the teacher's own graph with the memory options; it must have a GELU to replace. */
+function studentGraph(bytes: Uint8Array, o: DistillOptions): OnnxTrainGraph {
+  const sg = new OnnxTrainGraph(bytes, o.teacher);
+  sg.shareLayerNorm = !!o.shareLayerNorm;
+  sg.attentionProbs8bit = !!o.attentionProbs8bit;
+  sg.recompute = o.recompute ?? true;
+  const gelu = [...sg.acts.values()].filter((a) => a.fn === 'gelu' || a.fn === 'gelu_tanh');
+  if (gelu.length === 0) throw new Error(`${o.teacher}: no GELU activation to replace (activations: ${[...sg.acts.values()].map((a) => a.fn).join(', ') || 'none'})`);
+  return sg;
+}
+
+/** Finishing: rows drawn at random from the checkpointed RNG (the epoch order is done). */
+function randomRows(d: { X: Float32Array; labels: ArrayLike<number>; n: number; px: number; batch: number; rng: Rng; xb: Float32Array; yb: Int32Array }) {
+  const B = Math.min(d.batch, d.n);
+  for (let b = 0; b < B; b++) {
+    const k = Math.floor(d.rng.next() * d.n);
+    d.xb.set(d.X.subarray(k * d.px, (k + 1) * d.px), b * d.px);
+    d.yb[b] = d.labels[k];
+  }
+  return { x: d.xb.subarray(0, B * d.px), y: d.yb.subarray(0, B) };
+}
+
+/** Swapped activations become ReLU (1-bit codes when few-bit), the others keep the teacher's function at `bits`. */
+function swapActivations(sg: OnnxTrainGraph, swapped: Set<string>, bits: number): void {
+  for (const [name, a] of sg.acts) {
+    if (swapped.has(name)) { a.fn = 'relu'; a.bits = bits > 0 ? 1 : 0; } else { a.fn = a.teacherFn; a.bits = bits; }
+  }
+}
+
+/** The student file, written atomically (a temporary file renamed over the target). */
+function writeStudent(sg: OnnxTrainGraph, out: string, meta: Record<string, string>): void {
+  const tmp = `${out}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, sg.exportOnnx(studentMetadata(sg, meta)));
+  fs.renameSync(tmp, out);
+}
+
 /** One step's losses and gradients: CE + α·KL against the teacher's logits, the feature loss (β > 0) and
  *  the sparsity penalty on the swapped activations (when a target density is set). */
 async function studentStep(a: {
@@ -427,12 +463,7 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   if (o.threads) native.trainSetThreads(o.threads);
   if (!fs.existsSync(o.teacher)) throw new Error(`${o.teacher}: no such teacher model`);
   const bytes = fs.readFileSync(o.teacher);
-  const sg = new OnnxTrainGraph(bytes, o.teacher);
-  sg.shareLayerNorm = !!o.shareLayerNorm;
-  sg.attentionProbs8bit = !!o.attentionProbs8bit;
-  sg.recompute = o.recompute ?? true;
-  const gelu = [...sg.acts.values()].filter((a) => a.fn === 'gelu' || a.fn === 'gelu_tanh');
-  if (gelu.length === 0) throw new Error(`${o.teacher}: no GELU activation to replace (activations: ${[...sg.acts.values()].map((a) => a.fn).join(', ') || 'none'})`);
+  const sg = studentGraph(bytes, o);
   const tg = beta > 0 ? new OnnxTrainGraph(bytes, o.teacher) : undefined;
   const feats = beta > 0 ? sg.actList.map((a) => sg.blockOut.get(a.name)!).filter((x) => x) : [];
   const actNames = sg.actList.map((a) => a.name);
@@ -481,21 +512,7 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   const swapped = new Set<string>();
   const every = o.checkpointEvery ?? 50;
   let peak = 0, saved = 0;
-  // finishing: rows drawn at random from the checkpointed RNG (as the template path)
-  const randomBatch = () => {
-    const B = Math.min(batch, n);
-    for (let b = 0; b < B; b++) {
-      const k = Math.floor(rng.next() * n);
-      xb.set(X.subarray(k * px, (k + 1) * px), b * px);
-      yb[b] = train.labels[k];
-    }
-    return { x: xb.subarray(0, B * px), y: yb.subarray(0, B) };
-  };
-  const applyGraphSwaps = (sw: Set<string>, b: number) => {
-    for (const [name, a] of sg.acts) {
-      if (sw.has(name)) { a.fn = 'relu'; a.bits = b > 0 ? 1 : 0; } else { a.fn = a.teacherFn; a.bits = b; }
-    }
-  };
+  const applyGraphSwaps = (sw: Set<string>, b: number) => swapActivations(sg, sw, b);
   let finishing = false;
   try {
     while (step < totalSteps + qat) {
@@ -514,8 +531,7 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
         applyGraphSwaps(swapped, 0);
         qatRanges ??= new Map();
         const count = Math.min(n, 4 * batch);
-        const nq = enableGraphFakeQuant(sg, X.subarray(0, count * px), count, batch, qatRanges);
-        log(`distill: quantization-aware finishing, ${qat} steps, ${nq} fake-quantized tensors + int8 per-channel weights`);
+        log(`distill: quantization-aware finishing, ${qat} steps, ${enableGraphFakeQuant(sg, X.subarray(0, count * px), count, batch, qatRanges)} fake-quantized tensors + int8 per-channel weights`);
       }
       const p = finishing ? phase : phaseOf(step);
       if (p !== phase) {
@@ -526,7 +542,8 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
         phase = p;
         cb.onPhase?.(p, [...swapped]);
       }
-      const { x, y } = finishing ? randomBatch() : minibatch(step, { X, labels: train.labels, n, px, batch, perm, rng, xb, yb });
+      const src = { X, labels: train.labels, n, px, batch, perm, rng, xb, yb };
+      const { x, y } = finishing ? randomRows(src) : minibatch(step, src);
       const B = y.length;
       const lr = finishing ? lr0 * 0.1 : native.trainLr(step, totalSteps, o.warmup ?? Math.min(20, Math.floor(totalSteps / 10)), lr0, minLr);
       step++;
@@ -549,9 +566,7 @@ async function distillGraph(o: DistillOptions, cb: DistillCallbacks = {}): Promi
   applyGraphSwaps(new Set(actNames), 0);
   const ev = evaluateGraph(sg, test, nTest, norm.mean, norm.std, batch, actNames);
   save();
-  const tmp = `${o.out}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, sg.exportOnnx(studentMetadata(sg, { 'swinq.mean': String(norm.mean), 'swinq.std': String(norm.std), 'swinq.distill.teacher': o.teacher })));
-  fs.renameSync(tmp, o.out);
+  writeStudent(sg, o.out, { 'swinq.mean': String(norm.mean), 'swinq.std': String(norm.std), 'swinq.distill.teacher': o.teacher });
   const density = ev.overall;
   log(`distill: student accuracy ${ev.accuracy.toFixed(4)}, ReLU density ${density.toFixed(3)} → ${o.out}`);
   return { teacher_accuracy: teacherAcc, student_accuracy: ev.accuracy, out: o.out, steps: totalSteps, phases, schedule, seconds: (performance.now() - t0) / 1000,
