@@ -698,13 +698,19 @@ export async function load(url, ctx, next) {
 describe('shared micro-Swin', () => {
   // The server only sees the InferenceSession API; which plan the session builds for a QDQ file
   // (integer-only where lower-int can, else its fp32 simulation, as for this Swin) is the session's affair.
-  it('serves the QDQ micro-Swin: same answers as its session.run, merged or not', async () => {
+  /** The shared micro-Swin calibrated once (minmax, 8 images) for the tests that serve its QDQ file. */
+  let qdqSwin: Promise<string> | undefined;
+  const quantizedSwin = () => (qdqSwin ??= (async () => {
     const data = path.resolve(repoRoot, '..', 'shared', 'data', 'fashion-mnist');
     if (!fs.existsSync(sharedModel) || !fs.existsSync(data)) throw new Error(`missing ${sharedModel} or ${data}: the shared models and data live in ../shared relative to the repo root`);
     const { calibrate } = await import('../src/quant/calibrate.js');
     const qPath = path.join(tmp, 'swin-q.onnx');
     await calibrate(sharedModel, { data, samples: 8, method: 'minmax', out: qPath, batch: 8, threads: 1 });
-    const q = await openModel('swinq', qPath);
+    return qPath;
+  })());
+
+  it('serves the QDQ micro-Swin: same answers as its session.run, merged or not', async () => {
+    const q = await openModel('swinq', await quantizedSwin());
     const input = q.inputs[0].name;
     const held = holdFirstRun(q);
     const s = await serve([held.model], { maxBatch: 4, maxDelayMs: 5, warmup: false });
@@ -789,14 +795,9 @@ describe('shared micro-Swin', () => {
   });
 
   it('answers /v2/health/* within 50 ms while new shapes compile (--no-warmup --no-pad-batches: every new row count is a new plan)', async () => {
-    const data = path.resolve(repoRoot, '..', 'shared', 'data', 'fashion-mnist');
-    if (!fs.existsSync(sharedModel) || !fs.existsSync(data)) throw new Error(`missing ${sharedModel} or ${data}: the shared models and data live in ../shared relative to the repo root`);
     // the integer-only plan is lowered afresh per shape (fp32 plans of new batch sizes are extrapolated
     // from the batch-2/3 plans in milliseconds), so the QDQ model is the one whose new shapes are slow
-    const { calibrate } = await import('../src/quant/calibrate.js');
-    const qPath = path.join(tmp, 'swin-q-health.onnx');
-    await calibrate(sharedModel, { data, samples: 8, method: 'minmax', out: qPath, batch: 8, threads: 1 });
-    const swin = await openModel('swinq', qPath);
+    const swin = await openModel('swinq', await quantizedSwin());
     // no warm-up and no padding: the rows of each run (a request, or requests merged up to 8 rows) are a
     // new shape, so each run compiles a plan first (only batch 1 was compiled, at load)
     const s = await serve([swin], { maxBatch: 8, maxDelayMs: 0, warmup: false, padBatches: false });
