@@ -291,9 +291,10 @@ export class InferenceSession {
 
   /** The plan for these dims, compiled on the background worker if it is new (one compile per shape). */
   private entryAsync(dims: number[][]): Entry | Promise<Entry> {
+    if (!this.background) return this.entry(dims);
     const key = InferenceSession.key(dims);
     const e = this.cached(key);
-    if (e || !this.background) return e ?? this.entry(dims);
+    if (e) return e;
     let p = this.compiling.get(key);
     if (!p) {
       p = this.background.compile(this.inputDims(dims), this.compileOptions()).then((choice) => {

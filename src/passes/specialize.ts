@@ -128,10 +128,8 @@ export function moveOf(n: Node, ins: (VInfo | undefined)[], opset: number): { da
       const axis = normAxis(attrInt(n, 'axis', 0), d.length, w);
       let split = opset >= 13 ? constInput(n, ins, 1, 'split') : attrInts(n, 'split');
       const k = n.outputs.length;
-      if (!split && n.attrs.num_outputs !== undefined && attrInt(n, 'num_outputs') !== k) {
-        throw new Error(`${w}: num_outputs ${attrInt(n, 'num_outputs')} but the node has ${k} outputs`);
-      }
       if (!split && n.attrs.num_outputs !== undefined) {
+        if (attrInt(n, 'num_outputs') !== k) throw new Error(`${w}: num_outputs ${attrInt(n, 'num_outputs')} but the node has ${k} outputs`);
         // opset 18: chunks of ceil(size / k), the last one smaller when it does not divide
         const c = Math.ceil(d[axis] / k);
         split = Array.from({ length: k }, (_, j) => Math.max(0, Math.min(c, d[axis] - j * c)));

@@ -38,6 +38,7 @@ class ConstProbe {
   readonly fixed = new Map<string, Float32Array>();
   readonly derived = new Map<string, ConstMap>();
   private readonly names: string[];
+  private readonly lengths: number[] = [];
   private readonly base: number[] = [];
   private readonly total: number;
   private readonly rA: Float32Array;
@@ -47,7 +48,7 @@ class ConstProbe {
   constructor(private readonly g: Graph, private readonly l: Lowered, params: Map<string, Param>, dims: Record<string, number[]>, source: string) {
     this.names = [...params.keys()];
     let total = 0;
-    for (const n of this.names) { this.base.push(total); total += params.get(n)!.data.length; }
+    for (const n of this.names) { this.base.push(total); this.lengths.push(params.get(n)!.data.length); total += params.get(n)!.data.length; }
     this.total = total;
     this.rA = new Float32Array(total);
     this.rE = new Float32Array(total);
@@ -78,7 +79,7 @@ class ConstProbe {
   }
 
   /** The key of plan constant `id` (made once): in `fixed` or `derived`. */
-  key(id: number, paramLength: (name: string) => number): string {
+  key(id: number): string {
     const k = `c${id}`;
     if (this.fixed.has(k) || this.derived.has(k)) return k;
     const t = this.l.tensors[id];
@@ -89,13 +90,13 @@ class ConstProbe {
       return k;
     }
     const n = t.data!.data.length;
-    let identity = n === paramLength(m.param);
+    let identity = n === this.lengths[m.owner];
     for (let j = 0; j < n && identity; j++) identity = m.idx[j] === j && m.s[j] === 1 && m.c[j] === 0;
-    this.derived.set(k, { ...m, identity });
+    this.derived.set(k, { param: m.param, idx: m.idx, s: m.s, c: m.c, identity });
     return k;
   }
 
-  private trace(id: number): Omit<ConstMap, 'identity'> | undefined {
+  private trace(id: number): (Omit<ConstMap, 'identity'> & { owner: number }) | undefined {
     const t = this.l.tensors[id];
     const n = t.data!.data.length;
     const [a, b, c3, d4, e5] = this.probes.map((p) => p.tensors[id].data!.data);
@@ -118,7 +119,7 @@ class ConstProbe {
       idx[j] = gi - this.base[o]; s[j] = one ? 1 : sj; c[j] = one && Math.abs(cj) < 1e-5 * (1 + Math.abs(a[j])) ? 0 : cj;
     }
     if (owner === -1) return undefined;
-    return { param: this.names[owner], idx, s, c };
+    return { param: this.names[owner], owner, idx, s, c };
   }
 }
 
@@ -130,8 +131,7 @@ export class TapeBuilder {
   private readonly sliceCache = new Map<string, string>();
   private fills = 0;
 
-  constructor(readonly l: Lowered, readonly consts: ConstProbe, private readonly paramLength: (name: string) => number,
-    private readonly fusedByName: Map<string, Node>, readonly source: string) {}
+  constructor(readonly l: Lowered, readonly consts: ConstProbe, private readonly fusedByName: Map<string, Node>, readonly source: string) {}
 
   where(o: { name: string }): string { return `${this.source}: node '${o.name}'`; }
   resolved(k: string): string { let x = k; while (this.rename.has(x)) x = this.rename.get(x)!; return x; }
@@ -146,7 +146,7 @@ export class TapeBuilder {
   private rootKey(r: number): string {
     const t = this.l.tensors[r];
     if (t.kind === 'input') return 'input';
-    if (t.kind === 'const') return this.consts.key(r, this.paramLength);
+    if (t.kind === 'const') return this.consts.key(r);
     const ps = this.parts.get(r);
     if (ps && ps.length) {
       ps.sort((p, q) => p.off - q.off);
@@ -345,7 +345,7 @@ export function buildTape(g: Graph, params: Map<string, Param>, input: string, i
   const consts = new ConstProbe(g, l, params, dims, source);
   const fusedByName = new Map<string, Node>();
   for (const n of real.nodes) fusedByName.set(n.name, n);
-  const b = new TapeBuilder(l, consts, (name) => params.get(name)!.data.length, fusedByName, source);
+  const b = new TapeBuilder(l, consts, fusedByName, source);
   for (const op of l.ops) {
     const rule = TRAIN_RULES[op.kind];
     if (!rule) throw new Error(`${b.where(op)}: plan op '${op.kind}' cannot be trained`);
