@@ -28,7 +28,7 @@ const ort = ortm.default ?? ortm;
 
 const models = [['fp32', model]];
 if (process.argv.includes('--int')) {
-  const { calibrate } = await import(path.join(root, 'dist/quant/calibrate.js'));
+  const { calibrate } = await import(path.join(root, 'dist/calibrate/calibrate.js'));
   const q = path.join(os.tmpdir(), `swinq-call-bench-${process.pid}.onnx`);
   await calibrate(model, { data, samples: 64, method: 'minmax', out: q, threads: 1 });
   models.push(['integer-only', q]);

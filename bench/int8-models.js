@@ -45,7 +45,7 @@ for (const [k, v] of [['iters', iters], ['swin-t-iters', swinTIters], ...threads
   if (!Number.isInteger(v) || v < 1) { console.error(`bench/int8-models.js: --${k} must be positive integers`); process.exit(1); }
 }
 
-const { calibrate } = await import(path.join(root, 'dist/quant/calibrate.js'));
+const { calibrate } = await import(path.join(root, 'dist/calibrate/calibrate.js'));
 const api = await import(path.join(root, 'dist/index.js'));
 const ortm = await import('onnxruntime-node');
 const ort = ortm.default ?? ortm;

@@ -24,7 +24,7 @@ const threads = Number(arg('threads', 2)), rounds = Number(arg('rounds', 5)), pe
 const only = arg('only', '').split(',').filter(Boolean);
 const busy = process.argv.includes('--busy');
 
-const { calibrate } = await import(path.join(root, 'dist/quant/calibrate.js'));
+const { calibrate } = await import(path.join(root, 'dist/calibrate/calibrate.js'));
 const api = await import(path.join(root, 'dist/index.js'));
 const { loadLabelledImages } = await import(path.join(root, 'dist/io/idx.js'));
 const { fitImages, imageLayout, layoutDims } = await import(path.join(root, 'dist/io/fit-input.js'));

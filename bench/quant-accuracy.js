@@ -21,7 +21,7 @@ const limit = Number(arg('limit', 10000));
 const threads = Number(arg('threads', 2));
 const methods = arg('methods', 'minmax,percentile,entropy,mse').split(',');
 
-const { calibrate } = await import(path.join(root, 'dist/quant/calibrate.js'));
+const { calibrate } = await import(path.join(root, 'dist/calibrate/calibrate.js'));
 const { loadLabelledImages, normalizedImages } = await import(path.join(root, 'dist/io/idx.js'));
 const api = await import(path.join(root, 'dist/index.js'));
 const ortm = await import('onnxruntime-node');

@@ -3,8 +3,8 @@
 // executor off the event loop.
 import { loadModel } from './onnx/load.js';
 import type { Compiled } from './compile/index.js';
-import { ModelCompiler, type BlockedBy, type PlanChoice, type PlanKind } from './quant/qdq-plan.js';
-import { BackgroundCompiler } from './compile/background.js';
+import { ModelCompiler, type BlockedBy, type PlanChoice, type PlanKind } from './runtime/model-compiler.js';
+import { BackgroundCompiler } from './runtime/background.js';
 import { isSupportedOp } from './passes/specialize.js';
 import type { Graph, ValueDecl } from './ir/graph.js';
 import { native, type NativePlan, type PlanArray } from './native.js';
@@ -285,7 +285,7 @@ export class InferenceSession {
   /** The plan for these dims, compiled on this thread if it is new. */
   private entry(dims: number[][]): Entry {
     const key = InferenceSession.key(dims);
-    // QDQ files: integer-only when a lowering takes them, else the fp32 simulation (src/quant/qdq-plan.ts)
+    // QDQ files: integer-only when a lowering takes them, else the fp32 simulation (src/runtime/model-compiler.ts)
     return this.cached(key) ?? this.install(key, this.compiler.compile(this.inputDims(dims), this.compileOptions()));
   }
 

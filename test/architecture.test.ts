@@ -54,3 +54,50 @@ describe('the op list', () => {
     expect([...named].filter((f) => !f.includes('<') && !fs.existsSync(path.join(root, f)))).toEqual([]);
   });
 });
+
+// The TypeScript layers, lowest first: a module imports only from lower layers (or its own
+// directory). The pipeline reads bottom-up: ONNX → IR → passes → compile/quant → the plan that runs
+// (runtime, session) → the tools built on a session → the CLI, the server and the package index.
+const LAYERS: string[][] = [
+  ['util', 'tensor', 'normalize', 'native', 'ir', 'plan'],
+  ['onnx', 'io', 'fewbit'],
+  ['passes'],
+  ['compile'],
+  ['quant', 'train'],
+  ['runtime'],
+  ['session'],
+  ['calibrate', 'engine', 'distill'],
+  ['serve', 'index'],
+  ['cli'],
+];
+
+describe('imports go down the pipeline', () => {
+  const layerOf = new Map(LAYERS.flatMap((names, i) => names.map((n) => [n, i] as [string, number])));
+  const unit = (rel: string) => rel.split('/')[0].replace(/\.(ts|js)$/, '');
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
+      const p = `${dir}/${e.name}`;
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts')) files.push(p);
+    }
+  };
+  walk('src');
+
+  it('every directory and top-level module of src/ has a layer', () => {
+    const units = new Set(files.map((f) => unit(f.slice('src/'.length))));
+    expect([...units].filter((u) => !layerOf.has(u))).toEqual([]);
+  });
+
+  it('no import reaches up or sideways to another unit of its layer', () => {
+    const bad: string[] = [];
+    for (const f of files) {
+      const from = unit(f.slice('src/'.length));
+      for (const m of read(f).matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)) {
+        const to = unit(path.posix.relative('src', path.posix.normalize(path.posix.join(path.posix.dirname(f), m[1]))));
+        if (to !== from && !(layerOf.get(to)! < layerOf.get(from)!)) bad.push(`${f} imports ${m[1]} (${from} → ${to})`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+});

@@ -13,7 +13,7 @@ import { loadLabelledImages, normalizedImages, type LabelledImages } from '../sr
 import { describeChannelNormalization, formatNumberList, parseNumberList, resolveChannelNormalization, resolveNormalization } from '../src/normalize.js';
 import { buildSwin, initParams, type SwinConfig } from '../src/train/swin.js';
 import { exportOnnx } from '../src/train/onnx.js';
-import { calibrate } from '../src/quant/calibrate.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
 import { InferenceSession, Tensor } from '../src/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { encodeNpy, parseNpy, readNpy, writeNpy, type NpyData, type NpyDType } from '../src/io/npy.js';
 import { encodeIdx, loadLabelledImages, normalizedImages, parseIdx, readIdx } from '../src/io/idx.js';
 import { describeNormalization, resolveNormalization } from '../src/normalize.js';
-import { argmaxRows, median, randomFeeds } from '../src/io/engine.js';
+import { argmaxRows, median, randomFeeds } from '../src/engine.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'swinq-io-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

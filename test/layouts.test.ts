@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InferenceSession, Tensor } from '../src/index.js';
-import { calibrate } from '../src/quant/calibrate.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
 import { decodeModel, encodeModel, setMetadata } from '../src/quant/qdq-writer.js';
 import { INT_RANGES_KEY as SWIN_RANGES_KEY } from '../src/quant/plan-ranges.js';
 import { loadLabelledImages, normalizedImages } from '../src/io/idx.js';
@@ -98,7 +98,7 @@ describe('a QDQ file without swinq ranges (as another tool writes it)', () => {
 describe('calibrate --sparsify (thresholded MLP activations, no retraining)', () => {
   it('records one threshold per MLP hidden layer; the integer plan zeroes more GELU table entries; still integer-only', async () => {
     const { DType } = await import('../src/plan/ops.js');
-    const { ModelCompiler } = await import('../src/quant/qdq-plan.js');
+    const { ModelCompiler } = await import('../src/runtime/model-compiler.js');
     const { loadModel } = await import('../src/onnx/load.js');
     const model = path.join(FIX, 'timm-vit.onnx');
     const dense = path.join(tmp, 'sp-dense.onnx'), sparse = path.join(tmp, 'sp-0.3.onnx');

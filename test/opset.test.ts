@@ -91,7 +91,7 @@ describe('Gelu op (opset 20)', () => {
   });
 
   it('calibrate --gelu relu replaces the Gelu op too', async () => {
-    const { replaceGeluWithRelu } = await import('../src/quant/calibrate.js');
+    const { replaceGeluWithRelu } = await import('../src/calibrate/calibrate.js');
     const { decodeModel } = await import('../src/quant/qdq-writer.js');
     const m = decodeModel(upgradeOpset(fs.readFileSync(path.join(FIX, 'hf-vit.onnx')), 20).bytes, 'hf-vit-20');
     const gelus = m.graph.node.filter((n: { opType: string }) => n.opType === 'Gelu').length;
@@ -129,7 +129,7 @@ describe('calibrate and the integer plan at opset 18 and 20', () => {
   it('the QDQ file of the upgraded micro-Swin runs integer-only, bit-identical to the opset-13 original', async () => {
     const data = path.resolve(root, '..', 'shared', 'data', 'fashion-mnist');
     if (!fs.existsSync(SHARED) || !fs.existsSync(data)) throw new Error(`opset.test: missing ${SHARED} or ${data} (../shared)`);
-    const { calibrate } = await import('../src/quant/calibrate.js');
+    const { calibrate } = await import('../src/calibrate/calibrate.js');
     const feeds = { input: new Tensor('float32', x, [B, 1, 28, 28]) };
     const run = async (file: string) => {
       const s = await InferenceSession.create(file, { threads: 1, requireInteger: true });

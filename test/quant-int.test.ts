@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { native, type PlanDescJS } from '../src/native.js';
 import { loadModel } from '../src/onnx/load.js';
 import { loadLabelledImages, normalizedImages } from '../src/io/idx.js';
-import { calibrate } from '../src/quant/calibrate.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
 import { calibratePlanRanges, INT_RANGES_KEY as SWIN_RANGES_KEY, type PlanRanges } from '../src/quant/plan-ranges.js';
 import { lowerFp32, stripQdq } from '../src/quant/float-plan.js';
 import { lowerIntegerPlan as lowerSwinInt } from '../src/quant/integer-lowering.js';

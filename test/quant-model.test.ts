@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InferenceSession, Tensor } from '../src/index.js';
 import { loadLabelledImages, normalizedImages } from '../src/io/idx.js';
-import { calibrate } from '../src/quant/calibrate.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = path.resolve(root, '..', 'shared');

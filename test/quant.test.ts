@@ -11,7 +11,7 @@ import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
 import { encodeIdx } from '../src/io/idx.js';
 import { InferenceSession, Tensor } from '../src/index.js';
-import { calibrate, replaceGeluWithRelu } from '../src/quant/calibrate.js';
+import { calibrate, replaceGeluWithRelu } from '../src/calibrate/calibrate.js';
 import {
   NUM_BINS, TensorObserver, entropyRange, fakeQuant, mseRange, percentileRange, quantizeWeightsPerChannel, roundHalfEven, uint8Params,
 } from '../src/quant/observers.js';

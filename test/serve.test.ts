@@ -703,7 +703,7 @@ describe('shared micro-Swin', () => {
   const quantizedSwin = () => (qdqSwin ??= (async () => {
     const data = path.resolve(repoRoot, '..', 'shared', 'data', 'fashion-mnist');
     if (!fs.existsSync(sharedModel) || !fs.existsSync(data)) throw new Error(`missing ${sharedModel} or ${data}: the shared models and data live in ../shared relative to the repo root`);
-    const { calibrate } = await import('../src/quant/calibrate.js');
+    const { calibrate } = await import('../src/calibrate/calibrate.js');
     const qPath = path.join(tmp, 'swin-q.onnx');
     await calibrate(sharedModel, { data, samples: 8, method: 'minmax', out: qPath, batch: 8, threads: 1 });
     return qPath;

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { CliError, emit, intOption, log, withCommon, withRequireInteger, planFields } from './common.js';
 import { isaOption, toFloat32 } from './run.js';
-import { loadOnnxruntime, median, openEngine, randomFeeds, type Engine, type PlainTensor } from '../io/engine.js';
+import { loadOnnxruntime, median, openEngine, randomFeeds, type Engine, type PlainTensor } from '../engine.js';
 import { readModelInfo } from '../io/model-info.js';
 
 interface BenchOptions {

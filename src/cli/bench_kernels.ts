@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { CliError, emit, intOption, log, withCommon } from './common.js';
-import { loadOnnxruntime } from '../io/engine.js';
+import { loadOnnxruntime } from '../engine.js';
 import { native } from '../native.js';
 
 const M = 3136, K = 96, N = 384;

@@ -47,7 +47,7 @@ async function run(model: string, flags: Record<string, unknown>, cmd: Command):
   if (typeof o.out !== 'string' || !o.out) throw new CliError('--out Q.onnx is required (or "out" in --config)');
   const method = String(o.method);
   const { METHODS } = await import('../quant/observers.js');
-  const { GELU_CHOICES, calibrate } = await import('../quant/calibrate.js');
+  const { GELU_CHOICES, calibrate } = await import('../calibrate/calibrate.js');
   if (!(METHODS as readonly string[]).includes(method)) throw new CliError(`--method must be one of ${METHODS.join('|')}, got '${method}'`);
   const gelu = String(o.gelu);
   if (!(GELU_CHOICES as readonly string[]).includes(gelu)) throw new CliError(`--gelu must be one of ${GELU_CHOICES.join('|')}, got '${gelu}'`);

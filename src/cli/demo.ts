@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { CliError, emit, intOption, log, withCommon } from './common.js';
 import { loadLabelledImages, normalizedImages } from '../io/idx.js';
-import { argmaxRows, loadOnnxruntime, median, openEngine, type Engine } from '../io/engine.js';
+import { argmaxRows, loadOnnxruntime, median, openEngine, type Engine } from '../engine.js';
 import { resolveNormalization } from '../normalize.js';
 import { loadModel } from '../onnx/load.js';
 
@@ -72,7 +72,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   const student = path.join(dir, 'student-relu.onnx');
   const data = path.join(dir, 'fmnist-slice');
   for (const f of [teacher, student, data]) if (!fs.existsSync(f)) throw new CliError(`demo: ${f} is missing (the demo assets ship in demo/; scripts/make-demo-model.sh makes them)`);
-  const { calibrate } = await import('../quant/calibrate.js');
+  const { calibrate } = await import('../calibrate/calibrate.js');
   const norm = resolveNormalization({ metadata: loadModel(teacher).metadata, modelPath: teacher });
   const test = loadLabelledImages(data, 'test');
   const train = loadLabelledImages(data, 'train');

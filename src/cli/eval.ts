@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CliError, emit, intOption, log, planFields, withCommon, withRequireInteger } from './common.js';
 import { engineOption, isaOption } from './run.js';
-import { argmaxRows, openEngine, type EngineKind } from '../io/engine.js';
+import { argmaxRows, openEngine, type EngineKind } from '../engine.js';
 import { loadLabelledImages, type Split } from '../io/idx.js';
 import { readModelInfo } from '../io/model-info.js';
 import { describeLayout, fitImages, imageLayout, layoutDims } from '../io/fit-input.js';

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { CliError, emit, intOption, log, withCommon, withRequireInteger, planFields } from './common.js';
 import { isaOption } from './run.js';
-import { median, openEngine, randomFeeds } from '../io/engine.js';
+import { median, openEngine, randomFeeds } from '../engine.js';
 import { readModelInfo } from '../io/model-info.js';
 
 interface ProfileOptions {

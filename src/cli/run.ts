@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { CliError, emit, log, planFields, withCommon, withRequireInteger } from './common.js';
-import { openEngine, type EngineKind, type PlainTensor } from '../io/engine.js';
+import { openEngine, type EngineKind, type PlainTensor } from '../engine.js';
 import { formatDims, readModelInfo } from '../io/model-info.js';
 import { readNpy, writeNpy, type NpyArray } from '../io/npy.js';
 

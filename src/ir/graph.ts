@@ -43,6 +43,9 @@ export interface Graph {
   nodeCount: number;            // ONNX nodes in the file, Constant nodes included
 }
 
+/** Refuse tensors bigger than this many elements anywhere (hostile dims). */
+export const MAX_ELEMENTS = 2 ** 31 - 1;
+
 export function numel(dims: readonly number[]): number {
   let n = 1;
   for (const d of dims) n *= d;

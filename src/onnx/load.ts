@@ -4,15 +4,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
-import { ONNX_DTYPE, attrInt, makeConst, numel, type Attr, type ConstTensor, type DT, type Graph, type Node, type ValueDecl } from '../ir/graph.js';
+import { MAX_ELEMENTS, ONNX_DTYPE, attrInt, makeConst, numel, type Attr, type ConstTensor, type DT, type Graph, type Node, type ValueDecl } from '../ir/graph.js';
 
 const { onnx } = onnxProto;
 type LongLike = number | { toNumber(): number };
 
 export const MIN_OPSET = 13;
 export const MAX_OPSET = 21;
-/** Refuse tensors bigger than this many elements anywhere (hostile dims). */
-export const MAX_ELEMENTS = 2 ** 31 - 1;
 
 function toNum(v: LongLike | null | undefined): number {
   if (v === null || v === undefined) return 0;
@@ -194,7 +192,7 @@ export function loadModel(src: string | Uint8Array): Graph {
   const metadata: Record<string, string> = {};
   for (const p of model.metadataProps ?? []) metadata[p.key ?? ''] = p.value ?? '';
   // QDQ files keep their QuantizeLinear/DequantizeLinear nodes: the session decides how they run
-  // (src/quant/qdq-plan.ts: integer-only when it can, else the fp32 simulation, and says which)
+  // (src/runtime/model-compiler.ts: integer-only when it can, else the fp32 simulation, and says which)
   return { nodes, inputs, outputs, initializers, opset, metadata, source, nodeCount: g.node.length };
 }
 

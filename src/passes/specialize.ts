@@ -1,9 +1,8 @@
 // Specialization for concrete input shapes: one walk over the graph infers every value's dtype and
 // dims and folds every node whose inputs are all constant (shape sub-graphs, masks, index tables) with
 // a small evaluator. What is left is the dynamic part: nodes that depend on a graph input.
-import { MAX_ELEMENTS } from '../onnx/load.js';
 import {
-  attrFloat, attrInt, attrInts, attrString, castValue, isFloat, makeConst, numel, ONNX_DTYPE,
+  attrFloat, attrInt, attrInts, attrString, castValue, isFloat, makeConst, MAX_ELEMENTS, numel, ONNX_DTYPE,
   type ConstTensor, type DT, type Graph, type Node,
 } from '../ir/graph.js';
 import {

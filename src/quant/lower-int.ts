@@ -6,7 +6,7 @@
 // per-channel scales s_x·s_w[n]. Nothing in between is float. Reshape/Flatten/Identity/Dropout are
 // free (element order unchanged). It reads the file's own scales and zero points (any QDQ writer).
 // Anything else returns { ok: false, reason } naming the node; transformer graphs go through the
-// plan-level lowering (src/quant/integer-lowering.ts) instead (src/quant/qdq-plan.ts tries both).
+// plan-level lowering (src/quant/integer-lowering.ts) instead (src/runtime/model-compiler.ts tries both).
 import { native, type PlanDescJS, type PlanOpDesc, type PlanTensorDesc } from '../native.js';
 import { DType, OpKind, Storage } from '../plan/ops.js';
 import type { ConstTensor, Graph, Node } from '../ir/graph.js';

@@ -1,6 +1,6 @@
 // Activation ranges of a plan, keyed by plan op so they hold at every batch size: measured by
 // `swinq calibrate` on the float plan (stored in the file as swinq.int.ranges metadata), or derived
-// from a file's own Q/DQ scales (src/quant/qdq-plan.ts).
+// from a file's own Q/DQ scales (src/runtime/model-compiler.ts).
 import type { Graph } from '../ir/graph.js';
 import { numel } from '../ir/graph.js';
 import type { Lowered, POp } from '../compile/lower.js';

@@ -93,7 +93,7 @@ export async function loadModel(name: string, file: string, opts: LoadOptions = 
     throw new Error(`${file}: cannot read model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   const io = readModelIo(bytes, file);
-  const { openEngine } = await import('../io/engine.js');
+  const { openEngine } = await import('../engine.js');
   const threads = opts.threads ?? Math.max(1, os.availableParallelism());
   // new shapes (odd row counts, non-batchable models, --no-warmup) compile off the event loop
   const session = await openEngine(opts.engine ?? 'swinq', file, { threads, isa: opts.isa, requireInteger: opts.requireInteger, compileInBackground: true });

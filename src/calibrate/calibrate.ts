@@ -7,15 +7,15 @@ import onnxProto from 'onnx-proto';
 import { loadLabelledImages } from '../io/idx.js';
 import { describeLayout, fitImages, imageLayout, layoutDims } from '../io/fit-input.js';
 import { loadModel } from '../onnx/load.js';
-import { calibratePlanRanges, encodePlanRanges, INT_RANGES_KEY } from './plan-ranges.js';
-import { stripQdq } from './float-plan.js';
-import { hasQdq } from './qdq-sim.js';
-import { ModelCompiler, type BlockedBy } from './qdq-plan.js';
+import { calibratePlanRanges, encodePlanRanges, INT_RANGES_KEY } from '../quant/plan-ranges.js';
+import { stripQdq } from '../quant/float-plan.js';
+import { hasQdq } from '../quant/qdq-sim.js';
+import { ModelCompiler, type BlockedBy } from '../runtime/model-compiler.js';
 import { InferenceSession } from '../session.js';
 import { Tensor } from '../tensor.js';
 import { describeChannelNormalization, formatNumberList, resolveChannelNormalization } from '../normalize.js';
-import { METHODS, Sqnr, TensorObserver, quantizeWeightsPerChannel, uint8Params, type Method, type QParams } from './observers.js';
-import { decodeModel, encodeModel, findTargets, writeQdq, setMetadata, type ModelProto, type Targets, type WeightQ } from './qdq-writer.js';
+import { METHODS, Sqnr, TensorObserver, quantizeWeightsPerChannel, uint8Params, type Method, type QParams } from '../quant/observers.js';
+import { decodeModel, encodeModel, findTargets, writeQdq, setMetadata, type ModelProto, type Targets, type WeightQ } from '../quant/qdq-writer.js';
 
 const { onnx } = onnxProto;
 

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { IntegerPlanError, type BlockedBy, type PlanChoice } from '../quant/qdq-plan.js';
+import { IntegerPlanError, type BlockedBy, type PlanChoice } from './model-compiler.js';
 
 export interface CompileRequest { id: number; dims: Record<string, number[]>; opts: { requireInteger?: boolean; simulate?: boolean } }
 export type CompileReply =
@@ -17,7 +17,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 // From dist/ the worker is the sibling .js file; under vitest this module is TypeScript source in
 // src/, and the worker runs from the built dist/ (test/global-setup.ts builds it).
 const WORKER = import.meta.url.endsWith('.ts')
-  ? path.resolve(here, '..', '..', 'dist', 'compile', 'compile-worker.js')
+  ? path.resolve(here, '..', '..', 'dist', 'runtime', 'compile-worker.js')
   : path.join(here, 'compile-worker.js');
 
 export class BackgroundCompiler {

@@ -2,9 +2,9 @@
 // same-process comparisons in bench/eval and as a reference with --engine onnxruntime).
 // Both take and return tensors shaped { type, data, dims }.
 import path from 'node:path';
-import { formatDims } from './model-info.js';
-import type { InferenceSession } from '../session.js';
-import { mulberry32 } from '../util/random.js';
+import { formatDims } from './io/model-info.js';
+import type { InferenceSession } from './session.js';
+import { mulberry32 } from './util/random.js';
 
 export interface PlainTensor { type: string; data: ArrayLike<number | bigint> & ArrayBufferView; dims: readonly number[] }
 export type EngineKind = 'swinq' | 'onnxruntime';
@@ -55,7 +55,7 @@ export async function loadOnnxruntime(purpose: string): Promise<any> {
 
 async function openSwinq(model: string, opts: EngineOptions): Promise<Engine> {
   // Imported lazily so commands that fail on their flags never load the addon.
-  const { InferenceSession, Tensor } = await import('../index.js');
+  const [{ InferenceSession }, { Tensor }] = await Promise.all([import('./session.js'), import('./tensor.js')]);
   const s = await InferenceSession.create(model, { threads: opts.threads, isa: opts.isa, profile: !!opts.profile, requireInteger: opts.requireInteger, logger: opts.logger, compileInBackground: opts.compileInBackground });
   return {
     kind: 'swinq',

@@ -12,11 +12,11 @@ import { BatchCompiler, type Compiled } from '../compile/index.js';
 import type { Lowered } from '../compile/lower.js';
 import { aliasRoot } from '../compile/plan.js';
 import { OP_NAMES } from '../plan/ops.js';
-import { lowerQdqToIntPlan } from './lower-int.js';
-import { decodePlanRanges, INT_RANGES_KEY, planOpKeys, type PlanRanges } from './plan-ranges.js';
-import { lowerIntegerPlan } from './integer-lowering.js';
-import { stripQdq } from './float-plan.js';
-import { hasQdq, simulateQdq } from './qdq-sim.js';
+import { lowerQdqToIntPlan } from '../quant/lower-int.js';
+import { decodePlanRanges, INT_RANGES_KEY, planOpKeys, type PlanRanges } from '../quant/plan-ranges.js';
+import { lowerIntegerPlan } from '../quant/integer-lowering.js';
+import { stripQdq } from '../quant/float-plan.js';
+import { hasQdq, simulateQdq } from '../quant/qdq-sim.js';
 
 export type PlanKind = 'integer-only' | 'fp32' | 'qdq-simulated';
 export const PLAN_KINDS: readonly PlanKind[] = ['integer-only', 'fp32', 'qdq-simulated'];

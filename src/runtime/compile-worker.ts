@@ -1,9 +1,9 @@
-// The worker side of BackgroundCompiler (src/compile/background.ts): loads the model once, then answers
+// The worker side of BackgroundCompiler (src/runtime/background.ts): loads the model once, then answers
 // compile requests with the plan description; the constant region is transferred, not copied.
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadModel } from '../onnx/load.js';
-import { ModelCompiler } from '../quant/qdq-plan.js';
+import { ModelCompiler } from './model-compiler.js';
 import type { CompileRequest, CompileReply } from './background.js';
 
 const { source } = workerData as { source: string | Uint8Array };
