@@ -183,6 +183,21 @@ describe('backward rules vs finite differences', () => {
     expect(Array.from(native.trainBackward(mm, [null, mi[1]], [24, 40], null, dm, null, [true, false])[0])).toEqual(Array.from(both[0]));
     expect(Array.from(native.trainBackward(mm, [mi[0], null], [24, 40], null, dm, null, [false, true])[1])).toEqual(Array.from(both[1]));
   });
+  it('trainReads states what each backward rule reads (the trainer keeps exactly that)', () => {
+    const lin = { op: 'linear', K: 4, N: 3 };
+    expect(native.trainReads(lin, [true, false, false]).inputs).toEqual([false, true, false]);
+    expect(native.trainReads(lin, [false, true, true]).inputs).toEqual([true, false, false]);
+    expect(native.trainReads(lin, [false, false, false]).inputs).toEqual([false, false, false]);
+    expect(native.trainReads({ op: 'softmax', D: 5 }, [true])).toEqual({ inputs: [false], output: true, codes: false, aux: false });
+    expect(native.trainReads({ op: 'act', fn: 'gelu', bits: 2 }, [true])).toEqual({ inputs: [false], output: false, codes: true, aux: false });
+    expect(native.trainReads({ op: 'act', fn: 'gelu' }, [true]).inputs).toEqual([true]);
+    expect(native.trainReads({ op: 'layernorm', D: 4 }, [true, true, true], true)).toEqual({ inputs: [false, true, true], output: true, codes: false, aux: true });
+    expect(native.trainReads({ op: 'layernorm', D: 4 }, [false, false, true]).inputs).toEqual([true, true, false]);
+    expect(native.trainReads({ op: 'binary', bop: 1, odims: [3], sa: [1], sb: [1] }, [true, true]).inputs).toEqual([false, false]);
+    expect(native.trainReads({ op: 'binary', bop: 2, odims: [3], sa: [1], sb: [1] }, [true, false]).inputs).toEqual([true, true]);
+    expect(() => native.trainReads(lin, [true, true])).toThrow(/train op linear: need has 2 entries, the op 3 inputs/);
+    expect(() => native.trainReads({ op: 'softmax', D: 5 }, [true], true)).toThrow(/only layernorm/);
+  });
 });
 
 describe('few-bit activations', () => {

@@ -31,6 +31,43 @@ static std::vector<float> randv(size_t n) {
   return v;
 }
 
+template <class F>
+static void expect_throw(F f, const std::string& needle, const char* what) {
+  try {
+    f();
+    CHECK(false, "%s: no exception", what);
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find(needle) != std::string::npos, "%s: message '%s' lacks '%s'", what, e.what(), needle.c_str());
+  }
+}
+
+// reads() is exact for every single gradient: backward given only what it lists (the rest null)
+// gives the gradient of the fully saved run, and withholding any listed tensor is refused.
+static void check_reads(const Op& op, const std::vector<std::vector<float>>& in, const std::vector<size_t>& n,
+                        const std::vector<float>& y, const std::vector<float>& dy, const std::vector<std::vector<float>>& full,
+                        const char* what) {
+  for (size_t k = 0; k < in.size(); ++k) {
+    std::vector<bool> need(in.size(), false);
+    need[k] = true;
+    const Reads r = reads(op, need);
+    auto saved = [&](int drop_in, bool drop_out) {
+      Saved s;
+      for (size_t i = 0; i < in.size(); ++i) s.in.push_back(r.in[i] && (int)i != drop_in ? in[i].data() : nullptr);
+      s.in_n = n;
+      s.out = r.out && !drop_out ? y.data() : nullptr;
+      return s;
+    };
+    std::vector<float> g(in[k].size());
+    std::vector<float*> gp(in.size(), nullptr);
+    gp[k] = g.data();
+    backward(op, saved(-1, false), dy.data(), gp, nullptr);
+    CHECK(g == full[k], "%s: gradient %zu from reads() alone differs from the fully saved run", what, k);
+    for (size_t i = 0; i < in.size(); ++i)
+      if (r.in[i]) expect_throw([&] { backward(op, saved((int)i, false), dy.data(), gp, nullptr); }, "missing", what);
+    if (r.out) expect_throw([&] { backward(op, saved(-1, true), dy.data(), gp, nullptr); }, "missing", what);
+  }
+}
+
 // L = Σ w·y; checks <dL/dx_i, v> against central differences along a random v, for every input.
 static void fd(Op op, std::vector<std::vector<float>> in, const char* what) {
   prepare(op);
@@ -58,6 +95,7 @@ static void fd(Op op, std::vector<std::vector<float>> in, const char* what) {
   std::vector<float> yk = y;
   s.out = yk.data();
   backward(op, s, w.data(), gp, nullptr);
+  check_reads(op, in, n, yk, w, g, what);
   for (size_t k = 0; k < in.size(); ++k) {
     std::vector<float> v = randv(in[k].size()), x0 = in[k];
     double gv = 0;
@@ -70,16 +108,6 @@ static void fd(Op op, std::vector<std::vector<float>> in, const char* what) {
     in[k] = x0;
     const double num = (lp - lm) / (2 * h);
     CHECK(std::fabs(num - gv) <= 1e-2 * std::max(1.0, std::fabs(gv)), "%s input %zu: fd %g vs backward %g", what, k, num, gv);
-  }
-}
-
-template <class F>
-static void expect_throw(F f, const std::string& needle, const char* what) {
-  try {
-    f();
-    CHECK(false, "%s: no exception", what);
-  } catch (const std::invalid_argument& e) {
-    CHECK(std::string(e.what()).find(needle) != std::string::npos, "%s: message '%s' lacks '%s'", what, e.what(), needle.c_str());
   }
 }
 

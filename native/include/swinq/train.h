@@ -74,6 +74,19 @@ struct Saved {
   size_t aux_n = 0;
 };
 
+// What an op's backward rule reads for the gradients asked for (need[i]: dL/d in[i] wanted). The one
+// source of truth: backward() checks exactly these, and the trainer (src/train/onnx-graph.ts, through
+// the binding's trainReads) keeps exactly these for backward. from_output: a LayerNorm whose backward
+// runs from its output y, β and 1/σ per row (memory-sharing LayerNorm) instead of its input x.
+struct Reads {
+  std::vector<bool> in;  // one per input
+  bool out = false;      // the forward output
+  bool codes = false;    // act with bits > 0: the few-bit codes
+  bool aux = false;      // layernorm from its output: 1/σ per row
+};
+Reads reads(const Op& op, const std::vector<bool>& need, bool from_output = false);
+int input_count(Kind k);
+
 // y must hold output_size(...) floats; codes (act with bits > 0) fewbit_packed_bytes(n, bits).
 void forward(const Op& op, const std::vector<const float*>& in, const std::vector<size_t>& in_n, float* y,
              uint8_t* codes, ThreadPool* pool);
