@@ -10,7 +10,7 @@ import onnxProto from 'onnx-proto';
 import { native } from '../native.js';
 import { loadModel } from '../onnx/load.js';
 import { numel, type Graph, type Node } from '../ir/graph.js';
-import type { OpDesc, Param } from './graph.js';
+import type { OpDesc, Param } from './op.js';
 import { buildTape, fc2Of } from './tape-builder.js';
 
 type Reads = ReturnType<typeof native.trainReads>;
