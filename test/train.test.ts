@@ -8,6 +8,7 @@ import { APPROX_BP_TABLES, FEWBIT_FUNCTIONS } from '../src/fewbit.js';
 import type { OpDesc } from '../src/train/op.js';
 import { OnnxTrainGraph } from '../src/train/onnx-graph.js';
 import { loadModel } from '../src/onnx/load.js';
+import { OP_NAMES, TRAIN_OPS } from '../src/plan/ops.js';
 
 function randn(n: number, r: () => number, scale = 1): Float32Array {
   const a = new Float32Array(n);
@@ -182,6 +183,19 @@ describe('backward rules vs finite differences', () => {
     const both = native.trainBackward(mm, mi, [24, 40], null, dm, null, [true, true]);
     expect(Array.from(native.trainBackward(mm, [null, mi[1]], [24, 40], null, dm, null, [true, false])[0])).toEqual(Array.from(both[0]));
     expect(Array.from(native.trainBackward(mm, [mi[0], null], [24, 40], null, dm, null, [false, true])[1])).toEqual(Array.from(both[1]));
+  });
+  it('one op list: the train ops of ops.def (SWINQ_TRAIN_OP) are TRAIN_OPS, each naming a plan op or none', () => {
+    const def = fs.readFileSync(path.join(__dirname, '..', 'native', 'include', 'swinq', 'ops.def'), 'utf8');
+    const listed = [...def.matchAll(/^SWINQ_TRAIN_OP\((\w+), (\w+)\)/gm)].map((m) => [m[1], m[2]]);
+    expect(listed).toEqual(TRAIN_OPS.map((o) => [...o]));
+    for (const [kind, plan] of TRAIN_OPS) {
+      expect(plan === 'none' || (OP_NAMES as readonly string[]).includes(plan), `${kind} → ${plan}`).toBe(true);
+      // the native side knows the name (it refuses the empty attributes, not the op)
+      let msg = '';
+      try { native.trainReads({ op: kind }, []); } catch (e) { msg = (e as Error).message; }
+      expect(msg, kind).not.toMatch(/unknown op/);
+    }
+    expect(() => native.trainReads({ op: 'conv' }, [])).toThrow(/unknown op 'conv'/);
   });
   it('trainReads states what each backward rule reads (the trainer keeps exactly that)', () => {
     const lin = { op: 'linear', K: 4, N: 3 };

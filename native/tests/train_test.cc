@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "swinq/cpu.h"
+#include "swinq/kernels_f32.h"
+#include "swinq/plan.h"
 #include "swinq/train.h"
 
 using namespace swinq::train;
@@ -258,6 +261,44 @@ int main() {
     const double l = cross_entropy(x.data(), lab.data(), 2, 3, 0.f, d.data());
     CHECK(std::fabs(l - std::log(3.0)) < 1e-6, "ce of zeros %g", l);
   }
+  // one op list: every train op names a plan op (or none), and the shared ones run the plan's fp32
+  // kernels, bit for bit, on both kernel sets
+  {
+    int none = 0;
+    for (int k = 0; k <= (int)Kind::scale_shift; ++k) {
+      const std::string p = plan_op_of((Kind)k);
+      bool known = p == "none";
+      for (int o = 0; o < (int)swinq::OpKind::count_; ++o) known = known || p == swinq::op_name((swinq::OpKind)o);
+      CHECK(known, "train op %s: plan op '%s' is not in ops.def", kind_name((Kind)k), p.c_str());
+      none += p == "none";
+      CHECK(kind_from_name(kind_name((Kind)k)) == (Kind)k, "kind name round trip %d", k);
+    }
+    CHECK(none == 1, "one training-only op (fakequant), got %d", none);
+    for (swinq::Isa isa : {swinq::Isa::scalar, swinq::Isa::avx2}) {
+      if (isa == swinq::Isa::avx2 && swinq::best_isa() != swinq::Isa::avx2) continue;
+      swinq::set_isa(isa);
+      const swinq::f32::Kernels& kr = swinq::f32::kernels(isa);
+      std::vector<float> x = randv(5 * 24), g = randv(24), b = randv(24), y(5 * 24), want(5 * 24);
+      Op l; l.kind = Kind::layernorm; l.D = 24; l.eps = 1e-6f;
+      prepare(l);
+      forward(l, {x.data(), g.data(), b.data()}, {120, 24, 24}, y.data(), nullptr, nullptr);
+      kr.layernorm(x.data(), g.data(), b.data(), want.data(), 24, 1e-6f, 0, 5);
+      CHECK(y == want, "layernorm forward is not the plan kernel (isa %d)", (int)isa);
+      Op sm; sm.kind = Kind::softmax; sm.D = 24;
+      prepare(sm);
+      forward(sm, {x.data()}, {120}, y.data(), nullptr, nullptr);
+      kr.softmax(x.data(), nullptr, 1, want.data(), 24, 0, 5);
+      CHECK(y == want, "softmax forward is not the plan kernel (isa %d)", (int)isa);
+      Op mp; mp.kind = Kind::mean_pool; mp.M = 6; mp.D = 4;
+      prepare(mp);
+      std::vector<float> yp(20), wp(20);
+      forward(mp, {x.data()}, {120}, yp.data(), nullptr, nullptr);
+      swinq::f32::reduce_f32(0, x.data(), wp.data(), 5, 6, 4, 0, 5);
+      CHECK(yp == wp, "mean_pool forward is not plan reduce mean");
+    }
+    swinq::set_isa(swinq::best_isa());
+  }
+
   if (failures) std::fprintf(stderr, "%d failure(s)\n", failures);
   else std::printf("train_test: ok\n");
   return failures ? 1 : 0;

@@ -607,7 +607,8 @@ function withFakeQuant(t: Tape, points: Map<string, OpDesc>): Tape {
   return { ...t, nodes, lastUse, output: fq(t.output) };
 }
 
-/** 1/σ of every row of D values (σ² + eps, float64 sums like the native LayerNorm). */
+/** 1/σ of every row of D values (σ² + eps, float64 sums; the forward kernel's float statistics agree
+ *  to float rounding, which the memory-sharing LayerNorm's backward tolerates). */
 function rowRstd(x: Float32Array, D: number, eps: number): Float32Array {
   const R = x.length / D;
   const r = new Float32Array(R);

@@ -2,7 +2,10 @@
 // trainable parameter: the vocabulary shared by the tape (tape-builder.ts, onnx-graph.ts), the
 // Swin model writer (onnx.ts) and quantization-aware finishing (src/distill/qat.ts).
 
-export type OpKind = 'linear' | 'layernorm' | 'matmul' | 'softmax' | 'add' | 'add_bcast' | 'gather' | 'act' | 'mean_pool' | 'fakequant' | 'binary' | 'scale_shift';
+import type { TRAIN_OPS } from '../plan/ops.js';
+
+/** A train op: the SWINQ_TRAIN_OP list of native/include/swinq/ops.def (mirror: TRAIN_OPS). */
+export type OpKind = (typeof TRAIN_OPS)[number][0];
 
 export interface OpDesc {
   op: OpKind;

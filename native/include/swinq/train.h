@@ -16,9 +16,20 @@ namespace swinq {
 class ThreadPool;
 namespace train {
 
-enum class Kind { linear, layernorm, matmul, softmax, add, add_bcast, gather, act, mean_pool, fakequant, binary, scale_shift };
+// The train ops: the SWINQ_TRAIN_OP list of swinq/ops.def (each with the plan op it is).
+#pragma push_macro("X")
+#undef X
+#define X(name, wire)
+#define SWINQ_TRAIN_OP(kind, plan_op) kind,
+enum class Kind {
+#include "swinq/ops.def"
+};
+#undef SWINQ_TRAIN_OP
+#undef X
+#pragma pop_macro("X")
 Kind kind_from_name(const std::string& name);  // throws naming the op
 const char* kind_name(Kind k);
+const char* plan_op_of(Kind k);  // the plan op's wire name, or "none" for a training-only op
 
 struct Op {
   Kind kind = Kind::add;
