@@ -295,6 +295,20 @@ int main() {
       forward(mp, {x.data()}, {120}, yp.data(), nullptr, nullptr);
       swinq::f32::reduce_f32(0, x.data(), wp.data(), 5, 6, 4, 0, 5);
       CHECK(yp == wp, "mean_pool forward is not plan reduce mean");
+      // act on the plan's unary kernels: the parameters mapped from the few-bit (PyTorch) defaults
+      // agree with the few-bit reference function (which the backward differentiates)
+      std::vector<float> xa = randv(300), ya(300), ra(300);
+      for (size_t i = 0; i < xa.size(); ++i) xa[i] *= 4.f;
+      for (const char* fn : {"relu", "gelu", "gelu_tanh", "silu", "mish", "elu", "softplus", "sigmoid", "tanh", "hardswish",
+                             "leaky_relu", "hardsigmoid", "relu6", "hardtanh", "selu"}) {
+        Op a; a.kind = Kind::act; a.fn = fn;
+        prepare(a);
+        forward(a, {xa.data()}, {300}, ya.data(), nullptr, nullptr);
+        swinq::fewbit_apply_f32(fn, swinq::FewbitOptions{}, xa.data(), 300, ra.data());
+        double e = 0;
+        for (int i = 0; i < 300; ++i) e = std::max(e, (double)std::fabs(ya[i] - ra[i]) / std::max(1.0, (double)std::fabs(ra[i])));
+        CHECK(e < 2e-6, "act %s forward vs few-bit reference: %g", fn, e);
+      }
     }
     swinq::set_isa(swinq::best_isa());
   }

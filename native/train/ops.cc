@@ -59,6 +59,21 @@ static std::shared_ptr<const FewbitTable> fixed_table(const Op& op) {
   return t;
 }
 
+// act: the plan's unary op for fn with the few-bit functions' (PyTorch) default parameters, if it has one
+static void unary_of(Op& op) {
+  struct U { const char* fn; int u; float p0, p1; };
+  static const U table[] = {
+      {"relu", f32::u_relu, 0, 0}, {"gelu", f32::u_gelu_erf, 0, 0}, {"gelu_tanh", f32::u_gelu_tanh, 0, 0},
+      {"silu", f32::u_silu, 0, 0}, {"mish", f32::u_mish, 0, 0}, {"elu", f32::u_elu, 1.f, 0},
+      {"softplus", f32::u_softplus, 0, 0}, {"sigmoid", f32::u_sigmoid, 0, 0}, {"tanh", f32::u_tanh, 0, 0},
+      {"hardswish", f32::u_hardswish, 0, 0}, {"leaky_relu", f32::u_leaky_relu, 0.01f, 0},
+      {"hardsigmoid", f32::u_hardsigmoid, 1.f / 6.f, 0.5f}, {"relu6", f32::u_clip, 0.f, 6.f}, {"hardtanh", f32::u_clip, -1.f, 1.f},
+  };
+  op.unary = -1;
+  for (const U& t : table)
+    if (op.fn == t.fn) op.unary = t.u, op.unary_p0 = t.p0, op.unary_p1 = t.p1;
+}
+
 void prepare(Op& op) {
   switch (op.kind) {
     case Kind::linear: positive(op, "K", op.K); positive(op, "N", op.N); break;
@@ -93,7 +108,7 @@ void prepare(Op& op) {
     case Kind::act:
       if (!fewbit_has_function(op.fn)) fail(op, "unknown activation fn '" + op.fn + "'");
       if (op.bits < 0 || op.bits > 4) fail(op, "bits must be 0..4, got " + std::to_string(op.bits));
-      op.fast_fn = op.fn == "gelu" || op.fn == "relu";
+      unary_of(op);
       if (op.bits > 0 && !op.table_borders.empty()) {
         op.table = fixed_table(op);
         op.codec = fewbit_codec(*op.table);
@@ -248,10 +263,9 @@ void forward(const Op& op, const std::vector<const float*>& in, const std::vecto
         if (!codes) fail(op, "codes buffer missing for bits > 0");
         fewbit_encode(op.codec, in[0], ny, codes, fewbit_packed_bytes(ny, op.bits));
       }
-      if (op.fast_fn) {  // plan unary relu / erf-GELU (same values the exported model runs)
-        const int u = op.fn == "relu" ? f32::u_relu : f32::u_gelu_erf;
-        par(pool, (int64_t)ny, 16384, [&](int64_t i0, int64_t i1) { k.unary(u, 0.f, 0.f, in[0] + i0, y + i0, i1 - i0); });
-      } else {
+      if (op.unary >= 0) {  // the plan's unary op (the values the exported model runs)
+        par(pool, (int64_t)ny, 16384, [&](int64_t i0, int64_t i1) { k.unary(op.unary, op.unary_p0, op.unary_p1, in[0] + i0, y + i0, i1 - i0); });
+      } else {  // celu, selu, softsign, tanhshrink, logsigmoid, threshold: the few-bit reference
         fewbit_apply_f32(op.fn, FewbitOptions{}, in[0], ny, y);
       }
       break;

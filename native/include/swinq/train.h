@@ -60,7 +60,8 @@ struct Op {
   // 2^bits levels; code = number of borders below x), e.g. Approx-BP's ReGELU2
   std::vector<double> table_borders, table_levels;
   FewbitCodec codec;
-  bool fast_fn = false;           // gelu / relu: dedicated loops instead of the double reference
+  int unary = -1;                 // act: the plan's unary op computing fn (PyTorch defaults), −1 = none
+  float unary_p0 = 0.f, unary_p1 = 0.f;
   float q_scale = 1.f;            // fakequant
   int32_t q_zp = 0, q_min = 0, q_max = 255;
   int bop = 0, rank = 0;          // binary
