@@ -211,6 +211,13 @@ describe('backward rules vs finite differences', () => {
     expect(native.trainReads({ op: 'binary', bop: 2, odims: [3], sa: [1], sb: [1] }, [true, false]).inputs).toEqual([true, true]);
     expect(() => native.trainReads(lin, [true, true])).toThrow(/train op linear: need has 2 entries, the op 3 inputs/);
     expect(() => native.trainReads({ op: 'softmax', D: 5 }, [true], true)).toThrow(/only layernorm/);
+    // the 1/σ a memory-sharing LayerNorm saves: one per row, from the rule's own statistics
+    const x = Float32Array.from([1, 2, 3, 4, 0, 0, 0, 2]);
+    const rs = native.trainLayerNormRstd({ op: 'layernorm', D: 4, eps: 1e-5 }, x);
+    expect(rs.length).toBe(2);
+    expect(rs[0]).toBeCloseTo(1 / Math.sqrt(1.25 + 1e-5), 5);
+    expect(rs[1]).toBeCloseTo(1 / Math.sqrt(0.75 + 1e-5), 5);
+    expect(() => native.trainLayerNormRstd({ op: 'softmax', D: 4 }, x)).toThrow(/layernorm 1\/σ asked of a softmax op/);
   });
 });
 

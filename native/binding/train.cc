@@ -336,6 +336,21 @@ Napi::Value Reads(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// trainLayerNormRstd(op, x) → Float32Array: 1/σ per row (train::layernorm_rstd), for backward from the output.
+Napi::Value LayerNormRstd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Op op = parse_op(env, info[0]);
+  Napi::Float32Array x = f32_arg(env, info[1], "x");
+  try {
+    if (op.kind != Kind::layernorm) throw std::invalid_argument(std::string("train: layernorm 1/σ asked of a ") + kind_name(op.kind) + " op");
+    Napi::Float32Array r = Napi::Float32Array::New(env, x.ElementLength() / (size_t)op.D);
+    layernorm_rstd(op, x.Data(), x.ElementLength(), r.Data());
+    return r;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
 Napi::Value Forward(const Napi::CallbackInfo& info) { return ForwardImpl(info, false); }
 Napi::Value ForwardAsync(const Napi::CallbackInfo& info) { return ForwardImpl(info, true); }
 Napi::Value Backward(const Napi::CallbackInfo& info) { return BackwardImpl(info, false); }
@@ -435,6 +450,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trainForwardAsync", Napi::Function::New(env, ForwardAsync));
   exports.Set("trainBackwardAsync", Napi::Function::New(env, BackwardAsync));
   exports.Set("trainReads", Napi::Function::New(env, Reads));
+  exports.Set("trainLayerNormRstd", Napi::Function::New(env, LayerNormRstd));
   exports.Set("trainLoss", Napi::Function::New(env, Loss));
   exports.Set("trainAdamw", Napi::Function::New(env, Adamw));
   exports.Set("trainLr", Napi::Function::New(env, Lr));

@@ -212,6 +212,10 @@ int main() {
       for (int i = 0; i < 6; ++i) var += (x[r * 6 + i] - mu) * (x[r * 6 + i] - mu);
       rs[r] = (float)(1.0 / std::sqrt(var / 6 + l.eps));
     }
+    std::vector<float> rs2(4);
+    layernorm_rstd(l, x.data(), 24, rs2.data());
+    CHECK(rs2 == rs, "layernorm_rstd differs from the rule's float64 statistics");
+    expect_throw([&] { layernorm_rstd(l, x.data(), 23, rs2.data()); }, "not a multiple of D = 6", "layernorm_rstd rows");
     std::vector<float> a0(24), a1(6), a2(6), b0(24), b1(6), b2(6);
     Saved from_x{{x.data(), gm.data(), bt.data()}, {24, 6, 6}, nullptr, nullptr, 0};
     backward(l, from_x, dy.data(), {a0.data(), a1.data(), a2.data()}, nullptr);

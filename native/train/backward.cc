@@ -40,11 +40,8 @@ void layernorm_backward(const Op& op, const Saved& s, const float* dy, const Gra
     double rstd;
     if (s.in[0]) {
       const float* x = s.in[0] + r * D;
-      double mu = 0, var = 0;
-      for (int64_t i = 0; i < D; ++i) mu += x[i];
-      mu /= D;
-      for (int64_t i = 0; i < D; ++i) var += (x[i] - mu) * (x[i] - mu);
-      rstd = 1.0 / std::sqrt(var / D + op.eps);
+      double mu;
+      row_stats(x, D, op.eps, &mu, &rstd);
       for (int64_t i = 0; i < D; ++i) xh[i] = (x[i] - mu) * rstd;
     } else {
       const float* y = s.out + r * D;
@@ -219,6 +216,16 @@ void scale_shift_backward(const Op& op, const Saved& s, const float* dy, const G
 }
 
 }  // namespace
+
+void layernorm_rstd(const Op& op, const float* x, size_t n, float* rstd) {
+  if (op.kind != Kind::layernorm) fail(op, "1/σ per row is a layernorm quantity");
+  if (n % (size_t)op.D) fail(op, "x has " + std::to_string(n) + " elements, not a multiple of D = " + std::to_string(op.D));
+  for (size_t r = 0; r < n / (size_t)op.D; ++r) {
+    double mu, rs;
+    row_stats(x + r * op.D, op.D, op.eps, &mu, &rs);
+    rstd[r] = (float)rs;
+  }
+}
 
 int input_count(Kind k) {
   switch (k) {

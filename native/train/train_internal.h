@@ -94,6 +94,17 @@ inline void binary_runs(const Op& op, F&& f) {
     }
   }
 }
+// Mean and 1/σ of one LayerNorm row in float64: what the backward rule normalizes with (from x),
+// and the 1/σ the memory-sharing LayerNorm saves (layernorm_rstd).
+inline void row_stats(const float* x, int64_t D, float eps, double* mu, double* rstd) {
+  double m = 0, var = 0;
+  for (int64_t i = 0; i < D; ++i) m += x[i];
+  m /= D;
+  for (int64_t i = 0; i < D; ++i) var += (x[i] - m) * (x[i] - m);
+  *mu = m;
+  *rstd = 1.0 / std::sqrt(var / D + eps);
+}
+
 // d/dx x·Φ(x) = Φ(x) + x·φ(x), in float (the exact-backward baseline few-bit is compared with)
 inline float gelu_deriv(float x) {
   const float cdf = 0.5f * (1.f + std::erf(x * 0.70710678f));

@@ -376,7 +376,7 @@ export class OnnxTrainGraph {
       let y: Float32Array;
       if (n.kind === 'native') {
         if (st.lnShared.has(n.output)) {
-          const rs = rowRstd(ins[0], n.desc!.D!, n.desc!.eps ?? 1e-5);
+          const rs = native.trainLayerNormRstd(n.desc!, ins[0]);
           st.lnShared.set(n.output, rs);
           bump(rs.byteLength);
         }
@@ -605,21 +605,6 @@ function withFakeQuant(t: Tape, points: Map<string, OpDesc>): Tape {
   const lastUse = new Map<string, number>();
   nodes.forEach((n, i) => { for (const x of n.inputs) if (!isConst(x)) lastUse.set(x, i); });
   return { ...t, nodes, lastUse, output: fq(t.output) };
-}
-
-/** 1/σ of every row of D values (σ² + eps, float64 sums; the forward kernel's float statistics agree
- *  to float rounding, which the memory-sharing LayerNorm's backward tolerates). */
-function rowRstd(x: Float32Array, D: number, eps: number): Float32Array {
-  const R = x.length / D;
-  const r = new Float32Array(R);
-  for (let i = 0; i < R; i++) {
-    let mu = 0, v = 0;
-    for (let j = 0; j < D; j++) mu += x[i * D + j];
-    mu /= D;
-    for (let j = 0; j < D; j++) { const d = x[i * D + j] - mu; v += d * d; }
-    r[i] = 1 / Math.sqrt(v / D + eps);
-  }
-  return r;
 }
 
 /** x·(x·x) → Pow(x, 3): the tanh-GELU of some exporters (DeiT) then fuses like the Pow form does,

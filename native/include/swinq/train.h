@@ -98,6 +98,9 @@ struct Reads {
 };
 Reads reads(const Op& op, const std::vector<bool>& need, bool from_output = false);
 int input_count(Kind k);
+// 1/σ of each row of x (n elements, rows of op.D) as the layernorm backward rule computes it: what a
+// memory-sharing LayerNorm saves (Saved::aux) instead of its input.
+void layernorm_rstd(const Op& op, const float* x, size_t n, float* rstd);
 
 // y must hold output_size(...) floats; codes (act with bits > 0) fewbit_packed_bytes(n, bits).
 void forward(const Op& op, const std::vector<const float*>& in, const std::vector<size_t>& in_n, float* y,
