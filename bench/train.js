@@ -20,13 +20,16 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
-if (!fs.existsSync(path.join(dist, 'train', 'swin.js'))) {
-  console.error('bench/train.js: dist/train/swin.js not found; run `npm run build:ts` first');
+if (!fs.existsSync(path.join(dist, 'train', 'onnx-graph.js'))) {
+  console.error('bench/train.js: dist/train/onnx-graph.js not found; run `npm run build:ts` first');
   process.exit(1);
 }
 const { native } = await import(path.join(dist, 'native.js'));
-const { buildSwin, initParams, DEFAULT_CONFIG } = await import(path.join(dist, 'train', 'swin.js'));
-const { Trainer, predict, countCorrect } = await import(path.join(dist, 'train', 'trainer.js'));
+const { swinOnnx, initParams, DEFAULT_CONFIG } = await import(path.join(dist, 'train', 'swin.js'));
+const { Trainer, countCorrect } = await import(path.join(dist, 'train', 'trainer.js'));
+const { OnnxTrainGraph } = await import(path.join(dist, 'train', 'onnx-graph.js'));
+// the `swinq init` model (defaults, seed 0) on the trainer
+const initGraph = (cfg) => new OnnxTrainGraph(swinOnnx(cfg, initParams(cfg, 0)), 'swinq init');
 const { loadLabelledImages, normalizedImages } = await import(path.join(dist, 'io', 'idx.js'));
 
 const args = process.argv.slice(2);
@@ -43,7 +46,6 @@ if (mi >= 0) {
   const file = args[mi + 1];
   const bi = args.indexOf('--bits');
   const bitsList = bi >= 0 ? args[bi + 1].split(',').map((v) => (/[spk]/.test(v) ? v : Number(v))) : [0, 2, 3, 4, ...(args.includes('--share-layernorm') ? ['0s', '2s'] : [])];
-  const { OnnxTrainGraph } = await import(path.join(dist, 'train', 'onnx-graph.js'));
   const g = new OnnxTrainGraph(fs.readFileSync(file), file);
   const per = g.inputShape.reduce((a, b) => a * b, 1);
   const xm = new Float32Array(B * per).map((_, i) => Math.sin(i * 0.37));
@@ -94,7 +96,7 @@ const x = new Float32Array(B * px).map((_, i) => Math.sin(i * 0.37));
 const y = Int32Array.from({ length: B }, (_, i) => i % cfg.classes);
 const rows = [];
 for (const bits of [0, 1, 2, 3, 4]) {
-  const g = buildSwin(cfg, initParams(cfg, 0));
+  const g = initGraph(cfg);
   g.setFewbit(bits);
   const t = new Trainer(g, opts(R + 1));
   let r = t.trainStep(x, y);  // warm-up (tables solved, buffers faulted in)
@@ -105,8 +107,9 @@ for (const bits of [0, 1, 2, 3, 4]) {
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
-  const actElems = g.nodes.filter((n) => n.desc.op === 'act').reduce((a, n) => a + g.perSample.get(n.output) * B, 0);
-  rows.push({ bits, min_ms: times[0], median_ms: times[Math.floor(R / 2)], saved_mb_per_step: r.savedBytes / 2 ** 20,
+  const st = g.forward(x, B, false);
+  const actElems = st.tape.nodes.filter((n) => n.act).reduce((a, n) => a + st.sizes.get(n.output), 0);
+  rows.push({ bits, min_ms: times[0], median_ms: times[Math.floor(R / 2)], saved_mb_per_step: r.savedBytes / 2 ** 20, peak_mb_per_step: r.peakBytes / 2 ** 20,
     act_elements: actElems, act_bytes_per_element: bits ? bits / 8 : 4, act_mb: (bits ? actElems * bits / 8 : actElems * 4) / 2 ** 20 });
 }
 
@@ -120,7 +123,7 @@ if (accN > 0) {
   const Xt = normalizedImages(test, 0, nTest, 0.286, 0.353);
   const steps = Math.ceil(accN / B);
   for (const bits of [0, 3, 2]) {
-    const g = buildSwin(cfg, initParams(cfg, 0));
+    const g = initGraph(cfg);
     g.setFewbit(bits);
     const t = new Trainer(g, opts(steps));
     for (let s = 0; s < steps; s++) {
@@ -128,7 +131,7 @@ if (accN > 0) {
       t.trainStep(X.subarray(s * B * px, (s * B + b) * px), Int32Array.from(train.labels.subarray(s * B, s * B + b)));
     }
     let ok = 0;
-    for (let s = 0; s < nTest; s += 250) ok += countCorrect(predict(g, Xt.subarray(s * px, (s + 250) * px), 250), test.labels.subarray(s, s + 250), cfg.classes);
+    for (let s = 0; s < nTest; s += 250) ok += countCorrect(g.predict(Xt.subarray(s * px, (s + 250) * px), 250), test.labels.subarray(s, s + 250), cfg.classes);
     acc.push({ bits, train_images: accN, test_images: nTest, accuracy: ok / nTest });
   }
 }
@@ -137,9 +140,9 @@ if (json) {
   console.log(JSON.stringify({ config: cfg, batch: B, threads, steps: rows, accuracy: acc }));
 } else {
   console.log(`micro Swin ${JSON.stringify(cfg)}, batch ${B}, threads ${threads}, ${R} runs\n`);
-  console.log('| backward | step min ms | step median ms | kept for backward MB/step | GELU kept MB (bytes/elem) |');
-  console.log('|---|---|---|---|---|');
-  for (const r of rows) console.log(`| ${r.bits ? `few-bit ${r.bits}` : 'exact'} | ${r.min_ms.toFixed(0)} | ${r.median_ms.toFixed(0)} | ${r.saved_mb_per_step.toFixed(1)} | ${r.act_mb.toFixed(2)} (${r.act_bytes_per_element}) |`);
+  console.log('| backward | step min ms | step median ms | peak MB/step | kept for backward MB/step | GELU kept MB (bytes/elem) |');
+  console.log('|---|---|---|---|---|---|');
+  for (const r of rows) console.log(`| ${r.bits ? `few-bit ${r.bits}` : 'exact'} | ${r.min_ms.toFixed(0)} | ${r.median_ms.toFixed(0)} | ${r.peak_mb_per_step.toFixed(1)} | ${r.saved_mb_per_step.toFixed(1)} | ${r.act_mb.toFixed(2)} (${r.act_bytes_per_element}) |`);
   if (acc.length) {
     console.log('\n| GELU backward | train images | test accuracy |\n|---|---|---|');
     for (const a of acc) console.log(`| ${a.bits ? `${a.bits}-bit` : 'exact'} | ${a.train_images} | ${a.accuracy.toFixed(4)} (${a.test_images}) |`);

@@ -121,6 +121,11 @@ export interface TrainBinding {
   trainForwardAsync(op: object, inputs: (Float32Array | null)[], out?: Float32Array | null): Promise<{ y: Float32Array; codes?: Uint8Array }>;
   trainBackward(...args: TrainBackwardArgs): (Float32Array | null)[];
   trainBackwardAsync(...args: TrainBackwardArgs): Promise<(Float32Array | null)[]>;
+  /** What the op's backward rule reads for the gradients asked for (need: one flag per input);
+   *  fromOutput: a LayerNorm run backward from its output, β and 1/σ per row. */
+  trainReads(op: object, need: boolean[], fromOutput?: boolean): { inputs: boolean[]; output: boolean; codes: boolean; aux: boolean };
+  /** 1/σ per row of a layernorm's input, as its backward rule computes it (memory-sharing LayerNorm). */
+  trainLayerNormRstd(op: object, x: Float32Array): Float32Array;
   trainLoss(kind: 'ce' | 'kl', logits: Float32Array, target: Int32Array | Float32Array, classes: number, param: number): { loss: number; grad: Float32Array };
   trainAdamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, step: number,
     o: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }): void;

@@ -8,10 +8,8 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeIdx, loadLabelledImages, normalizedImages } from '../src/io/idx.js';
-import { buildSwin, initParams, type SwinConfig } from '../src/train/swin.js';
-import { exportOnnx, readOnnxModel } from '../src/train/onnx.js';
-import { predict } from '../src/train/trainer.js';
-import { distill, loadTeacher, readCheckpoint, sparsityLoss, stageActs, type DistillStep } from '../src/distill/distill.js';
+import { initParams, readOnnxModel, swinOnnx, type SwinConfig } from '../src/train/swin.js';
+import { actStages, distill, loadTeacher, readCheckpoint, sparsityLoss, type DistillStep } from '../src/distill/distill.js';
 import { InferenceSession } from '../src/session.js';
 import { OnnxTrainGraph } from '../src/train/onnx-graph.js';
 import { native } from '../src/native.js';
@@ -44,7 +42,7 @@ beforeAll(() => {
   fs.mkdirSync(data, { recursive: true });
   writeData(data, 192, 'train', 1);
   writeData(data, 64, 't10k', 2);
-  fs.writeFileSync(teacher, exportOnnx(buildSwin(cfg, initParams(cfg, 3)), cfg, { 'swinq.mean': '0.3', 'swinq.std': '0.3' }));
+  fs.writeFileSync(teacher, swinOnnx(cfg, initParams(cfg, 3), { 'swinq.mean': '0.3', 'swinq.std': '0.3' }));
 });
 
 describe('distill API (swinq-init teacher)', () => {
@@ -145,14 +143,14 @@ describe('distill API (swinq-init teacher)', () => {
     await expect(distill({ teacher, data, out: path.join(tmp, 'a.onnx'), epochs: 2, batch: 64, threads: 1, evalLimit: 8, resume: ck })).rejects.toThrow(/a\.ckpt: checkpoint is for 3 steps/);
     // a teacher without GELU has nothing to replace
     const relu = path.join(tmp, 'relu.onnx');
-    fs.writeFileSync(relu, exportOnnx(buildSwin({ ...cfg, act: 'relu' }, initParams(cfg, 3)), { ...cfg, act: 'relu' }));
+    fs.writeFileSync(relu, swinOnnx({ ...cfg, act: 'relu' }, initParams(cfg, 3)));
     await expect(distill({ teacher: relu, data, out: path.join(tmp, 'x.onnx'), epochs: 1 })).rejects.toThrow(/relu\.onnx: no GELU activation to replace \(activations: relu, relu\)/);
     // a changed teacher file is refused on resume, naming it
     const t2 = path.join(tmp, 'teacher2.onnx');
     fs.copyFileSync(teacher, t2);
     const ck2 = path.join(tmp, 'b.ckpt');
     await distill({ teacher: t2, data, out: path.join(tmp, 'b.onnx'), epochs: 1, batch: 64, threads: 1, evalLimit: 8, checkpoint: ck2, stopAfter: 1 });
-    fs.writeFileSync(t2, exportOnnx(buildSwin(cfg, initParams(cfg, 4)), cfg, { 'swinq.mean': '0.3', 'swinq.std': '0.3' }));
+    fs.writeFileSync(t2, swinOnnx(cfg, initParams(cfg, 4), { 'swinq.mean': '0.3', 'swinq.std': '0.3' }));
     await expect(distill({ teacher: t2, data, out: path.join(tmp, 'b.onnx'), epochs: 1, batch: 64, threads: 1, evalLimit: 8, resume: ck2 })).rejects.toThrow(/b\.ckpt: checkpoint was written with .*changed: teacher teacher2\.onnx \d+ bytes sha256:/);
     await expect(distill({ teacher, data, out: path.join(tmp, 'a.onnx'), epochs: 1, batch: 64, threads: 1, evalLimit: 8, resume: ck, weightDecay: 0.1 })).rejects.toThrow(/changed: weight decay 0\.1/);
   });
@@ -214,11 +212,12 @@ describe('torchvision micro-Swin import', () => {
     const t = loadTeacher(model);
     expect(t.kind).toBe('torchvision');
     expect(t.config).toMatchObject({ patch: 2, embed: 48, depths: [2, 2], heads: [3, 6], window: 7, inChans: 1, classes: 10, act: 'gelu', mlpRatio: 4 });
-    expect(stageActs(buildSwin(t.config, t.params), 2).map((s) => s.length)).toEqual([2, 2]);
+    const g = new OnnxTrainGraph(swinOnnx(t.config, t.params), 'imported');
+    expect(actStages(g).map((s) => s.length)).toEqual([2, 2]);
     const test = loadLabelledImages(path.join(shared, 'data', 'fashion-mnist'), 'test');
     const B = 8;
     const x = normalizedImages(test, 0, B, 0.286, 0.353);
-    const got = predict(buildSwin(t.config, t.params), x, B);
+    const got = g.predict(x, B);
     const session = await InferenceSession.create(model);
     const want = (await session.run({ input: new Tensor('float32', x, [B, 1, 28, 28]) })).logits.data as Float32Array;
     let maxRel = 0;

@@ -11,8 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { describeLayout, fitImages, imageLayout, layoutDims, resizeBilinear } from '../src/io/fit-input.js';
 import { loadLabelledImages, normalizedImages, type LabelledImages } from '../src/io/idx.js';
 import { describeChannelNormalization, formatNumberList, parseNumberList, resolveChannelNormalization, resolveNormalization } from '../src/normalize.js';
-import { buildSwin, initParams, type SwinConfig } from '../src/train/swin.js';
-import { exportOnnx } from '../src/train/onnx.js';
+import { initParams, swinOnnx, type SwinConfig } from '../src/train/swin.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { InferenceSession, Tensor } from '../src/index.js';
 
@@ -169,7 +168,7 @@ describe('a generated 3-channel 32×32 Swin calibrated on resized Fashion-MNIST'
   const cfg: SwinConfig = { imgSize: [32, 32], inChans: 3, patch: 4, embed: 16, depths: [2, 2], heads: [2, 4], window: 4, classes: 10, act: 'gelu', mlpRatio: 2 };
   beforeAll(() => {
     if (!fs.existsSync(DATA)) throw new Error(`Fashion-MNIST not found at ${DATA} (expected ../shared/data/fashion-mnist relative to the repo root)`);
-    fs.writeFileSync(model, exportOnnx(buildSwin(cfg, initParams(cfg, 1)), cfg, {})); // no mean/std metadata, like a torchvision export
+    fs.writeFileSync(model, swinOnnx(cfg, initParams(cfg, 1))); // no mean/std metadata, like a torchvision export
   });
 
   it('swinq calibrate --mean/--std lists writes a QDQ file that runs integer-only in swinq and runs in onnxruntime', async () => {

@@ -5,9 +5,10 @@ import { mulberry32 as rng } from '../src/util/random.js';
 import { describe, expect, it } from 'vitest';
 import { native } from '../src/native.js';
 import { APPROX_BP_TABLES, FEWBIT_FUNCTIONS } from '../src/fewbit.js';
-import type { OpDesc } from '../src/train/graph.js';
+import type { OpDesc } from '../src/train/op.js';
 import { OnnxTrainGraph } from '../src/train/onnx-graph.js';
 import { loadModel } from '../src/onnx/load.js';
+import { OP_NAMES, TRAIN_OPS } from '../src/plan/ops.js';
 
 function randn(n: number, r: () => number, scale = 1): Float32Array {
   const a = new Float32Array(n);
@@ -183,6 +184,41 @@ describe('backward rules vs finite differences', () => {
     expect(Array.from(native.trainBackward(mm, [null, mi[1]], [24, 40], null, dm, null, [true, false])[0])).toEqual(Array.from(both[0]));
     expect(Array.from(native.trainBackward(mm, [mi[0], null], [24, 40], null, dm, null, [false, true])[1])).toEqual(Array.from(both[1]));
   });
+  it('one op list: the train ops of ops.def (SWINQ_TRAIN_OP) are TRAIN_OPS, each naming a plan op or none', () => {
+    const def = fs.readFileSync(path.join(__dirname, '..', 'native', 'include', 'swinq', 'ops.def'), 'utf8');
+    const listed = [...def.matchAll(/^SWINQ_TRAIN_OP\((\w+), (\w+)\)/gm)].map((m) => [m[1], m[2]]);
+    expect(listed).toEqual(TRAIN_OPS.map((o) => [...o]));
+    for (const [kind, plan] of TRAIN_OPS) {
+      expect(plan === 'none' || (OP_NAMES as readonly string[]).includes(plan), `${kind} → ${plan}`).toBe(true);
+      // the native side knows the name (it refuses the empty attributes, not the op)
+      let msg = '';
+      try { native.trainReads({ op: kind }, []); } catch (e) { msg = (e as Error).message; }
+      expect(msg, kind).not.toMatch(/unknown op/);
+    }
+    expect(() => native.trainReads({ op: 'conv' }, [])).toThrow(/unknown op 'conv'/);
+  });
+  it('trainReads states what each backward rule reads (the trainer keeps exactly that)', () => {
+    const lin = { op: 'linear', K: 4, N: 3 };
+    expect(native.trainReads(lin, [true, false, false]).inputs).toEqual([false, true, false]);
+    expect(native.trainReads(lin, [false, true, true]).inputs).toEqual([true, false, false]);
+    expect(native.trainReads(lin, [false, false, false]).inputs).toEqual([false, false, false]);
+    expect(native.trainReads({ op: 'softmax', D: 5 }, [true])).toEqual({ inputs: [false], output: true, codes: false, aux: false });
+    expect(native.trainReads({ op: 'act', fn: 'gelu', bits: 2 }, [true])).toEqual({ inputs: [false], output: false, codes: true, aux: false });
+    expect(native.trainReads({ op: 'act', fn: 'gelu' }, [true]).inputs).toEqual([true]);
+    expect(native.trainReads({ op: 'layernorm', D: 4 }, [true, true, true], true)).toEqual({ inputs: [false, true, true], output: true, codes: false, aux: true });
+    expect(native.trainReads({ op: 'layernorm', D: 4 }, [false, false, true]).inputs).toEqual([true, true, false]);
+    expect(native.trainReads({ op: 'binary', bop: 1, odims: [3], sa: [1], sb: [1] }, [true, true]).inputs).toEqual([false, false]);
+    expect(native.trainReads({ op: 'binary', bop: 2, odims: [3], sa: [1], sb: [1] }, [true, false]).inputs).toEqual([true, true]);
+    expect(() => native.trainReads(lin, [true, true])).toThrow(/train op linear: need has 2 entries, the op 3 inputs/);
+    expect(() => native.trainReads({ op: 'softmax', D: 5 }, [true], true)).toThrow(/only layernorm/);
+    // the 1/σ a memory-sharing LayerNorm saves: one per row, from the rule's own statistics
+    const x = Float32Array.from([1, 2, 3, 4, 0, 0, 0, 2]);
+    const rs = native.trainLayerNormRstd({ op: 'layernorm', D: 4, eps: 1e-5 }, x);
+    expect(rs.length).toBe(2);
+    expect(rs[0]).toBeCloseTo(1 / Math.sqrt(1.25 + 1e-5), 5);
+    expect(rs[1]).toBeCloseTo(1 / Math.sqrt(0.75 + 1e-5), 5);
+    expect(() => native.trainLayerNormRstd({ op: 'softmax', D: 4 }, x)).toThrow(/layernorm 1\/σ asked of a softmax op/);
+  });
 });
 
 describe('few-bit activations', () => {
@@ -210,7 +246,7 @@ describe('few-bit in the trainer', () => {
   it('ReLU with 1-bit codes trains exactly like the exact backward (its derivative is piecewise constant)', () => {
     const cfg = { ...TINY, act: 'relu' as const };
     const run = (bits: number) => {
-      const g = buildSwin(cfg, initParams(cfg, 3));
+      const g = tiny(cfg, 3);
       g.setFewbit(bits);
       const t = new Trainer(g, { lr: 1e-3, minLr: 0, weightDecay: 0.05, warmup: 1, totalSteps: 2, clip: 1, smoothing: 0, classes: 3 });
       const { x, labels } = synthetic(6, 4);
@@ -267,10 +303,15 @@ describe('losses and optimiser', () => {
   });
 });
 
-import { buildSwin, initParams, type SwinConfig } from '../src/train/swin.js';
+import { initParams, readOnnxModel, swinOnnx, type SwinConfig } from '../src/train/swin.js';
 import { Trainer } from '../src/train/trainer.js';
 
 const TINY: SwinConfig = { imgSize: [16, 16], inChans: 1, patch: 2, embed: 16, depths: [2, 1], heads: [2, 2], window: 4, classes: 3, act: 'gelu', mlpRatio: 2 };
+
+/** A fresh Swin of the config (the `swinq init` model) on the trainer. */
+function tiny(cfg: SwinConfig, seed: number): OnnxTrainGraph {
+  return new OnnxTrainGraph(swinOnnx(cfg, initParams(cfg, seed)), `tiny seed ${seed}`);
+}
 
 /** Three easily told apart synthetic classes: horizontal ramp, vertical ramp, flat, plus noise. */
 function synthetic(B: number, seed: number) {
@@ -290,7 +331,7 @@ function synthetic(B: number, seed: number) {
 describe('tiny Swin (shifted windows + mask, patch merging)', () => {
   it('loss goes down over a few AdamW steps (exact and 2-bit few-bit GELU backward)', () => {
     for (const bits of [0, 2]) {
-      const g = buildSwin(TINY, initParams(TINY, 1));
+      const g = tiny(TINY, 1);
       g.setFewbit(bits);
       const t = new Trainer(g, { lr: 3e-3, minLr: 0, weightDecay: 0.05, warmup: 2, totalSteps: 25, clip: 1, smoothing: 0.1, classes: 3 });
       const { x, labels } = synthetic(12, 2);
@@ -303,8 +344,6 @@ describe('tiny Swin (shifted windows + mask, patch merging)', () => {
 
 import * as ort from 'onnxruntime-node';
 import { InferenceSession, Tensor } from '../src/index.js';
-import { exportOnnx, readOnnxModel } from '../src/train/onnx.js';
-import { predict } from '../src/train/trainer.js';
 
 function maxRel(a: Float32Array, b: Float32Array): number {
   let scale = 0, diff = 0;
@@ -314,14 +353,14 @@ function maxRel(a: Float32Array, b: Float32Array): number {
 
 describe('ONNX export', () => {
   it('a trained tiny Swin exports; onnxruntime and swinq outputs equal the trainer forward (≤ 1e-4 rel), params round-trip', async () => {
-    const g = buildSwin(TINY, initParams(TINY, 4));
+    const g = tiny(TINY, 4);
     const t = new Trainer(g, { lr: 3e-3, minLr: 0, weightDecay: 0.05, warmup: 1, totalSteps: 4, clip: 1, smoothing: 0, classes: 3 });
     const { x, labels } = synthetic(6, 9);
     for (let i = 0; i < 4; i++) t.trainStep(x, labels);
     const B = 5;  // a batch size never seen in training
     const xb = x.subarray(0, B * 256);
-    const ref = predict(g, xb, B);
-    const bytes = exportOnnx(g, TINY);
+    const ref = g.predict(xb, B);
+    const bytes = g.exportOnnx();
     const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
     const yo = (await s.run({ input: new ort.Tensor('float32', xb, [B, 1, 16, 16]) })).logits;
     expect(yo.dims).toEqual([B, 3]);
@@ -331,8 +370,9 @@ describe('ONNX export', () => {
     expect(maxRel(ys, ref)).toBeLessThan(1e-4);
     const back = readOnnxModel(bytes, 'exported');
     expect(back.config).toEqual(TINY);
-    const g2 = buildSwin(back.config, back.params);
-    expect(Array.from(predict(g2, xb, B))).toEqual(Array.from(ref));
+    expect(back.params.get('head.weight')).toEqual(g.params.get('head.weight')!.data);
+    const g2 = new OnnxTrainGraph(swinOnnx(back.config, back.params), 'rewritten');
+    expect(Array.from(g2.predict(xb, B))).toEqual(Array.from(ref));
   });
 });
 
@@ -347,7 +387,7 @@ import { register as registerInit } from '../src/cli/init.js';
 import { register as registerTrain } from '../src/cli/train.js';
 
 /** Central differences of loss() along a random direction of each named parameter vs the backward gradient. */
-function directionalCheck(g: ReturnType<typeof buildSwin>, names: string[], grads: Map<string, Float32Array>, loss: () => number, r: () => number, abs: number) {
+function directionalCheck(g: OnnxTrainGraph, names: string[], grads: Map<string, Float32Array>, loss: () => number, r: () => number, abs: number) {
   for (const name of names) {
     const p = g.params.get(name)!.data;
     const gp = grads.get(name)!;
@@ -368,11 +408,11 @@ function directionalCheck(g: ReturnType<typeof buildSwin>, names: string[], grad
 
 describe('whole Swin graph vs finite differences', () => {
   it('directional derivative of the CE loss along random directions of every parameter kind', () => {
-    const g = buildSwin(TINY, initParams(TINY, 11));
+    const g = tiny(TINY, 11);
     const { x, labels } = synthetic(3, 12);
-    const loss = () => native.trainLoss('ce', g.forward(x, 3, false).values.get('logits'), labels, 3, 0.1).loss as number;
+    const loss = () => native.trainLoss('ce', g.predict(x, 3), labels, 3, 0.1).loss as number;
     const st = g.forward(x, 3);
-    const grads = g.backward(st, native.trainLoss('ce', st.values.get('logits'), labels, 3, 0.1).grad);
+    const grads = g.backward(st, native.trainLoss('ce', st.values.get(st.tape.output)!, labels, 3, 0.1).grad);
     const r = rng(13);
     const names = ['patch_embed.proj.weight', 'patch_embed.norm.weight', 'layers.0.blocks.1.attn.relative_position_bias_table', 'layers.0.blocks.1.attn.qkv.weight',
       'layers.0.blocks.0.mlp.fc1.bias', 'layers.1.downsample.reduction.weight', 'layers.1.blocks.0.attn.proj.weight', 'head.weight'];
@@ -380,18 +420,18 @@ describe('whole Swin graph vs finite differences', () => {
   });
 });
 
-import { blockOutputs, featureLoss } from '../src/distill/distill.js';
+import { featureLoss } from '../src/distill/distill.js';
 
 describe('feature-distillation loss vs finite differences', () => {
   it('β·mean MSE of the block outputs: gradient seeds through backward match the directional derivative', () => {
-    const g = buildSwin(TINY, initParams(TINY, 21));
-    const t = buildSwin(TINY, initParams(TINY, 22)); // a different "teacher"
+    const g = tiny(TINY, 21);
+    const t = tiny(TINY, 22); // a different "teacher"
     const { x } = synthetic(2, 23);
-    const names = blockOutputs(g);
+    const names = [...g.blockOut.values()];
     expect(names.length).toBe(3); // depths [2, 1]
-    const tv = t.forward(x, 2, false).values;
+    const tv = t.forward(x, 2, false, names).values;
     const beta = 0.7;
-    const loss = () => featureLoss(g.forward(x, 2, false).values, tv, names, beta).loss;
+    const loss = () => featureLoss(g.forward(x, 2, false, names).values, tv, names, beta).loss;
     const st = g.forward(x, 2, true, names);
     const fl = featureLoss(st.values, tv, names, beta);
     expect(fl.loss).toBeGreaterThan(0);
@@ -402,37 +442,11 @@ describe('feature-distillation loss vs finite differences', () => {
   });
 });
 
-import { insertFakeQuant, quantPoints } from '../src/distill/qat.js';
-
-describe('quantization-aware finishing graph surgery', () => {
-  it('fake quantization goes in at the integer plan\'s points and comes out leaving the graph as it was', () => {
-    const g = buildSwin(TINY, initParams(TINY, 31));
-    const { x } = synthetic(4, 32);
-    const before = g.forward(x, 4, false).values.get('logits')!;
-    const pts = quantPoints(g);
-    // every linear input (patch, qkv, proj, fc1, fc2, reduction, head) and the softmax output; q/k/v at the qkv output
-    expect(pts.filter((p) => p.softmax).length).toBe(3);
-    expect(pts.some((p) => p.tensor.endsWith('.attn.qkv') || p.tensor.endsWith('.attn.qkv_lin') || /qkv/.test(p.tensor))).toBe(true);
-    const names = insertFakeQuant(g, x, 4, 2);
-    expect(names.length).toBe(pts.length);
-    const q = g.forward(x, 4, false).values;
-    const sm = pts.find((p) => p.softmax)!;
-    const probs = q.get(`${sm.tensor}.fakequant`)!;
-    for (const v of probs) expect(Math.abs(v * 256 - Math.round(v * 256))).toBeLessThan(1e-4);
-    const withQ = q.get('logits')!;
-    let d = 0;
-    for (let i = 0; i < before.length; i++) d = Math.max(d, Math.abs(withQ[i] - before[i]));
-    expect(d).toBeGreaterThan(0);
-    for (const n of names) g.removeNode(n);
-    expect(Array.from(g.forward(x, 4, false).values.get('logits')!)).toEqual(Array.from(before));
-  });
-});
-
 describe('threads', () => {
   it('a training step on 2 threads gives bit-identical parameters to 1 thread (rows are split, never reduced across threads)', () => {
     const run = (threads: number) => {
       native.trainSetThreads(threads);
-      const g = buildSwin(TINY, initParams(TINY, 8));
+      const g = tiny(TINY, 8);
       const t = new Trainer(g, { lr: 1e-3, minLr: 0, weightDecay: 0.05, warmup: 1, totalSteps: 2, clip: 1, smoothing: 0, classes: 3 });
       const { x, labels } = synthetic(24, 4);
       t.trainStep(x, labels);
@@ -448,21 +462,18 @@ describe('threads', () => {
   });
 });
 
-describe('async (AsyncWorker) steps', () => {
-  it('trainStepAsync equals trainStep bit for bit and leaves the event loop free', async () => {
-    const make = () => {
-      const g = buildSwin(TINY, initParams(TINY, 9));
-      return { g, t: new Trainer(g, { lr: 1e-3, minLr: 0, weightDecay: 0.05, warmup: 1, totalSteps: 2, clip: 1, smoothing: 0.1, classes: 3 }) };
-    };
-    const { x, labels } = synthetic(12, 5);
-    const a = make(), b = make();
-    const ra = a.t.trainStep(x, labels);
+describe('async (AsyncWorker) ops', () => {
+  it('trainForwardAsync / trainBackwardAsync equal the sync ops bit for bit and leave the event loop free', async () => {
+    const r = rng(41);
+    const lin = { op: 'linear', K: 64, N: 96 }, ins = [randn(256 * 64, r), randn(64 * 96, r), randn(96, r)], dy = randn(256 * 96, r);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 0);
-    const rb = await b.t.trainStepAsync(x, labels);
+    const fa = await native.trainForwardAsync(lin, ins);
+    const ba = await native.trainBackwardAsync(lin, ins, [ins[0].length, ins[1].length, 96], null, dy, null, [true, true, true]);
     clearInterval(timer);
-    expect(rb.loss).toBe(ra.loss);
-    expect(Array.from(b.g.params.get('head.weight')!.data)).toEqual(Array.from(a.g.params.get('head.weight')!.data));
+    expect(Array.from(fa.y)).toEqual(Array.from(native.trainForward(lin, ins).y));
+    const bs = native.trainBackward(lin, ins, [ins[0].length, ins[1].length, 96], null, dy, null, [true, true, true]);
+    for (let j = 0; j < 3; j++) expect(Array.from(ba[j]!)).toEqual(Array.from(bs[j]!));
     expect(ticks).toBeGreaterThan(0);
     // bad sizes are refused before anything is queued
     expect(() => native.trainForwardAsync({ op: 'softmax', D: 4 }, [new Float32Array(6)])).toThrow(/softmax: x has 6 elements/);
@@ -471,15 +482,15 @@ describe('async (AsyncWorker) steps', () => {
 
 describe('scalar ISA', () => {
   it('the trainer runs on the scalar kernels and agrees with AVX2 to float rounding', () => {
-    const g = buildSwin(TINY, initParams(TINY, 2));
+    const g = tiny(TINY, 2);
     const { x } = synthetic(2, 3);
     const isa = native.activeIsa();
     native.setIsa('avx2');
-    const a = predict(g, x, 2);
+    const a = g.predict(x, 2);
     native.setIsa('scalar');
     try {
       expect(native.activeIsa()).toBe('scalar');
-      const b = predict(g, x, 2);
+      const b = g.predict(x, 2);
       expect(maxRel(b, a)).toBeLessThan(1e-4);
     } finally {
       native.setIsa(isa);

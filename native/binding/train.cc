@@ -1,5 +1,5 @@
-// Training binding: per-op forward/backward, losses and AdamW over Float32Arrays. The graph
-// (src/train/graph.ts) drives these; every size is checked in native/train before use.
+// Training binding: per-op forward/backward, what backward reads, losses and AdamW over
+// Float32Arrays. The tape (src/train/onnx-graph.ts) drives these; every size is checked in native/train before use.
 #include <functional>
 #include <mutex>
 #include <stdexcept>
@@ -310,6 +310,47 @@ Napi::Value BackwardImpl(const Napi::CallbackInfo& info, bool async) {
   return out;
 }
 
+// trainReads(op, need[], fromOutput?) → { inputs: boolean[], output, codes, aux }: what the op's backward
+// rule reads for the gradients asked for (train::reads, the rule's own statement).
+Napi::Value Reads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Op op = parse_op(env, info[0]);
+  SWINQ_CHECK_ARG(env, info.Length() >= 2 && info[1].IsArray(), "train: reads(op, need[], fromOutput?)");
+  Napi::Array need = info[1].As<Napi::Array>();
+  std::vector<bool> nd;
+  for (uint32_t i = 0; i < need.Length(); ++i) nd.push_back(need.Get(i).ToBoolean());
+  const bool from_output = info.Length() > 2 && info[2].ToBoolean();
+  swinq::train::Reads r;
+  try {
+    r = reads(op, nd, from_output);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  Napi::Array ins = Napi::Array::New(env, r.in.size());
+  for (uint32_t i = 0; i < r.in.size(); ++i) ins.Set(i, Napi::Boolean::New(env, r.in[i]));
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("inputs", ins);
+  out.Set("output", r.out);
+  out.Set("codes", r.codes);
+  out.Set("aux", r.aux);
+  return out;
+}
+
+// trainLayerNormRstd(op, x) → Float32Array: 1/σ per row (train::layernorm_rstd), for backward from the output.
+Napi::Value LayerNormRstd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Op op = parse_op(env, info[0]);
+  Napi::Float32Array x = f32_arg(env, info[1], "x");
+  try {
+    if (op.kind != Kind::layernorm) throw std::invalid_argument(std::string("train: layernorm 1/σ asked of a ") + kind_name(op.kind) + " op");
+    Napi::Float32Array r = Napi::Float32Array::New(env, x.ElementLength() / (size_t)op.D);
+    layernorm_rstd(op, x.Data(), x.ElementLength(), r.Data());
+    return r;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
 Napi::Value Forward(const Napi::CallbackInfo& info) { return ForwardImpl(info, false); }
 Napi::Value ForwardAsync(const Napi::CallbackInfo& info) { return ForwardImpl(info, true); }
 Napi::Value Backward(const Napi::CallbackInfo& info) { return BackwardImpl(info, false); }
@@ -408,6 +449,8 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trainBackward", Napi::Function::New(env, Backward));
   exports.Set("trainForwardAsync", Napi::Function::New(env, ForwardAsync));
   exports.Set("trainBackwardAsync", Napi::Function::New(env, BackwardAsync));
+  exports.Set("trainReads", Napi::Function::New(env, Reads));
+  exports.Set("trainLayerNormRstd", Napi::Function::New(env, LayerNormRstd));
   exports.Set("trainLoss", Napi::Function::New(env, Loss));
   exports.Set("trainAdamw", Napi::Function::New(env, Adamw));
   exports.Set("trainLr", Napi::Function::New(env, Lr));

@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "swinq/cpu.h"
+#include "swinq/kernels_f32.h"
+#include "swinq/plan.h"
 #include "swinq/train.h"
 
 using namespace swinq::train;
@@ -29,6 +32,43 @@ static std::vector<float> randv(size_t n) {
   std::vector<float> v(n);
   for (auto& x : v) x = d(rng);
   return v;
+}
+
+template <class F>
+static void expect_throw(F f, const std::string& needle, const char* what) {
+  try {
+    f();
+    CHECK(false, "%s: no exception", what);
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find(needle) != std::string::npos, "%s: message '%s' lacks '%s'", what, e.what(), needle.c_str());
+  }
+}
+
+// reads() is exact for every single gradient: backward given only what it lists (the rest null)
+// gives the gradient of the fully saved run, and withholding any listed tensor is refused.
+static void check_reads(const Op& op, const std::vector<std::vector<float>>& in, const std::vector<size_t>& n,
+                        const std::vector<float>& y, const std::vector<float>& dy, const std::vector<std::vector<float>>& full,
+                        const char* what) {
+  for (size_t k = 0; k < in.size(); ++k) {
+    std::vector<bool> need(in.size(), false);
+    need[k] = true;
+    const Reads r = reads(op, need);
+    auto saved = [&](int drop_in, bool drop_out) {
+      Saved s;
+      for (size_t i = 0; i < in.size(); ++i) s.in.push_back(r.in[i] && (int)i != drop_in ? in[i].data() : nullptr);
+      s.in_n = n;
+      s.out = r.out && !drop_out ? y.data() : nullptr;
+      return s;
+    };
+    std::vector<float> g(in[k].size());
+    std::vector<float*> gp(in.size(), nullptr);
+    gp[k] = g.data();
+    backward(op, saved(-1, false), dy.data(), gp, nullptr);
+    CHECK(g == full[k], "%s: gradient %zu from reads() alone differs from the fully saved run", what, k);
+    for (size_t i = 0; i < in.size(); ++i)
+      if (r.in[i]) expect_throw([&] { backward(op, saved((int)i, false), dy.data(), gp, nullptr); }, "missing", what);
+    if (r.out) expect_throw([&] { backward(op, saved(-1, true), dy.data(), gp, nullptr); }, "missing", what);
+  }
 }
 
 // L = Σ w·y; checks <dL/dx_i, v> against central differences along a random v, for every input.
@@ -58,6 +98,7 @@ static void fd(Op op, std::vector<std::vector<float>> in, const char* what) {
   std::vector<float> yk = y;
   s.out = yk.data();
   backward(op, s, w.data(), gp, nullptr);
+  check_reads(op, in, n, yk, w, g, what);
   for (size_t k = 0; k < in.size(); ++k) {
     std::vector<float> v = randv(in[k].size()), x0 = in[k];
     double gv = 0;
@@ -70,16 +111,6 @@ static void fd(Op op, std::vector<std::vector<float>> in, const char* what) {
     in[k] = x0;
     const double num = (lp - lm) / (2 * h);
     CHECK(std::fabs(num - gv) <= 1e-2 * std::max(1.0, std::fabs(gv)), "%s input %zu: fd %g vs backward %g", what, k, num, gv);
-  }
-}
-
-template <class F>
-static void expect_throw(F f, const std::string& needle, const char* what) {
-  try {
-    f();
-    CHECK(false, "%s: no exception", what);
-  } catch (const std::invalid_argument& e) {
-    CHECK(std::string(e.what()).find(needle) != std::string::npos, "%s: message '%s' lacks '%s'", what, e.what(), needle.c_str());
   }
 }
 
@@ -181,6 +212,10 @@ int main() {
       for (int i = 0; i < 6; ++i) var += (x[r * 6 + i] - mu) * (x[r * 6 + i] - mu);
       rs[r] = (float)(1.0 / std::sqrt(var / 6 + l.eps));
     }
+    std::vector<float> rs2(4);
+    layernorm_rstd(l, x.data(), 24, rs2.data());
+    CHECK(rs2 == rs, "layernorm_rstd differs from the rule's float64 statistics");
+    expect_throw([&] { layernorm_rstd(l, x.data(), 23, rs2.data()); }, "not a multiple of D = 6", "layernorm_rstd rows");
     std::vector<float> a0(24), a1(6), a2(6), b0(24), b1(6), b2(6);
     Saved from_x{{x.data(), gm.data(), bt.data()}, {24, 6, 6}, nullptr, nullptr, 0};
     backward(l, from_x, dy.data(), {a0.data(), a1.data(), a2.data()}, nullptr);
@@ -230,6 +265,58 @@ int main() {
     const double l = cross_entropy(x.data(), lab.data(), 2, 3, 0.f, d.data());
     CHECK(std::fabs(l - std::log(3.0)) < 1e-6, "ce of zeros %g", l);
   }
+  // one op list: every train op names a plan op (or none), and the shared ones run the plan's fp32
+  // kernels, bit for bit, on both kernel sets
+  {
+    int none = 0;
+    for (int k = 0; k <= (int)Kind::scale_shift; ++k) {
+      const std::string p = plan_op_of((Kind)k);
+      bool known = p == "none";
+      for (int o = 0; o < (int)swinq::OpKind::count_; ++o) known = known || p == swinq::op_name((swinq::OpKind)o);
+      CHECK(known, "train op %s: plan op '%s' is not in ops.def", kind_name((Kind)k), p.c_str());
+      none += p == "none";
+      CHECK(kind_from_name(kind_name((Kind)k)) == (Kind)k, "kind name round trip %d", k);
+    }
+    CHECK(none == 1, "one training-only op (fakequant), got %d", none);
+    for (swinq::Isa isa : {swinq::Isa::scalar, swinq::Isa::avx2}) {
+      if (isa == swinq::Isa::avx2 && swinq::best_isa() != swinq::Isa::avx2) continue;
+      swinq::set_isa(isa);
+      const swinq::f32::Kernels& kr = swinq::f32::kernels(isa);
+      std::vector<float> x = randv(5 * 24), g = randv(24), b = randv(24), y(5 * 24), want(5 * 24);
+      Op l; l.kind = Kind::layernorm; l.D = 24; l.eps = 1e-6f;
+      prepare(l);
+      forward(l, {x.data(), g.data(), b.data()}, {120, 24, 24}, y.data(), nullptr, nullptr);
+      kr.layernorm(x.data(), g.data(), b.data(), want.data(), 24, 1e-6f, 0, 5);
+      CHECK(y == want, "layernorm forward is not the plan kernel (isa %d)", (int)isa);
+      Op sm; sm.kind = Kind::softmax; sm.D = 24;
+      prepare(sm);
+      forward(sm, {x.data()}, {120}, y.data(), nullptr, nullptr);
+      kr.softmax(x.data(), nullptr, 1, want.data(), 24, 0, 5);
+      CHECK(y == want, "softmax forward is not the plan kernel (isa %d)", (int)isa);
+      Op mp; mp.kind = Kind::mean_pool; mp.M = 6; mp.D = 4;
+      prepare(mp);
+      std::vector<float> yp(20), wp(20);
+      forward(mp, {x.data()}, {120}, yp.data(), nullptr, nullptr);
+      swinq::f32::reduce_f32(0, x.data(), wp.data(), 5, 6, 4, 0, 5);
+      CHECK(yp == wp, "mean_pool forward is not plan reduce mean");
+      // act on the plan's unary kernels: the parameters mapped from the few-bit (PyTorch) defaults
+      // agree with the few-bit reference function (which the backward differentiates)
+      std::vector<float> xa = randv(300), ya(300), ra(300);
+      for (size_t i = 0; i < xa.size(); ++i) xa[i] *= 4.f;
+      for (const char* fn : {"relu", "gelu", "gelu_tanh", "silu", "mish", "elu", "softplus", "sigmoid", "tanh", "hardswish",
+                             "leaky_relu", "hardsigmoid", "relu6", "hardtanh", "selu"}) {
+        Op a; a.kind = Kind::act; a.fn = fn;
+        prepare(a);
+        forward(a, {xa.data()}, {300}, ya.data(), nullptr, nullptr);
+        swinq::fewbit_apply_f32(fn, swinq::FewbitOptions{}, xa.data(), 300, ra.data());
+        double e = 0;
+        for (int i = 0; i < 300; ++i) e = std::max(e, (double)std::fabs(ya[i] - ra[i]) / std::max(1.0, (double)std::fabs(ra[i])));
+        CHECK(e < 2e-6, "act %s forward vs few-bit reference: %g", fn, e);
+      }
+    }
+    swinq::set_isa(swinq::best_isa());
+  }
+
   if (failures) std::fprintf(stderr, "%d failure(s)\n", failures);
   else std::printf("train_test: ok\n");
   return failures ? 1 : 0;

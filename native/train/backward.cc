@@ -40,11 +40,8 @@ void layernorm_backward(const Op& op, const Saved& s, const float* dy, const Gra
     double rstd;
     if (s.in[0]) {
       const float* x = s.in[0] + r * D;
-      double mu = 0, var = 0;
-      for (int64_t i = 0; i < D; ++i) mu += x[i];
-      mu /= D;
-      for (int64_t i = 0; i < D; ++i) var += (x[i] - mu) * (x[i] - mu);
-      rstd = 1.0 / std::sqrt(var / D + op.eps);
+      double mu;
+      row_stats(x, D, op.eps, &mu, &rstd);
       for (int64_t i = 0; i < D; ++i) xh[i] = (x[i] - mu) * rstd;
     } else {
       const float* y = s.out + r * D;
@@ -220,34 +217,72 @@ void scale_shift_backward(const Op& op, const Saved& s, const float* dy, const G
 
 }  // namespace
 
+void layernorm_rstd(const Op& op, const float* x, size_t n, float* rstd) {
+  if (op.kind != Kind::layernorm) fail(op, "1/σ per row is a layernorm quantity");
+  if (n % (size_t)op.D) fail(op, "x has " + std::to_string(n) + " elements, not a multiple of D = " + std::to_string(op.D));
+  for (size_t r = 0; r < n / (size_t)op.D; ++r) {
+    double mu, rs;
+    row_stats(x + r * op.D, op.D, op.eps, &mu, &rs);
+    rstd[r] = (float)rs;
+  }
+}
+
+int input_count(Kind k) {
+  switch (k) {
+    case Kind::linear: case Kind::layernorm: return 3;
+    case Kind::matmul: case Kind::add: case Kind::add_bcast: case Kind::binary: return 2;
+    default: return 1;
+  }
+}
+
+Reads reads(const Op& op, const std::vector<bool>& need, bool from_output) {
+  const int n = input_count(op.kind);
+  if ((int)need.size() != n) fail(op, "need has " + std::to_string(need.size()) + " entries, the op " + std::to_string(n) + " inputs");
+  if (from_output && op.kind != Kind::layernorm) fail(op, "only layernorm runs backward from its output");
+  Reads r;
+  r.in.assign((size_t)n, false);
+  bool any = false;
+  for (bool b : need) any = any || b;
+  if (!any) return r;
+  switch (op.kind) {
+    case Kind::linear: case Kind::matmul:  // dx (dA) reads W (B) only, dW (dB) reads x (A) only
+      r.in[1] = need[0];
+      r.in[0] = need[1];
+      break;
+    case Kind::layernorm:  // x̂ from x, or from y, β and 1/σ; every gradient reads γ
+      r.in[1] = true;
+      if (from_output) r.in[2] = r.out = r.aux = true; else r.in[0] = true;
+      break;
+    case Kind::softmax: r.out = true; break;
+    case Kind::act: if (op.bits > 0) r.codes = true; else r.in[0] = true; break;
+    case Kind::fakequant: r.in[0] = true; break;
+    case Kind::binary: if (op.bop >= 2) r.in[0] = r.in[1] = true; break;  // mul / div read both
+    case Kind::add: case Kind::add_bcast: case Kind::gather: case Kind::mean_pool: case Kind::scale_shift: break;
+  }
+  return r;
+}
+
 void backward(const Op& op, const Saved& s, const float* dy, const std::vector<float*>& grads, ThreadPool* pool) {
   std::vector<size_t> sizes = s.in_n;
   output_size(op, sizes);  // checks the saved sizes again
   if (grads.size() != s.in_n.size()) fail(op, "one gradient slot per input expected");
-  // the saved inputs each rule reads for the gradients asked for (add, add_bcast, gather, mean_pool
-  // only need sizes); linear/matmul read x (A) only for dW (dB) and W (B) only for dx (dA), so the
-  // trainer can take dW, free x, then take dx
-  auto must = [&](size_t i) { if (!s.in[i]) fail(op, "saved input " + std::to_string(i) + " missing"); };
-  if (op.kind == Kind::linear || op.kind == Kind::matmul) {
-    if (grads[0]) must(1);
-    if (grads[1]) must(0);
-  } else if (op.kind == Kind::layernorm) {
-    must(1);
-    if (!s.in[0]) {  // from the output: y, β and 1/σ per row
-      must(2);
-      if (!s.out) fail(op, "saved input 0 missing (or the output y with 1/σ per row)");
-      if (s.aux_n != s.in_n[0] / (size_t)op.D) fail(op, "1/σ has " + std::to_string(s.aux_n) + " rows, expected " + std::to_string(s.in_n[0] / (size_t)op.D));
-    }
-  } else if (op.kind == Kind::fakequant) {
-    must(0);
-  }
+  std::vector<bool> need;
+  for (float* g : grads) need.push_back(g != nullptr);
+  // a LayerNorm without its input runs from its output; everything else is checked against reads()
+  const bool from_output = op.kind == Kind::layernorm && !s.in[0];
+  const Reads r = reads(op, need, from_output);
+  for (size_t i = 0; i < r.in.size(); ++i)
+    if (r.in[i] && !s.in[i])
+      fail(op, "saved input " + std::to_string(i) + " missing" + (from_output && i == 2 ? " (β, for backward from the output)" : ""));
+  if (r.out && !s.out) fail(op, from_output ? "saved input 0 missing (or the output y with 1/σ per row)" : "saved output missing");
+  if (r.codes && !s.codes) fail(op, "few-bit codes missing in backward");
+  if (r.aux && s.aux_n != s.in_n[0] / (size_t)op.D)
+    fail(op, "1/σ has " + std::to_string(s.aux_n) + " rows, expected " + std::to_string(s.in_n[0] / (size_t)op.D));
   switch (op.kind) {
     case Kind::linear: return linear_backward(op, s, dy, grads, pool);
     case Kind::layernorm: return layernorm_backward(op, s, dy, grads, pool);
     case Kind::matmul: return matmul_backward(op, s, dy, grads, pool);
-    case Kind::softmax:
-      if (!s.out) fail(op, "saved output missing");
-      return softmax_backward(op, s, dy, grads, pool);
+    case Kind::softmax: return softmax_backward(op, s, dy, grads, pool);
     case Kind::add: return add_backward(op, s, dy, grads, pool);
     case Kind::add_bcast: return add_bcast_backward(op, s, dy, grads, pool);
     case Kind::gather: return gather_backward(op, s, dy, grads, pool);

@@ -8,9 +8,21 @@
 namespace swinq {
 namespace train {
 
-static const char* kNames[] = {"linear", "layernorm", "matmul", "softmax", "add", "add_bcast", "gather", "act", "mean_pool", "fakequant", "binary", "scale_shift"};
+#define X(name, wire)
+#define SWINQ_TRAIN_OP(kind, plan_op) #kind,
+static const char* kNames[] = {
+#include "swinq/ops.def"
+};
+#undef SWINQ_TRAIN_OP
+#define SWINQ_TRAIN_OP(kind, plan_op) #plan_op,
+static const char* kPlanOps[] = {
+#include "swinq/ops.def"
+};
+#undef SWINQ_TRAIN_OP
+#undef X
 
 const char* kind_name(Kind k) { return kNames[(int)k]; }
+const char* plan_op_of(Kind k) { return kPlanOps[(int)k]; }
 
 Kind kind_from_name(const std::string& name) {
   for (int i = 0; i < (int)(sizeof(kNames) / sizeof(kNames[0])); ++i)
@@ -47,6 +59,21 @@ static std::shared_ptr<const FewbitTable> fixed_table(const Op& op) {
   return t;
 }
 
+// act: the plan's unary op for fn with the few-bit functions' (PyTorch) default parameters, if it has one
+static void unary_of(Op& op) {
+  struct U { const char* fn; int u; float p0, p1; };
+  static const U table[] = {
+      {"relu", f32::u_relu, 0, 0}, {"gelu", f32::u_gelu_erf, 0, 0}, {"gelu_tanh", f32::u_gelu_tanh, 0, 0},
+      {"silu", f32::u_silu, 0, 0}, {"mish", f32::u_mish, 0, 0}, {"elu", f32::u_elu, 1.f, 0},
+      {"softplus", f32::u_softplus, 0, 0}, {"sigmoid", f32::u_sigmoid, 0, 0}, {"tanh", f32::u_tanh, 0, 0},
+      {"hardswish", f32::u_hardswish, 0, 0}, {"leaky_relu", f32::u_leaky_relu, 0.01f, 0},
+      {"hardsigmoid", f32::u_hardsigmoid, 1.f / 6.f, 0.5f}, {"relu6", f32::u_clip, 0.f, 6.f}, {"hardtanh", f32::u_clip, -1.f, 1.f},
+  };
+  op.unary = -1;
+  for (const U& t : table)
+    if (op.fn == t.fn) op.unary = t.u, op.unary_p0 = t.p0, op.unary_p1 = t.p1;
+}
+
 void prepare(Op& op) {
   switch (op.kind) {
     case Kind::linear: positive(op, "K", op.K); positive(op, "N", op.N); break;
@@ -81,7 +108,7 @@ void prepare(Op& op) {
     case Kind::act:
       if (!fewbit_has_function(op.fn)) fail(op, "unknown activation fn '" + op.fn + "'");
       if (op.bits < 0 || op.bits > 4) fail(op, "bits must be 0..4, got " + std::to_string(op.bits));
-      op.fast_fn = op.fn == "gelu" || op.fn == "relu";
+      unary_of(op);
       if (op.bits > 0 && !op.table_borders.empty()) {
         op.table = fixed_table(op);
         op.codec = fewbit_codec(*op.table);
@@ -178,33 +205,24 @@ size_t output_size(const Op& op, const std::vector<size_t>& s) {
   fail(op, "bad kind");
 }
 
-static void layernorm_rows(const Op& op, const float* x, const float* g, const float* b, float* y, int64_t r0, int64_t r1) {
-  const int64_t D = op.D;
-  for (int64_t r = r0; r < r1; ++r) {
-    const float* xr = x + r * D;
-    double mu = 0, var = 0;
-    for (int64_t i = 0; i < D; ++i) mu += xr[i];
-    mu /= D;
-    for (int64_t i = 0; i < D; ++i) var += (xr[i] - mu) * (xr[i] - mu);
-    const double rstd = 1.0 / std::sqrt(var / D + op.eps);
-    for (int64_t i = 0; i < D; ++i) y[r * D + i] = (float)((xr[i] - mu) * rstd) * g[i] + b[i];
-  }
-}
-
+// Every forward but fakequant and the few-bit codes runs a plan op's fp32 kernel (ops.def
+// SWINQ_TRAIN_OP: the plan op each train op is): values equal the inference engine's.
 void forward(const Op& op, const std::vector<const float*>& in, const std::vector<size_t>& in_n, float* y,
              uint8_t* codes, ThreadPool* pool) {
   const size_t ny = output_size(op, in_n);
+  const f32::Kernels& k = kern();
   switch (op.kind) {
-    case Kind::linear: {
-      const int64_t M = (int64_t)(in_n[0] / op.K);
-      mm(in[0], in[1], y, 1, M, op.K, op.N, false, 1.f, pool);
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = 0; n < op.N; ++n) y[m * op.N + n] += in[2][n];
+    case Kind::linear: {  // plan linear: x·w, then + bias (the matmul kernel: w changes every step, no packing)
+      const int64_t M = (int64_t)(in_n[0] / op.K), N = op.N;
+      mm(in[0], in[1], y, 1, M, op.K, N, false, 1.f, pool);
+      par(pool, M, 256, [&](int64_t m0, int64_t m1) {
+        for (int64_t m = m0; m < m1; ++m) k.binary(f32::b_add, y + m * N, 1, in[2], 1, y + m * N, N);
+      });
       break;
     }
     case Kind::layernorm: {
       const int64_t R = (int64_t)(in_n[0] / op.D);
-      par(pool, R, 64, [&](int64_t r0, int64_t r1) { layernorm_rows(op, in[0], in[1], in[2], y, r0, r1); });
+      par(pool, R, 64, [&](int64_t r0, int64_t r1) { k.layernorm(in[0], in[1], in[2], y, op.D, op.eps, r0, r1); });
       break;
     }
     case Kind::matmul:
@@ -212,37 +230,31 @@ void forward(const Op& op, const std::vector<const float*>& in, const std::vecto
       break;
     case Kind::softmax: {
       const int64_t D = op.D, R = (int64_t)(in_n[0] / D);
-      auto kern = active_isa() == Isa::avx2 ? f32::softmax_f32_avx2 : f32::softmax_f32_scalar;
-      par(pool, R, 256, [&](int64_t r0, int64_t r1) { kern(in[0], nullptr, 1, y, D, r0, r1); });
+      par(pool, R, 256, [&](int64_t r0, int64_t r1) { k.softmax(in[0], nullptr, 1, y, D, r0, r1); });
       break;
     }
     case Kind::add:
-      for (size_t i = 0; i < ny; ++i) y[i] = in[0][i] + in[1][i];
+      par(pool, (int64_t)ny, 16384, [&](int64_t i0, int64_t i1) { k.binary(f32::b_add, in[0] + i0, 1, in[1] + i0, 1, y + i0, i1 - i0); });
       break;
-    case Kind::add_bcast: {
+    case Kind::add_bcast: {  // plan binary add, b broadcast: one contiguous run per (i0, i1, i2)
       const int64_t A1 = op.adims[1], A2 = op.adims[2], A3 = op.adims[3];
-      const int64_t A0 = (int64_t)(in_n[0] / (A1 * A2 * A3));
+      const int64_t rows = (int64_t)(in_n[0] / A3);
       const int64_t s1 = op.bdims[1] == 1 ? 0 : op.bdims[2] * op.bdims[3];
       const int64_t s2 = op.bdims[2] == 1 ? 0 : op.bdims[3];
       const int64_t s3 = op.bdims[3] == 1 ? 0 : 1;
-      size_t k = 0;
-      for (int64_t i0 = 0; i0 < A0; ++i0)
-        for (int64_t i1 = 0; i1 < A1; ++i1)
-          for (int64_t i2 = 0; i2 < A2; ++i2) {
-            const float* b = in[1] + i1 * s1 + i2 * s2;
-            for (int64_t i3 = 0; i3 < A3; ++i3, ++k) y[k] = in[0][k] + b[i3 * s3];
-          }
+      par(pool, rows, std::max<int64_t>(1, 16384 / A3), [&](int64_t q0, int64_t q1) {
+        for (int64_t q = q0; q < q1; ++q) {
+          const int64_t i1 = (q / A2) % A1, i2 = q % A2;
+          k.binary(f32::b_add, in[0] + q * A3, 1, in[1] + i1 * s1 + i2 * s2, s3, y + q * A3, A3);
+        }
+      });
       break;
     }
-    case Kind::gather: {
+    case Kind::gather: {  // plan index_map over (item, row) pairs
       const int64_t R = (int64_t)op.idx.size(), B = op.block, T = (int64_t)(in_n[0] / op.x_item);
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t r = 0; r < R; ++r) {
-          float* d = y + (t * R + r) * B;
-          const int64_t i = op.idx[r];
-          if (i < 0) std::fill(d, d + B, 0.f);
-          else std::copy(in[0] + t * op.x_item + i, in[0] + t * op.x_item + i + B, d);
-        }
+      par(pool, T * R, std::max<int64_t>(1, 16384 / B), [&](int64_t i0, int64_t i1) {
+        k.index_map(reinterpret_cast<const uint8_t*>(in[0]), op.idx.data(), reinterpret_cast<uint8_t*>(y), 4, B, op.x_item, R * B, i0, i1);
+      });
       break;
     }
     case Kind::act:
@@ -251,22 +263,15 @@ void forward(const Op& op, const std::vector<const float*>& in, const std::vecto
         if (!codes) fail(op, "codes buffer missing for bits > 0");
         fewbit_encode(op.codec, in[0], ny, codes, fewbit_packed_bytes(ny, op.bits));
       }
-      if (op.fast_fn) {  // the inference kernels' relu / erf-GELU (same values the exported model runs)
-        auto kern = active_isa() == Isa::avx2 ? f32::unary_f32_avx2 : f32::unary_f32_scalar;
-        const int u = op.fn == "relu" ? f32::u_relu : f32::u_gelu_erf;
-        par(pool, (int64_t)ny, 16384, [&](int64_t i0, int64_t i1) { kern(u, 0.f, 0.f, in[0] + i0, y + i0, i1 - i0); });
-      } else {
+      if (op.unary >= 0) {  // the plan's unary op (the values the exported model runs)
+        par(pool, (int64_t)ny, 16384, [&](int64_t i0, int64_t i1) { k.unary(op.unary, op.unary_p0, op.unary_p1, in[0] + i0, y + i0, i1 - i0); });
+      } else {  // celu, selu, softsign, tanhshrink, logsigmoid, threshold: the few-bit reference
         fewbit_apply_f32(op.fn, FewbitOptions{}, in[0], ny, y);
       }
       break;
-    case Kind::mean_pool: {
+    case Kind::mean_pool: {  // plan reduce mean over L
       const int64_t L = op.M, C = op.D, T = (int64_t)(in_n[0] / (L * C));
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t c = 0; c < C; ++c) {
-          double s = 0;
-          for (int64_t l = 0; l < L; ++l) s += in[0][(t * L + l) * C + c];
-          y[t * C + c] = (float)(s / L);
-        }
+      par(pool, T, 1, [&](int64_t t0, int64_t t1) { f32::reduce_f32(0 /* mean */, in[0], y, T, L, C, t0, t1); });
       break;
     }
     case Kind::fakequant: {
@@ -279,23 +284,18 @@ void forward(const Op& op, const std::vector<const float*>& in, const std::vecto
       });
       break;
     }
-    case Kind::binary: {
+    case Kind::binary: {  // plan binary: contiguous or broadcast runs through the kernel, other strides one by one
       const float* a = in[0];
       const float* b = in[1];
       const int64_t ia = op.sa[op.rank - 1], ib = op.sb[op.rank - 1];
       binary_runs(op, [&](int64_t i, int64_t oa, int64_t ob, int64_t n) {
-        float* yy = y + i;
-        switch (op.bop) {
-          case 0: for (int64_t j = 0; j < n; ++j) yy[j] = a[oa + j * ia] + b[ob + j * ib]; break;
-          case 1: for (int64_t j = 0; j < n; ++j) yy[j] = a[oa + j * ia] - b[ob + j * ib]; break;
-          case 2: for (int64_t j = 0; j < n; ++j) yy[j] = a[oa + j * ia] * b[ob + j * ib]; break;
-          default: for (int64_t j = 0; j < n; ++j) yy[j] = a[oa + j * ia] / b[ob + j * ib]; break;
-        }
+        if (ia <= 1 && ib <= 1) return k.binary(op.bop, a + oa, ia, b + ob, ib, y + i, n);
+        for (int64_t j = 0; j < n; ++j) y[i + j] = f32::binary_one(op.bop, a[oa + j * ia], b[ob + j * ib]);
       });
       break;
     }
-    case Kind::scale_shift:
-      for (size_t i = 0; i < ny; ++i) y[i] = op.alpha * in[0][i] + op.shift;
+    case Kind::scale_shift:  // plan unary scale_shift: p0·x + p1
+      par(pool, (int64_t)ny, 16384, [&](int64_t i0, int64_t i1) { k.unary(f32::u_scale_shift, op.alpha, op.shift, in[0] + i0, y + i0, i1 - i0); });
       break;
   }
 }

@@ -31,6 +31,10 @@ inline void par(ThreadPool* pool, int64_t n, int64_t chunk, F&& f) {
   }
 }
 
+// The plan's fp32 kernel table for the active Isa: training forward runs the same kernels as the
+// inference ops it shares a name with (one LayerNorm, one softmax, ...), picked in one place.
+inline const f32::Kernels& kern() { return f32::kernels(active_isa()); }
+
 // y[T][M,N] = alpha·a[T][M,K]·op(b[T]); b is [K,N] or [N,K] (trans_b). Overwrites y.
 inline void mm(const float* a, const float* b, float* y, int64_t T, int64_t M, int64_t K, int64_t N, bool trans_b,
                float alpha, ThreadPool* pool) {
@@ -39,18 +43,18 @@ inline void mm(const float* a, const float* b, float* y, int64_t T, int64_t M, i
     for (int64_t i = 0; i < T * M * N; ++i) y[i] = 0.f;
     return;
   }
-  auto kern = active_isa() == Isa::avx2 ? f32::matmul_f32_avx2 : f32::matmul_f32_scalar;
+  auto matmul = kern().matmul;
   if (T == 1) {
     // split rows: each chunk is a smaller one-batch problem
     const int64_t chunk = std::max<int64_t>(6, (int64_t)(16384 / std::max<int64_t>(1, K * N / 64 + 1)) / 6 * 6);
     par(pool, M, chunk, [&](int64_t m0, int64_t m1) {
       f32::MatmulArgs args{a + m0 * K, b, y + m0 * N, 1, m1 - m0, K, N, 0, 0, trans_b, alpha};
-      kern(args, 0, 1);
+      matmul(args, 0, 1);
     });
     return;
   }
   f32::MatmulArgs args{a, b, y, T, M, K, N, M * K, K * N, trans_b, alpha};
-  par(pool, T, 1, [&](int64_t t0, int64_t t1) { kern(args, t0, t1); });
+  par(pool, T, 1, [&](int64_t t0, int64_t t1) { matmul(args, t0, t1); });
 }
 
 // dst[c, r] = src[r, c] for T stacked [R, C] matrices.
@@ -90,6 +94,17 @@ inline void binary_runs(const Op& op, F&& f) {
     }
   }
 }
+// Mean and 1/σ of one LayerNorm row in float64: what the backward rule normalizes with (from x),
+// and the 1/σ the memory-sharing LayerNorm saves (layernorm_rstd).
+inline void row_stats(const float* x, int64_t D, float eps, double* mu, double* rstd) {
+  double m = 0, var = 0;
+  for (int64_t i = 0; i < D; ++i) m += x[i];
+  m /= D;
+  for (int64_t i = 0; i < D; ++i) var += (x[i] - m) * (x[i] - m);
+  *mu = m;
+  *rstd = 1.0 / std::sqrt(var / D + eps);
+}
+
 // d/dx x·Φ(x) = Φ(x) + x·φ(x), in float (the exact-backward baseline few-bit is compared with)
 inline float gelu_deriv(float x) {
   const float cdf = 0.5f * (1.f + std::erf(x * 0.70710678f));

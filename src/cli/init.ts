@@ -3,8 +3,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { CliError, emit, intOption } from './common.js';
-import { buildSwin, checkConfig, DEFAULT_CONFIG, initParams, paramSpecs, type SwinConfig } from '../train/swin.js';
-import { exportOnnx } from '../train/onnx.js';
+import { checkConfig, DEFAULT_CONFIG, initParams, paramSpecs, swinOnnx, type SwinConfig } from '../train/swin.js';
 
 function intList(name: string) {
   return (v: string): number[] => {
@@ -63,8 +62,7 @@ export function register(program: Command): void {
         throw new CliError((e as Error).message.replace('swin config: ', 'init: --'));
       }
       if (!(o.std > 0)) throw new CliError(`--std must be positive, got ${o.std}`);
-      const g = buildSwin(cfg, initParams(cfg, o.seed));
-      const bytes = exportOnnx(g, cfg, { 'swinq.mean': String(o.mean), 'swinq.std': String(o.std) });
+      const bytes = swinOnnx(cfg, initParams(cfg, o.seed), { 'swinq.mean': String(o.mean), 'swinq.std': String(o.std) });
       writeAtomic(out, bytes);
       const side = sidecarPath(out);
       writeAtomic(side, JSON.stringify({ config: cfg, mean: o.mean, std: o.std }, null, 1) + '\n');

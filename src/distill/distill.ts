@@ -8,16 +8,13 @@ import fs from 'node:fs';
 import { native } from '../native.js';
 import { loadLabelledImages, normalizedImages, type LabelledImages } from '../io/idx.js';
 import { resolveNormalization } from '../normalize.js';
-import type { SwinConfig } from '../train/swin.js';
-import { readOnnxModel } from '../train/onnx.js';
+import { CONFIG_KEY, readOnnxModel, type SwinConfig } from '../train/swin.js';
 import { clipAndStep, countCorrect } from '../train/trainer.js';
 import { enableGraphFakeQuant, disableGraphFakeQuant } from './qat.js';
-import type { TrainGraph } from '../train/graph.js';
 import { importTorchvisionSwin } from './import-torchvision.js';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { OnnxTrainGraph, type TapeState } from '../train/onnx-graph.js';
-import { CONFIG_KEY } from '../train/onnx.js';
 import { InferenceSession } from '../session.js';
 import { Tensor } from '../tensor.js';
 
@@ -106,18 +103,6 @@ export function loadTeacher(file: string): Teacher {
   return { ...tv, kind: 'torchvision' };
 }
 
-/** The activation nodes of each stage (one phase swaps one stage's blocks). */
-export function stageActs(g: TrainGraph, stages: number): string[][] {
-  const out: string[][] = Array.from({ length: stages }, () => []);
-  for (const n of g.nodes) {
-    if (n.desc.op !== 'act') continue;
-    const m = /^layers\.(\d+)\.blocks\.\d+\.mlp\.act$/.exec(n.name);
-    if (!m) throw new Error(`distill: activation node '${n.name}' is not in a Swin block`);
-    out[Number(m[1])].push(n.name);
-  }
-  return out;
-}
-
 export function phasesFor(schedule: DistillSchedule, stages: string[][]): string[][] {
   const s = stages.filter((x) => x.length);
   if (schedule === 'first-to-last') return s;
@@ -126,13 +111,8 @@ export function phasesFor(schedule: DistillSchedule, stages: string[][]): string
   throw new Error(`--schedule must be first-to-last, last-to-first or all-at-once, got '${schedule}'`);
 }
 
-/** Names of the per-block outputs (the second residual add of every Swin block). */
-export function blockOutputs(g: TrainGraph): string[] {
-  return g.nodes.filter((n) => n.name.endsWith('.add2')).map((n) => n.output);
-}
-
 /** Feature loss β · mean_b mean((s_b − t_b)²) over the block outputs b, and its gradient seeds
- *  dL/ds_b = 2β (s_b − t_b) / (B·n_b) for TrainGraph.backward. */
+ *  dL/ds_b = 2β (s_b − t_b) / (B·n_b) for OnnxTrainGraph.backward. */
 export function featureLoss(student: Map<string, Float32Array>, teacher: Map<string, Float32Array>, names: string[], beta: number):
   { loss: number; seeds: Map<string, Float32Array> } {
   const seeds = new Map<string, Float32Array>();

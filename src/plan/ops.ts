@@ -5,6 +5,14 @@ export const OP_NAMES = [
   'quantize', 'dequantize', 'linear_q', 'matmul_q', 'softmax_q', 'layernorm_q', 'gelu_q', 'relu_q', 'requant', 'add_q', 'avgpool_q', 'argmax_q', 'attention_q',
 ] as const;
 export type OpName = (typeof OP_NAMES)[number];
+
+/** Training ops (ops.def SWINQ_TRAIN_OP, same order): each train op and the plan op it is, whose
+ *  fp32 kernel its forward runs ('none': training-only). test/train.test.ts checks the mirror. */
+export const TRAIN_OPS = [
+  ['linear', 'linear'], ['layernorm', 'layernorm'], ['matmul', 'matmul'], ['softmax', 'softmax'], ['add', 'binary'],
+  ['add_bcast', 'binary'], ['gather', 'index_map'], ['act', 'unary'], ['mean_pool', 'reduce'], ['fakequant', 'none'],
+  ['binary', 'binary'], ['scale_shift', 'unary'],
+] as const satisfies readonly (readonly [string, OpName | 'none'])[];
 export const OpKind: { [K in OpName]: number } = Object.fromEntries(OP_NAMES.map((n, i) => [n, i])) as never;
 
 export const enum DType { f32 = 0, i32 = 1, i8 = 2, u8 = 3, i16 = 4, i64 = 5 }

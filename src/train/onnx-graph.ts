@@ -10,8 +10,10 @@ import onnxProto from 'onnx-proto';
 import { native } from '../native.js';
 import { loadModel } from '../onnx/load.js';
 import { numel, type Graph, type Node } from '../ir/graph.js';
-import type { OpDesc, Param } from './graph.js';
+import type { OpDesc, Param } from './op.js';
 import { buildTape, fc2Of } from './tape-builder.js';
+
+type Reads = ReturnType<typeof native.trainReads>;
 
 const { onnx } = onnxProto;
 
@@ -194,23 +196,49 @@ export class OnnxTrainGraph {
     return t;
   }
 
-  /** Keys a node's backward rule reads (inputs, or its output for softmax). */
-  private savedBy(n: TapeNode, st?: TapeState): string[] {
+  /** What a node's backward rule reads (native train::reads, the rule's own statement) for the
+   *  gradients `need` asks for; fromOutput: a memory-sharing LayerNorm. Cached per node and setting. */
+  private reads(n: TapeNode, need: boolean[], fromOutput: boolean): Reads {
+    let m = this.readsCache.get(n);
+    if (!m) { m = new Map(); this.readsCache.set(n, m); }
+    const d = this.descOf(n);
+    const key = `${d.bits ?? 0}|${fromOutput ? 1 : 0}|${need.map((x) => (x ? 1 : 0)).join('')}`;
+    let r = m.get(key);
+    if (!r) { r = native.trainReads(d, need, fromOutput); m.set(key, r); }
+    return r;
+  }
+  private readonly readsCache = new WeakMap<TapeNode, Map<string, Reads>>();
+
+  /** Keys a node's backward rule reads for the gradients this tape wants (tensors kept as 8-bit
+   *  attention codes are not among them: backward decodes those). */
+  private savedBy(n: TapeNode, st: TapeState): string[] {
     if (n.kind !== 'native') return [];
-    const d = n.desc!;
-    switch (d.op) {
-      case 'linear': return [n.inputs[0], n.inputs[1]];
-      case 'layernorm': return st?.lnShared.has(n.output) ? [n.output, n.inputs[1], n.inputs[2]] : [n.inputs[0], n.inputs[1]];
-      case 'matmul': return st?.p8.has(n.inputs[0]) ? [n.inputs[1]] : [n.inputs[0], n.inputs[1]];
-      case 'softmax': return st?.p8.has(n.output) ? [] : [n.output];
-      case 'binary': return (d as { bop?: number }).bop! >= 2 ? [n.inputs[0], n.inputs[1]] : [];
-      case 'fakequant': return [n.inputs[0]];
-      case 'act': {
-        const a = n.act ? this.acts.get(n.act) : undefined;
-        return a && a.bits > 0 ? [] : [n.inputs[0]];
-      }
-      default: return [];
+    const r = this.reads(n, this.needOf(n, st.tape), st.lnShared.has(n.output));
+    const keys = n.inputs.filter((_, j) => r.inputs[j]);
+    if (r.output) keys.push(n.output);
+    return keys.filter((k) => !st.p8.has(k));
+  }
+
+  private needOf(n: TapeNode, t: Tape): boolean[] {
+    const needs = this.needsGrad(t);
+    return n.inputs.map((k) => needs.has(k));
+  }
+
+  /** When an operand's last reader is this node and the gradients wanted split into those that read
+   *  it (taken first, with those that read nothing) and those that do not (e.g. linear: dW reads x,
+   *  dx does not), the trainer takes the first, frees the operand, then the rest: the operand and the
+   *  second gradients are never alive together (the peak of a step is often at such a node). */
+  private twoPhase(n: TapeNode, need: boolean[], freeable: (k: string) => boolean): { first: boolean[]; second: boolean[]; free: string } | null {
+    if (need.filter((x) => x).length < 2) return null;
+    const one = need.map((x, q) => (x ? this.reads(n, need.map((_, j) => j === q), false) : null));
+    for (let j = 0; j < n.inputs.length; j++) {
+      const k = n.inputs[j];
+      if (!freeable(k) || n.inputs.indexOf(k) !== n.inputs.lastIndexOf(k)) continue;
+      const first = one.map((r) => !!r && (r.inputs[j] || (!r.output && !r.codes && r.inputs.every((x) => !x))));
+      const second = one.map((r, q) => !!r && !first[q]);
+      if (first.some((x) => x) && second.some((x) => x) && one.some((r) => r?.inputs[j])) return { first, second, free: k };
     }
+    return null;
   }
 
   /** recompute: every saved softmax / LayerNorm / gather output whose inputs go back (through at
@@ -348,7 +376,7 @@ export class OnnxTrainGraph {
       let y: Float32Array;
       if (n.kind === 'native') {
         if (st.lnShared.has(n.output)) {
-          const rs = rowRstd(ins[0], n.desc!.D!, n.desc!.eps ?? 1e-5);
+          const rs = native.trainLayerNormRstd(n.desc!, ins[0]);
           st.lnShared.set(n.output, rs);
           bump(rs.byteLength);
         }
@@ -427,8 +455,9 @@ export class OnnxTrainGraph {
         let gs: (Float32Array | null)[];
         if (n.kind === 'native') {
           const d = this.descOf(n);
+          const rstd = st.lnShared.get(n.output);
           const saved = new Set(this.savedBy(n, st));
-          for (const k of [n.output, n.inputs[0]]) {
+          for (const k of [n.output, ...n.inputs]) {
             const c = st.p8.get(k);
             if (!c || st.values.has(k)) continue;
             const p = new Float32Array(c.length);
@@ -438,10 +467,10 @@ export class OnnxTrainGraph {
           }
           const ins = n.inputs.map((k) => (saved.has(k) || isConst(k) || st.p8.has(k) ? st.values.get(k) ?? null : null));
           const sizes = n.inputs.map(sizeOf);
-          const out = d.op === 'softmax' ? st.values.get(n.output)! : null;
-          const rstd = st.lnShared.get(n.output);
-          const codes = st.codes.get(n.output) ?? null;
-          const phases = twoPhase(d.op, n.inputs, need, (k) => st.savedUntil.get(k) === i && st.values.has(k) && !isConst(k) && k !== 'input' && k !== t.output);
+          const r = this.reads(n, need, !!rstd);
+          const out = r.output && !rstd ? st.values.get(n.output)! : null;
+          const codes = r.codes ? st.codes.get(n.output) ?? null : null;
+          const phases = rstd ? null : this.twoPhase(n, need, (k) => st.savedUntil.get(k) === i && st.values.has(k) && !isConst(k) && k !== 'input' && k !== t.output);
           if (rstd && need.some((x) => x)) gs = native.trainBackward(d, [null, ins[1], ins[2]], sizes, st.values.get(n.output)!, dy, null, need, null, rstd);
           else if (phases) {
             // take the gradients that read the operand last used here, free it, then the rest
@@ -576,33 +605,6 @@ function withFakeQuant(t: Tape, points: Map<string, OpDesc>): Tape {
   const lastUse = new Map<string, number>();
   nodes.forEach((n, i) => { for (const x of n.inputs) if (!isConst(x)) lastUse.set(x, i); });
   return { ...t, nodes, lastUse, output: fq(t.output) };
-}
-
-/** linear (x·W + b) and matmul (A·B): dW, db (dB) read only x (A) and dx (dA) only W (B). When one
- *  operand's last reader is this node and both kinds of gradient are wanted, the trainer takes the
- *  gradients that read it, frees it, then takes the others: the operand and the second gradient are
- *  never alive together (the peak of a step is often at such a node). */
-function twoPhase(op: string, inputs: string[], need: boolean[], freeable: (k: string) => boolean): { first: boolean[]; second: boolean[]; free: string } | null {
-  if ((op !== 'linear' && op !== 'matmul') || !need[0] || !need.slice(1).some((x) => x) || inputs[0] === inputs[1]) return null;
-  const rest = need.map((x, j) => j > 0 && x);
-  const dx = need.map((x, j) => j === 0 && x);
-  if (freeable(inputs[0])) return { first: rest, second: dx, free: inputs[0] };
-  if (op === 'matmul' && freeable(inputs[1])) return { first: dx, second: rest, free: inputs[1] };
-  return null;
-}
-
-/** 1/σ of every row of D values (σ² + eps, float64 sums like the native LayerNorm). */
-function rowRstd(x: Float32Array, D: number, eps: number): Float32Array {
-  const R = x.length / D;
-  const r = new Float32Array(R);
-  for (let i = 0; i < R; i++) {
-    let mu = 0, v = 0;
-    for (let j = 0; j < D; j++) mu += x[i * D + j];
-    mu /= D;
-    for (let j = 0; j < D; j++) { const d = x[i * D + j] - mu; v += d * d; }
-    r[i] = 1 / Math.sqrt(v / D + eps);
-  }
-  return r;
 }
 
 /** x·(x·x) → Pow(x, 3): the tanh-GELU of some exporters (DeiT) then fuses like the Pow form does,

@@ -1,9 +1,13 @@
-// Swin builder: one config + one parameter set → the training graph (this file) and the ONNX
-// model (src/train/onnx.ts walks the same graph), so init → train → export is one mapping.
-// Window partition, cyclic shift, head split/merge and patch merging are gathers (index maps);
-// the relative-position bias is a gather from its trainable table (scatter-add backward).
-import { TrainGraph, type Param } from './graph.js';
+// Swin writer: one config + one parameter set → an ONNX model (`swinq init`), which then trains
+// through OnnxTrainGraph like any imported model. Window partition, cyclic shift, head split/merge
+// and patch merging are gathers (index maps); the relative-position bias is a gather from its
+// trainable table. The config travels in metadata_props (swinq.train.config).
+import onnxProto from 'onnx-proto';
+import { OnnxModelBuilder } from './onnx.js';
 import { mulberry32 } from '../util/random.js';
+
+const { onnx } = onnxProto;
+export const CONFIG_KEY = 'swinq.train.config';
 
 export interface SwinConfig {
   imgSize: [number, number];
@@ -77,18 +81,18 @@ export function initParams(c: SwinConfig, seed = 0): Map<string, Float32Array> {
   return out;
 }
 
-interface Spec { name: string; shape: number[]; init: 'zeros' | 'ones' | 'uniform' | 'tn'; decay: boolean; trainable: boolean }
+interface Spec { name: string; shape: number[]; init: 'zeros' | 'ones' | 'uniform' | 'tn' }
 
 /** Every trainable parameter of the config, in graph order. */
 export function paramSpecs(c: SwinConfig): Spec[] {
   const s: Spec[] = [];
   const lin = (name: string, K: number, N: number, bias = true, init: Spec['init'] = 'tn') => {
-    s.push({ name: `${name}.weight`, shape: [K, N], init, decay: true, trainable: true });
-    if (bias) s.push({ name: `${name}.bias`, shape: [N], init: 'zeros', decay: false, trainable: true });
+    s.push({ name: `${name}.weight`, shape: [K, N], init });
+    if (bias) s.push({ name: `${name}.bias`, shape: [N], init: 'zeros' });
   };
   const ln = (name: string, D: number) => {
-    s.push({ name: `${name}.weight`, shape: [D], init: 'ones', decay: false, trainable: true });
-    s.push({ name: `${name}.bias`, shape: [D], init: 'zeros', decay: false, trainable: true });
+    s.push({ name: `${name}.weight`, shape: [D], init: 'ones' });
+    s.push({ name: `${name}.bias`, shape: [D], init: 'zeros' });
   };
   lin('patch_embed.proj', c.inChans * c.patch * c.patch, c.embed, true, 'uniform');
   ln('patch_embed.norm', c.embed);
@@ -105,7 +109,7 @@ export function paramSpecs(c: SwinConfig): Spec[] {
       const p = `layers.${st}.blocks.${b}`;
       ln(`${p}.norm1`, dim);
       lin(`${p}.attn.qkv`, dim, 3 * dim);
-      s.push({ name: `${p}.attn.relative_position_bias_table`, shape: [(2 * ws - 1) ** 2, c.heads[st]], init: 'tn', decay: false, trainable: true });
+      s.push({ name: `${p}.attn.relative_position_bias_table`, shape: [(2 * ws - 1) ** 2, c.heads[st]], init: 'tn' });
       lin(`${p}.attn.proj`, dim, dim);
       ln(`${p}.norm2`, dim);
       lin(`${p}.mlp.fc1`, dim, c.mlpRatio * dim);
@@ -118,18 +122,26 @@ export function paramSpecs(c: SwinConfig): Spec[] {
   return s;
 }
 
-/** The training graph of a config with the given parameter values (by name, checked against the specs). */
-export function buildSwin(cfg: SwinConfig, values: Map<string, Float32Array>, source = 'parameters'): TrainGraph {
+/** The ONNX model of a config with the given parameter values (by name, checked against the specs);
+ *  input 'input' [batch, inChans, H, W], output 'logits' [batch, classes]. */
+export function swinOnnx(cfg: SwinConfig, values: Map<string, Float32Array>, metadata: Record<string, string> = {}, source = 'parameters'): Uint8Array {
   const c = checkConfig(cfg);
   const [IH, IW] = c.imgSize;
-  const g = new TrainGraph('input', [c.inChans, IH, IW], 'logits');
+  const g = new OnnxModelBuilder('input', [c.inChans, IH, IW]);
   for (const sp of paramSpecs(c)) {
     const v = values.get(sp.name);
     const n = sp.shape.reduce((a, b) => a * b, 1);
     if (!v) throw new Error(`${source}: missing parameter '${sp.name}' (shape [${sp.shape}])`);
     if (v.length !== n) throw new Error(`${source}: parameter '${sp.name}' has ${v.length} values, expected shape [${sp.shape}] (${n})`);
-    g.addParam({ name: sp.name, shape: sp.shape, data: Float32Array.from(v), trainable: sp.trainable, decay: sp.decay } as Param);
+    g.param(sp.name, sp.shape, v);
   }
+  const x = swinBody(g, c);
+  return g.finish(x, { ...metadata, [CONFIG_KEY]: JSON.stringify(c) });
+}
+
+/** Patch embedding, the stages (patch merging, shifted-window blocks), norm, pool and head. */
+function swinBody(g: OnnxModelBuilder, c: SwinConfig): string {
+  const [IH, IW] = c.imgSize;
   const P = c.patch;
   let H = IH / P, W = IW / P;
   // patch embedding = im2col gather + linear (a stride-P, P×P convolution)
@@ -141,7 +153,7 @@ export function buildSwin(cfg: SwinConfig, values: Map<string, Float32Array>, so
         for (let ki = 0; ki < P; ki++)
           for (let kj = 0; kj < P; kj++) im2col[(r * W + q) * K0 + (ch * P + ki) * P + kj] = ch * IH * IW + (r * P + ki) * IW + (q * P + kj);
   let x = g.add('patch_embed.im2col', { op: 'gather', xItem: c.inChans * IH * IW, block: 1, idx: im2col }, ['input']);
-  const linear = (name: string, inp: string, K: number, N: number, bias?: string) => g.add(name, { op: 'linear', K, N }, [inp, `${name}.weight`, bias ?? `${name}.bias`]);
+  const linear = (name: string, inp: string, K: number, N: number, bias = true) => g.add(name, { op: 'linear', K, N }, bias ? [inp, `${name}.weight`, `${name}.bias`] : [inp, `${name}.weight`]);
   const ln = (name: string, inp: string, D: number) => g.add(`${name}.out`, { op: 'layernorm', D, eps: 1e-5 }, [inp, `${name}.weight`, `${name}.bias`]);
   x = linear('patch_embed.proj', x, K0, c.embed);
   x = ln('patch_embed.norm', x, c.embed);
@@ -159,9 +171,7 @@ export function buildSwin(cfg: SwinConfig, values: Map<string, Float32Array>, so
       x = g.add(`${pre}.merge`, { op: 'gather', xItem: H * W * pd, block: pd, idx }, [x]);
       H = H2; W = W2;
       x = ln(`${pre}.norm`, x, 4 * pd);
-      const zero = `${pre}.reduction.zero_bias`;
-      g.addParam({ name: zero, shape: [dim], data: new Float32Array(dim), trainable: false, decay: false });
-      x = linear(`${pre}.reduction`, x, 4 * pd, dim, zero);
+      x = linear(`${pre}.reduction`, x, 4 * pd, dim, false);
     }
     const ws = Math.min(c.window, H, W);
     const N = ws * ws, nH = c.heads[st], d = dim / nH, nWh = H / ws, nWw = W / ws, nW = nWh * nWw;
@@ -196,7 +206,7 @@ export function buildSwin(cfg: SwinConfig, values: Map<string, Float32Array>, so
       };
       const q = split(0), k = split(1), v = split(2);
       let sc = g.add(`${p}.attn.scores`, { op: 'matmul', M: N, K: d, N, transB: true, alpha: 1 / Math.sqrt(d) }, [q, k]);
-      const bias = g.addParamNode(`${p}.attn.relative_position_bias`, { op: 'gather', xItem: (2 * ws - 1) ** 2 * nH, block: 1, idx: rel }, [`${p}.attn.relative_position_bias_table`]);
+      const bias = g.add(`${p}.attn.relative_position_bias`, { op: 'gather', xItem: (2 * ws - 1) ** 2 * nH, block: 1, idx: rel }, [`${p}.attn.relative_position_bias_table`]);
       sc = g.add(`${p}.attn.scores_bias`, { op: 'add_bcast', dims: [nH, N, N], bdims: [nH, N, N] }, [sc, bias]);
       if (shift) {
         const label = (v0: number, size: number) => (v0 < size - ws ? 0 : v0 < size - shift ? 1 : 2);
@@ -208,7 +218,7 @@ export function buildSwin(cfg: SwinConfig, values: Map<string, Float32Array>, so
               mask[(w * N + i) * N + j] = lab(i) === lab(j) ? 0 : -100;
             }
         const mname = `${p}.attn.shift_mask`;
-        g.addParam({ name: mname, shape: [nW, 1, N, N], data: mask, trainable: false, decay: false });
+        g.param(mname, [nW, 1, N, N], mask);
         sc = g.add(`${p}.attn.scores_masked`, { op: 'add_bcast', dims: [nW, nH, N * N], bdims: [nW, 1, N * N] }, [sc, mname]);
       }
       const attn = g.add(`${p}.attn.softmax`, { op: 'softmax', D: N }, [sc]);
@@ -229,6 +239,35 @@ export function buildSwin(cfg: SwinConfig, values: Map<string, Float32Array>, so
   const last = c.embed * 2 ** (c.depths.length - 1);
   x = ln('norm', x, last);
   x = g.add('pool', { op: 'mean_pool', L: H * W, C: last }, [x]);
-  g.add('logits', { op: 'linear', K: last, N: c.classes }, [x, 'head.weight', 'head.bias']);
-  return g;
+  return g.add('head', { op: 'linear', K: last, N: c.classes }, [x, 'head.weight', 'head.bias']);
+}
+
+/** Config and named float initializers of a model written by swinOnnx (`swinq init` / `swinq train`). */
+export function readOnnxModel(bytes: Uint8Array, source: string): { config: SwinConfig; params: Map<string, Float32Array>; metadata: Record<string, string> } {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let m: any;
+  try {
+    m = onnx.ModelProto.decode(bytes);
+  } catch (e) {
+    throw new Error(`${source}: not a valid ONNX model (${(e as Error).message})`);
+  }
+  const metadata: Record<string, string> = {};
+  for (const p of m.metadataProps ?? []) metadata[p.key] = p.value;
+  const raw = metadata[CONFIG_KEY];
+  if (!raw) throw new Error(`${source}: no '${CONFIG_KEY}' metadata (train models made by \`swinq init\`)`);
+  let config: SwinConfig;
+  try {
+    config = checkConfig(JSON.parse(raw));
+  } catch (e) {
+    throw new Error(`${source}: bad ${CONFIG_KEY} metadata: ${(e as Error).message}`);
+  }
+  const params = new Map<string, Float32Array>();
+  for (const t of m.graph?.initializer ?? []) {
+    if (t.dataType !== 1) continue;  // FLOAT
+    if (t.rawData && t.rawData.length) {
+      const copy = new Uint8Array(t.rawData);
+      params.set(t.name, new Float32Array(copy.buffer, 0, copy.length / 4));
+    } else params.set(t.name, Float32Array.from(t.floatData ?? []));
+  }
+  return { config, params, metadata };
 }

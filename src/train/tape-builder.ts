@@ -8,7 +8,7 @@ import { fuse } from '../passes/fuse.js';
 import { lower, type Lowered, type POp } from '../compile/lower.js';
 import { BinaryOp, ReduceOp, UnaryOp, type OpName } from '../plan/ops.js';
 import { mulberry32 } from '../util/random.js';
-import type { OpDesc, Param } from './graph.js';
+import type { OpDesc, Param } from './op.js';
 import type { ConstMap, Tape, TapeNode } from './onnx-graph.js';
 
 const ACT_FN: Record<number, string> = { [UnaryOp.relu]: 'relu', [UnaryOp.gelu_erf]: 'gelu', [UnaryOp.gelu_tanh]: 'gelu_tanh', [UnaryOp.sigmoid]: 'sigmoid', [UnaryOp.tanh]: 'tanh', [UnaryOp.silu]: 'silu' };

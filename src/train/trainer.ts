@@ -1,7 +1,8 @@
-// Training loop pieces: AdamW over a TrainGraph's trainable parameters, warm-up + cosine
+// Training loop pieces: AdamW over an OnnxTrainGraph's trainable parameters, warm-up + cosine
 // learning rate, global gradient-norm clipping, cross-entropy (label smoothing) or KL loss.
 import { native } from '../native.js';
-import type { Param, TrainGraph } from './graph.js';
+import type { OnnxTrainGraph } from './onnx-graph.js';
+import type { Param } from './op.js';
 
 export interface TrainOptions {
   lr: number;
@@ -16,14 +17,14 @@ export interface TrainOptions {
 
 export interface Teacher { logits: Float32Array; temperature: number; weight: number }
 
-export interface StepResult { loss: number; gradNorm: number; lr: number; correct: number; savedBytes: number }
+export interface StepResult { loss: number; gradNorm: number; lr: number; correct: number; savedBytes: number; peakBytes: number }
 
 export class Trainer {
   step = 0;
   private readonly m = new Map<string, Float32Array>();
   private readonly v = new Map<string, Float32Array>();
 
-  constructor(readonly graph: TrainGraph, readonly opts: TrainOptions) {
+  constructor(readonly graph: OnnxTrainGraph, readonly opts: TrainOptions) {
     for (const [k, p] of graph.params) {
       if (!p.trainable) continue;
       this.m.set(k, new Float32Array(p.data.length));
@@ -34,27 +35,17 @@ export class Trainer {
   /** One optimisation step on a batch (x: batch × per-sample input, labels: class per sample). */
   trainStep(x: Float32Array, labels: Int32Array, teacher?: Teacher): StepResult {
     const st = this.graph.forward(x, labels.length);
-    const l = this.loss(st.values.get(this.graph.output)!, labels, teacher);
-    return this.update(this.graph.backward(st, l.grad), l.loss, l.correct, st.savedBytes);
-  }
-
-  /** trainStep with every op on a libuv worker (the event loop stays free between and during ops). */
-  async trainStepAsync(x: Float32Array, labels: Int32Array, teacher?: Teacher): Promise<StepResult> {
-    const st = await this.graph.forwardAsync(x, labels.length);
-    const l = this.loss(st.values.get(this.graph.output)!, labels, teacher);
-    return this.update(await this.graph.backwardAsync(st, l.grad), l.loss, l.correct, st.savedBytes);
+    const l = this.loss(st.values.get(st.tape.output)!, labels, teacher);
+    const grads = this.graph.backward(st, l.grad);
+    const lr = native.trainLr(this.step, this.opts.totalSteps, this.opts.warmup, this.opts.lr, this.opts.minLr);
+    this.step++;
+    const gradNorm = clipAndStep(this.graph.params, grads, this.m, this.v, this.step, { lr, weightDecay: this.opts.weightDecay, clip: this.opts.clip });
+    return { loss: l.loss, gradNorm, lr, correct: l.correct, savedBytes: st.savedBytes, peakBytes: st.peakBytes };
   }
 
   private loss(logits: Float32Array, labels: Int32Array, teacher?: Teacher) {
     const l = labelLoss(logits, labels, this.opts.classes, this.opts.smoothing, teacher);
     return { ...l, correct: countCorrect(logits, labels, this.opts.classes) };
-  }
-
-  private update(grads: Map<string, Float32Array>, loss: number, correct: number, savedBytes: number): StepResult {
-    const lr = native.trainLr(this.step, this.opts.totalSteps, this.opts.warmup, this.opts.lr, this.opts.minLr);
-    this.step++;
-    const gradNorm = clipAndStep(this.graph.params, grads, this.m, this.v, this.step, { lr, weightDecay: this.opts.weightDecay, clip: this.opts.clip });
-    return { loss, gradNorm, lr, correct, savedBytes };
   }
 }
 
@@ -97,9 +88,4 @@ export function countCorrect(logits: Float32Array, labels: ArrayLike<number>, C:
     if (best === labels[b]) ok++;
   }
   return ok;
-}
-
-/** Logits of the graph's forward (no state kept). */
-export function predict(graph: TrainGraph, x: Float32Array, batch: number): Float32Array {
-  return graph.forward(x, batch, false).values.get(graph.output)!;
 }

@@ -16,9 +16,20 @@ namespace swinq {
 class ThreadPool;
 namespace train {
 
-enum class Kind { linear, layernorm, matmul, softmax, add, add_bcast, gather, act, mean_pool, fakequant, binary, scale_shift };
+// The train ops: the SWINQ_TRAIN_OP list of swinq/ops.def (each with the plan op it is).
+#pragma push_macro("X")
+#undef X
+#define X(name, wire)
+#define SWINQ_TRAIN_OP(kind, plan_op) kind,
+enum class Kind {
+#include "swinq/ops.def"
+};
+#undef SWINQ_TRAIN_OP
+#undef X
+#pragma pop_macro("X")
 Kind kind_from_name(const std::string& name);  // throws naming the op
 const char* kind_name(Kind k);
+const char* plan_op_of(Kind k);  // the plan op's wire name, or "none" for a training-only op
 
 struct Op {
   Kind kind = Kind::add;
@@ -49,7 +60,8 @@ struct Op {
   // 2^bits levels; code = number of borders below x), e.g. Approx-BP's ReGELU2
   std::vector<double> table_borders, table_levels;
   FewbitCodec codec;
-  bool fast_fn = false;           // gelu / relu: dedicated loops instead of the double reference
+  int unary = -1;                 // act: the plan's unary op computing fn (PyTorch defaults), −1 = none
+  float unary_p0 = 0.f, unary_p1 = 0.f;
   float q_scale = 1.f;            // fakequant
   int32_t q_zp = 0, q_min = 0, q_max = 255;
   int bop = 0, rank = 0;          // binary
@@ -73,6 +85,22 @@ struct Saved {
   const float* aux = nullptr;
   size_t aux_n = 0;
 };
+
+// What an op's backward rule reads for the gradients asked for (need[i]: dL/d in[i] wanted). The one
+// source of truth: backward() checks exactly these, and the trainer (src/train/onnx-graph.ts, through
+// the binding's trainReads) keeps exactly these for backward. from_output: a LayerNorm whose backward
+// runs from its output y, β and 1/σ per row (memory-sharing LayerNorm) instead of its input x.
+struct Reads {
+  std::vector<bool> in;  // one per input
+  bool out = false;      // the forward output
+  bool codes = false;    // act with bits > 0: the few-bit codes
+  bool aux = false;      // layernorm from its output: 1/σ per row
+};
+Reads reads(const Op& op, const std::vector<bool>& need, bool from_output = false);
+int input_count(Kind k);
+// 1/σ of each row of x (n elements, rows of op.D) as the layernorm backward rule computes it: what a
+// memory-sharing LayerNorm saves (Saved::aux) instead of its input.
+void layernorm_rstd(const Op& op, const float* x, size_t n, float* rstd);
 
 // y must hold output_size(...) floats; codes (act with bits > 0) fewbit_packed_bytes(n, bits).
 void forward(const Op& op, const std::vector<const float*>& in, const std::vector<size_t>& in_n, float* y,
