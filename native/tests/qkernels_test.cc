@@ -12,6 +12,7 @@
 
 #include "swinq/qkernels.h"
 #include "swinq/threadpool.h"
+#include "../kernels/int/qinternal.h"
 #include "test_check.h"
 
 using namespace swinq;
@@ -490,13 +491,47 @@ static void test_misc() {
     }
 }
 
+// The attention exp (qinternal.h attention_exp) over its whole domain u ∈ [0, 31L] for logit scales
+// from tiny (pre-shifted) to coarse: non-increasing, exp(0) = P0 >> es, 0 at u = 31L (masks,
+// padding), and within δ = 0.5 % of one constant times e^(−u·S') wherever e ≥ 256 (the floors of
+// smaller exps are the bound's 2N/E term).
+static void test_attention_exp() {
+  for (double S : {1e-5, 3e-5, 1e-4, 5e-4, 1e-3, 0.003, 0.01, 0.02, 0.05, 0.1, 0.3, 0.5, 0.69})
+    for (int64_t N : {49, 1024}) {
+      AttentionParams p;
+      attention_set_logit_scale(p, S);
+      const int es = detail::attention_exp_shift(N);
+      const double Sp = std::ldexp(S, p.sm.pre_shift);
+      double lo = 1e300, hi = 0;
+      int32_t prev = INT32_MAX;
+      bool mono = true;
+      for (int32_t u = 0; u <= 31 * p.sm.L; ++u) {
+        const int32_t e = detail::attention_exp(u, p, es);
+        mono = mono && e <= prev;
+        prev = e;
+        if (e >= 256) {
+          const double r = e / std::exp(-u * Sp);
+          lo = std::min(lo, r), hi = std::max(hi, r);
+        }
+      }
+      const int32_t e0 = detail::attention_exp(0, p, es);
+      EXPECT(mono, "attention exp not monotone (S %g)", S);
+      EXPECT(e0 == (508 * 508 + 132300) >> es && e0 <= std::min<int64_t>(1 << 14, INT32_MAX / (255 * N)),
+             "attention exp(0) = %d (S %g N %lld)", e0, S, (long long)N);
+      EXPECT(detail::attention_exp(31 * p.sm.L, p, es) == 0, "attention exp at u = 31L must be 0 (S %g)", S);
+      EXPECT(std::sqrt(hi / lo) - 1 <= 0.005, "attention exp spread ±%.4f > 0.5 %% (S %g N %lld)", std::sqrt(hi / lo) - 1, S,
+             (long long)N);
+    }
+}
+
 // attention_u8: scalar = AVX2 bit-exactly (odd N and dh, N not a multiple of 8/16, dh 16/32/64,
 // masks at −2^30, bias periods shorter than the heads, y_max clamps, zero point edges, all-255
 // codes, logit scales needing a pre-shift, ratios whose row shift is < 32), and against float
-// attention. Bound: the integer exp is within δ = 1 % of e^x (I-BERT polynomial and the floors of
-// its constants, see the softmax test), so Σ_j |p̂_j − p_j|·|v_j| ≤ 2.02·δ·max|v|; the floors of
-// the exps (< 1 each, exp(0) = E) add ≤ 2·N·max|v|/E; the final rounding ≤ 1/2:
-//   |y − ratio·Σ_j 256·p_j·(v_j − zp)| ≤ ratio·256·(0.0202 + 2N/E)·max_j|v_j − zp| + 1 before the clamp.
+// attention. Bound: the integer exp is within δ = 0.5 % of one constant times e^x (the base-2
+// quadratic ±0.32 %, the floor of x, the rounding of exp_mult; qinternal.h attention_exp), so
+// Σ_j |p̂_j − p_j|·|v_j| ≤ 2.02·δ·max|v|; the floors of the exps (< 1 each, exp(0) = E) add
+// ≤ 2·N·max|v|/E; the final rounding ≤ 1/2:
+//   |y − ratio·Σ_j 256·p_j·(v_j − zp)| ≤ ratio·256·(0.0101 + 2N/E)·max_j|v_j − zp| + 1 before the clamp.
 static void test_attention() {
   struct Case { int64_t W, N, H, dh; int32_t zp, y_zp, y_max; bool bias; double S, ratio; int codes; };
   // codes: 0 random, 1 all 255, 2 only 0 or 255, 3 random ≤ 127, 4 only 0 or 127, 5 as 3 with one 128
@@ -527,11 +562,11 @@ static void test_attention() {
     p.W = cs.W, p.N = cs.N, p.H = cs.H, p.dh = cs.dh, p.zp = cs.zp, p.y_zp = cs.y_zp, p.y_max = cs.y_max;
     p.bias = cs.bias ? bias.data() : nullptr;
     p.bias_rows = brows;
-    p.sm = softmax_params(cs.S);
+    attention_set_logit_scale(p, cs.S);
     const double ratio = cs.ratio;
     quantize_multiplier(ratio, &p.mult, &p.shift);
     // exp(0) as an integer: the polynomial at 0 scaled to ≤ min(2^14, (2^31 − 1)/(255·N))
-    int64_t E = (int64_t)p.sm.qb * p.sm.qb + p.sm.qc;
+    int64_t E = 508 * 508 + 132300;
     while (E > std::min<int64_t>(1 << 14, INT32_MAX / (255 * cs.N))) E >>= 1;
     std::vector<uint8_t> ys((size_t)(cs.W * cs.H * cs.N * cs.dh)), yv(ys.size());
     std::vector<uint8_t> scratch(attention_scratch_bytes(cs.N, cs.dh) + 32);
@@ -570,7 +605,7 @@ static void test_attention() {
           }
           const double want = std::min<double>(cs.y_max, std::max(0.0, o * ratio + cs.y_zp));
           const double got = ys[(size_t)((t * cs.N + i) * cs.dh + k)];
-          const double slack = ratio * 256 * (0.0202 + 2.0 * cs.N / (double)E) * vmax;
+          const double slack = ratio * 256 * (0.0101 + 2.0 * cs.N / (double)E) * vmax;
           worst = std::max(worst, std::fabs(got - want));
           if (std::fabs(got - want) > slack + 1) ++bad;
         }
@@ -583,6 +618,7 @@ static void test_attention() {
   try {
     AttentionParams p;
     p.W = 1, p.N = 2000, p.H = 1, p.dh = 4, p.mult = 1 << 30, p.shift = 31;
+    attention_set_logit_scale(p, 0.01);
     uint8_t b[8];
     attention_u8(b, p, 0, 1, b, b, Isa::scalar);
   } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "N ∈") != nullptr; }
@@ -636,6 +672,7 @@ int main() {
   test_requant();
   test_gemm();
   test_softmax();
+  test_attention_exp();
   test_attention();
   test_layernorm();
   test_gelu_relu_lookup();
