@@ -139,7 +139,7 @@ static void test_gemm() {
                           {9, 46, 48}};
   for (const Shape& sh : shapes)
     for (int wmode = 0; wmode < 3; ++wmode)  // 0: safe weights, 1: full range (exact path), 2: zero point ≠ 0
-      for (int emode = 0; emode < 5; ++emode) {
+      for (int emode = 0; emode < 6; ++emode) {
         const int64_t M = sh.M, K = sh.K, N = sh.N, lda = K + rnd(0, 3), ldc = N + rnd(0, 2);
         std::vector<uint8_t> A(M * lda);
         std::vector<int8_t> W(K * N);
@@ -158,9 +158,13 @@ static void test_gemm() {
         if (wmode == 1 && K >= 2) EXPECT(!B.maddubs_safe && B.unsafe_pairs > 0, "127+127 pair must be unsafe");
         std::vector<int32_t> bias(N), mult(N), shift(N);
         for (auto& v : bias) v = (int32_t)rnd(-100000, 100000);
-        // s16 outputs use ratios ≥ 0.5 (shift < 32: the general SIMD requantization), others < 2^-8 (the fast form)
+        // s16 outputs use ratios ≥ 0.5 (shift < 32: the general SIMD requantization), others < 2^-8 (the fast
+        // form); emode 5: ratios of 2^-20…2^-27 with a large zero point, where the SIMD epilogue can fold the zero
+        // point into the rounding term for some columns (|zp|·2^(shift−32) < 2^30) and not for others
         for (int64_t n = 0; n < N; ++n)
-          quantize_multiplier(emode == 3 ? 0.5 + rnd(0, 300) / 100.0 : std::ldexp(1.0, -(int)rnd(8, 16)) * (1 + rnd(0, 99) / 100.0),
+          quantize_multiplier(emode == 3   ? 0.5 + rnd(0, 300) / 100.0
+                              : emode == 5 ? std::ldexp(1.0, -(int)rnd(20, 27)) * (1 + rnd(0, 99) / 100.0)
+                                           : std::ldexp(1.0, -(int)rnd(8, 16)) * (1 + rnd(0, 99) / 100.0),
                               &mult[n], &shift[n]);
         uint8_t table[256];
         for (int i = 0; i < 256; ++i) table[i] = (uint8_t)(255 - i);
@@ -170,10 +174,10 @@ static void test_gemm() {
         ep.rq.mult = mult.data();
         ep.rq.shift = shift.data();
         ep.rq.channels = rnd(0, 1) ? (int32_t)N : 1;
-        const QType outs[] = {QType::s32, QType::u8, QType::s8, QType::s16, QType::u8};
+        const QType outs[] = {QType::s32, QType::u8, QType::s8, QType::s16, QType::u8, QType::u8};
         ep.out = outs[emode];
         ep.relu = emode == 2 || (emode == 0 && rnd(0, 1));
-        ep.rq.zero_point = ep.out == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-20, 20);
+        ep.rq.zero_point = emode == 5 ? (int32_t)rnd(128, 255) : ep.out == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-20, 20);
         // a clamp narrower than the output type (7-bit codes, ReLU at the zero point) half of the
         // time; otherwise the type's own range (the SIMD epilogue then leaves it to the packs)
         if (ep.out != QType::s32 && rnd(0, 1)) {
