@@ -126,7 +126,7 @@ std::unique_ptr<OpState> attention_q_prepare(const OpCheck& c, const PlanOptions
   a.shift = c.cdata<int32_t>(c.in(3))[0];
   a.bias_rows = c.in(1) >= 0 ? c.I(7) : 0;
   const double sc = c.scale(0, "logit_scale");
-  a.sm = c.kernel("logit_scale", [&] { return q::softmax_params(sc); });
+  c.kernel("logit_scale", [&] { q::attention_set_logit_scale(a, sc); });
   return st;
 }
 

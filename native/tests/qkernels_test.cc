@@ -12,6 +12,7 @@
 
 #include "swinq/qkernels.h"
 #include "swinq/threadpool.h"
+#include "../kernels/int/qinternal.h"
 #include "test_check.h"
 
 using namespace swinq;
@@ -138,7 +139,7 @@ static void test_gemm() {
                           {9, 46, 48}};
   for (const Shape& sh : shapes)
     for (int wmode = 0; wmode < 3; ++wmode)  // 0: safe weights, 1: full range (exact path), 2: zero point ≠ 0
-      for (int emode = 0; emode < 5; ++emode) {
+      for (int emode = 0; emode < 6; ++emode) {
         const int64_t M = sh.M, K = sh.K, N = sh.N, lda = K + rnd(0, 3), ldc = N + rnd(0, 2);
         std::vector<uint8_t> A(M * lda);
         std::vector<int8_t> W(K * N);
@@ -157,9 +158,13 @@ static void test_gemm() {
         if (wmode == 1 && K >= 2) EXPECT(!B.maddubs_safe && B.unsafe_pairs > 0, "127+127 pair must be unsafe");
         std::vector<int32_t> bias(N), mult(N), shift(N);
         for (auto& v : bias) v = (int32_t)rnd(-100000, 100000);
-        // s16 outputs use ratios ≥ 0.5 (shift < 32: the general SIMD requantization), others < 2^-8 (the fast form)
+        // s16 outputs use ratios ≥ 0.5 (shift < 32: the general SIMD requantization), others < 2^-8 (the fast
+        // form); emode 5: ratios of 2^-20…2^-27 with a large zero point, where the SIMD epilogue can fold the zero
+        // point into the rounding term for some columns (|zp|·2^(shift−32) < 2^30) and not for others
         for (int64_t n = 0; n < N; ++n)
-          quantize_multiplier(emode == 3 ? 0.5 + rnd(0, 300) / 100.0 : std::ldexp(1.0, -(int)rnd(8, 16)) * (1 + rnd(0, 99) / 100.0),
+          quantize_multiplier(emode == 3   ? 0.5 + rnd(0, 300) / 100.0
+                              : emode == 5 ? std::ldexp(1.0, -(int)rnd(20, 27)) * (1 + rnd(0, 99) / 100.0)
+                                           : std::ldexp(1.0, -(int)rnd(8, 16)) * (1 + rnd(0, 99) / 100.0),
                               &mult[n], &shift[n]);
         uint8_t table[256];
         for (int i = 0; i < 256; ++i) table[i] = (uint8_t)(255 - i);
@@ -169,10 +174,10 @@ static void test_gemm() {
         ep.rq.mult = mult.data();
         ep.rq.shift = shift.data();
         ep.rq.channels = rnd(0, 1) ? (int32_t)N : 1;
-        const QType outs[] = {QType::s32, QType::u8, QType::s8, QType::s16, QType::u8};
+        const QType outs[] = {QType::s32, QType::u8, QType::s8, QType::s16, QType::u8, QType::u8};
         ep.out = outs[emode];
         ep.relu = emode == 2 || (emode == 0 && rnd(0, 1));
-        ep.rq.zero_point = ep.out == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-20, 20);
+        ep.rq.zero_point = emode == 5 ? (int32_t)rnd(128, 255) : ep.out == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-20, 20);
         // a clamp narrower than the output type (7-bit codes, ReLU at the zero point) half of the
         // time; otherwise the type's own range (the SIMD epilogue then leaves it to the packs)
         if (ep.out != QType::s32 && rnd(0, 1)) {
@@ -490,13 +495,47 @@ static void test_misc() {
     }
 }
 
+// The attention exp (qinternal.h attention_exp) over its whole domain u ∈ [0, 31L] for logit scales
+// from tiny (pre-shifted) to coarse: non-increasing, exp(0) = P0 >> es, 0 at u = 31L (masks,
+// padding), and within δ = 0.5 % of one constant times e^(−u·S') wherever e ≥ 256 (the floors of
+// smaller exps are the bound's 2N/E term).
+static void test_attention_exp() {
+  for (double S : {1e-5, 3e-5, 1e-4, 5e-4, 1e-3, 0.003, 0.01, 0.02, 0.05, 0.1, 0.3, 0.5, 0.69})
+    for (int64_t N : {49, 1024}) {
+      AttentionParams p;
+      attention_set_logit_scale(p, S);
+      const int es = detail::attention_exp_shift(N);
+      const double Sp = std::ldexp(S, p.sm.pre_shift);
+      double lo = 1e300, hi = 0;
+      int32_t prev = INT32_MAX;
+      bool mono = true;
+      for (int32_t u = 0; u <= 31 * p.sm.L; ++u) {
+        const int32_t e = detail::attention_exp(u, p, es);
+        mono = mono && e <= prev;
+        prev = e;
+        if (e >= 256) {
+          const double r = e / std::exp(-u * Sp);
+          lo = std::min(lo, r), hi = std::max(hi, r);
+        }
+      }
+      const int32_t e0 = detail::attention_exp(0, p, es);
+      EXPECT(mono, "attention exp not monotone (S %g)", S);
+      EXPECT(e0 == (508 * 508 + 132300) >> es && e0 <= std::min<int64_t>(1 << 14, INT32_MAX / (255 * N)),
+             "attention exp(0) = %d (S %g N %lld)", e0, S, (long long)N);
+      EXPECT(detail::attention_exp(31 * p.sm.L, p, es) == 0, "attention exp at u = 31L must be 0 (S %g)", S);
+      EXPECT(std::sqrt(hi / lo) - 1 <= 0.005, "attention exp spread ±%.4f > 0.5 %% (S %g N %lld)", std::sqrt(hi / lo) - 1, S,
+             (long long)N);
+    }
+}
+
 // attention_u8: scalar = AVX2 bit-exactly (odd N and dh, N not a multiple of 8/16, dh 16/32/64,
 // masks at −2^30, bias periods shorter than the heads, y_max clamps, zero point edges, all-255
 // codes, logit scales needing a pre-shift, ratios whose row shift is < 32), and against float
-// attention. Bound: the integer exp is within δ = 1 % of e^x (I-BERT polynomial and the floors of
-// its constants, see the softmax test), so Σ_j |p̂_j − p_j|·|v_j| ≤ 2.02·δ·max|v|; the floors of
-// the exps (< 1 each, exp(0) = E) add ≤ 2·N·max|v|/E; the final rounding ≤ 1/2:
-//   |y − ratio·Σ_j 256·p_j·(v_j − zp)| ≤ ratio·256·(0.0202 + 2N/E)·max_j|v_j − zp| + 1 before the clamp.
+// attention. Bound: the integer exp is within δ = 0.5 % of one constant times e^x (the base-2
+// quadratic ±0.32 %, the floor of x, the rounding of exp_mult; qinternal.h attention_exp), so
+// Σ_j |p̂_j − p_j|·|v_j| ≤ 2.02·δ·max|v|; the floors of the exps (< 1 each, exp(0) = E) add
+// ≤ 2·N·max|v|/E; the final rounding ≤ 1/2:
+//   |y − ratio·Σ_j 256·p_j·(v_j − zp)| ≤ ratio·256·(0.0101 + 2N/E)·max_j|v_j − zp| + 1 before the clamp.
 static void test_attention() {
   struct Case { int64_t W, N, H, dh; int32_t zp, y_zp, y_max; bool bias; double S, ratio; int codes; };
   // codes: 0 random, 1 all 255, 2 only 0 or 255, 3 random ≤ 127, 4 only 0 or 127, 5 as 3 with one 128
@@ -527,11 +566,11 @@ static void test_attention() {
     p.W = cs.W, p.N = cs.N, p.H = cs.H, p.dh = cs.dh, p.zp = cs.zp, p.y_zp = cs.y_zp, p.y_max = cs.y_max;
     p.bias = cs.bias ? bias.data() : nullptr;
     p.bias_rows = brows;
-    p.sm = softmax_params(cs.S);
+    attention_set_logit_scale(p, cs.S);
     const double ratio = cs.ratio;
     quantize_multiplier(ratio, &p.mult, &p.shift);
     // exp(0) as an integer: the polynomial at 0 scaled to ≤ min(2^14, (2^31 − 1)/(255·N))
-    int64_t E = (int64_t)p.sm.qb * p.sm.qb + p.sm.qc;
+    int64_t E = 508 * 508 + 132300;
     while (E > std::min<int64_t>(1 << 14, INT32_MAX / (255 * cs.N))) E >>= 1;
     std::vector<uint8_t> ys((size_t)(cs.W * cs.H * cs.N * cs.dh)), yv(ys.size());
     std::vector<uint8_t> scratch(attention_scratch_bytes(cs.N, cs.dh) + 32);
@@ -570,7 +609,7 @@ static void test_attention() {
           }
           const double want = std::min<double>(cs.y_max, std::max(0.0, o * ratio + cs.y_zp));
           const double got = ys[(size_t)((t * cs.N + i) * cs.dh + k)];
-          const double slack = ratio * 256 * (0.0202 + 2.0 * cs.N / (double)E) * vmax;
+          const double slack = ratio * 256 * (0.0101 + 2.0 * cs.N / (double)E) * vmax;
           worst = std::max(worst, std::fabs(got - want));
           if (std::fabs(got - want) > slack + 1) ++bad;
         }
@@ -583,6 +622,7 @@ static void test_attention() {
   try {
     AttentionParams p;
     p.W = 1, p.N = 2000, p.H = 1, p.dh = 4, p.mult = 1 << 30, p.shift = 31;
+    attention_set_logit_scale(p, 0.01);
     uint8_t b[8];
     attention_u8(b, p, 0, 1, b, b, Isa::scalar);
   } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "N ∈") != nullptr; }
@@ -636,6 +676,7 @@ int main() {
   test_requant();
   test_gemm();
   test_softmax();
+  test_attention_exp();
   test_attention();
   test_layernorm();
   test_gelu_relu_lookup();

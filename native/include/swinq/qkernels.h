@@ -154,7 +154,8 @@ void softmax_u8(const int32_t* x, int64_t rows, int64_t D, const int32_t* table,
 // (C = H·dh; qkv [W, N, 3C] u8 with one zero point, so q, k, v share it):
 //   S[i,j]  = Σ_d (q[w,i,h·dh+d] − zp)(k[w,j,C+h·dh+d] − zp)          int32, exact
 //   z[i,j]  = (S[i,j] + clamp(bias[((w·H+h)·N + i) mod bias_rows][j], ±2^30)) >> sm.pre_shift
-//   e[i,j]  = softmax_u8's integer exp of z − max_j z, scaled to ≤ min(2^14, (2^31−1)/(255·N))
+//   e[i,j]  = a base-2 integer exp of z − max_j z (qinternal.h attention_exp: within ±0.5 % of
+//             one constant times e^(S'·(z − max)), S' = S·2^pre_shift), ≤ min(2^14, (2^31−1)/(255·N))
 //   O[i,d]  = Σ_j e[i,j]·(v[w,j,2C+h·dh+d] − zp)                       int32, exact
 //   y[w,h,i,d] = clamp(requantize(O, m_i, s_i) + y_zp, 0, y_max)        u8, layout [W, H, N, dh]
 // where m_i·2^−s_i ≈ mult·2^−shift·256/Σ_j e[i,j] (normalisation in the requant; mult/shift are
@@ -165,9 +166,12 @@ struct AttentionParams {
   int32_t zp = 0;
   const int32_t* bias = nullptr;  // [bias_rows, N] or null
   int64_t bias_rows = 0;
-  SoftmaxParams sm;
+  SoftmaxParams sm;                     // pre_shift and L (u = max − z is capped at 31·L)
+  int32_t exp_mult = 0, exp_shift = 0;  // (u·exp_mult) >> exp_shift ≈ u·S'·256/ln2; exp_mult < 2^15
   int32_t mult = 0, shift = 0, y_zp = 0, y_max = 255;
 };
+// Sets p.sm, p.exp_mult and p.exp_shift for logits (q·kᵀ + bias) at logit_scale.
+void attention_set_logit_scale(AttentionParams& p, double logit_scale);
 constexpr int64_t kAttentionMaxN = 1024, kAttentionMaxDh = 256;
 size_t attention_scratch_bytes(int64_t N, int64_t dh);
 // (window, head) pairs t ∈ [t0, t1) of the W·H, t = w·H + h. scratch: attention_scratch_bytes(N, dh)

@@ -1,6 +1,7 @@
 // Attention (qkernels.h attention_u8): the scalar reference and the dispatcher. The AVX2 version
 // (qattention_avx2.cc) computes the same integers; every operation is exact, so order is free.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -16,8 +17,8 @@ namespace q {
 //   kp  int32 [ceil(N/8)][ceil(dh/2)][8]      k − zp as int16 d-pairs, j-blocks of 8
 //   qp  int32 [N][ceil(dh/2)]                 (q − zp) d-pairs as two int16
 //   vp  int16 [ceil(dh/8)][ceil(N/2)][8][2]   v − zp, d-blocks of 8 with j-pairs
-//   s   int32 [4][n16]                        z of one 4-row block (biased, pre-shifted logits)
-//   pe  int16 [4][n16]                        its exps e, zero beyond N (read as int32 j-pairs)
+//   s   int32 [G][n16]                        z of one group of G = kAttentionRowGroup query rows
+//   pe  int16 [G][n16]                        their exps e, zero beyond N (read as int32 j-pairs)
 //   w   int16 [N + 1][max(2·ceil(dh/2), dh rounded up to 8)]   widened k / v rows
 namespace {
 inline size_t al32(size_t b) { return (b + 31) / 32 * 32; }
@@ -26,7 +27,8 @@ inline size_t al32(size_t b) { return (b + 31) / 32 * 32; }
 size_t attention_scratch_bytes(int64_t N, int64_t dh) {
   const size_t n8 = (size_t)(N + 7) / 8 * 8, d2 = (size_t)(dh + 1) / 2, n2 = (size_t)(N + 1) / 2,
                d8 = (size_t)(dh + 7) / 8 * 8, n16 = (size_t)(N + 15) / 16 * 16, w16 = std::max(d8, 2 * d2);
-  return al32(n8 * d2 * 4) + al32((size_t)N * d2 * 4) + al32(d8 * n2 * 4) + al32(4 * n16 * 4) + al32(4 * n16 * 2) +
+  const size_t G = detail::kAttentionRowGroup;
+  return al32(n8 * d2 * 4) + al32((size_t)N * d2 * 4) + al32(d8 * n2 * 4) + al32(G * n16 * 4) + al32(G * n16 * 2) +
          al32(((size_t)N + 1) * w16 * 2);
 }
 
@@ -35,8 +37,8 @@ namespace {
 void attention_head_scalar(const uint8_t* qkv, const AttentionParams& p, int64_t t, uint8_t* y) {
   const int64_t N = p.N, dh = p.dh, C = p.H * dh, w = t / p.H, h = t % p.H;
   const uint8_t* base = qkv + w * N * 3 * C;
-  const int es = detail::attention_exp_shift(p.sm, N);
-  const int32_t dmin = -31 * p.sm.L;
+  const int es = detail::attention_exp_shift(N);
+  const int32_t umax = 31 * p.sm.L;
   std::vector<int32_t> z((size_t)N), e((size_t)N);
   for (int64_t i = 0; i < N; ++i) {
     const uint8_t* qi = base + i * 3 * C + h * dh;
@@ -52,7 +54,7 @@ void attention_head_scalar(const uint8_t* qkv, const AttentionParams& p, int64_t
     }
     int64_t sum = 0;
     for (int64_t j = 0; j < N; ++j) {
-      e[(size_t)j] = detail::attention_exp((int32_t)std::max<int64_t>((int64_t)z[(size_t)j] - mx, dmin), p.sm, es);
+      e[(size_t)j] = detail::attention_exp((int32_t)std::min<int64_t>((int64_t)mx - z[(size_t)j], umax), p, es);
       sum += e[(size_t)j];
     }
     int32_t m, s;
@@ -66,6 +68,19 @@ void attention_head_scalar(const uint8_t* qkv, const AttentionParams& p, int64_t
 }
 }  // namespace
 
+void attention_set_logit_scale(AttentionParams& p, double logit_scale) {
+  p.sm = softmax_params(logit_scale);  // S' = logit_scale·2^pre_shift ∈ [2^−10, ln2): L ≤ 710
+  // x per unit of u: r = S'·256/ln2 ∈ [0.36, 256); exp_mult = round(r·2^exp_shift) ∈ [2^14, 2^15)
+  const double r = std::ldexp(logit_scale, p.sm.pre_shift) * 256.0 / std::log(2.0);
+  int cs = 0;
+  while (r * std::ldexp(1.0, cs + 1) < 32768.0) ++cs;
+  int64_t c = std::llround(r * std::ldexp(1.0, cs));
+  if (c >= 32768) c >>= 1, --cs;  // rounded up to 2^15: the same ratio one shift lower
+  QCHECK(cs >= 0 && c >= 1, "attention_set_logit_scale: logit_scale out of range");
+  p.exp_mult = (int32_t)c;
+  p.exp_shift = cs;
+}
+
 void attention_u8(const uint8_t* qkv, const AttentionParams& p, int64_t t0, int64_t t1, void* scratch, uint8_t* y,
                   Isa isa) {
   QCHECK(p.W >= 0 && p.H >= 1 && p.N >= 1 && p.N <= kAttentionMaxN && p.dh >= 1 && p.dh <= kAttentionMaxDh,
@@ -76,6 +91,9 @@ void attention_u8(const uint8_t* qkv, const AttentionParams& p, int64_t t0, int6
          "attention_u8: zero points / y_max outside uint8 (y_zp ≤ y_max)");
   QCHECK(!p.bias || p.bias_rows >= 1, "attention_u8: bias_rows must be ≥ 1 with a bias");
   QCHECK(p.shift >= 0 && p.shift <= 62 && p.mult != 0, "attention_u8: mult/shift out of range");
+  QCHECK(p.sm.L >= 2 && p.sm.L <= 1024 && p.sm.pre_shift >= 0 && p.sm.pre_shift <= 30 && p.exp_mult >= 1 &&
+             p.exp_mult < (1 << 15) && p.exp_shift >= 0 && p.exp_shift <= 31,
+         "attention_u8: exp params out of range (set them with attention_set_logit_scale)");
   if (t0 == t1) return;
   QCHECK(qkv && y && scratch, "attention_u8: null buffer");
   QCHECK((reinterpret_cast<uintptr_t>(scratch) & 31) == 0, "attention_u8: scratch must be 32-byte aligned");

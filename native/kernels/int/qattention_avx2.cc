@@ -21,24 +21,19 @@ namespace detail {
 
 static inline size_t al32(size_t b) { return (b + 31) / 32 * 32; }
 
-// floor(u / L) for u < 2^17, L ≤ 2^12: (u·M) >> 32 with M = floor(2^32/L) + 1 (as softmax_u8)
-static inline __m256i div_small(__m256i u, __m256i M) {
-  const __m256i qe = _mm256_srli_epi64(_mm256_mul_epu32(u, M), 32);
-  const __m256i qo = _mm256_mul_epu32(_mm256_srli_epi64(u, 32), M);
-  return _mm256_blend_epi32(qe, qo, 0xAA);
-}
-
 namespace {
 struct ExpConsts {
-  __m256i M, L, qb, qc, es;
+  __m256i mult, qb, qc, es, m255;
+  __m128i shift;
 };
-// attention_exp on 8 lanes; z ≤ thr (padding, masks) gives d = −31L, so e = 0
+// attention_exp on 8 lanes: u = mx − max(z, thr) ∈ [0, 31L] (thr = mx − 31L: padding and masks
+// give u = 31L, so e = 0); u, exp_mult and t < 2^15 with zero high halves, so vpmaddwd is the product
 inline __m256i exp8(__m256i z, __m256i mx, __m256i thr, const ExpConsts& c) {
-  const __m256i d = _mm256_sub_epi32(_mm256_max_epi32(z, thr), mx);
-  const __m256i qn = div_small(_mm256_sub_epi32(_mm256_setzero_si256(), d), c.M);
-  const __m256i t = _mm256_add_epi32(_mm256_add_epi32(d, _mm256_mullo_epi32(qn, c.L)), c.qb);
-  const __m256i poly = _mm256_add_epi32(_mm256_mullo_epi32(t, t), c.qc);
-  return _mm256_srlv_epi32(poly, _mm256_add_epi32(qn, c.es));  // counts > 31 give 0
+  const __m256i u = _mm256_sub_epi32(mx, _mm256_max_epi32(z, thr));
+  const __m256i x = _mm256_srl_epi32(_mm256_madd_epi16(u, c.mult), c.shift);
+  const __m256i t = _mm256_sub_epi32(c.qb, _mm256_and_si256(x, c.m255));
+  const __m256i poly = _mm256_add_epi32(_mm256_madd_epi16(t, t), c.qc);
+  return _mm256_srlv_epi32(poly, _mm256_add_epi32(_mm256_srli_epi32(x, 8), c.es));  // counts > 31 give 0
 }
 
 // acc[r][b] = Σ_pairs a_r[pair] · m[(b·stride + pair)·8 ..]: 4 broadcast rows × JB 8-lane blocks.
@@ -65,6 +60,9 @@ inline void tile_4xJB<2>(const int32_t* const* a, const int32_t* m, int64_t pair
     x = _mm256_set1_epi32(a3[k]);
     c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x, v0));
     c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, v1));
+    // keeps each accumulator in one register across the back edge (GCC 12 otherwise adds a
+    // vmovdqa per accumulator per step: 33 instead of 25 instructions)
+    __asm__("" : "+x"(c00), "+x"(c01), "+x"(c10), "+x"(c11), "+x"(c20), "+x"(c21), "+x"(c30), "+x"(c31));
   }
   acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11;
   acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
@@ -94,27 +92,125 @@ inline void store_u8x8(uint8_t* dst, __m256i v, int n) {  // v ∈ [0, 255]; n �
     std::memcpy(dst, tmp, (size_t)n);
   }
 }
+
+// 1. z = (S + clamp(bias)) >> pre_shift for 4 query rows against every key (INT32_MIN beyond N)
+// and the row maxima. Rows past N repeat a valid row (their z rows are scratch, never read).
+// noinline: on its own, GCC keeps the tile's accumulators and the maxima in registers (inlined
+// into the head it spilled the maxima and re-read p.bias after every store: 12 instead of 5
+// instructions per 8 logits).
+struct QkRows {
+  const int32_t* q[4];     // (q − zp) pair rows
+  const int32_t* bias[4];  // bias rows (kBias)
+  int32_t* z[4];           // z rows, n16 wide
+};
+template <bool kBias>
+__attribute__((noinline)) void qk_rows(const QkRows& R, const int32_t* kp, int64_t N, int64_t d2, __m128i pre,
+                                       int32_t* rowmax) {
+  const int64_t nb = (N + 7) / 8;
+  const __m256i blo = _mm256_set1_epi32(-kAttentionBiasClamp), bhi = _mm256_set1_epi32(kAttentionBiasClamp),
+                imin = _mm256_set1_epi32(INT32_MIN);
+  __m256i mx[4] = {imin, imin, imin, imin};
+  // local copies: __m256i stores may alias anything, so fields read through R would be re-read
+  const int32_t* const b[4] = {R.bias[0], R.bias[1], R.bias[2], R.bias[3]};
+  int32_t* const z[4] = {R.z[0], R.z[1], R.z[2], R.z[3]};
+  const int32_t* const q[4] = {R.q[0], R.q[1], R.q[2], R.q[3]};
+  auto fix = [&](__m256i v, int r, int64_t j0) {  // a full 8-column block
+    if (kBias) v = _mm256_add_epi32(v, _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256((const __m256i*)(b[r] + j0)), blo), bhi));
+    v = _mm256_sra_epi32(v, pre);
+    _mm256_store_si256((__m256i*)(z[r] + j0), v);
+    mx[r] = _mm256_max_epi32(mx[r], v);
+  };
+  int64_t jb = 0;
+  for (; jb + 2 <= nb && (jb + 2) * 8 <= N; jb += 2) {
+    __m256i acc[4][2];
+    tile_4xJB<2>(q, kp + jb * d2 * 8, d2, d2, acc);
+    for (int r = 0; r < 4; ++r) fix(acc[r][0], r, jb * 8), fix(acc[r][1], r, jb * 8 + 8);
+  }
+  for (; jb < nb; ++jb) {  // the rest one 8-column block at a time, the last one masked
+    __m256i acc[4][1];
+    tile_4xJB<1>(q, kp + jb * d2 * 8, d2, d2, acc);
+    const int64_t j0 = jb * 8;
+    if (j0 + 8 <= N) {
+      for (int r = 0; r < 4; ++r) fix(acc[r][0], r, j0);
+      continue;
+    }
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(N - j0)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int r = 0; r < 4; ++r) {
+      __m256i v = acc[r][0];
+      if (kBias) v = _mm256_add_epi32(v, _mm256_min_epi32(_mm256_max_epi32(_mm256_maskload_epi32(b[r] + j0, tail), blo), bhi));
+      v = _mm256_blendv_epi8(imin, _mm256_sra_epi32(v, pre), tail);
+      _mm256_store_si256((__m256i*)(z[r] + j0), v);
+      mx[r] = _mm256_max_epi32(mx[r], v);
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    __m128i m4 = _mm_max_epi32(_mm256_castsi256_si128(mx[r]), _mm256_extracti128_si256(mx[r], 1));
+    m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
+    rowmax[r] = _mm_cvtsi128_si32(_mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0xB1)));
+  }
+}
+
+// 3. O = e·(v − zp) for 4 rows (mr of them real), 16 (then 8) of dh per tile, requantized with
+// each row's (m, s) — the vpsravd form when every row's s ≥ 32 (every real model), the general
+// rule lane by lane otherwise — and stored as u8.
+struct PvRows {
+  const int32_t* e[4];  // exp pair rows (rows past mr repeat row 0)
+  uint8_t* y[4];        // output rows
+  int32_t m[4], s[4];   // row multipliers / shifts
+  int mr;
+};
+__attribute__((noinline)) void pv_rows(const PvRows& R, const int32_t* vp32, int64_t n2, int64_t dh, int32_t y_zp,
+                                       int32_t y_max) {
+  const int64_t db = (dh + 7) / 8;
+  const __m256i lo = _mm256_set1_epi32(-y_zp), hi = _mm256_set1_epi32(y_max - y_zp), yzp = _mm256_set1_epi32(y_zp);
+  const int mr = R.mr;
+  const int32_t* const e[4] = {R.e[0], R.e[1], R.e[2], R.e[3]};
+  uint8_t* const yr[4] = {R.y[0], R.y[1], R.y[2], R.y[3]};
+  bool fast = true;
+  for (int r = 0; r < mr; ++r) fast = fast && R.s[r] >= 32;
+  Rq8Fast rq[4];
+  if (fast)
+    for (int r = 0; r < 4; ++r) rq[r] = rq8_fast_prepare(_mm256_set1_epi32(R.m[r]), _mm256_set1_epi32(R.s[r]));
+  auto finish = [&](int r, __m256i acc, int64_t d0, int n) {  // n ≤ 8 outputs of row r from d0
+    uint8_t* dst = yr[r] + d0;
+    if (fast) {
+      store_u8x8(dst, _mm256_add_epi32(requant8_fast_avx2(acc, rq[r], lo, hi), yzp), n);
+    } else {
+      alignas(32) int32_t tmp[8];
+      _mm256_store_si256((__m256i*)tmp, acc);
+      for (int k = 0; k < n; ++k) dst[k] = (uint8_t)requantize_one(tmp[k], R.m[r], R.s[r], y_zp, 0, y_max);
+    }
+  };
+  int64_t b = 0;
+  for (; b + 2 <= db && (b + 2) * 8 <= dh; b += 2) {
+    __m256i acc[4][2];
+    tile_4xJB<2>(e, vp32 + b * n2 * 8, n2, n2, acc);
+    for (int r = 0; r < mr; ++r) {
+      if (fast) {  // both 8-blocks to 16 bytes at once
+        const __m256i w = _mm256_permute4x64_epi64(
+            _mm256_packus_epi32(_mm256_add_epi32(requant8_fast_avx2(acc[r][0], rq[r], lo, hi), yzp),
+                                _mm256_add_epi32(requant8_fast_avx2(acc[r][1], rq[r], lo, hi), yzp)), 0xD8);
+        _mm_storeu_si128((__m128i*)(yr[r] + b * 8), _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
+      } else {
+        finish(r, acc[r][0], b * 8, 8), finish(r, acc[r][1], b * 8 + 8, 8);
+      }
+    }
+  }
+  for (; b < db; ++b) {
+    __m256i acc[4][1];
+    tile_4xJB<1>(e, vp32 + b * n2 * 8, n2, n2, acc);
+    const int n = (int)(dh - b * 8 < 8 ? dh - b * 8 : 8);
+    for (int r = 0; r < mr; ++r) finish(r, acc[r][0], b * 8, n);
+  }
+}
 }  // namespace
 
-void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y) {
-  const int64_t N = p.N, dh = p.dh, C = p.H * dh, ld = 3 * C, w = t / p.H, h = t % p.H;
-  const int64_t nb = (N + 7) / 8, n8 = nb * 8, n16 = (N + 15) / 16 * 16, d2 = (dh + 1) / 2, n2 = (N + 1) / 2,
-                db = (dh + 7) / 8, d8 = db * 8, w16 = d8 > 2 * d2 ? d8 : 2 * d2;
-  const int32_t zp = p.zp;
-  const uint8_t* base = qkv + w * N * ld;
-  const uint8_t* qb = base + h * dh;
-  const uint8_t* kb = base + C + h * dh;
-  const uint8_t* vb = base + 2 * C + h * dh;
-  // the scratch regions, in the order of attention_scratch_bytes
-  char* sp = static_cast<char*>(scratch);
-  int32_t* kp = reinterpret_cast<int32_t*>(sp);     sp += al32((size_t)(n8 * d2 * 4));
-  int32_t* qp = reinterpret_cast<int32_t*>(sp);     sp += al32((size_t)(N * d2 * 4));
-  int16_t* vp = reinterpret_cast<int16_t*>(sp);     sp += al32((size_t)(d8 * n2 * 4));
-  int32_t* sz = reinterpret_cast<int32_t*>(sp);     sp += al32((size_t)(4 * n16 * 4));
-  int16_t* pe = reinterpret_cast<int16_t*>(sp);     sp += al32((size_t)(4 * n16 * 2));
-  int32_t rm[4], rs[4];
-  int16_t* row16 = reinterpret_cast<int16_t*>(sp);  // [N + 1][w16]
-
+// q, k and v of one head as the tiles read them (attention_scratch_bytes's regions kp, qp, vp;
+// row16: the widened-row buffer for dh not a multiple of 16).
+static void pack_head(const uint8_t* qb, const uint8_t* kb, const uint8_t* vb, int64_t ld, int64_t N, int64_t dh, int32_t zp,
+                      int32_t* kp, int32_t* qp, int16_t* vp, int16_t* row16) {
+  const int64_t nb = (N + 7) / 8, d2 = (dh + 1) / 2, n2 = (N + 1) / 2, db = (dh + 7) / 8, d8 = db * 8,
+                w16 = d8 > 2 * d2 ? d8 : 2 * d2;
   // (codes − zp) as int16 rows, zero padded to w16: consecutive int16 pairs are the (d, d+1)
   // pairs vpmaddwd multiplies, so a row read as int32 is its pair vector
   const __m256i vzp = _mm256_set1_epi16((short)zp);
@@ -189,74 +285,64 @@ void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t
         _mm256_store_si256((__m256i*)(vp + (b * n2 + jj) * 16), _mm256_set_m128i(_mm_unpackhi_epi16(ra, rb), _mm_unpacklo_epi16(ra, rb)));
       }
   }
+}
 
-  // 1. z = (S + clamp(bias)) >> pre_shift into [N][n16] (INT32_MIN beyond N), row maxima
+void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y) {
+  const int64_t N = p.N, dh = p.dh, C = p.H * dh, ld = 3 * C, w = t / p.H, h = t % p.H;
+  const int64_t n8 = (N + 7) / 8 * 8, n16 = (N + 15) / 16 * 16, d2 = (dh + 1) / 2, n2 = (N + 1) / 2,
+                d8 = (dh + 7) / 8 * 8;
+  const int32_t zp = p.zp;
+  const uint8_t* base = qkv + w * N * ld;
+  const uint8_t* qb = base + h * dh;
+  const uint8_t* kb = base + C + h * dh;
+  const uint8_t* vb = base + 2 * C + h * dh;
+  // the scratch regions, in the order of attention_scratch_bytes
+  char* sp = static_cast<char*>(scratch);
+  int32_t* kp = reinterpret_cast<int32_t*>(sp);     sp += al32((size_t)(n8 * d2 * 4));
+  int32_t* qp = reinterpret_cast<int32_t*>(sp);     sp += al32((size_t)(N * d2 * 4));
+  int16_t* vp = reinterpret_cast<int16_t*>(sp);     sp += al32((size_t)(d8 * n2 * 4));
+  int32_t* sz = reinterpret_cast<int32_t*>(sp);     sp += al32((size_t)(kAttentionRowGroup * n16 * 4));
+  int16_t* pe = reinterpret_cast<int16_t*>(sp);     sp += al32((size_t)(kAttentionRowGroup * n16 * 2));
+  int16_t* row16 = reinterpret_cast<int16_t*>(sp);  // [N + 1][w16]
+
+  pack_head(qb, kb, vb, ld, N, dh, zp, kp, qp, vp, row16);
+
   const __m128i pre = _mm_cvtsi32_si128(p.sm.pre_shift);
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), imin = _mm256_set1_epi32(INT32_MIN),
-                blo = _mm256_set1_epi32(-kAttentionBiasClamp), bhi = _mm256_set1_epi32(kAttentionBiasClamp);
-  const __m256i tailmask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(N - (nb - 1) * 8)), lane);
   ExpConsts ec;
-  ec.M = _mm256_set1_epi32((int)(uint32_t)((uint64_t(1) << 32) / (uint64_t)p.sm.L + 1));
-  ec.L = _mm256_set1_epi32(p.sm.L);
-  ec.qb = _mm256_set1_epi32(p.sm.qb);
-  ec.qc = _mm256_set1_epi32(p.sm.qc);
-  ec.es = _mm256_set1_epi32(attention_exp_shift(p.sm, N));
-  const __m256i lo = _mm256_set1_epi32(-p.y_zp), hi = _mm256_set1_epi32(p.y_max - p.y_zp), yzp = _mm256_set1_epi32(p.y_zp);
+  ec.mult = _mm256_set1_epi32(p.exp_mult);
+  ec.shift = _mm_cvtsi32_si128(p.exp_shift);
+  ec.qb = _mm256_set1_epi32(kAttentionExpQb);
+  ec.qc = _mm256_set1_epi32(kAttentionExpQc);
+  ec.m255 = _mm256_set1_epi32(255);
+  ec.es = _mm256_set1_epi32(attention_exp_shift(N));
   const int32_t* vp32 = reinterpret_cast<const int32_t*>(vp);
   uint8_t* yo = y + t * N * dh;
-  const int32_t* bias_row[4] = {nullptr, nullptr, nullptr, nullptr};
-  int32_t rowmax[4];
-  for (int64_t i = 0; i < N; i += 4) {
-    const int mr = (int)(N - i < 4 ? N - i : 4);
-    const int32_t* qr[4];
-    for (int r = 0; r < 4; ++r) {
-      qr[r] = qp + (i + (r < mr ? r : 0)) * d2;
-      if (p.bias && r < mr) bias_row[r] = p.bias + ((t * N + i + r) % p.bias_rows) * N;
-    }
-    __m256i mx[4] = {imin, imin, imin, imin};
-    auto epilogue = [&](int64_t jblk, const __m256i* a4, int JB, int b) {
-      const int64_t j0 = (jblk + b) * 8;
-      const bool last = j0 + 8 > N;
-      for (int r = 0; r < mr; ++r) {
-        __m256i v = a4[r * JB + b];
-        if (p.bias) {
-          const __m256i bv = last ? _mm256_maskload_epi32(bias_row[r] + j0, tailmask)
-                                  : _mm256_loadu_si256((const __m256i*)(bias_row[r] + j0));
-          v = _mm256_add_epi32(v, _mm256_min_epi32(_mm256_max_epi32(bv, blo), bhi));
-        }
-        v = _mm256_sra_epi32(v, pre);
-        if (last) v = _mm256_blendv_epi8(imin, v, tailmask);
-        _mm256_store_si256((__m256i*)(sz + r * n16 + j0), v);
-        mx[r] = _mm256_max_epi32(mx[r], v);
+  constexpr int G = kAttentionRowGroup;
+  int32_t rowmax[G], rm[G], rs[G];
+  // Row groups of G: all their z, then all their exps, then P·V (each phase's loads read stores
+  // made long before; the exps are written as 32-byte vectors and P·V reads them as 4-byte pairs)
+  for (int64_t g = 0; g < N; g += G) {
+    const int64_t gr = N - g < G ? N - g : G;
+    for (int64_t i = g; i < g + gr; i += 4) {
+      QkRows R;
+      for (int r = 0; r < 4; ++r) {
+        const int64_t row = i + r < N ? i + r : i;
+        R.q[r] = qp + row * d2;
+        R.bias[r] = p.bias ? p.bias + ((t * N + row) % p.bias_rows) * N : nullptr;
+        R.z[r] = sz + (i - g + r) * n16;
       }
-    };
-    int64_t jb = 0;
-    for (; jb + 2 <= nb; jb += 2) {
-      __m256i acc[4][2];
-      tile_4xJB<2>(qr, kp + jb * d2 * 8, d2, d2, acc);
-      epilogue(jb, &acc[0][0], 2, 0);
-      epilogue(jb, &acc[0][0], 2, 1);
-    }
-    if (jb < nb) {
-      __m256i acc[4][1];
-      tile_4xJB<1>(qr, kp + jb * d2 * 8, d2, d2, acc);
-      epilogue(jb, &acc[0][0], 1, 0);
-    }
-    for (int r = 0; r < mr; ++r) {
-      __m128i m4 = _mm_max_epi32(_mm256_castsi256_si128(mx[r]), _mm256_extracti128_si256(mx[r], 1));
-      m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
-      m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0xB1));
-      rowmax[r] = _mm_cvtsi128_si32(m4);
+      if (p.bias) qk_rows<true>(R, kp, N, d2, pre, rowmax + (i - g));
+      else qk_rows<false>(R, kp, N, d2, pre, rowmax + (i - g));
     }
     // 2. exps as int16 (zero beyond N), the row sums and the rows' output scales
-    for (int r = 0; r < mr; ++r) {
+    for (int64_t r = 0; r < gr; ++r) {
       const int32_t* zr = sz + r * n16;
       int16_t* er = pe + r * n16;
       const __m256i mxv = _mm256_set1_epi32(rowmax[r]), thr = _mm256_set1_epi32(rowmax[r] - 31 * p.sm.L);
       __m256i sum = _mm256_setzero_si256();
       for (int64_t j = 0; j < n16; j += 16) {
         const __m256i e0 = exp8(_mm256_load_si256((const __m256i*)(zr + j)), mxv, thr, ec);
-        const __m256i e1 = j + 8 < n8 ? exp8(_mm256_load_si256((const __m256i*)(zr + j + 8)), mxv, thr, ec) : zero;
+        const __m256i e1 = j + 8 < n8 ? exp8(_mm256_load_si256((const __m256i*)(zr + j + 8)), mxv, thr, ec) : _mm256_setzero_si256();
         sum = _mm256_add_epi32(sum, _mm256_add_epi32(e0, e1));
         _mm256_store_si256((__m256i*)(er + j), _mm256_permute4x64_epi64(_mm256_packus_epi32(e0, e1), 0xD8));
       }
@@ -265,38 +351,16 @@ void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
       attention_row_scale(p.mult, p.shift, _mm_cvtsi128_si32(s4), rm + r, rs + r);
     }
-    // 3. O = e·(v − zp) for these rows, requantized per row: 4 rows × 16 (or 8) of dh per tile
-    const int32_t* pr[4];
-    Rq8Fast rq[4];
-    for (int r = 0; r < 4; ++r) {
-      pr[r] = reinterpret_cast<const int32_t*>(pe + (r < mr ? r : 0) * n16);
-      if (r < mr && rs[r] >= 32) rq[r] = rq8_fast_prepare(_mm256_set1_epi32(rm[r]), _mm256_set1_epi32(rs[r]));
-    }
-    auto pv_epilogue = [&](int64_t dblk, const __m256i* a4, int DB, int b) {
-      const int64_t d0 = (dblk + b) * 8;
-      const int n = (int)(dh - d0 < 8 ? dh - d0 : 8);
-      for (int r = 0; r < mr; ++r) {
-        uint8_t* dst = yo + (i + r) * dh + d0;
-        if (rs[r] >= 32) {
-          store_u8x8(dst, _mm256_add_epi32(requant8_fast_avx2(a4[r * DB + b], rq[r], lo, hi), yzp), n);
-        } else {  // ratios ≥ 2^−2 of 256/sum: the general rule, lane by lane
-          alignas(32) int32_t tmp[8];
-          _mm256_store_si256((__m256i*)tmp, a4[r * DB + b]);
-          for (int k = 0; k < n; ++k) dst[k] = (uint8_t)requantize_one(tmp[k], rm[r], rs[r], p.y_zp, 0, p.y_max);
-        }
+    for (int64_t i = g; i < g + gr; i += 4) {
+      PvRows R;
+      R.mr = (int)(g + gr - i < 4 ? g + gr - i : 4);
+      for (int r = 0; r < 4; ++r) {
+        const int64_t k = i - g + (r < R.mr ? r : 0);
+        R.e[r] = reinterpret_cast<const int32_t*>(pe + k * n16);
+        R.y[r] = yo + (g + k) * dh;
+        R.m[r] = rm[k], R.s[r] = rs[k];
       }
-    };
-    int64_t b = 0;
-    for (; b + 2 <= db; b += 2) {
-      __m256i acc[4][2];
-      tile_4xJB<2>(pr, vp32 + b * n2 * 8, n2, n2, acc);
-      pv_epilogue(b, &acc[0][0], 2, 0);
-      pv_epilogue(b, &acc[0][0], 2, 1);
-    }
-    if (b < db) {
-      __m256i acc[4][1];
-      tile_4xJB<1>(pr, vp32 + b * n2 * 8, n2, n2, acc);
-      pv_epilogue(b, &acc[0][0], 1, 0);
+      pv_rows(R, vp32, n2, dh, p.y_zp, p.y_max);
     }
   }
 }

@@ -50,11 +50,14 @@ static inline Rq8Fast rq8_fast_prepare(__m256i m, __m256i s) {
   r.s2 = _mm256_sub_epi32(s, _mm256_set1_epi32(32));
   return r;
 }
-static inline __m256i requant8_fast_avx2(__m256i x, const Rq8Fast& r, __m256i lo32, __m256i hi32) {
+// The same without the clamp, |result| < 2^30: for outputs whose clamp is the pack's own saturation.
+static inline __m256i requant8_fast_noclamp_avx2(__m256i x, const Rq8Fast& r) {
   const __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(x, r.m), r.re);
   const __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), r.mo), r.ro);
-  const __m256i h = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
-  return _mm256_min_epi32(_mm256_max_epi32(_mm256_srav_epi32(h, r.s2), lo32), hi32);
+  return _mm256_srav_epi32(_mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA), r.s2);
+}
+static inline __m256i requant8_fast_avx2(__m256i x, const Rq8Fast& r, __m256i lo32, __m256i hi32) {
+  return _mm256_min_epi32(_mm256_max_epi32(requant8_fast_noclamp_avx2(x, r), lo32), hi32);
 }
 
 static inline uint64_t hsum_epi64_avx2(__m256i v) {

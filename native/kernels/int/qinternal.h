@@ -62,30 +62,37 @@ inline Requant attention_requant(const AttentionParams& p) {
 }
 void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
 
-// Attention softmax numerator, shared by both ISAs. z = (S + clamp(bias, ±2^30)) >> pre_shift
-// (no overflow: |S| < 2^25), d = max(z − max_j z, −31·L) and e = poly(d) >> (qn + es): the
-// I-BERT exp of softmax_u8 scaled by 2^−es so e ≤ 2^14 and N·e·255 < 2^31 (P·V stays int32, its
-// pairs fit vpmaddwd). The row's exps sum to ≥ 1 (the max entry has e = poly(0) >> es ≥ 1).
+// Attention softmax numerator, shared by both ISAs, in base 2 so no division by L is needed:
+// z = (S + clamp(bias, ±2^30)) >> pre_shift (no overflow: |S| < 2^25), u = max_j z − z clamped to
+// [0, 31·L], x = (u·exp_mult) >> exp_shift ≈ u·S'·256/ln2 (x/256 = the exponent in base 2),
+// n = x >> 8, f = x & 255 and e = ((508 − f)² + 132300) >> (n + es): 2^(−f/256) by a quadratic
+// fitted on [0, 1) (within ±0.32 % of one constant times 2^(−y), the floor of x included), scaled by
+// 2^−es so e ≤ 2^14 and N·e·255 < 2^31 (P·V stays int32, its pairs fit vpmaddwd). u, exp_mult < 2^15
+// and t = 508 − f < 2^15: every product is one vpmaddwd lane. The row's exps sum to ≥ 1 (the max
+// entry has e = P0 >> es ≥ 1). u = 31·L gives n ≥ 30, so e = 0 (padding, masks).
 constexpr int32_t kAttentionBiasClamp = 1 << 30;
-inline int attention_exp_shift(const SoftmaxParams& sm, int64_t N) {
-  const int64_t p0 = (int64_t)sm.qb * sm.qb + sm.qc, cap0 = (int64_t)INT32_MAX / (255 * N);
+constexpr int kAttentionRowGroup = 16;  // query rows whose z and exps the AVX2 path keeps at a time
+constexpr int32_t kAttentionExpQb = 508, kAttentionExpQc = 132300;
+inline int attention_exp_shift(int64_t N) {
+  const int64_t p0 = (int64_t)kAttentionExpQb * kAttentionExpQb + kAttentionExpQc, cap0 = (int64_t)INT32_MAX / (255 * N);
   const int64_t cap = cap0 < (1 << 14) ? cap0 : (1 << 14);
   int s = 0;
   while ((p0 >> s) > cap) ++s;
   return s;
 }
-inline int32_t attention_exp(int32_t d, const SoftmaxParams& sm, int es) {  // d ∈ [−31L, 0]
-  const int32_t qn = (-d) / sm.L, r = d + qn * sm.L, t = r + sm.qb;
-  const int32_t poly = t * t + sm.qc;
-  return qn + es > 31 ? 0 : poly >> (qn + es);
+inline int32_t attention_exp(int32_t u, const AttentionParams& p, int es) {  // u ∈ [0, 31L]
+  const int32_t x = (u * p.exp_mult) >> p.exp_shift, n = x >> 8, t = kAttentionExpQb - (x & 255);
+  const int32_t poly = t * t + kAttentionExpQc;
+  return n + es > 31 ? 0 : poly >> (n + es);
 }
 // Normalisation folded into the output requantization: row i's ratio is mult·2^−shift·256/sum
-// (P codes were at 2^−8). With b = bit length of sum (sum ∈ [1, 2^24]), inv = floor((2^(30+b) − 1)/sum)
-// ∈ [2^30 − 1, 2^31), m = (|mult|·inv) >> 31 and s = shift + b − 9: one 64-bit division per row,
-// ≥ 29 significant bits in m, identical integers for both ISAs.
+// (P codes were at 2^−8). With b = bit length of sum (sum ∈ [1, 2^24]), inv = trunc(2^(30+b) / sum)
+// ∈ (2^30, 2^31] with the quotient an IEEE double (correctly rounded, so the same on every ISA;
+// a double division pipelines where a 64-bit integer one stalls: 7–10 % of a head at N = 49),
+// m = (|mult|·inv) >> 31 and s = shift + b − 9: ≥ 29 significant bits in m.
 inline void attention_row_scale(int32_t mult, int32_t shift, int64_t sum, int32_t* m, int32_t* s) {
   const int b = 64 - __builtin_clzll((uint64_t)sum);
-  const uint64_t inv = ((uint64_t(1) << (30 + b)) - 1) / (uint64_t)sum;
+  const uint64_t inv = (uint64_t)((double)(uint64_t(1) << (30 + b)) / (double)sum);
   uint64_t q = ((uint64_t)(mult < 0 ? -(int64_t)mult : (int64_t)mult) * inv) >> 31;  // < 2^31
   int64_t sh = (int64_t)shift + b - 9;
   if (sh > 62) {
