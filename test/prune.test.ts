@@ -48,6 +48,13 @@ describe('prune', () => {
     expect([...keptUnits(c, 100, 0.02)]).toEqual([1]);
     expect([...keptUnits(c, 100, 0.5)]).toEqual([1]);
     expect([...keptUnits(new Float64Array(4), 100, 0)]).toEqual([0]);
+    // align: the most active removed units come back until the count is a multiple (ties: lower index)
+    const c6 = Float64Array.of(0, 9, 2, 0, 5, 1);
+    expect([...keptUnits(c6, 100, 0.03, 4)]).toEqual([1, 2, 4, 5]);
+    expect([...keptUnits(c6, 100, 0, 5)]).toEqual([0, 1, 2, 4, 5]);
+    expect([...keptUnits(c6, 100, 0, 8)]).toEqual([0, 1, 2, 3, 4, 5]);  // capped at the width
+    expect([...keptUnits(c6, 100, 0.5, 2)]).toEqual([1, 4]);
+    expect(() => keptUnits(c6, 100, 0, 0)).toThrow(/--align/);
   });
 
   it('finds the four micro-Swin MLPs of the demo student, not of the GELU teacher', () => {
@@ -68,7 +75,7 @@ describe('prune', () => {
 
   it('removes exactly the dead units; logits on the scanned images are unchanged; the integer plan runs', async () => {
     const out = path.join(tmp, 'pruned.onnx');
-    const r = await prune({ model: killedModel, data, out, images: 48, batch: 16, threads: 1 });
+    const r = await prune({ model: killedModel, data, out, images: 48, batch: 16, threads: 1, align: 1 });
     expect(r.images).toBe(48);
     expect(r.blocks.map((b) => b.hidden)).toEqual([192, 192, 384, 384]);
     expect(r.blocks[0].dead).toBeGreaterThanOrEqual(killed.length);
@@ -108,6 +115,8 @@ describe('prune', () => {
     const r1 = await prune({ model: student, data, out: path.join(tmp, 'p1.onnx'), images: 32, batch: 16, threads: 1, maxActive: 0.02 });
     expect(r1.kept).toBeLessThan(r0.kept);
     expect(r1.max_logit_diff).toBeGreaterThan(0);
+    // default align 4: every kept count a multiple of 4 (or the full width)
+    for (const r of [r0, r1]) r.blocks.forEach((b) => expect(b.kept % 4 === 0 || b.kept === b.hidden).toBe(true));
   });
 
   it('pruneModelBytes refuses a kept index outside the hidden width', () => {
@@ -132,7 +141,9 @@ describe('prune', () => {
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
     expect(j.blocks).toHaveLength(4);
-    expect(j.blocks[0].kept).toBeLessThanOrEqual(192 - killed.length);
+    expect(j.align).toBe(4);
+    expect(j.blocks[0].kept).toBeLessThanOrEqual(188);  // 5 killed units, rounded up to a multiple of 4
+    expect(j.blocks[0].kept % 4).toBe(0);
     expect(fs.existsSync(path.join(tmp, 'cli.onnx'))).toBe(true);
   });
 });

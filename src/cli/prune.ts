@@ -13,11 +13,12 @@ export function register(program: Command): void {
     .requiredOption('--out <file>', 'pruned .onnx')
     .option('--images <n>', 'training images scanned for activity', intOption('images'), 2000)
     .option('--max-active <f>', 'also remove neurons non-zero on at most this fraction of scanned tokens (changes outputs: measure it)', numOption('max-active'), 0)
+    .option('--align <n>', 'round kept counts up to a multiple of n with the most active removed units (4: the int8 GEMM K step; 24: also fc1\'s wide kernel)', intOption('align'), 4)
     .option('--batch <n>', 'batch size of the scan', intOption('batch'), 32)
     .option('--mean <m>', 'input normalization mean (default: model metadata or sidecar)', numOption('mean', -Infinity))
     .option('--std <s>', 'input normalization std (default: model metadata or sidecar)', numOption('std')))
     .action(async (model: string, o) => {
-      const r = await prune({ model, data: o.data, out: o.out, images: o.images, maxActive: o.maxActive, batch: o.batch, mean: o.mean, std: o.std, threads: o.threads });
+      const r = await prune({ model, data: o.data, out: o.out, images: o.images, maxActive: o.maxActive, align: o.align, batch: o.batch, mean: o.mean, std: o.std, threads: o.threads });
       emit(o.json, { ...r }, `kept ${r.kept}/${r.hidden} hidden units (${r.blocks.map((b) => `${b.kept}/${b.hidden}`).join(', ')}) over ${r.images} images, ` +
         `max |Δ logit| ${r.max_logit_diff.toExponential(2)}, ${r.bytes_before} → ${r.bytes_after} bytes → ${r.out}`);
     });

@@ -27,6 +27,9 @@ export interface PruneOptions {
   /** a neuron non-zero on at most this fraction of the scanned tokens is removed (default 0: only
    *  neurons zero on every token; > 0 changes the model's outputs and must be measured) */
   maxActive?: number;
+  /** kept counts rounded up to a multiple of this (default 4: the int8 GEMMs' K step), adding back
+   *  the most active removed units */
+  align?: number;
   mean?: number;
   std?: number;
   batch?: number;
@@ -35,7 +38,7 @@ export interface PruneOptions {
 
 export interface PruneBlock { act: string; hidden: number; kept: number; dead: number }
 export interface PruneResult {
-  out: string; images: number; tokens_per_image: number[]; max_active: number;
+  out: string; images: number; tokens_per_image: number[]; max_active: number; align: number;
   blocks: PruneBlock[]; skipped: { act: string; reason: string }[];
   hidden: number; kept: number; bytes_before: number; bytes_after: number;
   /** max |Δ logit| of the pruned vs the original fp32 model on the first scanned images */
@@ -112,16 +115,24 @@ export function neuronActivity(g: OnnxTrainGraph, x: Float32Array, n: number, ba
   return { counts, tokens };
 }
 
-/** Kept hidden units: non-zero on more than maxActive·tokens scanned tokens; at least one (the most
- *  active) so no GEMM becomes empty. */
-export function keptUnits(count: Float64Array, tokens: number, maxActive: number): Int32Array {
-  const keep: number[] = [];
-  for (let j = 0; j < count.length; j++) if (count[j] > maxActive * tokens) keep.push(j);
-  if (keep.length === 0) {
-    let best = 0;
-    for (let j = 1; j < count.length; j++) if (count[j] > count[best]) best = j;
-    keep.push(best);
+/** Kept hidden units, in order: non-zero on more than maxActive·tokens scanned tokens, then the most
+ *  active of the others until the count is a multiple of `align` (or all units): at least one, so no
+ *  GEMM becomes empty. Alignment because the integer GEMMs have cliffs: on Zen 3 a 196×K×48 fc2 with
+ *  K % 4 ≠ 0 takes ≈ 2× the time of K rounded up (31: 11.2 µs, 32: 5.1 µs), and fc1's wide 4×24
+ *  kernel needs N % 24 = 0 (bench/relu-models.js, docs/sparsity.md). */
+export function keptUnits(count: Float64Array, tokens: number, maxActive: number, align = 1): Int32Array {
+  if (!Number.isInteger(align) || align < 1) throw new Error(`--align must be a positive integer, got ${align}`);
+  const H = count.length;
+  const kept = new Uint8Array(H);
+  let n = 0;
+  for (let j = 0; j < H; j++) if (count[j] > maxActive * tokens) { kept[j] = 1; n++; }
+  const want = Math.min(H, Math.ceil(Math.max(n, 1) / align) * align);
+  if (n < want) {
+    const rest = [...Array(H).keys()].filter((j) => !kept[j]).sort((a, b) => count[b] - count[a] || a - b);
+    for (const j of rest.slice(0, want - n)) kept[j] = 1;
   }
+  const keep: number[] = [];
+  for (let j = 0; j < H; j++) if (kept[j]) keep.push(j);
   return Int32Array.from(keep);
 }
 
@@ -167,10 +178,11 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 
 /** Scans `images` training images, removes the hidden units that stay (almost) zero and writes the model. */
 export async function prune(o: PruneOptions): Promise<PruneResult> {
-  const nImages = o.images ?? 2000, maxActive = o.maxActive ?? 0, batch = o.batch ?? 32;
+  const nImages = o.images ?? 2000, maxActive = o.maxActive ?? 0, batch = o.batch ?? 32, align = o.align ?? 4;
   if (!Number.isInteger(nImages) || nImages < 1) throw new Error(`--images must be a positive integer, got ${nImages}`);
   if (!(maxActive >= 0 && maxActive < 1)) throw new Error(`--max-active must be a fraction in [0, 1), got ${maxActive}`);
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch must be a positive integer, got ${batch}`);
+  if (!Number.isInteger(align) || align < 1) throw new Error(`--align must be a positive integer, got ${align}`);
   if (!fs.existsSync(o.model)) throw new Error(`${o.model}: no such model`);
   if (o.threads) native.trainSetThreads(o.threads);
   const bytes = fs.readFileSync(o.model);
@@ -184,9 +196,9 @@ export async function prune(o: PruneOptions): Promise<PruneResult> {
   const norm = resolveNormalization({ mean: o.mean, std: o.std, metadata: g.metadata, modelPath: o.model });
   const x = normalizedImages(train, 0, n, norm.mean, norm.std);
   const { counts, tokens } = neuronActivity(g, x, n, batch, sites);
-  const keep = sites.map((_, i) => keptUnits(counts[i], tokens[i] * n, maxActive));
+  const keep = sites.map((_, i) => keptUnits(counts[i], tokens[i] * n, maxActive, align));
   const blocks = sites.map((s, i) => ({ act: s.act, hidden: s.hidden, kept: keep[i].length, dead: counts[i].reduce((a, c) => a + (c === 0 ? 1 : 0), 0) }));
-  const record = JSON.stringify({ images: n, max_active: maxActive, kept: blocks.map((b) => b.kept), hidden: blocks.map((b) => b.hidden) });
+  const record = JSON.stringify({ images: n, max_active: maxActive, align, kept: blocks.map((b) => b.kept), hidden: blocks.map((b) => b.hidden) });
   const outBytes = pruneModelBytes(bytes, o.model, sites, keep, { 'swinq.prune': record });
   // the pruned model is checked against the original on the first scanned images before it is written
   const nCheck = Math.min(n, batch);
@@ -197,7 +209,7 @@ export async function prune(o: PruneOptions): Promise<PruneResult> {
   fs.writeFileSync(tmp, outBytes);
   fs.renameSync(tmp, o.out);
   return {
-    out: o.out, images: n, tokens_per_image: tokens, max_active: maxActive, blocks, skipped,
+    out: o.out, images: n, tokens_per_image: tokens, max_active: maxActive, align, blocks, skipped,
     hidden: blocks.reduce((a, b) => a + b.hidden, 0), kept: blocks.reduce((a, b) => a + b.kept, 0),
     bytes_before: bytes.length, bytes_after: outBytes.length, max_logit_diff: diff,
   };
