@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<{ register(p: Command): void }>> = 
   fewbit: () => import('./fewbit.js'),
   init: () => import('./init.js'),
   profile: () => import('./profile.js'),
+  prune: () => import('./prune.js'),
   run: () => import('./run.js'),
   serve: () => import('./serve.js'),
   train: () => import('./train.js'),
