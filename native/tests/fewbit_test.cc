@@ -12,6 +12,7 @@
 
 #include "swinq/cpu.h"
 #include "swinq/fewbit.h"
+#include "swinq/kernels_f32.h"
 #include "test_check.h"
 
 using namespace swinq;
@@ -290,7 +291,18 @@ static void test_histogram_and_params() {
   CHECK(std::fabs(lr->levels[0] - 0.2) < 1e-15, "leaky_relu slope level");
 }
 
+// The codec's kernels are picked only through the fp32 table (kernels_f32.cc).
+static void test_codec_table() {
+  const f32::Kernels& s = f32::kernels(Isa::scalar);
+  CHECK(s.fewbit_encode == &fewbit_encode_f32_scalar && s.fewbit_decode_mul == &fewbit_decode_mul_f32_scalar,
+        "f32::kernels(scalar) must hold the scalar few-bit kernels");
+  const f32::Kernels& v = f32::kernels(Isa::avx2);
+  CHECK(v.fewbit_encode == &fewbit_encode_f32_avx2 && v.fewbit_decode_mul == &fewbit_decode_mul_f32_avx2,
+        "f32::kernels(avx2) must hold the AVX2 few-bit kernels");
+}
+
 int main() {
+  test_codec_table();
   test_dp_equals_brute_force();
   test_known_optimum();
   test_quadrature_coarse_cells();

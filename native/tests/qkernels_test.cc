@@ -425,22 +425,6 @@ static void test_add() {
 }
 
 static void test_misc() {
-  // index_map: a roll by 1 of 5 items of 3 elements, block 3, with one padding row
-  std::vector<int16_t> x(2 * 15), y(2 * 18, -1);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = (int16_t)i;
-  std::vector<int32_t> idx = {12, 0, 3, 6, 9, -1};
-  index_map(x.data(), 2, (int64_t)x.size(), idx.data(), 6, 3, 2, 15, 18, y.data());
-  for (int t = 0; t < 2; ++t)
-    for (int r = 0; r < 6; ++r)
-      for (int j = 0; j < 3; ++j)
-        EXPECT(y[t * 18 + r * 3 + j] == (idx[r] < 0 ? 0 : x[t * 15 + idx[r] + j]), "index_map t%d r%d j%d", t, r, j);
-  bool threw = false;
-  idx[0] = 13;
-  try {
-    index_map(x.data(), 2, (int64_t)x.size(), idx.data(), 6, 3, 2, 15, 18, y.data());
-  } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "idx[0]") != nullptr; }
-  EXPECT(threw, "index_map out-of-range idx must throw naming idx[0]");
-
   for (QType in : {QType::s8, QType::u8, QType::s16})
     for (int64_t C : {1, 8, 13, 96}) {
       const int64_t batch = 2, T = 49;

@@ -1,11 +1,13 @@
 // The integer kernels of matmul_q, quantize and dequantize (swinq/qplan_kernels.h): the scalar
 // references against hand values (round half to even, saturation, NaN), and AVX2 = scalar
-// bit-exactly on random and edge inputs (odd sizes, tails, extreme zero points, K at its limit).
+// bit-exactly on random and edge inputs (odd sizes, tails, extreme zero points, K at its limit);
+// and the integer dispatch table q::kernels: every slot filled, each Isa's slot its own kernel.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "swinq/qplan_kernels.h"
@@ -74,15 +76,15 @@ static void quantize_tests(bool avx2) {
   const std::vector<float> xs = {1.25f, -1.25f, 1.75f, nan, inf, -inf, 1e30f, -1e30f, 0.0f, -0.0f, 62.0f, -65.5f};
   const std::vector<int64_t> want = {5, 1, 7, 3, 127, -128, 127, -128, 3, 3, 127, -128};
   std::vector<uint8_t> y(xs.size());
-  q::quantize_f32_scalar(xs.data(), QType::s8, y.data(), 0, (int64_t)xs.size(), 0.5f, 3);
+  q::quantize_f32_q_scalar(xs.data(), QType::s8, y.data(), 0, (int64_t)xs.size(), 0.5f, 3);
   for (size_t i = 0; i < xs.size(); ++i) CHECK(qget(QType::s8, y, i) == want[i], "quantize hand value %zu", i);
   // dequantize hand values: (x − zp)·scale and per-channel scales
   const int8_t xq[4] = {-128, 127, 3, 0};
   float yd[4];
-  q::dequantize_f32_scalar(QType::s8, xq, yd, 0, 4, 3, 0.5f, nullptr, 1);
+  q::dequantize_q_f32_scalar(QType::s8, xq, yd, 0, 4, 3, 0.5f, nullptr, 1);
   CHECK(yd[0] == -65.5f && yd[1] == 62.0f && yd[2] == 0.0f && yd[3] == -1.5f);
   const float sc[2] = {1.0f, 2.0f};
-  q::dequantize_f32_scalar(QType::s8, xq, yd, 0, 4, 0, 0.5f, sc, 2);
+  q::dequantize_q_f32_scalar(QType::s8, xq, yd, 0, 4, 0, 0.5f, sc, 2);
   CHECK(yd[0] == -128.0f && yd[1] == 254.0f && yd[2] == 3.0f && yd[3] == 0.0f);
 
   std::mt19937 rng(7);
@@ -100,7 +102,7 @@ static void quantize_tests(bool avx2) {
           std::vector<uint8_t> y0((size_t)n * qsize(t)), y1(y0.size());
           // an odd start: the AVX2 blocks begin anywhere
           const int64_t i0 = n > 3 ? 1 : 0;
-          q::quantize_f32_scalar(x.data(), t, y0.data(), i0, n, scale, zp);
+          q::quantize_f32_q_scalar(x.data(), t, y0.data(), i0, n, scale, zp);
           for (int64_t i = i0; i < n; ++i) {
             const int64_t v = qget(t, y0, (size_t)i);
             CHECK(v >= lo && v <= hi);
@@ -109,7 +111,7 @@ static void quantize_tests(bool avx2) {
           // dequantize the codes back: per-tensor and per-channel
           std::vector<float> d0((size_t)n), d1((size_t)n);
           const float scs[3] = {0.5f, 2.0f, 1e-3f};
-          q::dequantize_f32_scalar(t, y0.data(), d0.data(), i0, n, zp, scale, nullptr, 1);
+          q::dequantize_q_f32_scalar(t, y0.data(), d0.data(), i0, n, zp, scale, nullptr, 1);
           for (int64_t i = i0; i < n; ++i)
             CHECK(d0[(size_t)i] == (float)(qget(t, y0, (size_t)i) - zp) * scale, "dequantize %lld", (long long)i);
           if (!avx2) continue;
@@ -119,7 +121,7 @@ static void quantize_tests(bool avx2) {
           q::dequantize_f32(t, y0.data(), d1.data(), i0, n, zp, scale, nullptr, 1, Isa::avx2);
           CHECK(std::memcmp(d0.data(), d1.data(), d0.size() * 4) == 0, "dequantize avx2 != scalar: type %d n %lld",
                 (int)t, (long long)n);
-          q::dequantize_f32_scalar(t, y0.data(), d0.data(), i0, n, zp, scale, scs, 3);
+          q::dequantize_q_f32_scalar(t, y0.data(), d0.data(), i0, n, zp, scale, scs, 3);
           q::dequantize_f32(t, y0.data(), d1.data(), i0, n, zp, scale, scs, 3, Isa::avx2);
           CHECK(std::memcmp(d0.data(), d1.data(), d0.size() * 4) == 0, "per-channel dequantize differs");
         }
@@ -128,8 +130,42 @@ static void quantize_tests(bool avx2) {
   }
 }
 
+// Every slot of q::Kernels, so a new slot without its test line fails to compile (static_assert).
+#define SWINQ_Q_KERNEL_SLOTS(X)                                                                             \
+  X(requantize) X(gemm) X(gemm_sparse) X(matmul) X(quantize) X(dequantize) X(softmax) X(attention) X(layernorm) \
+  X(gelu_ibert) X(lookup) X(relu) X(add) X(avgpool) X(argmax)
+#define SWINQ_COUNT_SLOT(s) +1
+static_assert(sizeof(q::Kernels) == (0 SWINQ_Q_KERNEL_SLOTS(SWINQ_COUNT_SLOT)) * sizeof(void (*)()),
+              "a q::Kernels slot is missing from SWINQ_Q_KERNEL_SLOTS");
+
+static void table_tests(bool avx2) {
+  const q::Kernels& s = q::kernels(Isa::scalar);
+#define SWINQ_CHECK_SCALAR_SLOT(f) CHECK(s.f != nullptr, "q::kernels(scalar)." #f " is null");
+  SWINQ_Q_KERNEL_SLOTS(SWINQ_CHECK_SCALAR_SLOT)
+  CHECK(s.quantize == &q::quantize_f32_q_scalar && s.dequantize == &q::dequantize_q_f32_scalar &&
+            s.matmul == &q::matmul_u8x8_s32_scalar,
+        "q::kernels(scalar) must hold the scalar references");
+  if (!avx2) {  // a CPU without AVX2: asking for its table is refused with a clear message
+    bool threw = false;
+    try {
+      q::kernels(Isa::avx2);
+    } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "AVX2") != nullptr; }
+    CHECK(threw, "q::kernels(avx2) on a CPU without AVX2 must throw naming AVX2");
+    return;
+  }
+  const q::Kernels& v = q::kernels(Isa::avx2);
+#define SWINQ_CHECK_AVX2_SLOT(f) \
+  CHECK(v.f != nullptr && v.f != s.f, "q::kernels(avx2)." #f " must be set and differ from the scalar kernel");
+  SWINQ_Q_KERNEL_SLOTS(SWINQ_CHECK_AVX2_SLOT)
+  CHECK(v.quantize == &q::quantize_f32_q_avx2 && v.dequantize == &q::dequantize_q_f32_avx2 &&
+            v.matmul == &q::matmul_u8x8_s32_4x16_avx2,
+        "q::kernels(avx2) must hold the AVX2 kernels");
+  CHECK(&q::kernels(Isa::scalar) == &s && &q::kernels(Isa::avx2) == &v, "q::kernels must return one table per Isa");
+}
+
 int main() {
   const bool avx2 = best_isa() == Isa::avx2;
+  table_tests(avx2);
   matmul_tests(avx2);
   quantize_tests(avx2);
   if (!avx2) std::printf("qplan_kernels_test: no AVX2 on this CPU, scalar references only\n");

@@ -1,11 +1,12 @@
-// Few-bit codec, scalar reference and dispatch. Layout and code rule: see swinq/fewbit.h.
+// Few-bit codec: the codec from a table, its checks and the entry points, which call the kernel of
+// the active Isa's fp32 table (native/kernels/fewbit_f32*.cc). Layout and code rule: swinq/fewbit.h.
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 
 #include "swinq/cpu.h"
 #include "swinq/fewbit.h"
+#include "swinq/kernels_f32.h"
 
 namespace swinq {
 namespace {
@@ -39,50 +40,6 @@ FewbitCodec fewbit_codec(const FewbitTable& t) {
 
 namespace {
 
-inline uint32_t code_of(const FewbitCodec& c, float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  u &= c.fold ? 0x7fffffffu : 0xffffffffu;  // |x| when folded, branch-free
-  std::memcpy(&x, &u, 4);
-  int acc = 0;
-  for (int i = 0; i < c.nborders; ++i) acc += c.steps[i] & -(int)(x > c.borders[i]);  // branch-free
-  return (uint32_t)acc;
-}
-
-template <int B>
-void encode_scalar(const FewbitCodec& c, const float* x, size_t n, uint8_t* out) {
-  size_t g = 0;
-  for (; g + 8 <= n; g += 8) {
-    uint32_t w = 0;
-    for (int j = 0; j < 8; ++j) w |= code_of(c, x[g + j]) << (B * j);
-    for (int b = 0; b < B; ++b) out[g / 8 * B + b] = (uint8_t)(w >> (8 * b));
-  }
-  if (g < n) {
-    const size_t rem = n - g;
-    uint32_t w = 0;
-    for (size_t j = 0; j < rem; ++j) w |= code_of(c, x[g + j]) << (B * j);
-    const size_t bytes = (rem * B + 7) / 8;
-    for (size_t b = 0; b < bytes; ++b) out[g / 8 * B + b] = (uint8_t)(w >> (8 * b));
-  }
-}
-
-template <int B>
-void decode_scalar(const FewbitCodec& c, const uint8_t* codes, const float* go, size_t n, float* gi) {
-  constexpr uint32_t mask = (1u << B) - 1;
-  size_t g = 0;
-  for (; g + 8 <= n; g += 8) {
-    uint32_t w = 0;
-    for (int b = 0; b < B; ++b) w |= (uint32_t)codes[g / 8 * B + b] << (8 * b);
-    for (int j = 0; j < 8; ++j) gi[g + j] = go[g + j] * c.levels[(w >> (B * j)) & mask];
-  }
-  if (g < n) {
-    const size_t rem = n - g, bytes = (rem * B + 7) / 8;
-    uint32_t w = 0;
-    for (size_t b = 0; b < bytes; ++b) w |= (uint32_t)codes[g / 8 * B + b] << (8 * b);
-    for (size_t j = 0; j < rem; ++j) gi[g + j] = go[g + j] * c.levels[(w >> (B * j)) & mask];
-  }
-}
-
 // Every reachable code must fit in `bits` bits, or packing would spill into the neighbour.
 void check_codec(const FewbitCodec& c) {
   if (c.bits < 1 || c.bits > 4) throw std::invalid_argument("fewbit: codec bits must be 1..4, got " + std::to_string(c.bits));
@@ -102,25 +59,6 @@ void check_codec(const FewbitCodec& c) {
 
 }  // namespace
 
-void fewbit_encode_f32_scalar(const FewbitCodec& c, const float* x, size_t n, uint8_t* codes) {
-  switch (c.bits) {
-    case 1: return encode_scalar<1>(c, x, n, codes);
-    case 2: return encode_scalar<2>(c, x, n, codes);
-    case 3: return encode_scalar<3>(c, x, n, codes);
-    case 4: return encode_scalar<4>(c, x, n, codes);
-  }
-}
-
-void fewbit_decode_mul_f32_scalar(const FewbitCodec& c, const uint8_t* codes, const float* grad_out, size_t n,
-                                  float* grad_in) {
-  switch (c.bits) {
-    case 1: return decode_scalar<1>(c, codes, grad_out, n, grad_in);
-    case 2: return decode_scalar<2>(c, codes, grad_out, n, grad_in);
-    case 3: return decode_scalar<3>(c, codes, grad_out, n, grad_in);
-    case 4: return decode_scalar<4>(c, codes, grad_out, n, grad_in);
-  }
-}
-
 void fewbit_encode(const FewbitCodec& c, const float* x, size_t n, uint8_t* codes, size_t codes_bytes) {
   check_codec(c);
   const size_t need = fewbit_packed_bytes(n, c.bits);
@@ -128,8 +66,7 @@ void fewbit_encode(const FewbitCodec& c, const float* x, size_t n, uint8_t* code
     throw std::invalid_argument("fewbit encode: codes buffer has " + std::to_string(codes_bytes) + " bytes, " +
                                 std::to_string(n) + " elements at " + std::to_string(c.bits) + " bits need " + std::to_string(need));
   if (n == 0) return;
-  if (active_isa() == Isa::avx2) fewbit_encode_f32_avx2(c, x, n, codes);
-  else fewbit_encode_f32_scalar(c, x, n, codes);
+  f32::kernels(active_isa()).fewbit_encode(c, x, n, codes);
 }
 
 void fewbit_decode_mul(const FewbitCodec& c, const uint8_t* codes, size_t codes_bytes, const float* grad_out, size_t n,
@@ -140,8 +77,7 @@ void fewbit_decode_mul(const FewbitCodec& c, const uint8_t* codes, size_t codes_
     throw std::invalid_argument("fewbit decode: codes has " + std::to_string(codes_bytes) + " bytes, " + std::to_string(n) +
                                 " elements at " + std::to_string(c.bits) + " bits need exactly " + std::to_string(need));
   if (n == 0) return;
-  if (active_isa() == Isa::avx2) fewbit_decode_mul_f32_avx2(c, codes, grad_out, n, grad_in);
-  else fewbit_decode_mul_f32_scalar(c, codes, grad_out, n, grad_in);
+  f32::kernels(active_isa()).fewbit_decode_mul(c, codes, grad_out, n, grad_in);
 }
 
 }  // namespace swinq

@@ -98,7 +98,8 @@ struct FewbitCodec {
 };
 FewbitCodec fewbit_codec(const FewbitTable& t);
 
-// codes: fewbit_packed_bytes(n, bits) bytes. Kernels assume checked sizes; the dispatchers check.
+// The kernels (native/kernels/fewbit_f32*.cc, picked through f32::kernels): codes holds
+// fewbit_packed_bytes(n, bits) bytes. Kernels assume checked sizes; fewbit_encode/decode_mul check.
 void fewbit_encode_f32_scalar(const FewbitCodec& c, const float* x, size_t n, uint8_t* codes);
 void fewbit_encode_f32_avx2(const FewbitCodec& c, const float* x, size_t n, uint8_t* codes);
 // grad_in[i] = grad_out[i] * levels[code_i] (one fp32 multiply: scalar and AVX2 agree bit for bit).
@@ -107,7 +108,7 @@ void fewbit_decode_mul_f32_scalar(const FewbitCodec& c, const uint8_t* codes, co
 void fewbit_decode_mul_f32_avx2(const FewbitCodec& c, const uint8_t* codes, const float* grad_out, size_t n,
                                 float* grad_in);
 
-// Dispatch on active_isa(); throw std::invalid_argument when a size is wrong.
+// The kernel of active_isa()'s table; throw std::invalid_argument when a size is wrong.
 void fewbit_encode(const FewbitCodec& c, const float* x, size_t n, uint8_t* codes, size_t codes_bytes);
 void fewbit_decode_mul(const FewbitCodec& c, const uint8_t* codes, size_t codes_bytes, const float* grad_out,
                        size_t n, float* grad_in);

@@ -93,9 +93,11 @@ void index_map_avx2(const uint8_t* x, const int32_t* idx, uint8_t* y, int64_t es
 }  // namespace swinq
 
 namespace swinq {
+struct FewbitCodec;  // swinq/fewbit.h; its kernels: native/kernels/fewbit_f32*.cc
 namespace f32 {
-// The one fp32 dispatch: a kernel table per Isa (kernels/kernels_f32.cc). The executor takes the
-// table of the active Isa once per run; ops call through it and never test the Isa themselves.
+// The one fp32 dispatch: a kernel table per Isa (kernels/kernels_f32.cc; the integer kernels have
+// theirs, q::Kernels in qplan_kernels.h). The executor takes the table of the active Isa once per
+// run; ops call through it and never test the Isa themselves.
 struct Kernels {
   void (*gemm)(const GemmArgs&, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
   void (*matmul)(const MatmulArgs&, int64_t t0, int64_t t1);
@@ -106,6 +108,9 @@ struct Kernels {
   void (*binary)(int op, const float* a, int64_t a_step, const float* b, int64_t b_step, float* y, int64_t n);
   void (*index_map)(const uint8_t* x, const int32_t* idx, uint8_t* y, int64_t esize, int64_t block, int64_t x_item,
                     int64_t y_item, int64_t i0, int64_t i1);
+  void (*fewbit_encode)(const FewbitCodec& c, const float* x, size_t n, uint8_t* codes);
+  void (*fewbit_decode_mul)(const FewbitCodec& c, const uint8_t* codes, const float* grad_out, size_t n,
+                            float* grad_in);
 };
 const Kernels& kernels(Isa isa);
 }  // namespace f32

@@ -230,10 +230,8 @@ void add_q(QType ta, const void* a, QType tb, const void* b, int64_t n, const Ad
            Isa isa = active_isa());
 
 // ---------------------------------------------------------------------------------------------
-// Gather (the plan's index_map): y[t·y_item + r·block + j] = idx[r] < 0 ? 0 : x[t·x_item + idx[r] + j]
-// for element sizes 1, 2, 4. Window partition / roll / patch merging. memcpy-based, ISA independent.
-void index_map(const void* x, int elem_size, int64_t x_elems, const int32_t* idx, int64_t idx_count, int64_t block,
-               int64_t items, int64_t x_item_elems, int64_t y_item_elems, void* y);
+// (Gathers of integer codes are the plan's index_map op: native/ops/movement.cc, index_map_* in
+// kernels_f32.h, any element size.)
 
 // Average pool over T tokens: y[b, c] = requantize(Σ_t (x[b, t, c] − in_zp)) with 1/T folded into rq.
 void avgpool(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp, const Requant& rq,

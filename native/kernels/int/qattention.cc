@@ -1,5 +1,6 @@
-// Attention (qkernels.h attention_u8): the scalar reference and the dispatcher. The AVX2 version
-// (qattention_avx2.cc) computes the same integers; every operation is exact, so order is free.
+// Attention (qkernels.h attention_u8): the checks and the scalar reference; the Isa's kernel comes
+// from q::kernels. The AVX2 version (qattention_avx2.cc) computes the same integers; every
+// operation is exact, so order is free.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -9,6 +10,7 @@
 
 #include "qinternal.h"
 #include "qcheck.h"
+#include "swinq/qplan_kernels.h"
 
 namespace swinq {
 namespace q {
@@ -32,9 +34,9 @@ size_t attention_scratch_bytes(int64_t N, int64_t dh) {
          al32(((size_t)N + 1) * w16 * 2);
 }
 
-namespace {
-// The reference: the same integers as attention_head_avx2, one row at a time.
-void attention_head_scalar(const uint8_t* qkv, const AttentionParams& p, int64_t t, uint8_t* y) {
+// The reference: the same integers as attention_u8s32_u8_avx2, one row at a time.
+void detail::attention_u8s32_u8_scalar(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* /*scratch*/,
+                                       uint8_t* y) {
   const int64_t N = p.N, dh = p.dh, C = p.H * dh, w = t / p.H, h = t % p.H;
   const uint8_t* base = qkv + w * N * 3 * C;
   const int es = detail::attention_exp_shift(N);
@@ -66,7 +68,6 @@ void attention_head_scalar(const uint8_t* qkv, const AttentionParams& p, int64_t
     }
   }
 }
-}  // namespace
 
 void attention_set_logit_scale(AttentionParams& p, double logit_scale) {
   p.sm = softmax_params(logit_scale);  // S' = logit_scale·2^pre_shift ∈ [2^−10, ln2): L ≤ 710
@@ -97,10 +98,8 @@ void attention_u8(const uint8_t* qkv, const AttentionParams& p, int64_t t0, int6
   if (t0 == t1) return;
   QCHECK(qkv && y && scratch, "attention_u8: null buffer");
   QCHECK((reinterpret_cast<uintptr_t>(scratch) & 31) == 0, "attention_u8: scratch must be 32-byte aligned");
-  for (int64_t t = t0; t < t1; ++t) {
-    if (use_avx2(isa)) detail::attention_head_avx2(qkv, p, t, scratch, y);
-    else attention_head_scalar(qkv, p, t, y);
-  }
+  const auto head = kernels(isa).attention;
+  for (int64_t t = t0; t < t1; ++t) head(qkv, p, t, scratch, y);
 }
 
 }  // namespace q

@@ -287,7 +287,7 @@ static void pack_head(const uint8_t* qb, const uint8_t* kb, const uint8_t* vb, i
   }
 }
 
-void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y) {
+void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y) {
   const int64_t N = p.N, dh = p.dh, C = p.H * dh, ld = 3 * C, w = t / p.H, h = t % p.H;
   const int64_t n8 = (N + 7) / 8 * 8, n16 = (N + 15) / 16 * 16, d2 = (dh + 1) / 2, n2 = (N + 1) / 2,
                 d8 = (dh + 7) / 8 * 8;

@@ -1,5 +1,5 @@
 // quantize / dequantize between f32 and integer codes: the scalar references (ONNX QuantizeLinear /
-// DequantizeLinear) and the dispatch; the AVX2 blocks are in qconvert_avx2.cc.
+// DequantizeLinear) and the entry points; the AVX2 kernels are in qconvert_avx2.cc.
 #include <cmath>
 #include <limits>
 
@@ -32,7 +32,7 @@ void dequantize_range(const T* x, float* y, int64_t b, int64_t e, int32_t zp, fl
 
 }  // namespace
 
-void quantize_f32_scalar(const float* x, QType t, void* y, int64_t i0, int64_t i1, float scale, int32_t zp) {
+void quantize_f32_q_scalar(const float* x, QType t, void* y, int64_t i0, int64_t i1, float scale, int32_t zp) {
   switch (t) {
     case QType::s8: return quantize_range(x, (int8_t*)y, i0, i1, scale, zp);
     case QType::u8: return quantize_range(x, (uint8_t*)y, i0, i1, scale, zp);
@@ -42,11 +42,10 @@ void quantize_f32_scalar(const float* x, QType t, void* y, int64_t i0, int64_t i
 }
 
 void quantize_f32(const float* x, QType t, void* y, int64_t i0, int64_t i1, float scale, int32_t zp, Isa isa) {
-  if (isa == Isa::avx2 && t != QType::s32) i0 = quantize_f32_avx2(x, t, y, i0, i1, scale, zp);
-  if (i0 < i1) quantize_f32_scalar(x, t, y, i0, i1, scale, zp);
+  kernels(isa).quantize(x, t, y, i0, i1, scale, zp);
 }
 
-void dequantize_f32_scalar(QType t, const void* x, float* y, int64_t i0, int64_t i1, int32_t zp, float scale,
+void dequantize_q_f32_scalar(QType t, const void* x, float* y, int64_t i0, int64_t i1, int32_t zp, float scale,
                            const float* scales, int64_t C) {
   switch (t) {
     case QType::s8: return dequantize_range((const int8_t*)x, y, i0, i1, zp, scale, scales, C);
@@ -58,8 +57,7 @@ void dequantize_f32_scalar(QType t, const void* x, float* y, int64_t i0, int64_t
 
 void dequantize_f32(QType t, const void* x, float* y, int64_t i0, int64_t i1, int32_t zp, float scale,
                     const float* scales, int64_t C, Isa isa) {
-  if (isa == Isa::avx2 && !scales && t != QType::s32) i0 = dequantize_f32_avx2(t, x, y, i0, i1, zp, scale);
-  if (i0 < i1) dequantize_f32_scalar(t, x, y, i0, i1, zp, scale, scales, C);
+  kernels(isa).dequantize(t, x, y, i0, i1, zp, scale, scales, C);
 }
 
 }  // namespace q

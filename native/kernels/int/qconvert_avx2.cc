@@ -1,7 +1,7 @@
 // AVX2 quantize / dequantize blocks of 8, bit-exact with the scalar references in qconvert.cc:
 // quantize does the same IEEE division, round half to even (vroundps), NaN → 0, and clamps to
 // [lo − zp, hi − zp] while still integral floats; dequantize's x − zp is exact in int32 and in
-// float, then one IEEE multiply. The tails (< 8) are left to the scalar code.
+// float, then one IEEE multiply. The tails (< 8), s32 and per-channel scales go to the scalar kernels.
 #include <immintrin.h>
 
 #include "swinq/qplan_kernels.h"
@@ -9,7 +9,8 @@
 namespace swinq {
 namespace q {
 
-int64_t quantize_f32_avx2(const float* x, QType t, void* y, int64_t i0, int64_t i1, float scale, int32_t zp) {
+void quantize_f32_q_avx2(const float* x, QType t, void* y, int64_t i0, int64_t i1, float scale, int32_t zp) {
+  if (t == QType::s32) return quantize_f32_q_scalar(x, t, y, i0, i1, scale, zp);
   const int32_t qmin = t == QType::s16 ? -32768 : t == QType::u8 ? 0 : -128;
   const int32_t qmax = t == QType::s16 ? 32767 : t == QType::u8 ? 255 : 127;
   const __m256 vs = _mm256_set1_ps(scale);
@@ -26,7 +27,7 @@ int64_t quantize_f32_avx2(const float* x, QType t, void* y, int64_t i0, int64_t 
     else if (t == QType::u8) _mm_storel_epi64((__m128i*)((uint8_t*)y + i), _mm_packus_epi16(p16, p16));
     else _mm_storel_epi64((__m128i*)((int8_t*)y + i), _mm_packs_epi16(p16, p16));
   }
-  return i;
+  if (i < i1) quantize_f32_q_scalar(x, t, y, i, i1, scale, zp);
 }
 
 namespace {
@@ -46,10 +47,14 @@ int64_t dequantize_block(const TX* x, float* y, int64_t i0, int64_t i1, int32_t 
 }
 }  // namespace
 
-int64_t dequantize_f32_avx2(QType t, const void* x, float* y, int64_t i0, int64_t i1, int32_t zp, float scale) {
-  if (t == QType::s16) return dequantize_block((const int16_t*)x, y, i0, i1, zp, scale);
-  if (t == QType::s8) return dequantize_block((const int8_t*)x, y, i0, i1, zp, scale);
-  return dequantize_block((const uint8_t*)x, y, i0, i1, zp, scale);
+void dequantize_q_f32_avx2(QType t, const void* x, float* y, int64_t i0, int64_t i1, int32_t zp, float scale,
+                           const float* scales, int64_t C) {
+  int64_t i = i0;  // per-channel scales and s32: all scalar
+  if (scales || t == QType::s32) {
+  } else if (t == QType::s16) i = dequantize_block((const int16_t*)x, y, i0, i1, zp, scale);
+  else if (t == QType::s8) i = dequantize_block((const int8_t*)x, y, i0, i1, zp, scale);
+  else i = dequantize_block((const uint8_t*)x, y, i0, i1, zp, scale);
+  if (i < i1) dequantize_q_f32_scalar(t, x, y, i, i1, zp, scale, scales, C);
 }
 
 }  // namespace q

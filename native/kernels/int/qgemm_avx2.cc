@@ -471,7 +471,7 @@ static inline __attribute__((always_inline)) void epilogue(const GemmCtx& c, int
     const __m256i b8 = out == QType::u8 ? _mm256_packus_epi16(w16, w16) : _mm256_packs_epi16(w16, w16);
     const __m128i x16 = _mm256_castsi256_si128(_mm256_permute4x64_epi64(b8, 0x08));
     uint8_t* dst = (uint8_t*)Cb + off;
-    // a table is applied by gemm_rows_avx2 after the row block (lookup_u8_avx2, 16 shuffles per 32
+    // a table is applied by gemm_u8s8_q_avx2 after the row block (lookup_u8_avx2, 16 shuffles per 32
     // codes): per-tile byte lookups through a stored vector stall store forwarding (fc1 of micro-Swin
     // 0.090 → measured; see docs/integer-kernels.md)
     if (ncols == 16) {
@@ -711,7 +711,7 @@ static int64_t rows_4x24(const GemmCtx& c, int64_t mb, int64_t me, int64_t p0, i
   return mend;
 }
 
-void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+void gemm_u8s8_q_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const PackedB& B = *c.B;
   // Row blocks keep their A rows in L2 (≤ 192 KiB) while every B panel (16·K bytes, L1) passes.
   const int64_t mc = std::max<int64_t>(4, (196608 / std::max<int64_t>(1, B.Kp)) / 4 * 4);

@@ -1,5 +1,7 @@
-// Internal: the AVX2 implementations behind qkernels.h (defined in *_avx2.cc). Arguments are
-// already validated by the dispatching functions in qkernels.cc.
+// Internal: the integer kernels behind qkernels.h, named by contract (docs/architecture.md,
+// kernels): a scalar reference (qkernels.cc, qattention.cc) and an AVX2 form (*_avx2.cc) of each,
+// picked only through the table q::kernels(Isa) (kernels_q.cc). Arguments are already validated
+// by the public functions in qkernels.cc / qattention.cc.
 #pragma once
 #include "swinq/qkernels.h"
 
@@ -23,9 +25,9 @@ struct GemmCtx {
   bool shifts_ge32;         // every shift ≥ 32: the cheaper SIMD requantization applies
 };
 
-// Rows [m0, m1) × panels [p0, p1) of the GEMM.
-void gemm_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
-void gemm_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+// Rows [m0, m1) × panels [p0, p1) of the GEMM (u8 A × s8 B → s32, or requantized to ep.out).
+void gemm_u8s8_q_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+void gemm_u8s8_q_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 // The scalar epilogue of one output (bias, zero points, ReLU, requantize, table); acc: Σ a·w.
 void epilogue_one_scalar(const GemmCtx& c, int64_t m, int64_t n, uint32_t acc, uint32_t zr);
 
@@ -47,9 +49,13 @@ void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0,
 void gemm_epilogue_rows_avx2(const GemmCtx& c, int64_t m, int64_t rows, int64_t p0, int64_t p1, const int32_t* acc,
                              int64_t ld, const int32_t* rowsum);
 
-void requantize_avx2(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y);
-void softmax_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
-                     const SoftmaxParams& p, uint8_t* y);
+// rq: already narrowed to `out` (for_type).
+void requantize_s32_q_scalar(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y);
+void requantize_s32_q_avx2(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y);
+void softmax_s32_u8_scalar(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
+                           const SoftmaxParams& p, uint8_t* y);
+void softmax_s32_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
+                         const SoftmaxParams& p, uint8_t* y);
 // The output requantization of one attention head (per tensor, clamped to [0, y_max]).
 inline Requant attention_requant(const AttentionParams& p) {
   Requant rq;
@@ -60,7 +66,9 @@ inline Requant attention_requant(const AttentionParams& p) {
   rq.qmax = p.y_max;
   return rq;
 }
-void attention_head_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
+// One (window, head) t: u8 qkv and s32 bias in, u8 out. The scalar form needs no scratch.
+void attention_u8s32_u8_scalar(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
+void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
 
 // Attention softmax numerator, shared by both ISAs, in base 2 so no division by L is needed:
 // z = (S + clamp(bias, ±2^30)) >> pre_shift (no overflow: |S| < 2^25), u = max_j z − z clamped to
@@ -106,14 +114,24 @@ inline void attention_row_scale(int32_t mult, int32_t shift, int64_t sum, int32_
   *s = (int32_t)sh;
 }
 
-void layernorm_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);
-void gelu_ibert_s8_avx2(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y);
+// in: s8 or s16; out p.out (s8, u8 or s16).
+void layernorm_q_q_scalar(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);
+void layernorm_q_q_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);
+void gelu_s8_s32_ibert_scalar(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y);
+void gelu_s8_s32_ibert_avx2(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y);
+void lookup_u8_scalar(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
 void lookup_u8_avx2(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
-void relu_q8_avx2(QType t, const void* x, int64_t n, int32_t zero_point, void* y);
-void add_q_avx2(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y);
-void avgpool_avx2(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp, const Requant& rq,
-                  QType out, void* y);
-void argmax_avx2(QType in, const void* x, int64_t rows, int64_t D, int64_t* y);
+void relu_x8_scalar(QType t, const void* x, int64_t n, int32_t zero_point, void* y);
+void relu_x8_avx2(QType t, const void* x, int64_t n, int32_t zero_point, void* y);
+void add_qq_q_scalar(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y);
+void add_qq_q_avx2(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y);
+// rq: already narrowed to `out` (for_type).
+void avgpool_q_q_scalar(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp, const Requant& rq,
+                        QType out, void* y);
+void avgpool_q_q_avx2(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp, const Requant& rq,
+                      QType out, void* y);
+void argmax_q_i64_scalar(QType in, const void* x, int64_t rows, int64_t D, int64_t* y);
+void argmax_q_i64_avx2(QType in, const void* x, int64_t rows, int64_t D, int64_t* y);
 
 // Shared scalar pieces (qkernels.cc) used by both ISAs for the per-row parts.
 struct LnRow {

@@ -1,13 +1,14 @@
-// Integer kernels: argument checks, dispatch, packing, parameter builders and the scalar
-// reference of every op (the contract the AVX2 versions match bit-exactly).
+// Integer kernels: argument checks, packing, parameter builders and the scalar reference of every
+// op (the contract the AVX2 versions match bit-exactly). The public functions validate and call
+// the kernel of the Isa's table (q::kernels, kernels_q.cc); none of them tests the Isa itself.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 #include <thread>
 
 #include "qcheck.h"
 #include "qinternal.h"
+#include "swinq/qplan_kernels.h"
 #include "swinq/threadpool.h"
 
 namespace swinq {
@@ -100,7 +101,11 @@ void requantize(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq0
   Requant rq = for_type(rq0, out);
   if (rows * cols == 0) return;
   QCHECK(x && y, "requantize: null buffer");
-  if (use_avx2(isa)) return detail::requantize_avx2(x, rows, cols, rq, out, y);
+  kernels(isa).requantize(x, rows, cols, rq, out, y);
+}
+
+void detail::requantize_s32_q_scalar(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out,
+                                     void* y) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
       int64_t ch = rq.channels == 1 ? 0 : c;
@@ -190,7 +195,7 @@ void epilogue_one_scalar(const GemmCtx& c, int64_t m, int64_t n, uint32_t acc, u
   store_q(ep.out, c.C, m * c.ldc + n, q);
 }
 
-void gemm_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+void gemm_u8s8_q_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const PackedB& B = *c.B;
   const int64_t kq = B.Kp / 4;
   for (int64_t m = m0; m < m1; ++m) {
@@ -266,14 +271,11 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     c.lo = rq.qmin - rq.zero_point;
     c.hi = rq.qmax - rq.zero_point;
   }
-  const bool avx2 = use_avx2(isa);
-  const bool sparse = detail::use_sparse_a(M, A, lda, B, ep, avx2);  // per call: the layer's measured density
-  auto run = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-    if (sparse && avx2) detail::gemm_sparse_rows_avx2(c, m0, m1, p0, p1);
-    else if (sparse) detail::gemm_sparse_rows_scalar(c, m0, m1, p0, p1);
-    else if (avx2) detail::gemm_rows_avx2(c, m0, m1, p0, p1);
-    else detail::gemm_rows_scalar(c, m0, m1, p0, p1);
-  };
+  const Kernels& k = kernels(isa);
+  // per call: the layer's measured density (use_sparse_a counts with the Isa's own counter)
+  const bool sparse = detail::use_sparse_a(M, A, lda, B, ep, isa == Isa::avx2);
+  const auto rows_kernel = sparse ? k.gemm_sparse : k.gemm;
+  auto run = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) { rows_kernel(c, m0, m1, p0, p1); };
   const int64_t panels = B.Np / 16;
   const int64_t work = M * B.Kp * B.Np;
   if (pool && pool->threads() > 1) {
@@ -345,7 +347,11 @@ static void check_softmax(const int32_t* x, int64_t rows, int64_t D, const int32
 void softmax_u8(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
                 const SoftmaxParams& p, uint8_t* y, Isa isa) {
   check_softmax(x, rows, D, table, table_rows, p, y);
-  if (use_avx2(isa)) return detail::softmax_u8_avx2(x, rows, D, table, table_rows, p, y);
+  kernels(isa).softmax(x, rows, D, table, table_rows, p, y);
+}
+
+void detail::softmax_s32_u8_scalar(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
+                                   const SoftmaxParams& p, uint8_t* y) {
   std::vector<int32_t> z(D), e(D);
   for (int64_t r = 0; r < rows; ++r) {
     const int32_t* xr = x + r * D;
@@ -508,7 +514,10 @@ static void check_layernorm(QType in, const void* x, int64_t rows, const LayerNo
 
 void layernorm(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, Isa isa) {
   check_layernorm(in, x, rows, p, y);
-  if (use_avx2(isa)) return detail::layernorm_avx2(in, x, rows, p, y);
+  kernels(isa).layernorm(in, x, rows, p, y);
+}
+
+void detail::layernorm_q_q_scalar(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y) {
   const int32_t D = p.D;
   const int32_t lo = std::max(p.qmin, qtype_min(p.out)) - p.zero_point, hi = std::min(p.qmax, qtype_max(p.out)) - p.zero_point;
   for (int64_t r = 0; r < rows; ++r) {
@@ -561,7 +570,10 @@ void gelu_ibert_s8(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y, 
   QCHECK(p.B >= 0 && p.B <= 46340 && p.C >= 1 && p.C < (1 << 22) && p.sh >= 0 && p.sh <= 31,
          "gelu_ibert_s8: params out of range (build them with gelu_params)");
   QCHECK(n == 0 || (x && y), "gelu_ibert_s8: null buffer");
-  if (use_avx2(isa)) return detail::gelu_ibert_s8_avx2(x, n, p, y);
+  kernels(isa).gelu_ibert(x, n, p, y);
+}
+
+void detail::gelu_s8_s32_ibert_scalar(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = gelu_one(x[i], p);
 }
 
@@ -582,7 +594,10 @@ void gelu_table(double in_scale, int32_t in_zp, QType in, double out_scale, int3
 void lookup_u8(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y, Isa isa) {
   QCHECK(n >= 0 && table, "lookup_u8: n ≥ 0 and a table are required");
   QCHECK(n == 0 || (x && y), "lookup_u8: null buffer");
-  if (use_avx2(isa)) return detail::lookup_u8_avx2(x, n, table, y);
+  kernels(isa).lookup(x, n, table, y);
+}
+
+void detail::lookup_u8_scalar(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
 }
 
@@ -590,7 +605,10 @@ void relu_q8(QType t, const void* x, int64_t n, int32_t zp, void* y, Isa isa) {
   QCHECK(t == QType::s8 || t == QType::u8, "relu_q8: type must be s8 or u8");
   QCHECK(zp >= qtype_min(t) && zp <= qtype_max(t), "relu_q8: zero point outside the type");
   QCHECK(n >= 0 && (n == 0 || (x && y)), "relu_q8: bad buffer");
-  if (use_avx2(isa)) return detail::relu_q8_avx2(t, x, n, zp, y);
+  kernels(isa).relu(t, x, n, zp, y);
+}
+
+void detail::relu_x8_scalar(QType t, const void* x, int64_t n, int32_t zp, void* y) {
   for (int64_t i = 0; i < n; ++i) store_q(t, y, i, std::max(load_q(t, x, i), zp));
 }
 
@@ -628,7 +646,11 @@ void add_q(QType ta, const void* a, QType tb, const void* b, int64_t n, const Ad
          "add_q: zb " + std::to_string(p.zb) + " must lie in " + qtype_name(tb) + " (and be 0 for s16)");
   QCHECK(p.zy >= qtype_min(ty) && p.zy <= qtype_max(ty), "add_q: zy " + std::to_string(p.zy) + " outside " + qtype_name(ty));
   QCHECK(n >= 0 && (n == 0 || (a && b && y)), "add_q: bad buffer");
-  if (use_avx2(isa)) return detail::add_q_avx2(ta, a, tb, b, n, p, ty, y);
+  kernels(isa).add(ta, a, tb, b, n, p, ty, y);
+}
+
+void detail::add_qq_q_scalar(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty,
+                             void* y) {
   const int32_t lo = std::max(p.qmin, qtype_min(ty)) - p.zy, hi = std::min(p.qmax, qtype_max(ty)) - p.zy;
   const int64_t rnd = (int64_t(1) << p.shift) >> 1;
   for (int64_t i = 0; i < n; ++i) {
@@ -638,31 +660,7 @@ void add_q(QType ta, const void* a, QType tb, const void* b, int64_t n, const Ad
 }
 
 // ---------------------------------------------------------------------------------------------
-// Gather, average pool, argmax
-
-void index_map(const void* x, int elem_size, int64_t x_elems, const int32_t* idx, int64_t idx_count, int64_t block,
-               int64_t items, int64_t x_item_elems, int64_t y_item_elems, void* y) {
-  QCHECK(elem_size == 1 || elem_size == 2 || elem_size == 4, "index_map: element size must be 1, 2 or 4");
-  QCHECK(block >= 1 && items >= 0 && x_item_elems >= 0 && y_item_elems >= 0, "index_map: bad sizes");
-  QCHECK(y_item_elems % block == 0 && idx_count == y_item_elems / block,
-         "index_map: idx must have y_item_elems/block = " + std::to_string(y_item_elems / block) + " entries, got " +
-             std::to_string(idx_count));
-  QCHECK(items * x_item_elems <= x_elems, "index_map: x has " + std::to_string(x_elems) + " elements, needs " +
-                                              std::to_string(items * x_item_elems));
-  for (int64_t r = 0; r < idx_count; ++r)
-    QCHECK(idx[r] < 0 || (int64_t)idx[r] + block <= x_item_elems,
-           "index_map: idx[" + std::to_string(r) + "] = " + std::to_string(idx[r]) + " reads past the item (" +
-               std::to_string(x_item_elems) + " elements)");
-  const char* xs = (const char*)x;
-  char* ys = (char*)y;
-  const size_t bb = (size_t)(block * elem_size);
-  for (int64_t t = 0; t < items; ++t)
-    for (int64_t r = 0; r < idx_count; ++r) {
-      char* dst = ys + (size_t)((t * y_item_elems + r * block) * elem_size);
-      if (idx[r] < 0) std::memset(dst, 0, bb);
-      else std::memcpy(dst, xs + (size_t)((t * x_item_elems + idx[r]) * elem_size), bb);
-    }
-}
+// Average pool, argmax
 
 void avgpool(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp, const Requant& rq0, QType out,
              void* y, Isa isa) {
@@ -672,8 +670,11 @@ void avgpool(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32
   QCHECK(in_zp >= qtype_min(in) && in_zp <= qtype_max(in) && (in != QType::s16 || in_zp == 0), "avgpool: bad in_zp");
   check_requant(rq0, C, "avgpool");
   QCHECK(batch == 0 || (x && y), "avgpool: null buffer");
-  Requant rq = for_type(rq0, out);
-  if (use_avx2(isa)) return detail::avgpool_avx2(in, x, batch, T, C, in_zp, rq, out, y);
+  kernels(isa).avgpool(in, x, batch, T, C, in_zp, for_type(rq0, out), out, y);
+}
+
+void detail::avgpool_q_q_scalar(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp,
+                                const Requant& rq, QType out, void* y) {
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t c = 0; c < C; ++c) {
       int32_t s = 0;
@@ -687,7 +688,10 @@ void argmax(QType in, const void* x, int64_t rows, int64_t D, int64_t* y, Isa is
   QCHECK(valid_qtype(in), "argmax: bad input type");
   QCHECK(rows >= 0 && D >= 1, "argmax: need rows ≥ 0 and D ≥ 1");
   QCHECK(rows == 0 || (x && y), "argmax: null buffer");
-  if (use_avx2(isa)) return detail::argmax_avx2(in, x, rows, D, y);
+  kernels(isa).argmax(in, x, rows, D, y);
+}
+
+void detail::argmax_q_i64_scalar(QType in, const void* x, int64_t rows, int64_t D, int64_t* y) {
   for (int64_t r = 0; r < rows; ++r) {
     int64_t best = 0;
     int32_t bv = load_q(in, x, r * D);

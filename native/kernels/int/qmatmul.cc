@@ -1,4 +1,4 @@
-// matmul_q's kernel: the scalar reference and the dispatch (the AVX2 tiles: qmatmul_avx2.cc).
+// matmul_q's kernel: the scalar reference and the entry point (the AVX2 tiles: qmatmul_avx2.cc).
 #include <algorithm>
 #include <vector>
 
@@ -8,7 +8,7 @@ namespace swinq {
 namespace q {
 
 void matmul_u8x8_s32_scalar(const uint8_t* a, int32_t za, const void* b, bool b_u8, int32_t zb, bool trans_b,
-                            int64_t M, int64_t K, int64_t N, int32_t* c) {
+                            int64_t M, int64_t K, int64_t N, int32_t* c, int32_t* /*ap*/, int32_t* /*bp*/) {
   auto bval = [&](int64_t k, int64_t n) -> int32_t {
     const int64_t i = trans_b ? n * K + k : k * N + n;
     return b_u8 ? (int32_t) static_cast<const uint8_t*>(b)[i] : (int32_t) static_cast<const int8_t*>(b)[i];
@@ -23,15 +23,16 @@ void matmul_u8x8_s32_scalar(const uint8_t* a, int32_t za, const void* b, bool b_
 
 void matmul_u8x8_s32(const uint8_t* a, int32_t za, const void* b, bool b_u8, int32_t zb, bool trans_b, int64_t M,
                      int64_t K, int64_t N, int32_t* c, Isa isa) {
-  if (isa != Isa::avx2) return matmul_u8x8_s32_scalar(a, za, b, b_u8, zb, trans_b, M, K, N, c);
+  const Kernels& k = kernels(isa);
   if (M <= 0 || N <= 0) return;
-  // Per-thread scratch for the widened pair layouts (zero-padded: K to even, N to 16); kept here,
-  // not in the AVX2 object, so no std::vector code is compiled for AVX2 (check-avx2-objects.sh).
+  // Per-thread scratch for the AVX2 form's widened pair layouts (zero-padded: K to even, N to 16);
+  // kept here, not in the AVX2 object, so no std::vector code is compiled for AVX2
+  // (check-avx2-objects.sh). The scalar kernel ignores it.
   const int64_t Kh = (K + 1) / 2, Np = (N + 15) / 16 * 16;
   thread_local std::vector<int32_t> bscratch, ascratch;
   if ((int64_t)bscratch.size() < Kh * Np) bscratch.resize((size_t)(Kh * Np));
   if ((int64_t)ascratch.size() < M * Kh) ascratch.resize((size_t)(M * Kh));
-  matmul_u8x8_s32_4x16_avx2(a, za, b, b_u8, zb, trans_b, M, K, N, c, ascratch.data(), bscratch.data());
+  k.matmul(a, za, b, b_u8, zb, trans_b, M, K, N, c, ascratch.data(), bscratch.data());
 }
 
 }  // namespace q

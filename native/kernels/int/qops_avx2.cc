@@ -53,7 +53,7 @@ static inline char* at(void* p, QType t, int64_t i) { return (char*)p + i * tsiz
 static inline const char* at(const void* p, QType t, int64_t i) { return (const char*)p + i * tsize(t); }
 
 // ---------------------------------------------------------------------------------------------
-void requantize_avx2(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y) {
+void requantize_s32_q_avx2(const int32_t* x, int64_t rows, int64_t cols, const Requant& rq, QType out, void* y) {
   const __m256i lo = _mm256_set1_epi64x(rq.qmin - (int64_t)rq.zero_point);
   const __m256i hi = _mm256_set1_epi64x(rq.qmax - (int64_t)rq.zero_point);
   const __m256i zp = _mm256_set1_epi32(rq.zero_point);
@@ -90,7 +90,7 @@ static inline __m256i div_small_avx2(__m256i u, __m256i M) {
   return _mm256_blend_epi32(qe, qo, 0xAA);  // odd: the high dword is already in place
 }
 
-void softmax_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
+void softmax_s32_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
                      const SoftmaxParams& p, uint8_t* y) {
   // scratch rows padded to a multiple of 8: the ragged tail runs as one masked vector, not scalar code
   const int64_t Dv = (D + 7) / 8 * 8, rem = D - (Dv - 8);
@@ -174,7 +174,7 @@ void softmax_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_t* t
 // ---------------------------------------------------------------------------------------------
 // LayerNorm
 template <QType in, QType out>
-static void layernorm_avx2_t(const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+static void layernorm_avx2_typed(const void* x, int64_t rows, const LayerNormParams& p, void* y) {
   const int32_t D = p.D;
   const int32_t lo = std::max(p.qmin, qtype_min(out)) - p.zero_point, hi = std::min(p.qmax, qtype_max(out)) - p.zero_point;
   const __m256i lov = _mm256_set1_epi64x(lo), hiv = _mm256_set1_epi64x(hi), zpv = _mm256_set1_epi32(p.zero_point);
@@ -251,15 +251,15 @@ static void layernorm_avx2_t(const void* x, int64_t rows, const LayerNormParams&
   }
 }
 
-void layernorm_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+void layernorm_q_q_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y) {
 #define SWQ_LN(I, O) \
-  if (in == QType::I && p.out == QType::O) return layernorm_avx2_t<QType::I, QType::O>(x, rows, p, y);
+  if (in == QType::I && p.out == QType::O) return layernorm_avx2_typed<QType::I, QType::O>(x, rows, p, y);
   SWQ_LN(s8, s8) SWQ_LN(s8, u8) SWQ_LN(s8, s16) SWQ_LN(s16, s8) SWQ_LN(s16, u8) SWQ_LN(s16, s16)
 #undef SWQ_LN
 }
 
 // ---------------------------------------------------------------------------------------------
-void gelu_ibert_s8_avx2(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y) {
+void gelu_s8_s32_ibert_avx2(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y) {
   const __m256i Bv = _mm256_set1_epi32(p.B), Cv = _mm256_set1_epi32(p.C);
   const __m128i shv = _mm_cvtsi32_si128(p.sh);
   int64_t i = 0;
@@ -298,7 +298,7 @@ void lookup_u8_avx2(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* 
   for (; i < n; ++i) y[i] = table[x[i]];
 }
 
-void relu_q8_avx2(QType t, const void* x, int64_t n, int32_t zp, void* y) {
+void relu_x8_avx2(QType t, const void* x, int64_t n, int32_t zp, void* y) {
   const __m256i z = _mm256_set1_epi8((char)zp);
   const uint8_t* xs = (const uint8_t*)x;
   uint8_t* ys = (uint8_t*)y;
@@ -311,7 +311,7 @@ void relu_q8_avx2(QType t, const void* x, int64_t n, int32_t zp, void* y) {
 }
 
 // ---------------------------------------------------------------------------------------------
-void add_q_avx2(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y) {
+void add_qq_q_avx2(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y) {
   const int32_t lo = std::max(p.qmin, qtype_min(ty)) - p.zy, hi = std::min(p.qmax, qtype_max(ty)) - p.zy;
   const __m256i za = _mm256_set1_epi16((int16_t)p.za), zb = _mm256_set1_epi16((int16_t)p.zb);
   const __m256i mab = _mm256_set1_epi32((int32_t)(((uint32_t)(uint16_t)p.mb << 16) | (uint16_t)p.ma));
@@ -341,7 +341,7 @@ void add_q_avx2(QType ta, const void* a, QType tb, const void* b, int64_t n, con
 }
 
 // ---------------------------------------------------------------------------------------------
-void avgpool_avx2(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp, const Requant& rq,
+void avgpool_q_q_avx2(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp, const Requant& rq,
                   QType out, void* y) {
   const __m256i lo = _mm256_set1_epi64x(rq.qmin - (int64_t)rq.zero_point);
   const __m256i hi = _mm256_set1_epi64x(rq.qmax - (int64_t)rq.zero_point);
@@ -366,7 +366,7 @@ void avgpool_avx2(QType in, const void* x, int64_t batch, int64_t T, int64_t C, 
   }
 }
 
-void argmax_avx2(QType in, const void* x, int64_t rows, int64_t D, int64_t* y) {
+void argmax_q_i64_avx2(QType in, const void* x, int64_t rows, int64_t D, int64_t* y) {
   for (int64_t r = 0; r < rows; ++r) {
     const void* xr = at(x, in, r * D);
     __m256i mx = _mm256_set1_epi32(INT32_MIN);

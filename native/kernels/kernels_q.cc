@@ -1,0 +1,31 @@
+// The integer kernel tables, one per Isa (qplan_kernels.h): the only place an integer kernel is
+// picked. The gemm_sparse_rows names are the sparse path's (qsparse.cc, qsparse_avx2.cc).
+#include "int/qcheck.h"
+#include "int/qinternal.h"
+#include "swinq/qplan_kernels.h"
+
+namespace swinq {
+namespace q {
+
+namespace {
+using namespace detail;
+const Kernels kScalar{requantize_s32_q_scalar, gemm_u8s8_q_scalar,        gemm_sparse_rows_scalar,
+                      matmul_u8x8_s32_scalar,  quantize_f32_q_scalar,     dequantize_q_f32_scalar,
+                      softmax_s32_u8_scalar,   attention_u8s32_u8_scalar, layernorm_q_q_scalar,
+                      gelu_s8_s32_ibert_scalar, lookup_u8_scalar,         relu_x8_scalar,
+                      add_qq_q_scalar,         avgpool_q_q_scalar,        argmax_q_i64_scalar};
+const Kernels kAvx2{requantize_s32_q_avx2,   gemm_u8s8_q_avx2,        gemm_sparse_rows_avx2,
+                    matmul_u8x8_s32_4x16_avx2, quantize_f32_q_avx2,   dequantize_q_f32_avx2,
+                    softmax_s32_u8_avx2,     attention_u8s32_u8_avx2, layernorm_q_q_avx2,
+                    gelu_s8_s32_ibert_avx2,  lookup_u8_avx2,          relu_x8_avx2,
+                    add_qq_q_avx2,           avgpool_q_q_avx2,        argmax_q_i64_avx2};
+}  // namespace
+
+const Kernels& kernels(Isa isa) {
+  if (isa != Isa::avx2) return kScalar;
+  if (best_isa() != Isa::avx2) fail("the AVX2 kernel set was requested on a CPU without AVX2+FMA");
+  return kAvx2;
+}
+
+}  // namespace q
+}  // namespace swinq
