@@ -12,7 +12,7 @@ import { InferenceSession } from '../src/session.js';
 import { Tensor } from '../src/tensor.js';
 import { loadLabelledImages, normalizedImages } from '../src/io/idx.js';
 import { tensorFromProto } from '../src/onnx/load.js';
-import { calibrate } from '../src/quant/calibrate.js';
+import { calibrate } from '../src/calibrate/calibrate.js';
 
 const { onnx } = onnxProto;
 const root = path.resolve(__dirname, '..');

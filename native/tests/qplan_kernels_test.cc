@@ -132,7 +132,7 @@ static void quantize_tests(bool avx2) {
 
 // Every slot of q::Kernels, so a new slot without its test line fails to compile (static_assert).
 #define SWINQ_Q_KERNEL_SLOTS(X)                                                                             \
-  X(requantize) X(gemm) X(gemm_sparse) X(matmul) X(quantize) X(dequantize) X(softmax) X(attention) X(layernorm) \
+  X(requantize) X(gemm) X(gemm_sparse) X(count_nonzero) X(matmul) X(quantize) X(dequantize) X(softmax) X(attention) X(layernorm) \
   X(gelu_ibert) X(lookup) X(relu) X(add) X(avgpool) X(argmax)
 #define SWINQ_COUNT_SLOT(s) +1
 static_assert(sizeof(q::Kernels) == (0 SWINQ_Q_KERNEL_SLOTS(SWINQ_COUNT_SLOT)) * sizeof(void (*)()),

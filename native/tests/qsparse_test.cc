@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "swinq/qkernels.h"
+#include "swinq/qplan_kernels.h"
 #include "swinq/threadpool.h"
 #include "test_check.h"
 
@@ -322,6 +323,24 @@ static void bench(int64_t M, int64_t C) {
   }
 }
 
+// The density probe (q::Kernels::count_nonzero): scalar = AVX2 on K around the 32-byte blocks,
+// all-zero, all-255 and random bytes, and equal to a plain count.
+static void test_count_nonzero() {
+  const Kernels& s = kernels(Isa::scalar);
+  const bool avx2 = best_isa() == Isa::avx2;
+  for (int64_t K : {0, 1, 7, 31, 32, 33, 63, 64, 65, 96, 191, 192, 1537})
+    for (int fill = 0; fill < 4; ++fill) {
+      std::vector<uint8_t> a((size_t)K + 1);
+      for (auto& v : a) v = fill == 0 ? 0 : fill == 1 ? 255 : fill == 2 ? (uint8_t)rnd(0, 255) : (uint8_t)(rnd(0, 9) == 0 ? rnd(1, 255) : 0);
+      a[(size_t)K] = 7;  // past the end: must not be counted
+      int64_t want = 0;
+      for (int64_t k = 0; k < K; ++k) want += a[(size_t)k] != 0;
+      EXPECT(s.count_nonzero(a.data(), K) == want, "count_nonzero scalar K=%lld fill=%d", (long long)K, fill);
+      if (avx2)
+        EXPECT(kernels(Isa::avx2).count_nonzero(a.data(), K) == want, "count_nonzero avx2 K=%lld fill=%d", (long long)K, fill);
+    }
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--bench") {
     bench(3136, 96);
@@ -332,6 +351,7 @@ int main(int argc, char** argv) {
   test_edges();
   test_compaction_edges();
   test_choice();
+  test_count_nonzero();
   if (failures) {
     std::fprintf(stderr, "%d failures\n", failures);
     return 1;

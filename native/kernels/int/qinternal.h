@@ -7,6 +7,8 @@
 
 namespace swinq {
 namespace q {
+struct Kernels;  // swinq/qplan_kernels.h
+
 namespace detail {
 
 // Per-call GEMM context shared by both ISAs: effective bias (bias − a_zp·colsum + K·a_zp·w_zp,
@@ -33,8 +35,9 @@ void epilogue_one_scalar(const GemmCtx& c, int64_t m, int64_t n, uint32_t acc, u
 
 // Sparse A (qsparse.cc, qsparse_avx2.cc): whether this call runs the sparse path (ep.sparse, B.bk16,
 // the density of A measured on a sample of rows against sparse_max_density(K)).
-bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, bool avx2);
-int64_t count_nonzero_u8(const uint8_t* a, int64_t K);
+bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep,
+                  const Kernels& k);
+int64_t count_nonzero_u8_scalar(const uint8_t* a, int64_t K);
 int64_t count_nonzero_u8_avx2(const uint8_t* a, int64_t K);
 // Rows per block (a multiple of 4) and 16-column panels per column block of the sparse path: the
 // column block's K-major int16 weight slice stays in L2 while the block's rows sweep it.

@@ -272,8 +272,7 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     c.hi = rq.qmax - rq.zero_point;
   }
   const Kernels& k = kernels(isa);
-  // per call: the layer's measured density (use_sparse_a counts with the Isa's own counter)
-  const bool sparse = detail::use_sparse_a(M, A, lda, B, ep, isa == Isa::avx2);
+  const bool sparse = detail::use_sparse_a(M, A, lda, B, ep, k);  // per call: the layer's measured density
   const auto rows_kernel = sparse ? k.gemm_sparse : k.gemm;
   auto run = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) { rows_kernel(c, m0, m1, p0, p1); };
   const int64_t panels = B.Np / 16;

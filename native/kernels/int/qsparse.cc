@@ -5,12 +5,13 @@
 
 #include "qcheck.h"
 #include "qinternal.h"
+#include "swinq/qplan_kernels.h"
 
 namespace swinq {
 namespace q {
 namespace detail {
 
-int64_t count_nonzero_u8(const uint8_t* a, int64_t K) {
+int64_t count_nonzero_u8_scalar(const uint8_t* a, int64_t K) {
   int64_t nz = 0;
   for (int64_t k = 0; k < K; ++k) nz += a[k] != 0;
   return nz;
@@ -35,12 +36,12 @@ double sparse_max_density(const PackedB& B) {
 bool gemm_u8s8_uses_sparse(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep,
                            Isa isa) {
   QCHECK(M >= 0 && lda >= B.K && (M == 0 || A), "gemm_u8s8_uses_sparse: bad A");
-  return detail::use_sparse_a(M, A, lda, B, ep, use_avx2(isa));
+  return detail::use_sparse_a(M, A, lda, B, ep, kernels(isa));
 }
 
 namespace detail {
 
-bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, bool avx2) {
+bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, const Kernels& k) {
   if (B.bk16.empty() || ep.sparse == 2 || M == 0) return false;
   if (!offsets_fit(B)) {  // auto declines; forcing it is an error
     QCHECK(ep.sparse != 1, "gemm_u8s8: ep.sparse = 1 needs K·Np ≤ 2^30 (int32 weight-row offsets)");
@@ -53,7 +54,7 @@ bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, co
   int64_t nz = 0;
   for (int64_t i = 0; i < rows; ++i) {
     const uint8_t* a = A + (i * M / rows) * lda;
-    nz += avx2 ? count_nonzero_u8_avx2(a, B.K) : count_nonzero_u8(a, B.K);
+    nz += k.count_nonzero(a, B.K);
   }
   return (double)nz < sparse_max_density(B) * (double)(rows * B.K);
 }
