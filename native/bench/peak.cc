@@ -1,7 +1,8 @@
 // The machine's own peaks: register-only loops of each kernel set's inner instruction sequence,
-// timed as the best of many ~0.5 ms runs (a shared machine preempts long runs). The AVX-512 and
-// VNNI loops are compiled with target attributes and only run when cpu_features() has them: no
-// kernel of this build uses those instructions; the loops say what such kernels could reach.
+// timed as the best of many ~0.5 ms runs (a shared machine preempts long runs). Every loop is
+// inline asm, so no compiler ISA flag is involved (the assembler takes any instruction); the
+// AVX-512 and VNNI loops only run when cpu_features() has them: no kernel of this build uses those
+// instructions; the loops say what such kernels could reach.
 #include <algorithm>
 #include <chrono>
 
@@ -79,7 +80,7 @@ void loop_f32_sse(int64_t iters) {
   "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", \
       "xmm14", "xmm15", "cc"
 
-__attribute__((target("avx2,avxvnni"))) void loop_int8_avxvnni(int64_t iters) {
+void loop_int8_avxvnni(int64_t iters) {
   __asm__ volatile(
       "vpxor %%ymm12, %%ymm12, %%ymm12\n\t"
       "vpxor %%ymm13, %%ymm13, %%ymm13\n\t"
@@ -93,7 +94,7 @@ __attribute__((target("avx2,avxvnni"))) void loop_int8_avxvnni(int64_t iters) {
       : SWQ_CLOBBER_16);
 }
 
-__attribute__((target("avx512f,avx512bw"))) void loop_int8_avx512bw(int64_t iters) {
+void loop_int8_avx512bw(int64_t iters) {
   __asm__ volatile(
       "vpternlogd $0xff, %%zmm15, %%zmm15, %%zmm15\n\t"
       "vpsrlw $15, %%zmm15, %%zmm15\n\t"
@@ -121,7 +122,7 @@ __attribute__((target("avx512f,avx512bw"))) void loop_int8_avx512bw(int64_t iter
       : SWQ_CLOBBER_16);
 }
 
-__attribute__((target("avx512f,avx512vnni"))) void loop_int8_avx512vnni(int64_t iters) {
+void loop_int8_avx512vnni(int64_t iters) {
   __asm__ volatile(
       "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
       "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
@@ -135,7 +136,7 @@ __attribute__((target("avx512f,avx512vnni"))) void loop_int8_avx512vnni(int64_t 
       : SWQ_CLOBBER_16);
 }
 
-__attribute__((target("avx512f"))) void loop_f32_avx512_fma(int64_t iters) {
+void loop_f32_avx512_fma(int64_t iters) {
   __asm__ volatile(
       "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
       "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
