@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "args.h"
 #include "registry.h"
 #include "swinq/bench.h"
 
@@ -20,34 +21,8 @@ namespace {
 using swinq::Isa;
 namespace bench = swinq::bench;
 
-int64_t integer(Napi::Env env, Napi::Value v, const std::string& what, int64_t lo, int64_t hi) {
-  SWINQ_CHECK_ARG(env, v.IsNumber(), what + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  SWINQ_CHECK_ARG(env, d == std::floor(d) && d >= (double)lo && d <= (double)hi,
-                  what + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  return (int64_t)d;
-}
-
-Isa isa_arg(Napi::Env env, Napi::Value v, const char* who) {
-  if (v.IsUndefined() || v.IsNull()) return swinq::active_isa();
-  SWINQ_CHECK_ARG(env, v.IsString(), std::string(who) + ": isa must be a string");
-  const std::string s = v.As<Napi::String>();
-  const std::string why = swinq::isa_unavailable_reason(s);
-  SWINQ_CHECK_ARG(env, why.empty(), std::string(who) + ": " + why);
-  Isa isa;
-  swinq::parse_isa(s, &isa);
-  return isa;
-}
-
-swinq::q::QType type_arg(Napi::Env env, Napi::Value v, const char* who, swinq::q::QType dflt) {
-  if (v.IsUndefined()) return dflt;
-  SWINQ_CHECK_ARG(env, v.IsString(), std::string(who) + " must be a string");
-  const std::string s = v.As<Napi::String>();
-  if (s == "s8") return swinq::q::QType::s8;
-  if (s == "u8") return swinq::q::QType::u8;
-  if (s == "s16") return swinq::q::QType::s16;
-  if (s == "s32") return swinq::q::QType::s32;
-  throw Napi::TypeError::New(env, std::string(who) + ": unknown type '" + s + "'");
+swinq::q::QType type_or(Napi::Env env, Napi::Value v, const std::string& what, swinq::q::QType dflt) {
+  return v.IsUndefined() ? dflt : qtype_arg(env, v, what);
 }
 
 template <typename F>
@@ -89,13 +64,13 @@ Napi::Value MeasurePeaks(const Napi::CallbackInfo& info) {
 
 Napi::Value PeakInt8(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), "peakInt8", [&]() -> Napi::Value {
-    return peak(info.Env(), bench::peak_int8(isa_arg(info.Env(), info[0], "peakInt8")));
+    return peak(info.Env(), bench::peak_int8(isa_arg(info.Env(), info[0], "peakInt8: isa")));
   });
 }
 
 Napi::Value PeakF32(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), "peakF32", [&]() -> Napi::Value {
-    return peak(info.Env(), bench::peak_f32(isa_arg(info.Env(), info[0], "peakF32")));
+    return peak(info.Env(), bench::peak_f32(isa_arg(info.Env(), info[0], "peakF32: isa")));
   });
 }
 
@@ -104,17 +79,17 @@ Napi::Value ClockGHz(const Napi::CallbackInfo& info) { return Napi::Number::New(
 Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, "qBenchGemm", [&]() -> Napi::Value {
-    const int64_t M = integer(env, info[0], "qBenchGemm: M", 1, 1 << 20), K = integer(env, info[1], "qBenchGemm: K", 1, 65536),
-                  N = integer(env, info[2], "qBenchGemm: N", 1, 1 << 16);
+    const int64_t M = int_arg(env, info[0], "qBenchGemm: M", 1, 1 << 20), K = int_arg(env, info[1], "qBenchGemm: K", 1, 65536),
+                  N = int_arg(env, info[2], "qBenchGemm: N", 1, 1 << 16);
     Napi::Object o = info[3].IsObject() ? info[3].As<Napi::Object>() : Napi::Object::New(env);
     bench::GemmOptions go;
-    if (!o.Get("threads").IsUndefined()) go.threads = (int)integer(env, o.Get("threads"), "qBenchGemm: threads", 1, 256);
-    if (!o.Get("reps").IsUndefined()) go.reps = (int)integer(env, o.Get("reps"), "qBenchGemm: reps", 1, 10000);
-    go.out = type_arg(env, o.Get("out"), "qBenchGemm: out", swinq::q::QType::s32);
+    if (!o.Get("threads").IsUndefined()) go.threads = (int)int_arg(env, o.Get("threads"), "qBenchGemm: threads", 1, 256);
+    if (!o.Get("reps").IsUndefined()) go.reps = (int)int_arg(env, o.Get("reps"), "qBenchGemm: reps", 1, 10000);
+    go.out = type_or(env, o.Get("out"), "qBenchGemm: out", swinq::q::QType::s32);
     SWINQ_CHECK_ARG(env, go.out == swinq::q::QType::s32 || go.out == swinq::q::QType::u8, "qBenchGemm: out must be 's32' or 'u8'");
-    if (!o.Get("path").IsUndefined()) go.path = (int32_t)integer(env, o.Get("path"), "qBenchGemm: path", 0, 2);
+    if (!o.Get("path").IsUndefined()) go.path = (int32_t)int_arg(env, o.Get("path"), "qBenchGemm: path", 0, 2);
     go.spawn = o.Get("spawn").ToBoolean();
-    go.isa = isa_arg(env, o.Get("isa"), "qBenchGemm");
+    go.isa = isa_arg(env, o.Get("isa"), "qBenchGemm: isa");
     const bench::GemmResult r = bench::gemm_u8s8(M, K, N, go);
     Napi::Object res = timing(env, r.t);
     res.Set("gops", r.gops);
@@ -127,9 +102,9 @@ Napi::Value BenchGemmF32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, "benchGemmF32", [&]() -> Napi::Value {
     SWINQ_CHECK_ARG(env, info.Length() == 5, "benchGemmF32(M, K, N, iters, threads): 5 integers (threads 0 = all cores)");
-    const int64_t M = integer(env, info[0], "benchGemmF32: M", 1, 1 << 16), K = integer(env, info[1], "benchGemmF32: K", 1, 1 << 16),
-                  N = integer(env, info[2], "benchGemmF32: N", 1, 1 << 16), iters = integer(env, info[3], "benchGemmF32: iters", 1, 1 << 16);
-    const int threads = (int)integer(env, info[4], "benchGemmF32: threads", 0, 64);
+    const int64_t M = int_arg(env, info[0], "benchGemmF32: M", 1, 1 << 16), K = int_arg(env, info[1], "benchGemmF32: K", 1, 1 << 16),
+                  N = int_arg(env, info[2], "benchGemmF32: N", 1, 1 << 16), iters = int_arg(env, info[3], "benchGemmF32: iters", 1, 1 << 16);
+    const int threads = (int)int_arg(env, info[4], "benchGemmF32: threads", 0, 64);
     return Napi::Number::New(env, bench::gemm_f32_seconds(M, K, N, iters, threads));
   });
 }
@@ -137,28 +112,28 @@ Napi::Value BenchGemmF32(const Napi::CallbackInfo& info) {
 Napi::Value BenchSoftmax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, "qBenchSoftmax", [&]() -> Napi::Value {
-    return timing(env, bench::softmax_u8(integer(env, info[0], "qBenchSoftmax: rows", 1, 1 << 24),
-                                         integer(env, info[1], "qBenchSoftmax: D", 1, 1 << 16),
-                                         (int)integer(env, info[2], "qBenchSoftmax: reps", 1, 10000), isa_arg(env, info[3], "qBenchSoftmax")));
+    return timing(env, bench::softmax_u8(int_arg(env, info[0], "qBenchSoftmax: rows", 1, 1 << 24),
+                                         int_arg(env, info[1], "qBenchSoftmax: D", 1, 1 << 16),
+                                         (int)int_arg(env, info[2], "qBenchSoftmax: reps", 1, 10000), isa_arg(env, info[3], "qBenchSoftmax: isa")));
   });
 }
 
 Napi::Value BenchLayerNorm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, "qBenchLayerNorm", [&]() -> Napi::Value {
-    return timing(env, bench::layernorm_s16(integer(env, info[0], "qBenchLayerNorm: rows", 1, 1 << 24),
-                                            integer(env, info[1], "qBenchLayerNorm: D", 1, 32768),
-                                            (int)integer(env, info[2], "qBenchLayerNorm: reps", 1, 10000),
-                                            isa_arg(env, info[3], "qBenchLayerNorm")));
+    return timing(env, bench::layernorm_s16(int_arg(env, info[0], "qBenchLayerNorm: rows", 1, 1 << 24),
+                                            int_arg(env, info[1], "qBenchLayerNorm: D", 1, 32768),
+                                            (int)int_arg(env, info[2], "qBenchLayerNorm: reps", 1, 10000),
+                                            isa_arg(env, info[3], "qBenchLayerNorm: isa")));
   });
 }
 
 Napi::Value BenchAdd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, "qBenchAdd", [&]() -> Napi::Value {
-    return timing(env, bench::add_q(integer(env, info[0], "qBenchAdd: n", 1, 1 << 28),
-                                    (int)integer(env, info[1], "qBenchAdd: reps", 1, 10000), isa_arg(env, info[2], "qBenchAdd"),
-                                    type_arg(env, info[3], "qBenchAdd: type", swinq::q::QType::s16)));
+    return timing(env, bench::add_q(int_arg(env, info[0], "qBenchAdd: n", 1, 1 << 28),
+                                    (int)int_arg(env, info[1], "qBenchAdd: reps", 1, 10000), isa_arg(env, info[2], "qBenchAdd: isa"),
+                                    type_or(env, info[3], "qBenchAdd: type", swinq::q::QType::s16)));
   });
 }
 
@@ -167,19 +142,19 @@ Napi::Value BenchAdd(const Napi::CallbackInfo& info) {
 Napi::Value BenchSparseGemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, "qBenchSparseGemm", [&]() -> Napi::Value {
-    const int64_t M = integer(env, info[0], "qBenchSparseGemm: M", 1, 1 << 20),
-                  K = integer(env, info[1], "qBenchSparseGemm: K", 1, 65536),
-                  N = integer(env, info[2], "qBenchSparseGemm: N", 1, 1 << 16);
+    const int64_t M = int_arg(env, info[0], "qBenchSparseGemm: M", 1, 1 << 20),
+                  K = int_arg(env, info[1], "qBenchSparseGemm: K", 1, 65536),
+                  N = int_arg(env, info[2], "qBenchSparseGemm: N", 1, 1 << 16);
     SWINQ_CHECK_ARG(env, info[3].IsNumber(), "qBenchSparseGemm: density must be a number");
     const double density = info[3].As<Napi::Number>().DoubleValue();
     SWINQ_CHECK_ARG(env, density >= 0 && density <= 1, "qBenchSparseGemm: density must be in [0, 1]");
     Napi::Object o = info[4].IsObject() ? info[4].As<Napi::Object>() : Napi::Object::New(env);
     bench::SparseGemmOptions so;
-    if (!o.Get("reps").IsUndefined()) so.reps = (int)integer(env, o.Get("reps"), "qBenchSparseGemm: reps", 1, 10000);
-    if (!o.Get("aMax").IsUndefined()) so.a_max = (int32_t)integer(env, o.Get("aMax"), "qBenchSparseGemm: aMax", 1, 255);
-    if (!o.Get("seed").IsUndefined()) so.seed = (uint32_t)integer(env, o.Get("seed"), "qBenchSparseGemm: seed", 0, 0xffffffffLL);
+    if (!o.Get("reps").IsUndefined()) so.reps = (int)int_arg(env, o.Get("reps"), "qBenchSparseGemm: reps", 1, 10000);
+    if (!o.Get("aMax").IsUndefined()) so.a_max = (int32_t)int_arg(env, o.Get("aMax"), "qBenchSparseGemm: aMax", 1, 255);
+    if (!o.Get("seed").IsUndefined()) so.seed = (uint32_t)int_arg(env, o.Get("seed"), "qBenchSparseGemm: seed", 0, 0xffffffffLL);
     so.channels = o.Get("channels").ToBoolean();
-    so.isa = isa_arg(env, o.Get("isa"), "qBenchSparseGemm");
+    so.isa = isa_arg(env, o.Get("isa"), "qBenchSparseGemm: isa");
     const bench::SparseGemmResult r = bench::gemm_u8s8_sparse(M, K, N, density, so);
     Napi::Object res = Napi::Object::New(env);
     res.Set("dense", timing(env, r.dense));

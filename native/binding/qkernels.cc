@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "registry.h"
 #include "swinq/qkernels.h"
 
@@ -15,36 +16,6 @@ namespace {
 
 using namespace swinq::q;
 using swinq::Isa;
-
-QType parse_type(Napi::Env env, Napi::Value v, const std::string& what) {
-  SWINQ_CHECK_ARG(env, v.IsString(), what + " must be 's8', 'u8', 's16' or 's32'");
-  std::string s = v.As<Napi::String>();
-  if (s == "s8") return QType::s8;
-  if (s == "u8") return QType::u8;
-  if (s == "s16") return QType::s16;
-  if (s == "s32") return QType::s32;
-  throw Napi::TypeError::New(env, what + ": unknown type '" + s + "' (expected s8, u8, s16 or s32)");
-}
-
-Isa parse_isa_arg(Napi::Env env, Napi::Value v) {
-  if (v.IsUndefined() || v.IsNull()) return swinq::active_isa();
-  SWINQ_CHECK_ARG(env, v.IsString(), "isa must be 'scalar' or 'avx2'");
-  Isa isa;
-  std::string s = v.As<Napi::String>();
-  SWINQ_CHECK_ARG(env, swinq::parse_isa(s, &isa), "unknown isa '" + s + "'");
-  return isa;
-}
-
-double num(Napi::Env env, Napi::Value v, const std::string& what) {
-  SWINQ_CHECK_ARG(env, v.IsNumber(), what + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-int64_t integer(Napi::Env env, Napi::Value v, const std::string& what, int64_t lo, int64_t hi) {
-  double d = num(env, v, what);
-  SWINQ_CHECK_ARG(env, d == std::floor(d) && d >= (double)lo && d <= (double)hi,
-                  what + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  return (int64_t)d;
-}
 
 napi_typedarray_type napi_type(QType t) {
   switch (t) {
@@ -102,9 +73,9 @@ RqHolder parse_rq(Napi::Env env, Napi::Value v, const std::string& what) {
   h.rq.shift = (const int32_t*)typed(env, s, QType::s32, ch, what + ".shift");
   h.rq.channels = (int32_t)ch;
   if (!o.Get("zeroPoint").IsUndefined())
-    h.rq.zero_point = (int32_t)integer(env, o.Get("zeroPoint"), what + ".zeroPoint", INT32_MIN, INT32_MAX);
-  if (!o.Get("qmin").IsUndefined()) h.rq.qmin = (int32_t)integer(env, o.Get("qmin"), what + ".qmin", INT32_MIN, INT32_MAX);
-  if (!o.Get("qmax").IsUndefined()) h.rq.qmax = (int32_t)integer(env, o.Get("qmax"), what + ".qmax", INT32_MIN, INT32_MAX);
+    h.rq.zero_point = (int32_t)int_arg(env, o.Get("zeroPoint"), what + ".zeroPoint", INT32_MIN, INT32_MAX);
+  if (!o.Get("qmin").IsUndefined()) h.rq.qmin = (int32_t)int_arg(env, o.Get("qmin"), what + ".qmin", INT32_MIN, INT32_MAX);
+  if (!o.Get("qmax").IsUndefined()) h.rq.qmax = (int32_t)int_arg(env, o.Get("qmax"), what + ".qmax", INT32_MIN, INT32_MAX);
   return h;
 }
 
@@ -113,7 +84,7 @@ Napi::Value QuantizeMultiplier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, "qQuantizeMultiplier", [&]() -> Napi::Value {
     int32_t m, s;
-    quantize_multiplier(num(env, info[0], "ratio"), &m, &s);
+    quantize_multiplier(number_arg(env, info[0], "ratio"), &m, &s);
     Napi::Object o = Napi::Object::New(env);
     o.Set("mult", m);
     o.Set("shift", s);
@@ -125,12 +96,12 @@ Napi::Value QuantizeMultiplier(const Napi::CallbackInfo& info) {
 Napi::Value Requantize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, "qRequantize", [&]() -> Napi::Value {
-    int64_t rows = integer(env, info[1], "rows", 0, 1 << 30), cols = integer(env, info[2], "cols", 0, 1 << 30);
+    int64_t rows = int_arg(env, info[1], "rows", 0, 1 << 30), cols = int_arg(env, info[2], "cols", 0, 1 << 30);
     const int32_t* x = (const int32_t*)typed(env, info[0], QType::s32, rows * cols, "x");
     RqHolder h = parse_rq(env, info[3], "rq");
-    QType out = parse_type(env, info[4], "out");
+    QType out = qtype_arg(env, info[4], "out");
     Napi::TypedArray y = make(env, out, rows * cols);
-    requantize(x, rows, cols, h.rq, out, data(y), parse_isa_arg(env, info[5]));
+    requantize(x, rows, cols, h.rq, out, data(y), isa_arg(env, info[5], "isa"));
     return y;
   });
 }
@@ -144,7 +115,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
     Napi::Object o = info[0].As<Napi::Object>();
     auto get_int = [&](const char* k, int64_t dflt, int64_t lo, int64_t hi) {
       Napi::Value v = o.Get(k);
-      return v.IsUndefined() ? dflt : integer(env, v, std::string("qGemm: ") + k, lo, hi);
+      return v.IsUndefined() ? dflt : int_arg(env, v, std::string("qGemm: ") + k, lo, hi);
     };
     const int64_t M = get_int("M", -1, 0, 1 << 24), K = get_int("K", -1, 1, 65536), N = get_int("N", -1, 1, 1 << 20);
     SWINQ_CHECK_ARG(env, M >= 0 && K >= 1 && N >= 1, "qGemm: M, K and N are required");
@@ -160,7 +131,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
     if (!o.Get("bias").IsUndefined()) ep.bias = (const int32_t*)typed(env, o.Get("bias"), QType::s32, N, "qGemm: bias");
     ep.a_zero_point = (int32_t)get_int("aZeroPoint", 0, 0, 255);
     ep.relu = o.Get("relu").ToBoolean();
-    ep.out = o.Get("out").IsUndefined() ? QType::s32 : parse_type(env, o.Get("out"), "qGemm: out");
+    ep.out = o.Get("out").IsUndefined() ? QType::s32 : qtype_arg(env, o.Get("out"), "qGemm: out");
     RqHolder h;
     if (ep.out != QType::s32) {
       h = parse_rq(env, o.Get("rq"), "qGemm: rq");
@@ -169,7 +140,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
     if (!o.Get("table").IsUndefined()) ep.table = (const uint8_t*)typed(env, o.Get("table"), QType::u8, 256, "qGemm: table");
     const int threads = (int)get_int("threads", 1, 1, 256);
     Napi::TypedArray y = make(env, ep.out, M * N);
-    gemm_u8s8(M, A, K, B, ep, data(y), N, threads, parse_isa_arg(env, info[1]));
+    gemm_u8s8(M, A, K, B, ep, data(y), N, threads, isa_arg(env, info[1], "isa"));
     Napi::Object r = Napi::Object::New(env);
     r.Set("y", y);
     r.Set("maddubsSafe", B.maddubs_safe);
@@ -182,17 +153,17 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, "qSoftmax", [&]() -> Napi::Value {
-    int64_t rows = integer(env, info[1], "rows", 0, 1 << 30), D = integer(env, info[2], "D", 1, 1 << 24);
+    int64_t rows = int_arg(env, info[1], "rows", 0, 1 << 30), D = int_arg(env, info[2], "D", 1, 1 << 24);
     const int32_t* x = (const int32_t*)typed(env, info[0], QType::s32, rows * D, "x");
-    SoftmaxParams p = softmax_params(num(env, info[3], "scale"));
+    SoftmaxParams p = softmax_params(number_arg(env, info[3], "scale"));
     const int32_t* table = nullptr;
     int64_t trows = 0;
     if (!info[4].IsUndefined() && !info[4].IsNull()) {
-      trows = integer(env, info[5], "tableRows", 1, 1 << 24);
+      trows = int_arg(env, info[5], "tableRows", 1, 1 << 24);
       table = (const int32_t*)typed(env, info[4], QType::s32, trows * D, "table");
     }
     Napi::Uint8Array y = Napi::Uint8Array::New(env, rows * D);
-    softmax_u8(x, rows, D, table, trows, p, y.Data(), parse_isa_arg(env, info[6]));
+    softmax_u8(x, rows, D, table, trows, p, y.Data(), isa_arg(env, info[6], "isa"));
     return y;
   });
 }
@@ -201,7 +172,7 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
 Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, "qLayerNorm", [&]() -> Napi::Value {
-    int64_t rows = integer(env, info[1], "rows", 0, 1 << 30), D = integer(env, info[2], "D", 1, 32768);
+    int64_t rows = int_arg(env, info[1], "rows", 0, 1 << 30), D = int_arg(env, info[2], "D", 1, 32768);
     const napi_typedarray_type xt = info[0].IsTypedArray() ? info[0].As<Napi::TypedArray>().TypedArrayType() : napi_float64_array;
     SWINQ_CHECK_ARG(env, xt == napi_int8_array || xt == napi_int16_array, "x must be an Int8Array or Int16Array");
     QType in = xt == napi_int8_array ? QType::s8 : QType::s16;
@@ -213,12 +184,12 @@ Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
                       std::string(what) + " must be a Float32Array of D elements");
       return v.As<Napi::Float32Array>().Data();
     };
-    QType out = parse_type(env, info[7], "out");
+    QType out = qtype_arg(env, info[7], "out");
     LayerNormParams p = layernorm_params((int32_t)D, floats(info[3], "gamma"), floats(info[4], "beta"),
-                                         num(env, info[5], "outScale"),
-                                         (int32_t)integer(env, info[6], "outZeroPoint", -32768, 32767), out);
+                                         number_arg(env, info[5], "outScale"),
+                                         (int32_t)int_arg(env, info[6], "outZeroPoint", -32768, 32767), out);
     Napi::TypedArray y = make(env, out, rows * D);
-    layernorm(in, x, rows, p, data(y), parse_isa_arg(env, info[8]));
+    layernorm(in, x, rows, p, data(y), isa_arg(env, info[8], "isa"));
     return y;
   });
 }
@@ -230,9 +201,9 @@ Napi::Value Gelu(const Napi::CallbackInfo& info) {
     SWINQ_CHECK_ARG(env, info[0].IsTypedArray(), "x must be an Int8Array");
     int64_t n = info[0].As<Napi::TypedArray>().ElementLength();
     const int8_t* x = (const int8_t*)typed(env, info[0], QType::s8, n, "x");
-    GeluParams p = gelu_params(num(env, info[1], "scale"));
+    GeluParams p = gelu_params(number_arg(env, info[1], "scale"));
     Napi::Int32Array y = Napi::Int32Array::New(env, n);
-    gelu_ibert_s8(x, n, p, y.Data(), parse_isa_arg(env, info[2]));
+    gelu_ibert_s8(x, n, p, y.Data(), isa_arg(env, info[2], "isa"));
     Napi::Object r = Napi::Object::New(env);
     r.Set("y", y);
     r.Set("outScale", p.out_scale);
@@ -245,9 +216,9 @@ Napi::Value GeluTable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, "qGeluTable", [&]() -> Napi::Value {
     Napi::Uint8Array t = Napi::Uint8Array::New(env, 256);
-    gelu_table(num(env, info[0], "inScale"), (int32_t)integer(env, info[1], "inZeroPoint", -128, 255),
-               parse_type(env, info[2], "inType"), num(env, info[3], "outScale"),
-               (int32_t)integer(env, info[4], "outZeroPoint", -128, 255), parse_type(env, info[5], "outType"), t.Data());
+    gelu_table(number_arg(env, info[0], "inScale"), (int32_t)int_arg(env, info[1], "inZeroPoint", -128, 255),
+               qtype_arg(env, info[2], "inType"), number_arg(env, info[3], "outScale"),
+               (int32_t)int_arg(env, info[4], "outZeroPoint", -128, 255), qtype_arg(env, info[5], "outType"), t.Data());
     return t;
   });
 }
@@ -263,7 +234,7 @@ Napi::Value Lookup(const Napi::CallbackInfo& info) {
     const uint8_t* x = (const uint8_t*)typed(env, info[0], t, n, "x");
     const uint8_t* table = (const uint8_t*)typed(env, info[1], QType::u8, 256, "table");
     Napi::TypedArray y = make(env, t, n);
-    lookup_u8(x, n, table, (uint8_t*)data(y), parse_isa_arg(env, info[2]));
+    lookup_u8(x, n, table, (uint8_t*)data(y), isa_arg(env, info[2], "isa"));
     return y;
   });
 }
@@ -286,12 +257,12 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
     SWINQ_CHECK_ARG(env, (int64_t)info[1].As<Napi::TypedArray>().ElementLength() == n, "a and b must have the same length");
     SWINQ_CHECK_ARG(env, info[2].IsObject(), "params must be {sa, za, sb, zb, sy, zy}");
     Napi::Object o = info[2].As<Napi::Object>();
-    QType ty = parse_type(env, info[3], "out");
-    AddParams p = add_params(num(env, o.Get("sa"), "sa"), (int32_t)integer(env, o.Get("za"), "za", -32768, 32767),
-                             num(env, o.Get("sb"), "sb"), (int32_t)integer(env, o.Get("zb"), "zb", -32768, 32767),
-                             num(env, o.Get("sy"), "sy"), (int32_t)integer(env, o.Get("zy"), "zy", -32768, 32767), ty);
+    QType ty = qtype_arg(env, info[3], "out");
+    AddParams p = add_params(number_arg(env, o.Get("sa"), "sa"), (int32_t)int_arg(env, o.Get("za"), "za", -32768, 32767),
+                             number_arg(env, o.Get("sb"), "sb"), (int32_t)int_arg(env, o.Get("zb"), "zb", -32768, 32767),
+                             number_arg(env, o.Get("sy"), "sy"), (int32_t)int_arg(env, o.Get("zy"), "zy", -32768, 32767), ty);
     Napi::TypedArray y = make(env, ty, n);
-    add_q(ta, typed(env, info[0], ta, n, "a"), tb, typed(env, info[1], tb, n, "b"), n, p, ty, data(y), parse_isa_arg(env, info[4]));
+    add_q(ta, typed(env, info[0], ta, n, "a"), tb, typed(env, info[1], tb, n, "b"), n, p, ty, data(y), isa_arg(env, info[4], "isa"));
     return y;
   });
 }
@@ -309,10 +280,10 @@ Napi::Value Argmax(const Napi::CallbackInfo& info) {
       case napi_int32_array: t = QType::s32; break;
       default: throw Napi::TypeError::New(env, "x must be an Int8/Uint8/Int16/Int32Array");
     }
-    int64_t rows = integer(env, info[1], "rows", 0, 1 << 30), D = integer(env, info[2], "D", 1, 1 << 30);
+    int64_t rows = int_arg(env, info[1], "rows", 0, 1 << 30), D = int_arg(env, info[2], "D", 1, 1 << 30);
     const void* x = typed(env, info[0], t, rows * D, "x");
     std::vector<int64_t> idx(rows);
-    argmax(t, x, rows, D, idx.data(), parse_isa_arg(env, info[3]));
+    argmax(t, x, rows, D, idx.data(), isa_arg(env, info[3], "isa"));
     Napi::Int32Array y = Napi::Int32Array::New(env, rows);
     for (int64_t r = 0; r < rows; ++r) y.Data()[r] = (int32_t)idx[r];
     return y;
