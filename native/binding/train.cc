@@ -30,17 +30,48 @@ int64_t int_field(const Napi::Object& o, const char* k, int64_t def, bool requir
   return (int64_t)d;
 }
 
-Op parse_op(Napi::Env env, Napi::Value v) {
-  SWINQ_CHECK_ARG(env, v.IsObject(), "train: op must be an object { op: name, ... }");
-  Napi::Object o = v.As<Napi::Object>();
-  Napi::Value name = o.Get("op");
-  SWINQ_CHECK_ARG(env, name.IsString(), "train: op.op must be a string");
-  Op op;
-  try {
-    op.kind = kind_from_name(name.As<Napi::String>());
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
+// op.<k>, when given: three numbers into dst[1..3] (dst[0] is left alone).
+void parse_dims3(Napi::Env env, const Napi::Object& o, const char* k, int64_t* dst) {
+  Napi::Value d = o.Get(k);
+  if (d.IsUndefined()) return;
+  SWINQ_CHECK_ARG(env, d.IsArray() && d.As<Napi::Array>().Length() == 3, std::string("train: op.") + k + " must be 3 numbers");
+  for (uint32_t i = 0; i < 3; ++i) {
+    Napi::Value e = d.As<Napi::Array>().Get(i);
+    SWINQ_CHECK_ARG(env, e.IsNumber(), std::string("train: op.") + k + " must be 3 numbers");
+    dst[i + 1] = e.As<Napi::Number>().Int64Value();
   }
+}
+
+// op.<k>, when given: an array of numbers appended to dst.
+void parse_doubles(Napi::Env env, const Napi::Object& o, const char* k, std::vector<double>& dst) {
+  Napi::Value d = o.Get(k);
+  if (d.IsUndefined()) return;
+  SWINQ_CHECK_ARG(env, d.IsArray(), std::string("train: op.") + k + " must be an array of numbers");
+  Napi::Array arr = d.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value e = arr.Get(i);
+    SWINQ_CHECK_ARG(env, e.IsNumber(), std::string("train: op.") + k + " must be an array of numbers");
+    dst.push_back(e.As<Napi::Number>().DoubleValue());
+  }
+}
+
+// binary's op.<k>: 1..8 integers, one per output dim; the first list read sets op.rank.
+void parse_binary_list(Napi::Env env, const Napi::Object& o, const char* k, Op& op, int64_t* dst) {
+  Napi::Value d = o.Get(k);
+  SWINQ_CHECK_ARG(env, d.IsArray() && d.As<Napi::Array>().Length() >= 1 && d.As<Napi::Array>().Length() <= 8,
+                  std::string("train: op.") + k + " must be an array of 1..8 integers");
+  Napi::Array arr = d.As<Napi::Array>();
+  if (op.rank == 0) op.rank = (int)arr.Length();
+  SWINQ_CHECK_ARG(env, (int)arr.Length() == op.rank, std::string("train: op.") + k + " must have one entry per output dim");
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value e = arr.Get(i);
+    SWINQ_CHECK_ARG(env, e.IsNumber(), std::string("train: op.") + k + " must be integers");
+    dst[i] = e.As<Napi::Number>().Int64Value();
+  }
+}
+
+// Sizes and scalars: M, K, N, D (L and C for mean_pool), alpha, eps, transB, dims, bdims.
+void parse_shape_fields(Napi::Env env, const Napi::Object& o, Op& op) {
   op.M = int_field(o, "M", 0);
   op.K = int_field(o, "K", 0);
   op.N = int_field(o, "N", 0);
@@ -53,18 +84,13 @@ Op parse_op(Napi::Env env, Napi::Value v) {
   op.eps = (float)num(o, "eps", 1e-5);
   Napi::Value tb = o.Get("transB");
   op.trans_b = tb.IsBoolean() && tb.As<Napi::Boolean>().Value();
-  auto dims = [&](const char* k, int64_t* dst) {
-    Napi::Value d = o.Get(k);
-    if (d.IsUndefined()) return;
-    SWINQ_CHECK_ARG(env, d.IsArray() && d.As<Napi::Array>().Length() == 3, std::string("train: op.") + k + " must be 3 numbers");
-    for (uint32_t i = 0; i < 3; ++i) {
-      Napi::Value e = d.As<Napi::Array>().Get(i);
-      SWINQ_CHECK_ARG(env, e.IsNumber(), std::string("train: op.") + k + " must be 3 numbers");
-      dst[i + 1] = e.As<Napi::Number>().Int64Value();
-    }
-  };
-  dims("dims", op.adims);
-  dims("bdims", op.bdims);
+  parse_dims3(env, o, "dims", op.adims);
+  parse_dims3(env, o, "bdims", op.bdims);
+}
+
+// gather (xItem, block, idx) and act (fn, bits, a fixed table such as Approx-BP's ReGELU2 instead of
+// the solved one).
+void parse_gather_act_fields(Napi::Env env, const Napi::Object& o, Op& op) {
   op.x_item = int_field(o, "xItem", 0);
   op.block = int_field(o, "block", 1);
   Napi::Value idx = o.Get("idx");
@@ -80,20 +106,13 @@ Op parse_op(Napi::Env env, Napi::Value v) {
     op.fn = fn.As<Napi::String>();
   }
   op.bits = (int)int_field(o, "bits", 0);
-  // act: a fixed table (e.g. Approx-BP's ReGELU2) instead of the solved one
-  auto doubles = [&](const char* k, std::vector<double>& dst) {
-    Napi::Value d = o.Get(k);
-    if (d.IsUndefined()) return;
-    SWINQ_CHECK_ARG(env, d.IsArray(), std::string("train: op.") + k + " must be an array of numbers");
-    Napi::Array arr = d.As<Napi::Array>();
-    for (uint32_t i = 0; i < arr.Length(); ++i) {
-      Napi::Value e = arr.Get(i);
-      SWINQ_CHECK_ARG(env, e.IsNumber(), std::string("train: op.") + k + " must be an array of numbers");
-      dst.push_back(e.As<Napi::Number>().DoubleValue());
-    }
-  };
-  doubles("tableBorders", op.table_borders);
-  doubles("tableLevels", op.table_levels);
+  parse_doubles(env, o, "tableBorders", op.table_borders);
+  parse_doubles(env, o, "tableLevels", op.table_levels);
+}
+
+// The fields only one kind reads: fakequant's scale, zp, qmin, qmax; binary's bop and dims/strides;
+// scale_shift's shift.
+void parse_kind_fields(Napi::Env env, const Napi::Object& o, Op& op) {
   if (op.kind == Kind::fakequant) {
     op.q_scale = (float)num(o, "scale", 0.0);
     op.q_zp = (int32_t)int_field(o, "zp", 0);
@@ -102,24 +121,29 @@ Op parse_op(Napi::Env env, Napi::Value v) {
   }
   if (op.kind == Kind::binary) {
     op.bop = (int)int_field(o, "bop", 0);
-    auto list = [&](const char* k, int64_t* dst) {
-      Napi::Value d = o.Get(k);
-      SWINQ_CHECK_ARG(env, d.IsArray() && d.As<Napi::Array>().Length() >= 1 && d.As<Napi::Array>().Length() <= 8,
-                      std::string("train: op.") + k + " must be an array of 1..8 integers");
-      Napi::Array arr = d.As<Napi::Array>();
-      if (op.rank == 0) op.rank = (int)arr.Length();
-      SWINQ_CHECK_ARG(env, (int)arr.Length() == op.rank, std::string("train: op.") + k + " must have one entry per output dim");
-      for (uint32_t i = 0; i < arr.Length(); ++i) {
-        Napi::Value e = arr.Get(i);
-        SWINQ_CHECK_ARG(env, e.IsNumber(), std::string("train: op.") + k + " must be integers");
-        dst[i] = e.As<Napi::Number>().Int64Value();
-      }
-    };
-    list("odims", op.odims);
-    list("sa", op.sa);
-    list("sb", op.sb);
+    parse_binary_list(env, o, "odims", op, op.odims);
+    parse_binary_list(env, o, "sa", op, op.sa);
+    parse_binary_list(env, o, "sb", op, op.sb);
   }
   if (op.kind == Kind::scale_shift) op.shift = (float)num(o, "shift", 0.0);
+}
+
+// { op: name, ...fields } → a prepared train::Op; the fields are read in a fixed order, so the first
+// bad one is the one reported.
+Op parse_op(Napi::Env env, Napi::Value v) {
+  SWINQ_CHECK_ARG(env, v.IsObject(), "train: op must be an object { op: name, ... }");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value name = o.Get("op");
+  SWINQ_CHECK_ARG(env, name.IsString(), "train: op.op must be a string");
+  Op op;
+  try {
+    op.kind = kind_from_name(name.As<Napi::String>());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  parse_shape_fields(env, o, op);
+  parse_gather_act_fields(env, o, op);
+  parse_kind_fields(env, o, op);
   try {
     prepare(op);
   } catch (const std::exception& e) {
@@ -217,19 +241,8 @@ Napi::Value ForwardImpl(const Napi::CallbackInfo& info, bool async) {
   }
 }
 
-// trainBackward(op, inputs[] (null allowed where the rule reads only sizes), inputSizes[], y|null, dy, codes|null, need[], into?, aux?) → grads[]
-// aux: layernorm from its output (inputs[0] null, y given): 1/σ per row.
-// into (act and softmax only): the array to write dx into; it may be dy itself (elementwise / row-wise
-// rules), which frees the trainer from holding dy and dx at once.
-Napi::Value BackwardImpl(const Napi::CallbackInfo& info, bool async) {
-  Napi::Env env = info.Env();
-  Op op = parse_op(env, info[0]);
-  SWINQ_CHECK_ARG(env, info.Length() >= 7 && info[1].IsArray() && info[2].IsArray() && info[6].IsArray(),
-                  "train: backward(op, inputs, sizes, y, dy, codes, need)");
-  Napi::Array arr = info[1].As<Napi::Array>(), sizes = info[2].As<Napi::Array>(), need = info[6].As<Napi::Array>();
-  SWINQ_CHECK_ARG(env, sizes.Length() == arr.Length() && need.Length() == arr.Length(),
-                  "train: inputs, sizes and need must have the same length");
-  Saved s;
+// backward's inputs[i] (null where the rule reads only sizes) and sizes[i] into s.in / s.in_n.
+void read_saved_inputs(Napi::Env env, Napi::Array arr, Napi::Array sizes, Saved& s) {
   for (uint32_t i = 0; i < arr.Length(); ++i) {
     Napi::Value v = arr.Get(i);
     Napi::Value sz = sizes.Get(i);
@@ -244,41 +257,42 @@ Napi::Value BackwardImpl(const Napi::CallbackInfo& info, bool async) {
     }
     s.in_n.push_back(n);
   }
-  size_t ny;
-  try {
-    ny = output_size(op, s.in_n);
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
-  if (!info[3].IsNull() && !info[3].IsUndefined()) {
-    Napi::Float32Array y = f32_arg(env, info[3], "y");
-    SWINQ_CHECK_ARG(env, y.ElementLength() == ny, "train: y has the wrong length");
-    s.out = y.Data();
-  }
-  Napi::Float32Array dy = f32_arg(env, info[4], "dy");
-  SWINQ_CHECK_ARG(env, dy.ElementLength() == ny, "train: dy has " + std::to_string(dy.ElementLength()) + " elements, expected " + std::to_string(ny));
-  if (!info[5].IsNull() && !info[5].IsUndefined()) {
+}
+
+// Argument i was passed and is neither null nor undefined.
+bool given(const Napi::CallbackInfo& info, size_t i) { return info.Length() > i && !info[i].IsNull() && !info[i].IsUndefined(); }
+
+// backward's codes (info[5]) and aux (info[8]), when given, into s.
+void read_saved_codes_aux(const Napi::CallbackInfo& info, Saved& s) {
+  Napi::Env env = info.Env();
+  if (given(info, 5)) {
     SWINQ_CHECK_ARG(env, info[5].IsTypedArray() && info[5].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array,
                     "train: codes must be a Uint8Array");
     Napi::Uint8Array c = info[5].As<Napi::Uint8Array>();
     s.codes = c.Data();
     s.codes_n = c.ElementLength();
   }
-  if (info.Length() > 8 && !info[8].IsNull() && !info[8].IsUndefined()) {
+  if (given(info, 8)) {
     Napi::Float32Array a = f32_arg(env, info[8], "aux");
     s.aux = a.Data();
     s.aux_n = a.ElementLength();
   }
-  Napi::Array out = Napi::Array::New(env, arr.Length());
-  std::vector<float*> grads;
-  const bool has_into = info.Length() > 7 && !info[7].IsNull() && !info[7].IsUndefined();
+}
+
+// The gradient arrays backward writes: into (info[7], act and softmax only) for input 0 when given,
+// a new Float32Array where need[i], else null. Fills grads; returns the array handed back to JS.
+Napi::Array grad_buffers(const Napi::CallbackInfo& info, const Op& op, const Saved& s, Napi::Array need, std::vector<float*>& grads) {
+  Napi::Env env = info.Env();
+  const uint32_t n = (uint32_t)s.in_n.size();
+  Napi::Array out = Napi::Array::New(env, n);
+  const bool has_into = given(info, 7);
   if (has_into) {
     SWINQ_CHECK_ARG(env, op.kind == Kind::act || op.kind == Kind::softmax, "train: a gradient buffer (in-place backward) is only accepted for act and softmax ops");
     SWINQ_CHECK_ARG(env, need.Get(0u).ToBoolean(), "train: into given but need[0] is false");
     Napi::Float32Array g = f32_arg(env, info[7], "into");
     SWINQ_CHECK_ARG(env, g.ElementLength() == s.in_n[0], "train: into has " + std::to_string(g.ElementLength()) + " elements, expected " + std::to_string(s.in_n[0]));
   }
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
+  for (uint32_t i = 0; i < n; ++i) {
     if (has_into && i == 0) {
       Napi::Float32Array g = info[7].As<Napi::Float32Array>();
       grads.push_back(g.Data());
@@ -292,6 +306,39 @@ Napi::Value BackwardImpl(const Napi::CallbackInfo& info, bool async) {
       out.Set(i, env.Null());
     }
   }
+  return out;
+}
+
+// trainBackward(op, inputs[] (null allowed where the rule reads only sizes), inputSizes[], y|null, dy, codes|null, need[], into?, aux?) → grads[]
+// aux: layernorm from its output (inputs[0] null, y given): 1/σ per row.
+// into (act and softmax only): the array to write dx into; it may be dy itself (elementwise / row-wise
+// rules), which frees the trainer from holding dy and dx at once.
+Napi::Value BackwardImpl(const Napi::CallbackInfo& info, bool async) {
+  Napi::Env env = info.Env();
+  Op op = parse_op(env, info[0]);
+  SWINQ_CHECK_ARG(env, info.Length() >= 7 && info[1].IsArray() && info[2].IsArray() && info[6].IsArray(),
+                  "train: backward(op, inputs, sizes, y, dy, codes, need)");
+  Napi::Array arr = info[1].As<Napi::Array>(), sizes = info[2].As<Napi::Array>(), need = info[6].As<Napi::Array>();
+  SWINQ_CHECK_ARG(env, sizes.Length() == arr.Length() && need.Length() == arr.Length(),
+                  "train: inputs, sizes and need must have the same length");
+  Saved s;
+  read_saved_inputs(env, arr, sizes, s);
+  size_t ny;
+  try {
+    ny = output_size(op, s.in_n);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  if (given(info, 3)) {
+    Napi::Float32Array y = f32_arg(env, info[3], "y");
+    SWINQ_CHECK_ARG(env, y.ElementLength() == ny, "train: y has the wrong length");
+    s.out = y.Data();
+  }
+  Napi::Float32Array dy = f32_arg(env, info[4], "dy");
+  SWINQ_CHECK_ARG(env, dy.ElementLength() == ny, "train: dy has " + std::to_string(dy.ElementLength()) + " elements, expected " + std::to_string(ny));
+  read_saved_codes_aux(info, s);
+  std::vector<float*> grads;
+  Napi::Array out = grad_buffers(info, op, s, need, grads);
   if (async) {
     const float* dyp = dy.Data();
     auto* w = new TrainWorker(env, [op, s, dyp, grads] { backward(op, s, dyp, grads, pool(g_threads)); },

@@ -68,8 +68,29 @@ static PlanDesc linear_q_plan(F mut, int64_t M = 3, int64_t K = 5, int64_t N = 4
   return b.d;
 }
 
-int main() {
-  // ---- hostile linear_q ----
+// matmul_q a[an] u8 · b[bn] → y[yn] (int32 by default), node "attn".
+static PlanDesc matmul_q_plan(std::vector<int64_t> ints, DType bdt = DType::u8, DType ydt = DType::i32,
+                               int64_t an = 60, int64_t bn = 60, int64_t yn = 18) {
+  B b;
+  int32_t a = b.input(DType::u8, {an});
+  int32_t bb = b.input(bdt, {bn});
+  int32_t y = b.output(ydt, {yn});
+  b.op(Op(OpKind::matmul_q, {a, bb}, {y}, std::move(ints), {}, "attn"));
+  return b.d;
+}
+
+// One op x → y of the given kind, dtypes and dims, node "n1".
+static PlanDesc one_op_plan(OpKind k, DType xd, std::initializer_list<int64_t> xdims, DType yd,
+                             std::initializer_list<int64_t> ydims, std::vector<int64_t> ints, std::vector<float> floats) {
+  B b;
+  int32_t x = b.input(xd, xdims);
+  int32_t y = b.output(yd, ydims);
+  b.op(Op(k, {x}, {y}, std::move(ints), std::move(floats), "n1"));
+  return b.d;
+}
+
+// Hostile linear_q: every field refused with op, node and field named.
+static void test_linear_q_validation() {
   expect_error("linear_q ints", linear_q_plan([](B& b) { b.d.ops[0].ints.pop_back(); }),
                {"plan op #0 linear_q (node 'fc1')", "ints has 7 values, expected 8"});
   expect_error("linear_q K", linear_q_plan([](B& b) { b.d.ops[0].ints[1] = -5; }), {"linear_q", "K = -5 is negative"});
@@ -120,69 +141,60 @@ int main() {
                  b.d.outputs.clear();
                }),
                {"output tensor #5 overlaps x (tensor #0)"});
-  {
-    // a valid linear_q runs (and M = 0 runs), on both kernel sets
-    for (Isa isa : {Isa::scalar, Isa::avx2}) {
-      if (isa == Isa::avx2 && !cpu_features().avx2) continue;
-      set_isa(isa);
-      auto p = Plan::create(linear_q_plan([](B&) {}), PlanOptions{2, false});
-      std::vector<uint8_t> x(15, 2), y(12, 0);
-      p->run({{x.data(), x.size()}}, {{y.data(), y.size()}});
-      // v = 5·2·3 + 7 = 37; 37·2^30 >> 35 = 37/32 → 1 (rounded)
-      for (uint8_t v : y) CHECK(v == 1);
-      auto p0 = Plan::create(linear_q_plan([](B&) {}, 0, 5, 4), PlanOptions{2, false});
-      p0->run({{nullptr, 0}}, {{nullptr, 0}});
-    }
-    set_isa(Isa::scalar);
-  }
+}
 
-  // ---- hostile matmul_q ----
-  auto mm = [](std::vector<int64_t> ints, DType bdt = DType::u8, DType ydt = DType::i32, int64_t an = 60,
-               int64_t bn = 60, int64_t yn = 18) {
-    B b;
-    int32_t a = b.input(DType::u8, {an});
-    int32_t bb = b.input(bdt, {bn});
-    int32_t y = b.output(ydt, {yn});
-    b.op(Op(OpKind::matmul_q, {a, bb}, {y}, std::move(ints), {}, "attn"));
-    return b.d;
-  };
-  expect_error("matmul_q ints", mm({2, 3, 10, 3, 0, 30, 30, 0, 0}), {"plan op #0 matmul_q (node 'attn')", "ints has 9 values"});
-  expect_error("matmul_q trans_b", mm({2, 3, 10, 3, 2, 30, 30, 0, 0, 0}), {"trans_b = 2 must be 0 or 1"});
-  expect_error("matmul_q stride", mm({2, 3, 10, 3, 0, 31, 30, 0, 0, 0}), {"a has 60 elements, but batch 2 × stride 31 needs 61"});
-  expect_error("matmul_q stride overflow", mm({2, 3, 10, 3, 0, int64_t(1) << 62, 30, 0, 0, 0}), {"batch stride overflows"});
-  expect_error("matmul_q K limit", mm({2, 3, 40000, 3, 0, 30, 30, 0, 0, 0}), {"K = 40000 exceeds 32768"});
-  expect_error("matmul_q y elems", mm({2, 3, 10, 3, 0, 30, 30, 0, 0, 0}, DType::u8, DType::i32, 60, 60, 17),
+// A valid linear_q runs (and M = 0 runs), on both kernel sets.
+static void test_linear_q_runs() {
+  // a valid linear_q runs (and M = 0 runs), on both kernel sets
+  for (Isa isa : {Isa::scalar, Isa::avx2}) {
+    if (isa == Isa::avx2 && !cpu_features().avx2) continue;
+    set_isa(isa);
+    auto p = Plan::create(linear_q_plan([](B&) {}), PlanOptions{2, false});
+    std::vector<uint8_t> x(15, 2), y(12, 0);
+    p->run({{x.data(), x.size()}}, {{y.data(), y.size()}});
+    // v = 5·2·3 + 7 = 37; 37·2^30 >> 35 = 37/32 → 1 (rounded)
+    for (uint8_t v : y) CHECK(v == 1);
+    auto p0 = Plan::create(linear_q_plan([](B&) {}, 0, 5, 4), PlanOptions{2, false});
+    p0->run({{nullptr, 0}}, {{nullptr, 0}});
+  }
+  set_isa(Isa::scalar);
+}
+
+// Hostile matmul_q fields.
+static void test_matmul_q_validation() {
+  expect_error("matmul_q ints", matmul_q_plan({2, 3, 10, 3, 0, 30, 30, 0, 0}), {"plan op #0 matmul_q (node 'attn')", "ints has 9 values"});
+  expect_error("matmul_q trans_b", matmul_q_plan({2, 3, 10, 3, 2, 30, 30, 0, 0, 0}), {"trans_b = 2 must be 0 or 1"});
+  expect_error("matmul_q stride", matmul_q_plan({2, 3, 10, 3, 0, 31, 30, 0, 0, 0}), {"a has 60 elements, but batch 2 × stride 31 needs 61"});
+  expect_error("matmul_q stride overflow", matmul_q_plan({2, 3, 10, 3, 0, int64_t(1) << 62, 30, 0, 0, 0}), {"batch stride overflows"});
+  expect_error("matmul_q K limit", matmul_q_plan({2, 3, 40000, 3, 0, 30, 30, 0, 0, 0}), {"K = 40000 exceeds 32768"});
+  expect_error("matmul_q y elems", matmul_q_plan({2, 3, 10, 3, 0, 30, 30, 0, 0, 0}, DType::u8, DType::i32, 60, 60, 17),
                {"y has 17 elements, expected batch·M·N = 18"});
-  expect_error("matmul_q b_zp", mm({2, 3, 10, 3, 0, 30, 30, 0, 200, 0}, DType::i8), {"b_zp = 200 is outside int8"});
-  expect_error("matmul_q y_zp s32", mm({2, 3, 10, 3, 0, 30, 30, 0, 0, 4}), {"y_zp = 4 must be 0 for an int32 y"});
-  expect_error("matmul_q u8 y w/o requant", mm({2, 3, 10, 3, 0, 30, 30, 0, 0, 0}, DType::u8, DType::u8), {"needs mult and shift"});
-  expect_error("matmul_q b dtype", mm({2, 3, 10, 3, 0, 30, 30, 0, 0, 0}, DType::i16), {"b is int16, expected int8 or uint8"});
-  {
-    // batch 0 / M 0 run
-    auto p = Plan::create(mm({0, 3, 10, 3, 0, 30, 30, 0, 0, 0}, DType::u8, DType::i32, 60, 60, 0), PlanOptions{});
-    std::vector<uint8_t> a(60), b(60);
-    p->run({{a.data(), 60}, {b.data(), 60}}, {{nullptr, 0}});
-  }
+  expect_error("matmul_q b_zp", matmul_q_plan({2, 3, 10, 3, 0, 30, 30, 0, 200, 0}, DType::i8), {"b_zp = 200 is outside int8"});
+  expect_error("matmul_q y_zp s32", matmul_q_plan({2, 3, 10, 3, 0, 30, 30, 0, 0, 4}), {"y_zp = 4 must be 0 for an int32 y"});
+  expect_error("matmul_q u8 y w/o requant", matmul_q_plan({2, 3, 10, 3, 0, 30, 30, 0, 0, 0}, DType::u8, DType::u8), {"needs mult and shift"});
+  expect_error("matmul_q b dtype", matmul_q_plan({2, 3, 10, 3, 0, 30, 30, 0, 0, 0}, DType::i16), {"b is int16, expected int8 or uint8"});
+}
 
-  // ---- other ops ----
-  auto one = [](OpKind k, DType xd, std::initializer_list<int64_t> xdims, DType yd, std::initializer_list<int64_t> ydims,
-                std::vector<int64_t> ints, std::vector<float> floats) {
-    B b;
-    int32_t x = b.input(xd, xdims);
-    int32_t y = b.output(yd, ydims);
-    b.op(Op(k, {x}, {y}, std::move(ints), std::move(floats), "n1"));
-    return b.d;
-  };
-  expect_error("quantize nan scale", one(OpKind::quantize, DType::f32, {4}, DType::u8, {4}, {0}, {NAN}),
+// matmul_q with batch 0 / M 0 runs.
+static void test_matmul_q_empty_runs() {
+  // batch 0 / M 0 run
+  auto p = Plan::create(matmul_q_plan({0, 3, 10, 3, 0, 30, 30, 0, 0, 0}, DType::u8, DType::i32, 60, 60, 0), PlanOptions{});
+  std::vector<uint8_t> a(60), b(60);
+  p->run({{a.data(), 60}, {b.data(), 60}}, {{nullptr, 0}});
+}
+
+// Hostile quantize, dequantize, softmax_q and layernorm_q fields.
+static void test_row_op_validation() {
+  expect_error("quantize nan scale", one_op_plan(OpKind::quantize, DType::f32, {4}, DType::u8, {4}, {0}, {NAN}),
                {"plan op #0 quantize (node 'n1')", "scale = nan must be finite and > 0"});
-  expect_error("quantize zero scale", one(OpKind::quantize, DType::f32, {4}, DType::i8, {4}, {0}, {0.0f}), {"scale = 0"});
-  expect_error("quantize y dtype", one(OpKind::quantize, DType::f32, {4}, DType::f32, {4}, {0}, {1}), {"y is float32"});
-  expect_error("quantize count", one(OpKind::quantize, DType::f32, {4}, DType::u8, {5}, {0}, {1}), {"y has 5 elements"});
-  expect_error("dequantize zp", one(OpKind::dequantize, DType::i16, {4}, DType::f32, {4}, {40000}, {1}), {"zero_point = 40000 is outside int16"});
-  expect_error("dequantize floats", one(OpKind::dequantize, DType::u8, {4}, DType::f32, {4}, {0}, {}), {"floats has 0 values, expected 1"});
-  expect_error("softmax_q D", one(OpKind::softmax_q, DType::i32, {0}, DType::u8, {0}, {5, 0, 0}, {0.01f}), {"softmax_q", "D = 0 is outside"});
-  expect_error("softmax_q x dtype", one(OpKind::softmax_q, DType::u8, {6}, DType::u8, {6}, {2, 3, 0}, {0.01f}), {"x is uint8, expected int32"});
-  expect_error("softmax_q scale", one(OpKind::softmax_q, DType::i32, {6}, DType::u8, {6}, {2, 3, 0}, {5.0f}), {"x_scale", "ln2"});
+  expect_error("quantize zero scale", one_op_plan(OpKind::quantize, DType::f32, {4}, DType::i8, {4}, {0}, {0.0f}), {"scale = 0"});
+  expect_error("quantize y dtype", one_op_plan(OpKind::quantize, DType::f32, {4}, DType::f32, {4}, {0}, {1}), {"y is float32"});
+  expect_error("quantize count", one_op_plan(OpKind::quantize, DType::f32, {4}, DType::u8, {5}, {0}, {1}), {"y has 5 elements"});
+  expect_error("dequantize zp", one_op_plan(OpKind::dequantize, DType::i16, {4}, DType::f32, {4}, {40000}, {1}), {"zero_point = 40000 is outside int16"});
+  expect_error("dequantize floats", one_op_plan(OpKind::dequantize, DType::u8, {4}, DType::f32, {4}, {0}, {}), {"floats has 0 values, expected 1"});
+  expect_error("softmax_q D", one_op_plan(OpKind::softmax_q, DType::i32, {0}, DType::u8, {0}, {5, 0, 0}, {0.01f}), {"softmax_q", "D = 0 is outside"});
+  expect_error("softmax_q x dtype", one_op_plan(OpKind::softmax_q, DType::u8, {6}, DType::u8, {6}, {2, 3, 0}, {0.01f}), {"x is uint8, expected int32"});
+  expect_error("softmax_q scale", one_op_plan(OpKind::softmax_q, DType::i32, {6}, DType::u8, {6}, {2, 3, 0}, {5.0f}), {"x_scale", "ln2"});
   {
     B b;
     int32_t x = b.input(DType::i32, {4, 3});
@@ -193,9 +205,9 @@ int main() {
     b.d.ops[0].ints[2] = 0;
     expect_error("softmax_q table rows", b.d, {"table_rows = 0 must be >= 1 with a table"});
   }
-  expect_error("layernorm_q D", one(OpKind::layernorm_q, DType::i8, {40000}, DType::u8, {40000}, {1, 40000, 0}, {0.1f}), {"D = 40000 is outside [1, 32768]"});
-  expect_error("layernorm_q y_zp", one(OpKind::layernorm_q, DType::i8, {6}, DType::u8, {6}, {2, 3, -1}, {0.1f}), {"y_zp = -1 is outside uint8"});
-  expect_error("layernorm_q y_scale", one(OpKind::layernorm_q, DType::i8, {6}, DType::u8, {6}, {2, 3, 0}, {-1.0f}), {"y_scale = -1"});
+  expect_error("layernorm_q D", one_op_plan(OpKind::layernorm_q, DType::i8, {40000}, DType::u8, {40000}, {1, 40000, 0}, {0.1f}), {"D = 40000 is outside [1, 32768]"});
+  expect_error("layernorm_q y_zp", one_op_plan(OpKind::layernorm_q, DType::i8, {6}, DType::u8, {6}, {2, 3, -1}, {0.1f}), {"y_zp = -1 is outside uint8"});
+  expect_error("layernorm_q y_scale", one_op_plan(OpKind::layernorm_q, DType::i8, {6}, DType::u8, {6}, {2, 3, 0}, {-1.0f}), {"y_scale = -1"});
   {
     B b;
     int32_t x = b.input(DType::i8, {2, 3});
@@ -204,16 +216,20 @@ int main() {
     b.op(Op(OpKind::layernorm_q, {x, g}, {y}, {2, 3, 0}, {0.1f}, "ln"));
     expect_error("layernorm_q gamma nan", b.d, {"layernorm_q (node 'ln')", "gamma/beta"});
   }
-  expect_error("gelu_q dtype", one(OpKind::gelu_q, DType::i16, {4}, DType::u8, {4}, {0, 0}, {0.1f, 0.1f}), {"x is int16, expected int8 or uint8"});
-  expect_error("relu_q dtype mismatch", one(OpKind::relu_q, DType::i8, {4}, DType::u8, {4}, {0}, {}), {"y is uint8 but x is int8"});
-  expect_error("relu_q zp", one(OpKind::relu_q, DType::i8, {4}, DType::i8, {4}, {128}, {}), {"zero_point = 128 is outside int8"});
-  expect_error("requant arity", one(OpKind::requant, DType::i32, {6}, DType::u8, {6}, {2, 3, 0, 0}, {}), {"has 1 inputs, expected 3"});
-  expect_error("avgpool_q T", one(OpKind::avgpool_q, DType::u8, {6}, DType::u8, {2}, {1, 0, 2, 0, 0}, {1, 1}), {"T = 0 is outside [1, 16384]"});
-  expect_error("avgpool_q ratio", one(OpKind::avgpool_q, DType::u8, {6}, DType::u8, {2}, {1, 3, 2, 0, 0}, {1e30f, 1e-30f}),
+}
+
+// Hostile gelu_q, relu_q, requant, avgpool_q, argmax_q and add_q fields.
+static void test_elementwise_op_validation() {
+  expect_error("gelu_q dtype", one_op_plan(OpKind::gelu_q, DType::i16, {4}, DType::u8, {4}, {0, 0}, {0.1f, 0.1f}), {"x is int16, expected int8 or uint8"});
+  expect_error("relu_q dtype mismatch", one_op_plan(OpKind::relu_q, DType::i8, {4}, DType::u8, {4}, {0}, {}), {"y is uint8 but x is int8"});
+  expect_error("relu_q zp", one_op_plan(OpKind::relu_q, DType::i8, {4}, DType::i8, {4}, {128}, {}), {"zero_point = 128 is outside int8"});
+  expect_error("requant arity", one_op_plan(OpKind::requant, DType::i32, {6}, DType::u8, {6}, {2, 3, 0, 0}, {}), {"has 1 inputs, expected 3"});
+  expect_error("avgpool_q T", one_op_plan(OpKind::avgpool_q, DType::u8, {6}, DType::u8, {2}, {1, 0, 2, 0, 0}, {1, 1}), {"T = 0 is outside [1, 16384]"});
+  expect_error("avgpool_q ratio", one_op_plan(OpKind::avgpool_q, DType::u8, {6}, DType::u8, {2}, {1, 3, 2, 0, 0}, {1e30f, 1e-30f}),
                {"avgpool_q (node 'n1')", "x_scale/(T·y_scale)"});
-  expect_error("avgpool_q s16 zp", one(OpKind::avgpool_q, DType::i16, {6}, DType::i16, {2}, {1, 3, 2, 4, 0}, {1, 1}), {"x_zp = 4 must be 0 for an int16 tensor"});
-  expect_error("argmax_q y", one(OpKind::argmax_q, DType::i8, {6}, DType::i32, {2}, {2, 3}, {}), {"y is int32, expected int64"});
-  expect_error("argmax_q D", one(OpKind::argmax_q, DType::i8, {0}, DType::i64, {2}, {2, 0}, {}), {"D = 0 must be >= 1"});
+  expect_error("avgpool_q s16 zp", one_op_plan(OpKind::avgpool_q, DType::i16, {6}, DType::i16, {2}, {1, 3, 2, 4, 0}, {1, 1}), {"x_zp = 4 must be 0 for an int16 tensor"});
+  expect_error("argmax_q y", one_op_plan(OpKind::argmax_q, DType::i8, {6}, DType::i32, {2}, {2, 3}, {}), {"y is int32, expected int64"});
+  expect_error("argmax_q D", one_op_plan(OpKind::argmax_q, DType::i8, {0}, DType::i64, {2}, {2, 0}, {}), {"D = 0 must be >= 1"});
   {
     B b;
     int32_t a = b.input(DType::i16, {5});
@@ -225,20 +241,22 @@ int main() {
     b.d.ops[0].floats = {1, 1, 1e-9f};
     expect_error("add_q ratio", b.d, {"scales", "add_params"});
   }
+}
 
-  // ---- empty tensors run for every elementwise/row op ----
+// Empty tensors run for every elementwise/row op, on both kernel sets.
+static void test_empty_tensors_run() {
   for (Isa isa : {Isa::scalar, Isa::avx2}) {
     if (isa == Isa::avx2 && !cpu_features().avx2) continue;
     set_isa(isa);
     std::vector<PlanDesc> ds = {
-        one(OpKind::quantize, DType::f32, {0}, DType::u8, {0}, {0}, {1}),
-        one(OpKind::dequantize, DType::i8, {0}, DType::f32, {0}, {0}, {1}),
-        one(OpKind::softmax_q, DType::i32, {0, 5}, DType::u8, {0, 5}, {0, 5, 0}, {0.01f}),
-        one(OpKind::layernorm_q, DType::i16, {0, 5}, DType::i8, {0, 5}, {0, 5, 0}, {0.1f}),
-        one(OpKind::gelu_q, DType::i8, {0}, DType::u8, {0}, {0, 0}, {0.1f, 0.1f}),
-        one(OpKind::relu_q, DType::u8, {0}, DType::u8, {0}, {3}, {}),
-        one(OpKind::avgpool_q, DType::u8, {0, 3, 2}, DType::u8, {0, 2}, {0, 3, 2, 0, 0}, {1, 1}),
-        one(OpKind::argmax_q, DType::i8, {0, 3}, DType::i64, {0}, {0, 3}, {}),
+        one_op_plan(OpKind::quantize, DType::f32, {0}, DType::u8, {0}, {0}, {1}),
+        one_op_plan(OpKind::dequantize, DType::i8, {0}, DType::f32, {0}, {0}, {1}),
+        one_op_plan(OpKind::softmax_q, DType::i32, {0, 5}, DType::u8, {0, 5}, {0, 5, 0}, {0.01f}),
+        one_op_plan(OpKind::layernorm_q, DType::i16, {0, 5}, DType::i8, {0, 5}, {0, 5, 0}, {0.1f}),
+        one_op_plan(OpKind::gelu_q, DType::i8, {0}, DType::u8, {0}, {0, 0}, {0.1f, 0.1f}),
+        one_op_plan(OpKind::relu_q, DType::u8, {0}, DType::u8, {0}, {3}, {}),
+        one_op_plan(OpKind::avgpool_q, DType::u8, {0, 3, 2}, DType::u8, {0, 2}, {0, 3, 2, 0, 0}, {1, 1}),
+        one_op_plan(OpKind::argmax_q, DType::i8, {0, 3}, DType::i64, {0}, {0, 3}, {}),
     };
     for (auto& d : ds) {
       try {
@@ -250,6 +268,16 @@ int main() {
       }
     }
   }
+}
+
+int main() {
+  test_linear_q_validation();
+  test_linear_q_runs();
+  test_matmul_q_validation();
+  test_matmul_q_empty_runs();
+  test_row_op_validation();
+  test_elementwise_op_validation();
+  test_empty_tensors_run();
 
   if (failures) std::fprintf(stderr, "%d failure(s)\n", failures);
   else std::printf("executor_int_test: ok\n");

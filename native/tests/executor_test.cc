@@ -174,56 +174,60 @@ static void fuzz(PlanDesc (*seed)(), const char* label, int iters, int min_accep
   }
 }
 
-int main() {
-  {  // the fuzz seed itself is valid and runs
-    auto p = Plan::create(every_op_plan(), PlanOptions{2, false});
-    std::vector<float> x(24);
-    for (int i = 0; i < 24; ++i) x[i] = (float)i * 0.25f - 2.0f;
-    std::vector<int64_t> arg(4);
-    std::vector<int32_t> cst(20);
-    p->run({{x.data(), 96}}, {{arg.data(), 32}, {cst.data(), 80}});
-    for (int64_t a : arg) CHECK(a >= 0 && a < 5);
-  }
-  {  // the integer seed is valid and runs
-    auto p = Plan::create(attention_plan(), PlanOptions{2, false});
-    std::vector<float> x(48), y(16);
-    for (int i = 0; i < 48; ++i) x[i] = (float)((i * 7) % 13) * 0.5f - 3.0f;
-    p->run({{x.data(), x.size() * 4}}, {{y.data(), y.size() * 4}});
-    for (float v : y) CHECK(std::isfinite(v) && v >= -0.3f - 1e-6f && v <= 12.4f + 1e-6f);
-  }
-  fuzz(every_op_plan, "fp32 ops", 6000, 100, 1000);
-  fuzz(attention_plan, "attention_q", 3000, 50, 500);
-  // A valid plan runs and matches hand math.
-  {
-    auto p = Plan::create(linear_plan(5, 7, 19), PlanOptions{2, true});
-    std::vector<float> x(35), y(95);
-    for (int i = 0; i < 35; ++i) x[i] = (float)(i % 5) - 2.0f;
-    p->run({{x.data(), x.size() * 4}}, {{y.data(), y.size() * 4}});
-    PlanDesc d = linear_plan(5, 7, 19);
-    const float* w = reinterpret_cast<const float*>(d.constants.data());
-    double maxerr = 0;
-    for (int i = 0; i < 5; ++i)
-      for (int n = 0; n < 19; ++n) {
-        double s = w[7 * 19 + n];
-        for (int k = 0; k < 7; ++k) s += x[i * 7 + k] * w[k * 19 + n];
-        maxerr = std::max(maxerr, std::fabs(s - y[i * 19 + n]));
-      }
-    CHECK(maxerr < 1e-4);
-    CHECK(p->profile().size() == 1);
-    // run() checks sizes and names the index
-    try {
-      p->run({{x.data(), 4}}, {{y.data(), y.size() * 4}});
-      CHECK(false);
-    } catch (const std::runtime_error& e) {
-      CHECK(std::string(e.what()).find("input 0 has 4 bytes, expected 140") != std::string::npos);
+// The fp32 fuzz seed is itself valid and runs.
+static void test_fp32_seed_runs() {
+  auto p = Plan::create(every_op_plan(), PlanOptions{2, false});
+  std::vector<float> x(24);
+  for (int i = 0; i < 24; ++i) x[i] = (float)i * 0.25f - 2.0f;
+  std::vector<int64_t> arg(4);
+  std::vector<int32_t> cst(20);
+  p->run({{x.data(), 96}}, {{arg.data(), 32}, {cst.data(), 80}});
+  for (int64_t a : arg) CHECK(a >= 0 && a < 5);
+}
+
+// The integer fuzz seed is itself valid and runs.
+static void test_int_seed_runs() {
+  auto p = Plan::create(attention_plan(), PlanOptions{2, false});
+  std::vector<float> x(48), y(16);
+  for (int i = 0; i < 48; ++i) x[i] = (float)((i * 7) % 13) * 0.5f - 3.0f;
+  p->run({{x.data(), x.size() * 4}}, {{y.data(), y.size() * 4}});
+  for (float v : y) CHECK(std::isfinite(v) && v >= -0.3f - 1e-6f && v <= 12.4f + 1e-6f);
+}
+
+// A valid plan runs and matches hand math; run() checks buffer sizes and names the index.
+static void test_linear_runs() {
+  auto p = Plan::create(linear_plan(5, 7, 19), PlanOptions{2, true});
+  std::vector<float> x(35), y(95);
+  for (int i = 0; i < 35; ++i) x[i] = (float)(i % 5) - 2.0f;
+  p->run({{x.data(), x.size() * 4}}, {{y.data(), y.size() * 4}});
+  PlanDesc d = linear_plan(5, 7, 19);
+  const float* w = reinterpret_cast<const float*>(d.constants.data());
+  double maxerr = 0;
+  for (int i = 0; i < 5; ++i)
+    for (int n = 0; n < 19; ++n) {
+      double s = w[7 * 19 + n];
+      for (int k = 0; k < 7; ++k) s += x[i * 7 + k] * w[k * 19 + n];
+      maxerr = std::max(maxerr, std::fabs(s - y[i * 19 + n]));
     }
-    try {
-      p->run({}, {{y.data(), y.size() * 4}});
-      CHECK(false);
-    } catch (const std::runtime_error& e) {
-      CHECK(std::string(e.what()).find("got 0 inputs") != std::string::npos);
-    }
+  CHECK(maxerr < 1e-4);
+  CHECK(p->profile().size() == 1);
+  // run() checks sizes and names the index
+  try {
+    p->run({{x.data(), 4}}, {{y.data(), y.size() * 4}});
+    CHECK(false);
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find("input 0 has 4 bytes, expected 140") != std::string::npos);
   }
+  try {
+    p->run({}, {{y.data(), y.size() * 4}});
+    CHECK(false);
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find("got 0 inputs") != std::string::npos);
+  }
+}
+
+// Hostile tensor descriptions: sizes, dims, rank, constant and arena ranges.
+static void test_tensor_validation() {
   {  // wrong weight size names op, node, field and formula
     PlanDesc d = linear_plan(4, 6, 10);
     d.tensors[1].dims[0] = 5;
@@ -256,6 +260,10 @@ int main() {
     d.arena_bytes = 100;
     expect_error("arena range", d, {"tensor #3", "arenaBytes = 100"});
   }
+}
+
+// Hostile op fields: tensor ids, arity, ints, kind, dtype, the inputs list, writes to constants.
+static void test_op_validation() {
   {  // tensor ids
     PlanDesc d = linear_plan(4, 6, 10);
     d.ops[0].inputs[0] = 99;
@@ -297,55 +305,65 @@ int main() {
     d.ops[0].outputs = {1};
     expect_error("write const", d, {"cannot be written"});
   }
-  {  // index_map reading past the item
-    PlanDesc d;
-    d.constants.resize(8);
-    int32_t idx[2] = {0, 3};
-    std::memcpy(d.constants.data(), idx, 8);
-    d.tensors.push_back(T(DType::f32, {4}, Storage::input, 0));
-    d.tensors.push_back(T(DType::i32, {2}, Storage::constant, 0));
-    d.tensors.push_back(T(DType::f32, {4}, Storage::output, 0));
-    d.ops.push_back(Op(OpKind::index_map, {0, 1}, {2}, {2, 1, 4, 4}, {}, "Transpose_9"));
-    d.inputs = {0};
-    d.outputs = {2};
-    expect_error("index_map idx", d, {"index_map (node 'Transpose_9')", "idx[1] = 3 reads past"});
-    d.ops[0].ints = {0, 1, 4, 4};
-    expect_error("index_map block", d, {"block = 0"});
-  }
-  {  // binary strides reaching past b
-    PlanDesc d;
-    d.tensors.push_back(T(DType::f32, {2, 3}, Storage::input, 0));
-    d.tensors.push_back(T(DType::f32, {3}, Storage::input, 1));
-    d.tensors.push_back(T(DType::f32, {2, 3}, Storage::output, 0));
-    d.ops.push_back(Op(OpKind::binary, {0, 1}, {2}, {0, 2, 2, 3, 3, 1, 3, 1}));
-    d.inputs = {0, 1};
-    d.outputs = {2};
-    expect_error("binary strides", d, {"b has 3 elements", "reach element 5"});
-    d.ops[0].ints = {0, 2, 2, 3, 3, 1, -1, 1};
-    expect_error("binary negative stride", d, {"b_strides[0] = -1"});
-    d.ops[0].ints = {0, 9};
-    expect_error("binary rank", d, {"rank = 9"});
-    d.ops[0].ints = {0, 2, 2, 3, 3, 1, 0, 1};
-    auto p = Plan::create(d, PlanOptions{});  // row broadcast is fine
-    float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {10, 20, 30}, y[6];
-    p->run({{a, 24}, {b, 12}}, {{y, 24}});
-    CHECK(y[0] == 11 && y[5] == 36);
-  }
-  {  // matmul batch stride past the tensor
-    PlanDesc d;
-    d.tensors.push_back(T(DType::f32, {2, 3, 4}, Storage::input, 0));
-    d.tensors.push_back(T(DType::f32, {4, 5}, Storage::input, 1));
-    d.tensors.push_back(T(DType::f32, {2, 3, 5}, Storage::output, 0));
-    d.ops.push_back(Op(OpKind::matmul, {0, 1}, {2}, {2, 3, 4, 5, 0, 12, 20}, {1.0f}));
-    d.inputs = {0, 1};
-    d.outputs = {2};
-    expect_error("matmul stride", d, {"b has 20 elements", "needs 40"});
-    d.ops[0].ints = {2, 3, 4, 5, 0, 1ll << 50, 0};
-    expect_error("matmul hostile stride", d, {"batch stride overflows"});
-    d.ops[0].ints[5] = 12;
-    d.ops[0].floats = {};
-    expect_error("matmul floats", d, {"floats has 0 values"});
-  }
+}
+
+// index_map: an index reading past the item and a zero block are refused.
+static void test_index_map_validation() {
+  PlanDesc d;
+  d.constants.resize(8);
+  int32_t idx[2] = {0, 3};
+  std::memcpy(d.constants.data(), idx, 8);
+  d.tensors.push_back(T(DType::f32, {4}, Storage::input, 0));
+  d.tensors.push_back(T(DType::i32, {2}, Storage::constant, 0));
+  d.tensors.push_back(T(DType::f32, {4}, Storage::output, 0));
+  d.ops.push_back(Op(OpKind::index_map, {0, 1}, {2}, {2, 1, 4, 4}, {}, "Transpose_9"));
+  d.inputs = {0};
+  d.outputs = {2};
+  expect_error("index_map idx", d, {"index_map (node 'Transpose_9')", "idx[1] = 3 reads past"});
+  d.ops[0].ints = {0, 1, 4, 4};
+  expect_error("index_map block", d, {"block = 0"});
+}
+
+// binary: strides reaching past b or negative are refused; a row broadcast runs.
+static void test_binary_strides() {
+  PlanDesc d;
+  d.tensors.push_back(T(DType::f32, {2, 3}, Storage::input, 0));
+  d.tensors.push_back(T(DType::f32, {3}, Storage::input, 1));
+  d.tensors.push_back(T(DType::f32, {2, 3}, Storage::output, 0));
+  d.ops.push_back(Op(OpKind::binary, {0, 1}, {2}, {0, 2, 2, 3, 3, 1, 3, 1}));
+  d.inputs = {0, 1};
+  d.outputs = {2};
+  expect_error("binary strides", d, {"b has 3 elements", "reach element 5"});
+  d.ops[0].ints = {0, 2, 2, 3, 3, 1, -1, 1};
+  expect_error("binary negative stride", d, {"b_strides[0] = -1"});
+  d.ops[0].ints = {0, 9};
+  expect_error("binary rank", d, {"rank = 9"});
+  d.ops[0].ints = {0, 2, 2, 3, 3, 1, 0, 1};
+  auto p = Plan::create(d, PlanOptions{});  // row broadcast is fine
+  float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {10, 20, 30}, y[6];
+  p->run({{a, 24}, {b, 12}}, {{y, 24}});
+  CHECK(y[0] == 11 && y[5] == 36);
+}
+
+// matmul: a batch stride past the tensor, an overflowing stride and missing floats are refused.
+static void test_matmul_strides() {
+  PlanDesc d;
+  d.tensors.push_back(T(DType::f32, {2, 3, 4}, Storage::input, 0));
+  d.tensors.push_back(T(DType::f32, {4, 5}, Storage::input, 1));
+  d.tensors.push_back(T(DType::f32, {2, 3, 5}, Storage::output, 0));
+  d.ops.push_back(Op(OpKind::matmul, {0, 1}, {2}, {2, 3, 4, 5, 0, 12, 20}, {1.0f}));
+  d.inputs = {0, 1};
+  d.outputs = {2};
+  expect_error("matmul stride", d, {"b has 20 elements", "needs 40"});
+  d.ops[0].ints = {2, 3, 4, 5, 0, 1ll << 50, 0};
+  expect_error("matmul hostile stride", d, {"batch stride overflows"});
+  d.ops[0].ints[5] = 12;
+  d.ops[0].floats = {};
+  expect_error("matmul floats", d, {"floats has 0 values"});
+}
+
+// Arena layout: partial overlap, misalignment and an oversized arena are refused.
+static void test_arena_layout() {
   {  // partial overlap of an elementwise op in the arena
     PlanDesc d;
     d.arena_bytes = 64;
@@ -368,60 +386,84 @@ int main() {
     d.arena_bytes = 1ll << 50;
     expect_error("arena size", d, {"arenaBytes"});
   }
-  {  // empty shapes everywhere must run without touching memory (M = 0, K = 0, rows = 0)
-    for (int64_t M : {0, 3})
-      for (int64_t K : {0, 5}) {
-        PlanDesc d = linear_plan(M, K, 7);
-        d.ops[0].ints[3] = 2;
-        auto p = Plan::create(d, PlanOptions{2, false});
-        std::vector<float> x((size_t)(M * K) + 1, 1.0f), y((size_t)(M * 7) + 1, -1.0f);
-        p->run({{M * K != 0 ? x.data() : nullptr, (size_t)(M * K * 4)}}, {{M ? y.data() : nullptr, (size_t)(M * 7 * 4)}});
-        if (M && !K) {  // x·w is empty: y = gelu(bias)
-          const float* bias = reinterpret_cast<const float*>(d.constants.data());
-          CHECK(std::fabs(y[0] - 0.5f * bias[0] * (1 + std::erf(bias[0] / std::sqrt(2.0f)))) < 1e-5f);
-        }
+}
+
+// Empty shapes everywhere run without touching memory (M = 0, K = 0, rows = 0).
+static void test_empty_shapes() {
+  for (int64_t M : {0, 3})
+    for (int64_t K : {0, 5}) {
+      PlanDesc d = linear_plan(M, K, 7);
+      d.ops[0].ints[3] = 2;
+      auto p = Plan::create(d, PlanOptions{2, false});
+      std::vector<float> x((size_t)(M * K) + 1, 1.0f), y((size_t)(M * 7) + 1, -1.0f);
+      p->run({{M * K != 0 ? x.data() : nullptr, (size_t)(M * K * 4)}}, {{M ? y.data() : nullptr, (size_t)(M * 7 * 4)}});
+      if (M && !K) {  // x·w is empty: y = gelu(bias)
+        const float* bias = reinterpret_cast<const float*>(d.constants.data());
+        CHECK(std::fabs(y[0] - 0.5f * bias[0] * (1 + std::erf(bias[0] / std::sqrt(2.0f)))) < 1e-5f);
       }
-    PlanDesc d;
-    d.tensors.push_back(T(DType::f32, {0, 4}, Storage::input, 0));
-    d.tensors.push_back(T(DType::f32, {0, 4}, Storage::output, 0));
-    d.tensors.push_back(T(DType::i64, {0}, Storage::output, 1));
-    d.ops.push_back(Op(OpKind::softmax, {0}, {1}, {0, 4, 0}));
-    d.ops.push_back(Op(OpKind::layernorm, {0}, {1}, {0, 4}, {1e-5f}));
-    d.ops.push_back(Op(OpKind::argmax, {0}, {2}, {0, 4}));
-    d.ops.push_back(Op(OpKind::matmul, {0, 0}, {1}, {0, 0, 4, 4, 1, 0, 0}, {1.0f}));
-    d.inputs = {0};
-    d.outputs = {1, 2};
-    auto p = Plan::create(d, PlanOptions{});
-    p->run({{nullptr, 0}}, {{nullptr, 0}, {nullptr, 0}});
-  }
-  {  // cast saturates out-of-range floats and NaN instead of invoking UB
-    PlanDesc d;
-    d.tensors.push_back(T(DType::f32, {6}, Storage::input, 0));
-    d.tensors.push_back(T(DType::i32, {6}, Storage::output, 0));
-    d.tensors.push_back(T(DType::u8, {6}, Storage::output, 1));
-    d.tensors.push_back(T(DType::i64, {6}, Storage::output, 2));
-    d.ops.push_back(Op(OpKind::cast, {0}, {1}, {}));
-    d.ops.push_back(Op(OpKind::cast, {0}, {2}, {}));
-    d.ops.push_back(Op(OpKind::cast, {0}, {3}, {}));
-    d.inputs = {0};
-    d.outputs = {1, 2, 3};
-    auto p = Plan::create(d, PlanOptions{});
-    float x[6] = {NAN, INFINITY, -INFINITY, 3e9f, -3e9f, -2.7f};
-    int32_t a[6];
-    uint8_t b[6];
-    int64_t c[6];
-    p->run({{x, sizeof x}}, {{a, sizeof a}, {b, sizeof b}, {c, sizeof c}});
-    CHECK(a[0] == 0 && a[1] == INT32_MAX && a[2] == INT32_MIN && a[3] == INT32_MAX && a[4] == INT32_MIN && a[5] == -2);
-    CHECK(b[0] == 0 && b[1] == 255 && b[2] == 0 && b[5] == 0);
-    CHECK(c[3] == 3000000000ll && c[4] == -3000000000ll && c[5] == -2);
-  }
-  // The op table: every kind of ops.def has a definition with validate and run, and distinct
-  // kinds are distinct definitions (a copy-pasted registry line would alias two ops).
+    }
+  PlanDesc d;
+  d.tensors.push_back(T(DType::f32, {0, 4}, Storage::input, 0));
+  d.tensors.push_back(T(DType::f32, {0, 4}, Storage::output, 0));
+  d.tensors.push_back(T(DType::i64, {0}, Storage::output, 1));
+  d.ops.push_back(Op(OpKind::softmax, {0}, {1}, {0, 4, 0}));
+  d.ops.push_back(Op(OpKind::layernorm, {0}, {1}, {0, 4}, {1e-5f}));
+  d.ops.push_back(Op(OpKind::argmax, {0}, {2}, {0, 4}));
+  d.ops.push_back(Op(OpKind::matmul, {0, 0}, {1}, {0, 0, 4, 4, 1, 0, 0}, {1.0f}));
+  d.inputs = {0};
+  d.outputs = {1, 2};
+  auto p = Plan::create(d, PlanOptions{});
+  p->run({{nullptr, 0}}, {{nullptr, 0}, {nullptr, 0}});
+}
+
+// cast saturates out-of-range floats and NaN instead of invoking UB.
+static void test_cast_saturates() {
+  PlanDesc d;
+  d.tensors.push_back(T(DType::f32, {6}, Storage::input, 0));
+  d.tensors.push_back(T(DType::i32, {6}, Storage::output, 0));
+  d.tensors.push_back(T(DType::u8, {6}, Storage::output, 1));
+  d.tensors.push_back(T(DType::i64, {6}, Storage::output, 2));
+  d.ops.push_back(Op(OpKind::cast, {0}, {1}, {}));
+  d.ops.push_back(Op(OpKind::cast, {0}, {2}, {}));
+  d.ops.push_back(Op(OpKind::cast, {0}, {3}, {}));
+  d.inputs = {0};
+  d.outputs = {1, 2, 3};
+  auto p = Plan::create(d, PlanOptions{});
+  float x[6] = {NAN, INFINITY, -INFINITY, 3e9f, -3e9f, -2.7f};
+  int32_t a[6];
+  uint8_t b[6];
+  int64_t c[6];
+  p->run({{x, sizeof x}}, {{a, sizeof a}, {b, sizeof b}, {c, sizeof c}});
+  CHECK(a[0] == 0 && a[1] == INT32_MAX && a[2] == INT32_MIN && a[3] == INT32_MAX && a[4] == INT32_MIN && a[5] == -2);
+  CHECK(b[0] == 0 && b[1] == 255 && b[2] == 0 && b[5] == 0);
+  CHECK(c[3] == 3000000000ll && c[4] == -3000000000ll && c[5] == -2);
+}
+
+// The op table: every kind of ops.def has a definition with validate and run, and distinct
+// kinds are distinct definitions (a copy-pasted registry line would alias two ops).
+static void test_op_table() {
   for (int k = 0; k < (int)OpKind::count_; ++k) {
     const OpDef& def = op_def((OpKind)k);
     CHECK(def.validate != nullptr && def.run != nullptr, "op %s", op_name((OpKind)k));
     for (int j = 0; j < k; ++j) CHECK(&op_def((OpKind)j) != &def, "ops %s and %s share an OpDef", op_name((OpKind)j), op_name((OpKind)k));
   }
+}
+
+int main() {
+  test_fp32_seed_runs();
+  test_int_seed_runs();
+  fuzz(every_op_plan, "fp32 ops", 6000, 100, 1000);
+  fuzz(attention_plan, "attention_q", 3000, 50, 500);
+  test_linear_runs();
+  test_tensor_validation();
+  test_op_validation();
+  test_index_map_validation();
+  test_binary_strides();
+  test_matmul_strides();
+  test_arena_layout();
+  test_empty_shapes();
+  test_cast_saturates();
+  test_op_table();
 
   if (failures) std::fprintf(stderr, "%d failures\n", failures);
   else std::printf("executor_test: ok\n");

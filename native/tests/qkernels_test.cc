@@ -129,7 +129,86 @@ static void test_requant() {
   EXPECT(threw, "quantize_multiplier(0) must throw");
 }
 
-static void test_gemm() {
+// One random gemm_u8s8 case: weights mode wmode (0: safe weights, 1: full range (exact path), 2: zero point ≠ 0),
+// epilogue mode emode (output type and requantization range, below); scalar against int64 math for s32 outputs,
+// AVX2 (one thread, three threads, a pool) bit-exact against scalar.
+static void gemm_random_case(int64_t M, int64_t K, int64_t N, int wmode, int emode) {
+  const int64_t lda = K + rnd(0, 3), ldc = N + rnd(0, 2);
+  std::vector<uint8_t> A(M * lda);
+  std::vector<int8_t> W(K * N);
+  for (auto& v : A) v = (uint8_t)rnd(0, 255);
+  for (auto& v : W) v = (int8_t)(wmode == 0 ? rnd(-64, 64) : rnd(-128, 127));
+  if (wmode == 1 && K >= 2) W[0] = 127, W[N] = 127;  // a pair that would saturate
+  PackOptions po;
+  po.w_zero_point = wmode == 2 ? (int32_t)rnd(-5, 5) | 1 : 0;
+  const bool transposed = rnd(0, 1);
+  std::vector<int8_t> Wt(K * N);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t n = 0; n < N; ++n) Wt[n * K + k] = W[k * N + n];
+  PackedB B = transposed ? pack_b(Wt.data(), (int32_t)K, (int32_t)N, K, true, po)
+                         : pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, po);
+  if (wmode == 0) EXPECT(B.maddubs_safe, "|w| ≤ 64 must be provably safe");
+  if (wmode == 1 && K >= 2) EXPECT(!B.maddubs_safe && B.unsafe_pairs > 0, "127+127 pair must be unsafe");
+  std::vector<int32_t> bias(N), mult(N), shift(N);
+  for (auto& v : bias) v = (int32_t)rnd(-100000, 100000);
+  // s16 outputs use ratios ≥ 0.5 (shift < 32: the general SIMD requantization), others < 2^-8 (the fast
+  // form); emode 5: ratios of 2^-20…2^-27 with a large zero point, where the SIMD epilogue can fold the zero
+  // point into the rounding term for some columns (|zp|·2^(shift−32) < 2^30) and not for others
+  for (int64_t n = 0; n < N; ++n)
+    quantize_multiplier(emode == 3   ? 0.5 + rnd(0, 300) / 100.0
+                        : emode == 5 ? std::ldexp(1.0, -(int)rnd(20, 27)) * (1 + rnd(0, 99) / 100.0)
+                                     : std::ldexp(1.0, -(int)rnd(8, 16)) * (1 + rnd(0, 99) / 100.0),
+                        &mult[n], &shift[n]);
+  uint8_t table[256];
+  for (int i = 0; i < 256; ++i) table[i] = (uint8_t)(255 - i);
+  GemmEpilogue ep;
+  ep.a_zero_point = (int32_t)rnd(0, 255);
+  ep.bias = rnd(0, 1) ? bias.data() : nullptr;
+  ep.rq.mult = mult.data();
+  ep.rq.shift = shift.data();
+  ep.rq.channels = rnd(0, 1) ? (int32_t)N : 1;
+  const QType outs[] = {QType::s32, QType::u8, QType::s8, QType::s16, QType::u8, QType::u8};
+  ep.out = outs[emode];
+  ep.relu = emode == 2 || (emode == 0 && rnd(0, 1));
+  ep.rq.zero_point = emode == 5 ? (int32_t)rnd(128, 255) : ep.out == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-20, 20);
+  // a clamp narrower than the output type (7-bit codes, ReLU at the zero point) half of the
+  // time; otherwise the type's own range (the SIMD epilogue then leaves it to the packs)
+  if (ep.out != QType::s32 && rnd(0, 1)) {
+    ep.rq.qmin = rnd(0, 1) ? ep.rq.zero_point : qtype_min(ep.out) + (int32_t)rnd(0, 20);
+    ep.rq.qmax = std::max(ep.rq.qmin, qtype_max(ep.out) - (int32_t)rnd(0, 128));
+  }
+  if (emode == 4) ep.table = table;
+  const size_t nb = (size_t)(M * ldc * qtype_size(ep.out));
+  std::vector<uint8_t> cs(nb, 0xAB), cv(nb, 0xAB), ct(nb, 0xAB);
+  gemm_u8s8(M, A.data(), lda, B, ep, cs.data(), ldc, 1, Isa::scalar);
+  if (ep.out == QType::s32) {  // exact against int64 math
+    bool ok = true;
+    for (int64_t m = 0; m < M && ok; ++m)
+      for (int64_t n = 0; n < N && ok; ++n) {
+        int64_t acc = ep.bias ? ep.bias[n] : 0;
+        for (int64_t k = 0; k < K; ++k) acc += (int64_t)(A[m * lda + k] - ep.a_zero_point) * (W[k * N + n] - po.w_zero_point);
+        if (ep.relu && acc < 0) acc = 0;
+        int32_t got;
+        std::memcpy(&got, cs.data() + (m * ldc + n) * 4, 4);
+        ok = got == acc;
+        EXPECT(ok, "gemm s32 M%lld K%lld N%lld at (%lld,%lld): %d vs %lld", (long long)M, (long long)K, (long long)N,
+               (long long)m, (long long)n, got, (long long)acc);
+      }
+  }
+  if (avx2) {
+    gemm_u8s8(M, A.data(), lda, B, ep, cv.data(), ldc, 1, Isa::avx2);
+    EXPECT(same(cs, cv), "gemm scalar != avx2 M%lld K%lld N%lld w%d e%d", (long long)M, (long long)K, (long long)N, wmode, emode);
+    gemm_u8s8(M, A.data(), lda, B, ep, ct.data(), ldc, 3, Isa::avx2);
+    EXPECT(same(cs, ct), "gemm 3 threads differs M%lld K%lld N%lld", (long long)M, (long long)K, (long long)N);
+    static ThreadPool pool(3);
+    std::fill(ct.begin(), ct.end(), 0xAB);
+    gemm_u8s8(M, A.data(), lda, B, ep, ct.data(), ldc, 1, Isa::avx2, &pool);
+    EXPECT(same(cs, ct), "gemm on a 3-thread pool differs M%lld K%lld N%lld", (long long)M, (long long)K, (long long)N);
+  }
+}
+
+// gemm_u8s8 over shapes that reach every tile path and its leftovers, all weight and epilogue modes.
+static void test_gemm_random() {
   struct Shape { int64_t M, K, N; };
   const Shape shapes[] = {{1, 1, 1},   {3, 5, 7},     {4, 4, 16},  {5, 17, 33}, {13, 96, 40},
                           {64, 100, 48}, {1, 300, 70}, {33, 7, 129}, {49, 32, 49}, {20, 3, 17},
@@ -138,81 +217,12 @@ static void test_gemm() {
                           // N % 24 == 0 but K % 4 != 0 (4×16 path)
                           {9, 46, 48}};
   for (const Shape& sh : shapes)
-    for (int wmode = 0; wmode < 3; ++wmode)  // 0: safe weights, 1: full range (exact path), 2: zero point ≠ 0
-      for (int emode = 0; emode < 6; ++emode) {
-        const int64_t M = sh.M, K = sh.K, N = sh.N, lda = K + rnd(0, 3), ldc = N + rnd(0, 2);
-        std::vector<uint8_t> A(M * lda);
-        std::vector<int8_t> W(K * N);
-        for (auto& v : A) v = (uint8_t)rnd(0, 255);
-        for (auto& v : W) v = (int8_t)(wmode == 0 ? rnd(-64, 64) : rnd(-128, 127));
-        if (wmode == 1 && K >= 2) W[0] = 127, W[N] = 127;  // a pair that would saturate
-        PackOptions po;
-        po.w_zero_point = wmode == 2 ? (int32_t)rnd(-5, 5) | 1 : 0;
-        const bool transposed = rnd(0, 1);
-        std::vector<int8_t> Wt(K * N);
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t n = 0; n < N; ++n) Wt[n * K + k] = W[k * N + n];
-        PackedB B = transposed ? pack_b(Wt.data(), (int32_t)K, (int32_t)N, K, true, po)
-                               : pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, po);
-        if (wmode == 0) EXPECT(B.maddubs_safe, "|w| ≤ 64 must be provably safe");
-        if (wmode == 1 && K >= 2) EXPECT(!B.maddubs_safe && B.unsafe_pairs > 0, "127+127 pair must be unsafe");
-        std::vector<int32_t> bias(N), mult(N), shift(N);
-        for (auto& v : bias) v = (int32_t)rnd(-100000, 100000);
-        // s16 outputs use ratios ≥ 0.5 (shift < 32: the general SIMD requantization), others < 2^-8 (the fast
-        // form); emode 5: ratios of 2^-20…2^-27 with a large zero point, where the SIMD epilogue can fold the zero
-        // point into the rounding term for some columns (|zp|·2^(shift−32) < 2^30) and not for others
-        for (int64_t n = 0; n < N; ++n)
-          quantize_multiplier(emode == 3   ? 0.5 + rnd(0, 300) / 100.0
-                              : emode == 5 ? std::ldexp(1.0, -(int)rnd(20, 27)) * (1 + rnd(0, 99) / 100.0)
-                                           : std::ldexp(1.0, -(int)rnd(8, 16)) * (1 + rnd(0, 99) / 100.0),
-                              &mult[n], &shift[n]);
-        uint8_t table[256];
-        for (int i = 0; i < 256; ++i) table[i] = (uint8_t)(255 - i);
-        GemmEpilogue ep;
-        ep.a_zero_point = (int32_t)rnd(0, 255);
-        ep.bias = rnd(0, 1) ? bias.data() : nullptr;
-        ep.rq.mult = mult.data();
-        ep.rq.shift = shift.data();
-        ep.rq.channels = rnd(0, 1) ? (int32_t)N : 1;
-        const QType outs[] = {QType::s32, QType::u8, QType::s8, QType::s16, QType::u8, QType::u8};
-        ep.out = outs[emode];
-        ep.relu = emode == 2 || (emode == 0 && rnd(0, 1));
-        ep.rq.zero_point = emode == 5 ? (int32_t)rnd(128, 255) : ep.out == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-20, 20);
-        // a clamp narrower than the output type (7-bit codes, ReLU at the zero point) half of the
-        // time; otherwise the type's own range (the SIMD epilogue then leaves it to the packs)
-        if (ep.out != QType::s32 && rnd(0, 1)) {
-          ep.rq.qmin = rnd(0, 1) ? ep.rq.zero_point : qtype_min(ep.out) + (int32_t)rnd(0, 20);
-          ep.rq.qmax = std::max(ep.rq.qmin, qtype_max(ep.out) - (int32_t)rnd(0, 128));
-        }
-        if (emode == 4) ep.table = table;
-        const size_t nb = (size_t)(M * ldc * qtype_size(ep.out));
-        std::vector<uint8_t> cs(nb, 0xAB), cv(nb, 0xAB), ct(nb, 0xAB);
-        gemm_u8s8(M, A.data(), lda, B, ep, cs.data(), ldc, 1, Isa::scalar);
-        if (ep.out == QType::s32) {  // exact against int64 math
-          bool ok = true;
-          for (int64_t m = 0; m < M && ok; ++m)
-            for (int64_t n = 0; n < N && ok; ++n) {
-              int64_t acc = ep.bias ? ep.bias[n] : 0;
-              for (int64_t k = 0; k < K; ++k) acc += (int64_t)(A[m * lda + k] - ep.a_zero_point) * (W[k * N + n] - po.w_zero_point);
-              if (ep.relu && acc < 0) acc = 0;
-              int32_t got;
-              std::memcpy(&got, cs.data() + (m * ldc + n) * 4, 4);
-              ok = got == acc;
-              EXPECT(ok, "gemm s32 M%lld K%lld N%lld at (%lld,%lld): %d vs %lld", (long long)M, (long long)K, (long long)N,
-                     (long long)m, (long long)n, got, (long long)acc);
-            }
-        }
-        if (avx2) {
-          gemm_u8s8(M, A.data(), lda, B, ep, cv.data(), ldc, 1, Isa::avx2);
-          EXPECT(same(cs, cv), "gemm scalar != avx2 M%lld K%lld N%lld w%d e%d", (long long)M, (long long)K, (long long)N, wmode, emode);
-          gemm_u8s8(M, A.data(), lda, B, ep, ct.data(), ldc, 3, Isa::avx2);
-          EXPECT(same(cs, ct), "gemm 3 threads differs M%lld K%lld N%lld", (long long)M, (long long)K, (long long)N);
-          static ThreadPool pool(3);
-          std::fill(ct.begin(), ct.end(), 0xAB);
-          gemm_u8s8(M, A.data(), lda, B, ep, ct.data(), ldc, 1, Isa::avx2, &pool);
-          EXPECT(same(cs, ct), "gemm on a 3-thread pool differs M%lld K%lld N%lld", (long long)M, (long long)K, (long long)N);
-        }
-      }
+    for (int wmode = 0; wmode < 3; ++wmode)
+      for (int emode = 0; emode < 6; ++emode) gemm_random_case(sh.M, sh.K, sh.N, wmode, emode);
+}
+
+// Packing safety proofs and their refusals, the worst case on the exact path, lda checked.
+static void test_gemm_edges() {
   // force_path=maddubs on unsafe weights is refused; exact path on them is exact at the worst case
   std::vector<int8_t> W(8 * 16, 127);
   bool threw = false;
@@ -245,6 +255,11 @@ static void test_gemm() {
     gemm_u8s8(1, A.data(), 4, B, ep, C.data(), 16, 1, Isa::scalar);
   } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "lda") != nullptr; }
   EXPECT(threw, "lda < K must throw naming lda");
+}
+
+static void test_gemm() {
+  test_gemm_random();
+  test_gemm_edges();
 }
 
 static void test_softmax() {
