@@ -12,19 +12,10 @@
 #include "swinq/kernels_f32.h"
 #include "swinq/plan.h"
 #include "swinq/train.h"
+#include "test_check.h"
 
 using namespace swinq::train;
 
-static int failures = 0;
-#define CHECK(cond, ...)                     \
-  do {                                       \
-    if (!(cond)) {                           \
-      std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::fprintf(stderr, __VA_ARGS__);     \
-      std::fprintf(stderr, "\n");            \
-      ++failures;                            \
-    }                                        \
-  } while (0)
 
 static std::mt19937 rng(5);
 static std::vector<float> randv(size_t n) {
@@ -359,7 +350,5 @@ int main() {
   test_hostile_sizes();
   test_one_op_list();
 
-  if (failures) std::fprintf(stderr, "%d failure(s)\n", failures);
-  else std::printf("train_test: ok\n");
-  return failures ? 1 : 0;
+  return swinq_test::finish("train_test");
 }
