@@ -203,6 +203,169 @@ __attribute__((noinline)) void pv_rows(const PvRows& R, const int32_t* vp32, int
     for (int r = 0; r < mr; ++r) finish(r, acc[r][0], b * 8, n);
   }
 }
+
+// vpmaddwd with its vector operand read from memory. As asm, GCC cannot load the vector once into
+// a register for all the rows that use it (with 14 accumulators live that spills); each call has
+// another broadcast operand, so it cannot merge two calls either.
+inline __m256i madd_mem(__m256i x, const int32_t* m) {
+  __m256i r;
+  __asm__("vpmaddwd %1, %2, %0" : "=x"(r) : "m"(*(const __m256i*)m), "x"(x));
+  return r;
+}
+
+// 2 broadcast rows × NB ≤ 7 blocks of 8 columns, named accumulators (GCC keeps arrays of them in
+// memory across the loop: a store and a load per accumulator per step); blocks past NB fold away.
+// noinline: inlined before the exps' epilogue, GCC spills 7 accumulators in the loop to make room.
+template <int NB>
+__attribute__((noinline)) void tile_2x7(const int32_t* q0, const int32_t* q1, const int32_t* kp, int64_t d2, __m256i* o0, __m256i* o1) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i c00 = zero, c01 = zero, c02 = zero, c03 = zero, c04 = zero, c05 = zero, c06 = zero;
+  __m256i c10 = zero, c11 = zero, c12 = zero, c13 = zero, c14 = zero, c15 = zero, c16 = zero;
+  const int64_t st = d2 * 8;
+  for (int64_t k = 0; k < d2; ++k) {
+    const int32_t* m = kp + k * 8;
+    __m256i x = _mm256_set1_epi32(q0[k]);
+#define SWQ_ACC(c, b) if (NB > b) c = _mm256_add_epi32(c, madd_mem(x, m + b * st))
+    SWQ_ACC(c00, 0); SWQ_ACC(c01, 1); SWQ_ACC(c02, 2); SWQ_ACC(c03, 3); SWQ_ACC(c04, 4); SWQ_ACC(c05, 5); SWQ_ACC(c06, 6);
+    x = _mm256_set1_epi32(q1[k]);
+    SWQ_ACC(c10, 0); SWQ_ACC(c11, 1); SWQ_ACC(c12, 2); SWQ_ACC(c13, 3); SWQ_ACC(c14, 4); SWQ_ACC(c15, 5); SWQ_ACC(c16, 6);
+#undef SWQ_ACC
+    __asm__("" : "+x"(c00), "+x"(c01), "+x"(c02), "+x"(c03), "+x"(c04), "+x"(c05), "+x"(c06));
+    __asm__("" : "+x"(c10), "+x"(c11), "+x"(c12), "+x"(c13), "+x"(c14), "+x"(c15), "+x"(c16));
+  }
+  const __m256i r0[7] = {c00, c01, c02, c03, c04, c05, c06}, r1[7] = {c10, c11, c12, c13, c14, c15, c16};
+  for (int b = 0; b < NB; ++b) o0[b] = r0[b], o1[b] = r1[b];
+}
+
+// The short-row schedule (N ≤ 56, dh a multiple of 16: every windowed Swin head). 1'. q·kᵀ for 2
+// query rows against all NB ≤ 7 column blocks at once (14 accumulators, no 16-column tiles, no
+// fill/drain per tile): per pair step 2 broadcasts and 14 vpmaddwd with their k vectors as memory
+// operands (madd_mem).
+struct Rows2 {
+  const int32_t* q[2];     // (q − zp) pair rows
+  const int32_t* bias[2];  // bias rows (kBias)
+  int16_t* e[2];           // exp rows, n16 wide (zero beyond N)
+  int32_t* m;              // the 2 rows' output multipliers / shifts
+  int32_t* s;
+};
+struct ExpRow {  // what the exps and the row scale need besides ExpConsts
+  __m128i pre;
+  int32_t umax, mult, shift;
+};
+// One row's epilogue: z = (S + clamp(bias)) >> pre_shift (INT32_MIN beyond N), its max, then the
+// exps as int16 (zero beyond N), their sum and the row's output scale.
+template <bool kBias, int NB>
+__attribute__((always_inline)) inline void exp_row(const __m256i (&acc)[NB], const int32_t* br, int64_t N, int16_t* er,
+                                                   int32_t* m, int32_t* s, const ExpConsts& ec, const ExpRow& xr) {
+  const __m256i blo = _mm256_set1_epi32(-kAttentionBiasClamp), bhi = _mm256_set1_epi32(kAttentionBiasClamp),
+                imin = _mm256_set1_epi32(INT32_MIN);
+  const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(N - (NB - 1) * 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256i z[NB];
+  __m256i mx = imin;
+#pragma GCC unroll 8
+  for (int b = 0; b < NB; ++b) {
+    __m256i v = acc[b];
+    const bool last = b == NB - 1;
+    if (kBias) {
+      const __m256i bb = last ? _mm256_maskload_epi32(br + b * 8, tail) : _mm256_loadu_si256((const __m256i*)(br + b * 8));
+      v = _mm256_add_epi32(v, _mm256_min_epi32(_mm256_max_epi32(bb, blo), bhi));
+    }
+    v = _mm256_sra_epi32(v, xr.pre);
+    if (last) v = _mm256_blendv_epi8(imin, v, tail);
+    z[b] = v;
+    mx = _mm256_max_epi32(mx, v);
+  }
+  __m128i m4 = _mm_max_epi32(_mm256_castsi256_si128(mx), _mm256_extracti128_si256(mx, 1));
+  m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
+  const int32_t rmax = _mm_cvtsi128_si32(_mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0xB1)));
+  const __m256i mxv = _mm256_set1_epi32(rmax), thr = _mm256_set1_epi32(rmax - xr.umax);
+  __m256i sum = _mm256_setzero_si256();
+#pragma GCC unroll 4
+  for (int b = 0; b < NB; b += 2) {  // 16 exps as int16 (the odd last block with zeros)
+    const __m256i e0 = exp8(z[b], mxv, thr, ec);
+    const __m256i e1 = b + 1 < NB ? exp8(z[b + 1], mxv, thr, ec) : _mm256_setzero_si256();
+    sum = _mm256_add_epi32(sum, _mm256_add_epi32(e0, e1));
+    _mm256_store_si256((__m256i*)(er + b * 8), _mm256_permute4x64_epi64(_mm256_packus_epi32(e0, e1), 0xD8));
+  }
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+  attention_row_scale(xr.mult, xr.shift, _mm_cvtsi128_si32(s4), m, s);
+}
+// 1' + 2'. q·kᵀ of 2 rows on tile_2x7, then each row's exps, sum and scale straight from the
+// registers: no z stored and re-read, no loop over the row's column blocks.
+template <bool kBias, int NB>
+__attribute__((noinline)) void qk_exp_rows2(const Rows2& R, const int32_t* kp, int64_t N, int64_t d2, const ExpConsts& ec,
+                                            const ExpRow& xr) {
+  __m256i a0[NB], a1[NB];
+  tile_2x7<NB>(R.q[0], R.q[1], kp, d2, a0, a1);
+  exp_row<kBias, NB>(a0, R.bias[0], N, R.e[0], R.m, R.s, ec, xr);
+  exp_row<kBias, NB>(a1, R.bias[1], N, R.e[1], R.m + 1, R.s + 1, ec, xr);
+}
+template <bool kBias>
+void qk_exp_rows2_n(const Rows2& R, const int32_t* kp, int64_t N, int64_t d2, const ExpConsts& ec, const ExpRow& xr) {
+  switch ((N + 7) / 8) {
+    case 1: return qk_exp_rows2<kBias, 1>(R, kp, N, d2, ec, xr);
+    case 2: return qk_exp_rows2<kBias, 2>(R, kp, N, d2, ec, xr);
+    case 3: return qk_exp_rows2<kBias, 3>(R, kp, N, d2, ec, xr);
+    case 4: return qk_exp_rows2<kBias, 4>(R, kp, N, d2, ec, xr);
+    case 5: return qk_exp_rows2<kBias, 5>(R, kp, N, d2, ec, xr);
+    case 6: return qk_exp_rows2<kBias, 6>(R, kp, N, d2, ec, xr);
+    default: return qk_exp_rows2<kBias, 7>(R, kp, N, d2, ec, xr);
+  }
+}
+
+// 3'. P·V for 7 rows (mr of them real) × 16 of dh per pass: 14 accumulators, each row's e pair
+// broadcast once per step, the v vectors as memory operands (madd_mem).
+constexpr int kPvRows = 7;
+// 7 broadcast rows × 2 blocks of 8 (named accumulators, as tile_2x7).
+inline void tile_7x2(const int32_t* const* e, const int32_t* m0, int64_t n2, __m256i (&acc)[kPvRows][2]) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero, c40 = zero,
+          c41 = zero, c50 = zero, c51 = zero, c60 = zero, c61 = zero;
+  const int32_t *e0 = e[0], *e1 = e[1], *e2 = e[2], *e3 = e[3], *e4 = e[4], *e5 = e[5], *e6 = e[6];
+  const int32_t* m1 = m0 + n2 * 8;
+  for (int64_t k = 0; k < n2; ++k) {
+    __m256i x;
+#define SWQ_ROW(er, ca, cb)                                    \
+  x = _mm256_set1_epi32(er[k]);                                \
+  ca = _mm256_add_epi32(ca, madd_mem(x, m0 + k * 8));          \
+  cb = _mm256_add_epi32(cb, madd_mem(x, m1 + k * 8))
+    SWQ_ROW(e0, c00, c01); SWQ_ROW(e1, c10, c11); SWQ_ROW(e2, c20, c21); SWQ_ROW(e3, c30, c31);
+    SWQ_ROW(e4, c40, c41); SWQ_ROW(e5, c50, c51); SWQ_ROW(e6, c60, c61);
+#undef SWQ_ROW
+  }
+  acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11, acc[2][0] = c20, acc[2][1] = c21;
+  acc[3][0] = c30, acc[3][1] = c31, acc[4][0] = c40, acc[4][1] = c41, acc[5][0] = c50, acc[5][1] = c51;
+  acc[6][0] = c60, acc[6][1] = c61;
+}
+__attribute__((noinline)) void pv_rows7(const int32_t* const* e, uint8_t* const* yr, const int32_t* rm, const int32_t* rs,
+                                        int mr, const int32_t* vp32, int64_t n2, int64_t dh, int32_t y_zp, int32_t y_max) {
+  const __m256i lo = _mm256_set1_epi32(-y_zp), hi = _mm256_set1_epi32(y_max - y_zp), yzp = _mm256_set1_epi32(y_zp);
+  bool fast = true;
+  for (int r = 0; r < mr; ++r) fast = fast && rs[r] >= 32;
+  const int32_t* el[kPvRows];
+  for (int r = 0; r < kPvRows; ++r) el[r] = e[r];
+  for (int64_t b = 0; b < dh / 8; b += 2) {
+    __m256i acc[kPvRows][2];
+    tile_7x2(el, vp32 + b * n2 * 8, n2, acc);
+    for (int r = 0; r < mr; ++r) {
+      uint8_t* dst = yr[r] + b * 8;
+      if (fast) {
+        const Rq8Fast rq = rq8_fast_prepare(_mm256_set1_epi32(rm[r]), _mm256_set1_epi32(rs[r]));
+        const __m256i w = _mm256_permute4x64_epi64(
+            _mm256_packus_epi32(_mm256_add_epi32(requant8_fast_avx2(acc[r][0], rq, lo, hi), yzp),
+                                _mm256_add_epi32(requant8_fast_avx2(acc[r][1], rq, lo, hi), yzp)), 0xD8);
+        _mm_storeu_si128((__m128i*)dst, _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
+      } else {
+        alignas(32) int32_t tmp[16];
+        _mm256_store_si256((__m256i*)tmp, acc[r][0]);
+        _mm256_store_si256((__m256i*)(tmp + 8), acc[r][1]);
+        for (int k = 0; k < 16; ++k) dst[k] = (uint8_t)requantize_one(tmp[k], rm[r], rs[r], y_zp, 0, y_max);
+      }
+    }
+  }
+}
 }  // namespace
 
 // q, k and v of one head as the tiles read them (attention_scratch_bytes's regions kp, qp, vp;
@@ -315,15 +478,32 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
   ec.qc = _mm256_set1_epi32(kAttentionExpQc);
   ec.m255 = _mm256_set1_epi32(255);
   ec.es = _mm256_set1_epi32(attention_exp_shift(N));
+  ExpRow xr;
+  xr.pre = pre, xr.umax = 31 * p.sm.L, xr.mult = p.mult, xr.shift = p.shift;
   const int32_t* vp32 = reinterpret_cast<const int32_t*>(vp);
   uint8_t* yo = y + t * N * dh;
-  constexpr int G = kAttentionRowGroup;
-  int32_t rowmax[G], rm[G], rs[G];
+  // short rows (every windowed Swin head): groups of 14 = 7 q·kᵀ row pairs = 2 P·V 7-row tiles
+  const bool shortrows = N <= 56 && dh % 16 == 0;
+  const int64_t G = shortrows ? 2 * kPvRows : kAttentionRowGroup;
+  static_assert(2 * kPvRows <= kAttentionRowGroup, "the scratch holds kAttentionRowGroup rows");
+  int32_t rowmax[kAttentionRowGroup], rm[kAttentionRowGroup], rs[kAttentionRowGroup];
   // Row groups of G: all their z, then all their exps, then P·V (each phase's loads read stores
   // made long before; the exps are written as 32-byte vectors and P·V reads them as 4-byte pairs)
   for (int64_t g = 0; g < N; g += G) {
     const int64_t gr = N - g < G ? N - g : G;
-    for (int64_t i = g; i < g + gr; i += 4) {
+    for (int64_t i = g; shortrows && i < g + gr; i += 2) {  // 1' + 2': q·kᵀ and the exps of 2 rows
+      Rows2 R;
+      for (int r = 0; r < 2; ++r) {
+        const int64_t row = i + r < N ? i + r : i;
+        R.q[r] = qp + row * d2;
+        R.bias[r] = p.bias ? p.bias + ((t * N + row) % p.bias_rows) * N : nullptr;
+        R.e[r] = pe + (i - g + r) * n16;
+      }
+      R.m = rm + (i - g), R.s = rs + (i - g);
+      if (p.bias) qk_exp_rows2_n<true>(R, kp, N, d2, ec, xr);
+      else qk_exp_rows2_n<false>(R, kp, N, d2, ec, xr);
+    }
+    for (int64_t i = g; !shortrows && i < g + gr; i += 4) {
       QkRows R;
       for (int r = 0; r < 4; ++r) {
         const int64_t row = i + r < N ? i + r : i;
@@ -335,7 +515,7 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
       else qk_rows<false>(R, kp, N, d2, pre, rowmax + (i - g));
     }
     // 2. exps as int16 (zero beyond N), the row sums and the rows' output scales
-    for (int64_t r = 0; r < gr; ++r) {
+    for (int64_t r = 0; !shortrows && r < gr; ++r) {
       const int32_t* zr = sz + r * n16;
       int16_t* er = pe + r * n16;
       const __m256i mxv = _mm256_set1_epi32(rowmax[r]), thr = _mm256_set1_epi32(rowmax[r] - 31 * p.sm.L);
@@ -351,7 +531,18 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
       attention_row_scale(p.mult, p.shift, _mm_cvtsi128_si32(s4), rm + r, rs + r);
     }
-    for (int64_t i = g; i < g + gr; i += 4) {
+    for (int64_t i = g; shortrows && i < g + gr; i += kPvRows) {
+      const int mr = (int)(g + gr - i < kPvRows ? g + gr - i : kPvRows);
+      const int32_t* e7[kPvRows];
+      uint8_t* y7[kPvRows];
+      for (int r = 0; r < kPvRows; ++r) {
+        const int64_t k = i - g + (r < mr ? r : 0);
+        e7[r] = reinterpret_cast<const int32_t*>(pe + k * n16);
+        y7[r] = yo + (g + k) * dh;
+      }
+      pv_rows7(e7, y7, rm + (i - g), rs + (i - g), mr, vp32, n2, dh, p.y_zp, p.y_max);
+    }
+    for (int64_t i = g; !shortrows && i < g + gr; i += 4) {
       PvRows R;
       R.mr = (int)(g + gr - i < 4 ? g + gr - i : 4);
       for (int r = 0; r < 4; ++r) {
