@@ -212,20 +212,30 @@ inline __m256i madd_mem(__m256i x, const int32_t* m) {
   __asm__("vpmaddwd %1, %2, %0" : "=x"(r) : "m"(*(const __m256i*)m), "x"(x));
   return r;
 }
+// The same at base + off bytes; the asm does not tell GCC it reads memory: only for buffers filled
+// before the (noinline) caller was entered.
+inline __m256i madd_at(__m256i x, const int32_t* base, int64_t off) {
+  __m256i r;
+  __asm__("vpmaddwd (%1,%2), %3, %0" : "=x"(r) : "r"(base), "r"(off), "x"(x));
+  return r;
+}
 
 // 2 broadcast rows × NB ≤ 7 blocks of 8 columns, named accumulators (GCC keeps arrays of them in
 // memory across the loop: a store and a load per accumulator per step); blocks past NB fold away.
-// noinline: inlined before the exps' epilogue, GCC spills 7 accumulators in the loop to make room.
+// noinline: inlined before its epilogue, GCC spills half the accumulators inside the loop.
 template <int NB>
-__attribute__((noinline)) void tile_2x7(const int32_t* q0, const int32_t* q1, const int32_t* kp, int64_t d2, __m256i* o0, __m256i* o1) {
+inline void tile_2x7(const int32_t* q0, const int32_t* q1, const int32_t* kp, int64_t d2, __m256i* o0, __m256i* o1) {
   const __m256i zero = _mm256_setzero_si256();
   __m256i c00 = zero, c01 = zero, c02 = zero, c03 = zero, c04 = zero, c05 = zero, c06 = zero;
   __m256i c10 = zero, c11 = zero, c12 = zero, c13 = zero, c14 = zero, c15 = zero, c16 = zero;
   const int64_t st = d2 * 8;
+  // one base per block and one byte offset for all: base + offset addressing, no pointer
+  // increments per block and step (GCC strength-reduces m + b·st + k·8 into 7 of them)
+  const int32_t *m0 = kp, *m1 = m0 + st, *m2 = m1 + st, *m3 = m2 + st, *m4 = m3 + st, *m5 = m4 + st, *m6 = m5 + st;
   for (int64_t k = 0; k < d2; ++k) {
-    const int32_t* m = kp + k * 8;
     __m256i x = _mm256_set1_epi32(q0[k]);
-#define SWQ_ACC(c, b) if (NB > b) c = _mm256_add_epi32(c, madd_mem(x, m + b * st))
+    const int64_t off = k * 32;
+#define SWQ_ACC(c, b) if (NB > b) c = _mm256_add_epi32(c, madd_at(x, m##b, off))
     SWQ_ACC(c00, 0); SWQ_ACC(c01, 1); SWQ_ACC(c02, 2); SWQ_ACC(c03, 3); SWQ_ACC(c04, 4); SWQ_ACC(c05, 5); SWQ_ACC(c06, 6);
     x = _mm256_set1_epi32(q1[k]);
     SWQ_ACC(c10, 0); SWQ_ACC(c11, 1); SWQ_ACC(c12, 2); SWQ_ACC(c13, 3); SWQ_ACC(c14, 4); SWQ_ACC(c15, 5); SWQ_ACC(c16, 6);
@@ -241,77 +251,52 @@ __attribute__((noinline)) void tile_2x7(const int32_t* q0, const int32_t* q1, co
 // query rows against all NB ≤ 7 column blocks at once (14 accumulators, no 16-column tiles, no
 // fill/drain per tile): per pair step 2 broadcasts and 14 vpmaddwd with their k vectors as memory
 // operands (madd_mem).
+// The 2 rows' z rows and maxima, as qk_rows.
 struct Rows2 {
   const int32_t* q[2];     // (q − zp) pair rows
   const int32_t* bias[2];  // bias rows (kBias)
-  int16_t* e[2];           // exp rows, n16 wide (zero beyond N)
-  int32_t* m;              // the 2 rows' output multipliers / shifts
-  int32_t* s;
+  int32_t* z[2];           // z rows, n16 wide
 };
-struct ExpRow {  // what the exps and the row scale need besides ExpConsts
-  __m128i pre;
-  int32_t umax, mult, shift;
-};
-// One row's epilogue: z = (S + clamp(bias)) >> pre_shift (INT32_MIN beyond N), its max, then the
-// exps as int16 (zero beyond N), their sum and the row's output scale.
 template <bool kBias, int NB>
-__attribute__((always_inline)) inline void exp_row(const __m256i (&acc)[NB], const int32_t* br, int64_t N, int16_t* er,
-                                                   int32_t* m, int32_t* s, const ExpConsts& ec, const ExpRow& xr) {
+__attribute__((noinline)) void qk_rows2(const Rows2& R, const int32_t* kp, int64_t N, int64_t d2, __m128i pre, int32_t* rowmax) {
+  __m256i a0[NB], a1[NB];
+  tile_2x7<NB>(R.q[0], R.q[1], kp, d2, a0, a1);
   const __m256i blo = _mm256_set1_epi32(-kAttentionBiasClamp), bhi = _mm256_set1_epi32(kAttentionBiasClamp),
                 imin = _mm256_set1_epi32(INT32_MIN);
   const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(N - (NB - 1) * 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  __m256i z[NB];
-  __m256i mx = imin;
+  const int32_t* const b2[2] = {R.bias[0], R.bias[1]};
+  int32_t* const z2[2] = {R.z[0], R.z[1]};
+#pragma GCC unroll 1
+  for (int r = 0; r < 2; ++r) {
+    __m256i mx = imin;
 #pragma GCC unroll 8
-  for (int b = 0; b < NB; ++b) {
-    __m256i v = acc[b];
-    const bool last = b == NB - 1;
-    if (kBias) {
-      const __m256i bb = last ? _mm256_maskload_epi32(br + b * 8, tail) : _mm256_loadu_si256((const __m256i*)(br + b * 8));
-      v = _mm256_add_epi32(v, _mm256_min_epi32(_mm256_max_epi32(bb, blo), bhi));
+    for (int b = 0; b < NB; ++b) {
+      __m256i v = r ? a1[b] : a0[b];
+      const bool last = b == NB - 1;
+      if (kBias) {
+        const __m256i bb = last ? _mm256_maskload_epi32(b2[r] + b * 8, tail) : _mm256_loadu_si256((const __m256i*)(b2[r] + b * 8));
+        v = _mm256_add_epi32(v, _mm256_min_epi32(_mm256_max_epi32(bb, blo), bhi));
+      }
+      v = _mm256_sra_epi32(v, pre);
+      if (last) v = _mm256_blendv_epi8(imin, v, tail);
+      _mm256_store_si256((__m256i*)(z2[r] + b * 8), v);
+      mx = _mm256_max_epi32(mx, v);
     }
-    v = _mm256_sra_epi32(v, xr.pre);
-    if (last) v = _mm256_blendv_epi8(imin, v, tail);
-    z[b] = v;
-    mx = _mm256_max_epi32(mx, v);
+    __m128i m4 = _mm_max_epi32(_mm256_castsi256_si128(mx), _mm256_extracti128_si256(mx, 1));
+    m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
+    rowmax[r] = _mm_cvtsi128_si32(_mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0xB1)));
   }
-  __m128i m4 = _mm_max_epi32(_mm256_castsi256_si128(mx), _mm256_extracti128_si256(mx, 1));
-  m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
-  const int32_t rmax = _mm_cvtsi128_si32(_mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0xB1)));
-  const __m256i mxv = _mm256_set1_epi32(rmax), thr = _mm256_set1_epi32(rmax - xr.umax);
-  __m256i sum = _mm256_setzero_si256();
-#pragma GCC unroll 4
-  for (int b = 0; b < NB; b += 2) {  // 16 exps as int16 (the odd last block with zeros)
-    const __m256i e0 = exp8(z[b], mxv, thr, ec);
-    const __m256i e1 = b + 1 < NB ? exp8(z[b + 1], mxv, thr, ec) : _mm256_setzero_si256();
-    sum = _mm256_add_epi32(sum, _mm256_add_epi32(e0, e1));
-    _mm256_store_si256((__m256i*)(er + b * 8), _mm256_permute4x64_epi64(_mm256_packus_epi32(e0, e1), 0xD8));
-  }
-  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-  attention_row_scale(xr.mult, xr.shift, _mm_cvtsi128_si32(s4), m, s);
-}
-// 1' + 2'. q·kᵀ of 2 rows on tile_2x7, then each row's exps, sum and scale straight from the
-// registers: no z stored and re-read, no loop over the row's column blocks.
-template <bool kBias, int NB>
-__attribute__((noinline)) void qk_exp_rows2(const Rows2& R, const int32_t* kp, int64_t N, int64_t d2, const ExpConsts& ec,
-                                            const ExpRow& xr) {
-  __m256i a0[NB], a1[NB];
-  tile_2x7<NB>(R.q[0], R.q[1], kp, d2, a0, a1);
-  exp_row<kBias, NB>(a0, R.bias[0], N, R.e[0], R.m, R.s, ec, xr);
-  exp_row<kBias, NB>(a1, R.bias[1], N, R.e[1], R.m + 1, R.s + 1, ec, xr);
 }
 template <bool kBias>
-void qk_exp_rows2_n(const Rows2& R, const int32_t* kp, int64_t N, int64_t d2, const ExpConsts& ec, const ExpRow& xr) {
+void qk_rows2_n(const Rows2& R, const int32_t* kp, int64_t N, int64_t d2, __m128i pre, int32_t* rowmax) {
   switch ((N + 7) / 8) {
-    case 1: return qk_exp_rows2<kBias, 1>(R, kp, N, d2, ec, xr);
-    case 2: return qk_exp_rows2<kBias, 2>(R, kp, N, d2, ec, xr);
-    case 3: return qk_exp_rows2<kBias, 3>(R, kp, N, d2, ec, xr);
-    case 4: return qk_exp_rows2<kBias, 4>(R, kp, N, d2, ec, xr);
-    case 5: return qk_exp_rows2<kBias, 5>(R, kp, N, d2, ec, xr);
-    case 6: return qk_exp_rows2<kBias, 6>(R, kp, N, d2, ec, xr);
-    default: return qk_exp_rows2<kBias, 7>(R, kp, N, d2, ec, xr);
+    case 1: return qk_rows2<kBias, 1>(R, kp, N, d2, pre, rowmax);
+    case 2: return qk_rows2<kBias, 2>(R, kp, N, d2, pre, rowmax);
+    case 3: return qk_rows2<kBias, 3>(R, kp, N, d2, pre, rowmax);
+    case 4: return qk_rows2<kBias, 4>(R, kp, N, d2, pre, rowmax);
+    case 5: return qk_rows2<kBias, 5>(R, kp, N, d2, pre, rowmax);
+    case 6: return qk_rows2<kBias, 6>(R, kp, N, d2, pre, rowmax);
+    default: return qk_rows2<kBias, 7>(R, kp, N, d2, pre, rowmax);
   }
 }
 
@@ -478,8 +463,6 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
   ec.qc = _mm256_set1_epi32(kAttentionExpQc);
   ec.m255 = _mm256_set1_epi32(255);
   ec.es = _mm256_set1_epi32(attention_exp_shift(N));
-  ExpRow xr;
-  xr.pre = pre, xr.umax = 31 * p.sm.L, xr.mult = p.mult, xr.shift = p.shift;
   const int32_t* vp32 = reinterpret_cast<const int32_t*>(vp);
   uint8_t* yo = y + t * N * dh;
   // short rows (every windowed Swin head): groups of 14 = 7 q·kᵀ row pairs = 2 P·V 7-row tiles
@@ -491,17 +474,16 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
   // made long before; the exps are written as 32-byte vectors and P·V reads them as 4-byte pairs)
   for (int64_t g = 0; g < N; g += G) {
     const int64_t gr = N - g < G ? N - g : G;
-    for (int64_t i = g; shortrows && i < g + gr; i += 2) {  // 1' + 2': q·kᵀ and the exps of 2 rows
+    for (int64_t i = g; shortrows && i < g + gr; i += 2) {  // 1'. q·kᵀ of 2 rows
       Rows2 R;
       for (int r = 0; r < 2; ++r) {
         const int64_t row = i + r < N ? i + r : i;
         R.q[r] = qp + row * d2;
         R.bias[r] = p.bias ? p.bias + ((t * N + row) % p.bias_rows) * N : nullptr;
-        R.e[r] = pe + (i - g + r) * n16;
+        R.z[r] = sz + (i - g + r) * n16;
       }
-      R.m = rm + (i - g), R.s = rs + (i - g);
-      if (p.bias) qk_exp_rows2_n<true>(R, kp, N, d2, ec, xr);
-      else qk_exp_rows2_n<false>(R, kp, N, d2, ec, xr);
+      if (p.bias) qk_rows2_n<true>(R, kp, N, d2, pre, rowmax + (i - g));
+      else qk_rows2_n<false>(R, kp, N, d2, pre, rowmax + (i - g));
     }
     for (int64_t i = g; !shortrows && i < g + gr; i += 4) {
       QkRows R;
@@ -515,7 +497,7 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
       else qk_rows<false>(R, kp, N, d2, pre, rowmax + (i - g));
     }
     // 2. exps as int16 (zero beyond N), the row sums and the rows' output scales
-    for (int64_t r = 0; !shortrows && r < gr; ++r) {
+    for (int64_t r = 0; r < gr; ++r) {
       const int32_t* zr = sz + r * n16;
       int16_t* er = pe + r * n16;
       const __m256i mxv = _mm256_set1_epi32(rowmax[r]), thr = _mm256_set1_epi32(rowmax[r] - 31 * p.sm.L);
