@@ -469,7 +469,7 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
   const bool shortrows = N <= 56 && dh % 16 == 0;
   const int64_t G = shortrows ? 2 * kPvRows : kAttentionRowGroup;
   static_assert(2 * kPvRows <= kAttentionRowGroup, "the scratch holds kAttentionRowGroup rows");
-  int32_t rowmax[kAttentionRowGroup], rm[kAttentionRowGroup], rs[kAttentionRowGroup];
+  int32_t rowmax[kAttentionRowGroup], rm[kAttentionRowGroup], rs[kAttentionRowGroup], rsum[kAttentionRowGroup];
   // Row groups of G: all their z, then all their exps, then P·V (each phase's loads read stores
   // made long before; the exps are written as 32-byte vectors and P·V reads them as 4-byte pairs)
   for (int64_t g = 0; g < N; g += G) {
@@ -511,8 +511,11 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
       __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-      attention_row_scale(p.mult, p.shift, _mm_cvtsi128_si32(s4), rm + r, rs + r);
+      rsum[r] = _mm_cvtsi128_si32(s4);
     }
+    // the row scales after all the group's exps: their divisions are independent and pipeline
+    // (one per row right after its sum left each row's bsr → vdivsd → convert chain exposed)
+    for (int64_t r = 0; r < gr; ++r) attention_row_scale(p.mult, p.shift, rsum[r], rm + r, rs + r);
     for (int64_t i = g; shortrows && i < g + gr; i += kPvRows) {
       const int mr = (int)(g + gr - i < kPvRows ? g + gr - i : kPvRows);
       const int32_t* e7[kPvRows];
