@@ -536,8 +536,8 @@ static void test_attention() {
                          Case{4, 49, 3, 16, 64, 3, 255, true, 0.02, 1.0 / 1024, 3}, Case{1, 49, 6, 32, 0, 0, 255, true, 0.01, 1.0 / 1024, 4},
                          Case{2, 13, 2, 64, 127, 0, 127, false, 0.005, 1.0 / 512, 4}, Case{1, 50, 3, 16, 70, 9, 255, true, 1e-5, 1.0 / 256, 3},
                          Case{3, 33, 2, 48, 64, 0, 255, true, 0.02, 1.0 / 1024, 5},
-                         // the AVX2 short-row schedule (N ≤ 56, dh a multiple of 16) at every column-block
-                         // count 1…7, N a multiple of 8 and not, and row shifts < 32 (its general requant)
+                         // the AVX2 short-row q·kᵀ (N ≤ 56) at every column-block count 1…7, N a multiple
+                         // of 8 and not, with row shifts < 32 (the general requant)
                          Case{1, 8, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0}, Case{2, 20, 2, 16, 100, 50, 255, true, 0.05, 64.0, 0},
                          Case{1, 27, 3, 32, 90, 0, 255, false, 0.01, 1.0 / 512, 0}, Case{2, 41, 2, 32, 128, 0, 255, true, 0.02, 1.0 / 1024, 2},
                          Case{1, 48, 1, 16, 0, 0, 255, true, 0.3, 1.0 / 700, 1}, Case{1, 56, 2, 16, 200, 7, 255, true, 1e-5, 1.0 / 256, 0},

@@ -1,9 +1,9 @@
 // AVX2 attention (qkernels.h attention_u8), one (window, head) per call; per block of 4 query rows:
 //   1. S = (q−zp)(k−zp)ᵀ on a 4-row × 16-column register tile (vpmaddwd on int16 pairs, exact for
 //      any codes: |(a−za)(b−zb)| ≤ 65025, pairs ≤ 130050); bias, pre-shift and the row maxima in
-//      the tile's epilogue, so no separate max pass;
+//      the tile's epilogue, so no separate max pass; for N ≤ 56 per 2 rows on whole rows instead;
 //   2. e = exp(z − max) (attention_exp) 16 at a time, packed straight to the int16 pairs P·V
-//      reads, and the row sums;
+//      reads, and the row sums; then the row scales of the whole group;
 //   3. O = e·(v−zp) on a 4-row × 16-dh tile, the row's 256/sum folded into its output requant.
 // Only 4 rows of z and e exist at a time, so for N = 197 they stay in L1 next to the packed k, v.
 // The scalar reference (qattention.cc) computes the same integers. No std:: containers here
@@ -204,16 +204,10 @@ __attribute__((noinline)) void pv_rows(const PvRows& R, const int32_t* vp32, int
   }
 }
 
-// vpmaddwd with its vector operand read from memory. As asm, GCC cannot load the vector once into
-// a register for all the rows that use it (with 14 accumulators live that spills); each call has
-// another broadcast operand, so it cannot merge two calls either.
-inline __m256i madd_mem(__m256i x, const int32_t* m) {
-  __m256i r;
-  __asm__("vpmaddwd %1, %2, %0" : "=x"(r) : "m"(*(const __m256i*)m), "x"(x));
-  return r;
-}
-// The same at base + off bytes; the asm does not tell GCC it reads memory: only for buffers filled
-// before the (noinline) caller was entered.
+// vpmaddwd with its vector operand read from base + off bytes. As asm, GCC can neither load a k
+// vector once into a register for both rows (with 14 accumulators live that spills) nor
+// strength-reduce the address into a pointer increment per block and step. The asm does not tell
+// GCC it reads memory: only for buffers filled before the (noinline) caller was entered.
 inline __m256i madd_at(__m256i x, const int32_t* base, int64_t off) {
   __m256i r;
   __asm__("vpmaddwd (%1,%2), %3, %0" : "=x"(r) : "r"(base), "r"(off), "x"(x));
@@ -222,15 +216,13 @@ inline __m256i madd_at(__m256i x, const int32_t* base, int64_t off) {
 
 // 2 broadcast rows × NB ≤ 7 blocks of 8 columns, named accumulators (GCC keeps arrays of them in
 // memory across the loop: a store and a load per accumulator per step); blocks past NB fold away.
-// noinline: inlined before its epilogue, GCC spills half the accumulators inside the loop.
 template <int NB>
 inline void tile_2x7(const int32_t* q0, const int32_t* q1, const int32_t* kp, int64_t d2, __m256i* o0, __m256i* o1) {
   const __m256i zero = _mm256_setzero_si256();
   __m256i c00 = zero, c01 = zero, c02 = zero, c03 = zero, c04 = zero, c05 = zero, c06 = zero;
   __m256i c10 = zero, c11 = zero, c12 = zero, c13 = zero, c14 = zero, c15 = zero, c16 = zero;
   const int64_t st = d2 * 8;
-  // one base per block and one byte offset for all: base + offset addressing, no pointer
-  // increments per block and step (GCC strength-reduces m + b·st + k·8 into 7 of them)
+  // one base per block, one byte offset for all
   const int32_t *m0 = kp, *m1 = m0 + st, *m2 = m1 + st, *m3 = m2 + st, *m4 = m3 + st, *m5 = m4 + st, *m6 = m5 + st;
   for (int64_t k = 0; k < d2; ++k) {
     __m256i x = _mm256_set1_epi32(q0[k]);
@@ -247,11 +239,10 @@ inline void tile_2x7(const int32_t* q0, const int32_t* q1, const int32_t* kp, in
   for (int b = 0; b < NB; ++b) o0[b] = r0[b], o1[b] = r1[b];
 }
 
-// The short-row schedule (N ≤ 56, dh a multiple of 16: every windowed Swin head). 1'. q·kᵀ for 2
-// query rows against all NB ≤ 7 column blocks at once (14 accumulators, no 16-column tiles, no
-// fill/drain per tile): per pair step 2 broadcasts and 14 vpmaddwd with their k vectors as memory
-// operands (madd_mem).
-// The 2 rows' z rows and maxima, as qk_rows.
+// 1'. The short-row schedule of step 1 (N ≤ 56: every windowed Swin head):
+// z rows and maxima as qk_rows, for 2 query rows against all NB ≤ 7 column blocks at once on
+// tile_2x7 (no 16-column tiles, so no fill/drain and epilogue per tile, and one row of padding at
+// most instead of three). Per pair step 2 broadcasts and 14 vpmaddwd with memory operands.
 struct Rows2 {
   const int32_t* q[2];     // (q − zp) pair rows
   const int32_t* bias[2];  // bias rows (kBias)
@@ -266,7 +257,7 @@ __attribute__((noinline)) void qk_rows2(const Rows2& R, const int32_t* kp, int64
   const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(N - (NB - 1) * 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   const int32_t* const b2[2] = {R.bias[0], R.bias[1]};
   int32_t* const z2[2] = {R.z[0], R.z[1]};
-#pragma GCC unroll 1
+#pragma GCC unroll 1  // unrolled, GCC spills half the tile's accumulators inside its loop
   for (int r = 0; r < 2; ++r) {
     __m256i mx = imin;
 #pragma GCC unroll 8
@@ -300,57 +291,6 @@ void qk_rows2_n(const Rows2& R, const int32_t* kp, int64_t N, int64_t d2, __m128
   }
 }
 
-// 3'. P·V for 7 rows (mr of them real) × 16 of dh per pass: 14 accumulators, each row's e pair
-// broadcast once per step, the v vectors as memory operands (madd_mem).
-constexpr int kPvRows = 7;
-// 7 broadcast rows × 2 blocks of 8 (named accumulators, as tile_2x7).
-inline void tile_7x2(const int32_t* const* e, const int32_t* m0, int64_t n2, __m256i (&acc)[kPvRows][2]) {
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero, c40 = zero,
-          c41 = zero, c50 = zero, c51 = zero, c60 = zero, c61 = zero;
-  const int32_t *e0 = e[0], *e1 = e[1], *e2 = e[2], *e3 = e[3], *e4 = e[4], *e5 = e[5], *e6 = e[6];
-  const int32_t* m1 = m0 + n2 * 8;
-  for (int64_t k = 0; k < n2; ++k) {
-    __m256i x;
-#define SWQ_ROW(er, ca, cb)                                    \
-  x = _mm256_set1_epi32(er[k]);                                \
-  ca = _mm256_add_epi32(ca, madd_mem(x, m0 + k * 8));          \
-  cb = _mm256_add_epi32(cb, madd_mem(x, m1 + k * 8))
-    SWQ_ROW(e0, c00, c01); SWQ_ROW(e1, c10, c11); SWQ_ROW(e2, c20, c21); SWQ_ROW(e3, c30, c31);
-    SWQ_ROW(e4, c40, c41); SWQ_ROW(e5, c50, c51); SWQ_ROW(e6, c60, c61);
-#undef SWQ_ROW
-  }
-  acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11, acc[2][0] = c20, acc[2][1] = c21;
-  acc[3][0] = c30, acc[3][1] = c31, acc[4][0] = c40, acc[4][1] = c41, acc[5][0] = c50, acc[5][1] = c51;
-  acc[6][0] = c60, acc[6][1] = c61;
-}
-__attribute__((noinline)) void pv_rows7(const int32_t* const* e, uint8_t* const* yr, const int32_t* rm, const int32_t* rs,
-                                        int mr, const int32_t* vp32, int64_t n2, int64_t dh, int32_t y_zp, int32_t y_max) {
-  const __m256i lo = _mm256_set1_epi32(-y_zp), hi = _mm256_set1_epi32(y_max - y_zp), yzp = _mm256_set1_epi32(y_zp);
-  bool fast = true;
-  for (int r = 0; r < mr; ++r) fast = fast && rs[r] >= 32;
-  const int32_t* el[kPvRows];
-  for (int r = 0; r < kPvRows; ++r) el[r] = e[r];
-  for (int64_t b = 0; b < dh / 8; b += 2) {
-    __m256i acc[kPvRows][2];
-    tile_7x2(el, vp32 + b * n2 * 8, n2, acc);
-    for (int r = 0; r < mr; ++r) {
-      uint8_t* dst = yr[r] + b * 8;
-      if (fast) {
-        const Rq8Fast rq = rq8_fast_prepare(_mm256_set1_epi32(rm[r]), _mm256_set1_epi32(rs[r]));
-        const __m256i w = _mm256_permute4x64_epi64(
-            _mm256_packus_epi32(_mm256_add_epi32(requant8_fast_avx2(acc[r][0], rq, lo, hi), yzp),
-                                _mm256_add_epi32(requant8_fast_avx2(acc[r][1], rq, lo, hi), yzp)), 0xD8);
-        _mm_storeu_si128((__m128i*)dst, _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
-      } else {
-        alignas(32) int32_t tmp[16];
-        _mm256_store_si256((__m256i*)tmp, acc[r][0]);
-        _mm256_store_si256((__m256i*)(tmp + 8), acc[r][1]);
-        for (int k = 0; k < 16; ++k) dst[k] = (uint8_t)requantize_one(tmp[k], rm[r], rs[r], y_zp, 0, y_max);
-      }
-    }
-  }
-}
 }  // namespace
 
 // q, k and v of one head as the tiles read them (attention_scratch_bytes's regions kp, qp, vp;
@@ -465,10 +405,9 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
   ec.es = _mm256_set1_epi32(attention_exp_shift(N));
   const int32_t* vp32 = reinterpret_cast<const int32_t*>(vp);
   uint8_t* yo = y + t * N * dh;
-  // short rows (every windowed Swin head): groups of 14 = 7 q·kᵀ row pairs = 2 P·V 7-row tiles
-  const bool shortrows = N <= 56 && dh % 16 == 0;
-  const int64_t G = shortrows ? 2 * kPvRows : kAttentionRowGroup;
-  static_assert(2 * kPvRows <= kAttentionRowGroup, "the scratch holds kAttentionRowGroup rows");
+  // short rows (every windowed Swin head): q·kᵀ per row pair on whole rows (qk_rows2)
+  const bool shortrows = N <= 56;
+  constexpr int G = kAttentionRowGroup;
   int32_t rowmax[kAttentionRowGroup], rm[kAttentionRowGroup], rs[kAttentionRowGroup], rsum[kAttentionRowGroup];
   // Row groups of G: all their z, then all their exps, then P·V (each phase's loads read stores
   // made long before; the exps are written as 32-byte vectors and P·V reads them as 4-byte pairs)
@@ -516,18 +455,7 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
     // the row scales after all the group's exps: their divisions are independent and pipeline
     // (one per row right after its sum left each row's bsr → vdivsd → convert chain exposed)
     for (int64_t r = 0; r < gr; ++r) attention_row_scale(p.mult, p.shift, rsum[r], rm + r, rs + r);
-    for (int64_t i = g; shortrows && i < g + gr; i += kPvRows) {
-      const int mr = (int)(g + gr - i < kPvRows ? g + gr - i : kPvRows);
-      const int32_t* e7[kPvRows];
-      uint8_t* y7[kPvRows];
-      for (int r = 0; r < kPvRows; ++r) {
-        const int64_t k = i - g + (r < mr ? r : 0);
-        e7[r] = reinterpret_cast<const int32_t*>(pe + k * n16);
-        y7[r] = yo + (g + k) * dh;
-      }
-      pv_rows7(e7, y7, rm + (i - g), rs + (i - g), mr, vp32, n2, dh, p.y_zp, p.y_max);
-    }
-    for (int64_t i = g; !shortrows && i < g + gr; i += 4) {
+    for (int64_t i = g; i < g + gr; i += 4) {
       PvRows R;
       R.mr = (int)(g + gr - i < 4 ? g + gr - i : 4);
       for (int r = 0; r < 4; ++r) {
