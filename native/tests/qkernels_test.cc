@@ -550,7 +550,13 @@ static void test_attention() {
                          // a head, N not a multiple of 8
                          Case{4, 49, 3, 16, 64, 3, 255, true, 0.02, 1.0 / 1024, 3}, Case{1, 49, 6, 32, 0, 0, 255, true, 0.01, 1.0 / 1024, 4},
                          Case{2, 13, 2, 64, 127, 0, 127, false, 0.005, 1.0 / 512, 4}, Case{1, 50, 3, 16, 70, 9, 255, true, 1e-5, 1.0 / 256, 3},
-                         Case{3, 33, 2, 48, 64, 0, 255, true, 0.02, 1.0 / 1024, 5}}) {
+                         Case{3, 33, 2, 48, 64, 0, 255, true, 0.02, 1.0 / 1024, 5},
+                         // the AVX2 short-row q·kᵀ (N ≤ 56) at every column-block count 1…7, N a multiple
+                         // of 8 and not, with row shifts < 32 (the general requant)
+                         Case{1, 8, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0}, Case{2, 20, 2, 16, 100, 50, 255, true, 0.05, 64.0, 0},
+                         Case{1, 27, 3, 32, 90, 0, 255, false, 0.01, 1.0 / 512, 0}, Case{2, 41, 2, 32, 128, 0, 255, true, 0.02, 1.0 / 1024, 2},
+                         Case{1, 48, 1, 16, 0, 0, 255, true, 0.3, 1.0 / 700, 1}, Case{1, 56, 2, 16, 200, 7, 255, true, 1e-5, 1.0 / 256, 0},
+                         Case{1, 15, 2, 64, 64, 0, 255, true, 0.02, 4.0, 3}}) {
     const int64_t C = cs.H * cs.dh;
     std::vector<uint8_t> qkv((size_t)(cs.W * cs.N * 3 * C));
     for (auto& v : qkv)

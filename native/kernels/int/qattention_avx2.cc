@@ -1,9 +1,9 @@
 // AVX2 attention (qkernels.h attention_u8), one (window, head) per call; per block of 4 query rows:
 //   1. S = (q−zp)(k−zp)ᵀ on a 4-row × 16-column register tile (vpmaddwd on int16 pairs, exact for
 //      any codes: |(a−za)(b−zb)| ≤ 65025, pairs ≤ 130050); bias, pre-shift and the row maxima in
-//      the tile's epilogue, so no separate max pass;
+//      the tile's epilogue, so no separate max pass; for N ≤ 56 per 2 rows on whole rows instead;
 //   2. e = exp(z − max) (attention_exp) 16 at a time, packed straight to the int16 pairs P·V
-//      reads, and the row sums;
+//      reads, and the row sums; then the row scales of the whole group;
 //   3. O = e·(v−zp) on a 4-row × 16-dh tile, the row's 256/sum folded into its output requant.
 // Only 4 rows of z and e exist at a time, so for N = 197 they stay in L1 next to the packed k, v.
 // The scalar reference (qattention.cc) computes the same integers. No std:: containers here
@@ -203,6 +203,94 @@ __attribute__((noinline)) void pv_rows(const PvRows& R, const int32_t* vp32, int
     for (int r = 0; r < mr; ++r) finish(r, acc[r][0], b * 8, n);
   }
 }
+
+// vpmaddwd with its vector operand read from base + off bytes. As asm, GCC can neither load a k
+// vector once into a register for both rows (with 14 accumulators live that spills) nor
+// strength-reduce the address into a pointer increment per block and step. The asm does not tell
+// GCC it reads memory: only for buffers filled before the (noinline) caller was entered.
+inline __m256i madd_at(__m256i x, const int32_t* base, int64_t off) {
+  __m256i r;
+  __asm__("vpmaddwd (%1,%2), %3, %0" : "=x"(r) : "r"(base), "r"(off), "x"(x));
+  return r;
+}
+
+// 2 broadcast rows × NB ≤ 7 blocks of 8 columns, named accumulators (GCC keeps arrays of them in
+// memory across the loop: a store and a load per accumulator per step); blocks past NB fold away.
+template <int NB>
+inline void tile_2x7(const int32_t* q0, const int32_t* q1, const int32_t* kp, int64_t d2, __m256i* o0, __m256i* o1) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i c00 = zero, c01 = zero, c02 = zero, c03 = zero, c04 = zero, c05 = zero, c06 = zero;
+  __m256i c10 = zero, c11 = zero, c12 = zero, c13 = zero, c14 = zero, c15 = zero, c16 = zero;
+  const int64_t st = d2 * 8;
+  // one base per block, one byte offset for all
+  const int32_t *m0 = kp, *m1 = m0 + st, *m2 = m1 + st, *m3 = m2 + st, *m4 = m3 + st, *m5 = m4 + st, *m6 = m5 + st;
+  for (int64_t k = 0; k < d2; ++k) {
+    __m256i x = _mm256_set1_epi32(q0[k]);
+    const int64_t off = k * 32;
+#define SWQ_ACC(c, b) if (NB > b) c = _mm256_add_epi32(c, madd_at(x, m##b, off))
+    SWQ_ACC(c00, 0); SWQ_ACC(c01, 1); SWQ_ACC(c02, 2); SWQ_ACC(c03, 3); SWQ_ACC(c04, 4); SWQ_ACC(c05, 5); SWQ_ACC(c06, 6);
+    x = _mm256_set1_epi32(q1[k]);
+    SWQ_ACC(c10, 0); SWQ_ACC(c11, 1); SWQ_ACC(c12, 2); SWQ_ACC(c13, 3); SWQ_ACC(c14, 4); SWQ_ACC(c15, 5); SWQ_ACC(c16, 6);
+#undef SWQ_ACC
+    __asm__("" : "+x"(c00), "+x"(c01), "+x"(c02), "+x"(c03), "+x"(c04), "+x"(c05), "+x"(c06));
+    __asm__("" : "+x"(c10), "+x"(c11), "+x"(c12), "+x"(c13), "+x"(c14), "+x"(c15), "+x"(c16));
+  }
+  const __m256i r0[7] = {c00, c01, c02, c03, c04, c05, c06}, r1[7] = {c10, c11, c12, c13, c14, c15, c16};
+  for (int b = 0; b < NB; ++b) o0[b] = r0[b], o1[b] = r1[b];
+}
+
+// 1'. The short-row schedule of step 1 (N ≤ 56: every windowed Swin head):
+// z rows and maxima as qk_rows, for 2 query rows against all NB ≤ 7 column blocks at once on
+// tile_2x7 (no 16-column tiles, so no fill/drain and epilogue per tile, and one row of padding at
+// most instead of three). Per pair step 2 broadcasts and 14 vpmaddwd with memory operands.
+struct Rows2 {
+  const int32_t* q[2];     // (q − zp) pair rows
+  const int32_t* bias[2];  // bias rows (kBias)
+  int32_t* z[2];           // z rows, n16 wide
+};
+template <bool kBias, int NB>
+__attribute__((noinline)) void qk_rows2(const Rows2& R, const int32_t* kp, int64_t N, int64_t d2, __m128i pre, int32_t* rowmax) {
+  __m256i a0[NB], a1[NB];
+  tile_2x7<NB>(R.q[0], R.q[1], kp, d2, a0, a1);
+  const __m256i blo = _mm256_set1_epi32(-kAttentionBiasClamp), bhi = _mm256_set1_epi32(kAttentionBiasClamp),
+                imin = _mm256_set1_epi32(INT32_MIN);
+  const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(N - (NB - 1) * 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const int32_t* const b2[2] = {R.bias[0], R.bias[1]};
+  int32_t* const z2[2] = {R.z[0], R.z[1]};
+#pragma GCC unroll 1  // unrolled, GCC spills half the tile's accumulators inside its loop
+  for (int r = 0; r < 2; ++r) {
+    __m256i mx = imin;
+#pragma GCC unroll 8
+    for (int b = 0; b < NB; ++b) {
+      __m256i v = r ? a1[b] : a0[b];
+      const bool last = b == NB - 1;
+      if (kBias) {
+        const __m256i bb = last ? _mm256_maskload_epi32(b2[r] + b * 8, tail) : _mm256_loadu_si256((const __m256i*)(b2[r] + b * 8));
+        v = _mm256_add_epi32(v, _mm256_min_epi32(_mm256_max_epi32(bb, blo), bhi));
+      }
+      v = _mm256_sra_epi32(v, pre);
+      if (last) v = _mm256_blendv_epi8(imin, v, tail);
+      _mm256_store_si256((__m256i*)(z2[r] + b * 8), v);
+      mx = _mm256_max_epi32(mx, v);
+    }
+    __m128i m4 = _mm_max_epi32(_mm256_castsi256_si128(mx), _mm256_extracti128_si256(mx, 1));
+    m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
+    rowmax[r] = _mm_cvtsi128_si32(_mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0xB1)));
+  }
+}
+template <bool kBias>
+void qk_rows2_n(const Rows2& R, const int32_t* kp, int64_t N, int64_t d2, __m128i pre, int32_t* rowmax) {
+  switch ((N + 7) / 8) {
+    case 1: return qk_rows2<kBias, 1>(R, kp, N, d2, pre, rowmax);
+    case 2: return qk_rows2<kBias, 2>(R, kp, N, d2, pre, rowmax);
+    case 3: return qk_rows2<kBias, 3>(R, kp, N, d2, pre, rowmax);
+    case 4: return qk_rows2<kBias, 4>(R, kp, N, d2, pre, rowmax);
+    case 5: return qk_rows2<kBias, 5>(R, kp, N, d2, pre, rowmax);
+    case 6: return qk_rows2<kBias, 6>(R, kp, N, d2, pre, rowmax);
+    default: return qk_rows2<kBias, 7>(R, kp, N, d2, pre, rowmax);
+  }
+}
+
 }  // namespace
 
 // q, k and v of one head as the tiles read them (attention_scratch_bytes's regions kp, qp, vp;
@@ -317,13 +405,26 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
   ec.es = _mm256_set1_epi32(attention_exp_shift(N));
   const int32_t* vp32 = reinterpret_cast<const int32_t*>(vp);
   uint8_t* yo = y + t * N * dh;
+  // short rows (every windowed Swin head): q·kᵀ per row pair on whole rows (qk_rows2)
+  const bool shortrows = N <= 56;
   constexpr int G = kAttentionRowGroup;
-  int32_t rowmax[G], rm[G], rs[G];
+  int32_t rowmax[kAttentionRowGroup], rm[kAttentionRowGroup], rs[kAttentionRowGroup], rsum[kAttentionRowGroup];
   // Row groups of G: all their z, then all their exps, then P·V (each phase's loads read stores
   // made long before; the exps are written as 32-byte vectors and P·V reads them as 4-byte pairs)
   for (int64_t g = 0; g < N; g += G) {
     const int64_t gr = N - g < G ? N - g : G;
-    for (int64_t i = g; i < g + gr; i += 4) {
+    for (int64_t i = g; shortrows && i < g + gr; i += 2) {  // 1'. q·kᵀ of 2 rows
+      Rows2 R;
+      for (int r = 0; r < 2; ++r) {
+        const int64_t row = i + r < N ? i + r : i;
+        R.q[r] = qp + row * d2;
+        R.bias[r] = p.bias ? p.bias + ((t * N + row) % p.bias_rows) * N : nullptr;
+        R.z[r] = sz + (i - g + r) * n16;
+      }
+      if (p.bias) qk_rows2_n<true>(R, kp, N, d2, pre, rowmax + (i - g));
+      else qk_rows2_n<false>(R, kp, N, d2, pre, rowmax + (i - g));
+    }
+    for (int64_t i = g; !shortrows && i < g + gr; i += 4) {
       QkRows R;
       for (int r = 0; r < 4; ++r) {
         const int64_t row = i + r < N ? i + r : i;
@@ -349,8 +450,11 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
       __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-      attention_row_scale(p.mult, p.shift, _mm_cvtsi128_si32(s4), rm + r, rs + r);
+      rsum[r] = _mm_cvtsi128_si32(s4);
     }
+    // the row scales after all the group's exps: their divisions are independent and pipeline
+    // (one per row right after its sum left each row's bsr → vdivsd → convert chain exposed)
+    for (int64_t r = 0; r < gr; ++r) attention_row_scale(p.mult, p.shift, rsum[r], rm + r, rs + r);
     for (int64_t i = g; i < g + gr; i += 4) {
       PvRows R;
       R.mr = (int)(g + gr - i < 4 ? g + gr - i : 4);
