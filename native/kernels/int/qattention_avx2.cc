@@ -1,11 +1,12 @@
-// AVX2 attention (qkernels.h attention_u8), one (window, head) per call; per block of 4 query rows:
+// AVX2 attention (qkernels.h attention_u8), one (window, head) per call; per group of 16 query rows:
 //   1. S = (q−zp)(k−zp)ᵀ on a 4-row × 16-column register tile (vpmaddwd on int16 pairs, exact for
 //      any codes: |(a−za)(b−zb)| ≤ 65025, pairs ≤ 130050); bias, pre-shift and the row maxima in
 //      the tile's epilogue, so no separate max pass; for N ≤ 56 per 2 rows on whole rows instead;
 //   2. e = exp(z − max) (attention_exp) 16 at a time, packed straight to the int16 pairs P·V
 //      reads, and the row sums; then the row scales of the whole group;
 //   3. O = e·(v−zp) on a 4-row × 16-dh tile, the row's 256/sum folded into its output requant.
-// Only 4 rows of z and e exist at a time, so for N = 197 they stay in L1 next to the packed k, v.
+// Only one group's rows of z and e exist at a time, so for N = 197 they stay in L1 next to the
+// packed k, v.
 // The scalar reference (qattention.cc) computes the same integers. No std:: containers here
 // (scripts/check-avx2-objects.sh).
 #include <immintrin.h>
