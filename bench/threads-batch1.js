@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// Batch-1 latency at 1 and 2 threads with nothing else in the process (int8-models.js runs
+// onnxruntime beside swinq, whose spinning pool threads take the second core): public run(), the
+// two sessions alternated in blocks, min and median ms, and 2 threads / 1 thread. Needs `npm run build`.
+//   node bench/threads-batch1.js MODEL.onnx [--rounds 60] [--per 25] [--integer]
+//   (MODEL: e.g. the micro-Swin QDQ file from `swinq calibrate`; --integer refuses a fallback plan)
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const argv = process.argv.slice(2);
+const arg = (k, d) => { const i = argv.indexOf(`--${k}`); return i >= 0 ? Number(argv[i + 1]) : d; };
+const model = argv[0];
+if (!model || model.startsWith('--') || !fs.existsSync(model)) {
+  console.error('bench/threads-batch1.js: usage: node bench/threads-batch1.js MODEL.onnx [--rounds 60] [--per 25] [--integer]');
+  process.exit(1);
+}
+const rounds = arg('rounds', 60), per = arg('per', 25);
+const api = await import(path.join(root, 'dist/index.js'));
+const opts = (threads) => ({ threads, requireInteger: argv.includes('--integer') });
+const sessions = { 1: await api.InferenceSession.create(model, opts(1)), 2: await api.InferenceSession.create(model, opts(2)) };
+const input = sessions[1].inputNames[0];
+const dims = [1, ...sessions[1].inputMetadata?.[0]?.shape?.slice(1) ?? []];
+if (dims.length < 2 || dims.some((d) => typeof d !== 'number')) {
+  console.error(`bench/threads-batch1.js: ${model}: cannot read a fixed input shape`);
+  process.exit(1);
+}
+const n = dims.reduce((a, b) => a * b, 1);
+const x = new api.Tensor('float32', Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 0.5), dims);
+const times = { 1: [], 2: [] };
+for (let r = 0; r < rounds; ++r) {
+  for (const k of r % 2 ? [2, 1] : [1, 2]) {
+    await sessions[k].run({ [input]: x });  // untimed: the other session's threads go back to sleep
+    for (let i = 0; i < per; ++i) {
+      const t0 = process.hrtime.bigint();
+      await sessions[k].run({ [input]: x });
+      times[k].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  }
+}
+const stat = (a) => { const s = [...a].sort((p, q) => p - q); return { min: s[0], median: s[s.length >> 1] }; };
+const [one, two] = [stat(times[1]), stat(times[2])];
+console.log(`${os.cpus()[0].model}, ${path.basename(model)}, batch 1, ${rounds} rounds × ${per} runs per thread count`);
+console.log(`1 thread: min ${one.min.toFixed(3)} ms, median ${one.median.toFixed(3)} ms`);
+console.log(`2 threads: min ${two.min.toFixed(3)} ms, median ${two.median.toFixed(3)} ms`);
+console.log(`2 threads / 1 thread: ${(two.min / one.min).toFixed(2)} min-over-min, ${(two.median / one.median).toFixed(2)} median`);
+for (const s of Object.values(sessions)) await s.release();
