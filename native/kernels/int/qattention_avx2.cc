@@ -99,11 +99,29 @@ inline void store_u8x8(uint8_t* dst, __m256i v, int n) {  // v ∈ [0, 255]; n �
 // noinline: on its own, GCC keeps the tile's accumulators and the maxima in registers (inlined
 // into the head it spilled the maxima and re-read p.bias after every store: 12 instead of 5
 // instructions per 8 logits).
-struct QkRows {
-  const int32_t* q[4];     // (q − zp) pair rows
-  const int32_t* bias[4];  // bias rows (kBias)
-  int32_t* z[4];           // z rows, n16 wide
+template <int NR>
+struct QueryRows {
+  const int32_t* q[NR];     // (q − zp) pair rows
+  const int32_t* bias[NR];  // bias rows (kBias)
+  int32_t* z[NR];           // z rows, n16 wide
 };
+using QkRows = QueryRows<4>;
+using Rows2 = QueryRows<2>;
+
+// Query rows i … i+NR−1 of the row group starting at g; a row past N repeats row i (its z lands in
+// the group's padding rows and is never read).
+template <int NR>
+inline QueryRows<NR> query_rows(int64_t i, int64_t g, int64_t N, const int32_t* qp, int64_t d2,
+                                const AttentionParams& p, int64_t t, int32_t* sz, int64_t n16) {
+  QueryRows<NR> R;
+  for (int r = 0; r < NR; ++r) {
+    const int64_t row = i + r < N ? i + r : i;
+    R.q[r] = qp + row * d2;
+    R.bias[r] = p.bias ? p.bias + ((t * N + row) % p.bias_rows) * N : nullptr;
+    R.z[r] = sz + (i - g + r) * n16;
+  }
+  return R;
+}
 template <bool kBias>
 __attribute__((noinline)) void qk_rows(const QkRows& R, const int32_t* kp, int64_t N, int64_t d2, __m128i pre,
                                        int32_t* rowmax) {
@@ -244,11 +262,6 @@ inline void tile_2x7(const int32_t* q0, const int32_t* q1, const int32_t* kp, in
 // z rows and maxima as qk_rows, for 2 query rows against all NB ≤ 7 column blocks at once on
 // tile_2x7 (no 16-column tiles, so no fill/drain and epilogue per tile, and one row of padding at
 // most instead of three). Per pair step 2 broadcasts and 14 vpmaddwd with memory operands.
-struct Rows2 {
-  const int32_t* q[2];     // (q − zp) pair rows
-  const int32_t* bias[2];  // bias rows (kBias)
-  int32_t* z[2];           // z rows, n16 wide
-};
 template <bool kBias, int NB>
 __attribute__((noinline)) void qk_rows2(const Rows2& R, const int32_t* kp, int64_t N, int64_t d2, __m128i pre, int32_t* rowmax) {
   __m256i a0[NB], a1[NB];
@@ -415,24 +428,12 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
   for (int64_t g = 0; g < N; g += G) {
     const int64_t gr = N - g < G ? N - g : G;
     for (int64_t i = g; shortrows && i < g + gr; i += 2) {  // 1'. q·kᵀ of 2 rows
-      Rows2 R;
-      for (int r = 0; r < 2; ++r) {
-        const int64_t row = i + r < N ? i + r : i;
-        R.q[r] = qp + row * d2;
-        R.bias[r] = p.bias ? p.bias + ((t * N + row) % p.bias_rows) * N : nullptr;
-        R.z[r] = sz + (i - g + r) * n16;
-      }
+      const Rows2 R = query_rows<2>(i, g, N, qp, d2, p, t, sz, n16);
       if (p.bias) qk_rows2_n<true>(R, kp, N, d2, pre, rowmax + (i - g));
       else qk_rows2_n<false>(R, kp, N, d2, pre, rowmax + (i - g));
     }
     for (int64_t i = g; !shortrows && i < g + gr; i += 4) {
-      QkRows R;
-      for (int r = 0; r < 4; ++r) {
-        const int64_t row = i + r < N ? i + r : i;
-        R.q[r] = qp + row * d2;
-        R.bias[r] = p.bias ? p.bias + ((t * N + row) % p.bias_rows) * N : nullptr;
-        R.z[r] = sz + (i - g + r) * n16;
-      }
+      const QkRows R = query_rows<4>(i, g, N, qp, d2, p, t, sz, n16);
       if (p.bias) qk_rows<true>(R, kp, N, d2, pre, rowmax + (i - g));
       else qk_rows<false>(R, kp, N, d2, pre, rowmax + (i - g));
     }
