@@ -1,6 +1,8 @@
-// Argument conversion shared by the binding files; every error names the argument (`what`).
+// Argument conversion and error wrapping shared by the binding files; every error names the
+// argument (`what`) or the entry point (`who`).
 #pragma once
 #include <cmath>
+#include <exception>
 #include <string>
 
 #include "registry.h"
@@ -42,6 +44,18 @@ inline swinq::q::QType qtype_arg(Napi::Env env, Napi::Value v, const std::string
   if (s == "s16") return QType::s16;
   if (s == "s32") return QType::s32;
   throw Napi::TypeError::New(env, what + ": unknown type '" + s + "' (expected s8, u8, s16 or s32)");
+}
+
+// Runs f; a C++ exception from the core becomes a JS Error prefixed with `who` (Napi errors pass).
+template <typename F>
+Napi::Value guarded(Napi::Env env, const char* who, F f) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string(who) + ": " + e.what());
+  }
 }
 
 }  // namespace swinq_binding

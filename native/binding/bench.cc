@@ -7,7 +7,6 @@
 //   qBenchSoftmax(rows, D, reps, isa?) / qBenchLayerNorm(rows, D, reps, isa?) -> {minMs, medianMs}
 //   qBenchAdd(n, reps, isa?, type?: 's8'|'s16') -> {minMs, medianMs}
 //   qBenchSparseGemm(M, K, N, density, {reps, aMax, channels, isa, seed}) -> {dense, sparse, auto, density, autoSparse, breakEven}
-#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -23,17 +22,6 @@ namespace bench = swinq::bench;
 
 swinq::q::QType type_or(Napi::Env env, Napi::Value v, const std::string& what, swinq::q::QType dflt) {
   return v.IsUndefined() ? dflt : qtype_arg(env, v, what);
-}
-
-template <typename F>
-Napi::Value guarded(Napi::Env env, const char* who, F f) {
-  try {
-    return f();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, std::string(who) + ": " + e.what());
-  }
 }
 
 Napi::Object timing(Napi::Env env, bench::Timing t) {
@@ -145,8 +133,7 @@ Napi::Value BenchSparseGemm(const Napi::CallbackInfo& info) {
     const int64_t M = int_arg(env, info[0], "qBenchSparseGemm: M", 1, 1 << 20),
                   K = int_arg(env, info[1], "qBenchSparseGemm: K", 1, 65536),
                   N = int_arg(env, info[2], "qBenchSparseGemm: N", 1, 1 << 16);
-    SWINQ_CHECK_ARG(env, info[3].IsNumber(), "qBenchSparseGemm: density must be a number");
-    const double density = info[3].As<Napi::Number>().DoubleValue();
+    const double density = number_arg(env, info[3], "qBenchSparseGemm: density");
     SWINQ_CHECK_ARG(env, density >= 0 && density <= 1, "qBenchSparseGemm: density must be in [0, 1]");
     Napi::Object o = info[4].IsObject() ? info[4].As<Napi::Object>() : Napi::Object::New(env);
     bench::SparseGemmOptions so;

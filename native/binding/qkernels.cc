@@ -2,7 +2,6 @@
 // function takes typed arrays + plain numbers, an optional isa ('scalar' | 'avx2'), checks sizes
 // here and turns core std::invalid_argument errors into JS Errors.
 #include <algorithm>
-#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -45,17 +44,6 @@ Napi::TypedArray make(Napi::Env env, QType t, int64_t n) {
   }
 }
 void* data(Napi::TypedArray a) { return (char*)a.ArrayBuffer().Data() + a.ByteOffset(); }
-
-template <typename F>
-Napi::Value guarded(Napi::Env env, const char* who, F f) {
-  try {
-    return f();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, std::string(who) + ": " + e.what());
-  }
-}
 
 // rq: { mult: Int32Array, shift: Int32Array, zeroPoint?, qmin?, qmax? }
 struct RqHolder {
