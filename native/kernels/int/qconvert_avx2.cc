@@ -50,10 +50,11 @@ int64_t dequantize_block(const TX* x, float* y, int64_t i0, int64_t i1, int32_t 
 void dequantize_q_f32_avx2(QType t, const void* x, float* y, int64_t i0, int64_t i1, int32_t zp, float scale,
                            const float* scales, int64_t C) {
   int64_t i = i0;  // per-channel scales and s32: all scalar
-  if (scales || t == QType::s32) {
-  } else if (t == QType::s16) i = dequantize_block((const int16_t*)x, y, i0, i1, zp, scale);
-  else if (t == QType::s8) i = dequantize_block((const int8_t*)x, y, i0, i1, zp, scale);
-  else i = dequantize_block((const uint8_t*)x, y, i0, i1, zp, scale);
+  if (!scales) {
+    if (t == QType::s16) i = dequantize_block((const int16_t*)x, y, i0, i1, zp, scale);
+    else if (t == QType::s8) i = dequantize_block((const int8_t*)x, y, i0, i1, zp, scale);
+    else if (t == QType::u8) i = dequantize_block((const uint8_t*)x, y, i0, i1, zp, scale);
+  }
   if (i < i1) dequantize_q_f32_scalar(t, x, y, i, i1, zp, scale, scales, C);
 }
 
