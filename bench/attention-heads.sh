@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rev=${1:-main}
 out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 git show "$rev:native/kernels/int/qattention_avx2.cc" > "$out/old.cc"
 flags=(-O3 -DNDEBUG -std=gnu++17 -mavx2 -mfma -mf16c -Inative/include -Inative/kernels/int)
 g++ "${flags[@]}" -Dattention_u8s32_u8_avx2=attention_u8s32_u8_avx2_old -c "$out/old.cc" -o "$out/old.o"
 g++ "${flags[@]}" bench/attention-heads.cc "$out/old.o" build/libswinq_core.a -lpthread -o "$out/bench"
 "$out/bench" "${2:-40}" ${3:-}
-cp "$out/bench" /tmp/attn4-bench-bin
