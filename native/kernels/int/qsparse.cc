@@ -17,8 +17,8 @@ int64_t count_nonzero_u8_scalar(const uint8_t* a, int64_t K) {
   return nz;
 }
 
-// The weight-row offsets of the sparse path are int32 bytes: K·Np·2 must stay below 2^31.
-static bool offsets_fit(const PackedB& B) { return (int64_t)B.K * B.Np <= ((int64_t)1 << 30); }
+// The sparse path's compacted rows hold uint16 weight-row indices.
+static bool indices_fit(const PackedB& B) { return B.K <= 65536; }
 
 }  // namespace detail
 
@@ -43,8 +43,8 @@ namespace detail {
 
 bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, const Kernels& k) {
   if (B.bk16.empty() || ep.sparse == 2 || M == 0) return false;
-  if (!offsets_fit(B)) {  // auto declines; forcing it is an error
-    QCHECK(ep.sparse != 1, "gemm_u8s8: ep.sparse = 1 needs K·Np ≤ 2^30 (int32 weight-row offsets)");
+  if (!indices_fit(B)) {  // auto declines; forcing it is an error
+    QCHECK(ep.sparse != 1, "gemm_u8s8: ep.sparse = 1 needs K ≤ 65536 (uint16 weight-row indices)");
     return false;
   }
   if (ep.sparse == 1) return true;
@@ -68,6 +68,8 @@ SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels, int wbyt
   const int64_t per_panel = K * 16 * wbytes, l1 = (int64_t)24576 / per_panel, l2 = (int64_t)262144 / per_panel;
   b.panels = std::max<int64_t>(1, std::min<int64_t>(panels, l1 >= 2 ? l1 : l2));
   if (wbytes == 1 && b.panels > 1 && b.panels < panels) b.panels &= ~(int64_t)1;  // whole 32-column groups
+  // up to 96 columns in one sweep (the int8 kernel's widest call) when the slice stays near L1
+  if (wbytes == 1 && panels <= 6 && per_panel * panels <= 49152) b.panels = panels;
   b.rows = std::max<int64_t>(4, std::min<int64_t>(64, (rows + 3) / 4 * 4));
   return b;
 }

@@ -30,39 +30,38 @@ int64_t count_nonzero_u8_avx2(const uint8_t* a, int64_t K) {
 }
 
 namespace {
-// kSel.v[m]: the positions of the set bits of the byte m, in order (then zeros): the shuffle that
-// packs the non-zero codes of 8 bytes to the front.
-struct SelTable {
-  uint8_t v[256][8];
-  constexpr SelTable() : v() {
+// For the byte m of non-zero flags of 8 codes: idx[m] = the positions of its set bits as uint16,
+// in order (then zeros); sel[m] = the same as bytes, the vpshufb that packs those codes to the
+// front (8 used). Both 16 bytes a row: one scaled index addresses both.
+struct GroupTable {
+  alignas(32) uint16_t idx[256][8];
+  alignas(32) uint8_t sel[256][16];
+  constexpr GroupTable() : idx(), sel() {
     for (int m = 0; m < 256; ++m) {
       int n = 0;
       for (int j = 0; j < 8; ++j)
-        if (m >> j & 1) v[m][n++] = (uint8_t)j;
+        if (m >> j & 1) {
+          idx[m][n] = (uint16_t)j;
+          sel[m][n++] = (uint8_t)j;
+        }
     }
   }
 };
-constexpr SelTable kSel;
+constexpr GroupTable kGroup;
 }  // namespace
 
-// One row's non-zero codes, without a branch per code: off[i] = k_i·ldb (byte offset of weight row
-// k_i), code[i] = a[k_i] (uint8 for the quad kernel, uint16 for the pair kernel). Each group of 8 codes writes 8 entries and advances by its
-// popcount (off/code need 8 spare entries). The count is padded to a multiple of 4 with code-0
-// entries at offset 0 (whole quads / pairs of pairs for the kernels). Returns that count.
-// tab[m][i] = kSel.v[m][i]·ldb: the in-group byte offsets of the weight rows, built once per call.
-static void build_offset_table(int32_t ldb, int32_t (*tab)[8]) {
-  const __m256i vldb = _mm256_set1_epi32(ldb);
-  for (int m = 0; m < 256; ++m) {
-    int64_t sel64;
-    std::memcpy(&sel64, kSel.v[m], 8);
-    _mm256_store_si256((__m256i*)tab[m], _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sel64)), vldb));
-  }
-}
-
+// One row's non-zero codes, without a branch per code: idx[i] = k_i (uint16; the kernels multiply
+// by the weight-row stride), code[i] = a[k_i] (uint8 for the quad kernel, uint16 for the pair
+// kernel). Each group of 8 codes writes 8 entries and advances by its popcount (idx/code need 8
+// spare entries). The count is padded to a multiple of 4 with code-0 entries at k = 0 (whole quads
+// / pairs of pairs for the kernels). Returns that count. Indices, not byte offsets: one 16-byte
+// add per group instead of a 32-byte add and a broadcast of k·ldb (s1 fc2 3136×384×96 at 10 %:
+// compaction was ≈ 45 % of the sparse time, docs/sparsity.md).
 template <typename Code>
-static inline int64_t compact_row_avx2(const uint8_t* a, int64_t K, int32_t ldb, const int32_t (*tab)[8], int32_t* off,
-                                       Code* code) {
+static inline int64_t compact_row_avx2(const uint8_t* a, int64_t K, uint16_t* idx, Code* code) {
   const __m256i z = _mm256_setzero_si256();
+  const __m128i eight = _mm_set1_epi16(8);
+  __m128i base = _mm_setzero_si128();  // k + 8·g in every lane
   int64_t n = 0, k = 0;
   for (; k + 32 <= K; k += 32) {
     const uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i*)(a + k)), z));
@@ -73,30 +72,30 @@ static inline int64_t compact_row_avx2(const uint8_t* a, int64_t K, int32_t ldb,
 #pragma GCC unroll 4
     for (int g = 0; g < 4; ++g) {
       const uint32_t m8 = (nz >> (8 * g)) & 0xff;
-      const __m256i base = _mm256_set1_epi32((int32_t)((k + 8 * g) * ldb));
-      _mm256_storeu_si256((__m256i*)(off + start[g]), _mm256_add_epi32(_mm256_load_si256((const __m256i*)tab[m8]), base));
-      const __m128i sel = _mm_loadl_epi64((const __m128i*)kSel.v[m8]);
-      const __m128i a8 = _mm_loadl_epi64((const __m128i*)(a + k + 8 * g));
-      if (sizeof(Code) == 1) _mm_storel_epi64((__m128i*)(code + start[g]), _mm_shuffle_epi8(a8, sel));
-      else _mm_storeu_si128((__m128i*)(code + start[g]), _mm_cvtepu8_epi16(_mm_shuffle_epi8(a8, sel)));
+      _mm_storeu_si128((__m128i*)(idx + start[g]), _mm_add_epi16(_mm_load_si128((const __m128i*)kGroup.idx[m8]), base));
+      base = _mm_add_epi16(base, eight);
+      const __m128i packed = _mm_shuffle_epi8(_mm_loadl_epi64((const __m128i*)(a + k + 8 * g)),
+                                              _mm_loadl_epi64((const __m128i*)kGroup.sel[m8]));
+      if (sizeof(Code) == 1) _mm_storel_epi64((__m128i*)(code + start[g]), packed);
+      else _mm_storeu_si128((__m128i*)(code + start[g]), _mm_cvtepu8_epi16(packed));
     }
     n += __builtin_popcount(nz);
   }
   for (; k < K; ++k)
     if (a[k]) {
-      off[n] = (int32_t)k * ldb;
+      idx[n] = (uint16_t)k;
       code[n] = a[k];
       ++n;
     }
-  for (; n & 3; ++n) {
-    off[n] = 0;
-    code[n] = 0;
-  }
-  return n;
+  // pad with four zero entries whatever n % 4 is: no branch on the count (a loop here
+  // mispredicted about once a row)
+  _mm_storel_epi64((__m128i*)(idx + n), _mm_setzero_si128());
+  for (int j = 0; j < 4; ++j) code[n + j] = 0;
+  return (n + 3) & ~(int64_t)3;
 }
 
 // acc[0 .. 16·NP) = Σ over the row's pairs (k_i, k_j) of a_i·W[k_i, cols] + a_j·W[k_j, cols] for
-// NP ∈ {1, 2, 4} 16-column panels starting at b (K-major int16 rows; off: byte offsets; npairs
+// NP ∈ {1, 2, 4} 16-column panels starting at b (K-major int16 rows, ldb bytes apart; idx: row indices; npairs
 // even). vpunpck{l,h}wd interleave the two weight rows into the (w_i, w_j) pairs one vpmaddwd
 // multiplies by the broadcast (a_i, a_j); the unpack leaves columns as {0-3, 8-11 | 4-7, 12-15},
 // one vperm2i128 per half at the end restores the order. Hand-written (GCC's code reloads each
@@ -119,7 +118,7 @@ static inline int64_t compact_row_avx2(const uint8_t* a, int64_t K, int32_t ldb,
 #define SWQ_P1(O, C0, C1) SWQ_PANEL(O, "r8", "r9", "12", "13", "14", "15", C0, C1)
 #define SWQ_P2(O, C0, C1) SWQ_PANEL(O, "r10", "r11", "8", "9", "10", "11", C0, C1)
 template <int NP>
-static inline void gemm_u8s16_s32_sparse_1x64_avx2(const char* b, const int32_t* off, const uint16_t* code,
+static inline void gemm_u8s16_s32_sparse_1x64_avx2(const char* b, int64_t ldb, const uint16_t* idx, const uint16_t* code,
                                                    int64_t n, int32_t* acc) {
   const int64_t npairs = n / 2;
   static_assert(NP == 1 || NP == 2 || NP == 4, "NP must be 1, 2 or 4");
@@ -134,10 +133,10 @@ static inline void gemm_u8s16_s32_sparse_1x64_avx2(const char* b, const int32_t*
   "jle 2f\n\t"                                                    \
   ".p2align 5\n"                                                   \
   "1:\n\t"                                                        \
-  "movslq (%[off],%[i],8), %%r8\n\t"                              \
-  "movslq 4(%[off],%[i],8), %%r9\n\t"                             \
-  "movslq 8(%[off],%[i],8), %%r10\n\t"                            \
-  "movslq 12(%[off],%[i],8), %%r11\n\t"                           \
+  "movzwl (%[idx],%[i],4), %%r8d\n\t imul %[ldb], %%r8\n\t"        \
+  "movzwl 2(%[idx],%[i],4), %%r9d\n\t imul %[ldb], %%r9\n\t"       \
+  "movzwl 4(%[idx],%[i],4), %%r10d\n\t imul %[ldb], %%r10\n\t"     \
+  "movzwl 6(%[idx],%[i],4), %%r11d\n\t imul %[ldb], %%r11\n\t"     \
   "vpbroadcastd (%[code],%[i],4), %%ymm15\n\t"                    \
   "vpbroadcastd 4(%[code],%[i],4), %%ymm11\n\t"
 #define SWQ_TAIL                                                                              \
@@ -149,7 +148,7 @@ static inline void gemm_u8s16_s32_sparse_1x64_avx2(const char* b, const int32_t*
   "vmovdqa %%ymm3, 96(%[t])\n\t vmovdqa %%ymm4, 128(%[t])\n\t vmovdqa %%ymm5, 160(%[t])\n\t" \
   "vmovdqa %%ymm6, 192(%[t])\n\t vmovdqa %%ymm7, 224(%[t])\n\t"                             \
   : [i] "+r"(i)                                                                                \
-  : [n] "r"(npairs), [off] "r"(off), [code] "r"(code), [b] "r"(b), [t] "r"(t)                  \
+  : [n] "r"(npairs), [idx] "r"(idx), [ldb] "r"(ldb), [code] "r"(code), [b] "r"(b), [t] "r"(t)                  \
   : "r8", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
     "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
   if (NP == 4)
@@ -175,7 +174,7 @@ static inline void gemm_u8s16_s32_sparse_1x64_avx2(const char* b, const int32_t*
 #undef SWQ_PANEL
 
 // acc[0 .. 32·NC) = Σ over the row's quads (k_1..k_4) of Σ_j a_j·W[k_j, cols] for NC 32-column
-// groups starting at b (K-major int8 rows; off: byte offsets; n: entries, a multiple of 4; codes
+// groups starting at b (K-major int8 rows, ldb bytes apart; idx: row indices; n: entries, a multiple of 4; codes
 // ≤ 127 so a vpmaddubsw pair a_1·w_1 + a_2·w_2 stays inside int16 for any s8 weights). Four
 // vpunpck{l,h}bw + four vpunpck{l,h}wd turn the four weight rows into (w_1..w_4) quads per
 // column, as the dense kernel's packed layout, for vpmaddubsw by the broadcast (a_1..a_4) and
@@ -183,6 +182,12 @@ static inline void gemm_u8s16_s32_sparse_1x64_avx2(const char* b, const int32_t*
 // {12-15 | 28-31}; vperm2i128 at the end restores the order. Registers: ymm0-7 accumulators,
 // ymm8-12 temporaries, ymm14 int16 ones, ymm15 (a_1..a_4).
 #define SWQ_QUAD(O, A0, A1, A2, A3)                   \
+  SWQ_QUAD_LOADS(O)                                   \
+  "vpaddd %%ymm11, %%ymm" A0 ", %%ymm" A0 "\n\t"      \
+  "vpaddd %%ymm12, %%ymm" A1 ", %%ymm" A1 "\n\t"      \
+  "vpaddd %%ymm9, %%ymm" A2 ", %%ymm" A2 "\n\t"       \
+  "vpaddd %%ymm8, %%ymm" A3 ", %%ymm" A3 "\n\t"
+#define SWQ_QUAD_LOADS(O)                             \
   "vmovdqu " O "(%[b],%%r8), %%ymm8\n\t"              \
   "vmovdqu " O "(%[b],%%r9), %%ymm9\n\t"              \
   "vmovdqu " O "(%[b],%%r10), %%ymm10\n\t"            \
@@ -202,17 +207,21 @@ static inline void gemm_u8s16_s32_sparse_1x64_avx2(const char* b, const int32_t*
   "vpmaddwd %%ymm14, %%ymm11, %%ymm11\n\t"            \
   "vpmaddwd %%ymm14, %%ymm12, %%ymm12\n\t"            \
   "vpmaddwd %%ymm14, %%ymm9, %%ymm9\n\t"              \
-  "vpmaddwd %%ymm14, %%ymm8, %%ymm8\n\t"              \
-  "vpaddd %%ymm11, %%ymm" A0 ", %%ymm" A0 "\n\t"      \
-  "vpaddd %%ymm12, %%ymm" A1 ", %%ymm" A1 "\n\t"      \
-  "vpaddd %%ymm9, %%ymm" A2 ", %%ymm" A2 "\n\t"       \
-  "vpaddd %%ymm8, %%ymm" A3 ", %%ymm" A3 "\n\t"
+  "vpmaddwd %%ymm14, %%ymm8, %%ymm8\n\t"
+// The third group (NC = 3) has no registers left: its four sums live in t[64..96), added to
+// and stored each quad (store-to-load forwarding, far shorter than a quad's shuffles).
+#define SWQ_QUAD_MEM(O)                                                                          \
+  SWQ_QUAD_LOADS(O)                                                                              \
+  "vpaddd 256(%[t]), %%ymm11, %%ymm11\n\t vmovdqa %%ymm11, 256(%[t])\n\t"                       \
+  "vpaddd 288(%[t]), %%ymm12, %%ymm12\n\t vmovdqa %%ymm12, 288(%[t])\n\t"                       \
+  "vpaddd 320(%[t]), %%ymm9, %%ymm9\n\t vmovdqa %%ymm9, 320(%[t])\n\t"                          \
+  "vpaddd 352(%[t]), %%ymm8, %%ymm8\n\t vmovdqa %%ymm8, 352(%[t])\n\t"
 template <int NC>
-static inline void gemm_u8s8_s32_sparse_1x64_avx2(const char* b, const int32_t* off, const uint8_t* code, int64_t n,
+static inline void gemm_u8s8_s32_sparse_1x64_avx2(const char* b, int64_t ldb, const uint16_t* idx, const uint8_t* code, int64_t n,
                                                   int32_t* acc) {
-  static_assert(NC == 1 || NC == 2, "NC must be 1 or 2");
+  static_assert(NC >= 1 && NC <= 3, "NC must be 1, 2 or 3");
   int64_t i = 0;
-  alignas(32) int32_t t[64];
+  alignas(32) int32_t t[96];
 #define SWQ_HEAD                                                  \
   "vpxor %%ymm0, %%ymm0, %%ymm0\n\t vpxor %%ymm1, %%ymm1, %%ymm1\n\t" \
   "vpxor %%ymm2, %%ymm2, %%ymm2\n\t vpxor %%ymm3, %%ymm3, %%ymm3\n\t" \
@@ -220,14 +229,16 @@ static inline void gemm_u8s8_s32_sparse_1x64_avx2(const char* b, const int32_t* 
   "vpxor %%ymm6, %%ymm6, %%ymm6\n\t vpxor %%ymm7, %%ymm7, %%ymm7\n\t" \
   "vpcmpeqw %%ymm14, %%ymm14, %%ymm14\n\t"                        \
   "vpsrlw $15, %%ymm14, %%ymm14\n\t"                              \
+  "vmovdqa %%ymm0, 256(%[t])\n\t vmovdqa %%ymm0, 288(%[t])\n\t"    \
+  "vmovdqa %%ymm0, 320(%[t])\n\t vmovdqa %%ymm0, 352(%[t])\n\t"    \
   "test %[n], %[n]\n\t"                                           \
   "jle 2f\n\t"                                                    \
   ".p2align 5\n"                                                   \
   "1:\n\t"                                                        \
-  "movslq (%[off],%[i],4), %%r8\n\t"                              \
-  "movslq 4(%[off],%[i],4), %%r9\n\t"                             \
-  "movslq 8(%[off],%[i],4), %%r10\n\t"                            \
-  "movslq 12(%[off],%[i],4), %%r11\n\t"                           \
+  "movzwl (%[idx],%[i],2), %%r8d\n\t imul %[ldb], %%r8\n\t"        \
+  "movzwl 2(%[idx],%[i],2), %%r9d\n\t imul %[ldb], %%r9\n\t"       \
+  "movzwl 4(%[idx],%[i],2), %%r10d\n\t imul %[ldb], %%r10\n\t"     \
+  "movzwl 6(%[idx],%[i],2), %%r11d\n\t imul %[ldb], %%r11\n\t"     \
   "vpbroadcastd (%[code],%[i]), %%ymm15\n\t"
 #define SWQ_TAIL                                                                              \
   "add $4, %[i]\n\t"                                                                          \
@@ -238,10 +249,13 @@ static inline void gemm_u8s8_s32_sparse_1x64_avx2(const char* b, const int32_t* 
   "vmovdqa %%ymm3, 96(%[t])\n\t vmovdqa %%ymm4, 128(%[t])\n\t vmovdqa %%ymm5, 160(%[t])\n\t" \
   "vmovdqa %%ymm6, 192(%[t])\n\t vmovdqa %%ymm7, 224(%[t])\n\t"                             \
   : [i] "+r"(i)                                                                                \
-  : [n] "r"(n), [off] "r"(off), [code] "r"(code), [b] "r"(b), [t] "r"(t)                       \
+  : [n] "r"(n), [idx] "r"(idx), [ldb] "r"(ldb), [code] "r"(code), [b] "r"(b), [t] "r"(t)                       \
   : "r8", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
     "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm14", "xmm15"
-  if (NC == 2)
+  if (NC == 3)
+    __asm__ volatile(SWQ_HEAD SWQ_QUAD("0", "0", "1", "2", "3") SWQ_QUAD("32", "4", "5", "6", "7") SWQ_QUAD_MEM("64")
+                         SWQ_TAIL);
+  else if (NC == 2)
     __asm__ volatile(SWQ_HEAD SWQ_QUAD("0", "0", "1", "2", "3") SWQ_QUAD("32", "4", "5", "6", "7") SWQ_TAIL);
   else
     __asm__ volatile(SWQ_HEAD SWQ_QUAD("0", "0", "1", "2", "3") SWQ_TAIL);
@@ -259,6 +273,8 @@ static inline void gemm_u8s8_s32_sparse_1x64_avx2(const char* b, const int32_t* 
   }
 }
 #undef SWQ_QUAD
+#undef SWQ_QUAD_LOADS
+#undef SWQ_QUAD_MEM
 
 void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const PackedB& B = *c.B;
@@ -271,23 +287,21 @@ void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0,
   // scripts/check-avx2-objects.sh); nothing below throws before the free
   const int64_t ld = K + 16;  // compaction writes up to 8 entries past the count, then pads to 4
   const int64_t acc_ld = (bl.panels + 1) / 2 * 32;  // the quad kernel fills whole 32-column groups
-  const size_t off_bytes = (size_t)(bl.rows * ld) * 4, code_bytes = (size_t)(bl.rows * ld) * 2;
+  const size_t idx_bytes = (size_t)(bl.rows * ld) * 2, code_bytes = (size_t)(bl.rows * ld) * 2;
   const size_t acc_bytes = (size_t)(bl.rows * acc_ld) * 4;
-  char* mem = static_cast<char*>(std::malloc(off_bytes + acc_bytes + code_bytes + (size_t)bl.rows * 12));
+  char* mem = static_cast<char*>(std::malloc(idx_bytes + acc_bytes + code_bytes + (size_t)bl.rows * 12));
   if (!mem) throw std::bad_alloc();
-  int32_t* offs = reinterpret_cast<int32_t*>(mem);
-  int32_t* acc = reinterpret_cast<int32_t*>(mem + off_bytes);
-  char* codes = mem + off_bytes + acc_bytes;
+  int32_t* acc = reinterpret_cast<int32_t*>(mem);
+  uint16_t* idxs = reinterpret_cast<uint16_t*>(mem + acc_bytes);
+  char* codes = mem + acc_bytes + idx_bytes;
   int64_t* count = reinterpret_cast<int64_t*>(codes + code_bytes);
   int32_t* rowsum = reinterpret_cast<int32_t*>(count + bl.rows);
-  alignas(32) int32_t tab[256][8];
-  build_offset_table((int32_t)ldb, tab);
   for (int64_t mb = m0; mb < m1; mb += bl.rows) {
     const int64_t nr = std::min<int64_t>(bl.rows, m1 - mb);
     for (int64_t r = 0; r < nr; ++r) {
       const uint8_t* a = c.A + (mb + r) * c.lda;
-      count[r] = quad ? compact_row_avx2(a, K, (int32_t)ldb, tab, offs + r * ld, reinterpret_cast<uint8_t*>(codes) + r * ld)
-                      : compact_row_avx2(a, K, (int32_t)ldb, tab, offs + r * ld, reinterpret_cast<uint16_t*>(codes) + r * ld);
+      count[r] = quad ? compact_row_avx2(a, K, idxs + r * ld, reinterpret_cast<uint8_t*>(codes) + r * ld)
+                      : compact_row_avx2(a, K, idxs + r * ld, reinterpret_cast<uint16_t*>(codes) + r * ld);
       rowsum[r] = B.w_zero_point ? (int32_t)rowsum_u8_avx2(a, K) : 0;
     }
     for (int64_t pb = p0; pb < p1; pb += bl.panels) {
@@ -300,7 +314,7 @@ void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0,
           for (int64_t o = 0; o < (pe - pb) * 16 * wbytes; o += 64) _mm_prefetch(s0 + k * ldb + o, _MM_HINT_T1);
       }
       for (int64_t r = 0; r < nr; ++r) {
-        const int32_t* off = offs + r * ld;
+        const uint16_t* idx = idxs + r * ld;
         int32_t* out = acc + r * acc_ld;
         for (int64_t p = pb; p < pe;) {
           const char* b = w + p * 16 * wbytes;
@@ -310,15 +324,16 @@ void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0,
             const uint8_t* code = reinterpret_cast<const uint8_t*>(codes) + r * ld;
             // an odd panel count ends with whole 32-column groups: the extra 16 columns read the
             // next weight row (or bk8's slack) and are never stored (N = 48: one call, not two)
-            if (left >= 3) gemm_u8s8_s32_sparse_1x64_avx2<2>(b, off, code, count[r], o);
-            else gemm_u8s8_s32_sparse_1x64_avx2<1>(b, off, code, count[r], o);
-            p += std::min<int64_t>(left, 4);
+            if (left >= 5) gemm_u8s8_s32_sparse_1x64_avx2<3>(b, ldb, idx, code, count[r], o);
+            else if (left >= 3) gemm_u8s8_s32_sparse_1x64_avx2<2>(b, ldb, idx, code, count[r], o);
+            else gemm_u8s8_s32_sparse_1x64_avx2<1>(b, ldb, idx, code, count[r], o);
+            p += std::min<int64_t>(left, left >= 5 ? 6 : 4);
             continue;
           } else {
             const uint16_t* code = reinterpret_cast<const uint16_t*>(codes) + r * ld;
-            if (left >= 4) gemm_u8s16_s32_sparse_1x64_avx2<4>(b, off, code, count[r], o);
-            else if (left >= 2) gemm_u8s16_s32_sparse_1x64_avx2<2>(b, off, code, count[r], o);
-            else gemm_u8s16_s32_sparse_1x64_avx2<1>(b, off, code, count[r], o);
+            if (left >= 4) gemm_u8s16_s32_sparse_1x64_avx2<4>(b, ldb, idx, code, count[r], o);
+            else if (left >= 2) gemm_u8s16_s32_sparse_1x64_avx2<2>(b, ldb, idx, code, count[r], o);
+            else gemm_u8s16_s32_sparse_1x64_avx2<1>(b, ldb, idx, code, count[r], o);
           }
           p += left >= 4 ? 4 : left >= 2 ? 2 : 1;
         }
