@@ -32,7 +32,8 @@ int64_t count_nonzero_u8_avx2(const uint8_t* a, int64_t K) {
 namespace {
 // For the byte m of non-zero flags of 8 codes: idx[m] = the positions of its set bits as uint16,
 // in order (then zeros); sel[m] = the same as bytes, the vpshufb that packs those codes to the
-// front (8 used). Both 16 bytes a row: one scaled index addresses both.
+// front, and in bytes 8..15 the same + 8 (for the upper 8 bytes of a 16-byte half). Both 16 bytes
+// a row: one scaled index addresses both.
 struct GroupTable {
   alignas(32) uint16_t idx[256][8];
   alignas(32) uint8_t sel[256][16];
@@ -42,6 +43,7 @@ struct GroupTable {
       for (int j = 0; j < 8; ++j)
         if (m >> j & 1) {
           idx[m][n] = (uint16_t)j;
+          sel[m][8 + n] = (uint8_t)(j + 8);
           sel[m][n++] = (uint8_t)j;
         }
     }
@@ -64,18 +66,20 @@ static inline int64_t compact_row_avx2(const uint8_t* a, int64_t K, uint16_t* id
   __m128i base = _mm_setzero_si128();  // k + 8·g in every lane
   int64_t n = 0, k = 0;
   for (; k + 32 <= K; k += 32) {
-    const uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i*)(a + k)), z));
+    const __m256i av = _mm256_loadu_si256((const __m256i*)(a + k));
+    const uint32_t nz = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(av, z));
     // the four groups' start counts from prefix popcounts: no chain through the groups
     const int64_t n1 = n + __builtin_popcount(nz & 0xff), n2 = n + __builtin_popcount(nz & 0xffff),
                   n3 = n + __builtin_popcount(nz & 0xffffff);
     const int64_t start[4] = {n, n1, n2, n3};
+    // groups 1 and 3 shuffled from the high 8 bytes of their 16: sel + 8 is the table's upper half
+    const __m128i half[2] = {_mm256_castsi256_si128(av), _mm256_extracti128_si256(av, 1)};
 #pragma GCC unroll 4
     for (int g = 0; g < 4; ++g) {
       const uint32_t m8 = (nz >> (8 * g)) & 0xff;
       _mm_storeu_si128((__m128i*)(idx + start[g]), _mm_add_epi16(_mm_load_si128((const __m128i*)kGroup.idx[m8]), base));
       base = _mm_add_epi16(base, eight);
-      const __m128i packed = _mm_shuffle_epi8(_mm_loadl_epi64((const __m128i*)(a + k + 8 * g)),
-                                              _mm_loadl_epi64((const __m128i*)kGroup.sel[m8]));
+      const __m128i packed = _mm_shuffle_epi8(half[g >> 1], _mm_loadl_epi64((const __m128i*)(kGroup.sel[m8] + 8 * (g & 1))));
       if (sizeof(Code) == 1) _mm_storel_epi64((__m128i*)(code + start[g]), packed);
       else _mm_storeu_si128((__m128i*)(code + start[g]), _mm_cvtepu8_epi16(packed));
     }
