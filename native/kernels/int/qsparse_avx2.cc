@@ -225,7 +225,7 @@ static inline void gemm_u8s8_s32_sparse_1x64_avx2(const char* b, int64_t ldb, co
                                                   int32_t* acc) {
   static_assert(NC >= 1 && NC <= 3, "NC must be 1, 2 or 3");
   int64_t i = 0;
-  alignas(32) int32_t t[96];
+  alignas(32) int32_t t[96];  // [64, 96): the third group's sums
 #define SWQ_HEAD                                                  \
   "vpxor %%ymm0, %%ymm0, %%ymm0\n\t vpxor %%ymm1, %%ymm1, %%ymm1\n\t" \
   "vpxor %%ymm2, %%ymm2, %%ymm2\n\t vpxor %%ymm3, %%ymm3, %%ymm3\n\t" \
@@ -244,28 +244,38 @@ static inline void gemm_u8s8_s32_sparse_1x64_avx2(const char* b, int64_t ldb, co
   "movzwl 4(%[idx],%[i],2), %%r10d\n\t imul %[ldb], %%r10\n\t"     \
   "movzwl 6(%[idx],%[i],2), %%r11d\n\t imul %[ldb], %%r11\n\t"     \
   "vpbroadcastd (%[code],%[i]), %%ymm15\n\t"
-#define SWQ_TAIL                                                                              \
-  "add $4, %[i]\n\t"                                                                          \
-  "cmp %[n], %[i]\n\t"                                                                        \
-  "jl 1b\n"                                                                                    \
-  "2:\n\t"                                                                                    \
-  "vmovdqa %%ymm0, (%[t])\n\t vmovdqa %%ymm1, 32(%[t])\n\t vmovdqa %%ymm2, 64(%[t])\n\t"     \
-  "vmovdqa %%ymm3, 96(%[t])\n\t vmovdqa %%ymm4, 128(%[t])\n\t vmovdqa %%ymm5, 160(%[t])\n\t" \
-  "vmovdqa %%ymm6, 192(%[t])\n\t vmovdqa %%ymm7, 224(%[t])\n\t"                             \
+#define SWQ_END                                                   \
+  "add $4, %[i]\n\t"                                              \
+  "cmp %[n], %[i]\n\t"                                            \
+  "jl 1b\n"                                                        \
+  "2:\n\t"
+// a register group's columns back in order, straight to acc (O: its byte offset there)
+#define SWQ_OUT(O, A0, A1, A2, A3)                                          \
+  "vperm2i128 $0x20, %%ymm" A1 ", %%ymm" A0 ", %%ymm8\n\t"                 \
+  "vperm2i128 $0x20, %%ymm" A3 ", %%ymm" A2 ", %%ymm9\n\t"                 \
+  "vperm2i128 $0x31, %%ymm" A1 ", %%ymm" A0 ", %%ymm10\n\t"                \
+  "vperm2i128 $0x31, %%ymm" A3 ", %%ymm" A2 ", %%ymm11\n\t"                \
+  "vmovdqu %%ymm8, " O "(%[o])\n\t vmovdqu %%ymm9, " O "+32(%[o])\n\t"     \
+  "vmovdqu %%ymm10, " O "+64(%[o])\n\t vmovdqu %%ymm11, " O "+96(%[o])\n\t"
+#define SWQ_OPS                                                                                \
   : [i] "+r"(i)                                                                                \
-  : [n] "r"(n), [idx] "r"(idx), [ldb] "r"(ldb), [code] "r"(code), [b] "r"(b), [t] "r"(t)                       \
+  : [n] "r"(n), [idx] "r"(idx), [ldb] "r"(ldb), [code] "r"(code), [b] "r"(b), [t] "r"(t), [o] "r"(acc) \
   : "r8", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
     "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm14", "xmm15"
   if (NC == 3)
     __asm__ volatile(SWQ_HEAD SWQ_QUAD("0", "0", "1", "2", "3") SWQ_QUAD("32", "4", "5", "6", "7") SWQ_QUAD_MEM("64")
-                         SWQ_TAIL);
+                         SWQ_END SWQ_OUT("0", "0", "1", "2", "3") SWQ_OUT("128", "4", "5", "6", "7") SWQ_OPS);
   else if (NC == 2)
-    __asm__ volatile(SWQ_HEAD SWQ_QUAD("0", "0", "1", "2", "3") SWQ_QUAD("32", "4", "5", "6", "7") SWQ_TAIL);
+    __asm__ volatile(SWQ_HEAD SWQ_QUAD("0", "0", "1", "2", "3") SWQ_QUAD("32", "4", "5", "6", "7") SWQ_END
+                         SWQ_OUT("0", "0", "1", "2", "3") SWQ_OUT("128", "4", "5", "6", "7") SWQ_OPS);
   else
-    __asm__ volatile(SWQ_HEAD SWQ_QUAD("0", "0", "1", "2", "3") SWQ_TAIL);
+    __asm__ volatile(SWQ_HEAD SWQ_QUAD("0", "0", "1", "2", "3") SWQ_END SWQ_OUT("0", "0", "1", "2", "3") SWQ_OPS);
 #undef SWQ_HEAD
-#undef SWQ_TAIL
-  for (int g = 0; g < NC; ++g) {
+#undef SWQ_END
+#undef SWQ_OUT
+#undef SWQ_OPS
+  if (NC == 3) {  // the third group, from t
+    const int g = 2;
     const int32_t* a = t + 32 * g;
     const __m256i q0 = _mm256_load_si256((const __m256i*)a), q1 = _mm256_load_si256((const __m256i*)(a + 8)),
                   q2 = _mm256_load_si256((const __m256i*)(a + 16)), q3 = _mm256_load_si256((const __m256i*)(a + 24));
