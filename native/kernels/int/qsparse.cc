@@ -24,12 +24,12 @@ static bool indices_fit(const PackedB& B) { return B.K <= 65536; }
 
 double sparse_max_density(const PackedB& B) {
   // break-even on Zen 3, fc2 3136×384×96, 784×768×192, 196×1536×384, 49×3072×768 (docs/sparsity.md):
-  // int8 quad kernel ≈ 0.37 / 0.37 / 0.31 / 0.22–0.25; int16 pair kernel against the fast dense
+  // int8 quad kernel ≈ 0.38 / 0.39 / 0.32 / 0.25; int16 pair kernel against the fast dense
   // kernel ≈ 0.28 / 0.27 / 0.21 / 0.17 (higher against the exact int16 one); kept below it so the
   // sparse path is never the slower one
-  // short rows (micro-Swin fc2, K = 192) leave little dense work to save: break-even ≈ 0.1–0.2 (int8)
+  // short rows (micro-Swin fc2, K = 192) leave little dense work to save: break-even ≈ 0.2 (int8)
   const int64_t K = B.K;
-  if (!B.bk8.empty()) return K < 256 ? 0.08 : K <= 1024 ? 0.28 : K <= 2048 ? 0.25 : 0.20;
+  if (!B.bk8.empty()) return K < 256 ? 0.14 : K <= 1024 ? 0.32 : K <= 2048 ? 0.25 : 0.20;
   return K < 256 ? 0.06 : K <= 1024 ? 0.20 : K <= 2048 ? 0.15 : 0.12;
 }
 
