@@ -186,12 +186,13 @@ static inline void gemm_u8s16_s32_sparse_1x64_avx2(const char* b, int64_t ldb, c
 // {12-15 | 28-31}; vperm2i128 at the end restores the order. Registers: ymm0-7 accumulators,
 // ymm8-12 temporaries, ymm14 int16 ones, ymm15 (a_1..a_4).
 #define SWQ_QUAD(O, A0, A1, A2, A3)                   \
-  SWQ_QUAD_LOADS(O)                                   \
+  SWQ_QUAD_SUMS(O)                                   \
   "vpaddd %%ymm11, %%ymm" A0 ", %%ymm" A0 "\n\t"      \
   "vpaddd %%ymm12, %%ymm" A1 ", %%ymm" A1 "\n\t"      \
   "vpaddd %%ymm9, %%ymm" A2 ", %%ymm" A2 "\n\t"       \
   "vpaddd %%ymm8, %%ymm" A3 ", %%ymm" A3 "\n\t"
-#define SWQ_QUAD_LOADS(O)                             \
+// the quad's four products for one 32-column group (column offset O bytes) in ymm11, 12, 9, 8
+#define SWQ_QUAD_SUMS(O)                             \
   "vmovdqu " O "(%[b],%%r8), %%ymm8\n\t"              \
   "vmovdqu " O "(%[b],%%r9), %%ymm9\n\t"              \
   "vmovdqu " O "(%[b],%%r10), %%ymm10\n\t"            \
@@ -215,7 +216,7 @@ static inline void gemm_u8s16_s32_sparse_1x64_avx2(const char* b, int64_t ldb, c
 // The third group (NC = 3) has no registers left: its four sums live in t[64..96), added to
 // and stored each quad (store-to-load forwarding, far shorter than a quad's shuffles).
 #define SWQ_QUAD_MEM(O)                                                                          \
-  SWQ_QUAD_LOADS(O)                                                                              \
+  SWQ_QUAD_SUMS(O)                                                                              \
   "vpaddd 256(%[t]), %%ymm11, %%ymm11\n\t vmovdqa %%ymm11, 256(%[t])\n\t"                       \
   "vpaddd 288(%[t]), %%ymm12, %%ymm12\n\t vmovdqa %%ymm12, 288(%[t])\n\t"                       \
   "vpaddd 320(%[t]), %%ymm9, %%ymm9\n\t vmovdqa %%ymm9, 320(%[t])\n\t"                          \
@@ -287,7 +288,7 @@ static inline void gemm_u8s8_s32_sparse_1x64_avx2(const char* b, int64_t ldb, co
   }
 }
 #undef SWQ_QUAD
-#undef SWQ_QUAD_LOADS
+#undef SWQ_QUAD_SUMS
 #undef SWQ_QUAD_MEM
 
 void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
