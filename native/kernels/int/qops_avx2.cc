@@ -190,63 +190,86 @@ static void layernorm_avx2_typed(const void* x, int64_t rows, const LayerNormPar
       beo[2 * c + 4 + j] = p.bias[c + 2 * j + 1];
     }
   for (int32_t c = 0; c < D; ++c) fast = fast && p.shift[c] >= 32;
-  for (int64_t r = 0; r < rows; ++r) {
-    const void* xr = at(x, in, r * D);
-    __m256i s32 = _mm256_setzero_si256(), ss64 = _mm256_setzero_si256();
-    int64_t c = 0;
-    for (; c + 16 <= D; c += 16) {
-      const __m256i v = load16_i16(in, at(xr, in, c));
-      s32 = _mm256_add_epi32(s32, _mm256_madd_epi16(v, ones));
-      const __m256i sq = _mm256_madd_epi16(v, v);  // ≤ 2^31: exact as uint32
-      ss64 = _mm256_add_epi64(ss64, _mm256_cvtepu32_epi64(_mm256_castsi256_si128(sq)));
-      ss64 = _mm256_add_epi64(ss64, _mm256_cvtepu32_epi64(_mm256_extracti128_si256(sq, 1)));
-    }
-    alignas(32) int32_t sv[8];
-    _mm256_store_si256((__m256i*)sv, s32);
-    int64_t s = 0;
-    for (int k = 0; k < 8; ++k) s += sv[k];
-    int64_t ss = (int64_t)hsum_epi64_avx2(ss64);
-    for (; c < D; ++c) {
-      int64_t v = load_q(in, xr, c);
-      s += v;
-      ss += v * v;
-    }
-    const LnRow st = layernorm_row_stats(s, ss, D, p.F);
-    const __m256i sb = _mm256_set1_epi32((int32_t)s), fv = _mm256_set1_epi64x(st.f);
-    const __m256i rnd = _mm256_set1_epi64x(int64_t(1) << (st.sh - 1));
-    const __m128i shc = _mm_cvtsi32_si128(st.sh);
-    void* yr = at(y, out, r * D);
-    for (c = 0; c < D8; c += 8) {
-      const __m256i yv = _mm256_sub_epi32(_mm256_mullo_epi32(load8(in, at(xr, in, c)), Dv), sb);
-      const __m256i ay = _mm256_abs_epi32(yv);
-      // t = (|y|·f + 2^(sh−1)) >> sh per 64-bit lane (< 2^62, the result < 2^31), then the sign of y
-      const __m256i te = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epu32(ay, fv), rnd), shc);
-      const __m256i to = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(ay, 32), fv), rnd), shc);
-      const __m256i t = _mm256_sign_epi32(_mm256_blend_epi32(te, _mm256_slli_epi64(to, 32), 0xAA), yv);
-      // affine + requant: ((int64)t·mult + bias) >> shift, per channel
-      const __m256i m = _mm256_loadu_si256((const __m256i*)(p.mult.data() + c));
-      const __m256i sh = _mm256_loadu_si256((const __m256i*)(p.shift.data() + c));
-      const __m256i be = _mm256_loadu_si256((const __m256i*)(beo.data() + 2 * c));
-      const __m256i bo = _mm256_loadu_si256((const __m256i*)(beo.data() + 2 * c + 4));
-      const __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(t, m), be);
-      const __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(t, 32), _mm256_srli_epi64(m, 32)), bo);
-      __m256i q;
-      if (fast) {  // shift ≥ 32: high dwords (|t·m + b| < 2^62 → fits int32 after >> 32), then vpsravd
-        const __m256i h = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
-        q = _mm256_srav_epi32(h, _mm256_sub_epi32(sh, _mm256_set1_epi32(32)));
-        q = _mm256_min_epi32(_mm256_max_epi32(q, lo32), hi32);
-      } else {
-        const __m256i qe = clamp64_avx2(srav64_avx2(pe, _mm256_and_si256(sh, _mm256_set1_epi64x(0xffffffff))), lov, hiv);
-        const __m256i qo = clamp64_avx2(srav64_avx2(po, _mm256_srli_epi64(sh, 32)), lov, hiv);
-        q = _mm256_blend_epi32(qe, _mm256_slli_epi64(qo, 32), 0xAA);
+  // rows in blocks: first every row's sums and statistics (each row's isqrt and division chain is
+  // independent of the others, so they overlap), then the normalisation
+  constexpr int64_t kBlock = 16;
+  LnRow stats[kBlock];
+  int64_t sums[kBlock];
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+    const int64_t nb = std::min<int64_t>(kBlock, rows - r0);
+    for (int64_t r = r0; r < r0 + nb; ++r) {
+      const void* xr = at(x, in, r * D);
+      __m256i s32 = _mm256_setzero_si256(), ss32 = _mm256_setzero_si256(), ss64 = _mm256_setzero_si256();
+      int64_t c = 0;
+      for (; c + 16 <= D; c += 16) {
+        const __m256i v = load16_i16(in, at(xr, in, c));
+        s32 = _mm256_add_epi32(s32, _mm256_madd_epi16(v, ones));
+        const __m256i sq = _mm256_madd_epi16(v, v);  // ≤ 2^31: exact as uint32
+        if (in == QType::s8) {
+          ss32 = _mm256_add_epi32(ss32, sq);  // ≤ 2^15 a step, D ≤ 32768: the sum stays < 2^31
+        } else {
+          ss64 = _mm256_add_epi64(ss64, _mm256_cvtepu32_epi64(_mm256_castsi256_si128(sq)));
+          ss64 = _mm256_add_epi64(ss64, _mm256_cvtepu32_epi64(_mm256_extracti128_si256(sq, 1)));
+        }
       }
-      store8(out, at(yr, out, c), _mm256_add_epi32(q, zpv));
+      if (in == QType::s8) {
+        ss64 = _mm256_add_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(ss32)),
+                                _mm256_cvtepu32_epi64(_mm256_extracti128_si256(ss32, 1)));
+      }
+      alignas(32) int32_t sv[8];
+      _mm256_store_si256((__m256i*)sv, s32);
+      int64_t s = 0;
+      for (int k = 0; k < 8; ++k) s += sv[k];
+      int64_t ss = (int64_t)hsum_epi64_avx2(ss64);
+      for (; c < D; ++c) {
+        int64_t v = load_q(in, xr, c);
+        s += v;
+        ss += v * v;
+      }
+      stats[r - r0] = layernorm_row_stats(s, ss, D, p.F);
+      sums[r - r0] = s;
     }
-    for (; c < D; ++c) {
-      int64_t yv = (int64_t)D * load_q(in, xr, c) - s;
-      int32_t t = ln_t(yv, st);
-      int64_t o = ((int64_t)t * p.mult[c] + p.bias[c]) >> p.shift[c];
-      store_q(out, yr, c, store_clamp(o, lo, hi) + p.zero_point);
+    for (int64_t r = r0; r < r0 + nb; ++r) {
+      const void* xr = at(x, in, r * D);
+      const LnRow& st = stats[r - r0];
+      const int64_t s = sums[r - r0];
+      int64_t c;
+      const __m256i sb = _mm256_set1_epi32((int32_t)s), fv = _mm256_set1_epi64x(st.f);
+      const __m256i rnd = _mm256_set1_epi64x(int64_t(1) << (st.sh - 1));
+      const __m128i shc = _mm_cvtsi32_si128(st.sh);
+      void* yr = at(y, out, r * D);
+      for (c = 0; c < D8; c += 8) {
+        const __m256i yv = _mm256_sub_epi32(_mm256_mullo_epi32(load8(in, at(xr, in, c)), Dv), sb);
+        const __m256i ay = _mm256_abs_epi32(yv);
+        // t = (|y|·f + 2^(sh−1)) >> sh per 64-bit lane (< 2^62, the result < 2^31), then the sign of y
+        const __m256i te = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epu32(ay, fv), rnd), shc);
+        const __m256i to = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(ay, 32), fv), rnd), shc);
+        const __m256i t = _mm256_sign_epi32(_mm256_blend_epi32(te, _mm256_slli_epi64(to, 32), 0xAA), yv);
+        // affine + requant: ((int64)t·mult + bias) >> shift, per channel
+        const __m256i m = _mm256_loadu_si256((const __m256i*)(p.mult.data() + c));
+        const __m256i sh = _mm256_loadu_si256((const __m256i*)(p.shift.data() + c));
+        const __m256i be = _mm256_loadu_si256((const __m256i*)(beo.data() + 2 * c));
+        const __m256i bo = _mm256_loadu_si256((const __m256i*)(beo.data() + 2 * c + 4));
+        const __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(t, m), be);
+        const __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(t, 32), _mm256_srli_epi64(m, 32)), bo);
+        __m256i q;
+        if (fast) {  // shift ≥ 32: high dwords (|t·m + b| < 2^62 → fits int32 after >> 32), then vpsravd
+          const __m256i h = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+          q = _mm256_srav_epi32(h, _mm256_sub_epi32(sh, _mm256_set1_epi32(32)));
+          q = _mm256_min_epi32(_mm256_max_epi32(q, lo32), hi32);
+        } else {
+          const __m256i qe = clamp64_avx2(srav64_avx2(pe, _mm256_and_si256(sh, _mm256_set1_epi64x(0xffffffff))), lov, hiv);
+          const __m256i qo = clamp64_avx2(srav64_avx2(po, _mm256_srli_epi64(sh, 32)), lov, hiv);
+          q = _mm256_blend_epi32(qe, _mm256_slli_epi64(qo, 32), 0xAA);
+        }
+        store8(out, at(yr, out, c), _mm256_add_epi32(q, zpv));
+      }
+      for (; c < D; ++c) {
+        int64_t yv = (int64_t)D * load_q(in, xr, c) - s;
+        int32_t t = ln_t(yv, st);
+        int64_t o = ((int64_t)t * p.mult[c] + p.bias[c]) >> p.shift[c];
+        store_q(out, yr, c, store_clamp(o, lo, hi) + p.zero_point);
+      }
     }
   }
 }
