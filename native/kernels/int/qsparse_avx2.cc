@@ -1,7 +1,7 @@
 // Sparse-A u8 × s8 GEMM for AVX2 (a ReLU output feeding fc2): per row, the non-zero codes are
-// compacted once (byte offsets of their K-major weight rows, and the codes), then a kernel sums
+// compacted once (uint16 indices of their K-major weight rows, and the codes), then a kernel sums
 // only those weight rows: gemm_u8s8_s32_sparse_1x64_avx2 (four codes per vpmaddubsw over the int8
-// K-major copy, when codes ≤ 127) or gemm_u8s16_s32_sparse_1x64_avx2 (two codes per vpmaddwd over
+// K-major copy, when codes ≤ 127; up to 96 columns a call) or gemm_u8s16_s32_sparse_1x64_avx2 (two codes per vpmaddwd over
 // the int16 copy). Blocking: a block of rows sweeps each column block's weight slice while it is in
 // L1 (or L2, prefetched, for long rows). Exact: the same int32 sums as the dense kernels
 // (wrap-around addition is order independent); bias, zero points, ReLU, requantization and table
