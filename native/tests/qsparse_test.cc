@@ -190,6 +190,29 @@ static void test_edges() {
     threw = std::string(e.what()).find("K-major") != std::string::npos;
   }
   EXPECT(threw, "bad bk16 size not refused");
+  // the compacted rows hold uint16 row indices: at pack_b's largest K (65536) the last rows'
+  // indices reach 65535; forced sparse must equal dense there
+  {
+    const int64_t KL = 65536, NL = 20;
+    std::vector<int8_t> WL((size_t)(KL * NL));
+    for (auto& w : WL) w = (int8_t)rnd(-128, 127);
+    for (int amax : {127, 255}) {
+      PackOptions pl;
+      pl.kmajor = true;
+      pl.a_max = amax;
+      const PackedB BL = pack_b(WL.data(), (int32_t)KL, (int32_t)NL, NL, false, pl);
+      std::vector<uint8_t> AL((size_t)(2 * KL), 0);
+      for (int64_t k : {int64_t(0), int64_t(7), int64_t(40000), KL - 33, KL - 2, KL - 1}) AL[(size_t)k] = (uint8_t)amax;
+      for (int64_t k = KL - 32; k < KL; ++k) AL[(size_t)(KL + k)] = (uint8_t)rnd(1, amax);  // 2nd row: the last chunk full
+      GemmEpilogue el;
+      std::vector<int32_t> ref((size_t)(2 * NL)), got((size_t)(2 * NL));
+      el.sparse = 2;
+      gemm_u8s8(2, AL.data(), KL, BL, el, ref.data(), NL, 1, Isa::scalar);
+      el.sparse = 1;
+      gemm_u8s8(2, AL.data(), KL, BL, el, got.data(), NL, 1, active_isa());
+      EXPECT(got == ref, "K = 65536 a_max=%d: sparse differs from dense", amax);
+    }
+  }
 }
 
 // Compaction edges: every row has exactly `cnt` non-zero codes at chosen positions (runs at the

@@ -17,7 +17,8 @@ int64_t count_nonzero_u8_scalar(const uint8_t* a, int64_t K) {
   return nz;
 }
 
-// The sparse path's compacted rows hold uint16 weight-row indices.
+// The sparse path's compacted rows hold uint16 weight-row indices. pack_b caps K at 65536 today;
+// the check keeps a larger K from wrapping if that cap ever moves.
 static bool indices_fit(const PackedB& B) { return B.K <= 65536; }
 
 }  // namespace detail
