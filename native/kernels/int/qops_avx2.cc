@@ -193,8 +193,7 @@ static void layernorm_avx2_typed(const void* x, int64_t rows, const LayerNormPar
   // rows in blocks: first every row's sums and statistics (each row's isqrt and division chain is
   // independent of the others, so they overlap), then the normalisation
   constexpr int64_t kBlock = 16;
-  LnRow stats[kBlock];
-  int64_t sums[kBlock];
+  LnRow stats[kBlock];  // .s: the row's sum
   for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
     const int64_t nb = std::min<int64_t>(kBlock, rows - r0);
     for (int64_t r = r0; r < r0 + nb; ++r) {
@@ -227,12 +226,11 @@ static void layernorm_avx2_typed(const void* x, int64_t rows, const LayerNormPar
         ss += v * v;
       }
       stats[r - r0] = layernorm_row_stats(s, ss, D, p.F);
-      sums[r - r0] = s;
     }
     for (int64_t r = r0; r < r0 + nb; ++r) {
       const void* xr = at(x, in, r * D);
       const LnRow& st = stats[r - r0];
-      const int64_t s = sums[r - r0];
+      const int64_t s = st.s;
       int64_t c;
       const __m256i sb = _mm256_set1_epi32((int32_t)s), fv = _mm256_set1_epi64x(st.f);
       const __m256i rnd = _mm256_set1_epi64x(int64_t(1) << (st.sh - 1));
