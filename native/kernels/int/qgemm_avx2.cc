@@ -67,6 +67,39 @@ static inline void gemm_u8s8_s32_4x16_avx2(const uint8_t* a, int64_t lda, const 
   acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
 }
 
+// One k-quad of the 4×16 tile: b[0..7] from B0 (into ymm8), b[8..15] from B1 as a memory
+// operand, the rows' 4 codes at byte A past k.
+#define SWQ_KQUAD(B0, B1, A)                                  \
+  "vmovdqu " B0 "(%[b]), %%ymm8\n\t"                          \
+  "vpbroadcastd " A "(%[a0],%[k]), %%ymm9\n\t"                \
+  "vpbroadcastd " A "(%[a1],%[k]), %%ymm11\n\t"               \
+  "vpmaddubsw %%ymm8, %%ymm9, %%ymm10\n\t"                    \
+  "vpmaddubsw " B1 "(%[b]), %%ymm9, %%ymm9\n\t"               \
+  "vpmaddubsw %%ymm8, %%ymm11, %%ymm12\n\t"                   \
+  "vpmaddubsw " B1 "(%[b]), %%ymm11, %%ymm11\n\t"             \
+  "vpmaddwd %%ymm15, %%ymm10, %%ymm10\n\t"                    \
+  "vpmaddwd %%ymm15, %%ymm9, %%ymm9\n\t"                      \
+  "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"                    \
+  "vpmaddwd %%ymm15, %%ymm11, %%ymm11\n\t"                    \
+  "vpaddd %%ymm10, %[c00], %[c00]\n\t"                        \
+  "vpaddd %%ymm9, %[c01], %[c01]\n\t"                         \
+  "vpaddd %%ymm12, %[c10], %[c10]\n\t"                        \
+  "vpaddd %%ymm11, %[c11], %[c11]\n\t"                        \
+  "vpbroadcastd " A "(%[a2],%[k]), %%ymm13\n\t"               \
+  "vpbroadcastd " A "(%[a3],%[k]), %%ymm9\n\t"                \
+  "vpmaddubsw %%ymm8, %%ymm13, %%ymm14\n\t"                   \
+  "vpmaddubsw " B1 "(%[b]), %%ymm13, %%ymm13\n\t"             \
+  "vpmaddubsw %%ymm8, %%ymm9, %%ymm10\n\t"                    \
+  "vpmaddubsw " B1 "(%[b]), %%ymm9, %%ymm9\n\t"               \
+  "vpmaddwd %%ymm15, %%ymm14, %%ymm14\n\t"                    \
+  "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"                    \
+  "vpmaddwd %%ymm15, %%ymm10, %%ymm10\n\t"                    \
+  "vpmaddwd %%ymm15, %%ymm9, %%ymm9\n\t"                      \
+  "vpaddd %%ymm14, %[c20], %[c20]\n\t"                        \
+  "vpaddd %%ymm13, %[c21], %[c21]\n\t"                        \
+  "vpaddd %%ymm10, %[c30], %[c30]\n\t"                        \
+  "vpaddd %%ymm9, %[c31], %[c31]\n\t"
+
 // The full 4-row tile in hand-written asm: GCC's code for the intrinsics above spills
 // accumulators to the stack inside the loop (checked with -S), which costs ~25 %. Registers:
 // ymm0-7 accumulators, ymm8 = b[0..7], b[8..15] as a memory operand, ymm9-14 temporaries,
@@ -100,64 +133,8 @@ static inline void gemm_u8s8_s32_4x16_asm_avx2(const uint8_t* a, int64_t lda, co
       "jg 3f\n\t"
       ".p2align 5\n"
       "1:\n\t"
-      "vmovdqu (%[b]), %%ymm8\n\t"
-      "vpbroadcastd (%[a0],%[k]), %%ymm9\n\t"
-      "vpbroadcastd (%[a1],%[k]), %%ymm11\n\t"
-      "vpmaddubsw %%ymm8, %%ymm9, %%ymm10\n\t"
-      "vpmaddubsw 32(%[b]), %%ymm9, %%ymm9\n\t"
-      "vpmaddubsw %%ymm8, %%ymm11, %%ymm12\n\t"
-      "vpmaddubsw 32(%[b]), %%ymm11, %%ymm11\n\t"
-      "vpmaddwd %%ymm15, %%ymm10, %%ymm10\n\t"
-      "vpmaddwd %%ymm15, %%ymm9, %%ymm9\n\t"
-      "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"
-      "vpmaddwd %%ymm15, %%ymm11, %%ymm11\n\t"
-      "vpaddd %%ymm10, %[c00], %[c00]\n\t"
-      "vpaddd %%ymm9, %[c01], %[c01]\n\t"
-      "vpaddd %%ymm12, %[c10], %[c10]\n\t"
-      "vpaddd %%ymm11, %[c11], %[c11]\n\t"
-      "vpbroadcastd (%[a2],%[k]), %%ymm13\n\t"
-      "vpbroadcastd (%[a3],%[k]), %%ymm9\n\t"
-      "vpmaddubsw %%ymm8, %%ymm13, %%ymm14\n\t"
-      "vpmaddubsw 32(%[b]), %%ymm13, %%ymm13\n\t"
-      "vpmaddubsw %%ymm8, %%ymm9, %%ymm10\n\t"
-      "vpmaddubsw 32(%[b]), %%ymm9, %%ymm9\n\t"
-      "vpmaddwd %%ymm15, %%ymm14, %%ymm14\n\t"
-      "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"
-      "vpmaddwd %%ymm15, %%ymm10, %%ymm10\n\t"
-      "vpmaddwd %%ymm15, %%ymm9, %%ymm9\n\t"
-      "vpaddd %%ymm14, %[c20], %[c20]\n\t"
-      "vpaddd %%ymm13, %[c21], %[c21]\n\t"
-      "vpaddd %%ymm10, %[c30], %[c30]\n\t"
-      "vpaddd %%ymm9, %[c31], %[c31]\n\t"
-      "vmovdqu 64(%[b]), %%ymm8\n\t"
-      "vpbroadcastd 4(%[a0],%[k]), %%ymm9\n\t"
-      "vpbroadcastd 4(%[a1],%[k]), %%ymm11\n\t"
-      "vpmaddubsw %%ymm8, %%ymm9, %%ymm10\n\t"
-      "vpmaddubsw 96(%[b]), %%ymm9, %%ymm9\n\t"
-      "vpmaddubsw %%ymm8, %%ymm11, %%ymm12\n\t"
-      "vpmaddubsw 96(%[b]), %%ymm11, %%ymm11\n\t"
-      "vpmaddwd %%ymm15, %%ymm10, %%ymm10\n\t"
-      "vpmaddwd %%ymm15, %%ymm9, %%ymm9\n\t"
-      "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"
-      "vpmaddwd %%ymm15, %%ymm11, %%ymm11\n\t"
-      "vpaddd %%ymm10, %[c00], %[c00]\n\t"
-      "vpaddd %%ymm9, %[c01], %[c01]\n\t"
-      "vpaddd %%ymm12, %[c10], %[c10]\n\t"
-      "vpaddd %%ymm11, %[c11], %[c11]\n\t"
-      "vpbroadcastd 4(%[a2],%[k]), %%ymm13\n\t"
-      "vpbroadcastd 4(%[a3],%[k]), %%ymm9\n\t"
-      "vpmaddubsw %%ymm8, %%ymm13, %%ymm14\n\t"
-      "vpmaddubsw 96(%[b]), %%ymm13, %%ymm13\n\t"
-      "vpmaddubsw %%ymm8, %%ymm9, %%ymm10\n\t"
-      "vpmaddubsw 96(%[b]), %%ymm9, %%ymm9\n\t"
-      "vpmaddwd %%ymm15, %%ymm14, %%ymm14\n\t"
-      "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"
-      "vpmaddwd %%ymm15, %%ymm10, %%ymm10\n\t"
-      "vpmaddwd %%ymm15, %%ymm9, %%ymm9\n\t"
-      "vpaddd %%ymm14, %[c20], %[c20]\n\t"
-      "vpaddd %%ymm13, %[c21], %[c21]\n\t"
-      "vpaddd %%ymm10, %[c30], %[c30]\n\t"
-      "vpaddd %%ymm9, %[c31], %[c31]\n\t"
+      SWQ_KQUAD("", "32", "")
+      SWQ_KQUAD("64", "96", "4")
       "add $128, %[b]\n\t"
       "add $8, %[k]\n\t"
       "lea 8(%[k]), %%rax\n\t"
@@ -166,35 +143,7 @@ static inline void gemm_u8s8_s32_4x16_asm_avx2(const uint8_t* a, int64_t lda, co
       "3:\n\t"
       "cmp %[kq], %[k]\n\t"
       "jge 2f\n\t"
-      "vmovdqu (%[b]), %%ymm8\n\t"
-      "vpbroadcastd (%[a0],%[k]), %%ymm9\n\t"
-      "vpbroadcastd (%[a1],%[k]), %%ymm11\n\t"
-      "vpmaddubsw %%ymm8, %%ymm9, %%ymm10\n\t"
-      "vpmaddubsw 32(%[b]), %%ymm9, %%ymm9\n\t"
-      "vpmaddubsw %%ymm8, %%ymm11, %%ymm12\n\t"
-      "vpmaddubsw 32(%[b]), %%ymm11, %%ymm11\n\t"
-      "vpmaddwd %%ymm15, %%ymm10, %%ymm10\n\t"
-      "vpmaddwd %%ymm15, %%ymm9, %%ymm9\n\t"
-      "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"
-      "vpmaddwd %%ymm15, %%ymm11, %%ymm11\n\t"
-      "vpaddd %%ymm10, %[c00], %[c00]\n\t"
-      "vpaddd %%ymm9, %[c01], %[c01]\n\t"
-      "vpaddd %%ymm12, %[c10], %[c10]\n\t"
-      "vpaddd %%ymm11, %[c11], %[c11]\n\t"
-      "vpbroadcastd (%[a2],%[k]), %%ymm13\n\t"
-      "vpbroadcastd (%[a3],%[k]), %%ymm9\n\t"
-      "vpmaddubsw %%ymm8, %%ymm13, %%ymm14\n\t"
-      "vpmaddubsw 32(%[b]), %%ymm13, %%ymm13\n\t"
-      "vpmaddubsw %%ymm8, %%ymm9, %%ymm10\n\t"
-      "vpmaddubsw 32(%[b]), %%ymm9, %%ymm9\n\t"
-      "vpmaddwd %%ymm15, %%ymm14, %%ymm14\n\t"
-      "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"
-      "vpmaddwd %%ymm15, %%ymm10, %%ymm10\n\t"
-      "vpmaddwd %%ymm15, %%ymm9, %%ymm9\n\t"
-      "vpaddd %%ymm14, %[c20], %[c20]\n\t"
-      "vpaddd %%ymm13, %[c21], %[c21]\n\t"
-      "vpaddd %%ymm10, %[c30], %[c30]\n\t"
-      "vpaddd %%ymm9, %[c31], %[c31]\n\t"
+      SWQ_KQUAD("", "32", "")
       "add $64, %[b]\n\t"
       "add $4, %[k]\n"
       "2:\n\t"
@@ -221,6 +170,8 @@ static inline void gemm_u8s8_s32_4x16_asm_avx2(const uint8_t* a, int64_t lda, co
   acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11;
   acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
 }
+
+#undef SWQ_KQUAD
 
 // Exact: b is [K/2][16][2] int16; each a pair (a[k], a[k+1]) becomes one int32 lane of int16s.
 template <int MR>
@@ -507,6 +458,9 @@ static inline void gemm_u8s8_s32_4x24_avx2(const uint8_t* a, int64_t lda, const 
   "vpmaddubsw (%[s2],%[kb]), %%ymm13, %%ymm14\n\t"           \
   "vpmaddwd %%ymm12, %%ymm14, %%ymm14\n\t"                   \
   "vpaddd %%ymm14, %[" C2 "], %[" C2 "]\n\t"
+#define SWQ_KQUAD24 /* one k-quad of the four rows */                                   \
+  SWQ_R24("a0", "c00", "c01", "c02") SWQ_R24("a1", "c10", "c11", "c12")                 \
+  SWQ_R24("a2", "c20", "c21", "c22") SWQ_R24("a3", "c30", "c31", "c32")
   __asm__(
       "vpxor %[c00], %[c00], %[c00]\n\t"
       "vpxor %[c01], %[c01], %[c01]\n\t"
@@ -525,20 +479,17 @@ static inline void gemm_u8s8_s32_4x24_avx2(const uint8_t* a, int64_t lda, const 
       // an odd quad count does one quad first, then two per iteration (half the loop branches)
       "test $4, %[K]\n\t"
       "jz 1f\n\t"
-      SWQ_R24("a0", "c00", "c01", "c02") SWQ_R24("a1", "c10", "c11", "c12")
-      SWQ_R24("a2", "c20", "c21", "c22") SWQ_R24("a3", "c30", "c31", "c32")
+      SWQ_KQUAD24
       "add $64, %[kb]\n\t"
       "add $4, %[k]\n\t"
       "cmp %[K], %[k]\n\t"
       "jge 2f\n\t"
       ".p2align 5\n"
       "1:\n\t"
-      SWQ_R24("a0", "c00", "c01", "c02") SWQ_R24("a1", "c10", "c11", "c12")
-      SWQ_R24("a2", "c20", "c21", "c22") SWQ_R24("a3", "c30", "c31", "c32")
+      SWQ_KQUAD24
       "add $4, %[k]\n\t"
       "add $64, %[kb]\n\t"
-      SWQ_R24("a0", "c00", "c01", "c02") SWQ_R24("a1", "c10", "c11", "c12")
-      SWQ_R24("a2", "c20", "c21", "c22") SWQ_R24("a3", "c30", "c31", "c32")
+      SWQ_KQUAD24
       "add $4, %[k]\n\t"
       "add $64, %[kb]\n\t"
       "cmp %[K], %[k]\n\t"
@@ -551,6 +502,7 @@ static inline void gemm_u8s8_s32_4x24_avx2(const uint8_t* a, int64_t lda, const 
         [K] "r"(K)
       : "memory", "cc", "xmm12", "xmm13", "xmm14", "xmm15");
 #undef SWQ_R24
+#undef SWQ_KQUAD24
   acc[0][0] = c00, acc[0][1] = c01, acc[0][2] = c02, acc[1][0] = c10, acc[1][1] = c11, acc[1][2] = c12;
   acc[2][0] = c20, acc[2][1] = c21, acc[2][2] = c22, acc[3][0] = c30, acc[3][1] = c31, acc[3][2] = c32;
 }
