@@ -375,7 +375,7 @@ static void test_gelu_relu_lookup() {
     EXPECT(std::fabs((table[(uint8_t)q] - 10) * 0.03 - std::max(-10 * 0.03, std::min(245 * 0.03, g))) <= 0.5 * 0.03 + 1e-9,
            "gelu table q %d", q);
   }
-  for (int64_t n : {0, 1, 31, 32, 33, 100, 1000}) {
+  for (int64_t n : {0, 1, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 100, 1000}) {
     std::vector<uint8_t> x(n), ys(n), yv(n);
     for (auto& v : x) v = (uint8_t)rnd(0, 255);
     lookup_u8(x.data(), n, table, ys.data(), Isa::scalar);
