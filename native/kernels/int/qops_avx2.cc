@@ -182,7 +182,12 @@ static void layernorm_avx2_typed(const void* x, int64_t rows, const LayerNormPar
   const __m256i ones = _mm256_set1_epi16(1), Dv = _mm256_set1_epi32(D);
   // per call: the 64-bit biases split into even/odd channel lanes, and whether every shift ≥ 32
   const int64_t D8 = D / 8 * 8;
-  std::vector<int64_t> beo(2 * D8);
+  // on the stack up to D = 1024 (every ViT/Swin width but Swin-B/L's last stage): a heap block per
+  // call was a malloc per row chunk, ten per LayerNorm at 2 threads on micro-Swin
+  alignas(32) int64_t beo_stack[2 * 1024];
+  std::vector<int64_t> beo_heap(D8 > 1024 ? (size_t)(2 * D8) : 0);  // (a sized constructor: resize() would
+                                                                      // leave a weak symbol in this object)
+  int64_t* const beo = D8 > 1024 ? beo_heap.data() : beo_stack;
   bool fast = true;
   for (int64_t c = 0; c < D8; c += 8)
     for (int j = 0; j < 4; ++j) {
@@ -246,8 +251,8 @@ static void layernorm_avx2_typed(const void* x, int64_t rows, const LayerNormPar
         // affine + requant: ((int64)t·mult + bias) >> shift, per channel
         const __m256i m = _mm256_loadu_si256((const __m256i*)(p.mult.data() + c));
         const __m256i sh = _mm256_loadu_si256((const __m256i*)(p.shift.data() + c));
-        const __m256i be = _mm256_loadu_si256((const __m256i*)(beo.data() + 2 * c));
-        const __m256i bo = _mm256_loadu_si256((const __m256i*)(beo.data() + 2 * c + 4));
+        const __m256i be = _mm256_loadu_si256((const __m256i*)(beo + 2 * c));
+        const __m256i bo = _mm256_loadu_si256((const __m256i*)(beo + 2 * c + 4));
         const __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(t, m), be);
         const __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(t, 32), _mm256_srli_epi64(m, 32)), bo);
         __m256i q;
