@@ -94,11 +94,7 @@ inline void store_u8x8(uint8_t* dst, __m256i v, int n) {  // v ∈ [0, 255]; n �
   }
 }
 
-// 1. z = (S + clamp(bias)) >> pre_shift for 4 query rows against every key (INT32_MIN beyond N)
-// and the row maxima. Rows past N repeat a valid row (their z rows are scratch, never read).
-// noinline: on its own, GCC keeps the tile's accumulators and the maxima in registers (inlined
-// into the head it spilled the maxima and re-read p.bias after every store: 12 instead of 5
-// instructions per 8 logits).
+// The query rows of step 1: their (q − zp) pair rows, bias rows and z rows.
 template <int NR>
 struct QueryRows {
   const int32_t* q[NR];     // (q − zp) pair rows
@@ -122,6 +118,11 @@ inline QueryRows<NR> query_rows(int64_t i, int64_t g, int64_t N, const int32_t* 
   }
   return R;
 }
+// 1. z = (S + clamp(bias)) >> pre_shift for 4 query rows against every key (INT32_MIN beyond N)
+// and the row maxima. Rows past N repeat a valid row (their z rows are scratch, never read).
+// noinline: on its own, GCC keeps the tile's accumulators and the maxima in registers (inlined
+// into the head it spilled the maxima and re-read p.bias after every store: 12 instead of 5
+// instructions per 8 logits).
 template <bool kBias>
 __attribute__((noinline)) void qk_rows(const QkRows& R, const int32_t* kp, int64_t N, int64_t d2, __m128i pre,
                                        int32_t* rowmax) {
@@ -162,11 +163,7 @@ __attribute__((noinline)) void qk_rows(const QkRows& R, const int32_t* kp, int64
       mx[r] = _mm256_max_epi32(mx[r], v);
     }
   }
-  for (int r = 0; r < 4; ++r) {
-    __m128i m4 = _mm_max_epi32(_mm256_castsi256_si128(mx[r]), _mm256_extracti128_si256(mx[r], 1));
-    m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
-    rowmax[r] = _mm_cvtsi128_si32(_mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0xB1)));
-  }
+  for (int r = 0; r < 4; ++r) rowmax[r] = hmax_epi32_avx2(mx[r]);
 }
 
 // 3. O = e·(v − zp) for 4 rows (mr of them real), 16 (then 8) of dh per tile, requantized with
@@ -287,9 +284,7 @@ __attribute__((noinline)) void qk_rows2(const Rows2& R, const int32_t* kp, int64
       _mm256_store_si256((__m256i*)(z2[r] + b * 8), v);
       mx = _mm256_max_epi32(mx, v);
     }
-    __m128i m4 = _mm_max_epi32(_mm256_castsi256_si128(mx), _mm256_extracti128_si256(mx, 1));
-    m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
-    rowmax[r] = _mm_cvtsi128_si32(_mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0xB1)));
+    rowmax[r] = hmax_epi32_avx2(mx);
   }
 }
 template <bool kBias>
@@ -449,10 +444,7 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
         sum = _mm256_add_epi32(sum, _mm256_add_epi32(e0, e1));
         _mm256_store_si256((__m256i*)(er + j), _mm256_permute4x64_epi64(_mm256_packus_epi32(e0, e1), 0xD8));
       }
-      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-      rsum[r] = _mm_cvtsi128_si32(s4);
+      rsum[r] = hsum_epi32_avx2(sum);
     }
     // the row scales after all the group's exps: their divisions are independent and pipeline
     // (one per row right after its sum left each row's bsr → vdivsd → convert chain exposed)

@@ -60,6 +60,18 @@ static inline __m256i requant8_fast_avx2(__m256i x, const Rq8Fast& r, __m256i lo
   return _mm256_min_epi32(_mm256_max_epi32(requant8_fast_noclamp_avx2(x, r), lo32), hi32);
 }
 
+// Horizontal reductions of the 8 int32 lanes (the sum wraps as int32 addition does).
+static inline int32_t hmax_epi32_avx2(__m256i v) {
+  __m128i m = _mm_max_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0x4E));
+  return _mm_cvtsi128_si32(_mm_max_epi32(m, _mm_shuffle_epi32(m, 0xB1)));
+}
+static inline int32_t hsum_epi32_avx2(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1)));
+}
+
 static inline uint64_t hsum_epi64_avx2(__m256i v) {
   __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   return (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);

@@ -126,10 +126,7 @@ void softmax_s32_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_
       _mm256_storeu_si256((__m256i*)(z + i), v);
       mxv = _mm256_max_epi32(mxv, v);
     }
-    __m128i m4 = _mm_max_epi32(_mm256_castsi256_si128(mxv), _mm256_extracti128_si256(mxv, 1));
-    m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0x4E));
-    m4 = _mm_max_epi32(m4, _mm_shuffle_epi32(m4, 0xB1));
-    const int32_t mx = _mm_cvtsi128_si32(m4);
+    const int32_t mx = hmax_epi32_avx2(mxv);
     // z' = max(z, mx + dmin) keeps z − mx inside int32 and equals the scalar clamp of d at dmin
     const int32_t thr = (int32_t)std::max<int64_t>(INT32_MIN, (int64_t)mx + dmin);
     const __m256i mxb = _mm256_set1_epi32(mx), thrv = _mm256_set1_epi32(thr);
@@ -220,10 +217,7 @@ static void layernorm_avx2_typed(const void* x, int64_t rows, const LayerNormPar
         ss64 = _mm256_add_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(ss32)),
                                 _mm256_cvtepu32_epi64(_mm256_extracti128_si256(ss32, 1)));
       }
-      alignas(32) int32_t sv[8];
-      _mm256_store_si256((__m256i*)sv, s32);
-      int64_t s = 0;
-      for (int k = 0; k < 8; ++k) s += sv[k];
+      int64_t s = hsum_epi32_avx2(s32);  // |Σx| ≤ 32768·2^15 = 2^30: no int32 wrap
       int64_t ss = (int64_t)hsum_epi64_avx2(ss64);
       for (; c < D; ++c) {
         int64_t v = load_q(in, xr, c);
