@@ -1,6 +1,6 @@
 // Sparse-A u8 × s8 GEMM for AVX2 (a ReLU output feeding fc2): per row, the non-zero codes are
 // compacted once (uint16 indices of their K-major weight rows, and the codes), then a kernel sums
-// only those weight rows: gemm_u8s8_s32_sparse_1x64_avx2 (four codes per vpmaddubsw over the int8
+// only those weight rows: gemm_u8s8_s32_sparse_1x96_avx2 (four codes per vpmaddubsw over the int8
 // K-major copy, when codes ≤ 127; up to 96 columns a call) or gemm_u8s16_s32_sparse_1x64_avx2 (two codes per vpmaddwd over
 // the int16 copy). Blocking: a block of rows sweeps each column block's weight slice while it is in
 // L1 (or L2, prefetched, for long rows). Exact: the same int32 sums as the dense kernels
@@ -183,8 +183,8 @@ static inline void gemm_u8s16_s32_sparse_1x64_avx2(const char* b, int64_t ldb, c
 // vpunpck{l,h}bw + four vpunpck{l,h}wd turn the four weight rows into (w_1..w_4) quads per
 // column, as the dense kernel's packed layout, for vpmaddubsw by the broadcast (a_1..a_4) and
 // vpmaddwd by ones. Per group the columns land as {0-3 | 16-19}, {4-7 | 20-23}, {8-11 | 24-27},
-// {12-15 | 28-31}; vperm2i128 at the end restores the order. Registers: ymm0-7 accumulators,
-// ymm8-12 temporaries, ymm14 int16 ones, ymm15 (a_1..a_4).
+// {12-15 | 28-31}; vperm2i128 at the end restores the order. Registers: ymm0-7 accumulators of
+// groups 1–2 (group 3, NC = 3: in memory), ymm8-12 temporaries, ymm14 int16 ones, ymm15 (a_1..a_4).
 #define SWQ_QUAD(O, A0, A1, A2, A3)                   \
   SWQ_QUAD_SUMS(O)                                   \
   "vpaddd %%ymm11, %%ymm" A0 ", %%ymm" A0 "\n\t"      \
@@ -222,7 +222,7 @@ static inline void gemm_u8s16_s32_sparse_1x64_avx2(const char* b, int64_t ldb, c
   "vpaddd 320(%[t]), %%ymm9, %%ymm9\n\t vmovdqa %%ymm9, 320(%[t])\n\t"                            \
   "vpaddd 352(%[t]), %%ymm8, %%ymm8\n\t vmovdqa %%ymm8, 352(%[t])\n\t"
 template <int NC>
-static inline void gemm_u8s8_s32_sparse_1x64_avx2(const char* b, int64_t ldb, const uint16_t* idx, const uint8_t* code, int64_t n,
+static inline void gemm_u8s8_s32_sparse_1x96_avx2(const char* b, int64_t ldb, const uint16_t* idx, const uint8_t* code, int64_t n,
                                                   int32_t* acc) {
   static_assert(NC >= 1 && NC <= 3, "NC must be 1, 2 or 3");
   int64_t i = 0;
@@ -344,18 +344,17 @@ void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0,
             const uint8_t* code = reinterpret_cast<const uint8_t*>(codes) + r * ld;
             // an odd panel count ends with whole 32-column groups: the extra 16 columns read the
             // next weight row (or bk8's slack) and are never stored (N = 48: one call, not two)
-            if (left >= 5) gemm_u8s8_s32_sparse_1x64_avx2<3>(b, ldb, idx, code, count[r], o);
-            else if (left >= 3) gemm_u8s8_s32_sparse_1x64_avx2<2>(b, ldb, idx, code, count[r], o);
-            else gemm_u8s8_s32_sparse_1x64_avx2<1>(b, ldb, idx, code, count[r], o);
+            if (left >= 5) gemm_u8s8_s32_sparse_1x96_avx2<3>(b, ldb, idx, code, count[r], o);
+            else if (left >= 3) gemm_u8s8_s32_sparse_1x96_avx2<2>(b, ldb, idx, code, count[r], o);
+            else gemm_u8s8_s32_sparse_1x96_avx2<1>(b, ldb, idx, code, count[r], o);
             p += std::min<int64_t>(left, left >= 5 ? 6 : 4);
-            continue;
           } else {
             const uint16_t* code = reinterpret_cast<const uint16_t*>(codes) + r * ld;
             if (left >= 4) gemm_u8s16_s32_sparse_1x64_avx2<4>(b, ldb, idx, code, count[r], o);
             else if (left >= 2) gemm_u8s16_s32_sparse_1x64_avx2<2>(b, ldb, idx, code, count[r], o);
             else gemm_u8s16_s32_sparse_1x64_avx2<1>(b, ldb, idx, code, count[r], o);
+            p += left >= 4 ? 4 : left >= 2 ? 2 : 1;
           }
-          p += left >= 4 ? 4 : left >= 2 ? 2 : 1;
         }
       }
       gemm_epilogue_rows_avx2(c, mb, nr, pb, pe, acc, acc_ld, rowsum);
