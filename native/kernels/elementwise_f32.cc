@@ -80,12 +80,12 @@ void reduce_f32(int op, const float* x, float* y, int64_t outer, int64_t red, in
     for (int64_t r = 1; r < red; ++r) {
       const float* xr = xo + r * inner;
       switch (op) {
-        case 0: case 1: for (int64_t i = 0; i < inner; ++i) yo[i] += xr[i]; break;
-        case 2: for (int64_t i = 0; i < inner; ++i) yo[i] = xr[i] > yo[i] ? xr[i] : yo[i]; break;
-        case 3: for (int64_t i = 0; i < inner; ++i) yo[i] = xr[i] < yo[i] ? xr[i] : yo[i]; break;
+        case r_mean: case r_sum: for (int64_t i = 0; i < inner; ++i) yo[i] += xr[i]; break;
+        case r_max: for (int64_t i = 0; i < inner; ++i) yo[i] = xr[i] > yo[i] ? xr[i] : yo[i]; break;
+        case r_min: for (int64_t i = 0; i < inner; ++i) yo[i] = xr[i] < yo[i] ? xr[i] : yo[i]; break;
       }
     }
-    if (op == 0) {
+    if (op == r_mean) {
       const float inv = 1.0f / (float)red;
       for (int64_t i = 0; i < inner; ++i) yo[i] *= inv;
     }

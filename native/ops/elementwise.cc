@@ -174,7 +174,7 @@ void reduce_validate(const OpCheck& c) {
   c.arity(1, 1, {"x"});
   c.ints_len(4, "[outer, red, inner, op]");
   c.nonneg({"outer", "red", "inner"});
-  if (c.I(3) < 0 || c.I(3) > 3) c.fail("ints[3] op = " + str(c.I(3)) + " is unknown (0 mean, 1 sum, 2 max, 3 min)");
+  if (c.I(3) < f32::r_mean || c.I(3) > f32::r_min) c.fail("ints[3] op = " + str(c.I(3)) + " is unknown (0 mean, 1 sum, 2 max, 3 min)");
   const int64_t outer = c.I(0), red = c.I(1), inner = c.I(2);
   const int32_t x = c.in(0), y = c.out();
   c.all_f32({{x, "x"}, {y, "y"}});

@@ -318,7 +318,7 @@ static void test_one_op_list() {
     prepare(mp);
     std::vector<float> yp(20), wp(20);
     forward(mp, {x.data()}, {120}, yp.data(), nullptr, nullptr);
-    swinq::f32::reduce_f32(0, x.data(), wp.data(), 5, 6, 4, 0, 5);
+    swinq::f32::reduce_f32(swinq::f32::r_mean, x.data(), wp.data(), 5, 6, 4, 0, 5);
     CHECK(yp == wp, "mean_pool forward is not plan reduce mean");
     // act on the plan's unary kernels: the parameters mapped from the few-bit (PyTorch) defaults
     // agree with the few-bit reference function (which the backward differentiates)

@@ -271,7 +271,7 @@ void forward(const Op& op, const std::vector<const float*>& in, const std::vecto
       break;
     case Kind::mean_pool: {  // plan reduce mean over L
       const int64_t L = op.M, C = op.D, T = (int64_t)(in_n[0] / (L * C));
-      par(pool, T, 1, [&](int64_t t0, int64_t t1) { f32::reduce_f32(0 /* mean */, in[0], y, T, L, C, t0, t1); });
+      par(pool, T, 1, [&](int64_t t0, int64_t t1) { f32::reduce_f32(f32::r_mean, in[0], y, T, L, C, t0, t1); });
       break;
     }
     case Kind::fakequant: {

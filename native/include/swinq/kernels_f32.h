@@ -73,6 +73,8 @@ void binary_f32_avx2(int op, const float* a, int64_t a_step, const float* b, int
 // Single element, for the general strided path.
 float binary_one(int op, float a, float b);
 
+// The plan's reduce ops (ReduceOp in src/plan/ops.ts): y[o][i] = op over r of x[o][r][i].
+enum ReduceOp : int { r_mean = 0, r_sum, r_max, r_min };
 void reduce_f32(int op, const float* x, float* y, int64_t outer, int64_t red, int64_t inner, int64_t o0, int64_t o1);
 void argmax_f32(const float* x, int64_t* y, int64_t D, int64_t r0, int64_t r1);
 
