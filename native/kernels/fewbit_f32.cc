@@ -2,6 +2,7 @@
 // (fewbit_f32_avx2.cc) write the same bytes; both are picked through f32::kernels.
 #include <cstring>
 
+#include "fewbit_bits.h"
 #include "swinq/fewbit.h"
 
 namespace swinq {
@@ -54,22 +55,12 @@ void decode_scalar(const FewbitCodec& c, const uint8_t* codes, const float* go, 
 }  // namespace
 
 void fewbit_encode_f32_scalar(const FewbitCodec& c, const float* x, size_t n, uint8_t* codes) {
-  switch (c.bits) {
-    case 1: return encode_scalar<1>(c, x, n, codes);
-    case 2: return encode_scalar<2>(c, x, n, codes);
-    case 3: return encode_scalar<3>(c, x, n, codes);
-    case 4: return encode_scalar<4>(c, x, n, codes);
-  }
+  with_fewbit_bits(c.bits, [&](auto b) { encode_scalar<decltype(b)::value>(c, x, n, codes); });
 }
 
 void fewbit_decode_mul_f32_scalar(const FewbitCodec& c, const uint8_t* codes, const float* grad_out, size_t n,
                                   float* grad_in) {
-  switch (c.bits) {
-    case 1: return decode_scalar<1>(c, codes, grad_out, n, grad_in);
-    case 2: return decode_scalar<2>(c, codes, grad_out, n, grad_in);
-    case 3: return decode_scalar<3>(c, codes, grad_out, n, grad_in);
-    case 4: return decode_scalar<4>(c, codes, grad_out, n, grad_in);
-  }
+  with_fewbit_bits(c.bits, [&](auto b) { decode_scalar<decltype(b)::value>(c, codes, grad_out, n, grad_in); });
 }
 
 }  // namespace swinq

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "fewbit_bits.h"
 #include "swinq/fewbit.h"
 
 namespace swinq {
@@ -102,22 +103,12 @@ void fewbit_encode_f32_avx2(const FewbitCodec& c, const float* x, size_t n, uint
       case 4: return encode_bsearch_avx2<4>(c, x, n, codes);
     }
   }
-  switch (c.bits) {
-    case 1: return encode_avx2<1>(c, x, n, codes);
-    case 2: return encode_avx2<2>(c, x, n, codes);
-    case 3: return encode_avx2<3>(c, x, n, codes);
-    case 4: return encode_avx2<4>(c, x, n, codes);
-  }
+  with_fewbit_bits(c.bits, [&](auto b) { encode_avx2<decltype(b)::value>(c, x, n, codes); });
 }
 
 void fewbit_decode_mul_f32_avx2(const FewbitCodec& c, const uint8_t* codes, const float* grad_out, size_t n,
                                 float* grad_in) {
-  switch (c.bits) {
-    case 1: return decode_avx2<1>(c, codes, grad_out, n, grad_in);
-    case 2: return decode_avx2<2>(c, codes, grad_out, n, grad_in);
-    case 3: return decode_avx2<3>(c, codes, grad_out, n, grad_in);
-    case 4: return decode_avx2<4>(c, codes, grad_out, n, grad_in);
-  }
+  with_fewbit_bits(c.bits, [&](auto b) { decode_avx2<decltype(b)::value>(c, codes, grad_out, n, grad_in); });
 }
 
 }  // namespace swinq
