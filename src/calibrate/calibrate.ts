@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import onnxProto from 'onnx-proto';
 import { loadLabelledImages } from '../io/idx.js';
 import { describeLayout, fitImages, imageLayout, layoutDims } from '../io/fit-input.js';
-import { loadModel } from '../onnx/load.js';
+import { loadModel, readModelBytes } from '../onnx/load.js';
 import { calibratePlanRanges, encodePlanRanges, INT_RANGES_KEY } from '../quant/plan-ranges.js';
 import { stripQdq } from '../quant/float-plan.js';
 import { hasQdq } from '../quant/qdq-sim.js';
@@ -248,13 +248,7 @@ export async function calibrate(modelPath: string, opts: CalibrateOptions): Prom
   const t0 = performance.now();
   checkOptions(opts);
   const gelu = opts.gelu ?? 'keep';
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(modelPath);
-  } catch (e) {
-    throw new Error(`${modelPath}: cannot read model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  const m = decodeModel(bytes, modelPath);
+  const m = decodeModel(readModelBytes(modelPath), modelPath);
   // an already-quantized file (another tool's QDQ, or ours without ranges) is annotated, not re-quantized
   const qn = m.graph.node.find((n: ModelProto) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
   if (qn && gelu !== 'keep') throw new Error(`${modelPath}: already quantized (node '${qn.name}' is ${qn.opType}); --gelu needs the fp32 model`);

@@ -139,16 +139,18 @@ function checkQdqAttrs(n: Node, source: string): void {
   if (dt !== 0 && !n.inputs[2]) throw new Error(`${source}: node '${n.name}' (${n.opType}): output_dtype ${dt} without a zero point is not supported (give y_zero_point)`);
 }
 
+/** A model file's bytes; a missing or unreadable file is an error naming it and the reason. */
+export function readModelBytes(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw new Error(`${file}: cannot read model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
 export function loadModel(src: string | Uint8Array): Graph {
   const source = typeof src === 'string' ? src : '<buffer>';
-  let bytes: Uint8Array;
-  if (typeof src === 'string') {
-    try {
-      bytes = fs.readFileSync(src);
-    } catch (e) {
-      throw new Error(`${source}: cannot read model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-  } else bytes = src;
+  const bytes = typeof src === 'string' ? readModelBytes(src) : src;
   const ctx: LoadContext = { source, baseDir: typeof src === 'string' ? path.dirname(path.resolve(src)) : undefined };
   let model: InstanceType<typeof onnx.ModelProto>;
   try {

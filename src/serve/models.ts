@@ -1,9 +1,9 @@
 // What the server needs of a model: its graph inputs/outputs (read from the ONNX file, so metadata
 // and validation need no compile) and a session that runs feeds asynchronously.
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
+import { readModelBytes } from '../onnx/load.js';
 import type { DType, IoDesc, TypedArray } from './protocol.js';
 
 const { onnx } = onnxProto;
@@ -86,12 +86,7 @@ export interface LoadOptions {
  */
 export async function loadModel(name: string, file: string, opts: LoadOptions = {}): Promise<ServedModel> {
   if (!MODEL_NAME_RE.test(name)) throw new Error(`model name '${name}' must match ${MODEL_NAME_RE} (from ${file})`);
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    throw new Error(`${file}: cannot read model (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const bytes = readModelBytes(file);
   const io = readModelIo(bytes, file);
   const { openEngine } = await import('../engine.js');
   const threads = opts.threads ?? Math.max(1, os.availableParallelism());
