@@ -4,9 +4,10 @@
 // touches no build file:
 //   native/{core,ops,kernels,train,bench}/**/*.cc -> core (baseline x86-64 flags, no Node headers)
 //   ...same, named *_avx2.cc              -> avx2 (compiled with -mavx2 -mfma, dispatched at run time)
+//   ...same, named *_avx512.cc            -> avx512 (AVX2 flags + AVX-512 F/BW/VL/VNNI, dispatched at run time)
 //   native/binding/*.cc                   -> binding (the only code that includes napi.h)
 //   native/tests/*_test.cc                -> tests (one ctest executable each)
-// Usage: node native/sources.cjs <core|avx2|binding|tests> [--lines] [--abs]
+// Usage: node native/sources.cjs <core|avx2|avx512|binding|tests> [--lines] [--abs]
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -25,8 +26,9 @@ function walk(dir) {
 function groups() {
   const lib = ['core', 'ops', 'kernels', 'train', 'bench'].flatMap((d) => walk(path.join(root, d)));
   return {
-    core: lib.filter((f) => !f.endsWith('_avx2.cc')),
+    core: lib.filter((f) => !f.endsWith('_avx2.cc') && !f.endsWith('_avx512.cc')),
     avx2: lib.filter((f) => f.endsWith('_avx2.cc')),
+    avx512: lib.filter((f) => f.endsWith('_avx512.cc')),
     binding: walk(path.join(root, 'binding')),
     tests: walk(path.join(root, 'tests')).filter((f) => f.endsWith('_test.cc')),
   };

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { formatDims } from './io/model-info.js';
 import type { InferenceSession } from './session.js';
 import { mulberry32 } from './util/random.js';
+import { type IsaOption } from './isa.js';
 
 export interface PlainTensor { type: string; data: ArrayLike<number | bigint> & ArrayBufferView; dims: readonly number[] }
 export type EngineKind = 'swinq' | 'onnxruntime';
@@ -26,7 +27,7 @@ export interface Engine {
 }
 
 export interface EngineOptions {
-  threads: number; isa?: 'auto' | 'scalar' | 'avx2'; profile?: boolean;
+  threads: number; isa?: IsaOption; profile?: boolean;
   /** a QDQ model without an integer-only plan is an error, not a fallback */
   requireInteger?: boolean;
   /** one-line notes from the session (which plan runs and why) */

@@ -66,7 +66,8 @@ export interface NativePlan {
 /** An integer code array of one of the kernel types. */
 export type QArray = Int8Array | Uint8Array | Int16Array | Int32Array;
 export type QType = 's8' | 'u8' | 's16' | 's32';
-export type IsaName = 'scalar' | 'avx2';
+import type { IsaName, IsaOption } from './isa.js';
+export type { IsaName, IsaOption } from './isa.js';
 /** Dyadic requantization: y = clamp((v·mult + 2^(shift−1)) >> shift + zeroPoint), per channel or one. */
 export interface QRequant { mult: Int32Array; shift: Int32Array; zeroPoint?: number; qmin?: number; qmax?: number }
 
@@ -138,8 +139,8 @@ export interface TrainBinding {
 /** The functions the addon exports. Binding files add theirs; keep this in step with native/binding/. */
 export interface NativeBinding extends KernelTestBinding, FewbitBinding, TrainBinding {
   cpuFeatures(): CpuFeatures;
-  activeIsa(): 'scalar' | 'avx2';
-  setIsa(isa: 'scalar' | 'avx2' | 'auto'): void;
+  activeIsa(): IsaName;
+  setIsa(isa: IsaOption): void;
   opNames(): string[];
   /** Validates and loads a plan; throws an Error naming the op index, op and ONNX node on bad input. */
   createPlan?(desc: PlanDescJS, options: { threads: number; profile?: boolean; sparseA?: boolean }): NativePlan;

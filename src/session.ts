@@ -10,9 +10,10 @@ import type { Graph, ValueDecl } from './ir/graph.js';
 import { native, type NativePlan, type PlanArray } from './native.js';
 import os from 'node:os';
 import { Tensor, describe, type TensorData, type TensorType } from './tensor.js';
+import { type IsaOption } from './isa.js';
 
 export interface SessionOptions {
-  threads?: number; isa?: 'auto' | 'scalar' | 'avx2'; profile?: boolean;
+  threads?: number; isa?: IsaOption; profile?: boolean;
   /** a QDQ model that cannot run integer-only is an error (naming node, op and reason), not a fallback */
   requireInteger?: boolean;
   /** 'simulate': run a QDQ model as its fp32 simulation (a reference for the integer plan) */

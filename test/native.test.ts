@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { native } from '../src/native.js';
 import { OP_NAMES } from '../src/plan/ops.js';
+import { BEST_ISA } from './helpers/isas.js';
 
 describe('addon', () => {
   it('lists the same ops as the TypeScript mirror, in order', () => {
@@ -11,7 +12,10 @@ describe('addon', () => {
     native.setIsa('scalar');
     expect(native.activeIsa()).toBe('scalar');
     native.setIsa('auto');
-    expect(native.activeIsa()).toBe(native.cpuFeatures().avx2 && native.cpuFeatures().fma ? 'avx2' : 'scalar');
+    expect(native.activeIsa()).toBe(BEST_ISA);
+    const f = native.cpuFeatures();
+    const want = f.avx2 && f.fma && f.f16c ? (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni ? 'avx512vnni' : 'avx2') : 'scalar';
+    expect(BEST_ISA).toBe(want);
     expect(() => native.setIsa('avx512' as never)).toThrow(/unknown isa 'avx512'/);
     native.setIsa(before);
   });

@@ -7,16 +7,18 @@ import { native, type PlanDescJS } from '../src/native.js';
 import { OpKind, DType } from '../src/plan/ops.js';
 // @ts-expect-error plain JS module shared with the benchmark
 import { Builder, rng, gelu, makeBlock, makeInput, floatBlock, buildIntBlock, buildF32Block, toWindows, fromWindows } from '../bench/int-block.js';
+import { ALL_ISAS, SIMD_ISAS } from './helpers/isas.js';
+import type { IsaName } from '../src/isa.js';
 
 type Arr = Float32Array | Int32Array | Int8Array | Uint8Array | Int16Array | BigInt64Array;
 type Case = { name: string; desc: PlanDescJS; inputs: Arr[]; outputs: () => Arr[]; check: (outs: Arr[]) => void };
 
 const HAVE_AVX2 = native.cpuFeatures().avx2;
-const ISAS: ('scalar' | 'avx2')[] = HAVE_AVX2 ? ['scalar', 'avx2'] : ['scalar'];
+const ISAS: IsaName[] = ALL_ISAS;
 const before = native.activeIsa();
 afterAll(() => native.setIsa(before));
 
-function run(desc: PlanDescJS, inputs: Arr[], outputs: Arr[], isa: 'scalar' | 'avx2', threads = 2): Arr[] {
+function run(desc: PlanDescJS, inputs: Arr[], outputs: Arr[], isa: IsaName, threads = 2): Arr[] {
   native.setIsa(isa);
   const p = native.createPlan!(desc, { threads });
   p.run(inputs, outputs);
@@ -484,16 +486,18 @@ describe.each(ISAS)('integer plan ops vs JS model (isa %s)', (isa) => {
   });
 });
 
-// Reported as skipped (not passed) on a CPU without AVX2.
-describe.skipIf(!HAVE_AVX2)('integer plan ops: scalar and AVX2 agree bit-exactly', () => {
+// Every SIMD set the CPU has (avx2, avx512vnni); reported as skipped (not passed) on a CPU without AVX2.
+describe.skipIf(!HAVE_AVX2)('integer plan ops: scalar and every SIMD set agree bit-exactly', () => {
   it.each(CASES.map((c) => [c.name, c] as const))('%s', (_n, c) => {
     const s = run(c.desc, c.inputs, c.outputs(), 'scalar');
-    const v = run(c.desc, c.inputs, c.outputs(), 'avx2');
-    const t1 = run(c.desc, c.inputs, c.outputs(), 'avx2', 1);
-    s.forEach((o, i) => {
-      expect(bytes(v[i]).equals(bytes(o)), `${c.name}: output ${i} scalar vs avx2`).toBe(true);
-      expect(bytes(t1[i]).equals(bytes(o)), `${c.name}: output ${i} 1 vs 2 threads`).toBe(true);
-    });
+    for (const isa of SIMD_ISAS) {
+      const v = run(c.desc, c.inputs, c.outputs(), isa);
+      const t1 = run(c.desc, c.inputs, c.outputs(), isa, 1);
+      s.forEach((o, i) => {
+        expect(bytes(v[i]).equals(bytes(o)), `${c.name}: output ${i} scalar vs ${isa}`).toBe(true);
+        expect(bytes(t1[i]).equals(bytes(o)), `${c.name}: output ${i} ${isa} 1 vs 2 threads`).toBe(true);
+      });
+    }
   });
 });
 
@@ -605,12 +609,14 @@ describe('integer Swin block plan', () => {
     }
   });
 
-  it.skipIf(!HAVE_AVX2)('is bit-exact between scalar and AVX2 and across thread counts', () => {
+  it.skipIf(!HAVE_AVX2)('is bit-exact between scalar and every SIMD set and across thread counts', () => {
     const s = run(desc, [x], [new Float32Array(x.length)], 'scalar')[0];
-    const v = run(desc, [x], [new Float32Array(x.length)], 'avx2')[0];
-    const v1 = run(desc, [x], [new Float32Array(x.length)], 'avx2', 1)[0];
-    expect(bytes(v).equals(bytes(s))).toBe(true);
-    expect(bytes(v1).equals(bytes(s))).toBe(true);
+    for (const isa of SIMD_ISAS) {
+      const v = run(desc, [x], [new Float32Array(x.length)], isa)[0];
+      const v1 = run(desc, [x], [new Float32Array(x.length)], isa, 1)[0];
+      expect(bytes(v).equals(bytes(s)), isa).toBe(true);
+      expect(bytes(v1).equals(bytes(s)), isa).toBe(true);
+    }
   });
 
   it('the fp32 plan of the same block matches float64 (sanity of the shared builder)', () => {

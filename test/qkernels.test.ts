@@ -6,11 +6,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { native } from '../src/native.js';
+import { ALL_ISAS, SIMD_ISAS } from './helpers/isas.js';
 
 const cli = path.join(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'), 'dist', 'cli', 'main.js');
 
 const hasAvx2 = native.cpuFeatures().avx2 && native.cpuFeatures().fma;
-const isas = hasAvx2 ? (['scalar', 'avx2'] as const) : (['scalar'] as const);
+const isas = ALL_ISAS;
 
 function lcg(seed: number) {
   let s = seed >>> 0;
@@ -174,8 +175,9 @@ describe('swinq bench-kernels', () => {
     expect(rel(j.gemm_u8s8_peak_fraction, j.gemm_u8s8_gops / j.peak_gops)).toBeLessThan(1e-3);
     expect(rel(j.gemm_f32_peak_fraction, j.gemm_f32_gflops / j.peak_gflops)).toBeLessThan(1e-3);
     // the peaks are the active set's loops; every loop is either measured or listed as skipped with a reason
-    expect(j.peaks[`int8_${j.isa}`]).toBe(j.peak_gops);
-    expect(j.peaks[`f32_${j.isa}`]).toBe(j.peak_gflops);
+    expect(j.peak_loops).toEqual({ int8: `int8_${j.isa}`, f32: j.isa === 'scalar' ? 'f32_scalar' : 'f32_avx2' });
+    expect(j.peaks[j.peak_loops.int8]).toBe(j.peak_gops);
+    expect(j.peaks[j.peak_loops.f32]).toBe(j.peak_gflops);
     const f = native.cpuFeatures();
     expect('int8_avx512vnni' in j.peaks).toBe(f.avx512f && f.avx512vnni);
     expect('int8_avx512vnni' in j.peaks_skipped).toBe(!(f.avx512f && f.avx512vnni));
@@ -194,13 +196,16 @@ describe('swinq bench-kernels', () => {
     expect(j.isa).toBe('scalar');
     expect(j.peak_gops).toBe(j.peaks.int8_scalar);
     expect(Math.abs(j.gemm_u8s8_peak_fraction - j.gemm_u8s8_gops / j.peak_gops) / j.gemm_u8s8_peak_fraction).toBeLessThan(1e-3);
-    for (const isa of ['avx512vnni', 'avxvnni', 'avx512', 'sse9']) {
+    for (const isa of [...(SIMD_ISAS.includes('avx512vnni') ? [] : ['avx512vnni']), 'avxvnni', 'avx512', 'sse9']) {
       const bad = spawnSync(process.execPath, [cli, 'bench-kernels', '--isa', isa, '--no-ort'], { encoding: 'utf8' });
       expect(bad.status, isa).not.toBe(0);
       expect(bad.stderr.trim().split('\n'), isa).toEqual([expect.stringMatching(new RegExp(`--isa: .*'${isa}'`))]);
     }
     if (!hasAvx2) expect(native.isaUnavailableReason('avx2')).toMatch(/lacks/);
     else expect(native.isaUnavailableReason('avx2')).toBe('');
+    if (SIMD_ISAS.includes('avx512vnni')) expect(native.isaUnavailableReason('avx512vnni')).toBe('');
+    else expect(native.isaUnavailableReason('avx512vnni')).toMatch(/^isa 'avx512vnni' needs .*; this CPU lacks /);
+    expect(native.isaUnavailableReason('avxvnni')).toMatch(/this build has no avxvnni kernel set/);
   });
 
   it('the peak loops and kernel benchmarks report through typed entry points', () => {
@@ -213,7 +218,7 @@ describe('swinq bench-kernels', () => {
     expect(g.medianMs).toBeGreaterThanOrEqual(g.minMs);
     expect(g.maddubsSafe).toBe(true);
     expect(() => native.qBenchGemm(0, 16, 16)).toThrow(/qBenchGemm: M must be an integer/);
-    expect(() => native.qBenchGemm(8, 16, 16, { isa: 'avx512vnni' })).toThrow(/no avx512vnni kernel set/);
+    expect(() => native.qBenchGemm(8, 16, 16, { isa: 'avxvnni' as never })).toThrow(/no avxvnni kernel set/);
     expect(() => native.qBenchAdd(16, 1, undefined, 's32' as 's8')).toThrow(/type must be s8 or s16/);
   });
 

@@ -18,6 +18,7 @@ import { OP_NAMES, DType, Storage } from '../src/plan/ops.js';
 import type { Graph } from '../src/ir/graph.js';
 import { InferenceSession, Tensor } from '../src/index.js';
 import { decodeModel, encodeModel, setMetadata } from '../src/quant/qdq-writer.js';
+import { SIMD_ISAS } from './helpers/isas.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = path.resolve(root, '..', 'shared');
@@ -119,7 +120,7 @@ describe('integer-only micro-Swin', () => {
     const before = native.activeIsa();
     const outs: Float32Array[] = [];
     try {
-      for (const isa of native.cpuFeatures().avx2 ? ['avx2', 'scalar'] as const : ['scalar'] as const) {
+      for (const isa of [...SIMD_ISAS, 'scalar'] as const) {
         native.setIsa(isa);
         for (const threads of [1, 2]) {
           outs.push(runPlan(r16.desc, xb, 16, threads), runPlan(r16.desc, xb, 16, threads));

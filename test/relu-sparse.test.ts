@@ -8,14 +8,16 @@ import { native } from '../src/native.js';
 import { OpKind, DType } from '../src/plan/ops.js';
 // @ts-expect-error plain JS module shared with the benchmark
 import { Builder, rng, makeBlock, makeInput, floatBlock, buildIntBlock, toWindows, fromWindows } from '../bench/int-block.js';
+import { ALL_ISAS } from './helpers/isas.js';
+import type { IsaName } from '../src/isa.js';
 
 const HAVE_AVX2 = native.cpuFeatures().avx2;
-const ISAS: ('scalar' | 'avx2')[] = HAVE_AVX2 ? ['scalar', 'avx2'] : ['scalar'];
+const ISAS: IsaName[] = ALL_ISAS;
 const before = native.activeIsa();
 afterAll(() => native.setIsa(before));
 
 /** compile (sparseA: false when !sparse) and run one plan */
-function runPlan(desc: unknown, inputs: ArrayBufferView[], outputs: ArrayBufferView[], isa: 'scalar' | 'avx2', sparse: boolean) {
+function runPlan(desc: unknown, inputs: ArrayBufferView[], outputs: ArrayBufferView[], isa: IsaName, sparse: boolean) {
   native.setIsa(isa);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const p = native.createPlan!(desc as any, { threads: 2, sparseA: sparse });

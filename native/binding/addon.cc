@@ -36,10 +36,10 @@ static Napi::Value ActiveIsa(const Napi::CallbackInfo& info) {
 }
 
 static void SetIsa(const Napi::CallbackInfo& info) {
-  SWINQ_CHECK_ARG(info.Env(), info.Length() == 1 && info[0].IsString(), "setIsa(isa): isa must be 'scalar', 'avx2' or 'auto'");
+  SWINQ_CHECK_ARG(info.Env(), info.Length() == 1 && info[0].IsString(), "setIsa(isa): isa must be 'scalar', 'avx2', 'avx512vnni' or 'auto'");
   swinq::Isa isa;
   std::string s = info[0].As<Napi::String>();
-  SWINQ_CHECK_ARG(info.Env(), swinq::parse_isa(s, &isa), "setIsa: unknown isa '" + s + "' (expected scalar, avx2 or auto)");
+  SWINQ_CHECK_ARG(info.Env(), swinq::parse_isa(s, &isa), "setIsa: unknown isa '" + s + "' (expected scalar, avx2, avx512vnni or auto)");
   try {
     swinq::set_isa(isa);
   } catch (const std::exception& e) {

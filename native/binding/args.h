@@ -26,7 +26,7 @@ inline int64_t int_arg(Napi::Env env, Napi::Value v, const std::string& what, in
 // undefined/null → the active kernel set; a name this build or CPU cannot run is an error saying why.
 inline swinq::Isa isa_arg(Napi::Env env, Napi::Value v, const std::string& what) {
   if (v.IsUndefined() || v.IsNull()) return swinq::active_isa();
-  SWINQ_CHECK_ARG(env, v.IsString(), what + " must be 'scalar', 'avx2' or 'auto'");
+  SWINQ_CHECK_ARG(env, v.IsString(), what + " must be 'scalar', 'avx2', 'avx512vnni' or 'auto'");
   const std::string s = v.As<Napi::String>();
   const std::string why = swinq::isa_unavailable_reason(s);  // unknown, not built, or not on this CPU
   SWINQ_CHECK_ARG(env, why.empty(), what + ": " + why);

@@ -37,9 +37,23 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
-Isa best_isa() {
+static bool has_avx2_set(const CpuFeatures& f) { return f.avx2 && f.fma && f.f16c; }
+static bool has_avx512vnni_set(const CpuFeatures& f) {
+  return has_avx2_set(f) && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
+}
+
+bool isa_available(Isa isa) {
   const CpuFeatures& f = cpu_features();
-  return (f.avx2 && f.fma && f.f16c) ? Isa::avx2 : Isa::scalar;
+  switch (isa) {
+    case Isa::scalar: return true;
+    case Isa::avx2: return has_avx2_set(f);
+    case Isa::avx512vnni: return has_avx512vnni_set(f);
+  }
+  return false;
+}
+
+Isa best_isa() {
+  return isa_available(Isa::avx512vnni) ? Isa::avx512vnni : isa_available(Isa::avx2) ? Isa::avx2 : Isa::scalar;
 }
 
 // The best set until set_isa() says otherwise (the binding applies SWINQ_ISA through set_isa;
@@ -52,15 +66,18 @@ static std::atomic<int>& isa_slot() {
 Isa active_isa() { return (Isa)isa_slot().load(std::memory_order_relaxed); }
 
 void set_isa(Isa isa) {
-  if (isa == Isa::avx2 && best_isa() != Isa::avx2) throw std::runtime_error(isa_unavailable_reason("avx2"));
+  if (!isa_available(isa)) throw std::runtime_error(isa_unavailable_reason(isa_name(isa)));
   isa_slot().store((int)isa, std::memory_order_relaxed);
 }
 
-const char* isa_name(Isa isa) { return isa == Isa::avx2 ? "avx2" : "scalar"; }
+const char* isa_name(Isa isa) {
+  return isa == Isa::avx512vnni ? "avx512vnni" : isa == Isa::avx2 ? "avx2" : "scalar";
+}
 
 bool parse_isa(const std::string& s, Isa* out) {
   if (s == "scalar") *out = Isa::scalar;
   else if (s == "avx2") *out = Isa::avx2;
+  else if (s == "avx512vnni") *out = Isa::avx512vnni;
   else if (s == "auto") *out = best_isa();
   else return false;
   return true;
@@ -70,18 +87,26 @@ std::string isa_unavailable_reason(const std::string& name) {
   const CpuFeatures& f = cpu_features();
   if (name == "scalar" || name == "auto") return "";
   if (name == "avx2") {
-    if (best_isa() == Isa::avx2) return "";
+    if (isa_available(Isa::avx2)) return "";
     std::string lack = !f.os_ymm ? "OS-saved ymm state (xgetbv)" : !f.avx2 ? "AVX2" : !f.fma ? "FMA" : "F16C";
     return "isa 'avx2' needs AVX2+FMA+F16C; this CPU lacks " + lack;
   }
-  if (name == "avx512" || name == "avx512vnni" || name == "avxvnni") {
-    const bool has = name == "avxvnni" ? f.avxvnni
-                     : name == "avx512" ? (f.avx512f && f.avx512bw && f.avx512vl)
-                                        : (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni);
-    return "isa '" + name + "': this build has no " + name + " kernel set (kernel sets: scalar, avx2); the CPU " +
+  if (name == "avx512vnni") {
+    if (isa_available(Isa::avx512vnni)) return "";
+    std::string lack = !has_avx2_set(f) ? "AVX2+FMA+F16C"
+                       : !f.os_zmm     ? "OS-saved zmm state (xgetbv)"
+                       : !f.avx512f    ? "AVX-512 F"
+                       : !f.avx512bw   ? "AVX-512 BW"
+                       : !f.avx512vl   ? "AVX-512 VL"
+                                       : "AVX-512 VNNI";
+    return "isa 'avx512vnni' needs AVX2+FMA+F16C and AVX-512 F/BW/VL/VNNI; this CPU lacks " + lack;
+  }
+  if (name == "avx512" || name == "avxvnni") {
+    const bool has = name == "avxvnni" ? f.avxvnni : (f.avx512f && f.avx512bw && f.avx512vl);
+    return "isa '" + name + "': this build has no " + name + " kernel set (kernel sets: scalar, avx2, avx512vnni); the CPU " +
            (has ? "has" : "lacks") + " it";
   }
-  return "unknown isa '" + name + "' (expected auto, scalar or avx2)";
+  return "unknown isa '" + name + "' (expected auto, scalar, avx2 or avx512vnni)";
 }
 
 }  // namespace swinq

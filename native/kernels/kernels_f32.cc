@@ -15,7 +15,8 @@ const Kernels kAvx2{gemm_f32_6x16_avx2, matmul_f32_avx2, layernorm_f32_avx2,    
                     fewbit_decode_mul_f32_avx2};
 }  // namespace
 
-const Kernels& kernels(Isa isa) { return isa == Isa::avx2 ? kAvx2 : kScalar; }
+// avx512vnni adds integer kernels only: its fp32 kernels are the AVX2 ones.
+const Kernels& kernels(Isa isa) { return isa == Isa::scalar ? kScalar : kAvx2; }
 
 }  // namespace f32
 }  // namespace swinq

@@ -19,12 +19,19 @@ const Kernels kAvx2{requantize_s32_q_avx2,   gemm_u8s8_q_avx2,        gemm_spars
                     softmax_s32_u8_avx2,     attention_u8s32_u8_avx2, layernorm_q_q_avx2,
                     gelu_s8_s32_ibert_avx2,  lookup_u8_avx2,          relu_x8_avx2,
                     add_qq_q_avx2,           avgpool_q_q_avx2,        argmax_q_i64_avx2};
+// The AVX2 set with the GEMM on AVX-512 VNNI (the rest gains little from zmm at these sizes).
+Kernels avx512vnni_set() {
+  Kernels k = kAvx2;
+  k.gemm = gemm_u8s8_q_avx512vnni;
+  return k;
+}
+const Kernels kAvx512Vnni = avx512vnni_set();
 }  // namespace
 
 const Kernels& kernels(Isa isa) {
-  if (isa != Isa::avx2) return kScalar;
-  if (best_isa() != Isa::avx2) fail("the AVX2 kernel set was requested on a CPU without AVX2+FMA");
-  return kAvx2;
+  if (isa == Isa::scalar) return kScalar;
+  if (!isa_available(isa)) fail(isa_unavailable_reason(isa_name(isa)));
+  return isa == Isa::avx512vnni ? kAvx512Vnni : kAvx2;
 }
 
 }  // namespace q

@@ -247,7 +247,7 @@ static void test_pool() {
 
 int main() {
   test_pool();
-  if (best_isa() == Isa::avx2) {
+  if (isa_available(Isa::avx2)) {
     test_gemm();
     test_matmul();
     test_rows();

@@ -195,15 +195,21 @@ static void gemm_random_case(int64_t M, int64_t K, int64_t N, int wmode, int emo
                (long long)m, (long long)n, got, (long long)acc);
       }
   }
-  if (avx2) {
-    gemm_u8s8(M, A.data(), lda, B, ep, cv.data(), ldc, 1, Isa::avx2);
-    EXPECT(same(cs, cv), "gemm scalar != avx2 M%lld K%lld N%lld w%d e%d", (long long)M, (long long)K, (long long)N, wmode, emode);
-    gemm_u8s8(M, A.data(), lda, B, ep, ct.data(), ldc, 3, Isa::avx2);
-    EXPECT(same(cs, ct), "gemm 3 threads differs M%lld K%lld N%lld", (long long)M, (long long)K, (long long)N);
+  for (Isa isa : {Isa::avx2, Isa::avx512vnni}) {  // every SIMD set the CPU has
+    if (!isa_available(isa)) continue;
+    const char* in = isa_name(isa);
+    std::fill(cv.begin(), cv.end(), 0xAB);
+    gemm_u8s8(M, A.data(), lda, B, ep, cv.data(), ldc, 1, isa);
+    EXPECT(same(cs, cv), "gemm scalar != %s M%lld K%lld N%lld w%d e%d", in, (long long)M, (long long)K, (long long)N, wmode,
+           emode);
+    std::fill(ct.begin(), ct.end(), 0xAB);
+    gemm_u8s8(M, A.data(), lda, B, ep, ct.data(), ldc, 3, isa);
+    EXPECT(same(cs, ct), "gemm %s 3 threads differs M%lld K%lld N%lld", in, (long long)M, (long long)K, (long long)N);
     static ThreadPool pool(3);
     std::fill(ct.begin(), ct.end(), 0xAB);
-    gemm_u8s8(M, A.data(), lda, B, ep, ct.data(), ldc, 1, Isa::avx2, &pool);
-    EXPECT(same(cs, ct), "gemm on a 3-thread pool differs M%lld K%lld N%lld", (long long)M, (long long)K, (long long)N);
+    gemm_u8s8(M, A.data(), lda, B, ep, ct.data(), ldc, 1, isa, &pool);
+    EXPECT(same(cs, ct), "gemm %s on a 3-thread pool differs M%lld K%lld N%lld", in, (long long)M, (long long)K,
+           (long long)N);
   }
 }
 
@@ -214,8 +220,11 @@ static void test_gemm_random() {
                           {64, 100, 48}, {1, 300, 70}, {33, 7, 129}, {49, 32, 49}, {20, 3, 17},
                           // the 4×24 tile (N % 24 == 0, K % 4 == 0) with 0–3 leftover rows, one and many tiles
                           {4, 4, 24},  {13, 48, 144}, {49, 96, 72}, {6, 192, 48}, {8, 20, 24}, {197, 44, 120},
-                          // N % 24 == 0 but K % 4 != 0 (4×16 path)
-                          {9, 46, 48}};
+                          // N % 24 == 0 but K % 4 != 0 (4×16 path; avx512vnni: the 4×48 tile's intrinsic form)
+                          {9, 46, 48},
+                          // avx512vnni: 4×48 tiles with 0–3 leftover rows, groups of 1–2 panels after them, a
+                          // ragged last panel, many row blocks (K 1024: 192 rows per block)
+                          {7, 64, 96}, {50, 48, 192}, {5, 32, 80}, {11, 16, 112}, {6, 12, 57}, {203, 1024, 48}};
   for (const Shape& sh : shapes)
     for (int wmode = 0; wmode < 3; ++wmode)
       for (int emode = 0; emode < 6; ++emode) gemm_random_case(sh.M, sh.K, sh.N, wmode, emode);
@@ -675,7 +684,7 @@ static void test_pool_stall() {
 }
 
 int main() {
-  avx2 = best_isa() == Isa::avx2;
+  avx2 = isa_available(Isa::avx2);
   if (!avx2) std::fprintf(stderr, "note: no AVX2 on this CPU: scalar-vs-float checks only\n");
   test_isqrt();
   test_requant();
@@ -692,6 +701,7 @@ int main() {
     std::fprintf(stderr, "%d failure(s)\n", failures);
     return 1;
   }
-  std::printf("qkernels_test: all passed (avx2 %s)\n", avx2 ? "compared" : "absent");
+  std::printf("qkernels_test: all passed (avx2 %s, avx512vnni gemm %s)\n", avx2 ? "compared" : "absent",
+              isa_available(Isa::avx512vnni) ? "compared" : "absent");
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <limits>
 #include <random>
 #include <stdexcept>
@@ -161,10 +162,24 @@ static void table_tests(bool avx2) {
             v.matmul == &q::matmul_u8x8_s32_4x16_avx2,
         "q::kernels(avx2) must hold the AVX2 kernels");
   CHECK(&q::kernels(Isa::scalar) == &s && &q::kernels(Isa::avx2) == &v, "q::kernels must return one table per Isa");
+  // avx512vnni: the AVX2 table with its own GEMM, or a refusal naming what the CPU lacks
+  if (!isa_available(Isa::avx512vnni)) {
+    bool threw = false;
+    try {
+      q::kernels(Isa::avx512vnni);
+    } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "this CPU lacks") != nullptr; }
+    CHECK(threw, "q::kernels(avx512vnni) on a CPU without it must throw naming what is missing");
+    return;
+  }
+  const q::Kernels& z = q::kernels(Isa::avx512vnni);
+  CHECK(z.gemm != v.gemm && z.gemm != nullptr, "q::kernels(avx512vnni).gemm must be its own");
+#define SWINQ_CHECK_VNNI_SLOT(f) \
+  CHECK(std::string(#f) == "gemm" || z.f == v.f, "q::kernels(avx512vnni)." #f " must be the AVX2 kernel");
+  SWINQ_Q_KERNEL_SLOTS(SWINQ_CHECK_VNNI_SLOT)
 }
 
 int main() {
-  const bool avx2 = best_isa() == Isa::avx2;
+  const bool avx2 = isa_available(Isa::avx2);
   table_tests(avx2);
   matmul_tests(avx2);
   quantize_tests(avx2);

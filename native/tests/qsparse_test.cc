@@ -97,15 +97,17 @@ static void test_random() {
     for (int sp = 0; sp <= 1; ++sp)
       EXPECT(run(sp, Isa::scalar, 1, nullptr) == ref, "scalar %s != scalar dense (M=%lld K=%lld N=%lld d=%.2f)", what[sp],
              (long long)M, (long long)K, (long long)N, density);
-    if (active_isa() == Isa::avx2) {
+    for (Isa isa : {Isa::avx2, Isa::avx512vnni}) {  // every SIMD set the CPU has (the sparse path is AVX2 in both)
+      if (!isa_available(isa)) continue;
+      const char* in = isa_name(isa);
       for (int sp = 0; sp <= 2; ++sp) {
-        EXPECT(run(sp, Isa::avx2, 1, nullptr) == ref, "avx2 %s != scalar dense (M=%lld K=%lld N=%lld lda=%lld d=%.2f out=%s zw=%d za=%d safe=%d)",
-               what[sp], (long long)M, (long long)K, (long long)N, (long long)lda, density, qtype_name(ep.out),
+        EXPECT(run(sp, isa, 1, nullptr) == ref, "%s %s != scalar dense (M=%lld K=%lld N=%lld lda=%lld d=%.2f out=%s zw=%d za=%d safe=%d)",
+               in, what[sp], (long long)M, (long long)K, (long long)N, (long long)lda, density, qtype_name(ep.out),
                B.w_zero_point, ep.a_zero_point, (int)B.maddubs_safe);
-        EXPECT(run(sp, Isa::avx2, 1, &pool) == ref, "avx2 %s (pool) != scalar dense (M=%lld K=%lld N=%lld)", what[sp],
+        EXPECT(run(sp, isa, 1, &pool) == ref, "%s %s (pool) != scalar dense (M=%lld K=%lld N=%lld)", in, what[sp],
                (long long)M, (long long)K, (long long)N);
       }
-      EXPECT(run(1, Isa::avx2, 3, nullptr) == ref, "avx2 sparse (3 threads) != scalar dense");
+      EXPECT(run(1, isa, 3, nullptr) == ref, "%s sparse (3 threads) != scalar dense", in);
     }
     ++cases;
   }
@@ -328,7 +330,7 @@ static void bench(int64_t M, int64_t C) {
   ep.rq.shift = shift.data();
   std::vector<int16_t> Cout((size_t)(M * N));
   std::printf("fc2 M=%lld K=%lld N=%lld (%s, maddubs_safe=%d): min thread-CPU ms of 7\n", (long long)M, (long long)K, (long long)N,
-              active_isa() == Isa::avx2 ? "avx2" : "scalar", (int)B.maddubs_safe);
+              isa_name(active_isa()), (int)B.maddubs_safe);
   for (double d : {0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0}) {
     std::vector<uint8_t> A((size_t)(M * K));
     std::uniform_real_distribution<double> u(0, 1);
@@ -352,7 +354,7 @@ static void bench(int64_t M, int64_t C) {
 // all-zero, all-255 and random bytes, and equal to a plain count.
 static void test_count_nonzero() {
   const Kernels& s = kernels(Isa::scalar);
-  const bool avx2 = best_isa() == Isa::avx2;
+  const bool avx2 = isa_available(Isa::avx2);
   for (int64_t K : {0, 1, 7, 31, 32, 33, 63, 64, 65, 96, 191, 192, 1537})
     for (int fill = 0; fill < 4; ++fill) {
       std::vector<uint8_t> a((size_t)K + 1);
@@ -381,6 +383,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%d failures\n", failures);
     return 1;
   }
-  std::printf("qsparse_test: ok (isa %s)\n", active_isa() == Isa::avx2 ? "avx2" : "scalar");
+  std::printf("qsparse_test: ok (isa %s)\n", isa_name(active_isa()));
   return 0;
 }

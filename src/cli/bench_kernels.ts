@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { CliError, emit, intOption, log, withCommon } from './common.js';
 import { loadOnnxruntime } from '../engine.js';
 import { native } from '../native.js';
+import { type IsaOption } from '../isa.js';
 
 const M = 3136, K = 96, N = 384;
 /** 5 significant digits: the scalar kernel set's GOPS are < 1, so fixed decimals would lose the ratio. */
@@ -66,7 +67,7 @@ async function benchKernels(opts: Options): Promise<void> {
   if (opts.isa) {
     const why = native.isaUnavailableReason(opts.isa);
     if (why) throw new CliError(`--isa: ${why}`);
-    native.setIsa(opts.isa as 'scalar' | 'avx2' | 'auto');
+    native.setIsa(opts.isa as IsaOption);
   }
   const isa = native.activeIsa();
   const ops = 2 * M * K * N;
@@ -79,7 +80,9 @@ async function benchKernels(opts: Options): Promise<void> {
     if (!p || !p.available || !(p.gops > 0)) throw new Error(`bench-kernels: the ${name} peak loop did not run`);
     return p.gops;
   };
-  const peakGops = peakOf(`int8_${isa}`), peakGflops = peakOf(`f32_${isa}`);
+  // the loops of the set's own GEMM instructions (avx512vnni's fp32 kernels are the AVX2 ones)
+  const int8Loop = `int8_${isa}`, f32Loop = isa === 'scalar' ? 'f32_scalar' : 'f32_avx2';
+  const peakGops = peakOf(int8Loop), peakGflops = peakOf(f32Loop);
   const gemm = (threads: number) => native.qBenchGemm(M, K, N, { threads, reps: opts.runs, out: 's32', isa });
   const gops = ops / (gemm(1).minMs * 1e6);
   log(`u8s8 GEMM ${M}x${K}x${N}, 1 thread, ${isa}: ${gops.toFixed(1)} GOPS (${((gops / peakGops) * 100).toFixed(0)}% of the measured ${peakGops.toFixed(0)})`);
@@ -95,6 +98,7 @@ async function benchKernels(opts: Options): Promise<void> {
     isa,
     cpu_features: features,
     peak_gops: sig(peakGops),
+    peak_loops: { int8: int8Loop, f32: f32Loop },
     gemm_u8s8_gops: sig(gops),
     gemm_u8s8_peak_fraction: sig(gops / peakGops),
     peak_gflops: sig(peakGflops),
@@ -121,7 +125,7 @@ export function register(program: Command): void {
       .command('bench-kernels')
       .description('int8 / fp32 GEMM against the measured peak of the kernel set, and onnxruntime QLinearMatMul (M=3136, K=96, N=384)')
       .option('--runs <n>', 'timed runs; the minimum is reported', intOption('runs'), 9)
-      .option('--isa <isa>', 'kernel set: auto, scalar or avx2 (a set the CPU lacks is an error)')
+      .option('--isa <isa>', 'kernel set: auto, scalar, avx2 or avx512vnni (a set the CPU lacks is an error)')
       .option('--no-ort', 'skip the onnxruntime comparison'),
   ).action(benchKernels);
 }

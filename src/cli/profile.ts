@@ -7,6 +7,7 @@ import { CliError, emit, intOption, log, withCommon, withRequireInteger, planFie
 import { isaOption } from './run.js';
 import { median, openEngine, randomFeeds } from '../engine.js';
 import { readModelInfo } from '../io/model-info.js';
+import { type IsaOption } from '../isa.js';
 
 interface ProfileOptions {
   batch: number;
@@ -14,7 +15,7 @@ interface ProfileOptions {
   top: number;
   threads: number;
   json?: boolean;
-  isa?: 'auto' | 'scalar' | 'avx2';
+  isa?: IsaOption;
   requireInteger?: boolean;
 }
 
@@ -134,6 +135,6 @@ export function register(program: Command): void {
       .option('--batch <b>', 'batch size (the first input dim)', intOption('batch'), 1)
       .option('--iters <k>', 'profiled runs of each of run() and runSync() (median per op)', intOption('iters'), 10)
       .option('--top <n>', 'how many of the slowest ops to list', intOption('top'), 15)
-      .option('--isa <isa>', 'kernel set: auto, scalar or avx2', isaOption),
+      .option('--isa <isa>', 'kernel set: auto, scalar, avx2 or avx512vnni', isaOption),
   )).action(profile);
 }

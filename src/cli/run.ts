@@ -7,13 +7,14 @@ import { CliError, emit, log, planFields, withCommon, withRequireInteger } from 
 import { openEngine, type EngineKind, type PlainTensor } from '../engine.js';
 import { formatDims, readModelInfo } from '../io/model-info.js';
 import { readNpy, writeNpy, type NpyArray } from '../io/npy.js';
+import { ISA_OPTIONS, type IsaOption } from '../isa.js';
 
 interface RunOptions {
   input: string[];
   output: string;
   threads: number;
   json?: boolean;
-  isa?: 'auto' | 'scalar' | 'avx2';
+  isa?: IsaOption;
   engine: EngineKind;
   requireInteger?: boolean;
 }
@@ -22,9 +23,9 @@ export function engineOption(v: string): EngineKind {
   if (v !== 'swinq' && v !== 'onnxruntime') throw new CliError(`--engine must be swinq or onnxruntime, got '${v}'`);
   return v;
 }
-export function isaOption(v: string): 'auto' | 'scalar' | 'avx2' {
-  if (v !== 'auto' && v !== 'scalar' && v !== 'avx2') throw new CliError(`--isa must be auto, scalar or avx2, got '${v}'`);
-  return v;
+export function isaOption(v: string): IsaOption {
+  if (!(ISA_OPTIONS as readonly string[]).includes(v)) throw new CliError(`--isa must be auto, scalar, avx2 or avx512vnni, got '${v}'`);
+  return v as IsaOption;
 }
 
 /** Checks an .npy array against a graph input (dtype, rank, fixed dims); errors name the input and file. */
@@ -100,7 +101,7 @@ export function register(program: Command): void {
       .argument('<model>', 'ONNX model (fp32 or QDQ)')
       .option('--input <file>', 'input .npy (repeat for each graph input, in order)', (v: string, prev: string[]) => [...prev, v], [] as string[])
       .requiredOption('--output <file>', 'output .npy (float32)')
-      .option('--isa <isa>', 'kernel set: auto, scalar or avx2', isaOption)
+      .option('--isa <isa>', 'kernel set: auto, scalar, avx2 or avx512vnni', isaOption)
       .option('--engine <engine>', 'swinq (default) or onnxruntime, as a reference', engineOption, 'swinq' as EngineKind),
   )).action(run);
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { readModelBytes } from '../onnx/load.js';
 import type { DType, IoDesc, TypedArray } from './protocol.js';
+import { type IsaOption } from '../isa.js';
 
 const { onnx } = onnxProto;
 
@@ -75,7 +76,7 @@ export function modelNameFromPath(p: string): string {
 export const MODEL_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 export interface LoadOptions {
-  threads?: number; isa?: 'auto' | 'scalar' | 'avx2'; engine?: 'swinq' | 'onnxruntime';
+  threads?: number; isa?: IsaOption; engine?: 'swinq' | 'onnxruntime';
   /** a QDQ model that cannot run integer-only is refused (the error names node, op and reason) */
   requireInteger?: boolean;
 }

@@ -4,9 +4,10 @@
 
 namespace swinq {
 
-// The kernel sets this build has. A CPU feature (below) is not a kernel set: AVX-512 / VNNI are
-// detected and reported, but no kernels use them yet (docs/isa.md).
-enum class Isa { scalar = 0, avx2 = 1 };
+// The kernel sets this build has, each a superset of the one before: avx512vnni is the avx2 set
+// with the int8 GEMM on AVX-512 VNNI (vpdpbusd on zmm). A CPU feature (below) is not a kernel
+// set: AVX-VNNI on ymm alone is detected and reported but has no set of its own (docs/isa.md).
+enum class Isa { scalar = 0, avx2 = 1, avx512vnni = 2 };
 
 // What the CPU reports through cpuid AND the OS saves (xgetbv XCR0): a feature whose register
 // state the OS does not save across context switches is reported absent.
@@ -20,12 +21,13 @@ struct CpuFeatures {
 
 const CpuFeatures& cpu_features();
 // The kernel set in use: the best the CPU supports, unless set_isa() forced one (the addon calls
-// it for SWINQ_ISA at load, native/binding/plan.cc). set_isa(avx2) on a CPU without AVX2 throws.
+// it for SWINQ_ISA at load, native/binding/plan.cc). set_isa(avx2) on a CPU without AVX2 throws (so does any set the CPU lacks).
 Isa active_isa();
 void set_isa(Isa isa);
 Isa best_isa();
+bool isa_available(Isa isa);  // the CPU runs this kernel set
 const char* isa_name(Isa isa);
-bool parse_isa(const std::string& s, Isa* out);  // "scalar" | "avx2" | "auto" (auto = best)
+bool parse_isa(const std::string& s, Isa* out);  // "scalar" | "avx2" | "avx512vnni" | "auto" (auto = best)
 // Why `name` cannot be forced here (a clear message: unknown name, a CPU feature this build has no
 // kernel set for, or a kernel set the CPU lacks); empty when set_isa(parse_isa(name)) will work.
 std::string isa_unavailable_reason(const std::string& name);
