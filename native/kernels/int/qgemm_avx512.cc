@@ -8,6 +8,11 @@
 #include <immintrin.h>
 
 #include <algorithm>
+
+// GCC 12.2's AVX-512 intrinsics pass _mm512_undefined_epi32() as the unmasked forms' pass-through
+// operand, which -Wmaybe-uninitialized reports at every inlined call (GCC PR 105593, fixed later).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <cstring>
 
 #include "qavx2.h"
@@ -149,13 +154,91 @@ static inline void rows_tail(const GemmCtx& c, int64_t m, int mr, int64_t p, con
   }
 }
 
-// Rows [mb, me) × the 48 columns of panels [p, p + 3), all inside N: 4×48 tiles with the two
-// 24-column epilogues' constants prepared once for the row block, then the < 4 leftover rows.
+// The requantization of 16 int32 lanes on zmm, the same integer steps as requant8_fast_noclamp_avx2
+// (shift ≥ 32): 64-bit products of the even and odd lanes plus the rounding term, their high
+// dwords, then an arithmetic shift by shift − 32.
+struct Rq16 {
+  __m512i m, mo, re, ro, s2;
+};
+static inline Rq16 rq16_prepare(const int32_t* mult, const int32_t* shift, int64_t zp_fold) {
+  const __m512i m = _mm512_loadu_si512((const void*)mult), sv = _mm512_loadu_si512((const void*)shift);
+  const __m512i one = _mm512_set1_epi64(1), se = _mm512_and_si512(sv, _mm512_set1_epi64(0xffffffff)),
+                so = _mm512_srli_epi64(sv, 32), z = _mm512_set1_epi64(zp_fold);
+  Rq16 r;
+  r.m = m;
+  r.mo = _mm512_srli_epi64(m, 32);
+  // zp_fold ≠ 0: the zero point in the rounding term, floor((x·m + r + zp·2^s) / 2^s) = … + zp
+  r.re = _mm512_add_epi64(_mm512_srli_epi64(_mm512_sllv_epi64(one, se), 1), _mm512_sllv_epi64(z, se));
+  r.ro = _mm512_add_epi64(_mm512_srli_epi64(_mm512_sllv_epi64(one, so), 1), _mm512_sllv_epi64(z, so));
+  r.s2 = _mm512_sub_epi32(sv, _mm512_set1_epi32(32));
+  return r;
+}
+static inline __m512i requant16_fast_noclamp_avx512(__m512i x, const Rq16& r) {
+  const __m512i pe = _mm512_add_epi64(_mm512_mul_epi32(x, r.m), r.re);
+  const __m512i po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), r.mo), r.ro);
+  return _mm512_srav_epi32(_mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po), r.s2);
+}
+
+// Epilogue constants of 48 columns for 8-bit outputs with every shift ≥ 32 (the usual linear):
+// the whole epilogue on zmm, a row's 48 codes from three vpmovdb. Other outputs take the ymm one.
+struct Ep48 {
+  __m512i bias[3];
+  Rq16 f[3];
+  __m512i lo, hi, zp;  // clamp, then + zp (zp = 0 and lo, hi = qmin, qmax when the zero point is folded)
+  int64_t n0;
+  bool zp_add;
+};
+static inline bool ep48_applies(const GemmCtx& c) {
+  return (c.ep->out == QType::u8 || c.ep->out == QType::s8) && c.shifts_ge32;
+}
+static inline Ep48 ep48(const GemmCtx& c, int64_t n0) {
+  Ep48 e;
+  e.n0 = n0;
+  const int64_t zp = c.ep->rq.zero_point, az = zp < 0 ? -zp : zp;
+  bool fold = true;  // |zp|·2^(s−32) < 2^30 for every column keeps the high dword in int32
+  for (int j = 0; j < 48; ++j) fold = fold && (az << (c.shift[n0 + j] - 32)) < (int64_t(1) << 30);
+  for (int j = 0; j < 3; ++j) {
+    e.bias[j] = _mm512_loadu_si512((const void*)(c.bias_eff + n0 + 16 * j));
+    e.f[j] = rq16_prepare(c.mult + n0 + 16 * j, c.shift + n0 + 16 * j, fold ? zp : 0);
+  }
+  e.lo = _mm512_set1_epi32(fold ? c.lo + (int32_t)zp : c.lo);
+  e.hi = _mm512_set1_epi32(fold ? c.hi + (int32_t)zp : c.hi);
+  e.zp = _mm512_set1_epi32((int32_t)zp);
+  e.zp_add = !fold;
+  return e;
+}
+static inline __attribute__((always_inline)) void epilogue48(const GemmCtx& c, int64_t m, const Ep48& e,
+                                                             __m512i acc[4][3], const int32_t* rowsum) {
+  const bool relu = c.ep->relu, zp_add = e.zp_add;
+  const uint32_t wzp = (uint32_t)c.B->w_zero_point;
+  uint8_t* const C = static_cast<uint8_t*>(c.C);
+  const int64_t ldc = c.ldc;
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) {
+    uint8_t* dst = C + (m + r) * ldc + e.n0;
+    for (int j = 0; j < 3; ++j) {
+      __m512i v = _mm512_add_epi32(acc[r][j], e.bias[j]);
+      if (wzp) v = _mm512_sub_epi32(v, _mm512_set1_epi32((int32_t)(wzp * (uint32_t)rowsum[r])));
+      if (relu) v = _mm512_max_epi32(v, _mm512_setzero_si512());
+      v = _mm512_min_epi32(_mm512_max_epi32(requant16_fast_noclamp_avx512(v, e.f[j]), e.lo), e.hi);
+      if (zp_add) v = _mm512_add_epi32(v, e.zp);
+      // in the output type's range: the truncating vpmovdb is exact
+      _mm_storeu_si128((__m128i*)(dst + 16 * j), _mm512_cvtepi32_epi8(v));
+    }
+  }
+}
+
+// Rows [mb, me) × the 48 columns of panels [p, p + 3), all inside N: 4×48 tiles with the
+// epilogue's constants prepared once for the row block, then the < 4 leftover rows.
 static void rows_48(const GemmCtx& c, int64_t mb, int64_t me, int64_t p) {
   const PackedB& B = *c.B;
   const int64_t pstride = (int64_t)(B.Kp / 4) * 64;
   const int8_t* b = B.b8.data() + p * pstride;
-  const Ep24 e0 = ep24(c, p * 16), e1 = ep24(c, p * 16 + 24);
+  const bool zmm_ep = ep48_applies(c);
+  Ep48 ez;
+  Ep24 e0, e1;
+  if (zmm_ep) ez = ep48(c, p * 16);
+  else e0 = ep24(c, p * 16), e1 = ep24(c, p * 16 + 24);
   alignas(32) int32_t rowsum[4] = {0, 0, 0, 0};
   const int64_t mend = mb + (me - mb) / 4 * 4;
   for (int64_t m = mb; m < mend; m += 4) {
@@ -164,6 +247,10 @@ static void rows_48(const GemmCtx& c, int64_t mb, int64_t me, int64_t p) {
     __m512i acc[4][3];
     if (B.K % 4 == 0) gemm_u8s8_s32_4x48_avx512vnni(c.A + m * c.lda, c.lda, b, pstride, B.K, acc);
     else gemm_u8s8_s32_vnni<4, 3>(c.A + m * c.lda, c.lda, b, pstride, B.K, acc);
+    if (zmm_ep) {
+      epilogue48(c, m, ez, acc, rowsum);
+      continue;
+    }
     __m256i t0[4][3], t1[4][3];
     for (int r = 0; r < 4; ++r) {
       t0[r][0] = lo256(acc[r][0]), t0[r][1] = hi256(acc[r][0]), t0[r][2] = lo256(acc[r][1]);
