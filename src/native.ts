@@ -11,7 +11,7 @@ export const packageRoot = path.resolve(here, '..');
 export interface CpuFeatures {
   os_ymm: boolean; os_zmm: boolean;  // the OS saves ymm / zmm state (xgetbv); features need it
   avx2: boolean; fma: boolean; f16c: boolean;
-  avx512f: boolean; avx512bw: boolean; avx512vl: boolean; avx512vnni: boolean; avxvnni: boolean;
+  avx512f: boolean; avx512bw: boolean; avx512vl: boolean; avx512vnni: boolean; avx512vbmi: boolean; avxvnni: boolean;
 }
 
 /** A register-only peak loop (native/bench/peak.cc): gops = int8 or fp32 ops/s / 1e9, 1 core. */

@@ -22,6 +22,7 @@ static Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
   o.Set("avx512bw", f.avx512bw);
   o.Set("avx512vl", f.avx512vl);
   o.Set("avx512vnni", f.avx512vnni);
+  o.Set("avx512vbmi", f.avx512vbmi);
   o.Set("avxvnni", f.avxvnni);
   return o;
 }

@@ -27,6 +27,7 @@ static CpuFeatures detect() {
     f.avx512bw = f.avx512f && (b & (1u << 30));
     f.avx512vl = f.avx512f && (b & (1u << 31));
     f.avx512vnni = f.avx512f && (c & (1u << 11));
+    f.avx512vbmi = f.avx512f && (c & (1u << 1));
     if (a >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avxvnni = f.os_ymm && (a & (1u << 4));
   }
   return f;

@@ -384,11 +384,16 @@ static void test_gelu_relu_lookup() {
     EXPECT(std::fabs((table[(uint8_t)q] - 10) * 0.03 - std::max(-10 * 0.03, std::min(245 * 0.03, g))) <= 0.5 * 0.03 + 1e-9,
            "gelu table q %d", q);
   }
-  for (int64_t n : {0, 1, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 100, 1000}) {
+  for (int64_t n : {0, 1, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 127, 128, 129, 100, 1000}) {
     std::vector<uint8_t> x(n), ys(n), yv(n);
     for (auto& v : x) v = (uint8_t)rnd(0, 255);
     lookup_u8(x.data(), n, table, ys.data(), Isa::scalar);
     for (int64_t i = 0; i < n; ++i) EXPECT(ys[i] == table[x[i]], "lookup");
+    if (isa_available(Isa::avx512vnni)) {  // its lookup (vpermi2b where the CPU has VBMI), in place too
+      std::vector<uint8_t> yz(x);
+      lookup_u8(yz.data(), n, table, yz.data(), Isa::avx512vnni);
+      EXPECT(same(ys, yz), "lookup scalar != avx512vnni (n %lld)", (long long)n);
+    }
     for (QType t : {QType::s8, QType::u8}) {
       const int32_t zp = t == QType::u8 ? 100 : -3;
       std::vector<uint8_t> rs(n), rv(n);

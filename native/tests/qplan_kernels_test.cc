@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "../kernels/int/qinternal.h"
 #include "swinq/qplan_kernels.h"
 #include "test_check.h"
 
@@ -173,8 +174,11 @@ static void table_tests(bool avx2) {
   }
   const q::Kernels& z = q::kernels(Isa::avx512vnni);
   CHECK(z.gemm != v.gemm && z.gemm != nullptr, "q::kernels(avx512vnni).gemm must be its own");
-#define SWINQ_CHECK_VNNI_SLOT(f) \
-  CHECK(std::string(#f) == "gemm" || z.f == v.f, "q::kernels(avx512vnni)." #f " must be the AVX2 kernel");
+  CHECK(z.lookup == (cpu_features().avx512vbmi ? &q::detail::lookup_u8_avx512vbmi : v.lookup),
+        "q::kernels(avx512vnni).lookup: the VBMI kernel exactly when the CPU has VBMI");
+#define SWINQ_CHECK_VNNI_SLOT(f)                                                  \
+  CHECK(std::string(#f) == "gemm" || std::string(#f) == "lookup" || z.f == v.f, \
+        "q::kernels(avx512vnni)." #f " must be the AVX2 kernel");
   SWINQ_Q_KERNEL_SLOTS(SWINQ_CHECK_VNNI_SLOT)
 }
 

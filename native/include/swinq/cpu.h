@@ -16,6 +16,7 @@ struct CpuFeatures {
   bool os_zmm = false;      // XCR0 bits 5-7 as well: opmask and zmm state
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false;
+  bool avx512vbmi = false;  // vpermb / vpermi2b (cpuid 7.0 ecx bit 1): the avx512vnni set's table lookups
   bool avxvnni = false;     // VEX-encoded vpdpbusd on ymm (cpuid 7.1 eax bit 4)
 };
 

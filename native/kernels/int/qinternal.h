@@ -25,6 +25,8 @@ struct GemmCtx {
   const int32_t* shift;     // Np
   int32_t lo, hi;           // clamp bounds minus the zero point
   bool shifts_ge32;         // every shift ≥ 32: the cheaper SIMD requantization applies
+  // the kernel set's table lookup, for ep.table after a row block (Kernels::lookup)
+  void (*lookup)(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
 };
 
 // Rows [m0, m1) × panels [p0, p1) of the GEMM (u8 A × s8 B → s32, or requantized to ep.out).
@@ -126,6 +128,8 @@ void gelu_s8_s32_ibert_scalar(const int8_t* x, int64_t n, const GeluParams& p, i
 void gelu_s8_s32_ibert_avx2(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y);
 void lookup_u8_scalar(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
 void lookup_u8_avx2(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
+// 64 codes per two vpermi2b and a blend on bit 7 (qlookup_avx512.cc); only on a CPU with AVX-512 VBMI.
+void lookup_u8_avx512vbmi(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
 void relu_x8_scalar(QType t, const void* x, int64_t n, int32_t zero_point, void* y);
 void relu_x8_avx2(QType t, const void* x, int64_t n, int32_t zero_point, void* y);
 void add_qq_q_scalar(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y);

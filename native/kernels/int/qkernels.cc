@@ -252,7 +252,8 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
   for (int32_t n = 0; n < B.N; ++n)
     bias_eff[n] = (int32_t)((uint32_t)(ep.bias ? ep.bias[n] : 0) - (uint32_t)za * (uint32_t)B.colsum[n] +
                             (uint32_t)B.K * (uint32_t)za * (uint32_t)zw);
-  detail::GemmCtx c{&B, A, lda, C, ldc, &ep, bias_eff, nullptr, nullptr, 0, 0, false};
+  const Kernels& k = kernels(isa);
+  detail::GemmCtx c{&B, A, lda, C, ldc, &ep, bias_eff, nullptr, nullptr, 0, 0, false, k.lookup};
   if (ep.out != QType::s32) {
     check_requant(ep.rq, B.N, "gemm_u8s8");
     QCHECK(ep.rq.zero_point >= qtype_min(ep.out) && ep.rq.zero_point <= qtype_max(ep.out),
@@ -271,7 +272,6 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     c.lo = rq.qmin - rq.zero_point;
     c.hi = rq.qmax - rq.zero_point;
   }
-  const Kernels& k = kernels(isa);
   const bool sparse = detail::use_sparse_a(M, A, lda, B, ep, k);  // per call: the layer's measured density
   const auto rows_kernel = sparse ? k.gemm_sparse : k.gemm;
   auto run = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) { rows_kernel(c, m0, m1, p0, p1); };
