@@ -23,6 +23,7 @@ const Kernels kAvx2{requantize_s32_q_avx2,   gemm_u8s8_q_avx2,        gemm_spars
 Kernels avx512vnni_set() {
   Kernels k = kAvx2;
   k.gemm = gemm_u8s8_q_avx512vnni;
+  k.attention = attention_u8s32_u8_avx512vnni;
   // VBMI is not part of the set (Cascade Lake has VNNI without it); where present (Ice Lake,
   // Zen 4/5) the GELU table after fc1 is 64 codes per 3 instructions instead of 32 per ~40
   if (cpu_features().avx512vbmi) k.lookup = lookup_u8_avx512vbmi;

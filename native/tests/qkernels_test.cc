@@ -570,7 +570,12 @@ static void test_attention() {
                          Case{1, 8, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0}, Case{2, 20, 2, 16, 100, 50, 255, true, 0.05, 64.0, 0},
                          Case{1, 27, 3, 32, 90, 0, 255, false, 0.01, 1.0 / 512, 0}, Case{2, 41, 2, 32, 128, 0, 255, true, 0.02, 1.0 / 1024, 2},
                          Case{1, 48, 1, 16, 0, 0, 255, true, 0.3, 1.0 / 700, 1}, Case{1, 56, 2, 16, 200, 7, 255, true, 1e-5, 1.0 / 256, 0},
-                         Case{1, 15, 2, 64, 64, 0, 255, true, 0.02, 4.0, 3}}) {
+                         Case{1, 15, 2, 64, 64, 0, 255, true, 0.02, 4.0, 3},
+                         // the AVX-512 kernel at 1…4 key blocks of 16 (N = 16, 17, 32, 64), rows in
+                         // groups of 8 with 1…7 left over, its AVX2 fallback past N = 64
+                         Case{1, 16, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0}, Case{2, 17, 1, 32, 90, 3, 255, true, 0.02, 1.0 / 1024, 3},
+                         Case{1, 32, 2, 16, 10, 0, 255, false, 0.05, 64.0, 0}, Case{1, 63, 1, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 4},
+                         Case{1, 65, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0}}) {
     const int64_t C = cs.H * cs.dh;
     std::vector<uint8_t> qkv((size_t)(cs.W * cs.N * 3 * C));
     for (auto& v : qkv)
@@ -600,6 +605,12 @@ static void test_attention() {
       attention_u8(qkv.data(), p, 0, 1, sp, yv.data(), Isa::avx2);
       attention_u8(qkv.data(), p, 1, cs.W * cs.H, sp, yv.data(), Isa::avx2);
       EXPECT(same(ys, yv), "attention scalar != avx2 (N %lld dh %lld S %g)", (long long)cs.N, (long long)cs.dh, cs.S);
+    }
+    if (isa_available(Isa::avx512vnni)) {  // zmm for N ≤ 64 and dh % 16 == 0, the AVX2 kernel otherwise
+      std::fill(yv.begin(), yv.end(), 0xAB);
+      attention_u8(qkv.data(), p, 0, 1, sp, yv.data(), Isa::avx512vnni);
+      attention_u8(qkv.data(), p, 1, cs.W * cs.H, sp, yv.data(), Isa::avx512vnni);
+      EXPECT(same(ys, yv), "attention scalar != avx512vnni (N %lld dh %lld S %g)", (long long)cs.N, (long long)cs.dh, cs.S);
     }
     int64_t bad = 0;
     double worst = 0;

@@ -27,10 +27,11 @@ inline size_t al32(size_t b) { return (b + 31) / 32 * 32; }
 }  // namespace
 
 size_t attention_scratch_bytes(int64_t N, int64_t dh) {
-  const size_t n8 = (size_t)(N + 7) / 8 * 8, d2 = (size_t)(dh + 1) / 2, n2 = (size_t)(N + 1) / 2,
-               d8 = (size_t)(dh + 7) / 8 * 8, n16 = (size_t)(N + 15) / 16 * 16, w16 = std::max(d8, 2 * d2);
+  const size_t d2 = (size_t)(dh + 1) / 2, n2 = (size_t)(N + 1) / 2, d8 = (size_t)(dh + 7) / 8 * 8,
+               n16 = (size_t)(N + 15) / 16 * 16, w16 = std::max(d8, 2 * d2);
   const size_t G = detail::kAttentionRowGroup;
-  return al32(n8 * d2 * 4) + al32((size_t)N * d2 * 4) + al32(d8 * n2 * 4) + al32(G * n16 * 4) + al32(G * n16 * 2) +
+  // k in blocks of 16 rows (the AVX-512 kernel; the AVX2 one uses the first ⌈N/8⌉·8 of them)
+  return al32(n16 * d2 * 4) + al32((size_t)N * d2 * 4) + al32(d8 * n2 * 4) + al32(G * n16 * 4) + al32(G * n16 * 2) +
          al32(((size_t)N + 1) * w16 * 2);
 }
 

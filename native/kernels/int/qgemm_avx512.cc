@@ -9,13 +9,10 @@
 
 #include <algorithm>
 
-// GCC 12.2's AVX-512 intrinsics pass _mm512_undefined_epi32() as the unmasked forms' pass-through
-// operand, which -Wmaybe-uninitialized reports at every inlined call (GCC PR 105593, fixed later).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <cstring>
 
 #include "qavx2.h"
+#include "qavx512.h"
 #include "qgemm_epilogue_avx2.h"
 #include "qinternal.h"
 
@@ -115,12 +112,6 @@ static inline __attribute__((always_inline)) void gemm_u8s8_s32_4x48_avx512vnni(
   acc[2][0] = c20, acc[2][1] = c21, acc[2][2] = c22, acc[3][0] = c30, acc[3][1] = c31, acc[3][2] = c32;
 }
 
-// The halves of a zmm as __builtin_shufflevector: GCC 12's cast / extract intrinsics pass an
-// undefined operand that -Wuninitialized flags in every caller.
-typedef long long v8di_t __attribute__((vector_size(64)));
-static inline __m256i lo256(__m512i v) { return (__m256i)__builtin_shufflevector((v8di_t)v, (v8di_t)v, 0, 1, 2, 3); }
-static inline __m256i hi256(__m512i v) { return (__m256i)__builtin_shufflevector((v8di_t)v, (v8di_t)v, 4, 5, 6, 7); }
-
 // The epilogue of MR rows × NP panels [p, p + NP) through the per-panel AVX2 form (any row count,
 // a ragged last panel).
 template <int MR, int NP>
@@ -154,31 +145,6 @@ static inline void rows_tail(const GemmCtx& c, int64_t m, int mr, int64_t p, con
   }
 }
 
-// The requantization of 16 int32 lanes on zmm, the same integer steps as requant8_fast_noclamp_avx2
-// (shift ≥ 32): 64-bit products of the even and odd lanes plus the rounding term, their high
-// dwords, then an arithmetic shift by shift − 32.
-struct Rq16 {
-  __m512i m, mo, re, ro, s2;
-};
-static inline Rq16 rq16_prepare(const int32_t* mult, const int32_t* shift, int64_t zp_fold) {
-  const __m512i m = _mm512_loadu_si512((const void*)mult), sv = _mm512_loadu_si512((const void*)shift);
-  const __m512i one = _mm512_set1_epi64(1), se = _mm512_and_si512(sv, _mm512_set1_epi64(0xffffffff)),
-                so = _mm512_srli_epi64(sv, 32), z = _mm512_set1_epi64(zp_fold);
-  Rq16 r;
-  r.m = m;
-  r.mo = _mm512_srli_epi64(m, 32);
-  // zp_fold ≠ 0: the zero point in the rounding term, floor((x·m + r + zp·2^s) / 2^s) = … + zp
-  r.re = _mm512_add_epi64(_mm512_srli_epi64(_mm512_sllv_epi64(one, se), 1), _mm512_sllv_epi64(z, se));
-  r.ro = _mm512_add_epi64(_mm512_srli_epi64(_mm512_sllv_epi64(one, so), 1), _mm512_sllv_epi64(z, so));
-  r.s2 = _mm512_sub_epi32(sv, _mm512_set1_epi32(32));
-  return r;
-}
-static inline __m512i requant16_fast_noclamp_avx512(__m512i x, const Rq16& r) {
-  const __m512i pe = _mm512_add_epi64(_mm512_mul_epi32(x, r.m), r.re);
-  const __m512i po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), r.mo), r.ro);
-  return _mm512_srav_epi32(_mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po), r.s2);
-}
-
 // Epilogue constants of 48 columns for 8-bit outputs with every shift ≥ 32 (the usual linear):
 // the whole epilogue on zmm, a row's 48 codes from three vpmovdb. Other outputs take the ymm one.
 struct Ep48 {
@@ -199,7 +165,8 @@ static inline Ep48 ep48(const GemmCtx& c, int64_t n0) {
   for (int j = 0; j < 48; ++j) fold = fold && (az << (c.shift[n0 + j] - 32)) < (int64_t(1) << 30);
   for (int j = 0; j < 3; ++j) {
     e.bias[j] = _mm512_loadu_si512((const void*)(c.bias_eff + n0 + 16 * j));
-    e.f[j] = rq16_prepare(c.mult + n0 + 16 * j, c.shift + n0 + 16 * j, fold ? zp : 0);
+    e.f[j] = rq16_prepare(_mm512_loadu_si512((const void*)(c.mult + n0 + 16 * j)),
+                          _mm512_loadu_si512((const void*)(c.shift + n0 + 16 * j)), fold ? zp : 0);
   }
   e.lo = _mm512_set1_epi32(fold ? c.lo + (int32_t)zp : c.lo);
   e.hi = _mm512_set1_epi32(fold ? c.hi + (int32_t)zp : c.hi);
