@@ -19,11 +19,12 @@ const Kernels kAvx2{requantize_s32_q_avx2,   gemm_u8s8_q_avx2,        gemm_spars
                     softmax_s32_u8_avx2,     attention_u8s32_u8_avx2, layernorm_q_q_avx2,
                     gelu_s8_s32_ibert_avx2,  lookup_u8_avx2,          relu_x8_avx2,
                     add_qq_q_avx2,           avgpool_q_q_avx2,        argmax_q_i64_avx2};
-// The AVX2 set with the GEMM on AVX-512 VNNI (the rest gains little from zmm at these sizes).
+// The AVX2 set with the GEMM, attention and LayerNorm on AVX-512 (VNNI for the products).
 Kernels avx512vnni_set() {
   Kernels k = kAvx2;
   k.gemm = gemm_u8s8_q_avx512vnni;
   k.attention = attention_u8s32_u8_avx512vnni;
+  k.layernorm = layernorm_q_q_avx512;
   // VBMI is not part of the set (Cascade Lake has VNNI without it); where present (Ice Lake,
   // Zen 4/5) the GELU table after fc1 is 64 codes per 3 instructions instead of 32 per ~40
   if (cpu_features().avx512vbmi) k.lookup = lookup_u8_avx512vbmi;

@@ -311,7 +311,7 @@ static void test_softmax() {
 }
 
 static void test_layernorm() {
-  for (int32_t D : {1, 7, 16, 33, 96, 384, 1536})
+  for (int32_t D : {1, 7, 16, 17, 31, 32, 33, 48, 96, 384, 1536})
     for (QType in : {QType::s8, QType::s16})
       for (QType out : {QType::s8, QType::u8, QType::s16}) {
         const int64_t rows = rnd(0, 2) ? rnd(1, 4) : rnd(15, 40);  // also across the AVX2 16-row blocks
@@ -340,6 +340,11 @@ static void test_layernorm() {
         if (avx2) {
           layernorm(in, xin, rows, p, yv.data(), Isa::avx2);
           EXPECT(same(ys, yv), "layernorm scalar != avx2 D %d in %s out %s", D, qtype_name(in), qtype_name(out));
+        }
+        if (isa_available(Isa::avx512vnni)) {
+          std::fill(yv.begin(), yv.end(), 0xAB);
+          layernorm(in, xin, rows, p, yv.data(), Isa::avx512vnni);
+          EXPECT(same(ys, yv), "layernorm scalar != avx512vnni D %d in %s out %s", D, qtype_name(in), qtype_name(out));
         }
         for (int64_t r = 0; r < rows; ++r) {
           double mu = 0, var = 0;

@@ -178,7 +178,7 @@ static void table_tests(bool avx2) {
   CHECK(z.lookup == (cpu_features().avx512vbmi ? &q::detail::lookup_u8_avx512vbmi : v.lookup),
         "q::kernels(avx512vnni).lookup: the VBMI kernel exactly when the CPU has VBMI");
 #define SWINQ_CHECK_VNNI_SLOT(f)                                                  \
-  CHECK(std::string(#f) == "gemm" || std::string(#f) == "lookup" || std::string(#f) == "attention" || z.f == v.f, \
+  CHECK(std::string(#f) == "gemm" || std::string(#f) == "lookup" || std::string(#f) == "attention" || std::string(#f) == "layernorm" || z.f == v.f, \
         "q::kernels(avx512vnni)." #f " must be the AVX2 kernel");
   SWINQ_Q_KERNEL_SLOTS(SWINQ_CHECK_VNNI_SLOT)
 }

@@ -126,6 +126,7 @@ inline void attention_row_scale(int32_t mult, int32_t shift, int64_t sum, int32_
 // in: s8 or s16; out p.out (s8, u8 or s16).
 void layernorm_q_q_scalar(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);
 void layernorm_q_q_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);
+void layernorm_q_q_avx512(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);  // qnorm_avx512.cc
 void gelu_s8_s32_ibert_scalar(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y);
 void gelu_s8_s32_ibert_avx2(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y);
 void lookup_u8_scalar(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);

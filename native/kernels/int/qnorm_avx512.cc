@@ -1,0 +1,131 @@
+// Integer LayerNorm on AVX-512 (the avx512vnni set): the same integers as layernorm_q_q_scalar and
+// the AVX2 form (qops_avx2.cc), 16 channels per zmm, the ragged last block with lane masks instead
+// of scalar code. Rows in blocks of 16: first every row's sums and statistics (independent isqrt
+// and division chains overlap), then the normalisation.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "qavx512.h"
+#include "qinternal.h"
+
+namespace swinq {
+namespace q {
+namespace detail {
+
+namespace {
+constexpr int64_t kMaxStackD = 1024;
+
+template <QType in>
+inline __m512i load32_i16(const void* src, __mmask32 m) {  // 32 codes → int16 (masked lanes 0)
+  if (in == QType::s8) return _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, src));
+  return _mm512_maskz_loadu_epi16(m, src);
+}
+template <QType in>
+inline __m512i load16_i32(const void* src, __mmask16 m) {  // 16 codes → int32
+  if (in == QType::s8) return _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, src));
+  return _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, src));
+}
+template <QType out>
+inline void store16(void* dst, __m512i q, __mmask16 m) {  // q already inside the type's range
+  if (out == QType::s16) _mm256_mask_storeu_epi16(dst, m, _mm512_cvtepi32_epi16(q));
+  else _mm_mask_storeu_epi8(dst, m, _mm512_cvtepi32_epi8(q));
+}
+constexpr int tsize(QType t) { return t == QType::s16 ? 2 : 1; }
+
+template <QType in, QType out>
+void layernorm_avx512_typed(const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+  const int32_t D = p.D;
+  const int64_t Dp = (D + 15) / 16 * 16;
+  const int32_t lo = std::max(p.qmin, qtype_min(out)) - p.zero_point, hi = std::min(p.qmax, qtype_max(out)) - p.zero_point;
+  const __m512i lo32 = _mm512_set1_epi32(lo), hi32 = _mm512_set1_epi32(hi), lo64 = _mm512_set1_epi64(lo),
+                hi64 = _mm512_set1_epi64(hi), zpv = _mm512_set1_epi32(p.zero_point), Dv = _mm512_set1_epi32(D),
+                ones = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
+  // the 64-bit biases of each 16-channel block as [8 even channels][8 odd channels] (0 past D);
+  // on the stack up to D = 1024 (a sized vector beyond: resize() would leave a weak symbol here)
+  alignas(64) int64_t beo_stack[2 * kMaxStackD];
+  std::vector<int64_t> beo_heap(Dp > kMaxStackD ? (size_t)(2 * Dp) : 0);
+  int64_t* const beo = Dp > kMaxStackD ? beo_heap.data() : beo_stack;
+  bool fast = true;
+  for (int64_t c = 0; c < Dp; c += 16)
+    for (int j = 0; j < 8; ++j) {
+      beo[2 * c + j] = c + 2 * j < D ? p.bias[c + 2 * j] : 0;
+      beo[2 * c + 8 + j] = c + 2 * j + 1 < D ? p.bias[c + 2 * j + 1] : 0;
+    }
+  for (int32_t c = 0; c < D; ++c) fast = fast && p.shift[c] >= 32;
+  const __mmask16 tail16 = (__mmask16)(D % 16 == 0 ? 0xffff : (1u << (D % 16)) - 1);
+  const __mmask32 tail32 = (__mmask32)(D % 32 == 0 ? 0xffffffffu : (1u << (D % 32)) - 1);
+  constexpr int64_t kBlock = 16;
+  LnRow stats[kBlock];
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+    const int64_t nb = std::min<int64_t>(kBlock, rows - r0);
+    for (int64_t r = r0; r < r0 + nb; ++r) {
+      const char* xr = static_cast<const char*>(x) + r * D * tsize(in);
+      __m512i s32 = zero, ss32 = zero, ss64 = zero;
+      for (int64_t c = 0; c < D; c += 32) {
+        const __m512i v = load32_i16<in>(xr + c * tsize(in), c + 32 <= D ? (__mmask32)0xffffffffu : tail32);
+        s32 = _mm512_add_epi32(s32, _mm512_madd_epi16(v, ones));
+        const __m512i sq = _mm512_madd_epi16(v, v);  // ≤ 2^31: exact as uint32
+        if (in == QType::s8) {
+          ss32 = _mm512_add_epi32(ss32, sq);  // ≤ 2^15 a step, D ≤ 32768: the sum stays < 2^31
+        } else {
+          ss64 = _mm512_add_epi64(ss64, _mm512_cvtepu32_epi64(lo256(sq)));
+          ss64 = _mm512_add_epi64(ss64, _mm512_cvtepu32_epi64(hi256(sq)));
+        }
+      }
+      if (in == QType::s8)
+        ss64 = _mm512_add_epi64(_mm512_cvtepu32_epi64(lo256(ss32)), _mm512_cvtepu32_epi64(hi256(ss32)));
+      // |Σx| ≤ 32768·2^15 = 2^30: no int32 wrap
+      stats[r - r0] = layernorm_row_stats(_mm512_reduce_add_epi32(s32), _mm512_reduce_add_epi64(ss64), D, p.F);
+    }
+    for (int64_t r = r0; r < r0 + nb; ++r) {
+      const char* xr = static_cast<const char*>(x) + r * D * tsize(in);
+      char* yr = static_cast<char*>(y) + r * D * tsize(out);
+      const LnRow& st = stats[r - r0];
+      const __m512i sb = _mm512_set1_epi32((int32_t)st.s), fv = _mm512_set1_epi64(st.f),
+                    rnd = _mm512_set1_epi64(int64_t(1) << (st.sh - 1));
+      const __m128i shc = _mm_cvtsi32_si128(st.sh);
+      for (int64_t c = 0; c < D; c += 16) {
+        const __mmask16 m = c + 16 <= D ? (__mmask16)0xffff : tail16;
+        const __m512i yv = _mm512_sub_epi32(_mm512_mullo_epi32(load16_i32<in>(xr + c * tsize(in), m), Dv), sb);
+        const __m512i ay = _mm512_abs_epi32(yv);
+        // t = (|y|·f + 2^(sh−1)) >> sh per 64-bit lane (< 2^62, the result < 2^31), then the sign of y
+        const __m512i te = _mm512_srl_epi64(_mm512_add_epi64(_mm512_mul_epu32(ay, fv), rnd), shc);
+        const __m512i to = _mm512_srl_epi64(_mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64(ay, 32), fv), rnd), shc);
+        __m512i t = _mm512_mask_blend_epi32(0xAAAA, te, _mm512_slli_epi64(to, 32));
+        t = _mm512_mask_sub_epi32(t, _mm512_cmplt_epi32_mask(yv, zero), zero, t);
+        // affine + requant: ((int64)t·mult + bias) >> shift, per channel
+        const __m512i mv = _mm512_maskz_loadu_epi32(m, p.mult.data() + c);
+        const __m512i sh = _mm512_maskz_loadu_epi32(m, p.shift.data() + c);
+        const __m512i pe = _mm512_add_epi64(_mm512_mul_epi32(t, mv), _mm512_loadu_si512((const void*)(beo + 2 * c)));
+        const __m512i po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(t, 32), _mm512_srli_epi64(mv, 32)),
+                                            _mm512_loadu_si512((const void*)(beo + 2 * c + 8)));
+        __m512i q;
+        if (fast) {  // shift ≥ 32: high dwords (|t·m + b| < 2^62 → fits int32 after >> 32), then vpsravd
+          const __m512i h = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po);
+          q = _mm512_srav_epi32(h, _mm512_sub_epi32(sh, _mm512_set1_epi32(32)));
+          q = _mm512_min_epi32(_mm512_max_epi32(q, lo32), hi32);
+        } else {  // per 64-bit lane: arithmetic shift, clamp
+          const __m512i qe = _mm512_min_epi64(
+              _mm512_max_epi64(_mm512_srav_epi64(pe, _mm512_and_si512(sh, _mm512_set1_epi64(0xffffffff))), lo64), hi64);
+          const __m512i qo = _mm512_min_epi64(_mm512_max_epi64(_mm512_srav_epi64(po, _mm512_srli_epi64(sh, 32)), lo64), hi64);
+          q = _mm512_mask_blend_epi32(0xAAAA, qe, _mm512_slli_epi64(qo, 32));
+        }
+        store16<out>(yr + c * tsize(out), _mm512_add_epi32(q, zpv), m);
+      }
+    }
+  }
+}
+}  // namespace
+
+void layernorm_q_q_avx512(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+#define SWQ_LN(I, O) \
+  if (in == QType::I && p.out == QType::O) return layernorm_avx512_typed<QType::I, QType::O>(x, rows, p, y);
+  SWQ_LN(s8, s8) SWQ_LN(s8, u8) SWQ_LN(s8, s16) SWQ_LN(s16, s8) SWQ_LN(s16, u8) SWQ_LN(s16, s16)
+#undef SWQ_LN
+}
+
+}  // namespace detail
+}  // namespace q
+}  // namespace swinq
