@@ -5,7 +5,7 @@ import path from 'node:path';
 import { formatDims } from './io/model-info.js';
 import type { InferenceSession } from './session.js';
 import { mulberry32 } from './util/random.js';
-import { type IsaOption } from './isa.js';
+import { type IsaOption } from './native.js';
 
 export interface PlainTensor { type: string; data: ArrayLike<number | bigint> & ArrayBufferView; dims: readonly number[] }
 export type EngineKind = 'swinq' | 'onnxruntime';

@@ -55,8 +55,9 @@ export interface NativePlan {
   /**
    * Runs on a libuv worker (AsyncWorker) over a copy of the inputs; the outputs are filled on the JS
    * thread when it settles (rejects if one was detached or resized meanwhile). Bad arguments reject.
+   * Resolves with the plan's own time on the worker, in ms (no queueing or copies).
    */
-  runAsync(inputs: PlanArray[], outputs: PlanArray[]): Promise<void>;
+  runAsync(inputs: PlanArray[], outputs: PlanArray[]): Promise<number>;
   /** Per-op wall time of the last run, in ms, in op order (empty unless profiling was on). */
   profile(): { op: string; name: string; ms: number }[];
   setThreads(n: number): void;
@@ -66,8 +67,12 @@ export interface NativePlan {
 /** An integer code array of one of the kernel types. */
 export type QArray = Int8Array | Uint8Array | Int16Array | Int32Array;
 export type QType = 's8' | 'u8' | 's16' | 's32';
-import type { IsaName, IsaOption } from './isa.js';
-export type { IsaName, IsaOption } from './isa.js';
+/** Kernel sets (native/core/cpu.cc), each adding to the one before: avx512vnni runs the int8 GEMM,
+ * attention and LayerNorm on AVX-512 (VNNI for the products). */
+export type IsaName = 'scalar' | 'avx2' | 'avx512vnni';
+/** A kernel set or 'auto' (the best the CPU has). */
+export type IsaOption = IsaName | 'auto';
+export const ISA_OPTIONS: readonly IsaOption[] = ['auto', 'scalar', 'avx2', 'avx512vnni'];
 /** Dyadic requantization: y = clamp((v·mult + 2^(shift−1)) >> shift + zeroPoint), per channel or one. */
 export interface QRequant { mult: Int32Array; shift: Int32Array; zeroPoint?: number; qmin?: number; qmax?: number }
 

@@ -1,16 +1,15 @@
 // InferenceSession, shaped like onnxruntime-node's: create → run(feeds) → outputs. A plan is compiled
 // per distinct set of input dims (lazily, on first use) and cached; runs go through the native
-// executor off the event loop.
+// executor, off the event loop unless the plan is short (inlineBelowMs).
 import { loadModel } from './onnx/load.js';
 import type { Compiled } from './compile/index.js';
 import { ModelCompiler, type BlockedBy, type PlanChoice, type PlanKind } from './runtime/model-compiler.js';
 import { BackgroundCompiler } from './runtime/background.js';
 import { isSupportedOp } from './passes/specialize.js';
 import type { Graph, ValueDecl } from './ir/graph.js';
-import { native, type NativePlan, type PlanArray } from './native.js';
+import { native, type IsaOption, type NativePlan, type PlanArray } from './native.js';
 import os from 'node:os';
 import { Tensor, describe, type TensorData, type TensorType } from './tensor.js';
-import { type IsaOption } from './isa.js';
 
 export interface SessionOptions {
   threads?: number; isa?: IsaOption; profile?: boolean;
@@ -24,6 +23,13 @@ export interface SessionOptions {
    * while the worker lives (it ends 30 s after its last compile). `runSync()` always compiles inline.
    */
   compileInBackground?: boolean;
+  /**
+   * `run()` executes on the calling thread, as onnxruntime-node's does, when this input shape's previous
+   * run took less than this many ms; longer plans (and the first run of a shape) go to the libuv pool so
+   * the event loop stays free. The pool hop costs 0.02–0.07 ms a run (micro-Swin integer batch 1 is
+   * ≈ 0.18 ms, docs/latency.md). Default 0.5; 0 = always the pool.
+   */
+  inlineBelowMs?: number;
   /** gets one-line notes (e.g. why a QDQ model runs as an fp32 simulation); the library never prints */
   logger?: (line: string) => void;
   // onnxruntime-node's names, so its programs run unchanged (see resolveThreads / checkOrtOptions)
@@ -121,7 +127,11 @@ function dimsText(d: unknown): string {
 
 // The plan description (with its constant blob, as large as the weights) is dropped once the
 // native plan holds it.
-interface Entry { compiled: Omit<Compiled, 'desc'>; plan: NativePlan; kind: PlanKind; blockedBy?: BlockedBy }
+interface Entry {
+  compiled: Omit<Compiled, 'desc'>; plan: NativePlan; kind: PlanKind; blockedBy?: BlockedBy;
+  /** the plan's own time in its last run, ms (run() chooses the calling thread or the pool by it) */
+  lastMs?: number;
+}
 
 export class InferenceSession {
   readonly inputNames: string[];
@@ -133,6 +143,8 @@ export class InferenceSession {
   private readonly graph: Graph;
   private readonly threads: number;
   private readonly profile: boolean;
+  private readonly inlineBelowMs: number;
+  private lastOn: 'caller' | 'pool' | undefined;
   private plans = new Map<string, Entry>();
   private readonly compiler: ModelCompiler;
   private readonly requireInteger: boolean;
@@ -162,6 +174,7 @@ export class InferenceSession {
     this.metadata = { ...graph.metadata };
     this.threads = resolveThreads(options);
     this.profile = !!options.profile;
+    this.inlineBelowMs = options.inlineBelowMs ?? 0.5;
   }
 
   static async create(pathOrBuffer: string | Uint8Array, options: SessionOptions = {}): Promise<InferenceSession> {
@@ -182,6 +195,10 @@ export class InferenceSession {
         throw new Error(`${g.source}: unsupported op '${n.domain ? `${n.domain}.` : ''}${n.opType}' at node '${n.name}'`);
       }
     }
+    const ib = options.inlineBelowMs;
+    if (ib !== undefined && !(typeof ib === 'number' && ib >= 0 && ib <= 1e6)) {
+      throw new TypeError(`InferenceSession: inlineBelowMs must be a number of ms in [0, 1e6], got ${describe(ib)}`);
+    }
     if (options.compileInBackground !== undefined && typeof options.compileInBackground !== 'boolean') {
       throw new TypeError(`InferenceSession: compileInBackground must be a boolean, got ${describe(options.compileInBackground)}`);
     }
@@ -190,6 +207,10 @@ export class InferenceSession {
     if (s.requireInteger) { try { s.planInfo(); } catch (e) { s.release(); throw e; } }
     return s;
   }
+
+  /** Where the last run executed: 'caller' (the calling thread: runSync, or run() of a short plan,
+   *  see inlineBelowMs) or 'pool' (the libuv pool); undefined before any run. */
+  get lastRunOn(): 'caller' | 'pool' | undefined { return this.lastOn; }
 
   /** Which plan ran last ('integer-only' | 'fp32' | 'qdq-simulated'); before any run, the plan of the
    *  default shape (every symbolic dim 1). */
@@ -394,8 +415,10 @@ export class InferenceSession {
   }
 
   /**
-   * Runs off the event loop. The inputs are copied before the call returns, so the caller may reuse,
-   * resize or transfer their buffers at once; outputs are written when the promise settles.
+   * Runs off the event loop on the libuv pool, or on the calling thread when this shape's previous run
+   * took less than `inlineBelowMs` (default 0.5 ms: the hop would cost 10–35 % of such a run). Either
+   * way the caller may reuse, resize or transfer its input buffers as soon as run() returns; outputs
+   * are written when the promise settles.
    */
   async run(feeds: Record<string, Tensor>, fetches?: FetchesType | RunOptions, options?: RunOptions): Promise<Record<string, Tensor>> {
     const { want, given } = this.fetchPlan(fetches, options);
@@ -409,7 +432,16 @@ export class InferenceSession {
     }
     this.lastKind = e.kind;
     const { ins, outs } = this.buffers(e, feeds, given);
-    await e.plan.runAsync(ins, outs.map((t) => t.data as PlanArray));
+    const arrays = outs.map((t) => t.data as PlanArray);
+    if (e.lastMs !== undefined && e.lastMs < this.inlineBelowMs) {
+      this.lastOn = 'caller';
+      const t0 = performance.now();
+      e.plan.run(ins, arrays);
+      e.lastMs = performance.now() - t0;
+    } else {
+      this.lastOn = 'pool';
+      e.lastMs = await e.plan.runAsync(ins, arrays);
+    }
     return this.result(outs, want);
   }
 
@@ -417,6 +449,7 @@ export class InferenceSession {
     const { want, given } = this.fetchPlan(fetches, options);
     const e = this.entry(this.validate(feeds));
     this.lastKind = e.kind;
+    this.lastOn = 'caller';
     const { ins, outs } = this.buffers(e, feeds, given);
     e.plan.run(ins, outs.map((t) => t.data as PlanArray));
     return this.result(outs, want);

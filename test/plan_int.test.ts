@@ -3,12 +3,11 @@
 // LayerNorm, GELU, add and avgpool), scalar vs AVX2 bit-exact outputs for every op, validation
 // errors, and a whole integer Swin block vs the same block in float64.
 import { afterAll, describe, expect, it } from 'vitest';
-import { native, type PlanDescJS } from '../src/native.js';
+import { native, type IsaName, type PlanDescJS } from '../src/native.js';
 import { OpKind, DType } from '../src/plan/ops.js';
 // @ts-expect-error plain JS module shared with the benchmark
 import { Builder, rng, gelu, makeBlock, makeInput, floatBlock, buildIntBlock, buildF32Block, toWindows, fromWindows } from '../bench/int-block.js';
 import { ALL_ISAS, SIMD_ISAS } from './helpers/isas.js';
-import type { IsaName } from '../src/isa.js';
 
 type Arr = Float32Array | Int32Array | Int8Array | Uint8Array | Int16Array | BigInt64Array;
 type Case = { name: string; desc: PlanDescJS; inputs: Arr[]; outputs: () => Arr[]; check: (outs: Arr[]) => void };

@@ -4,12 +4,11 @@
 // both ISAs, sparse / dense / all-zero / mixed rows, odd sizes; and the ReLU Swin block of
 // bench/relu-speed.js gives identical outputs with and without the sparse path.
 import { afterAll, describe, expect, it } from 'vitest';
-import { native } from '../src/native.js';
+import { native, type IsaName } from '../src/native.js';
 import { OpKind, DType } from '../src/plan/ops.js';
 // @ts-expect-error plain JS module shared with the benchmark
 import { Builder, rng, makeBlock, makeInput, floatBlock, buildIntBlock, toWindows, fromWindows } from '../bench/int-block.js';
 import { ALL_ISAS } from './helpers/isas.js';
-import type { IsaName } from '../src/isa.js';
 
 const HAVE_AVX2 = native.cpuFeatures().avx2;
 const ISAS: IsaName[] = ALL_ISAS;

@@ -3,6 +3,7 @@
 // validates the sizes. run/runAsync check each typed array's element type and size against the plan;
 // runAsync runs on a libuv worker over copies (see RunWorker).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -274,7 +275,9 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     Napi::Promise promise() { return deferred_.Promise(); }
     void Execute() override {
       try {
+        const auto t0 = std::chrono::steady_clock::now();
         plan_->run(in_, out_, isa_);
+        run_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       } catch (const std::exception& e) {
         SetError(e.what());
       }
@@ -314,7 +317,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
         }
         if (w.bytes) std::memcpy(w.data, out_[i].data, w.bytes);
       }
-      deferred_.Resolve(env.Undefined());
+      deferred_.Resolve(Napi::Number::New(env, run_ms_));
     }
 
     Napi::Promise::Deferred deferred_;
@@ -324,6 +327,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     std::vector<swinq::ConstBuffer> in_;
     std::vector<swinq::MutBuffer> out_;
     Napi::Reference<Napi::Array> outputs_;  // the caller's output arrays, filled on settling
+    double run_ms_ = 0;                     // the plan's own time on the worker thread
   };
 
   Napi::Value RunAsync(const Napi::CallbackInfo& info) {

@@ -5,7 +5,7 @@ import { CliError, emit, intOption, log, withCommon, withRequireInteger, planFie
 import { isaOption, toFloat32 } from './run.js';
 import { loadOnnxruntime, median, openEngine, randomFeeds, type Engine, type PlainTensor } from '../engine.js';
 import { readModelInfo } from '../io/model-info.js';
-import { type IsaOption } from '../isa.js';
+import { type IsaOption } from '../native.js';
 
 interface BenchOptions {
   batch: number;

@@ -6,8 +6,7 @@ import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { CliError, emit, intOption, log, withCommon } from './common.js';
 import { loadOnnxruntime } from '../engine.js';
-import { native } from '../native.js';
-import { type IsaOption } from '../isa.js';
+import { native, type IsaOption } from '../native.js';
 
 const M = 3136, K = 96, N = 384;
 /** 5 significant digits: the scalar kernel set's GOPS are < 1, so fixed decimals would lose the ratio. */

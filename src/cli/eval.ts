@@ -9,7 +9,7 @@ import { loadLabelledImages, type Split } from '../io/idx.js';
 import { readModelInfo } from '../io/model-info.js';
 import { describeLayout, fitImages, imageLayout, layoutDims } from '../io/fit-input.js';
 import { describeChannelNormalization, resolveChannelNormalization } from '../normalize.js';
-import { type IsaOption } from '../isa.js';
+import { type IsaOption } from '../native.js';
 
 interface EvalOptions {
   data: string;

@@ -7,7 +7,7 @@ import { CliError, emit, intOption, log, withCommon, withRequireInteger, planFie
 import { isaOption } from './run.js';
 import { median, openEngine, randomFeeds } from '../engine.js';
 import { readModelInfo } from '../io/model-info.js';
-import { type IsaOption } from '../isa.js';
+import { type IsaOption } from '../native.js';
 
 interface ProfileOptions {
   batch: number;

@@ -7,7 +7,7 @@ import { CliError, emit, log, planFields, withCommon, withRequireInteger } from 
 import { openEngine, type EngineKind, type PlainTensor } from '../engine.js';
 import { formatDims, readModelInfo } from '../io/model-info.js';
 import { readNpy, writeNpy, type NpyArray } from '../io/npy.js';
-import { ISA_OPTIONS, type IsaOption } from '../isa.js';
+import { ISA_OPTIONS, type IsaOption } from '../native.js';
 
 interface RunOptions {
   input: string[];

@@ -1,7 +1,7 @@
 // `swinq serve MODEL… [--model NAME=PATH]…`: Open Inference Protocol v2 over HTTP with dynamic batching.
 import type { Command } from 'commander';
 import { CliError, emit, intOption, log, withCommon } from './common.js';
-import { ISA_OPTIONS, type IsaOption } from '../isa.js';
+import { ISA_OPTIONS, type IsaOption } from '../native.js';
 
 interface ServeCliOptions {
   model: string[];

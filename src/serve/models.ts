@@ -5,7 +5,7 @@ import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { readModelBytes } from '../onnx/load.js';
 import type { DType, IoDesc, TypedArray } from './protocol.js';
-import { type IsaOption } from '../isa.js';
+import { type IsaOption } from '../native.js';
 
 const { onnx } = onnxProto;
 

@@ -1,6 +1,5 @@
 // The kernel sets this CPU runs, for tests that compare every set with the scalar reference.
-import { native } from '../../src/native.js';
-import type { IsaName } from '../../src/isa.js';
+import { native, type IsaName } from '../../src/native.js';
 
 const available = (isa: IsaName) => native.isaUnavailableReason(isa) === '';
 /** The SIMD sets this CPU has, best last (empty without AVX2). */
