@@ -61,11 +61,15 @@ class ThreadPool {
   std::condition_variable done_cv_;
   bool quit_ = false;
   // the current job: generation | chunk count | next chunk (see threadpool.cc)
-  std::atomic<uint64_t> job_{0};
+  // job_ and done_chunks_ on cache lines of their own: every claim and every finished chunk is an
+  // atomic on one of them, and sharing a line with each other (or with the fields below) makes each
+  // such access a cross-core transfer of both
+  alignas(64) std::atomic<uint64_t> job_{0};
   Body body_ = nullptr;
   void* ctx_ = nullptr;
   int64_t n_ = 0, chunk_ = 1;
-  std::atomic<int64_t> done_chunks_{0};
+  alignas(64) std::atomic<int64_t> done_chunks_{0};
+  alignas(64) char line_end_ = 0;  // keeps the fields after done_chunks_ off its line
   // stall policy state (touched only by the thread calling parallel_for)
   int64_t stall_ns_ = kStallNs, solo_min_ns_ = kSoloMinNs, solo_max_ns_ = kSoloMaxNs;
   int64_t solo_until_ = 0, solo_ns_ = 0, stalls_ = 0;

@@ -161,8 +161,12 @@ static inline Ep48 ep48(const GemmCtx& c, int64_t n0) {
   Ep48 e;
   e.n0 = n0;
   const int64_t zp = c.ep->rq.zero_point, az = zp < 0 ? -zp : zp;
-  bool fold = true;  // |zp|·2^(s−32) < 2^30 for every column keeps the high dword in int32
-  for (int j = 0; j < 48; ++j) fold = fold && (az << (c.shift[n0 + j] - 32)) < (int64_t(1) << 30);
+  // |zp|·2^(s−32) < 2^30 for every column keeps the high dword in int32 (usually known for the call)
+  bool fold = c.zp_folds;
+  if (!fold) {
+    fold = true;
+    for (int j = 0; j < 48; ++j) fold = fold && (az << (c.shift[n0 + j] - 32)) < (int64_t(1) << 30);
+  }
   for (int j = 0; j < 3; ++j) {
     e.bias[j] = _mm512_loadu_si512((const void*)(c.bias_eff + n0 + 16 * j));
     e.f[j] = rq16_prepare(_mm512_loadu_si512((const void*)(c.mult + n0 + 16 * j)),

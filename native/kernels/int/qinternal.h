@@ -25,6 +25,8 @@ struct GemmCtx {
   const int32_t* shift;     // Np
   int32_t lo, hi;           // clamp bounds minus the zero point
   bool shifts_ge32;         // every shift ≥ 32: the cheaper SIMD requantization applies
+  bool zp_folds;            // and |zp|·2^(shift−32) < 2^30 for every column: the zero point folds into
+                            // the rounding term everywhere (checked once per call, not per tile group)
   // the kernel set's table lookup, for ep.table after a row block (Kernels::lookup)
   void (*lookup)(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
 };

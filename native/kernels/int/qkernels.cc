@@ -253,7 +253,7 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     bias_eff[n] = (int32_t)((uint32_t)(ep.bias ? ep.bias[n] : 0) - (uint32_t)za * (uint32_t)B.colsum[n] +
                             (uint32_t)B.K * (uint32_t)za * (uint32_t)zw);
   const Kernels& k = kernels(isa);
-  detail::GemmCtx c{&B, A, lda, C, ldc, &ep, bias_eff, nullptr, nullptr, 0, 0, false, k.lookup};
+  detail::GemmCtx c{&B, A, lda, C, ldc, &ep, bias_eff, nullptr, nullptr, 0, 0, false, false, k.lookup};
   if (ep.out != QType::s32) {
     check_requant(ep.rq, B.N, "gemm_u8s8");
     QCHECK(ep.rq.zero_point >= qtype_min(ep.out) && ep.rq.zero_point <= qtype_max(ep.out),
@@ -269,6 +269,9 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     c.shifts_ge32 = true;
     for (int32_t n = 0; n < B.N; ++n) c.shifts_ge32 = c.shifts_ge32 && shift[n] >= 32;
     for (int32_t n = B.N; n < B.Np; ++n) shift[n] = 32;  // padding columns: keep the fast form valid
+    const int64_t azp = ep.rq.zero_point < 0 ? -(int64_t)ep.rq.zero_point : ep.rq.zero_point;
+    c.zp_folds = c.shifts_ge32;
+    for (int32_t n = 0; n < B.N && c.zp_folds; ++n) c.zp_folds = (azp << (shift[n] - 32)) < (int64_t(1) << 30);
     c.lo = rq.qmin - rq.zero_point;
     c.hi = rq.qmax - rq.zero_point;
   }
@@ -278,16 +281,23 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
   const int64_t panels = B.Np / 16;
   const int64_t work = M * B.Kp * B.Np;
   if (pool && pool->threads() > 1) {
-    // Split rows (chunks of 32 or 16) or 16-column panels, whichever leaves the busiest thread the
-    // least work: Swin-T stage 3 (M = 196) in 32-row chunks gave one of 2 threads 4 of 7 chunks
-    // (+14 %), stage 4 (M = 49) 32 of 49 rows (+30 %); its 24–96 panels split evenly.
     const int64_t th = pool->threads();
     auto busiest = [&](int64_t units, int64_t per, int64_t total) {  // share of the busiest thread
       const int64_t n = (units + per - 1) / per;
       return (double)std::min(total, ((n + th - 1) / th) * per) / (double)total;
     };
-    const double r32 = busiest(M, 32, M), r16 = busiest(M, 16, M), pp = busiest(panels, 1, panels);
-    if (M >= 16 && r32 <= pp + 0.02) {
+    // Rows, when B stays in L2 (every row chunk sweeps all of it): about two chunks per thread of
+    // whole 4-row tiles. Each claimed chunk costs a cross-core atomic and its own epilogue set-up;
+    // 8-row chunks of micro-Swin fc1 (196×48×192, Zen 5 VNNI) made 2 threads 0.78× of 1, two per
+    // thread 0.6×. Otherwise 32- or 16-row chunks or 16-column panels, whichever leaves the busiest
+    // thread the least work: Swin-T stage 3 (M = 196) in 32-row chunks gave one of 2 threads 4 of 7
+    // chunks (+14 %), stage 4 (M = 49) 32 of 49 rows (+30 %); its 24–96 panels split evenly.
+    const int64_t tiles = (M + 3) / 4, per = (tiles + 2 * th - 1) / (2 * th) * 4;
+    const double r32 = busiest(M, 32, M), r16 = busiest(M, 16, M), rr = busiest(M, per, M), pp = busiest(panels, 1, panels);
+    const bool small_b = (int64_t)B.Kp * B.Np <= (256 << 10);
+    if (M >= 16 && small_b && rr <= pp + 0.05) {  // rows write whole output rows: no false sharing
+      pool->parallel_for((M + per - 1) / per, 1, [&](int64_t b, int64_t e) { run(b * per, std::min(M, e * per), 0, panels); });
+    } else if (M >= 16 && r32 <= pp + 0.02) {
       pool->parallel_for((M + 31) / 32, 1, [&](int64_t b, int64_t e) { run(b * 32, std::min(M, e * 32), 0, panels); });
     } else if (M >= 16 && r16 <= pp + 0.02) {
       pool->parallel_for((M + 15) / 16, 1, [&](int64_t b, int64_t e) { run(b * 16, std::min(M, e * 16), 0, panels); });
