@@ -1,6 +1,8 @@
 // Integer elementwise and pooling ops: gelu_q (a 256-entry table), relu_q, add_q (dyadic
 // rescale of both inputs), avgpool_q, argmax_q. Contracts: ops.def; kernels: kernels/int/
 // qkernels.cc, qops_avx2.cc.
+#include <algorithm>
+
 #include "int_common.h"
 #include "swinq/executor.h"
 #include "swinq/op.h"
@@ -120,8 +122,10 @@ void add_q_run(const OpRun& r) {
   const uint8_t* b = static_cast<const uint8_t*>(r.in(1));
   uint8_t* y = static_cast<uint8_t*>(r.out());
   const Isa isa = r.isa;
-  // ≈ 0.3 ns per element: 8192-element chunks (≈ 2.5 µs) let batch-1 residual adds use both threads
-  r.pool.parallel_for(n, 8192, [&](int64_t i0, int64_t i1) {
+  // ≈ 0.1–0.3 ns per element: one even share per thread (a multiple of 64) from 8192 elements up,
+  // so a batch-1 residual add (micro-Swin 196 × 48) splits evenly instead of 8192 + 1216
+  const int64_t th = r.pool.threads(), share = (n + th - 1) / th;
+  r.pool.parallel_for(n, n < 8192 ? n : std::max<int64_t>(4096, (share + 63) / 64 * 64), [&](int64_t i0, int64_t i1) {
     q::add_q(ta, a + i0 * ea, tb, b + i0 * eb, i1 - i0, p, ty, y + i0 * ey, isa);
   });
 }
