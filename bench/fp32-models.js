@@ -13,11 +13,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
-if (!fs.existsSync(path.join(dist, 'io', 'engine.js'))) {
+if (!fs.existsSync(path.join(dist, 'engine.js'))) {
   console.error(`bench/fp32-models.js: ${dist} is not built; run \`npx tsc\` (or \`npm run build:ts\`) first`);
   process.exit(1);
 }
-const { openEngine, randomFeeds, median, loadOnnxruntime } = await import(path.join(dist, 'io', 'engine.js'));
+const { openEngine, randomFeeds, median, loadOnnxruntime } = await import(path.join(dist, 'engine.js'));
 const { benchPair, maxAbsDiff } = await import(path.join(dist, 'cli', 'bench.js'));
 const { readModelInfo } = await import(path.join(dist, 'io', 'model-info.js'));
 

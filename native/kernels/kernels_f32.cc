@@ -13,10 +13,16 @@ const Kernels kScalar{gemm_f32_scalar,   matmul_f32_scalar, layernorm_f32_scalar
 const Kernels kAvx2{gemm_f32_6x16_avx2, matmul_f32_avx2, layernorm_f32_avx2,     softmax_f32_avx2,
                     unary_f32_avx2,     binary_f32_avx2, index_map_avx2,         fewbit_encode_f32_avx2,
                     fewbit_decode_mul_f32_avx2};
+// The AVX2 set with the GEMM on zmm (the other fp32 kernels are row-bound, not FMA-bound).
+Kernels avx512_set() {
+  Kernels k = kAvx2;
+  k.gemm = gemm_f32_8x32_avx512;
+  return k;
+}
+const Kernels kAvx512 = avx512_set();
 }  // namespace
 
-// avx512vnni adds integer kernels only: its fp32 kernels are the AVX2 ones.
-const Kernels& kernels(Isa isa) { return isa == Isa::scalar ? kScalar : kAvx2; }
+const Kernels& kernels(Isa isa) { return isa == Isa::scalar ? kScalar : isa == Isa::avx2 ? kAvx2 : kAvx512; }
 
 }  // namespace f32
 }  // namespace swinq

@@ -39,8 +39,10 @@ static void close(const char* what, const std::vector<float>& got, const std::ve
   }
 }
 
-static void test_gemm() {
-  const int64_t shapes[][3] = {{1, 1, 1}, {5, 3, 7}, {9, 20, 24}, {6, 16, 16}, {7, 17, 17}, {13, 96, 33}, {50, 384, 96}, {3, 1000, 5}, {13, 700, 40}, {50, 1100, 17}};
+// kern: the AVX2 or the AVX-512 GEMM, against the scalar reference.
+static void test_gemm(void (*kern)(const GemmArgs&, int64_t, int64_t, int64_t, int64_t), const char* kname) {
+  // (the AVX-512 tile is 8 rows × 2 panels: M % 8 = 1…7 left over, odd panel counts, a ragged second panel)
+  const int64_t shapes[][3] = {{1, 1, 1}, {5, 3, 7}, {9, 20, 24}, {6, 16, 16}, {7, 17, 17}, {13, 96, 33}, {50, 384, 96}, {3, 1000, 5}, {13, 700, 40}, {50, 1100, 17}, {15, 48, 48}, {23, 600, 70}, {8, 64, 32}};
   for (auto& s : shapes) {
     const int64_t M = s[0], K = s[1], N = s[2];
     auto x = rnd(M * K, 1), w = rnd(K * N, 2), bias = rnd(N, 3), res = rnd(M * N, 4);
@@ -53,10 +55,10 @@ static void test_gemm() {
                    ys.data(), M, K, N, act};
         gemm_f32_scalar(a, 0, M, 0, gemm_panels(N));
         a.y = yv.data();
-        gemm_f32_6x16_avx2(a, 0, M, 0, gemm_panels(N));
+        kern(a, 0, M, 0, gemm_panels(N));
         char name[96];
-        std::snprintf(name, sizeof name, "gemm M=%lld K=%lld N=%lld act=%d bias/res=%d", (long long)M, (long long)K,
-                      (long long)N, act, variant);
+        std::snprintf(name, sizeof name, "%s gemm M=%lld K=%lld N=%lld act=%d bias/res=%d", kname, (long long)M,
+                      (long long)K, (long long)N, act, variant);
         close(name, yv, ys, 1e-5f, 2e-6f * std::sqrt((float)K) * 4);
       }
     }
@@ -65,13 +67,13 @@ static void test_gemm() {
     GemmArgs a{x.data(), packed.data(), bias.data(), ys.data(), ys.data(), M, K, N, 1};
     gemm_f32_scalar(a, 0, M, 0, gemm_panels(N));
     a.residual = a.y = yv.data();
-    gemm_f32_6x16_avx2(a, 0, M, 0, gemm_panels(N));
+    kern(a, 0, M, 0, gemm_panels(N));
     close("gemm residual alias", yv, ys, 1e-5f, 2e-6f * std::sqrt((float)K) * 4);
     // a sub-range must touch only its rows and panels
     if (M > 6 && N > 16) {
       std::vector<float> y(M * N, 123.0f);
       GemmArgs b{x.data(), packed.data(), nullptr, nullptr, y.data(), M, K, N, 0};
-      gemm_f32_6x16_avx2(b, 2, M - 1, 1, gemm_panels(N));
+      kern(b, 2, M - 1, 1, gemm_panels(N));
       bool ok = true;
       for (int64_t i = 0; i < M; ++i)
         for (int64_t n = 0; n < N; ++n) {
@@ -248,7 +250,8 @@ static void test_pool() {
 int main() {
   test_pool();
   if (isa_available(Isa::avx2)) {
-    test_gemm();
+    test_gemm(gemm_f32_6x16_avx2, "avx2");
+    if (isa_available(Isa::avx512vnni)) test_gemm(gemm_f32_8x32_avx512, "avx512");
     test_matmul();
     test_rows();
     test_elementwise();

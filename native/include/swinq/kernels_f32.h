@@ -32,6 +32,8 @@ struct GemmArgs {
 // Computes rows [m0, m1) × panels [p0, p1) of y.
 void gemm_f32_scalar(const GemmArgs& a, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 void gemm_f32_6x16_avx2(const GemmArgs& a, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+// The avx512vnni set's (gemm_f32_avx512.cc): 8 rows × 2 panels on zmm.
+void gemm_f32_8x32_avx512(const GemmArgs& a, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 
 // ---- batched matmul: y[t] = alpha·a[t]·op(b[t]) ----
 struct MatmulArgs {
