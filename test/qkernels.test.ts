@@ -175,7 +175,7 @@ describe('swinq bench-kernels', () => {
     expect(rel(j.gemm_u8s8_peak_fraction, j.gemm_u8s8_gops / j.peak_gops)).toBeLessThan(1e-3);
     expect(rel(j.gemm_f32_peak_fraction, j.gemm_f32_gflops / j.peak_gflops)).toBeLessThan(1e-3);
     // the peaks are the active set's loops; every loop is either measured or listed as skipped with a reason
-    expect(j.peak_loops).toEqual({ int8: `int8_${j.isa}`, f32: j.isa === 'scalar' ? 'f32_scalar' : 'f32_avx2' });
+    expect(j.peak_loops).toEqual({ int8: `int8_${j.isa}`, f32: { scalar: 'f32_scalar', avx2: 'f32_avx2', avx512vnni: 'f32_avx512' }[j.isa as string] });
     expect(j.peaks[j.peak_loops.int8]).toBe(j.peak_gops);
     expect(j.peaks[j.peak_loops.f32]).toBe(j.peak_gflops);
     const f = native.cpuFeatures();
