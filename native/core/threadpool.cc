@@ -46,7 +46,7 @@ void ThreadPool::start(int threads) {
   // the generation before any job of these workers: one published before a worker thread gets to
   // run is still new to it (reading the generation inside the thread would skip that job)
   const uint64_t seen = gen_of(job_.load(std::memory_order_acquire));
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, seen] { worker_loop(seen); });
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, seen, i] { worker_loop(seen, i); });
 }
 
 void ThreadPool::stop() {
@@ -72,7 +72,7 @@ static inline bool claim(std::atomic<uint64_t>& word, uint64_t gen, int64_t* idx
 }
 
 
-void ThreadPool::worker_loop(uint64_t seen) {
+void ThreadPool::worker_loop(uint64_t seen, int index) {
   for (;;) {
     uint64_t w = job_.load(std::memory_order_acquire);
     int spins = 0;
@@ -88,6 +88,18 @@ void ThreadPool::worker_loop(uint64_t seen) {
       w = job_.load(std::memory_order_acquire);
     }
     seen = gen_of(w);
+    if (static_per_.load(std::memory_order_relaxed) > 0) {
+      // its own part, unless the caller took it over already. The job's fields are read after the
+      // fetch_or, which acquires the caller's release of parts_taken_: a worker waking so late that
+      // the caller has moved on to the next static job does that job's part, with its fields.
+      const uint64_t bit = uint64_t(1) << index;
+      if (!(parts_taken_.fetch_or(bit, std::memory_order_acq_rel) & bit)) {
+        const int64_t per = static_per_.load(std::memory_order_relaxed), b = index * per, e = std::min(n_, b + per);
+        if (b < e) body_(ctx_, b, e);
+        done_chunks_.fetch_add(1, std::memory_order_acq_rel);
+      }
+      continue;
+    }
     int64_t idx;
     while (claim(job_, seen, &idx)) {
       const int64_t b = idx * chunk_, e = std::min(n_, b + chunk_);
@@ -132,6 +144,11 @@ void ThreadPool::parallel_for(int64_t n, int64_t chunk, Body body, void* ctx) {
     body(ctx, b, e);
     done_chunks_.fetch_add(1, std::memory_order_acq_rel);
   }
+  join(n_chunks, t_start);
+
+}
+
+void ThreadPool::join(int64_t n_chunks, int64_t t_start) {
   if (done_chunks_.load(std::memory_order_acquire) < n_chunks) {
     const int64_t t_own = now_ns();
     int spins = 0;
@@ -149,6 +166,43 @@ void ThreadPool::parallel_for(int64_t n, int64_t chunk, Body body, void* ctx) {
   }
   // clean for four solo periods since the last one ended: forget the backoff
   if (solo_ns_ && now_ns() > solo_until_ + 4 * solo_ns_) solo_ns_ = 0;
+}
+
+void ThreadPool::parallel_for_static(int64_t n, int64_t align, Body body, void* ctx) {
+  if (n <= 0) return;
+  if (align < 1) align = 1;
+  const int64_t T = threads(), units = (n + align - 1) / align, per = (units + T - 1) / T * align;
+  if (workers_.empty() || per >= n) {
+    body(ctx, 0, n);
+    return;
+  }
+  const int64_t t_start = now_ns();
+  if (t_start < solo_until_) {
+    body(ctx, 0, n);
+    return;
+  }
+  body_ = body;
+  ctx_ = ctx;
+  n_ = n;
+  static_per_.store(per, std::memory_order_relaxed);
+  done_chunks_.store(0, std::memory_order_relaxed);
+  parts_taken_.store(1, std::memory_order_release);  // part 0 is the caller's; publishes the fields
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    const uint64_t gen = (gen_of(job_.load(std::memory_order_relaxed)) + 1) & 0xffff;
+    job_.store(pack(gen, 0, 0), std::memory_order_release);  // no chunks to claim: parts are fixed
+  }
+  wake_.notify_all();
+  body(ctx, 0, std::min(n, per));
+  done_chunks_.fetch_add(1, std::memory_order_acq_rel);
+  for (int64_t i = 1; i < T; ++i) {  // parts whose thread has not started them yet
+    if (parts_taken_.fetch_or(uint64_t(1) << i, std::memory_order_acq_rel) & (uint64_t(1) << i)) continue;
+    const int64_t b = i * per, e = std::min(n, b + per);
+    if (b < e) body(ctx, b, e);
+    done_chunks_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  join(T, t_start);
+  static_per_.store(0, std::memory_order_relaxed);  // the next parallel_for's workers claim chunks
 }
 
 }  // namespace swinq

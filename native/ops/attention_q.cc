@@ -139,7 +139,8 @@ void attention_q_run(const OpRun& r) {
   uint8_t* y = static_cast<uint8_t*>(r.out());
   const size_t bytes = q::attention_scratch_bytes(a.N, a.dh);
   const Isa isa = r.isa;
-  r.pool.parallel_for(heads, 1, [&](int64_t b, int64_t e) {
+  // whole windows per thread, the same rows as the row-wise ops around it (parallel_for_static)
+  r.pool.parallel_for_static(heads, a.W > 1 ? a.H : 1, [&](int64_t b, int64_t e) {
     thread_local std::vector<uint8_t> scratch;
     if (scratch.size() < bytes + 32) scratch.resize(bytes + 32);
     void* p = scratch.data() + ((32 - (reinterpret_cast<uintptr_t>(scratch.data()) & 31)) & 31);

@@ -122,12 +122,14 @@ void add_q_run(const OpRun& r) {
   const uint8_t* b = static_cast<const uint8_t*>(r.in(1));
   uint8_t* y = static_cast<uint8_t*>(r.out());
   const Isa isa = r.isa;
-  // ≈ 0.1–0.3 ns per element: one even share per thread (a multiple of 64) from 8192 elements up,
-  // so a batch-1 residual add (micro-Swin 196 × 48) splits evenly instead of 8192 + 1216
-  const int64_t th = r.pool.threads(), share = (n + th - 1) / th;
-  r.pool.parallel_for(n, n < 8192 ? n : std::max<int64_t>(4096, (share + 63) / 64 * 64), [&](int64_t i0, int64_t i1) {
+  // ≈ 0.1–0.3 ns per element: from 8192 elements up one contiguous share per thread (multiples of
+  // 64), the rows the row-wise ops around it give that thread (micro-Swin's 196 × 48 was split
+  // 8192 + 1216 before)
+  auto add = [&](int64_t i0, int64_t i1) {
     q::add_q(ta, a + i0 * ea, tb, b + i0 * eb, i1 - i0, p, ty, y + i0 * ey, isa);
-  });
+  };
+  if (n < 8192) add(0, n);
+  else r.pool.parallel_for_static(n, 64, add);
 }
 
 // ---- avgpool_q ----

@@ -61,11 +61,10 @@ void layernorm_q_run(const OpRun& r) {
   const uint8_t* x = static_cast<const uint8_t*>(r.in(0));
   uint8_t* y = static_cast<uint8_t*>(r.out());
   const Isa isa = r.isa;
-  // ≈ 20–80 ns per row: chunks of a few µs, so a 196-row LayerNorm at batch 1 splits across threads,
-  // but no fewer rows than two chunks per thread (each claim is a cross-core atomic and each call
-  // sets up the per-channel constants: 10 chunks of micro-Swin's 196 × 48 took 0.81× of 1 thread)
-  const int64_t two_per_thread = (rows + 2 * r.pool.threads() - 1) / (2 * r.pool.threads());
-  r.pool.parallel_for(rows, std::max(chunk_for(D * 4, 4096), two_per_thread), [&](int64_t b, int64_t e) {
+  // ≈ 20–80 ns per row: one contiguous share of the rows per thread, the same rows the row-wise ops
+  // around it give that thread (parallel_for_static); 10 claimed chunks of micro-Swin's 196 × 48
+  // took 0.81× of 1 thread
+  r.pool.parallel_for_static(rows, std::max<int64_t>(1, 1024 / D), [&](int64_t b, int64_t e) {
     q::layernorm(qi, x + b * D * ex, e - b, ln, y + b * D * ey, isa);
   });
 }

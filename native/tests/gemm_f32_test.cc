@@ -2,6 +2,8 @@
 // every activation, bias/residual; the vector math (erf, exp) against libm; the thread pool.
 // Float tolerance: |avx2 − scalar| ≤ atol + rtol·|scalar|, rtol = 2e-6·sqrt(K) style bounds below.
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -236,6 +238,35 @@ static void test_pool() {
           break;
         }
     }
+    // parallel_for_static: every item once, in whole `align` units, mixed with dynamic jobs, with
+    // gaps long enough for the workers to fall asleep (the caller then takes their parts over)
+    for (int64_t n : {0, 1, 5, 64, 1000, 100003})
+      for (int64_t align : {1, 4, 64}) {
+        std::vector<std::atomic<int>> hits((size_t)n);
+        for (auto& h : hits) h = 0;
+        std::atomic<bool> aligned{true};
+        for (int rep = 0; rep < 40; ++rep) {
+          pool.parallel_for_static(n, align, [&](int64_t b, int64_t e) {
+            if (b % align != 0 || (e != n && e % align != 0)) aligned = false;
+            for (int64_t i = b; i < e; ++i) hits[(size_t)i]++;
+          });
+          if (rep % 3 == 0) pool.parallel_for(n, 5, [&](int64_t b, int64_t e) { for (int64_t i = b; i < e; ++i) hits[(size_t)i]++; });
+          if (rep % 13 == 0) std::this_thread::sleep_for(std::chrono::microseconds(300));
+        }
+        const int want = 40 + 14;
+        for (int64_t i = 0; i < n; ++i)
+          if (hits[(size_t)i] != want) {
+            std::fprintf(stderr, "static pool threads=%d n=%lld align=%lld: item %lld ran %d times, not %d\n", threads,
+                         (long long)n, (long long)align, (long long)i, hits[(size_t)i].load(), want);
+            ++failures;
+            break;
+          }
+        if (!aligned) {
+          std::fprintf(stderr, "static pool threads=%d n=%lld align=%lld: a part not in whole units\n", threads,
+                       (long long)n, (long long)align);
+          ++failures;
+        }
+      }
     pool.set_threads(threads + 1);
     std::atomic<int64_t> sum{0};
     const auto body = [&](int64_t b, int64_t e) { for (int64_t i = b; i < e; ++i) sum += i; };  // a named (lvalue) body

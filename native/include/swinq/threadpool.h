@@ -43,6 +43,19 @@ class ThreadPool {
   }
   int64_t stalls() const { return stalls_; }
 
+  // Splits [0, n) into threads() contiguous parts of whole `align`-item units, part i for thread i
+  // (the caller is thread 0): consecutive row-wise ops of a batch-1 plan then find their rows in
+  // the cache of the core that wrote them. The caller takes over a part its thread has not started
+  // when its own is done, so a worker that is asleep or preempted costs no wait. Inline when solo.
+  void parallel_for_static(int64_t n, int64_t align, Body body, void* ctx);
+
+  template <class F>
+  void parallel_for_static(int64_t n, int64_t align, F&& f) {
+    using Fn = std::remove_reference_t<F>;
+    parallel_for_static(n, align, [](void* c, int64_t b, int64_t e) { (*static_cast<Fn*>(c))(b, e); },
+                        const_cast<void*>(static_cast<const void*>(&f)));
+  }
+
   template <class F>
   void parallel_for(int64_t n, int64_t chunk, F&& f) {
     using Fn = std::remove_reference_t<F>;  // F is an lvalue reference type for named lambdas
@@ -53,7 +66,9 @@ class ThreadPool {
  private:
   void start(int threads);
   void stop();
-  void worker_loop(uint64_t seen);
+  void worker_loop(uint64_t seen, int index);
+  // the caller's wait for the workers' chunks, with the stall policy (t_start: when the job began)
+  void join(int64_t n_chunks, int64_t t_start);
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
@@ -68,6 +83,8 @@ class ThreadPool {
   Body body_ = nullptr;
   void* ctx_ = nullptr;
   int64_t n_ = 0, chunk_ = 1;
+  std::atomic<int64_t> static_per_{0};  // > 0: a parallel_for_static job, part i = [i·per, (i+1)·per) for thread i
+  alignas(64) std::atomic<uint64_t> parts_taken_{0};  // its parts started, bit i = part i
   alignas(64) std::atomic<int64_t> done_chunks_{0};
   alignas(64) char line_end_ = 0;  // keeps the fields after done_chunks_ off its line
   // stall policy state (touched only by the thread calling parallel_for)

@@ -296,7 +296,9 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     const double r32 = busiest(M, 32, M), r16 = busiest(M, 16, M), rr = busiest(M, per, M), pp = busiest(panels, 1, panels);
     const bool small_b = (int64_t)B.Kp * B.Np <= (256 << 10);
     if (M >= 16 && small_b && rr <= pp + 0.05) {  // rows write whole output rows: no false sharing
-      pool->parallel_for((M + per - 1) / per, 1, [&](int64_t b, int64_t e) { run(b * per, std::min(M, e * per), 0, panels); });
+      // one contiguous share of whole tiles per thread: the rows the row-wise ops around it give
+      // that thread (ThreadPool::parallel_for_static)
+      pool->parallel_for_static(M, 4, [&](int64_t b, int64_t e) { run(b, e, 0, panels); });
     } else if (M >= 16 && r32 <= pp + 0.02) {
       pool->parallel_for((M + 31) / 32, 1, [&](int64_t b, int64_t e) { run(b * 32, std::min(M, e * 32), 0, panels); });
     } else if (M >= 16 && r16 <= pp + 0.02) {
