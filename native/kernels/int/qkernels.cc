@@ -286,18 +286,19 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
       const int64_t n = (units + per - 1) / per;
       return (double)std::min(total, ((n + th - 1) / th) * per) / (double)total;
     };
-    // Rows, when B stays in L2 (every row chunk sweeps all of it): about two chunks per thread of
-    // whole 4-row tiles. Each claimed chunk costs a cross-core atomic and its own epilogue set-up;
-    // 8-row chunks of micro-Swin fc1 (196×48×192, Zen 5 VNNI) made 2 threads 0.78× of 1, two per
-    // thread 0.6×. Otherwise 32- or 16-row chunks or 16-column panels, whichever leaves the busiest
-    // thread the least work: Swin-T stage 3 (M = 196) in 32-row chunks gave one of 2 threads 4 of 7
-    // chunks (+14 %), stage 4 (M = 49) 32 of 49 rows (+30 %); its 24–96 panels split evenly.
-    const int64_t tiles = (M + 3) / 4, per = (tiles + 2 * th - 1) / (2 * th) * 4;
-    const double r32 = busiest(M, 32, M), r16 = busiest(M, 16, M), rr = busiest(M, per, M), pp = busiest(panels, 1, panels);
+    // Rows, when B stays in L2 (every row part sweeps all of it): one contiguous part of whole 4-row
+    // tiles per thread (ThreadPool::parallel_for_static), the rows the row-wise ops around it give
+    // that thread, and whole output rows (a panel split writes 16–48-byte pieces of the same rows
+    // from both threads). Accepted up to 0.08 more than an even panel split for the busiest thread
+    // (M = 49: 7 of 13 tiles); 8-row claimed chunks of micro-Swin fc1 (196×48×192, Zen 5 VNNI) made
+    // 2 threads 0.78× of 1. Otherwise 32- or 16-row chunks or 16-column panels, whichever leaves the
+    // busiest thread the least work: Swin-T stage 3 (M = 196) in 32-row chunks gave one of 2 threads
+    // 4 of 7 chunks (+14 %), stage 4 (M = 49) 32 of 49 rows (+30 %); its 24–96 panels split evenly.
+    const int64_t tiles = (M + 3) / 4, per = (tiles + th - 1) / th * 4;
+    const double r32 = busiest(M, 32, M), r16 = busiest(M, 16, M), rr = (double)std::min(M, per) / (double)M,
+                 pp = busiest(panels, 1, panels);
     const bool small_b = (int64_t)B.Kp * B.Np <= (256 << 10);
-    if (M >= 16 && small_b && rr <= pp + 0.05) {  // rows write whole output rows: no false sharing
-      // one contiguous share of whole tiles per thread: the rows the row-wise ops around it give
-      // that thread (ThreadPool::parallel_for_static)
+    if (M >= 16 && small_b && rr <= pp + 0.08) {
       pool->parallel_for_static(M, 4, [&](int64_t b, int64_t e) { run(b, e, 0, panels); });
     } else if (M >= 16 && r32 <= pp + 0.02) {
       pool->parallel_for((M + 31) / 32, 1, [&](int64_t b, int64_t e) { run(b * 32, std::min(M, e * 32), 0, panels); });
