@@ -109,6 +109,26 @@ void ThreadPool::worker_loop(uint64_t seen, int index) {
   }
 }
 
+// The job's fields, then the job word with a new generation (release: a worker that sees the
+// generation sees the fields), then a wake-up for the workers that went to sleep. A static job
+// (n_chunks 0) also releases parts_taken_ after the fields: a worker still on the job before may
+// find this one through it. Returns the generation.
+uint64_t ThreadPool::publish(Body body, void* ctx, int64_t n, int64_t n_chunks) {
+  body_ = body;
+  ctx_ = ctx;
+  n_ = n;
+  done_chunks_.store(0, std::memory_order_relaxed);
+  if (n_chunks == 0) parts_taken_.store(1, std::memory_order_release);  // part 0 is the caller's
+  uint64_t gen;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    gen = (gen_of(job_.load(std::memory_order_relaxed)) + 1) & 0xffff;
+    job_.store(pack(gen, (uint64_t)n_chunks, 0), std::memory_order_release);
+  }
+  wake_.notify_all();
+  return gen;
+}
+
 void ThreadPool::parallel_for(int64_t n, int64_t chunk, Body body, void* ctx) {
   if (n <= 0) return;
   if (chunk < 1) chunk = 1;
@@ -126,18 +146,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t chunk, Body body, void* ctx) {
     body(ctx, 0, n);
     return;
   }
-  body_ = body;
-  ctx_ = ctx;
-  n_ = n;
   chunk_ = chunk;
-  done_chunks_.store(0, std::memory_order_relaxed);
-  uint64_t gen;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    gen = (gen_of(job_.load(std::memory_order_relaxed)) + 1) & 0xffff;
-    job_.store(pack(gen, (uint64_t)n_chunks, 0), std::memory_order_release);
-  }
-  wake_.notify_all();
+  const uint64_t gen = publish(body, ctx, n, n_chunks);
   int64_t idx;
   while (claim(job_, gen, &idx)) {
     const int64_t b = idx * chunk, e = std::min(n, b + chunk);
@@ -181,18 +191,8 @@ void ThreadPool::parallel_for_static(int64_t n, int64_t align, Body body, void* 
     body(ctx, 0, n);
     return;
   }
-  body_ = body;
-  ctx_ = ctx;
-  n_ = n;
   static_per_.store(per, std::memory_order_relaxed);
-  done_chunks_.store(0, std::memory_order_relaxed);
-  parts_taken_.store(1, std::memory_order_release);  // part 0 is the caller's; publishes the fields
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    const uint64_t gen = (gen_of(job_.load(std::memory_order_relaxed)) + 1) & 0xffff;
-    job_.store(pack(gen, 0, 0), std::memory_order_release);  // no chunks to claim: parts are fixed
-  }
-  wake_.notify_all();
+  publish(body, ctx, n, 0);  // no chunks to claim: the parts are fixed
   body(ctx, 0, std::min(n, per));
   done_chunks_.fetch_add(1, std::memory_order_acq_rel);
   for (int64_t i = 1; i < T; ++i) {  // parts whose thread has not started them yet

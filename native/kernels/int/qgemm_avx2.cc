@@ -409,12 +409,7 @@ void gemm_epilogue_rows_avx2(const GemmCtx& c, int64_t m, int64_t rows, int64_t 
       }
     }
   }
-  if (c.ep->table) {
-    for (int64_t r = 0; r < rows; ++r) {
-      uint8_t* row = (uint8_t*)c.C + (m + r) * c.ldc + n0;
-      c.lookup(row, n1 - n0, c.ep->table, row);
-    }
-  }
+  table_rows(c, m, m + rows, p0, p1);
 }
 
 // Rows [mb, me) × panels [p0, p1) in 4×24 tiles (N % 24 == 0, 24-aligned range); returns the first row not done
@@ -469,13 +464,7 @@ void gemm_u8s8_q_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int6
         }
       }
     }
-    if (c.ep->table) {  // the block's rows are still in L1/L2
-      const int64_t n0 = p0 * 16, n1 = std::min<int64_t>(p1 * 16, B.N);
-      for (int64_t m = mb; m < me; ++m) {
-        uint8_t* row = (uint8_t*)c.C + m * c.ldc + n0;
-        c.lookup(row, n1 - n0, c.ep->table, row);
-      }
-    }
+    table_rows(c, mb, me, p0, p1);
   }
 }
 

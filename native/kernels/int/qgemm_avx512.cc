@@ -260,13 +260,7 @@ void gemm_u8s8_q_avx512vnni(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0
         }
       }
     }
-    if (c.ep->table) {  // the block's rows are still in L1/L2
-      const int64_t n0 = p0 * 16, n1 = std::min<int64_t>(p1 * 16, B.N);
-      for (int64_t m = mb; m < me; ++m) {
-        uint8_t* row = (uint8_t*)c.C + m * c.ldc + n0;
-        c.lookup(row, n1 - n0, c.ep->table, row);
-      }
-    }
+    table_rows(c, mb, me, p0, p1);
   }
 }
 

@@ -253,6 +253,17 @@ static inline __attribute__((always_inline)) void epilogue24(const GemmCtx& c, i
   }
 }
 
+// ep.table on rows [m0, m1) × panels [p0, p1) of the 8-bit output, after the rows' tiles are done
+// (they are still in L1/L2), through the kernel set's lookup.
+static inline void table_rows(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  if (!c.ep->table) return;
+  const int64_t n0 = p0 * 16, n1 = std::min<int64_t>(p1 * 16, c.B->N);
+  for (int64_t m = m0; m < m1; ++m) {
+    uint8_t* row = (uint8_t*)c.C + m * c.ldc + n0;
+    c.lookup(row, n1 - n0, c.ep->table, row);
+  }
+}
+
 }  // namespace detail
 }  // namespace q
 }  // namespace swinq
