@@ -148,7 +148,7 @@ SparseGemmResult gemm_u8s8_sparse(int64_t M, int64_t K, int64_t N, double densit
   std::vector<int16_t> C((size_t)(M * N));
   SparseGemmResult r;
   r.density = (double)nz / (double)(M * K);
-  r.break_even = sparse_max_density(B);
+  r.break_even = sparse_max_density(B, o.isa);
   r.auto_sparse = gemm_u8s8_uses_sparse(M, A.data(), K, B, ep, o.isa);
   std::vector<double> t[3];
   auto run = [&](int mode) {

@@ -134,7 +134,7 @@ static void quantize_tests(bool avx2) {
 
 // Every slot of q::Kernels, so a new slot without its test line fails to compile (static_assert).
 #define SWINQ_Q_KERNEL_SLOTS(X)                                                                             \
-  X(requantize) X(gemm) X(gemm_sparse) X(count_nonzero) X(matmul) X(quantize) X(dequantize) X(softmax) X(attention) X(layernorm) \
+  X(requantize) X(gemm) X(gemm_sparse) X(count_nonzero) X(sparse_max_density) X(matmul) X(quantize) X(dequantize) X(softmax) X(attention) X(layernorm) \
   X(gelu_ibert) X(lookup) X(relu) X(add) X(avgpool) X(argmax)
 #define SWINQ_COUNT_SLOT(s) +1
 static_assert(sizeof(q::Kernels) == (0 SWINQ_Q_KERNEL_SLOTS(SWINQ_COUNT_SLOT)) * sizeof(void (*)()),
@@ -156,8 +156,9 @@ static void table_tests(bool avx2) {
     return;
   }
   const q::Kernels& v = q::kernels(Isa::avx2);
-#define SWINQ_CHECK_AVX2_SLOT(f) \
-  CHECK(v.f != nullptr && v.f != s.f, "q::kernels(avx2)." #f " must be set and differ from the scalar kernel");
+#define SWINQ_CHECK_AVX2_SLOT(f)                                                    \
+  CHECK(v.f != nullptr && (v.f != s.f || std::string(#f) == "sparse_max_density"), \
+        "q::kernels(avx2)." #f " must be set and differ from the scalar kernel");
   SWINQ_Q_KERNEL_SLOTS(SWINQ_CHECK_AVX2_SLOT)
   CHECK(v.quantize == &q::quantize_f32_q_avx2 && v.dequantize == &q::dequantize_q_f32_avx2 &&
             v.matmul == &q::matmul_u8x8_s32_4x16_avx2,
@@ -178,7 +179,8 @@ static void table_tests(bool avx2) {
   CHECK(z.lookup == (cpu_features().avx512vbmi ? &q::detail::lookup_u8_avx512vbmi : v.lookup),
         "q::kernels(avx512vnni).lookup: the VBMI kernel exactly when the CPU has VBMI");
 #define SWINQ_CHECK_VNNI_SLOT(f)                                                  \
-  CHECK(std::string(#f) == "gemm" || std::string(#f) == "lookup" || std::string(#f) == "attention" || std::string(#f) == "layernorm" || z.f == v.f, \
+  CHECK(std::string(#f) == "gemm" || std::string(#f) == "lookup" || std::string(#f) == "attention" ||        \
+            std::string(#f) == "layernorm" || std::string(#f) == "sparse_max_density" || z.f == v.f, \
         "q::kernels(avx512vnni)." #f " must be the AVX2 kernel");
   SWINQ_Q_KERNEL_SLOTS(SWINQ_CHECK_VNNI_SLOT)
 }

@@ -270,8 +270,9 @@ static void test_compaction_edges() {
   std::printf("compaction edges: %d (K, a_max) cases\n", cases);
 }
 
-// The per-call choice: below sparse_max_density(B) the sparse path, above it the dense one;
+// The per-call choice: below sparse_max_density(B, isa) the sparse path, above it the dense one;
 // ep.sparse and a missing K-major copy override it. Codes ≤ 127 (the int8 kernel) break even later.
+// A set whose dense GEMM always wins at some K (avx512vnni, K < 256) returns 0: never sparse.
 static void test_choice() {
   for (int64_t K : {192, 384, 1536, 3072}) {
     const int64_t M = 97, N = 40;
@@ -284,18 +285,24 @@ static void test_choice() {
       EXPECT(B.bk8.empty() == (a_max > 127), "K=%lld a_max=%d: int8 K-major copy %s", (long long)K, a_max,
              B.bk8.empty() ? "missing" : "unexpected");
       const PackedB Bd = pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, {});
-      const double t = sparse_max_density(B);
-      EXPECT(t > 0.05 && t < 0.4, "sparse_max_density(K=%lld) = %g", (long long)K, t);
-      if (a_max == 127) EXPECT(t > sparse_max_density(pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, [] {
-                                 PackOptions p; p.kmajor = true; return p; }())),
-                               "the int8 kernel should break even later (K=%lld)", (long long)K);
-      for (Isa isa : {Isa::scalar, active_isa()}) {
+      PackOptions p16;
+      p16.kmajor = true;
+      const PackedB B16 = pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, p16);
+      for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512vnni}) {
+        if (!isa_available(isa)) continue;
+        const double t = sparse_max_density(B, isa);
+        EXPECT(t >= 0 && t < 0.4, "sparse_max_density(K=%lld, %s) = %g", (long long)K, isa_name(isa), t);
+        if (isa != Isa::avx512vnni) EXPECT(t > 0.05, "sparse_max_density(K=%lld, %s) = %g", (long long)K, isa_name(isa), t);
+        if (a_max == 127 && t > 0)
+          EXPECT(t > sparse_max_density(B16, isa), "the int8 kernel should break even later (K=%lld, %s)", (long long)K,
+                 isa_name(isa));
         std::vector<uint8_t> A((size_t)(M * K), 0), H((size_t)(M * K), 0);
         std::uniform_real_distribution<double> u(0, 1);
         for (auto& a : A) a = u(rng) < t * 0.5 ? 9 : 0;
-        for (auto& a : H) a = u(rng) < std::min(1.0, t * 1.6) ? 9 : 0;
+        for (auto& a : H) a = u(rng) < std::min(1.0, std::max(t, 0.01) * 1.6) ? 9 : 0;
         GemmEpilogue ep;
-        EXPECT(gemm_u8s8_uses_sparse(M, A.data(), K, B, ep, isa), "K=%lld: density %.3f not sparse", (long long)K, t * 0.5);
+        EXPECT(gemm_u8s8_uses_sparse(M, A.data(), K, B, ep, isa) == (t > 0), "K=%lld %s: density %.3f (t %.3f)",
+               (long long)K, isa_name(isa), t * 0.5, t);
         EXPECT(!gemm_u8s8_uses_sparse(M, H.data(), K, B, ep, isa), "K=%lld: density %.3f not dense", (long long)K, t * 1.6);
         EXPECT(!gemm_u8s8_uses_sparse(M, A.data(), K, Bd, ep, isa), "no K-major copy but sparse");
         ep.sparse = 2;

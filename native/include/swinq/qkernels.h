@@ -109,9 +109,10 @@ struct GemmEpilogue {
   int32_t sparse = 0;
 };
 // Density (non-zero codes / codes of A) below which ep.sparse = 0 takes the sparse path: below the
-// break-even measured on Zen 3 on Swin-T fc2 shapes (docs/sparsity.md); lower for long rows and
-// for codes up to 255 (no int8 K-major copy: the slower int16 pair kernel).
-double sparse_max_density(const PackedB& B);
+// break-even measured on Swin-T and micro-Swin fc2 shapes against the kernel set's own dense GEMM
+// (docs/sparsity.md: Zen 3 for avx2, Zen 5 for avx512vnni, whose dense GEMM is 3× faster while
+// the sparse kernel is AVX2's); lower for codes up to 255 (no int8 K-major copy).
+double sparse_max_density(const PackedB& B, Isa isa = active_isa());
 // Whether gemm_u8s8 with these arguments takes the sparse path (for tests and benchmarks).
 bool gemm_u8s8_uses_sparse(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep,
                            Isa isa = active_isa());

@@ -50,6 +50,7 @@ struct Kernels {
   void (*gemm)(const detail::GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
   void (*gemm_sparse)(const detail::GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
   int64_t (*count_nonzero)(const uint8_t* a, int64_t K);  // the sparse path's density probe
+  double (*sparse_max_density)(const PackedB& B);          // and the density it pays below
   void (*matmul)(const uint8_t* a, int32_t za, const void* b, bool b_u8, int32_t zb, bool trans_b, int64_t M,
                  int64_t K, int64_t N, int32_t* c, int32_t* ap, int32_t* bp);
   void (*quantize)(const float* x, QType t, void* y, int64_t i0, int64_t i1, float scale, int32_t zp);

@@ -45,6 +45,9 @@ bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, co
                   const Kernels& k);
 int64_t count_nonzero_u8_scalar(const uint8_t* a, int64_t K);
 int64_t count_nonzero_u8_avx2(const uint8_t* a, int64_t K);
+// The density below which each set's sparse path beats its own dense GEMM (qsparse.cc).
+double sparse_max_density_avx2(const PackedB& B);
+double sparse_max_density_avx512vnni(const PackedB& B);
 // Rows per block (a multiple of 4) and 16-column panels per column block of the sparse path: the
 // column block's K-major int16 weight slice stays in L2 while the block's rows sweep it.
 struct SparseBlocking {

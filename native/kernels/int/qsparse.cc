@@ -23,7 +23,17 @@ static bool indices_fit(const PackedB& B) { return B.K <= 65536; }
 
 }  // namespace detail
 
-double sparse_max_density(const PackedB& B) {
+double sparse_max_density(const PackedB& B, Isa isa) { return kernels(isa).sparse_max_density(B); }
+
+bool gemm_u8s8_uses_sparse(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep,
+                           Isa isa) {
+  QCHECK(M >= 0 && lda >= B.K && (M == 0 || A), "gemm_u8s8_uses_sparse: bad A");
+  return detail::use_sparse_a(M, A, lda, B, ep, kernels(isa));
+}
+
+namespace detail {
+
+double sparse_max_density_avx2(const PackedB& B) {
   // break-even on Zen 3, fc2 3136×384×96, 784×768×192, 196×1536×384, 49×3072×768 (docs/sparsity.md):
   // int8 quad kernel ≈ 0.38 / 0.39 / 0.32 / 0.25; int16 pair kernel against the fast dense
   // kernel ≈ 0.28 / 0.27 / 0.21 / 0.17 (higher against the exact int16 one); kept below it so the
@@ -34,13 +44,15 @@ double sparse_max_density(const PackedB& B) {
   return K < 256 ? 0.06 : K <= 1024 ? 0.20 : K <= 2048 ? 0.15 : 0.12;
 }
 
-bool gemm_u8s8_uses_sparse(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep,
-                           Isa isa) {
-  QCHECK(M >= 0 && lda >= B.K && (M == 0 || A), "gemm_u8s8_uses_sparse: bad A");
-  return detail::use_sparse_a(M, A, lda, B, ep, kernels(isa));
+double sparse_max_density_avx512vnni(const PackedB& B) {
+  // the AVX2 sparse kernel against the VNNI dense GEMM on Zen 5 (bench/sparse-gemm.js, i.i.d.
+  // zeros, int8 kernel): break-even ≈ 0.05 / 0.11 / 0.12 / 0.12 on the Swin-T fc2 shapes above,
+  // < 0.02 for micro-Swin's 196×192×48 (never), ≈ 0.06 for its 49×384×96; the int16 kernel is
+  // slower still. Kept below the break-even: trained ReLU layers (≈ 0.09) mostly run dense here.
+  const int64_t K = B.K;
+  if (!B.bk8.empty()) return K < 256 ? 0.0 : K <= 512 ? 0.04 : K <= 1024 ? 0.09 : 0.10;
+  return K < 256 ? 0.0 : K <= 512 ? 0.02 : K <= 1024 ? 0.06 : 0.07;
 }
-
-namespace detail {
 
 bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, const Kernels& k) {
   if (B.bk16.empty() || ep.sparse == 2 || M == 0) return false;
@@ -57,7 +69,7 @@ bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, co
     const uint8_t* a = A + (i * M / rows) * lda;
     nz += k.count_nonzero(a, B.K);
   }
-  return (double)nz < sparse_max_density(B) * (double)(rows * B.K);
+  return (double)nz < k.sparse_max_density(B) * (double)(rows * B.K);
 }
 
 SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels, int wbytes) {
