@@ -580,7 +580,10 @@ static void test_attention() {
                          // groups of 8 with 1…7 left over, its AVX2 fallback past N = 64
                          Case{1, 16, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0}, Case{2, 17, 1, 32, 90, 3, 255, true, 0.02, 1.0 / 1024, 3},
                          Case{1, 32, 2, 16, 10, 0, 255, false, 0.05, 64.0, 0}, Case{1, 63, 1, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 4},
-                         Case{1, 65, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0}}) {
+                         Case{1, 65, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0},
+                         // its long rows (z through scratch, chunks of 4 key blocks): 4 + 1, 4 + 4 + 1, 4·3 + 1 blocks
+                         Case{1, 80, 2, 16, 100, 0, 255, true, 0.02, 1.0 / 1024, 3}, Case{2, 130, 1, 32, 128, 5, 255, false, 0.02, 64.0, 0},
+                         Case{1, 200, 1, 48, 64, 0, 255, true, 0.01, 1.0 / 1024, 4}}) {
     const int64_t C = cs.H * cs.dh;
     std::vector<uint8_t> qkv((size_t)(cs.W * cs.N * 3 * C));
     for (auto& v : qkv)

@@ -1,10 +1,10 @@
-// AVX-512 VNNI attention (qkernels.h attention_u8) for the windowed heads: N ≤ 64 keys, dh a
-// multiple of 16 (every Swin window: N = 49). Other heads (ViT's N = 197) run the AVX2 kernel.
-// Per group of 8 query rows:
+// AVX-512 VNNI attention (qkernels.h attention_u8) for heads with dh a multiple of 16 (every Swin
+// window and ViT head; others run the AVX2 kernel). Per group of 8 query rows:
 //   1+2. S = (q−zp)(k−zp)ᵀ for 4 rows × all ⌈N/16⌉ key blocks on zmm (vpdpwssd on int16 pairs,
-//      exact: |(a−za)(b−zb)| ≤ 65025, pairs ≤ 130050), then, while the row is still in registers,
-//      bias, pre-shift, the row maximum, e = exp(z − max) (attention_exp), the row sum and e as int16
-//      pairs for P·V: no z row goes through memory;
+//      exact: |(a−za)(b−zb)| ≤ 65025, pairs ≤ 130050), then bias, pre-shift, the row maximum,
+//      e = exp(z − max) (attention_exp), the row sum and e as int16 pairs for P·V. For N ≤ 64 (Swin
+//      windows) while the rows are still in registers, no z row in memory; longer rows (ViT's 197)
+//      in chunks of 4 key blocks with z through the rows' scratch;
 //   3. O = e·(v−zp) for the 8 rows on zmm blocks of 16 dims, the row's 256/sum folded into its
 //      output requantization (attention_row_scale).
 // The scalar reference (qattention.cc) computes the same integers. No std:: containers here
@@ -104,6 +104,72 @@ void qk_exp_rows4_n(const int32_t* const* q, const int32_t* const* bias, const i
   }
 }
 
+// Long rows (N > 64, ViT's 197): step 1 for 4 query rows in chunks of NBC ≤ 4 key blocks (16
+// accumulators), z stored to the rows' scratch and the running maxima kept; the last block masked.
+template <bool kBias, int NBC>
+inline void qk_chunk4(const int32_t* const* q, const int32_t* const* bias, const int32_t* kp, int64_t N, int64_t d2,
+                      int64_t b0, __m128i pre, int32_t* const* z, __m512i* mx) {
+  __m512i acc[4][NBC];
+  for (int r = 0; r < 4; ++r)
+    for (int b = 0; b < NBC; ++b) acc[r][b] = _mm512_setzero_si512();
+  const int32_t *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
+  for (int64_t k = 0; k < d2; ++k) {
+    __m512i kv[NBC];
+    for (int b = 0; b < NBC; ++b) kv[b] = _mm512_loadu_si512((const void*)(kp + ((b0 + b) * d2 + k) * 16));
+    const __m512i x0 = _mm512_set1_epi32(q0[k]), x1 = _mm512_set1_epi32(q1[k]), x2 = _mm512_set1_epi32(q2[k]),
+                  x3 = _mm512_set1_epi32(q3[k]);
+    for (int b = 0; b < NBC; ++b) {
+      acc[0][b] = _mm512_dpwssd_epi32(acc[0][b], x0, kv[b]);
+      acc[1][b] = _mm512_dpwssd_epi32(acc[1][b], x1, kv[b]);
+      acc[2][b] = _mm512_dpwssd_epi32(acc[2][b], x2, kv[b]);
+      acc[3][b] = _mm512_dpwssd_epi32(acc[3][b], x3, kv[b]);
+    }
+  }
+  const __m512i blo = _mm512_set1_epi32(-kAttentionBiasClamp), bhi = _mm512_set1_epi32(kAttentionBiasClamp),
+                imin = _mm512_set1_epi32(INT32_MIN);
+  for (int b = 0; b < NBC; ++b) {
+    const int64_t j0 = (b0 + b) * 16, left = N - j0;  // keys of this block, 1…
+    const __mmask16 m = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
+    for (int r = 0; r < 4; ++r) {
+      __m512i v = acc[r][b];
+      if (kBias) v = _mm512_add_epi32(v, _mm512_min_epi32(_mm512_max_epi32(_mm512_maskz_loadu_epi32(m, bias[r] + j0), blo), bhi));
+      v = _mm512_mask_mov_epi32(imin, m, _mm512_sra_epi32(v, pre));
+      _mm512_storeu_si512((void*)(z[r] + j0), v);
+      mx[r] = _mm512_max_epi32(mx[r], v);
+    }
+  }
+}
+
+// Steps 1+2 for 4 query rows of a long row (N ≤ 1024): z through the rows' scratch, then e rows
+// (int16, zero past N) and their sums, as qk_exp_rows4 does for short rows.
+template <bool kBias>
+__attribute__((noinline)) void qk_exp_long4(const int32_t* const* q, const int32_t* const* bias, const int32_t* kp,
+                                            int64_t N, int64_t d2, __m128i pre, const Exp16& ec, int32_t span,
+                                            int32_t* const* z, int16_t* const* e, int32_t* rsum) {
+  const int64_t NB = (N + 15) / 16;
+  __m512i mx[4];
+  for (int r = 0; r < 4; ++r) mx[r] = _mm512_set1_epi32(INT32_MIN);
+  int64_t b0 = 0;
+  for (; b0 + 4 <= NB; b0 += 4) qk_chunk4<kBias, 4>(q, bias, kp, N, d2, b0, pre, z, mx);
+  switch (NB - b0) {
+    case 3: qk_chunk4<kBias, 3>(q, bias, kp, N, d2, b0, pre, z, mx); break;
+    case 2: qk_chunk4<kBias, 2>(q, bias, kp, N, d2, b0, pre, z, mx); break;
+    case 1: qk_chunk4<kBias, 1>(q, bias, kp, N, d2, b0, pre, z, mx); break;
+    default: break;
+  }
+  for (int r = 0; r < 4; ++r) {
+    const int32_t m = _mm512_reduce_max_epi32(mx[r]);
+    const __m512i mxv = _mm512_set1_epi32(m), thr = _mm512_set1_epi32(m - span);
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t b = 0; b < NB; ++b) {  // past N: z = INT32_MIN, so u = 31L and e = 0
+      const __m512i ev = exp16(_mm512_loadu_si512((const void*)(z[r] + b * 16)), mxv, thr, ec);
+      sum = _mm512_add_epi32(sum, ev);
+      _mm256_storeu_si256((__m256i*)(e[r] + b * 16), _mm512_cvtepi32_epi16(ev));
+    }
+    rsum[r] = _mm512_reduce_add_epi32(sum);
+  }
+}
+
 // Step 3 for 8 rows (mr of them real; the others repeat row 0): O = e·(v − zp) per block of 16
 // dims, 8 accumulators (vpdpwssd's latency at 2 per cycle), requantized with each row's (m, s).
 __attribute__((noinline)) void pv_rows8(const int32_t* const* e, const int32_t* vp, int64_t n2, int64_t dh,
@@ -147,7 +213,7 @@ __attribute__((noinline)) void pv_rows8(const int32_t* const* e, const int32_t* 
 }  // namespace
 
 void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y) {
-  if (p.N > 64 || p.dh % 16 != 0) return attention_u8s32_u8_avx2(qkv, p, t, scratch, y);
+  if (p.dh % 16 != 0) return attention_u8s32_u8_avx2(qkv, p, t, scratch, y);
   const int64_t N = p.N, dh = p.dh, C = p.H * dh, ld = 3 * C, w = t / p.H, h = t % p.H;
   const int64_t n16 = (N + 15) / 16 * 16, d2 = dh / 2, n2 = (N + 1) / 2;
   const uint8_t* base = qkv + w * N * ld;
@@ -156,7 +222,7 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
   int32_t* kp = reinterpret_cast<int32_t*>(sp);  sp += al32((size_t)(n16 * d2 * 4));
   int32_t* qp = reinterpret_cast<int32_t*>(sp);  sp += al32((size_t)(N * d2 * 4));
   int16_t* vp = reinterpret_cast<int16_t*>(sp);  sp += al32((size_t)(dh * n2 * 4));
-  sp += al32((size_t)(kAttentionRowGroup * n16 * 4));
+  int32_t* sz = reinterpret_cast<int32_t*>(sp);  sp += al32((size_t)(kAttentionRowGroup * n16 * 4));  // long rows' z
   int16_t* pe = reinterpret_cast<int16_t*>(sp);  // 8 rows × n16 int16 (the region holds 16)
 
   pack_head_dh16<16>(base + h * dh, base + C + h * dh, base + 2 * C + h * dh, ld, N, dh, p.zp, kp, qp, vp);
@@ -179,14 +245,22 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
       const int32_t* q[4];
       const int32_t* bias[4];
       int16_t* e[4];
+      int32_t* z[4];
       for (int r = 0; r < 4; ++r) {
         const int64_t row = g + i + r < N ? g + i + r : g + i;
         q[r] = qp + row * d2;
         bias[r] = p.bias ? p.bias + ((t * N + row) % p.bias_rows) * N : nullptr;
         e[r] = pe + (i + r) * n16;
+        z[r] = sz + (i + r) * n16;
       }
-      if (p.bias) qk_exp_rows4_n<true>(q, bias, kp, N, d2, pre, ec, span, e, rsum + i);
-      else qk_exp_rows4_n<false>(q, bias, kp, N, d2, pre, ec, span, e, rsum + i);
+      if (N > 64) {  // long rows: z through scratch
+        if (p.bias) qk_exp_long4<true>(q, bias, kp, N, d2, pre, ec, span, z, e, rsum + i);
+        else qk_exp_long4<false>(q, bias, kp, N, d2, pre, ec, span, z, e, rsum + i);
+      } else if (p.bias) {
+        qk_exp_rows4_n<true>(q, bias, kp, N, d2, pre, ec, span, e, rsum + i);
+      } else {
+        qk_exp_rows4_n<false>(q, bias, kp, N, d2, pre, ec, span, e, rsum + i);
+      }
     }
     // the row scales after the group's sums: their divisions are independent and pipeline
     for (int r = 0; r < gr; ++r) attention_row_scale(p.mult, p.shift, rsum[r], rm + r, rs + r);

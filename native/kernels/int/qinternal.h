@@ -81,7 +81,7 @@ inline Requant attention_requant(const AttentionParams& p) {
 // One (window, head) t: u8 qkv and s32 bias in, u8 out. The scalar form needs no scratch.
 void attention_u8s32_u8_scalar(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
 void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
-// The avx512vnni set's (qattention_avx512.cc): N ≤ 64 and dh % 16 == 0 on zmm, the AVX2 kernel otherwise.
+// The avx512vnni set's (qattention_avx512.cc): dh % 16 == 0 on zmm (N ≤ 64 in registers), the AVX2 kernel otherwise.
 void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
 
 // Attention softmax numerator, shared by both ISAs, in base 2 so no division by L is needed:
