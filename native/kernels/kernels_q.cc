@@ -27,7 +27,8 @@ Kernels avx512vnni_set() {
   k.gemm = gemm_u8s8_q_avx512vnni;
   k.attention = attention_u8s32_u8_avx512vnni;
   k.layernorm = layernorm_q_q_avx512;
-  k.sparse_max_density = sparse_max_density_avx512vnni;  // its dense GEMM is 3× faster
+  k.gemm_sparse = gemm_sparse_rows_avx512vnni;
+  k.sparse_max_density = sparse_max_density_avx512vnni;
   // VBMI is not part of the set (Cascade Lake has VNNI without it); where present (Ice Lake,
   // Zen 4/5) the GELU table after fc1 is 64 codes per 3 instructions instead of 32 per ~40
   if (cpu_features().avx512vbmi) k.lookup = lookup_u8_avx512vbmi;

@@ -180,7 +180,8 @@ static void table_tests(bool avx2) {
         "q::kernels(avx512vnni).lookup: the VBMI kernel exactly when the CPU has VBMI");
 #define SWINQ_CHECK_VNNI_SLOT(f)                                                  \
   CHECK(std::string(#f) == "gemm" || std::string(#f) == "lookup" || std::string(#f) == "attention" ||        \
-            std::string(#f) == "layernorm" || std::string(#f) == "sparse_max_density" || z.f == v.f, \
+            std::string(#f) == "layernorm" || std::string(#f) == "sparse_max_density" ||                      \
+            std::string(#f) == "gemm_sparse" || z.f == v.f, \
         "q::kernels(avx512vnni)." #f " must be the AVX2 kernel");
   SWINQ_Q_KERNEL_SLOTS(SWINQ_CHECK_VNNI_SLOT)
 }

@@ -53,10 +53,22 @@ double sparse_max_density_avx512vnni(const PackedB& B);
 struct SparseBlocking {
   int64_t rows, panels;
 };
-// wbytes: bytes per weight of the K-major copy the kernel reads (2: bk16, 1: bk8).
-SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels, int wbytes);
+// wbytes: bytes per weight of the K-major copy the kernel reads (2: bk16, 1: bk8); group: panels
+// of the int8 kernel's column group (2: the AVX2 kernel's 32 columns, 4: the zmm kernel's 64).
+SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels, int wbytes, int group = 2);
 void gemm_sparse_rows_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+// The int8 quad kernel of the sparse path: acc[0 .. cols) = Σ over the row's n compacted entries
+// (n a multiple of 4) of code·W[idx, col] for the K-major int8 rows at b, ldb bytes apart; it may
+// store whole groups past cols (acc rows are padded to 64 columns). cols ≤ 16 · its max panels.
+using SparseQuadKernel = void (*)(const char* b, int64_t ldb, const uint16_t* idx, const uint8_t* code, int64_t n,
+                                  int32_t* acc, int64_t cols);
+// The sparse path's row driver (compaction, blocking, epilogue; qsparse_avx2.cc) with a quad kernel
+// of up to quad_panels 16-column panels a call.
+void gemm_sparse_rows_with_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1, SparseQuadKernel quad,
+                                int quad_panels);
+// avx512vnni: the driver with the zmm quad kernel (qsparse_avx512.cc: vpdpbusd, up to 128 columns)
+void gemm_sparse_rows_avx512vnni(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 // The AVX2 epilogue of rows [m, m + rows) × panels [p0, p1) from raw sums acc[r·ld + (p − p0)·16 + j].
 void gemm_epilogue_rows_avx2(const GemmCtx& c, int64_t m, int64_t rows, int64_t p0, int64_t p1, const int32_t* acc,
                              int64_t ld, const int32_t* rowsum);

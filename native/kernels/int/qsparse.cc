@@ -45,12 +45,12 @@ double sparse_max_density_avx2(const PackedB& B) {
 }
 
 double sparse_max_density_avx512vnni(const PackedB& B) {
-  // the AVX2 sparse kernel against the VNNI dense GEMM on Zen 5 (bench/sparse-gemm.js, i.i.d.
-  // zeros, int8 kernel): break-even ≈ 0.05 / 0.11 / 0.12 / 0.12 on the Swin-T fc2 shapes above,
-  // < 0.02 for micro-Swin's 196×192×48 (never), ≈ 0.06 for its 49×384×96; the int16 kernel is
-  // slower still. Kept below the break-even: trained ReLU layers (≈ 0.09) mostly run dense here.
+  // its zmm quad kernel (qsparse_avx512.cc) against the VNNI dense GEMM on Zen 5 (bench/sparse-gemm.js,
+  // i.i.d. zeros): break-even ≈ 0.055 / 0.19 / 0.20 / 0.19 on the Swin-T fc2 shapes above, never for
+  // micro-Swin's 196×192×48, ≈ 0.05 for its 49×384×96 (short rows: the compaction dominates); the
+  // int16 pair kernel (codes up to 255) is AVX2's, ≈ 3× slower than this dense GEMM, so lower still
   const int64_t K = B.K;
-  if (!B.bk8.empty()) return K < 256 ? 0.0 : K <= 512 ? 0.04 : K <= 1024 ? 0.09 : 0.10;
+  if (!B.bk8.empty()) return K < 256 ? 0.0 : K <= 512 ? 0.04 : 0.16;
   return K < 256 ? 0.0 : K <= 512 ? 0.02 : K <= 1024 ? 0.06 : 0.07;
 }
 
@@ -72,7 +72,7 @@ bool use_sparse_a(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, co
   return (double)nz < k.sparse_max_density(B) * (double)(rows * B.K);
 }
 
-SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels, int wbytes) {
+SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels, int wbytes, int group) {
   SparseBlocking b;
   // the column block's weight slice (K·16·wbytes per panel) in L1 (24 KiB) when that still leaves
   // 2 panels per row sweep, else in L2 (256 KiB, half of Zen 3's): fc2 3136×384×96 at 10 % density
@@ -80,9 +80,12 @@ SparseBlocking sparse_blocking(int64_t K, int64_t rows, int64_t panels, int wbyt
   // 2.65 ms (1-panel L1 blocks) — docs/sparsity.md
   const int64_t per_panel = K * 16 * wbytes, l1 = (int64_t)24576 / per_panel, l2 = (int64_t)262144 / per_panel;
   b.panels = std::max<int64_t>(1, std::min<int64_t>(panels, l1 >= 2 ? l1 : l2));
-  if (wbytes == 1 && b.panels > 1 && b.panels < panels) b.panels &= ~(int64_t)1;  // whole 32-column groups
-  // up to 96 columns in one sweep (the int8 kernel's widest call) when the slice stays near L1
-  if (wbytes == 1 && panels <= 6 && per_panel * panels <= 49152) b.panels = panels;
+  // whole column groups of the int8 kernel (a zmm group of 64 columns on a 2-panel block did half
+  // its work for nothing: 784×768×192 at 10 % 0.285 ms vs 0.23 with the AVX2 kernel)
+  if (wbytes == 1 && b.panels < panels) b.panels = std::min<int64_t>(panels, std::max<int64_t>(group, b.panels / group * group));
+  // up to the int8 kernel's widest call (3 or 2 groups: 96 or 128 columns) in one sweep when the
+  // slice stays near L1
+  if (wbytes == 1 && panels <= (group == 4 ? 8 : 6) && per_panel * panels <= 49152) b.panels = panels;
   b.rows = std::max<int64_t>(4, std::min<int64_t>(64, (rows + 3) / 4 * 4));
   return b;
 }

@@ -296,17 +296,32 @@ static inline void gemm_u8s8_s32_sparse_1x96_avx2(const char* b, int64_t ldb, co
 #undef SWQ_QUAD_SUMS
 #undef SWQ_QUAD_MEM
 
+// The AVX2 quad kernel as a SparseQuadKernel: 32-, 64- or 96-column calls.
+static void sparse_quad_1x96_avx2(const char* b, int64_t ldb, const uint16_t* idx, const uint8_t* code, int64_t n,
+                                  int32_t* acc, int64_t cols) {
+  // an odd panel count ends with whole 32-column groups: the extra 16 columns read the next weight
+  // row (or bk8's slack) and are never stored (N = 48: one call, not two)
+  if (cols > 64) gemm_u8s8_s32_sparse_1x96_avx2<3>(b, ldb, idx, code, n, acc);
+  else if (cols > 32) gemm_u8s8_s32_sparse_1x96_avx2<2>(b, ldb, idx, code, n, acc);
+  else gemm_u8s8_s32_sparse_1x96_avx2<1>(b, ldb, idx, code, n, acc);
+}
+
 void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  gemm_sparse_rows_with_avx2(c, m0, m1, p0, p1, sparse_quad_1x96_avx2, 6);
+}
+
+void gemm_sparse_rows_with_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1, SparseQuadKernel quad_kernel,
+                                int quad_panels) {
   const PackedB& B = *c.B;
   const bool quad = !B.bk8.empty();  // codes ≤ 127: the int8 vpmaddubsw kernel, else int16 pairs
   const int wbytes = quad ? 1 : 2;
   const int64_t K = B.K, ldb = (int64_t)B.Np * wbytes;  // bytes per K-major weight row
   const char* w = quad ? reinterpret_cast<const char*>(B.bk8.data()) : reinterpret_cast<const char*>(B.bk16.data());
-  const SparseBlocking bl = sparse_blocking(K, m1 - m0, p1 - p0, wbytes);
+  const SparseBlocking bl = sparse_blocking(K, m1 - m0, p1 - p0, wbytes, quad_panels == 8 ? 4 : 2);
   // scratch (malloc, not std::vector: an AVX2 object must define no weak template symbols, see
   // scripts/check-avx2-objects.sh); nothing below throws before the free
   const int64_t ld = K + 16;  // compaction writes up to 8 entries past the count, then pads to 4
-  const int64_t acc_ld = (bl.panels + 1) / 2 * 32;  // the quad kernel fills whole 32-column groups
+  const int64_t acc_ld = (bl.panels + 3) / 4 * 64;  // quad kernels fill whole 32- or 64-column groups
   const size_t idx_bytes = (size_t)(bl.rows * ld) * 2, code_bytes = (size_t)(bl.rows * ld) * 2;
   const size_t acc_bytes = (size_t)(bl.rows * acc_ld) * 4;
   char* mem = static_cast<char*>(std::malloc(idx_bytes + acc_bytes + code_bytes + (size_t)bl.rows * 12));
@@ -342,12 +357,9 @@ void gemm_sparse_rows_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0,
           const int64_t left = pe - p;
           if (quad) {
             const uint8_t* code = reinterpret_cast<const uint8_t*>(codes) + r * ld;
-            // an odd panel count ends with whole 32-column groups: the extra 16 columns read the
-            // next weight row (or bk8's slack) and are never stored (N = 48: one call, not two)
-            if (left >= 5) gemm_u8s8_s32_sparse_1x96_avx2<3>(b, ldb, idx, code, count[r], o);
-            else if (left >= 3) gemm_u8s8_s32_sparse_1x96_avx2<2>(b, ldb, idx, code, count[r], o);
-            else gemm_u8s8_s32_sparse_1x96_avx2<1>(b, ldb, idx, code, count[r], o);
-            p += std::min<int64_t>(left, left >= 5 ? 6 : 4);
+            const int64_t np = std::min<int64_t>(left, quad_panels);
+            quad_kernel(b, ldb, idx, code, count[r], o, np * 16);
+            p += np;
           } else {
             const uint16_t* code = reinterpret_cast<const uint16_t*>(codes) + r * ld;
             if (left >= 4) gemm_u8s16_s32_sparse_1x64_avx2<4>(b, ldb, idx, code, count[r], o);
