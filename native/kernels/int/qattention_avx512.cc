@@ -38,20 +38,17 @@ inline __m512i exp16(__m512i z, __m512i mx, __m512i thr, const Exp16& c) {
   return _mm512_srlv_epi32(poly, _mm512_add_epi32(_mm512_srli_epi32(x, 8), c.es));
 }
 
-// Steps 1+2 for 4 query rows against NB = ⌈N/16⌉ key blocks: e rows (int16, zero past N) and
-// their sums. q: the rows' (q − zp) pairs; bias: their bias rows (kBias); kp: [NB][d2][16] pairs.
-// noinline: on its own GCC keeps the 4·NB accumulators in registers.
-template <bool kBias, int NB>
-__attribute__((noinline)) void qk_exp_rows4(const int32_t* const* q, const int32_t* const* bias, const int32_t* kp,
-                                            int64_t N, int64_t d2, __m128i pre, const Exp16& ec, int32_t span,
-                                            int16_t* const* e, int32_t* rsum) {
-  __m512i acc[4][NB];
+// acc[r][b] = (q_r − zp)·(k − zp) for 4 query rows and the key blocks b0 … b0 + NB − 1 (kp: [blocks][d2][16]
+// pairs): per pair step NB loads, 4 broadcasts and 4·NB vpdpwssd.
+template <int NB>
+inline __attribute__((always_inline)) void qk_acc4(const int32_t* const* q, const int32_t* kp, int64_t d2, int64_t b0,
+                                                   __m512i (&acc)[4][NB]) {
   for (int r = 0; r < 4; ++r)
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_si512();
   const int32_t *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
   for (int64_t k = 0; k < d2; ++k) {
     __m512i kv[NB];
-    for (int b = 0; b < NB; ++b) kv[b] = _mm512_loadu_si512((const void*)(kp + (b * d2 + k) * 16));
+    for (int b = 0; b < NB; ++b) kv[b] = _mm512_loadu_si512((const void*)(kp + ((b0 + b) * d2 + k) * 16));
     const __m512i x0 = _mm512_set1_epi32(q0[k]), x1 = _mm512_set1_epi32(q1[k]), x2 = _mm512_set1_epi32(q2[k]),
                   x3 = _mm512_set1_epi32(q3[k]);
     for (int b = 0; b < NB; ++b) {
@@ -61,6 +58,17 @@ __attribute__((noinline)) void qk_exp_rows4(const int32_t* const* q, const int32
       acc[3][b] = _mm512_dpwssd_epi32(acc[3][b], x3, kv[b]);
     }
   }
+}
+
+// Steps 1+2 for 4 query rows against NB = ⌈N/16⌉ key blocks: e rows (int16, zero past N) and
+// their sums. q: the rows' (q − zp) pairs; bias: their bias rows (kBias); kp: [NB][d2][16] pairs.
+// noinline: on its own GCC keeps the 4·NB accumulators in registers.
+template <bool kBias, int NB>
+__attribute__((noinline)) void qk_exp_rows4(const int32_t* const* q, const int32_t* const* bias, const int32_t* kp,
+                                            int64_t N, int64_t d2, __m128i pre, const Exp16& ec, int32_t span,
+                                            int16_t* const* e, int32_t* rsum) {
+  __m512i acc[4][NB];
+  qk_acc4<NB>(q, kp, d2, 0, acc);
   const __m512i blo = _mm512_set1_epi32(-kAttentionBiasClamp), bhi = _mm512_set1_epi32(kAttentionBiasClamp),
                 imin = _mm512_set1_epi32(INT32_MIN);
   const int64_t last = N - (NB - 1) * 16;  // keys in the last block, 1…16
@@ -110,21 +118,7 @@ template <bool kBias, int NBC>
 inline void qk_chunk4(const int32_t* const* q, const int32_t* const* bias, const int32_t* kp, int64_t N, int64_t d2,
                       int64_t b0, __m128i pre, int32_t* const* z, __m512i* mx) {
   __m512i acc[4][NBC];
-  for (int r = 0; r < 4; ++r)
-    for (int b = 0; b < NBC; ++b) acc[r][b] = _mm512_setzero_si512();
-  const int32_t *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
-  for (int64_t k = 0; k < d2; ++k) {
-    __m512i kv[NBC];
-    for (int b = 0; b < NBC; ++b) kv[b] = _mm512_loadu_si512((const void*)(kp + ((b0 + b) * d2 + k) * 16));
-    const __m512i x0 = _mm512_set1_epi32(q0[k]), x1 = _mm512_set1_epi32(q1[k]), x2 = _mm512_set1_epi32(q2[k]),
-                  x3 = _mm512_set1_epi32(q3[k]);
-    for (int b = 0; b < NBC; ++b) {
-      acc[0][b] = _mm512_dpwssd_epi32(acc[0][b], x0, kv[b]);
-      acc[1][b] = _mm512_dpwssd_epi32(acc[1][b], x1, kv[b]);
-      acc[2][b] = _mm512_dpwssd_epi32(acc[2][b], x2, kv[b]);
-      acc[3][b] = _mm512_dpwssd_epi32(acc[3][b], x3, kv[b]);
-    }
-  }
+  qk_acc4<NBC>(q, kp, d2, b0, acc);
   const __m512i blo = _mm512_set1_epi32(-kAttentionBiasClamp), bhi = _mm512_set1_epi32(kAttentionBiasClamp),
                 imin = _mm512_set1_epi32(INT32_MIN);
   for (int b = 0; b < NBC; ++b) {
