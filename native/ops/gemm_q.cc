@@ -65,7 +65,28 @@ void linear_q_validate(const OpCheck& c) {
 struct LinearQState : OpState {
   q::PackedB packed;
   int32_t y_max = 255;  // clamp of an 8-bit y
+  bool prepared = false;  // prep holds the epilogue's expansion (bias and requantization are constants)
+  q::GemmPrep prep;
 };
+
+// The epilogue of a linear_q from its ints and its bias / mult / shift / table tensors (any null).
+q::GemmEpilogue linear_q_epilogue(const std::vector<int64_t>& I, q::QType out, const int32_t* bias, const int32_t* mult,
+                                  const int32_t* shift, int64_t channels, const uint8_t* table, int32_t y_max) {
+  q::GemmEpilogue ep;
+  ep.bias = bias;
+  ep.a_zero_point = (int32_t)I[3];
+  ep.relu = I[6] != 0;
+  ep.out = out;
+  if (ep.out != q::QType::s32) {
+    ep.rq.mult = mult;
+    ep.rq.shift = shift;
+    ep.rq.channels = (int32_t)channels;
+    ep.rq.zero_point = (int32_t)I[5];
+    ep.rq.qmax = y_max;
+    ep.table = table;
+  }
+  return ep;
+}
 
 std::unique_ptr<OpState> linear_q_prepare(const OpCheck& c, const PlanOptions& options) {
   auto st = std::make_unique<LinearQState>();
@@ -81,6 +102,17 @@ std::unique_ptr<OpState> linear_q_prepare(const OpCheck& c, const PlanOptions& o
   const int64_t K = c.I(1), N = c.I(2);
   st->packed =
       c.kernel("packing w", [&] { return q::pack_b(c.cdata<int8_t>(c.in(1)), (int32_t)K, (int32_t)N, N, false, po); });
+  // bias, mult and shift fixed at load: the epilogue's expansion once here, not per run
+  const int32_t b = c.in(2), m = c.in(3), sh = c.in(4);
+  const bool fixed = (b < 0 || c.t(b).storage == Storage::constant) && (m < 0 || c.t(m).storage == Storage::constant) &&
+                     (sh < 0 || c.t(sh).storage == Storage::constant);
+  if (fixed) {
+    const q::GemmEpilogue ep = linear_q_epilogue(c.op.ints, qt(yt), b >= 0 ? c.cdata<int32_t>(b) : nullptr,
+                                                 m >= 0 ? c.cdata<int32_t>(m) : nullptr, sh >= 0 ? c.cdata<int32_t>(sh) : nullptr,
+                                                 m >= 0 ? c.t(m).elements() : 1, nullptr, st->y_max);
+    st->prep = c.kernel("bias and requantization", [&] { return q::gemm_prepare(st->packed, ep); });
+    st->prepared = true;
+  }
   return st;
 }
 
@@ -89,20 +121,13 @@ void linear_q_run(const OpRun& r) {
   const int64_t M = I[0], N = I[2];
   if (!M) return;
   const LinearQState& st = r.st<LinearQState>();
-  q::GemmEpilogue ep;
-  ep.bias = static_cast<const int32_t*>(r.in(2));
-  ep.a_zero_point = (int32_t)I[3];
-  ep.relu = I[6] != 0;
-  ep.out = qt(r.out_t().dtype);
-  if (ep.out != q::QType::s32) {
-    ep.rq.mult = static_cast<const int32_t*>(r.in(3));
-    ep.rq.shift = static_cast<const int32_t*>(r.in(4));
-    ep.rq.channels = (int32_t)r.in_t(3).elements();
-    ep.rq.zero_point = (int32_t)I[5];
-    ep.rq.qmax = st.y_max;
-    ep.table = static_cast<const uint8_t*>(r.in(5));
-  }
-  q::gemm_u8s8(M, static_cast<const uint8_t*>(r.in(0)), I[1], st.packed, ep, r.out(), N, 1, r.isa, &r.pool);
+  const q::QType out = qt(r.out_t().dtype);
+  const q::GemmEpilogue ep =
+      linear_q_epilogue(I, out, static_cast<const int32_t*>(r.in(2)), static_cast<const int32_t*>(r.in(3)),
+                        static_cast<const int32_t*>(r.in(4)), out != q::QType::s32 ? r.in_t(3).elements() : 1,
+                        static_cast<const uint8_t*>(r.in(5)), st.y_max);
+  q::gemm_u8s8(M, static_cast<const uint8_t*>(r.in(0)), I[1], st.packed, ep, r.out(), N, 1, r.isa, &r.pool,
+               st.prepared ? &st.prep : nullptr);
 }
 
 // ---- matmul_q ----

@@ -195,6 +195,16 @@ static void gemm_random_case(int64_t M, int64_t K, int64_t N, int wmode, int emo
                (long long)m, (long long)n, got, (long long)acc);
       }
   }
+  {  // the same ep expanded once (GemmPrep) gives the same bytes, on every set
+    const GemmPrep prep = gemm_prepare(B, ep);
+    for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512vnni}) {
+      if (!isa_available(isa)) continue;
+      std::fill(cv.begin(), cv.end(), 0xAB);
+      gemm_u8s8(M, A.data(), lda, B, ep, cv.data(), ldc, 1, isa, nullptr, &prep);
+      EXPECT(same(cs, cv), "gemm with GemmPrep != without (%s) M%lld K%lld N%lld w%d e%d", isa_name(isa), (long long)M,
+             (long long)K, (long long)N, wmode, emode);
+    }
+  }
   for (Isa isa : {Isa::avx2, Isa::avx512vnni}) {  // every SIMD set the CPU has
     if (!isa_available(isa)) continue;
     const char* in = isa_name(isa);
@@ -232,6 +242,19 @@ static void test_gemm_random() {
 
 // Packing safety proofs and their refusals, the worst case on the exact path, lda checked.
 static void test_gemm_edges() {
+  {  // a GemmPrep of other weights is refused, naming it
+    std::vector<int8_t> W16(8 * 16, 1), W32(8 * 32, 1);
+    const PackedB B16 = pack_b(W16.data(), 8, 16, 16, false, {}), B32 = pack_b(W32.data(), 8, 32, 32, false, {});
+    GemmEpilogue ep;
+    const GemmPrep prep = gemm_prepare(B16, ep);
+    std::vector<uint8_t> A(4 * 8, 1);
+    std::vector<int32_t> C(4 * 32);
+    bool threw = false;
+    try {
+      gemm_u8s8(4, A.data(), 8, B32, ep, C.data(), 32, 1, Isa::scalar, nullptr, &prep);
+    } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "GemmPrep") != nullptr; }
+    EXPECT(threw, "a GemmPrep made for 16 columns must be refused for 32");
+  }
   // force_path=maddubs on unsafe weights is refused; exact path on them is exact at the worst case
   std::vector<int8_t> W(8 * 16, 127);
   bool threw = false;

@@ -116,11 +116,25 @@ double sparse_max_density(const PackedB& B, Isa isa = active_isa());
 // Whether gemm_u8s8 with these arguments takes the sparse path (for tests and benchmarks).
 bool gemm_u8s8_uses_sparse(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep,
                            Isa isa = active_isa());
+// What gemm_u8s8 derives from (B, ep) before its tiles run — the effective bias (zero points
+// folded), per-column multipliers and shifts, the epilogue's flags — made once by gemm_prepare
+// (which checks ep against B as gemm_u8s8 does) for a layer run many times with the same ep
+// (linear_q: a batch-1 micro-Swin run spent ~2 % redoing it per call).
+struct GemmPrep {
+  int64_t np = 0;                              // B.Np it was made for
+  std::vector<int32_t> bias_eff, mult, shift;  // Np each
+  int32_t lo = 0, hi = 0;                      // clamp bounds minus the zero point
+  bool shifts_ge32 = false, zp_folds = false;
+};
+GemmPrep gemm_prepare(const PackedB& B, const GemmEpilogue& ep);
+
 // A: M×K u8, row stride lda. C: M×N of ep.out, row stride ldc (elements). With a pool, work is
 // claimed in 32-row (or 16-column-panel) chunks by its threads; otherwise `threads` ≥ 1 std::threads
-// (only when each gets ≥ 2^21 MACs). M = 1 is the GEMV path (N split, B streamed once).
+// (only when each gets ≥ 2^21 MACs). M = 1 is the GEMV path (N split, B streamed once). prep:
+// gemm_prepare(B, ep) of this very ep (bias, requantization and zero points), or null.
 void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, void* C,
-               int64_t ldc, int threads = 1, Isa isa = active_isa(), ThreadPool* pool = nullptr);
+               int64_t ldc, int threads = 1, Isa isa = active_isa(), ThreadPool* pool = nullptr,
+               const GemmPrep* prep = nullptr);
 
 // ---------------------------------------------------------------------------------------------
 // MLP fc1 → fc2 fused per row block (mlp_u8s8): for each block of `rows_per_block` rows of A

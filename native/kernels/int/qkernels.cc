@@ -216,8 +216,11 @@ void gemm_u8s8_q_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, in
 }
 }  // namespace detail
 
-void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, void* C,
-               int64_t ldc, int threads, Isa isa, ThreadPool* pool) {
+// The checks of B and ep, and what gemm_u8s8 derives from them before any tile runs: the effective
+// bias (bias − a_zp·colsum + K·a_zp·w_zp, padded to Np), the per-column multipliers and shifts
+// (padding shifts 32, so the fast form stays valid), and the flags of the SIMD epilogue.
+static void gemm_expand(const PackedB& B, const GemmEpilogue& ep, int32_t* bias_eff, int32_t* mult, int32_t* shift,
+                        GemmPrep* flags) {
   QCHECK(B.K > 0 && B.N > 0 && (int64_t)B.b8.size() == (int64_t)B.Np / 16 * (B.Kp / 4) * 64 &&
              (int64_t)B.colsum.size() == B.N,
          "gemm_u8s8: PackedB is empty or inconsistent");
@@ -229,52 +232,80 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
          "gemm_u8s8: PackedB K-major int8 copy is inconsistent");
   QCHECK(ep.sparse >= 0 && ep.sparse <= 2, "gemm_u8s8: ep.sparse must be 0, 1 or 2");
   QCHECK(ep.sparse != 1 || !B.bk16.empty(), "gemm_u8s8: ep.sparse = 1 needs pack_b(..., kmajor = true)");
-  QCHECK(M >= 0, "gemm_u8s8: M must be ≥ 0");
-  QCHECK(lda >= B.K, "gemm_u8s8: lda " + std::to_string(lda) + " < K " + std::to_string(B.K));
-  QCHECK(ldc >= B.N, "gemm_u8s8: ldc " + std::to_string(ldc) + " < N " + std::to_string(B.N));
-  QCHECK(threads >= 1 && threads <= 256, "gemm_u8s8: threads must be in [1, 256]");
   QCHECK(valid_qtype(ep.out), "gemm_u8s8: bad output type");
   QCHECK(ep.a_zero_point >= 0 && ep.a_zero_point <= 255, "gemm_u8s8: a_zero_point outside uint8");
   QCHECK(!ep.table || ep.out == QType::s8 || ep.out == QType::u8, "gemm_u8s8: a table needs an 8-bit output");
-  if (M == 0) return;
-  QCHECK(A && C, "gemm_u8s8: null buffer");
-  // per-call expansions (bias with zero points folded, multipliers per column) on the stack for
-  // the usual widths: three heap allocations were ~5 % of a 8×48×192 call
-  constexpr int32_t kStackCols = 2048;
-  int32_t stack_buf[3 * kStackCols];
-  std::vector<int32_t> heap_buf(B.Np > kStackCols ? 3 * (size_t)B.Np : 0);
-  int32_t* const buf = B.Np > kStackCols ? heap_buf.data() : stack_buf;
-  int32_t* const bias_eff = buf;
-  int32_t* const mult = buf + B.Np;
-  int32_t* const shift = buf + 2 * (int64_t)B.Np;
   std::fill(bias_eff + B.N, bias_eff + B.Np, 0);
   const int32_t za = ep.a_zero_point, zw = B.w_zero_point;
   for (int32_t n = 0; n < B.N; ++n)
     bias_eff[n] = (int32_t)((uint32_t)(ep.bias ? ep.bias[n] : 0) - (uint32_t)za * (uint32_t)B.colsum[n] +
                             (uint32_t)B.K * (uint32_t)za * (uint32_t)zw);
-  const Kernels& k = kernels(isa);
-  detail::GemmCtx c{&B, A, lda, C, ldc, &ep, bias_eff, nullptr, nullptr, 0, 0, false, false, k.lookup};
-  if (ep.out != QType::s32) {
-    check_requant(ep.rq, B.N, "gemm_u8s8");
-    QCHECK(ep.rq.zero_point >= qtype_min(ep.out) && ep.rq.zero_point <= qtype_max(ep.out),
-           "gemm_u8s8: requant zero_point outside the output type");
-    Requant rq = for_type(ep.rq, ep.out);
-    std::fill(mult + B.N, mult + B.Np, 0);
-    for (int32_t n = 0; n < B.N; ++n) {
-      mult[n] = rq.mult[rq.channels == 1 ? 0 : n];
-      shift[n] = rq.shift[rq.channels == 1 ? 0 : n];
-    }
-    c.mult = mult;
-    c.shift = shift;
-    c.shifts_ge32 = true;
-    for (int32_t n = 0; n < B.N; ++n) c.shifts_ge32 = c.shifts_ge32 && shift[n] >= 32;
-    for (int32_t n = B.N; n < B.Np; ++n) shift[n] = 32;  // padding columns: keep the fast form valid
-    const int64_t azp = ep.rq.zero_point < 0 ? -(int64_t)ep.rq.zero_point : ep.rq.zero_point;
-    c.zp_folds = c.shifts_ge32;
-    for (int32_t n = 0; n < B.N && c.zp_folds; ++n) c.zp_folds = (azp << (shift[n] - 32)) < (int64_t(1) << 30);
-    c.lo = rq.qmin - rq.zero_point;
-    c.hi = rq.qmax - rq.zero_point;
+  flags->shifts_ge32 = flags->zp_folds = false;
+  flags->lo = flags->hi = 0;
+  if (ep.out == QType::s32) return;
+  check_requant(ep.rq, B.N, "gemm_u8s8");
+  QCHECK(ep.rq.zero_point >= qtype_min(ep.out) && ep.rq.zero_point <= qtype_max(ep.out),
+         "gemm_u8s8: requant zero_point outside the output type");
+  Requant rq = for_type(ep.rq, ep.out);
+  std::fill(mult + B.N, mult + B.Np, 0);
+  for (int32_t n = 0; n < B.N; ++n) {
+    mult[n] = rq.mult[rq.channels == 1 ? 0 : n];
+    shift[n] = rq.shift[rq.channels == 1 ? 0 : n];
   }
+  bool ge32 = true;
+  for (int32_t n = 0; n < B.N; ++n) ge32 = ge32 && shift[n] >= 32;
+  for (int32_t n = B.N; n < B.Np; ++n) shift[n] = 32;  // padding columns: keep the fast form valid
+  const int64_t azp = ep.rq.zero_point < 0 ? -(int64_t)ep.rq.zero_point : ep.rq.zero_point;
+  bool folds = ge32;
+  for (int32_t n = 0; n < B.N && folds; ++n) folds = (azp << (shift[n] - 32)) < (int64_t(1) << 30);
+  flags->shifts_ge32 = ge32;
+  flags->zp_folds = folds;
+  flags->lo = rq.qmin - rq.zero_point;
+  flags->hi = rq.qmax - rq.zero_point;
+}
+
+GemmPrep gemm_prepare(const PackedB& B, const GemmEpilogue& ep) {
+  GemmPrep p;
+  p.np = B.Np;
+  p.bias_eff.assign((size_t)B.Np, 0);
+  p.mult.assign((size_t)B.Np, 0);
+  p.shift.assign((size_t)B.Np, 0);
+  gemm_expand(B, ep, p.bias_eff.data(), p.mult.data(), p.shift.data(), &p);
+  return p;
+}
+
+void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, void* C,
+               int64_t ldc, int threads, Isa isa, ThreadPool* pool, const GemmPrep* prep) {
+  QCHECK(M >= 0, "gemm_u8s8: M must be ≥ 0");
+  QCHECK(lda >= B.K, "gemm_u8s8: lda " + std::to_string(lda) + " < K " + std::to_string(B.K));
+  QCHECK(ldc >= B.N, "gemm_u8s8: ldc " + std::to_string(ldc) + " < N " + std::to_string(B.N));
+  QCHECK(threads >= 1 && threads <= 256, "gemm_u8s8: threads must be in [1, 256]");
+  QCHECK(!prep || (prep->np == B.Np && (int64_t)prep->bias_eff.size() == B.Np && (int64_t)prep->mult.size() == B.Np &&
+                   (int64_t)prep->shift.size() == B.Np),
+         "gemm_u8s8: GemmPrep was made for other weights");
+  // per-call expansions (bias with zero points folded, multipliers per column) on the stack for
+  // the usual widths: three heap allocations were ~5 % of a 8×48×192 call; none with a GemmPrep
+  // (a linear layer's, made once at load: the per-call expansion was ~2 % of a batch-1 run)
+  constexpr int32_t kStackCols = 2048;
+  int32_t stack_buf[3 * kStackCols];
+  std::vector<int32_t> heap_buf(!prep && B.Np > kStackCols ? 3 * (size_t)B.Np : 0);
+  GemmPrep flags;
+  const int32_t *bias_eff, *mult, *shift;
+  if (prep) {
+    if (M == 0) return;
+    bias_eff = prep->bias_eff.data(), mult = prep->mult.data(), shift = prep->shift.data();
+    flags.shifts_ge32 = prep->shifts_ge32, flags.zp_folds = prep->zp_folds, flags.lo = prep->lo, flags.hi = prep->hi;
+  } else {
+    int32_t* const buf = B.Np > kStackCols ? heap_buf.data() : stack_buf;
+    gemm_expand(B, ep, buf, buf + B.Np, buf + 2 * (int64_t)B.Np, &flags);
+    if (M == 0) return;
+    bias_eff = buf, mult = buf + B.Np, shift = buf + 2 * (int64_t)B.Np;
+  }
+  QCHECK(A && C, "gemm_u8s8: null buffer");
+  const Kernels& k = kernels(isa);
+  const bool q8 = ep.out != QType::s32;
+  detail::GemmCtx c{&B,        A,           lda,    C,       ldc,   &ep,  bias_eff, q8 ? mult : nullptr, q8 ? shift : nullptr,
+                    flags.lo,  flags.hi,    flags.shifts_ge32,  flags.zp_folds, k.lookup};
   const bool sparse = detail::use_sparse_a(M, A, lda, B, ep, k);  // per call: the layer's measured density
   const auto rows_kernel = sparse ? k.gemm_sparse : k.gemm;
   auto run = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) { rows_kernel(c, m0, m1, p0, p1); };
