@@ -6,7 +6,7 @@
 // with a per-input-channel probability (dead and busy channels, as trained ReLU layers have them).
 // Writes a PNG plot of speed-up vs density (hand-rolled PNG encoder, node:zlib; no dependency).
 // Usage: node bench/sparse-gemm.js [--runs 15] [--rounds 3] [--density 0.02,0.05,...] [--pattern iid|channels]
-//        [--a-max 127] [--png docs/sparsity.png] [--isa avx2|scalar] [--json]
+//        [--a-max 127] [--png docs/sparsity.png] [--isa avx2|scalar] [--json]   (no PNG without --png)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -160,7 +160,9 @@ function main() {
   const json = args.includes('--json');
   native.setIsa(opt('isa', 'auto'));
   const isa = native.activeIsa();
-  const pngPath = opt('png', path.join(root, 'docs', pattern === 'iid' ? 'sparsity.png' : 'sparsity-channels.png'));
+  // only when asked: the committed plots (docs/sparsity.png, sparsity-channels.png) are one host's,
+  // and a run on another CPU overwrote them by default
+  const pngPath = opt('png', '');
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const log = (s) => { if (!json) console.log(s); };
   log(`sparse-A fc2 GEMM vs dense, ${isa}, 1 thread, ${cpu}, codes ≤ ${aMax}, ${pattern} zeros; ms min (median) of ${rounds} × ${runs} interleaved runs`);
@@ -190,9 +192,11 @@ function main() {
         `${row.sparse_ms.toFixed(3)} (${row.sparse_ms_median.toFixed(3)}) | ${row.speedup.toFixed(2)}× | ${row.auto_ms.toFixed(3)} | ` +
         `${row.auto_speedup.toFixed(2)}× | ${row.auto_sparse ? 'sparse' : 'dense'} |`);
     }
-  fs.writeFileSync(pngPath, plotPng(rows, `SPARSE FC2 VS DENSE, ${isa}, 1 THREAD, ${pattern === 'iid' ? 'IID' : 'PER-CHANNEL'} ZEROS, CODES UP TO ${aMax}`));
-  log(`plot: ${path.relative(process.cwd(), pngPath)}`);
-  if (json) process.stdout.write(JSON.stringify({ isa, cpu, pattern, a_max: aMax, runs, rows, png: pngPath }) + '\n');
+  if (pngPath) {
+    fs.writeFileSync(pngPath, plotPng(rows, `SPARSE FC2 VS DENSE, ${isa}, 1 THREAD, ${pattern === 'iid' ? 'IID' : 'PER-CHANNEL'} ZEROS, CODES UP TO ${aMax}`));
+    log(`plot: ${path.relative(process.cwd(), pngPath)}`);
+  }
+  if (json) process.stdout.write(JSON.stringify({ isa, cpu, pattern, a_max: aMax, runs, rows, png: pngPath || null }) + '\n');
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
