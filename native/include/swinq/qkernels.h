@@ -1,7 +1,7 @@
 // Integer-only kernel library (int8/int16/int32). Plain pointers + sizes + params structs, so the
 // executor (issue 4) can call them directly; weights are packed once (PackedB).
-// Every op takes an explicit Isa (default: the active kernel set); the scalar and AVX2 versions
-// agree bit-exactly. Bad sizes/params throw std::invalid_argument naming the field.
+// Every op takes an explicit Isa (default: the active kernel set); the scalar, AVX2 and AVX-512
+// versions agree bit-exactly. Bad sizes/params throw std::invalid_argument naming the field.
 // Formulas, the rounding rule and error bounds: docs/integer-kernels.md.
 #pragma once
 #include <cstddef>

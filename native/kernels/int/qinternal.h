@@ -1,6 +1,6 @@
 // Internal: the integer kernels behind qkernels.h, named by contract (docs/architecture.md,
-// kernels): a scalar reference (qkernels.cc, qattention.cc) and an AVX2 form (*_avx2.cc) of each,
-// picked only through the table q::kernels(Isa) (kernels_q.cc). Arguments are already validated
+// kernels): a scalar reference (qkernels.cc, qattention.cc), an AVX2 form (*_avx2.cc) of each and
+// AVX-512 forms of some (*_avx512.cc), picked only through the table q::kernels(Isa) (kernels_q.cc). Arguments are already validated
 // by the public functions in qkernels.cc / qattention.cc.
 #pragma once
 #include "swinq/qkernels.h"
@@ -11,7 +11,7 @@ struct Kernels;  // swinq/qplan_kernels.h
 
 namespace detail {
 
-// Per-call GEMM context shared by both ISAs: effective bias (bias − a_zp·colsum + K·a_zp·w_zp,
+// Per-call GEMM context shared by every kernel set: effective bias (bias − a_zp·colsum + K·a_zp·w_zp,
 // padded to Np) and the requant multipliers expanded to Np columns.
 struct GemmCtx {
   const PackedB* B;
@@ -96,7 +96,7 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
 // The avx512vnni set's (qattention_avx512.cc): dh % 16 == 0 on zmm (N ≤ 64 in registers), the AVX2 kernel otherwise.
 void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
 
-// Attention softmax numerator, shared by both ISAs, in base 2 so no division by L is needed:
+// Attention softmax numerator, shared by every kernel set, in base 2 so no division by L is needed:
 // z = (S + clamp(bias, ±2^30)) >> pre_shift (no overflow: |S| < 2^25), u = max_j z − z clamped to
 // [0, 31·L], x = (u·exp_mult) >> exp_shift ≈ u·S'·256/ln2 (x/256 = the exponent in base 2),
 // n = x >> 8, f = x & 255 and e = ((508 − f)² + 132300) >> (n + es): 2^(−f/256) by a quadratic
@@ -162,7 +162,7 @@ void avgpool_q_q_avx2(QType in, const void* x, int64_t batch, int64_t T, int64_t
 void argmax_q_i64_scalar(QType in, const void* x, int64_t rows, int64_t D, int64_t* y);
 void argmax_q_i64_avx2(QType in, const void* x, int64_t rows, int64_t D, int64_t* y);
 
-// Shared scalar pieces (qkernels.cc) used by both ISAs for the per-row parts.
+// Shared scalar pieces (qkernels.cc) used by every kernel set for the per-row parts.
 struct LnRow {
   int64_t s;    // Σx
   uint32_t f;   // floor(2^61 / isqrt(V·4^k)) ∈ (2^30, 2^31]; 0 when V = 0
