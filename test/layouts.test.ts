@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InferenceSession, Tensor } from '../src/index.js';
+import { BEST_ISA } from './helpers/isas.js';
 import { calibrate } from '../src/calibrate/calibrate.js';
 import { decodeModel, encodeModel, setMetadata } from '../src/quant/qdq-writer.js';
 import { INT_RANGES_KEY as SWIN_RANGES_KEY } from '../src/quant/plan-ranges.js';
@@ -156,6 +157,7 @@ describe('the plan is said, never silently', () => {
     const e = swinq(['eval', good, '--data', DATA, '--limit', '16', '--json', '--threads', '1']);
     expect(e.code, e.stderr).toBe(0);
     expect(e.json?.plan).toBe('integer-only');
+    expect(e.json?.isa).toBe(BEST_ISA);  // the kernel set the plan ran on
     const f = swinq(['eval', path.join(FIX, 'hf-vit.onnx'), '--data', DATA, '--limit', '16', '--json', '--threads', '1']);
     expect(f.json?.plan).toBe('fp32');
     const s = swinq(['bench', broken, '--iters', '2', '--warmup', '1', '--json', '--threads', '1']);

@@ -2,6 +2,7 @@
 // --json, progress and logs on stderr, a one-line error naming what is wrong, non-zero exit.
 import os from 'node:os';
 import type { Command } from 'commander';
+import { native } from '../native.js';
 
 export class CliError extends Error {}
 
@@ -39,10 +40,13 @@ export function withRequireInteger(cmd: Command): Command {
   return cmd.option('--require-integer', 'a QDQ model that cannot run integer-only is an error naming the node, op and reason (default: it runs as an fp32 simulation, and "plan" says so)');
 }
 
-/** The plan fields of a --json result: "plan", and "blocked_by" when a QDQ model runs simulated. */
+/** The plan fields of a --json result: "plan", "blocked_by" when a QDQ model runs simulated, and
+ *  "isa", the kernel set swinq's plans ran on (scalar | avx2 | avx512vnni: 2–3× apart in speed). */
 export function planFields(p: { plan: string; blockedBy?: { node: string; op: string; reason: string } }): Record<string, unknown> {
-  return p.blockedBy ? { plan: p.plan, blocked_by: p.blockedBy } : { plan: p.plan };
+  const isa = SWINQ_PLANS.includes(p.plan) ? { isa: native.activeIsa() } : {};
+  return p.blockedBy ? { plan: p.plan, blocked_by: p.blockedBy, ...isa } : { plan: p.plan, ...isa };
 }
+const SWINQ_PLANS = ['integer-only', 'fp32', 'qdq-simulated'];
 
 /** Prints the result: JSON on the last stdout line, or a human summary. */
 export function emit(json: boolean | undefined, result: Record<string, unknown>, human?: string): void {
