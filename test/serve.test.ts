@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { native } from '../src/native.js';
 import { loadModel, type ServedModel } from '../src/serve/models.js';
 import { startServer, type RunningServer, type ServeOptions } from '../src/serve/server.js';
 import { mulberry32 as rng } from '../src/util/random.js';
@@ -163,7 +164,8 @@ describe('endpoints', () => {
       name: 'tiny', versions: ['1'], platform: 'swinq',
       inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, K] }],
       outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, M] }],
-      plan: 'fp32', // which plan the model runs (beside the protocol's keys)
+      plan: 'fp32', // which plan the model runs (beside the protocol's keys), on which kernel set
+      ...(ENGINE === 'swinq' ? { isa: native.activeIsa() } : {}),
     });
     expect((await http(`${s.url}/v2/models/tiny2/ready`)).json()).toEqual({ name: 'tiny2', ready: true });
     expect((await http(`${s.url}/v2/models/tiny/versions/1/ready`)).status).toBe(200);

@@ -277,13 +277,13 @@ export function encodeInferResponse(modelName: string, id: string | undefined, o
 }
 
 /** The model metadata response: -1 for symbolic/unknown dims. */
-export function modelMetadata(name: string, inputs: IoDesc[], outputs: IoDesc[], plan?: { plan: string; blockedBy?: { node: string; op: string; reason: string } }) {
+export function modelMetadata(name: string, inputs: IoDesc[], outputs: IoDesc[], plan?: { plan: string; blockedBy?: { node: string; op: string; reason: string }; isa?: string }) {
   const t = (d: IoDesc) => ({
     name: d.name,
     datatype: DTYPES[d.dtype as DType]?.kserve ?? String(d.dtype).toUpperCase(),
     shape: (d.dims ?? [-1]).map((x) => (typeof x === 'number' ? x : -1)),
   });
-  // "plan" (and "blocked_by") beside the protocol's keys: which plan this model runs
-  const p = plan ? { plan: plan.plan, ...(plan.blockedBy ? { blocked_by: plan.blockedBy } : {}) } : {};
+  // "plan" (and "blocked_by", "isa") beside the protocol's keys: which plan this model runs, on which kernel set
+  const p = plan ? { plan: plan.plan, ...(plan.blockedBy ? { blocked_by: plan.blockedBy } : {}), ...(plan.isa ? { isa: plan.isa } : {}) } : {};
   return { name, versions: ['1'], platform: 'swinq', inputs: inputs.map(t), outputs: outputs.map(t), ...p };
 }
