@@ -465,16 +465,24 @@ describe('threads', () => {
 describe('async (AsyncWorker) ops', () => {
   it('trainForwardAsync / trainBackwardAsync equal the sync ops bit for bit and leave the event loop free', async () => {
     const r = rng(41);
-    const lin = { op: 'linear', K: 64, N: 96 }, ins = [randn(256 * 64, r), randn(64 * 96, r), randn(96, r)], dy = randn(256 * 96, r);
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 0);
+    // 33 M multiply-adds forward (≈ 0.1 ms on AVX-512, far longer on AVX2 or scalar): 256×64×96 took
+    // 6 µs on a Zen 5, done before the event loop turned once
+    const M = 512, K = 256, N = 256;
+    const lin = { op: 'linear', K, N }, ins = [randn(M * K, r), randn(K * N, r), randn(N, r)], dy = randn(M * N, r);
+    // event-loop turns while each op is in flight: setImmediate callbacks, counted when it settles
+    let ticks = 0, on = true;
+    const spin = () => { ticks++; if (on) setImmediate(spin); };
+    setImmediate(spin);
     const fa = await native.trainForwardAsync(lin, ins);
-    const ba = await native.trainBackwardAsync(lin, ins, [ins[0].length, ins[1].length, 96], null, dy, null, [true, true, true]);
-    clearInterval(timer);
+    const afterForward = ticks;
+    const ba = await native.trainBackwardAsync(lin, ins, [ins[0].length, ins[1].length, N], null, dy, null, [true, true, true]);
+    const afterBackward = ticks - afterForward;
+    on = false;
     expect(Array.from(fa.y)).toEqual(Array.from(native.trainForward(lin, ins).y));
-    const bs = native.trainBackward(lin, ins, [ins[0].length, ins[1].length, 96], null, dy, null, [true, true, true]);
+    const bs = native.trainBackward(lin, ins, [ins[0].length, ins[1].length, N], null, dy, null, [true, true, true]);
     for (let j = 0; j < 3; j++) expect(Array.from(ba[j]!)).toEqual(Array.from(bs[j]!));
-    expect(ticks).toBeGreaterThan(0);
+    expect(afterForward).toBeGreaterThan(0);
+    expect(afterBackward).toBeGreaterThan(0);
     // bad sizes are refused before anything is queued
     expect(() => native.trainForwardAsync({ op: 'softmax', D: 4 }, [new Float32Array(6)])).toThrow(/softmax: x has 6 elements/);
   });
