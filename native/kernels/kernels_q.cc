@@ -27,6 +27,7 @@ Kernels avx512vnni_set() {
   k.gemm = gemm_u8s8_q_avx512vnni;
   k.attention = attention_u8s32_u8_avx512vnni;
   k.layernorm = layernorm_q_q_avx512;
+  k.add = add_qq_q_avx512;
   k.gemm_sparse = gemm_sparse_rows_avx512vnni;
   k.sparse_max_density = sparse_max_density_avx512vnni;
   // VBMI is not part of the set (Cascade Lake has VNNI without it); where present (Ice Lake,

@@ -447,7 +447,7 @@ static void test_add() {
   for (QType ta : ts)
     for (QType tb : ts)
       for (QType ty : ts) {
-        const int64_t n = rnd(1, 70);
+        const int64_t n = rnd(0, 3) ? rnd(1, 70) : rnd(60, 200);  // 1–6 zmm steps, ragged tails
         const double sa = rnd(1, 100) / 1000.0, sb = rnd(1, 100) / 1000.0, sy = rnd(1, 100) / 500.0 * (ty == QType::s16 ? 0.01 : 1);
         const int32_t za = ta == QType::s16 ? 0 : ta == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-128, 127);
         const int32_t zb = tb == QType::s16 ? 0 : tb == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-128, 127);
@@ -470,6 +470,12 @@ static void test_add() {
         if (avx2) {
           add_q(ta, pa, tb, pb, n, p, ty, yv.data(), Isa::avx2);
           EXPECT(same(ys, yv), "add scalar != avx2 %s+%s→%s", qtype_name(ta), qtype_name(tb), qtype_name(ty));
+        }
+        if (isa_available(Isa::avx512vnni)) {
+          std::fill(yv.begin(), yv.end(), 0xAB);
+          add_q(ta, pa, tb, pb, n, p, ty, yv.data(), Isa::avx512vnni);
+          EXPECT(same(ys, yv), "add scalar != avx512vnni %s+%s→%s n %lld", qtype_name(ta), qtype_name(tb), qtype_name(ty),
+                 (long long)n);
         }
         for (int64_t i = 0; i < n; ++i) {
           double want = sat(std::floor(((a[i] - za) * sa + (b[i] - zb) * sb) / sy + 0.5) + zy, ty);

@@ -181,7 +181,7 @@ static void table_tests(bool avx2) {
 #define SWINQ_CHECK_VNNI_SLOT(f)                                                  \
   CHECK(std::string(#f) == "gemm" || std::string(#f) == "lookup" || std::string(#f) == "attention" ||        \
             std::string(#f) == "layernorm" || std::string(#f) == "sparse_max_density" ||                      \
-            std::string(#f) == "gemm_sparse" || z.f == v.f, \
+            std::string(#f) == "gemm_sparse" || std::string(#f) == "add" || z.f == v.f, \
         "q::kernels(avx512vnni)." #f " must be the AVX2 kernel");
   SWINQ_Q_KERNEL_SLOTS(SWINQ_CHECK_VNNI_SLOT)
 }

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "swinq/qkernels.h"
+
 // GCC 12.2's AVX-512 intrinsics pass _mm512_undefined_epi32() as the unmasked forms' pass-through
 // operand, which -Wmaybe-uninitialized reports at every inlined call (GCC PR 105593, fixed later).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -18,6 +20,18 @@ namespace detail {
 typedef long long v8di_t __attribute__((vector_size(64)));
 static inline __m256i lo256(__m512i v) { return (__m256i)__builtin_shufflevector((v8di_t)v, (v8di_t)v, 0, 1, 2, 3); }
 static inline __m256i hi256(__m512i v) { return (__m256i)__builtin_shufflevector((v8di_t)v, (v8di_t)v, 4, 5, 6, 7); }
+
+// 32 codes of an 8- or 16-bit type → 32 int16 lanes; lanes outside the mask read nothing and are 0.
+static inline __m512i load32_i16_avx512(QType t, const void* src, __mmask32 m) {
+  switch (t) {
+    case QType::s8: return _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, src));
+    case QType::u8: return _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, src));
+    default: return _mm512_maskz_loadu_epi16(m, src);
+  }
+}
+static inline __mmask32 first_lanes32(int64_t n) {  // the first min(n, 32) lanes
+  return n >= 32 ? ~(__mmask32)0 : (__mmask32)((1u << n) - 1);
+}
 
 // The requantization of 16 int32 lanes on zmm, the same integer steps as requant8_fast_noclamp_avx2
 // (shift ≥ 32): 64-bit products of the even and odd lanes plus the rounding term, their high

@@ -154,6 +154,7 @@ void relu_x8_scalar(QType t, const void* x, int64_t n, int32_t zero_point, void*
 void relu_x8_avx2(QType t, const void* x, int64_t n, int32_t zero_point, void* y);
 void add_qq_q_scalar(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y);
 void add_qq_q_avx2(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y);
+void add_qq_q_avx512(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y);  // qops_avx512.cc
 // rq: already narrowed to `out` (for_type).
 void avgpool_q_q_scalar(QType in, const void* x, int64_t batch, int64_t T, int64_t C, int32_t in_zp, const Requant& rq,
                         QType out, void* y);

@@ -18,11 +18,6 @@ namespace {
 constexpr int64_t kMaxStackD = 1024;
 
 template <QType in>
-inline __m512i load32_i16(const void* src, __mmask32 m) {  // 32 codes → int16 (masked lanes 0)
-  if (in == QType::s8) return _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, src));
-  return _mm512_maskz_loadu_epi16(m, src);
-}
-template <QType in>
 inline __m512i load16_i32(const void* src, __mmask16 m) {  // 16 codes → int32
   if (in == QType::s8) return _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, src));
   return _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, src));
@@ -64,7 +59,7 @@ void layernorm_avx512_typed(const void* x, int64_t rows, const LayerNormParams& 
       const char* xr = static_cast<const char*>(x) + r * D * tsize(in);
       __m512i s32 = zero, ss32 = zero, ss64 = zero;
       for (int64_t c = 0; c < D; c += 32) {
-        const __m512i v = load32_i16<in>(xr + c * tsize(in), c + 32 <= D ? (__mmask32)0xffffffffu : tail32);
+        const __m512i v = load32_i16_avx512(in, xr + c * tsize(in), c + 32 <= D ? (__mmask32)0xffffffffu : tail32);
         s32 = _mm512_add_epi32(s32, _mm512_madd_epi16(v, ones));
         const __m512i sq = _mm512_madd_epi16(v, v);  // ≤ 2^31: exact as uint32
         if (in == QType::s8) {
