@@ -109,6 +109,17 @@ void ThreadPool::worker_loop(uint64_t seen, int index) {
   }
 }
 
+// Runs [0, n) on the caller when the job is one piece, the pool has no workers or it is in a solo
+// period (after a stall); otherwise returns false with *t_start = now, for join's stall policy.
+bool ThreadPool::ran_inline(bool one_piece, Body body, void* ctx, int64_t n, int64_t* t_start) {
+  if (!workers_.empty() && !one_piece) {
+    *t_start = now_ns();
+    if (*t_start >= solo_until_) return false;
+  }
+  body(ctx, 0, n);
+  return true;
+}
+
 // The job's fields, then the job word with a new generation (release: a worker that sees the
 // generation sees the fields), then a wake-up for the workers that went to sleep. A static job
 // (n_chunks 0) also releases parts_taken_ after the fields: a worker still on the job before may
@@ -137,15 +148,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t chunk, Body body, void* ctx) {
     chunk = (n + kMaxChunks - 1) / kMaxChunks;
     n_chunks = (n + chunk - 1) / chunk;
   }
-  if (workers_.empty() || n_chunks == 1) {
-    body(ctx, 0, n);
-    return;
-  }
-  const int64_t t_start = now_ns();
-  if (t_start < solo_until_) {
-    body(ctx, 0, n);
-    return;
-  }
+  int64_t t_start;
+  if (ran_inline(n_chunks == 1, body, ctx, n, &t_start)) return;
   chunk_ = chunk;
   const uint64_t gen = publish(body, ctx, n, n_chunks);
   int64_t idx;
@@ -155,7 +159,6 @@ void ThreadPool::parallel_for(int64_t n, int64_t chunk, Body body, void* ctx) {
     done_chunks_.fetch_add(1, std::memory_order_acq_rel);
   }
   join(n_chunks, t_start);
-
 }
 
 void ThreadPool::join(int64_t n_chunks, int64_t t_start) {
@@ -182,15 +185,8 @@ void ThreadPool::parallel_for_static(int64_t n, int64_t align, Body body, void* 
   if (n <= 0) return;
   if (align < 1) align = 1;
   const int64_t T = threads(), units = (n + align - 1) / align, per = (units + T - 1) / T * align;
-  if (workers_.empty() || per >= n) {
-    body(ctx, 0, n);
-    return;
-  }
-  const int64_t t_start = now_ns();
-  if (t_start < solo_until_) {
-    body(ctx, 0, n);
-    return;
-  }
+  int64_t t_start;
+  if (ran_inline(per >= n, body, ctx, n, &t_start)) return;
   static_per_.store(per, std::memory_order_relaxed);
   publish(body, ctx, n, 0);  // no chunks to claim: the parts are fixed
   body(ctx, 0, std::min(n, per));

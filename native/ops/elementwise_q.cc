@@ -1,8 +1,6 @@
 // Integer elementwise and pooling ops: gelu_q (a 256-entry table), relu_q, add_q (dyadic
 // rescale of both inputs), avgpool_q, argmax_q. Contracts: ops.def; kernels: kernels/int/
 // qkernels.cc, qops_avx2.cc.
-#include <algorithm>
-
 #include "int_common.h"
 #include "swinq/executor.h"
 #include "swinq/op.h"

@@ -67,6 +67,7 @@ class ThreadPool {
   void start(int threads);
   void stop();
   void worker_loop(uint64_t seen, int index);
+  bool ran_inline(bool one_piece, Body body, void* ctx, int64_t n, int64_t* t_start);
   uint64_t publish(Body body, void* ctx, int64_t n, int64_t n_chunks);
   // the caller's wait for the workers' chunks, with the stall policy (t_start: when the job began)
   void join(int64_t n_chunks, int64_t t_start);

@@ -428,8 +428,7 @@ static int64_t rows_4x24(const GemmCtx& c, int64_t mb, int64_t me, int64_t p0, i
       s[j] = B.b8.data() + (slab >> 1) * panel_bytes + (slab & 1) * 32;
     }
     for (int64_t m = mb; m < mend; m += 4) {
-      if (B.w_zero_point)
-        for (int r = 0; r < 4; ++r) rowsum[r] = (int32_t)rowsum_u8_avx2(c.A + (m + r) * c.lda, B.K);
+      row_sums(c, m, 4, rowsum);
       __m256i acc[4][3];
       gemm_u8s8_s32_4x24_avx2(c.A + m * c.lda, c.lda, s[0], s[1], s[2], B.K, acc);
       epilogue24(c, m, e, acc, rowsum);
@@ -454,8 +453,7 @@ void gemm_u8s8_q_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int6
       const PanelEp pe = panel_ep(c, p);
       for (int64_t m = mrest; m < me; m += 4) {
         const int mr = (int)std::min<int64_t>(4, me - m);
-        if (B.w_zero_point)
-          for (int r = 0; r < mr; ++r) rowsum[r] = (int32_t)rowsum_u8_avx2(c.A + (m + r) * c.lda, B.K);
+        row_sums(c, m, mr, rowsum);
         switch (mr) {
           case 4: tile<4>(c, m, p, pe, rowsum); break;
           case 3: tile<3>(c, m, p, pe, rowsum); break;

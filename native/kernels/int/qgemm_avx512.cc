@@ -8,7 +8,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-
 #include <cstring>
 
 #include "qavx2.h"
@@ -128,8 +127,7 @@ template <int MR, int NP>
 static inline void tile_vnni(const GemmCtx& c, int64_t m, int64_t p, const PanelEp* pe, int32_t* rowsum) {
   const PackedB& B = *c.B;
   const int64_t pstride = (int64_t)(B.Kp / 4) * 64;
-  if (B.w_zero_point)
-    for (int r = 0; r < MR; ++r) rowsum[r] = (int32_t)rowsum_u8_avx2(c.A + (m + r) * c.lda, B.K);
+  row_sums(c, m, MR, rowsum);
   __m512i acc[4][3];
   gemm_u8s8_s32_vnni<MR, NP>(c.A + m * c.lda, c.lda, B.b8.data() + p * pstride, pstride, B.K, acc);
   epilogue_panels<MR, NP>(c, m, pe, acc, rowsum);
@@ -213,8 +211,7 @@ static void rows_48(const GemmCtx& c, int64_t mb, int64_t me, int64_t p) {
   alignas(32) int32_t rowsum[4] = {0, 0, 0, 0};
   const int64_t mend = mb + (me - mb) / 4 * 4;
   for (int64_t m = mb; m < mend; m += 4) {
-    if (B.w_zero_point)
-      for (int r = 0; r < 4; ++r) rowsum[r] = (int32_t)rowsum_u8_avx2(c.A + (m + r) * c.lda, B.K);
+    row_sums(c, m, 4, rowsum);
     __m512i acc[4][3];
     if (B.K % 4 == 0) gemm_u8s8_s32_4x48_avx512vnni(c.A + m * c.lda, c.lda, b, pstride, B.K, acc);
     else gemm_u8s8_s32_vnni<4, 3>(c.A + m * c.lda, c.lda, b, pstride, B.K, acc);

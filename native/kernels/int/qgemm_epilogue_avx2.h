@@ -253,6 +253,13 @@ static inline __attribute__((always_inline)) void epilogue24(const GemmCtx& c, i
   }
 }
 
+// rowsum[r] = Σ_k A[m + r, k] for r < mr when the weights have a zero point (its correction in the
+// epilogue), untouched otherwise.
+static inline void row_sums(const GemmCtx& c, int64_t m, int mr, int32_t* rowsum) {
+  if (c.B->w_zero_point)
+    for (int r = 0; r < mr; ++r) rowsum[r] = (int32_t)rowsum_u8_avx2(c.A + (m + r) * c.lda, c.B->K);
+}
+
 // ep.table on rows [m0, m1) × panels [p0, p1) of the 8-bit output, after the rows' tiles are done
 // (they are still in L1/L2), through the kernel set's lookup.
 static inline void table_rows(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
