@@ -5,7 +5,7 @@ import path from 'node:path';
 import { formatDims } from './io/model-info.js';
 import type { InferenceSession } from './session.js';
 import { mulberry32 } from './util/random.js';
-import { type IsaOption } from './native.js';
+import { native, type IsaName, type IsaOption } from './native.js';
 
 export interface PlainTensor { type: string; data: ArrayLike<number | bigint> & ArrayBufferView; dims: readonly number[] }
 export type EngineKind = 'swinq' | 'onnxruntime';
@@ -19,8 +19,8 @@ export interface Engine {
   /** Compiles (and caches) the plan for these input dims without running it, where the engine can. */
   prepare(dims: Record<string, readonly number[]>): void;
   /** Which plan runs for these dims: swinq's 'integer-only' | 'fp32' | 'qdq-simulated' (with what
-   *  blocked the integer plan), or 'onnxruntime' for the reference engine. */
-  planFor(dims?: Record<string, readonly number[]>): { plan: string; blockedBy?: { node: string; op: string; reason: string } };
+   *  blocked the integer plan, and the kernel set it runs on), or 'onnxruntime' for the reference engine. */
+  planFor(dims?: Record<string, readonly number[]>): { plan: string; blockedBy?: { node: string; op: string; reason: string }; isa?: IsaName };
   /** The swinq session itself (for profiling and plan stats); undefined for onnxruntime. */
   raw?: InferenceSession;
   release(): void;
@@ -75,7 +75,7 @@ async function openSwinq(model: string, opts: EngineOptions): Promise<Engine> {
     prepare(dims) {
       s.planStats(dims);
     },
-    planFor: (dims) => s.planInfo(dims),
+    planFor: (dims) => ({ ...s.planInfo(dims), isa: native.activeIsa() }),
     release: () => s.release(),
   };
 }

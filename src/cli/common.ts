@@ -2,7 +2,6 @@
 // --json, progress and logs on stderr, a one-line error naming what is wrong, non-zero exit.
 import os from 'node:os';
 import type { Command } from 'commander';
-import { native } from '../native.js';
 
 export class CliError extends Error {}
 
@@ -42,11 +41,9 @@ export function withRequireInteger(cmd: Command): Command {
 
 /** The plan fields of a --json result: "plan", "blocked_by" when a QDQ model runs simulated, and
  *  "isa", the kernel set swinq's plans ran on (scalar | avx2 | avx512vnni: 2–3× apart in speed). */
-export function planFields(p: { plan: string; blockedBy?: { node: string; op: string; reason: string } }): Record<string, unknown> {
-  const isa = SWINQ_PLANS.includes(p.plan) ? { isa: native.activeIsa() } : {};
-  return p.blockedBy ? { plan: p.plan, blocked_by: p.blockedBy, ...isa } : { plan: p.plan, ...isa };
+export function planFields(p: { plan: string; blockedBy?: { node: string; op: string; reason: string }; isa?: string }): Record<string, unknown> {
+  return { plan: p.plan, ...(p.blockedBy ? { blocked_by: p.blockedBy } : {}), ...(p.isa ? { isa: p.isa } : {}) };
 }
-const SWINQ_PLANS = ['integer-only', 'fp32', 'qdq-simulated'];
 
 /** Prints the result: JSON on the last stdout line, or a human summary. */
 export function emit(json: boolean | undefined, result: Record<string, unknown>, human?: string): void {

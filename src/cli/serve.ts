@@ -1,7 +1,8 @@
 // `swinq serve MODEL… [--model NAME=PATH]…`: Open Inference Protocol v2 over HTTP with dynamic batching.
 import type { Command } from 'commander';
 import { CliError, emit, intOption, log, withCommon } from './common.js';
-import { ISA_OPTIONS, type IsaOption } from '../native.js';
+import { type IsaOption } from '../native.js';
+import { isaOption } from './run.js';
 
 interface ServeCliOptions {
   model: string[];
@@ -55,7 +56,7 @@ export function register(program: Command): void {
     .option('--max-queue <n>', 'requests waiting per model before answering 503', intOption('max-queue'), 128)
     .option('--max-body-mb <mb>', 'largest request body (413 beyond)', posNumber('max-body-mb'), 16)
     .option('--max-connections <n>', 'open connections beyond this are closed at once', intOption('max-connections'), 1024)
-    .option('--isa <isa>', 'kernel set: auto | scalar | avx2 | avx512vnni')
+    .option('--isa <isa>', 'kernel set: auto, scalar, avx2 or avx512vnni', isaOption)
     .option('--engine <engine>', 'swinq, or onnxruntime (a baseline; needs onnxruntime-node)', 'swinq')
     .option('--no-pad-batches', 'run merged batches at their exact size instead of trimming/padding to bucket sizes')
     .option('--no-warmup', 'skip compiling the bucket sizes before listening')
@@ -65,7 +66,6 @@ export function register(program: Command): void {
     .action(async (paths: string[], o: ServeCliOptions) => {
       const { loadModel, modelNameFromPath } = await import('../serve/models.js');
       const { startServer } = await import('../serve/server.js');
-      if (o.isa && !(ISA_OPTIONS as readonly string[]).includes(o.isa)) throw new CliError(`--isa must be auto, scalar, avx2 or avx512vnni, got '${o.isa}'`);
       if (!['swinq', 'onnxruntime'].includes(o.engine)) throw new CliError(`--engine must be swinq or onnxruntime, got '${o.engine}'`);
       if (!['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(o.logLevel)) {
         throw new CliError(`--log-level must be silent, error, warn, info or debug, got '${o.logLevel}'`);

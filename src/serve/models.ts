@@ -5,7 +5,7 @@ import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { readModelBytes } from '../onnx/load.js';
 import type { DType, IoDesc, TypedArray } from './protocol.js';
-import { native, type IsaOption } from '../native.js';
+import { type IsaOption } from '../native.js';
 
 const { onnx } = onnxProto;
 
@@ -95,8 +95,7 @@ export async function loadModel(name: string, file: string, opts: LoadOptions = 
   // new shapes (odd row counts, non-batchable models, --no-warmup) compile off the event loop
   const session = await openEngine(opts.engine ?? 'swinq', file, { threads, isa: opts.isa, requireInteger: opts.requireInteger, compileInBackground: true });
   // Engines take plain { type, data, dims } tensors and wrap them in their own Tensor class.
-  const plan = { ...session.planFor(), ...((opts.engine ?? 'swinq') === 'swinq' ? { isa: native.activeIsa() } : {}) };
-  return checkModel({ name, path: file, ...io, session: session as SessionLike, makeTensor: (type, data, dims) => ({ type, data, dims }), plan });
+  return checkModel({ name, path: file, ...io, session: session as SessionLike, makeTensor: (type, data, dims) => ({ type, data, dims }), plan: session.planFor() });
 }
 
 /** Cross-checks the ONNX graph IO with the session's names; refuses dtypes the protocol cannot carry. */
