@@ -1,5 +1,6 @@
-// Per-head time of the AVX2 attention kernel, this tree's against another tree's (OLD_SRC), linked
-// side by side in one process: thread CPU time, min and median over rounds (bench/attention-heads.sh).
+// Per-head time of one kernel set's attention kernel (ATT_KERNEL), this tree's against another tree's
+// (…_old), linked side by side in one process: thread CPU time, min and median over rounds
+// (bench/attention-heads.sh builds it).
 #include <time.h>
 
 #include <algorithm>
@@ -11,8 +12,15 @@
 #include "../native/kernels/int/qinternal.h"
 #include "swinq/qkernels.h"
 
+#ifndef ATT_KERNEL
+#define ATT_KERNEL attention_u8s32_u8_avx2
+#define ATT_NAME "avx2"
+#endif
+#define ATT_CAT2(a, b) a##b
+#define ATT_CAT(a, b) ATT_CAT2(a, b)
+#define ATT_OLD ATT_CAT(ATT_KERNEL, _old)
 namespace swinq { namespace q { namespace detail {
-void attention_u8s32_u8_avx2_old(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
+void ATT_OLD(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
 }}}  // namespace swinq::q::detail
 using namespace swinq::q;
 
@@ -24,6 +32,7 @@ static double cpu_us() {
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? atoi(argv[1]) : 40, reps = 20;
+  std::printf("attention kernel %s, this tree (new) against the old revision\n", ATT_NAME);
   struct Shape { const char* name; int64_t W, N, H, dh; bool bias; };
   const int only = argc > 2 ? atoi(argv[2]) : -1;  // one shape (index), e.g. under callgrind
   std::mt19937 rng(7);
@@ -40,6 +49,8 @@ int main(int argc, char** argv) {
     p.W = s.W, p.N = s.N, p.H = s.H, p.dh = s.dh, p.zp = 64, p.y_zp = 3, p.y_max = 255;
     p.bias = s.bias ? bias.data() : nullptr;
     p.bias_rows = s.N;
+    const std::vector<int32_t> by_key = s.bias ? attention_bias_by_key(bias.data(), s.N, s.N) : std::vector<int32_t>();
+    if (s.bias) p.bias_by_key = by_key.data(), p.bias_by_key_period = attention_bias_period(s.N, s.N);  // as attention_q has it
     attention_set_logit_scale(p, 0.02);
     quantize_multiplier(1.0 / 1024, &p.mult, &p.shift);
     std::vector<uint8_t> scratch(attention_scratch_bytes(s.N, s.dh) + 64);
@@ -50,7 +61,7 @@ int main(int argc, char** argv) {
         const double t0 = cpu_us();
         for (int k = 0; k < reps; ++k)
           for (int64_t t = 0; t < heads; ++t)
-            (which ? detail::attention_u8s32_u8_avx2 : detail::attention_u8s32_u8_avx2_old)(qkv.data(), p, t, sp,
+            (which ? detail::ATT_KERNEL : detail::ATT_OLD)(qkv.data(), p, t, sp,
                                                                                            (which ? y1 : y0).data());
         (which ? t_new : t_old).push_back((cpu_us() - t0) / (reps * heads));
       }

@@ -112,7 +112,8 @@ void attention_q_validate(const OpCheck& c) {
 }
 
 struct AttentionQState : OpState {
-  q::AttentionParams att;  // bias pointer taken at run time
+  q::AttentionParams att;             // bias pointer taken at run time
+  std::vector<int32_t> bias_by_key;   // the constant bias key-major, for the AVX-512 kernel
 };
 
 std::unique_ptr<OpState> attention_q_prepare(const OpCheck& c, const PlanOptions&) {
@@ -125,14 +126,20 @@ std::unique_ptr<OpState> attention_q_prepare(const OpCheck& c, const PlanOptions
   a.mult = c.cdata<int32_t>(c.in(2))[0];
   a.shift = c.cdata<int32_t>(c.in(3))[0];
   a.bias_rows = c.in(1) >= 0 ? c.I(7) : 0;
+  if (a.bias_rows) {  // any kernel set may run (setIsa), so made whatever the CPU
+    st->bias_by_key = q::attention_bias_by_key(c.cdata<int32_t>(c.in(1)), a.bias_rows, a.N);
+    a.bias_by_key_period = q::attention_bias_period(a.N, a.bias_rows);
+  }
   const double sc = c.scale(0, "logit_scale");
   c.kernel("logit_scale", [&] { q::attention_set_logit_scale(a, sc); });
   return st;
 }
 
 void attention_q_run(const OpRun& r) {
-  q::AttentionParams a = r.st<AttentionQState>().att;
+  const AttentionQState& st = r.st<AttentionQState>();
+  q::AttentionParams a = st.att;
   a.bias = a.bias_rows ? static_cast<const int32_t*>(r.in(1)) : nullptr;
+  a.bias_by_key = a.bias_rows ? st.bias_by_key.data() : nullptr;
   const int64_t heads = a.W * a.H;
   if (!heads) return;
   const uint8_t* x = static_cast<const uint8_t*>(r.in(0));

@@ -605,12 +605,13 @@ static void test_attention() {
                          Case{1, 27, 3, 32, 90, 0, 255, false, 0.01, 1.0 / 512, 0}, Case{2, 41, 2, 32, 128, 0, 255, true, 0.02, 1.0 / 1024, 2},
                          Case{1, 48, 1, 16, 0, 0, 255, true, 0.3, 1.0 / 700, 1}, Case{1, 56, 2, 16, 200, 7, 255, true, 1e-5, 1.0 / 256, 0},
                          Case{1, 15, 2, 64, 64, 0, 255, true, 0.02, 4.0, 3},
-                         // the AVX-512 kernel at 1…4 key blocks of 16 (N = 16, 17, 32, 64), rows in
-                         // groups of 8 with 1…7 left over, its AVX2 fallback past N = 64
+                         // the AVX-512 kernel (a zmm lane per query row): blocks of 16 rows with 0…15
+                         // left over, keys in groups of 12 (dh 16) or 8 (dh ≥ 32), then 4, then single
+                         // keys; head dims of 1, 2 and 1 + ½ chunks of 16 pairs (dh 32, 64, 48)
                          Case{1, 16, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0}, Case{2, 17, 1, 32, 90, 3, 255, true, 0.02, 1.0 / 1024, 3},
                          Case{1, 32, 2, 16, 10, 0, 255, false, 0.05, 64.0, 0}, Case{1, 63, 1, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 4},
                          Case{1, 65, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0},
-                         // its long rows (z through scratch, chunks of 4 key blocks): 4 + 1, 4 + 4 + 1, 4·3 + 1 blocks
+                         // long rows (N = 80, 130, 200)
                          Case{1, 80, 2, 16, 100, 0, 255, true, 0.02, 1.0 / 1024, 3}, Case{2, 130, 1, 32, 128, 5, 255, false, 0.02, 64.0, 0},
                          Case{1, 200, 1, 48, 64, 0, 255, true, 0.01, 1.0 / 1024, 4}}) {
     const int64_t C = cs.H * cs.dh;
@@ -619,7 +620,8 @@ static void test_attention() {
       v = cs.codes == 1 ? 255 : cs.codes == 2 ? (rnd(0, 1) ? 255 : 0) : cs.codes == 4 ? (rnd(0, 1) ? 127 : 0)
           : cs.codes >= 3 ? (uint8_t)rnd(0, 127) : (uint8_t)rnd(0, 255);
     if (cs.codes == 5) qkv[(size_t)(cs.N / 2 * 3 * C + C + cs.dh + 1)] = 128;  // a k code of head 1, window 0
-    const int64_t brows = cs.bias ? (cs.W > 1 ? cs.W * cs.H * cs.N : cs.N) : 0;
+    // bias rows: one table per head, one per window, or (odd W) a count N does not divide
+    const int64_t brows = !cs.bias ? 0 : cs.W == 3 ? 2 * cs.N + 5 : cs.W > 1 ? cs.W * cs.H * cs.N : cs.N;
     std::vector<int32_t> bias((size_t)(brows * cs.N));
     for (auto& v : bias) v = rnd(0, 9) == 0 ? (rnd(0, 1) ? -(1 << 30) : INT32_MIN) : (int32_t)rnd(-200, 200);
     for (int64_t r = 0; r < brows; ++r) bias[(size_t)(r * cs.N + r % cs.N)] = 0;  // one unmasked entry per row
@@ -643,11 +645,22 @@ static void test_attention() {
       attention_u8(qkv.data(), p, 1, cs.W * cs.H, sp, yv.data(), Isa::avx2);
       EXPECT(same(ys, yv), "attention scalar != avx2 (N %lld dh %lld S %g)", (long long)cs.N, (long long)cs.dh, cs.S);
     }
-    if (isa_available(Isa::avx512vnni)) {  // zmm for N ≤ 64 and dh % 16 == 0, the AVX2 kernel otherwise
-      std::fill(yv.begin(), yv.end(), 0xAB);
-      attention_u8(qkv.data(), p, 0, 1, sp, yv.data(), Isa::avx512vnni);
-      attention_u8(qkv.data(), p, 1, cs.W * cs.H, sp, yv.data(), Isa::avx512vnni);
-      EXPECT(same(ys, yv), "attention scalar != avx512vnni (N %lld dh %lld S %g)", (long long)cs.N, (long long)cs.dh, cs.S);
+    if (isa_available(Isa::avx512vnni)) {  // zmm for dh % 16 == 0, the AVX2 kernel otherwise
+      // the bias gathered per block, then key-major as attention_q prepares it
+      std::vector<int32_t> by_key;
+      for (int pass = 0; pass < (cs.bias ? 2 : 1); ++pass) {
+        AttentionParams pk = p;
+        if (pass) {
+          by_key = attention_bias_by_key(bias.data(), brows, cs.N);
+          pk.bias_by_key = by_key.data();
+          pk.bias_by_key_period = attention_bias_period(cs.N, brows);
+        }
+        std::fill(yv.begin(), yv.end(), 0xAB);
+        attention_u8(qkv.data(), pk, 0, 1, sp, yv.data(), Isa::avx512vnni);
+        attention_u8(qkv.data(), pk, 1, cs.W * cs.H, sp, yv.data(), Isa::avx512vnni);
+        EXPECT(same(ys, yv), "attention scalar != avx512vnni (N %lld dh %lld S %g, bias %s)", (long long)cs.N,
+               (long long)cs.dh, cs.S, !cs.bias ? "none" : pass ? "by key" : "gathered");
+      }
     }
     int64_t bad = 0;
     double worst = 0;

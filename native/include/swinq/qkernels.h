@@ -184,7 +184,17 @@ struct AttentionParams {
   SoftmaxParams sm;                     // pre_shift and L (u = max − z is capped at 31·L)
   int32_t exp_mult = 0, exp_shift = 0;  // (u·exp_mult) >> exp_shift ≈ u·S'·256/ln2; exp_mult < 2^15
   int32_t mult = 0, shift = 0, y_zp = 0, y_max = 255;
+  // Optional, with a bias: the same bias clamped and key-major (attention_bias_by_key), which the
+  // AVX-512 kernel reads 16 query rows a load; without it that kernel gathers each block's bias.
+  const int32_t* bias_by_key = nullptr;
+  int64_t bias_by_key_period = 0;  // heads after which the rows' bias repeats (attention_bias_period)
 };
+// Heads t after which bias row (t·N + i) mod bias_rows repeats: bias_rows / gcd(N, bias_rows).
+int64_t attention_bias_period(int64_t N, int64_t bias_rows);
+// bias [bias_rows, N] as [period][key j][row i padded to a multiple of 16], each entry clamped to
+// ±kAttentionBiasClamp (what every kernel adds): entry (t mod period, j, i) is bias row
+// (t·N + i) mod bias_rows, key j. For AttentionParams::bias_by_key.
+std::vector<int32_t> attention_bias_by_key(const int32_t* bias, int64_t bias_rows, int64_t N);
 // Sets p.sm, p.exp_mult and p.exp_shift for logits (q·kᵀ + bias) at logit_scale.
 void attention_set_logit_scale(AttentionParams& p, double logit_scale);
 constexpr int64_t kAttentionMaxN = 1024, kAttentionMaxDh = 256;

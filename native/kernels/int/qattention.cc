@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -30,9 +31,28 @@ size_t attention_scratch_bytes(int64_t N, int64_t dh) {
   const size_t d2 = (size_t)(dh + 1) / 2, n2 = (size_t)(N + 1) / 2, d8 = (size_t)(dh + 7) / 8 * 8,
                n16 = (size_t)(N + 15) / 16 * 16, w16 = std::max(d8, 2 * d2);
   const size_t G = detail::kAttentionRowGroup;
-  // k in blocks of 16 rows (the AVX-512 kernel; the AVX2 one uses the first ⌈N/8⌉·8 of them)
-  return al32(n16 * d2 * 4) + al32((size_t)N * d2 * 4) + al32(d8 * n2 * 4) + al32(G * n16 * 4) + al32(G * n16 * 2) +
-         al32(((size_t)N + 1) * w16 * 2);
+  const size_t avx2 = al32(n16 * d2 * 4) + al32((size_t)N * d2 * 4) + al32(d8 * n2 * 4) + al32(G * n16 * 4) +
+                      al32(G * n16 * 2) + al32(((size_t)N + 1) * w16 * 2);
+  return std::max(avx2, detail::attention_lanes_layout(N, dh).bytes);  // the AVX-512 kernel's own layout
+}
+
+int64_t attention_bias_period(int64_t N, int64_t bias_rows) {
+  QCHECK(N >= 1 && bias_rows >= 1, "attention_bias_period: need N ≥ 1 and bias_rows ≥ 1");
+  return bias_rows / std::gcd(N, bias_rows);
+}
+
+std::vector<int32_t> attention_bias_by_key(const int32_t* bias, int64_t bias_rows, int64_t N) {
+  QCHECK(bias && N >= 1 && N <= kAttentionMaxN && bias_rows >= 1, "attention_bias_by_key: need a bias, N ∈ [1, " +
+                                                                     std::to_string(kAttentionMaxN) + "], bias_rows ≥ 1");
+  const int64_t P = attention_bias_period(N, bias_rows), n16 = (N + 15) / 16 * 16;
+  QCHECK(P <= (int64_t(1) << 40) / (N * n16), "attention_bias_by_key: bias_rows too large");
+  std::vector<int32_t> out((size_t)(P * N * n16), 0);
+  for (int64_t ph = 0; ph < P; ++ph)
+    for (int64_t i = 0; i < N; ++i) {
+      const int32_t* row = bias + ((ph * N + i) % bias_rows) * N;
+      for (int64_t j = 0; j < N; ++j) out[(size_t)((ph * N + j) * n16 + i)] = detail::attention_bias_clamp(row[j]);
+    }
+  return out;
 }
 
 // The reference: the same integers as attention_u8s32_u8_avx2, one row at a time.
@@ -51,7 +71,7 @@ void detail::attention_u8s32_u8_scalar(const uint8_t* qkv, const AttentionParams
       const uint8_t* kj = base + j * 3 * C + C + h * dh;
       int32_t acc = 0;
       for (int64_t d = 0; d < dh; ++d) acc += ((int32_t)qi[d] - p.zp) * ((int32_t)kj[d] - p.zp);
-      const int32_t b = tb ? std::min(std::max(tb[j], -detail::kAttentionBiasClamp), detail::kAttentionBiasClamp) : 0;
+      const int32_t b = tb ? detail::attention_bias_clamp(tb[j]) : 0;
       z[(size_t)j] = (acc + b) >> p.sm.pre_shift;
       mx = std::max(mx, z[(size_t)j]);
     }
@@ -92,6 +112,8 @@ void attention_u8(const uint8_t* qkv, const AttentionParams& p, int64_t t0, int6
   QCHECK(p.zp >= 0 && p.zp <= 255 && p.y_zp >= 0 && p.y_zp <= p.y_max && p.y_max <= 255,
          "attention_u8: zero points / y_max outside uint8 (y_zp ≤ y_max)");
   QCHECK(!p.bias || p.bias_rows >= 1, "attention_u8: bias_rows must be ≥ 1 with a bias");
+  QCHECK(!p.bias_by_key || (p.bias && p.bias_by_key_period == attention_bias_period(p.N, p.bias_rows)),
+         "attention_u8: bias_by_key needs the bias it was made from and bias_by_key_period = attention_bias_period");
   QCHECK(p.shift >= 0 && p.shift <= 62 && p.mult != 0, "attention_u8: mult/shift out of range");
   QCHECK(p.sm.L >= 2 && p.sm.L <= 1024 && p.sm.pre_shift >= 0 && p.sm.pre_shift <= 30 && p.exp_mult >= 1 &&
              p.exp_mult < (1 << 15) && p.exp_shift >= 0 && p.exp_shift <= 31,

@@ -1,19 +1,21 @@
 // AVX-512 VNNI attention (qkernels.h attention_u8) for heads with dh a multiple of 16 (every Swin
-// window and ViT head; others run the AVX2 kernel). Per group of 8 query rows:
-//   1+2. S = (q−zp)(k−zp)ᵀ for 4 rows × all ⌈N/16⌉ key blocks on zmm (vpdpwssd on int16 pairs,
-//      exact: |(a−za)(b−zb)| ≤ 65025, pairs ≤ 130050), then bias, pre-shift, the row maximum,
-//      e = exp(z − max) (attention_exp), the row sum and e as int16 pairs for P·V. For N ≤ 64 (Swin
-//      windows) while the rows are still in registers, no z row in memory; longer rows (ViT's 197)
-//      in chunks of 4 key blocks with z through the rows' scratch;
-//   3. O = e·(v−zp) for the 8 rows on zmm blocks of 16 dims, the row's 256/sum folded into its
-//      output requantization (attention_row_scale).
-// The scalar reference (qattention.cc) computes the same integers. No std:: containers here
-// (scripts/check-avx2-objects.sh).
+// window and ViT head; others run the AVX2 kernel). One zmm lane per query row: blocks of 16 rows,
+//   1. z = ((q−zp)(k−zp)ᵀ + bias) >> pre_shift for every key, one zmm per key (vpdpwssd on int16
+//      pairs, the q pairs in registers and the key's pair broadcast; exact: |(a−za)(b−zb)| ≤ 65025,
+//      pairs ≤ 130050); the bias read key-major (AttentionParams::bias_by_key) so a key's 16 rows
+//      are one load; the running row maximum is a lane-wise max;
+//   2. e = exp(z − max) (attention_exp) and the row sums, lane-wise again, stored as (e_j, e_j+1)
+//      int16 pairs;
+//   3. O = e·(v−zp) for 16 dims at a time (16 accumulators, the v pair broadcast), requantized per
+//      lane with the row's 256/sum folded in (attention_row_scale), then a 16×16 byte transpose
+//      into the rows of y.
+// No horizontal reductions and no padding of the key axis (N = 49 used 64 key lanes per row in the
+// row-per-register kernel this replaced; docs/latency.md). The scalar reference (qattention.cc)
+// computes the same integers. No std:: containers here (scripts/check-avx2-objects.sh).
 #include <immintrin.h>
 
 #include <cstring>
 
-#include "qattention_pack_avx2.h"
 #include "qavx512.h"
 #include "qinternal.h"
 
@@ -22,8 +24,6 @@ namespace q {
 namespace detail {
 
 namespace {
-inline size_t al32(size_t b) { return (b + 31) / 32 * 32; }
-
 struct Exp16 {
   __m512i mult, qb, qc, es, m255;
   __m128i shift;
@@ -38,170 +38,166 @@ inline __m512i exp16(__m512i z, __m512i mx, __m512i thr, const Exp16& c) {
   return _mm512_srlv_epi32(poly, _mm512_add_epi32(_mm512_srli_epi32(x, 8), c.es));
 }
 
-// acc[r][b] = (q_r − zp)·(k − zp) for 4 query rows and the key blocks b0 … b0 + NB − 1 (kp: [blocks][d2][16]
-// pairs): per pair step NB loads, 4 broadcasts and 4·NB vpdpwssd.
-template <int NB>
-inline __attribute__((always_inline)) void qk_acc4(const int32_t* const* q, const int32_t* kp, int64_t d2, int64_t b0,
-                                                   __m512i (&acc)[4][NB]) {
-  for (int r = 0; r < 4; ++r)
-    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_si512();
-  const int32_t *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
-  for (int64_t k = 0; k < d2; ++k) {
-    __m512i kv[NB];
-    for (int b = 0; b < NB; ++b) kv[b] = _mm512_loadu_si512((const void*)(kp + ((b0 + b) * d2 + k) * 16));
-    const __m512i x0 = _mm512_set1_epi32(q0[k]), x1 = _mm512_set1_epi32(q1[k]), x2 = _mm512_set1_epi32(q2[k]),
-                  x3 = _mm512_set1_epi32(q3[k]);
-    for (int b = 0; b < NB; ++b) {
-      acc[0][b] = _mm512_dpwssd_epi32(acc[0][b], x0, kv[b]);
-      acc[1][b] = _mm512_dpwssd_epi32(acc[1][b], x1, kv[b]);
-      acc[2][b] = _mm512_dpwssd_epi32(acc[2][b], x2, kv[b]);
-      acc[3][b] = _mm512_dpwssd_epi32(acc[3][b], x3, kv[b]);
-    }
-  }
-}
-
-// Steps 1+2 for 4 query rows against NB = ⌈N/16⌉ key blocks: e rows (int16, zero past N) and
-// their sums. q: the rows' (q − zp) pairs; bias: their bias rows (kBias); kp: [NB][d2][16] pairs.
-// noinline: on its own GCC keeps the 4·NB accumulators in registers.
-template <bool kBias, int NB>
-__attribute__((noinline)) void qk_exp_rows4(const int32_t* const* q, const int32_t* const* bias, const int32_t* kp,
-                                            int64_t N, int64_t d2, __m128i pre, const Exp16& ec, int32_t span,
-                                            int16_t* const* e, int32_t* rsum) {
-  __m512i acc[4][NB];
-  qk_acc4<NB>(q, kp, d2, 0, acc);
-  const __m512i blo = _mm512_set1_epi32(-kAttentionBiasClamp), bhi = _mm512_set1_epi32(kAttentionBiasClamp),
-                imin = _mm512_set1_epi32(INT32_MIN);
-  const int64_t last = N - (NB - 1) * 16;  // keys in the last block, 1…16
-  const __mmask16 tail = (__mmask16)(last >= 16 ? 0xffff : (1u << last) - 1);
-#pragma GCC unroll 4
-  for (int r = 0; r < 4; ++r) {
-    __m512i z[NB];
-    __m512i mx = imin;
-    for (int b = 0; b < NB; ++b) {
-      __m512i v = acc[r][b];
-      if (kBias) {
-        const __m512i bb = b == NB - 1 ? _mm512_maskz_loadu_epi32(tail, bias[r] + b * 16)
-                                       : _mm512_loadu_si512((const void*)(bias[r] + b * 16));
-        v = _mm512_add_epi32(v, _mm512_min_epi32(_mm512_max_epi32(bb, blo), bhi));
-      }
-      v = _mm512_sra_epi32(v, pre);
-      if (b == NB - 1) v = _mm512_mask_mov_epi32(imin, tail, v);
-      z[b] = v;
+// Step 1 for KG keys from j0 and one chunk of NP pairs of the head dim: z (+)= q·k (kr: the chunk's
+// pairs of key j0, key k at kr + k·NP); last chunk: + bias (bt: key j0's 16 rows, ldb ints a key),
+// >> pre, and the running maximum mx. KG independent vpdpwssd chains.
+template <int NP, int KG, bool kFirst, bool kLast>
+inline __attribute__((always_inline)) void qk_group(const __m512i (&q)[NP], const int32_t* kr, const int32_t* bt,
+                                                    int64_t ldb, __m128i pre, int32_t* z, __m512i& mx) {
+  __m512i acc[KG];
+  for (int k = 0; k < KG; ++k) acc[k] = kFirst ? _mm512_setzero_si512() : _mm512_loadu_si512((const void*)(z + k * 16));
+  for (int p = 0; p < NP; ++p)
+    for (int k = 0; k < KG; ++k) acc[k] = _mm512_dpwssd_epi32(acc[k], q[p], _mm512_set1_epi32(kr[k * NP + p]));
+  for (int k = 0; k < KG; ++k) {
+    __m512i v = acc[k];
+    if (kLast) {
+      v = _mm512_sra_epi32(_mm512_add_epi32(v, _mm512_loadu_si512((const void*)(bt + k * ldb))), pre);
       mx = _mm512_max_epi32(mx, v);
     }
-    const int32_t m = _mm512_reduce_max_epi32(mx);
-    const __m512i mxv = _mm512_set1_epi32(m), thr = _mm512_set1_epi32(m - span);
-    __m512i sum = _mm512_setzero_si512();
-    for (int b = 0; b < NB; ++b) {  // past N: z = INT32_MIN, so u = 31L and e = 0
-      const __m512i ev = exp16(z[b], mxv, thr, ec);
-      sum = _mm512_add_epi32(sum, ev);
-      _mm256_store_si256((__m256i*)(e[r] + b * 16), _mm512_cvtepi32_epi16(ev));  // e ≤ 2^14
-    }
-    rsum[r] = _mm512_reduce_add_epi32(sum);
+    _mm512_storeu_si512((void*)(z + k * 16), v);
   }
 }
 
-template <bool kBias>
-void qk_exp_rows4_n(const int32_t* const* q, const int32_t* const* bias, const int32_t* kp, int64_t N, int64_t d2,
-                    __m128i pre, const Exp16& ec, int32_t span, int16_t* const* e, int32_t* rsum) {
-  switch ((N + 15) / 16) {
-    case 1: return qk_exp_rows4<kBias, 1>(q, bias, kp, N, d2, pre, ec, span, e, rsum);
-    case 2: return qk_exp_rows4<kBias, 2>(q, bias, kp, N, d2, pre, ec, span, e, rsum);
-    case 3: return qk_exp_rows4<kBias, 3>(q, bias, kp, N, d2, pre, ec, span, e, rsum);
-    default: return qk_exp_rows4<kBias, 4>(q, bias, kp, N, d2, pre, ec, span, e, rsum);
+// Step 1 over every key for the chunk of pairs [c0, c0 + NP) (kc: the chunk's [N][NP] key pairs):
+// groups of KG keys, then of 4, then single keys.
+template <int NP, int KG, bool kFirst, bool kLast>
+__attribute__((noinline)) void qk_keys(const int32_t* qt, const int32_t* kc, int64_t N, int64_t c0, const int32_t* bt,
+                                       int64_t ldb, __m128i pre, int32_t* z, __m512i* mx_io) {
+  __m512i q[NP];
+  for (int p = 0; p < NP; ++p) q[p] = _mm512_loadu_si512((const void*)(qt + (c0 + p) * 16));
+  __m512i mx = *mx_io;
+  int64_t j = 0;
+  for (; j + KG <= N; j += KG) qk_group<NP, KG, kFirst, kLast>(q, kc + j * NP, bt + j * ldb, ldb, pre, z + j * 16, mx);
+  for (; j + 4 <= N; j += 4) qk_group<NP, 4, kFirst, kLast>(q, kc + j * NP, bt + j * ldb, ldb, pre, z + j * 16, mx);
+  for (; j < N; ++j) qk_group<NP, 1, kFirst, kLast>(q, kc + j * NP, bt + j * ldb, ldb, pre, z + j * 16, mx);
+  *mx_io = mx;
+}
+
+// Step 1 over the whole head dim: chunks of 16 pairs (the q pairs of a chunk stay in registers),
+// a last chunk of 8 when dh % 32 == 16. kq: chunk c0's [N][np] key pairs at kq + c0·N.
+inline __m512i qk_rows16(const int32_t* qt, const int32_t* kq, int64_t N, int64_t d2, const int32_t* bt, int64_t ldb,
+                         __m128i pre, int32_t* z) {
+  __m512i mx = _mm512_set1_epi32(INT32_MIN);
+  if (d2 == 8) {
+    qk_keys<8, 12, true, true>(qt, kq, N, 0, bt, ldb, pre, z, &mx);
+    return mx;
+  }
+  for (int64_t c0 = 0; c0 < d2;) {
+    const int64_t np = d2 - c0 >= 16 ? 16 : 8;
+    const bool first = c0 == 0, last = c0 + np == d2;
+    const int32_t* kc = kq + c0 * N;
+    if (np == 8) qk_keys<8, 12, false, true>(qt, kc, N, c0, bt, ldb, pre, z, &mx);  // d2 ≥ 24: never first
+    else if (first && last) qk_keys<16, 8, true, true>(qt, kc, N, c0, bt, ldb, pre, z, &mx);
+    else if (first) qk_keys<16, 8, true, false>(qt, kc, N, c0, bt, ldb, pre, z, &mx);
+    else if (last) qk_keys<16, 8, false, true>(qt, kc, N, c0, bt, ldb, pre, z, &mx);
+    else qk_keys<16, 8, false, false>(qt, kc, N, c0, bt, ldb, pre, z, &mx);
+    c0 += np;
+  }
+  return mx;
+}
+
+// X[d] holds dim d of 16 rows (byte l = row l); afterwards X[l] holds row l's 16 dims.
+inline void transpose16x16_u8(__m128i (&X)[16]) {
+  __m128i a[16], b[16];
+  for (int k = 0; k < 8; ++k) {  // 16-bit units: (d 2k, 2k+1) of rows 0–7 | 8–15
+    a[k] = _mm_unpacklo_epi8(X[2 * k], X[2 * k + 1]);
+    a[k + 8] = _mm_unpackhi_epi8(X[2 * k], X[2 * k + 1]);
+  }
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 4; ++k) {  // 32-bit units: d 4k…4k+3 of rows 8h + 0–3 | 8h + 4–7
+      b[8 * h + k] = _mm_unpacklo_epi16(a[8 * h + 2 * k], a[8 * h + 2 * k + 1]);
+      b[8 * h + k + 4] = _mm_unpackhi_epi16(a[8 * h + 2 * k], a[8 * h + 2 * k + 1]);
+    }
+  for (int g = 0; g < 4; ++g)
+    for (int k = 0; k < 2; ++k) {  // 64-bit units: d 8k…8k+7 of rows 4g + 0–1 | 4g + 2–3
+      a[4 * g + k] = _mm_unpacklo_epi32(b[4 * g + 2 * k], b[4 * g + 2 * k + 1]);
+      a[4 * g + k + 2] = _mm_unpackhi_epi32(b[4 * g + 2 * k], b[4 * g + 2 * k + 1]);
+    }
+  for (int g = 0; g < 4; ++g) {  // rows 4g + 0, 1 from a[4g], a[4g+1]; rows 4g + 2, 3 from a[4g+2], a[4g+3]
+    X[4 * g + 0] = _mm_unpacklo_epi64(a[4 * g], a[4 * g + 1]);
+    X[4 * g + 1] = _mm_unpackhi_epi64(a[4 * g], a[4 * g + 1]);
+    X[4 * g + 2] = _mm_unpacklo_epi64(a[4 * g + 2], a[4 * g + 3]);
+    X[4 * g + 3] = _mm_unpackhi_epi64(a[4 * g + 2], a[4 * g + 3]);
   }
 }
 
-// Long rows (N > 64, ViT's 197): step 1 for 4 query rows in chunks of NBC ≤ 4 key blocks (16
-// accumulators), z stored to the rows' scratch and the running maxima kept; the last block masked.
-template <bool kBias, int NBC>
-inline void qk_chunk4(const int32_t* const* q, const int32_t* const* bias, const int32_t* kp, int64_t N, int64_t d2,
-                      int64_t b0, __m128i pre, int32_t* const* z, __m512i* mx) {
-  __m512i acc[4][NBC];
-  qk_acc4<NBC>(q, kp, d2, b0, acc);
-  const __m512i blo = _mm512_set1_epi32(-kAttentionBiasClamp), bhi = _mm512_set1_epi32(kAttentionBiasClamp),
-                imin = _mm512_set1_epi32(INT32_MIN);
-  for (int b = 0; b < NBC; ++b) {
-    const int64_t j0 = (b0 + b) * 16, left = N - j0;  // keys of this block, 1…
-    const __mmask16 m = (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1);
-    for (int r = 0; r < 4; ++r) {
-      __m512i v = acc[r][b];
-      if (kBias) v = _mm512_add_epi32(v, _mm512_min_epi32(_mm512_max_epi32(_mm512_maskz_loadu_epi32(m, bias[r] + j0), blo), bhi));
-      v = _mm512_mask_mov_epi32(imin, m, _mm512_sra_epi32(v, pre));
-      _mm512_storeu_si512((void*)(z[r] + j0), v);
-      mx[r] = _mm512_max_epi32(mx[r], v);
+// qt[p] = (row 0 … 15 of q, pair p) for the block's rows (q: its first row, d2 pairs a row; rows
+// past `rows` are 0): per 8 pairs, rows l and l + 8 in one zmm, then an 8×8 transpose of each half.
+inline void transpose_q16(const int32_t* q, int64_t d2, int rows, int32_t* qt) {
+  const __m512i lo_lanes = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi_lanes = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  for (int64_t g = 0; g < d2; g += 8) {
+    __m512i z[8];
+    for (int r = 0; r < 8; ++r) {
+      const __m256i a = r < rows ? _mm256_loadu_si256((const __m256i*)(q + r * d2 + g)) : _mm256_setzero_si256();
+      const __m256i b = r + 8 < rows ? _mm256_loadu_si256((const __m256i*)(q + (r + 8) * d2 + g)) : _mm256_setzero_si256();
+      z[r] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+    }
+    __m512i t[8], u[8];
+    for (int k = 0; k < 4; ++k) {
+      t[2 * k] = _mm512_unpacklo_epi32(z[2 * k], z[2 * k + 1]);
+      t[2 * k + 1] = _mm512_unpackhi_epi32(z[2 * k], z[2 * k + 1]);
+    }
+    for (int h = 0; h < 2; ++h) {  // rows 4h … 4h + 3 (and + 8): 128-bit lane k holds pair 4·(k % 2) + m
+      u[4 * h + 0] = _mm512_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+      u[4 * h + 1] = _mm512_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+      u[4 * h + 2] = _mm512_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+      u[4 * h + 3] = _mm512_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+    }
+    for (int m = 0; m < 4; ++m) {  // pairs m and m + 4: rows 0–3 from u[m], 4–7 from u[m + 4]
+      _mm512_storeu_si512((void*)(qt + (g + m) * 16), _mm512_permutex2var_epi64(u[m], lo_lanes, u[m + 4]));
+      _mm512_storeu_si512((void*)(qt + (g + m + 4) * 16), _mm512_permutex2var_epi64(u[m], hi_lanes, u[m + 4]));
     }
   }
 }
 
-// Steps 1+2 for 4 query rows of a long row (N ≤ 1024): z through the rows' scratch, then e rows
-// (int16, zero past N) and their sums, as qk_exp_rows4 does for short rows.
-template <bool kBias>
-__attribute__((noinline)) void qk_exp_long4(const int32_t* const* q, const int32_t* const* bias, const int32_t* kp,
-                                            int64_t N, int64_t d2, __m128i pre, const Exp16& ec, int32_t span,
-                                            int32_t* const* z, int16_t* const* e, int32_t* rsum) {
-  const int64_t NB = (N + 15) / 16;
-  __m512i mx[4];
-  for (int r = 0; r < 4; ++r) mx[r] = _mm512_set1_epi32(INT32_MIN);
-  int64_t b0 = 0;
-  for (; b0 + 4 <= NB; b0 += 4) qk_chunk4<kBias, 4>(q, bias, kp, N, d2, b0, pre, z, mx);
-  switch (NB - b0) {
-    case 3: qk_chunk4<kBias, 3>(q, bias, kp, N, d2, b0, pre, z, mx); break;
-    case 2: qk_chunk4<kBias, 2>(q, bias, kp, N, d2, b0, pre, z, mx); break;
-    case 1: qk_chunk4<kBias, 1>(q, bias, kp, N, d2, b0, pre, z, mx); break;
-    default: break;
+// O[l][c + d] = Σ_j' ep[j'](l)·vq[j'][c + d] for 8 dims d (named accumulators: GCC shuffled an
+// array of them between registers every step), then per lane (row) requantized to bytes X[d]
+// (fast: every row's shift ≥ 32) or, if not, the raw sums to tmp[d].
+inline __attribute__((always_inline)) void pv_dims8(const int32_t* ep, const int32_t* vq, int64_t n2, int64_t dh,
+                                                    bool fast, const Rq16& rq, __m512i lo, __m512i hi, __m512i yzp,
+                                                    __m128i* X, int32_t (*tmp)[16]) {
+  __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+  for (int64_t j = 0; j < n2; ++j) {
+    const __m512i ev = _mm512_loadu_si512((const void*)(ep + j * 16));
+    const int32_t* vr = vq + j * dh;
+    c0 = _mm512_dpwssd_epi32(c0, ev, _mm512_set1_epi32(vr[0]));
+    c1 = _mm512_dpwssd_epi32(c1, ev, _mm512_set1_epi32(vr[1]));
+    c2 = _mm512_dpwssd_epi32(c2, ev, _mm512_set1_epi32(vr[2]));
+    c3 = _mm512_dpwssd_epi32(c3, ev, _mm512_set1_epi32(vr[3]));
+    c4 = _mm512_dpwssd_epi32(c4, ev, _mm512_set1_epi32(vr[4]));
+    c5 = _mm512_dpwssd_epi32(c5, ev, _mm512_set1_epi32(vr[5]));
+    c6 = _mm512_dpwssd_epi32(c6, ev, _mm512_set1_epi32(vr[6]));
+    c7 = _mm512_dpwssd_epi32(c7, ev, _mm512_set1_epi32(vr[7]));
   }
-  for (int r = 0; r < 4; ++r) {
-    const int32_t m = _mm512_reduce_max_epi32(mx[r]);
-    const __m512i mxv = _mm512_set1_epi32(m), thr = _mm512_set1_epi32(m - span);
-    __m512i sum = _mm512_setzero_si512();
-    for (int64_t b = 0; b < NB; ++b) {  // past N: z = INT32_MIN, so u = 31L and e = 0
-      const __m512i ev = exp16(_mm512_loadu_si512((const void*)(z[r] + b * 16)), mxv, thr, ec);
-      sum = _mm512_add_epi32(sum, ev);
-      _mm256_storeu_si256((__m256i*)(e[r] + b * 16), _mm512_cvtepi32_epi16(ev));
+  const __m512i acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
+  for (int d = 0; d < 8; ++d) {
+    if (fast) {  // in [0, y_max] ⊂ u8 after the clamp: the truncating vpmovdb is exact
+      const __m512i o = _mm512_min_epi32(_mm512_max_epi32(requant16_fast_noclamp_avx512(acc[d], rq), lo), hi);
+      X[d] = _mm512_cvtepi32_epi8(_mm512_add_epi32(o, yzp));
+    } else {
+      _mm512_store_si512((void*)tmp[d], acc[d]);
     }
-    rsum[r] = _mm512_reduce_add_epi32(sum);
   }
 }
 
-// Step 3 for 8 rows (mr of them real; the others repeat row 0): O = e·(v − zp) per block of 16
-// dims, 8 accumulators (vpdpwssd's latency at 2 per cycle), requantized with each row's (m, s).
-__attribute__((noinline)) void pv_rows8(const int32_t* const* e, const int32_t* vp, int64_t n2, int64_t dh,
-                                        const int32_t* m, const int32_t* s, int mr, uint8_t* const* y, int32_t y_zp,
-                                        int32_t y_max) {
-  bool fast = true;
-  for (int r = 0; r < mr; ++r) fast = fast && s[r] >= 32;
-  Rq16 rq[8];
-  if (fast)
-    for (int r = 0; r < 8; ++r) rq[r] = rq16_prepare(_mm512_set1_epi32(m[r]), _mm512_set1_epi32(s[r]), 0);
-  const __m512i lo = _mm512_set1_epi32(-y_zp), hi = _mm512_set1_epi32(y_max - y_zp), yzp = _mm512_set1_epi32(y_zp);
-  const int32_t *e0 = e[0], *e1 = e[1], *e2 = e[2], *e3 = e[3], *e4 = e[4], *e5 = e[5], *e6 = e[6], *e7 = e[7];
-  for (int64_t b = 0; b < dh / 16; ++b) {
-    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
-    const int32_t* vb = vp + b * n2 * 16;
-    for (int64_t j = 0; j < n2; ++j) {
-      const __m512i v = _mm512_loadu_si512((const void*)(vb + j * 16));
-      c0 = _mm512_dpwssd_epi32(c0, v, _mm512_set1_epi32(e0[j]));
-      c1 = _mm512_dpwssd_epi32(c1, v, _mm512_set1_epi32(e1[j]));
-      c2 = _mm512_dpwssd_epi32(c2, v, _mm512_set1_epi32(e2[j]));
-      c3 = _mm512_dpwssd_epi32(c3, v, _mm512_set1_epi32(e3[j]));
-      c4 = _mm512_dpwssd_epi32(c4, v, _mm512_set1_epi32(e4[j]));
-      c5 = _mm512_dpwssd_epi32(c5, v, _mm512_set1_epi32(e5[j]));
-      c6 = _mm512_dpwssd_epi32(c6, v, _mm512_set1_epi32(e6[j]));
-      c7 = _mm512_dpwssd_epi32(c7, v, _mm512_set1_epi32(e7[j]));
-    }
-    const __m512i acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
-    for (int r = 0; r < mr; ++r) {
-      uint8_t* dst = y[r] + b * 16;
-      if (fast) {  // in [0, y_max] ⊂ u8 after the clamp: the truncating vpmovdb is exact
-        const __m512i o = _mm512_min_epi32(_mm512_max_epi32(requant16_fast_noclamp_avx512(acc[r], rq[r]), lo), hi);
-        _mm_storeu_si128((__m128i*)dst, _mm512_cvtepi32_epi8(_mm512_add_epi32(o, yzp)));
-      } else {
-        alignas(64) int32_t tmp[16];
-        _mm512_store_si512((void*)tmp, acc[r]);
-        for (int k = 0; k < 16; ++k) dst[k] = (uint8_t)requantize_one(tmp[k], m[r], s[r], y_zp, 0, y_max);
-      }
-    }
+// Step 3 for one block of 16 dims [c, c + 16): O = e·(v − zp), requantized per lane (row), rows
+// l < rows stored.
+__attribute__((noinline)) void pv_dims16(const int32_t* ep, const int32_t* vq, int64_t n2, int64_t dh, int64_t c,
+                                         const int32_t* rm, const int32_t* rs, bool fast, const AttentionParams& p,
+                                         int rows, uint8_t* y) {
+  Rq16 rq{};
+  if (fast) rq = rq16_prepare(_mm512_load_si512((const void*)rm), _mm512_load_si512((const void*)rs), 0);
+  const __m512i lo = _mm512_set1_epi32(-p.y_zp), hi = _mm512_set1_epi32(p.y_max - p.y_zp), yzp = _mm512_set1_epi32(p.y_zp);
+  __m128i X[16];
+  alignas(64) int32_t tmp[16][16];
+  pv_dims8(ep, vq + c, n2, dh, fast, rq, lo, hi, yzp, X, tmp);
+  pv_dims8(ep, vq + c + 8, n2, dh, fast, rq, lo, hi, yzp, X + 8, tmp + 8);
+  if (fast) {
+    transpose16x16_u8(X);
+    for (int l = 0; l < rows; ++l) _mm_storeu_si128((__m128i*)(y + l * dh + c), X[l]);
+  } else {
+    for (int l = 0; l < rows; ++l)
+      for (int d = 0; d < 16; ++d) y[l * dh + c + d] = (uint8_t)requantize_one(tmp[d][l], rm[l], rs[l], p.y_zp, 0, p.y_max);
   }
 }
 }  // namespace
@@ -209,17 +205,39 @@ __attribute__((noinline)) void pv_rows8(const int32_t* const* e, const int32_t* 
 void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y) {
   if (p.dh % 16 != 0) return attention_u8s32_u8_avx2(qkv, p, t, scratch, y);
   const int64_t N = p.N, dh = p.dh, C = p.H * dh, ld = 3 * C, w = t / p.H, h = t % p.H;
-  const int64_t n16 = (N + 15) / 16 * 16, d2 = dh / 2, n2 = (N + 1) / 2;
-  const uint8_t* base = qkv + w * N * ld;
-  // the scratch regions, in the order of attention_scratch_bytes (z rows unused here)
+  const int64_t d2 = dh / 2, n2 = (N + 1) / 2, n16 = (N + 15) / 16 * 16;
+  const uint8_t* qb = qkv + w * N * ld + h * dh;
+  const uint8_t *kb = qb + C, *vb = qb + 2 * C;
+  const AttentionLanesLayout L = attention_lanes_layout(N, dh);
   char* sp = static_cast<char*>(scratch);
-  int32_t* kp = reinterpret_cast<int32_t*>(sp);  sp += al32((size_t)(n16 * d2 * 4));
-  int32_t* qp = reinterpret_cast<int32_t*>(sp);  sp += al32((size_t)(N * d2 * 4));
-  int16_t* vp = reinterpret_cast<int16_t*>(sp);  sp += al32((size_t)(dh * n2 * 4));
-  int32_t* sz = reinterpret_cast<int32_t*>(sp);  sp += al32((size_t)(kAttentionRowGroup * n16 * 4));  // long rows' z
-  int16_t* pe = reinterpret_cast<int16_t*>(sp);  // 8 rows × n16 int16 (the region holds 16)
+  int32_t* kq = reinterpret_cast<int32_t*>(sp + L.kq);  // (k − zp) pairs by chunk of 16 pairs: [N][np] at c0·N
+  int32_t* qp = reinterpret_cast<int32_t*>(sp + L.qp);  // [N][d2] (q − zp) pairs
+  int32_t* vq = reinterpret_cast<int32_t*>(sp + L.vq);  // [n2][dh] (v_2j − zp, v_2j+1 − zp) pairs
+  int32_t* qt = reinterpret_cast<int32_t*>(sp + L.qt);  // [d2][16] a block's q pairs, lane = row
+  int32_t* zs = reinterpret_cast<int32_t*>(sp + L.z);   // [N][16] a block's z, lane = row
+  int32_t* ep = reinterpret_cast<int32_t*>(sp + L.ep);  // [n2][16] a block's (e_2j, e_2j+1) pairs
+  int32_t* bk = reinterpret_cast<int32_t*>(sp + L.bk);  // [N][16] a block's bias (without bias_by_key)
 
-  pack_head_dh16<16>(base + h * dh, base + C + h * dh, base + 2 * C + h * dh, ld, N, dh, p.zp, kp, qp, vp);
+  // pack: rows of q and k as int16 pairs straight from the codes; v rows 2j and 2j+1 interleaved
+  const __m256i vzp = _mm256_set1_epi16((short)p.zp);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t d = 0; d < dh; d += 16) {
+      _mm256_storeu_si256((__m256i*)(qp + i * d2 + d / 2),
+                          _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)(qb + i * ld + d))), vzp));
+      const int64_t c0 = d / 32 * 16, np = d2 - c0 >= 16 ? 16 : 8;  // the chunk of pair d/2
+      _mm256_storeu_si256((__m256i*)(kq + c0 * N + i * np + (d / 2 - c0)),
+                          _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)(kb + i * ld + d))), vzp));
+    }
+  for (int64_t j = 0; j < n2; ++j)
+    for (int64_t d = 0; d < dh; d += 16) {
+      const __m256i ra = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)(vb + 2 * j * ld + d))), vzp);
+      const __m256i rb = 2 * j + 1 < N
+                             ? _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)(vb + (2 * j + 1) * ld + d))), vzp)
+                             : _mm256_setzero_si256();
+      const __m256i lo = _mm256_unpacklo_epi16(ra, rb), hi = _mm256_unpackhi_epi16(ra, rb);  // d 0–3, 8–11 | 4–7, 12–15
+      _mm256_storeu_si256((__m256i*)(vq + j * dh + d), _mm256_permute2x128_si256(lo, hi, 0x20));
+      _mm256_storeu_si256((__m256i*)(vq + j * dh + d + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+    }
 
   const __m128i pre = _mm_cvtsi32_si128(p.sm.pre_shift);
   Exp16 ec;
@@ -229,44 +247,50 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
   ec.qc = _mm512_set1_epi32(kAttentionExpQc);
   ec.m255 = _mm512_set1_epi32(255);
   ec.es = _mm512_set1_epi32(attention_exp_shift(N));
-  const int32_t span = 31 * p.sm.L;
+  const __m512i span = _mm512_set1_epi32(31 * p.sm.L);
+  const int64_t br = p.bias_rows;
   uint8_t* yo = y + t * N * dh;
-  const int32_t* vp32 = reinterpret_cast<const int32_t*>(vp);
-  for (int64_t g = 0; g < N; g += 8) {
-    const int gr = (int)(N - g < 8 ? N - g : 8);
-    int32_t rsum[8], rm[8], rs[8];
-    for (int i = 0; i < gr; i += 4) {  // rows past N repeat row g + i (their e rows are never used)
-      const int32_t* q[4];
-      const int32_t* bias[4];
-      int16_t* e[4];
-      int32_t* z[4];
-      for (int r = 0; r < 4; ++r) {
-        const int64_t row = g + i + r < N ? g + i + r : g + i;
-        q[r] = qp + row * d2;
-        bias[r] = p.bias ? p.bias + ((t * N + row) % p.bias_rows) * N : nullptr;
-        e[r] = pe + (i + r) * n16;
-        z[r] = sz + (i + r) * n16;
+  for (int64_t i0 = 0; i0 < N; i0 += 16) {
+    const int rows = (int)(N - i0 < 16 ? N - i0 : 16);
+    transpose_q16(qp + i0 * d2, d2, rows, qt);
+    // the block's bias, key-major: bias_by_key as prepared at load, else gathered here
+    alignas(64) static const int32_t kNoBias[16] = {};
+    const int32_t* bt = kNoBias;  // ldb 0: every key adds the same zeros
+    int64_t ldb = 0;
+    if (p.bias_by_key) {
+      bt = p.bias_by_key + (t % p.bias_by_key_period) * N * n16 + i0;
+      ldb = n16;
+    } else if (p.bias) {
+      for (int l = 0; l < 16; ++l) {
+        const int32_t* row = i0 + l < N ? p.bias + ((t * N + i0 + l) % br) * N : nullptr;
+        for (int64_t j = 0; j < N; ++j) bk[j * 16 + l] = row ? attention_bias_clamp(row[j]) : 0;
       }
-      if (N > 64) {  // long rows: z through scratch
-        if (p.bias) qk_exp_long4<true>(q, bias, kp, N, d2, pre, ec, span, z, e, rsum + i);
-        else qk_exp_long4<false>(q, bias, kp, N, d2, pre, ec, span, z, e, rsum + i);
-      } else if (p.bias) {
-        qk_exp_rows4_n<true>(q, bias, kp, N, d2, pre, ec, span, e, rsum + i);
-      } else {
-        qk_exp_rows4_n<false>(q, bias, kp, N, d2, pre, ec, span, e, rsum + i);
-      }
+      bt = bk;
+      ldb = 16;
     }
-    // the row scales after the group's sums: their divisions are independent and pipeline
-    for (int r = 0; r < gr; ++r) attention_row_scale(p.mult, p.shift, rsum[r], rm + r, rs + r);
-    const int32_t* er[8];
-    uint8_t* yr[8];
-    for (int r = 0; r < 8; ++r) {
-      const int k = r < gr ? r : 0;
-      er[r] = reinterpret_cast<const int32_t*>(pe + k * n16);
-      yr[r] = yo + (g + k) * dh;
-      if (r >= gr) rm[r] = rm[0], rs[r] = rs[0];
+    const __m512i mx = qk_rows16(qt, kq, N, d2, bt, ldb, pre, zs);
+    const __m512i thr = _mm512_sub_epi32(mx, span);
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t j = 0; j < N / 2; ++j) {  // e ≤ 2^14: the pair is e_2j | e_2j+1 << 16
+      const __m512i e0 = exp16(_mm512_loadu_si512((const void*)(zs + 2 * j * 16)), mx, thr, ec);
+      const __m512i e1 = exp16(_mm512_loadu_si512((const void*)(zs + (2 * j + 1) * 16)), mx, thr, ec);
+      sum = _mm512_add_epi32(sum, _mm512_add_epi32(e0, e1));
+      _mm512_storeu_si512((void*)(ep + j * 16), _mm512_or_si512(e0, _mm512_slli_epi32(e1, 16)));
     }
-    pv_rows8(er, vp32, n2, dh, rm, rs, gr, yr, p.y_zp, p.y_max);
+    if (N % 2) {
+      const __m512i e0 = exp16(_mm512_loadu_si512((const void*)(zs + (N - 1) * 16)), mx, thr, ec);
+      sum = _mm512_add_epi32(sum, e0);
+      _mm512_storeu_si512((void*)(ep + (n2 - 1) * 16), e0);
+    }
+    alignas(64) int32_t sums[16], rm[16], rs[16];
+    _mm512_store_si512((void*)sums, sum);
+    bool fast = true;
+    for (int l = 0; l < rows; ++l) {  // independent divisions: they pipeline
+      attention_row_scale(p.mult, p.shift, sums[l], rm + l, rs + l);
+      fast = fast && rs[l] >= 32;
+    }
+    for (int l = rows; l < 16; ++l) rm[l] = rm[0], rs[l] = rs[0];
+    for (int64_t c = 0; c < dh; c += 16) pv_dims16(ep, vq, n2, dh, c, rm, rs, fast, p, rows, yo + i0 * dh);
   }
 }
 

@@ -105,6 +105,29 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
 // and t = 508 − f < 2^15: every product is one vpmaddwd lane. The row's exps sum to ≥ 1 (the max
 // entry has e = P0 >> es ≥ 1). u = 31·L gives n ≥ 30, so e = 0 (padding, masks).
 constexpr int32_t kAttentionBiasClamp = 1 << 30;
+inline int32_t attention_bias_clamp(int32_t b) {
+  return b < -kAttentionBiasClamp ? -kAttentionBiasClamp : b > kAttentionBiasClamp ? kAttentionBiasClamp : b;
+}
+// Scratch of the AVX-512 kernel (a zmm lane per query row; qattention_avx512.cc): byte offsets of its
+// regions, each 64-byte aligned relative to the (32-byte aligned) scratch, and the total.
+struct AttentionLanesLayout {
+  size_t kq, qp, vq, qt, z, ep, bk, bytes;
+};
+inline AttentionLanesLayout attention_lanes_layout(int64_t N, int64_t dh) {
+  const size_t d2 = (size_t)(dh + 1) / 2, n2 = (size_t)(N + 1) / 2, d16 = (size_t)(dh + 15) / 16 * 16;
+  AttentionLanesLayout L;
+  size_t at = 0;
+  const auto take = [&at](size_t bytes) { const size_t o = at; at += (bytes + 63) / 64 * 64; return o; };
+  L.kq = take((size_t)N * d2 * 4);
+  L.qp = take((size_t)N * d2 * 4);
+  L.vq = take(n2 * d16 * 4);
+  L.qt = take(d2 * 16 * 4);
+  L.z = take((size_t)N * 16 * 4);
+  L.ep = take(n2 * 16 * 4);
+  L.bk = take((size_t)N * 16 * 4);
+  L.bytes = at;
+  return L;
+}
 constexpr int kAttentionRowGroup = 16;  // query rows whose z and exps the AVX2 path keeps at a time
 constexpr int32_t kAttentionExpQb = 508, kAttentionExpQc = 132300;
 inline int attention_exp_shift(int64_t N) {
