@@ -607,7 +607,9 @@ static void test_attention() {
                          Case{1, 15, 2, 64, 64, 0, 255, true, 0.02, 4.0, 3},
                          // the AVX-512 kernel (a zmm lane per query row): blocks of 16 rows with 0…15
                          // left over, keys in groups of 12 (dh 16) or 8 (dh ≥ 32), then 4, then single
-                         // keys; head dims of 1, 2 and 1 + ½ chunks of 16 pairs (dh 32, 64, 48)
+                         // keys; head dims of 1, 2 and 1 + ½ chunks of 16 pairs (dh 32, 64, 48); the last
+                         // N % 16 ≤ 8 rows one at a time with the keys in lanes (N = 1, 17, 33, 49, 50,
+                         // 56, 65, 130, 197, 200), more of them (N = 13, 15, 41, 63) as a block
                          Case{1, 16, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0}, Case{2, 17, 1, 32, 90, 3, 255, true, 0.02, 1.0 / 1024, 3},
                          Case{1, 32, 2, 16, 10, 0, 255, false, 0.05, 64.0, 0}, Case{1, 63, 1, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 4},
                          Case{1, 65, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0},

@@ -24,6 +24,9 @@ namespace q {
 namespace detail {
 
 namespace {
+// Leftover rows (N % 16) up to this many go the keys-in-lanes way (docs/integer-kernels.md)
+constexpr int64_t kRowsByKeys = 8;
+
 struct Exp16 {
   __m512i mult, qb, qc, es, m255;
   __m128i shift;
@@ -200,6 +203,104 @@ __attribute__((noinline)) void pv_dims16(const int32_t* ep, const int32_t* vq, i
       for (int d = 0; d < 16; ++d) y[l * dh + c + d] = (uint8_t)requantize_one(tmp[d][l], rm[l], rs[l], p.y_zp, 0, p.y_max);
   }
 }
+// The last few rows of a head (N % 16 ≤ kRowsByKeys: Swin's 49 = 3·16 + 1) one at a time with the
+// keys in lanes instead of a 16-lane block nearly all padding: z for ⌈N/16⌉ key blocks (kt: k
+// transposed, [block][d2][16]), the row's max, exp and sum by reductions, its e row as int16
+// pairs, then P·V with v's dims in lanes (vq as packed). The same integers as the block path.
+// One row's O[c + 16·b + d] = Σ_j' e2[j']·vq[j'][c + 16·b + d] for NC blocks of 16 dims, two chains
+// each (even and odd key pairs), requantized with the row's (rm, rs) into y[c …].
+template <int NC>
+inline void row_pv(const int32_t* e2, const int32_t* vq, int64_t n2, int64_t dh, int64_t c, int32_t rm, int32_t rs,
+                   const AttentionParams& p, uint8_t* y) {
+  __m512i a[NC][2];
+  for (int b = 0; b < NC; ++b) a[b][0] = a[b][1] = _mm512_setzero_si512();
+  int64_t j = 0;
+  for (; j + 2 <= n2; j += 2) {
+    const __m512i e0 = _mm512_set1_epi32(e2[j]), e1 = _mm512_set1_epi32(e2[j + 1]);
+    for (int b = 0; b < NC; ++b) {
+      a[b][0] = _mm512_dpwssd_epi32(a[b][0], _mm512_loadu_si512((const void*)(vq + j * dh + c + 16 * b)), e0);
+      a[b][1] = _mm512_dpwssd_epi32(a[b][1], _mm512_loadu_si512((const void*)(vq + (j + 1) * dh + c + 16 * b)), e1);
+    }
+  }
+  if (j < n2) {
+    const __m512i e0 = _mm512_set1_epi32(e2[j]);
+    for (int b = 0; b < NC; ++b) a[b][0] = _mm512_dpwssd_epi32(a[b][0], _mm512_loadu_si512((const void*)(vq + j * dh + c + 16 * b)), e0);
+  }
+  const __m512i lo = _mm512_set1_epi32(-p.y_zp), hi = _mm512_set1_epi32(p.y_max - p.y_zp), yzp = _mm512_set1_epi32(p.y_zp);
+  for (int b = 0; b < NC; ++b) {
+    const __m512i acc = _mm512_add_epi32(a[b][0], a[b][1]);
+    uint8_t* dst = y + c + 16 * b;
+    if (rs >= 32) {
+      const Rq16 rq = rq16_prepare(_mm512_set1_epi32(rm), _mm512_set1_epi32(rs), 0);
+      const __m512i o = _mm512_min_epi32(_mm512_max_epi32(requant16_fast_noclamp_avx512(acc, rq), lo), hi);
+      _mm_storeu_si128((__m128i*)dst, _mm512_cvtepi32_epi8(_mm512_add_epi32(o, yzp)));
+    } else {
+      alignas(64) int32_t tmp[16];
+      _mm512_store_si512((void*)tmp, acc);
+      for (int d = 0; d < 16; ++d) dst[d] = (uint8_t)requantize_one(tmp[d], rm, rs, p.y_zp, 0, p.y_max);
+    }
+  }
+}
+
+template <int NB>
+__attribute__((noinline)) void rows_keys_in_lanes(const int32_t* qp, const int32_t* kt, const int32_t* vq, int64_t N,
+                                                  int64_t d2, int64_t dh, int64_t i0, int64_t t, const AttentionParams& p,
+                                                  __m128i pre, const Exp16& ec, int16_t* er, uint8_t* yo) {
+  const __m512i blo = _mm512_set1_epi32(-kAttentionBiasClamp), bhi = _mm512_set1_epi32(kAttentionBiasClamp),
+                imin = _mm512_set1_epi32(INT32_MIN), span = _mm512_set1_epi32(31 * p.sm.L);
+  const int64_t last = N - (NB - 1) * 16;  // keys in the last block, 1…16
+  const __mmask16 tail = (__mmask16)(last >= 16 ? 0xffff : (1u << last) - 1);
+  const int64_t n2 = (N + 1) / 2;
+  for (int64_t i = i0; i < N; ++i) {
+    const int32_t* qi = qp + i * d2;
+    __m512i z[NB];
+    for (int b = 0; b < NB; ++b) z[b] = _mm512_setzero_si512();
+    for (int64_t c = 0; c < d2; ++c) {
+      const __m512i qv = _mm512_set1_epi32(qi[c]);
+      for (int b = 0; b < NB; ++b) z[b] = _mm512_dpwssd_epi32(z[b], _mm512_loadu_si512((const void*)(kt + (b * d2 + c) * 16)), qv);
+    }
+    const int32_t* brow = p.bias ? p.bias + ((t * N + i) % p.bias_rows) * N : nullptr;
+    __m512i mx = imin;
+    for (int b = 0; b < NB; ++b) {
+      const __mmask16 m = b == NB - 1 ? tail : (__mmask16)0xffff;
+      if (brow) z[b] = _mm512_add_epi32(z[b], _mm512_min_epi32(_mm512_max_epi32(_mm512_maskz_loadu_epi32(m, brow + b * 16), blo), bhi));
+      z[b] = _mm512_mask_mov_epi32(imin, m, _mm512_sra_epi32(z[b], pre));
+      mx = _mm512_max_epi32(mx, z[b]);
+    }
+    const __m512i mxv = _mm512_set1_epi32(_mm512_reduce_max_epi32(mx));
+    const __m512i thr = _mm512_sub_epi32(mxv, span);
+    __m512i sum = _mm512_setzero_si512();
+    for (int b = 0; b < NB; ++b) {  // past N: z = INT32_MIN, so u = 31L and e = 0
+      const __m512i e = exp16(z[b], mxv, thr, ec);
+      sum = _mm512_add_epi32(sum, e);
+      _mm256_storeu_si256((__m256i*)(er + b * 16), _mm512_cvtepi32_epi16(e));  // e ≤ 2^14
+    }
+    int32_t rm, rs;
+    attention_row_scale(p.mult, p.shift, _mm512_reduce_add_epi32(sum), &rm, &rs);
+    const int32_t* e2 = reinterpret_cast<const int32_t*>(er);  // (e_2j, e_2j+1) pairs
+    for (int64_t c = 0; c < dh; c += 64) {  // up to 4 blocks of 16 dims a pass, each two chains
+      switch ((dh - c) / 16 < 4 ? (dh - c) / 16 : 4) {
+        case 1: row_pv<1>(e2, vq, n2, dh, c, rm, rs, p, yo + i * dh); break;
+        case 2: row_pv<2>(e2, vq, n2, dh, c, rm, rs, p, yo + i * dh); break;
+        case 3: row_pv<3>(e2, vq, n2, dh, c, rm, rs, p, yo + i * dh); break;
+        default: row_pv<4>(e2, vq, n2, dh, c, rm, rs, p, yo + i * dh); break;
+      }
+    }
+  }
+}
+
+void rows_keys_in_lanes_n(const int32_t* qp, const int32_t* kt, const int32_t* vq, int64_t N, int64_t d2, int64_t dh,
+                          int64_t i0, int64_t t, const AttentionParams& p, __m128i pre, const Exp16& ec, int16_t* er,
+                          uint8_t* yo) {
+  switch ((N + 15) / 16) {
+#define SWQ_RK(NB) \
+  case NB: return rows_keys_in_lanes<NB>(qp, kt, vq, N, d2, dh, i0, t, p, pre, ec, er, yo);
+    SWQ_RK(1) SWQ_RK(2) SWQ_RK(3) SWQ_RK(4) SWQ_RK(5) SWQ_RK(6) SWQ_RK(7) SWQ_RK(8)
+    SWQ_RK(9) SWQ_RK(10) SWQ_RK(11) SWQ_RK(12) SWQ_RK(13) SWQ_RK(14) SWQ_RK(15) SWQ_RK(16)
+#undef SWQ_RK
+    default: break;
+  }
+}
 }  // namespace
 
 void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y) {
@@ -217,6 +318,8 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
   int32_t* zs = reinterpret_cast<int32_t*>(sp + L.z);   // [N][16] a block's z, lane = row
   int32_t* ep = reinterpret_cast<int32_t*>(sp + L.ep);  // [n2][16] a block's (e_2j, e_2j+1) pairs
   int32_t* bk = reinterpret_cast<int32_t*>(sp + L.bk);  // [N][16] a block's bias (without bias_by_key)
+  int32_t* kt = reinterpret_cast<int32_t*>(sp + L.kt);  // [⌈N/16⌉][d2][16] k transposed (the leftover rows)
+  int16_t* er = reinterpret_cast<int16_t*>(sp + L.er);  // a leftover row's e
 
   // pack: rows of q and k as int16 pairs straight from the codes; v rows 2j and 2j+1 interleaved
   const __m256i vzp = _mm256_set1_epi16((short)p.zp);
@@ -250,7 +353,10 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
   const __m512i span = _mm512_set1_epi32(31 * p.sm.L);
   const int64_t br = p.bias_rows;
   uint8_t* yo = y + t * N * dh;
-  for (int64_t i0 = 0; i0 < N; i0 += 16) {
+  // the last N % 16 rows, when only a few, by the keys-in-lanes path (rows_keys_in_lanes)
+  const int64_t nb = (N + 15) / 16, left = N % 16;
+  const int64_t n_blocks_end = left > 0 && left <= kRowsByKeys && nb <= 16 ? N - left : N;
+  for (int64_t i0 = 0; i0 < n_blocks_end; i0 += 16) {
     const int rows = (int)(N - i0 < 16 ? N - i0 : 16);
     transpose_q16(qp + i0 * d2, d2, rows, qt);
     // the block's bias, key-major: bias_by_key as prepared at load, else gathered here
@@ -291,6 +397,15 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
     }
     for (int l = rows; l < 16; ++l) rm[l] = rm[0], rs[l] = rs[0];
     for (int64_t c = 0; c < dh; c += 16) pv_dims16(ep, vq, n2, dh, c, rm, rs, fast, p, rows, yo + i0 * dh);
+  }
+  if (n_blocks_end < N) {
+    for (int64_t c0 = 0; c0 < d2;) {  // k transposed per key block and chunk of pairs
+      const int64_t np = d2 - c0 >= 16 ? 16 : 8;
+      for (int64_t jb = 0; jb < nb; ++jb)
+        transpose_q16(kq + c0 * N + jb * 16 * np, np, (int)(N - jb * 16 < 16 ? N - jb * 16 : 16), kt + (jb * d2 + c0) * 16);
+      c0 += np;
+    }
+    rows_keys_in_lanes_n(qp, kt, vq, N, d2, dh, n_blocks_end, t, p, pre, ec, er, yo);
   }
 }
 

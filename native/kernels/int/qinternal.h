@@ -111,7 +111,7 @@ inline int32_t attention_bias_clamp(int32_t b) {
 // Scratch of the AVX-512 kernel (a zmm lane per query row; qattention_avx512.cc): byte offsets of its
 // regions, each 64-byte aligned relative to the (32-byte aligned) scratch, and the total.
 struct AttentionLanesLayout {
-  size_t kq, qp, vq, qt, z, ep, bk, bytes;
+  size_t kq, qp, vq, qt, z, ep, bk, kt, er, bytes;
 };
 inline AttentionLanesLayout attention_lanes_layout(int64_t N, int64_t dh) {
   const size_t d2 = (size_t)(dh + 1) / 2, n2 = (size_t)(N + 1) / 2, d16 = (size_t)(dh + 15) / 16 * 16;
@@ -125,6 +125,8 @@ inline AttentionLanesLayout attention_lanes_layout(int64_t N, int64_t dh) {
   L.z = take((size_t)N * 16 * 4);
   L.ep = take(n2 * 16 * 4);
   L.bk = take((size_t)N * 16 * 4);
+  L.kt = take((size_t)(N + 15) / 16 * 16 * d2 * 4);
+  L.er = take((size_t)(N + 15) / 16 * 16 * 2);
   L.bytes = at;
   return L;
 }
