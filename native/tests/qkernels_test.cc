@@ -605,6 +605,8 @@ static void test_attention() {
                          Case{1, 27, 3, 32, 90, 0, 255, false, 0.01, 1.0 / 512, 0}, Case{2, 41, 2, 32, 128, 0, 255, true, 0.02, 1.0 / 1024, 2},
                          Case{1, 48, 1, 16, 0, 0, 255, true, 0.3, 1.0 / 700, 1}, Case{1, 56, 2, 16, 200, 7, 255, true, 1e-5, 1.0 / 256, 0},
                          Case{1, 15, 2, 64, 64, 0, 255, true, 0.02, 4.0, 3},
+                         // row shifts past 62 (a tiny output ratio): the scalar row scale's clamp
+                         Case{2, 49, 2, 16, 128, 0, 255, true, 0.02, 1e-9, 0}, Case{1, 35, 1, 32, 90, 7, 255, false, 0.05, 1e-9, 3},
                          // the AVX-512 kernel (a zmm lane per query row): blocks of 16 rows with 0…15
                          // left over, keys in groups of 12 (dh 16) or 8 (dh ≥ 32), then 4, then single
                          // keys; head dims of 1, 2 and 1 + ½ chunks of 16 pairs (dh 32, 64, 48); the last

@@ -203,6 +203,32 @@ __attribute__((noinline)) void pv_dims16(const int32_t* ep, const int32_t* vq, i
       for (int d = 0; d < 16; ++d) y[l * dh + c + d] = (uint8_t)requantize_one(tmp[d][l], rm[l], rs[l], p.y_zp, 0, p.y_max);
   }
 }
+// attention_row_scale for 16 row sums (each in [1, 2^24]) at once: the bit length from the sum as
+// a float (exact), the same IEEE double division (correctly rounded, so the same quotient),
+// (|mult|·inv) >> 31 on 64-bit lanes. False when some row's shift leaves [0, 62] (the scalar
+// form clamps those; the caller then uses it).
+inline bool row_scales16(__m512i sum, int32_t mult, int32_t shift, int32_t* rm, int32_t* rs) {
+  const __m512i b = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(_mm512_cvtepi32_ps(sum)), 23),
+                                     _mm512_set1_epi32(126));  // bit length, 1…25
+  const __m512i sh = _mm512_add_epi32(b, _mm512_set1_epi32(shift - 9));
+  if (_mm512_cmpgt_epi32_mask(sh, _mm512_set1_epi32(62)) | _mm512_cmplt_epi32_mask(sh, _mm512_setzero_si512())) return false;
+  const __m512i am = _mm512_set1_epi64(mult < 0 ? -(int64_t)mult : (int64_t)mult);
+  __m512i q[2];
+  for (int h = 0; h < 2; ++h) {
+    const __m256i bh = h ? hi256(b) : lo256(b), sh256 = h ? hi256(sum) : lo256(sum);
+    // 2^(30 + b) as a double: exponent field 1023 + 30 + b
+    const __m512d num = _mm512_castsi512_pd(
+        _mm512_slli_epi64(_mm512_add_epi64(_mm512_cvtepi32_epi64(bh), _mm512_set1_epi64(1053)), 52));
+    const __m256i inv = _mm512_cvttpd_epu32(_mm512_div_pd(num, _mm512_cvtepi32_pd(sh256)));  // (2^30, 2^31]
+    q[h] = _mm512_srli_epi64(_mm512_mul_epu32(_mm512_cvtepu32_epi64(inv), am), 31);  // < 2^31
+  }
+  __m512i m = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(q[0])), _mm512_cvtepi64_epi32(q[1]), 1);
+  if (mult < 0) m = _mm512_sub_epi32(_mm512_setzero_si512(), m);
+  _mm512_store_si512((void*)rm, m);
+  _mm512_store_si512((void*)rs, sh);
+  return true;
+}
+
 // The last few rows of a head (N % 16 ≤ kRowsByKeys: Swin's 49 = 3·16 + 1) one at a time with the
 // keys in lanes instead of a 16-lane block nearly all padding: z for ⌈N/16⌉ key blocks (kt: k
 // transposed, [block][d2][16]), the row's max, exp and sum by reductions, its e row as int16
@@ -388,14 +414,14 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
       sum = _mm512_add_epi32(sum, e0);
       _mm512_storeu_si512((void*)(ep + (n2 - 1) * 16), e0);
     }
-    alignas(64) int32_t sums[16], rm[16], rs[16];
-    _mm512_store_si512((void*)sums, sum);
+    alignas(64) int32_t rm[16], rs[16];
     bool fast = true;
-    for (int l = 0; l < rows; ++l) {  // independent divisions: they pipeline
-      attention_row_scale(p.mult, p.shift, sums[l], rm + l, rs + l);
-      fast = fast && rs[l] >= 32;
+    if (!row_scales16(sum, p.mult, p.shift, rm, rs)) {  // a shift outside [0, 62]: the scalar form's clamps
+      alignas(64) int32_t sums[16];
+      _mm512_store_si512((void*)sums, sum);
+      for (int l = 0; l < 16; ++l) attention_row_scale(p.mult, p.shift, sums[l], rm + l, rs + l);
     }
-    for (int l = rows; l < 16; ++l) rm[l] = rm[0], rs[l] = rs[0];
+    for (int l = 0; l < rows; ++l) fast = fast && rs[l] >= 32;
     for (int64_t c = 0; c < dh; c += 16) pv_dims16(ep, vq, n2, dh, c, rm, rs, fast, p, rows, yo + i0 * dh);
   }
   if (n_blocks_end < N) {
