@@ -333,6 +333,58 @@ static void test_softmax() {
   }
 }
 
+// The LayerNorm row statistics on zmm (layernorm_row_stats8_avx512) = the scalar ones, field for
+// field: random sums, V = 0, V at and around perfect squares and powers of two (the isqrt and the
+// 2^61 / isqrt steps), every bit length of V, the largest inputs (|Σx| = 2^30, V = 2^60).
+static void test_layernorm_row_stats() {
+  if (!isa_available(Isa::avx512vnni)) {
+    std::fprintf(stderr, "note: avx512vnni layernorm row stats absent on this CPU\n");
+    return;
+  }
+  std::vector<std::pair<int64_t, uint64_t>> in;  // (Σx, Σx²) with D = 1 ⇒ V = Σx² − (Σx)², or D as given below
+  int64_t bad = 0;
+  for (int32_t D : {1, 7, 48, 384, 32768}) {
+    in.clear();
+    const int32_t F = 29 - [&] { int c = 0; while ((int64_t(1) << (2 * c)) < D) ++c; return c; }();
+    for (int i = 0; i < 4000; ++i) {
+      const int64_t s = rnd(-(int64_t(1) << 30), int64_t(1) << 30);
+      // Σx² ≥ (Σx)²/D (Cauchy–Schwarz); pick V = D·Σx² − s² ≥ 0 of every bit length
+      const int bits = (int)rnd(0, 60);
+      const uint64_t lo = (uint64_t)((__int128)s * s / D + 1), span = bits ? uint64_t(1) << (bits - 1) : 1;
+      uint64_t ss = lo + (uint64_t)rnd(0, (int64_t)std::min<uint64_t>(span, (uint64_t(1) << 45) - lo - 1));
+      if (i % 5 == 0) {  // Σx² making V a perfect square ± 1 (or a power of two ± 1)
+        const uint64_t want = i % 10 == 0 ? (uint64_t)rnd(1, 1 << 30) * (uint64_t)rnd(1, 1 << 30) : uint64_t(1) << rnd(0, 58);
+        const __int128 v = (__int128)want + rnd(-1, 1) + (__int128)s * s;
+        if (v % D == 0 && v / D < ((__int128)1 << 45)) ss = (uint64_t)(v / D);
+      }
+      if (i == 0) ss = (uint64_t)((__int128)s * s / D);  // (possibly) V = 0 when D | s²
+      if ((__int128)D * ss < (__int128)s * s || ss >= (uint64_t(1) << 45)) continue;
+      in.push_back({s, ss});
+    }
+    // every x = −2^15 (V = 0), x = ±2^15 alternating (V = D²·2^30, 2^60 at D = 32768), one x = 2^15
+    in.push_back({-(int64_t)D << 15, (uint64_t)D << 30});
+    in.push_back({D % 2 ? int64_t(1) << 15 : 0, (uint64_t)D << 30});
+    in.push_back({int64_t(1) << 15, uint64_t(1) << 30});
+    while (in.size() % 8) in.push_back({0, 0});
+    for (size_t i = 0; i < in.size(); i += 8) {
+      alignas(64) int64_t s8[8];
+      alignas(64) uint64_t ss8[8];
+      for (int j = 0; j < 8; ++j) s8[j] = in[i + j].first, ss8[j] = in[i + j].second;
+      detail::LnRow got[8];
+      detail::layernorm_row_stats8_avx512(s8, ss8, D, F, got);
+      for (int j = 0; j < 8; ++j) {
+        const detail::LnRow want = detail::layernorm_row_stats(s8[j], (int64_t)ss8[j], D, F);
+        if (got[j].s != want.s || got[j].f != want.f || got[j].sh != want.sh) {
+          if (bad++ < 5)
+            EXPECT(false, "layernorm row stats D %d s %lld ss %llu: f %u sh %d, scalar f %u sh %d", D, (long long)s8[j],
+                   (unsigned long long)ss8[j], got[j].f, got[j].sh, want.f, want.sh);
+        }
+      }
+    }
+  }
+  EXPECT(bad == 0, "layernorm row stats: %lld rows differ from the scalar form", (long long)bad);
+}
+
 static void test_layernorm() {
   for (int32_t D : {1, 7, 16, 17, 31, 32, 33, 48, 96, 384, 1536})
     for (QType in : {QType::s8, QType::s16})
@@ -762,6 +814,7 @@ int main() {
   test_softmax();
   test_attention_exp();
   test_attention();
+  test_layernorm_row_stats();
   test_layernorm();
   test_gelu_relu_lookup();
   test_add();

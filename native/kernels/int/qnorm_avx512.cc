@@ -1,7 +1,7 @@
 // Integer LayerNorm on AVX-512 (the avx512vnni set): the same integers as layernorm_q_q_scalar and
 // the AVX2 form (qops_avx2.cc), 16 channels per zmm, the ragged last block with lane masks instead
-// of scalar code. Rows in blocks of 16: first every row's sums and statistics (independent isqrt
-// and division chains overlap), then the normalisation.
+// of scalar code. Rows in blocks of 16: first every row's sums, their statistics 8 rows a zmm
+// (layernorm_row_stats8_avx512), then the normalisation.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -29,6 +29,53 @@ inline void store16(void* dst, __m512i q, __mmask16 m) {  // q already inside th
 }
 constexpr int tsize(QType t) { return t == QType::s16 ? 2 : 1; }
 
+}  // namespace
+
+// Bit length of the 8 uint32 in v (0 → 0), from their exact doubles' exponents.
+static inline __m512i bitlen8_u32(__m256i v) {
+  const __m512i e = _mm512_srli_epi64(_mm512_castpd_si512(_mm512_cvtepu32_pd(v)), 52);  // 1023 + ⌊log2⌋, 0 for 0
+  return _mm512_maskz_sub_epi64(_mm512_test_epi64_mask(e, e), e, _mm512_set1_epi64(1022));
+}
+
+// layernorm_row_stats for 8 rows at once, the same integers: V = D·Σx² − (Σx)² (here < 2^61 in
+// int64: |Σx| ≤ 2^30, Σx² < 2^45), k from V's bit length, isqrt(V·4^k) from the double square root
+// then stepped to the exact floor, f = ⌊2^61 / isqrt⌋ from the double quotient then stepped to the
+// exact floor (the double results are within one unit, so one step each way suffices).
+void layernorm_row_stats8_avx512(const int64_t* sum, const uint64_t* sumsq, int32_t D, int32_t F, LnRow* out) {
+  const __m512i s = _mm512_loadu_si512((const void*)sum), ss = _mm512_loadu_si512((const void*)sumsq),
+                Dv = _mm512_set1_epi64(D), one = _mm512_set1_epi64(1);
+  const __m512i dss = _mm512_add_epi64(_mm512_mul_epu32(ss, Dv), _mm512_slli_epi64(_mm512_mul_epu32(_mm512_srli_epi64(ss, 32), Dv), 32));
+  const __m512i V = _mm512_sub_epi64(dss, _mm512_mul_epi32(s, s));
+  const __m512i hb = bitlen8_u32(_mm512_cvtepi64_epi32(_mm512_srli_epi64(V, 32))),
+                lb = bitlen8_u32(_mm512_cvtepi64_epi32(V));
+  const __m512i bits = _mm512_mask_add_epi64(lb, _mm512_test_epi64_mask(hb, hb), hb, _mm512_set1_epi64(32));
+  const __m512i k = _mm512_max_epi64(_mm512_srli_epi64(_mm512_sub_epi64(_mm512_set1_epi64(62), bits), 1), _mm512_setzero_si512());
+  const __m512i u = _mm512_sllv_epi64(V, _mm512_add_epi64(k, k));  // [2^60, 2^62) unless V = 0
+  const __m512d ud = _mm512_add_pd(_mm512_mul_pd(_mm512_cvtepu32_pd(_mm512_cvtepi64_epi32(_mm512_srli_epi64(u, 32))),
+                                                 _mm512_set1_pd(4294967296.0)),
+                                   _mm512_cvtepu32_pd(_mm512_cvtepi64_epi32(u)));
+  __m512i r = _mm512_cvtepu32_epi64(_mm512_cvttpd_epu32(_mm512_sqrt_pd(ud)));
+  r = _mm512_mask_sub_epi64(r, _mm512_cmpgt_epu64_mask(_mm512_mul_epu32(r, r), u), r, one);
+  const __m512i r1 = _mm512_add_epi64(r, one);
+  r = _mm512_mask_add_epi64(r, _mm512_cmple_epu64_mask(_mm512_mul_epu32(r1, r1), u), r, one);
+  const __m512i p61 = _mm512_set1_epi64(int64_t(1) << 61);
+  __m512i f = _mm512_cvtepu32_epi64(_mm512_cvttpd_epu32(_mm512_div_pd(_mm512_set1_pd(2305843009213693952.0),
+                                                                      _mm512_cvtepu32_pd(_mm512_cvtepi64_epi32(r)))));
+  f = _mm512_mask_sub_epi64(f, _mm512_cmpgt_epu64_mask(_mm512_mul_epu32(f, r), p61), f, one);
+  f = _mm512_mask_add_epi64(f, _mm512_cmple_epu64_mask(_mm512_add_epi64(_mm512_mul_epu32(f, r), r), p61), f, one);
+  const __mmask8 nz = _mm512_test_epi64_mask(V, V);
+  alignas(64) int64_t fv[8], kv[8];
+  _mm512_store_si512((void*)fv, _mm512_maskz_mov_epi64(nz, f));
+  _mm512_store_si512((void*)kv, k);
+  for (int i = 0; i < 8; ++i) {
+    out[i].s = sum[i];
+    out[i].f = (uint32_t)fv[i];
+    out[i].sh = (nz >> i) & 1 ? 61 - F - (int32_t)kv[i] : 1;
+  }
+}
+
+namespace {
+
 template <QType in, QType out>
 void layernorm_avx512_typed(const void* x, int64_t rows, const LayerNormParams& p, void* y) {
   const int32_t D = p.D;
@@ -53,6 +100,8 @@ void layernorm_avx512_typed(const void* x, int64_t rows, const LayerNormParams& 
   const __mmask32 tail32 = (__mmask32)(D % 32 == 0 ? 0xffffffffu : (1u << (D % 32)) - 1);
   constexpr int64_t kBlock = 16;
   LnRow stats[kBlock];
+  alignas(64) int64_t sums[kBlock];
+  alignas(64) uint64_t sumsqs[kBlock];
   for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
     const int64_t nb = std::min<int64_t>(kBlock, rows - r0);
     for (int64_t r = r0; r < r0 + nb; ++r) {
@@ -72,8 +121,11 @@ void layernorm_avx512_typed(const void* x, int64_t rows, const LayerNormParams& 
       if (in == QType::s8)
         ss64 = _mm512_add_epi64(_mm512_cvtepu32_epi64(lo256(ss32)), _mm512_cvtepu32_epi64(hi256(ss32)));
       // |Σx| ≤ 32768·2^15 = 2^30: no int32 wrap
-      stats[r - r0] = layernorm_row_stats(_mm512_reduce_add_epi32(s32), _mm512_reduce_add_epi64(ss64), D, p.F);
+      sums[r - r0] = _mm512_reduce_add_epi32(s32);
+      sumsqs[r - r0] = (uint64_t)_mm512_reduce_add_epi64(ss64);
     }
+    for (int64_t i = nb; i < kBlock; ++i) sums[i] = 0, sumsqs[i] = 0;  // (V = 0, unused)
+    for (int64_t i = 0; i < nb; i += 8) layernorm_row_stats8_avx512(sums + i, sumsqs + i, D, p.F, stats + i);
     for (int64_t r = r0; r < r0 + nb; ++r) {
       const char* xr = static_cast<const char*>(x) + r * D * tsize(in);
       char* yr = static_cast<char*>(y) + r * D * tsize(out);
