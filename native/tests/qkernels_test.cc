@@ -660,7 +660,7 @@ static void test_attention() {
                          // row shifts past 62 (a tiny output ratio): the scalar row scale's clamp
                          Case{2, 49, 2, 16, 128, 0, 255, true, 0.02, 1e-9, 0}, Case{1, 35, 1, 32, 90, 7, 255, false, 0.05, 1e-9, 3},
                          // the AVX-512 kernel (a zmm lane per query row): blocks of 16 rows with 0…15
-                         // left over, keys in groups of 12 (dh 16) or 8 (dh ≥ 32), then 4, then single
+                         // left over, keys in groups of 16 (dh 16) or 8 (dh ≥ 32), then 4, then single
                          // keys; head dims of 1, 2 and 1 + ½ chunks of 16 pairs (dh 32, 64, 48); the last
                          // N % 16 ≤ 8 rows one at a time with the keys in lanes (N = 1, 17, 33, 49, 50,
                          // 56, 65, 130, 197, 200), more of them (N = 13, 15, 41, 63) as a block

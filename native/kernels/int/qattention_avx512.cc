@@ -82,14 +82,14 @@ inline __m512i qk_rows16(const int32_t* qt, const int32_t* kq, int64_t N, int64_
                          __m128i pre, int32_t* z) {
   __m512i mx = _mm512_set1_epi32(INT32_MIN);
   if (d2 == 8) {
-    qk_keys<8, 12, true, true>(qt, kq, N, 0, bt, ldb, pre, z, &mx);
+    qk_keys<8, 16, true, true>(qt, kq, N, 0, bt, ldb, pre, z, &mx);
     return mx;
   }
   for (int64_t c0 = 0; c0 < d2;) {
     const int64_t np = d2 - c0 >= 16 ? 16 : 8;
     const bool first = c0 == 0, last = c0 + np == d2;
     const int32_t* kc = kq + c0 * N;
-    if (np == 8) qk_keys<8, 12, false, true>(qt, kc, N, c0, bt, ldb, pre, z, &mx);  // d2 ≥ 24: never first
+    if (np == 8) qk_keys<8, 16, false, true>(qt, kc, N, c0, bt, ldb, pre, z, &mx);  // d2 ≥ 24: never first
     else if (first && last) qk_keys<16, 8, true, true>(qt, kc, N, c0, bt, ldb, pre, z, &mx);
     else if (first) qk_keys<16, 8, true, false>(qt, kc, N, c0, bt, ldb, pre, z, &mx);
     else if (last) qk_keys<16, 8, false, true>(qt, kc, N, c0, bt, ldb, pre, z, &mx);
