@@ -60,6 +60,9 @@ export interface NativePlan {
   runAsync(inputs: PlanArray[], outputs: PlanArray[]): Promise<number>;
   /** Per-op wall time of the last run, in ms, in op order (empty unless profiling was on). */
   profile(): { op: string; name: string; ms: number }[];
+  /** Where the plan's ops run at > 1 thread (native/include/swinq/thread_choice.h): the pool, the caller
+   *  alone, or each op where it measured faster ('mixed'); `callerOps` of `ops` on the caller. */
+  threadChoice(): { adaptive: boolean; config: 'pool' | 'caller' | 'mixed'; callerOps: number; ops: number; choices: number };
   setThreads(n: number): void;
   release(): void;
 }
@@ -148,7 +151,7 @@ export interface NativeBinding extends KernelTestBinding, FewbitBinding, TrainBi
   setIsa(isa: IsaOption): void;
   opNames(): string[];
   /** Validates and loads a plan; throws an Error naming the op index, op and ONNX node on bad input. */
-  createPlan?(desc: PlanDescJS, options: { threads: number; profile?: boolean; sparseA?: boolean }): NativePlan;
+  createPlan?(desc: PlanDescJS, options: { threads: number; profile?: boolean; sparseA?: boolean; adaptThreads?: boolean }): NativePlan;
   /** Why `isa` cannot be forced on this CPU / build; '' when setIsa(isa) works. */
   isaUnavailableReason(isa: string): string;
   // Benchmarks (native/binding/bench.cc → native/bench/): data, timing loops and peaks live in the core.

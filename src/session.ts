@@ -30,6 +30,13 @@ export interface SessionOptions {
    * ≈ 0.18 ms, docs/latency.md). Default 0.5; 0 = always the pool.
    */
   inlineBelowMs?: number;
+  /**
+   * With threads > 1, each plan measures whether each op is faster on the thread pool or on the
+   * calling thread alone (handing work to another core costs 0.3–1.5 µs an op, more than some batch-1
+   * ops take) and runs it where it was faster, measuring again every 2048 runs; `threadChoiceOf()`
+   * says what it chose. Outputs do not change. Default true; false: every op on the pool.
+   */
+  adaptThreads?: boolean;
   /** gets one-line notes (e.g. why a QDQ model runs as an fp32 simulation); the library never prints */
   logger?: (line: string) => void;
   // onnxruntime-node's names, so its programs run unchanged (see resolveThreads / checkOrtOptions)
@@ -144,6 +151,7 @@ export class InferenceSession {
   private readonly threads: number;
   private readonly profile: boolean;
   private readonly inlineBelowMs: number;
+  private readonly adaptThreads: boolean;
   private lastOn: 'caller' | 'pool' | undefined;
   private plans = new Map<string, Entry>();
   private readonly compiler: ModelCompiler;
@@ -175,6 +183,7 @@ export class InferenceSession {
     this.threads = resolveThreads(options);
     this.profile = !!options.profile;
     this.inlineBelowMs = options.inlineBelowMs ?? 0.5;
+    this.adaptThreads = options.adaptThreads ?? true;
   }
 
   static async create(pathOrBuffer: string | Uint8Array, options: SessionOptions = {}): Promise<InferenceSession> {
@@ -198,6 +207,9 @@ export class InferenceSession {
     const ib = options.inlineBelowMs;
     if (ib !== undefined && !(typeof ib === 'number' && ib >= 0 && ib <= 1e6)) {
       throw new TypeError(`InferenceSession: inlineBelowMs must be a number of ms in [0, 1e6], got ${describe(ib)}`);
+    }
+    if (options.adaptThreads !== undefined && typeof options.adaptThreads !== 'boolean') {
+      throw new TypeError(`InferenceSession: adaptThreads must be a boolean, got ${describe(options.adaptThreads)}`);
     }
     if (options.compileInBackground !== undefined && typeof options.compileInBackground !== 'boolean') {
       throw new TypeError(`InferenceSession: compileInBackground must be a boolean, got ${describe(options.compileInBackground)}`);
@@ -332,7 +344,7 @@ export class InferenceSession {
   private install(key: string, choice: PlanChoice): Entry {
     const compiled = choice.compiled;
     if (choice.blockedBy && !this.plans.size) this.logger?.(`${this.graph.source}: running the fp32 simulation of the QDQ file (plan qdq-simulated): ${choice.blockedBy.reason}`);
-    const plan = native.createPlan!(compiled.desc, { threads: this.threads, profile: this.profile });
+    const plan = native.createPlan!(compiled.desc, { threads: this.threads, profile: this.profile, adaptThreads: this.adaptThreads });
     const e: Entry = { compiled: { outputDims: compiled.outputDims, outputTypes: compiled.outputTypes, stats: compiled.stats }, plan, kind: choice.plan, blockedBy: choice.blockedBy };
     this.plans.set(key, e);
     if (this.plans.size > MAX_CACHED_PLANS) {
@@ -459,6 +471,12 @@ export class InferenceSession {
   planStats(dims?: Record<string, readonly number[]>): PlanStats {
     const s = this.entry(this.defaultDims(dims)).compiled.stats;
     return { onnxNodes: s.onnxNodes, planOps: s.planOps, opCounts: { ...s.opCounts }, arenaBytes: s.arenaBytes, constantBytes: s.constantBytes, extrapolated: s.extrapolated };
+  }
+
+  /** Where the plan of these input dims runs its ops (see adaptThreads): 'pool', 'caller' (every op on
+   *  the calling thread alone) or 'mixed' (callerOps of ops on the caller); choices = measurements done. */
+  threadChoiceOf(dims?: Record<string, readonly number[]>): { threads: number; adaptive: boolean; config: 'pool' | 'caller' | 'mixed'; callerOps: number; ops: number; choices: number } {
+    return { threads: this.threads, ...this.entry(this.defaultDims(dims)).plan.threadChoice() };
   }
 
   /** Per-op times of the last run for the given input dims (needs options.profile). */

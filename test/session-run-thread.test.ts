@@ -58,3 +58,30 @@ describe('run(): calling thread or pool', () => {
     await s.release();
   });
 });
+
+describe('adaptThreads: each op on the pool or the caller, as measured', () => {
+  it('a 2-thread session chooses after its probe runs, with the outputs of 1 thread; false keeps the pool', async () => {
+    const one = await InferenceSession.create(model, { threads: 1 });
+    const two = await InferenceSession.create(model, { threads: 2 });
+    const pool = await InferenceSession.create(model, { threads: 2, adaptThreads: false });
+    expect(one.threadChoiceOf()).toMatchObject({ threads: 1, adaptive: false, config: 'pool', callerOps: 0, choices: 0 });
+    expect(two.threadChoiceOf()).toMatchObject({ threads: 2, adaptive: true, config: 'pool', choices: 0 });
+    const want = Array.from(one.runSync(feeds(1)).logits.data as Float32Array);
+    for (let i = 0; i < 30; i++) {  // 8 + 8 probe runs, 8 check runs, then the choice holds
+      expect(Array.from(two.runSync(feeds(1)).logits.data as Float32Array)).toEqual(want);
+      expect(Array.from(pool.runSync(feeds(1)).logits.data as Float32Array)).toEqual(want);
+    }
+    const c = two.threadChoiceOf();
+    expect(c.choices).toBe(1);
+    expect(['pool', 'caller', 'mixed']).toContain(c.config);
+    if (c.config === 'pool') expect(c.callerOps).toBe(0);
+    else if (c.config === 'caller') expect(c.callerOps).toBe(c.ops);
+    else expect(c.callerOps > 0 && c.callerOps < c.ops).toBe(true);
+    expect(pool.threadChoiceOf()).toMatchObject({ adaptive: false, config: 'pool', choices: 0 });
+    for (const s of [one, two, pool]) await s.release();
+  });
+
+  it('rejects a non-boolean adaptThreads naming the option', async () => {
+    await expect(InferenceSession.create(model, { adaptThreads: 'yes' as unknown as boolean })).rejects.toThrow(/adaptThreads must be a boolean/);
+  });
+});

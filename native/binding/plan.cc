@@ -1,4 +1,4 @@
-// createPlan(desc, {threads, profile, sparseA}) → NativePlan (src/native.ts). Converts and checks every JS
+// createPlan(desc, {threads, profile, sparseA, adaptThreads}) → NativePlan (src/native.ts). Converts and checks every JS
 // value (TypeError naming the field), then hands a PlanDesc to swinq::Plan::create, which
 // validates the sizes. run/runAsync check each typed array's element type and size against the plan;
 // runAsync runs on a libuv worker over copies (see RunWorker).
@@ -182,6 +182,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     return DefineClass(env, "NativePlan",
                        {InstanceMethod("run", &PlanWrap::Run), InstanceMethod("runAsync", &PlanWrap::RunAsync),
                         InstanceMethod("profile", &PlanWrap::Profile), InstanceMethod("setThreads", &PlanWrap::SetThreads),
+                        InstanceMethod("threadChoice", &PlanWrap::ThreadChoice),
                         InstanceMethod("release", &PlanWrap::Release)});
   }
   explicit PlanWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PlanWrap>(info) {
@@ -361,6 +362,18 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     return a;
   }
 
+  Napi::Value ThreadChoice(const Napi::CallbackInfo& info) {
+    auto plan = live(info.Env(), "threadChoice");
+    const Plan::ThreadChoiceInfo c = plan->thread_choice();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("adaptive", c.adaptive);
+    o.Set("config", c.config);
+    o.Set("callerOps", (double)c.serial_ops);
+    o.Set("ops", (double)c.ops);
+    o.Set("choices", (double)c.choices);
+    return o;
+  }
+
   void SetThreads(const Napi::CallbackInfo& info) {
     auto plan = live(info.Env(), "setThreads");
     if (info.Length() != 1 || !info[0].IsNumber())
@@ -395,6 +408,11 @@ Napi::Value CreatePlan(const Napi::CallbackInfo& info) {
     if (!sa.IsUndefined()) {
       if (!sa.IsBoolean()) type_error(env, "createPlan: options.sparseA must be a boolean");
       opt.sparse_a = sa.As<Napi::Boolean>().Value();
+    }
+    Napi::Value at = o.Get("adaptThreads");
+    if (!at.IsUndefined()) {
+      if (!at.IsBoolean()) type_error(env, "createPlan: options.adaptThreads must be a boolean");
+      opt.adapt_threads = at.As<Napi::Boolean>().Value();
     }
   }
   Holder h;

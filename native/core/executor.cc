@@ -179,11 +179,20 @@ void Plan::prepare() {
   ptr_.assign(desc_.tensors.size(), nullptr);
   op_ms_.assign(desc_.ops.size(), 0.0);
   pool_.reset(new ThreadPool(options_.threads));
+  choice_.reset(desc_.ops.size(), options_.adapt_threads && pool_->threads() > 1);
 }
 
 void Plan::set_threads(int threads) {
   std::lock_guard<std::mutex> lk(mu_);
   pool_->set_threads(threads);
+  choice_.reset(desc_.ops.size(), options_.adapt_threads && pool_->threads() > 1);  // measured for the old count
+}
+
+Plan::ThreadChoiceInfo Plan::thread_choice() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  static const char* const names[] = {"pool", "caller", "mixed"};
+  return {choice_.enabled(), names[(int)choice_.config()], choice_.serial_ops(), (int64_t)desc_.ops.size(),
+          choice_.choices()};
 }
 
 int Plan::threads() const {
@@ -244,16 +253,26 @@ void Plan::run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuff
     }
   }
   const f32::Kernels& k = f32::kernels(isa);
+  using clock = std::chrono::steady_clock;
+  const bool adapt = choice_.enabled(), timed = options_.profile || choice_.timing();
+  const auto t_run = clock::now();
   for (size_t i = 0; i < desc_.ops.size(); ++i) {
     const OpDesc& op = desc_.ops[i];
     const OpRun r{desc_, op, states_[i].get(), ptr_.data(), *pool_, isa, k};
-    if (options_.profile) {
-      const auto t0 = std::chrono::steady_clock::now();
+    if (adapt) pool_->set_serial(choice_.op_serial(i));
+    if (timed) {
+      const auto t0 = clock::now();
       op_def(op.kind).run(r);
-      op_ms_[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const double ns = std::chrono::duration<double, std::nano>(clock::now() - t0).count();
+      op_ms_[i] = ns * 1e-6;
+      choice_.record(i, ns);
     } else {
       op_def(op.kind).run(r);
     }
+  }
+  if (adapt) {
+    pool_->set_serial(false);
+    choice_.end_run(std::chrono::duration<double, std::nano>(clock::now() - t_run).count());
   }
   profiled_ = options_.profile;
 }

@@ -109,10 +109,10 @@ void ThreadPool::worker_loop(uint64_t seen, int index) {
   }
 }
 
-// Runs [0, n) on the caller when the job is one piece, the pool has no workers or it is in a solo
-// period (after a stall); otherwise returns false with *t_start = now, for join's stall policy.
+// Runs [0, n) on the caller when the job is one piece, the pool has no workers, is set serial or
+// is in a solo period (after a stall); otherwise returns false with *t_start = now, for join's stall policy.
 bool ThreadPool::ran_inline(bool one_piece, Body body, void* ctx, int64_t n, int64_t* t_start) {
-  if (!workers_.empty() && !one_piece) {
+  if (!workers_.empty() && !one_piece && !serial_) {
     *t_start = now_ns();
     if (*t_start >= solo_until_) return false;
   }

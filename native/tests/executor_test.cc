@@ -194,6 +194,66 @@ static void test_int_seed_runs() {
   for (float v : y) CHECK(std::isfinite(v) && v >= -0.3f - 1e-6f && v <= 12.4f + 1e-6f);
 }
 
+// ThreadChoice's schedule on made-up times: probe runs alternate pool and caller, the check runs use
+// each op where its minimum was lower, the fastest whole-run minimum wins, it holds kHoldRuns runs
+// and measures again; disabled, every op is on the pool.
+static void test_thread_choice() {
+  const int P = ThreadChoice::kProbeRuns;
+  ThreadChoice c;
+  c.reset(3, false);
+  CHECK(!c.op_serial(0) && !c.timing());
+  // op 0 faster on the caller, op 1 on the pool, op 2 equal; whole runs: pool 10, caller 9, mixed 8
+  auto cycle = [&](double pool_run, double caller_run, double mixed_run) {
+    for (int r = 0; r < 2 * P; ++r) {
+      const bool caller = r % 2 == 1;
+      CHECK(c.timing());
+      for (size_t i = 0; i < 3; ++i) CHECK(c.op_serial(i) == caller);
+      c.record(0, caller ? 1.0 : 2.0);
+      c.record(1, caller ? 5.0 : 3.0);
+      c.record(2, 4.0);
+      c.end_run(caller ? caller_run : pool_run);
+    }
+    for (int r = 0; r < P; ++r) {  // the mixed configuration: op 0 on the caller only (2 tied: pool)
+      CHECK(c.timing() && c.op_serial(0) && !c.op_serial(1) && !c.op_serial(2));
+      c.end_run(mixed_run);
+    }
+  };
+  c.reset(3, true);
+  CHECK(c.config() == ThreadChoice::Config::pool && c.choices() == 0);
+  cycle(10, 9, 8);
+  CHECK(c.config() == ThreadChoice::Config::mixed && c.serial_ops() == 1 && c.choices() == 1);
+  CHECK(!c.timing() && c.op_serial(0) && !c.op_serial(1));
+  for (int64_t r = 0; r < ThreadChoice::kHoldRuns; ++r) c.end_run(100);  // held, then measured again
+  CHECK(c.timing() && !c.op_serial(0));  // a probe run on the pool
+  cycle(10, 7, 8);  // now every op on the caller is fastest
+  CHECK(c.config() == ThreadChoice::Config::caller && c.serial_ops() == 3 && c.choices() == 2);
+  for (int64_t r = 0; r < ThreadChoice::kHoldRuns; ++r) {
+    CHECK(c.op_serial(1));
+    c.end_run(100);
+  }
+  cycle(6, 7, 8);
+  CHECK(c.config() == ThreadChoice::Config::pool && c.serial_ops() == 0 && c.choices() == 3);
+}
+
+// A 2-thread plan that chooses per op gives the 1-thread plan's outputs on every run of its schedule.
+static void test_thread_choice_runs() {
+  auto p1 = Plan::create(linear_plan(64, 48, 96), PlanOptions{1, false});
+  auto p2 = Plan::create(linear_plan(64, 48, 96), PlanOptions{2, false});
+  CHECK(!p1->thread_choice().adaptive && p2->thread_choice().adaptive);
+  std::vector<float> x(64 * 48), y1(64 * 96), y2(64 * 96);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = (float)((i * 37) % 101) * 0.01f - 0.5f;
+  p1->run({{x.data(), x.size() * 4}}, {{y1.data(), y1.size() * 4}});
+  for (int r = 0; r < 3 * ThreadChoice::kProbeRuns + 5; ++r) {
+    std::fill(y2.begin(), y2.end(), -7.0f);
+    p2->run({{x.data(), x.size() * 4}}, {{y2.data(), y2.size() * 4}});
+    CHECK(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0);
+  }
+  CHECK(p2->thread_choice().choices == 1);
+  PlanOptions fixed{2, false};
+  fixed.adapt_threads = false;
+  CHECK(!Plan::create(linear_plan(64, 48, 96), fixed)->thread_choice().adaptive);
+}
+
 // A valid plan runs and matches hand math; run() checks buffer sizes and names the index.
 static void test_linear_runs() {
   auto p = Plan::create(linear_plan(5, 7, 19), PlanOptions{2, true});
@@ -450,6 +510,8 @@ static void test_op_table() {
 }
 
 int main() {
+  test_thread_choice();
+  test_thread_choice_runs();
   test_fp32_seed_runs();
   test_int_seed_runs();
   fuzz(every_op_plan, "fp32 ops", 6000, 100, 1000);

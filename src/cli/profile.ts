@@ -55,7 +55,10 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       [k, new Tensor(t.type as any, t.data as any, t.dims)]));
     await session.run(tfeeds); // warm up both paths
-    session.runSync(tfeeds);
+    // past the plan's thread-choice runs (8 on the pool, 8 on the caller, 8 checking), so the
+    // profiled runs are the configuration it keeps
+    for (let i = 0; i < (opts.threads > 1 ? 24 : 1); i++) session.runSync(tfeeds);
+    const threadChoice = session.threadChoiceOf(dims);
     const perOp: number[][] = [];
     const modes: { run: ModeTimes; runSync: ModeTimes } = { run: { wall: [], ops: [] }, runSync: { wall: [], ops: [] } };
     let ops: OpTime[] | null = null;
@@ -97,6 +100,7 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
     const fmt = (n: string, m: Record<string, number>): string =>
       `${n}: wall ${m.wall_ms.toFixed(3)} ms (min ${m.wall_min_ms.toFixed(3)}), ops ${m.ops_ms.toFixed(3)} ms, outside the ops ${m.outside_ms.toFixed(3)} ms (min ${m.outside_min_ms.toFixed(3)})`;
     lines.push(fmt('run()', run), fmt('runSync()', runSync));
+    if (threadChoice.adaptive) lines.push(`threads: ops on ${threadChoice.config === 'mixed' ? `the pool, ${threadChoice.callerOps} of ${threadChoice.ops} on the caller alone (measured faster there)` : threadChoice.config === 'caller' ? 'the caller alone (measured faster than the pool)' : 'the pool'}`);
     if (stats) lines.push(`${stats.onnxNodes} ONNX nodes → ${stats.planOps} plan ops; compiled in ${compileMs.toFixed(0)} ms; arena ${(stats.arenaBytes / 2 ** 20).toFixed(1)} MiB, constants ${(stats.constantBytes / 2 ** 20).toFixed(1)} MiB`);
     lines.push('', '| op kind | count | ms | % |', '| --- | ---: | ---: | ---: |');
     for (const [k, v] of kinds) lines.push(`| ${k} | ${v.count} | ${v.ms.toFixed(3)} | ${((100 * v.ms) / opSum).toFixed(1)} |`);
@@ -113,6 +117,7 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
       compile_ms: compileMs,
       onnx_nodes: stats?.onnxNodes,
       plan_ops: stats?.planOps,
+      thread_choice: { config: threadChoice.config, caller_ops: threadChoice.callerOps, adaptive: threadChoice.adaptive },
       ops_ms: opSum,
       outside_ms: run.outside_ms,
       run,

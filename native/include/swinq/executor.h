@@ -10,6 +10,7 @@
 
 #include "swinq/cpu.h"
 #include "swinq/plan.h"
+#include "swinq/thread_choice.h"
 #include "swinq/threadpool.h"
 
 namespace swinq {
@@ -22,6 +23,9 @@ struct PlanOptions {
   // linear_q ops whose input has zero point 0 (a ReLU output) keep a K-major weight copy, so each
   // run can take the exact sparse-A GEMM when the input's measured density is low (docs/sparsity.md)
   bool sparse_a = true;
+  // with threads > 1: each op runs on the pool or on the caller alone, whichever the plan measured
+  // faster on this host (swinq/thread_choice.h); false: every op on the pool
+  bool adapt_threads = true;
 };
 
 struct ConstBuffer { const void* data; size_t bytes; };
@@ -52,6 +56,13 @@ class Plan {
   std::vector<OpProfile> profile() const;
   void set_threads(int threads);
   int threads() const;
+  // The per-op thread choice so far (ThreadChoice: configuration, ops on the caller alone).
+  struct ThreadChoiceInfo {
+    bool adaptive;
+    const char* config;  // "pool", "caller" or "mixed"
+    int64_t serial_ops, ops, choices;
+  };
+  ThreadChoiceInfo thread_choice() const;
   const PlanDesc& desc() const { return desc_; }
 
  private:
@@ -71,6 +82,7 @@ class Plan {
   std::vector<void*> ptr_;                            // per tensor: its address during a run
   std::vector<double> op_ms_;
   bool profiled_ = false;
+  ThreadChoice choice_;
 };
 
 }  // namespace swinq

@@ -42,6 +42,8 @@ class ThreadPool {
     solo_max_ns_ = solo_max_ns;
   }
   int64_t stalls() const { return stalls_; }
+  // Every job inline on the caller while set (the executor's per-op choice; caller-only state).
+  void set_serial(bool serial) { serial_ = serial; }
 
   // Splits [0, n) into threads() contiguous parts of whole `align`-item units, part i for thread i
   // (the caller is thread 0): consecutive row-wise ops of a batch-1 plan then find their rows in
@@ -92,6 +94,7 @@ class ThreadPool {
   // stall policy state (touched only by the thread calling parallel_for)
   int64_t stall_ns_ = kStallNs, solo_min_ns_ = kSoloMinNs, solo_max_ns_ = kSoloMaxNs;
   int64_t solo_until_ = 0, solo_ns_ = 0, stalls_ = 0;
+  bool serial_ = false;
 };
 
 // Threads to use for `threads` as given by the user: 0 = all hardware threads, capped at 64.
