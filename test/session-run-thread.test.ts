@@ -67,7 +67,7 @@ describe('adaptThreads: each op on the pool or the caller, as measured', () => {
     expect(one.threadChoiceOf()).toMatchObject({ threads: 1, adaptive: false, config: 'pool', callerOps: 0, choices: 0 });
     expect(two.threadChoiceOf()).toMatchObject({ threads: 2, adaptive: true, config: 'pool', choices: 0 });
     const want = Array.from(one.runSync(feeds(1)).logits.data as Float32Array);
-    for (let i = 0; i < 30; i++) {  // 8 + 8 probe runs, 8 check runs, then the choice holds
+    for (let i = 0; i < 40; i++) {  // 8 warm-up runs, 8 + 8 probe runs, 8 check runs, then the choice holds
       expect(Array.from(two.runSync(feeds(1)).logits.data as Float32Array)).toEqual(want);
       expect(Array.from(pool.runSync(feeds(1)).logits.data as Float32Array)).toEqual(want);
     }

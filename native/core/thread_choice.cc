@@ -11,7 +11,8 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 void ThreadChoice::reset(size_t ops, bool enabled) {
   enabled_ = enabled;
-  step_ = 0;
+  step_ = -kWarmRuns;
+  hold_ = kFirstHoldRuns;
   min_pool_.assign(ops, kInf);
   min_caller_.assign(ops, kInf);
   mixed_serial_.assign(ops, 0);
@@ -21,8 +22,8 @@ void ThreadChoice::reset(size_t ops, bool enabled) {
 }
 
 bool ThreadChoice::op_serial(size_t i) const {
-  if (!enabled_) return false;
-  if (step_ < 2 * kProbeRuns) return step_ % 2 == 1;  // probe: pool, caller, pool, …
+  if (!enabled_ || step_ < 0) return false;
+  if (step_ < 2 * kProbeRuns) return step_ >= kProbeRuns;  // a block on the pool, then one on the caller
   if (step_ < 3 * kProbeRuns) return mixed_serial_[i] != 0;
   switch (config_) {
     case Config::caller: return true;
@@ -34,24 +35,28 @@ bool ThreadChoice::op_serial(size_t i) const {
 void ThreadChoice::record(size_t i, double ns) {
   if (!timing() || i >= min_pool_.size()) return;
   if (step_ < 2 * kProbeRuns) {
-    double& m = step_ % 2 ? min_caller_[i] : min_pool_[i];
+    double& m = step_ >= kProbeRuns ? min_caller_[i] : min_pool_[i];
     m = std::min(m, ns);
   }
 }
 
 void ThreadChoice::end_run(double ns) {
   if (!enabled_) return;
+  if (step_ < 0) {
+    ++step_;
+    return;
+  }
   if (step_ < 2 * kProbeRuns) {
-    double& m = step_ % 2 ? run_caller_ : run_pool_;
+    double& m = step_ >= kProbeRuns ? run_caller_ : run_pool_;
     m = std::min(m, ns);
     if (step_ == 2 * kProbeRuns - 1)  // the mixed configuration: each op where its minimum was lower
       for (size_t i = 0; i < mixed_serial_.size(); ++i) mixed_serial_[i] = min_caller_[i] < min_pool_[i];
   } else if (step_ < 3 * kProbeRuns) {
     run_mixed_ = std::min(run_mixed_, ns);
     if (step_ == 3 * kProbeRuns - 1) {
-      config_ = run_mixed_ <= run_pool_ && run_mixed_ <= run_caller_ ? Config::mixed
-                : run_caller_ < run_pool_                            ? Config::caller
-                                                                     : Config::pool;
+      // the pool unless the caller alone or the mix is clearly faster (ties and noise: the pool)
+      const double best = std::min(run_caller_, run_mixed_);
+      config_ = best >= kMargin * run_pool_ ? Config::pool : run_mixed_ <= run_caller_ ? Config::mixed : Config::caller;
       if (config_ == Config::mixed) {  // named for what it is when every op went one way
         int64_t n = 0;
         for (uint8_t v : mixed_serial_) n += v;
@@ -61,8 +66,9 @@ void ThreadChoice::end_run(double ns) {
       ++choices_;
     }
   }
-  if (++step_ >= 3 * kProbeRuns + kHoldRuns) {  // measure again
+  if (++step_ >= 3 * kProbeRuns + hold_) {  // measure again, after a longer hold each time
     step_ = 0;
+    hold_ = std::min(kHoldRuns, 2 * hold_);
     std::fill(min_pool_.begin(), min_pool_.end(), kInf);
     std::fill(min_caller_.begin(), min_caller_.end(), kInf);
     run_pool_ = run_caller_ = run_mixed_ = kInf;

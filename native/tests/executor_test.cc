@@ -194,9 +194,10 @@ static void test_int_seed_runs() {
   for (float v : y) CHECK(std::isfinite(v) && v >= -0.3f - 1e-6f && v <= 12.4f + 1e-6f);
 }
 
-// ThreadChoice's schedule on made-up times: probe runs alternate pool and caller, the check runs use
-// each op where its minimum was lower, the fastest whole-run minimum wins, it holds kHoldRuns runs
-// and measures again; disabled, every op is on the pool.
+// ThreadChoice's schedule on made-up times: warm-up runs on the pool, a block of probe runs on the
+// pool and one on the caller, check runs with each op where its minimum was lower; the caller or the
+// mix only when clearly faster than the pool; holds of 256, 512, … runs between measurements;
+// disabled, every op is on the pool.
 static void test_thread_choice() {
   const int P = ThreadChoice::kProbeRuns;
   ThreadChoice c;
@@ -205,7 +206,7 @@ static void test_thread_choice() {
   // op 0 faster on the caller, op 1 on the pool, op 2 equal; whole runs: pool 10, caller 9, mixed 8
   auto cycle = [&](double pool_run, double caller_run, double mixed_run) {
     for (int r = 0; r < 2 * P; ++r) {
-      const bool caller = r % 2 == 1;
+      const bool caller = r >= P;
       CHECK(c.timing());
       for (size_t i = 0; i < 3; ++i) CHECK(c.op_serial(i) == caller);
       c.record(0, caller ? 1.0 : 2.0);
@@ -220,18 +221,22 @@ static void test_thread_choice() {
   };
   c.reset(3, true);
   CHECK(c.config() == ThreadChoice::Config::pool && c.choices() == 0);
+  for (int r = 0; r < ThreadChoice::kWarmRuns; ++r) {
+    CHECK(!c.timing() && !c.op_serial(0));
+    c.end_run(50);
+  }
   cycle(10, 9, 8);
   CHECK(c.config() == ThreadChoice::Config::mixed && c.serial_ops() == 1 && c.choices() == 1);
   CHECK(!c.timing() && c.op_serial(0) && !c.op_serial(1));
-  for (int64_t r = 0; r < ThreadChoice::kHoldRuns; ++r) c.end_run(100);  // held, then measured again
+  for (int64_t r = 0; r < ThreadChoice::kFirstHoldRuns; ++r) c.end_run(100);  // held, then measured again
   CHECK(c.timing() && !c.op_serial(0));  // a probe run on the pool
   cycle(10, 7, 8);  // now every op on the caller is fastest
   CHECK(c.config() == ThreadChoice::Config::caller && c.serial_ops() == 3 && c.choices() == 2);
-  for (int64_t r = 0; r < ThreadChoice::kHoldRuns; ++r) {
-    CHECK(c.op_serial(1));
+  for (int64_t r = 0; r < 2 * ThreadChoice::kFirstHoldRuns; ++r) {  // the second hold is twice as long
+    CHECK(c.op_serial(1) && !c.timing());
     c.end_run(100);
   }
-  cycle(6, 7, 8);
+  cycle(10, 9.8, 9.9);  // within the margin of the pool: the pool
   CHECK(c.config() == ThreadChoice::Config::pool && c.serial_ops() == 0 && c.choices() == 3);
 }
 
@@ -243,7 +248,7 @@ static void test_thread_choice_runs() {
   std::vector<float> x(64 * 48), y1(64 * 96), y2(64 * 96);
   for (size_t i = 0; i < x.size(); ++i) x[i] = (float)((i * 37) % 101) * 0.01f - 0.5f;
   p1->run({{x.data(), x.size() * 4}}, {{y1.data(), y1.size() * 4}});
-  for (int r = 0; r < 3 * ThreadChoice::kProbeRuns + 5; ++r) {
+  for (int r = 0; r < ThreadChoice::kWarmRuns + 3 * ThreadChoice::kProbeRuns + 5; ++r) {
     std::fill(y2.begin(), y2.end(), -7.0f);
     p2->run({{x.data(), x.size() * 4}}, {{y2.data(), y2.size() * 4}});
     CHECK(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0);

@@ -55,9 +55,9 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       [k, new Tensor(t.type as any, t.data as any, t.dims)]));
     await session.run(tfeeds); // warm up both paths
-    // past the plan's thread-choice runs (8 on the pool, 8 on the caller, 8 checking), so the
+    // past the plan's thread-choice runs (8 warm-up, 8 on the pool, 8 on the caller, 8 checking), so the
     // profiled runs are the configuration it keeps
-    for (let i = 0; i < (opts.threads > 1 ? 24 : 1); i++) session.runSync(tfeeds);
+    for (let i = 0; i < (opts.threads > 1 ? 32 : 1); i++) session.runSync(tfeeds);
     const threadChoice = session.threadChoiceOf(dims);
     const perOp: number[][] = [];
     const modes: { run: ModeTimes; runSync: ModeTimes } = { run: { wall: [], ops: [] }, runSync: { wall: [], ops: [] } };
