@@ -9,9 +9,12 @@
 //   3. O = e·(v−zp) for 16 dims at a time (16 accumulators, the v pair broadcast), requantized per
 //      lane with the row's 256/sum folded in (attention_row_scale), then a 16×16 byte transpose
 //      into the rows of y.
-// No horizontal reductions and no padding of the key axis (N = 49 used 64 key lanes per row in the
-// row-per-register kernel this replaced; docs/latency.md). The scalar reference (qattention.cc)
-// computes the same integers. No std:: containers here (scripts/check-avx2-objects.sh).
+//   4. the last N % 16 ≤ kRowsByKeys rows (Swin's 49 = 3·16 + 1) one at a time the other way round,
+//      keys in lanes (rows_keys_in_lanes), instead of a 16-lane block that is nearly all padding.
+// No horizontal reductions in the blocks and no padding of the key axis (N = 49 used 64 key lanes
+// per row in the row-per-register kernel this replaced; docs/integer-kernels.md). The scalar
+// reference (qattention.cc) computes the same integers. No std:: containers here
+// (scripts/check-avx2-objects.sh).
 #include <immintrin.h>
 
 #include <cstring>
