@@ -362,7 +362,7 @@ static void test_layernorm_row_stats() {
       in.push_back({s, ss});
     }
     // every x = −2^15 (V = 0), x = ±2^15 alternating (V = D²·2^30, 2^60 at D = 32768), one x = 2^15
-    in.push_back({-(int64_t)D << 15, (uint64_t)D << 30});
+    in.push_back({-((int64_t)D << 15), (uint64_t)D << 30});
     in.push_back({D % 2 ? int64_t(1) << 15 : 0, (uint64_t)D << 30});
     in.push_back({int64_t(1) << 15, uint64_t(1) << 30});
     while (in.size() % 8) in.push_back({0, 0});
