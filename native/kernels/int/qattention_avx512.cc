@@ -44,6 +44,13 @@ inline __m512i exp16(__m512i z, __m512i mx, __m512i thr, const Exp16& c) {
   return _mm512_srlv_epi32(poly, _mm512_add_epi32(_mm512_srli_epi32(x, 8), c.es));
 }
 
+// acc += a · (the int16 pair at b, in every lane): vpdpwssd with an embedded broadcast, one
+// instruction where GCC 12 emits a vpbroadcastd and the vpdpwssd from the intrinsics
+static inline __attribute__((always_inline)) __m512i dpwssd_bcast(__m512i acc, __m512i a, const int32_t* b) {
+  __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*b));
+  return acc;
+}
+
 // Step 1 for KG keys from j0 and one chunk of NP pairs of the head dim: z (+)= q·k (kr: the chunk's
 // pairs of key j0, key k at kr + k·NP); last chunk: + bias (bt: key j0's 16 rows, ldb ints a key),
 // >> pre, and the running maximum mx. KG independent vpdpwssd chains.
@@ -53,7 +60,7 @@ inline __attribute__((always_inline)) void qk_group(const __m512i (&q)[NP], cons
   __m512i acc[KG];
   for (int k = 0; k < KG; ++k) acc[k] = kFirst ? _mm512_setzero_si512() : _mm512_loadu_si512((const void*)(z + k * 16));
   for (int p = 0; p < NP; ++p)
-    for (int k = 0; k < KG; ++k) acc[k] = _mm512_dpwssd_epi32(acc[k], q[p], _mm512_set1_epi32(kr[k * NP + p]));
+    for (int k = 0; k < KG; ++k) acc[k] = dpwssd_bcast(acc[k], q[p], kr + k * NP + p);
   for (int k = 0; k < KG; ++k) {
     __m512i v = acc[k];
     if (kLast) {
@@ -166,14 +173,14 @@ inline __attribute__((always_inline)) void pv_dims8(const int32_t* ep, const int
   for (int64_t j = 0; j < n2; ++j) {
     const __m512i ev = _mm512_loadu_si512((const void*)(ep + j * 16));
     const int32_t* vr = vq + j * dh;
-    c0 = _mm512_dpwssd_epi32(c0, ev, _mm512_set1_epi32(vr[0]));
-    c1 = _mm512_dpwssd_epi32(c1, ev, _mm512_set1_epi32(vr[1]));
-    c2 = _mm512_dpwssd_epi32(c2, ev, _mm512_set1_epi32(vr[2]));
-    c3 = _mm512_dpwssd_epi32(c3, ev, _mm512_set1_epi32(vr[3]));
-    c4 = _mm512_dpwssd_epi32(c4, ev, _mm512_set1_epi32(vr[4]));
-    c5 = _mm512_dpwssd_epi32(c5, ev, _mm512_set1_epi32(vr[5]));
-    c6 = _mm512_dpwssd_epi32(c6, ev, _mm512_set1_epi32(vr[6]));
-    c7 = _mm512_dpwssd_epi32(c7, ev, _mm512_set1_epi32(vr[7]));
+    c0 = dpwssd_bcast(c0, ev, vr + 0);
+    c1 = dpwssd_bcast(c1, ev, vr + 1);
+    c2 = dpwssd_bcast(c2, ev, vr + 2);
+    c3 = dpwssd_bcast(c3, ev, vr + 3);
+    c4 = dpwssd_bcast(c4, ev, vr + 4);
+    c5 = dpwssd_bcast(c5, ev, vr + 5);
+    c6 = dpwssd_bcast(c6, ev, vr + 6);
+    c7 = dpwssd_bcast(c7, ev, vr + 7);
   }
   const __m512i acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
   for (int d = 0; d < 8; ++d) {
