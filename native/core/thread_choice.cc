@@ -58,8 +58,7 @@ void ThreadChoice::end_run(double ns) {
       const double best = std::min(run_caller_, run_mixed_);
       config_ = best >= kMargin * run_pool_ ? Config::pool : run_mixed_ <= run_caller_ ? Config::mixed : Config::caller;
       if (config_ == Config::mixed) {  // named for what it is when every op went one way
-        int64_t n = 0;
-        for (uint8_t v : mixed_serial_) n += v;
+        const int64_t n = mixed_serial_count();
         if (n == 0) config_ = Config::pool;
         else if (n == (int64_t)mixed_serial_.size()) config_ = Config::caller;
       }
@@ -75,12 +74,15 @@ void ThreadChoice::end_run(double ns) {
   }
 }
 
-int64_t ThreadChoice::serial_ops() const {
-  if (config_ == Config::caller) return (int64_t)mixed_serial_.size();
-  if (config_ == Config::pool) return 0;
+int64_t ThreadChoice::mixed_serial_count() const {
   int64_t n = 0;
   for (uint8_t s : mixed_serial_) n += s;
   return n;
+}
+
+int64_t ThreadChoice::serial_ops() const {
+  if (config_ == Config::caller) return (int64_t)mixed_serial_.size();
+  return config_ == Config::pool ? 0 : mixed_serial_count();
 }
 
 }  // namespace swinq

@@ -189,12 +189,7 @@ void gemm(const GemmArgs& a, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
 }  // namespace
 
 void gemm_f32_6x16_avx2(const GemmArgs& a, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-  switch (a.act) {
-    case act_relu: return gemm<act_relu>(a, m0, m1, p0, p1);
-    case act_gelu_erf: return gemm<act_gelu_erf>(a, m0, m1, p0, p1);
-    case act_gelu_tanh: return gemm<act_gelu_tanh>(a, m0, m1, p0, p1);
-    default: return gemm<act_none>(a, m0, m1, p0, p1);
-  }
+  with_act(a.act, [&](auto act) { gemm<decltype(act)::value>(a, m0, m1, p0, p1); });
 }
 
 }  // namespace f32

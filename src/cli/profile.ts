@@ -55,9 +55,10 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       [k, new Tensor(t.type as any, t.data as any, t.dims)]));
     await session.run(tfeeds); // warm up both paths
-    // past the plan's thread-choice runs (8 warm-up, 8 on the pool, 8 on the caller, 8 checking), so the
-    // profiled runs are the configuration it keeps
-    for (let i = 0; i < (opts.threads > 1 ? 32 : 1); i++) session.runSync(tfeeds);
+    // until the plan has made its thread choice (warm-up, pool, caller and check runs), so the
+    // profiled runs are the configuration it keeps; 64 runs at most
+    session.runSync(tfeeds);
+    for (let i = 0; i < 64 && session.threadChoiceOf(dims).adaptive && session.threadChoiceOf(dims).choices === 0; i++) session.runSync(tfeeds);
     const threadChoice = session.threadChoiceOf(dims);
     const perOp: number[][] = [];
     const modes: { run: ModeTimes; runSync: ModeTimes } = { run: { wall: [], ops: [] }, runSync: { wall: [], ops: [] } };

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "swinq/cpu.h"
 
@@ -11,6 +12,17 @@ namespace swinq {
 namespace f32 {
 
 enum Act : int { act_none = 0, act_relu = 1, act_gelu_erf = 2, act_gelu_tanh = 3 };
+// f(std::integral_constant<int, act>{}): the one switch from a run-time activation to the kernels'
+// compile-time one (their epilogue is a template on it); anything else is act_none
+template <class F>
+inline void with_act(int act, F&& f) {
+  switch (act) {
+    case act_relu: return f(std::integral_constant<int, act_relu>{});
+    case act_gelu_erf: return f(std::integral_constant<int, act_gelu_erf>{});
+    case act_gelu_tanh: return f(std::integral_constant<int, act_gelu_tanh>{});
+    default: return f(std::integral_constant<int, act_none>{});
+  }
+}
 
 // ---- GEMM: y[M,N] = act(x[M,K]·w[K,N] + bias) + residual, w pre-packed ----
 // Packed layout (the same for every ISA, so set_isa() never needs a repack): panels of

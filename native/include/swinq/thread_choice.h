@@ -48,6 +48,7 @@ class ThreadChoice {
   int64_t step_ = -kWarmRuns, hold_ = kFirstHoldRuns;
   std::vector<double> min_pool_, min_caller_;
   std::vector<uint8_t> mixed_serial_;  // per op, in the mixed configuration
+  int64_t mixed_serial_count() const;
   double run_pool_ = 0, run_caller_ = 0, run_mixed_ = 0;
   Config config_ = Config::pool;
   int64_t choices_ = 0;
