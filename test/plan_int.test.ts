@@ -272,6 +272,44 @@ function cases(): Case[] {
     });
   }
 
+  // linear_q with a residual (input 6): the requantized int16 value added to an int16 residual by
+  // add_q's rule in the epilogue; M = 49 splits rows across 2 threads, N = 40 leaves a ragged panel
+  {
+    const M = 49, K = 32, N = 40, rs = 0.0021, vs = 0.0017, ys = 0.0017;
+    const b = new Builder();
+    const xq = b.input([M, K], DType.u8);
+    const r = b.input([M, N], DType.i16);
+    const y = b.output([M, N], DType.i16);
+    const wv = Int8Array.from(randInts(K * N, -127, 127, 150));
+    const bias = Int32Array.from(randInts(N, -5000, 5000, 151));
+    const mult = Int32Array.from(randInts(N, 2 ** 30, 2 ** 31 - 1, 152));
+    const shift = Int32Array.from(randInts(N, 30, 33, 153));
+    b.op(OpKind.linear_q, [xq, b.constant(wv, [K, N], DType.i8), b.constant(bias, [N], DType.i32), b.constant(mult, [N], DType.i32),
+      b.constant(shift, [N], DType.i32), -1, r], [y], [M, K, N, 7, 0, 0, 0, 255], [rs, vs, ys], 'proj');
+    const xs = Uint8Array.from(randInts(M * K, 0, 255, 154));
+    const rv = Int16Array.from(randInts(M * N, -32768, 32767, 155));
+    out.push({
+      name: 'linear_q with a residual (int16)', desc: b.build(), inputs: [xs, rv], outputs: () => [new Int16Array(M * N)],
+      check: ([yo]) => {
+        const ra = Math.fround(rs) / Math.fround(ys), rb = Math.fround(vs) / Math.fround(ys);
+        let sh = 0;
+        while (sh < 30 && (ra + rb) * 2 ** (sh + 1) < 32766) ++sh;
+        const ma = Math.round(ra * 2 ** sh), mb = Math.round(rb * 2 ** sh);
+        const want: number[] = [];
+        let saturated = 0;
+        for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+          let v = bias[n];
+          for (let k = 0; k < K; k++) v += (xs[m * K + k] - 7) * wv[k * N + n];
+          const q = requant(v, mult[n], shift[n], 0, DType.i16);
+          if (Math.abs(q) === 32767 || q === -32768) saturated++;
+          want.push(clamp(Math.floor((rv[m * N + n] * ma + q * mb + (2 ** sh >> 1)) / 2 ** sh), -32768, 32767));
+        }
+        expect(saturated, 'some GEMM values saturate int16 before the add').toBeGreaterThan(0);
+        expectExact(yo as Int16Array, want, 'linear_q + residual');
+      },
+    });
+  }
+
   // y_max clamps: linear_q with a uint8 y and layernorm_q (7-bit codes for the next GEMM's fast kernel)
   {
     const M = 9, K = 6, N = 5, ymax = 100;
@@ -521,6 +559,18 @@ describe('integer op validation', () => {
       const w = b.constant(new Int8Array(12), [3, 4], DType.i8);
       b.op(OpKind.linear_q, [x, w, -1, b.i32([1 << 30]), b.i32([63])], [b.output([2, 4], DType.u8)], [2, 3, 4, 0, 0, 0, 0, 255], [], 'fc');
     })).toThrow(/shift\[0\] = 63 is outside \[0, 62\]/);
+    // a residual: int16 y and residual, three scales
+    const withResidual = (ydt: DType, rdt: DType, floats: number[]) => plan((b) => {
+      const x = b.input([2, 3], DType.u8);
+      const w = b.constant(new Int8Array(12), [3, 4], DType.i8);
+      b.op(OpKind.linear_q, [x, w, -1, b.i32([1 << 30]), b.i32([40]), -1, b.input([2, 4], rdt)], [b.output([2, 4], ydt)],
+        [2, 3, 4, 0, 0, 0, 0, 255], floats, 'proj');
+    });
+    expect(withResidual(DType.u8, DType.i16, [1, 1, 1])).toThrow(/linear_q \(node 'proj'\): a residual needs an int16 y/);
+    expect(withResidual(DType.i16, DType.i8, [1, 1, 1])).toThrow(/linear_q \(node 'proj'\): residual is int8, expected int16/);
+    expect(withResidual(DType.i16, DType.i16, [1, 1])).toThrow(/linear_q \(node 'proj'\): floats.*r_scale, v_scale, y_scale/);
+    expect(withResidual(DType.i16, DType.i16, [1, 0, 1])).toThrow(/linear_q \(node 'proj'\): floats\[1\] v_scale/);
+    expect(withResidual(DType.i16, DType.i16, [1, 1, 1])().release).toBeTypeOf('function');
     expect(plan((b) => {
       const a = b.input([2, 4, 5], DType.u8);
       const bb = b.input([2, 5, 3], DType.i8);
@@ -634,5 +684,82 @@ describe('integer Swin block plan', () => {
       'layernorm_q', 'gelu_q', 'relu_q', 'requant', 'add_q', 'avgpool_q', 'argmax_q'][o.kind - OpKind.quantize] ?? 'index_map'));
     expect(prof.every((r) => r.ms >= 0)).toBe(true);
     plan.release();
+  });
+});
+
+// Row placements folded into stores (src/quant/row-folds.ts): attention_q heads_merged (rows in order or
+// placed by y_rows) and layernorm_q y_rows write the plain op's bytes at the moved places.
+describe('row placements in attention_q and layernorm_q stores', () => {
+  const shuffled = (n: number, seed: number) => {
+    const p = Int32Array.from({ length: n }, (_, i) => i);
+    const r = rng(seed);
+    for (let i = n - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [p[i], p[j]] = [p[j], p[i]]; }
+    return p;
+  };
+  for (const [W, N, H, dh, brows] of [[2, 49, 3, 16, 147], [3, 13, 2, 5, 26], [1, 197, 2, 64, 0]]) {
+    it(`attention_q ${W}×${H} heads, N ${N}, dh ${dh}: heads merged, in order and permuted`, () => {
+      const C = H * dh, m = native.qQuantizeMultiplier(1 / 1024);
+      const table = Int32Array.from(randInts(Math.max(1, brows) * N, -40, 40, 7));
+      const xs = Uint8Array.from(randInts(W * N * 3 * C, 0, 255, 8));
+      const perm = shuffled(W * N, 9);
+      const build = (mode: number) => {
+        const b = new Builder();
+        const x = b.input([W, N, 3 * C], DType.u8);
+        const y = b.output(mode ? [W * N, C] : [W, H, N, dh], DType.u8);
+        const ins = [x, brows ? b.constant(table, [brows, N], DType.i32) : -1, b.i32([m.mult]), b.i32([m.shift])];
+        if (mode === 2) ins.push(b.constant(perm, [W * N], DType.i32));
+        b.op(OpKind.attention_q, ins, [y], [W, N, H, dh, 100, 3, 255, brows, ...(mode ? [1] : [])], [0.03], 'attn');
+        return b.build();
+      };
+      for (const isa of ISAS) {
+        const [plain] = run(build(0), [xs], [new Uint8Array(W * N * C)], isa) as Uint8Array[];
+        const want = [new Uint8Array(W * N * C), new Uint8Array(W * N * C)];
+        for (let t = 0; t < W * H; t++) for (let i = 0; i < N; i++) {
+          const w = Math.floor(t / H), h = t % H, src = plain.subarray((t * N + i) * dh, (t * N + i + 1) * dh);
+          want[0].set(src, (w * N + i) * C + h * dh);
+          want[1].set(src, perm[w * N + i] * C + h * dh);
+        }
+        for (const mode of [1, 2]) {
+          const [got] = run(build(mode), [xs], [new Uint8Array(W * N * C)], isa) as Uint8Array[];
+          expect(bytes(got).equals(bytes(want[mode - 1])), `${isa} mode ${mode}`).toBe(true);
+        }
+      }
+    });
+  }
+  it('layernorm_q y_rows over 2 threads, every ISA', () => {
+    const rows = 45, D = 48;
+    const xs = Int16Array.from(randInts(rows * D, -3000, 3000, 11));
+    const perm = shuffled(rows, 12);
+    const build = (withRows: boolean) => {
+      const b = new Builder();
+      const x = b.input([rows, D], DType.i16);
+      const y = b.output([rows, D], DType.u8);
+      b.op(OpKind.layernorm_q, [x, -1, -1, ...(withRows ? [b.constant(perm, [rows], DType.i32)] : [])], [y], [rows, D, 128], [4 / 127], 'ln');
+      return b.build();
+    };
+    for (const isa of ISAS) {
+      const [plain] = run(build(false), [xs], [new Uint8Array(rows * D)], isa) as Uint8Array[];
+      const want = new Uint8Array(rows * D);
+      for (let r = 0; r < rows; r++) want.set(plain.subarray(r * D, (r + 1) * D), perm[r] * D);
+      const [got] = run(build(true), [xs], [new Uint8Array(rows * D)], isa) as Uint8Array[];
+      expect(bytes(got).equals(bytes(want)), isa).toBe(true);
+    }
+  });
+  it('refuses a y_rows that is not a permutation, naming the entry', () => {
+    const mk = (kind: 'ln' | 'attn', rowsv: number[], merged = 1) => () => {
+      const b = new Builder();
+      if (kind === 'ln') {
+        b.op(OpKind.layernorm_q, [b.input([3, 4], DType.i16), -1, -1, b.constant(Int32Array.from(rowsv), [3], DType.i32)], [b.output([3, 4], DType.u8)], [3, 4, 0], [0.1], 'ln');
+      } else {
+        b.op(OpKind.attention_q, [b.input([1, 3, 6], DType.u8), -1, b.i32([1 << 30]), b.i32([40]), b.constant(Int32Array.from(rowsv), [3], DType.i32)],
+          [b.output([3, 2], DType.u8)], [1, 3, 1, 2, 0, 0, 255, 0, merged], [0.1], 'att');
+      }
+      return native.createPlan!(b.build(), { threads: 1 });
+    };
+    expect(mk('ln', [0, 2, 2])).toThrow(/layernorm_q \(node 'ln'\): y_rows\[2\] = 2 repeats a row/);
+    expect(mk('ln', [0, 1, 3])).toThrow(/layernorm_q \(node 'ln'\): y_rows\[2\] = 3 is outside \[0, rows\)/);
+    expect(mk('attn', [1, 0, -1])).toThrow(/attention_q \(node 'att'\): y_rows\[2\] = -1 is outside \[0, W·N\)/);
+    expect(mk('attn', [1, 0, 2], 0)).toThrow(/attention_q \(node 'att'\): y_rows needs heads_merged = 1/);
+    expect(mk('attn', [1, 0, 2])().release).toBeTypeOf('function');
   });
 });

@@ -68,7 +68,10 @@ describe('integer-only micro-Swin', () => {
     const ops = r.desc.ops.map((o) => OP_NAMES[o.kind]);
     expect(ops[0]).toBe('quantize');
     expect(ops[ops.length - 1]).toBe('dequantize');
-    for (const k of ['linear_q', 'attention_q', 'layernorm_q', 'add_q', 'avgpool_q', 'index_map']) expect(ops).toContain(k);
+    for (const k of ['linear_q', 'attention_q', 'layernorm_q', 'avgpool_q', 'index_map']) expect(ops).toContain(k);
+    // every residual add is in its linear's epilogue (input 6)
+    expect(ops).not.toContain('add_q');
+    expect(r.desc.ops.filter((o) => OP_NAMES[o.kind] === 'linear_q' && (o.inputs[6] ?? -1) >= 0).length).toBe(8);
     for (const k of ['linear', 'matmul', 'softmax', 'layernorm', 'reduce', 'binary', 'unary']) expect(ops).not.toContain(k);
     const T = r.desc.tensors;
     for (const o of r.desc.ops.slice(1, -1)) {
@@ -110,6 +113,35 @@ describe('integer-only micro-Swin', () => {
     let same = 0;
     for (let i = 0; i < 200; i++) if (argmax(a, i) === argmax(b, i)) same++;
     expect(same).toBeGreaterThanOrEqual(196);
+  });
+
+  it('the plan fusions (residual add in the linear epilogue, row gathers folded into attention and LayerNorm stores) give the unfused integers (1/2 threads, every ISA)', () => {
+    const xs = x.subarray(0, 16 * 784);
+    for (const b of [1, 16]) {
+      const lower = (o: object) => { const r = lowerSwinInt(g, [b, 1, 28, 28], ranges, o); if (!r.ok) throw new Error(r.reason); return r.desc; };
+      const fused = lower({}), noRes = lower({ fuseResidual: false }), noFold = lower({ foldRowGathers: false });
+      const none = lower({ fuseResidual: false, foldRowGathers: false });
+      const kinds = (d: PlanDescJS) => d.ops.map((o) => OP_NAMES[o.kind]);
+      const count = (d: PlanDescJS, k: string) => kinds(d).filter((n) => n === k).length;
+      // micro-Swin: 8 residual adds; 4 head merges after attention, 2 window partitions after norm1
+      expect(count(noRes, 'add_q')).toBe(8);
+      expect(count(fused, 'add_q')).toBe(0);
+      expect(count(noFold, 'index_map') - count(fused, 'index_map')).toBe(6);
+      expect(fused.ops.filter((o) => OP_NAMES[o.kind] === 'attention_q' && o.ints[8] === 1).length).toBe(4);
+      expect(fused.ops.filter((o) => OP_NAMES[o.kind] === 'layernorm_q' && (o.inputs[3] ?? -1) >= 0).length).toBe(2);
+      expect(kinds(none).length - kinds(fused).length).toBe(14);
+      const before = native.activeIsa();
+      try {
+        for (const isa of [...SIMD_ISAS, 'scalar'] as const) {
+          native.setIsa(isa);
+          for (const threads of [1, 2]) {
+            const want = Array.from(runPlan(none, xs, b, threads));
+            for (const [name, d] of [['fused', fused], ['fuseResidual: false', noRes], ['foldRowGathers: false', noFold]] as const)
+              expect(Array.from(runPlan(d, xs, b, threads)), `${name}, ${isa}, batch ${b}, ${threads} threads`).toEqual(want);
+          }
+        }
+      } finally { native.setIsa(before); }
+    }
   });
 
   it('bit-identical across runs, 1/2 threads, batch 1 vs batch 16, scalar vs AVX2', () => {

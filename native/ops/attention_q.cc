@@ -76,10 +76,10 @@ void softmax_q_run(const OpRun& r) {
 // ---- attention_q ----
 
 void attention_q_validate(const OpCheck& c) {
-  c.arity(1, 4, {"qkv", "bias", "mult", "shift"});
-  if (c.op.inputs.size() != 4)
-    c.fail("has " + str((int64_t)c.op.inputs.size()) + " inputs, expected 4 (qkv, bias or -1, mult, shift)");
-  c.ints_len(8, "[W, N, H, dh, zp, y_zp, y_max, bias_rows]");
+  c.arity(1, 5, {"qkv", "bias", "mult", "shift", "y_rows"});
+  if (c.op.inputs.size() < 4)
+    c.fail("has " + str((int64_t)c.op.inputs.size()) + " inputs, expected 4 (qkv, bias or -1, mult, shift) or 5 (y_rows)");
+  c.ints_len_in(8, 9, "[W, N, H, dh, zp, y_zp, y_max, bias_rows(, heads_merged)]");
   c.floats_len(1, "[logit_scale]");
   c.nonneg({"W", "N", "H", "dh"});
   const int64_t W = c.I(0), N = c.I(1), H = c.I(2), dh = c.I(3);
@@ -109,6 +109,22 @@ void attention_q_validate(const OpCheck& c) {
   }
   c.scale(0, "logit_scale");
   c.no_overlap(x, "qkv");
+  const bool merged = c.op.ints.size() == 9 && c.I(8) != 0;
+  if (c.op.ints.size() == 9 && c.I(8) != 0 && c.I(8) != 1) c.fail("ints[8] heads_merged = " + str(c.I(8)) + " must be 0 or 1");
+  const int32_t rows = c.in(4);
+  if (rows >= 0) {  // a permutation of y's W·N rows
+    if (!merged) c.fail("y_rows needs heads_merged = 1 (ints[8])");
+    c.dtype(rows, "y_rows", {DType::i32});
+    c.constant(rows, "y_rows");
+    const int64_t R = c.prod({W, N}, "W·N");
+    c.elems(rows, "y_rows", R, "W·N");
+    const int32_t* r = c.cdata<int32_t>(rows);
+    std::vector<uint8_t> seen((size_t)R, 0);
+    for (int64_t i = 0; i < R; ++i) {
+      if (r[i] < 0 || r[i] >= R) c.fail("y_rows[" + str(i) + "] = " + str(r[i]) + " is outside [0, W·N)");
+      if (seen[(size_t)r[i]]++) c.fail("y_rows[" + str(i) + "] = " + str(r[i]) + " repeats a row (must be a permutation)");
+    }
+  }
 }
 
 struct AttentionQState : OpState {
@@ -126,6 +142,7 @@ std::unique_ptr<OpState> attention_q_prepare(const OpCheck& c, const PlanOptions
   a.mult = c.cdata<int32_t>(c.in(2))[0];
   a.shift = c.cdata<int32_t>(c.in(3))[0];
   a.bias_rows = c.in(1) >= 0 ? c.I(7) : 0;
+  if (c.op.ints.size() == 9 && c.I(8)) a.y_ld = a.H * a.dh;  // y_rows' pointer taken at run time
   if (a.bias_rows) {  // any kernel set may run (setIsa), so made whatever the CPU
     st->bias_by_key = q::attention_bias_by_key(c.cdata<int32_t>(c.in(1)), a.bias_rows, a.N);
     a.bias_by_key_period = q::attention_bias_period(a.N, a.bias_rows);
@@ -140,6 +157,7 @@ void attention_q_run(const OpRun& r) {
   q::AttentionParams a = st.att;
   a.bias = a.bias_rows ? static_cast<const int32_t*>(r.in(1)) : nullptr;
   a.bias_by_key = a.bias_rows ? st.bias_by_key.data() : nullptr;
+  a.y_rows = static_cast<const int32_t*>(r.in(4));
   const int64_t heads = a.W * a.H;
   if (!heads) return;
   const uint8_t* x = static_cast<const uint8_t*>(r.in(0));

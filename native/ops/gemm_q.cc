@@ -16,7 +16,7 @@ namespace {
 // ---- linear_q ----
 
 void linear_q_validate(const OpCheck& c) {
-  c.arity(2, 6, {"x", "w", "bias", "mult", "shift", "table"});
+  c.arity(2, 7, {"x", "w", "bias", "mult", "shift", "table", "residual"});
   c.ints_len_in(8, 9, "[M, K, N, x_zp, w_zp, y_zp, relu, x_max(, y_max)]");
   c.nonneg({"M", "K", "N"});
   const int64_t M = c.I(0), K = c.I(1), N = c.I(2);
@@ -58,6 +58,20 @@ void linear_q_validate(const OpCheck& c) {
     c.constant(tb, "table");
     c.elems(tb, "table", 256, "256");
   }
+  const int32_t res = c.in(6);
+  if (res >= 0) {
+    if (yt != DType::i16) c.fail("a residual needs an int16 y");
+    if (c.I(5) != 0 || c.I(6) != 0 || tb >= 0) c.fail("a residual takes y_zp 0, no relu and no table");
+    c.dtype(res, "residual", {DType::i16});
+    c.elems(res, "residual", c.prod({M, N}, "M·N"), "M·N");
+    c.floats_len(3, "[r_scale, v_scale, y_scale] (with a residual)");
+    c.scale(0, "r_scale");
+    c.scale(1, "v_scale");
+    c.scale(2, "y_scale");
+    c.no_overlap(res, "residual");
+  } else {
+    c.floats_len(0, "[] (without a residual)");
+  }
   c.no_overlap(x, "x");
   c.no_overlap(b, "bias");
 }
@@ -67,6 +81,7 @@ struct LinearQState : OpState {
   int32_t y_max = 255;  // clamp of an 8-bit y
   bool prepared = false;  // prep holds the epilogue's expansion (bias and requantization are constants)
   q::GemmPrep prep;
+  q::AddParams add;  // with a residual
 };
 
 // The epilogue of a linear_q from its ints and its bias / mult / shift / table tensors (any null).
@@ -113,6 +128,10 @@ std::unique_ptr<OpState> linear_q_prepare(const OpCheck& c, const PlanOptions& o
     st->prep = c.kernel("bias and requantization", [&] { return q::gemm_prepare(st->packed, ep); });
     st->prepared = true;
   }
+  if (c.in(6) >= 0) {
+    const double rs = c.scale(0, "r_scale"), vs = c.scale(1, "v_scale"), ys = c.scale(2, "y_scale");
+    st->add = c.kernel("residual scales", [&] { return q::add_params(rs, 0, vs, 0, ys, 0, q::QType::s16); });
+  }
   return st;
 }
 
@@ -122,10 +141,16 @@ void linear_q_run(const OpRun& r) {
   if (!M) return;
   const LinearQState& st = r.st<LinearQState>();
   const q::QType out = qt(r.out_t().dtype);
-  const q::GemmEpilogue ep =
+  q::GemmEpilogue ep =
       linear_q_epilogue(I, out, static_cast<const int32_t*>(r.in(2)), static_cast<const int32_t*>(r.in(3)),
                         static_cast<const int32_t*>(r.in(4)), out != q::QType::s32 ? r.in_t(3).elements() : 1,
                         static_cast<const uint8_t*>(r.in(5)), st.y_max);
+  if (r.in(6)) {
+    ep.residual = r.in(6);
+    ep.residual_type = q::QType::s16;
+    ep.ldr = N;
+    ep.add = &st.add;
+  }
   q::gemm_u8s8(M, static_cast<const uint8_t*>(r.in(0)), I[1], st.packed, ep, r.out(), N, 1, r.isa, &r.pool,
                st.prepared ? &st.prep : nullptr);
 }

@@ -1,6 +1,7 @@
 // Integer LayerNorm: exact integer mean/variance, the float affine folded into integer
 // parameters at load. Contract: ops.def; kernel: kernels/int/qkernels.cc, qops_avx2.cc.
 #include <algorithm>
+#include <vector>
 
 #include "int_common.h"
 #include "swinq/executor.h"
@@ -11,7 +12,7 @@ namespace swinq {
 namespace {
 
 void layernorm_q_validate(const OpCheck& c) {
-  c.arity(1, 3, {"x", "gamma", "beta"});
+  c.arity(1, 4, {"x", "gamma", "beta", "y_rows"});
   c.ints_len_in(3, 4, "[rows, D, y_zp(, y_max)]");
   c.floats_len(1, "[y_scale]");
   c.nonneg({"rows", "D"});
@@ -33,6 +34,18 @@ void layernorm_q_validate(const OpCheck& c) {
   c.scale(0, "y_scale");
   if (c.op.ints.size() == 4) c.y_max(3, yzp, c.t(y).dtype);
   c.no_overlap(x, "x");
+  const int32_t yr = c.in(3);
+  if (yr >= 0) {  // a permutation of y's rows
+    c.dtype(yr, "y_rows", {DType::i32});
+    c.constant(yr, "y_rows");
+    c.elems(yr, "y_rows", rows, "rows");
+    const int32_t* r = c.cdata<int32_t>(yr);
+    std::vector<uint8_t> seen((size_t)rows, 0);
+    for (int64_t i = 0; i < rows; ++i) {
+      if (r[i] < 0 || r[i] >= rows) c.fail("y_rows[" + str(i) + "] = " + str(r[i]) + " is outside [0, rows)");
+      if (seen[(size_t)r[i]]++) c.fail("y_rows[" + str(i) + "] = " + str(r[i]) + " repeats a row (must be a permutation)");
+    }
+  }
 }
 
 struct LayerNormQState : OpState {
@@ -60,12 +73,14 @@ void layernorm_q_run(const OpRun& r) {
   const int64_t ex = (int64_t)q::qtype_size(qi), ey = (int64_t)dtype_size(r.out_t().dtype);
   const uint8_t* x = static_cast<const uint8_t*>(r.in(0));
   uint8_t* y = static_cast<uint8_t*>(r.out());
+  const int32_t* y_rows = static_cast<const int32_t*>(r.in(3));
   const Isa isa = r.isa;
   // ≈ 20–80 ns per row: one contiguous share of the rows per thread, the same rows the row-wise ops
   // around it give that thread (parallel_for_static); 10 claimed chunks of micro-Swin's 196 × 48
   // took 0.81× of 1 thread
   r.pool.parallel_for_static(rows, std::max<int64_t>(1, 1024 / D), [&](int64_t b, int64_t e) {
-    q::layernorm(qi, x + b * D * ex, e - b, ln, y + b * D * ey, isa);
+    if (y_rows) q::layernorm(qi, x + b * D * ex, e - b, ln, y, isa, y_rows + b);
+    else q::layernorm(qi, x + b * D * ex, e - b, ln, y + b * D * ey, isa);
   });
 }
 

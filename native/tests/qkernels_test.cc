@@ -180,6 +180,37 @@ static void gemm_random_case(int64_t M, int64_t K, int64_t N, int wmode, int emo
   if (emode == 4) ep.table = table;
   const size_t nb = (size_t)(M * ldc * qtype_size(ep.out));
   std::vector<uint8_t> cs(nb, 0xAB), cv(nb, 0xAB), ct(nb, 0xAB);
+  // half of the 8/16-bit cases add a residual in the epilogue (any residual type, a row stride
+  // wider than N): the result must be the plain GEMM followed by add_q on its N columns
+  const QType rts[] = {QType::s8, QType::u8, QType::s16};
+  const QType rt = rts[rnd(0, 2)];
+  const int64_t ldr = N + rnd(0, 3);
+  std::vector<int16_t> res16((size_t)(M * ldr));
+  std::vector<uint8_t> resb((size_t)(M * ldr * qtype_size(rt)));
+  AddParams addp;
+  if (ep.out != QType::s32 && rnd(0, 1)) {
+    for (int64_t i = 0; i < M * ldr; ++i) {
+      const int32_t v = (int32_t)rnd(qtype_min(rt), qtype_max(rt));
+      if (rt == QType::s16) std::memcpy(resb.data() + 2 * i, &(res16[i] = (int16_t)v), 2);
+      else resb[i] = (uint8_t)v;
+    }
+    const int32_t zr = rt == QType::s16 ? 0 : rt == QType::u8 ? (int32_t)rnd(0, 255) : (int32_t)rnd(-128, 127);
+    const int32_t zv = ep.out == QType::s16 ? 0 : ep.rq.zero_point;
+    addp = add_params(rnd(1, 100) / 1000.0, zr, rnd(1, 100) / 1000.0, zv, rnd(1, 100) / 700.0, zv, ep.out);
+    std::vector<uint8_t> plain(nb, 0xAB);
+    gemm_u8s8(M, A.data(), lda, B, ep, plain.data(), ldc, 1, Isa::scalar);
+    const int64_t ey = qtype_size(ep.out), er = qtype_size(rt);
+    for (int64_t m = 0; m < M; ++m)
+      add_q(rt, resb.data() + m * ldr * er, ep.out, plain.data() + m * ldc * ey, N, addp, ep.out, plain.data() + m * ldc * ey,
+            Isa::scalar);
+    ep.residual = resb.data();
+    ep.residual_type = rt;
+    ep.ldr = ldr;
+    ep.add = &addp;
+    gemm_u8s8(M, A.data(), lda, B, ep, cs.data(), ldc, 1, Isa::scalar);
+    EXPECT(same(cs, plain), "gemm + residual (%s) != gemm then add_q M%lld K%lld N%lld e%d", qtype_name(rt), (long long)M,
+           (long long)K, (long long)N, emode);
+  }
   gemm_u8s8(M, A.data(), lda, B, ep, cs.data(), ldc, 1, Isa::scalar);
   if (ep.out == QType::s32) {  // exact against int64 math
     bool ok = true;
@@ -420,6 +451,21 @@ static void test_layernorm() {
           std::fill(yv.begin(), yv.end(), 0xAB);
           layernorm(in, xin, rows, p, yv.data(), Isa::avx512vnni);
           EXPECT(same(ys, yv), "layernorm scalar != avx512vnni D %d in %s out %s", D, qtype_name(in), qtype_name(out));
+        }
+        {  // y_rows: each row's bytes at its permuted row, every kernel set
+          std::vector<int32_t> perm((size_t)rows);
+          for (int64_t r = 0; r < rows; ++r) perm[(size_t)r] = (int32_t)r;
+          for (int64_t r = rows - 1; r > 0; --r) std::swap(perm[(size_t)r], perm[(size_t)rnd(0, r)]);
+          const size_t rb = (size_t)(D * qtype_size(out));
+          std::vector<uint8_t> want(nb);
+          for (int64_t r = 0; r < rows; ++r) std::memcpy(&want[perm[(size_t)r] * rb], &ys[r * rb], rb);
+          for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512vnni}) {
+            if (!isa_available(isa)) continue;
+            std::fill(yv.begin(), yv.end(), 0xAB);
+            layernorm(in, xin, rows, p, yv.data(), isa, perm.data());
+            EXPECT(same(want, yv), "layernorm %s with y_rows != rows moved D %d in %s out %s", isa_name(isa), D, qtype_name(in),
+                   qtype_name(out));
+          }
         }
         for (int64_t r = 0; r < rows; ++r) {
           double mu = 0, var = 0;
@@ -716,6 +762,32 @@ static void test_attention() {
         attention_u8(qkv.data(), pk, 1, cs.W * cs.H, sp, yv.data(), Isa::avx512vnni);
         EXPECT(same(ys, yv), "attention scalar != avx512vnni (N %lld dh %lld S %g, bias %s)", (long long)cs.N,
                (long long)cs.dh, cs.S, !cs.bias ? "none" : pass ? "by key" : "gathered");
+      }
+    }
+    {  // heads merged, rows placed by a random permutation (y_ld, y_rows) or in order: the same
+       // bytes at the moved places, every kernel set; a wider row (y_ld > C) leaves the gap alone
+      const int64_t R = cs.W * cs.N, C = cs.H * cs.dh;
+      std::vector<int32_t> perm((size_t)R);
+      for (int64_t i = 0; i < R; ++i) perm[(size_t)i] = (int32_t)i;
+      for (int64_t i = R - 1; i > 0; --i) std::swap(perm[(size_t)i], perm[(size_t)rnd(0, i)]);
+      for (int mode = 0; mode < 2; ++mode) {
+        AttentionParams pm = p;
+        pm.y_ld = C + mode;
+        pm.y_rows = mode ? perm.data() : nullptr;
+        std::vector<uint8_t> want((size_t)(R * pm.y_ld), 0xAB);
+        for (int64_t t = 0; t < cs.W * cs.H; ++t)
+          for (int64_t i = 0; i < cs.N; ++i) {
+            const int64_t w = t / cs.H, h = t % cs.H, row = mode ? perm[(size_t)(w * cs.N + i)] : w * cs.N + i;
+            std::memcpy(&want[(size_t)(row * pm.y_ld + h * cs.dh)], &ys[(size_t)((t * cs.N + i) * cs.dh)], (size_t)cs.dh);
+          }
+        for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512vnni}) {
+          if (!isa_available(isa)) continue;
+          std::vector<uint8_t> got(want.size(), 0xAB);
+          attention_u8(qkv.data(), pm, 0, 1, sp, got.data(), isa);
+          attention_u8(qkv.data(), pm, 1, cs.W * cs.H, sp, got.data(), isa);
+          EXPECT(same(want, got), "attention %s heads merged (%s) != the [W,H,N,dh] bytes moved (N %lld dh %lld)",
+                 isa_name(isa), mode ? "y_rows" : "in order", (long long)cs.N, (long long)cs.dh);
+        }
       }
     }
     int64_t bad = 0;

@@ -15,12 +15,17 @@ import { native, type PlanDescJS } from '../native.js';
 import { lowerFp32 } from './float-plan.js';
 import { planOpKeys, type PlanRanges } from './plan-ranges.js';
 import { matchAttention } from './attention-match.js';
+import { foldRowGathers } from './row-folds.js';
 
 const rootOf = aliasRoot;
 
 export type IntPlanResult = { ok: true; desc: PlanDescJS; outputDims: number[] } | { ok: false; reason: string; node?: string; op?: string };
 export interface IntLowerOptions {
   geluLevels?: number; actLevels?: number; attnLevels?: number; wideWeightMax?: number; fuseAttention?: boolean;
+  /** false: a linear into the residual stream is linear_q + add_q (default: one linear_q with the add in its epilogue) */
+  fuseResidual?: boolean;
+  /** false: keep the row gathers after attention and LayerNorm ops (default: folded into their stores, row-folds.ts) */
+  foldRowGathers?: boolean;
   /** per-column weight codes by float weight array and code limit, kept across the plans of one
    *  model (each batch size is a new plan; ViT-B re-quantized 85 M weights every time) */
   weightCodes?: WeakMap<object, Map<number, { codes: Float64Array; scales: Float64Array }>>;
@@ -289,7 +294,7 @@ function attention(c: Lowering, op: POp, k: number): boolean {
 
 /** Linear (MatMul/Gemm + bias, Conv patch embeddings, fused activation and residual) → linear_q with
  *  per-channel int8 weights and an int32 bias at s_x·s_w; into uint8 (GELU as a 256-entry table, ReLU
- *  in the epilogue), into the int16 residual stream (residual → add_q), or int32 → dequantize at the
+ *  in the epilogue), into the int16 residual stream (a residual added in the epilogue), or int32 → dequantize at the
  *  float output. */
 function linearRule(c: Lowering, op: POp, k: number): void {
   const T = c.T, o = op.outputs[0];
@@ -359,12 +364,19 @@ function linearRule(c: Lowering, op: POp, k: number): void {
   if (want !== 'int16') fail(op, String(want));
   if (act !== 0) fail(op, 'activation into the int16 stream');
   const s = c.i16Scale(c.scaleRangeOf(o));
-  const lin = c.arena(o, 'int16');
-  linear_q([...ins, ...c.mulShift(acc.map((a) => a / s))], lin, [0, 0, xmax]);
-  if (!res) { c.set(o, { id: lin, dtype: 'int16', scale: s, zp: 0 }); return; }
+  const rq = [...ins, ...c.mulShift(acc.map((a) => a / s))];
   const y = c.arena(o, 'int16');
-  c.emit({ kind: 'add_q', inputs: [res.id, lin], outputs: [y], ints: [0, 0, 0], floats: [res.scale, s, s], name: `${op.name} (residual)` });
   c.set(o, { id: y, dtype: 'int16', scale: s, zp: 0 });
+  if (!res) { linear_q(rq, y, [0, 0, xmax]); return; }
+  // the residual add in the GEMM's epilogue, each tile while in cache (ops.def linear_q): the same
+  // integers as linear_q + add_q, one op (and one thread hand-off) fewer per residual
+  if (c.opts.fuseResidual !== false) {
+    c.emit({ kind: 'linear_q', inputs: [...rq, -1, res.id], outputs: [y], ints: [M, K, N, x.zp, 0, 0, 0, xmax], floats: [res.scale, s, s], name: op.name });
+    return;
+  }
+  const lin = c.arena(o, 'int16');
+  linear_q(rq, lin, [0, 0, xmax]);
+  c.emit({ kind: 'add_q', inputs: [res.id, lin], outputs: [y], ints: [0, 0, 0], floats: [res.scale, s, s], name: `${op.name} (residual)` });
 }
 
 const RULES: Partial<Record<OpName, Rule>> = {
@@ -544,7 +556,8 @@ function lowerWith(l: Lowered, R: PlanRanges, opts: IntLowerOptions): IntPlanRes
   });
   if (!c.outDims.length) fail(undefined, 'the output is not produced by a quantized linear');
   const outId = c.NT.findIndex((t) => t.kind === 'output');
-  const { stats: _s, ...desc } = emitPlan(deadCodeEliminated(c.NT, c.NO, [inId], [outId]));
+  const live = deadCodeEliminated(c.NT, c.NO, [inId], [outId]);
+  const { stats: _s, ...desc } = emitPlan(opts.foldRowGathers === false ? live : foldRowGathers(live));
   return { ok: true, desc, outputDims: c.outDims };
 }
 

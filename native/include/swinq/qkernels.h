@@ -17,6 +17,7 @@ class ThreadPool;  // swinq/threadpool.h
 namespace q {
 
 enum class QType : int32_t { s8 = 0, u8 = 1, s16 = 2, s32 = 3 };
+struct AddParams;  // add_q's parameters (below)
 const char* qtype_name(QType t);
 int qtype_size(QType t);
 int32_t qtype_min(QType t);
@@ -107,6 +108,14 @@ struct GemmEpilogue {
   // 0 auto (per call: the density of A, measured on a sample of rows, below sparse_max_density(K)),
   // 1 force sparse, 2 never.
   int32_t sparse = 0;
+  // Residual (a linear into the residual stream, the add_q that follows it fused): right after a
+  // tile's outputs are written (still in L1), they become add_q(residual, y) in place — add_q's
+  // a = `residual` (residual_type, row stride ldr elements), b = the requantized GEMM value,
+  // y of type out, with `*add` as its parameters. 8/16-bit out only; residual must not overlap C.
+  const void* residual = nullptr;
+  QType residual_type = QType::s16;
+  int64_t ldr = 0;
+  const AddParams* add = nullptr;
 };
 // Density (non-zero codes / codes of A) below which ep.sparse = 0 takes the sparse path: below the
 // break-even measured on Swin-T and micro-Swin fc2 shapes against the kernel set's own dense GEMM
@@ -173,6 +182,7 @@ void softmax_u8(const int32_t* x, int64_t rows, int64_t D, const int32_t* table,
 //             one constant times e^(S'·(z − max)), S' = S·2^pre_shift), ≤ min(2^14, (2^31−1)/(255·N))
 //   O[i,d]  = Σ_j e[i,j]·(v[w,j,2C+h·dh+d] − zp)                       int32, exact
 //   y[w,h,i,d] = clamp(requantize(O, m_i, s_i) + y_zp, 0, y_max)        u8, layout [W, H, N, dh]
+//                (or heads merged, rows placed by a table: y_ld, y_rows below)
 // where m_i·2^−s_i ≈ mult·2^−shift·256/Σ_j e[i,j] (normalisation in the requant; mult/shift are
 // the ratio for P codes at 2^−8, as before). Any N (windows or global), no window assumption.
 // One (w, h) stays in L1 from q·kᵀ to P·V, and no q/k/v copies or int32 logits reach memory.
@@ -188,6 +198,11 @@ struct AttentionParams {
   // AVX-512 kernel reads 16 query rows a load; without it that kernel gathers each block's bias.
   const int32_t* bias_by_key = nullptr;
   int64_t bias_by_key_period = 0;  // heads after which the rows' bias repeats (attention_bias_period)
+  // Output layout. y_ld 0: y[W, H, N, dh]. y_ld ≥ C: heads merged, query row i of window w is row
+  // w·N + i of y[·, y_ld] — or row y_rows[w·N + i] (W·N entries, each in range, checked by the
+  // caller), so a window reverse / roll after the heads' merge costs nothing — at column h·dh.
+  int64_t y_ld = 0;
+  const int32_t* y_rows = nullptr;
 };
 // Heads t after which bias row (t·N + i) mod bias_rows repeats: bias_rows / gcd(N, bias_rows).
 int64_t attention_bias_period(int64_t N, int64_t bias_rows);
@@ -221,7 +236,10 @@ struct LayerNormParams {
 // gamma/beta may be null (1/0). out_scale: the output quantization step.
 LayerNormParams layernorm_params(int32_t D, const float* gamma, const float* beta, double out_scale,
                                  int32_t out_zero_point, QType out);
-void layernorm(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, Isa isa = active_isa());
+// y_rows (optional): row r goes to row y_rows[r] of y instead of row r (a row permutation after
+// the LayerNorm, such as Swin's window partition, folded into its stores; entries checked by the caller).
+void layernorm(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, Isa isa = active_isa(),
+               const int32_t* y_rows = nullptr);
 uint64_t isqrt_u64(uint64_t v);  // floor(sqrt(v)) for every uint64
 
 // ---------------------------------------------------------------------------------------------

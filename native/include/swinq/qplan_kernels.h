@@ -59,7 +59,7 @@ struct Kernels {
   void (*softmax)(const int32_t* x, int64_t rows, int64_t D, const int32_t* table, int64_t table_rows,
                   const SoftmaxParams& p, uint8_t* y);
   void (*attention)(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
-  void (*layernorm)(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);
+  void (*layernorm)(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, const int32_t* y_rows);
   void (*gelu_ibert)(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y);
   void (*lookup)(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
   void (*relu)(QType t, const void* x, int64_t n, int32_t zero_point, void* y);

@@ -63,6 +63,7 @@ void detail::attention_u8s32_u8_scalar(const uint8_t* qkv, const AttentionParams
   const int es = detail::attention_exp_shift(N);
   const int32_t umax = 31 * p.sm.L;
   std::vector<int32_t> z((size_t)N), e((size_t)N);
+  const AttentionOutRows out = attention_out_rows(p, t, y);
   for (int64_t i = 0; i < N; ++i) {
     const uint8_t* qi = base + i * 3 * C + h * dh;
     const int32_t* tb = p.bias ? p.bias + ((t * N + i) % p.bias_rows) * N : nullptr;
@@ -85,7 +86,7 @@ void detail::attention_u8s32_u8_scalar(const uint8_t* qkv, const AttentionParams
     for (int64_t d = 0; d < dh; ++d) {
       int32_t acc = 0;
       for (int64_t j = 0; j < N; ++j) acc += e[(size_t)j] * ((int32_t)base[j * 3 * C + 2 * C + h * dh + d] - p.zp);
-      y[(t * N + i) * dh + d] = (uint8_t)requantize_one(acc, m, s, p.y_zp, 0, p.y_max);
+      out.row(i)[d] = (uint8_t)requantize_one(acc, m, s, p.y_zp, 0, p.y_max);
     }
   }
 }
@@ -115,6 +116,7 @@ void attention_u8(const uint8_t* qkv, const AttentionParams& p, int64_t t0, int6
   QCHECK(!p.bias_by_key || (p.bias && p.bias_by_key_period == attention_bias_period(p.N, p.bias_rows)),
          "attention_u8: bias_by_key needs the bias it was made from and bias_by_key_period = attention_bias_period");
   QCHECK(p.shift >= 0 && p.shift <= 62 && p.mult != 0, "attention_u8: mult/shift out of range");
+  QCHECK(p.y_ld == 0 ? !p.y_rows : p.y_ld >= p.H * p.dh, "attention_u8: y_ld must be 0 (no y_rows) or ≥ H·dh");
   QCHECK(p.sm.L >= 2 && p.sm.L <= 1024 && p.sm.pre_shift >= 0 && p.sm.pre_shift <= 30 && p.exp_mult >= 1 &&
              p.exp_mult < (1 << 15) && p.exp_shift >= 0 && p.exp_shift <= 31,
          "attention_u8: exp params out of range (set them with attention_set_logit_scale)");

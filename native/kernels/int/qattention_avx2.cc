@@ -421,7 +421,7 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
   ec.m255 = _mm256_set1_epi32(255);
   ec.es = _mm256_set1_epi32(attention_exp_shift(N));
   const int32_t* vp32 = reinterpret_cast<const int32_t*>(vp);
-  uint8_t* yo = y + t * N * dh;
+  const AttentionOutRows out = attention_out_rows(p, t, y);
   // short rows (every windowed Swin head): q·kᵀ per row pair on whole rows (qk_rows2)
   const bool shortrows = N <= 56;
   constexpr int G = kAttentionRowGroup;
@@ -463,7 +463,7 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
       for (int r = 0; r < 4; ++r) {
         const int64_t k = i - g + (r < R.mr ? r : 0);
         R.e[r] = reinterpret_cast<const int32_t*>(pe + k * n16);
-        R.y[r] = yo + (g + k) * dh;
+        R.y[r] = out.row(g + k);
         R.m[r] = rm[k], R.s[r] = rs[k];
       }
       pv_rows(R, vp32, n2, dh, p.y_zp, p.y_max);

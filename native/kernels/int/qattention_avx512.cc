@@ -197,7 +197,7 @@ inline __attribute__((always_inline)) void pv_dims8(const int32_t* ep, const int
 // l < rows stored.
 __attribute__((noinline)) void pv_dims16(const int32_t* ep, const int32_t* vq, int64_t n2, int64_t dh, int64_t c,
                                          const int32_t* rm, const int32_t* rs, bool fast, const AttentionParams& p,
-                                         int rows, uint8_t* y) {
+                                         int rows, const AttentionOutRows& out, int64_t i0) {
   Rq16 rq{};
   if (fast) rq = rq16_prepare(_mm512_load_si512((const void*)rm), _mm512_load_si512((const void*)rs), 0);
   const __m512i lo = _mm512_set1_epi32(-p.y_zp), hi = _mm512_set1_epi32(p.y_max - p.y_zp), yzp = _mm512_set1_epi32(p.y_zp);
@@ -207,10 +207,12 @@ __attribute__((noinline)) void pv_dims16(const int32_t* ep, const int32_t* vq, i
   pv_dims8(ep, vq + c + 8, n2, dh, fast, rq, lo, hi, yzp, X + 8, tmp + 8);
   if (fast) {
     transpose16x16_u8(X);
-    for (int l = 0; l < rows; ++l) _mm_storeu_si128((__m128i*)(y + l * dh + c), X[l]);
+    for (int l = 0; l < rows; ++l) _mm_storeu_si128((__m128i*)(out.row(i0 + l) + c), X[l]);
   } else {
-    for (int l = 0; l < rows; ++l)
-      for (int d = 0; d < 16; ++d) y[l * dh + c + d] = (uint8_t)requantize_one(tmp[d][l], rm[l], rs[l], p.y_zp, 0, p.y_max);
+    for (int l = 0; l < rows; ++l) {
+      uint8_t* yl = out.row(i0 + l) + c;
+      for (int d = 0; d < 16; ++d) yl[d] = (uint8_t)requantize_one(tmp[d][l], rm[l], rs[l], p.y_zp, 0, p.y_max);
+    }
   }
 }
 // attention_row_scale for 16 row sums (each in [1, 2^24]) at once: the bit length from the sum as
@@ -281,7 +283,7 @@ inline void row_pv(const int32_t* e2, const int32_t* vq, int64_t n2, int64_t dh,
 template <int NB>
 __attribute__((noinline)) void rows_keys_in_lanes(const int32_t* qp, const int32_t* kt, const int32_t* vq, int64_t N,
                                                   int64_t d2, int64_t dh, int64_t i0, int64_t t, const AttentionParams& p,
-                                                  __m128i pre, const Exp16& ec, int16_t* er, uint8_t* yo) {
+                                                  __m128i pre, const Exp16& ec, int16_t* er, const AttentionOutRows& out) {
   const __m512i blo = _mm512_set1_epi32(-kAttentionBiasClamp), bhi = _mm512_set1_epi32(kAttentionBiasClamp),
                 imin = _mm512_set1_epi32(INT32_MIN), span = _mm512_set1_epi32(31 * p.sm.L);
   const int64_t last = N - (NB - 1) * 16;  // keys in the last block, 1…16
@@ -316,10 +318,10 @@ __attribute__((noinline)) void rows_keys_in_lanes(const int32_t* qp, const int32
     const int32_t* e2 = reinterpret_cast<const int32_t*>(er);  // (e_2j, e_2j+1) pairs
     for (int64_t c = 0; c < dh; c += 64) {  // up to 4 blocks of 16 dims a pass, each two chains
       switch ((dh - c) / 16 < 4 ? (dh - c) / 16 : 4) {
-        case 1: row_pv<1>(e2, vq, n2, dh, c, rm, rs, p, yo + i * dh); break;
-        case 2: row_pv<2>(e2, vq, n2, dh, c, rm, rs, p, yo + i * dh); break;
-        case 3: row_pv<3>(e2, vq, n2, dh, c, rm, rs, p, yo + i * dh); break;
-        default: row_pv<4>(e2, vq, n2, dh, c, rm, rs, p, yo + i * dh); break;
+        case 1: row_pv<1>(e2, vq, n2, dh, c, rm, rs, p, out.row(i)); break;
+        case 2: row_pv<2>(e2, vq, n2, dh, c, rm, rs, p, out.row(i)); break;
+        case 3: row_pv<3>(e2, vq, n2, dh, c, rm, rs, p, out.row(i)); break;
+        default: row_pv<4>(e2, vq, n2, dh, c, rm, rs, p, out.row(i)); break;
       }
     }
   }
@@ -327,10 +329,10 @@ __attribute__((noinline)) void rows_keys_in_lanes(const int32_t* qp, const int32
 
 void rows_keys_in_lanes_n(const int32_t* qp, const int32_t* kt, const int32_t* vq, int64_t N, int64_t d2, int64_t dh,
                           int64_t i0, int64_t t, const AttentionParams& p, __m128i pre, const Exp16& ec, int16_t* er,
-                          uint8_t* yo) {
+                          const AttentionOutRows& out) {
   switch ((N + 15) / 16) {
 #define SWQ_RK(NB) \
-  case NB: return rows_keys_in_lanes<NB>(qp, kt, vq, N, d2, dh, i0, t, p, pre, ec, er, yo);
+  case NB: return rows_keys_in_lanes<NB>(qp, kt, vq, N, d2, dh, i0, t, p, pre, ec, er, out);
     SWQ_RK(1) SWQ_RK(2) SWQ_RK(3) SWQ_RK(4) SWQ_RK(5) SWQ_RK(6) SWQ_RK(7) SWQ_RK(8)
     SWQ_RK(9) SWQ_RK(10) SWQ_RK(11) SWQ_RK(12) SWQ_RK(13) SWQ_RK(14) SWQ_RK(15) SWQ_RK(16)
 #undef SWQ_RK
@@ -388,7 +390,7 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
   ec.es = _mm512_set1_epi32(attention_exp_shift(N));
   const __m512i span = _mm512_set1_epi32(31 * p.sm.L);
   const int64_t br = p.bias_rows;
-  uint8_t* yo = y + t * N * dh;
+  const AttentionOutRows out = attention_out_rows(p, t, y);
   // the last N % 16 rows, when only a few, by the keys-in-lanes path (rows_keys_in_lanes)
   const int64_t nb = (N + 15) / 16, left = N % 16;
   const int64_t n_blocks_end = left > 0 && left <= kRowsByKeys && nb <= 16 ? N - left : N;
@@ -432,7 +434,7 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
       for (int l = 0; l < 16; ++l) attention_row_scale(p.mult, p.shift, sums[l], rm + l, rs + l);
     }
     for (int l = 0; l < rows; ++l) fast = fast && rs[l] >= 32;
-    for (int64_t c = 0; c < dh; c += 16) pv_dims16(ep, vq, n2, dh, c, rm, rs, fast, p, rows, yo + i0 * dh);
+    for (int64_t c = 0; c < dh; c += 16) pv_dims16(ep, vq, n2, dh, c, rm, rs, fast, p, rows, out, i0);
   }
   if (n_blocks_end < N) {
     for (int64_t c0 = 0; c0 < d2;) {  // k transposed per key block and chunk of pairs
@@ -441,7 +443,7 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
         transpose_q16(kq + c0 * N + jb * 16 * np, np, (int)(N - jb * 16 < 16 ? N - jb * 16 : 16), kt + (jb * d2 + c0) * 16);
       c0 += np;
     }
-    rows_keys_in_lanes_n(qp, kt, vq, N, d2, dh, n_blocks_end, t, p, pre, ec, er, yo);
+    rows_keys_in_lanes_n(qp, kt, vq, N, d2, dh, n_blocks_end, t, p, pre, ec, er, out);
   }
 }
 

@@ -96,6 +96,20 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
 // The avx512vnni set's (qattention_avx512.cc): dh % 16 == 0 on zmm (N ≤ 64 in registers), the AVX2 kernel otherwise.
 void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y);
 
+// Where query row i of head t goes (AttentionParams::y_ld, y_rows): y[W, H, N, dh] when y_ld is 0,
+// else row y_rows[w·N + i] (w·N + i without a table) of y[·, y_ld] at column h·dh.
+struct AttentionOutRows {
+  uint8_t* base;
+  int64_t ld;
+  const int32_t* rows;
+  int64_t row0;
+  uint8_t* row(int64_t i) const { return base + (rows ? (int64_t)rows[row0 + i] : row0 + i) * ld; }
+};
+inline AttentionOutRows attention_out_rows(const AttentionParams& p, int64_t t, uint8_t* y) {
+  if (!p.y_ld) return {y + t * p.N * p.dh, p.dh, nullptr, 0};
+  return {y + (t % p.H) * p.dh, p.y_ld, p.y_rows, (t / p.H) * p.N};
+}
+
 // Attention softmax numerator, shared by every kernel set, in base 2 so no division by L is needed:
 // z = (S + clamp(bias, ±2^30)) >> pre_shift (no overflow: |S| < 2^25), u = max_j z − z clamped to
 // [0, 31·L], x = (u·exp_mult) >> exp_shift ≈ u·S'·256/ln2 (x/256 = the exponent in base 2),
@@ -166,9 +180,9 @@ inline void attention_row_scale(int32_t mult, int32_t shift, int64_t sum, int32_
 }
 
 // in: s8 or s16; out p.out (s8, u8 or s16).
-void layernorm_q_q_scalar(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);
-void layernorm_q_q_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);
-void layernorm_q_q_avx512(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y);  // qnorm_avx512.cc
+void layernorm_q_q_scalar(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, const int32_t* y_rows);
+void layernorm_q_q_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, const int32_t* y_rows);
+void layernorm_q_q_avx512(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, const int32_t* y_rows);  // qnorm_avx512.cc
 void gelu_s8_s32_ibert_scalar(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y);
 void gelu_s8_s32_ibert_avx2(const int8_t* x, int64_t n, const GeluParams& p, int32_t* y);
 void lookup_u8_scalar(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);

@@ -274,6 +274,26 @@ GemmPrep gemm_prepare(const PackedB& B, const GemmEpilogue& ep) {
   return p;
 }
 
+static void check_add(QType ta, QType tb, const AddParams& p, QType ty);
+
+// ep.residual: y = add_q(residual, y) on the tile [m0, m1) × panels [p0, p1) just written.
+static void residual_add(const detail::GemmCtx& c, const Kernels& k, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  const GemmEpilogue& ep = *c.ep;
+  const int64_t N = c.B->N, n0 = p0 * 16, n1 = std::min<int64_t>(N, p1 * 16);
+  if (n0 >= n1 || m0 >= m1) return;
+  const int64_t er = qtype_size(ep.residual_type), ey = qtype_size(ep.out);
+  const uint8_t* r = static_cast<const uint8_t*>(ep.residual);
+  uint8_t* y = static_cast<uint8_t*>(c.C);
+  if (n0 == 0 && n1 == N && c.ldc == N && ep.ldr == N) {  // whole rows: one call
+    k.add(ep.residual_type, r + m0 * N * er, ep.out, y + m0 * N * ey, (m1 - m0) * N, *ep.add, ep.out, y + m0 * N * ey);
+    return;
+  }
+  for (int64_t m = m0; m < m1; ++m) {
+    uint8_t* ym = y + (m * c.ldc + n0) * ey;
+    k.add(ep.residual_type, r + (m * ep.ldr + n0) * er, ep.out, ym, n1 - n0, *ep.add, ep.out, ym);
+  }
+}
+
 void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, void* C,
                int64_t ldc, int threads, Isa isa, ThreadPool* pool, const GemmPrep* prep) {
   QCHECK(M >= 0, "gemm_u8s8: M must be ≥ 0");
@@ -302,13 +322,21 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     bias_eff = buf, mult = buf + B.Np, shift = buf + 2 * (int64_t)B.Np;
   }
   QCHECK(A && C, "gemm_u8s8: null buffer");
+  if (ep.residual) {
+    QCHECK(ep.out != QType::s32 && ep.add, "gemm_u8s8: a residual needs an 8/16-bit output and add parameters");
+    QCHECK(ep.ldr >= B.N, "gemm_u8s8: ldr " + std::to_string(ep.ldr) + " < N " + std::to_string(B.N));
+    check_add(ep.residual_type, ep.out, *ep.add, ep.out);
+  }
   const Kernels& k = kernels(isa);
   const bool q8 = ep.out != QType::s32;
   detail::GemmCtx c{&B,        A,           lda,    C,       ldc,   &ep,  bias_eff, q8 ? mult : nullptr, q8 ? shift : nullptr,
                     flags.lo,  flags.hi,    flags.shifts_ge32,  flags.zp_folds, k.lookup};
   const bool sparse = detail::use_sparse_a(M, A, lda, B, ep, k);  // per call: the layer's measured density
   const auto rows_kernel = sparse ? k.gemm_sparse : k.gemm;
-  auto run = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) { rows_kernel(c, m0, m1, p0, p1); };
+  auto run = [&](int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+    rows_kernel(c, m0, m1, p0, p1);
+    if (ep.residual) residual_add(c, k, m0, m1, p0, p1);
+  };
   const int64_t panels = B.Np / 16;
   const int64_t work = M * B.Kp * B.Np;
   if (pool && pool->threads() > 1) {
@@ -555,12 +583,13 @@ static void check_layernorm(QType in, const void* x, int64_t rows, const LayerNo
   QCHECK(rows == 0 || (x && y), "layernorm: null buffer");
 }
 
-void layernorm(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, Isa isa) {
+void layernorm(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, Isa isa, const int32_t* y_rows) {
   check_layernorm(in, x, rows, p, y);
-  kernels(isa).layernorm(in, x, rows, p, y);
+  kernels(isa).layernorm(in, x, rows, p, y, y_rows);
 }
 
-void detail::layernorm_q_q_scalar(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+void detail::layernorm_q_q_scalar(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y,
+                                  const int32_t* y_rows) {
   const int32_t D = p.D;
   const int32_t lo = std::max(p.qmin, qtype_min(p.out)) - p.zero_point, hi = std::min(p.qmax, qtype_max(p.out)) - p.zero_point;
   for (int64_t r = 0; r < rows; ++r) {
@@ -575,7 +604,7 @@ void detail::layernorm_q_q_scalar(QType in, const void* x, int64_t rows, const L
       int64_t yv = (int64_t)D * load_q(in, x, r * D + c) - s;
       int32_t t = detail::ln_t(yv, st);
       int64_t o = ((int64_t)t * p.mult[c] + p.bias[c]) >> p.shift[c];
-      store_q(p.out, y, r * D + c, store_clamp(o, lo, hi) + p.zero_point);
+      store_q(p.out, y, (y_rows ? y_rows[r] : r) * D + c, store_clamp(o, lo, hi) + p.zero_point);
     }
   }
 }
@@ -679,7 +708,7 @@ AddParams add_params(double sa, int32_t za, double sb, int32_t zb, double sy, in
   return p;
 }
 
-void add_q(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y, Isa isa) {
+static void check_add(QType ta, QType tb, const AddParams& p, QType ty) {
   for (QType t : {ta, tb, ty}) QCHECK(t == QType::s8 || t == QType::u8 || t == QType::s16, "add_q: types must be s8, u8 or s16");
   QCHECK(std::abs(p.ma) + std::abs(p.mb) < 32768 && p.shift >= 0 && p.shift <= 30,
          "add_q: need |ma| + |mb| < 2^15 and shift in [0, 30]");
@@ -688,6 +717,10 @@ void add_q(QType ta, const void* a, QType tb, const void* b, int64_t n, const Ad
   QCHECK(p.zb >= qtype_min(tb) && p.zb <= qtype_max(tb) && (tb != QType::s16 || p.zb == 0),
          "add_q: zb " + std::to_string(p.zb) + " must lie in " + qtype_name(tb) + " (and be 0 for s16)");
   QCHECK(p.zy >= qtype_min(ty) && p.zy <= qtype_max(ty), "add_q: zy " + std::to_string(p.zy) + " outside " + qtype_name(ty));
+}
+
+void add_q(QType ta, const void* a, QType tb, const void* b, int64_t n, const AddParams& p, QType ty, void* y, Isa isa) {
+  check_add(ta, tb, p, ty);
   QCHECK(n >= 0 && (n == 0 || (a && b && y)), "add_q: bad buffer");
   kernels(isa).add(ta, a, tb, b, n, p, ty, y);
 }

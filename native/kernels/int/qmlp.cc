@@ -32,7 +32,9 @@ void mlp_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B1, const
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t m0 = b * rb, rows = std::min(rb, M - m0);
       gemm_u8s8(rows, A + m0 * lda, lda, B1, ep1, tile.data(), H, 1, isa);
-      gemm_u8s8(rows, tile.data(), H, B2, ep2, static_cast<uint8_t*>(C) + m0 * ldc * esz, ldc, 1, isa);
+      GemmEpilogue e2 = ep2;  // a residual's rows of this block
+      if (e2.residual) e2.residual = static_cast<const uint8_t*>(e2.residual) + m0 * e2.ldr * qtype_size(e2.residual_type);
+      gemm_u8s8(rows, tile.data(), H, B2, e2, static_cast<uint8_t*>(C) + m0 * ldc * esz, ldc, 1, isa);
     }
   };
   if (pool && pool->threads() > 1 && blocks > 1) pool->parallel_for(blocks, 1, run);

@@ -77,7 +77,7 @@ void layernorm_row_stats8_avx512(const int64_t* sum, const uint64_t* sumsq, int3
 namespace {
 
 template <QType in, QType out>
-void layernorm_avx512_typed(const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+void layernorm_avx512_typed(const void* x, int64_t rows, const LayerNormParams& p, void* y, const int32_t* y_rows) {
   const int32_t D = p.D;
   const int64_t Dp = (D + 15) / 16 * 16;
   const int32_t lo = std::max(p.qmin, qtype_min(out)) - p.zero_point, hi = std::min(p.qmax, qtype_max(out)) - p.zero_point;
@@ -128,7 +128,7 @@ void layernorm_avx512_typed(const void* x, int64_t rows, const LayerNormParams& 
     for (int64_t i = 0; i < nb; i += 8) layernorm_row_stats8_avx512(sums + i, sumsqs + i, D, p.F, stats + i);
     for (int64_t r = r0; r < r0 + nb; ++r) {
       const char* xr = static_cast<const char*>(x) + r * D * tsize(in);
-      char* yr = static_cast<char*>(y) + r * D * tsize(out);
+      char* yr = static_cast<char*>(y) + (y_rows ? y_rows[r] : r) * D * tsize(out);
       const LnRow& st = stats[r - r0];
       const __m512i sb = _mm512_set1_epi32((int32_t)st.s), fv = _mm512_set1_epi64(st.f),
                     rnd = _mm512_set1_epi64(int64_t(1) << (st.sh - 1));
@@ -166,9 +166,9 @@ void layernorm_avx512_typed(const void* x, int64_t rows, const LayerNormParams& 
 }
 }  // namespace
 
-void layernorm_q_q_avx512(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+void layernorm_q_q_avx512(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, const int32_t* y_rows) {
 #define SWQ_LN(I, O) \
-  if (in == QType::I && p.out == QType::O) return layernorm_avx512_typed<QType::I, QType::O>(x, rows, p, y);
+  if (in == QType::I && p.out == QType::O) return layernorm_avx512_typed<QType::I, QType::O>(x, rows, p, y, y_rows);
   SWQ_LN(s8, s8) SWQ_LN(s8, u8) SWQ_LN(s8, s16) SWQ_LN(s16, s8) SWQ_LN(s16, u8) SWQ_LN(s16, s16)
 #undef SWQ_LN
 }

@@ -171,7 +171,7 @@ void softmax_s32_u8_avx2(const int32_t* x, int64_t rows, int64_t D, const int32_
 // ---------------------------------------------------------------------------------------------
 // LayerNorm
 template <QType in, QType out>
-static void layernorm_avx2_typed(const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+static void layernorm_avx2_typed(const void* x, int64_t rows, const LayerNormParams& p, void* y, const int32_t* y_rows) {
   const int32_t D = p.D;
   const int32_t lo = std::max(p.qmin, qtype_min(out)) - p.zero_point, hi = std::min(p.qmax, qtype_max(out)) - p.zero_point;
   const __m256i lov = _mm256_set1_epi64x(lo), hiv = _mm256_set1_epi64x(hi), zpv = _mm256_set1_epi32(p.zero_point);
@@ -234,7 +234,7 @@ static void layernorm_avx2_typed(const void* x, int64_t rows, const LayerNormPar
       const __m256i sb = _mm256_set1_epi32((int32_t)s), fv = _mm256_set1_epi64x(st.f);
       const __m256i rnd = _mm256_set1_epi64x(int64_t(1) << (st.sh - 1));
       const __m128i shc = _mm_cvtsi32_si128(st.sh);
-      void* yr = at(y, out, r * D);
+      void* yr = at(y, out, (y_rows ? y_rows[r] : r) * D);
       for (c = 0; c < D8; c += 8) {
         const __m256i yv = _mm256_sub_epi32(_mm256_mullo_epi32(load8(in, at(xr, in, c)), Dv), sb);
         const __m256i ay = _mm256_abs_epi32(yv);
@@ -271,9 +271,9 @@ static void layernorm_avx2_typed(const void* x, int64_t rows, const LayerNormPar
   }
 }
 
-void layernorm_q_q_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y) {
+void layernorm_q_q_avx2(QType in, const void* x, int64_t rows, const LayerNormParams& p, void* y, const int32_t* y_rows) {
 #define SWQ_LN(I, O) \
-  if (in == QType::I && p.out == QType::O) return layernorm_avx2_typed<QType::I, QType::O>(x, rows, p, y);
+  if (in == QType::I && p.out == QType::O) return layernorm_avx2_typed<QType::I, QType::O>(x, rows, p, y, y_rows);
   SWQ_LN(s8, s8) SWQ_LN(s8, u8) SWQ_LN(s8, s16) SWQ_LN(s16, s8) SWQ_LN(s16, u8) SWQ_LN(s16, s16)
 #undef SWQ_LN
 }
