@@ -62,7 +62,7 @@ export interface NativePlan {
   profile(): { op: string; name: string; ms: number }[];
   /** Where the plan's ops run at > 1 thread (native/include/swinq/thread_choice.h): the pool, the caller
    *  alone, or each op where it measured faster ('mixed'); `callerOps` of `ops` on the caller. */
-  threadChoice(): { adaptive: boolean; config: 'pool' | 'caller' | 'mixed'; callerOps: number; ops: number; choices: number };
+  threadChoice(): { adaptive: boolean; config: 'pool' | 'caller' | 'mixed'; callerOps: number; ops: number; choices: number; jobs: number };
   setThreads(n: number): void;
   release(): void;
 }
@@ -151,7 +151,7 @@ export interface NativeBinding extends KernelTestBinding, FewbitBinding, TrainBi
   setIsa(isa: IsaOption): void;
   opNames(): string[];
   /** Validates and loads a plan; throws an Error naming the op index, op and ONNX node on bad input. */
-  createPlan?(desc: PlanDescJS, options: { threads: number; profile?: boolean; sparseA?: boolean; adaptThreads?: boolean }): NativePlan;
+  createPlan?(desc: PlanDescJS, options: { threads: number; profile?: boolean; sparseA?: boolean; adaptThreads?: boolean; rowRegions?: boolean }): NativePlan;
   /** Why `isa` cannot be forced on this CPU / build; '' when setIsa(isa) works. */
   isaUnavailableReason(isa: string): string;
   // Benchmarks (native/binding/bench.cc → native/bench/): data, timing loops and peaks live in the core.

@@ -474,8 +474,9 @@ export class InferenceSession {
   }
 
   /** Where the plan of these input dims runs its ops (see adaptThreads): 'pool', 'caller' (every op on
-   *  the calling thread alone) or 'mixed' (callerOps of ops on the caller); choices = measurements done. */
-  threadChoiceOf(dims?: Record<string, readonly number[]>): { threads: number; adaptive: boolean; config: 'pool' | 'caller' | 'mixed'; callerOps: number; ops: number; choices: number } {
+   *  the calling thread alone) or 'mixed' (callerOps of ops on the caller); choices = measurements done;
+   *  jobs = pool jobs per run (fewer than ops where consecutive row-local ops form one row region). */
+  threadChoiceOf(dims?: Record<string, readonly number[]>): { threads: number; adaptive: boolean; config: 'pool' | 'caller' | 'mixed'; callerOps: number; ops: number; choices: number; jobs: number } {
     return { threads: this.threads, ...this.entry(this.defaultDims(dims)).plan.threadChoice() };
   }
 

@@ -144,6 +144,28 @@ describe('integer-only micro-Swin', () => {
     }
   });
 
+  it('row regions: micro-Swin batch 1 at 2 threads hands off 16 times a run instead of 39, with the integers of 1 thread', () => {
+    const r = lowerSwinInt(g, [1, 1, 28, 28], ranges);
+    if (!r.ok) throw new Error(r.reason);
+    const xs = x.subarray(0, 784);
+    const one = native.createPlan!(r.desc, { threads: 1 });
+    const want = new Float32Array(10);
+    one.run([xs], [want]);
+    one.release();
+    for (const rowRegions of [true, false]) {
+      const p = native.createPlan!(r.desc, { threads: 2, rowRegions });
+      try {
+        const c = p.threadChoice();
+        expect(c.ops).toBe(39);
+        expect(c.jobs).toBe(rowRegions ? 16 : 39);
+        const y = new Float32Array(10);
+        // through the thread choice's probes (pool, caller, mixed) and into its hold
+        for (let i = 0; i < 60; i++) { y.fill(NaN); p.run([xs], [y]); expect(Array.from(y)).toEqual(Array.from(want)); }
+        expect(p.threadChoice().choices).toBeGreaterThanOrEqual(1);
+      } finally { p.release(); }
+    }
+  });
+
   it('bit-identical across runs, 1/2 threads, batch 1 vs batch 16, scalar vs AVX2', () => {
     const xb = x.subarray(0, 16 * 784);
     const r16 = lowerSwinInt(g, [16, 1, 28, 28], ranges);

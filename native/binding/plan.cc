@@ -1,4 +1,4 @@
-// createPlan(desc, {threads, profile, sparseA, adaptThreads}) → NativePlan (src/native.ts). Converts and checks every JS
+// createPlan(desc, {threads, profile, sparseA, adaptThreads, rowRegions}) → NativePlan (src/native.ts). Converts and checks every JS
 // value (TypeError naming the field), then hands a PlanDesc to swinq::Plan::create, which
 // validates the sizes. run/runAsync check each typed array's element type and size against the plan;
 // runAsync runs on a libuv worker over copies (see RunWorker).
@@ -371,6 +371,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     o.Set("callerOps", (double)c.serial_ops);
     o.Set("ops", (double)c.ops);
     o.Set("choices", (double)c.choices);
+    o.Set("jobs", (double)c.jobs);
     return o;
   }
 
@@ -404,16 +405,15 @@ Napi::Value CreatePlan(const Napi::CallbackInfo& info) {
       if (!p.IsBoolean()) type_error(env, "createPlan: options.profile must be a boolean");
       opt.profile = p.As<Napi::Boolean>().Value();
     }
-    Napi::Value sa = o.Get("sparseA");
-    if (!sa.IsUndefined()) {
-      if (!sa.IsBoolean()) type_error(env, "createPlan: options.sparseA must be a boolean");
-      opt.sparse_a = sa.As<Napi::Boolean>().Value();
-    }
-    Napi::Value at = o.Get("adaptThreads");
-    if (!at.IsUndefined()) {
-      if (!at.IsBoolean()) type_error(env, "createPlan: options.adaptThreads must be a boolean");
-      opt.adapt_threads = at.As<Napi::Boolean>().Value();
-    }
+    auto flag = [&](const char* name, bool* out) {
+      Napi::Value v = o.Get(name);
+      if (v.IsUndefined()) return;
+      if (!v.IsBoolean()) type_error(env, std::string("createPlan: options.") + name + " must be a boolean");
+      *out = v.As<Napi::Boolean>().Value();
+    };
+    flag("sparseA", &opt.sparse_a);
+    flag("adaptThreads", &opt.adapt_threads);
+    flag("rowRegions", &opt.row_regions);
   }
   Holder h;
   try {

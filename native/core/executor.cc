@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
+#include <algorithm>
 #include <stdexcept>
 
 #include "swinq/cpu.h"
@@ -179,7 +181,63 @@ void Plan::prepare() {
   ptr_.assign(desc_.tensors.size(), nullptr);
   op_ms_.assign(desc_.ops.size(), 0.0);
   pool_.reset(new ThreadPool(options_.threads));
+  plan_regions();
   choice_.reset(desc_.ops.size(), options_.adapt_threads && pool_->threads() > 1);
+}
+
+// Regions: maximal runs of consecutive ops with a RowSplit of the same row count, each op after the
+// first safe to start on a thread's rows before the other threads finish the ops before it: no op's
+// output may overlap (in the arena) a tensor an earlier op of the region reads or writes, and no
+// op may read a region output through a different view, unless the two are the same bytes (the same
+// rows). An op whose rows scatter (y_rows) ends its region.
+void Plan::plan_regions() {
+  regions_.clear();
+  part_ns_.assign(desc_.ops.size(), 0.0);
+  auto range = [&](int32_t id, int64_t* b, int64_t* e) {
+    if (id < 0) return false;
+    const TensorDesc& t = desc_.tensors[(size_t)id];
+    if (t.storage != Storage::arena || t.nbytes() == 0) return false;
+    *b = t.offset, *e = t.offset + t.nbytes();
+    return true;
+  };
+  // tensors a and b share bytes without being the same bytes
+  auto clash = [&](int32_t a, int32_t b) {
+    int64_t a0, a1, b0, b1;
+    if (!range(a, &a0, &a1) || !range(b, &b0, &b1)) return false;
+    return a0 < b1 && b0 < a1 && !(a0 == b0 && a1 == b1);
+  };
+  auto hazard = [&](size_t begin, size_t j) {
+    const OpDesc& o = desc_.ops[j];
+    for (size_t i = begin; i < j; ++i) {
+      const OpDesc& p = desc_.ops[i];
+      for (int32_t t : p.inputs)
+        if (clash(o.outputs[0], t)) return true;
+      if (clash(o.outputs[0], p.outputs[0])) return true;
+      for (int32_t t : o.inputs)
+        if (clash(t, p.outputs[0])) return true;
+    }
+    return false;
+  };
+  bool open = false;
+  Region cur{0, 0, 0, 1};
+  for (size_t i = 0; i < desc_.ops.size(); ++i) {
+    const OpDesc& op = desc_.ops[i];
+    const OpDef& def = op_def(op.kind);
+    const RowSplit rs = options_.row_regions && def.row_split && def.run_rows ? def.row_split(op) : RowSplit{};
+    if (open && rs.rows > 0 && rs.rows == cur.rows && !hazard(cur.begin, i)) {
+      cur.end = i + 1;
+      cur.unit = std::lcm(cur.unit, std::max<int64_t>(1, rs.unit));
+    } else {
+      if (open) regions_.push_back(cur);
+      cur = Region{i, i + 1, rs.rows, std::max<int64_t>(1, rs.unit)};
+      open = true;
+    }
+    if (rs.rows == 0 || rs.scatters) {
+      regions_.push_back(cur);
+      open = false;
+    }
+  }
+  if (open) regions_.push_back(cur);
 }
 
 void Plan::set_threads(int threads) {
@@ -192,7 +250,7 @@ Plan::ThreadChoiceInfo Plan::thread_choice() const {
   std::lock_guard<std::mutex> lk(mu_);
   static const char* const names[] = {"pool", "caller", "mixed"};
   return {choice_.enabled(), names[(int)choice_.config()], choice_.serial_ops(), (int64_t)desc_.ops.size(),
-          choice_.choices()};
+          choice_.choices(), (int64_t)regions_.size()};
 }
 
 int Plan::threads() const {
@@ -256,7 +314,12 @@ void Plan::run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuff
   using clock = std::chrono::steady_clock;
   const bool adapt = choice_.enabled(), timed = options_.profile || choice_.timing();
   const auto t_run = clock::now();
-  for (size_t i = 0; i < desc_.ops.size(); ++i) {
+  for (const Region& g : regions_) {
+    if (g.end - g.begin > 1) {
+      run_region(g, k, isa, timed);
+      continue;
+    }
+    const size_t i = g.begin;
     const OpDesc& op = desc_.ops[i];
     const OpRun r{desc_, op, states_[i].get(), ptr_.data(), *pool_, isa, k};
     if (adapt) pool_->set_serial(choice_.op_serial(i));
@@ -275,6 +338,35 @@ void Plan::run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuff
     choice_.end_run(std::chrono::duration<double, std::nano>(clock::now() - t_run).count());
   }
   profiled_ = options_.profile;
+}
+
+// One pool job: each thread takes its part of the rows through every op of the region (part 0 on
+// the caller; ThreadPool::parallel_for_static). The thread choice treats the region as its first
+// op. A profile gives each op the caller's time on its part, and the wait for the other parts to
+// the region's last op.
+void Plan::run_region(const Region& g, const f32::Kernels& k, Isa isa, bool timed) {
+  using clock = std::chrono::steady_clock;
+  const bool prof = options_.profile;
+  if (choice_.enabled()) pool_->set_serial(choice_.op_serial(g.begin));
+  const auto t0 = clock::now();
+  pool_->parallel_for_static(g.rows, g.unit == 1 ? 4 : g.unit, [&](int64_t r0, int64_t r1) {
+    const bool caller = prof && r0 == 0;
+    for (size_t i = g.begin; i < g.end; ++i) {
+      const OpRun r{desc_, desc_.ops[i], states_[i].get(), ptr_.data(), *pool_, isa, k};
+      const auto ti = caller ? clock::now() : clock::time_point{};
+      op_def(desc_.ops[i].kind).run_rows(r, r0, r1);
+      if (caller) part_ns_[i] = std::chrono::duration<double, std::nano>(clock::now() - ti).count();
+    }
+  });
+  if (!timed) return;
+  const double ns = std::chrono::duration<double, std::nano>(clock::now() - t0).count();
+  double parts = 0;
+  for (size_t i = g.begin; i < g.end; ++i) {
+    choice_.record(i, i == g.begin ? ns : 0.0);
+    op_ms_[i] = prof ? part_ns_[i] * 1e-6 : (i == g.begin ? ns * 1e-6 : 0.0);
+    parts += part_ns_[i];
+  }
+  if (prof) op_ms_[g.end - 1] += std::max(0.0, ns - parts) * 1e-6;
 }
 
 }  // namespace swinq

@@ -152,30 +152,43 @@ std::unique_ptr<OpState> attention_q_prepare(const OpCheck& c, const PlanOptions
   return st;
 }
 
-void attention_q_run(const OpRun& r) {
+// Heads [t0, t1) of the W·H on the calling thread.
+void attention_q_heads(const OpRun& r, int64_t t0, int64_t t1) {
   const AttentionQState& st = r.st<AttentionQState>();
   q::AttentionParams a = st.att;
   a.bias = a.bias_rows ? static_cast<const int32_t*>(r.in(1)) : nullptr;
   a.bias_by_key = a.bias_rows ? st.bias_by_key.data() : nullptr;
   a.y_rows = static_cast<const int32_t*>(r.in(4));
-  const int64_t heads = a.W * a.H;
-  if (!heads) return;
-  const uint8_t* x = static_cast<const uint8_t*>(r.in(0));
-  uint8_t* y = static_cast<uint8_t*>(r.out());
   const size_t bytes = q::attention_scratch_bytes(a.N, a.dh);
-  const Isa isa = r.isa;
+  thread_local std::vector<uint8_t> scratch;
+  if (scratch.size() < bytes + 32) scratch.resize(bytes + 32);
+  void* p = scratch.data() + ((32 - (reinterpret_cast<uintptr_t>(scratch.data()) & 31)) & 31);
+  q::attention_u8(static_cast<const uint8_t*>(r.in(0)), a, t0, t1, p, static_cast<uint8_t*>(r.out()), r.isa);
+}
+
+void attention_q_run(const OpRun& r) {
+  const int64_t W = r.op.ints[0], H = r.op.ints[2];
+  if (!W) return;
   // whole windows per thread, the same rows as the row-wise ops around it (parallel_for_static)
-  r.pool.parallel_for_static(heads, a.W > 1 ? a.H : 1, [&](int64_t b, int64_t e) {
-    thread_local std::vector<uint8_t> scratch;
-    if (scratch.size() < bytes + 32) scratch.resize(bytes + 32);
-    void* p = scratch.data() + ((32 - (reinterpret_cast<uintptr_t>(scratch.data()) & 31)) & 31);
-    q::attention_u8(x, a, b, e, p, y, isa);
-  });
+  r.pool.parallel_for_static(W * H, W > 1 ? H : 1, [&](int64_t b, int64_t e) { attention_q_heads(r, b, e); });
+}
+
+// Rows [r0, r1) = whole windows [r0 / N, r1 / N): row-local only with merged heads and several
+// windows (one window splits by heads, reading every row).
+RowSplit attention_q_row_split(const OpDesc& op) {
+  const int64_t W = op.ints[0], N = op.ints[1];
+  if (op.ints.size() < 9 || op.ints[8] != 1 || W < 2) return {};
+  return {W * N, N, op.inputs.size() > 4 && op.inputs[4] >= 0};
+}
+void attention_q_run_rows(const OpRun& r, int64_t r0, int64_t r1) {
+  const int64_t N = r.op.ints[1], H = r.op.ints[2];
+  attention_q_heads(r, r0 / N * H, r1 / N * H);
 }
 
 }  // namespace
 
 extern const OpDef op_softmax_q{softmax_q_validate, softmax_q_prepare, softmax_q_run};
-extern const OpDef op_attention_q{attention_q_validate, attention_q_prepare, attention_q_run};
+extern const OpDef op_attention_q{attention_q_validate, attention_q_prepare, attention_q_run, attention_q_row_split,
+                                  attention_q_run_rows};
 
 }  // namespace swinq

@@ -135,10 +135,11 @@ std::unique_ptr<OpState> linear_q_prepare(const OpCheck& c, const PlanOptions& o
   return st;
 }
 
-void linear_q_run(const OpRun& r) {
+// Rows [m0, m1) of the linear; on the pool's threads when `pool` (the whole op), else on the caller.
+void linear_q_rows(const OpRun& r, int64_t m0, int64_t m1, ThreadPool* pool) {
   const auto& I = r.op.ints;
-  const int64_t M = I[0], N = I[2];
-  if (!M) return;
+  const int64_t K = I[1], N = I[2];
+  if (m0 >= m1) return;
   const LinearQState& st = r.st<LinearQState>();
   const q::QType out = qt(r.out_t().dtype);
   q::GemmEpilogue ep =
@@ -146,13 +147,23 @@ void linear_q_run(const OpRun& r) {
                         static_cast<const int32_t*>(r.in(4)), out != q::QType::s32 ? r.in_t(3).elements() : 1,
                         static_cast<const uint8_t*>(r.in(5)), st.y_max);
   if (r.in(6)) {
-    ep.residual = r.in(6);
+    ep.residual = static_cast<const int16_t*>(r.in(6)) + m0 * N;
     ep.residual_type = q::QType::s16;
     ep.ldr = N;
     ep.add = &st.add;
   }
-  q::gemm_u8s8(M, static_cast<const uint8_t*>(r.in(0)), I[1], st.packed, ep, r.out(), N, 1, r.isa, &r.pool,
+  q::gemm_u8s8(m1 - m0, static_cast<const uint8_t*>(r.in(0)) + m0 * K, K, st.packed, ep,
+               static_cast<uint8_t*>(r.out()) + m0 * N * q::qtype_size(out), N, 1, r.isa, pool,
                st.prepared ? &st.prep : nullptr);
+}
+
+void linear_q_run(const OpRun& r) { linear_q_rows(r, 0, r.op.ints[0], &r.pool); }
+void linear_q_run_rows(const OpRun& r, int64_t m0, int64_t m1) { linear_q_rows(r, m0, m1, nullptr); }
+// Row-local when the weights stay in L2 (as gemm_u8s8's row split): each thread sweeps all of them
+// for its rows; larger weights are split by columns on the pool (each thread streams half).
+RowSplit linear_q_row_split(const OpDesc& op) {
+  if (op.ints[1] * op.ints[2] > kRowLocalWeightBytes) return {};
+  return {op.ints[0], 1, false};
 }
 
 // ---- matmul_q ----
@@ -223,7 +234,7 @@ void matmul_q_run(const OpRun& r) {
 
 }  // namespace
 
-extern const OpDef op_linear_q{linear_q_validate, linear_q_prepare, linear_q_run};
+extern const OpDef op_linear_q{linear_q_validate, linear_q_prepare, linear_q_run, linear_q_row_split, linear_q_run_rows};
 extern const OpDef op_matmul_q{matmul_q_validate, nullptr, matmul_q_run};
 
 }  // namespace swinq

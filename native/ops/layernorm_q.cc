@@ -65,27 +65,33 @@ std::unique_ptr<OpState> layernorm_q_prepare(const OpCheck& c, const PlanOptions
   return st;
 }
 
-void layernorm_q_run(const OpRun& r) {
-  const int64_t rows = r.op.ints[0], D = r.op.ints[1];
-  if (!rows) return;
+// Rows [b, e) of the LayerNorm on the calling thread.
+void layernorm_q_run_rows(const OpRun& r, int64_t b, int64_t e) {
+  const int64_t D = r.op.ints[1];
+  if (b >= e) return;
   const q::LayerNormParams& ln = r.st<LayerNormQState>().ln;
   const q::QType qi = qt(r.in_t(0).dtype);
   const int64_t ex = (int64_t)q::qtype_size(qi), ey = (int64_t)dtype_size(r.out_t().dtype);
   const uint8_t* x = static_cast<const uint8_t*>(r.in(0));
   uint8_t* y = static_cast<uint8_t*>(r.out());
   const int32_t* y_rows = static_cast<const int32_t*>(r.in(3));
-  const Isa isa = r.isa;
+  if (y_rows) q::layernorm(qi, x + b * D * ex, e - b, ln, y, r.isa, y_rows + b);
+  else q::layernorm(qi, x + b * D * ex, e - b, ln, y + b * D * ey, r.isa);
+}
+
+void layernorm_q_run(const OpRun& r) {
+  const int64_t rows = r.op.ints[0], D = r.op.ints[1];
   // ≈ 20–80 ns per row: one contiguous share of the rows per thread, the same rows the row-wise ops
   // around it give that thread (parallel_for_static); 10 claimed chunks of micro-Swin's 196 × 48
   // took 0.81× of 1 thread
-  r.pool.parallel_for_static(rows, std::max<int64_t>(1, 1024 / D), [&](int64_t b, int64_t e) {
-    if (y_rows) q::layernorm(qi, x + b * D * ex, e - b, ln, y, isa, y_rows + b);
-    else q::layernorm(qi, x + b * D * ex, e - b, ln, y + b * D * ey, isa);
-  });
+  r.pool.parallel_for_static(rows, std::max<int64_t>(1, 1024 / D), [&](int64_t b, int64_t e) { layernorm_q_run_rows(r, b, e); });
 }
+
+RowSplit layernorm_q_row_split(const OpDesc& op) { return {op.ints[0], 1, op.inputs.size() > 3 && op.inputs[3] >= 0}; }
 
 }  // namespace
 
-extern const OpDef op_layernorm_q{layernorm_q_validate, layernorm_q_prepare, layernorm_q_run};
+extern const OpDef op_layernorm_q{layernorm_q_validate, layernorm_q_prepare, layernorm_q_run, layernorm_q_row_split,
+                                  layernorm_q_run_rows};
 
 }  // namespace swinq

@@ -270,7 +270,59 @@ static void test_empty_tensors_run() {
   }
 }
 
+// Row regions (PlanOptions::row_regions): LayerNorm → linear → linear → linear on 70 rows is one pool
+// job when no op's output shares arena bytes with a tensor an earlier op of the chain uses, two when
+// the third op's output overlaps the first op's (a buffer the planner reused: one thread could
+// overwrite rows the other still reads); with 2 threads, through the thread choice's whole schedule
+// (pool, caller, mixed), every run equals 1 thread and the plan without regions.
+static void test_row_regions() {
+  const int64_t R = 70, D = 16, H = 24, N2 = 8;
+  std::mt19937 rng(5);
+  auto codes = [&](size_t n, int lo, int hi) {
+    std::vector<int8_t> v(n);
+    for (auto& x : v) x = (int8_t)std::uniform_int_distribution<int>(lo, hi)(rng);
+    return v;
+  };
+  const std::vector<int8_t> w1 = codes(D * H, -60, 60), w2 = codes(H * N2, -60, 60), w3 = codes(N2 * 4, -60, 60);
+  auto plan = [&](int64_t c_offset) {
+    B b;
+    const int32_t x = b.input(DType::i16, {R, D});
+    const int32_t a = b.arena(DType::u8, {R, D}, 0);            // [0, 1120)
+    const int32_t bb = b.arena(DType::u8, {R, H}, 2048);        // [2048, 3728)
+    const int32_t c = b.arena(DType::u8, {R, N2}, c_offset);    // 560 bytes
+    const int32_t y = b.output(DType::i32, {R, 4});
+    const int32_t m = b.constant(DType::i32, {1}, std::vector<int32_t>{1 << 30}), s = b.constant(DType::i32, {1}, std::vector<int32_t>{38});
+    b.op(Op(OpKind::layernorm_q, {x}, {a}, {R, D, 128}, {4.0f / 127}, "ln"));
+    b.op(Op(OpKind::linear_q, {a, b.constant(DType::i8, {D, H}, w1), -1, m, s}, {bb}, {R, D, H, 128, 0, 128, 1, 255}, {}, "fc1"));
+    b.op(Op(OpKind::linear_q, {bb, b.constant(DType::i8, {H, N2}, w2), -1, m, s}, {c}, {R, H, N2, 128, 0, 128, 0, 255}, {}, "fc2"));
+    b.op(Op(OpKind::linear_q, {c, b.constant(DType::i8, {N2, 4}, w3)}, {y}, {R, N2, 4, 128, 0, 0, 0, 255}, {}, "fc3"));
+    return b.d;
+  };
+  std::vector<int16_t> x((size_t)(R * D));
+  for (auto& v : x) v = (int16_t)std::uniform_int_distribution<int>(-3000, 3000)(rng);
+  for (int64_t c_offset : {4096, 512}) {  // no overlap; c overlaps a
+    std::vector<int32_t> want((size_t)(R * 4)), got(want.size());
+    auto one = Plan::create(plan(c_offset), PlanOptions{1, false});
+    one->run({{x.data(), x.size() * 2}}, {{want.data(), want.size() * 4}});
+    for (bool regions : {true, false}) {
+      PlanOptions o{2, false};
+      o.row_regions = regions;
+      auto p = Plan::create(plan(c_offset), o);
+      const int64_t jobs = p->thread_choice().jobs;
+      const int64_t want_jobs = !regions ? 4 : c_offset == 4096 ? 1 : 2;
+      CHECK(jobs == want_jobs);
+      if (jobs != want_jobs) std::fprintf(stderr, "row regions %d, c at %lld: %lld jobs, expected %lld\n", regions, (long long)c_offset, (long long)jobs, (long long)want_jobs);
+      for (int run = 0; run < 80; ++run) {
+        std::fill(got.begin(), got.end(), -1);
+        p->run({{x.data(), x.size() * 2}}, {{got.data(), got.size() * 4}});
+        CHECK(got == want);
+      }
+    }
+  }
+}
+
 int main() {
+  test_row_regions();
   test_linear_q_validation();
   test_linear_q_runs();
   test_matmul_q_validation();

@@ -101,6 +101,7 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
     const fmt = (n: string, m: Record<string, number>): string =>
       `${n}: wall ${m.wall_ms.toFixed(3)} ms (min ${m.wall_min_ms.toFixed(3)}), ops ${m.ops_ms.toFixed(3)} ms, outside the ops ${m.outside_ms.toFixed(3)} ms (min ${m.outside_min_ms.toFixed(3)})`;
     lines.push(fmt('run()', run), fmt('runSync()', runSync));
+    if (threadChoice.threads > 1 && threadChoice.jobs < threadChoice.ops) lines.push(`row regions: ${threadChoice.ops} ops in ${threadChoice.jobs} pool jobs (consecutive row-local ops hand off once)`);
     if (threadChoice.adaptive) lines.push(`threads: ops on ${threadChoice.config === 'mixed' ? `the pool, ${threadChoice.callerOps} of ${threadChoice.ops} on the caller alone (measured faster there)` : threadChoice.config === 'caller' ? 'the caller alone (measured faster than the pool)' : 'the pool'}`);
     if (stats) lines.push(`${stats.onnxNodes} ONNX nodes → ${stats.planOps} plan ops; compiled in ${compileMs.toFixed(0)} ms; arena ${(stats.arenaBytes / 2 ** 20).toFixed(1)} MiB, constants ${(stats.constantBytes / 2 ** 20).toFixed(1)} MiB`);
     lines.push('', '| op kind | count | ms | % |', '| --- | ---: | ---: | ---: |');
@@ -118,7 +119,7 @@ async function profile(model: string, opts: ProfileOptions): Promise<void> {
       compile_ms: compileMs,
       onnx_nodes: stats?.onnxNodes,
       plan_ops: stats?.planOps,
-      thread_choice: { config: threadChoice.config, caller_ops: threadChoice.callerOps, adaptive: threadChoice.adaptive },
+      thread_choice: { config: threadChoice.config, caller_ops: threadChoice.callerOps, adaptive: threadChoice.adaptive, jobs: threadChoice.jobs },
       ops_ms: opSum,
       outside_ms: run.outside_ms,
       run,

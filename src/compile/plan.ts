@@ -3,7 +3,7 @@
 import type { PlanDescJS } from '../native.js';
 import { numel, type ConstTensor, type DT } from '../ir/graph.js';
 import { OpKind } from '../plan/ops.js';
-import type { Lowered } from './lower.js';
+import type { Lowered, POp } from './lower.js';
 
 const ALIGN = 64;
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
@@ -43,20 +43,47 @@ export function aliasOffset(T: readonly { aliasOf?: number; aliasElemOffset?: nu
   return o;
 }
 
+/** Per op, the last op of its row region: consecutive row-local integer ops on the same row count,
+ *  which the executor runs as one pool job, each thread taking its rows through all of them
+ *  (native RowSplit: linear_q; layernorm_q; attention_q with merged heads over several windows; an
+ *  op that scatters its rows through y_rows ends a region). A buffer read or written in a region is
+ *  not reused before the region ends: one thread can be an op ahead of the other. The executor
+ *  checks the same overlaps and ends a region early where they fail. */
+export function rowRegionEnds(ops: readonly POp[]): number[] {
+  const split = (op: POp): { rows: number; scatters: boolean } => {
+    // weights up to 256 KiB (native kRowLocalWeightBytes): larger ones are split by columns
+    if (op.kind === 'linear_q') return { rows: op.ints[1] * op.ints[2] <= 256 * 1024 ? op.ints[0] : 0, scatters: false };
+    if (op.kind === 'layernorm_q') return { rows: op.ints[0], scatters: (op.inputs[3] ?? -1) >= 0 };
+    if (op.kind === 'attention_q' && op.ints.length === 9 && op.ints[8] === 1 && op.ints[0] > 1)
+      return { rows: op.ints[0] * op.ints[1], scatters: (op.inputs[4] ?? -1) >= 0 };
+    return { rows: 0, scatters: false };
+  };
+  const end = ops.map((_, k) => k);
+  let begin = -1, rows = 0;
+  ops.forEach((op, k) => {
+    const s = split(op);
+    if (begin >= 0 && s.rows > 0 && s.rows === rows) { for (let i = begin; i <= k; i++) end[i] = k; }
+    else { begin = k; rows = s.rows; }
+    if (s.rows === 0 || s.scatters) begin = -1;
+  });
+  return end;
+}
+
 export function emitPlan(l: Lowered): PlanDescJS & { stats: CompileStats } {
   const T = l.tensors;
   const root = (t: number): number => aliasRoot(T, t);
   const elemOff = (t: number): number => aliasOffset(T, t);
-  // liveness over arena roots
+  // liveness over arena roots, a use inside a row region lasting to the region's end
   const first = new Map<number, number>();
   const last = new Map<number, number>();
+  const regionEnd = rowRegionEnds(l.ops);
   l.ops.forEach((op, k) => {
     for (const t of [...op.inputs, ...op.outputs]) {
       if (t < 0) continue;
       const r = root(t);
       if (T[r].kind !== 'arena') continue;
       if (!first.has(r)) first.set(r, k);
-      last.set(r, k);
+      last.set(r, Math.max(last.get(r) ?? 0, regionEnd[k]));
     }
   });
   const arenaOff = new Map<number, number>();

@@ -15,6 +15,9 @@
 
 namespace swinq {
 
+namespace f32 {
+struct Kernels;  // swinq/kernels_f32.h
+}
 struct OpState;  // per-op state computed at load (swinq/op.h)
 
 struct PlanOptions {
@@ -26,6 +29,10 @@ struct PlanOptions {
   // with threads > 1: each op runs on the pool or on the caller alone, whichever the plan measured
   // faster on this host (swinq/thread_choice.h); false: every op on the pool
   bool adapt_threads = true;
+  // with threads > 1: consecutive row-local ops on the same rows (a LayerNorm, the linears after it,
+  // a windowed attention with merged heads) run as one pool job, each thread taking its rows
+  // through all of them, so they hand off once instead of once per op (executor.cc, RowSplit)
+  bool row_regions = true;
 };
 
 struct ConstBuffer { const void* data; size_t bytes; };
@@ -61,6 +68,7 @@ class Plan {
     bool adaptive;
     const char* config;  // "pool", "caller" or "mixed"
     int64_t serial_ops, ops, choices;
+    int64_t jobs;  // pool jobs a run hands out: one per op, or one per row region (PlanOptions::row_regions)
   };
   ThreadChoiceInfo thread_choice() const;
   const PlanDesc& desc() const { return desc_; }
@@ -69,6 +77,13 @@ class Plan {
   Plan() = default;
   void validate();
   void prepare();
+  void plan_regions();
+  // a run's ops [begin, end) as one pool job over `rows` (parts of whole `unit`s), or one op
+  struct Region {
+    size_t begin, end;
+    int64_t rows, unit;
+  };
+  void run_region(const Region& g, const f32::Kernels& k, Isa isa, bool timed);
 
   PlanDesc desc_;
   PlanOptions options_;
@@ -81,6 +96,8 @@ class Plan {
   std::vector<std::unique_ptr<OpState>> states_;     // per op: its prepared state, or null
   std::vector<void*> ptr_;                            // per tensor: its address during a run
   std::vector<double> op_ms_;
+  std::vector<Region> regions_;
+  std::vector<double> part_ns_;  // per op: the caller's part of its region (profiled runs)
   bool profiled_ = false;
   ThreadChoice choice_;
 };

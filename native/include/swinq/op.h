@@ -99,6 +99,18 @@ struct OpRun {
   }
 };
 
+// How an op splits by rows, for the executor's row regions (core/executor.cc): an op whose part over
+// rows [r0, r1) reads only those rows of its row-shaped inputs and writes only those rows of its
+// output. rows 0: the op is not row-local (it splits its own way). unit: parts are whole multiples
+// of it (attention: a window's N rows). scatters: the output rows are stored elsewhere (y_rows),
+// so no op after it can join its region.
+// linear_q is row-local up to this many weight bytes (K·N; gemm_u8s8's "B stays in L2" rule).
+constexpr int64_t kRowLocalWeightBytes = 256 << 10;
+struct RowSplit {
+  int64_t rows = 0, unit = 1;
+  bool scatters = false;
+};
+
 struct OpDef {
   // Checks everything the op is handed (sizes, dtypes, parameters, aliasing) against ops.def; must
   // not allocate or derive state. Runs for every op before any op is prepared.
@@ -108,6 +120,10 @@ struct OpDef {
   std::unique_ptr<OpState> (*prepare)(const OpCheck& c, const PlanOptions& options);
   // Runs the validated, prepared op. Never throws, never allocates per element.
   void (*run)(const OpRun& r);
+  // Optional (row-local ops): the op's RowSplit, and its run over rows [r0, r1) on the calling
+  // thread alone (it must not use r.pool). The same integers as run.
+  RowSplit (*row_split)(const OpDesc& op) = nullptr;
+  void (*run_rows)(const OpRun& r, int64_t r0, int64_t r1) = nullptr;
 };
 
 // The registry: op_def(k) for every OpKind of ops.def (native/ops/registry.cc).
