@@ -37,6 +37,13 @@ export interface SessionOptions {
    * says what it chose. Outputs do not change. Default true; false: every op on the pool.
    */
   adaptThreads?: boolean;
+  /**
+   * With threads > 1, consecutive row-local integer ops on the same rows (a LayerNorm, the linears
+   * after it, a windowed attention) run as one job on the thread pool, each thread taking its rows
+   * through all of them: one hand-off instead of one per op (`threadChoiceOf().jobs`). Outputs do
+   * not change. Default true; false: one pool job per op.
+   */
+  rowRegions?: boolean;
   /** gets one-line notes (e.g. why a QDQ model runs as an fp32 simulation); the library never prints */
   logger?: (line: string) => void;
   // onnxruntime-node's names, so its programs run unchanged (see resolveThreads / checkOrtOptions)
@@ -152,6 +159,7 @@ export class InferenceSession {
   private readonly profile: boolean;
   private readonly inlineBelowMs: number;
   private readonly adaptThreads: boolean;
+  private readonly rowRegions: boolean;
   private lastOn: 'caller' | 'pool' | undefined;
   private plans = new Map<string, Entry>();
   private readonly compiler: ModelCompiler;
@@ -184,6 +192,7 @@ export class InferenceSession {
     this.profile = !!options.profile;
     this.inlineBelowMs = options.inlineBelowMs ?? 0.5;
     this.adaptThreads = options.adaptThreads ?? true;
+    this.rowRegions = options.rowRegions ?? true;
   }
 
   static async create(pathOrBuffer: string | Uint8Array, options: SessionOptions = {}): Promise<InferenceSession> {
@@ -208,8 +217,8 @@ export class InferenceSession {
     if (ib !== undefined && !(typeof ib === 'number' && ib >= 0 && ib <= 1e6)) {
       throw new TypeError(`InferenceSession: inlineBelowMs must be a number of ms in [0, 1e6], got ${describe(ib)}`);
     }
-    if (options.adaptThreads !== undefined && typeof options.adaptThreads !== 'boolean') {
-      throw new TypeError(`InferenceSession: adaptThreads must be a boolean, got ${describe(options.adaptThreads)}`);
+    for (const k of ['adaptThreads', 'rowRegions'] as const) {
+      if (options[k] !== undefined && typeof options[k] !== 'boolean') throw new TypeError(`InferenceSession: ${k} must be a boolean, got ${describe(options[k])}`);
     }
     if (options.compileInBackground !== undefined && typeof options.compileInBackground !== 'boolean') {
       throw new TypeError(`InferenceSession: compileInBackground must be a boolean, got ${describe(options.compileInBackground)}`);
@@ -344,7 +353,7 @@ export class InferenceSession {
   private install(key: string, choice: PlanChoice): Entry {
     const compiled = choice.compiled;
     if (choice.blockedBy && !this.plans.size) this.logger?.(`${this.graph.source}: running the fp32 simulation of the QDQ file (plan qdq-simulated): ${choice.blockedBy.reason}`);
-    const plan = native.createPlan!(compiled.desc, { threads: this.threads, profile: this.profile, adaptThreads: this.adaptThreads });
+    const plan = native.createPlan!(compiled.desc, { threads: this.threads, profile: this.profile, adaptThreads: this.adaptThreads, rowRegions: this.rowRegions });
     const e: Entry = { compiled: { outputDims: compiled.outputDims, outputTypes: compiled.outputTypes, stats: compiled.stats }, plan, kind: choice.plan, blockedBy: choice.blockedBy };
     this.plans.set(key, e);
     if (this.plans.size > MAX_CACHED_PLANS) {

@@ -81,7 +81,19 @@ describe('adaptThreads: each op on the pool or the caller, as measured', () => {
     for (const s of [one, two, pool]) await s.release();
   });
 
-  it('rejects a non-boolean adaptThreads naming the option', async () => {
+  it('rejects a non-boolean adaptThreads or rowRegions naming the option', async () => {
     await expect(InferenceSession.create(model, { adaptThreads: 'yes' as unknown as boolean })).rejects.toThrow(/adaptThreads must be a boolean/);
+    await expect(InferenceSession.create(model, { rowRegions: 1 as unknown as boolean })).rejects.toThrow(/rowRegions must be a boolean, got 1/);
+  });
+
+  it('rowRegions: false makes every op its own pool job, with the same outputs', async () => {
+    const two = await InferenceSession.create(model, { threads: 2 });
+    const ops = await InferenceSession.create(model, { threads: 2, rowRegions: false });
+    const want = Array.from(two.runSync(feeds(1)).logits.data as Float32Array);
+    for (let i = 0; i < 40; i++) expect(Array.from(ops.runSync(feeds(1)).logits.data as Float32Array)).toEqual(want);
+    const c = ops.threadChoiceOf();
+    expect(c.jobs).toBe(c.ops);
+    expect(two.threadChoiceOf().jobs).toBeLessThanOrEqual(c.ops);
+    for (const s of [two, ops]) await s.release();
   });
 });
