@@ -186,7 +186,8 @@ void Plan::prepare() {
 }
 
 // Regions: maximal runs of consecutive ops with a RowSplit of the same row count, each op after the
-// first safe to start on a thread's rows before the other threads finish the ops before it: no op's
+// first safe to start on a thread's rows before the other threads finish the ops before it (so not
+// an op whose part reads every row, RowSplit::reads_all, which only starts a region): no op's
 // output may overlap (in the arena) a tensor an earlier op of the region reads or writes, and no
 // op may read a region output through a different view, unless the two are the same bytes (the same
 // rows). An op whose rows scatter (y_rows) ends its region.
@@ -224,7 +225,7 @@ void Plan::plan_regions() {
     const OpDesc& op = desc_.ops[i];
     const OpDef& def = op_def(op.kind);
     const RowSplit rs = options_.row_regions && def.row_split && def.run_rows ? def.row_split(op) : RowSplit{};
-    if (open && rs.rows > 0 && rs.rows == cur.rows && !hazard(cur.begin, i)) {
+    if (open && rs.rows > 0 && rs.rows == cur.rows && !rs.reads_all && !hazard(cur.begin, i)) {
       cur.end = i + 1;
       cur.unit = std::lcm(cur.unit, std::max<int64_t>(1, rs.unit));
     } else {

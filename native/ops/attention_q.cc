@@ -152,13 +152,14 @@ std::unique_ptr<OpState> attention_q_prepare(const OpCheck& c, const PlanOptions
   return st;
 }
 
-// Heads [t0, t1) of the W·H on the calling thread.
-void attention_q_heads(const OpRun& r, int64_t t0, int64_t t1) {
+// Heads [t0, t1) of the W·H on the calling thread, query rows [row0, row1) of each (row1 0: all).
+void attention_q_heads(const OpRun& r, int64_t t0, int64_t t1, int64_t row0 = 0, int64_t row1 = 0) {
   const AttentionQState& st = r.st<AttentionQState>();
   q::AttentionParams a = st.att;
   a.bias = a.bias_rows ? static_cast<const int32_t*>(r.in(1)) : nullptr;
   a.bias_by_key = a.bias_rows ? st.bias_by_key.data() : nullptr;
   a.y_rows = static_cast<const int32_t*>(r.in(4));
+  a.row_begin = row0, a.row_end = row1;
   const size_t bytes = q::attention_scratch_bytes(a.N, a.dh);
   thread_local std::vector<uint8_t> scratch;
   if (scratch.size() < bytes + 32) scratch.resize(bytes + 32);
@@ -173,16 +174,22 @@ void attention_q_run(const OpRun& r) {
   r.pool.parallel_for_static(W * H, W > 1 ? H : 1, [&](int64_t b, int64_t e) { attention_q_heads(r, b, e); });
 }
 
-// Rows [r0, r1) = whole windows [r0 / N, r1 / N): row-local only with merged heads and several
-// windows (one window splits by heads, reading every row).
+// With merged heads: several windows split as whole windows [r0 / N, r1 / N) (row-local); one
+// window splits its query rows, every head of them, which reads every key row (reads_all: the op
+// starts a region, the ops after it continue on its rows).
 RowSplit attention_q_row_split(const OpDesc& op) {
   const int64_t W = op.ints[0], N = op.ints[1];
-  if (op.ints.size() < 9 || op.ints[8] != 1 || W < 2) return {};
-  return {W * N, N, op.inputs.size() > 4 && op.inputs[4] >= 0};
+  if (op.ints.size() < 9 || op.ints[8] != 1 || W < 1) return {};
+  const bool scatters = op.inputs.size() > 4 && op.inputs[4] >= 0;
+  return W == 1 ? RowSplit{N, 1, scatters, true} : RowSplit{W * N, N, scatters, false};
 }
 void attention_q_run_rows(const OpRun& r, int64_t r0, int64_t r1) {
-  const int64_t N = r.op.ints[1], H = r.op.ints[2];
-  attention_q_heads(r, r0 / N * H, r1 / N * H);
+  const int64_t W = r.op.ints[0], N = r.op.ints[1], H = r.op.ints[2];
+  if (W == 1) {
+    if (r0 < r1) attention_q_heads(r, 0, H, r0, r1);
+  } else {
+    attention_q_heads(r, r0 / N * H, r1 / N * H);
+  }
 }
 
 }  // namespace

@@ -764,6 +764,28 @@ static void test_attention() {
                (long long)cs.dh, cs.S, !cs.bias ? "none" : pass ? "by key" : "gathered");
       }
     }
+    {  // query rows in pieces (AttentionParams::row_begin/row_end, as two threads split one window):
+       // the same bytes, every kernel set, the pieces at random cuts (a block of 16 starting anywhere)
+      for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512vnni}) {
+        if (!isa_available(isa)) continue;
+        std::vector<uint8_t> got(ys.size(), 0xAB);
+        const int64_t a = rnd(0, cs.N), b = rnd(a, cs.N);
+        // the AVX-512 kernel with the key-major bias too: a block starting near n16 reads its padding
+        const std::vector<int32_t> by_key = cs.bias ? attention_bias_by_key(bias.data(), brows, cs.N) : std::vector<int32_t>{};
+        for (const auto& piece : {std::pair<int64_t, int64_t>{0, a}, {a, b}, {b, cs.N}}) {
+          AttentionParams pr = p;
+          if (cs.bias && isa == Isa::avx512vnni) {
+            pr.bias_by_key = by_key.data();
+            pr.bias_by_key_period = attention_bias_period(cs.N, brows);
+          }
+          pr.row_begin = piece.first, pr.row_end = piece.second;
+          if (pr.row_end == 0) continue;  // row_end 0 means N
+          attention_u8(qkv.data(), pr, 0, cs.W * cs.H, sp, got.data(), isa);
+        }
+        EXPECT(same(ys, got), "attention %s in row pieces [0, %lld) [%lld, %lld) [%lld, N) != whole (N %lld dh %lld)",
+               isa_name(isa), (long long)a, (long long)a, (long long)b, (long long)b, (long long)cs.N, (long long)cs.dh);
+      }
+    }
     {  // heads merged, rows placed by a random permutation (y_ld, y_rows) or in order: the same
        // bytes at the moved places, every kernel set; a wider row (y_ld > C) leaves the gap alone
       const int64_t R = cs.W * cs.N, C = cs.H * cs.dh;

@@ -45,24 +45,27 @@ export function aliasOffset(T: readonly { aliasOf?: number; aliasElemOffset?: nu
 
 /** Per op, the last op of its row region: consecutive row-local integer ops on the same row count,
  *  which the executor runs as one pool job, each thread taking its rows through all of them
- *  (native RowSplit: linear_q; layernorm_q; attention_q with merged heads over several windows; an
- *  op that scatters its rows through y_rows ends a region). A buffer read or written in a region is
+ *  (native RowSplit: linear_q with weights up to 256 KiB; layernorm_q; attention_q with merged
+ *  heads, which starts a region when it has one window; an op that scatters its rows through
+ *  y_rows ends a region). A buffer read or written in a region is
  *  not reused before the region ends: one thread can be an op ahead of the other. The executor
  *  checks the same overlaps and ends a region early where they fail. */
 export function rowRegionEnds(ops: readonly POp[]): number[] {
-  const split = (op: POp): { rows: number; scatters: boolean } => {
+  const split = (op: POp): { rows: number; scatters: boolean; readsAll?: boolean } => {
     // weights up to 256 KiB (native kRowLocalWeightBytes): larger ones are split by columns
     if (op.kind === 'linear_q') return { rows: op.ints[1] * op.ints[2] <= 256 * 1024 ? op.ints[0] : 0, scatters: false };
     if (op.kind === 'layernorm_q') return { rows: op.ints[0], scatters: (op.inputs[3] ?? -1) >= 0 };
-    if (op.kind === 'attention_q' && op.ints.length === 9 && op.ints[8] === 1 && op.ints[0] > 1)
-      return { rows: op.ints[0] * op.ints[1], scatters: (op.inputs[4] ?? -1) >= 0 };
+    // merged heads: several windows split as whole windows; one window by query rows, reading every
+    // key row, so it only starts a region
+    if (op.kind === 'attention_q' && op.ints.length === 9 && op.ints[8] === 1)
+      return { rows: op.ints[0] * op.ints[1], scatters: (op.inputs[4] ?? -1) >= 0, readsAll: op.ints[0] === 1 };
     return { rows: 0, scatters: false };
   };
   const end = ops.map((_, k) => k);
   let begin = -1, rows = 0;
   ops.forEach((op, k) => {
     const s = split(op);
-    if (begin >= 0 && s.rows > 0 && s.rows === rows) { for (let i = begin; i <= k; i++) end[i] = k; }
+    if (begin >= 0 && s.rows > 0 && s.rows === rows && !s.readsAll) { for (let i = begin; i <= k; i++) end[i] = k; }
     else { begin = k; rows = s.rows; }
     if (s.rows === 0 || s.scatters) begin = -1;
   });

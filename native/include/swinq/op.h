@@ -103,13 +103,14 @@ struct OpRun {
 // rows [r0, r1) reads only those rows of its row-shaped inputs and writes only those rows of its
 // output. rows 0: the op is not row-local (it splits its own way). unit: parts are whole multiples
 // of it (attention: a window's N rows). scatters: the output rows are stored elsewhere (y_rows),
-// so no op after it can join its region.
-// linear_q is row-local up to this many weight bytes (K·N; gemm_u8s8's "B stays in L2" rule).
-constexpr int64_t kRowLocalWeightBytes = 256 << 10;
+// so no op after it can join its region. reads_all: each part reads every row of its input (one
+// window's attention: its keys), so the op can only start a region.
 struct RowSplit {
   int64_t rows = 0, unit = 1;
-  bool scatters = false;
+  bool scatters = false, reads_all = false;
 };
+// linear_q is row-local up to this many weight bytes (K·N; gemm_u8s8's "B stays in L2" rule).
+constexpr int64_t kRowLocalWeightBytes = 256 << 10;
 
 struct OpDef {
   // Checks everything the op is handed (sizes, dtypes, parameters, aliasing) against ops.def; must

@@ -203,6 +203,9 @@ struct AttentionParams {
   // caller), so a window reverse / roll after the heads' merge costs nothing — at column h·dh.
   int64_t y_ld = 0;
   const int32_t* y_rows = nullptr;
+  // Query rows [row_begin, row_end) of each head (row_end 0: to N): two threads can split one
+  // window's rows (each packs the head's keys and values itself); the same integers per row.
+  int64_t row_begin = 0, row_end = 0;
 };
 // Heads t after which bias row (t·N + i) mod bias_rows repeats: bias_rows / gcd(N, bias_rows).
 int64_t attention_bias_period(int64_t N, int64_t bias_rows);

@@ -46,7 +46,7 @@ std::vector<int32_t> attention_bias_by_key(const int32_t* bias, int64_t bias_row
                                                                      std::to_string(kAttentionMaxN) + "], bias_rows ≥ 1");
   const int64_t P = attention_bias_period(N, bias_rows), n16 = (N + 15) / 16 * 16;
   QCHECK(P <= (int64_t(1) << 40) / (N * n16), "attention_bias_by_key: bias_rows too large");
-  std::vector<int32_t> out((size_t)(P * N * n16), 0);
+  std::vector<int32_t> out((size_t)(P * N * n16 + 16), 0);  // + 16: a block of rows starting past n16 − 16 reads on
   for (int64_t ph = 0; ph < P; ++ph)
     for (int64_t i = 0; i < N; ++i) {
       const int32_t* row = bias + ((ph * N + i) % bias_rows) * N;
@@ -64,7 +64,7 @@ void detail::attention_u8s32_u8_scalar(const uint8_t* qkv, const AttentionParams
   const int32_t umax = 31 * p.sm.L;
   std::vector<int32_t> z((size_t)N), e((size_t)N);
   const AttentionOutRows out = attention_out_rows(p, t, y);
-  for (int64_t i = 0; i < N; ++i) {
+  for (int64_t i = p.row_begin, ie = p.row_end ? p.row_end : N; i < ie; ++i) {
     const uint8_t* qi = base + i * 3 * C + h * dh;
     const int32_t* tb = p.bias ? p.bias + ((t * N + i) % p.bias_rows) * N : nullptr;
     int32_t mx = INT32_MIN;
@@ -117,6 +117,8 @@ void attention_u8(const uint8_t* qkv, const AttentionParams& p, int64_t t0, int6
          "attention_u8: bias_by_key needs the bias it was made from and bias_by_key_period = attention_bias_period");
   QCHECK(p.shift >= 0 && p.shift <= 62 && p.mult != 0, "attention_u8: mult/shift out of range");
   QCHECK(p.y_ld == 0 ? !p.y_rows : p.y_ld >= p.H * p.dh, "attention_u8: y_ld must be 0 (no y_rows) or ≥ H·dh");
+  QCHECK(p.row_begin >= 0 && p.row_end >= 0 && p.row_end <= p.N && p.row_begin <= (p.row_end ? p.row_end : p.N),
+         "attention_u8: query rows [row_begin, row_end) must lie in [0, N] (row_end 0: N)");
   QCHECK(p.sm.L >= 2 && p.sm.L <= 1024 && p.sm.pre_shift >= 0 && p.sm.pre_shift <= 30 && p.exp_mult >= 1 &&
              p.exp_mult < (1 << 15) && p.exp_shift >= 0 && p.exp_shift <= 31,
          "attention_u8: exp params out of range (set them with attention_set_logit_scale)");

@@ -428,8 +428,9 @@ void attention_u8s32_u8_avx2(const uint8_t* qkv, const AttentionParams& p, int64
   int32_t rowmax[kAttentionRowGroup], rm[kAttentionRowGroup], rs[kAttentionRowGroup], rsum[kAttentionRowGroup];
   // Row groups of G: all their z, then all their exps, then P·V (each phase's loads read stores
   // made long before; the exps are written as 32-byte vectors and P·V reads them as 4-byte pairs)
-  for (int64_t g = 0; g < N; g += G) {
-    const int64_t gr = N - g < G ? N - g : G;
+  const int64_t rb = p.row_begin, re = p.row_end ? p.row_end : N;  // the query rows asked for
+  for (int64_t g = rb; g < re; g += G) {
+    const int64_t gr = re - g < G ? re - g : G;
     for (int64_t i = g; shortrows && i < g + gr; i += 2) {  // 1'. q·kᵀ of 2 rows
       const Rows2 R = query_rows<2>(i, g, N, qp, d2, p, t, sz, n16);
       if (p.bias) qk_rows2_n<true>(R, kp, N, d2, pre, rowmax + (i - g));

@@ -282,14 +282,14 @@ inline void row_pv(const int32_t* e2, const int32_t* vq, int64_t n2, int64_t dh,
 
 template <int NB>
 __attribute__((noinline)) void rows_keys_in_lanes(const int32_t* qp, const int32_t* kt, const int32_t* vq, int64_t N,
-                                                  int64_t d2, int64_t dh, int64_t i0, int64_t t, const AttentionParams& p,
+                                                  int64_t d2, int64_t dh, int64_t i0, int64_t i1, int64_t t, const AttentionParams& p,
                                                   __m128i pre, const Exp16& ec, int16_t* er, const AttentionOutRows& out) {
   const __m512i blo = _mm512_set1_epi32(-kAttentionBiasClamp), bhi = _mm512_set1_epi32(kAttentionBiasClamp),
                 imin = _mm512_set1_epi32(INT32_MIN), span = _mm512_set1_epi32(31 * p.sm.L);
   const int64_t last = N - (NB - 1) * 16;  // keys in the last block, 1…16
   const __mmask16 tail = (__mmask16)(last >= 16 ? 0xffff : (1u << last) - 1);
   const int64_t n2 = (N + 1) / 2;
-  for (int64_t i = i0; i < N; ++i) {
+  for (int64_t i = i0; i < i1; ++i) {
     const int32_t* qi = qp + i * d2;
     __m512i z[NB];
     for (int b = 0; b < NB; ++b) z[b] = _mm512_setzero_si512();
@@ -328,11 +328,11 @@ __attribute__((noinline)) void rows_keys_in_lanes(const int32_t* qp, const int32
 }
 
 void rows_keys_in_lanes_n(const int32_t* qp, const int32_t* kt, const int32_t* vq, int64_t N, int64_t d2, int64_t dh,
-                          int64_t i0, int64_t t, const AttentionParams& p, __m128i pre, const Exp16& ec, int16_t* er,
+                          int64_t i0, int64_t i1, int64_t t, const AttentionParams& p, __m128i pre, const Exp16& ec, int16_t* er,
                           const AttentionOutRows& out) {
   switch ((N + 15) / 16) {
 #define SWQ_RK(NB) \
-  case NB: return rows_keys_in_lanes<NB>(qp, kt, vq, N, d2, dh, i0, t, p, pre, ec, er, out);
+  case NB: return rows_keys_in_lanes<NB>(qp, kt, vq, N, d2, dh, i0, i1, t, p, pre, ec, er, out);
     SWQ_RK(1) SWQ_RK(2) SWQ_RK(3) SWQ_RK(4) SWQ_RK(5) SWQ_RK(6) SWQ_RK(7) SWQ_RK(8)
     SWQ_RK(9) SWQ_RK(10) SWQ_RK(11) SWQ_RK(12) SWQ_RK(13) SWQ_RK(14) SWQ_RK(15) SWQ_RK(16)
 #undef SWQ_RK
@@ -392,10 +392,11 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
   const int64_t br = p.bias_rows;
   const AttentionOutRows out = attention_out_rows(p, t, y);
   // the last N % 16 rows, when only a few, by the keys-in-lanes path (rows_keys_in_lanes)
-  const int64_t nb = (N + 15) / 16, left = N % 16;
-  const int64_t n_blocks_end = left > 0 && left <= kRowsByKeys && nb <= 16 ? N - left : N;
-  for (int64_t i0 = 0; i0 < n_blocks_end; i0 += 16) {
-    const int rows = (int)(N - i0 < 16 ? N - i0 : 16);
+  const int64_t rb = p.row_begin, re = p.row_end ? p.row_end : N;  // the query rows asked for
+  const int64_t nb = (N + 15) / 16, left = (re - rb) % 16;
+  const int64_t n_blocks_end = left > 0 && left <= kRowsByKeys && nb <= 16 ? re - left : re;
+  for (int64_t i0 = rb; i0 < n_blocks_end; i0 += 16) {
+    const int rows = (int)(re - i0 < 16 ? re - i0 : 16);
     transpose_q16(qp + i0 * d2, d2, rows, qt);
     // the block's bias, key-major: bias_by_key as prepared at load, else gathered here
     alignas(64) static const int32_t kNoBias[16] = {};
@@ -436,14 +437,14 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
     for (int l = 0; l < rows; ++l) fast = fast && rs[l] >= 32;
     for (int64_t c = 0; c < dh; c += 16) pv_dims16(ep, vq, n2, dh, c, rm, rs, fast, p, rows, out, i0);
   }
-  if (n_blocks_end < N) {
+  if (n_blocks_end < re) {
     for (int64_t c0 = 0; c0 < d2;) {  // k transposed per key block and chunk of pairs
       const int64_t np = d2 - c0 >= 16 ? 16 : 8;
       for (int64_t jb = 0; jb < nb; ++jb)
         transpose_q16(kq + c0 * N + jb * 16 * np, np, (int)(N - jb * 16 < 16 ? N - jb * 16 : 16), kt + (jb * d2 + c0) * 16);
       c0 += np;
     }
-    rows_keys_in_lanes_n(qp, kt, vq, N, d2, dh, n_blocks_end, t, p, pre, ec, er, out);
+    rows_keys_in_lanes_n(qp, kt, vq, N, d2, dh, n_blocks_end, re, t, p, pre, ec, er, out);
   }
 }
 
