@@ -114,16 +114,7 @@ void attention_q_validate(const OpCheck& c) {
   const int32_t rows = c.in(4);
   if (rows >= 0) {  // a permutation of y's W·N rows
     if (!merged) c.fail("y_rows needs heads_merged = 1 (ints[8])");
-    c.dtype(rows, "y_rows", {DType::i32});
-    c.constant(rows, "y_rows");
-    const int64_t R = c.prod({W, N}, "W·N");
-    c.elems(rows, "y_rows", R, "W·N");
-    const int32_t* r = c.cdata<int32_t>(rows);
-    std::vector<uint8_t> seen((size_t)R, 0);
-    for (int64_t i = 0; i < R; ++i) {
-      if (r[i] < 0 || r[i] >= R) c.fail("y_rows[" + str(i) + "] = " + str(r[i]) + " is outside [0, W·N)");
-      if (seen[(size_t)r[i]]++) c.fail("y_rows[" + str(i) + "] = " + str(r[i]) + " repeats a row (must be a permutation)");
-    }
+    c.row_permutation(rows, "y_rows", c.prod({W, N}, "W·N"), "W·N");
   }
 }
 

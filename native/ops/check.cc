@@ -88,6 +88,19 @@ void OpCheck::constant(int32_t id, const char* name) const {
   if (t(id).storage != Storage::constant) fail(std::string(name) + " (tensor #" + str(id) + ") must be a constant");
 }
 
+void OpCheck::row_permutation(int32_t id, const char* name, int64_t rows, const char* rows_name) const {
+  dtype(id, name, {DType::i32});
+  constant(id, name);
+  elems(id, name, rows, rows_name);
+  const int32_t* r = cdata<int32_t>(id);
+  std::vector<uint8_t> seen((size_t)rows, 0);
+  for (int64_t i = 0; i < rows; ++i) {
+    const std::string at = std::string(name) + "[" + str(i) + "] = " + str(r[i]);
+    if (r[i] < 0 || r[i] >= rows) fail(at + " is outside [0, " + rows_name + ")");
+    if (seen[(size_t)r[i]]++) fail(at + " repeats a row (must be a permutation)");
+  }
+}
+
 int64_t OpCheck::prod(std::initializer_list<int64_t> v, const char* what) const {
   int64_t r = 1;
   for (int64_t x : v)

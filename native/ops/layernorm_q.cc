@@ -35,17 +35,7 @@ void layernorm_q_validate(const OpCheck& c) {
   if (c.op.ints.size() == 4) c.y_max(3, yzp, c.t(y).dtype);
   c.no_overlap(x, "x");
   const int32_t yr = c.in(3);
-  if (yr >= 0) {  // a permutation of y's rows
-    c.dtype(yr, "y_rows", {DType::i32});
-    c.constant(yr, "y_rows");
-    c.elems(yr, "y_rows", rows, "rows");
-    const int32_t* r = c.cdata<int32_t>(yr);
-    std::vector<uint8_t> seen((size_t)rows, 0);
-    for (int64_t i = 0; i < rows; ++i) {
-      if (r[i] < 0 || r[i] >= rows) c.fail("y_rows[" + str(i) + "] = " + str(r[i]) + " is outside [0, rows)");
-      if (seen[(size_t)r[i]]++) c.fail("y_rows[" + str(i) + "] = " + str(r[i]) + " repeats a row (must be a permutation)");
-    }
-  }
+  if (yr >= 0) c.row_permutation(yr, "y_rows", rows, "rows");  // a permutation of y's rows
 }
 
 struct LayerNormQState : OpState {

@@ -53,6 +53,8 @@ struct OpCheck {
   void all_f32(std::initializer_list<std::pair<int32_t, const char*>> v) const;  // absent (-1) skipped
   void elems(int32_t id, const char* name, int64_t want, const std::string& formula) const;
   void constant(int32_t id, const char* name) const;
+  // a constant i32 tensor of `rows` entries, a permutation of [0, rows) (errors name the entry)
+  void row_permutation(int32_t id, const char* name, int64_t rows, const char* rows_name) const;
   int64_t prod(std::initializer_list<int64_t> v, const char* what) const;  // checked product
   // The output must not overlap an input, except an exact alias where `alias_ok`.
   void no_overlap(int32_t input, const char* name, bool alias_ok = false) const;
