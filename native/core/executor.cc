@@ -201,18 +201,24 @@ void Plan::plan_regions() {
     *b = t.offset, *e = t.offset + t.nbytes();
     return true;
   };
-  // tensors a and b share bytes without being the same bytes
-  auto clash = [&](int32_t a, int32_t b) {
+  // tensors a and b share bytes without being the same bytes (the same rows); any shared byte when
+  // `whole` (the input of an op whose every part reads every row)
+  auto clash = [&](int32_t a, int32_t b, bool whole = false) {
     int64_t a0, a1, b0, b1;
     if (!range(a, &a0, &a1) || !range(b, &b0, &b1)) return false;
-    return a0 < b1 && b0 < a1 && !(a0 == b0 && a1 == b1);
+    return a0 < b1 && b0 < a1 && (whole || !(a0 == b0 && a1 == b1));
   };
+  std::vector<RowSplit> split(desc_.ops.size());
+  for (size_t i = 0; i < desc_.ops.size(); ++i) {
+    const OpDef& def = op_def(desc_.ops[i].kind);
+    if (options_.row_regions && def.row_split && def.run_rows) split[i] = def.row_split(desc_.ops[i]);
+  }
   auto hazard = [&](size_t begin, size_t j) {
     const OpDesc& o = desc_.ops[j];
     for (size_t i = begin; i < j; ++i) {
       const OpDesc& p = desc_.ops[i];
       for (int32_t t : p.inputs)
-        if (clash(o.outputs[0], t)) return true;
+        if (clash(o.outputs[0], t, split[i].reads_all)) return true;
       if (clash(o.outputs[0], p.outputs[0])) return true;
       for (int32_t t : o.inputs)
         if (clash(t, p.outputs[0])) return true;
@@ -222,9 +228,7 @@ void Plan::plan_regions() {
   bool open = false;
   Region cur{0, 0, 0, 1};
   for (size_t i = 0; i < desc_.ops.size(); ++i) {
-    const OpDesc& op = desc_.ops[i];
-    const OpDef& def = op_def(op.kind);
-    const RowSplit rs = options_.row_regions && def.row_split && def.run_rows ? def.row_split(op) : RowSplit{};
+    const RowSplit& rs = split[i];
     if (open && rs.rows > 0 && rs.rows == cur.rows && !rs.reads_all && !hazard(cur.begin, i)) {
       cur.end = i + 1;
       cur.unit = std::lcm(cur.unit, std::max<int64_t>(1, rs.unit));

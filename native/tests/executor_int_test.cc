@@ -321,8 +321,49 @@ static void test_row_regions() {
   }
 }
 
+// Attention over one window starts a region and reads every row of its qkv, so a later op of the
+// region may not write qkv's bytes even as the very same rows (it could overwrite rows the other
+// thread's attention still reads): linear → attention → linear (into qkv's bytes) → linear is three
+// jobs, and every run equals 1 thread.
+static void test_row_regions_read_all() {
+  const int64_t N = 37, K = 8;
+  std::mt19937 rng(7);
+  auto codes = [&](size_t n) {
+    std::vector<int8_t> v(n);
+    for (auto& x : v) x = (int8_t)std::uniform_int_distribution<int>(-60, 60)(rng);
+    return v;
+  };
+  B b;
+  const int32_t x = b.input(DType::u8, {N, K});
+  const int32_t qkv = b.arena(DType::u8, {N, 6}, 0);
+  const int32_t a = b.arena(DType::u8, {N, 2}, 1024);
+  const int32_t z = b.arena(DType::u8, {N, 6}, 0);  // qkv's bytes, row for row
+  const int32_t y = b.output(DType::i32, {N, 4});
+  const int32_t m = b.constant(DType::i32, {1}, std::vector<int32_t>{1 << 30}), s = b.constant(DType::i32, {1}, std::vector<int32_t>{36});
+  b.op(Op(OpKind::linear_q, {x, b.constant(DType::i8, {K, 6}, codes(K * 6)), -1, m, s}, {qkv}, {N, K, 6, 0, 0, 128, 0, 255}, {}, "qkv"));
+  b.op(Op(OpKind::attention_q, {qkv, -1, b.constant(DType::i32, {1}, std::vector<int32_t>{1 << 30}), b.constant(DType::i32, {1}, std::vector<int32_t>{40})},
+          {a}, {1, N, 1, 2, 128, 0, 255, 0, 1}, {0.05f}, "attn"));
+  b.op(Op(OpKind::linear_q, {a, b.constant(DType::i8, {2, 6}, codes(12)), -1, m, s}, {z}, {N, 2, 6, 0, 0, 128, 0, 255}, {}, "proj"));
+  b.op(Op(OpKind::linear_q, {z, b.constant(DType::i8, {6, 4}, codes(24))}, {y}, {N, 6, 4, 128, 0, 0, 0, 255}, {}, "fc"));
+  std::vector<uint8_t> xs((size_t)(N * K));
+  for (auto& v : xs) v = (uint8_t)std::uniform_int_distribution<int>(0, 255)(rng);
+  std::vector<int32_t> want((size_t)(N * 4)), got(want.size());
+  auto one = Plan::create(b.d, PlanOptions{1, false});
+  one->run({{xs.data(), xs.size()}}, {{want.data(), want.size() * 4}});
+  auto p = Plan::create(b.d, PlanOptions{2, false});
+  const int64_t jobs = p->thread_choice().jobs;
+  CHECK(jobs == 3);
+  if (jobs != 3) std::fprintf(stderr, "read-all region: %lld jobs, expected 3\n", (long long)jobs);
+  for (int run = 0; run < 80; ++run) {
+    std::fill(got.begin(), got.end(), -1);
+    p->run({{xs.data(), xs.size()}}, {{got.data(), got.size() * 4}});
+    CHECK(got == want);
+  }
+}
+
 int main() {
   test_row_regions();
+  test_row_regions_read_all();
   test_linear_q_validation();
   test_linear_q_runs();
   test_matmul_q_validation();
