@@ -188,9 +188,9 @@ void Plan::prepare() {
 // Regions: maximal runs of consecutive ops with a RowSplit of the same row count, each op after the
 // first safe to start on a thread's rows before the other threads finish the ops before it (so not
 // an op whose part reads every row, RowSplit::reads_all, which only starts a region): no op's
-// output may overlap (in the arena) a tensor an earlier op of the region reads or writes, and no
-// op may read a region output through a different view, unless the two are the same bytes (the same
-// rows). An op whose rows scatter (y_rows) ends its region.
+// output may share arena bytes with a tensor an earlier op of the region reads or writes, and no op
+// may read an earlier op's output through another tensor that shares its bytes (a view). An op
+// whose rows scatter (y_rows) ends its region.
 void Plan::plan_regions() {
   regions_.clear();
   part_ns_.assign(desc_.ops.size(), 0.0);
@@ -201,12 +201,18 @@ void Plan::plan_regions() {
     *b = t.offset, *e = t.offset + t.nbytes();
     return true;
   };
-  // tensors a and b share bytes without being the same bytes (the same rows); any shared byte when
-  // `whole` (the input of an op whose every part reads every row)
-  auto clash = [&](int32_t a, int32_t b, bool whole = false) {
+  // tensors a and b share arena bytes. Even the very same bytes are refused: equal rows are safe
+  // only for row-shaped tensors of ops that neither read every row (one window's attention) nor
+  // scatter them, and the planner never reuses a buffer inside a region anyway.
+  auto clash = [&](int32_t a, int32_t b) {
     int64_t a0, a1, b0, b1;
     if (!range(a, &a0, &a1) || !range(b, &b0, &b1)) return false;
-    return a0 < b1 && b0 < a1 && (whole || !(a0 == b0 && a1 == b1));
+    return a0 < b1 && b0 < a1;
+  };
+  // a read of an earlier op's output through other bytes than exactly its own (a partial view)
+  auto partial = [&](int32_t a, int32_t b) {
+    int64_t a0, a1, b0, b1;
+    return range(a, &a0, &a1) && range(b, &b0, &b1) && a0 < b1 && b0 < a1 && !(a0 == b0 && a1 == b1);
   };
   std::vector<RowSplit> split(desc_.ops.size());
   for (size_t i = 0; i < desc_.ops.size(); ++i) {
@@ -218,10 +224,10 @@ void Plan::plan_regions() {
     for (size_t i = begin; i < j; ++i) {
       const OpDesc& p = desc_.ops[i];
       for (int32_t t : p.inputs)
-        if (clash(o.outputs[0], t, split[i].reads_all)) return true;
+        if (clash(o.outputs[0], t)) return true;
       if (clash(o.outputs[0], p.outputs[0])) return true;
       for (int32_t t : o.inputs)
-        if (clash(t, p.outputs[0])) return true;
+        if (partial(t, p.outputs[0])) return true;
     }
     return false;
   };
