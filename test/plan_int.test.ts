@@ -571,6 +571,14 @@ describe('integer op validation', () => {
     expect(withResidual(DType.i16, DType.i16, [1, 1])).toThrow(/linear_q \(node 'proj'\): floats.*r_scale, v_scale, y_scale/);
     expect(withResidual(DType.i16, DType.i16, [1, 0, 1])).toThrow(/linear_q \(node 'proj'\): floats\[1\] v_scale/);
     expect(withResidual(DType.i16, DType.i16, [1, 1, 1])().release).toBeTypeOf('function');
+    expect(plan((b) => {  // the residual in y's own bytes: the epilogue would read values it already replaced
+      const x = b.input([2, 3], DType.u8);
+      const r = b.arena([2, 4], DType.i16);
+      b.op(OpKind.copy, [b.input([2, 4], DType.i16)], [r], [], [], 'res');
+      b.op(OpKind.linear_q, [x, b.constant(new Int8Array(12), [3, 4], DType.i8), -1, b.i32([1 << 30]), b.i32([40]), -1, r], [r],
+        [2, 3, 4, 0, 0, 0, 0, 255], [1, 1, 1], 'proj');
+      b.op(OpKind.copy, [r], [b.output([2, 4], DType.i16)], [], [], 'out');
+    })).toThrow(/linear_q \(node 'proj'\): .*residual/);
     expect(plan((b) => {
       const a = b.input([2, 4, 5], DType.u8);
       const bb = b.input([2, 5, 3], DType.i8);
@@ -760,6 +768,7 @@ describe('row placements in attention_q and layernorm_q stores', () => {
     expect(mk('ln', [0, 1, 3])).toThrow(/layernorm_q \(node 'ln'\): y_rows\[2\] = 3 is outside \[0, rows\)/);
     expect(mk('attn', [1, 0, -1])).toThrow(/attention_q \(node 'att'\): y_rows\[2\] = -1 is outside \[0, W·N\)/);
     expect(mk('attn', [1, 0, 2], 0)).toThrow(/attention_q \(node 'att'\): y_rows needs heads_merged = 1/);
+    expect(mk('attn', [1, 0, 2], 2)).toThrow(/attention_q \(node 'att'\): ints\[8\] heads_merged = 2 must be 0 or 1/);
     expect(mk('attn', [1, 0, 2])().release).toBeTypeOf('function');
   });
 });
