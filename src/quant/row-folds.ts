@@ -78,7 +78,6 @@ export function foldRowGathers(l: Lowered): Lowered {
     const s = soleGather(a);
     if (!s) return;
     const { g } = s;
-    const rs = [s.k];
     const [W, N, H, dh] = a.ints;
     if (numel(T[g.outputs[0]].dims) !== W * N * H * dh) return;
     const rows = rowPlacement(g, T[g.inputs[1]].data!.data, W, N, H, dh);
@@ -90,7 +89,7 @@ export function foldRowGathers(l: Lowered): Lowered {
       inputs.push(T.length - 1);
     }
     ops[k] = { ...a, inputs, outputs: [g.outputs[0]], ints: [...a.ints, 1] };
-    drop.add(rs[0]);
+    drop.add(s.k);
   });
   if (!drop.size) return l;
   return { tensors: T, ops: ops.filter((_, k) => !drop.has(k)), inputs: l.inputs, outputs: l.outputs };
