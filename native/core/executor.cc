@@ -194,26 +194,22 @@ void Plan::prepare() {
 void Plan::plan_regions() {
   regions_.clear();
   part_ns_.assign(desc_.ops.size(), 0.0);
-  auto range = [&](int32_t id, int64_t* b, int64_t* e) {
-    if (id < 0) return false;
-    const TensorDesc& t = desc_.tensors[(size_t)id];
-    if (t.storage != Storage::arena || t.nbytes() == 0) return false;
-    *b = t.offset, *e = t.offset + t.nbytes();
-    return true;
+  // how tensors a and b share arena bytes
+  enum class Share { none, partly, same };
+  auto share = [&](int32_t a, int32_t b) {
+    if (a < 0 || b < 0) return Share::none;
+    const TensorDesc &x = desc_.tensors[(size_t)a], &y = desc_.tensors[(size_t)b];
+    if (x.storage != Storage::arena || y.storage != Storage::arena || !x.nbytes() || !y.nbytes()) return Share::none;
+    const int64_t a0 = x.offset, a1 = a0 + x.nbytes(), b0 = y.offset, b1 = b0 + y.nbytes();
+    if (!(a0 < b1 && b0 < a1)) return Share::none;
+    return a0 == b0 && a1 == b1 ? Share::same : Share::partly;
   };
-  // tensors a and b share arena bytes. Even the very same bytes are refused: equal rows are safe
-  // only for row-shaped tensors of ops that neither read every row (one window's attention) nor
-  // scatter them, and the planner never reuses a buffer inside a region anyway.
-  auto clash = [&](int32_t a, int32_t b) {
-    int64_t a0, a1, b0, b1;
-    if (!range(a, &a0, &a1) || !range(b, &b0, &b1)) return false;
-    return a0 < b1 && b0 < a1;
-  };
-  // a read of an earlier op's output through other bytes than exactly its own (a partial view)
-  auto partial = [&](int32_t a, int32_t b) {
-    int64_t a0, a1, b0, b1;
-    return range(a, &a0, &a1) && range(b, &b0, &b1) && a0 < b1 && b0 < a1 && !(a0 == b0 && a1 == b1);
-  };
+  // An output may share no byte with a tensor of the region, not even the very same bytes: equal
+  // rows are safe only for row-shaped tensors of ops that neither read every row (one window's
+  // attention) nor scatter them, and the planner never reuses a buffer inside a region anyway.
+  // A read of an earlier op's output must be exactly its bytes (not a partial view).
+  auto clash = [&](int32_t a, int32_t b) { return share(a, b) != Share::none; };
+  auto partial = [&](int32_t a, int32_t b) { return share(a, b) == Share::partly; };
   std::vector<RowSplit> split(desc_.ops.size());
   for (size_t i = 0; i < desc_.ops.size(); ++i) {
     const OpDef& def = op_def(desc_.ops[i].kind);

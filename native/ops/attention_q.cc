@@ -75,6 +75,9 @@ void softmax_q_run(const OpRun& r) {
 
 // ---- attention_q ----
 
+// ints[8] (optional): 1 = heads merged into rows of y[·, C] (ops.def)
+bool heads_merged(const std::vector<int64_t>& ints) { return ints.size() == 9 && ints[8] == 1; }
+
 void attention_q_validate(const OpCheck& c) {
   c.arity(1, 5, {"qkv", "bias", "mult", "shift", "y_rows"});
   if (c.op.inputs.size() < 4)
@@ -109,11 +112,10 @@ void attention_q_validate(const OpCheck& c) {
   }
   c.scale(0, "logit_scale");
   c.no_overlap(x, "qkv");
-  const bool merged = c.op.ints.size() == 9 && c.I(8) != 0;
   if (c.op.ints.size() == 9 && c.I(8) != 0 && c.I(8) != 1) c.fail("ints[8] heads_merged = " + str(c.I(8)) + " must be 0 or 1");
   const int32_t rows = c.in(4);
   if (rows >= 0) {  // a permutation of y's W·N rows
-    if (!merged) c.fail("y_rows needs heads_merged = 1 (ints[8])");
+    if (!heads_merged(c.op.ints)) c.fail("y_rows needs heads_merged = 1 (ints[8])");
     c.row_permutation(rows, "y_rows", c.prod({W, N}, "W·N"), "W·N");
   }
 }
@@ -133,7 +135,7 @@ std::unique_ptr<OpState> attention_q_prepare(const OpCheck& c, const PlanOptions
   a.mult = c.cdata<int32_t>(c.in(2))[0];
   a.shift = c.cdata<int32_t>(c.in(3))[0];
   a.bias_rows = c.in(1) >= 0 ? c.I(7) : 0;
-  if (c.op.ints.size() == 9 && c.I(8)) a.y_ld = a.H * a.dh;  // y_rows' pointer taken at run time
+  if (heads_merged(c.op.ints)) a.y_ld = a.H * a.dh;  // y_rows' pointer taken at run time
   if (a.bias_rows) {  // any kernel set may run (setIsa), so made whatever the CPU
     st->bias_by_key = q::attention_bias_by_key(c.cdata<int32_t>(c.in(1)), a.bias_rows, a.N);
     a.bias_by_key_period = q::attention_bias_period(a.N, a.bias_rows);
@@ -170,7 +172,7 @@ void attention_q_run(const OpRun& r) {
 // starts a region, the ops after it continue on its rows).
 RowSplit attention_q_row_split(const OpDesc& op) {
   const int64_t W = op.ints[0], N = op.ints[1];
-  if (op.ints.size() < 9 || op.ints[8] != 1 || W < 1) return {};
+  if (!heads_merged(op.ints) || W < 1) return {};
   const bool scatters = op.inputs.size() > 4 && op.inputs[4] >= 0;
   return W == 1 ? RowSplit{N, 1, scatters, true} : RowSplit{W * N, N, scatters, false};
 }

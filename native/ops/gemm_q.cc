@@ -162,7 +162,7 @@ void linear_q_run_rows(const OpRun& r, int64_t m0, int64_t m1) { linear_q_rows(r
 // Row-local when the weights stay in L2 (as gemm_u8s8's row split): each thread sweeps all of them
 // for its rows; larger weights are split by columns on the pool (each thread streams half).
 RowSplit linear_q_row_split(const OpDesc& op) {
-  if (op.ints[1] * op.ints[2] > kRowLocalWeightBytes) return {};
+  if (op.ints[1] * op.ints[2] > q::kGemmRowSplitMaxWeightBytes) return {};
   return {op.ints[0], 1, false};
 }
 

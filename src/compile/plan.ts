@@ -52,7 +52,7 @@ export function aliasOffset(T: readonly { aliasOf?: number; aliasElemOffset?: nu
  *  checks the same overlaps and ends a region early where they fail. */
 export function rowRegionEnds(ops: readonly POp[]): number[] {
   const split = (op: POp): { rows: number; scatters: boolean; readsAll?: boolean } => {
-    // weights up to 256 KiB (native kRowLocalWeightBytes): larger ones are split by columns
+    // weights up to 256 KiB (native q::kGemmRowSplitMaxWeightBytes): larger ones are split by columns
     if (op.kind === 'linear_q') return { rows: op.ints[1] * op.ints[2] <= 256 * 1024 ? op.ints[0] : 0, scatters: false };
     if (op.kind === 'layernorm_q') return { rows: op.ints[0], scatters: (op.inputs[3] ?? -1) >= 0 };
     // merged heads: several windows split as whole windows; one window by query rows, reading every

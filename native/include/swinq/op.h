@@ -111,8 +111,6 @@ struct RowSplit {
   int64_t rows = 0, unit = 1;
   bool scatters = false, reads_all = false;
 };
-// linear_q is row-local up to this many weight bytes (K·N; gemm_u8s8's "B stays in L2" rule).
-constexpr int64_t kRowLocalWeightBytes = 256 << 10;
 
 struct OpDef {
   // Checks everything the op is handed (sizes, dtypes, parameters, aliasing) against ops.def; must

@@ -141,6 +141,9 @@ GemmPrep gemm_prepare(const PackedB& B, const GemmEpilogue& ep);
 // claimed in 32-row (or 16-column-panel) chunks by its threads; otherwise `threads` ≥ 1 std::threads
 // (only when each gets ≥ 2^21 MACs). M = 1 is the GEMV path (N split, B streamed once). prep:
 // gemm_prepare(B, ep) of this very ep (bias, requantization and zero points), or null.
+// Weights of at most this many bytes stay in L2: gemm_u8s8 on a pool then splits rows (each thread
+// sweeps all of them), and linear_q may join the executor's row regions (op.h RowSplit).
+constexpr int64_t kGemmRowSplitMaxWeightBytes = 256 << 10;
 void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const GemmEpilogue& ep, void* C,
                int64_t ldc, int threads = 1, Isa isa = active_isa(), ThreadPool* pool = nullptr,
                const GemmPrep* prep = nullptr);

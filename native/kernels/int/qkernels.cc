@@ -356,7 +356,7 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     const int64_t tiles = (M + 3) / 4, per = (tiles + th - 1) / th * 4;
     const double r32 = busiest(M, 32, M), r16 = busiest(M, 16, M), rr = (double)std::min(M, per) / (double)M,
                  pp = busiest(panels, 1, panels);
-    const bool small_b = (int64_t)B.Kp * B.Np <= (256 << 10);
+    const bool small_b = (int64_t)B.Kp * B.Np <= kGemmRowSplitMaxWeightBytes;
     if (M >= 16 && small_b && rr <= pp + 0.08) {
       pool->parallel_for_static(M, 4, [&](int64_t b, int64_t e) { run(b, e, 0, panels); });
     } else if (M >= 16 && r32 <= pp + 0.02) {
