@@ -209,8 +209,10 @@ struct LnRow {
   int32_t sh;   // 61 − F − k
 };
 LnRow layernorm_row_stats(int64_t sum, int64_t sumsq, int32_t D, int32_t F);
-// The same for 8 rows on zmm (qnorm_avx512.cc; |sum| ≤ 2^30, sumsq < 2^45, as LayerNorm's inputs give)
-void layernorm_row_stats8_avx512(const int64_t* sum, const uint64_t* sumsq, int32_t D, int32_t F, LnRow* out);
+// The same for 8 rows on zmm (qnorm_avx512.cc; |sum| ≤ 2^30, sumsq < 2^45, as LayerNorm's inputs give):
+// the rows' f and sh as arrays (the AVX-512 LayerNorm broadcasts them from there)
+void layernorm_row_stats8_avx512(const int64_t* sum, const uint64_t* sumsq, int32_t D, int32_t F, int64_t* f,
+                                 int64_t* sh);
 // t = sign(y)·((|y|·f + 2^(sh−1)) >> sh): |y| < 2^31 and f ≤ 2^31 keep it inside uint64
 inline int32_t ln_t(int64_t y, const LnRow& st) {
   const uint64_t ay = (uint64_t)(y < 0 ? -y : y);
