@@ -706,8 +706,9 @@ static void test_attention() {
                          // row shifts past 62 (a tiny output ratio): the scalar row scale's clamp
                          Case{2, 49, 2, 16, 128, 0, 255, true, 0.02, 1e-9, 0}, Case{1, 35, 1, 32, 90, 7, 255, false, 0.05, 1e-9, 3},
                          // the AVX-512 kernel (a zmm lane per query row): blocks of 16 rows with 0…15
-                         // left over, keys in groups of 16 (dh 16) or 8 (dh ≥ 32), then 4, then single
-                         // keys; head dims of 1, 2 and 1 + ½ chunks of 16 pairs (dh 32, 64, 48); the last
+                         // left over, keys in groups of 16 (dh ≤ 32) or 8 (dh ≥ 48), then 4, then single
+                         // keys; q·kᵀ in chunks of up to 16 dwords of 4 codes: dh 16, 32, 48 and 64 one
+                         // chunk, 80 (16 + 4), 128 (16 + 16) and 256 (4 × 16) several; the last
                          // N % 16 ≤ 8 rows one at a time with the keys in lanes (N = 1, 17, 33, 49, 50,
                          // 56, 65, 130, 197, 200), more of them (N = 13, 15, 41, 63) as a block
                          Case{1, 16, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0}, Case{2, 17, 1, 32, 90, 3, 255, true, 0.02, 1.0 / 1024, 3},
@@ -715,7 +716,10 @@ static void test_attention() {
                          Case{1, 65, 2, 16, 128, 0, 255, true, 0.02, 1.0 / 1024, 0},
                          // long rows (N = 80, 130, 200)
                          Case{1, 80, 2, 16, 100, 0, 255, true, 0.02, 1.0 / 1024, 3}, Case{2, 130, 1, 32, 128, 5, 255, false, 0.02, 64.0, 0},
-                         Case{1, 200, 1, 48, 64, 0, 255, true, 0.01, 1.0 / 1024, 4}}) {
+                         Case{1, 200, 1, 48, 64, 0, 255, true, 0.01, 1.0 / 1024, 4},
+                         // head dims of several q·kᵀ chunks, blocks and leftover rows (N = 21, 49, 18)
+                         Case{2, 21, 2, 80, 200, 0, 255, true, 0.01, 1.0 / 1024, 0}, Case{1, 49, 1, 128, 255, 3, 255, true, 0.005, 1.0 / 1024, 2},
+                         Case{1, 18, 1, 256, 0, 0, 255, false, 0.002, 1.0 / 512, 1}}) {
     const int64_t C = cs.H * cs.dh;
     std::vector<uint8_t> qkv((size_t)(cs.W * cs.N * 3 * C));
     for (auto& v : qkv)

@@ -1,9 +1,10 @@
 // AVX-512 VNNI attention (qkernels.h attention_u8) for heads with dh a multiple of 16 (every Swin
 // window and ViT head; others run the AVX2 kernel). One zmm lane per query row: blocks of 16 rows,
-//   1. z = ((q−zp)(k−zp)ᵀ + bias) >> pre_shift for every key, one zmm per key (vpdpwssd on int16
-//      pairs, the q pairs in registers and the key's pair broadcast; exact: |(a−za)(b−zb)| ≤ 65025,
-//      pairs ≤ 130050); the bias read key-major (AttentionParams::bias_by_key) so a key's 16 rows
-//      are one load; the running row maximum is a lane-wise max;
+//   1. z = ((q−zp)(k−zp)ᵀ + bias) >> pre_shift for every key, one zmm per key, as u8 × s8 products
+//      (vpdpbusd: four dims a lane, the q codes as they are in registers, k − 128 broadcast) plus a
+//      row term and a key term: Σ(q−zp)(k−zp) = Σ q·(k−128) + (128−zp)·Σq − zp·Σ(k−zp), exact in
+//      int32 (each term < 2^24 for dh ≤ 256); the bias read key-major (AttentionParams::bias_by_key)
+//      so a key's 16 rows are one load; the running row maximum is a lane-wise max;
 //   2. e = exp(z − max) (attention_exp) and the row sums, lane-wise again, stored as (e_j, e_j+1)
 //      int16 pairs;
 //   3. O = e·(v−zp) for 16 dims at a time (16 accumulators, the v pair broadcast), requantized per
@@ -50,17 +51,24 @@ static inline __attribute__((always_inline)) __m512i dpwssd_bcast(__m512i acc, _
   __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*b));
   return acc;
 }
+// acc += Σ of the four u8 × s8 products of a (u8 codes) and the four s8 at b (in every lane)
+static inline __attribute__((always_inline)) __m512i dpbusd_bcast(__m512i acc, __m512i a, const int32_t* b) {
+  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*b));
+  return acc;
+}
 
-// Step 1 for KG keys from j0 and one chunk of NP pairs of the head dim: z (+)= q·k (kr: the chunk's
-// pairs of key j0, key k at kr + k·NP); last chunk: + bias (bt: key j0's 16 rows, ldb ints a key),
-// >> pre, and the running maximum mx. KG independent vpdpwssd chains.
+// Step 1 for KG keys from j0 and one chunk of NP dwords (4 dims each) of the head dim: z (+)= q·(k − 128)
+// (kr: the chunk's dwords of key j0, key k at kr + k·NP); first chunk: starting from the row term
+// rq + the key's term ck; last chunk: + bias (bt: key j0's 16 rows, ldb ints a key), >> pre, and the
+// running maximum mx. KG independent vpdpbusd chains.
 template <int NP, int KG, bool kFirst, bool kLast>
-inline __attribute__((always_inline)) void qk_group(const __m512i (&q)[NP], const int32_t* kr, const int32_t* bt,
-                                                    int64_t ldb, __m128i pre, int32_t* z, __m512i& mx) {
+inline __attribute__((always_inline)) void qk_group(const __m512i (&q)[NP], const int32_t* kr, __m512i rq, const int32_t* ck,
+                                                    const int32_t* bt, int64_t ldb, __m128i pre, int32_t* z, __m512i& mx) {
   __m512i acc[KG];
-  for (int k = 0; k < KG; ++k) acc[k] = kFirst ? _mm512_setzero_si512() : _mm512_loadu_si512((const void*)(z + k * 16));
+  for (int k = 0; k < KG; ++k)
+    acc[k] = kFirst ? _mm512_add_epi32(rq, _mm512_set1_epi32(ck[k])) : _mm512_loadu_si512((const void*)(z + k * 16));
   for (int p = 0; p < NP; ++p)
-    for (int k = 0; k < KG; ++k) acc[k] = dpwssd_bcast(acc[k], q[p], kr + k * NP + p);
+    for (int k = 0; k < KG; ++k) acc[k] = dpbusd_bcast(acc[k], q[p], kr + k * NP + p);
   for (int k = 0; k < KG; ++k) {
     __m512i v = acc[k];
     if (kLast) {
@@ -71,42 +79,73 @@ inline __attribute__((always_inline)) void qk_group(const __m512i (&q)[NP], cons
   }
 }
 
-// Step 1 over every key for the chunk of pairs [c0, c0 + NP) (kc: the chunk's [N][NP] key pairs):
+// Step 1 over every key for the chunk of dwords [c0, c0 + NP) (kc: the chunk's [N][NP] key dwords):
 // groups of KG keys, then of 4, then single keys.
-template <int NP, int KG, bool kFirst, bool kLast>
-__attribute__((noinline)) void qk_keys(const int32_t* qt, const int32_t* kc, int64_t N, int64_t c0, const int32_t* bt,
-                                       int64_t ldb, __m128i pre, int32_t* z, __m512i* mx_io) {
+template <int NP, bool kFirst, bool kLast>
+__attribute__((noinline)) void qk_keys(const int32_t* qt, const int32_t* kc, int64_t N, int64_t c0, __m512i rq,
+                                       const int32_t* ck, const int32_t* bt, int64_t ldb, __m128i pre, int32_t* z,
+                                       __m512i* mx_io) {
+  constexpr int KG = NP >= 12 ? 8 : 16;  // NP q registers + KG accumulators
   __m512i q[NP];
   for (int p = 0; p < NP; ++p) q[p] = _mm512_loadu_si512((const void*)(qt + (c0 + p) * 16));
   __m512i mx = *mx_io;
   int64_t j = 0;
-  for (; j + KG <= N; j += KG) qk_group<NP, KG, kFirst, kLast>(q, kc + j * NP, bt + j * ldb, ldb, pre, z + j * 16, mx);
-  for (; j + 4 <= N; j += 4) qk_group<NP, 4, kFirst, kLast>(q, kc + j * NP, bt + j * ldb, ldb, pre, z + j * 16, mx);
-  for (; j < N; ++j) qk_group<NP, 1, kFirst, kLast>(q, kc + j * NP, bt + j * ldb, ldb, pre, z + j * 16, mx);
+  for (; j + KG <= N; j += KG)
+    qk_group<NP, KG, kFirst, kLast>(q, kc + j * NP, rq, ck + j, bt + j * ldb, ldb, pre, z + j * 16, mx);
+  for (; j + 4 <= N; j += 4) qk_group<NP, 4, kFirst, kLast>(q, kc + j * NP, rq, ck + j, bt + j * ldb, ldb, pre, z + j * 16, mx);
+  for (; j < N; ++j) qk_group<NP, 1, kFirst, kLast>(q, kc + j * NP, rq, ck + j, bt + j * ldb, ldb, pre, z + j * 16, mx);
   *mx_io = mx;
 }
 
-// Step 1 over the whole head dim: chunks of 16 pairs (the q pairs of a chunk stay in registers),
-// a last chunk of 8 when dh % 32 == 16. kq: chunk c0's [N][np] key pairs at kq + c0·N.
-inline __m512i qk_rows16(const int32_t* qt, const int32_t* kq, int64_t N, int64_t d2, const int32_t* bt, int64_t ldb,
-                         __m128i pre, int32_t* z) {
+// The chunk of at most 16 dwords that dword c0 starts (dh % 16 == 0: a multiple of 4 dwords).
+inline int64_t qk_chunk(int64_t d4, int64_t c0) { return d4 - c0 >= 16 ? 16 : d4 - c0; }
+
+// Step 1 over the whole head dim: chunks of 16 dwords (the q codes of a chunk stay in registers),
+// a last chunk of 4, 8 or 12. kq: chunk c0's [N][np] key dwords at k8 + c0·N.
+inline __m512i qk_rows16(const int32_t* qt, const int32_t* k8, int64_t N, int64_t d4, __m512i rq, const int32_t* ck,
+                         const int32_t* bt, int64_t ldb, __m128i pre, int32_t* z) {
   __m512i mx = _mm512_set1_epi32(INT32_MIN);
-  if (d2 == 8) {
-    qk_keys<8, 16, true, true>(qt, kq, N, 0, bt, ldb, pre, z, &mx);
-    return mx;
-  }
-  for (int64_t c0 = 0; c0 < d2;) {
-    const int64_t np = d2 - c0 >= 16 ? 16 : 8;
-    const bool first = c0 == 0, last = c0 + np == d2;
-    const int32_t* kc = kq + c0 * N;
-    if (np == 8) qk_keys<8, 16, false, true>(qt, kc, N, c0, bt, ldb, pre, z, &mx);  // d2 ≥ 24: never first
-    else if (first && last) qk_keys<16, 8, true, true>(qt, kc, N, c0, bt, ldb, pre, z, &mx);
-    else if (first) qk_keys<16, 8, true, false>(qt, kc, N, c0, bt, ldb, pre, z, &mx);
-    else if (last) qk_keys<16, 8, false, true>(qt, kc, N, c0, bt, ldb, pre, z, &mx);
-    else qk_keys<16, 8, false, false>(qt, kc, N, c0, bt, ldb, pre, z, &mx);
+  for (int64_t c0 = 0; c0 < d4;) {
+    const int64_t np = qk_chunk(d4, c0);
+    const bool first = c0 == 0, last = c0 + np == d4;
+    const int32_t* kc = k8 + c0 * N;
+#define SWQ_QK(NP)                                                                                        \
+  case NP:                                                                                                \
+    if (first && last) qk_keys<NP, true, true>(qt, kc, N, c0, rq, ck, bt, ldb, pre, z, &mx);              \
+    else if (first) qk_keys<NP, true, false>(qt, kc, N, c0, rq, ck, bt, ldb, pre, z, &mx);                \
+    else if (last) qk_keys<NP, false, true>(qt, kc, N, c0, rq, ck, bt, ldb, pre, z, &mx);                 \
+    else qk_keys<NP, false, false>(qt, kc, N, c0, rq, ck, bt, ldb, pre, z, &mx);                          \
+    break;
+    switch (np) { SWQ_QK(4) SWQ_QK(8) SWQ_QK(12) SWQ_QK(16) default: break; }
+#undef SWQ_QK
     c0 += np;
   }
   return mx;
+}
+
+// dst[g][l] = dword g of row l (l < rows; 0 beyond) for the d4 dwords of 16 rows, row l at
+// src + l·ld bytes (d4 % 4 == 0): per 16 bytes, rows l, l + 4, l + 8, l + 12 in the lanes of one zmm,
+// then a 4×4 dword transpose inside each lane. Returns each lane's sum of its row's bytes (u8).
+inline __m512i transpose_rows16_u8(const uint8_t* src, int64_t ld, int64_t d4, int rows, int32_t* dst) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i sum = _mm512_setzero_si512();
+  for (int64_t g = 0; g < d4; g += 4) {
+    __m128i X[16];
+    for (int r = 0; r < 16; ++r) X[r] = r < rows ? _mm_loadu_si128((const __m128i*)(src + r * ld + 4 * g)) : _mm_setzero_si128();
+    __m512i A[4];
+    for (int k = 0; k < 4; ++k)
+      A[k] = _mm512_inserti32x4(
+          _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(X[k]), X[k + 4], 1), X[k + 8], 2), X[k + 12], 3);
+    const __m512i t0 = _mm512_unpacklo_epi32(A[0], A[1]), t1 = _mm512_unpackhi_epi32(A[0], A[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(A[2], A[3]), t3 = _mm512_unpackhi_epi32(A[2], A[3]);
+    const __m512i T[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2), _mm512_unpacklo_epi64(t1, t3),
+                          _mm512_unpackhi_epi64(t1, t3)};
+    for (int d = 0; d < 4; ++d) {
+      _mm512_storeu_si512((void*)(dst + (g + d) * 16), T[d]);
+      sum = _mm512_dpbusd_epi32(sum, T[d], ones);
+    }
+  }
+  return sum;
 }
 
 // X[d] holds dim d of 16 rows (byte l = row l); afterwards X[l] holds row l's 16 dims.
@@ -131,35 +170,6 @@ inline void transpose16x16_u8(__m128i (&X)[16]) {
     X[4 * g + 1] = _mm_unpackhi_epi64(a[4 * g], a[4 * g + 1]);
     X[4 * g + 2] = _mm_unpacklo_epi64(a[4 * g + 2], a[4 * g + 3]);
     X[4 * g + 3] = _mm_unpackhi_epi64(a[4 * g + 2], a[4 * g + 3]);
-  }
-}
-
-// qt[p] = (row 0 … 15 of q, pair p) for the block's rows (q: its first row, d2 pairs a row; rows
-// past `rows` are 0): per 8 pairs, rows l and l + 8 in one zmm, then an 8×8 transpose of each half.
-inline void transpose_q16(const int32_t* q, int64_t d2, int rows, int32_t* qt) {
-  const __m512i lo_lanes = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi_lanes = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-  for (int64_t g = 0; g < d2; g += 8) {
-    __m512i z[8];
-    for (int r = 0; r < 8; ++r) {
-      const __m256i a = r < rows ? _mm256_loadu_si256((const __m256i*)(q + r * d2 + g)) : _mm256_setzero_si256();
-      const __m256i b = r + 8 < rows ? _mm256_loadu_si256((const __m256i*)(q + (r + 8) * d2 + g)) : _mm256_setzero_si256();
-      z[r] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-    }
-    __m512i t[8], u[8];
-    for (int k = 0; k < 4; ++k) {
-      t[2 * k] = _mm512_unpacklo_epi32(z[2 * k], z[2 * k + 1]);
-      t[2 * k + 1] = _mm512_unpackhi_epi32(z[2 * k], z[2 * k + 1]);
-    }
-    for (int h = 0; h < 2; ++h) {  // rows 4h … 4h + 3 (and + 8): 128-bit lane k holds pair 4·(k % 2) + m
-      u[4 * h + 0] = _mm512_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
-      u[4 * h + 1] = _mm512_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
-      u[4 * h + 2] = _mm512_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
-      u[4 * h + 3] = _mm512_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
-    }
-    for (int m = 0; m < 4; ++m) {  // pairs m and m + 4: rows 0–3 from u[m], 4–7 from u[m + 4]
-      _mm512_storeu_si512((void*)(qt + (g + m) * 16), _mm512_permutex2var_epi64(u[m], lo_lanes, u[m + 4]));
-      _mm512_storeu_si512((void*)(qt + (g + m + 4) * 16), _mm512_permutex2var_epi64(u[m], hi_lanes, u[m + 4]));
-    }
   }
 }
 
@@ -242,8 +252,9 @@ inline bool row_scales16(__m512i sum, int32_t mult, int32_t shift, int32_t* rm, 
 }
 
 // The last few rows of a head (N % 16 ≤ kRowsByKeys: Swin's 49 = 3·16 + 1) one at a time with the
-// keys in lanes instead of a 16-lane block nearly all padding: z for ⌈N/16⌉ key blocks (kt: k
-// transposed, [block][d2][16]), the row's max, exp and sum by reductions, its e row as int16
+// keys in lanes instead of a 16-lane block nearly all padding: z for ⌈N/16⌉ key blocks (kt: k − 128
+// transposed, [block][d4][16] dwords; the row's q dwords broadcast; + the row term and the keys'
+// terms ck), the row's max, exp and sum by reductions, its e row as int16
 // pairs, then P·V with v's dims in lanes (vq as packed). The same integers as the block path.
 // One row's O[c + 16·b + d] = Σ_j' e2[j']·vq[j'][c + 16·b + d] for NC blocks of 16 dims, two chains
 // each (even and odd key pairs), requantized with the row's (rm, rs) into y[c …].
@@ -281,21 +292,27 @@ inline void row_pv(const int32_t* e2, const int32_t* vq, int64_t n2, int64_t dh,
 }
 
 template <int NB>
-__attribute__((noinline)) void rows_keys_in_lanes(const int32_t* qp, const int32_t* kt, const int32_t* vq, int64_t N,
-                                                  int64_t d2, int64_t dh, int64_t i0, int64_t i1, int64_t t, const AttentionParams& p,
-                                                  __m128i pre, const Exp16& ec, int16_t* er, const AttentionOutRows& out) {
+__attribute__((noinline)) void rows_keys_in_lanes(const uint8_t* qb, int64_t ld, const int32_t* kt, const int32_t* ck,
+                                                  const int32_t* vq, int64_t N, int64_t d4, int64_t dh, int64_t i0, int64_t i1,
+                                                  int64_t t, const AttentionParams& p, __m128i pre, const Exp16& ec, int16_t* er,
+                                                  const AttentionOutRows& out) {
   const __m512i blo = _mm512_set1_epi32(-kAttentionBiasClamp), bhi = _mm512_set1_epi32(kAttentionBiasClamp),
                 imin = _mm512_set1_epi32(INT32_MIN), span = _mm512_set1_epi32(31 * p.sm.L);
   const int64_t last = N - (NB - 1) * 16;  // keys in the last block, 1…16
   const __mmask16 tail = (__mmask16)(last >= 16 ? 0xffff : (1u << last) - 1);
   const int64_t n2 = (N + 1) / 2;
   for (int64_t i = i0; i < i1; ++i) {
-    const int32_t* qi = qp + i * d2;
+    const uint8_t* qi = qb + i * ld;
+    int32_t qsum = 0;
+    for (int64_t d = 0; d < dh; ++d) qsum += qi[d];
+    const __m512i rq = _mm512_set1_epi32((128 - p.zp) * qsum);
     __m512i z[NB];
-    for (int b = 0; b < NB; ++b) z[b] = _mm512_setzero_si512();
-    for (int64_t c = 0; c < d2; ++c) {
-      const __m512i qv = _mm512_set1_epi32(qi[c]);
-      for (int b = 0; b < NB; ++b) z[b] = _mm512_dpwssd_epi32(z[b], _mm512_loadu_si512((const void*)(kt + (b * d2 + c) * 16)), qv);
+    for (int b = 0; b < NB; ++b) z[b] = _mm512_add_epi32(rq, _mm512_loadu_si512((const void*)(ck + b * 16)));
+    for (int64_t c = 0; c < d4; ++c) {
+      int32_t qd;
+      std::memcpy(&qd, qi + 4 * c, 4);
+      const __m512i qv = _mm512_set1_epi32(qd);  // four u8 codes
+      for (int b = 0; b < NB; ++b) z[b] = _mm512_dpbusd_epi32(z[b], qv, _mm512_loadu_si512((const void*)(kt + (b * d4 + c) * 16)));
     }
     const int32_t* brow = p.bias ? p.bias + ((t * N + i) % p.bias_rows) * N : nullptr;
     __m512i mx = imin;
@@ -327,12 +344,12 @@ __attribute__((noinline)) void rows_keys_in_lanes(const int32_t* qp, const int32
   }
 }
 
-void rows_keys_in_lanes_n(const int32_t* qp, const int32_t* kt, const int32_t* vq, int64_t N, int64_t d2, int64_t dh,
-                          int64_t i0, int64_t i1, int64_t t, const AttentionParams& p, __m128i pre, const Exp16& ec, int16_t* er,
-                          const AttentionOutRows& out) {
+void rows_keys_in_lanes_n(const uint8_t* qb, int64_t ld, const int32_t* kt, const int32_t* ck, const int32_t* vq, int64_t N,
+                          int64_t d4, int64_t dh, int64_t i0, int64_t i1, int64_t t, const AttentionParams& p, __m128i pre,
+                          const Exp16& ec, int16_t* er, const AttentionOutRows& out) {
   switch ((N + 15) / 16) {
 #define SWQ_RK(NB) \
-  case NB: return rows_keys_in_lanes<NB>(qp, kt, vq, N, d2, dh, i0, i1, t, p, pre, ec, er, out);
+  case NB: return rows_keys_in_lanes<NB>(qb, ld, kt, ck, vq, N, d4, dh, i0, i1, t, p, pre, ec, er, out);
     SWQ_RK(1) SWQ_RK(2) SWQ_RK(3) SWQ_RK(4) SWQ_RK(5) SWQ_RK(6) SWQ_RK(7) SWQ_RK(8)
     SWQ_RK(9) SWQ_RK(10) SWQ_RK(11) SWQ_RK(12) SWQ_RK(13) SWQ_RK(14) SWQ_RK(15) SWQ_RK(16)
 #undef SWQ_RK
@@ -344,31 +361,36 @@ void rows_keys_in_lanes_n(const int32_t* qp, const int32_t* kt, const int32_t* v
 void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p, int64_t t, void* scratch, uint8_t* y) {
   if (p.dh % 16 != 0) return attention_u8s32_u8_avx2(qkv, p, t, scratch, y);
   const int64_t N = p.N, dh = p.dh, C = p.H * dh, ld = 3 * C, w = t / p.H, h = t % p.H;
-  const int64_t d2 = dh / 2, n2 = (N + 1) / 2, n16 = (N + 15) / 16 * 16;
+  const int64_t d4 = dh / 4, n2 = (N + 1) / 2, n16 = (N + 15) / 16 * 16;
   const uint8_t* qb = qkv + w * N * ld + h * dh;
   const uint8_t *kb = qb + C, *vb = qb + 2 * C;
   const AttentionLanesLayout L = attention_lanes_layout(N, dh);
   char* sp = static_cast<char*>(scratch);
-  int32_t* kq = reinterpret_cast<int32_t*>(sp + L.kq);  // (k − zp) pairs by chunk of 16 pairs: [N][np] at c0·N
-  int32_t* qp = reinterpret_cast<int32_t*>(sp + L.qp);  // [N][d2] (q − zp) pairs
+  int32_t* k8 = reinterpret_cast<int32_t*>(sp + L.k8);  // k − 128 as s8 dwords by chunk of ≤ 16: [N][np] at c0·N
+  int32_t* ck = reinterpret_cast<int32_t*>(sp + L.ck);  // [n16] the keys' terms −zp·Σ(k − zp) (0 past N)
   int32_t* vq = reinterpret_cast<int32_t*>(sp + L.vq);  // [n2][dh] (v_2j − zp, v_2j+1 − zp) pairs
-  int32_t* qt = reinterpret_cast<int32_t*>(sp + L.qt);  // [d2][16] a block's q pairs, lane = row
+  int32_t* qt = reinterpret_cast<int32_t*>(sp + L.qt);  // [d4][16] a block's q dwords, lane = row
   int32_t* zs = reinterpret_cast<int32_t*>(sp + L.z);   // [N][16] a block's z, lane = row
   int32_t* ep = reinterpret_cast<int32_t*>(sp + L.ep);  // [n2][16] a block's (e_2j, e_2j+1) pairs
   int32_t* bk = reinterpret_cast<int32_t*>(sp + L.bk);  // [N][16] a block's bias (without bias_by_key)
-  int32_t* kt = reinterpret_cast<int32_t*>(sp + L.kt);  // [⌈N/16⌉][d2][16] k transposed (the leftover rows)
+  int32_t* kt = reinterpret_cast<int32_t*>(sp + L.kt);  // [⌈N/16⌉][d4][16] k − 128 transposed (the leftover rows)
   int16_t* er = reinterpret_cast<int16_t*>(sp + L.er);  // a leftover row's e
 
-  // pack: rows of q and k as int16 pairs straight from the codes; v rows 2j and 2j+1 interleaved
-  const __m256i vzp = _mm256_set1_epi16((short)p.zp);
-  for (int64_t i = 0; i < N; ++i)
+  // pack: k − 128 (the code's top bit flipped) and the key's term; v rows 2j and 2j+1 interleaved
+  const __m128i x80 = _mm_set1_epi8((char)0x80);
+  for (int64_t i = 0; i < N; ++i) {
+    __m128i sad = _mm_setzero_si128();
     for (int64_t d = 0; d < dh; d += 16) {
-      _mm256_storeu_si256((__m256i*)(qp + i * d2 + d / 2),
-                          _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)(qb + i * ld + d))), vzp));
-      const int64_t c0 = d / 32 * 16, np = d2 - c0 >= 16 ? 16 : 8;  // the chunk of pair d/2
-      _mm256_storeu_si256((__m256i*)(kq + c0 * N + i * np + (d / 2 - c0)),
-                          _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)(kb + i * ld + d))), vzp));
+      const __m128i raw = _mm_loadu_si128((const __m128i*)(kb + i * ld + d));
+      const int64_t c0 = d / 64 * 16, np = qk_chunk(d4, c0);  // the chunk of dword d/4
+      _mm_storeu_si128((__m128i*)(k8 + c0 * N + i * np + (d / 4 - c0)), _mm_xor_si128(raw, x80));
+      sad = _mm_add_epi64(sad, _mm_sad_epu8(raw, _mm_setzero_si128()));  // Σ of the 16 codes, in two halves
     }
+    const int64_t ksum = _mm_cvtsi128_si64(sad) + _mm_extract_epi64(sad, 1);
+    ck[i] = (int32_t)(-(int64_t)p.zp * (ksum - dh * (int64_t)p.zp));
+  }
+  for (int64_t i = N; i < n16; ++i) ck[i] = 0;
+  const __m256i vzp = _mm256_set1_epi16((short)p.zp);
   for (int64_t j = 0; j < n2; ++j)
     for (int64_t d = 0; d < dh; d += 16) {
       const __m256i ra = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)(vb + 2 * j * ld + d))), vzp);
@@ -397,7 +419,8 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
   const int64_t n_blocks_end = left > 0 && left <= kRowsByKeys && nb <= 16 ? re - left : re;
   for (int64_t i0 = rb; i0 < n_blocks_end; i0 += 16) {
     const int rows = (int)(re - i0 < 16 ? re - i0 : 16);
-    transpose_q16(qp + i0 * d2, d2, rows, qt);
+    // the block's q codes, lane = row, and its rows' terms (128 − zp)·Σq
+    const __m512i rq = _mm512_mullo_epi32(transpose_rows16_u8(qb + i0 * ld, ld, d4, rows, qt), _mm512_set1_epi32(128 - p.zp));
     // the block's bias, key-major: bias_by_key as prepared at load, else gathered here
     alignas(64) static const int32_t kNoBias[16] = {};
     const int32_t* bt = kNoBias;  // ldb 0: every key adds the same zeros
@@ -413,7 +436,7 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
       bt = bk;
       ldb = 16;
     }
-    const __m512i mx = qk_rows16(qt, kq, N, d2, bt, ldb, pre, zs);
+    const __m512i mx = qk_rows16(qt, k8, N, d4, rq, ck, bt, ldb, pre, zs);
     const __m512i thr = _mm512_sub_epi32(mx, span);
     __m512i sum = _mm512_setzero_si512();
     for (int64_t j = 0; j < N / 2; ++j) {  // e ≤ 2^14: the pair is e_2j | e_2j+1 << 16
@@ -438,13 +461,14 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
     for (int64_t c = 0; c < dh; c += 16) pv_dims16(ep, vq, n2, dh, c, rm, rs, fast, p, rows, out, i0);
   }
   if (n_blocks_end < re) {
-    for (int64_t c0 = 0; c0 < d2;) {  // k transposed per key block and chunk of pairs
-      const int64_t np = d2 - c0 >= 16 ? 16 : 8;
+    for (int64_t c0 = 0; c0 < d4;) {  // k − 128 transposed per key block and chunk of dwords
+      const int64_t np = qk_chunk(d4, c0);
       for (int64_t jb = 0; jb < nb; ++jb)
-        transpose_q16(kq + c0 * N + jb * 16 * np, np, (int)(N - jb * 16 < 16 ? N - jb * 16 : 16), kt + (jb * d2 + c0) * 16);
+        transpose_rows16_u8(reinterpret_cast<const uint8_t*>(k8 + c0 * N + jb * 16 * np), np * 4, np,
+                            (int)(N - jb * 16 < 16 ? N - jb * 16 : 16), kt + (jb * d4 + c0) * 16);
       c0 += np;
     }
-    rows_keys_in_lanes_n(qp, kt, vq, N, d2, dh, n_blocks_end, re, t, p, pre, ec, er, out);
+    rows_keys_in_lanes_n(qb, ld, kt, ck, vq, N, d4, dh, n_blocks_end, re, t, p, pre, ec, er, out);
   }
 }
 

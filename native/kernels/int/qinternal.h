@@ -125,22 +125,23 @@ inline int32_t attention_bias_clamp(int32_t b) {
 // Scratch of the AVX-512 kernel (a zmm lane per query row; qattention_avx512.cc): byte offsets of its
 // regions, each 64-byte aligned relative to the (32-byte aligned) scratch, and the total.
 struct AttentionLanesLayout {
-  size_t kq, qp, vq, qt, z, ep, bk, kt, er, bytes;
+  size_t k8, ck, vq, qt, z, ep, bk, kt, er, bytes;
 };
 inline AttentionLanesLayout attention_lanes_layout(int64_t N, int64_t dh) {
-  const size_t d2 = (size_t)(dh + 1) / 2, n2 = (size_t)(N + 1) / 2, d16 = (size_t)(dh + 15) / 16 * 16;
+  const size_t d4 = (size_t)(dh + 3) / 4, n2 = (size_t)(N + 1) / 2, d16 = (size_t)(dh + 15) / 16 * 16,
+               n16 = (size_t)(N + 15) / 16 * 16;
   AttentionLanesLayout L;
   size_t at = 0;
   const auto take = [&at](size_t bytes) { const size_t o = at; at += (bytes + 63) / 64 * 64; return o; };
-  L.kq = take((size_t)N * d2 * 4);
-  L.qp = take((size_t)N * d2 * 4);
+  L.k8 = take((size_t)N * d4 * 4);
+  L.ck = take(n16 * 4);
   L.vq = take(n2 * d16 * 4);
-  L.qt = take(d2 * 16 * 4);
+  L.qt = take(d4 * 16 * 4);
   L.z = take((size_t)N * 16 * 4);
   L.ep = take(n2 * 16 * 4);
   L.bk = take((size_t)N * 16 * 4);
-  L.kt = take((size_t)(N + 15) / 16 * 16 * d2 * 4);
-  L.er = take((size_t)(N + 15) / 16 * 16 * 2);
+  L.kt = take(n16 * d4 * 4);
+  L.er = take(n16 * 2);
   L.bytes = at;
   return L;
 }
