@@ -376,20 +376,23 @@ void attention_u8s32_u8_avx512vnni(const uint8_t* qkv, const AttentionParams& p,
   int32_t* kt = reinterpret_cast<int32_t*>(sp + L.kt);  // [⌈N/16⌉][d4][16] k − 128 transposed (the leftover rows)
   int16_t* er = reinterpret_cast<int16_t*>(sp + L.er);  // a leftover row's e
 
-  // pack: k − 128 (the code's top bit flipped) and the key's term; v rows 2j and 2j+1 interleaved
-  const __m128i x80 = _mm_set1_epi8((char)0x80);
-  for (int64_t i = 0; i < N; ++i) {
-    __m128i sad = _mm_setzero_si128();
-    for (int64_t d = 0; d < dh; d += 16) {
-      const __m128i raw = _mm_loadu_si128((const __m128i*)(kb + i * ld + d));
-      const int64_t c0 = d / 64 * 16, np = qk_chunk(d4, c0);  // the chunk of dword d/4
-      _mm_storeu_si128((__m128i*)(k8 + c0 * N + i * np + (d / 4 - c0)), _mm_xor_si128(raw, x80));
-      sad = _mm_add_epi64(sad, _mm_sad_epu8(raw, _mm_setzero_si128()));  // Σ of the 16 codes, in two halves
-    }
-    const int64_t ksum = _mm_cvtsi128_si64(sad) + _mm_extract_epi64(sad, 1);
-    ck[i] = (int32_t)(-(int64_t)p.zp * (ksum - dh * (int64_t)p.zp));
+  // pack: k − 128 (the code's top bit flipped) chunk by chunk, each key's Σk on the way, then its
+  // term −zp·Σ(k − zp); v rows 2j and 2j+1 interleaved
+  const __m128i x80 = _mm_set1_epi8((char)0x80), zero16 = _mm_setzero_si128();
+  for (int64_t i = 0; i < n16; ++i) ck[i] = 0;
+  for (int64_t c0 = 0; c0 < d4; c0 += 16) {
+    const int64_t np = qk_chunk(d4, c0);
+    const uint8_t* src = kb + 4 * c0;
+    int32_t* dst = k8 + c0 * N;
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t g = 0; g < np; g += 4) {
+        const __m128i raw = _mm_loadu_si128((const __m128i*)(src + i * ld + 4 * g));
+        _mm_storeu_si128((__m128i*)(dst + i * np + g), _mm_xor_si128(raw, x80));
+        const __m128i sad = _mm_sad_epu8(raw, zero16);  // the 16 codes' sum in two halves
+        ck[i] += _mm_cvtsi128_si32(sad) + _mm_extract_epi32(sad, 2);
+      }
   }
-  for (int64_t i = N; i < n16; ++i) ck[i] = 0;
+  for (int64_t i = 0; i < N; ++i) ck[i] = -p.zp * (ck[i] - (int32_t)dh * p.zp);
   const __m256i vzp = _mm256_set1_epi16((short)p.zp);
   for (int64_t j = 0; j < n2; ++j)
     for (int64_t d = 0; d < dh; d += 16) {
