@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
     if (s.bias) p.bias_by_key = by_key.data(), p.bias_by_key_period = attention_bias_period(s.N, s.N);  // as attention_q has it
     attention_set_logit_scale(p, 0.02);
     quantize_multiplier(1.0 / 1024, &p.mult, &p.shift);
-    std::vector<uint8_t> scratch(attention_scratch_bytes(s.N, s.dh) + 64);
+    // twice this tree's size: the old revision's kernel may lay its scratch out larger
+    std::vector<uint8_t> scratch(2 * attention_scratch_bytes(s.N, s.dh) + 64);
     void* sp = scratch.data() + ((32 - (reinterpret_cast<uintptr_t>(scratch.data()) & 31)) & 31);
     std::vector<double> t_old, t_new;
     for (int r = 0; r < rounds; ++r)

@@ -173,52 +173,41 @@ inline void transpose16x16_u8(__m128i (&X)[16]) {
   }
 }
 
-// O[l][c + d] = Σ_j' ep[j'](l)·vq[j'][c + d] for 8 dims d (named accumulators: GCC shuffled an
-// array of them between registers every step), then per lane (row) requantized to bytes X[d]
-// (fast: every row's shift ≥ 32) or, if not, the raw sums to tmp[d].
-inline __attribute__((always_inline)) void pv_dims8(const int32_t* ep, const int32_t* vq, int64_t n2, int64_t dh,
-                                                    bool fast, const Rq16& rq, __m512i lo, __m512i hi, __m512i yzp,
-                                                    __m128i* X, int32_t (*tmp)[16]) {
-  __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
-  for (int64_t j = 0; j < n2; ++j) {
-    const __m512i ev = _mm512_loadu_si512((const void*)(ep + j * 16));
-    const int32_t* vr = vq + j * dh;
-    c0 = dpwssd_bcast(c0, ev, vr + 0);
-    c1 = dpwssd_bcast(c1, ev, vr + 1);
-    c2 = dpwssd_bcast(c2, ev, vr + 2);
-    c3 = dpwssd_bcast(c3, ev, vr + 3);
-    c4 = dpwssd_bcast(c4, ev, vr + 4);
-    c5 = dpwssd_bcast(c5, ev, vr + 5);
-    c6 = dpwssd_bcast(c6, ev, vr + 6);
-    c7 = dpwssd_bcast(c7, ev, vr + 7);
-  }
-  const __m512i acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
-  for (int d = 0; d < 8; ++d) {
-    if (fast) {  // in [0, y_max] ⊂ u8 after the clamp: the truncating vpmovdb is exact
-      const __m512i o = _mm512_min_epi32(_mm512_max_epi32(requant16_fast_noclamp_avx512(acc[d], rq), lo), hi);
-      X[d] = _mm512_cvtepi32_epi8(_mm512_add_epi32(o, yzp));
-    } else {
-      _mm512_store_si512((void*)tmp[d], acc[d]);
-    }
-  }
-}
-
-// Step 3 for one block of 16 dims [c, c + 16): O = e·(v − zp), requantized per lane (row), rows
-// l < rows stored.
+// Step 3 for one block of 16 dims [c, c + 16): O[l][c + d] = Σ_j' ep[j'](l)·vq[j'][c + d] (e · (v − zp),
+// one load of the e pairs a key pair for all 16 dims; named accumulators: GCC shuffled an array of
+// them between registers every step), then per lane (row) requantized to bytes and transposed into
+// the rows l < rows (fast: every row's shift ≥ 32), or, if not, element by element from the sums.
 __attribute__((noinline)) void pv_dims16(const int32_t* ep, const int32_t* vq, int64_t n2, int64_t dh, int64_t c,
                                          const int32_t* rm, const int32_t* rs, bool fast, const AttentionParams& p,
                                          int rows, const AttentionOutRows& out, int64_t i0) {
-  Rq16 rq{};
-  if (fast) rq = rq16_prepare(_mm512_load_si512((const void*)rm), _mm512_load_si512((const void*)rs), 0);
-  const __m512i lo = _mm512_set1_epi32(-p.y_zp), hi = _mm512_set1_epi32(p.y_max - p.y_zp), yzp = _mm512_set1_epi32(p.y_zp);
-  __m128i X[16];
-  alignas(64) int32_t tmp[16][16];
-  pv_dims8(ep, vq + c, n2, dh, fast, rq, lo, hi, yzp, X, tmp);
-  pv_dims8(ep, vq + c + 8, n2, dh, fast, rq, lo, hi, yzp, X + 8, tmp + 8);
+  __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0,
+          c10 = c0, c11 = c0, c12 = c0, c13 = c0, c14 = c0, c15 = c0;
+  for (int64_t j = 0; j < n2; ++j) {
+    const __m512i ev = _mm512_loadu_si512((const void*)(ep + j * 16));
+    const int32_t* vr = vq + j * dh + c;
+    c0 = dpwssd_bcast(c0, ev, vr + 0), c1 = dpwssd_bcast(c1, ev, vr + 1);
+    c2 = dpwssd_bcast(c2, ev, vr + 2), c3 = dpwssd_bcast(c3, ev, vr + 3);
+    c4 = dpwssd_bcast(c4, ev, vr + 4), c5 = dpwssd_bcast(c5, ev, vr + 5);
+    c6 = dpwssd_bcast(c6, ev, vr + 6), c7 = dpwssd_bcast(c7, ev, vr + 7);
+    c8 = dpwssd_bcast(c8, ev, vr + 8), c9 = dpwssd_bcast(c9, ev, vr + 9);
+    c10 = dpwssd_bcast(c10, ev, vr + 10), c11 = dpwssd_bcast(c11, ev, vr + 11);
+    c12 = dpwssd_bcast(c12, ev, vr + 12), c13 = dpwssd_bcast(c13, ev, vr + 13);
+    c14 = dpwssd_bcast(c14, ev, vr + 14), c15 = dpwssd_bcast(c15, ev, vr + 15);
+  }
+  const __m512i acc[16] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15};
   if (fast) {
+    const Rq16 rq = rq16_prepare(_mm512_load_si512((const void*)rm), _mm512_load_si512((const void*)rs), 0);
+    const __m512i lo = _mm512_set1_epi32(-p.y_zp), hi = _mm512_set1_epi32(p.y_max - p.y_zp), yzp = _mm512_set1_epi32(p.y_zp);
+    __m128i X[16];
+    for (int d = 0; d < 16; ++d) {  // in [0, y_max] ⊂ u8 after the clamp: the truncating vpmovdb is exact
+      const __m512i o = _mm512_min_epi32(_mm512_max_epi32(requant16_fast_noclamp_avx512(acc[d], rq), lo), hi);
+      X[d] = _mm512_cvtepi32_epi8(_mm512_add_epi32(o, yzp));
+    }
     transpose16x16_u8(X);
     for (int l = 0; l < rows; ++l) _mm_storeu_si128((__m128i*)(out.row(i0 + l) + c), X[l]);
   } else {
+    alignas(64) int32_t tmp[16][16];
+    for (int d = 0; d < 16; ++d) _mm512_store_si512((void*)tmp[d], acc[d]);
     for (int l = 0; l < rows; ++l) {
       uint8_t* yl = out.row(i0 + l) + c;
       for (int d = 0; d < 16; ++d) yl[d] = (uint8_t)requantize_one(tmp[d][l], rm[l], rs[l], p.y_zp, 0, p.y_max);
