@@ -439,8 +439,7 @@ static int64_t rows_4x24(const GemmCtx& c, int64_t mb, int64_t me, int64_t p0, i
 
 void gemm_u8s8_q_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const PackedB& B = *c.B;
-  // Row blocks keep their A rows in L2 (≤ 192 KiB) while every B panel (16·K bytes, L1) passes.
-  const int64_t mc = std::max<int64_t>(4, (196608 / std::max<int64_t>(1, B.Kp)) / 4 * 4);
+  const int64_t mc = gemm_row_block(B.Kp);
   // The 4×24 tile when N % 24 == 0 (every Swin width) and the panel range [p0, p1) starts and ends
   // on a 24-column boundary (48 = 3 panels; gemm_u8s8 splits panels in multiples of 3 then).
   const bool wide = B.maddubs_safe && B.N % 24 == 0 && B.K % 4 == 0 && p0 % 3 == 0 &&

@@ -235,8 +235,7 @@ static void rows_48(const GemmCtx& c, int64_t mb, int64_t me, int64_t p) {
 
 void gemm_u8s8_q_avx512vnni(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const PackedB& B = *c.B;
-  // Row blocks keep their A rows in L2 (≤ 192 KiB) while every B panel (16·K bytes, L1) passes.
-  const int64_t mc = std::max<int64_t>(4, (196608 / std::max<int64_t>(1, B.Kp)) / 4 * 4);
+  const int64_t mc = gemm_row_block(B.Kp);
   alignas(32) int32_t rowsum[4] = {0, 0, 0, 0};
   for (int64_t mb = m0; mb < m1; mb += mc) {
     const int64_t me = std::min(m1, mb + mc);

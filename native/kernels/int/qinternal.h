@@ -31,6 +31,12 @@ struct GemmCtx {
   void (*lookup)(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
 };
 
+// Rows of A a SIMD GEMM kernel takes through all its panels at a time: a block's A rows stay in L2
+// (≤ 192 KiB) while every B panel (16·K bytes, L1) passes; B is read once per block.
+inline int64_t gemm_row_block(int64_t Kp) {
+  const int64_t mc = 196608 / (Kp > 1 ? Kp : 1) / 4 * 4;
+  return mc > 4 ? mc : 4;
+}
 // Rows [m0, m1) × panels [p0, p1) of the GEMM (u8 A × s8 B → s32, or requantized to ep.out).
 void gemm_u8s8_q_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 void gemm_u8s8_q_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);

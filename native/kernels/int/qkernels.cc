@@ -356,8 +356,16 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     const int64_t tiles = (M + 3) / 4, per = (tiles + th - 1) / th * 4;
     const double r32 = busiest(M, 32, M), r16 = busiest(M, 16, M), rr = (double)std::min(M, per) / (double)M,
                  pp = busiest(panels, 1, panels);
-    const bool small_b = (int64_t)B.Kp * B.Np <= kGemmRowSplitMaxWeightBytes;
-    if (M >= 16 && small_b && rr <= pp + 0.08) {
+    // Larger weights split by rows too when each thread's rows are one row block of the kernel (B
+    // then streams through each thread once) and A is not much smaller than B (8·M ≥ N): a panel
+    // split has every thread read all of A, half of it written by the other core just before, and
+    // a line from the other core costs far more than one more streamed line of B. Swin-T 224 at 2
+    // threads on far vCPUs (cache-line round trip ≈ 600 ns): stage 3 fc2 (196×1536×384) 1.60–1.86
+    // → 1.00–1.04 ms a run for its six, fc1 (196×384×1536) 1.18–1.26 → 1.07–1.10; stage 4 (M = 49,
+    // N = 768, 3072) 5–25 % slower by rows, so it keeps panels (docs/latency.md).
+    const bool b_in_l2 = (int64_t)B.Kp * B.Np <= kGemmRowSplitMaxWeightBytes,
+               b_once = per <= detail::gemm_row_block(B.Kp) && 8 * M >= B.N;
+    if (M >= 16 && (b_in_l2 || b_once) && rr <= pp + 0.08) {
       pool->parallel_for_static(M, 4, [&](int64_t b, int64_t e) { run(b, e, 0, panels); });
     } else if (M >= 16 && r32 <= pp + 0.02) {
       pool->parallel_for((M + 31) / 32, 1, [&](int64_t b, int64_t e) { run(b * 32, std::min(M, e * 32), 0, panels); });
