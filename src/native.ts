@@ -70,12 +70,12 @@ export interface NativePlan {
 /** An integer code array of one of the kernel types. */
 export type QArray = Int8Array | Uint8Array | Int16Array | Int32Array;
 export type QType = 's8' | 'u8' | 's16' | 's32';
-/** Kernel sets (native/core/cpu.cc), each adding to the one before: avx512vnni runs the int8 GEMM,
- * attention and LayerNorm on AVX-512 (VNNI for the products). */
-export type IsaName = 'scalar' | 'avx2' | 'avx512vnni';
+/** Kernel sets (native/core/cpu.cc): scalar; avx2; above it avxvnni (the int8 GEMM on VEX vpdpbusd ymm,
+ * for AVX-VNNI CPUs without AVX-512) and avx512vnni (the int8 GEMM, attention and LayerNorm on AVX-512). */
+export type IsaName = 'scalar' | 'avx2' | 'avxvnni' | 'avx512vnni';
 /** A kernel set or 'auto' (the best the CPU has). */
 export type IsaOption = IsaName | 'auto';
-export const ISA_OPTIONS: readonly IsaOption[] = ['auto', 'scalar', 'avx2', 'avx512vnni'];
+export const ISA_OPTIONS: readonly IsaOption[] = ['auto', 'scalar', 'avx2', 'avxvnni', 'avx512vnni'];
 /** Dyadic requantization: y = clamp((v·mult + 2^(shift−1)) >> shift + zeroPoint), per channel or one. */
 export interface QRequant { mult: Int32Array; shift: Int32Array; zeroPoint?: number; qmin?: number; qmax?: number }
 

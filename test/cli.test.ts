@@ -165,7 +165,7 @@ describe('cli plumbing', () => {
     }
     const scalar = swinq(['eval', TINY, '--data', TINY_DATA, '--isa', 'scalar', '--json']);
     expect(scalar.json).toMatchObject({ accuracy: 5 / 7, images: 7 });
-    expectOneLineError(swinq(['eval', TINY, '--data', TINY_DATA, '--isa', 'avx512']), /--isa must be auto, scalar, avx2 or avx512vnni, got 'avx512'/);
+    expectOneLineError(swinq(['eval', TINY, '--data', TINY_DATA, '--isa', 'avx512']), /--isa must be auto, scalar, avx2, avxvnni or avx512vnni, got 'avx512'/);
     const lim = swinq(['eval', TINY, '--data', TINY_DATA, '--limit', '2', '--json']);
     expect(lim.json).toMatchObject({ accuracy: 1, images: 2 });
   });

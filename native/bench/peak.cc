@@ -233,10 +233,13 @@ std::vector<Peak> measure_peaks() {
 // The loop of the instruction sequence the set's GEMM runs (avx512vnni: vpdpbusd and vfmadd231ps
 // on zmm).
 Peak peak_int8(Isa isa) {
-  return run(find(isa == Isa::avx512vnni ? "int8_avx512vnni" : isa == Isa::avx2 ? "int8_avx2" : "int8_scalar"));
+  return run(find(isa == Isa::avx512vnni ? "int8_avx512vnni"
+                  : isa == Isa::avxvnni  ? "int8_avxvnni"
+                  : isa == Isa::avx2     ? "int8_avx2"
+                                         : "int8_scalar"));
 }
 Peak peak_f32(Isa isa) {
-  return run(find(isa == Isa::avx512vnni ? "f32_avx512" : isa == Isa::avx2 ? "f32_avx2" : "f32_scalar"));
+  return run(find(isa == Isa::avx512vnni ? "f32_avx512" : isa == Isa::scalar ? "f32_scalar" : "f32_avx2"));
 }
 
 double clock_ghz() {

@@ -39,6 +39,7 @@ const CpuFeatures& cpu_features() {
 }
 
 static bool has_avx2_set(const CpuFeatures& f) { return f.avx2 && f.fma && f.f16c; }
+static bool has_avxvnni_set(const CpuFeatures& f) { return has_avx2_set(f) && f.avxvnni; }
 static bool has_avx512vnni_set(const CpuFeatures& f) {
   return has_avx2_set(f) && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
 }
@@ -48,13 +49,16 @@ bool isa_available(Isa isa) {
   switch (isa) {
     case Isa::scalar: return true;
     case Isa::avx2: return has_avx2_set(f);
+    case Isa::avxvnni: return has_avxvnni_set(f);
     case Isa::avx512vnni: return has_avx512vnni_set(f);
   }
   return false;
 }
 
 Isa best_isa() {
-  return isa_available(Isa::avx512vnni) ? Isa::avx512vnni : isa_available(Isa::avx2) ? Isa::avx2 : Isa::scalar;
+  if (isa_available(Isa::avx512vnni)) return Isa::avx512vnni;
+  if (isa_available(Isa::avxvnni)) return Isa::avxvnni;
+  return isa_available(Isa::avx2) ? Isa::avx2 : Isa::scalar;
 }
 
 // The best set until set_isa() says otherwise (the binding applies SWINQ_ISA through set_isa;
@@ -72,12 +76,18 @@ void set_isa(Isa isa) {
 }
 
 const char* isa_name(Isa isa) {
-  return isa == Isa::avx512vnni ? "avx512vnni" : isa == Isa::avx2 ? "avx2" : "scalar";
+  switch (isa) {
+    case Isa::avx2: return "avx2";
+    case Isa::avxvnni: return "avxvnni";
+    case Isa::avx512vnni: return "avx512vnni";
+    default: return "scalar";
+  }
 }
 
 bool parse_isa(const std::string& s, Isa* out) {
   if (s == "scalar") *out = Isa::scalar;
   else if (s == "avx2") *out = Isa::avx2;
+  else if (s == "avxvnni") *out = Isa::avxvnni;
   else if (s == "avx512vnni") *out = Isa::avx512vnni;
   else if (s == "auto") *out = best_isa();
   else return false;
@@ -102,12 +112,17 @@ std::string isa_unavailable_reason(const std::string& name) {
                                        : "AVX-512 VNNI";
     return "isa 'avx512vnni' needs AVX2+FMA+F16C and AVX-512 F/BW/VL/VNNI; this CPU lacks " + lack;
   }
-  if (name == "avx512" || name == "avxvnni") {
-    const bool has = name == "avxvnni" ? f.avxvnni : (f.avx512f && f.avx512bw && f.avx512vl);
-    return "isa '" + name + "': this build has no " + name + " kernel set (kernel sets: scalar, avx2, avx512vnni); the CPU " +
-           (has ? "has" : "lacks") + " it";
+  if (name == "avxvnni") {
+    if (isa_available(Isa::avxvnni)) return "";
+    return std::string("isa 'avxvnni' needs AVX2+FMA+F16C and AVX-VNNI; this CPU lacks ") +
+           (!has_avx2_set(f) ? "AVX2+FMA+F16C" : "AVX-VNNI");
   }
-  return "unknown isa '" + name + "' (expected auto, scalar, avx2 or avx512vnni)";
+  if (name == "avx512") {
+    const bool has = f.avx512f && f.avx512bw && f.avx512vl;
+    return "isa 'avx512': this build has no avx512 kernel set (kernel sets: scalar, avx2, avxvnni, avx512vnni); the CPU " +
+           std::string(has ? "has" : "lacks") + " it";
+  }
+  return "unknown isa '" + name + "' (expected auto, scalar, avx2, avxvnni or avx512vnni)";
 }
 
 }  // namespace swinq

@@ -22,7 +22,8 @@ Kernels avx512_set() {
 const Kernels kAvx512 = avx512_set();
 }  // namespace
 
-const Kernels& kernels(Isa isa) { return isa == Isa::scalar ? kScalar : isa == Isa::avx2 ? kAvx2 : kAvx512; }
+// avxvnni has no fp32 kernels of its own: the AVX2 ones
+const Kernels& kernels(Isa isa) { return isa == Isa::scalar ? kScalar : isa == Isa::avx512vnni ? kAvx512 : kAvx2; }
 
 }  // namespace f32
 }  // namespace swinq

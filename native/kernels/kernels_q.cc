@@ -36,12 +36,20 @@ Kernels avx512vnni_set() {
   return k;
 }
 const Kernels kAvx512Vnni = avx512vnni_set();
+// The AVX2 set with the int8 GEMM on VEX vpdpbusd (ymm). The sparse path and its break-even stay
+// AVX2's (measured against the AVX2 dense GEMM; docs/isa.md).
+Kernels avxvnni_set() {
+  Kernels k = kAvx2;
+  k.gemm = gemm_u8s8_q_avxvnni;
+  return k;
+}
+const Kernels kAvxVnni = avxvnni_set();
 }  // namespace
 
 const Kernels& kernels(Isa isa) {
   if (isa == Isa::scalar) return kScalar;
   if (!isa_available(isa)) fail(isa_unavailable_reason(isa_name(isa)));
-  return isa == Isa::avx512vnni ? kAvx512Vnni : kAvx2;
+  return isa == Isa::avx512vnni ? kAvx512Vnni : isa == Isa::avxvnni ? kAvxVnni : kAvx2;
 }
 
 }  // namespace q

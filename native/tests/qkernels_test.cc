@@ -228,7 +228,7 @@ static void gemm_random_case(int64_t M, int64_t K, int64_t N, int wmode, int emo
   }
   {  // the same ep expanded once (GemmPrep) gives the same bytes, on every set
     const GemmPrep prep = gemm_prepare(B, ep);
-    for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512vnni}) {
+    for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512vnni}) {
       if (!isa_available(isa)) continue;
       std::fill(cv.begin(), cv.end(), 0xAB);
       gemm_u8s8(M, A.data(), lda, B, ep, cv.data(), ldc, 1, isa, nullptr, &prep);
@@ -236,7 +236,7 @@ static void gemm_random_case(int64_t M, int64_t K, int64_t N, int wmode, int emo
              (long long)K, (long long)N, wmode, emode);
     }
   }
-  for (Isa isa : {Isa::avx2, Isa::avx512vnni}) {  // every SIMD set the CPU has
+  for (Isa isa : {Isa::avx2, Isa::avxvnni, Isa::avx512vnni}) {  // every SIMD set the CPU has
     if (!isa_available(isa)) continue;
     const char* in = isa_name(isa);
     std::fill(cv.begin(), cv.end(), 0xAB);
@@ -459,7 +459,7 @@ static void test_layernorm() {
           const size_t rb = (size_t)(D * qtype_size(out));
           std::vector<uint8_t> want(nb);
           for (int64_t r = 0; r < rows; ++r) std::memcpy(&want[perm[(size_t)r] * rb], &ys[r * rb], rb);
-          for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512vnni}) {
+          for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512vnni}) {
             if (!isa_available(isa)) continue;
             std::fill(yv.begin(), yv.end(), 0xAB);
             layernorm(in, xin, rows, p, yv.data(), isa, perm.data());
@@ -770,7 +770,7 @@ static void test_attention() {
     }
     {  // query rows in pieces (AttentionParams::row_begin/row_end, as two threads split one window):
        // the same bytes, every kernel set, the pieces at random cuts (a block of 16 starting anywhere)
-      for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512vnni}) {
+      for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512vnni}) {
         if (!isa_available(isa)) continue;
         std::vector<uint8_t> got(ys.size(), 0xAB);
         const int64_t a = rnd(0, cs.N), b = rnd(a, cs.N);
@@ -806,7 +806,7 @@ static void test_attention() {
             const int64_t w = t / cs.H, h = t % cs.H, row = mode ? perm[(size_t)(w * cs.N + i)] : w * cs.N + i;
             std::memcpy(&want[(size_t)(row * pm.y_ld + h * cs.dh)], &ys[(size_t)((t * cs.N + i) * cs.dh)], (size_t)cs.dh);
           }
-        for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512vnni}) {
+        for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512vnni}) {
           if (!isa_available(isa)) continue;
           std::vector<uint8_t> got(want.size(), 0xAB);
           attention_u8(qkv.data(), pm, 0, 1, sp, got.data(), isa);
@@ -922,7 +922,7 @@ int main() {
     std::fprintf(stderr, "%d failure(s)\n", failures);
     return 1;
   }
-  std::printf("qkernels_test: all passed (avx2 %s, avx512vnni gemm %s)\n", avx2 ? "compared" : "absent",
-              isa_available(Isa::avx512vnni) ? "compared" : "absent");
+  std::printf("qkernels_test: all passed (avx2 %s, avxvnni gemm %s, avx512vnni gemm %s)\n", avx2 ? "compared" : "absent",
+              isa_available(Isa::avxvnni) ? "compared" : "absent", isa_available(Isa::avx512vnni) ? "compared" : "absent");
   return 0;
 }

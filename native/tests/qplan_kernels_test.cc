@@ -164,6 +164,21 @@ static void table_tests(bool avx2) {
             v.matmul == &q::matmul_u8x8_s32_4x16_avx2,
         "q::kernels(avx2) must hold the AVX2 kernels");
   CHECK(&q::kernels(Isa::scalar) == &s && &q::kernels(Isa::avx2) == &v, "q::kernels must return one table per Isa");
+  // avxvnni: the AVX2 table with the VEX-vpdpbusd GEMM, or a refusal naming what the CPU lacks
+  if (!isa_available(Isa::avxvnni)) {
+    bool threw = false;
+    try {
+      q::kernels(Isa::avxvnni);
+    } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "this CPU lacks") != nullptr; }
+    CHECK(threw, "q::kernels(avxvnni) on a CPU without it must throw naming what is missing");
+  } else {
+    const q::Kernels& w = q::kernels(Isa::avxvnni);
+    CHECK(w.gemm == &q::detail::gemm_u8s8_q_avxvnni, "q::kernels(avxvnni).gemm must be the VEX vpdpbusd GEMM");
+#define SWINQ_CHECK_AVXVNNI_SLOT(f) \
+  CHECK(std::string(#f) == "gemm" || w.f == v.f, "q::kernels(avxvnni)." #f " must be the AVX2 kernel");
+    SWINQ_Q_KERNEL_SLOTS(SWINQ_CHECK_AVXVNNI_SLOT)
+#undef SWINQ_CHECK_AVXVNNI_SLOT
+  }
   // avx512vnni: the AVX2 table with its own GEMM, or a refusal naming what the CPU lacks
   if (!isa_available(Isa::avx512vnni)) {
     bool threw = false;

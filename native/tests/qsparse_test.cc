@@ -97,7 +97,7 @@ static void test_random() {
     for (int sp = 0; sp <= 1; ++sp)
       EXPECT(run(sp, Isa::scalar, 1, nullptr) == ref, "scalar %s != scalar dense (M=%lld K=%lld N=%lld d=%.2f)", what[sp],
              (long long)M, (long long)K, (long long)N, density);
-    for (Isa isa : {Isa::avx2, Isa::avx512vnni}) {  // every SIMD set the CPU has (the sparse path is AVX2 in both)
+    for (Isa isa : {Isa::avx2, Isa::avxvnni, Isa::avx512vnni}) {  // every SIMD set the CPU has (the sparse path is AVX2 in the first two)
       if (!isa_available(isa)) continue;
       const char* in = isa_name(isa);
       for (int sp = 0; sp <= 2; ++sp) {
@@ -288,7 +288,7 @@ static void test_choice() {
       PackOptions p16;
       p16.kmajor = true;
       const PackedB B16 = pack_b(W.data(), (int32_t)K, (int32_t)N, N, false, p16);
-      for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512vnni}) {
+      for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512vnni}) {
         if (!isa_available(isa)) continue;
         const double t = sparse_max_density(B, isa);
         EXPECT(t >= 0 && t < 0.4, "sparse_max_density(K=%lld, %s) = %g", (long long)K, isa_name(isa), t);

@@ -128,7 +128,7 @@ export function register(program: Command): void {
       .option('--batch <b>', 'batch size (the first input dim)', intOption('batch'), 1)
       .option('--iters <k>', 'timed runs per engine (median reported)', intOption('iters'), 20)
       .option('--warmup <w>', 'untimed runs per engine first', intOption('warmup', 0), 3)
-      .option('--isa <isa>', 'swinq kernel set: auto, scalar, avx2 or avx512vnni', isaOption)
+      .option('--isa <isa>', 'swinq kernel set: auto, scalar, avx2, avxvnni or avx512vnni', isaOption)
       .option('--data <dir>', 'time on the first test images of this MNIST-style directory (fitted to the input as eval does) instead of random inputs')
       .option('--mean <m>', 'with --data: normalisation mean, one value or one per channel (default: model metadata, sidecar, else 0)')
       .option('--std <s>', 'with --data: normalisation std, one value or one per channel (default: model metadata, sidecar, else 1)'),

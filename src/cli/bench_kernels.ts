@@ -124,7 +124,7 @@ export function register(program: Command): void {
       .command('bench-kernels')
       .description('int8 / fp32 GEMM against the measured peak of the kernel set, and onnxruntime QLinearMatMul (M=3136, K=96, N=384)')
       .option('--runs <n>', 'timed runs; the minimum is reported', intOption('runs'), 9)
-      .option('--isa <isa>', 'kernel set: auto, scalar, avx2 or avx512vnni (a set the CPU lacks is an error)')
+      .option('--isa <isa>', 'kernel set: auto, scalar, avx2, avxvnni or avx512vnni (a set the CPU lacks is an error)')
       .option('--no-ort', 'skip the onnxruntime comparison'),
   ).action(benchKernels);
 }

@@ -40,7 +40,7 @@ export function withRequireInteger(cmd: Command): Command {
 }
 
 /** The plan fields of a --json result: "plan", "blocked_by" when a QDQ model runs simulated, and
- *  "isa", the kernel set swinq's plans ran on (scalar | avx2 | avx512vnni: 2–3× apart in speed). */
+ *  "isa", the kernel set swinq's plans ran on (scalar | avx2 | avxvnni | avx512vnni: 1.5–3× apart in speed). */
 export function planFields(p: { plan: string; blockedBy?: { node: string; op: string; reason: string }; isa?: string }): Record<string, unknown> {
   return { plan: p.plan, ...(p.blockedBy ? { blocked_by: p.blockedBy } : {}), ...(p.isa ? { isa: p.isa } : {}) };
 }

@@ -124,7 +124,7 @@ export function register(program: Command): void {
       .option('--batch <b>', 'images per run', intOption('batch'), 64)
       .option('--mean <m>', 'input normalisation mean, one value or one per channel (0.485,0.456,0.406) (default: model metadata swinq.mean, sidecar <model>.json, else 0)')
       .option('--std <s>', 'input normalisation std, one value or one per channel (0.229,0.224,0.225) (default: model metadata swinq.std, sidecar <model>.json, else 1)')
-      .option('--isa <isa>', 'kernel set: auto, scalar, avx2 or avx512vnni', isaOption)
+      .option('--isa <isa>', 'kernel set: auto, scalar, avx2, avxvnni or avx512vnni', isaOption)
       .option('--engine <engine>', 'swinq (default) or onnxruntime, as a reference', engineOption, 'swinq' as EngineKind)
       .option('--no-progress', 'no progress bar even on a terminal'),
   )).action(evaluate);

@@ -142,6 +142,6 @@ export function register(program: Command): void {
       .option('--batch <b>', 'batch size (the first input dim)', intOption('batch'), 1)
       .option('--iters <k>', 'profiled runs of each of run() and runSync() (median per op)', intOption('iters'), 10)
       .option('--top <n>', 'how many of the slowest ops to list', intOption('top'), 15)
-      .option('--isa <isa>', 'kernel set: auto, scalar, avx2 or avx512vnni', isaOption),
+      .option('--isa <isa>', 'kernel set: auto, scalar, avx2, avxvnni or avx512vnni', isaOption),
   )).action(profile);
 }

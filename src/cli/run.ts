@@ -24,7 +24,7 @@ export function engineOption(v: string): EngineKind {
   return v;
 }
 export function isaOption(v: string): IsaOption {
-  if (!(ISA_OPTIONS as readonly string[]).includes(v)) throw new CliError(`--isa must be auto, scalar, avx2 or avx512vnni, got '${v}'`);
+  if (!(ISA_OPTIONS as readonly string[]).includes(v)) throw new CliError(`--isa must be auto, scalar, avx2, avxvnni or avx512vnni, got '${v}'`);
   return v as IsaOption;
 }
 
@@ -101,7 +101,7 @@ export function register(program: Command): void {
       .argument('<model>', 'ONNX model (fp32 or QDQ)')
       .option('--input <file>', 'input .npy (repeat for each graph input, in order)', (v: string, prev: string[]) => [...prev, v], [] as string[])
       .requiredOption('--output <file>', 'output .npy (float32)')
-      .option('--isa <isa>', 'kernel set: auto, scalar, avx2 or avx512vnni', isaOption)
+      .option('--isa <isa>', 'kernel set: auto, scalar, avx2, avxvnni or avx512vnni', isaOption)
       .option('--engine <engine>', 'swinq (default) or onnxruntime, as a reference', engineOption, 'swinq' as EngineKind),
   )).action(run);
 }

@@ -56,7 +56,7 @@ export function register(program: Command): void {
     .option('--max-queue <n>', 'requests waiting per model before answering 503', intOption('max-queue'), 128)
     .option('--max-body-mb <mb>', 'largest request body (413 beyond)', posNumber('max-body-mb'), 16)
     .option('--max-connections <n>', 'open connections beyond this are closed at once', intOption('max-connections'), 1024)
-    .option('--isa <isa>', 'kernel set: auto, scalar, avx2 or avx512vnni', isaOption)
+    .option('--isa <isa>', 'kernel set: auto, scalar, avx2, avxvnni or avx512vnni', isaOption)
     .option('--engine <engine>', 'swinq, or onnxruntime (a baseline; needs onnxruntime-node)', 'swinq')
     .option('--no-pad-batches', 'run merged batches at their exact size instead of trimming/padding to bucket sizes')
     .option('--no-warmup', 'skip compiling the bucket sizes before listening')

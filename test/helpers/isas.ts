@@ -3,7 +3,7 @@ import { native, type IsaName } from '../../src/native.js';
 
 const available = (isa: IsaName) => native.isaUnavailableReason(isa) === '';
 /** The SIMD sets this CPU has, best last (empty without AVX2). */
-export const SIMD_ISAS: IsaName[] = (['avx2', 'avx512vnni'] as const).filter(available);
+export const SIMD_ISAS: IsaName[] = (['avx2', 'avxvnni', 'avx512vnni'] as const).filter(available);
 /** 'scalar' and every SIMD set this CPU has. */
 export const ALL_ISAS: IsaName[] = ['scalar', ...SIMD_ISAS];
 /** What 'auto' picks: the best set this CPU has. */

@@ -4,10 +4,11 @@
 
 namespace swinq {
 
-// The kernel sets this build has, each a superset of the one before: avx512vnni is the avx2 set
-// with the int8 GEMM on AVX-512 VNNI (vpdpbusd on zmm). A CPU feature (below) is not a kernel
-// set: AVX-VNNI on ymm alone is detected and reported but has no set of its own (docs/isa.md).
-enum class Isa { scalar = 0, avx2 = 1, avx512vnni = 2 };
+// The kernel sets this build has: scalar; avx2; two supersets of avx2 — avxvnni (the int8 GEMM on
+// VEX vpdpbusd ymm: AVX-VNNI CPUs without AVX-512) and avx512vnni (the GEMM, attention, LayerNorm
+// and more on zmm). A CPU feature (below) is not a kernel set (docs/isa.md). The best available
+// is avx512vnni, then avxvnni, then avx2.
+enum class Isa { scalar = 0, avx2 = 1, avx512vnni = 2, avxvnni = 3 };
 
 // What the CPU reports through cpuid AND the OS saves (xgetbv XCR0): a feature whose register
 // state the OS does not save across context switches is reported absent.
@@ -28,7 +29,7 @@ void set_isa(Isa isa);
 Isa best_isa();
 bool isa_available(Isa isa);  // the CPU runs this kernel set
 const char* isa_name(Isa isa);
-bool parse_isa(const std::string& s, Isa* out);  // "scalar" | "avx2" | "avx512vnni" | "auto" (auto = best)
+bool parse_isa(const std::string& s, Isa* out);  // "scalar" | "avx2" | "avxvnni" | "avx512vnni" | "auto" (auto = best)
 // Why `name` cannot be forced here (a clear message: unknown name, a CPU feature this build has no
 // kernel set for, or a kernel set the CPU lacks); empty when set_isa(parse_isa(name)) will work.
 std::string isa_unavailable_reason(const std::string& name);

@@ -42,6 +42,8 @@ void gemm_u8s8_q_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, in
 void gemm_u8s8_q_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 // The avx512vnni set's GEMM (qgemm_avx512.cc): vpdpbusd on zmm, exact for every weight.
 void gemm_u8s8_q_avx512vnni(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
+// The avxvnni set's GEMM (qgemm_avxvnni_avx2.cc): the AVX2 tiles with VEX vpdpbusd ymm, exact for every weight.
+void gemm_u8s8_q_avxvnni(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1);
 // The scalar epilogue of one output (bias, zero points, ReLU, requantize, table); acc: Σ a·w.
 void epilogue_one_scalar(const GemmCtx& c, int64_t m, int64_t n, uint32_t acc, uint32_t zr);
 
