@@ -101,7 +101,7 @@ __attribute__((noinline)) void qk_keys(const int32_t* qt, const int32_t* kc, int
 inline int64_t qk_chunk(int64_t d4, int64_t c0) { return d4 - c0 >= 16 ? 16 : d4 - c0; }
 
 // Step 1 over the whole head dim: chunks of 16 dwords (the q codes of a chunk stay in registers),
-// a last chunk of 4, 8 or 12. kq: chunk c0's [N][np] key dwords at k8 + c0·N.
+// a last chunk of 4, 8 or 12: chunk c0's [N][np] key dwords at k8 + c0·N.
 inline __m512i qk_rows16(const int32_t* qt, const int32_t* k8, int64_t N, int64_t d4, __m512i rq, const int32_t* ck,
                          const int32_t* bt, int64_t ldb, __m128i pre, int32_t* z) {
   __m512i mx = _mm512_set1_epi32(INT32_MIN);
