@@ -79,8 +79,8 @@ async function benchKernels(opts: Options): Promise<void> {
     if (!p || !p.available || !(p.gops > 0)) throw new Error(`bench-kernels: the ${name} peak loop did not run`);
     return p.gops;
   };
-  // the loops of the set's own GEMM instructions
-  const int8Loop = `int8_${isa}`, f32Loop = isa === 'scalar' ? 'f32_scalar' : isa === 'avx2' ? 'f32_avx2' : 'f32_avx512';
+  // the loops of the set's own GEMM instructions (avxvnni has no fp32 kernels of its own: AVX2's)
+  const int8Loop = `int8_${isa}`, f32Loop = isa === 'scalar' ? 'f32_scalar' : isa === 'avx512vnni' ? 'f32_avx512' : 'f32_avx2';
   const peakGops = peakOf(int8Loop), peakGflops = peakOf(f32Loop);
   const gemm = (threads: number) => native.qBenchGemm(M, K, N, { threads, reps: opts.runs, out: 's32', isa });
   const gops = ops / (gemm(1).minMs * 1e6);
