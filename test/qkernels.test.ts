@@ -196,6 +196,14 @@ describe('swinq bench-kernels', () => {
     expect(j.isa).toBe('scalar');
     expect(j.peak_gops).toBe(j.peaks.int8_scalar);
     expect(Math.abs(j.gemm_u8s8_peak_fraction - j.gemm_u8s8_gops / j.peak_gops) / j.gemm_u8s8_peak_fraction).toBeLessThan(1e-3);
+    if (SIMD_ISAS.includes('avxvnni')) {  // its own int8 loop; its fp32 kernels (and loop) are AVX2's
+      const v = spawnSync(process.execPath, [cli, 'bench-kernels', '--json', '--runs', '1', '--threads', '1', '--isa', 'avxvnni', '--no-ort'],
+        { encoding: 'utf8', timeout: 120_000 });
+      expect(v.status, v.stderr).toBe(0);
+      const jv = JSON.parse(v.stdout.trim().split('\n').pop()!);
+      expect(jv.isa).toBe('avxvnni');
+      expect(jv.peak_loops).toEqual({ int8: 'int8_avxvnni', f32: 'f32_avx2' });
+    }
     for (const isa of [...(['avxvnni', 'avx512vnni'] as const).filter((s) => !SIMD_ISAS.includes(s)), 'avx512', 'sse9']) {
       const bad = spawnSync(process.execPath, [cli, 'bench-kernels', '--isa', isa, '--no-ort'], { encoding: 'utf8' });
       expect(bad.status, isa).not.toBe(0);
