@@ -87,6 +87,23 @@ static inline uint32_t rowsum_u8_avx2(const uint8_t* a, int64_t K) {
   return r;
 }
 
+// The 4×24 ymm tiles' asm (gemm_u8s8_s32_4x24_avx2, gemm_u8s8_s32_4x24_avxvnni): twelve accumulators
+// c00 … c32 (row r, 8-column slab j) as early-clobbered asm outputs, zeroed by the asm first; the
+// rows a0 … a3, the slabs s0 … s2 and K as inputs; afterwards acc[r][j] = crj.
+#define SWQ_YMM12_ZERO                                                                          \
+  "vpxor %[c00], %[c00], %[c00]\n\t" "vpxor %[c01], %[c01], %[c01]\n\t" "vpxor %[c02], %[c02], %[c02]\n\t" \
+  "vpxor %[c10], %[c10], %[c10]\n\t" "vpxor %[c11], %[c11], %[c11]\n\t" "vpxor %[c12], %[c12], %[c12]\n\t" \
+  "vpxor %[c20], %[c20], %[c20]\n\t" "vpxor %[c21], %[c21], %[c21]\n\t" "vpxor %[c22], %[c22], %[c22]\n\t" \
+  "vpxor %[c30], %[c30], %[c30]\n\t" "vpxor %[c31], %[c31], %[c31]\n\t" "vpxor %[c32], %[c32], %[c32]\n\t"
+#define SWQ_YMM12_OUTPUTS                                                                                      \
+  [c00] "=&x"(c00), [c01] "=&x"(c01), [c02] "=&x"(c02), [c10] "=&x"(c10), [c11] "=&x"(c11), [c12] "=&x"(c12), \
+      [c20] "=&x"(c20), [c21] "=&x"(c21), [c22] "=&x"(c22), [c30] "=&x"(c30), [c31] "=&x"(c31), [c32] "=&x"(c32)
+#define SWQ_YMM12_INPUTS \
+  [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [s0] "r"(s0), [s1] "r"(s1), [s2] "r"(s2), [K] "r"(K)
+#define SWQ_YMM12_TO(acc)                                                                                      \
+  acc[0][0] = c00, acc[0][1] = c01, acc[0][2] = c02, acc[1][0] = c10, acc[1][1] = c11, acc[1][2] = c12;     \
+  acc[2][0] = c20, acc[2][1] = c21, acc[2][2] = c22, acc[3][0] = c30, acc[3][1] = c31, acc[3][2] = c32
+
 }  // namespace detail
 }  // namespace q
 }  // namespace swinq

@@ -271,6 +271,55 @@ static inline void table_rows(const GemmCtx& c, int64_t m0, int64_t m1, int64_t 
   }
 }
 
+// The ymm GEMM driver both ymm kernel sets run (avx2: vpmaddubsw tiles; avxvnni: VEX vpdpbusd
+// tiles), rows [m0, m1) × panels [p0, p1): row blocks of gemm_row_block rows; 4×24 tiles
+// (Tiles::tile24: acc[4][3] from three 8-column slabs) when `wide`, i.e. N % 24 == 0 and a
+// 24-aligned panel range; every other tile and the < 4 leftover rows one 16-column panel at a time
+// (Tiles::tile16<MR>: acc[4][2] for rows m … m + MR − 1 of panel p); the epilogues of this header.
+template <class Tiles>
+static inline void gemm_rows_ymm(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1, bool wide) {
+  const PackedB& B = *c.B;
+  const int64_t mc = gemm_row_block(B.Kp), panel_bytes = (int64_t)(B.Kp / 4) * 64;
+  alignas(32) int32_t rowsum[4] = {0, 0, 0, 0};
+  for (int64_t mb = m0; mb < m1; mb += mc) {
+    const int64_t me = std::min(m1, mb + mc);
+    int64_t mrest = mb;
+    if (wide) {
+      mrest = mb + (me - mb) / 4 * 4;
+      const int64_t t1 = (std::min<int64_t>(p1 * 16, B.N) + 23) / 24;
+      for (int64_t t = p0 * 16 / 24; t < t1; ++t) {
+        const Ep24 e = ep24(c, t * 24);
+        const int8_t* s[3];
+        for (int j = 0; j < 3; ++j) {  // slab 3t + j: panel (3t + j) / 2, its half (3t + j) % 2
+          const int64_t slab = 3 * t + j;
+          s[j] = B.b8.data() + (slab >> 1) * panel_bytes + (slab & 1) * 32;
+        }
+        for (int64_t m = mb; m < mrest; m += 4) {
+          row_sums(c, m, 4, rowsum);
+          __m256i acc[4][3];
+          Tiles::tile24(c.A + m * c.lda, c.lda, s[0], s[1], s[2], B.K, acc);
+          epilogue24(c, m, e, acc, rowsum);
+        }
+      }
+    }
+    for (int64_t p = p0; p < p1 && mrest < me; ++p) {
+      const PanelEp pe = panel_ep(c, p);
+      for (int64_t m = mrest; m < me; m += 4) {
+        const int mr = (int)std::min<int64_t>(4, me - m);
+        row_sums(c, m, mr, rowsum);
+        __m256i acc[4][2];
+        switch (mr) {
+          case 4: Tiles::template tile16<4>(c, m, p, acc), epilogue<4>(c, m, pe, acc, rowsum); break;
+          case 3: Tiles::template tile16<3>(c, m, p, acc), epilogue<3>(c, m, pe, acc, rowsum); break;
+          case 2: Tiles::template tile16<2>(c, m, p, acc), epilogue<2>(c, m, pe, acc, rowsum); break;
+          default: Tiles::template tile16<1>(c, m, p, acc), epilogue<1>(c, m, pe, acc, rowsum); break;
+        }
+      }
+    }
+    table_rows(c, mb, me, p0, p1);
+  }
+}
+
 }  // namespace detail
 }  // namespace q
 }  // namespace swinq
