@@ -77,11 +77,16 @@ static inline uint64_t hsum_epi64_avx2(__m256i v) {
   return (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
 }
 
+// Σ of K u8 codes (vpsadbw against zero: 32, then 16 codes a step, the rest one by one)
 static inline uint32_t rowsum_u8_avx2(const uint8_t* a, int64_t K) {
   __m256i s = _mm256_setzero_si256();
   int64_t k = 0;
   for (; k + 32 <= K; k += 32)
     s = _mm256_add_epi64(s, _mm256_sad_epu8(_mm256_loadu_si256((const __m256i*)(a + k)), _mm256_setzero_si256()));
+  if (k + 16 <= K) {
+    s = _mm256_add_epi64(s, _mm256_zextsi128_si256(_mm_sad_epu8(_mm_loadu_si128((const __m128i*)(a + k)), _mm_setzero_si128())));
+    k += 16;
+  }
   uint32_t r = (uint32_t)hsum_epi64_avx2(s);
   for (; k < K; ++k) r += a[k];
   return r;
