@@ -347,6 +347,7 @@ static inline void gemm_u8s8_s32_4x24_avx2(const uint8_t* a, int64_t lda, const 
 // exact int16 kernel.
 namespace {  // internal linkage: no weak copy of an AVX2-compiled member for other objects
 struct TilesAvx2 {
+  static bool tile24_takes(const PackedB& B) { return B.maddubs_safe; }  // the 4×24 tile has no int16 form
   static void tile24(const uint8_t* a, int64_t lda, const int8_t* s0, const int8_t* s1, const int8_t* s2, int64_t K,
                      __m256i acc[4][3]) {
     gemm_u8s8_s32_4x24_avx2(a, lda, s0, s1, s2, K, acc);
@@ -405,12 +406,7 @@ void gemm_epilogue_rows_avx2(const GemmCtx& c, int64_t m, int64_t rows, int64_t 
 }
 
 void gemm_u8s8_q_avx2(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-  const PackedB& B = *c.B;
-  // The 4×24 tile when N % 24 == 0 (every Swin width) and the panel range [p0, p1) starts and ends
-  // on a 24-column boundary (48 = 3 panels; gemm_u8s8 splits panels in multiples of 3 then).
-  const bool wide = B.maddubs_safe && B.N % 24 == 0 && B.K % 4 == 0 && p0 % 3 == 0 &&
-                    (p1 == B.Np / 16 || p1 % 3 == 0);
-  gemm_rows_ymm<TilesAvx2>(c, m0, m1, p0, p1, wide);
+  gemm_rows_ymm<TilesAvx2>(c, m0, m1, p0, p1);
 }
 
 }  // namespace detail

@@ -91,6 +91,7 @@ static inline void gemm_u8s8_s32_4x24_avxvnni(const uint8_t* a, int64_t lda, con
 // The VNNI tiles for gemm_rows_ymm (qgemm_epilogue_avx2.h).
 namespace {  // internal linkage: no weak copy of an AVX2-compiled member for other objects
 struct TilesAvxVnni {
+  static bool tile24_takes(const PackedB&) { return true; }  // exact for every weight
   static void tile24(const uint8_t* a, int64_t lda, const int8_t* s0, const int8_t* s1, const int8_t* s2, int64_t K,
                      __m256i acc[4][3]) {
     gemm_u8s8_s32_4x24_avxvnni(a, lda, s0, s1, s2, K, acc);
@@ -104,11 +105,7 @@ struct TilesAvxVnni {
 }  // namespace
 
 void gemm_u8s8_q_avxvnni(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-  const PackedB& B = *c.B;
-  // the 4×24 tile when N % 24 == 0 and the panel range starts and ends on a 24-column boundary
-  // (exact for every weight: no maddubs_safe condition)
-  gemm_rows_ymm<TilesAvxVnni>(c, m0, m1, p0, p1, B.N % 24 == 0 && B.K % 4 == 0 && p0 % 3 == 0 &&
-                                                     (p1 == B.Np / 16 || p1 % 3 == 0));
+  gemm_rows_ymm<TilesAvxVnni>(c, m0, m1, p0, p1);
 }
 
 }  // namespace detail

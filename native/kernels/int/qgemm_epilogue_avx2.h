@@ -273,12 +273,16 @@ static inline void table_rows(const GemmCtx& c, int64_t m0, int64_t m1, int64_t 
 
 // The ymm GEMM driver both ymm kernel sets run (avx2: vpmaddubsw tiles; avxvnni: VEX vpdpbusd
 // tiles), rows [m0, m1) × panels [p0, p1): row blocks of gemm_row_block rows; 4×24 tiles
-// (Tiles::tile24: acc[4][3] from three 8-column slabs) when `wide`, i.e. N % 24 == 0 and a
-// 24-aligned panel range; every other tile and the < 4 leftover rows one 16-column panel at a time
-// (Tiles::tile16<MR>: acc[4][2] for rows m … m + MR − 1 of panel p); the epilogues of this header.
+// (Tiles::tile24: acc[4][3] from three 8-column slabs) when the set's tile takes these weights
+// (Tiles::tile24_takes), N % 24 == 0, K % 4 == 0 and the panel range starts and ends on a 24-column
+// boundary (48 = 3 panels: gemm_u8s8 splits panels in multiples of 3 then); every other tile and
+// the < 4 leftover rows one 16-column panel at a time (Tiles::tile16<MR>: acc[4][2] for rows
+// m … m + MR − 1 of panel p); the epilogues of this header.
 template <class Tiles>
-static inline void gemm_rows_ymm(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1, bool wide) {
+static inline void gemm_rows_ymm(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const PackedB& B = *c.B;
+  const bool wide = Tiles::tile24_takes(B) && B.N % 24 == 0 && B.K % 4 == 0 && p0 % 3 == 0 &&
+                    (p1 == B.Np / 16 || p1 % 3 == 0);
   const int64_t mc = gemm_row_block(B.Kp), panel_bytes = (int64_t)(B.Kp / 4) * 64;
   alignas(32) int32_t rowsum[4] = {0, 0, 0, 0};
   for (int64_t mb = m0; mb < m1; mb += mc) {

@@ -360,8 +360,8 @@ void gemm_u8s8(int64_t M, const uint8_t* A, int64_t lda, const PackedB& B, const
     // then streams through each thread once) and A is not much smaller than B (8·M ≥ N): a panel
     // split has every thread read all of A, half of it written by the other core just before, and
     // a line from the other core costs far more than one more streamed line of B. Swin-T 224 at 2
-    // threads on far vCPUs (cache-line round trip ≈ 600 ns): stage 3 fc2 (196×1536×384) 1.60–1.86
-    // → 1.00–1.04 ms a run for its six, fc1 (196×384×1536) 1.18–1.26 → 1.07–1.10; stage 4 (M = 49,
+    // threads on far vCPUs (cache-line round trip ≈ 600 ns): stage 3 fc2 (196×1536×384) 1.58–1.86
+    // → 1.00–1.04 ms a run for its six, fc1 (196×384×1536) 1.13–1.26 → 1.07–1.10; stage 4 (M = 49,
     // N = 768, 3072) 5–25 % slower by rows, so it keeps panels (docs/latency.md).
     const bool b_in_l2 = (int64_t)B.Kp * B.Np <= kGemmRowSplitMaxWeightBytes,
                b_once = per <= detail::gemm_row_block(B.Kp) && 8 * M >= B.N;

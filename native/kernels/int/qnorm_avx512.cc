@@ -73,7 +73,8 @@ namespace {
 
 // One 16-channel block of a row: t = sign(y)·((|y|·f + 2^(sh−1)) >> sh) for y = D·x − Σx (per
 // 64-bit lane: < 2^62, the result < 2^31), then the affine + requant ((int64)t·mult + bias) >> shift
-// per channel, clamped, + zero point. ch: the block's per-channel constants (LnChannels).
+// per channel, clamped, + zero point. me, mo, sv, be: the block's per-channel constants
+// (layernorm_avx512_typed).
 struct LnRowConst {
   __m512i sb, fv, rnd;
   __m128i shc;
@@ -81,7 +82,7 @@ struct LnRowConst {
 struct LnConst {
   __m512i Dv, lo32, hi32, lo64, hi64, zpv;
 };
-template <QType in, bool kFast>
+template <bool kFast>
 inline __m512i ln_block(__m512i xv, const LnRowConst& r, const LnConst& k, const int32_t* me, const int32_t* mo,
                         const int32_t* sv, const int64_t* be) {
   const __m512i yv = _mm512_sub_epi32(_mm512_mullo_epi32(xv, k.Dv), r.sb);
@@ -163,11 +164,11 @@ void layernorm_avx512_rows(const void* x, int64_t rows, const LayerNormParams& p
       rc.shc = _mm_cvtsi32_si128((int)shs[i]);
       int64_t c = 0;
       for (; c < Dfull; c += 16) {
-        const __m512i q = ln_block<in, kFast>(load16_i32<in>(xr + c * tsize(in), 0xffff), rc, k, me + c, mo + c, sv + c, beo + 2 * c);
+        const __m512i q = ln_block<kFast>(load16_i32<in>(xr + c * tsize(in), 0xffff), rc, k, me + c, mo + c, sv + c, beo + 2 * c);
         store16<out>(yr + c * tsize(out), q, 0xffff);
       }
       if (c < D) {
-        const __m512i q = ln_block<in, kFast>(load16_i32<in>(xr + c * tsize(in), tail16), rc, k, me + c, mo + c, sv + c, beo + 2 * c);
+        const __m512i q = ln_block<kFast>(load16_i32<in>(xr + c * tsize(in), tail16), rc, k, me + c, mo + c, sv + c, beo + 2 * c);
         store16<out>(yr + c * tsize(out), q, tail16);
       }
     }
