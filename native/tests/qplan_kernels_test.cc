@@ -164,13 +164,17 @@ static void table_tests(bool avx2) {
             v.matmul == &q::matmul_u8x8_s32_4x16_avx2,
         "q::kernels(avx2) must hold the AVX2 kernels");
   CHECK(&q::kernels(Isa::scalar) == &s && &q::kernels(Isa::avx2) == &v, "q::kernels must return one table per Isa");
-  // avxvnni: the AVX2 table with the VEX-vpdpbusd GEMM, or a refusal naming what the CPU lacks
-  if (!isa_available(Isa::avxvnni)) {
+  // a set the CPU lacks: q::kernels refuses it, naming what is missing
+  auto refuses = [](Isa isa) {
     bool threw = false;
     try {
-      q::kernels(Isa::avxvnni);
+      q::kernels(isa);
     } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "this CPU lacks") != nullptr; }
-    CHECK(threw, "q::kernels(avxvnni) on a CPU without it must throw naming what is missing");
+    return threw;
+  };
+  // avxvnni: the AVX2 table with the VEX-vpdpbusd GEMM, or a refusal
+  if (!isa_available(Isa::avxvnni)) {
+    CHECK(refuses(Isa::avxvnni), "q::kernels(avxvnni) on a CPU without it must throw naming what is missing");
   } else {
     const q::Kernels& w = q::kernels(Isa::avxvnni);
     CHECK(w.gemm == &q::detail::gemm_u8s8_q_avxvnni, "q::kernels(avxvnni).gemm must be the VEX vpdpbusd GEMM");
@@ -179,13 +183,9 @@ static void table_tests(bool avx2) {
     SWINQ_Q_KERNEL_SLOTS(SWINQ_CHECK_AVXVNNI_SLOT)
 #undef SWINQ_CHECK_AVXVNNI_SLOT
   }
-  // avx512vnni: the AVX2 table with its own GEMM, or a refusal naming what the CPU lacks
+  // avx512vnni: the AVX2 table with its own GEMM, or a refusal
   if (!isa_available(Isa::avx512vnni)) {
-    bool threw = false;
-    try {
-      q::kernels(Isa::avx512vnni);
-    } catch (const std::invalid_argument& e) { threw = std::strstr(e.what(), "this CPU lacks") != nullptr; }
-    CHECK(threw, "q::kernels(avx512vnni) on a CPU without it must throw naming what is missing");
+    CHECK(refuses(Isa::avx512vnni), "q::kernels(avx512vnni) on a CPU without it must throw naming what is missing");
     return;
   }
   const q::Kernels& z = q::kernels(Isa::avx512vnni);

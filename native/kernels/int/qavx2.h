@@ -92,9 +92,14 @@ static inline uint32_t rowsum_u8_avx2(const uint8_t* a, int64_t K) {
   return r;
 }
 
-// The 4×24 ymm tiles' asm (gemm_u8s8_s32_4x24_avx2, gemm_u8s8_s32_4x24_avxvnni): twelve accumulators
-// c00 … c32 (row r, 8-column slab j) as early-clobbered asm outputs, zeroed by the asm first; the
-// rows a0 … a3, the slabs s0 … s2 and K as inputs; afterwards acc[r][j] = crj.
+// The 4×24 ymm tiles' asm (gemm_u8s8_s32_4x24_avx2, gemm_u8s8_s32_4x24_avxvnni): the locals (rows
+// a0 … a3 of A from a, lda; the k and k-quad byte counters; twelve accumulators c00 … c32, row r
+// and 8-column slab j), the accumulators as early-clobbered asm outputs zeroed by the asm first,
+// the rows, the slabs s0 … s2 and K as inputs; afterwards acc[r][j] = crj.
+#define SWQ_YMM12_LOCALS(a, lda)                                                                 \
+  const uint8_t *a0 = (a), *a1 = (a) + (lda), *a2 = (a) + 2 * (lda), *a3 = (a) + 3 * (lda);      \
+  int64_t k = 0, kb = 0;                                                                         \
+  __m256i c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32
 #define SWQ_YMM12_ZERO                                                                          \
   "vpxor %[c00], %[c00], %[c00]\n\t" "vpxor %[c01], %[c01], %[c01]\n\t" "vpxor %[c02], %[c02], %[c02]\n\t" \
   "vpxor %[c10], %[c10], %[c10]\n\t" "vpxor %[c11], %[c11], %[c11]\n\t" "vpxor %[c12], %[c12], %[c12]\n\t" \

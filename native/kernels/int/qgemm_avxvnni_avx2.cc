@@ -57,12 +57,7 @@ static inline __attribute__((always_inline)) void gemm_u8s8_s32_4x16_avxvnni(con
 // operands of the vpdpbusd: Zen 5 ran that form at about one a cycle (2× slower). K % 4 == 0.
 static inline void gemm_u8s8_s32_4x24_avxvnni(const uint8_t* a, int64_t lda, const int8_t* s0, const int8_t* s1,
                                               const int8_t* s2, int64_t K, __m256i acc[4][3]) {
-  const uint8_t* a0 = a;
-  const uint8_t* a1 = a + lda;
-  const uint8_t* a2 = a + 2 * lda;
-  const uint8_t* a3 = a + 3 * lda;
-  int64_t k = 0, kb = 0;
-  __m256i c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
+  SWQ_YMM12_LOCALS(a, lda);
 #define SWQ_V24(AR, C0, C1, C2)                                 \
   "vpbroadcastd (%[" AR "],%[k]), %%ymm15\n\t"                  \
   "%{vex%} vpdpbusd %%ymm12, %%ymm15, %[" C0 "]\n\t"             \
