@@ -4,8 +4,9 @@
 // sessions alternated in blocks, min and median ms, and 2 threads / 1 thread: 2 threads as sessions
 // run them (each op on the pool or the caller, as the plan measured: adaptThreads) and with every op
 // on the pool (adaptThreads false), and with one pool job per op (rowRegions false: no row regions,
-// docs/latency.md). Needs `npm run build`.
-//   node bench/threads-batch1.js MODEL.onnx [--rounds 60] [--per 25] [--integer]
+// docs/latency.md). --gap-ms G waits G ms (a timer) before each timed run, as between a server's
+// requests: the pool's workers have gone to sleep by then. Needs `npm run build`.
+//   node bench/threads-batch1.js MODEL.onnx [--rounds 60] [--per 25] [--gap-ms 0] [--integer]
 //   (MODEL: e.g. the micro-Swin QDQ file from `swinq calibrate`; --integer refuses a fallback plan)
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,10 +18,10 @@ const argv = process.argv.slice(2);
 const arg = (k, d) => { const i = argv.indexOf(`--${k}`); return i >= 0 ? Number(argv[i + 1]) : d; };
 const model = argv[0];
 if (!model || model.startsWith('--') || !fs.existsSync(model)) {
-  console.error('bench/threads-batch1.js: usage: node bench/threads-batch1.js MODEL.onnx [--rounds 60] [--per 25] [--integer]');
+  console.error('bench/threads-batch1.js: usage: node bench/threads-batch1.js MODEL.onnx [--rounds 60] [--per 25] [--gap-ms 0] [--integer]');
   process.exit(1);
 }
-const rounds = arg('rounds', 60), per = arg('per', 25);
+const rounds = arg('rounds', 60), per = arg('per', 25), gapMs = arg('gap-ms', 0);
 const api = await import(path.join(root, 'dist/index.js'));
 const opts = (threads, adaptThreads = true, rowRegions = true) => ({ threads, adaptThreads, rowRegions, requireInteger: argv.includes('--integer') });
 const sessions = {
@@ -43,6 +44,7 @@ for (let r = 0; r < rounds; ++r) {
   for (const k of orders[r % 4]) {
     await sessions[k].run({ [input]: x });  // untimed: the other session's threads go back to sleep
     for (let i = 0; i < per; ++i) {
+      if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
       const t0 = process.hrtime.bigint();
       await sessions[k].run({ [input]: x });
       times[k].push(Number(process.hrtime.bigint() - t0) / 1e6);
@@ -52,7 +54,7 @@ for (let r = 0; r < rounds; ++r) {
 const stat = (a) => { const s = [...a].sort((p, q) => p - q); return { min: s[0], median: s[s.length >> 1] }; };
 const [one, two, pool, ops] = [stat(times[1]), stat(times[2]), stat(times.pool), stat(times.ops)];
 const choice = sessions[2].threadChoiceOf();
-console.log(`${os.cpus()[0].model}, ${path.basename(model)}, batch 1, ${rounds} rounds × ${per} runs per session`);
+console.log(`${os.cpus()[0].model}, ${path.basename(model)}, batch 1, ${rounds} rounds × ${per} runs per session${gapMs > 0 ? `, ${gapMs} ms between runs` : ''}`);
 console.log(`1 thread: min ${one.min.toFixed(3)} ms, median ${one.median.toFixed(3)} ms`);
 console.log(`2 threads (adaptThreads: ${choice.config}, ${choice.callerOps} of ${choice.ops} ops on the caller): min ${two.min.toFixed(3)} ms, median ${two.median.toFixed(3)} ms`);
 console.log(`2 threads, every op on the pool: min ${pool.min.toFixed(3)} ms, median ${pool.median.toFixed(3)} ms (${choice.jobs} pool jobs a run)`);

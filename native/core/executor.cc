@@ -275,6 +275,8 @@ std::vector<OpProfile> Plan::profile() const {
 
 void Plan::run(const std::vector<ConstBuffer>& inputs, const std::vector<MutBuffer>& outputs, Isa isa) {
   std::lock_guard<std::mutex> lk(mu_);
+  // first, so a sleeping worker's wake-up overlaps the checks and the ops before the first pool job
+  if (choice_.run_uses_pool()) pool_->wake_sleepers();
   if (inputs.size() != desc_.inputs.size())
     fail("run: got " + str((int64_t)inputs.size()) + " inputs, the plan has " + str((int64_t)desc_.inputs.size()));
   if (outputs.size() != desc_.outputs.size())

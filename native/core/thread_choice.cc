@@ -80,6 +80,13 @@ int64_t ThreadChoice::mixed_serial_count() const {
   return n;
 }
 
+bool ThreadChoice::run_uses_pool() const {
+  if (!enabled_ || step_ < kProbeRuns) return true;
+  if (step_ < 2 * kProbeRuns) return false;
+  if (step_ < 3 * kProbeRuns) return mixed_serial_count() < (int64_t)mixed_serial_.size();
+  return config_ != Config::caller;
+}
+
 int64_t ThreadChoice::serial_ops() const {
   if (config_ == Config::caller) return (int64_t)mixed_serial_.size();
   return config_ == Config::pool ? 0 : mixed_serial_count();

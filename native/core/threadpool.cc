@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <immintrin.h>
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 namespace swinq {
 
@@ -25,6 +28,35 @@ inline int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 }  // namespace
+
+// The CPU the calling thread runs on (-1 where unknown).
+static int current_cpu() {
+#ifdef __linux__
+  return sched_getcpu();
+#else
+  return -1;
+#endif
+}
+
+// A futex wake-up may place the woken worker on the waker's CPU, the caller's: in a VM the other
+// vCPU, halted by the host, counts as preempted and Linux avoids it. The worker would then spin and
+// work on the caller's CPU, taking its time until the load balancer moved one of them (measured:
+// the caller's notify returned after the worker's whole 37 µs spin, and the 14 jobs of a
+// micro-Swin run after a 1 ms pause took 2× the 1-thread time). So a worker woken there moves off
+// it: its allowed CPUs without that one (the kernel migrates it at once), then all of them again.
+static void move_off_cpu(int cpu) {
+#ifdef __linux__
+  if (cpu < 0 || sched_getcpu() != cpu) return;
+  cpu_set_t allowed, others;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || cpu >= CPU_SETSIZE) return;
+  others = allowed;
+  CPU_CLR(cpu, &others);
+  if (CPU_COUNT(&others) == 0) return;
+  if (sched_setaffinity(0, sizeof others, &others) == 0) sched_setaffinity(0, sizeof allowed, &allowed);
+#else
+  (void)cpu;
+#endif
+}
 
 int resolve_threads(int threads) {
   if (threads <= 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
@@ -83,9 +115,18 @@ void ThreadPool::worker_loop(uint64_t seen, int index) {
     }
     if (gen_of(w) == seen) {
       std::unique_lock<std::mutex> lk(mu_);
-      wake_.wait(lk, [&] { return quit_ || gen_of(job_.load(std::memory_order_acquire)) != seen; });
+      const uint64_t epoch = wake_epoch_;
+      while (!quit_ && epoch == wake_epoch_ && gen_of(job_.load(std::memory_order_acquire)) == seen) {
+        // counted under mu_ after the last look at the job: a publish after it sees the count.
+        // A spurious wake-up counts this worker twice, which costs one needless notify.
+        asleep_.fetch_add(1, std::memory_order_relaxed);
+        wake_.wait(lk);
+      }
       if (quit_) return;
+      lk.unlock();
+      move_off_cpu(waker_cpu_.load(std::memory_order_relaxed));
       w = job_.load(std::memory_order_acquire);
+      if (gen_of(w) == seen) continue;  // woken ahead of a run: spin for its first job
     }
     seen = gen_of(w);
     if (static_per_.load(std::memory_order_relaxed) > 0) {
@@ -107,6 +148,26 @@ void ThreadPool::worker_loop(uint64_t seen, int index) {
       done_chunks_.fetch_add(1, std::memory_order_acq_rel);
     }
   }
+}
+
+// Under mu_: whether some worker sleeps un-notified; if so they are now notified-to-be, and told
+// this thread's CPU (stored under mu_, which a woken worker takes before reading it).
+bool ThreadPool::take_sleepers() {
+  if (asleep_.load(std::memory_order_relaxed) == 0) return false;
+  asleep_.store(0, std::memory_order_relaxed);
+  waker_cpu_.store(current_cpu(), std::memory_order_relaxed);
+  return true;
+}
+
+void ThreadPool::wake_sleepers() {
+  if (asleep_.load(std::memory_order_relaxed) == 0 || now_ns() < solo_until_) return;
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++wake_epoch_;
+    wake = take_sleepers();
+  }
+  if (wake) wake_.notify_all();
 }
 
 // Runs [0, n) on the caller when the job is one piece, the pool has no workers, is set serial or
@@ -131,12 +192,17 @@ uint64_t ThreadPool::publish(Body body, void* ctx, int64_t n, int64_t n_chunks) 
   done_chunks_.store(0, std::memory_order_relaxed);
   if (n_chunks == 0) parts_taken_.store(1, std::memory_order_release);  // part 0 is the caller's
   uint64_t gen;
+  bool wake;
   {
     std::lock_guard<std::mutex> lk(mu_);
     gen = (gen_of(job_.load(std::memory_order_relaxed)) + 1) & 0xffff;
     job_.store(pack(gen, (uint64_t)n_chunks, 0), std::memory_order_release);
+    wake = take_sleepers();
   }
-  wake_.notify_all();
+  // Only for workers that went to sleep since the last notify: one still on its way back (≥ 50 µs
+  // for a halted vCPU) counts as a waiter, and each job published meanwhile would make the caller
+  // pay a futex call for nothing.
+  if (wake) wake_.notify_all();
   return gen;
 }
 

@@ -9,6 +9,9 @@
 #include <stdexcept>
 #include <thread>
 #include <vector>
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 #include "swinq/qkernels.h"
 #include "swinq/threadpool.h"
@@ -903,6 +906,65 @@ static void test_pool_stall() {
   EXPECT(all_caller && seen == 64, "after a stall the next job must run inline on the caller (%lld items)", (long long)seen);
 }
 
+// ThreadPool between runs (a server's requests): a worker idle past its spin sleeps and is counted,
+// wake_sleepers() wakes it ahead of a run, and jobs after sleeps still run every item exactly once.
+// On Linux with two or more allowed CPUs, a worker woken while the caller is pinned to one CPU runs
+// its chunks on another: Linux tends to wake it on the waker's CPU (in a VM a halted vCPU counts as
+// preempted), where it would take the caller's time; the pool moves it off (move_off_cpu).
+static void test_pool_wake() {
+  ThreadPool pool(2);
+  const auto wait_asleep = [&] {
+    for (int k = 0; k < 2000 && pool.sleeping_workers() == 0; ++k) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return pool.sleeping_workers() > 0;
+  };
+  EXPECT(wait_asleep(), "an idle worker must go to sleep after its spin");
+  pool.wake_sleepers();
+  EXPECT(pool.sleeping_workers() == 0, "wake_sleepers must wake the sleeping worker (%d still asleep)", pool.sleeping_workers());
+  for (int round = 0; round < 12; ++round) {
+    wait_asleep();
+    if (round % 2) pool.wake_sleepers();
+    std::vector<std::atomic<int>> hits(1001);
+    for (auto& h : hits) h = 0;
+    const auto count = [&](int64_t b, int64_t e) { for (int64_t i = b; i < e; ++i) hits[(size_t)i]++; };
+    pool.parallel_for_static(1001, 4, count);
+    pool.parallel_for(1001, 7, count);
+    bool twice = true;
+    for (auto& h : hits) twice = twice && h == 2;
+    EXPECT(twice, "after a sleep (round %d) some item did not run exactly once per job", round);
+  }
+#ifdef __linux__
+  cpu_set_t allowed, one;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) {
+    std::fprintf(stderr, "note: fewer than 2 allowed CPUs: the worker placement check did not run\n");
+    return;
+  }
+  int cpu = 0;
+  while (!CPU_ISSET(cpu, &allowed)) ++cpu;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  EXPECT(sched_setaffinity(0, sizeof one, &one) == 0, "could not pin the test thread to CPU %d", cpu);
+  const std::thread::id caller = std::this_thread::get_id();
+  int worker_chunks = 0, on_callers_cpu = 0;
+  for (int round = 0; round < 6; ++round) {
+    wait_asleep();
+    std::atomic<int> mine{0}, same{0};
+    pool.parallel_for(48, 1, [&](int64_t, int64_t) {
+      const auto t0 = std::chrono::steady_clock::now();  // ≈ 0.3 ms a chunk: time for the worker to arrive
+      while (std::chrono::steady_clock::now() - t0 < std::chrono::microseconds(300)) {}
+      if (std::this_thread::get_id() != caller) {
+        mine++;
+        if (sched_getcpu() == cpu) same++;
+      }
+    });
+    worker_chunks += mine;
+    on_callers_cpu += same;
+  }
+  sched_setaffinity(0, sizeof allowed, &allowed);
+  EXPECT(worker_chunks > 0, "a woken worker never took a chunk of a 14 ms job");
+  EXPECT(on_callers_cpu == 0, "a woken worker ran %d of its %d chunks on the caller's CPU %d", on_callers_cpu, worker_chunks, cpu);
+#endif
+}
+
 int main() {
   avx2 = isa_available(Isa::avx2);
   if (!avx2) std::fprintf(stderr, "note: no AVX2 on this CPU: scalar-vs-float checks only\n");
@@ -918,6 +980,7 @@ int main() {
   test_add();
   test_misc();
   test_pool_stall();
+  test_pool_wake();
   if (failures) {
     std::fprintf(stderr, "%d failure(s)\n", failures);
     return 1;

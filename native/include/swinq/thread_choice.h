@@ -31,6 +31,8 @@ class ThreadChoice {
   bool timing() const { return enabled_ && step_ >= 0 && step_ < 3 * kProbeRuns; }
   // Whether op i runs on the caller alone in this run.
   bool op_serial(size_t i) const;
+  // Whether some op of this run may go to the pool (false: every op on the caller).
+  bool run_uses_pool() const;
   // Op i took ns in this run (timing() runs).
   void record(size_t i, double ns);
   // The run took ns; advances the schedule.

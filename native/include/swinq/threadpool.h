@@ -6,6 +6,9 @@
 // caller waits longer than the stall threshold (and longer than its own share of the job took), the
 // pool runs the following jobs inline for a solo period (doubling while stalls repeat, reset after
 // four clean periods), so a busy second core costs about one core's speed, not a stall per op.
+// Idle: a worker spins ≈ 40 µs after a job, then sleeps; a run wakes sleepers first
+// (wake_sleepers), each sleeper is notified once, and one woken onto the caller's CPU moves off it
+// (docs/latency.md, "Between requests").
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -45,6 +48,14 @@ class ThreadPool {
   // Every job inline on the caller while set (the executor's per-op choice; caller-only state).
   void set_serial(bool serial) { serial_ = serial; }
 
+  // A run is about to start: workers that went to sleep (no job for the spin time, e.g. between a
+  // server's requests) wake now and spin, so the notify (≈ 4 µs) and their way back (≥ 50 µs for
+  // a vCPU the host halted) overlap the ops before the first pool job. No-op when none sleeps or
+  // the pool is solo.
+  void wake_sleepers();
+  // Workers asleep and not yet notified (tests, benchmarks).
+  int sleeping_workers() const { return asleep_.load(std::memory_order_relaxed); }
+
   // Splits [0, n) into threads() contiguous parts of whole `align`-item units, part i for thread i
   // (the caller is thread 0): consecutive row-wise ops of a batch-1 plan then find their rows in
   // the cache of the core that wrote them. The caller takes over a part its thread has not started
@@ -71,6 +82,7 @@ class ThreadPool {
   void worker_loop(uint64_t seen, int index);
   bool ran_inline(bool one_piece, Body body, void* ctx, int64_t n, int64_t* t_start);
   uint64_t publish(Body body, void* ctx, int64_t n, int64_t n_chunks);
+  bool take_sleepers();  // under mu_: clears asleep_, records the waker's CPU; true if any slept
   // the caller's wait for the workers' chunks, with the stall policy (t_start: when the job began)
   void join(int64_t n_chunks, int64_t t_start);
 
@@ -79,6 +91,10 @@ class ThreadPool {
   std::condition_variable wake_;
   std::condition_variable done_cv_;
   bool quit_ = false;
+  uint64_t wake_epoch_ = 0;  // bumped by wake_sleepers (under mu_): a sleeper's reason to wake
+  // workers waiting on wake_ and not yet notified (changed under mu_; read without it for a check)
+  std::atomic<int> asleep_{0};
+  std::atomic<int> waker_cpu_{-1};  // the CPU of the last notify's caller (move_off_cpu)
   // the current job: generation | chunk count | next chunk (see threadpool.cc)
   // job_ and done_chunks_ on cache lines of their own: every claim and every finished chunk is an
   // atomic on one of them, and sharing a line with each other (or with the fields below) makes each
