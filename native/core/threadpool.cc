@@ -75,6 +75,7 @@ void ThreadPool::set_threads(int threads) {
 
 void ThreadPool::start(int threads) {
   quit_ = false;
+  asleep_.store(0, std::memory_order_relaxed);  // the stopped workers' count
   // the generation before any job of these workers: one published before a worker thread gets to
   // run is still new to it (reading the generation inside the thread would skip that job)
   const uint64_t seen = gen_of(job_.load(std::memory_order_acquire));
