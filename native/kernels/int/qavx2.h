@@ -8,6 +8,26 @@ namespace swinq {
 namespace q {
 namespace detail {
 
+// The weights of the next columns into L2 while these columns' tiles run, in equal shares, one
+// before each tile: with weights larger than the caches the first tile of each column group
+// otherwise waits for DRAM (ViT-B/16: 84 MB a run; docs/integer-kernels.md). Off (no bytes) for
+// K > 1024, where each tile streams its weights long enough for the hardware prefetcher and the
+// extra prefetches measured slower.
+struct NextWeights {
+  const char* p = nullptr;
+  int64_t bytes = 0, step = 0, done = 0;
+  // bytes [offset, offset + nbytes) of the weights w (total bytes in all), clipped; `tiles` shares
+  NextWeights(const int8_t* w, int64_t total, int64_t offset, int64_t nbytes, int64_t K, int64_t tiles) {
+    if (K > 1024 || tiles <= 0 || offset >= total) return;
+    p = reinterpret_cast<const char*>(w + offset);
+    bytes = total - offset < nbytes ? total - offset : nbytes;
+    step = (bytes / 64 + tiles - 1) / tiles * 64;
+  }
+  void share() {
+    for (const int64_t e = done + step < bytes ? done + step : bytes; done < e; done += 64) _mm_prefetch(p + done, _MM_HINT_T1);
+  }
+};
+
 static inline __m256i clamp64_avx2(__m256i v, __m256i lo, __m256i hi) {
   v = _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v));
   return _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi));

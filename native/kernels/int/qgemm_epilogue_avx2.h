@@ -298,7 +298,13 @@ static inline void gemm_rows_ymm(const GemmCtx& c, int64_t m0, int64_t m1, int64
           const int64_t slab = 3 * t + j;
           s[j] = B.b8.data() + (slab >> 1) * panel_bytes + (slab & 1) * 32;
         }
+        // the next 24 columns' slabs, panels (3t + 3) / 2 … (3t + 5) / 2, into L2 (avxvnni, cold
+        // ViT-B weights: 6–11 % faster; avx2 0–3 %; the 16-column tiles below measured no gain)
+        const int64_t pn = (3 * t + 3) >> 1, pl = (3 * t + 5) >> 1;
+        NextWeights next(B.b8.data(), (int64_t)B.b8.size(), pn * panel_bytes, (pl - pn + 1) * panel_bytes, B.Kp,
+                         (mrest - mb) / 4);
         for (int64_t m = mb; m < mrest; m += 4) {
+          next.share();
           row_sums(c, m, 4, rowsum);
           __m256i acc[4][3];
           Tiles::tile24(c.A + m * c.lda, c.lda, s[0], s[1], s[2], B.K, acc);
