@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { timeBlocks } from './time-blocks.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = path.resolve(root, '..', 'shared');
@@ -94,26 +95,6 @@ if (micro && accN > 0) {
 }
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
-// Times every engine in rounds of per-engine blocks (order rotated each round): one untimed run,
-// then `per` timed ones, so no engine is timed while another one's threads still spin (onnxruntime's
-// pool spins after a run and took the cores from the next engine when runs were interleaved singly).
-async function timeBlocks(runs, count, per) {
-  const keys = Object.keys(runs);
-  const t = Object.fromEntries(keys.map((k) => [k, []]));
-  for (const k of keys) await runs[k]();
-  for (let i = 0; i < Math.ceil(count / per); i++) {
-    for (let j = 0; j < keys.length; j++) {
-      const k = keys[(i + j) % keys.length];
-      await runs[k]();
-      for (let r = 0; r < per; r++) {
-        const s0 = performance.now();
-        await runs[k]();
-        t[k].push(performance.now() - s0);
-      }
-    }
-  }
-  return t;
-}
 if (micro) {
   console.log(`micro-Swin, ${iters} runs each in rotated per-engine blocks of 5, ms per batch: median (min)\n`);
   console.log('| batch | threads | swinq integer-only (QDQ) | swinq fp32 | onnxruntime fp32 | onnxruntime int8 (QDQ) | swinq int / ort fp32 | swinq int / ort int8 |');

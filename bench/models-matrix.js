@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { timeBlocks } from './time-blocks.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -35,21 +36,6 @@ const ortm = await import('onnxruntime-node');
 const ort = ortm.default ?? ortm;
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
 
-async function timeBlocks(fns) {
-  const keys = Object.keys(fns), t = Object.fromEntries(keys.map((k) => [k, []]));
-  for (let i = 0; i < Math.ceil(runs / per); i++) {
-    for (let j = 0; j < keys.length; j++) {
-      const k = keys[(i + j) % keys.length];
-      await fns[k]();
-      for (let r = 0; r < per; r++) {
-        const s0 = performance.now();
-        await fns[k]();
-        t[k].push(performance.now() - s0);
-      }
-    }
-  }
-  return t;
-}
 
 console.log(`${os.cpus()[0].model}, kernel set ${api.native.activeIsa()}; ${runs} timed runs per engine in blocks of ${per}; ms median (min)\n`);
 console.log('| model | batch | threads | swinq integer-only | onnxruntime int8 | onnxruntime fp32 | int / ort int8 | int / ort fp32 |');
@@ -69,7 +55,7 @@ for (const m of models) {
         swinq: () => sw.run({ [inp.name]: new api.Tensor('float32', x, dims) }),
         int8: () => oq.run({ [inp.name]: new ort.Tensor('float32', x, dims) }),
         fp32: () => of.run({ [inp.name]: new ort.Tensor('float32', x, dims) }),
-      });
+      }, runs, per);
       const f = (k) => `${median(t[k]).toFixed(1)} (${Math.min(...t[k]).toFixed(1)})`;
       const r = (k) => `${(median(t.swinq) / median(t[k])).toFixed(2)} (${(Math.min(...t.swinq) / Math.min(...t[k])).toFixed(2)})`;
       console.log(`| ${m.name} | ${B} | ${threads} | ${f('swinq')} | ${f('int8')} | ${f('fp32')} | ${r('int8')} | ${r('fp32')} |`);
