@@ -38,12 +38,12 @@ static int current_cpu() {
 #endif
 }
 
-// A futex wake-up may place the woken worker on the waker's CPU, the caller's: in a VM the other
-// vCPU, halted by the host, counts as preempted and Linux avoids it. The worker would then spin and
-// work on the caller's CPU, taking its time until the load balancer moved one of them (measured:
-// the caller's notify returned after the worker's whole 37 µs spin, and the 14 jobs of a
-// micro-Swin run after a 1 ms pause took 2× the 1-thread time). So a worker woken there moves off
-// it: its allowed CPUs without that one (the kernel migrates it at once), then all of them again.
+// A futex wake-up may place the woken worker on the waker's CPU, the caller's (measured on a VM in
+// 285–295 of 300 wake-ups; likely because the other vCPU, halted by the host, counts as preempted).
+// The worker then spun and worked on the caller's CPU, taking its time until the load balancer
+// moved one of them: the caller's notify returned after the worker's whole 37 µs spin, and a
+// micro-Swin run after a 1 ms pause took 1.6–1.9× the 1-thread time. So a worker woken there moves
+// off it: its allowed CPUs without that one (the kernel migrates it at once), then all of them again.
 static void move_off_cpu(int cpu) {
 #ifdef __linux__
   if (cpu < 0 || sched_getcpu() != cpu) return;
