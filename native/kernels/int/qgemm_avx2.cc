@@ -351,10 +351,10 @@ struct TilesAvx2 {
   static inline __attribute__((always_inline)) void tile16(const GemmCtx& c, int64_t m, int64_t p, __m256i acc[4][2]) {
     const PackedB& B = *c.B;
     const uint8_t* a = c.A + m * c.lda;
-    if (B.maddubs_safe && MR == 4) gemm_u8s8_s32_4x16_asm_avx2(a, c.lda, B.b8.data() + p * (B.Kp / 4) * 64, B.K, acc);
-    else if (B.maddubs_safe) gemm_u8s8_s32_4x16_avx2<MR>(a, c.lda, B.b8.data() + p * (B.Kp / 4) * 64, B.K, acc);
-    else if (MR == 4) gemm_u8s16_s32_4x16_asm_avx2(a, c.lda, B.b16.data() + p * (B.Kp / 2) * 32, B.K, acc);
-    else gemm_u8s16_s32_4x16_avx2<MR>(a, c.lda, B.b16.data() + p * (B.Kp / 2) * 32, B.K, acc);
+    if (B.maddubs_safe && MR == 4) gemm_u8s8_s32_4x16_asm_avx2(a, c.lda, B.b8.data() + p * b8_panel_bytes(B), B.K, acc);
+    else if (B.maddubs_safe) gemm_u8s8_s32_4x16_avx2<MR>(a, c.lda, B.b8.data() + p * b8_panel_bytes(B), B.K, acc);
+    else if (MR == 4) gemm_u8s16_s32_4x16_asm_avx2(a, c.lda, B.b16.data() + p * b16_panel_elems(B), B.K, acc);
+    else gemm_u8s16_s32_4x16_avx2<MR>(a, c.lda, B.b16.data() + p * b16_panel_elems(B), B.K, acc);
   }
 };
 }  // namespace

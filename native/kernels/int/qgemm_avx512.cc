@@ -126,7 +126,7 @@ static inline void epilogue_panels(const GemmCtx& c, int64_t m, const PanelEp* p
 template <int MR, int NP>
 static inline void tile_vnni(const GemmCtx& c, int64_t m, int64_t p, const PanelEp* pe, int32_t* rowsum) {
   const PackedB& B = *c.B;
-  const int64_t pstride = (int64_t)(B.Kp / 4) * 64;
+  const int64_t pstride = b8_panel_bytes(B);
   row_sums(c, m, MR, rowsum);
   __m512i acc[4][3];
   gemm_u8s8_s32_vnni<MR, NP>(c.A + m * c.lda, c.lda, B.b8.data() + p * pstride, pstride, B.K, acc);
@@ -201,7 +201,7 @@ static inline __attribute__((always_inline)) void epilogue48(const GemmCtx& c, i
 // epilogue's constants prepared once for the row block, then the < 4 leftover rows.
 static void rows_48(const GemmCtx& c, int64_t mb, int64_t me, int64_t p) {
   const PackedB& B = *c.B;
-  const int64_t pstride = (int64_t)(B.Kp / 4) * 64;
+  const int64_t pstride = b8_panel_bytes(B);
   const int8_t* b = B.b8.data() + p * pstride;
   const bool zmm_ep = ep48_applies(c);
   Ep48 ez;

@@ -94,7 +94,7 @@ struct TilesAvxVnni {
   template <int MR>
   static inline __attribute__((always_inline)) void tile16(const GemmCtx& c, int64_t m, int64_t p, __m256i acc[4][2]) {
     const PackedB& B = *c.B;
-    gemm_u8s8_s32_4x16_avxvnni<MR>(c.A + m * c.lda, c.lda, B.b8.data() + p * (B.Kp / 4) * 64, B.K, acc);
+    gemm_u8s8_s32_4x16_avxvnni<MR>(c.A + m * c.lda, c.lda, B.b8.data() + p * b8_panel_bytes(B), B.K, acc);
   }
 };
 }  // namespace

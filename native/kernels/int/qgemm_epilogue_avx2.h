@@ -283,7 +283,7 @@ static inline void gemm_rows_ymm(const GemmCtx& c, int64_t m0, int64_t m1, int64
   const PackedB& B = *c.B;
   const bool wide = Tiles::tile24_takes(B) && B.N % 24 == 0 && B.K % 4 == 0 && p0 % 3 == 0 &&
                     (p1 == B.Np / 16 || p1 % 3 == 0);
-  const int64_t mc = gemm_row_block(B.Kp), panel_bytes = (int64_t)(B.Kp / 4) * 64;
+  const int64_t mc = gemm_row_block(B.Kp), panel_bytes = b8_panel_bytes(B);
   alignas(32) int32_t rowsum[4] = {0, 0, 0, 0};
   for (int64_t mb = m0; mb < m1; mb += mc) {
     const int64_t me = std::min(m1, mb + mc);

@@ -31,6 +31,10 @@ struct GemmCtx {
   void (*lookup)(const uint8_t* x, int64_t n, const uint8_t* table, uint8_t* y);
 };
 
+// One 16-column panel of the packed weights: B.b8 as [Kp/4][16][4] bytes, B.b16 as [Kp/2][16][2]
+// int16; panel p starts p panels in.
+inline int64_t b8_panel_bytes(const PackedB& B) { return (int64_t)(B.Kp / 4) * 64; }
+inline int64_t b16_panel_elems(const PackedB& B) { return (int64_t)(B.Kp / 2) * 32; }
 // Rows of A a SIMD GEMM kernel takes through all its panels at a time: a block's A rows stay in L2
 // (≤ 192 KiB) while every B panel (16·K bytes, L1) passes; B is read once per block.
 inline int64_t gemm_row_block(int64_t Kp) {

@@ -221,10 +221,10 @@ void gemm_u8s8_q_scalar(const GemmCtx& c, int64_t m0, int64_t m1, int64_t p0, in
 // (padding shifts 32, so the fast form stays valid), and the flags of the SIMD epilogue.
 static void gemm_expand(const PackedB& B, const GemmEpilogue& ep, int32_t* bias_eff, int32_t* mult, int32_t* shift,
                         GemmPrep* flags) {
-  QCHECK(B.K > 0 && B.N > 0 && (int64_t)B.b8.size() == (int64_t)B.Np / 16 * (B.Kp / 4) * 64 &&
+  QCHECK(B.K > 0 && B.N > 0 && (int64_t)B.b8.size() == (int64_t)B.Np / 16 * detail::b8_panel_bytes(B) &&
              (int64_t)B.colsum.size() == B.N,
          "gemm_u8s8: PackedB is empty or inconsistent");
-  QCHECK(B.maddubs_safe || (int64_t)B.b16.size() == (int64_t)B.Np / 16 * (B.Kp / 2) * 32,
+  QCHECK(B.maddubs_safe || (int64_t)B.b16.size() == (int64_t)B.Np / 16 * detail::b16_panel_elems(B),
          "gemm_u8s8: PackedB lacks the exact int16 copy");
   QCHECK(B.bk16.empty() || (int64_t)B.bk16.size() == (int64_t)B.K * B.Np,
          "gemm_u8s8: PackedB K-major copy has the wrong size");
